@@ -1,0 +1,108 @@
+/* conv2d.c: Conv2D forward/backward. In NHWC with stride 1, the KW*C inputs under one
+ * kernel row are contiguous, so each im2col row is KH memcpys and col2im is KH vector adds. */
+#include "engine/conv2d.h"
+
+#include "engine/activation.h"
+#include "engine/base.h"
+
+#include <cblas.h>
+#include <stdio.h>
+#include <string.h>
+
+static void im2col(float *col, const float *x, int B, int H, int W, int C, int KH, int KW) {
+    const int OH = H - KH + 1, OW = W - KW + 1;
+    const size_t span = (size_t)KW * C, K = (size_t)KH * span;
+    for (int n = 0; n < B; n++)
+        for (int oh = 0; oh < OH; oh++)
+            for (int ow = 0; ow < OW; ow++) {
+                float *row = col + (((size_t)n * OH + oh) * OW + ow) * K;
+                for (int ki = 0; ki < KH; ki++)
+                    memcpy(row + ki * span, x + (((size_t)n * H + oh + ki) * W + ow) * C,
+                           span * sizeof(float));
+            }
+}
+
+static void col2im(float *dx, const float *col, int B, int H, int W, int C, int KH, int KW) {
+    const int OH = H - KH + 1, OW = W - KW + 1;
+    const size_t span = (size_t)KW * C, K = (size_t)KH * span;
+    memset(dx, 0, sizeof(float) * (size_t)B * H * W * C);
+    for (int n = 0; n < B; n++)
+        for (int oh = 0; oh < OH; oh++)
+            for (int ow = 0; ow < OW; ow++) {
+                const float *row = col + (((size_t)n * OH + oh) * OW + ow) * K;
+                for (int ki = 0; ki < KH; ki++) {
+                    float *d = dx + (((size_t)n * H + oh + ki) * W + ow) * C;
+                    const float *s = row + ki * span;
+                    for (size_t j = 0; j < span; j++)
+                        d[j] += s[j];
+                }
+            }
+}
+
+void eng_conv2d_forward(float *y, float *col, const float *x, const float *kernel,
+                        const float *bias, int B, int H, int W, int C, int KH, int KW, int F,
+                        eng_act act) {
+    const int M = B * (H - KH + 1) * (W - KW + 1), K = KH * KW * C;
+    im2col(col, x, B, H, W, C, KH, KW);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, M, F, K, 1.0f, col, K, kernel, F,
+                0.0f, y, F);
+    eng_bias_act_forward(y, bias, (size_t)M, F, act);
+}
+
+void eng_conv2d_backward(float *dx, float *dkernel, float *dbias, float *dy, float *col,
+                         const float *y, const float *kernel, int B, int H, int W, int C, int KH,
+                         int KW, int F, eng_act act) {
+    const int M = B * (H - KH + 1) * (W - KW + 1), K = KH * KW * C;
+    eng_act_backward(dy, y, (size_t)M * F, act);
+    eng_bias_backward(dbias, dy, (size_t)M, F);
+    /* dkernel (K, F) = col^T (K, M) . dy (M, F) */
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, K, F, M, 1.0f, col, K, dy, F, 0.0f,
+                dkernel, F);
+    if (!dx)
+        return;
+    /* dcol (M, K) = dy (M, F) . kernel^T (F, K), into col's memory, then scattered back. */
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, K, F, 1.0f, dy, F, kernel, F, 0.0f,
+                col, K);
+    col2im(dx, col, B, H, W, C, KH, KW);
+}
+
+/* --- the layer table entry --- */
+
+static int conv2d_build(eng_layer *l, eng_layout *lay, char *err, size_t errlen) {
+    const eng_layer_spec *s = &l->spec;
+    if (s->units < 1 || s->kh < 1 || s->kw < 1 || s->kh > l->in.h || s->kw > l->in.w)
+        return eng_err(err, errlen, ENG_EARG,
+                       "%s: kernel %dx%d with %d filters does not fit input (%d, %d, %d)",
+                       l->name, s->kh, s->kw, s->units, l->in.h, l->in.w, l->in.c);
+    l->out = (eng_shape){l->in.h - s->kh + 1, l->in.w - s->kw + 1, s->units};
+    l->saved_bytes = sizeof(float) * (size_t)l->out.h * l->out.w * s->kh * s->kw * l->in.c;
+    char name[2 * ENG_NAME_MAX];
+    snprintf(name, sizeof name, "%s/kernel", l->name);
+    int k = eng_layout_add(lay, name, 4, (int[]){s->kh, s->kw, l->in.c, s->units});
+    snprintf(name, sizeof name, "%s/bias", l->name);
+    int b = eng_layout_add(lay, name, 1, (int[]){s->units});
+    l->nparams = 2;
+    l->kernel = lay->tensors[k].offset;
+    l->bias = lay->tensors[b].offset;
+    return ENG_OK;
+}
+
+static void conv2d_fwd(const eng_layer *l, const eng_fwd_args *a) {
+    eng_conv2d_forward(a->y, a->saved, a->x, a->params + l->kernel, a->params + l->bias,
+                       a->batch, l->in.h, l->in.w, l->in.c, l->spec.kh, l->spec.kw,
+                       l->spec.units, l->spec.act);
+}
+
+static void conv2d_bwd(const eng_layer *l, const eng_bwd_args *a) {
+    eng_conv2d_backward(a->dx, a->grads + l->kernel, a->grads + l->bias, a->dy, a->saved, a->y,
+                        a->params + l->kernel, a->batch, l->in.h, l->in.w, l->in.c, l->spec.kh,
+                        l->spec.kw, l->spec.units, l->spec.act);
+}
+
+const eng_layer_ops eng_conv2d_ops = {
+    .keras_class = "Conv2D",
+    .keras_prefix = "conv2d",
+    .build = conv2d_build,
+    .forward = conv2d_fwd,
+    .backward = conv2d_bwd,
+};

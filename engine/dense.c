@@ -1,0 +1,67 @@
+/* dense.c: Dense forward/backward as three sgemms. */
+#include "engine/dense.h"
+
+#include "engine/activation.h"
+#include "engine/base.h"
+
+#include <cblas.h>
+#include <stdio.h>
+
+void eng_dense_forward(float *y, const float *x, const float *kernel, const float *bias, int B,
+                       int K, int N, eng_act act) {
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, B, N, K, 1.0f, x, K, kernel, N, 0.0f,
+                y, N);
+    eng_bias_act_forward(y, bias, (size_t)B, N, act);
+}
+
+void eng_dense_backward(float *dx, float *dkernel, float *dbias, float *dy, const float *x,
+                        const float *y, const float *kernel, int B, int K, int N, eng_act act) {
+    eng_act_backward(dy, y, (size_t)B * N, act);
+    eng_bias_backward(dbias, dy, (size_t)B, N);
+    /* dkernel (K, N) = x^T (K, B) . dy (B, N) */
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, K, N, B, 1.0f, x, K, dy, N, 0.0f,
+                dkernel, N);
+    /* dx (B, K) = dy (B, N) . kernel^T (N, K) */
+    if (dx)
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B, K, N, 1.0f, dy, N, kernel, N,
+                    0.0f, dx, K);
+}
+
+static int dense_build(eng_layer *l, eng_layout *lay, char *err, size_t errlen) {
+    const int K = (int)eng_shape_size(l->in);
+    if (l->in.h != 1 || l->in.w != 1)
+        return eng_err(err, errlen, ENG_EARG,
+                       "%s: expects a flat input, got (%d, %d, %d): add a Flatten before it",
+                       l->name, l->in.h, l->in.w, l->in.c);
+    if (l->spec.units < 1)
+        return eng_err(err, errlen, ENG_EARG, "%s: units must be >= 1, got %d", l->name,
+                       l->spec.units);
+    l->out = (eng_shape){1, 1, l->spec.units};
+    char name[2 * ENG_NAME_MAX];
+    snprintf(name, sizeof name, "%s/kernel", l->name);
+    int k = eng_layout_add(lay, name, 2, (int[]){K, l->spec.units});
+    snprintf(name, sizeof name, "%s/bias", l->name);
+    int b = eng_layout_add(lay, name, 1, (int[]){l->spec.units});
+    l->nparams = 2;
+    l->kernel = lay->tensors[k].offset;
+    l->bias = lay->tensors[b].offset;
+    return ENG_OK;
+}
+
+static void dense_fwd(const eng_layer *l, const eng_fwd_args *a) {
+    eng_dense_forward(a->y, a->x, a->params + l->kernel, a->params + l->bias, a->batch,
+                      l->in.c, l->spec.units, l->spec.act);
+}
+
+static void dense_bwd(const eng_layer *l, const eng_bwd_args *a) {
+    eng_dense_backward(a->dx, a->grads + l->kernel, a->grads + l->bias, a->dy, a->x, a->y,
+                       a->params + l->kernel, a->batch, l->in.c, l->spec.units, l->spec.act);
+}
+
+const eng_layer_ops eng_dense_ops = {
+    .keras_class = "Dense",
+    .keras_prefix = "dense",
+    .build = dense_build,
+    .forward = dense_fwd,
+    .backward = dense_bwd,
+};

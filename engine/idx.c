@@ -1,0 +1,123 @@
+/* idx.c: the IDX reader, with every length checked before it is trusted. */
+#include "engine/idx.h"
+
+#include "engine/base.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <zlib.h>
+
+/* Reads exactly len bytes; ENG_EFORMAT when the file ends first. */
+static int read_exact(gzFile f, void *buf, size_t len, const char *path, const char *what,
+                      char *err, size_t errlen) {
+    size_t done = 0;
+    while (done < len) {
+        unsigned chunk = len - done > (1u << 30) ? (1u << 30) : (unsigned)(len - done);
+        int n = gzread(f, (char *)buf + done, chunk);
+        if (n < 0) {
+            int zerr;
+            const char *msg = gzerror(f, &zerr);
+            return eng_err(err, errlen, zerr == Z_ERRNO ? ENG_EIO : ENG_EFORMAT,
+                           "%s: reading %s: %s", path, what,
+                           zerr == Z_ERRNO ? strerror(errno) : msg);
+        }
+        if (n == 0)
+            return eng_err(err, errlen, ENG_EFORMAT,
+                           "%s: truncated: expected %zu bytes of %s, got %zu", path, len, what,
+                           done);
+        done += (size_t)n;
+    }
+    return ENG_OK;
+}
+
+int eng_idx_read(eng_idx *idx, const char *path, int expect_ndim, const uint32_t *expect_dims,
+                 size_t first, size_t count, char *err, size_t errlen) {
+    memset(idx, 0, sizeof *idx);
+    gzFile f = gzopen(path, "rb");
+    if (!f)
+        return eng_err(err, errlen, ENG_EIO, "%s: cannot open: %s", path,
+                       errno ? strerror(errno) : "out of memory");
+    gzbuffer(f, 1 << 17);
+    int rc;
+    unsigned char head[4];
+    if ((rc = read_exact(f, head, 4, path, "the header", err, errlen)) != ENG_OK)
+        goto out;
+    if (head[0] != 0 || head[1] != 0 || head[2] != 0x08 || head[3] != expect_ndim) {
+        rc = eng_err(err, errlen, ENG_EFORMAT,
+                     "%s: bad magic: expected 0x000008%02x (unsigned byte, %d dims), got "
+                     "0x%02x%02x%02x%02x",
+                     path, expect_ndim, expect_ndim, head[0], head[1], head[2], head[3]);
+        goto out;
+    }
+    idx->ndim = expect_ndim;
+    unsigned char raw[4 * ENG_IDX_MAX_DIMS];
+    if ((rc = read_exact(f, raw, 4 * (size_t)expect_ndim, path, "the dimensions", err,
+                         errlen)) != ENG_OK)
+        goto out;
+    idx->item_bytes = 1;
+    for (int d = 0; d < expect_ndim; d++) {
+        const unsigned char *b = raw + 4 * d;
+        idx->dims[d] = (uint32_t)b[0] << 24 | (uint32_t)b[1] << 16 | (uint32_t)b[2] << 8 | b[3];
+        if (d > 0 && expect_dims && expect_dims[d] && idx->dims[d] != expect_dims[d]) {
+            rc = eng_err(err, errlen, ENG_EFORMAT, "%s: dimension %d is %u, expected %u", path,
+                         d, idx->dims[d], expect_dims[d]);
+            goto out;
+        }
+        if (d > 0)
+            idx->item_bytes *= idx->dims[d];
+    }
+    if (first > idx->dims[0]) {
+        rc = eng_err(err, errlen, ENG_EARG, "%s: first item %zu is past its %u items", path,
+                     first, idx->dims[0]);
+        goto out;
+    }
+    if (count == SIZE_MAX)
+        count = idx->dims[0] - first;
+    if (first + count > idx->dims[0]) {
+        rc = eng_err(err, errlen, ENG_EARG, "%s: items %zu..%zu asked for, file has %u", path,
+                     first, first + count, idx->dims[0]);
+        goto out;
+    }
+    const long skip = (long)(first * idx->item_bytes);
+    if (skip && gzseek(f, skip, SEEK_CUR) < 0) {
+        rc = eng_err(err, errlen, ENG_EFORMAT, "%s: truncated: cannot seek to item %zu", path,
+                     first);
+        goto out;
+    }
+    idx->first = first;
+    idx->count = count;
+    if (count == 0)
+        goto out; /* a peek */
+    idx->data = malloc(count * idx->item_bytes);
+    if (!idx->data) {
+        rc = eng_err(err, errlen, ENG_ENOMEM, "%s: out of memory for %zu items", path, count);
+        goto out;
+    }
+    rc = read_exact(f, idx->data, count * idx->item_bytes, path, "the items", err, errlen);
+    if (rc == ENG_OK && first + count == idx->dims[0]) {
+        /* Reading to the end: the file must end exactly there. */
+        unsigned char extra;
+        if (gzread(f, &extra, 1) > 0)
+            rc = eng_err(err, errlen, ENG_EFORMAT,
+                         "%s: %zu bytes expected (header + %u items), file is longer", path,
+                         (size_t)(4 + 4 * expect_ndim) + idx->dims[0] * idx->item_bytes,
+                         idx->dims[0]);
+    }
+out:
+    gzclose(f);
+    if (rc != ENG_OK)
+        eng_idx_deinit(idx);
+    return rc;
+}
+
+void eng_idx_deinit(eng_idx *idx) {
+    free(idx->data);
+    idx->data = NULL;
+    idx->count = 0;
+}
+
+int eng_idx_peek(eng_idx *idx, const char *path, int expect_ndim, const uint32_t *expect_dims,
+                 char *err, size_t errlen) {
+    return eng_idx_read(idx, path, expect_ndim, expect_dims, 0, 0, err, errlen);
+}

@@ -1,0 +1,100 @@
+/* layer.h: what a layer is to a model: a spec (data), a built instance, and a small
+ * function table (darknet-style) that the model walks.
+ *
+ * Activations are NHWC: a batch of B samples of shape (h, w, c) is B*h*w*c floats with c
+ * fastest. Vectors are (1, 1, n). Each layer kind lives in its own file with explicit
+ * `eng_<kind>_forward` / `eng_<kind>_backward` functions (outputs first, dimensions
+ * spelled out) that the tests call directly; the table entries adapt those to the model. */
+#ifndef PSTRAIN_ENGINE_LAYER_H
+#define PSTRAIN_ENGINE_LAYER_H
+
+#include "engine/layout.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef enum eng_layer_kind {
+    ENG_CONV2D,
+    ENG_MAXPOOL2D,
+    ENG_FLATTEN,
+    ENG_DENSE,
+    ENG_DROPOUT,
+    ENG_LAYER_KINDS
+} eng_layer_kind;
+
+/* Activations fused into Conv2D and Dense. SOFTMAX marks the output layer whose logits the
+ * fused softmax + cross-entropy loss consumes; the layer itself emits logits. */
+typedef enum eng_act { ENG_ACT_NONE, ENG_ACT_RELU, ENG_ACT_SOFTMAX } eng_act;
+
+typedef struct eng_shape {
+    int h, w, c;
+} eng_shape;
+
+static inline size_t eng_shape_size(eng_shape s) { return (size_t)s.h * s.w * s.c; }
+
+/* A layer as a model definition writes it, in Keras terms. */
+typedef struct eng_layer_spec {
+    eng_layer_kind kind;
+    int units;     /* Conv2D filters, Dense units */
+    int kh, kw;    /* Conv2D kernel size, MaxPooling2D pool size (stride = pool size) */
+    float rate;    /* Dropout rate */
+    eng_act act;   /* Conv2D, Dense */
+    eng_shape input; /* the first layer's input shape; ignored elsewhere */
+} eng_layer_spec;
+
+typedef struct eng_layer_ops eng_layer_ops;
+
+/* A layer built for a known input shape. Owned by its model. */
+typedef struct eng_layer {
+    const eng_layer_ops *ops;
+    eng_layer_spec spec;
+    char name[ENG_NAME_MAX]; /* Keras name: conv2d, conv2d_1, max_pooling2d, ... */
+    int index;               /* position in the model */
+    eng_shape in, out;       /* per-sample shapes */
+    int nparams;             /* tensors this layer owns in the layout: 0 or 2 */
+    size_t kernel, bias;     /* their offsets in the flat vector, when nparams == 2 */
+    size_t saved_bytes;      /* per sample, kept from forward for backward */
+} eng_layer;
+
+/* Arguments of one forward call over a (sub-)batch. */
+typedef struct eng_fwd_args {
+    float *y;            /* (B, out) */
+    void *saved;         /* (B, saved_bytes): this layer's private memory */
+    const float *x;      /* (B, in) */
+    const float *params; /* the flat parameter vector */
+    int batch;
+    int training;        /* dropout active */
+    uint64_t key;        /* per-step random key (dropout) */
+    int64_t sample0;     /* index of x's first sample within the step: masks depend on it */
+} eng_fwd_args;
+
+/* Arguments of one backward call. Gradients are written, not accumulated: each tensor
+ * belongs to one layer, which writes it once per step. */
+typedef struct eng_bwd_args {
+    float *dx;           /* (B, in), or NULL when nobody needs it (the first layer) */
+    float *grads;        /* the flat gradient vector */
+    float *dy;           /* (B, out); the layer may overwrite it */
+    void *saved;         /* as forward left it; the layer may overwrite it */
+    const float *x, *y;  /* forward's input and output */
+    const float *params;
+    int batch;
+} eng_bwd_args;
+
+struct eng_layer_ops {
+    const char *keras_class;  /* "Conv2D": summaries */
+    const char *keras_prefix; /* "conv2d": default names */
+    int is_view;              /* output aliases input (Flatten): no forward/backward */
+    /* Checks the spec against l->in, sets l->out and l->saved_bytes, and adds the layer's
+     * tensors to lay. Returns ENG_OK or ENG_EARG with a message naming the layer. */
+    int (*build)(eng_layer *l, eng_layout *lay, char *err, size_t errlen);
+    void (*forward)(const eng_layer *l, const eng_fwd_args *a);
+    void (*backward)(const eng_layer *l, const eng_bwd_args *a);
+};
+
+extern const eng_layer_ops eng_conv2d_ops, eng_maxpool2d_ops, eng_flatten_ops, eng_dense_ops,
+    eng_dropout_ops;
+
+/* The table for a kind. */
+const eng_layer_ops *eng_layer_ops_for(eng_layer_kind kind);
+
+#endif

@@ -1,0 +1,80 @@
+/* maxpool2d.c: MaxPooling2D forward/backward over NHWC, channels innermost so that the
+ * inner loops run over contiguous memory. */
+#include "engine/maxpool2d.h"
+
+#include "engine/base.h"
+
+#include <string.h>
+
+void eng_maxpool2d_forward(float *y, uint8_t *argmax, const float *x, int B, int H, int W,
+                           int C, int PH, int PW) {
+    const int OH = H / PH, OW = W / PW;
+    for (int n = 0; n < B; n++)
+        for (int oh = 0; oh < OH; oh++)
+            for (int ow = 0; ow < OW; ow++) {
+                size_t o = (((size_t)n * OH + oh) * OW + ow) * C;
+                float *yo = y + o;
+                uint8_t *ao = argmax + o;
+                const float *x0 = x + (((size_t)n * H + oh * PH) * W + ow * PW) * C;
+                memcpy(yo, x0, sizeof(float) * (size_t)C);
+                memset(ao, 0, (size_t)C);
+                for (int i = 0; i < PH; i++)
+                    for (int j = 0; j < PW; j++) {
+                        if (i == 0 && j == 0)
+                            continue;
+                        const float *xi = x0 + ((size_t)i * W + j) * C;
+                        uint8_t pos = (uint8_t)(i * PW + j);
+                        for (int c = 0; c < C; c++)
+                            if (xi[c] > yo[c]) {
+                                yo[c] = xi[c];
+                                ao[c] = pos;
+                            }
+                    }
+            }
+}
+
+void eng_maxpool2d_backward(float *dx, const float *dy, const uint8_t *argmax, int B, int H,
+                            int W, int C, int PH, int PW) {
+    const int OH = H / PH, OW = W / PW;
+    memset(dx, 0, sizeof(float) * (size_t)B * H * W * C);
+    for (int n = 0; n < B; n++)
+        for (int oh = 0; oh < OH; oh++)
+            for (int ow = 0; ow < OW; ow++) {
+                size_t o = (((size_t)n * OH + oh) * OW + ow) * C;
+                float *d0 = dx + (((size_t)n * H + oh * PH) * W + ow * PW) * C;
+                for (int c = 0; c < C; c++) {
+                    int pos = argmax[o + c];
+                    d0[((size_t)(pos / PW) * W + pos % PW) * C + c] = dy[o + c];
+                }
+            }
+}
+
+static int maxpool2d_build(eng_layer *l, eng_layout *lay, char *err, size_t errlen) {
+    (void)lay;
+    const eng_layer_spec *s = &l->spec;
+    if (s->kh < 1 || s->kw < 1 || s->kh * s->kw > 256 || s->kh > l->in.h || s->kw > l->in.w)
+        return eng_err(err, errlen, ENG_EARG, "%s: pool %dx%d does not fit input (%d, %d, %d)",
+                       l->name, s->kh, s->kw, l->in.h, l->in.w, l->in.c);
+    l->out = (eng_shape){l->in.h / s->kh, l->in.w / s->kw, l->in.c};
+    l->saved_bytes = eng_shape_size(l->out);
+    return ENG_OK;
+}
+
+static void maxpool2d_fwd(const eng_layer *l, const eng_fwd_args *a) {
+    eng_maxpool2d_forward(a->y, a->saved, a->x, a->batch, l->in.h, l->in.w, l->in.c, l->spec.kh,
+                          l->spec.kw);
+}
+
+static void maxpool2d_bwd(const eng_layer *l, const eng_bwd_args *a) {
+    if (a->dx)
+        eng_maxpool2d_backward(a->dx, a->dy, a->saved, a->batch, l->in.h, l->in.w, l->in.c,
+                               l->spec.kh, l->spec.kw);
+}
+
+const eng_layer_ops eng_maxpool2d_ops = {
+    .keras_class = "MaxPooling2D",
+    .keras_prefix = "max_pooling2d",
+    .build = maxpool2d_build,
+    .forward = maxpool2d_fwd,
+    .backward = maxpool2d_bwd,
+};

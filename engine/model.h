@@ -1,0 +1,55 @@
+/* model.h: models as data. A model definition is a Sequential list of layer specs in a
+ * registry; eng_model_build turns it into built layers and the parameter layout.
+ *
+ * The model knows shapes and parameters, not memory: running it is net.h's job. */
+#ifndef PSTRAIN_ENGINE_MODEL_H
+#define PSTRAIN_ENGINE_MODEL_H
+
+#include "engine/layer.h"
+#include "engine/layout.h"
+
+#include <stdint.h>
+#include <stdio.h>
+
+#define ENG_MAX_LAYERS 32
+
+typedef struct eng_model_def {
+    const char *name;    /* registry key: "mnist_cnn" */
+    const char *dataset; /* the data set it trains on: "mnist", "fashion-mnist" */
+    const char *about;   /* one line for --help */
+    int nclasses;
+    int nlayers;
+    const eng_layer_spec *layers; /* layers[0].input is the model's input shape */
+} eng_model_def;
+
+/* The registered definition called name, or NULL. */
+const eng_model_def *eng_model_find(const char *name);
+/* The i-th registered definition, or NULL past the end: for listings. */
+const eng_model_def *eng_model_at(int i);
+
+typedef struct eng_model {
+    const eng_model_def *def;
+    int n;
+    eng_layer layers[ENG_MAX_LAYERS];
+    eng_layout layout;
+    eng_shape input, output;
+} eng_model;
+
+/* Builds def into m (storage provided by the caller; nothing to free). Layers get Keras
+ * names (conv2d, conv2d_1, ...). Returns ENG_OK or ENG_EARG with the layer's message. */
+int eng_model_build(eng_model *m, const eng_model_def *def, char *err, size_t errlen);
+
+/* Keras initialisers into params (layout.total floats): glorot_uniform kernels, zero
+ * biases. Each tensor draws from its own stream keyed by (seed, tensor index), so a process
+ * can initialise any slice and agree with every other process. */
+void eng_model_init_params(const eng_model *m, float *params, uint64_t seed);
+
+/* Forward FLOPs per sample (multiply-add = 2), for throughput reports. */
+double eng_model_flops_forward(const eng_model *m);
+/* Training FLOPs per sample: forward + both backward gemms, less the first layer's dx. */
+double eng_model_flops_train(const eng_model *m);
+
+/* A Keras-style table: layer (type), output shape, params; totals at the bottom. */
+void eng_model_summary(const eng_model *m, FILE *out);
+
+#endif

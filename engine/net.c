@@ -1,0 +1,227 @@
+/* net.c: running a model over batches on a team of threads. */
+#include "engine/net.h"
+
+#include "engine/base.h"
+#include "engine/loss.h"
+#include "engine/pool.h"
+
+#include <cblas.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* OpenBLAS's own thread control; declared here so cblas.h variants without it still work. */
+void openblas_set_num_threads(int num_threads);
+
+typedef struct worker_mem {
+    float *act[ENG_MAX_LAYERS];  /* act[i]: layer i's output (B, out); views alias their input */
+    void *saved[ENG_MAX_LAYERS]; /* layer i's forward-to-backward memory */
+    float *dbuf[2];              /* ping-pong input/output gradients */
+    float *grads;                /* this thread's gradient vector (thread 0: the net's) */
+    eng_batch_stats st;
+} worker_mem;
+
+struct eng_net {
+    const eng_model *model;
+    int max_batch, threads;
+    float *params, *grads;
+    eng_pool *pool;
+    worker_mem *mem;
+    /* the job being run by eng_pool_run */
+    const float *x;
+    const uint8_t *labels;
+    int batch, training;
+    uint64_t key;
+};
+
+static void free_mem(eng_net *net) {
+    if (!net->mem)
+        return;
+    for (int t = 0; t < net->threads; t++) {
+        worker_mem *w = &net->mem[t];
+        for (int i = 0; i < net->model->n; i++) {
+            if (!net->model->layers[i].ops->is_view)
+                eng_free(w->act[i]);
+            eng_free(w->saved[i]);
+        }
+        eng_free(w->dbuf[0]);
+        eng_free(w->dbuf[1]);
+        if (t > 0)
+            eng_free(w->grads);
+    }
+    free(net->mem);
+    net->mem = NULL;
+}
+
+eng_net *eng_net_new(const eng_model *m, int max_batch, int threads, char *err, size_t errlen) {
+    if (max_batch < 1 || threads < 1) {
+        eng_err(err, errlen, ENG_EARG, "net: batch %d and threads %d must be >= 1", max_batch,
+                threads);
+        return NULL;
+    }
+    eng_net *net = calloc(1, sizeof *net);
+    if (!net)
+        goto nomem;
+    net->model = m;
+    net->max_batch = max_batch;
+    net->threads = threads;
+    net->params = eng_alloc(sizeof(float) * m->layout.total);
+    net->grads = eng_alloc(sizeof(float) * m->layout.total);
+    net->mem = calloc((size_t)threads, sizeof *net->mem);
+    if (!net->params || !net->grads || !net->mem)
+        goto nomem;
+    const size_t per_thread = (size_t)(max_batch + threads - 1) / (size_t)threads;
+    size_t widest = eng_shape_size(m->input);
+    for (int i = 0; i < m->n; i++)
+        if (eng_shape_size(m->layers[i].out) > widest)
+            widest = eng_shape_size(m->layers[i].out);
+    for (int t = 0; t < threads; t++) {
+        worker_mem *w = &net->mem[t];
+        for (int i = 0; i < m->n; i++) {
+            const eng_layer *l = &m->layers[i];
+            if (l->ops->is_view) {
+                w->act[i] = i > 0 ? w->act[i - 1] : NULL; /* set per run for i == 0 */
+                continue;
+            }
+            w->act[i] = eng_alloc(sizeof(float) * per_thread * eng_shape_size(l->out));
+            if (!w->act[i])
+                goto nomem;
+            if (l->saved_bytes && !(w->saved[i] = eng_alloc(per_thread * l->saved_bytes)))
+                goto nomem;
+        }
+        w->dbuf[0] = eng_alloc(sizeof(float) * per_thread * widest);
+        w->dbuf[1] = eng_alloc(sizeof(float) * per_thread * widest);
+        w->grads = t == 0 ? net->grads : eng_alloc(sizeof(float) * m->layout.total);
+        if (!w->dbuf[0] || !w->dbuf[1] || !w->grads)
+            goto nomem;
+    }
+    net->pool = eng_pool_new(threads);
+    if (!net->pool) {
+        eng_err(err, errlen, ENG_ENOMEM, "net: cannot start %d threads", threads);
+        eng_net_free(&net);
+        return NULL;
+    }
+    openblas_set_num_threads(1);
+    return net;
+nomem:
+    eng_err(err, errlen, ENG_ENOMEM, "net: out of memory for batch %d on %d threads", max_batch,
+            threads);
+    eng_net_free(&net);
+    return NULL;
+}
+
+void eng_net_free(eng_net **pnet) {
+    if (!pnet || !*pnet)
+        return;
+    eng_net *net = *pnet;
+    eng_pool_free(&net->pool);
+    free_mem(net);
+    eng_free(net->params);
+    eng_free(net->grads);
+    free(net);
+    *pnet = NULL;
+}
+
+float *eng_net_params(eng_net *net) { return net->params; }
+float *eng_net_grads(eng_net *net) { return net->grads; }
+const eng_model *eng_net_model(const eng_net *net) { return net->model; }
+int eng_net_threads(const eng_net *net) { return net->threads; }
+
+/* Thread t's share of the batch: a contiguous run of samples. */
+static void share(int batch, int threads, int t, int *first, int *count) {
+    int lo = (int)((int64_t)batch * t / threads), hi = (int)((int64_t)batch * (t + 1) / threads);
+    *first = lo;
+    *count = hi - lo;
+}
+
+static void run_share(void *arg, int t) {
+    eng_net *net = arg;
+    const eng_model *m = net->model;
+    worker_mem *w = &net->mem[t];
+    int first, B;
+    share(net->batch, net->threads, t, &first, &B);
+    w->st = (eng_batch_stats){0};
+    if (B == 0) {
+        if (net->training)
+            memset(w->grads, 0, sizeof(float) * m->layout.total);
+        return;
+    }
+    const size_t in_size = eng_shape_size(m->input);
+    const float *x = net->x + (size_t)first * in_size;
+    const uint8_t *labels = net->labels + first;
+
+    /* Forward. */
+    const float *in = x;
+    for (int i = 0; i < m->n; i++) {
+        const eng_layer *l = &m->layers[i];
+        if (l->ops->is_view) {
+            w->act[i] = (float *)in; /* read-only alias: never written through */
+            continue;
+        }
+        eng_fwd_args a = {.y = w->act[i], .saved = w->saved[i], .x = in, .params = net->params,
+                          .batch = B, .training = net->training, .key = net->key,
+                          .sample0 = first};
+        l->ops->forward(l, &a);
+        in = w->act[i];
+    }
+    const int C = m->def->nclasses;
+    float *logits = w->act[m->n - 1];
+    int hits = 0;
+    float *probs = net->training ? w->dbuf[0] : logits;
+    w->st.loss_sum = eng_softmax_xent_forward(probs, logits, labels, B, C, &hits);
+    w->st.correct = hits;
+    w->st.count = B;
+    if (!net->training)
+        return;
+
+    /* Backward: dy starts as the loss gradient of the whole batch's mean. */
+    eng_softmax_xent_backward(probs, probs, labels, B, C, (float)net->batch);
+    int cur = 0;
+    for (int i = m->n - 1; i >= 0; i--) {
+        const eng_layer *l = &m->layers[i];
+        if (l->ops->is_view)
+            continue;
+        const float *lin = x;
+        for (int j = i - 1; j >= 0; j--)
+            if (!m->layers[j].ops->is_view) {
+                lin = w->act[j];
+                break;
+            }
+        float *dx = i > 0 ? w->dbuf[cur ^ 1] : NULL;
+        eng_bwd_args a = {.dx = dx, .grads = w->grads, .dy = w->dbuf[cur], .saved = w->saved[i],
+                          .x = lin, .y = w->act[i], .params = net->params, .batch = B};
+        l->ops->backward(l, &a);
+        cur ^= 1;
+    }
+}
+
+static void run(eng_net *net, const float *x, const uint8_t *labels, int B, int training,
+                uint64_t key, eng_batch_stats *st) {
+    ENG_ASSERT(B >= 1 && B <= net->max_batch, "batch %d outside 1..%d", B, net->max_batch);
+    net->x = x;
+    net->labels = labels;
+    net->batch = B;
+    net->training = training;
+    net->key = key;
+    eng_pool_run(net->pool, run_share, net);
+    for (int t = 0; t < net->threads; t++) {
+        st->loss_sum += net->mem[t].st.loss_sum;
+        st->correct += net->mem[t].st.correct;
+        st->count += net->mem[t].st.count;
+    }
+    if (!training)
+        return;
+    /* Shares are added in thread order: the same threads give the same bits. */
+    const size_t n = net->model->layout.total;
+    for (int t = 1; t < net->threads; t++)
+        cblas_saxpy((int)n, 1.0f, net->mem[t].grads, 1, net->grads, 1);
+}
+
+void eng_net_train_step(eng_net *net, const float *x, const uint8_t *labels, int B,
+                        uint64_t key, eng_batch_stats *st) {
+    run(net, x, labels, B, 1, key, st);
+}
+
+void eng_net_eval(eng_net *net, const float *x, const uint8_t *labels, int B,
+                  eng_batch_stats *st) {
+    run(net, x, labels, B, 0, 0, st);
+}

@@ -1,0 +1,48 @@
+/* net.h: a model made runnable: the flat parameter and gradient vectors, per-thread
+ * activation memory sized once for the largest batch, and a team of threads that split
+ * each batch between them (data parallel inside one process).
+ *
+ * Nothing is allocated after eng_net_new. Results depend on the seed, the data and the
+ * thread count only: each thread computes the gradient of its contiguous share of the
+ * batch into its own vector and the shares are added in thread order; dropout masks depend
+ * on a sample's place in the batch, not on its thread. */
+#ifndef PSTRAIN_ENGINE_NET_H
+#define PSTRAIN_ENGINE_NET_H
+
+#include "engine/model.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct eng_net eng_net;
+
+typedef struct eng_batch_stats {
+    double loss_sum; /* summed over samples: divide by count for the mean */
+    int64_t correct;
+    int64_t count;
+} eng_batch_stats;
+
+/* A net for model m (borrowed; it must outlive the net) taking batches of up to max_batch
+ * samples on `threads` threads. Parameters start at zero: call eng_model_init_params on
+ * eng_net_params, or copy weights in. Sets OpenBLAS to one thread: the net's own threads
+ * are the parallelism. Returns NULL with a message in err on failure. */
+eng_net *eng_net_new(const eng_model *m, int max_batch, int threads, char *err, size_t errlen);
+void eng_net_free(eng_net **net);
+
+/* The flat vectors (layout.total floats each), owned by the net. */
+float *eng_net_params(eng_net *net);
+float *eng_net_grads(eng_net *net);
+const eng_model *eng_net_model(const eng_net *net);
+int eng_net_threads(const eng_net *net);
+
+/* Forward and backward over x (B, H, W, C) with integer labels (B): writes the gradient of
+ * the batch's mean loss into eng_net_grads and adds the batch's loss, hits and count to *st.
+ * key selects the dropout masks (one per step). 1 <= B <= max_batch. */
+void eng_net_train_step(eng_net *net, const float *x, const uint8_t *labels, int B,
+                        uint64_t key, eng_batch_stats *st);
+
+/* Inference (dropout off) over x: adds loss, hits and count to *st. */
+void eng_net_eval(eng_net *net, const float *x, const uint8_t *labels, int B,
+                  eng_batch_stats *st);
+
+#endif

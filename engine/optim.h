@@ -1,0 +1,54 @@
+/* optim.h: optimizers over any slice of the flat parameter vector, with Keras's defaults
+ * and formulas, so that a parameter server can own a slice and its state.
+ *
+ * Adam (Kingma & Ba, in Keras's form):
+ *   t += 1; lr_t = lr * sqrt(1 - b2^t) / (1 - b1^t)
+ *   m = b1 m + (1 - b1) g;  v = b2 v + (1 - b2) g^2;  w -= lr_t m / (sqrt(v) + eps)
+ * RMSprop (Keras, with clipvalue and legacy time-based decay):
+ *   g = clip(g, -clipvalue, clipvalue) when clipvalue > 0
+ *   lr_t = lr / (1 + decay * iterations)   (iterations = updates done before this one)
+ *   a = rho a + (1 - rho) g^2;  w -= lr_t g / (sqrt(a) + eps) */
+#ifndef PSTRAIN_ENGINE_OPTIM_H
+#define PSTRAIN_ENGINE_OPTIM_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef enum eng_optim_kind { ENG_OPT_ADAM, ENG_OPT_RMSPROP } eng_optim_kind;
+
+typedef struct eng_optim_cfg {
+    eng_optim_kind kind;
+    float lr;
+    float beta1, beta2; /* Adam */
+    float rho;          /* RMSprop */
+    float epsilon;
+    float clipvalue;    /* RMSprop; 0 = off */
+    float decay;        /* RMSprop legacy decay; 0 = off */
+} eng_optim_cfg;
+
+/* Keras defaults for kind: Adam(lr 1e-3, 0.9, 0.999, 1e-7); RMSprop(lr 1e-3, rho 0.9, 1e-7). */
+eng_optim_cfg eng_optim_defaults(eng_optim_kind kind);
+
+/* Parses "adam" or "rmsprop"; returns -1 otherwise. */
+int eng_optim_kind_parse(const char *name);
+const char *eng_optim_kind_name(eng_optim_kind kind);
+
+typedef struct eng_optim eng_optim;
+
+/* An optimizer owning zeroed state for n parameters. Returns NULL when out of memory. */
+eng_optim *eng_optim_new(const eng_optim_cfg *cfg, size_t n);
+void eng_optim_free(eng_optim **opt);
+
+/* One update of w[0..n) with gradient g[0..n). */
+void eng_optim_step(eng_optim *opt, float *w, const float *g);
+
+/* Updates applied so far (Keras's `iterations`). */
+int64_t eng_optim_iterations(const eng_optim *opt);
+
+/* The kernels themselves, for callers that keep their own state. t is 1-based. */
+void eng_adam_update(float *w, float *m, float *v, const float *g, size_t n, int64_t t,
+                     const eng_optim_cfg *cfg);
+void eng_rmsprop_update(float *w, float *a, const float *g, size_t n, int64_t iterations,
+                        const eng_optim_cfg *cfg);
+
+#endif

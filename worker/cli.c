@@ -1,0 +1,209 @@
+/* cli.c: table-driven flag parsing (redis config.c style). */
+#include "worker/cli.h"
+
+#include "engine/model.h"
+#include "engine/optim.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#ifndef PSTRAIN_DATA_DIR
+#define PSTRAIN_DATA_DIR "data"
+#endif
+
+typedef enum { F_INT, F_REAL, F_STR, F_FLAG } flag_type;
+
+typedef struct flag {
+    const char *name;
+    flag_type type;
+    size_t offset; /* into wk_opts */
+    size_t size;   /* F_STR: buffer size */
+    double min, max;
+    unsigned commands; /* bit per wk_command */
+    const char *arg, *help;
+} flag;
+
+#define TRAIN (1u << WK_CMD_TRAIN)
+#define SUMMARY (1u << WK_CMD_SUMMARY)
+#define STR(field) offsetof(wk_opts, field), sizeof(((wk_opts *)0)->field)
+#define NUM(field) offsetof(wk_opts, field), 0
+
+static const flag flags[] = {
+    {"model", F_STR, STR(model), 0, 0, TRAIN | SUMMARY, "NAME", "model to build (see below)"},
+    {"data", F_STR, STR(data), 0, 0, TRAIN, "DIR", "data directory (default $PSTRAIN_DATA or " PSTRAIN_DATA_DIR ")"},
+    {"epochs", F_INT, NUM(epochs), 1, 1e6, TRAIN, "N", "passes over the training set (default 10)"},
+    {"batch", F_INT, NUM(batch), 1, 65536, TRAIN, "N", "samples per step (default 32)"},
+    {"optimizer", F_STR, STR(optimizer), 0, 0, TRAIN, "adam|rmsprop", "update rule (default adam)"},
+    {"lr", F_REAL, NUM(lr), 1e-12, 10, TRAIN, "X", "learning rate (default 1e-3, Keras's)"},
+    {"clipvalue", F_REAL, NUM(clipvalue), 0, 1e6, TRAIN, "X", "rmsprop: clip each gradient element to [-X, X] (0 = off)"},
+    {"decay", F_REAL, NUM(decay), 0, 1, TRAIN, "X", "rmsprop: lr / (1 + X * iterations) (0 = off)"},
+    {"seed", F_INT, NUM(seed), 0, 9007199254740991.0, TRAIN, "N", "seed for weights, shuffles and dropout (default 1)"},
+    {"threads", F_INT, NUM(threads), 0, 1024, TRAIN, "N", "compute threads (default: one per CPU)"},
+    {"max-steps", F_INT, NUM(max_steps), 0, 1e15, TRAIN, "N", "stop after N steps in all (0 = no limit)"},
+    {"val-split", F_REAL, NUM(val_split), 0, 0.99, TRAIN, "X", "fraction of the training files held out, from the end (default 0.1)"},
+    {"metrics", F_STR, STR(metrics), 0, 0, TRAIN, "FILE", "write JSON lines: one per epoch, one at the end"},
+    {"progress", F_INT, NUM(progress), -1, 1, TRAIN, "-1|0|1", "live bar: auto (on a terminal), off, on"},
+    {"help", F_FLAG, NUM(help), 0, 0, TRAIN | SUMMARY, NULL, "this help"},
+};
+
+static const struct {
+    const char *name;
+    const char *about;
+} commands[] = {
+    [WK_CMD_TRAIN] = {"train", "train a model and report test loss and accuracy"},
+    [WK_CMD_SUMMARY] = {"summary", "print a model's layers, output shapes and parameters"},
+};
+
+static int set_value(wk_opts *o, const flag *f, const char *v, char *err, size_t errlen) {
+    char *p = (char *)o + f->offset;
+    if (f->type == F_STR) {
+        if (strlen(v) >= f->size) {
+            snprintf(err, errlen, "--%s: value longer than %zu characters", f->name, f->size - 1);
+            return -1;
+        }
+        memcpy(p, v, strlen(v) + 1);
+        return 0;
+    }
+    char *end;
+    errno = 0;
+    double d = strtod(v, &end);
+    int bad = errno != 0 || end == v || *end != '\0' || !isfinite(d);
+    if (f->type == F_INT && !bad)
+        bad = d != floor(d);
+    if (bad || d < f->min || d > f->max) {
+        snprintf(err, errlen, "--%s: expected %s in [%g, %g], got '%s'", f->name,
+                 f->type == F_INT ? "an integer" : "a number", f->min, f->max, v);
+        return -1;
+    }
+    if (f->type == F_INT)
+        *(int64_t *)p = (int64_t)d;
+    else
+        *(double *)p = d;
+    return 0;
+}
+
+static void defaults(wk_opts *o) {
+    memset(o, 0, sizeof *o);
+    const char *env = getenv("PSTRAIN_DATA");
+    snprintf(o->data, sizeof o->data, "%s", env && *env ? env : PSTRAIN_DATA_DIR);
+    snprintf(o->optimizer, sizeof o->optimizer, "adam");
+    o->epochs = 10;
+    o->batch = 32;
+    o->seed = 1;
+    o->lr = -1.0;
+    o->val_split = 0.1;
+    o->progress = -1;
+}
+
+int wk_cli_parse(wk_opts *o, int argc, char **argv, char *err, size_t errlen) {
+    defaults(o);
+    if (argc < 2) {
+        snprintf(err, errlen, "expected a command: train or summary (see --help)");
+        return -1;
+    }
+    if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
+        o->help = 1;
+        o->command = (wk_command)-1;
+        return 0;
+    }
+    int found = 0;
+    for (size_t c = 0; c < sizeof commands / sizeof commands[0]; c++)
+        if (strcmp(argv[1], commands[c].name) == 0) {
+            o->command = (wk_command)c;
+            found = 1;
+        }
+    if (!found) {
+        snprintf(err, errlen, "unknown command '%s': expected train or summary", argv[1]);
+        return -1;
+    }
+    for (int i = 2; i < argc; i++) {
+        const char *a = argv[i];
+        if (strcmp(a, "-h") == 0)
+            a = "--help";
+        if (strncmp(a, "--", 2) != 0) {
+            snprintf(err, errlen, "unexpected argument '%s': flags start with --", a);
+            return -1;
+        }
+        const char *name = a + 2, *eq = strchr(name, '=');
+        size_t len = eq ? (size_t)(eq - name) : strlen(name);
+        const flag *f = NULL;
+        for (size_t k = 0; k < sizeof flags / sizeof flags[0]; k++)
+            if (strlen(flags[k].name) == len && strncmp(flags[k].name, name, len) == 0)
+                f = &flags[k];
+        if (!f || !(f->commands & (1u << o->command))) {
+            snprintf(err, errlen, "%s: unknown flag for '%s' (see pstrain %s --help)", a,
+                     commands[o->command].name, commands[o->command].name);
+            return -1;
+        }
+        if (f->type == F_FLAG) {
+            if (eq) {
+                snprintf(err, errlen, "--%s: takes no value", f->name);
+                return -1;
+            }
+            *(int *)((char *)o + f->offset) = 1;
+            continue;
+        }
+        const char *v = eq ? eq + 1 : (i + 1 < argc ? argv[++i] : NULL);
+        if (!v) {
+            snprintf(err, errlen, "--%s: expected a value (%s)", f->name, f->arg);
+            return -1;
+        }
+        if (set_value(o, f, v, err, errlen) != 0)
+            return -1;
+    }
+    if (o->help)
+        return 0;
+    if (!o->model[0]) {
+        snprintf(err, errlen, "--model: required; expected one of:");
+        for (int i = 0; eng_model_at(i); i++)
+            snprintf(err + strlen(err), errlen - strlen(err), " %s", eng_model_at(i)->name);
+        return -1;
+    }
+    if (!eng_model_find(o->model)) {
+        snprintf(err, errlen, "--model: unknown model '%s'; expected one of:", o->model);
+        for (int i = 0; eng_model_at(i); i++)
+            snprintf(err + strlen(err), errlen - strlen(err), " %s", eng_model_at(i)->name);
+        return -1;
+    }
+    if (eng_optim_kind_parse(o->optimizer) < 0) {
+        snprintf(err, errlen, "--optimizer: expected adam or rmsprop, got '%s'", o->optimizer);
+        return -1;
+    }
+    if (strcmp(o->optimizer, "adam") == 0 && (o->clipvalue > 0 || o->decay > 0)) {
+        snprintf(err, errlen, "--clipvalue/--decay: only with --optimizer rmsprop");
+        return -1;
+    }
+    return 0;
+}
+
+void wk_cli_usage(FILE *out, const char *command) {
+    if (!command) {
+        fprintf(out, "usage: pstrain COMMAND [flags]\n\ncommands:\n");
+        for (size_t c = 0; c < sizeof commands / sizeof commands[0]; c++)
+            fprintf(out, "  %-9s %s\n", commands[c].name, commands[c].about);
+        fprintf(out, "\nSee pstrain COMMAND --help for its flags.\n");
+    } else {
+        unsigned bit = 0;
+        for (size_t c = 0; c < sizeof commands / sizeof commands[0]; c++)
+            if (strcmp(command, commands[c].name) == 0) {
+                bit = 1u << c;
+                fprintf(out, "usage: pstrain %s --model NAME [flags]\n%s\n\nflags:\n", command,
+                        commands[c].about);
+            }
+        for (size_t k = 0; k < sizeof flags / sizeof flags[0]; k++) {
+            if (!(flags[k].commands & bit))
+                continue;
+            char left[48];
+            snprintf(left, sizeof left, "--%s%s%s", flags[k].name, flags[k].arg ? " " : "",
+                     flags[k].arg ? flags[k].arg : "");
+            fprintf(out, "  %-24s %s\n", left, flags[k].help);
+        }
+    }
+    fprintf(out, "\nmodels:\n");
+    for (int i = 0; eng_model_at(i); i++)
+        fprintf(out, "  %-12s %s\n", eng_model_at(i)->name, eng_model_at(i)->about);
+    fprintf(out, "\nExit status: 0 on success, 2 on bad input (one line names the flag or file), "
+                 "1 on other failures.\n");
+}

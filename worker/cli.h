@@ -1,0 +1,41 @@
+/* cli.h: the command line of `pstrain`, parsed from one table of flags with bounds, so
+ * that every bad value gets one line naming the flag, the allowed range and what was given.
+ * Later flags override earlier ones. */
+#ifndef PSTRAIN_WORKER_CLI_H
+#define PSTRAIN_WORKER_CLI_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#define WK_PATH_MAX 4096
+
+typedef enum wk_command { WK_CMD_TRAIN, WK_CMD_SUMMARY } wk_command;
+
+typedef struct wk_opts {
+    wk_command command;
+    char model[64];
+    char data[WK_PATH_MAX];    /* --data, else $PSTRAIN_DATA, else the build's default */
+    char metrics[WK_PATH_MAX]; /* empty: none */
+    char optimizer[16];        /* adam | rmsprop */
+    int64_t epochs;
+    int64_t batch;
+    int64_t threads; /* 0: one per online CPU */
+    int64_t seed;
+    int64_t max_steps; /* 0: no limit */
+    double lr;         /* < 0: the optimizer's Keras default */
+    double clipvalue;  /* rmsprop; 0 = off */
+    double decay;      /* rmsprop legacy decay; 0 = off */
+    double val_split;
+    int64_t progress;  /* -1 auto (a bar on a terminal), 0 lines only, 1 bar */
+    int help;          /* --help was given: print usage, run nothing */
+} wk_opts;
+
+/* Parses argv (argv[0] is the program). Returns 0, or -1 with one line in err (naming the
+ * flag or argument and what was expected). */
+int wk_cli_parse(wk_opts *o, int argc, char **argv, char *err, size_t errlen);
+
+/* Usage of the program (command NULL) or of one command. */
+void wk_cli_usage(FILE *out, const char *command);
+
+#endif

@@ -1,0 +1,39 @@
+/* progress.h: what a training run tells people and programs: a Keras-like live bar on a
+ * terminal (one line per epoch otherwise), and JSON lines for --metrics. */
+#ifndef PSTRAIN_WORKER_PROGRESS_H
+#define PSTRAIN_WORKER_PROGRESS_H
+
+#include <stdint.h>
+#include <stdio.h>
+
+typedef struct wk_progress {
+    FILE *out;     /* human output, borrowed */
+    FILE *metrics; /* JSON lines, owned; NULL: none */
+    int bar;       /* redraw a live bar */
+    int64_t epochs, steps_per_epoch;
+    double epoch_start, last_draw;
+} wk_progress;
+
+typedef struct wk_epoch_report {
+    int64_t epoch;
+    double loss, accuracy, val_loss, val_accuracy, samples_per_sec, seconds;
+} wk_epoch_report;
+
+/* Opens metrics_path (may be empty) for writing; bar: -1 auto, 0 off, 1 on.
+ * Returns 0, or -1 with a message naming the file. */
+int wk_progress_init(wk_progress *p, FILE *out, const char *metrics_path, int bar,
+                     int64_t epochs, int64_t steps_per_epoch, char *err, size_t errlen);
+void wk_progress_deinit(wk_progress *p);
+
+void wk_progress_epoch_begin(wk_progress *p, int64_t epoch);
+/* After each step: redraws the bar at most ten times a second. */
+void wk_progress_step(wk_progress *p, int64_t step, double loss, double accuracy,
+                      double samples_per_sec);
+void wk_progress_epoch_end(wk_progress *p, const wk_epoch_report *r);
+void wk_progress_final(wk_progress *p, double test_loss, double test_accuracy,
+                       double samples_per_sec, double wall_s);
+
+/* Seconds on a monotonic clock. */
+double wk_now(void);
+
+#endif
