@@ -50,7 +50,10 @@ typedef struct eng_layer {
     eng_layer_spec spec;
     char name[ENG_NAME_MAX]; /* Keras name: conv2d, conv2d_1, max_pooling2d, ... */
     int index;               /* position in the model */
-    eng_shape in, out;       /* per-sample shapes */
+    eng_shape in, out;       /* per-sample shapes, as computed */
+    eng_shape keras_out;     /* the output shape Keras reports (summaries) */
+    int crop_h, crop_w;      /* set by the model before build: compute only whole multiples
+                                of these output rows/columns (what a following pool reads) */
     int nparams;             /* tensors this layer owns in the layout: 0 or 2 */
     size_t kernel, bias;     /* their offsets in the flat vector, when nparams == 2 */
     size_t saved_bytes;      /* per sample, kept from forward for backward */

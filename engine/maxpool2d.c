@@ -24,11 +24,11 @@ void eng_maxpool2d_forward(float *y, uint8_t *argmax, const float *x, int B, int
                             continue;
                         const float *xi = x0 + ((size_t)i * W + j) * C;
                         uint8_t pos = (uint8_t)(i * PW + j);
-                        for (int c = 0; c < C; c++)
-                            if (xi[c] > yo[c]) {
-                                yo[c] = xi[c];
-                                ao[c] = pos;
-                            }
+                        for (int c = 0; c < C; c++) { /* branch-free: vectorises */
+                            const int gt = xi[c] > yo[c];
+                            yo[c] = gt ? xi[c] : yo[c];
+                            ao[c] = gt ? pos : ao[c];
+                        }
                     }
             }
 }
@@ -36,16 +36,23 @@ void eng_maxpool2d_forward(float *y, uint8_t *argmax, const float *x, int B, int
 void eng_maxpool2d_backward(float *dx, const float *dy, const uint8_t *argmax, int B, int H,
                             int W, int C, int PH, int PW) {
     const int OH = H / PH, OW = W / PW;
-    memset(dx, 0, sizeof(float) * (size_t)B * H * W * C);
+    if (H % PH || W % PW) /* rows or columns no window covers */
+        memset(dx, 0, sizeof(float) * (size_t)B * H * W * C);
     for (int n = 0; n < B; n++)
         for (int oh = 0; oh < OH; oh++)
             for (int ow = 0; ow < OW; ow++) {
-                size_t o = (((size_t)n * OH + oh) * OW + ow) * C;
+                const size_t o = (((size_t)n * OH + oh) * OW + ow) * C;
+                const float *dyo = dy + o;
+                const uint8_t *ao = argmax + o;
                 float *d0 = dx + (((size_t)n * H + oh * PH) * W + ow * PW) * C;
-                for (int c = 0; c < C; c++) {
-                    int pos = argmax[o + c];
-                    d0[((size_t)(pos / PW) * W + pos % PW) * C + c] = dy[o + c];
-                }
+                /* Every window position is written: the winner gets dy, the rest 0. */
+                for (int i = 0; i < PH; i++)
+                    for (int j = 0; j < PW; j++) {
+                        float *d = d0 + ((size_t)i * W + j) * C;
+                        const uint8_t pos = (uint8_t)(i * PW + j);
+                        for (int c = 0; c < C; c++)
+                            d[c] = ao[c] == pos ? dyo[c] : 0.0f;
+                    }
             }
 }
 

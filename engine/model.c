@@ -65,6 +65,12 @@ int eng_model_build(eng_model *m, const eng_model_def *def, char *err, size_t er
         l->ops = eng_layer_ops_for(l->spec.kind);
         l->index = i;
         l->in = shape;
+        /* A floor-pooling layer after a convolution never reads the conv's last rows and
+         * columns when the sizes do not divide: let the conv skip computing them. */
+        if (i + 1 < def->nlayers && def->layers[i + 1].kind == ENG_MAXPOOL2D) {
+            l->crop_h = def->layers[i + 1].kh;
+            l->crop_w = def->layers[i + 1].kw;
+        }
         /* Keras numbering: the first of a kind is "dense", then "dense_1", ... */
         int k = seen[l->spec.kind]++;
         if (k == 0)
@@ -74,6 +80,8 @@ int eng_model_build(eng_model *m, const eng_model_def *def, char *err, size_t er
         int rc = l->ops->build(l, &m->layout, err, errlen);
         if (rc != ENG_OK)
             return rc;
+        if (l->keras_out.c == 0)
+            l->keras_out = l->out;
         shape = l->out;
         m->n = i + 1;
     }
@@ -110,7 +118,8 @@ void eng_model_init_params(const eng_model *m, float *params, uint64_t seed) {
 static double layer_flops(const eng_layer *l) {
     switch (l->spec.kind) {
     case ENG_CONV2D:
-        return 2.0 * eng_shape_size(l->out) * l->spec.kh * l->spec.kw * l->in.c;
+        /* Keras's nominal count, including outputs the model skips (see crop_h). */
+        return 2.0 * eng_shape_size(l->keras_out) * l->spec.kh * l->spec.kw * l->in.c;
     case ENG_DENSE:
         return 2.0 * eng_shape_size(l->in) * l->spec.units;
     default:
@@ -164,10 +173,11 @@ void eng_model_summary(const eng_model *m, FILE *out) {
     for (int i = 0; i < m->n; i++) {
         const eng_layer *l = &m->layers[i];
         snprintf(label, sizeof label, "%s (%s)", l->name, l->ops->keras_class);
-        if (l->out.h == 1 && l->out.w == 1 && l->spec.kind != ENG_CONV2D)
-            snprintf(shape, sizeof shape, "(None, %d)", l->out.c);
+        const eng_shape o = l->keras_out;
+        if (o.h == 1 && o.w == 1 && l->spec.kind != ENG_CONV2D)
+            snprintf(shape, sizeof shape, "(None, %d)", o.c);
         else
-            snprintf(shape, sizeof shape, "(None, %d, %d, %d)", l->out.h, l->out.w, l->out.c);
+            snprintf(shape, sizeof shape, "(None, %d, %d, %d)", o.h, o.w, o.c);
         group_digits(count, sizeof count, layer_params(m, l));
         fprintf(out, " %-32s %-22s %s\n", label, shape, count);
         if (i + 1 < m->n)

@@ -26,6 +26,7 @@ struct eng_net {
     float *params, *grads;
     eng_pool *pool;
     worker_mem *mem;
+    eng_optim *opt; /* eng_net_apply's */
     /* the job being run by eng_pool_run */
     const float *x;
     const uint8_t *labels;
@@ -194,6 +195,39 @@ static void run_share(void *arg, int t) {
     }
 }
 
+/* Thread t's range of the flat vector, for the element-wise passes. */
+static void vector_range(const eng_net *net, int t, size_t *lo, size_t *n) {
+    const size_t total = net->model->layout.total, T = (size_t)net->threads;
+    *lo = total * (size_t)t / T;
+    *n = total * (size_t)(t + 1) / T - *lo;
+}
+
+/* Adds the threads' gradients into the net's, each thread over its own range; every
+ * element is summed in thread order, so the same threads give the same bits. */
+static void reduce_range(void *arg, int t) {
+    eng_net *net = arg;
+    size_t lo, n;
+    vector_range(net, t, &lo, &n);
+    for (int u = 1; u < net->threads; u++)
+        cblas_saxpy((int)n, 1.0f, net->mem[u].grads + lo, 1, net->grads + lo, 1);
+}
+
+static void apply_range(void *arg, int t) {
+    eng_net *net = arg;
+    size_t lo, n;
+    vector_range(net, t, &lo, &n);
+    eng_optim_step_range(net->opt, net->params, net->grads, lo, n);
+}
+
+void eng_net_apply(eng_net *net, eng_optim *opt) {
+    ENG_ASSERT(eng_optim_size(opt) == net->model->layout.total, "optimizer over %zu of %zu",
+               eng_optim_size(opt), net->model->layout.total);
+    net->opt = opt;
+    eng_pool_run(net->pool, apply_range, net);
+    eng_optim_advance(opt);
+    net->opt = NULL;
+}
+
 static void run(eng_net *net, const float *x, const uint8_t *labels, int B, int training,
                 uint64_t key, eng_batch_stats *st) {
     ENG_ASSERT(B >= 1 && B <= net->max_batch, "batch %d outside 1..%d", B, net->max_batch);
@@ -208,12 +242,8 @@ static void run(eng_net *net, const float *x, const uint8_t *labels, int B, int 
         st->correct += net->mem[t].st.correct;
         st->count += net->mem[t].st.count;
     }
-    if (!training)
-        return;
-    /* Shares are added in thread order: the same threads give the same bits. */
-    const size_t n = net->model->layout.total;
-    for (int t = 1; t < net->threads; t++)
-        cblas_saxpy((int)n, 1.0f, net->mem[t].grads, 1, net->grads, 1);
+    if (training && net->threads > 1)
+        eng_pool_run(net->pool, reduce_range, net);
 }
 
 void eng_net_train_step(eng_net *net, const float *x, const uint8_t *labels, int B,

@@ -10,6 +10,7 @@
 #define PSTRAIN_ENGINE_NET_H
 
 #include "engine/model.h"
+#include "engine/optim.h"
 
 #include <stddef.h>
 #include <stdint.h>
@@ -40,6 +41,10 @@ int eng_net_threads(const eng_net *net);
  * key selects the dropout masks (one per step). 1 <= B <= max_batch. */
 void eng_net_train_step(eng_net *net, const float *x, const uint8_t *labels, int B,
                         uint64_t key, eng_batch_stats *st);
+
+/* One optimizer update of the whole parameter vector from eng_net_grads, split across the
+ * net's threads. opt must cover layout.total parameters. */
+void eng_net_apply(eng_net *net, eng_optim *opt);
 
 /* Inference (dropout off) over x: adds loss, hits and count to *st. */
 void eng_net_eval(eng_net *net, const float *x, const uint8_t *labels, int B,

@@ -92,10 +92,20 @@ void eng_rmsprop_update(float *w, float *a, const float *g, size_t n, int64_t it
     }
 }
 
-void eng_optim_step(eng_optim *opt, float *w, const float *g) {
+void eng_optim_step_range(eng_optim *opt, float *w, const float *g, size_t lo, size_t n) {
+    ENG_ASSERT(lo + n <= opt->n, "range %zu+%zu of %zu", lo, n, opt->n);
     if (opt->cfg.kind == ENG_OPT_ADAM)
-        eng_adam_update(w, opt->m, opt->v, g, opt->n, opt->iterations + 1, &opt->cfg);
+        eng_adam_update(w + lo, opt->m + lo, opt->v + lo, g + lo, n, opt->iterations + 1,
+                        &opt->cfg);
     else
-        eng_rmsprop_update(w, opt->m, g, opt->n, opt->iterations, &opt->cfg);
-    opt->iterations++;
+        eng_rmsprop_update(w + lo, opt->m + lo, g + lo, n, opt->iterations, &opt->cfg);
+}
+
+void eng_optim_advance(eng_optim *opt) { opt->iterations++; }
+
+size_t eng_optim_size(const eng_optim *opt) { return opt->n; }
+
+void eng_optim_step(eng_optim *opt, float *w, const float *g) {
+    eng_optim_step_range(opt, w, g, 0, opt->n);
+    eng_optim_advance(opt);
 }

@@ -42,6 +42,13 @@ void eng_optim_free(eng_optim **opt);
 /* One update of w[0..n) with gradient g[0..n). */
 void eng_optim_step(eng_optim *opt, float *w, const float *g);
 
+/* The same update for elements [lo, lo + n) only, as update number iterations + 1, without
+ * counting it: threads may update disjoint ranges at once, then one calls
+ * eng_optim_advance. w and g point at element 0 of the optimizer's slice. */
+void eng_optim_step_range(eng_optim *opt, float *w, const float *g, size_t lo, size_t n);
+void eng_optim_advance(eng_optim *opt);
+size_t eng_optim_size(const eng_optim *opt);
+
 /* Updates applied so far (Keras's `iterations`). */
 int64_t eng_optim_iterations(const eng_optim *opt);
 

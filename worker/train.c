@@ -107,7 +107,7 @@ int wk_train_local(const wk_opts *o, char *err, size_t errlen) {
             eng_dataset_gather(&data.train, order + first, B, x, labels);
             eng_net_train_step(net, x, labels, B,
                                eng_hash3((uint64_t)o->seed, (uint64_t)step, KEY_DROPOUT), &st);
-            eng_optim_step(opt, eng_net_params(net), eng_net_grads(net));
+            eng_net_apply(net, opt);
             double dt = wk_now() - t0;
             wk_progress_step(&prog, s + 1, st.loss_sum / (double)st.count,
                              (double)st.correct / (double)st.count,

@@ -23,8 +23,9 @@ test evaluation; otherwise E full epochs are run and test accuracy is reported.
 Usage (Debian's torch is only visible to /usr/bin/python3):
   tests/bench/torch_mnist_cnn.py --threads 2 --json
   tests/bench/torch_mnist_cnn.py --max-steps 400 --threads-sweep 1,2 --json
---threads-sweep runs each thread count in a fresh subprocess and also prints
-the best one as {"impl":"pytorch","best_threads":N,"samples_per_sec":X}.
+--threads-sweep runs each thread count, in both memory formats (NCHW and
+channels_last), in a fresh subprocess and also prints the best one as
+{"impl":"pytorch","best_threads":N,"channels_last":B,"samples_per_sec":X}.
 """
 import argparse, json, os, struct, subprocess, sys, time
 
@@ -80,6 +81,9 @@ def train(args):
     x, y = load_mnist(args.data, "train")
     x, y = x[:54000], y[:54000]  # last 6,000 = Keras validation_split 0.1
     model = Net()
+    if args.channels_last:  # NHWC, as pstrain runs; the sweep keeps the faster
+        model = model.to(memory_format=torch.channels_last)
+        x = x.contiguous(memory_format=torch.channels_last)
     nparams = sum(p.numel() for p in model.parameters())
     assert nparams == 225034, nparams
     opt = torch.optim.Adam(model.parameters(), lr=1e-3, betas=(0.9, 0.999), eps=1e-7)
@@ -118,7 +122,8 @@ def train(args):
             for i in range(0, xt.shape[0], 1000):
                 correct += (model(xt[i:i + 1000]).argmax(1) == yt[i:i + 1000]).sum().item()
         acc = correct / xt.shape[0]
-    return {"impl": "pytorch", "threads": args.threads, "batch": bs, "steps": timed_steps,
+    return {"impl": "pytorch", "threads": args.threads, "channels_last": args.channels_last,
+            "batch": bs, "steps": timed_steps,
             "samples_per_sec": round(timed_samples / elapsed, 1),
             "test_accuracy": acc, "torch": torch.__version__}, loss.item()
 
@@ -126,18 +131,20 @@ def train(args):
 def report(r, as_json, loss=None):
     acc = "n/a" if r["test_accuracy"] is None else "%.2f%%" % (100 * r["test_accuracy"])
     last = "" if loss is None else " last_loss=%.4f" % loss
-    print("pytorch %s: threads=%d batch=%d timed_steps=%d %.1f samples/s test_acc=%s%s"
-          % (r["torch"], r["threads"], r["batch"], r["steps"], r["samples_per_sec"], acc, last))
+    print("pytorch %s: threads=%d channels_last=%d batch=%d timed_steps=%d %.1f samples/s test_acc=%s%s"
+          % (r["torch"], r["threads"], r["channels_last"], r["batch"], r["steps"],
+             r["samples_per_sec"], acc, last))
     if as_json:
         print(json.dumps(r, separators=(",", ":")))
 
 
 def sweep(args):
     best = None
-    for t in [int(s) for s in args.threads_sweep.split(",")]:
+    for t, cl in [(int(s), cl) for s in args.threads_sweep.split(",") for cl in (0, 1)]:
         cmd = [sys.executable, os.path.abspath(__file__), "--data", args.data, "--threads", str(t),
                "--epochs", str(args.epochs), "--max-steps", str(args.max_steps),
                "--batch", str(args.batch), "--seed", str(args.seed), "--json", "--no-eval"]
+        cmd += ["--channels-last"] if cl else []
         out = subprocess.run(cmd, check=True, stdout=subprocess.PIPE, text=True).stdout
         r = json.loads(out.strip().splitlines()[-1])
         report(r, args.json)
@@ -145,9 +152,11 @@ def sweep(args):
             best = r
     if args.json:
         print(json.dumps({"impl": "pytorch", "best_threads": best["threads"],
+                          "channels_last": best["channels_last"],
                           "samples_per_sec": best["samples_per_sec"]}, separators=(",", ":")))
     else:
-        print("pytorch best: threads=%d %.1f samples/s" % (best["threads"], best["samples_per_sec"]))
+        print("pytorch best: threads=%d channels_last=%d %.1f samples/s"
+              % (best["threads"], best["channels_last"], best["samples_per_sec"]))
 
 
 def main():
@@ -160,6 +169,8 @@ def main():
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--json", action="store_true")
     p.add_argument("--threads-sweep", help="comma-separated thread counts, each run in a subprocess")
+    p.add_argument("--channels-last", action="store_true",
+                   help="NHWC memory format (the sweep tries both)")
     p.add_argument("--no-eval", action="store_true", help="skip test evaluation")
     args = p.parse_args()
     if args.threads_sweep:
