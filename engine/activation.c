@@ -25,8 +25,9 @@ void eng_act_backward(float *dy, const float *y, size_t count, eng_act act) {
         dy[i] = y[i] > 0.0f ? dy[i] : 0.0f;
 }
 
-void eng_bias_backward(float *db, const float *dy, size_t rows, int n) {
-    memset(db, 0, sizeof(float) * (size_t)n);
+void eng_bias_backward(float *db, const float *dy, size_t rows, int n, int accumulate) {
+    if (!accumulate)
+        memset(db, 0, sizeof(float) * (size_t)n);
     for (size_t r = 0; r < rows; r++) {
         const float *row = dy + r * (size_t)n;
         for (int j = 0; j < n; j++)

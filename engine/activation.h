@@ -14,7 +14,7 @@ void eng_bias_act_forward(float *y, const float *bias, size_t rows, int n, eng_a
 /* dy[i] = 0 where the activation's derivative is 0 (ReLU: y <= 0), for i < count. */
 void eng_act_backward(float *dy, const float *y, size_t count, eng_act act);
 
-/* db[j] = sum over rows of dy[r, j]. */
-void eng_bias_backward(float *db, const float *dy, size_t rows, int n);
+/* db[j] = sum over rows of dy[r, j], added to db when accumulate, else written. */
+void eng_bias_backward(float *db, const float *dy, size_t rows, int n, int accumulate);
 
 #endif

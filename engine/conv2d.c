@@ -63,13 +63,14 @@ void eng_conv2d_forward_part(float *y, float *col, const float *x, const float *
 
 void eng_conv2d_backward_part(float *dx, float *dkernel, float *dbias, float *dy, float *col,
                               const float *y, const float *kernel, int B, int H, int W, int C,
-                              int KH, int KW, int F, int OH, int OW, eng_act act) {
+                              int KH, int KW, int F, int OH, int OW, eng_act act,
+                              int accumulate) {
     const int M = B * OH * OW, K = KH * KW * C;
     eng_act_backward(dy, y, (size_t)M * F, act);
-    eng_bias_backward(dbias, dy, (size_t)M, F);
-    /* dkernel (K, F) = col^T (K, M) . dy (M, F) */
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, K, F, M, 1.0f, col, K, dy, F, 0.0f,
-                dkernel, F);
+    eng_bias_backward(dbias, dy, (size_t)M, F, accumulate);
+    /* dkernel (K, F) (+)= col^T (K, M) . dy (M, F) */
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, K, F, M, 1.0f, col, K, dy, F,
+                accumulate ? 1.0f : 0.0f, dkernel, F);
     if (!dx)
         return;
     /* dcol (M, K) = dy (M, F) . kernel^T (F, K), into col's memory, then scattered back. */
@@ -87,9 +88,9 @@ void eng_conv2d_forward(float *y, float *col, const float *x, const float *kerne
 
 void eng_conv2d_backward(float *dx, float *dkernel, float *dbias, float *dy, float *col,
                          const float *y, const float *kernel, int B, int H, int W, int C, int KH,
-                         int KW, int F, eng_act act) {
+                         int KW, int F, eng_act act, int accumulate) {
     eng_conv2d_backward_part(dx, dkernel, dbias, dy, col, y, kernel, B, H, W, C, KH, KW, F,
-                             H - KH + 1, W - KW + 1, act);
+                             H - KH + 1, W - KW + 1, act, accumulate);
 }
 
 /* --- the layer table entry --- */
@@ -129,7 +130,7 @@ static void conv2d_bwd(const eng_layer *l, const eng_bwd_args *a) {
     eng_conv2d_backward_part(a->dx, a->grads + l->kernel, a->grads + l->bias, a->dy, a->saved,
                              a->y, a->params + l->kernel, a->batch, l->in.h, l->in.w, l->in.c,
                              l->spec.kh, l->spec.kw, l->spec.units, l->out.h, l->out.w,
-                             l->spec.act);
+                             l->spec.act, a->accumulate);
 }
 
 const eng_layer_ops eng_conv2d_ops = {

@@ -13,11 +13,11 @@ void eng_conv2d_forward(float *y, float *col, const float *x, const float *kerne
                         const float *bias, int B, int H, int W, int C, int KH, int KW, int F,
                         eng_act act);
 
-/* dkernel, dbias written (not accumulated); dx (may be NULL) written; dy is overwritten
- * with the pre-activation gradient and col with the column gradient. */
+/* dkernel, dbias written, or added to when accumulate; dx (may be NULL) written; dy is
+ * overwritten with the pre-activation gradient and col with the column gradient. */
 void eng_conv2d_backward(float *dx, float *dkernel, float *dbias, float *dy, float *col,
                          const float *y, const float *kernel, int B, int H, int W, int C, int KH,
-                         int KW, int F, eng_act act);
+                         int KW, int F, eng_act act, int accumulate);
 
 /* The same, computing only the top-left OH x OW outputs (OH <= H-KH+1, OW <= W-KW+1): y is
  * (B, OH, OW, F) and col (B*OH*OW, KH*KW*C). A MaxPooling2D that floors away the last row
@@ -28,6 +28,7 @@ void eng_conv2d_forward_part(float *y, float *col, const float *x, const float *
                              int F, int OH, int OW, eng_act act);
 void eng_conv2d_backward_part(float *dx, float *dkernel, float *dbias, float *dy, float *col,
                               const float *y, const float *kernel, int B, int H, int W, int C,
-                              int KH, int KW, int F, int OH, int OW, eng_act act);
+                              int KH, int KW, int F, int OH, int OW, eng_act act,
+                              int accumulate);
 
 #endif

@@ -15,12 +15,13 @@ void eng_dense_forward(float *y, const float *x, const float *kernel, const floa
 }
 
 void eng_dense_backward(float *dx, float *dkernel, float *dbias, float *dy, const float *x,
-                        const float *y, const float *kernel, int B, int K, int N, eng_act act) {
+                        const float *y, const float *kernel, int B, int K, int N, eng_act act,
+                        int accumulate) {
     eng_act_backward(dy, y, (size_t)B * N, act);
-    eng_bias_backward(dbias, dy, (size_t)B, N);
-    /* dkernel (K, N) = x^T (K, B) . dy (B, N) */
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, K, N, B, 1.0f, x, K, dy, N, 0.0f,
-                dkernel, N);
+    eng_bias_backward(dbias, dy, (size_t)B, N, accumulate);
+    /* dkernel (K, N) (+)= x^T (K, B) . dy (B, N) */
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, K, N, B, 1.0f, x, K, dy, N,
+                accumulate ? 1.0f : 0.0f, dkernel, N);
     /* dx (B, K) = dy (B, N) . kernel^T (N, K) */
     if (dx)
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B, K, N, 1.0f, dy, N, kernel, N,
@@ -55,7 +56,8 @@ static void dense_fwd(const eng_layer *l, const eng_fwd_args *a) {
 
 static void dense_bwd(const eng_layer *l, const eng_bwd_args *a) {
     eng_dense_backward(a->dx, a->grads + l->kernel, a->grads + l->bias, a->dy, a->x, a->y,
-                       a->params + l->kernel, a->batch, l->in.c, l->spec.units, l->spec.act);
+                       a->params + l->kernel, a->batch, l->in.c, l->spec.units, l->spec.act,
+                       a->accumulate);
 }
 
 const eng_layer_ops eng_dense_ops = {

@@ -8,9 +8,10 @@
 void eng_dense_forward(float *y, const float *x, const float *kernel, const float *bias, int B,
                        int K, int N, eng_act act);
 
-/* dkernel, dbias written; dx (may be NULL) written; dy overwritten with the
- * pre-activation gradient. */
+/* dkernel, dbias written, or added to when accumulate; dx (may be NULL) written; dy
+ * overwritten with the pre-activation gradient. */
 void eng_dense_backward(float *dx, float *dkernel, float *dbias, float *dy, const float *x,
-                        const float *y, const float *kernel, int B, int K, int N, eng_act act);
+                        const float *y, const float *kernel, int B, int K, int N, eng_act act,
+                        int accumulate);
 
 #endif

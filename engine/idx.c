@@ -6,11 +6,13 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <zlib.h>
 
-/* Reads exactly len bytes; ENG_EFORMAT when the file ends first. */
-static int read_exact(gzFile f, void *buf, size_t len, const char *path, const char *what,
-                      char *err, size_t errlen) {
+/* Reads up to len bytes; *got tells how many arrived before the end of the file.
+ * ENG_EIO / ENG_EFORMAT on a read or decompression error. */
+static int read_some(gzFile f, void *buf, size_t len, size_t *got, const char *path, char *err,
+                     size_t errlen) {
     size_t done = 0;
     while (done < len) {
         unsigned chunk = len - done > (1u << 30) ? (1u << 30) : (unsigned)(len - done);
@@ -18,17 +20,27 @@ static int read_exact(gzFile f, void *buf, size_t len, const char *path, const c
         if (n < 0) {
             int zerr;
             const char *msg = gzerror(f, &zerr);
-            return eng_err(err, errlen, zerr == Z_ERRNO ? ENG_EIO : ENG_EFORMAT,
-                           "%s: reading %s: %s", path, what,
+            return eng_err(err, errlen, zerr == Z_ERRNO ? ENG_EIO : ENG_EFORMAT, "%s: %s", path,
                            zerr == Z_ERRNO ? strerror(errno) : msg);
         }
         if (n == 0)
-            return eng_err(err, errlen, ENG_EFORMAT,
-                           "%s: truncated: expected %zu bytes of %s, got %zu", path, len, what,
-                           done);
+            break;
         done += (size_t)n;
     }
+    *got = done;
     return ENG_OK;
+}
+
+/* Reads exactly len bytes at byte position pos of the (uncompressed) file, whose full
+ * length should be total: a short read is a truncated file. */
+static int read_exact(gzFile f, void *buf, size_t len, size_t pos, size_t total, const char *path,
+                      char *err, size_t errlen) {
+    size_t got = 0;
+    int rc = read_some(f, buf, len, &got, path, err, errlen);
+    if (rc == ENG_OK && got < len)
+        rc = eng_err(err, errlen, ENG_EFORMAT, "%s: truncated: expected %zu bytes, got %zu", path,
+                     total, pos + got);
+    return rc;
 }
 
 int eng_idx_read(eng_idx *idx, const char *path, int expect_ndim, const uint32_t *expect_dims,
@@ -41,7 +53,7 @@ int eng_idx_read(eng_idx *idx, const char *path, int expect_ndim, const uint32_t
     gzbuffer(f, 1 << 17);
     int rc;
     unsigned char head[4];
-    if ((rc = read_exact(f, head, 4, path, "the header", err, errlen)) != ENG_OK)
+    if ((rc = read_exact(f, head, 4, 0, 4, path, err, errlen)) != ENG_OK)
         goto out;
     if (head[0] != 0 || head[1] != 0 || head[2] != 0x08 || head[3] != expect_ndim) {
         rc = eng_err(err, errlen, ENG_EFORMAT,
@@ -52,24 +64,34 @@ int eng_idx_read(eng_idx *idx, const char *path, int expect_ndim, const uint32_t
     }
     idx->ndim = expect_ndim;
     unsigned char raw[4 * ENG_IDX_MAX_DIMS];
-    if ((rc = read_exact(f, raw, 4 * (size_t)expect_ndim, path, "the dimensions", err,
-                         errlen)) != ENG_OK)
+    const size_t header = 4 + 4 * (size_t)expect_ndim;
+    if ((rc = read_exact(f, raw, header - 4, 4, header, path, err, errlen)) != ENG_OK)
         goto out;
     idx->item_bytes = 1;
     for (int d = 0; d < expect_ndim; d++) {
         const unsigned char *b = raw + 4 * d;
         idx->dims[d] = (uint32_t)b[0] << 24 | (uint32_t)b[1] << 16 | (uint32_t)b[2] << 8 | b[3];
         if (d > 0 && expect_dims && expect_dims[d] && idx->dims[d] != expect_dims[d]) {
-            rc = eng_err(err, errlen, ENG_EFORMAT, "%s: dimension %d is %u, expected %u", path,
-                         d, idx->dims[d], expect_dims[d]);
+            rc = eng_err(err, errlen, ENG_EFORMAT, "%s: dimension %d is %u, expected %u", path, d,
+                         idx->dims[d], expect_dims[d]);
             goto out;
         }
         if (d > 0)
             idx->item_bytes *= idx->dims[d];
     }
+    const size_t total = header + (size_t)idx->dims[0] * idx->item_bytes;
+    struct stat st;
+    if (gzdirect(f) && stat(path, &st) == 0 && (size_t)st.st_size != total) {
+        /* A raw file's length is known up front: check it before seeking into it. */
+        rc = eng_err(err, errlen, ENG_EFORMAT,
+                     "%s: %s: expected %zu bytes (header + %u items), got %lld", path,
+                     (size_t)st.st_size < total ? "truncated" : "too long", total, idx->dims[0],
+                     (long long)st.st_size);
+        goto out;
+    }
     if (first > idx->dims[0]) {
-        rc = eng_err(err, errlen, ENG_EARG, "%s: first item %zu is past its %u items", path,
-                     first, idx->dims[0]);
+        rc = eng_err(err, errlen, ENG_EARG, "%s: first item %zu is past its %u items", path, first,
+                     idx->dims[0]);
         goto out;
     }
     if (count == SIZE_MAX)
@@ -94,14 +116,14 @@ int eng_idx_read(eng_idx *idx, const char *path, int expect_ndim, const uint32_t
         rc = eng_err(err, errlen, ENG_ENOMEM, "%s: out of memory for %zu items", path, count);
         goto out;
     }
-    rc = read_exact(f, idx->data, count * idx->item_bytes, path, "the items", err, errlen);
+    rc = read_exact(f, idx->data, count * idx->item_bytes, header + first * idx->item_bytes, total,
+                    path, err, errlen);
     if (rc == ENG_OK && first + count == idx->dims[0]) {
         /* Reading to the end: the file must end exactly there. */
         unsigned char extra;
         if (gzread(f, &extra, 1) > 0)
             rc = eng_err(err, errlen, ENG_EFORMAT,
-                         "%s: %zu bytes expected (header + %u items), file is longer", path,
-                         (size_t)(4 + 4 * expect_ndim) + idx->dims[0] * idx->item_bytes,
+                         "%s: expected %zu bytes (header + %u items), file is longer", path, total,
                          idx->dims[0]);
     }
 out:

@@ -71,8 +71,8 @@ typedef struct eng_fwd_args {
     int64_t sample0;     /* index of x's first sample within the step: masks depend on it */
 } eng_fwd_args;
 
-/* Arguments of one backward call. Gradients are written, not accumulated: each tensor
- * belongs to one layer, which writes it once per step. */
+/* Arguments of one backward call. Each tensor belongs to one layer; its gradient is
+ * written by the first chunk of samples a thread runs and added to by the others. */
 typedef struct eng_bwd_args {
     float *dx;           /* (B, in), or NULL when nobody needs it (the first layer) */
     float *grads;        /* the flat gradient vector */
@@ -81,6 +81,7 @@ typedef struct eng_bwd_args {
     const float *x, *y;  /* forward's input and output */
     const float *params;
     int batch;
+    int accumulate;      /* add into grads instead of overwriting them */
 } eng_bwd_args;
 
 struct eng_layer_ops {

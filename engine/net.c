@@ -12,6 +12,12 @@
 /* OpenBLAS's own thread control; declared here so cblas.h variants without it still work. */
 void openblas_set_num_threads(int num_threads);
 
+/* Samples a thread runs through the layers at a time, so that activations stay in the
+ * core's caches (mnist_cnn: ~0.45 MB a sample with im2col and gradients). Measured on
+ * 2-core Zen 4, 1 thread, batch 32: chunks of 4 and 8 within noise of each other, 12
+ * about 4% slower, 16 about 12% slower. */
+#define ENG_NET_CHUNK 4
+
 typedef struct worker_mem {
     float *act[ENG_MAX_LAYERS];  /* act[i]: layer i's output (B, out); views alias their input */
     void *saved[ENG_MAX_LAYERS]; /* layer i's forward-to-backward memory */
@@ -23,6 +29,7 @@ typedef struct worker_mem {
 struct eng_net {
     const eng_model *model;
     int max_batch, threads;
+    int chunk; /* samples per forward/backward pass of one thread */
     float *params, *grads;
     eng_pool *pool;
     worker_mem *mem;
@@ -70,7 +77,9 @@ eng_net *eng_net_new(const eng_model *m, int max_batch, int threads, char *err, 
     net->mem = calloc((size_t)threads, sizeof *net->mem);
     if (!net->params || !net->grads || !net->mem)
         goto nomem;
-    const size_t per_thread = (size_t)(max_batch + threads - 1) / (size_t)threads;
+    const int per_thread = (max_batch + threads - 1) / threads;
+    net->chunk = per_thread < ENG_NET_CHUNK ? per_thread : ENG_NET_CHUNK;
+    const size_t rows = (size_t)net->chunk;
     size_t widest = eng_shape_size(m->input);
     for (int i = 0; i < m->n; i++)
         if (eng_shape_size(m->layers[i].out) > widest)
@@ -83,14 +92,14 @@ eng_net *eng_net_new(const eng_model *m, int max_batch, int threads, char *err, 
                 w->act[i] = i > 0 ? w->act[i - 1] : NULL; /* set per run for i == 0 */
                 continue;
             }
-            w->act[i] = eng_alloc(sizeof(float) * per_thread * eng_shape_size(l->out));
+            w->act[i] = eng_alloc(sizeof(float) * rows * eng_shape_size(l->out));
             if (!w->act[i])
                 goto nomem;
-            if (l->saved_bytes && !(w->saved[i] = eng_alloc(per_thread * l->saved_bytes)))
+            if (l->saved_bytes && !(w->saved[i] = eng_alloc(rows * l->saved_bytes)))
                 goto nomem;
         }
-        w->dbuf[0] = eng_alloc(sizeof(float) * per_thread * widest);
-        w->dbuf[1] = eng_alloc(sizeof(float) * per_thread * widest);
+        w->dbuf[0] = eng_alloc(sizeof(float) * rows * widest);
+        w->dbuf[1] = eng_alloc(sizeof(float) * rows * widest);
         w->grads = t == 0 ? net->grads : eng_alloc(sizeof(float) * m->layout.total);
         if (!w->dbuf[0] || !w->dbuf[1] || !w->grads)
             goto nomem;
@@ -134,23 +143,13 @@ static void share(int batch, int threads, int t, int *first, int *count) {
     *count = hi - lo;
 }
 
-static void run_share(void *arg, int t) {
-    eng_net *net = arg;
+/* Forward (and, when training, backward) over samples [first, first + B) of the step,
+ * B <= the chunk size; accumulate adds to the thread's gradients instead of writing. */
+static void run_chunk(eng_net *net, worker_mem *w, int first, int B, int accumulate) {
     const eng_model *m = net->model;
-    worker_mem *w = &net->mem[t];
-    int first, B;
-    share(net->batch, net->threads, t, &first, &B);
-    w->st = (eng_batch_stats){0};
-    if (B == 0) {
-        if (net->training)
-            memset(w->grads, 0, sizeof(float) * m->layout.total);
-        return;
-    }
-    const size_t in_size = eng_shape_size(m->input);
-    const float *x = net->x + (size_t)first * in_size;
+    const float *x = net->x + (size_t)first * eng_shape_size(m->input);
     const uint8_t *labels = net->labels + first;
 
-    /* Forward. */
     const float *in = x;
     for (int i = 0; i < m->n; i++) {
         const eng_layer *l = &m->layers[i];
@@ -166,32 +165,43 @@ static void run_share(void *arg, int t) {
     }
     const int C = m->def->nclasses;
     float *logits = w->act[m->n - 1];
-    int hits = 0;
     float *probs = net->training ? w->dbuf[0] : logits;
-    w->st.loss_sum = eng_softmax_xent_forward(probs, logits, labels, B, C, &hits);
-    w->st.correct = hits;
-    w->st.count = B;
+    int hits = 0;
+    w->st.loss_sum += eng_softmax_xent_forward(probs, logits, labels, B, C, &hits);
+    w->st.correct += hits;
+    w->st.count += B;
     if (!net->training)
         return;
 
-    /* Backward: dy starts as the loss gradient of the whole batch's mean. */
+    /* Backward: dy starts as the gradient of the whole step's mean loss. */
     eng_softmax_xent_backward(probs, probs, labels, B, C, (float)net->batch);
     int cur = 0;
     for (int i = m->n - 1; i >= 0; i--) {
         const eng_layer *l = &m->layers[i];
         if (l->ops->is_view)
             continue;
-        const float *lin = x;
-        for (int j = i - 1; j >= 0; j--)
-            if (!m->layers[j].ops->is_view) {
-                lin = w->act[j];
-                break;
-            }
-        float *dx = i > 0 ? w->dbuf[cur ^ 1] : NULL;
-        eng_bwd_args a = {.dx = dx, .grads = w->grads, .dy = w->dbuf[cur], .saved = w->saved[i],
-                          .x = lin, .y = w->act[i], .params = net->params, .batch = B};
+        const float *lin = i > 0 ? w->act[i - 1] : x; /* views alias their input */
+        eng_bwd_args a = {.dx = i > 0 ? w->dbuf[cur ^ 1] : NULL, .grads = w->grads,
+                          .dy = w->dbuf[cur], .saved = w->saved[i], .x = lin, .y = w->act[i],
+                          .params = net->params, .batch = B, .accumulate = accumulate};
         l->ops->backward(l, &a);
         cur ^= 1;
+    }
+}
+
+/* Thread t's share of the step, in chunks small enough for the activations to stay in
+ * the core's cache. */
+static void run_share(void *arg, int t) {
+    eng_net *net = arg;
+    worker_mem *w = &net->mem[t];
+    int first, B;
+    share(net->batch, net->threads, t, &first, &B);
+    w->st = (eng_batch_stats){0};
+    if (B == 0 && net->training)
+        memset(w->grads, 0, sizeof(float) * net->model->layout.total);
+    for (int done = 0; done < B; done += net->chunk) {
+        const int n = B - done < net->chunk ? B - done : net->chunk;
+        run_chunk(net, w, first + done, n, done > 0);
     }
 }
 
