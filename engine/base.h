@@ -21,8 +21,8 @@ enum {
 int eng_err(char *err, size_t errlen, int code, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 
-_Noreturn void eng_assert_fail(const char *file, int line, const char *cond, const char *fmt,
-                               ...) __attribute__((format(printf, 4, 5)));
+_Noreturn void eng_assert_fail(const char *file, int line, const char *cond, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
 
 /* ENG_ASSERT(cond, "fmt", values...): always compiled in; prints the values, then aborts. */
 #define ENG_ASSERT(cond, ...)                                                                      \

@@ -24,11 +24,10 @@ void eng_conv2d_backward(float *dx, float *dkernel, float *dbias, float *dy, flo
  * and column never reads them, so the model skips them: inputs that feed only those
  * outputs get a zero gradient, as they would anyway. */
 void eng_conv2d_forward_part(float *y, float *col, const float *x, const float *kernel,
-                             const float *bias, int B, int H, int W, int C, int KH, int KW,
-                             int F, int OH, int OW, eng_act act);
+                             const float *bias, int B, int H, int W, int C, int KH, int KW, int F,
+                             int OH, int OW, eng_act act);
 void eng_conv2d_backward_part(float *dx, float *dkernel, float *dbias, float *dy, float *col,
                               const float *y, const float *kernel, int B, int H, int W, int C,
-                              int KH, int KW, int F, int OH, int OW, eng_act act,
-                              int accumulate);
+                              int KH, int KW, int F, int OH, int OW, eng_act act, int accumulate);
 
 #endif

@@ -10,8 +10,8 @@
 #include <unistd.h>
 
 /* DIR/name/file, or with .gz appended when only that exists. */
-static int find_file(char *path, size_t len, const char *dir, const char *name,
-                     const char *file, char *err, size_t errlen) {
+static int find_file(char *path, size_t len, const char *dir, const char *name, const char *file,
+                     char *err, size_t errlen) {
     snprintf(path, len, "%s/%s/%s", dir, name, file);
     if (access(path, R_OK) == 0)
         return ENG_OK;
@@ -19,8 +19,8 @@ static int find_file(char *path, size_t len, const char *dir, const char *name,
     if (access(path, R_OK) == 0)
         return ENG_OK;
     return eng_err(err, errlen, ENG_EIO,
-                   "%s/%s/%s: not found (nor .gz): run launch/fetch-data or pass --data DIR",
-                   dir, name, file);
+                   "%s/%s/%s: not found (nor .gz): run launch/fetch-data or pass --data DIR", dir,
+                   name, file);
 }
 
 static void share_range(int64_t n, int rank, int world, int64_t *lo, int64_t *hi) {
@@ -33,8 +33,7 @@ static int load_part(eng_dataset *d, const char *img_path, const char *lab_path,
                      int64_t hi, char *err, size_t errlen) {
     static const uint32_t img_dims[3] = {0, 28, 28};
     eng_idx img = {0}, lab = {0};
-    int rc = eng_idx_read(&img, img_path, 3, img_dims, (size_t)lo, (size_t)(hi - lo), err,
-                          errlen);
+    int rc = eng_idx_read(&img, img_path, 3, img_dims, (size_t)lo, (size_t)(hi - lo), err, errlen);
     if (rc == ENG_OK)
         rc = eng_idx_read(&lab, lab_path, 1, NULL, (size_t)lo, (size_t)(hi - lo), err, errlen);
     if (rc != ENG_OK)
@@ -68,14 +67,14 @@ static int peek_pair(int64_t *n, const char *img_path, const char *lab_path, cha
     if (rc != ENG_OK)
         return rc;
     if (img.dims[0] != lab.dims[0])
-        return eng_err(err, errlen, ENG_EFORMAT, "%s: %u labels, but %s has %u images",
-                       lab_path, lab.dims[0], img_path, img.dims[0]);
+        return eng_err(err, errlen, ENG_EFORMAT, "%s: %u labels, but %s has %u images", lab_path,
+                       lab.dims[0], img_path, img.dims[0]);
     *n = img.dims[0];
     return ENG_OK;
 }
 
-int eng_split_load_idx(eng_split *s, const char *dir, const char *name, double val_split,
-                       int rank, int world, char *err, size_t errlen) {
+int eng_split_load_idx(eng_split *s, const char *dir, const char *name, double val_split, int rank,
+                       int world, char *err, size_t errlen) {
     memset(s, 0, sizeof *s);
     ENG_ASSERT(world >= 1 && rank >= 0 && rank < world, "rank %d of %d", rank, world);
     if (!(val_split >= 0.0 && val_split < 1.0))

@@ -13,11 +13,11 @@
 #include <stdint.h>
 
 typedef struct eng_dataset {
-    int64_t n;        /* samples held */
-    eng_shape shape;  /* one sample */
+    int64_t n;       /* samples held */
+    eng_shape shape; /* one sample */
     int nclasses;
-    uint8_t *images;  /* (n, h, w, c) pixels 0..255, owned */
-    uint8_t *labels;  /* (n), each < nclasses, owned */
+    uint8_t *images; /* (n, h, w, c) pixels 0..255, owned */
+    uint8_t *labels; /* (n), each < nclasses, owned */
 } eng_dataset;
 
 typedef struct eng_split {
@@ -29,8 +29,8 @@ typedef struct eng_split {
  * samples [N_part * rank / world, N_part * (rank + 1) / world) of each part. Only those bytes
  * are read from raw files. Returns ENG_OK or a negative code with a message naming the
  * file. On success release with eng_split_deinit. */
-int eng_split_load_idx(eng_split *s, const char *dir, const char *name, double val_split,
-                       int rank, int world, char *err, size_t errlen);
+int eng_split_load_idx(eng_split *s, const char *dir, const char *name, double val_split, int rank,
+                       int world, char *err, size_t errlen);
 void eng_split_deinit(eng_split *s);
 
 /* x (B, h, w, c) <- images[idx[i]] / 255 and labels (B) <- labels[idx[i]], for i < B. */

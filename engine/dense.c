@@ -9,8 +9,8 @@
 
 void eng_dense_forward(float *y, const float *x, const float *kernel, const float *bias, int B,
                        int K, int N, eng_act act) {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, B, N, K, 1.0f, x, K, kernel, N, 0.0f,
-                y, N);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, B, N, K, 1.0f, x, K, kernel, N, 0.0f, y,
+                N);
     eng_bias_act_forward(y, bias, (size_t)B, N, act);
 }
 
@@ -24,8 +24,8 @@ void eng_dense_backward(float *dx, float *dkernel, float *dbias, float *dy, cons
                 accumulate ? 1.0f : 0.0f, dkernel, N);
     /* dx (B, K) = dy (B, N) . kernel^T (N, K) */
     if (dx)
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B, K, N, 1.0f, dy, N, kernel, N,
-                    0.0f, dx, K);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B, K, N, 1.0f, dy, N, kernel, N, 0.0f,
+                    dx, K);
 }
 
 static int dense_build(eng_layer *l, eng_layout *lay, char *err, size_t errlen) {
@@ -50,8 +50,8 @@ static int dense_build(eng_layer *l, eng_layout *lay, char *err, size_t errlen) 
 }
 
 static void dense_fwd(const eng_layer *l, const eng_fwd_args *a) {
-    eng_dense_forward(a->y, a->x, a->params + l->kernel, a->params + l->bias, a->batch,
-                      l->in.c, l->spec.units, l->spec.act);
+    eng_dense_forward(a->y, a->x, a->params + l->kernel, a->params + l->bias, a->batch, l->in.c,
+                      l->spec.units, l->spec.act);
 }
 
 static void dense_bwd(const eng_layer *l, const eng_bwd_args *a) {

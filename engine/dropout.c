@@ -12,6 +12,9 @@ void eng_dropout_forward(float *y, float *mask, const float *x, int B, size_t n,
     if (!training || rate <= 0.0f) {
         if (y != x)
             memcpy(y, x, sizeof(float) * (size_t)B * n);
+        if (training) /* rate 0: backward still multiplies by the mask */
+            for (size_t i = 0; i < (size_t)B * n; i++)
+                mask[i] = 1.0f;
         return;
     }
     const float scale = 1.0f / (1.0f - rate);

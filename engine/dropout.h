@@ -3,7 +3,8 @@
  *
  * The mask of sample s is drawn from eng_hash3(key, sample0 + s, element): it depends on
  * the step's key and the sample's place in the step's batch, never on which thread or
- * process computes it. mask (B, n) holds 0 or 1/(1-rate) for backward. */
+ * process computes it. In training, mask (B, n) holds 0 or 1/(1-rate) (all 1 at rate 0)
+ * for backward. */
 #ifndef PSTRAIN_ENGINE_DROPOUT_H
 #define PSTRAIN_ENGINE_DROPOUT_H
 

@@ -14,7 +14,7 @@
 typedef struct eng_idx {
     int ndim;
     uint32_t dims[ENG_IDX_MAX_DIMS];
-    size_t item_bytes; /* product of dims[1..] */
+    size_t item_bytes;   /* product of dims[1..] */
     size_t first, count; /* the items held: [first, first + count) of dims[0] */
     uint8_t *data;       /* count * item_bytes bytes, owned */
 } eng_idx;

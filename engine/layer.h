@@ -35,10 +35,10 @@ static inline size_t eng_shape_size(eng_shape s) { return (size_t)s.h * s.w * s.
 /* A layer as a model definition writes it, in Keras terms. */
 typedef struct eng_layer_spec {
     eng_layer_kind kind;
-    int units;     /* Conv2D filters, Dense units */
-    int kh, kw;    /* Conv2D kernel size, MaxPooling2D pool size (stride = pool size) */
-    float rate;    /* Dropout rate */
-    eng_act act;   /* Conv2D, Dense */
+    int units;       /* Conv2D filters, Dense units */
+    int kh, kw;      /* Conv2D kernel size, MaxPooling2D pool size (stride = pool size) */
+    float rate;      /* Dropout rate */
+    eng_act act;     /* Conv2D, Dense */
     eng_shape input; /* the first layer's input shape; ignored elsewhere */
 } eng_layer_spec;
 
@@ -66,22 +66,22 @@ typedef struct eng_fwd_args {
     const float *x;      /* (B, in) */
     const float *params; /* the flat parameter vector */
     int batch;
-    int training;        /* dropout active */
-    uint64_t key;        /* per-step random key (dropout) */
-    int64_t sample0;     /* index of x's first sample within the step: masks depend on it */
+    int training;    /* dropout active */
+    uint64_t key;    /* per-step random key (dropout) */
+    int64_t sample0; /* index of x's first sample within the step: masks depend on it */
 } eng_fwd_args;
 
 /* Arguments of one backward call. Each tensor belongs to one layer; its gradient is
  * written by the first chunk of samples a thread runs and added to by the others. */
 typedef struct eng_bwd_args {
-    float *dx;           /* (B, in), or NULL when nobody needs it (the first layer) */
-    float *grads;        /* the flat gradient vector */
-    float *dy;           /* (B, out); the layer may overwrite it */
-    void *saved;         /* as forward left it; the layer may overwrite it */
-    const float *x, *y;  /* forward's input and output */
+    float *dx;          /* (B, in), or NULL when nobody needs it (the first layer) */
+    float *grads;       /* the flat gradient vector */
+    float *dy;          /* (B, out); the layer may overwrite it */
+    void *saved;        /* as forward left it; the layer may overwrite it */
+    const float *x, *y; /* forward's input and output */
     const float *params;
     int batch;
-    int accumulate;      /* add into grads instead of overwriting them */
+    int accumulate; /* add into grads instead of overwriting them */
 } eng_bwd_args;
 
 struct eng_layer_ops {

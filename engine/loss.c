@@ -4,8 +4,8 @@
 #include <math.h>
 #include <stddef.h>
 
-double eng_softmax_xent_forward(float *probs, const float *logits, const uint8_t *labels,
-                                int B, int C, int *correct) {
+double eng_softmax_xent_forward(float *probs, const float *logits, const uint8_t *labels, int B,
+                                int C, int *correct) {
     double total = 0.0;
     int hits = 0;
     for (int n = 0; n < B; n++) {

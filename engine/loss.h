@@ -10,8 +10,8 @@
 /* probs (B, C) <- softmax(logits (B, C)) (probs may equal logits). Returns the summed
  * loss over the B samples, sum -log p[label]; *correct counts samples whose arg-max
  * (first on ties) equals the label. labels[i] < C. */
-double eng_softmax_xent_forward(float *probs, const float *logits, const uint8_t *labels,
-                                int B, int C, int *correct);
+double eng_softmax_xent_forward(float *probs, const float *logits, const uint8_t *labels, int B,
+                                int C, int *correct);
 
 /* dlogits (B, C) = (probs - onehot(labels)) / scale (dlogits may equal probs); scale is the
  * number of samples the loss is averaged over (the whole step's batch). */

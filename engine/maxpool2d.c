@@ -6,8 +6,8 @@
 
 #include <string.h>
 
-void eng_maxpool2d_forward(float *y, uint8_t *argmax, const float *x, int B, int H, int W,
-                           int C, int PH, int PW) {
+void eng_maxpool2d_forward(float *y, uint8_t *argmax, const float *x, int B, int H, int W, int C,
+                           int PH, int PW) {
     const int OH = H / PH, OW = W / PW;
     for (int n = 0; n < B; n++)
         for (int oh = 0; oh < OH; oh++)
@@ -33,8 +33,8 @@ void eng_maxpool2d_forward(float *y, uint8_t *argmax, const float *x, int B, int
             }
 }
 
-void eng_maxpool2d_backward(float *dx, const float *dy, const uint8_t *argmax, int B, int H,
-                            int W, int C, int PH, int PW) {
+void eng_maxpool2d_backward(float *dx, const float *dy, const uint8_t *argmax, int B, int H, int W,
+                            int C, int PH, int PW) {
     const int OH = H / PH, OW = W / PW;
     if (H % PH || W % PW) /* rows or columns no window covers */
         memset(dx, 0, sizeof(float) * (size_t)B * H * W * C);

@@ -10,11 +10,11 @@
 
 #include <stdint.h>
 
-void eng_maxpool2d_forward(float *y, uint8_t *argmax, const float *x, int B, int H, int W,
-                           int C, int PH, int PW);
+void eng_maxpool2d_forward(float *y, uint8_t *argmax, const float *x, int B, int H, int W, int C,
+                           int PH, int PW);
 
 /* dx (B, H, W, C) written in full: zero except at each window's winner. */
-void eng_maxpool2d_backward(float *dx, const float *dy, const uint8_t *argmax, int B, int H,
-                            int W, int C, int PH, int PW);
+void eng_maxpool2d_backward(float *dx, const float *dy, const uint8_t *argmax, int B, int H, int W,
+                            int C, int PH, int PW);
 
 #endif

@@ -23,8 +23,8 @@ static const eng_layer_spec keras_cnn[] = {
 #define NLAYERS(a) ((int)(sizeof(a) / sizeof((a)[0])))
 
 static const eng_model_def registry[] = {
-    {"mnist_cnn", "mnist", "Keras CNN on MNIST digits (225,034 parameters)", 10,
-     NLAYERS(keras_cnn), keras_cnn},
+    {"mnist_cnn", "mnist", "Keras CNN on MNIST digits (225,034 parameters)", 10, NLAYERS(keras_cnn),
+     keras_cnn},
     {"fashion_cnn", "fashion-mnist", "the same CNN on Fashion-MNIST", 10, NLAYERS(keras_cnn),
      keras_cnn},
 };
@@ -184,6 +184,6 @@ void eng_model_summary(const eng_model *m, FILE *out) {
             fprintf(out, "\n");
     }
     group_digits(count, sizeof count, m->layout.total);
-    fprintf(out, "%s\nTotal params: %s\nTrainable params: %s\nNon-trainable params: 0\n%s\n",
-            thick, count, count, rule);
+    fprintf(out, "%s\nTotal params: %s\nTrainable params: %s\nNon-trainable params: 0\n%s\n", thick,
+            count, count, rule);
 }

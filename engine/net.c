@@ -157,8 +157,13 @@ static void run_chunk(eng_net *net, worker_mem *w, int first, int B, int accumul
             w->act[i] = (float *)in; /* read-only alias: never written through */
             continue;
         }
-        eng_fwd_args a = {.y = w->act[i], .saved = w->saved[i], .x = in, .params = net->params,
-                          .batch = B, .training = net->training, .key = net->key,
+        eng_fwd_args a = {.y = w->act[i],
+                          .saved = w->saved[i],
+                          .x = in,
+                          .params = net->params,
+                          .batch = B,
+                          .training = net->training,
+                          .key = net->key,
                           .sample0 = first};
         l->ops->forward(l, &a);
         in = w->act[i];
@@ -181,9 +186,15 @@ static void run_chunk(eng_net *net, worker_mem *w, int first, int B, int accumul
         if (l->ops->is_view)
             continue;
         const float *lin = i > 0 ? w->act[i - 1] : x; /* views alias their input */
-        eng_bwd_args a = {.dx = i > 0 ? w->dbuf[cur ^ 1] : NULL, .grads = w->grads,
-                          .dy = w->dbuf[cur], .saved = w->saved[i], .x = lin, .y = w->act[i],
-                          .params = net->params, .batch = B, .accumulate = accumulate};
+        eng_bwd_args a = {.dx = i > 0 ? w->dbuf[cur ^ 1] : NULL,
+                          .grads = w->grads,
+                          .dy = w->dbuf[cur],
+                          .saved = w->saved[i],
+                          .x = lin,
+                          .y = w->act[i],
+                          .params = net->params,
+                          .batch = B,
+                          .accumulate = accumulate};
         l->ops->backward(l, &a);
         cur ^= 1;
     }
@@ -256,12 +267,11 @@ static void run(eng_net *net, const float *x, const uint8_t *labels, int B, int 
         eng_pool_run(net->pool, reduce_range, net);
 }
 
-void eng_net_train_step(eng_net *net, const float *x, const uint8_t *labels, int B,
-                        uint64_t key, eng_batch_stats *st) {
+void eng_net_train_step(eng_net *net, const float *x, const uint8_t *labels, int B, uint64_t key,
+                        eng_batch_stats *st) {
     run(net, x, labels, B, 1, key, st);
 }
 
-void eng_net_eval(eng_net *net, const float *x, const uint8_t *labels, int B,
-                  eng_batch_stats *st) {
+void eng_net_eval(eng_net *net, const float *x, const uint8_t *labels, int B, eng_batch_stats *st) {
     run(net, x, labels, B, 0, 0, st);
 }

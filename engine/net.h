@@ -39,15 +39,14 @@ int eng_net_threads(const eng_net *net);
 /* Forward and backward over x (B, H, W, C) with integer labels (B): writes the gradient of
  * the batch's mean loss into eng_net_grads and adds the batch's loss, hits and count to *st.
  * key selects the dropout masks (one per step). 1 <= B <= max_batch. */
-void eng_net_train_step(eng_net *net, const float *x, const uint8_t *labels, int B,
-                        uint64_t key, eng_batch_stats *st);
+void eng_net_train_step(eng_net *net, const float *x, const uint8_t *labels, int B, uint64_t key,
+                        eng_batch_stats *st);
 
 /* One optimizer update of the whole parameter vector from eng_net_grads, split across the
  * net's threads. opt must cover layout.total parameters. */
 void eng_net_apply(eng_net *net, eng_optim *opt);
 
 /* Inference (dropout off) over x: adds loss, hits and count to *st. */
-void eng_net_eval(eng_net *net, const float *x, const uint8_t *labels, int B,
-                  eng_batch_stats *st);
+void eng_net_eval(eng_net *net, const float *x, const uint8_t *labels, int B, eng_batch_stats *st);
 
 #endif

@@ -67,7 +67,8 @@ void eng_adam_update(float *w, float *m, float *v, const float *g, size_t n, int
                      const eng_optim_cfg *cfg) {
     ENG_ASSERT(t >= 1, "adam step t=%lld must be >= 1", (long long)t);
     const double b1 = cfg->beta1, b2 = cfg->beta2;
-    const float lr_t = (float)(cfg->lr * sqrt(1.0 - pow(b2, (double)t)) / (1.0 - pow(b1, (double)t)));
+    const float lr_t =
+        (float)(cfg->lr * sqrt(1.0 - pow(b2, (double)t)) / (1.0 - pow(b1, (double)t)));
     const float c1 = 1.0f - cfg->beta1, c2 = 1.0f - cfg->beta2, eps = cfg->epsilon;
     for (size_t i = 0; i < n; i++) {
         const float gi = g[i];

@@ -22,8 +22,8 @@ typedef struct eng_optim_cfg {
     float beta1, beta2; /* Adam */
     float rho;          /* RMSprop */
     float epsilon;
-    float clipvalue;    /* RMSprop; 0 = off */
-    float decay;        /* RMSprop legacy decay; 0 = off */
+    float clipvalue; /* RMSprop; 0 = off */
+    float decay;     /* RMSprop legacy decay; 0 = off */
 } eng_optim_cfg;
 
 /* Keras defaults for kind: Adam(lr 1e-3, 0.9, 0.999, 1e-7); RMSprop(lr 1e-3, rho 0.9, 1e-7). */
