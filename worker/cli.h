@@ -27,8 +27,8 @@ typedef struct wk_opts {
     double clipvalue;  /* rmsprop; 0 = off */
     double decay;      /* rmsprop legacy decay; 0 = off */
     double val_split;
-    int64_t progress;  /* -1 auto (a bar on a terminal), 0 lines only, 1 bar */
-    int help;          /* --help was given: print usage, run nothing */
+    int64_t progress; /* -1 auto (a bar on a terminal), 0 lines only, 1 bar */
+    int help;         /* --help was given: print usage, run nothing */
 } wk_opts;
 
 /* Parses argv (argv[0] is the program). Returns 0, or -1 with one line in err (naming the

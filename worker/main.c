@@ -16,7 +16,7 @@ int main(int argc, char **argv) {
         return 2;
     }
     if (o.help) {
-        wk_cli_usage(stdout, (int)o.command < 0 ? NULL
+        wk_cli_usage(stdout, (int)o.command < 0          ? NULL
                              : o.command == WK_CMD_TRAIN ? "train"
                                                          : "summary");
         return 0;

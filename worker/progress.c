@@ -12,8 +12,8 @@ double wk_now(void) {
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
-int wk_progress_init(wk_progress *p, FILE *out, const char *metrics_path, int bar,
-                     int64_t epochs, int64_t steps_per_epoch, char *err, size_t errlen) {
+int wk_progress_init(wk_progress *p, FILE *out, const char *metrics_path, int bar, int64_t epochs,
+                     int64_t steps_per_epoch, char *err, size_t errlen) {
     memset(p, 0, sizeof *p);
     p->out = out;
     p->bar = bar < 0 ? isatty(fileno(out)) : bar;
@@ -58,9 +58,9 @@ void wk_progress_step(wk_progress *p, int64_t step, double loss, double accuracy
     bar[width] = '\0';
     double elapsed = now - p->epoch_start;
     double eta = step > 0 ? elapsed * (double)(p->steps_per_epoch - step) / (double)step : 0.0;
-    fprintf(p->out, "\r%lld/%lld [%s] - ETA: %3.0fs - loss: %.4f - accuracy: %.4f - %.0f samples/s ",
-            (long long)step, (long long)p->steps_per_epoch, bar, eta, loss, accuracy,
-            samples_per_sec);
+    fprintf(
+        p->out, "\r%lld/%lld [%s] - ETA: %3.0fs - loss: %.4f - accuracy: %.4f - %.0f samples/s ",
+        (long long)step, (long long)p->steps_per_epoch, bar, eta, loss, accuracy, samples_per_sec);
     fflush(p->out);
 }
 
@@ -84,8 +84,8 @@ void wk_progress_epoch_end(wk_progress *p, const wk_epoch_report *r) {
 
 void wk_progress_final(wk_progress *p, double test_loss, double test_accuracy,
                        double samples_per_sec, double wall_s) {
-    fprintf(p->out, "test_loss: %.4f - test_accuracy: %.4f - %.0f samples/s - %.1fs\n",
-            test_loss, test_accuracy, samples_per_sec, wall_s);
+    fprintf(p->out, "test_loss: %.4f - test_accuracy: %.4f - %.0f samples/s - %.1fs\n", test_loss,
+            test_accuracy, samples_per_sec, wall_s);
     fflush(p->out);
     if (p->metrics) {
         fprintf(p->metrics,

@@ -21,8 +21,8 @@ typedef struct wk_epoch_report {
 
 /* Opens metrics_path (may be empty) for writing; bar: -1 auto, 0 off, 1 on.
  * Returns 0, or -1 with a message naming the file. */
-int wk_progress_init(wk_progress *p, FILE *out, const char *metrics_path, int bar,
-                     int64_t epochs, int64_t steps_per_epoch, char *err, size_t errlen);
+int wk_progress_init(wk_progress *p, FILE *out, const char *metrics_path, int bar, int64_t epochs,
+                     int64_t steps_per_epoch, char *err, size_t errlen);
 void wk_progress_deinit(wk_progress *p);
 
 void wk_progress_epoch_begin(wk_progress *p, int64_t epoch);

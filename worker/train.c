@@ -29,7 +29,9 @@ static void evaluate(eng_net *net, const eng_dataset *d, int chunk, float *x, ui
     *accuracy = st.count ? (double)st.correct / (double)st.count : 0.0;
 }
 
-static int exit_code(int rc) { return rc == ENG_EARG || rc == ENG_EFORMAT || rc == ENG_EIO ? 2 : 1; }
+static int exit_code(int rc) {
+    return rc == ENG_EARG || rc == ENG_EFORMAT || rc == ENG_EIO ? 2 : 1;
+}
 
 int wk_train_local(const wk_opts *o, char *err, size_t errlen) {
     const double t_start = wk_now();
@@ -46,8 +48,8 @@ int wk_train_local(const wk_opts *o, char *err, size_t errlen) {
 
     if ((rc = eng_model_build(&model, def, err, errlen)) != ENG_OK)
         return exit_code(rc);
-    if ((rc = eng_split_load_idx(&data, o->data, def->dataset, o->val_split, 0, 1, err,
-                                 errlen)) != ENG_OK)
+    if ((rc = eng_split_load_idx(&data, o->data, def->dataset, o->val_split, 0, 1, err, errlen)) !=
+        ENG_OK)
         return exit_code(rc);
     if (data.train.n < 1) {
         snprintf(err, errlen, "--val-split: leaves no training samples");
@@ -77,8 +79,8 @@ int wk_train_local(const wk_opts *o, char *err, size_t errlen) {
     }
 
     const int64_t steps_per_epoch = (data.train.n + batch - 1) / batch;
-    if (wk_progress_init(&prog, stdout, o->metrics, (int)o->progress, o->epochs,
-                         steps_per_epoch, err, errlen) != 0) {
+    if (wk_progress_init(&prog, stdout, o->metrics, (int)o->progress, o->epochs, steps_per_epoch,
+                         err, errlen) != 0) {
         status = 2;
         goto out;
     }
@@ -89,8 +91,7 @@ int wk_train_local(const wk_opts *o, char *err, size_t errlen) {
 
     int64_t step = 0, trained = 0;
     double train_seconds = 0.0;
-    for (int64_t epoch = 1; epoch <= o->epochs && (!o->max_steps || step < o->max_steps);
-         epoch++) {
+    for (int64_t epoch = 1; epoch <= o->epochs && (!o->max_steps || step < o->max_steps); epoch++) {
         wk_progress_epoch_begin(&prog, epoch);
         for (int64_t i = 0; i < data.train.n; i++)
             order[i] = (uint32_t)i;

@@ -46,8 +46,8 @@ static double sgemm_gflops(int threads) {
         int reps = 0;
         double t0 = now(), t;
         do {
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, n, n, 1.0f, a, n, b, n,
-                        0.0f, c, n);
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, n, n, 1.0f, a, n, b, n, 0.0f,
+                        c, n);
             reps++;
         } while ((t = now() - t0) < 0.3);
         if (t / reps < best)

@@ -1,0 +1,454 @@
+/* test_net.c: a whole model through eng_net. The training step's gradient against central
+ * differences of eng_net_eval's mean loss, on a small model without dropout (dropout makes
+ * training differ from evaluation), also where a floor pool makes the model skip conv
+ * outputs; a step's gradient is its batch's mean however it is cut into chunks and
+ * threads; thread counts: 1, 2 and 3 threads agree to float rounding, the same count twice
+ * agrees bit for bit (mnist_cnn, dropout included); eng_net_apply against eng_optim_step;
+ * the statistics; and Dropout(0) behaving as no layer at all. */
+#include "engine/net.h"
+
+#include "engine/base.h"
+#include "engine/model.h"
+#include "engine/optim.h"
+#include "tests/support/testutil.h"
+
+#include <math.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+/* Conv2D(4, 3x3, relu) -> MaxPooling2D(2) -> Flatten -> Dense(10, softmax) on 8x8x1:
+ * 40 + 370 = 410 parameters, every one checked. */
+static const eng_layer_spec tiny_layers[] = {
+    {.kind = ENG_CONV2D, .units = 4, .kh = 3, .kw = 3, .act = ENG_ACT_RELU, .input = {8, 8, 1}},
+    {.kind = ENG_MAXPOOL2D, .kh = 2, .kw = 2},
+    {.kind = ENG_FLATTEN},
+    {.kind = ENG_DENSE, .units = 10, .act = ENG_ACT_SOFTMAX},
+};
+static const eng_model_def tiny_def = {"tiny", "none", "gradient check model", 10, 4, tiny_layers};
+
+/* Conv2D(3, 3x2) on 9x8x2 gives 7x7, which MaxPooling2D(2) floors to 3x3: the model
+ * skips the conv outputs the pool never reads. */
+static const eng_layer_spec odd_layers[] = {
+    {.kind = ENG_CONV2D, .units = 3, .kh = 3, .kw = 2, .act = ENG_ACT_RELU, .input = {9, 8, 2}},
+    {.kind = ENG_MAXPOOL2D, .kh = 2, .kw = 2},
+    {.kind = ENG_FLATTEN},
+    {.kind = ENG_DENSE, .units = 10, .act = ENG_ACT_SOFTMAX},
+};
+static const eng_model_def odd_def = {"odd", "none", "floor pooling model", 10, 4, odd_layers};
+
+/* Flatten first (a view at index 0), then two Dense layers. */
+static const eng_layer_spec dense_layers[] = {
+    {.kind = ENG_FLATTEN, .input = {5, 5, 1}},
+    {.kind = ENG_DENSE, .units = 8, .act = ENG_ACT_RELU},
+    {.kind = ENG_DENSE, .units = 10, .act = ENG_ACT_SOFTMAX},
+};
+static const eng_model_def dense_def = {"dense_only", "none", "", 10, 3, dense_layers};
+
+/* The same with Dropout(0) before the output layer: Keras's identity. */
+static const eng_layer_spec tiny_dropout0_layers[] = {
+    {.kind = ENG_CONV2D, .units = 4, .kh = 3, .kw = 3, .act = ENG_ACT_RELU, .input = {8, 8, 1}},
+    {.kind = ENG_MAXPOOL2D, .kh = 2, .kw = 2},
+    {.kind = ENG_FLATTEN},
+    {.kind = ENG_DROPOUT, .rate = 0.0f},
+    {.kind = ENG_DENSE, .units = 10, .act = ENG_ACT_SOFTMAX},
+};
+static const eng_model_def tiny_dropout0_def = {"tiny_dropout0",     "none", "", 10, 5,
+                                                tiny_dropout0_layers};
+
+typedef struct batch {
+    int B;
+    float *x;
+    uint8_t *labels;
+} batch;
+
+static batch batch_new(const eng_model *m, int B, uint64_t seed) {
+    batch b = {B, eng_alloc(sizeof(float) * (size_t)B * eng_shape_size(m->input)),
+               eng_alloc((size_t)B)};
+    assert_true(b.x && b.labels);
+    eng_rng r;
+    eng_rng_seed(&r, seed);
+    tu_fill_uniform(b.x, (size_t)B * eng_shape_size(m->input), 0.0f, 1.0f, &r);
+    for (int i = 0; i < B; i++)
+        b.labels[i] = (uint8_t)eng_rng_below(&r, (uint64_t)m->def->nclasses);
+    return b;
+}
+
+static void batch_free(batch *b) {
+    eng_free(b->x);
+    eng_free(b->labels);
+}
+
+static eng_net *net_new(const eng_model *m, int max_batch, int threads, uint64_t seed) {
+    char err[256] = "";
+    eng_net *net = eng_net_new(m, max_batch, threads, err, sizeof err);
+    if (!net)
+        fail_msg("eng_net_new: %s", err);
+    eng_model_init_params(m, eng_net_params(net), seed);
+    return net;
+}
+
+static void build(eng_model *m, const eng_model_def *def) {
+    char err[256] = "";
+    if (eng_model_build(m, def, err, sizeof err) != ENG_OK)
+        fail_msg("eng_model_build(%s): %s", def->name, err);
+}
+
+typedef struct eval_ctx {
+    eng_net *net;
+    const batch *b;
+} eval_ctx;
+
+static double mean_eval_loss(void *arg) {
+    eval_ctx *e = arg;
+    eng_batch_stats st = {0};
+    eng_net_eval(e->net, e->b->x, e->b->labels, e->b->B, &st);
+    return st.loss_sum / (double)st.count;
+}
+
+/* Biases start at zero, which puts every ReLU and the softmax at a special point; random
+ * biases make the check general. */
+static void randomize_biases(const eng_model *m, float *params, uint64_t seed) {
+    eng_rng r;
+    eng_rng_seed(&r, seed);
+    for (int i = 0; i < m->layout.n; i++) {
+        const eng_tensor_info *t = &m->layout.tensors[i];
+        if (t->ndim == 1)
+            tu_fill_uniform(params + t->offset, t->count, -0.2f, 0.2f, &r);
+    }
+}
+
+/* Thread counts change only the order of the sums: per tensor, the largest difference
+ * must be within 1e-5 of the largest gradient. (Element by element, small gradients that
+ * are differences of large terms legitimately move by more than 1e-5 of themselves.) */
+static void compare_close(const eng_model *m, const float *g1, const float *g2, const char *what) {
+    double worst = 0.0;
+    for (int t = 0; t < m->layout.n; t++) {
+        const eng_tensor_info *ti = &m->layout.tensors[t];
+        double gmax = 0.0, dmax = 0.0;
+        size_t at = 0;
+        for (size_t i = 0; i < ti->count; i++) {
+            const double a = g1[ti->offset + i], b = g2[ti->offset + i];
+            gmax = fmax(gmax, fabs(a));
+            if (fabs(a - b) > dmax) {
+                dmax = fabs(a - b);
+                at = i;
+            }
+        }
+        assert_true(gmax > 0.0);
+        worst = fmax(worst, dmax / gmax);
+        if (dmax > 1e-5 * gmax)
+            fail_msg("%s: %s[%zu] is %.9g vs %.9g, more than 1e-5 of the tensor's largest "
+                     "gradient %.9g",
+                     what, ti->name, at, g1[ti->offset + at], g2[ti->offset + at], gmax);
+    }
+    printf("  %s: worst |difference| %.3g of a tensor's largest gradient\n", what, worst);
+}
+
+static void check_model_gradient(const eng_model_def *def, int threads, int B) {
+    printf("%s model: %d threads, batch %d\n", def->name, threads, B);
+    eng_model m;
+    build(&m, def);
+    eng_net *net = net_new(&m, B, threads, 11);
+    randomize_biases(&m, eng_net_params(net), 12);
+    batch b = batch_new(&m, B, 13);
+    eng_batch_stats st = {0};
+    eng_net_train_step(net, b.x, b.labels, B, 0, &st);
+    const size_t n = m.layout.total;
+    float *grads = malloc(sizeof(float) * n);
+    assert_non_null(grads);
+    memcpy(grads, eng_net_grads(net), sizeof(float) * n);
+
+    eval_ctx e = {net, &b};
+    /* The loss is a float sum: ~1e-7 of ~2.3 per probe, ~1e-4 in a quotient over 2e-3, so
+     * the tolerance is 1% + 1e-4 (a layer's own check is far tighter; this one is about the
+     * wiring). A conv weight moves 4 x 36 pre-activations: larger probes cross ReLU and
+     * pooling kinks too often, and the softmax's own curvature grows with the probe.
+     * Tensor by tensor, so that each one is seen to be checked. */
+    for (int t = 0; t < m.layout.n; t++) {
+        const eng_tensor_info *ti = &m.layout.tensors[t];
+        float *p = eng_net_params(net) + ti->offset, *g = grads + ti->offset;
+        tu_gradcheck gc = {
+            .what = ti->name, .eps = 1e-3, .rtol = 1e-2, .atol = 1e-4, .kink_tol = 3e-4};
+        tu_gradcheck_result res;
+        tu_gradcheck_run(&gc, p, ti->count, g, mean_eval_loss, &e, &res);
+        if (res.failed)
+            fail_msg("%s: %zu of %zu elements disagree with differences of the loss", ti->name,
+                     res.failed, res.checked);
+        if (res.checked < ti->count * 2 / 3)
+            fail_msg("%s: only %zu of %zu elements checked (%zu skipped at kinks)", ti->name,
+                     res.checked, ti->count, res.skipped);
+
+        /* Negative control: the same check rejects this tensor's gradient scaled by 1.05. */
+        float *wrong = malloc(sizeof(float) * ti->count);
+        assert_non_null(wrong);
+        for (size_t i = 0; i < ti->count; i++)
+            wrong[i] = g[i] * 1.05f;
+        gc.what = "  the same scaled by 1.05 (must fail)";
+        tu_gradcheck_run(&gc, p, ti->count, wrong, mean_eval_loss, &e, &res);
+        if (res.failed < res.checked * 2 / 3)
+            fail_msg("%s: the check accepted %zu of %zu elements of a gradient scaled by 1.05",
+                     ti->name, res.checked - res.failed, res.checked);
+        free(wrong);
+    }
+    free(grads);
+    batch_free(&b);
+    eng_net_free(&net);
+    assert_null(net);
+}
+
+static void model_gradient_one_thread(void **state) {
+    (void)state;
+    check_model_gradient(&tiny_def, 1, 4);
+}
+
+static void model_gradient_two_threads(void **state) {
+    (void)state;
+    check_model_gradient(&tiny_def, 2, 5);
+}
+
+static void model_gradient_floor_pooling(void **state) {
+    (void)state;
+    eng_model m;
+    build(&m, &odd_def);
+    assert_int_equal(m.layout.total, 3 * 2 * 2 * 3 + 3 + 27 * 10 + 10);
+    check_model_gradient(&odd_def, 2, 3);
+}
+
+static void model_gradient_dense_only(void **state) {
+    (void)state;
+    check_model_gradient(&dense_def, 1, 6);
+}
+
+/* Gradients of a step are of its mean loss, whatever the chunks and threads it runs in:
+ * 30 samples at once equal the sample-weighted mean of 12 and 18 run apart. */
+static void step_gradient_is_the_batch_mean(void **state) {
+    (void)state;
+    eng_model m;
+    build(&m, &tiny_def);
+    const size_t n = m.layout.total;
+    batch b = batch_new(&m, 30, 60);
+    float *whole[2], *part = malloc(sizeof(float) * n);
+    assert_non_null(part);
+    for (int threads = 1; threads <= 2; threads++) {
+        eng_net *net = net_new(&m, 30, threads, 61);
+        randomize_biases(&m, eng_net_params(net), 62);
+        eng_batch_stats st = {0};
+        eng_net_train_step(net, b.x, b.labels, 30, 0, &st);
+        whole[threads - 1] = malloc(sizeof(float) * n);
+        assert_non_null(whole[threads - 1]);
+        memcpy(whole[threads - 1], eng_net_grads(net), sizeof(float) * n);
+        eng_batch_stats sa = {0}, sb = {0};
+        eng_net_train_step(net, b.x, b.labels, 12, 0, &sa);
+        memcpy(part, eng_net_grads(net), sizeof(float) * n);
+        eng_net_train_step(net, b.x + 12 * eng_shape_size(m.input), b.labels + 12, 18, 0, &sb);
+        for (size_t i = 0; i < n; i++)
+            part[i] = (12.0f * part[i] + 18.0f * eng_net_grads(net)[i]) / 30.0f;
+        assert_true(fabs(st.loss_sum - (sa.loss_sum + sb.loss_sum)) < 1e-5 * st.loss_sum);
+        assert_int_equal(st.correct, sa.correct + sb.correct);
+        char what[64];
+        snprintf(what, sizeof what, "%d threads: batch 30 vs 12 + 18", threads);
+        compare_close(&m, whole[threads - 1], part, what);
+        eng_net_free(&net);
+    }
+    compare_close(&m, whole[0], whole[1], "batch 30: 1 vs 2 threads");
+    free(whole[0]);
+    free(whole[1]);
+    free(part);
+    batch_free(&b);
+}
+
+/* eng_net_apply splits the update across the net's threads: the same bits as one
+ * eng_optim_step over the whole vector, and one iteration counted per call. */
+static void apply_equals_optim_step(void **state) {
+    (void)state;
+    eng_model m;
+    build(&m, eng_model_find("mnist_cnn"));
+    const size_t n = m.layout.total;
+    batch b = batch_new(&m, 8, 70);
+    for (int threads = 1; threads <= 3; threads++) {
+        for (int kind = ENG_OPT_ADAM; kind <= ENG_OPT_RMSPROP; kind++) {
+            eng_optim_cfg cfg = eng_optim_defaults((eng_optim_kind)kind);
+            if (kind == ENG_OPT_RMSPROP)
+                cfg.clipvalue = 1.0f, cfg.decay = 1e-3f;
+            eng_optim *o1 = eng_optim_new(&cfg, n), *o2 = eng_optim_new(&cfg, n);
+            assert_true(o1 && o2);
+            eng_net *net = net_new(&m, 8, threads, 71);
+            float *w = malloc(sizeof(float) * n);
+            assert_non_null(w);
+            memcpy(w, eng_net_params(net), sizeof(float) * n);
+            for (int step = 0; step < 3; step++) {
+                eng_batch_stats st = {0};
+                eng_net_train_step(net, b.x, b.labels, b.B, (uint64_t)step, &st);
+                eng_optim_step(o2, w, eng_net_grads(net));
+                eng_net_apply(net, o1);
+                assert_int_equal(eng_optim_iterations(o1), step + 1);
+                if (memcmp(w, eng_net_params(net), sizeof(float) * n) != 0)
+                    fail_msg("%s, %d threads, step %d: eng_net_apply differs from "
+                             "eng_optim_step",
+                             eng_optim_kind_name((eng_optim_kind)kind), threads, step + 1);
+            }
+            free(w);
+            eng_net_free(&net);
+            eng_optim_free(&o1);
+            eng_optim_free(&o2);
+        }
+    }
+    batch_free(&b);
+}
+
+/* With no dropout, a training step's statistics are evaluation's, and both add to *st. */
+static void train_step_statistics_match_eval(void **state) {
+    (void)state;
+    eng_model m;
+    build(&m, &tiny_def);
+    eng_net *net = net_new(&m, 16, 2, 21);
+    batch b = batch_new(&m, 16, 22);
+    eng_batch_stats tr = {0}, ev = {0};
+    eng_net_train_step(net, b.x, b.labels, 16, 5, &tr);
+    eng_net_eval(net, b.x, b.labels, 16, &ev);
+    assert_int_equal(tr.count, 16);
+    assert_int_equal(ev.count, 16);
+    assert_int_equal(tr.correct, ev.correct);
+    assert_true(fabs(tr.loss_sum - ev.loss_sum) <= 1e-6 * fabs(ev.loss_sum));
+    /* Near ln 10 per sample for a fresh model. */
+    assert_true(ev.loss_sum / 16 > 1.0 && ev.loss_sum / 16 < 4.0);
+    eng_net_eval(net, b.x, b.labels, 7, &ev);
+    assert_int_equal(ev.count, 23);
+    batch_free(&b);
+    eng_net_free(&net);
+}
+
+/* Gradients of mnist_cnn (dropout included) on `threads` threads. */
+static float *mnist_grads(const eng_model *m, const batch *b, int threads, uint64_t key) {
+    eng_net *net = net_new(m, 32, threads, 7);
+    eng_batch_stats st = {0};
+    eng_net_train_step(net, b->x, b->labels, b->B, key, &st);
+    assert_int_equal(st.count, b->B);
+    float *g = malloc(sizeof(float) * m->layout.total);
+    assert_non_null(g);
+    memcpy(g, eng_net_grads(net), sizeof(float) * m->layout.total);
+    eng_net_free(&net);
+    return g;
+}
+
+static void thread_counts_agree(void **state) {
+    (void)state;
+    eng_model m;
+    build(&m, eng_model_find("mnist_cnn"));
+    /* 30 runs in chunks on each thread; 1 leaves a thread without samples. */
+    const int sizes[] = {8, 7, 1, 30};
+    for (size_t s = 0; s < sizeof sizes / sizeof sizes[0]; s++) {
+        batch b = batch_new(&m, sizes[s], 30 + s);
+        float *g1 = mnist_grads(&m, &b, 1, 99);
+        float *g2 = mnist_grads(&m, &b, 2, 99);
+        float *g3 = mnist_grads(&m, &b, 3, 99);
+        char what[64];
+        snprintf(what, sizeof what, "batch %d, 1 vs 2 threads", sizes[s]);
+        compare_close(&m, g1, g2, what);
+        snprintf(what, sizeof what, "batch %d, 1 vs 3 threads", sizes[s]);
+        compare_close(&m, g1, g3, what);
+        free(g1);
+        free(g2);
+        free(g3);
+        batch_free(&b);
+    }
+}
+
+/* The same thread count gives the same bits: on one net twice, and on a new net. */
+static void same_threads_same_bits(void **state) {
+    (void)state;
+    eng_model m;
+    build(&m, eng_model_find("mnist_cnn"));
+    const size_t bytes = sizeof(float) * m.layout.total;
+    batch b = batch_new(&m, 29, 40);
+    for (int threads = 1; threads <= 2; threads++) {
+        eng_net *net = net_new(&m, 32, threads, 7);
+        eng_batch_stats st1 = {0}, st2 = {0};
+        eng_net_train_step(net, b.x, b.labels, b.B, 1234, &st1);
+        float *first = malloc(bytes);
+        assert_non_null(first);
+        memcpy(first, eng_net_grads(net), bytes);
+        eng_net_train_step(net, b.x, b.labels, b.B, 1234, &st2);
+        assert_memory_equal(first, eng_net_grads(net), bytes);
+        assert_true(st1.loss_sum == st2.loss_sum && st1.correct == st2.correct);
+        float *other = mnist_grads(&m, &b, threads, 1234);
+        assert_memory_equal(first, other, bytes);
+        /* A different key draws other dropout masks. */
+        eng_net_train_step(net, b.x, b.labels, b.B, 1235, &st2);
+        assert_memory_not_equal(first, eng_net_grads(net), bytes);
+        free(other);
+        free(first);
+        eng_net_free(&net);
+    }
+    batch_free(&b);
+}
+
+/* Dropout(0) is the identity: a model with it has the same layout and, for the same
+ * parameters and batch, the same gradients as the model without it. */
+static void dropout_rate_zero_keeps_gradients(void **state) {
+    (void)state;
+    eng_model a, d;
+    build(&a, &tiny_def);
+    build(&d, &tiny_dropout0_def);
+    assert_int_equal(eng_layout_checksum(&a.layout), eng_layout_checksum(&d.layout));
+    eng_net *na = net_new(&a, 4, 1, 50), *nd = net_new(&d, 4, 1, 50);
+    batch b = batch_new(&a, 4, 51);
+    eng_batch_stats sa = {0}, sd = {0};
+    eng_net_train_step(na, b.x, b.labels, 4, 77, &sa);
+    eng_net_train_step(nd, b.x, b.labels, 4, 77, &sd);
+    assert_true(sa.loss_sum == sd.loss_sum);
+    const float *ga = eng_net_grads(na), *gd = eng_net_grads(nd);
+    for (int t = 0; t < a.layout.n; t++) {
+        const eng_tensor_info *ti = &a.layout.tensors[t];
+        for (size_t i = 0; i < ti->count; i++)
+            if (ga[ti->offset + i] != gd[ti->offset + i])
+                fail_msg("with Dropout(0) before the output layer, %s[%zu] is %g; without it "
+                         "%g: the gradient does not pass through Dropout(0)",
+                         ti->name, i, gd[ti->offset + i], ga[ti->offset + i]);
+    }
+    batch_free(&b);
+    eng_net_free(&na);
+    eng_net_free(&nd);
+}
+
+static void bad_arguments(void **state) {
+    (void)state;
+    eng_model m;
+    build(&m, &tiny_def);
+    char err[256] = "";
+    assert_null(eng_net_new(&m, 0, 1, err, sizeof err));
+    assert_non_null(strstr(err, "batch"));
+    err[0] = '\0';
+    assert_null(eng_net_new(&m, 8, 0, err, sizeof err));
+    assert_non_null(strstr(err, "threads"));
+    eng_net_free(NULL);
+    eng_net *none = NULL;
+    eng_net_free(&none);
+    eng_net *net = net_new(&m, 8, 2, 1);
+    assert_int_equal(eng_net_threads(net), 2);
+    assert_ptr_equal(eng_net_model(net), &m);
+    eng_net_free(&net);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(model_gradient_one_thread),
+        cmocka_unit_test(model_gradient_two_threads),
+        cmocka_unit_test(model_gradient_floor_pooling),
+        cmocka_unit_test(model_gradient_dense_only),
+        cmocka_unit_test(step_gradient_is_the_batch_mean),
+        cmocka_unit_test(apply_equals_optim_step),
+        cmocka_unit_test(train_step_statistics_match_eval),
+        cmocka_unit_test(thread_counts_agree),
+        cmocka_unit_test(same_threads_same_bits),
+        cmocka_unit_test(dropout_rate_zero_keeps_gradients),
+        cmocka_unit_test(bad_arguments),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

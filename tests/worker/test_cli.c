@@ -1,0 +1,266 @@
+/* test_cli.c: `pstrain` on bad input, run as a real process (the path comes as argv[1]).
+ * Every bad flag, value, model, data directory or data file must end the program with
+ * exit status 2 and exactly one line on stderr that names the flag or file, without a
+ * signal or a core dump; --help and summary exit 0.
+ *
+ * The data-file cases build a temporary data directory of symlinks to the real MNIST files
+ * ($PSTRAIN_DATA, else the build's data directory) with one file replaced by a corrupt
+ * copy; without the real files they fail and say so. */
+#define _XOPEN_SOURCE 700 /* realpath */
+
+#include "tests/support/testutil.h"
+
+#include <limits.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+static const char *pstrain;
+
+/* Runs pstrain with args (NULL-terminated) and no PSTRAIN_DATA; returns the result. */
+static tu_proc run_args(const char *const *args) {
+    char *argv[32];
+    int n = 0;
+    argv[n++] = (char *)pstrain;
+    for (; args[n - 1] && n < 31; n++)
+        argv[n] = (char *)args[n - 1];
+    argv[n] = NULL;
+    static const char *const env[] = {"PSTRAIN_DATA", NULL};
+    tu_proc p;
+    if (tu_run(&p, argv, env) != 0)
+        fail_msg("cannot run %s", pstrain);
+    return p;
+}
+
+static void print_cmd(const char *const *args) {
+    printf("$ pstrain");
+    for (int i = 0; args[i]; i++)
+        printf(" %s", args[i]);
+    printf("\n");
+}
+
+/* Exit status 2, one stderr line containing every needle (NULL-terminated list). */
+static void expect_bad_input(const char *const *args, const char *const *needles) {
+    print_cmd(args);
+    tu_proc p = run_args(args);
+    printf("  status %d, stderr: %s", p.status, p.err);
+    if (!p.exited)
+        fail_msg("killed by signal %d%s", p.signal, p.core_dumped ? " (core dumped)" : "");
+    if (p.status != 2)
+        fail_msg("exit status %d, expected 2; stderr: %s", p.status, p.err);
+    const int lines = tu_count_lines(p.err);
+    if (lines != 1 || p.err[p.err_len - 1] != '\n')
+        fail_msg("%d lines on stderr, expected exactly one ending in a newline: '%s'", lines,
+                 p.err);
+    for (int i = 0; needles[i]; i++)
+        if (!strstr(p.err, needles[i]))
+            fail_msg("stderr '%s' does not name '%s'", p.err, needles[i]);
+    tu_proc_deinit(&p);
+}
+
+#define ARGS(...) ((const char *const[]){__VA_ARGS__, NULL})
+
+static void unknown_model(void **state) {
+    (void)state;
+    expect_bad_input(ARGS("train", "--model", "nope"), ARGS("--model", "nope", "mnist_cnn"));
+    expect_bad_input(ARGS("summary", "--model", "nope"), ARGS("--model", "nope"));
+}
+
+static void missing_model(void **state) {
+    (void)state;
+    expect_bad_input(ARGS("train", "--epochs", "1"), ARGS("--model"));
+    expect_bad_input(ARGS("summary"), ARGS("--model"));
+}
+
+static void bad_values(void **state) {
+    (void)state;
+    expect_bad_input(ARGS("train", "--model", "mnist_cnn", "--epochs", "0"),
+                     ARGS("--epochs", "'0'"));
+    expect_bad_input(ARGS("train", "--model", "mnist_cnn", "--epochs=0"), ARGS("--epochs", "'0'"));
+    expect_bad_input(ARGS("train", "--model", "mnist_cnn", "--lr", "abc"), ARGS("--lr", "abc"));
+    expect_bad_input(ARGS("train", "--model", "mnist_cnn", "--batch", "1.5"),
+                     ARGS("--batch", "1.5"));
+    expect_bad_input(ARGS("train", "--model", "mnist_cnn", "--batch", "-3"), ARGS("--batch", "-3"));
+    expect_bad_input(ARGS("train", "--model", "mnist_cnn", "--threads", "99999"),
+                     ARGS("--threads", "99999"));
+    expect_bad_input(ARGS("train", "--model", "mnist_cnn", "--val-split", "1"),
+                     ARGS("--val-split"));
+    expect_bad_input(ARGS("train", "--model", "mnist_cnn", "--lr", "nan"), ARGS("--lr", "nan"));
+    expect_bad_input(ARGS("train", "--model", "mnist_cnn", "--optimizer", "sgd"),
+                     ARGS("--optimizer", "sgd"));
+    expect_bad_input(ARGS("train", "--model", "mnist_cnn", "--clipvalue", "1"),
+                     ARGS("--clipvalue"));
+    /* A flag without its value. */
+    expect_bad_input(ARGS("train", "--model", "mnist_cnn", "--epochs"), ARGS("--epochs"));
+}
+
+static void unknown_flags_and_commands(void **state) {
+    (void)state;
+    expect_bad_input(ARGS("train", "--model", "mnist_cnn", "--bogus", "1"), ARGS("--bogus"));
+    expect_bad_input(ARGS("train", "--model", "mnist_cnn", "-x"), ARGS("-x"));
+    /* A train-only flag given to summary. */
+    expect_bad_input(ARGS("summary", "--model", "mnist_cnn", "--epochs", "3"), ARGS("--epochs"));
+    expect_bad_input(ARGS("frobnicate"), ARGS("frobnicate"));
+    const char *const none[] = {NULL};
+    print_cmd(none);
+    tu_proc p = run_args(none);
+    assert_true(p.exited);
+    assert_int_equal(p.status, 2);
+    assert_int_equal(tu_count_lines(p.err), 1);
+    tu_proc_deinit(&p);
+}
+
+static void help_exits_zero(void **state) {
+    (void)state;
+    const char *const *cases[] = {ARGS("--help"), ARGS("-h"), ARGS("train", "--help"),
+                                  ARGS("summary", "--help"),
+                                  ARGS("train", "--model", "mnist_cnn", "--help")};
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        print_cmd(cases[i]);
+        tu_proc p = run_args(cases[i]);
+        if (!p.exited || p.status != 0)
+            fail_msg("exit status %d (signal %d), expected 0; stderr: %s", p.status, p.signal,
+                     p.err);
+        assert_int_equal(p.err_len, 0);
+        assert_non_null(strstr(p.out, "usage: pstrain"));
+        assert_non_null(strstr(p.out, "mnist_cnn"));
+        tu_proc_deinit(&p);
+    }
+}
+
+static void summary_prints_the_model(void **state) {
+    (void)state;
+    tu_proc p = run_args(ARGS("summary", "--model", "mnist_cnn"));
+    assert_true(p.exited);
+    assert_int_equal(p.status, 0);
+    assert_int_equal(p.err_len, 0);
+    assert_non_null(strstr(p.out, "Total params: 225,034"));
+    tu_proc_deinit(&p);
+}
+
+/* --- data directories and files --- */
+
+static const char *const mnist_files[] = {"train-images-idx3-ubyte", "train-labels-idx1-ubyte",
+                                          "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"};
+
+/* tmp/mnist/ with symlinks to the real files, except `replace` (an index into mnist_files),
+ * which the caller writes. Fails the test when the real data is missing. */
+static void make_data_dir(char *tmp, size_t len, int replace) {
+    char msg[1024];
+    if (tu_check_dataset("mnist", msg, sizeof msg) != 0)
+        fail_msg("%s", msg);
+    assert_int_equal(tu_mkdtemp(tmp, len, "cli"), 0);
+    char sub[4200];
+    snprintf(sub, sizeof sub, "%s/mnist", tmp);
+    assert_int_equal(mkdir(sub, 0700), 0);
+    for (int i = 0; i < 4; i++) {
+        if (i == replace)
+            continue;
+        char rel[4200], real[PATH_MAX], link[4300];
+        snprintf(rel, sizeof rel, "%s/mnist/%s", tu_data_dir(), mnist_files[i]);
+        const char *ext = access(rel, R_OK) == 0 ? "" : ".gz";
+        snprintf(rel, sizeof rel, "%s/mnist/%s%s", tu_data_dir(), mnist_files[i], ext);
+        if (!realpath(rel, real)) /* links must not depend on the working directory */
+            fail_msg("realpath %s failed", rel);
+        snprintf(link, sizeof link, "%s/%s%s", sub, mnist_files[i], ext);
+        if (symlink(real, link) != 0)
+            fail_msg("symlink %s -> %s failed", link, real);
+    }
+}
+
+static void missing_data_dir(void **state) {
+    (void)state;
+    expect_bad_input(ARGS("train", "--model", "mnist_cnn", "--max-steps", "1", "--data",
+                          "/nonexistent/pstrain-data"),
+                     ARGS("/nonexistent/pstrain-data/mnist/train-images-idx3-ubyte"));
+}
+
+/* The training labels say 60000 items; 30000 are there. */
+static void truncated_data_file(void **state) {
+    (void)state;
+    char tmp[1024], path[4200];
+    make_data_dir(tmp, sizeof tmp, 1);
+    snprintf(path, sizeof path, "%s/mnist/train-labels-idx1-ubyte", tmp);
+    const uint32_t dims[1] = {60000};
+    uint8_t *buf = calloc(1, 8 + 30000);
+    assert_non_null(buf);
+    tu_idx_header(buf, 1, dims);
+    assert_int_equal(tu_write_file(path, buf, 8 + 30000), 0);
+    free(buf);
+    expect_bad_input(
+        ARGS("train", "--model", "mnist_cnn", "--epochs", "1", "--max-steps", "1", "--data", tmp),
+        ARGS(path, "truncated"));
+    tu_rmtree(tmp);
+}
+
+/* A test-images file whose type byte says signed bytes. */
+static void wrong_magic_data_file(void **state) {
+    (void)state;
+    char tmp[1024], path[4200];
+    make_data_dir(tmp, sizeof tmp, 2);
+    snprintf(path, sizeof path, "%s/mnist/t10k-images-idx3-ubyte", tmp);
+    const uint32_t dims[3] = {10000, 28, 28};
+    uint8_t head[16];
+    tu_idx_header(head, 3, dims);
+    head[2] = 0x09;
+    assert_int_equal(tu_write_file(path, head, sizeof head), 0);
+    expect_bad_input(
+        ARGS("train", "--model", "mnist_cnn", "--epochs", "1", "--max-steps", "1", "--data", tmp),
+        ARGS(path, "magic"));
+    tu_rmtree(tmp);
+}
+
+/* Training images of 28x27. */
+static void wrong_dimensions_data_file(void **state) {
+    (void)state;
+    char tmp[1024], path[4200];
+    make_data_dir(tmp, sizeof tmp, 0);
+    snprintf(path, sizeof path, "%s/mnist/train-images-idx3-ubyte", tmp);
+    const uint32_t dims[3] = {60000, 28, 27};
+    uint8_t head[16];
+    tu_idx_header(head, 3, dims);
+    assert_int_equal(tu_write_file(path, head, sizeof head), 0);
+    expect_bad_input(
+        ARGS("train", "--model", "mnist_cnn", "--epochs", "1", "--max-steps", "1", "--data", tmp),
+        ARGS(path, "dimension"));
+    tu_rmtree(tmp);
+}
+
+static void unwritable_metrics_file(void **state) {
+    (void)state;
+    char tmp[1024];
+    make_data_dir(tmp, sizeof tmp, -1);
+    expect_bad_input(ARGS("train", "--model", "mnist_cnn", "--epochs", "1", "--max-steps", "1",
+                          "--data", tmp, "--metrics", "/nonexistent/dir/m.jsonl"),
+                     ARGS("--metrics", "/nonexistent/dir/m.jsonl"));
+    tu_rmtree(tmp);
+}
+
+int main(int argc, char **argv) {
+    if (argc < 2) {
+        fprintf(stderr, "usage: %s PATH-TO-PSTRAIN\n", argv[0]);
+        return 2;
+    }
+    pstrain = argv[1];
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(unknown_model),
+        cmocka_unit_test(missing_model),
+        cmocka_unit_test(bad_values),
+        cmocka_unit_test(unknown_flags_and_commands),
+        cmocka_unit_test(help_exits_zero),
+        cmocka_unit_test(summary_prints_the_model),
+        cmocka_unit_test(missing_data_dir),
+        cmocka_unit_test(truncated_data_file),
+        cmocka_unit_test(wrong_magic_data_file),
+        cmocka_unit_test(wrong_dimensions_data_file),
+        cmocka_unit_test(unwritable_metrics_file),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
