@@ -34,6 +34,7 @@ struct eng_net {
     eng_pool *pool;
     worker_mem *mem;
     eng_optim *opt; /* eng_net_apply's */
+    int64_t sample_base;
     /* the job being run by eng_pool_run */
     const float *x;
     const uint8_t *labels;
@@ -132,6 +133,7 @@ void eng_net_free(eng_net **pnet) {
 }
 
 float *eng_net_params(eng_net *net) { return net->params; }
+void eng_net_set_sample_base(eng_net *net, int64_t base) { net->sample_base = base; }
 float *eng_net_grads(eng_net *net) { return net->grads; }
 const eng_model *eng_net_model(const eng_net *net) { return net->model; }
 int eng_net_threads(const eng_net *net) { return net->threads; }
@@ -164,7 +166,7 @@ static void run_chunk(eng_net *net, worker_mem *w, int first, int B, int accumul
                           .batch = B,
                           .training = net->training,
                           .key = net->key,
-                          .sample0 = first};
+                          .sample0 = net->sample_base + first};
         l->ops->forward(l, &a);
         in = w->act[i];
     }

@@ -42,6 +42,11 @@ int eng_net_threads(const eng_net *net);
 void eng_net_train_step(eng_net *net, const float *x, const uint8_t *labels, int B, uint64_t key,
                         eng_batch_stats *st);
 
+/* Where this net's batch sits in a larger one spread over processes: sample i of the
+ * next batches gets the dropout mask of sample base + i of the combined batch (worker w of
+ * a data-parallel job passes w * batch). Default 0. */
+void eng_net_set_sample_base(eng_net *net, int64_t base);
+
 /* One optimizer update of the whole parameter vector from eng_net_grads, split across the
  * net's threads. opt must cover layout.total parameters. */
 void eng_net_apply(eng_net *net, eng_optim *opt);

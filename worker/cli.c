@@ -52,6 +52,19 @@ static const flag flags[] = {
      "write JSON lines: one per epoch, one at the end"},
     {"progress", F_INT, NUM(progress), -1, 1, TRAIN, "-1|0|1",
      "live bar: auto (on a terminal), off, on"},
+    {"servers", F_INT, NUM(servers), 0, 4096, TRAIN, "P",
+     "ranks 0..P-1 are parameter servers, the rest workers (default 0: one process)"},
+    {"mode", F_STR, STR(mode), 0, 0, TRAIN, "sync|async|ssp",
+     "consistency with servers (default sync)"},
+    {"staleness", F_INT, NUM(staleness), 0, 1000, TRAIN, "S",
+     "ssp: how many steps a worker may run ahead of the slowest (default 2)"},
+    {"timeout", F_REAL, NUM(timeout), 0.1, 86400, TRAIN, "SECONDS",
+     "give up on a server that does not answer (default 60)"},
+    {"bind", F_STR, STR(bind), 0, 0, TRAIN, "ADDR", "address servers listen on (default 0.0.0.0)"},
+    {"advertise", F_STR, STR(advertise), 0, 0, TRAIN, "ADDR",
+     "address workers reach a server at (default: its first non-loopback IPv4)"},
+    {"port-range", F_STR, STR(port_range), 0, 0, TRAIN, "A-B",
+     "ports servers may bind (default: any free port)"},
     {"help", F_FLAG, NUM(help), 0, 0, TRAIN | SUMMARY, NULL, "this help"},
 };
 
@@ -102,6 +115,10 @@ static void defaults(wk_opts *o) {
     o->lr = -1.0;
     o->val_split = 0.1;
     o->progress = -1;
+    snprintf(o->mode, sizeof o->mode, "sync");
+    o->staleness = 2;
+    o->timeout = 60.0;
+    snprintf(o->bind, sizeof o->bind, "0.0.0.0");
 }
 
 int wk_cli_parse(wk_opts *o, int argc, char **argv, char *err, size_t errlen) {
@@ -177,6 +194,19 @@ int wk_cli_parse(wk_opts *o, int argc, char **argv, char *err, size_t errlen) {
     if (eng_optim_kind_parse(o->optimizer) < 0) {
         snprintf(err, errlen, "--optimizer: expected adam or rmsprop, got '%s'", o->optimizer);
         return -1;
+    }
+    if (strcmp(o->mode, "sync") && strcmp(o->mode, "async") && strcmp(o->mode, "ssp")) {
+        snprintf(err, errlen, "--mode: expected sync, async or ssp, got '%s'", o->mode);
+        return -1;
+    }
+    if (o->port_range[0]) {
+        int a, b, used = 0;
+        if (sscanf(o->port_range, "%d-%d%n", &a, &b, &used) != 2 ||
+            used != (int)strlen(o->port_range) || a < 1 || b > 65535 || a > b) {
+            snprintf(err, errlen, "--port-range: expected A-B with 1 <= A <= B <= 65535, got '%s'",
+                     o->port_range);
+            return -1;
+        }
     }
     if (strcmp(o->optimizer, "adam") == 0 && (o->clipvalue > 0 || o->decay > 0)) {
         snprintf(err, errlen, "--clipvalue/--decay: only with --optimizer rmsprop");

@@ -1,4 +1,4 @@
-/* train.c: the single-process training loop. */
+/* train.c: the training loop, in one process or as a worker of a parameter-server job. */
 #include "worker/train.h"
 
 #include "engine/base.h"
@@ -7,6 +7,7 @@
 #include "engine/net.h"
 #include "engine/optim.h"
 #include "engine/rng.h"
+#include "worker/client.h"
 #include "worker/progress.h"
 
 #include <stdlib.h>
@@ -16,30 +17,52 @@
 /* Keys that separate the random streams drawn from one seed. */
 enum { KEY_SHUFFLE = 0x53485546, KEY_DROPOUT = 0x44524F50 };
 
-/* Mean loss and accuracy of the net over all of d, in chunks of up to chunk samples. */
-static void evaluate(eng_net *net, const eng_dataset *d, int chunk, float *x, uint8_t *labels,
-                     double *loss, double *accuracy) {
+/* Sums st over the job's workers (every worker gets the total). */
+static void reduce_stats(const wk_job *job, eng_batch_stats *st) {
+    if (!job)
+        return;
+    double v[3] = {st->loss_sum, (double)st->correct, (double)st->count};
+    MPI_Allreduce(MPI_IN_PLACE, v, 3, MPI_DOUBLE, MPI_SUM, job->workers);
+    *st = (eng_batch_stats){v[0], (int64_t)v[1], (int64_t)v[2]};
+}
+
+/* Mean loss and accuracy over d: this worker's share, summed over the job's workers. */
+static void evaluate(eng_net *net, const wk_job *job, const eng_dataset *d, int chunk, float *x,
+                     uint8_t *labels, double *loss, double *accuracy) {
     eng_batch_stats st = {0};
     for (int64_t first = 0; first < d->n; first += chunk) {
         int B = (int)(d->n - first < chunk ? d->n - first : chunk);
         eng_dataset_slice(d, first, B, x, labels);
         eng_net_eval(net, x, labels, B, &st);
     }
+    reduce_stats(job, &st);
     *loss = st.count ? st.loss_sum / (double)st.count : 0.0;
     *accuracy = st.count ? (double)st.correct / (double)st.count : 0.0;
+}
+
+/* The weights' version a worker needs before computing step `next`: every update (sync),
+ * all but the last S (ssp), whatever is there (async). */
+static uint64_t needed_version(const wk_opts *o, uint64_t next) {
+    if (strcmp(o->mode, "async") == 0)
+        return 0;
+    const uint64_t S = strcmp(o->mode, "ssp") == 0 ? (uint64_t)o->staleness : 0;
+    return next > S ? next - S : 0;
 }
 
 static int exit_code(int rc) {
     return rc == ENG_EARG || rc == ENG_EFORMAT || rc == ENG_EIO ? 2 : 1;
 }
 
-int wk_train_local(const wk_opts *o, char *err, size_t errlen) {
+int wk_train(const wk_opts *o, const wk_job *job, char *err, size_t errlen) {
     const double t_start = wk_now();
     const eng_model_def *def = eng_model_find(o->model);
+    const int rank = job ? job->worker_id : 0, world = job ? job->num_workers : 1;
+    const int lead = rank == 0; /* reports for the job */
     eng_model model;
     eng_split data = {0};
     eng_net *net = NULL;
     eng_optim *opt = NULL;
+    wk_client *client = NULL;
     wk_progress prog = {0};
     float *x = NULL;
     uint8_t *labels = NULL;
@@ -48,11 +71,11 @@ int wk_train_local(const wk_opts *o, char *err, size_t errlen) {
 
     if ((rc = eng_model_build(&model, def, err, errlen)) != ENG_OK)
         return exit_code(rc);
-    if ((rc = eng_split_load_idx(&data, o->data, def->dataset, o->val_split, 0, 1, err, errlen)) !=
-        ENG_OK)
+    if ((rc = eng_split_load_idx(&data, o->data, def->dataset, o->val_split, rank, world, err,
+                                 errlen)) != ENG_OK)
         return exit_code(rc);
     if (data.train.n < 1) {
-        snprintf(err, errlen, "--val-split: leaves no training samples");
+        snprintf(err, errlen, "--val-split: leaves no training samples for worker %d", rank);
         status = 2;
         goto out;
     }
@@ -63,6 +86,9 @@ int wk_train_local(const wk_opts *o, char *err, size_t errlen) {
     if (!(net = eng_net_new(&model, chunk, threads > 0 ? threads : 1, err, errlen)))
         goto out;
     eng_model_init_params(&model, eng_net_params(net), (uint64_t)o->seed);
+    /* Worker w's samples sit at w * batch in the job's combined batch, so its dropout masks
+     * are the ones one process training on the combined batch would draw. */
+    eng_net_set_sample_base(net, (int64_t)rank * batch);
 
     eng_optim_cfg cfg = eng_optim_defaults((eng_optim_kind)eng_optim_kind_parse(o->optimizer));
     if (o->lr > 0)
@@ -73,63 +99,103 @@ int wk_train_local(const wk_opts *o, char *err, size_t errlen) {
     x = eng_alloc(sizeof(float) * (size_t)chunk * eng_shape_size(model.input));
     labels = eng_alloc((size_t)chunk);
     order = malloc(sizeof(uint32_t) * (size_t)data.train.n);
-    if (!(opt = eng_optim_new(&cfg, nparams)) || !x || !labels || !order) {
+    if ((!job && !(opt = eng_optim_new(&cfg, nparams))) || !x || !labels || !order) {
         snprintf(err, errlen, "out of memory");
         goto out;
     }
+    uint64_t version = 0; /* of the weights in the net */
+    if (job) {
+        client = wk_client_new(job->endpoints, job->num_servers, rank, world, &model, o->timeout,
+                               err, errlen);
+        if (!client || wk_client_pull_send(client, 0, err, errlen) != 0 ||
+            wk_client_pull_wait(client, eng_net_params(net), &version, err, errlen) != 0)
+            goto out;
+    }
 
-    const int64_t steps_per_epoch = (data.train.n + batch - 1) / batch;
-    if (wk_progress_init(&prog, stdout, o->metrics, (int)o->progress, o->epochs, steps_per_epoch,
-                         err, errlen) != 0) {
+    /* Workers' shares differ by at most one sample; all take the smallest's step count so
+     * that they move in lockstep (a share's extra sample is reshuffled next epoch). */
+    int64_t usable = data.train.n;
+    if (job)
+        MPI_Allreduce(MPI_IN_PLACE, &usable, 1, MPI_INT64_T, MPI_MIN, job->workers);
+    const int64_t steps_per_epoch = (usable + batch - 1) / batch;
+    if (wk_progress_init(&prog, stdout, lead ? o->metrics : "", lead ? (int)o->progress : 0,
+                         o->epochs, steps_per_epoch, err, errlen) != 0) {
         status = 2;
         goto out;
     }
-    printf("%s: %lld train, %lld validation, %lld test samples; %zu parameters; batch %d; "
-           "%s lr %g; %d threads\n",
-           def->name, (long long)data.train.n, (long long)data.val.n, (long long)data.test.n,
-           nparams, batch, o->optimizer, (double)cfg.lr, threads);
+    if (lead && job)
+        printf("%s: %d workers x batch %d = global batch %d; mode %s; %d servers; %zu "
+               "parameters; %s lr %g; %d threads per worker\n",
+               def->name, world, batch, world * batch, o->mode, job->num_servers, nparams,
+               o->optimizer, (double)cfg.lr, threads);
+    else if (lead)
+        printf("%s: %lld train, %lld validation, %lld test samples; %zu parameters; batch %d; "
+               "%s lr %g; %d threads\n",
+               def->name, (long long)data.train.n, (long long)data.val.n, (long long)data.test.n,
+               nparams, batch, o->optimizer, (double)cfg.lr, threads);
 
     int64_t step = 0, trained = 0;
     double train_seconds = 0.0;
     for (int64_t epoch = 1; epoch <= o->epochs && (!o->max_steps || step < o->max_steps); epoch++) {
-        wk_progress_epoch_begin(&prog, epoch);
+        if (lead)
+            wk_progress_epoch_begin(&prog, epoch);
         for (int64_t i = 0; i < data.train.n; i++)
             order[i] = (uint32_t)i;
         eng_rng rng;
-        eng_rng_seed(&rng, eng_hash3((uint64_t)o->seed, (uint64_t)epoch, KEY_SHUFFLE));
+        eng_rng_seed(&rng, eng_hash3((uint64_t)o->seed + (uint64_t)rank * 0x9E3779B9u,
+                                     (uint64_t)epoch, KEY_SHUFFLE));
         eng_rng_shuffle(&rng, order, (size_t)data.train.n);
 
         eng_batch_stats st = {0};
         const double t0 = wk_now();
-        int64_t s = 0;
-        for (; s < steps_per_epoch && (!o->max_steps || step < o->max_steps); s++, step++) {
+        for (int64_t s = 0; s < steps_per_epoch && (!o->max_steps || step < o->max_steps);
+             s++, step++) {
             const int64_t first = s * batch;
-            const int B = (int)(data.train.n - first < batch ? data.train.n - first : batch);
+            const int B = (int)(usable - first < batch ? usable - first : batch);
             eng_dataset_gather(&data.train, order + first, B, x, labels);
             eng_net_train_step(net, x, labels, B,
                                eng_hash3((uint64_t)o->seed, (uint64_t)step, KEY_DROPOUT), &st);
-            eng_net_apply(net, opt);
-            double dt = wk_now() - t0;
-            wk_progress_step(&prog, s + 1, st.loss_sum / (double)st.count,
-                             (double)st.correct / (double)st.count,
-                             dt > 0 ? (double)st.count / dt : 0.0);
+            if (!job) {
+                eng_net_apply(net, opt);
+            } else if (wk_client_push(client, eng_net_grads(net), (uint64_t)step, version, err,
+                                      errlen) != 0 ||
+                       wk_client_pull_send(client, needed_version(o, (uint64_t)step + 1), err,
+                                           errlen) != 0 ||
+                       wk_client_pull_wait(client, eng_net_params(net), &version, err, errlen) !=
+                           0) {
+                goto out;
+            }
+            if (lead) {
+                double dt = wk_now() - t0;
+                wk_progress_step(&prog, s + 1, st.loss_sum / (double)st.count,
+                                 (double)st.correct / (double)st.count,
+                                 dt > 0 ? (double)st.count * world / dt : 0.0);
+            }
         }
-        const double dt = wk_now() - t0;
+        double dt = wk_now() - t0;
+        if (job) /* the job's rate: all workers' samples over the slowest one's time */
+            MPI_Allreduce(MPI_IN_PLACE, &dt, 1, MPI_DOUBLE, MPI_MAX, job->workers);
+        reduce_stats(job, &st);
         train_seconds += dt;
         trained += st.count;
         wk_epoch_report r = {.epoch = epoch,
                              .loss = st.loss_sum / (double)st.count,
                              .accuracy = (double)st.correct / (double)st.count,
                              .samples_per_sec = (double)st.count / dt};
-        evaluate(net, &data.val, chunk, x, labels, &r.val_loss, &r.val_accuracy);
-        r.seconds = wk_now() - prog.epoch_start;
-        wk_progress_epoch_end(&prog, &r);
+        evaluate(net, job, &data.val, chunk, x, labels, &r.val_loss, &r.val_accuracy);
+        if (lead) {
+            r.seconds = wk_now() - prog.epoch_start;
+            wk_progress_epoch_end(&prog, &r);
+        }
     }
     double test_loss, test_accuracy;
-    evaluate(net, &data.test, chunk, x, labels, &test_loss, &test_accuracy);
-    wk_progress_final(&prog, test_loss, test_accuracy,
-                      train_seconds > 0 ? (double)trained / train_seconds : 0.0,
-                      wk_now() - t_start);
+    evaluate(net, job, &data.test, chunk, x, labels, &test_loss, &test_accuracy);
+    if (lead)
+        wk_progress_final(&prog, test_loss, test_accuracy,
+                          train_seconds > 0 ? (double)trained / train_seconds : 0.0,
+                          wk_now() - t_start);
+    if (client && wk_client_shutdown(client, NULL, err, errlen) != 0)
+        goto out;
     status = 0;
 out:
     wk_progress_deinit(&prog);
@@ -137,6 +203,7 @@ out:
     eng_free(labels);
     free(order);
     eng_optim_free(&opt);
+    wk_client_free(&client);
     eng_net_free(&net);
     eng_split_deinit(&data);
     return status;

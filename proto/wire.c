@@ -1,0 +1,205 @@
+/* wire.c: framing, encoding and checking pstrain messages. */
+#include "proto/wire.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static int fail(char *err, size_t errlen, int code, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+static int fail(char *err, size_t errlen, int code, const char *fmt, ...) {
+    if (err && errlen) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(err, errlen, fmt, ap);
+        va_end(ap);
+    }
+    return code;
+}
+
+/* Discards the rest of a multipart message. */
+static void drain(void *sock) {
+    int more = 1;
+    size_t len = sizeof more;
+    while (zmq_getsockopt(sock, ZMQ_RCVMORE, &more, &len) == 0 && more) {
+        zmq_msg_t part;
+        zmq_msg_init(&part);
+        zmq_msg_recv(&part, sock, 0);
+        zmq_msg_close(&part);
+        len = sizeof more;
+    }
+}
+
+static int has_more(void *sock) {
+    int more = 0;
+    size_t len = sizeof more;
+    zmq_getsockopt(sock, ZMQ_RCVMORE, &more, &len);
+    return more;
+}
+
+/* The slice a body carries with a payload, or NULL when it carries none. */
+static const Pstrain__Slice *payload_slice(const Pstrain__Envelope *env, int *wants) {
+    *wants = 0;
+    switch (env->body_case) {
+    case PSTRAIN__ENVELOPE__BODY_PUSH:
+        *wants = 1;
+        return env->push->slice;
+    case PSTRAIN__ENVELOPE__BODY_PULL_REPLY:
+        *wants = 1;
+        return env->pull_reply->slice;
+    default:
+        return NULL;
+    }
+}
+
+int pb_recv(void *sock, int router, pb_msg *m, int flags, char *err, size_t errlen) {
+    memset(m, 0, sizeof *m);
+    zmq_msg_t part;
+    if (router) {
+        zmq_msg_init(&part);
+        if (zmq_msg_recv(&part, sock, flags) < 0) {
+            int e = errno;
+            zmq_msg_close(&part);
+            return e == EAGAIN ? PB_EAGAIN
+                               : fail(err, errlen, PB_EIO, "receive: %s", zmq_strerror(e));
+        }
+        m->identity_len = zmq_msg_size(&part) < PB_MAX_IDENTITY ? zmq_msg_size(&part) : 0;
+        memcpy(m->identity, zmq_msg_data(&part), m->identity_len);
+        zmq_msg_close(&part);
+        flags = 0; /* the rest of the message is already here */
+        if (!has_more(sock))
+            return fail(err, errlen, PB_EMALFORMED, "message: no header frame");
+    }
+    zmq_msg_init(&part);
+    if (zmq_msg_recv(&part, sock, flags) < 0) {
+        int e = errno;
+        zmq_msg_close(&part);
+        return e == EAGAIN ? PB_EAGAIN : fail(err, errlen, PB_EIO, "receive: %s", zmq_strerror(e));
+    }
+    const size_t hlen = zmq_msg_size(&part);
+    if (hlen > PB_MAX_HEADER) {
+        zmq_msg_close(&part);
+        drain(sock);
+        return fail(err, errlen, PB_EMALFORMED, "header: %zu bytes, at most %d", hlen,
+                    PB_MAX_HEADER);
+    }
+    m->env = pstrain__envelope__unpack(NULL, hlen, zmq_msg_data(&part));
+    zmq_msg_close(&part);
+    if (!m->env) {
+        drain(sock);
+        return fail(err, errlen, PB_EMALFORMED, "header: not a pstrain Envelope");
+    }
+    if (m->env->protocol != PB_PROTOCOL_VERSION) {
+        drain(sock);
+        return fail(err, errlen, PB_EMALFORMED, "protocol: expected version %d, got %u",
+                    PB_PROTOCOL_VERSION, m->env->protocol);
+    }
+    if (m->env->body_case == PSTRAIN__ENVELOPE__BODY__NOT_SET) {
+        drain(sock);
+        return fail(err, errlen, PB_EMALFORMED, "body: no message body set");
+    }
+    int wants;
+    const Pstrain__Slice *slice = payload_slice(m->env, &wants);
+    if (!wants) {
+        if (has_more(sock)) {
+            drain(sock);
+            return fail(err, errlen, PB_EMALFORMED, "%s: unexpected payload frame",
+                        pb_body_name(m->env));
+        }
+        return PB_OK;
+    }
+    if (!slice) {
+        drain(sock);
+        return fail(err, errlen, PB_EMALFORMED, "%s.slice: missing", pb_body_name(m->env));
+    }
+    if (!has_more(sock))
+        return fail(err, errlen, PB_EMALFORMED, "%s: payload frame missing", pb_body_name(m->env));
+    zmq_msg_init(&m->payload);
+    m->has_payload = 1;
+    if (zmq_msg_recv(&m->payload, sock, 0) < 0)
+        return fail(err, errlen, PB_EIO, "receive: %s", zmq_strerror(errno));
+    const size_t bytes = zmq_msg_size(&m->payload);
+    if (has_more(sock)) {
+        drain(sock);
+        return fail(err, errlen, PB_EMALFORMED, "%s: more than two frames", pb_body_name(m->env));
+    }
+    if (slice->count > (uint64_t)(SIZE_MAX / sizeof(float)) ||
+        bytes != slice->count * sizeof(float))
+        return fail(err, errlen, PB_EMALFORMED,
+                    "%s: payload is %lld bytes, slice.count says %lld floats", pb_body_name(m->env),
+                    (long long)bytes, (long long)slice->count);
+    return PB_OK;
+}
+
+void pb_msg_clear(pb_msg *m) {
+    if (m->env)
+        pstrain__envelope__free_unpacked(m->env, NULL);
+    m->env = NULL;
+    if (m->has_payload)
+        zmq_msg_close(&m->payload);
+    m->has_payload = 0;
+}
+
+const void *pb_msg_payload(const pb_msg *m) {
+    return m->has_payload ? zmq_msg_data((zmq_msg_t *)&m->payload) : NULL;
+}
+
+int pb_send(void *sock, const uint8_t *identity, size_t identity_len, Pstrain__Envelope *env,
+            const float *payload, size_t count, char *err, size_t errlen) {
+    uint8_t stack[512];
+    env->protocol = PB_PROTOCOL_VERSION;
+    const size_t len = pstrain__envelope__get_packed_size(env);
+    uint8_t *buf = len <= sizeof stack ? stack : malloc(len);
+    if (!buf)
+        return fail(err, errlen, PB_EIO, "send: out of memory");
+    pstrain__envelope__pack(env, buf);
+    int rc = 0;
+    if (identity && zmq_send(sock, identity, identity_len, ZMQ_SNDMORE) < 0)
+        rc = -1;
+    if (rc == 0 && zmq_send(sock, buf, len, payload ? ZMQ_SNDMORE : 0) < 0)
+        rc = -1;
+    if (rc == 0 && payload && zmq_send(sock, payload, count * sizeof(float), 0) < 0)
+        rc = -1;
+    if (buf != stack)
+        free(buf);
+    if (rc < 0)
+        return fail(err, errlen, PB_EIO, "send: %s", zmq_strerror(errno));
+    return PB_OK;
+}
+
+int pb_send_error(void *sock, const uint8_t *identity, size_t identity_len, uint32_t code,
+                  const char *message) {
+    Pstrain__ErrorReply e = PSTRAIN__ERROR_REPLY__INIT;
+    e.code = code;
+    e.message = (char *)message;
+    Pstrain__Envelope env = PSTRAIN__ENVELOPE__INIT;
+    env.body_case = PSTRAIN__ENVELOPE__BODY_ERROR;
+    env.error = &e;
+    return pb_send(sock, identity, identity_len, &env, NULL, 0, NULL, 0);
+}
+
+const char *pb_body_name(const Pstrain__Envelope *env) {
+    switch (env->body_case) {
+    case PSTRAIN__ENVELOPE__BODY_HELLO:
+        return "hello";
+    case PSTRAIN__ENVELOPE__BODY_HELLO_REPLY:
+        return "hello_reply";
+    case PSTRAIN__ENVELOPE__BODY_PUSH:
+        return "push";
+    case PSTRAIN__ENVELOPE__BODY_PULL:
+        return "pull";
+    case PSTRAIN__ENVELOPE__BODY_PULL_REPLY:
+        return "pull_reply";
+    case PSTRAIN__ENVELOPE__BODY_ERROR:
+        return "error";
+    case PSTRAIN__ENVELOPE__BODY_SHUTDOWN:
+        return "shutdown";
+    case PSTRAIN__ENVELOPE__BODY_STATS:
+        return "stats";
+    default:
+        return "unknown";
+    }
+}

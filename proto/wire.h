@@ -1,0 +1,69 @@
+/* wire.h: pstrain messages on ZeroMQ sockets: one protobuf Envelope frame, then for Push
+ * and PullReply one frame of raw little-endian floats. Only proto/ touches protobuf-c.
+ *
+ * Receiving checks everything a peer controls before it is used: the frame count, the
+ * header's size and encoding, the protocol version, that a body is set, and that a payload
+ * frame is present exactly when the body carries a slice and holds slice.count floats. A
+ * message that fails is consumed and reported as PB_EMALFORMED with a reason; the caller
+ * answers with an ErrorReply and goes on. */
+#ifndef PSTRAIN_PROTO_WIRE_H
+#define PSTRAIN_PROTO_WIRE_H
+
+#include "proto/pstrain.pb-c.h"
+
+#include <stddef.h>
+#include <stdint.h>
+#include <zmq.h>
+
+#define PB_PROTOCOL_VERSION 1
+#define PB_MAX_HEADER 65536 /* bytes: an Envelope is tens of bytes; more is hostile */
+#define PB_MAX_IDENTITY 255
+
+enum {
+    PB_OK = 0,
+    PB_EAGAIN = -1,    /* nothing to receive (non-blocking or timed out) */
+    PB_EIO = -2,       /* the socket failed; err has zmq's reason */
+    PB_EMALFORMED = -3 /* a message arrived and was refused; err says why */
+};
+
+/* Error codes carried in ErrorReply.code. */
+enum {
+    PB_ERR_MALFORMED = 1, /* undecodable, wrong frames or sizes */
+    PB_ERR_VERSION = 2,   /* another protocol version */
+    PB_ERR_LAYOUT = 3,    /* another model or parameter layout */
+    PB_ERR_RANGE = 4,     /* a slice outside the server's shard, a bad worker id */
+    PB_ERR_STATE = 5      /* out of order: a push before hello, a step from the past */
+};
+
+typedef struct pb_msg {
+    uint8_t identity[PB_MAX_IDENTITY]; /* the peer, on a ROUTER socket */
+    size_t identity_len;
+    Pstrain__Envelope *env; /* decoded header, owned */
+    zmq_msg_t payload;      /* the float frame, when has_payload */
+    int has_payload;
+} pb_msg;
+
+/* Receives one message into m (router: the socket is a ROUTER and the first frame is the
+ * peer's identity). flags: 0 or ZMQ_DONTWAIT. Returns PB_OK, PB_EAGAIN, PB_EIO or
+ * PB_EMALFORMED (m->identity is then still valid for the reply). Release with
+ * pb_msg_clear after any return. */
+int pb_recv(void *sock, int router, pb_msg *m, int flags, char *err, size_t errlen);
+void pb_msg_clear(pb_msg *m);
+
+/* The payload frame's bytes (count floats, possibly unaligned: copy with memcpy). */
+const void *pb_msg_payload(const pb_msg *m);
+
+/* Sends env (its protocol field is set here), preceded by identity when non-NULL (ROUTER)
+ * and followed by count floats from payload when payload is non-NULL. Returns PB_OK or
+ * PB_EIO with err. */
+int pb_send(void *sock, const uint8_t *identity, size_t identity_len, Pstrain__Envelope *env,
+            const float *payload, size_t count, char *err, size_t errlen);
+
+/* Sends an ErrorReply to identity. */
+int pb_send_error(void *sock, const uint8_t *identity, size_t identity_len, uint32_t code,
+                  const char *message);
+
+/* The body's name, "push", for logs. */
+const char *pb_body_name(const Pstrain__Envelope *env);
+
+#endif

@@ -1,0 +1,69 @@
+/* server.h: a parameter server. It owns one contiguous shard of the flat parameter
+ * vector (engine/shard.h) with the optimizer state for it, binds a ZeroMQ ROUTER socket,
+ * and serves the job's workers until each has said goodbye.
+ *
+ * Consistency (ps_mode):
+ *   PS_SSP with staleness S: gradients are kept per clock (worker step) and per worker; when
+ *     all workers' gradients for the next clock are in, they are summed in worker order,
+ *     averaged and applied as one update, so arrival order never changes the result. A
+ *     pull for min_version v is answered once v updates are applied: a worker that pushed
+ *     step t asks for t + 1 - S, so none runs more than S steps ahead of the slowest.
+ *     S = 0 is bulk-synchronous (PS_SYNC is PS_SSP with S = 0).
+ *   PS_ASYNC (Downpour): each gradient is applied as it arrives; pulls are answered at once.
+ * Bytes from the network are never trusted: every refused message gets an ErrorReply that
+ * names the field and what was expected, and the server goes on. */
+#ifndef PSTRAIN_PS_SERVER_H
+#define PSTRAIN_PS_SERVER_H
+
+#include "engine/model.h"
+#include "engine/optim.h"
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+typedef enum ps_mode { PS_SYNC, PS_ASYNC, PS_SSP } ps_mode;
+
+typedef struct ps_config {
+    const eng_model *model; /* borrowed: layout, initialisers */
+    int server_id, num_servers, num_workers;
+    ps_mode mode;
+    int staleness; /* PS_SSP */
+    eng_optim_cfg optim;
+    uint64_t seed;
+    const char *bind_host;      /* address to bind, "0.0.0.0" for all */
+    const char *advertise_host; /* address workers connect to */
+    int port_min, port_max;     /* 0, 0: an ephemeral port */
+    FILE *log;                  /* one line per refused message; NULL: quiet */
+} ps_config;
+
+typedef struct ps_stats {
+    uint64_t updates, pushes, pulls, bytes_in, bytes_out, errors;
+    uint64_t staleness_max, staleness_sum; /* over applied gradients */
+} ps_stats;
+
+typedef struct ps_server ps_server;
+
+/* Initialises the shard from the seed and binds. Returns NULL with a message in err (a port
+ * range with no free port, an address that cannot be bound). */
+ps_server *ps_server_new(const ps_config *cfg, char *err, size_t errlen);
+void ps_server_free(ps_server **s);
+
+/* "tcp://ADDR:PORT" that workers connect to; owned by the server. */
+const char *ps_server_endpoint(const ps_server *s);
+
+/* Serves until every worker has sent Shutdown. Returns 0, or -1 with err on a socket
+ * failure. */
+int ps_server_run(ps_server *s, char *err, size_t errlen);
+
+const ps_stats *ps_server_stats(const ps_server *s);
+/* Pushes received from worker w. */
+uint64_t ps_server_pushes_from(const ps_server *s, int w);
+/* The shard's current weights ([lo, lo + n) of the flat vector). */
+const float *ps_server_weights(const ps_server *s, size_t *lo, size_t *n);
+
+/* Parses "sync", "async", "ssp"; -1 otherwise. */
+int ps_mode_parse(const char *name);
+const char *ps_mode_name(ps_mode mode);
+
+#endif

@@ -1,0 +1,39 @@
+/* client.h: a worker's connections to the parameter servers: one ZeroMQ DEALER per
+ * server, a hello that checks both sides agree on the model and its layout, then pushes of
+ * gradient shards and pulls of weight shards. Every wait is bounded by the timeout, and a
+ * failure names the server's endpoint. */
+#ifndef PSTRAIN_WORKER_CLIENT_H
+#define PSTRAIN_WORKER_CLIENT_H
+
+#include "engine/model.h"
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+typedef struct wk_client wk_client;
+
+/* Connects to the P endpoints (server s at endpoints[s]) and says hello to each as
+ * worker_id of num_workers. Returns NULL with a message in err when a server does not
+ * answer within timeout_s, refuses us, or reports a shard other than ours. */
+wk_client *wk_client_new(const char *const *endpoints, int P, int worker_id, int num_workers,
+                         const eng_model *m, double timeout_s, char *err, size_t errlen);
+void wk_client_free(wk_client **c);
+
+/* Sends each server its shard of grads (the flat gradient vector), computed at `step` on
+ * weights of base_version. Returns 0 or -1 with err. */
+int wk_client_push(wk_client *c, const float *grads, uint64_t step, uint64_t base_version,
+                   char *err, size_t errlen);
+
+/* Asks every server for its shard once min_version updates are applied. */
+int wk_client_pull_send(wk_client *c, uint64_t min_version, char *err, size_t errlen);
+
+/* Waits for the answers to wk_client_pull_send and copies each shard into params; *version
+ * is the smallest version among them. Returns 0 or -1 with err (a timeout names the
+ * server). */
+int wk_client_pull_wait(wk_client *c, float *params, uint64_t *version, char *err, size_t errlen);
+
+/* Says goodbye to every server and prints each server's counters to out (NULL: none). */
+int wk_client_shutdown(wk_client *c, FILE *out, char *err, size_t errlen);
+
+#endif
