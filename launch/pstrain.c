@@ -85,7 +85,7 @@ static int serve(ps_server *s, int rank) {
            rank, (unsigned long long)st->updates, (unsigned long long)st->pushes,
            (unsigned long long)st->pulls, (double)st->bytes_in / 1e6, (double)st->bytes_out / 1e6,
            (unsigned long long)st->errors,
-           st->updates ? (double)st->staleness_sum / (double)st->updates : 0.0,
+           st->staleness_n ? (double)st->staleness_sum / (double)st->staleness_n : 0.0,
            (unsigned long long)st->staleness_max);
     fflush(stdout);
     return rc == 0 ? 0 : 1;

@@ -36,9 +36,10 @@ struct ps_server {
     peer *peers;
     int goodbyes;
     /* PS_SYNC / PS_SSP: gradients per clock slot and worker, until the clock is complete. */
-    int slots;     /* staleness + 1 */
-    float *grads;  /* (slots, W, n) */
-    uint8_t *have; /* (slots, W) */
+    int slots;      /* staleness + 1 */
+    float *grads;   /* (slots, W, n) */
+    uint8_t *have;  /* (slots, W) */
+    uint64_t *base; /* (slots, W): the weights' version each gradient was computed on */
     pending_pull *pending;
     int npending; /* at most one outstanding pull per worker */
     ps_stats st;
@@ -106,9 +107,10 @@ ps_server *ps_server_new(const ps_config *cfg, char *err, size_t errlen) {
     if (s->slots) {
         s->grads = eng_alloc(sizeof(float) * (size_t)s->slots * (size_t)s->W * (s->n ? s->n : 1));
         s->have = calloc((size_t)s->slots * (size_t)s->W, 1);
+        s->base = calloc((size_t)s->slots * (size_t)s->W, sizeof *s->base);
     }
     if (!full || !s->w || !s->scratch || !s->peers || !s->pending || !s->opt ||
-        (s->slots && (!s->grads || !s->have))) {
+        (s->slots && (!s->grads || !s->have || !s->base))) {
         eng_free(full);
         eng_err(err, errlen, ENG_ENOMEM, "server %d: out of memory", cfg->server_id);
         ps_server_free(&s);
@@ -151,6 +153,7 @@ void ps_server_free(ps_server **ps) {
     eng_free(s->scratch);
     eng_free(s->grads);
     free(s->have);
+    free(s->base);
     free(s->peers);
     free(s->pending);
     free(s);
@@ -211,11 +214,16 @@ static int answer_pending(ps_server *s, char *err, size_t errlen) {
     return 0;
 }
 
-static void apply(ps_server *s, const float *g, uint64_t base_version) {
+/* Counts how many updates a gradient computed on base_version missed. */
+static void note_staleness(ps_server *s, uint64_t base_version) {
     const uint64_t stale = s->version >= base_version ? s->version - base_version : 0;
     s->st.staleness_sum += stale;
+    s->st.staleness_n++;
     if (stale > s->st.staleness_max)
         s->st.staleness_max = stale;
+}
+
+static void apply(ps_server *s, const float *g) {
     eng_optim_step(s->opt, s->w, g);
     s->version++;
     s->st.updates++;
@@ -240,7 +248,9 @@ static void apply_complete_clocks(ps_server *s) {
         for (size_t j = 0; j < s->n; j++)
             s->scratch[j] *= inv;
         memset(have, 0, (size_t)s->W);
-        apply(s, s->scratch, s->version);
+        for (int w = 0; w < s->W; w++)
+            note_staleness(s, s->base[(size_t)slot * s->W + w]);
+        apply(s, s->scratch);
     }
 }
 
@@ -315,7 +325,8 @@ static int on_push(ps_server *s, const pb_msg *m) {
     }
     if (s->cfg.mode == PS_ASYNC) {
         memcpy(s->scratch, pb_msg_payload(m), sizeof(float) * s->n);
-        apply(s, s->scratch, p->base_version);
+        note_staleness(s, p->base_version);
+        apply(s, s->scratch);
     } else {
         const uint64_t first = s->version, last = s->version + (uint64_t)s->slots - 1;
         if (p->step < first || p->step > last) {
@@ -334,6 +345,7 @@ static int on_push(ps_server *s, const pb_msg *m) {
         memcpy(s->grads + ((size_t)slot * s->W + p->worker_id) * s->n, pb_msg_payload(m),
                sizeof(float) * s->n);
         *have = 1;
+        s->base[(size_t)slot * s->W + p->worker_id] = p->base_version;
         apply_complete_clocks(s);
     }
     s->peers[p->worker_id].pushes++;
@@ -395,7 +407,8 @@ static int on_shutdown(ps_server *s, const pb_msg *m, char *err, size_t errlen) 
     st.bytes_out = s->st.bytes_out;
     st.errors = s->st.errors;
     st.max_staleness = s->st.staleness_max;
-    st.mean_staleness = s->st.updates ? (double)s->st.staleness_sum / (double)s->st.updates : 0.0;
+    st.mean_staleness =
+        s->st.staleness_n ? (double)s->st.staleness_sum / (double)s->st.staleness_n : 0.0;
     st.n_pushes_per_worker = (size_t)s->W;
     st.pushes_per_worker = per;
     Pstrain__Envelope env = PSTRAIN__ENVELOPE__INIT;

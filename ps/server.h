@@ -39,7 +39,8 @@ typedef struct ps_config {
 
 typedef struct ps_stats {
     uint64_t updates, pushes, pulls, bytes_in, bytes_out, errors;
-    uint64_t staleness_max, staleness_sum; /* over applied gradients */
+    /* over applied gradients: updates applied since the weights each was computed on */
+    uint64_t staleness_max, staleness_sum, staleness_n;
 } ps_stats;
 
 typedef struct ps_server ps_server;

@@ -65,6 +65,8 @@ static const flag flags[] = {
      "address workers reach a server at (default: its first non-loopback IPv4)"},
     {"port-range", F_STR, STR(port_range), 0, 0, TRAIN, "A-B",
      "ports servers may bind (default: any free port)"},
+    {"dump-weights", F_STR, STR(dump_weights), 0, 0, TRAIN, "FILE",
+     "write the final flat weight vector as raw little-endian float32 (tests)"},
     {"help", F_FLAG, NUM(help), 0, 0, TRAIN | SUMMARY, NULL, "this help"},
 };
 

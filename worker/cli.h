@@ -30,13 +30,14 @@ typedef struct wk_opts {
     int64_t progress; /* -1 auto (a bar on a terminal), 0 lines only, 1 bar */
     int help;         /* --help was given: print usage, run nothing */
     /* a parameter-server job (mpirun) */
-    int64_t servers;     /* ranks 0..servers-1 serve; 0: one-process training */
-    char mode[16];       /* sync | async | ssp */
-    int64_t staleness;   /* ssp */
-    double timeout;      /* seconds to wait for a server before giving up */
-    char bind[64];       /* address servers bind */
-    char advertise[64];  /* address servers tell workers; empty: this host's first */
-    char port_range[32]; /* "A-B", empty: any free port */
+    int64_t servers;                /* ranks 0..servers-1 serve; 0: one-process training */
+    char mode[16];                  /* sync | async | ssp */
+    int64_t staleness;              /* ssp */
+    double timeout;                 /* seconds to wait for a server before giving up */
+    char bind[64];                  /* address servers bind */
+    char advertise[64];             /* address servers tell workers; empty: this host's first */
+    char port_range[32];            /* "A-B", empty: any free port */
+    char dump_weights[WK_PATH_MAX]; /* raw float32 flat vector at the end; empty: none */
 } wk_opts;
 
 /* Parses argv (argv[0] is the program). Returns 0, or -1 with one line in err (naming the

@@ -2,20 +2,16 @@
 #include "worker/train.h"
 
 #include "engine/base.h"
-#include "engine/dataset.h"
 #include "engine/model.h"
 #include "engine/net.h"
 #include "engine/optim.h"
-#include "engine/rng.h"
 #include "worker/client.h"
 #include "worker/progress.h"
+#include "worker/stream.h"
 
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-
-/* Keys that separate the random streams drawn from one seed. */
-enum { KEY_SHUFFLE = 0x53485546, KEY_DROPOUT = 0x44524F50 };
 
 /* Sums st over the job's workers (every worker gets the total). */
 static void reduce_stats(const wk_job *job, eng_batch_stats *st) {
@@ -59,26 +55,20 @@ int wk_train(const wk_opts *o, const wk_job *job, char *err, size_t errlen) {
     const int rank = job ? job->worker_id : 0, world = job ? job->num_workers : 1;
     const int lead = rank == 0; /* reports for the job */
     eng_model model;
-    eng_split data = {0};
+    wk_stream data = {0};
     eng_net *net = NULL;
     eng_optim *opt = NULL;
     wk_client *client = NULL;
     wk_progress prog = {0};
     float *x = NULL;
     uint8_t *labels = NULL;
-    uint32_t *order = NULL;
     int rc, status = 1;
 
     if ((rc = eng_model_build(&model, def, err, errlen)) != ENG_OK)
         return exit_code(rc);
-    if ((rc = eng_split_load_idx(&data, o->data, def->dataset, o->val_split, rank, world, err,
-                                 errlen)) != ENG_OK)
+    if ((rc = wk_stream_open(&data, o->data, def->dataset, o->val_split, rank, world,
+                             (uint64_t)o->seed, (int)o->batch, err, errlen)) != ENG_OK)
         return exit_code(rc);
-    if (data.train.n < 1) {
-        snprintf(err, errlen, "--val-split: leaves no training samples for worker %d", rank);
-        status = 2;
-        goto out;
-    }
 
     const int threads = o->threads > 0 ? (int)o->threads : (int)sysconf(_SC_NPROCESSORS_ONLN);
     const int batch = (int)o->batch;
@@ -98,8 +88,7 @@ int wk_train(const wk_opts *o, const wk_job *job, char *err, size_t errlen) {
     const size_t nparams = model.layout.total;
     x = eng_alloc(sizeof(float) * (size_t)chunk * eng_shape_size(model.input));
     labels = eng_alloc((size_t)chunk);
-    order = malloc(sizeof(uint32_t) * (size_t)data.train.n);
-    if ((!job && !(opt = eng_optim_new(&cfg, nparams))) || !x || !labels || !order) {
+    if ((!job && !(opt = eng_optim_new(&cfg, nparams))) || !x || !labels) {
         snprintf(err, errlen, "out of memory");
         goto out;
     }
@@ -114,10 +103,11 @@ int wk_train(const wk_opts *o, const wk_job *job, char *err, size_t errlen) {
 
     /* Workers' shares differ by at most one sample; all take the smallest's step count so
      * that they move in lockstep (a share's extra sample is reshuffled next epoch). */
-    int64_t usable = data.train.n;
+    int64_t usable = data.data.train.n;
     if (job)
         MPI_Allreduce(MPI_IN_PLACE, &usable, 1, MPI_INT64_T, MPI_MIN, job->workers);
-    const int64_t steps_per_epoch = (usable + batch - 1) / batch;
+    wk_stream_limit(&data, usable);
+    const int64_t steps_per_epoch = data.steps_per_epoch;
     if (wk_progress_init(&prog, stdout, lead ? o->metrics : "", lead ? (int)o->progress : 0,
                          o->epochs, steps_per_epoch, err, errlen) != 0) {
         status = 2;
@@ -131,30 +121,22 @@ int wk_train(const wk_opts *o, const wk_job *job, char *err, size_t errlen) {
     else if (lead)
         printf("%s: %lld train, %lld validation, %lld test samples; %zu parameters; batch %d; "
                "%s lr %g; %d threads\n",
-               def->name, (long long)data.train.n, (long long)data.val.n, (long long)data.test.n,
-               nparams, batch, o->optimizer, (double)cfg.lr, threads);
+               def->name, (long long)data.data.train.n, (long long)data.data.val.n,
+               (long long)data.data.test.n, nparams, batch, o->optimizer, (double)cfg.lr, threads);
 
     int64_t step = 0, trained = 0;
     double train_seconds = 0.0;
     for (int64_t epoch = 1; epoch <= o->epochs && (!o->max_steps || step < o->max_steps); epoch++) {
         if (lead)
             wk_progress_epoch_begin(&prog, epoch);
-        for (int64_t i = 0; i < data.train.n; i++)
-            order[i] = (uint32_t)i;
-        eng_rng rng;
-        eng_rng_seed(&rng, eng_hash3((uint64_t)o->seed + (uint64_t)rank * 0x9E3779B9u,
-                                     (uint64_t)epoch, KEY_SHUFFLE));
-        eng_rng_shuffle(&rng, order, (size_t)data.train.n);
+        wk_stream_epoch(&data, epoch);
 
         eng_batch_stats st = {0};
         const double t0 = wk_now();
         for (int64_t s = 0; s < steps_per_epoch && (!o->max_steps || step < o->max_steps);
              s++, step++) {
-            const int64_t first = s * batch;
-            const int B = (int)(usable - first < batch ? usable - first : batch);
-            eng_dataset_gather(&data.train, order + first, B, x, labels);
-            eng_net_train_step(net, x, labels, B,
-                               eng_hash3((uint64_t)o->seed, (uint64_t)step, KEY_DROPOUT), &st);
+            const int B = wk_stream_batch(&data, s, x, labels);
+            eng_net_train_step(net, x, labels, B, wk_step_key((uint64_t)o->seed, step), &st);
             if (!job) {
                 eng_net_apply(net, opt);
             } else if (wk_client_push(client, eng_net_grads(net), (uint64_t)step, version, err,
@@ -182,14 +164,23 @@ int wk_train(const wk_opts *o, const wk_job *job, char *err, size_t errlen) {
                              .loss = st.loss_sum / (double)st.count,
                              .accuracy = (double)st.correct / (double)st.count,
                              .samples_per_sec = (double)st.count / dt};
-        evaluate(net, job, &data.val, chunk, x, labels, &r.val_loss, &r.val_accuracy);
+        evaluate(net, job, &data.data.val, chunk, x, labels, &r.val_loss, &r.val_accuracy);
         if (lead) {
             r.seconds = wk_now() - prog.epoch_start;
             wk_progress_epoch_end(&prog, &r);
         }
     }
+    if (lead && o->dump_weights[0]) {
+        FILE *f = fopen(o->dump_weights, "wb");
+        if (!f || fwrite(eng_net_params(net), sizeof(float), nparams, f) != nparams ||
+            fclose(f) != 0) {
+            snprintf(err, errlen, "--dump-weights: %s: cannot write", o->dump_weights);
+            status = 2;
+            goto out;
+        }
+    }
     double test_loss, test_accuracy;
-    evaluate(net, job, &data.test, chunk, x, labels, &test_loss, &test_accuracy);
+    evaluate(net, job, &data.data.test, chunk, x, labels, &test_loss, &test_accuracy);
     if (lead)
         wk_progress_final(&prog, test_loss, test_accuracy,
                           train_seconds > 0 ? (double)trained / train_seconds : 0.0,
@@ -201,10 +192,9 @@ out:
     wk_progress_deinit(&prog);
     eng_free(x);
     eng_free(labels);
-    free(order);
     eng_optim_free(&opt);
     wk_client_free(&client);
     eng_net_free(&net);
-    eng_split_deinit(&data);
+    wk_stream_close(&data);
     return status;
 }
