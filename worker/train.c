@@ -1,4 +1,5 @@
 /* train.c: the training loop, in one process or as a worker of a parameter-server job. */
+#define _GNU_SOURCE /* sched_getaffinity */
 #include "worker/train.h"
 
 #include "engine/base.h"
@@ -9,6 +10,7 @@
 #include "worker/progress.h"
 #include "worker/stream.h"
 
+#include <sched.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -45,6 +47,15 @@ static uint64_t needed_version(const wk_opts *o, uint64_t next) {
     return next > S ? next - S : 0;
 }
 
+/* CPUs this process may run on: what mpirun or taskset left it. */
+static int usable_cpus(void) {
+    cpu_set_t set;
+    if (sched_getaffinity(0, sizeof set, &set) == 0 && CPU_COUNT(&set) > 0)
+        return CPU_COUNT(&set);
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    return n > 0 ? (int)n : 1;
+}
+
 static int exit_code(int rc) {
     return rc == ENG_EARG || rc == ENG_EFORMAT || rc == ENG_EIO ? 2 : 1;
 }
@@ -70,7 +81,13 @@ int wk_train(const wk_opts *o, const wk_job *job, char *err, size_t errlen) {
                              (uint64_t)o->seed, (int)o->batch, err, errlen)) != ENG_OK)
         return exit_code(rc);
 
-    const int threads = o->threads > 0 ? (int)o->threads : (int)sysconf(_SC_NPROCESSORS_ONLN);
+    const int cpus = usable_cpus();
+    const int threads = o->threads > 0 ? (int)o->threads : cpus;
+    if (threads > cpus)
+        fprintf(stderr,
+                "pstrain: worker %d: %d threads on %d CPU(s) it may use; with mpirun, add "
+                "--bind-to none (launch/run-local does)\n",
+                rank, threads, cpus);
     const int batch = (int)o->batch;
     const int chunk = batch > 128 ? batch : 128; /* evaluation batches */
     if (!(net = eng_net_new(&model, chunk, threads > 0 ? threads : 1, err, errlen)))
@@ -114,7 +131,7 @@ int wk_train(const wk_opts *o, const wk_job *job, char *err, size_t errlen) {
         goto out;
     }
     if (lead && job)
-        printf("%s: %d workers x batch %d = global batch %d; mode %s; %d servers; %zu "
+        printf("%s: %d worker(s) x batch %d = global batch %d; mode %s; %d server(s); %zu "
                "parameters; %s lr %g; %d threads per worker\n",
                def->name, world, batch, world * batch, o->mode, job->num_servers, nparams,
                o->optimizer, (double)cfg.lr, threads);
