@@ -14,7 +14,8 @@ typedef struct server_conn {
     void *sock;
     const char *endpoint;
     size_t lo, n;
-    int waiting; /* a pull is outstanding */
+    int waiting;      /* a pull is outstanding */
+    uint64_t version; /* of the shard's weights last received */
 } server_conn;
 
 struct wk_client {
@@ -169,31 +170,59 @@ int wk_client_pull_send(wk_client *c, uint64_t min_version, char *err, size_t er
     return 0;
 }
 
-int wk_client_pull_wait(wk_client *c, float *params, uint64_t *version, char *err, size_t errlen) {
-    uint64_t v = UINT64_MAX;
+/* Copies server s's pull reply into params. */
+static int take_reply(wk_client *c, int s, float *params, char *err, size_t errlen) {
+    server_conn *sc = &c->srv[s];
+    pb_msg r;
+    int rc = recv_from(c, s, &r, PSTRAIN__ENVELOPE__BODY_PULL_REPLY, err, errlen);
+    if (rc == ENG_OK) {
+        const Pstrain__Slice *sl = r.env->pull_reply->slice;
+        if (sl->offset != sc->lo || sl->count != sc->n)
+            rc = eng_err(err, errlen, ENG_EFORMAT, "server %d at %s: pull reply for another slice",
+                         s, sc->endpoint);
+        else
+            memcpy(params + sc->lo, pb_msg_payload(&r), sizeof(float) * sc->n);
+        sc->version = r.env->pull_reply->version;
+        sc->waiting = 0;
+    }
+    pb_msg_clear(&r);
+    return rc == ENG_OK ? 0 : -1;
+}
+
+int wk_client_pull_recv(wk_client *c, float *params, uint64_t *version, int block, char *err,
+                        size_t errlen) {
+    int outstanding = 0;
     for (int s = 0; s < c->P; s++) {
         server_conn *sc = &c->srv[s];
         if (!sc->waiting)
             continue;
-        pb_msg r;
-        int rc = recv_from(c, s, &r, PSTRAIN__ENVELOPE__BODY_PULL_REPLY, err, errlen);
-        if (rc == ENG_OK) {
-            const Pstrain__Slice *sl = r.env->pull_reply->slice;
-            if (sl->offset != sc->lo || sl->count != sc->n)
-                rc = eng_err(err, errlen, ENG_EFORMAT,
-                             "server %d at %s: pull reply for another slice", s, sc->endpoint);
-            else
-                memcpy(params + sc->lo, pb_msg_payload(&r), sizeof(float) * sc->n);
-            if (r.env->pull_reply->version < v)
-                v = r.env->pull_reply->version;
+        if (!block) {
+            zmq_pollitem_t item = {sc->sock, 0, ZMQ_POLLIN, 0};
+            if (zmq_poll(&item, 1, 0) <= 0) {
+                outstanding++;
+                continue;
+            }
         }
-        pb_msg_clear(&r);
-        if (rc != ENG_OK)
+        if (take_reply(c, s, params, err, errlen) != 0)
             return -1;
-        sc->waiting = 0;
     }
+    uint64_t v = UINT64_MAX;
+    for (int s = 0; s < c->P; s++)
+        if (c->srv[s].version < v)
+            v = c->srv[s].version;
     if (version)
-        *version = v == UINT64_MAX ? 0 : v;
+        *version = v;
+    return outstanding ? 0 : 1;
+}
+
+int wk_client_pull_wait(wk_client *c, float *params, uint64_t *version, char *err, size_t errlen) {
+    return wk_client_pull_recv(c, params, version, 1, err, errlen) < 0 ? -1 : 0;
+}
+
+int wk_client_pull_pending(const wk_client *c) {
+    for (int s = 0; s < c->P; s++)
+        if (c->srv[s].waiting)
+            return 1;
     return 0;
 }
 

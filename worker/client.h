@@ -33,6 +33,17 @@ int wk_client_pull_send(wk_client *c, uint64_t min_version, char *err, size_t er
  * server). */
 int wk_client_pull_wait(wk_client *c, float *params, uint64_t *version, char *err, size_t errlen);
 
+/* Takes the answers to wk_client_pull_send that have arrived; with block, waits for the
+ * rest (up to the timeout). Shards are copied into params as they come, so between calls
+ * params may mix versions across servers, never within one. *version is the smallest
+ * version received so far. Returns 1 when no answer is outstanding, 0 when some are, -1
+ * with err on failure. */
+int wk_client_pull_recv(wk_client *c, float *params, uint64_t *version, int block, char *err,
+                        size_t errlen);
+
+/* True while an answer to wk_client_pull_send is outstanding. */
+int wk_client_pull_pending(const wk_client *c);
+
 /* Says goodbye to every server and prints each server's counters to out (NULL: none). */
 int wk_client_shutdown(wk_client *c, FILE *out, char *err, size_t errlen);
 

@@ -56,6 +56,34 @@ static int usable_cpus(void) {
     return n > 0 ? (int)n : 1;
 }
 
+/* Brings the net's weights to at least version `needed`: takes the pull answers that have
+ * arrived, and waits for the rest only when the weights are older than that. So in async
+ * and ssp modes the round trip overlaps the next step's compute; sync always waits. */
+static int refresh_weights(wk_client *c, eng_net *net, uint64_t *version, uint64_t needed,
+                           char *err, size_t errlen) {
+    if (!wk_client_pull_pending(c))
+        return 0;
+    int rc = wk_client_pull_recv(c, eng_net_params(net), version, 0, err, errlen);
+    if (rc == 0 && *version < needed)
+        rc = wk_client_pull_recv(c, eng_net_params(net), version, 1, err, errlen);
+    return rc < 0 ? -1 : 0;
+}
+
+/* Waits for the weights with every update of the job's first `steps` steps: sync and ssp
+ * make one update per step, async one per worker per step. */
+static int final_weights(const wk_opts *o, wk_client *c, eng_net *net, uint64_t *version,
+                         int64_t steps, int world, char *err, size_t errlen) {
+    const uint64_t all = (uint64_t)steps * (strcmp(o->mode, "async") == 0 ? (uint64_t)world : 1);
+    if (wk_client_pull_pending(c) &&
+        wk_client_pull_recv(c, eng_net_params(net), version, 1, err, errlen) < 0)
+        return -1;
+    if (*version >= all)
+        return 0;
+    if (wk_client_pull_send(c, all, err, errlen) != 0)
+        return -1;
+    return wk_client_pull_recv(c, eng_net_params(net), version, 1, err, errlen) < 0 ? -1 : 0;
+}
+
 static int exit_code(int rc) {
     return rc == ENG_EARG || rc == ENG_EFORMAT || rc == ENG_EIO ? 2 : 1;
 }
@@ -153,15 +181,17 @@ int wk_train(const wk_opts *o, const wk_job *job, char *err, size_t errlen) {
         for (int64_t s = 0; s < steps_per_epoch && (!o->max_steps || step < o->max_steps);
              s++, step++) {
             const int B = wk_stream_batch(&data, s, x, labels);
+            if (job && refresh_weights(client, net, &version, needed_version(o, (uint64_t)step),
+                                       err, errlen) != 0)
+                goto out;
             eng_net_train_step(net, x, labels, B, wk_step_key((uint64_t)o->seed, step), &st);
             if (!job) {
                 eng_net_apply(net, opt);
             } else if (wk_client_push(client, eng_net_grads(net), (uint64_t)step, version, err,
                                       errlen) != 0 ||
-                       wk_client_pull_send(client, needed_version(o, (uint64_t)step + 1), err,
-                                           errlen) != 0 ||
-                       wk_client_pull_wait(client, eng_net_params(net), &version, err, errlen) !=
-                           0) {
+                       (!wk_client_pull_pending(client) &&
+                        wk_client_pull_send(client, needed_version(o, (uint64_t)step + 1), err,
+                                            errlen) != 0)) {
                 goto out;
             }
             if (lead) {
@@ -171,6 +201,9 @@ int wk_train(const wk_opts *o, const wk_job *job, char *err, size_t errlen) {
                                  dt > 0 ? (double)st.count * world / dt : 0.0);
             }
         }
+        /* Evaluate on every update the job has made so far. */
+        if (job && final_weights(o, client, net, &version, step, world, err, errlen) != 0)
+            goto out;
         double dt = wk_now() - t0;
         if (job) /* the job's rate: all workers' samples over the slowest one's time */
             MPI_Allreduce(MPI_IN_PLACE, &dt, 1, MPI_DOUBLE, MPI_MAX, job->workers);
