@@ -129,8 +129,12 @@ static int distributed(const wk_opts *o) {
     MPI_Comm workers;
     MPI_Comm_split(MPI_COMM_WORLD, rank < P ? MPI_UNDEFINED : 1, rank, &workers);
 
-    if (status == 0 && rank == P)
+    if (status == 0 && rank == P) {
+        for (int r = 0; r < P; r++)
+            printf("server %d at %s\n", r, endpoints[r]);
         eng_shard_print(&m.layout, P, stdout);
+        fflush(stdout);
+    }
     if (status == 0 && server) {
         status = serve(server, rank);
     } else if (status == 0) {

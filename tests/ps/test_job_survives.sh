@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# test_job_survives.sh PSTRAIN POKE: a running job's server answers a stranger's malformed
+# messages with error replies and the job goes on: it finishes with status 0, the same
+# test accuracy as an undisturbed run, and the server counts the refused messages.
+set -euo pipefail
+pstrain=$1 poke=$2
+data=${PSTRAIN_DATA:?PSTRAIN_DATA must name the data directory}
+[[ $EUID -eq 0 ]] && export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
+tmp=$(mktemp -d)
+job=
+trap '[[ -n $job ]] && kill $job 2>/dev/null; rm -rf "$tmp"' EXIT
+
+run() { # run LOG: a short sync job with 1 server and 1 worker
+    mpirun -np 2 --oversubscribe --bind-to none -x OPENBLAS_NUM_THREADS=1 "$pstrain" train \
+        --model mnist_cnn --servers 1 --epochs 1 --max-steps 400 --threads 1 --progress 0 \
+        --bind 127.0.0.1 --advertise 127.0.0.1 --data "$data" >"$1" 2>&1
+}
+run "$tmp/quiet.log"
+
+run "$tmp/job.log" &
+job=$!
+endpoint=
+for _ in $(seq 200); do # up to 20 s for the job to print its server's endpoint
+    endpoint=$(sed -n 's/^server 0 at \(tcp:.*\)$/\1/p' "$tmp/job.log")
+    [[ -n $endpoint ]] && break
+    sleep 0.1
+done
+[[ -n $endpoint ]] || { echo "FAIL: the job printed no endpoint"; cat "$tmp/job.log"; exit 1; }
+"$poke" "$endpoint" || { echo "FAIL: a message got no error reply"; exit 1; }
+wait $job || { echo "FAIL: the job exited $?"; cat "$tmp/job.log"; exit 1; }
+job=
+grep -E '^test_loss|refused' "$tmp/job.log"
+quiet=$(grep -o 'test_accuracy: [0-9.]*' "$tmp/quiet.log")
+poked=$(grep -o 'test_accuracy: [0-9.]*' "$tmp/job.log")
+[[ $quiet == "$poked" ]] || { echo "FAIL: $poked after the stranger, $quiet without"; exit 1; }
+grep -q ' 5 refused' "$tmp/job.log" || { echo "FAIL: the server did not count 5 refusals"; exit 1; }
+echo "PASS: 5 malformed messages refused, the job finished with the undisturbed $quiet"
