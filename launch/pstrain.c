@@ -74,7 +74,7 @@ static ps_server *start_server(const wk_opts *o, const eng_model *m, int rank, i
     return s;
 }
 
-static int serve(ps_server *s, int rank) {
+static int serve(ps_server *s, int rank, int W) {
     char err[512];
     int rc = ps_server_run(s, err, sizeof err);
     if (rc != 0)
@@ -86,7 +86,11 @@ static int serve(ps_server *s, int rank) {
            (unsigned long long)st->pulls, (double)st->bytes_in / 1e6, (double)st->bytes_out / 1e6,
            (unsigned long long)st->errors,
            st->staleness_n ? (double)st->staleness_sum / (double)st->staleness_n : 0.0,
-           (unsigned long long)st->staleness_max);
+                      (unsigned long long)st->staleness_max);
+    printf("server %d: pushes per worker:", rank);
+    for (int w = 0; w < W; w++)
+        printf(" %llu", (unsigned long long)ps_server_pushes_from(s, w));
+    printf("\n");
     fflush(stdout);
     return rc == 0 ? 0 : 1;
 }
@@ -136,7 +140,7 @@ static int distributed(const wk_opts *o) {
         fflush(stdout);
     }
     if (status == 0 && server) {
-        status = serve(server, rank);
+        status = serve(server, rank, W);
     } else if (status == 0) {
         wk_job job = {.worker_id = rank - P,
                       .num_workers = W,
