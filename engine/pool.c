@@ -2,13 +2,16 @@
  * helpers spin on the counter briefly before sleeping on a condition variable, since a
  * training step hands them work every few milliseconds and a futex wake-up costs tens of
  * microseconds each way. The mutex guards the sleeping path only. */
+#define _GNU_SOURCE /* sched_getaffinity */
 #include "engine/pool.h"
 
 #include "engine/base.h"
 
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdlib.h>
+#include <unistd.h>
 
 /* Busy-wait iterations before sleeping: ~50-100 us on current x86 cores. */
 #define SPIN_LIMIT 20000
@@ -139,4 +142,12 @@ void eng_pool_run(eng_pool *p, eng_pool_fn fn, void *arg) {
     while (atomic_load(&p->pending) > 0)
         pthread_cond_wait(&p->done, &p->mu);
     pthread_mutex_unlock(&p->mu);
+}
+
+int eng_pool_cpus(void) {
+    cpu_set_t set;
+    if (sched_getaffinity(0, sizeof set, &set) == 0 && CPU_COUNT(&set) > 0)
+        return CPU_COUNT(&set);
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    return n > 0 ? (int)n : 1;
 }

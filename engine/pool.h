@@ -15,4 +15,7 @@ void eng_pool_free(eng_pool **p);
 int eng_pool_size(const eng_pool *p);
 void eng_pool_run(eng_pool *p, eng_pool_fn fn, void *arg);
 
+/* CPUs this process may run on (its affinity mask: what mpirun or taskset left it). */
+int eng_pool_cpus(void);
+
 #endif

@@ -8,6 +8,7 @@
 #define _DEFAULT_SOURCE /* getifaddrs flags (IFF_UP) beyond POSIX */
 #include "engine/base.h"
 #include "engine/model.h"
+#include "engine/pool.h"
 #include "engine/shard.h"
 #include "ps/server.h"
 #include "worker/cli.h"
@@ -61,7 +62,8 @@ static ps_server *start_server(const wk_opts *o, const eng_model *m, int rank, i
                      .seed = (uint64_t)o->seed,
                      .bind_host = o->bind,
                      .advertise_host = advertise,
-                     .log = stderr};
+                     .log = stderr,
+                     .threads = (int)o->server_threads};
     if (o->lr > 0)
         cfg.optim.lr = (float)o->lr;
     cfg.optim.clipvalue = (float)o->clipvalue;
@@ -86,7 +88,7 @@ static int serve(ps_server *s, int rank, int W) {
            (unsigned long long)st->pulls, (double)st->bytes_in / 1e6, (double)st->bytes_out / 1e6,
            (unsigned long long)st->errors,
            st->staleness_n ? (double)st->staleness_sum / (double)st->staleness_n : 0.0,
-                      (unsigned long long)st->staleness_max);
+           (unsigned long long)st->staleness_max);
     printf("server %d: pushes per worker:", rank);
     for (int w = 0; w < W; w++)
         printf(" %llu", (unsigned long long)ps_server_pushes_from(s, w));

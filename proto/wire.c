@@ -66,7 +66,7 @@ int pb_recv(void *sock, int router, pb_msg *m, int flags, char *err, size_t errl
             return e == EAGAIN ? PB_EAGAIN
                                : fail(err, errlen, PB_EIO, "receive: %s", zmq_strerror(e));
         }
-        m->identity_len = zmq_msg_size(&part) < PB_MAX_IDENTITY ? zmq_msg_size(&part) : 0;
+        m->identity_len = zmq_msg_size(&part) <= PB_MAX_IDENTITY ? zmq_msg_size(&part) : 0;
         memcpy(m->identity, zmq_msg_data(&part), m->identity_len);
         zmq_msg_close(&part);
         flags = 0; /* the rest of the message is already here */
@@ -94,7 +94,7 @@ int pb_recv(void *sock, int router, pb_msg *m, int flags, char *err, size_t errl
     }
     if (m->env->protocol != PB_PROTOCOL_VERSION) {
         drain(sock);
-        return fail(err, errlen, PB_EMALFORMED, "protocol: expected version %d, got %u",
+        return fail(err, errlen, PB_EVERSION, "protocol: expected version %d, got %u",
                     PB_PROTOCOL_VERSION, m->env->protocol);
     }
     if (m->env->body_case == PSTRAIN__ENVELOPE__BODY__NOT_SET) {

@@ -17,13 +17,14 @@
 
 #define PB_PROTOCOL_VERSION 1
 #define PB_MAX_HEADER 65536 /* bytes: an Envelope is tens of bytes; more is hostile */
-#define PB_MAX_IDENTITY 255
+#define PB_MAX_IDENTITY 255 /* ZeroMQ routing ids are 1..255 bytes */
 
 enum {
     PB_OK = 0,
-    PB_EAGAIN = -1,    /* nothing to receive (non-blocking or timed out) */
-    PB_EIO = -2,       /* the socket failed; err has zmq's reason */
-    PB_EMALFORMED = -3 /* a message arrived and was refused; err says why */
+    PB_EAGAIN = -1,     /* nothing to receive (non-blocking or timed out) */
+    PB_EIO = -2,        /* the socket failed; err has zmq's reason */
+    PB_EMALFORMED = -3, /* a message arrived and was refused; err says why */
+    PB_EVERSION = -4    /* likewise, for another protocol version */
 };
 
 /* Error codes carried in ErrorReply.code. */
@@ -36,7 +37,7 @@ enum {
 };
 
 typedef struct pb_msg {
-    uint8_t identity[PB_MAX_IDENTITY]; /* the peer, on a ROUTER socket */
+    uint8_t identity[PB_MAX_IDENTITY + 1]; /* the peer, on a ROUTER socket */
     size_t identity_len;
     Pstrain__Envelope *env; /* decoded header, owned */
     zmq_msg_t payload;      /* the float frame, when has_payload */
@@ -44,8 +45,8 @@ typedef struct pb_msg {
 } pb_msg;
 
 /* Receives one message into m (router: the socket is a ROUTER and the first frame is the
- * peer's identity). flags: 0 or ZMQ_DONTWAIT. Returns PB_OK, PB_EAGAIN, PB_EIO or
- * PB_EMALFORMED (m->identity is then still valid for the reply). Release with
+ * peer's identity). flags: 0 or ZMQ_DONTWAIT. Returns PB_OK, PB_EAGAIN, PB_EIO,
+ * PB_EMALFORMED or PB_EVERSION (m->identity is then still valid for the reply). Release with
  * pb_msg_clear after any return. */
 int pb_recv(void *sock, int router, pb_msg *m, int flags, char *err, size_t errlen);
 void pb_msg_clear(pb_msg *m);

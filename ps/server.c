@@ -2,22 +2,25 @@
 #include "ps/server.h"
 
 #include "engine/base.h"
+#include "engine/pool.h"
 #include "engine/shard.h"
 #include "proto/wire.h"
 
 #include <errno.h>
 #include <inttypes.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
 typedef struct pending_pull {
-    uint8_t identity[PB_MAX_IDENTITY];
+    uint8_t identity[PB_MAX_IDENTITY + 1];
     size_t identity_len;
     uint64_t min_version, offset, count;
+    uint32_t worker_id;
 } pending_pull;
 
 typedef struct peer {
-    uint8_t identity[PB_MAX_IDENTITY];
+    uint8_t identity[PB_MAX_IDENTITY + 1];
     size_t identity_len;
     int said_hello, said_goodbye;
     uint64_t pushes;
@@ -41,6 +44,11 @@ struct ps_server {
     uint8_t *have;  /* (slots, W) */
     uint64_t *base; /* (slots, W): the weights' version each gradient was computed on */
     pending_pull *pending;
+    eng_pool *pool;    /* threads for the update: workers wait for it in sync mode */
+    zmq_msg_t *held;   /* (slots, W): pushed payloads, kept uncopied until applied */
+    const float **src; /* (slots, W): each gradient: its held payload, or a copy in grads */
+    const float *const *apply_src; /* the job eng_pool_run hands apply_range */
+    int apply_nsrc;
     int npending; /* at most one outstanding pull per worker */
     ps_stats st;
 };
@@ -104,13 +112,18 @@ ps_server *ps_server_new(const ps_config *cfg, char *err, size_t errlen) {
     s->peers = calloc((size_t)s->W, sizeof *s->peers);
     s->pending = calloc((size_t)s->W, sizeof *s->pending);
     s->opt = eng_optim_new(&cfg->optim, s->n);
+    s->pool = eng_pool_new(cfg->threads > 0 ? cfg->threads : 1);
     if (s->slots) {
         s->grads = eng_alloc(sizeof(float) * (size_t)s->slots * (size_t)s->W * (s->n ? s->n : 1));
         s->have = calloc((size_t)s->slots * (size_t)s->W, 1);
         s->base = calloc((size_t)s->slots * (size_t)s->W, sizeof *s->base);
+        s->held = calloc((size_t)s->slots * (size_t)s->W, sizeof *s->held);
+        s->src = calloc((size_t)s->slots * (size_t)s->W, sizeof *s->src);
+        for (size_t i = 0; s->held && i < (size_t)s->slots * (size_t)s->W; i++)
+            zmq_msg_init(&s->held[i]);
     }
-    if (!full || !s->w || !s->scratch || !s->peers || !s->pending || !s->opt ||
-        (s->slots && (!s->grads || !s->have || !s->base))) {
+    if (!full || !s->w || !s->scratch || !s->peers || !s->pending || !s->opt || !s->pool ||
+        (s->slots && (!s->grads || !s->have || !s->base || !s->held || !s->src))) {
         eng_free(full);
         eng_err(err, errlen, ENG_ENOMEM, "server %d: out of memory", cfg->server_id);
         ps_server_free(&s);
@@ -149,11 +162,16 @@ void ps_server_free(ps_server **ps) {
     if (s->ctx)
         zmq_ctx_term(s->ctx);
     eng_optim_free(&s->opt);
+    eng_pool_free(&s->pool);
     eng_free(s->w);
     eng_free(s->scratch);
     eng_free(s->grads);
     free(s->have);
     free(s->base);
+    for (size_t i = 0; s->held && i < (size_t)s->slots * (size_t)s->W; i++)
+        zmq_msg_close(&s->held[i]);
+    free(s->held);
+    free(s->src);
     free(s->peers);
     free(s->pending);
     free(s);
@@ -223,8 +241,32 @@ static void note_staleness(ps_server *s, uint64_t base_version) {
         s->st.staleness_max = stale;
 }
 
-static void apply(ps_server *s, const float *g) {
-    eng_optim_step(s->opt, s->w, g);
+/* Thread t's part of one update: the mean of the apply_nsrc gradients (summed in worker
+ * order) and the optimizer step, over its own range of the shard. */
+static void apply_range(void *arg, int t) {
+    ps_server *s = arg;
+    const size_t T = (size_t)eng_pool_size(s->pool);
+    const size_t lo = s->n * (size_t)t / T, hi = s->n * (size_t)(t + 1) / T;
+    const float *g = s->apply_src[0];
+    if (s->apply_nsrc > 1) {
+        const float inv = 1.0f / (float)s->apply_nsrc;
+        for (size_t j = lo; j < hi; j++) {
+            float acc = g[j];
+            for (int w = 1; w < s->apply_nsrc; w++)
+                acc += s->apply_src[w][j];
+            s->scratch[j] = acc * inv;
+        }
+        g = s->scratch;
+    }
+    eng_optim_step_range(s->opt, s->w, g, lo, hi - lo);
+}
+
+/* One update from the mean of the nsrc gradients src[0..nsrc). */
+static void apply(ps_server *s, const float *const *src, int nsrc) {
+    s->apply_src = src;
+    s->apply_nsrc = nsrc;
+    eng_pool_run(s->pool, apply_range, s);
+    eng_optim_advance(s->opt);
     s->version++;
     s->st.updates++;
 }
@@ -237,20 +279,14 @@ static void apply_complete_clocks(ps_server *s) {
         for (int w = 0; w < s->W; w++)
             if (!have[w])
                 return;
-        const float *g = s->grads + (size_t)slot * s->W * s->n;
-        memcpy(s->scratch, g, sizeof(float) * s->n);
-        for (int w = 1; w < s->W; w++) {
-            const float *gw = g + (size_t)w * s->n;
-            for (size_t j = 0; j < s->n; j++)
-                s->scratch[j] += gw[j];
-        }
-        const float inv = 1.0f / (float)s->W;
-        for (size_t j = 0; j < s->n; j++)
-            s->scratch[j] *= inv;
         memset(have, 0, (size_t)s->W);
         for (int w = 0; w < s->W; w++)
             note_staleness(s, s->base[(size_t)slot * s->W + w]);
-        apply(s, s->scratch);
+        apply(s, s->src + (size_t)slot * s->W, s->W);
+        for (int w = 0; w < s->W; w++) { /* release the payloads */
+            zmq_msg_close(&s->held[(size_t)slot * s->W + w]);
+            zmq_msg_init(&s->held[(size_t)slot * s->W + w]);
+        }
     }
 }
 
@@ -298,6 +334,13 @@ static int on_hello(ps_server *s, const pb_msg *m, char *err, size_t errlen) {
     memcpy(p->identity, m->identity, m->identity_len);
     p->identity_len = m->identity_len;
     p->said_hello = 1;
+    /* A worker that says hello again has a new connection: a pull its old one left waiting
+     * has nobody to answer to. */
+    int kept = 0;
+    for (int i = 0; i < s->npending; i++)
+        if (s->pending[i].worker_id != h->worker_id)
+            s->pending[kept++] = s->pending[i];
+    s->npending = kept;
     Pstrain__Slice shard = PSTRAIN__SLICE__INIT;
     shard.offset = s->lo;
     shard.count = s->n;
@@ -311,7 +354,17 @@ static int on_hello(ps_server *s, const pb_msg *m, char *err, size_t errlen) {
     return pb_send(s->sock, m->identity, m->identity_len, &env, NULL, 0, err, errlen);
 }
 
-static int on_push(ps_server *s, const pb_msg *m) {
+/* A payload's floats in place when aligned (zmq allocates large messages with malloc), else
+ * copied into copy. */
+static const float *payload_floats(const pb_msg *m, float *copy, size_t n) {
+    const void *p = pb_msg_payload(m);
+    if ((uintptr_t)p % _Alignof(float) == 0)
+        return p;
+    memcpy(copy, p, sizeof(float) * n);
+    return copy;
+}
+
+static int on_push(ps_server *s, pb_msg *m) {
     const Pstrain__Push *p = m->env->push;
     char why[256];
     if (peer_of(s, m, p->worker_id, "push", why, sizeof why) != 0)
@@ -324,9 +377,9 @@ static int on_push(ps_server *s, const pb_msg *m) {
         return refuse(s, m, PB_ERR_RANGE, why);
     }
     if (s->cfg.mode == PS_ASYNC) {
-        memcpy(s->scratch, pb_msg_payload(m), sizeof(float) * s->n);
+        const float *g = payload_floats(m, s->scratch, s->n);
         note_staleness(s, p->base_version);
-        apply(s, s->scratch);
+        apply(s, &g, 1);
     } else {
         const uint64_t first = s->version, last = s->version + (uint64_t)s->slots - 1;
         if (p->step < first || p->step > last) {
@@ -342,8 +395,11 @@ static int on_push(ps_server *s, const pb_msg *m) {
                      p->worker_id, p->step);
             return refuse(s, m, PB_ERR_STATE, why);
         }
-        memcpy(s->grads + ((size_t)slot * s->W + p->worker_id) * s->n, pb_msg_payload(m),
-               sizeof(float) * s->n);
+        /* Keep the payload itself until the clock is complete: no copy. */
+        const size_t i = (size_t)slot * s->W + p->worker_id;
+        s->src[i] = payload_floats(m, s->grads + i * s->n, s->n);
+        if (s->src[i] != s->grads + i * s->n)
+            zmq_msg_move(&s->held[i], &m->payload);
         *have = 1;
         s->base[(size_t)slot * s->W + p->worker_id] = p->base_version;
         apply_complete_clocks(s);
@@ -368,13 +424,14 @@ static int on_pull(ps_server *s, const pb_msg *m, char *err, size_t errlen) {
     }
     if (p->min_version <= s->version)
         return send_weights(s, m->identity, m->identity_len, sl->offset, sl->count, err, errlen);
+    /* At most one waiting pull per worker: the queue holds W at most. */
     for (int i = 0; i < s->npending; i++)
-        if (s->pending[i].identity_len == m->identity_len &&
-            memcmp(s->pending[i].identity, m->identity, m->identity_len) == 0) {
+        if (s->pending[i].worker_id == p->worker_id) {
             snprintf(why, sizeof why, "pull: worker %u already waits for a pull", p->worker_id);
             return refuse(s, m, PB_ERR_STATE, why);
         }
     pending_pull *q = &s->pending[s->npending++];
+    q->worker_id = p->worker_id;
     memcpy(q->identity, m->identity, m->identity_len);
     q->identity_len = m->identity_len;
     q->min_version = p->min_version;
@@ -430,8 +487,8 @@ int ps_server_run(ps_server *s, char *err, size_t errlen) {
                 continue;
             return eng_err(err, errlen, ENG_EIO, "server %d: %s", s->cfg.server_id, why);
         }
-        if (rc == PB_EMALFORMED)
-            rc = refuse(s, &m, PB_ERR_MALFORMED, why);
+        if (rc == PB_EMALFORMED || rc == PB_EVERSION)
+            rc = refuse(s, &m, rc == PB_EVERSION ? PB_ERR_VERSION : PB_ERR_MALFORMED, why);
         else if (rc == PB_OK) {
             switch (m.env->body_case) {
             case PSTRAIN__ENVELOPE__BODY_HELLO:

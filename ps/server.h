@@ -34,7 +34,8 @@ typedef struct ps_config {
     const char *bind_host;      /* address to bind, "0.0.0.0" for all */
     const char *advertise_host; /* address workers connect to */
     int port_min, port_max;     /* 0, 0: an ephemeral port */
-    FILE *log;                  /* one line per refused message; NULL: quiet */
+        FILE *log;              /* one line per refused message; NULL: quiet */
+    int threads;            /* for the optimizer update (results do not depend on it) */
 } ps_config;
 
 typedef struct ps_stats {

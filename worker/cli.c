@@ -65,6 +65,8 @@ static const flag flags[] = {
      "address workers reach a server at (default: its first non-loopback IPv4)"},
     {"port-range", F_STR, STR(port_range), 0, 0, TRAIN, "A-B",
      "ports servers may bind (default: any free port)"},
+    {"server-threads", F_INT, NUM(server_threads), 1, 64, TRAIN, "N",
+     "threads for a server's update (default 1; more pays off when servers have idle cores)"},
     {"dump-weights", F_STR, STR(dump_weights), 0, 0, TRAIN, "FILE",
      "write the final flat weight vector as raw little-endian float32 (tests)"},
     {"help", F_FLAG, NUM(help), 0, 0, TRAIN | SUMMARY, NULL, "this help"},
@@ -119,6 +121,7 @@ static void defaults(wk_opts *o) {
     o->progress = -1;
     snprintf(o->mode, sizeof o->mode, "sync");
     o->staleness = 2;
+    o->server_threads = 1;
     o->timeout = 60.0;
     snprintf(o->bind, sizeof o->bind, "0.0.0.0");
 }

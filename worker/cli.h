@@ -37,6 +37,7 @@ typedef struct wk_opts {
     char bind[64];                  /* address servers bind */
     char advertise[64];             /* address servers tell workers; empty: this host's first */
     char port_range[32];            /* "A-B", empty: any free port */
+    int64_t server_threads;         /* threads for a server's optimizer update */
     char dump_weights[WK_PATH_MAX]; /* raw float32 flat vector at the end; empty: none */
 } wk_opts;
 

@@ -31,6 +31,7 @@ struct wk_client {
 static int recv_from(wk_client *c, int s, pb_msg *m, Pstrain__Envelope__BodyCase want, char *err,
                      size_t errlen) {
     server_conn *sc = &c->srv[s];
+    memset(m, 0, sizeof *m); /* the caller clears m on every path */
     zmq_pollitem_t item = {sc->sock, 0, ZMQ_POLLIN, 0};
     int ready = zmq_poll(&item, 1, c->timeout_ms);
     if (ready < 0)

@@ -1,16 +1,16 @@
 /* train.c: the training loop, in one process or as a worker of a parameter-server job. */
-#define _GNU_SOURCE /* sched_getaffinity */
+
 #include "worker/train.h"
 
 #include "engine/base.h"
 #include "engine/model.h"
 #include "engine/net.h"
 #include "engine/optim.h"
+#include "engine/pool.h"
 #include "worker/client.h"
 #include "worker/progress.h"
 #include "worker/stream.h"
 
-#include <sched.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -45,15 +45,6 @@ static uint64_t needed_version(const wk_opts *o, uint64_t next) {
         return 0;
     const uint64_t S = strcmp(o->mode, "ssp") == 0 ? (uint64_t)o->staleness : 0;
     return next > S ? next - S : 0;
-}
-
-/* CPUs this process may run on: what mpirun or taskset left it. */
-static int usable_cpus(void) {
-    cpu_set_t set;
-    if (sched_getaffinity(0, sizeof set, &set) == 0 && CPU_COUNT(&set) > 0)
-        return CPU_COUNT(&set);
-    long n = sysconf(_SC_NPROCESSORS_ONLN);
-    return n > 0 ? (int)n : 1;
 }
 
 /* Brings the net's weights to at least version `needed`: takes the pull answers that have
@@ -109,7 +100,7 @@ int wk_train(const wk_opts *o, const wk_job *job, char *err, size_t errlen) {
                              (uint64_t)o->seed, (int)o->batch, err, errlen)) != ENG_OK)
         return exit_code(rc);
 
-    const int cpus = usable_cpus();
+    const int cpus = eng_pool_cpus();
     const int threads = o->threads > 0 ? (int)o->threads : cpus;
     if (threads > cpus)
         fprintf(stderr,
