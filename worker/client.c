@@ -38,7 +38,7 @@ static int recv_from(wk_client *c, int s, pb_msg *m, Pstrain__Envelope__BodyCase
         return eng_err(err, errlen, ENG_EIO, "server %d at %s: %s", s, sc->endpoint,
                        zmq_strerror(errno));
     if (ready == 0)
-        return eng_err(err, errlen, ENG_EIO, "server %d at %s: no answer in %.0f s", s,
+        return eng_err(err, errlen, ENG_EIO, "server %d at %s: no answer in %g s", s,
                        sc->endpoint, c->timeout_ms / 1000.0);
     char why[256];
     int rc = pb_recv(sc->sock, 0, m, 0, why, sizeof why);

@@ -1,0 +1,1159 @@
+/* test_server.c: the wire format, and a real parameter server (a child process, ZeroMQ on
+ * loopback, an ephemeral port) driven by raw DEALER sockets from this process.
+ *
+ * The wire: every message type survives pb_send/pb_recv field for field and payload byte
+ * for byte, over PAIR (inproc) and DEALER/ROUTER (tcp, with the peer's identity).
+ * The server: every kind of hostile or out-of-order message (bad frames, another protocol,
+ * another model or layout, a worker id out of range, a push before hello, wrong slices and
+ * payload sizes, a step outside the window) is answered with an ErrorReply naming the field,
+ * and the server goes on: afterwards its initial weights equal eng_model_init_params bit for
+ * bit, one push moves them by exactly one Adam step, and Shutdown reports the refusals and
+ * updates counted here. In sync mode with two workers a pull waits for both gradients and
+ * the update is Adam on their mean. A worker that says hello again from 64 new connections,
+ * each leaving a pull waiting, must not make the server keep more pulls than it has room for
+ * (it did: a heap overflow in on_pull). Every receive has a timeout and notices a dead
+ * server, so a hang or a crash fails the test; every child is killed and reaped in the
+ * teardowns, and dies with this process. */
+#include "engine/base.h"
+#include "engine/model.h"
+#include "engine/optim.h"
+#include "engine/rng.h"
+#include "proto/wire.h"
+#include "tests/support/psfork.h"
+
+#include <math.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <zmq.h>
+
+#include <cmocka.h>
+
+enum { TIMEOUT_MS = 5000, QUIET_MS = 300, CNN_TOTAL = 225034 };
+
+/* --- helpers --- */
+
+/* The sockets open, so that a teardown after a failure can close them all (zmq_ctx_term
+ * waits for every socket). */
+static void *open_socks[80];
+static int nopen;
+
+static void *new_socket(void *ctx, int type) {
+    assert_true(nopen < (int)(sizeof open_socks / sizeof open_socks[0]));
+    void *s = zmq_socket(ctx, type);
+    assert_non_null(s);
+    open_socks[nopen++] = s;
+    const int linger = 0, timeout = TIMEOUT_MS;
+    zmq_setsockopt(s, ZMQ_LINGER, &linger, sizeof linger);
+    zmq_setsockopt(s, ZMQ_RCVTIMEO, &timeout, sizeof timeout);
+    zmq_setsockopt(s, ZMQ_SNDTIMEO, &timeout, sizeof timeout);
+    return s;
+}
+
+static void *dealer(void *ctx, const char *endpoint) {
+    void *s = new_socket(ctx, ZMQ_DEALER);
+    if (zmq_connect(s, endpoint) != 0)
+        fail_msg("connect %s: %s", endpoint, zmq_strerror(errno));
+    return s;
+}
+
+static void close_socket(void **s) {
+    if (*s) {
+        for (int i = 0; i < nopen; i++)
+            if (open_socks[i] == *s)
+                open_socks[i] = open_socks[--nopen];
+        zmq_close(*s);
+    }
+    *s = NULL;
+}
+
+static void close_all(void) {
+    while (nopen > 0)
+        zmq_close(open_socks[--nopen]);
+}
+
+static void send_env(void *sock, Pstrain__Envelope *env, const float *payload, size_t count) {
+    char err[256] = "";
+    if (pb_send(sock, NULL, 0, env, payload, count, err, sizeof err) != PB_OK)
+        fail_msg("pb_send: %s", err);
+}
+
+/* Sends nframes raw frames as one message. */
+static void send_frames(void *sock, int nframes, const void *const *data, const size_t *len) {
+    for (int i = 0; i < nframes; i++)
+        if (zmq_send(sock, data[i], len[i], i + 1 < nframes ? ZMQ_SNDMORE : 0) < 0)
+            fail_msg("zmq_send frame %d: %s", i, zmq_strerror(errno));
+}
+
+/* An Envelope packed as it is, protocol included (pb_send would set the protocol). */
+static uint8_t *pack_env(const Pstrain__Envelope *env, size_t *len) {
+    *len = pstrain__envelope__get_packed_size(env);
+    uint8_t *buf = malloc(*len ? *len : 1);
+    assert_non_null(buf);
+    pstrain__envelope__pack(env, buf);
+    return buf;
+}
+
+static tu_psfork srv; /* the server being talked to */
+
+/* Receives one message within the socket's timeout, or fails naming what we waited for and,
+ * when the server has died, how. */
+static void recv_msg(void *sock, pb_msg *m, const char *after) {
+    char err[256] = "";
+    /* Wait in slices, so that a server that died is reported at once. */
+    for (int waited = 0; waited < TIMEOUT_MS; waited += 100) {
+        zmq_pollitem_t item = {sock, 0, ZMQ_POLLIN, 0};
+        if (zmq_poll(&item, 1, 100) != 0 || (srv.pid && !tu_psfork_running(&srv)))
+            break;
+    }
+    const int rc = pb_recv(sock, 0, m, ZMQ_DONTWAIT, err, sizeof err);
+    if (rc == PB_EAGAIN && srv.pid && !tu_psfork_running(&srv)) {
+        const int ws = srv.wstatus;
+        if (WIFSIGNALED(ws))
+            fail_msg("no reply after %s: the server was killed by signal %d (%s)", after,
+                     WTERMSIG(ws), strsignal(WTERMSIG(ws)));
+        fail_msg("no reply after %s: the server exited with status %d", after,
+                 WIFEXITED(ws) ? WEXITSTATUS(ws) : -1);
+    }
+    if (rc == PB_EAGAIN)
+        fail_msg("no reply within %d ms after %s", TIMEOUT_MS, after);
+    if (rc != PB_OK)
+        fail_msg("after %s: pb_recv returned %d: %s", after, rc, err);
+}
+
+/* 1 when a message is waiting within ms milliseconds. */
+static int readable_within(void *sock, int ms) {
+    zmq_pollitem_t item = {sock, 0, ZMQ_POLLIN, 0};
+    const int r = zmq_poll(&item, 1, ms);
+    assert_true(r >= 0);
+    return r > 0;
+}
+
+/* --- messages --- */
+
+static void send_hello(void *sock, uint32_t worker, uint32_t nworkers, const char *model,
+                       uint64_t count, uint64_t checksum) {
+    Pstrain__Hello h = PSTRAIN__HELLO__INIT;
+    h.worker_id = worker;
+    h.num_workers = nworkers;
+    h.model = (char *)model;
+    h.param_count = count;
+    h.layout_checksum = checksum;
+    Pstrain__Envelope env = PSTRAIN__ENVELOPE__INIT;
+    env.body_case = PSTRAIN__ENVELOPE__BODY_HELLO;
+    env.hello = &h;
+    send_env(sock, &env, NULL, 0);
+}
+
+/* A push of payload[0..nfloats) for slice [offset, offset + count). */
+static void send_push(void *sock, uint32_t worker, uint64_t step, uint64_t base, uint64_t offset,
+                      uint64_t count, const float *payload, size_t nfloats) {
+    Pstrain__Slice sl = PSTRAIN__SLICE__INIT;
+    sl.offset = offset;
+    sl.count = count;
+    Pstrain__Push p = PSTRAIN__PUSH__INIT;
+    p.worker_id = worker;
+    p.step = step;
+    p.base_version = base;
+    p.slice = &sl;
+    Pstrain__Envelope env = PSTRAIN__ENVELOPE__INIT;
+    env.body_case = PSTRAIN__ENVELOPE__BODY_PUSH;
+    env.push = &p;
+    send_env(sock, &env, payload, nfloats);
+}
+
+static void send_pull(void *sock, uint32_t worker, uint64_t min_version, uint64_t offset,
+                      uint64_t count) {
+    Pstrain__Slice sl = PSTRAIN__SLICE__INIT;
+    sl.offset = offset;
+    sl.count = count;
+    Pstrain__PullRequest p = PSTRAIN__PULL_REQUEST__INIT;
+    p.worker_id = worker;
+    p.min_version = min_version;
+    p.slice = &sl;
+    Pstrain__Envelope env = PSTRAIN__ENVELOPE__INIT;
+    env.body_case = PSTRAIN__ENVELOPE__BODY_PULL;
+    env.pull = &p;
+    send_env(sock, &env, NULL, 0);
+}
+
+static void send_shutdown(void *sock, uint32_t worker) {
+    Pstrain__Shutdown d = PSTRAIN__SHUTDOWN__INIT;
+    d.worker_id = worker;
+    Pstrain__Envelope env = PSTRAIN__ENVELOPE__INIT;
+    env.body_case = PSTRAIN__ENVELOPE__BODY_SHUTDOWN;
+    env.shutdown = &d;
+    send_env(sock, &env, NULL, 0);
+}
+
+/* Receives an ErrorReply with code whose message contains needle (NULL: any). */
+static void expect_refusal(void *sock, uint32_t code, const char *needle, const char *what) {
+    pb_msg m;
+    recv_msg(sock, &m, what);
+    if (m.env->body_case != PSTRAIN__ENVELOPE__BODY_ERROR)
+        fail_msg("%s: expected an ErrorReply, got %s", what, pb_body_name(m.env));
+    const Pstrain__ErrorReply *e = m.env->error;
+    printf("  %s -> code %u: %s\n", what, e->code, e->message);
+    if (e->code != code)
+        fail_msg("%s: ErrorReply code %u, expected %u (message: %s)", what, e->code, code,
+                 e->message);
+    if (needle && !strstr(e->message, needle))
+        fail_msg("%s: ErrorReply '%s' does not mention '%s'", what, e->message, needle);
+    pb_msg_clear(&m);
+}
+
+/* Receives a PullReply for [offset, offset + count) at version and copies its payload. */
+static void expect_weights(void *sock, uint64_t version, uint64_t offset, uint64_t count,
+                           float *out, const char *what) {
+    pb_msg m;
+    recv_msg(sock, &m, what);
+    if (m.env->body_case != PSTRAIN__ENVELOPE__BODY_PULL_REPLY)
+        fail_msg("%s: expected a PullReply, got %s%s%s", what, pb_body_name(m.env),
+                 m.env->body_case == PSTRAIN__ENVELOPE__BODY_ERROR ? ": " : "",
+                 m.env->body_case == PSTRAIN__ENVELOPE__BODY_ERROR ? m.env->error->message : "");
+    const Pstrain__PullReply *r = m.env->pull_reply;
+    if (r->version != version || r->slice->offset != offset || r->slice->count != count)
+        fail_msg("%s: PullReply version %llu [%llu, +%llu), expected %llu [%llu, +%llu)", what,
+                 (unsigned long long)r->version, (unsigned long long)r->slice->offset,
+                 (unsigned long long)r->slice->count, (unsigned long long)version,
+                 (unsigned long long)offset, (unsigned long long)count);
+    memcpy(out, pb_msg_payload(&m), sizeof(float) * (size_t)count);
+    pb_msg_clear(&m);
+}
+
+/* Bit-for-bit equality of two float vectors; names the first difference. */
+static void expect_bits(const float *got, const float *want, size_t n, const char *what) {
+    if (memcmp(got, want, sizeof(float) * n) == 0)
+        return;
+    size_t i = 0;
+    while (memcmp(&got[i], &want[i], sizeof(float)) == 0)
+        i++;
+    fail_msg("%s: element %zu is %.9g, expected %.9g (bit for bit)", what, i, (double)got[i],
+             (double)want[i]);
+}
+
+static void build_cnn(eng_model *m) {
+    char err[256] = "";
+    const eng_model_def *def = eng_model_find("mnist_cnn");
+    assert_non_null(def);
+    if (eng_model_build(m, def, err, sizeof err) != ENG_OK)
+        fail_msg("eng_model_build: %s", err);
+    assert_int_equal(m->layout.total, CNN_TOTAL);
+}
+
+/* The seed-1 initial weights and their image after one Adam step (t = 1) on g. */
+static void adam_once(const eng_model *m, const float *g, float *w0, float *w1) {
+    const size_t n = m->layout.total;
+    eng_model_init_params(m, w0, 1);
+    memcpy(w1, w0, sizeof(float) * n);
+    float *mm = calloc(n, sizeof(float)), *vv = calloc(n, sizeof(float));
+    assert_non_null(mm);
+    assert_non_null(vv);
+    const eng_optim_cfg cfg = eng_optim_defaults(ENG_OPT_ADAM);
+    eng_adam_update(w1, mm, vv, g, n, 1, &cfg);
+    free(mm);
+    free(vv);
+}
+
+static float *gradient(size_t n, uint64_t seed) {
+    float *g = malloc(sizeof(float) * n);
+    assert_non_null(g);
+    eng_rng r;
+    eng_rng_seed(&r, seed);
+    for (size_t i = 0; i < n; i++)
+        g[i] = 1e-3f * (2.0f * eng_rng_uniform(&r) - 1.0f);
+    return g;
+}
+
+static void start_server(tu_psfork *f, int num_workers) {
+    char err[640] = "";
+    tu_psfork_cfg cfg = tu_psfork_defaults();
+    cfg.num_workers = num_workers;
+    if (tu_psfork_start(f, &cfg, err, sizeof err) != 0)
+        fail_msg("%s", err);
+    printf("  server pid %d at %s, %d worker(s)\n", (int)f->pid, f->endpoint, num_workers);
+}
+
+static void expect_exit_0(tu_psfork *f) {
+    char err[256] = "";
+    const int rc = tu_psfork_wait(f, 5.0, err, sizeof err);
+    if (rc != 0)
+        fail_msg("the server exited with %d %s", rc, err);
+}
+
+/* ===================== the wire, without a server ===================== */
+
+static void *wctx;
+
+static int wire_setup(void **state) {
+    (void)state;
+    wctx = zmq_ctx_new();
+    return wctx ? 0 : -1;
+}
+
+static int wire_teardown(void **state) {
+    (void)state;
+    close_all();
+    zmq_ctx_term(wctx);
+    wctx = NULL;
+    return 0;
+}
+
+#define NPAY 1000
+
+/* Floats whose bits must survive: signed zero, infinities, a NaN with payload, denormals. */
+static void payload_pattern(float *p) {
+    for (int i = 0; i < NPAY; i++)
+        p[i] = (float)i * 0.37f - 100.0f;
+    const uint32_t nan_bits = 0x7fc12345u, denorm_bits = 0x00000003u;
+    p[0] = -0.0f;
+    p[1] = INFINITY;
+    p[2] = -INFINITY;
+    memcpy(&p[3], &nan_bits, 4);
+    memcpy(&p[4], &denorm_bits, 4);
+    p[NPAY - 1] = 3.4028235e38f;
+}
+
+/* One Envelope of each body, with values that use all 64 bits where the field has them. */
+typedef struct sample {
+    Pstrain__Envelope env;
+    Pstrain__Slice slice;
+    Pstrain__Hello hello;
+    Pstrain__HelloReply hello_reply;
+    Pstrain__Push push;
+    Pstrain__PullRequest pull;
+    Pstrain__PullReply pull_reply;
+    Pstrain__ErrorReply error;
+    Pstrain__Shutdown shutdown;
+    Pstrain__ServerStats stats;
+    uint64_t per_worker[3];
+} sample;
+
+static const Pstrain__Envelope__BodyCase bodies[] = {
+    PSTRAIN__ENVELOPE__BODY_HELLO,      PSTRAIN__ENVELOPE__BODY_HELLO_REPLY,
+    PSTRAIN__ENVELOPE__BODY_PUSH,       PSTRAIN__ENVELOPE__BODY_PULL,
+    PSTRAIN__ENVELOPE__BODY_PULL_REPLY, PSTRAIN__ENVELOPE__BODY_ERROR,
+    PSTRAIN__ENVELOPE__BODY_SHUTDOWN,   PSTRAIN__ENVELOPE__BODY_STATS,
+};
+#define NBODIES (sizeof bodies / sizeof bodies[0])
+
+static void sample_init(sample *s, Pstrain__Envelope__BodyCase body) {
+    memset(s, 0, sizeof *s);
+    pstrain__envelope__init(&s->env);
+    pstrain__slice__init(&s->slice);
+    s->slice.offset = (1ull << 40) + 7;
+    s->slice.count = NPAY;
+    s->env.body_case = body;
+    switch (body) {
+    case PSTRAIN__ENVELOPE__BODY_HELLO:
+        pstrain__hello__init(&s->hello);
+        s->hello.worker_id = 4000000000u;
+        s->hello.num_workers = 4000000001u;
+        s->hello.model = "mnist_cnn";
+        s->hello.param_count = 225034;
+        s->hello.layout_checksum = 0xfedcba9876543210ull;
+        s->env.hello = &s->hello;
+        break;
+    case PSTRAIN__ENVELOPE__BODY_HELLO_REPLY:
+        pstrain__hello_reply__init(&s->hello_reply);
+        s->hello_reply.server_id = 3;
+        s->hello_reply.shard = &s->slice;
+        s->hello_reply.version = UINT64_MAX;
+        s->env.hello_reply = &s->hello_reply;
+        break;
+    case PSTRAIN__ENVELOPE__BODY_PUSH:
+        pstrain__push__init(&s->push);
+        s->push.worker_id = 2;
+        s->push.step = UINT64_MAX - 1;
+        s->push.slice = &s->slice;
+        s->push.base_version = 0x8000000000000001ull;
+        s->env.push = &s->push;
+        break;
+    case PSTRAIN__ENVELOPE__BODY_PULL:
+        pstrain__pull_request__init(&s->pull);
+        s->pull.worker_id = 1;
+        s->pull.min_version = 1ull << 63;
+        s->pull.slice = &s->slice;
+        s->env.pull = &s->pull;
+        break;
+    case PSTRAIN__ENVELOPE__BODY_PULL_REPLY:
+        pstrain__pull_reply__init(&s->pull_reply);
+        s->pull_reply.version = 123456789012345ull;
+        s->pull_reply.slice = &s->slice;
+        s->env.pull_reply = &s->pull_reply;
+        break;
+    case PSTRAIN__ENVELOPE__BODY_ERROR:
+        pstrain__error_reply__init(&s->error);
+        s->error.code = PB_ERR_RANGE;
+        s->error.message = "pull.slice: expected a range inside [0, 112517) \xc3\xa9";
+        s->env.error = &s->error;
+        break;
+    case PSTRAIN__ENVELOPE__BODY_SHUTDOWN:
+        pstrain__shutdown__init(&s->shutdown);
+        s->shutdown.worker_id = 9;
+        s->env.shutdown = &s->shutdown;
+        break;
+    case PSTRAIN__ENVELOPE__BODY_STATS:
+        pstrain__server_stats__init(&s->stats);
+        s->stats.server_id = 1;
+        s->stats.updates = 1ull << 33;
+        s->stats.pushes = 5;
+        s->stats.pulls = 6;
+        s->stats.bytes_in = UINT64_MAX;
+        s->stats.bytes_out = 8;
+        s->stats.errors = 9;
+        s->stats.max_staleness = 10;
+        s->stats.mean_staleness = 2.75;
+        s->per_worker[0] = 0;
+        s->per_worker[1] = 1ull << 50;
+        s->per_worker[2] = 3;
+        s->stats.n_pushes_per_worker = 3;
+        s->stats.pushes_per_worker = s->per_worker;
+        s->env.stats = &s->stats;
+        break;
+    default:
+        fail_msg("no sample for body %d", (int)body);
+    }
+}
+
+static int carries_payload(Pstrain__Envelope__BodyCase b) {
+    return b == PSTRAIN__ENVELOPE__BODY_PUSH || b == PSTRAIN__ENVELOPE__BODY_PULL_REPLY;
+}
+
+static void expect_slice(const Pstrain__Slice *got, const Pstrain__Slice *want, const char *what) {
+    if (!got)
+        fail_msg("%s: slice missing", what);
+    assert_true(got->offset == want->offset);
+    assert_true(got->count == want->count);
+}
+
+/* Every field of got against the sample it was sent from, then the encodings byte for byte
+ * (protobuf-c packs fields in order, so equal messages pack equally). */
+static void expect_same(const Pstrain__Envelope *got, const sample *s) {
+    const char *what = pb_body_name(&s->env);
+    assert_int_equal(got->protocol, PB_PROTOCOL_VERSION);
+    if (got->body_case != s->env.body_case)
+        fail_msg("%s: came back as %s", what, pb_body_name(got));
+    switch (got->body_case) {
+    case PSTRAIN__ENVELOPE__BODY_HELLO:
+        assert_true(got->hello->worker_id == s->hello.worker_id);
+        assert_true(got->hello->num_workers == s->hello.num_workers);
+        assert_string_equal(got->hello->model, s->hello.model);
+        assert_true(got->hello->param_count == s->hello.param_count);
+        assert_true(got->hello->layout_checksum == s->hello.layout_checksum);
+        break;
+    case PSTRAIN__ENVELOPE__BODY_HELLO_REPLY:
+        assert_true(got->hello_reply->server_id == s->hello_reply.server_id);
+        expect_slice(got->hello_reply->shard, &s->slice, what);
+        assert_true(got->hello_reply->version == s->hello_reply.version);
+        break;
+    case PSTRAIN__ENVELOPE__BODY_PUSH:
+        assert_true(got->push->worker_id == s->push.worker_id);
+        assert_true(got->push->step == s->push.step);
+        expect_slice(got->push->slice, &s->slice, what);
+        assert_true(got->push->base_version == s->push.base_version);
+        break;
+    case PSTRAIN__ENVELOPE__BODY_PULL:
+        assert_true(got->pull->worker_id == s->pull.worker_id);
+        assert_true(got->pull->min_version == s->pull.min_version);
+        expect_slice(got->pull->slice, &s->slice, what);
+        break;
+    case PSTRAIN__ENVELOPE__BODY_PULL_REPLY:
+        assert_true(got->pull_reply->version == s->pull_reply.version);
+        expect_slice(got->pull_reply->slice, &s->slice, what);
+        break;
+    case PSTRAIN__ENVELOPE__BODY_ERROR:
+        assert_true(got->error->code == s->error.code);
+        assert_string_equal(got->error->message, s->error.message);
+        break;
+    case PSTRAIN__ENVELOPE__BODY_SHUTDOWN:
+        assert_true(got->shutdown->worker_id == s->shutdown.worker_id);
+        break;
+    case PSTRAIN__ENVELOPE__BODY_STATS: {
+        const Pstrain__ServerStats *a = got->stats, *b = &s->stats;
+        assert_true(a->server_id == b->server_id && a->updates == b->updates &&
+                    a->pushes == b->pushes && a->pulls == b->pulls && a->bytes_in == b->bytes_in &&
+                    a->bytes_out == b->bytes_out && a->errors == b->errors &&
+                    a->max_staleness == b->max_staleness);
+        assert_true(a->mean_staleness == b->mean_staleness);
+        assert_int_equal(a->n_pushes_per_worker, b->n_pushes_per_worker);
+        for (size_t i = 0; i < b->n_pushes_per_worker; i++)
+            assert_true(a->pushes_per_worker[i] == b->pushes_per_worker[i]);
+        break;
+    }
+    default:
+        fail_msg("%s: unexpected body", what);
+    }
+    size_t la, lb;
+    uint8_t *pa = pack_env(got, &la), *pb = pack_env(&s->env, &lb);
+    assert_int_equal(la, lb);
+    assert_memory_equal(pa, pb, la);
+    free(pa);
+    free(pb);
+}
+
+/* Sends the sample from `from` and receives it on `to`; checks fields, payload, identity. */
+static void round_trip(void *from, const uint8_t *to_identity, size_t to_idlen, void *to,
+                       int to_router, const uint8_t *want_identity, size_t want_idlen,
+                       Pstrain__Envelope__BodyCase body) {
+    sample s;
+    sample_init(&s, body);
+    float pay[NPAY];
+    payload_pattern(pay);
+    const int with = carries_payload(body);
+    char err[256] = "";
+    if (pb_send(from, to_identity, to_idlen, &s.env, with ? pay : NULL, with ? NPAY : 0, err,
+                sizeof err) != PB_OK)
+        fail_msg("pb_send %s: %s", pb_body_name(&s.env), err);
+    pb_msg m;
+    const int rc = pb_recv(to, to_router, &m, 0, err, sizeof err);
+    if (rc != PB_OK)
+        fail_msg("pb_recv %s: %d: %s", pb_body_name(&s.env), rc, err);
+    expect_same(m.env, &s);
+    assert_int_equal(m.has_payload, with);
+    if (with)
+        assert_memory_equal(pb_msg_payload(&m), pay, sizeof pay);
+    else
+        assert_null(pb_msg_payload(&m));
+    if (to_router) {
+        assert_int_equal(m.identity_len, want_idlen);
+        assert_memory_equal(m.identity, want_identity, want_idlen);
+    }
+    pb_msg_clear(&m);
+    pb_msg_clear(&m); /* idempotent */
+}
+
+static void wire_round_trip_pair(void **state) {
+    (void)state;
+    void *a = new_socket(wctx, ZMQ_PAIR), *b = new_socket(wctx, ZMQ_PAIR);
+    assert_int_equal(zmq_bind(a, "inproc://pstrain-wire"), 0);
+    assert_int_equal(zmq_connect(b, "inproc://pstrain-wire"), 0);
+    for (size_t i = 0; i < NBODIES; i++) {
+        round_trip(a, NULL, 0, b, 0, NULL, 0, bodies[i]);
+        round_trip(b, NULL, 0, a, 0, NULL, 0, bodies[i]);
+    }
+    /* Nothing left over, and a non-blocking receive says so. */
+    pb_msg m;
+    char err[64];
+    assert_int_equal(pb_recv(b, 0, &m, ZMQ_DONTWAIT, err, sizeof err), PB_EAGAIN);
+    pb_msg_clear(&m);
+    close_socket(&a);
+    close_socket(&b);
+}
+
+/* A DEALER with routing id `id` connected to a ROUTER on tcp loopback. */
+static void dealer_router(void **d, void **r, const uint8_t *id, size_t idlen) {
+    *r = new_socket(wctx, ZMQ_ROUTER);
+    assert_int_equal(zmq_bind(*r, "tcp://127.0.0.1:*"), 0);
+    char ep[256];
+    size_t len = sizeof ep;
+    assert_int_equal(zmq_getsockopt(*r, ZMQ_LAST_ENDPOINT, ep, &len), 0);
+    *d = new_socket(wctx, ZMQ_DEALER);
+    assert_int_equal(zmq_setsockopt(*d, ZMQ_ROUTING_ID, id, idlen), 0);
+    assert_int_equal(zmq_connect(*d, ep), 0);
+}
+
+static void wire_round_trip_dealer_router(void **state) {
+    (void)state;
+    static const uint8_t id[] = "worker-7";
+    void *d, *r;
+    dealer_router(&d, &r, id, sizeof id - 1);
+    for (size_t i = 0; i < NBODIES; i++) {
+        round_trip(d, NULL, 0, r, 1, id, sizeof id - 1, bodies[i]);
+        round_trip(r, id, sizeof id - 1, d, 0, NULL, 0, bodies[i]);
+    }
+    close_socket(&d);
+    close_socket(&r);
+}
+
+/* ZeroMQ allows routing ids of 1..255 bytes and pb_msg holds PB_MAX_IDENTITY (255) of them:
+ * a peer with the longest id must still be answerable. */
+static void wire_identity_of_255_bytes(void **state) {
+    (void)state;
+    uint8_t id[PB_MAX_IDENTITY];
+    for (size_t i = 0; i < sizeof id; i++)
+        id[i] = (uint8_t)('a' + i % 26);
+    void *d, *r;
+    dealer_router(&d, &r, id, sizeof id);
+    sample s;
+    sample_init(&s, PSTRAIN__ENVELOPE__BODY_SHUTDOWN);
+    char err[256] = "";
+    assert_int_equal(pb_send(d, NULL, 0, &s.env, NULL, 0, err, sizeof err), PB_OK);
+    pb_msg m;
+    assert_int_equal(pb_recv(r, 1, &m, 0, err, sizeof err), PB_OK);
+    if (m.identity_len != sizeof id) {
+        const size_t kept = m.identity_len;
+        pb_msg_clear(&m);
+        fail_msg("pb_recv kept %zu bytes of a %zu-byte routing id (PB_MAX_IDENTITY %d): "
+                 "replies to this peer go nowhere",
+                 kept, sizeof id, PB_MAX_IDENTITY);
+    }
+    assert_memory_equal(m.identity, id, sizeof id);
+    assert_int_equal(pb_send_error(r, m.identity, m.identity_len, PB_ERR_STATE, "x"), PB_OK);
+    pb_msg_clear(&m);
+    pb_msg back;
+    assert_int_equal(pb_recv(d, 0, &back, 0, err, sizeof err), PB_OK);
+    assert_int_equal(back.env->body_case, PSTRAIN__ENVELOPE__BODY_ERROR);
+    pb_msg_clear(&back);
+    close_socket(&d);
+    close_socket(&r);
+}
+
+/* ============ one server, one worker: refusals, then real work ============ */
+
+static void *ctx, *w0;
+static eng_model model;
+static uint64_t checksum;
+static size_t N;     /* the shard: all of the vector */
+static int refused;  /* ErrorReplies received from the server, counted here */
+static int broken;   /* an earlier step failed: the rest of the sequence would mislead */
+static float *grad0; /* the gradient pushed at step 0 */
+
+static int server_setup(void **state) {
+    (void)state;
+    eng_model m;
+    char err[640] = "";
+    const eng_model_def *def = eng_model_find("mnist_cnn");
+    if (!def || eng_model_build(&m, def, err, sizeof err) != ENG_OK)
+        return -1;
+    model = m;
+    checksum = eng_layout_checksum(&model.layout);
+    N = model.layout.total;
+    /* Fork before this process makes a ZeroMQ context. */
+    tu_psfork_cfg cfg = tu_psfork_defaults();
+    if (tu_psfork_start(&srv, &cfg, err, sizeof err) != 0) {
+        fprintf(stderr, "%s\n", err);
+        return -1;
+    }
+    printf("  server pid %d at %s\n", (int)srv.pid, srv.endpoint);
+    ctx = zmq_ctx_new();
+    if (!ctx)
+        return -1;
+    w0 = dealer(ctx, srv.endpoint);
+    return 0;
+}
+
+static int server_teardown(void **state) {
+    (void)state;
+    close_all();
+    w0 = NULL;
+    if (ctx)
+        zmq_ctx_term(ctx);
+    ctx = NULL;
+    tu_psfork_kill(&srv);
+    free(grad0);
+    grad0 = NULL;
+    return 0;
+}
+
+/* Each step of the sequence starts here and ends with done(). */
+static void begin(void) {
+    if (broken)
+        skip();
+    broken = 1;
+}
+static void done(void) { broken = 0; }
+
+static void refuse(uint32_t code, const char *needle, const char *what) {
+    expect_refusal(w0, code, needle, what);
+    refused++;
+}
+
+static void refuses_bad_frames(void **state) {
+    (void)state;
+    begin();
+    static const char garbage[] = "\x07\x07\x07 not a protobuf \xff\xff";
+    const void *f1[] = {garbage};
+    const size_t l1[] = {sizeof garbage - 1};
+    send_frames(w0, 1, f1, l1);
+    refuse(PB_ERR_MALFORMED, "header", "a frame of garbage");
+
+    /* Larger than any Envelope may be. */
+    const size_t big = PB_MAX_HEADER + 1;
+    uint8_t *huge = calloc(big, 1);
+    assert_non_null(huge);
+    const void *f2[] = {huge};
+    const size_t l2[] = {big};
+    send_frames(w0, 1, f2, l2);
+    free(huge);
+    refuse(PB_ERR_MALFORMED, "header", "a header of PB_MAX_HEADER + 1 bytes");
+
+    /* No body. */
+    Pstrain__Envelope env = PSTRAIN__ENVELOPE__INIT;
+    send_env(w0, &env, NULL, 0);
+    refuse(PB_ERR_MALFORMED, "body", "an Envelope with no body");
+
+    /* A body carrying no payload, with a payload frame. */
+    Pstrain__Hello h = PSTRAIN__HELLO__INIT;
+    h.num_workers = 1;
+    h.model = "mnist_cnn";
+    h.param_count = N;
+    h.layout_checksum = checksum;
+    env.body_case = PSTRAIN__ENVELOPE__BODY_HELLO;
+    env.hello = &h;
+    const float one = 1.0f;
+    send_env(w0, &env, &one, 1);
+    refuse(PB_ERR_MALFORMED, "payload", "a hello with a payload frame");
+
+    /* A body only servers send. */
+    Pstrain__ServerStats st = PSTRAIN__SERVER_STATS__INIT;
+    Pstrain__Envelope senv = PSTRAIN__ENVELOPE__INIT;
+    senv.body_case = PSTRAIN__ENVELOPE__BODY_STATS;
+    senv.stats = &st;
+    send_env(w0, &senv, NULL, 0);
+    refuse(PB_ERR_MALFORMED, "stats", "a stats message sent to a server");
+    done();
+}
+
+/* wire.h: PB_ERR_VERSION is the code for "another protocol version". */
+static void refuses_other_protocol(void **state) {
+    (void)state;
+    begin();
+    Pstrain__Hello h = PSTRAIN__HELLO__INIT;
+    h.num_workers = 1;
+    h.model = "mnist_cnn";
+    h.param_count = N;
+    h.layout_checksum = checksum;
+    Pstrain__Envelope env = PSTRAIN__ENVELOPE__INIT;
+    env.protocol = 99;
+    env.body_case = PSTRAIN__ENVELOPE__BODY_HELLO;
+    env.hello = &h;
+    size_t len;
+    uint8_t *buf = pack_env(&env, &len);
+    const void *f[] = {buf};
+    send_frames(w0, 1, f, &len);
+    free(buf);
+    pb_msg m;
+    recv_msg(w0, &m, "an Envelope of protocol 99");
+    if (m.env->body_case != PSTRAIN__ENVELOPE__BODY_ERROR)
+        fail_msg("an Envelope of protocol 99: expected an ErrorReply, got %s", pb_body_name(m.env));
+    refused++;
+    const uint32_t code = m.env->error->code;
+    char msg[256];
+    snprintf(msg, sizeof msg, "%s", m.env->error->message);
+    pb_msg_clear(&m);
+    printf("  an Envelope of protocol 99 -> code %u: %s\n", code, msg);
+    assert_non_null(strstr(msg, "protocol"));
+    /* The exchange is complete: the sequence goes on whatever the code. */
+    done();
+    if (code != PB_ERR_VERSION)
+        fail_msg("an Envelope of protocol 99: ErrorReply code %u, expected PB_ERR_VERSION (%d), "
+                 "which wire.h reserves for 'another protocol version'",
+                 code, PB_ERR_VERSION);
+}
+
+static void refuses_push_before_hello(void **state) {
+    (void)state;
+    begin();
+    float *g = calloc(N, sizeof(float));
+    assert_non_null(g);
+    send_push(w0, 0, 0, 0, 0, N, g, N);
+    free(g);
+    refuse(PB_ERR_STATE, "hello", "a push before hello");
+    send_pull(w0, 0, 0, 0, N);
+    refuse(PB_ERR_STATE, "hello", "a pull before hello");
+    done();
+}
+
+static void refuses_bad_hellos(void **state) {
+    (void)state;
+    begin();
+    send_hello(w0, 0, 1, "mnist_cnn", N, checksum ^ 1);
+    refuse(PB_ERR_LAYOUT, "layout", "a hello with another layout checksum");
+    send_hello(w0, 0, 1, "mnist_cnn", N + 1, checksum);
+    refuse(PB_ERR_LAYOUT, "layout", "a hello with another parameter count");
+    send_hello(w0, 0, 1, "fashion_cnn", N, checksum);
+    refuse(PB_ERR_LAYOUT, "hello.model", "a hello for another model");
+    send_hello(w0, 1, 1, "mnist_cnn", N, checksum);
+    refuse(PB_ERR_RANGE, "worker_id", "a hello from worker 1 of 1");
+    send_hello(w0, 0, 2, "mnist_cnn", N, checksum);
+    refuse(PB_ERR_RANGE, "workers", "a hello from worker 0 of 2 (the server has 1)");
+    done();
+}
+
+static void hello(void **state) {
+    (void)state;
+    begin();
+    send_hello(w0, 0, 1, "mnist_cnn", N, checksum);
+    pb_msg m;
+    recv_msg(w0, &m, "a valid hello");
+    if (m.env->body_case != PSTRAIN__ENVELOPE__BODY_HELLO_REPLY)
+        fail_msg("a valid hello: got %s%s%s", pb_body_name(m.env),
+                 m.env->body_case == PSTRAIN__ENVELOPE__BODY_ERROR ? ": " : "",
+                 m.env->body_case == PSTRAIN__ENVELOPE__BODY_ERROR ? m.env->error->message : "");
+    const Pstrain__HelloReply *r = m.env->hello_reply;
+    assert_int_equal(r->server_id, 0);
+    assert_non_null(r->shard);
+    assert_int_equal(r->shard->offset, 0);
+    assert_int_equal(r->shard->count, CNN_TOTAL);
+    assert_int_equal(r->version, 0);
+    pb_msg_clear(&m);
+    done();
+}
+
+static void refuses_bad_pushes(void **state) {
+    (void)state;
+    begin();
+    float *g = calloc(N + 1, sizeof(float));
+    assert_non_null(g);
+    send_push(w0, 0, 0, 0, 0, N, g, 1);
+    refuse(PB_ERR_MALFORMED, "payload", "a push of 4 bytes for the whole shard");
+    send_push(w0, 0, 0, 0, 0, N, g, N + 1);
+    refuse(PB_ERR_MALFORMED, "payload", "a push of one float too many");
+    send_push(w0, 0, 0, 0, 0, 10, g, 10);
+    refuse(PB_ERR_RANGE, "push.slice", "a push of [0, 10), not the shard");
+    send_push(w0, 0, 0, 0, 1, N, g, N);
+    refuse(PB_ERR_RANGE, "push.slice", "a push of [1, N + 1)");
+    send_push(w0, 7, 0, 0, 0, N, g, N);
+    refuse(PB_ERR_STATE, "worker_id", "a push from worker 7 of 1");
+
+    /* Header, payload and one frame more. */
+    Pstrain__Slice sl = PSTRAIN__SLICE__INIT;
+    sl.count = N;
+    Pstrain__Push p = PSTRAIN__PUSH__INIT;
+    p.slice = &sl;
+    Pstrain__Envelope env = PSTRAIN__ENVELOPE__INIT;
+    env.protocol = PB_PROTOCOL_VERSION;
+    env.body_case = PSTRAIN__ENVELOPE__BODY_PUSH;
+    env.push = &p;
+    size_t hlen;
+    uint8_t *hdr = pack_env(&env, &hlen);
+    const void *f3[] = {hdr, g, "x"};
+    const size_t l3[] = {hlen, N * sizeof(float), 1};
+    send_frames(w0, 3, f3, l3);
+    refuse(PB_ERR_MALFORMED, "frames", "a push in three frames");
+    /* The header alone. */
+    const void *f1[] = {hdr};
+    send_frames(w0, 1, f1, &hlen);
+    refuse(PB_ERR_MALFORMED, "payload", "a push without its payload frame");
+    /* A push with no slice at all. */
+    p.slice = NULL;
+    send_env(w0, &env, g, N);
+    refuse(PB_ERR_MALFORMED, "slice", "a push with no slice");
+    free(hdr);
+    free(g);
+    done();
+}
+
+static void refuses_bad_pulls(void **state) {
+    (void)state;
+    begin();
+    send_pull(w0, 0, 0, N - 10, 100);
+    refuse(PB_ERR_RANGE, "pull.slice", "a pull of [N - 10, N + 90)");
+    send_pull(w0, 0, 0, N, 1);
+    refuse(PB_ERR_RANGE, "pull.slice", "a pull of [N, N + 1)");
+    send_pull(w0, 0, 0, 0, 0);
+    refuse(PB_ERR_RANGE, "pull.slice", "a pull of nothing");
+    send_pull(w0, 0, 0, UINT64_MAX, 2);
+    refuse(PB_ERR_RANGE, "pull.slice", "a pull at offset 2^64 - 1 (wraps around)");
+    send_pull(w0, 0, 0, 0, UINT64_MAX);
+    refuse(PB_ERR_RANGE, "pull.slice", "a pull of 2^64 - 1 floats");
+    send_pull(w0, 1, 0, 0, N);
+    refuse(PB_ERR_STATE, "worker_id", "a pull from worker 1 of 1");
+    done();
+}
+
+/* Before any update the shard is the seed-1 initialisation, bit for bit. */
+static void pull_initial_weights(void **state) {
+    (void)state;
+    begin();
+    float *want = malloc(sizeof(float) * N), *got = malloc(sizeof(float) * N);
+    assert_non_null(want);
+    assert_non_null(got);
+    eng_model_init_params(&model, want, 1);
+    send_pull(w0, 0, 0, 0, N);
+    expect_weights(w0, 0, 0, N, got, "a pull of the whole shard at version 0");
+    expect_bits(got, want, N, "initial weights");
+    /* A part of the shard. */
+    send_pull(w0, 0, 0, 100, 50);
+    expect_weights(w0, 0, 100, 50, got, "a pull of [100, 150)");
+    expect_bits(got, want + 100, 50, "initial weights [100, 150)");
+    free(want);
+    free(got);
+    done();
+}
+
+/* One push from the only worker is one Adam step (t = 1) on that gradient, bit for bit. */
+static void push_then_pull(void **state) {
+    (void)state;
+    begin();
+    grad0 = gradient(N, 42);
+    float *w0v = malloc(sizeof(float) * N), *w1v = malloc(sizeof(float) * N),
+          *got = malloc(sizeof(float) * N);
+    assert_non_null(w0v);
+    assert_non_null(w1v);
+    assert_non_null(got);
+    adam_once(&model, grad0, w0v, w1v);
+    send_push(w0, 0, 0, 0, 0, N, grad0, N);
+    /* A push has no reply: the next message must be the pull's. */
+    send_pull(w0, 0, 1, 0, N);
+    expect_weights(w0, 1, 0, N, got, "a pull for version 1 after the push of step 0");
+    expect_bits(got, w1v, N, "weights after one Adam step");
+    free(w0v);
+    free(w1v);
+    free(got);
+    done();
+}
+
+static void refuses_steps_outside_window(void **state) {
+    (void)state;
+    begin();
+    float *g = calloc(N, sizeof(float));
+    assert_non_null(g);
+    send_push(w0, 0, 5, 1, 0, N, g, N);
+    refuse(PB_ERR_STATE, "push.step", "a push of step 5 at version 1 (sync)");
+    send_push(w0, 0, 0, 0, 0, N, g, N);
+    refuse(PB_ERR_STATE, "push.step", "a second push of step 0");
+    free(g);
+    /* Still at version 1, with the same weights. */
+    float *w0v = malloc(sizeof(float) * N), *w1v = malloc(sizeof(float) * N),
+          *got = malloc(sizeof(float) * N);
+    assert_non_null(w0v);
+    assert_non_null(w1v);
+    assert_non_null(got);
+    adam_once(&model, grad0, w0v, w1v);
+    send_pull(w0, 0, 0, 0, N);
+    expect_weights(w0, 1, 0, N, got, "a pull after the refused pushes");
+    expect_bits(got, w1v, N, "weights after refused pushes");
+    free(w0v);
+    free(w1v);
+    free(got);
+    done();
+}
+
+static void shutdown_reports_stats(void **state) {
+    (void)state;
+    begin();
+    send_shutdown(w0, 0);
+    pb_msg m;
+    recv_msg(w0, &m, "Shutdown");
+    if (m.env->body_case != PSTRAIN__ENVELOPE__BODY_STATS)
+        fail_msg("Shutdown: expected ServerStats, got %s", pb_body_name(m.env));
+    const Pstrain__ServerStats *st = m.env->stats;
+    printf("  stats: %llu updates, %llu pushes, %llu pulls, %llu B in, %llu B out, %llu errors\n",
+           (unsigned long long)st->updates, (unsigned long long)st->pushes,
+           (unsigned long long)st->pulls, (unsigned long long)st->bytes_in,
+           (unsigned long long)st->bytes_out, (unsigned long long)st->errors);
+    if (st->errors != (uint64_t)refused)
+        fail_msg("stats.errors %llu, but %d messages were refused", (unsigned long long)st->errors,
+                 refused);
+    assert_int_equal(st->server_id, 0);
+    assert_int_equal(st->updates, 1);
+    assert_int_equal(st->pushes, 1);
+    assert_int_equal(st->pulls, 4);
+    assert_int_equal(st->bytes_in, N * sizeof(float));
+    assert_int_equal(st->bytes_out, (3 * N + 50) * sizeof(float));
+    assert_int_equal(st->max_staleness, 0);
+    assert_int_equal(st->n_pushes_per_worker, 1);
+    assert_int_equal(st->pushes_per_worker[0], 1);
+    pb_msg_clear(&m);
+    expect_exit_0(&srv);
+    done();
+}
+
+/* ============ sync mode, two workers: a pull waits for both gradients ============ */
+
+static void sync_two_workers(void **state) {
+    (void)state;
+    eng_model m;
+    build_cnn(&m);
+    const size_t n = m.layout.total;
+    const uint64_t sum = eng_layout_checksum(&m.layout);
+    tu_psfork *f = &srv;
+    start_server(f, 2);
+    ctx = zmq_ctx_new();
+    assert_non_null(ctx);
+    void *a = dealer(ctx, f->endpoint), *b = dealer(ctx, f->endpoint);
+
+    send_hello(a, 0, 2, "mnist_cnn", n, sum);
+    send_hello(b, 1, 2, "mnist_cnn", n, sum);
+    pb_msg r;
+    recv_msg(a, &r, "worker 0's hello");
+    assert_int_equal(r.env->body_case, PSTRAIN__ENVELOPE__BODY_HELLO_REPLY);
+    pb_msg_clear(&r);
+    recv_msg(b, &r, "worker 1's hello");
+    assert_int_equal(r.env->body_case, PSTRAIN__ENVELOPE__BODY_HELLO_REPLY);
+    pb_msg_clear(&r);
+
+    float *g0 = gradient(n, 100), *g1 = gradient(n, 200);
+    float *mean = malloc(sizeof(float) * n), *want0 = malloc(sizeof(float) * n),
+          *want1 = malloc(sizeof(float) * n), *got = malloc(sizeof(float) * n);
+    assert_non_null(mean);
+    assert_non_null(want0);
+    assert_non_null(want1);
+    assert_non_null(got);
+    /* The server sums in worker order, then scales by 1/W. */
+    for (size_t i = 0; i < n; i++)
+        mean[i] = (g0[i] + g1[i]) * (1.0f / 2.0f);
+    adam_once(&m, mean, want0, want1);
+
+    send_push(a, 0, 0, 0, 0, n, g0, n);
+    send_pull(a, 0, 1, 0, n);
+    if (readable_within(a, QUIET_MS)) {
+        pb_msg early;
+        recv_msg(a, &early, "worker 0's pull");
+        fail_msg("worker 0's pull for version 1 was answered (%s) before worker 1 pushed",
+                 pb_body_name(early.env));
+    }
+    /* A second pull while one waits is refused. */
+    send_pull(a, 0, 1, 0, n);
+    expect_refusal(a, PB_ERR_STATE, "already waits", "a second pending pull from worker 0");
+
+    send_push(b, 1, 0, 0, 0, n, g1, n);
+    expect_weights(a, 1, 0, n, got, "worker 0's pull after worker 1's push");
+    expect_bits(got, want1, n, "Adam on the mean of two gradients");
+    send_pull(b, 1, 1, 0, n);
+    expect_weights(b, 1, 0, n, got, "worker 1's pull for version 1");
+    expect_bits(got, want1, n, "worker 1's view");
+
+    /* The server stops after both goodbyes, not one. */
+    send_shutdown(a, 0);
+    recv_msg(a, &r, "worker 0's Shutdown");
+    assert_int_equal(r.env->body_case, PSTRAIN__ENVELOPE__BODY_STATS);
+    pb_msg_clear(&r);
+    assert_true(tu_psfork_running(f));
+    send_shutdown(b, 1);
+    recv_msg(b, &r, "worker 1's Shutdown");
+    assert_int_equal(r.env->body_case, PSTRAIN__ENVELOPE__BODY_STATS);
+    const Pstrain__ServerStats *st = r.env->stats;
+    assert_int_equal(st->updates, 1);
+    assert_int_equal(st->pushes, 2);
+    assert_int_equal(st->errors, 1);
+    assert_int_equal(st->n_pushes_per_worker, 2);
+    assert_int_equal(st->pushes_per_worker[0], 1);
+    assert_int_equal(st->pushes_per_worker[1], 1);
+    pb_msg_clear(&r);
+    expect_exit_0(f);
+
+    free(g0);
+    free(g1);
+    free(mean);
+    free(want0);
+    free(want1);
+    free(got);
+    close_socket(&a);
+    close_socket(&b);
+    zmq_ctx_term(ctx);
+    ctx = NULL;
+}
+
+/* ============ a worker that says hello again from new connections ============ */
+
+/* A restarted worker reconnects and says hello again; its old connection's pull may still
+ * wait. However the server resolves that (answer both, drop the old, or refuse the new pull
+ * until the old one is answered), it keeps serving and the newest connection gets the
+ * weights. The server keeps one pending pull per worker: many re-hellos must not make
+ * more. */
+enum { REHELLOS = 64 };
+
+static void rehello_keeps_serving(void **state) {
+    (void)state;
+    eng_model m;
+    build_cnn(&m);
+    const size_t n = m.layout.total;
+    const uint64_t sum = eng_layout_checksum(&m.layout);
+    tu_psfork *f = &srv;
+    start_server(f, 1);
+    ctx = zmq_ctx_new();
+    assert_non_null(ctx);
+    void *d[REHELLOS];
+    int pending_last = 0;
+    for (int k = 0; k < REHELLOS; k++) {
+        d[k] = dealer(ctx, f->endpoint);
+        send_hello(d[k], 0, 1, "mnist_cnn", n, sum);
+        pb_msg r;
+        char what[80];
+        snprintf(what, sizeof what, "hello number %d as worker 0, from a new connection", k + 1);
+        recv_msg(d[k], &r, what);
+        if (r.env->body_case != PSTRAIN__ENVELOPE__BODY_HELLO_REPLY)
+            fail_msg("hello %d: got %s", k, pb_body_name(r.env));
+        pb_msg_clear(&r);
+        send_pull(d[k], 0, 1, 0, n);
+        /* A message with no body is always refused, and a connection's messages are served
+         * in order: its reply comes after the pull's, if the pull has one. */
+        Pstrain__Envelope empty = PSTRAIN__ENVELOPE__INIT;
+        send_env(d[k], &empty, NULL, 0);
+        recv_msg(d[k], &r, "a pull from a new connection, then an empty message");
+        if (r.env->body_case != PSTRAIN__ENVELOPE__BODY_ERROR)
+            fail_msg("pull %d for version 1 at version 0: got %s", k + 1, pb_body_name(r.env));
+        pending_last = strstr(r.env->error->message, "body") != NULL;
+        pb_msg_clear(&r);
+        if (!pending_last) { /* the pull was refused; now the empty message's reply */
+            recv_msg(d[k], &r, "an empty message");
+            assert_int_equal(r.env->body_case, PSTRAIN__ENVELOPE__BODY_ERROR);
+            pb_msg_clear(&r);
+        }
+    }
+    void *last = d[REHELLOS - 1];
+    float *g = gradient(n, 7), *want0 = malloc(sizeof(float) * n),
+          *want1 = malloc(sizeof(float) * n), *got = malloc(sizeof(float) * n);
+    assert_non_null(want0);
+    assert_non_null(want1);
+    assert_non_null(got);
+    adam_once(&m, g, want0, want1);
+    send_push(last, 0, 0, 0, 0, n, g, n);
+    if (!pending_last)
+        send_pull(last, 0, 1, 0, n);
+    expect_weights(last, 1, 0, n, got, "the newest connection's pull after its push");
+    expect_bits(got, want1, n, "weights after the push");
+    send_shutdown(last, 0);
+    pb_msg r;
+    recv_msg(last, &r, "Shutdown");
+    assert_int_equal(r.env->body_case, PSTRAIN__ENVELOPE__BODY_STATS);
+    assert_int_equal(r.env->stats->updates, 1);
+    pb_msg_clear(&r);
+    expect_exit_0(f);
+    for (int k = 0; k < REHELLOS; k++)
+        close_socket(&d[k]);
+    free(g);
+    free(want0);
+    free(want1);
+    free(got);
+    zmq_ctx_term(ctx);
+    ctx = NULL;
+}
+
+static int solo_teardown(void **state) {
+    (void)state;
+    close_all();
+    if (ctx)
+        zmq_ctx_term(ctx);
+    ctx = NULL;
+    tu_psfork_kill(&srv);
+    return 0;
+}
+
+int main(void) {
+    const struct CMUnitTest wire[] = {
+        cmocka_unit_test(wire_round_trip_pair),
+        cmocka_unit_test(wire_round_trip_dealer_router),
+        cmocka_unit_test(wire_identity_of_255_bytes),
+    };
+    /* In order: each step relies on the server state the earlier ones left. */
+    const struct CMUnitTest one_worker[] = {
+        cmocka_unit_test(refuses_bad_frames),
+        cmocka_unit_test(refuses_other_protocol),
+        cmocka_unit_test(refuses_push_before_hello),
+        cmocka_unit_test(refuses_bad_hellos),
+        cmocka_unit_test(hello),
+        cmocka_unit_test(refuses_bad_pushes),
+        cmocka_unit_test(refuses_bad_pulls),
+        cmocka_unit_test(pull_initial_weights),
+        cmocka_unit_test(push_then_pull),
+        cmocka_unit_test(refuses_steps_outside_window),
+        cmocka_unit_test(shutdown_reports_stats),
+    };
+    const struct CMUnitTest others[] = {
+        cmocka_unit_test_teardown(sync_two_workers, solo_teardown),
+        cmocka_unit_test_teardown(rehello_keeps_serving, solo_teardown),
+    };
+    int failed = cmocka_run_group_tests_name("wire", wire, wire_setup, wire_teardown);
+    failed += cmocka_run_group_tests_name("server", one_worker, server_setup, server_teardown);
+    failed += cmocka_run_group_tests_name("server_modes", others, NULL, NULL);
+    return failed;
+}

@@ -1,0 +1,418 @@
+/* test_client.c: the worker's client against real parameter servers (child processes,
+ * ZeroMQ on loopback, ephemeral ports).
+ *
+ * A server that does not answer, one that refuses our model or layout, and one that owns
+ * another shard each make wk_client_new return NULL within its timeout with a message naming
+ * the endpoint and the reason; a pull that is never answered times out the same way. A
+ * client that agrees with its servers (one, or two splitting the vector) pulls the initial
+ * weights bit for bit, pushes a gradient, pulls exactly one Adam step later, and says
+ * goodbye with each server's counters; every server then exits 0. */
+#include "worker/client.h"
+
+#include "engine/base.h"
+#include "engine/model.h"
+#include "engine/optim.h"
+#include "engine/rng.h"
+#include "tests/support/psfork.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <math.h>
+#include <netinet/in.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#define CNN_TOTAL 225034
+#define TIMEOUT_S 5.0
+
+static tu_psfork servers[2];
+
+static int kill_servers(void **state) {
+    (void)state;
+    for (int i = 0; i < 2; i++)
+        tu_psfork_kill(&servers[i]);
+    return 0;
+}
+
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+static void build(eng_model *m, const char *name) {
+    char err[256] = "";
+    const eng_model_def *def = eng_model_find(name);
+    assert_non_null(def);
+    if (eng_model_build(m, def, err, sizeof err) != ENG_OK)
+        fail_msg("eng_model_build(%s): %s", name, err);
+}
+
+/* Server id of num_servers, for num_workers, in sync mode, seed 1. */
+static void start(tu_psfork *f, int id, int num_servers, int num_workers) {
+    char err[640] = "";
+    tu_psfork_cfg cfg = tu_psfork_defaults();
+    cfg.server_id = id;
+    cfg.num_servers = num_servers;
+    cfg.num_workers = num_workers;
+    if (tu_psfork_start(f, &cfg, err, sizeof err) != 0)
+        fail_msg("%s", err);
+}
+
+static void expect_exit_0(tu_psfork *f) {
+    char err[256] = "";
+    const int rc = tu_psfork_wait(f, TIMEOUT_S, err, sizeof err);
+    if (rc != 0)
+        fail_msg("the server exited with %d %s", rc, err);
+}
+
+/* A TCP port on 127.0.0.1 where nothing listens: bound by the kernel, then released. */
+static int free_port(void) {
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    assert_true(fd >= 0);
+    struct sockaddr_in a;
+    memset(&a, 0, sizeof a);
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    a.sin_port = 0;
+    assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof a), 0);
+    socklen_t len = sizeof a;
+    assert_int_equal(getsockname(fd, (struct sockaddr *)&a, &len), 0);
+    close(fd);
+    return ntohs(a.sin_port);
+}
+
+static void expect_in(const char *err, const char *needle, const char *what) {
+    if (!strstr(err, needle))
+        fail_msg("%s: the message '%s' does not contain '%s'", what, err, needle);
+}
+
+/* --- nobody there --- */
+
+static void no_server_times_out(void **state) {
+    (void)state;
+    eng_model m;
+    build(&m, "mnist_cnn");
+    char ep[64];
+    snprintf(ep, sizeof ep, "tcp://127.0.0.1:%d", free_port());
+    const char *eps[] = {ep};
+    char err[512] = "";
+    const double t0 = now_s();
+    wk_client *c = wk_client_new(eps, 1, 0, 1, &m, 0.5, err, sizeof err);
+    const double took = now_s() - t0;
+    printf("  %.2f s: %s\n", took, err);
+    assert_null(c);
+    if (took > 2.0)
+        fail_msg("wk_client_new took %.2f s with a timeout of 0.5 s", took);
+    if (took < 0.4)
+        fail_msg("wk_client_new gave up after %.2f s, before its timeout of 0.5 s", took);
+    expect_in(err, ep, "no server");
+    expect_in(err, "no answer", "no server");
+}
+
+/* Scribbles over the stack below the caller, as earlier calls would have. */
+static __attribute__((noinline)) void dirty_stack(void) {
+    volatile unsigned char junk[1 << 16];
+    for (size_t i = 0; i < sizeof junk; i++)
+        junk[i] = 0xa5;
+}
+
+/* The child: exit 0 when wk_client_new returns NULL after the timeout. */
+static __attribute__((noinline)) int new_on_dirty_stack(const char *ep, const eng_model *m) {
+    const char *eps[] = {ep};
+    char err[512] = "";
+    dirty_stack();
+    wk_client *c = wk_client_new(eps, 1, 0, 1, m, 0.2, err, sizeof err);
+    return c == NULL && strstr(err, "no answer") ? 0 : 3;
+}
+
+/* The same timeout with whatever an earlier call left on the stack: a timeout must not
+ * touch a message it never received. */
+static void no_server_on_dirty_stack(void **state) {
+    (void)state;
+    eng_model m;
+    build(&m, "mnist_cnn");
+    char ep[64];
+    snprintf(ep, sizeof ep, "tcp://127.0.0.1:%d", free_port());
+    fflush(NULL);
+    const pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        const int sigs[] = {SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGABRT};
+        for (size_t i = 0; i < sizeof sigs / sizeof sigs[0]; i++)
+            signal(sigs[i], SIG_DFL);
+        alarm(10);
+        _exit(new_on_dirty_stack(ep, &m));
+    }
+    int ws;
+    while (waitpid(pid, &ws, 0) < 0)
+        assert_int_equal(errno, EINTR);
+    if (WIFSIGNALED(ws))
+        fail_msg("wk_client_new crashed (signal %d, %s) when the server did not answer; with a "
+                 "clean stack it may not",
+                 WTERMSIG(ws), strsignal(WTERMSIG(ws)));
+    if (!WIFEXITED(ws) || WEXITSTATUS(ws) != 0)
+        fail_msg("wk_client_new on a dirty stack: child exited %d (3: no NULL or no 'no answer')",
+                 WIFEXITED(ws) ? WEXITSTATUS(ws) : -1);
+}
+
+/* --- refusals --- */
+
+/* Another model (same layout), another layout (same size): the server's reason reaches us. */
+static void refused_model_and_layout(void **state) {
+    (void)state;
+    tu_psfork *f = &servers[0];
+    start(f, 0, 1, 1);
+    const char *eps[] = {f->endpoint};
+    char err[512] = "";
+
+    eng_model fashion;
+    build(&fashion, "fashion_cnn");
+    wk_client *c = wk_client_new(eps, 1, 0, 1, &fashion, TIMEOUT_S, err, sizeof err);
+    printf("  %s\n", err);
+    assert_null(c);
+    expect_in(err, f->endpoint, "another model");
+    expect_in(err, "refused", "another model");
+    expect_in(err, "hello.model: expected 'mnist_cnn', got 'fashion_cnn'", "another model");
+
+    eng_model skewed;
+    build(&skewed, "mnist_cnn");
+    /* Same sizes, one tensor renamed: another meaning for the same floats. */
+    skewed.layout.tensors[0].name[0] = 'K';
+    err[0] = '\0';
+    c = wk_client_new(eps, 1, 0, 1, &skewed, TIMEOUT_S, err, sizeof err);
+    printf("  %s\n", err);
+    assert_null(c);
+    expect_in(err, f->endpoint, "another layout");
+    expect_in(err, "hello.layout", "another layout");
+
+    err[0] = '\0';
+    eng_model m;
+    build(&m, "mnist_cnn");
+    c = wk_client_new(eps, 1, 1, 2, &m, TIMEOUT_S, err, sizeof err);
+    printf("  %s\n", err);
+    assert_null(c);
+    expect_in(err, "worker_id", "worker 1 of 2 against a one-worker server");
+
+    /* The server still serves a client that agrees; its goodbye ends it. */
+    c = wk_client_new(eps, 1, 0, 1, &m, TIMEOUT_S, err, sizeof err);
+    if (!c)
+        fail_msg("a matching client after refusals: %s", err);
+    char *out = NULL;
+    size_t len = 0;
+    FILE *o = open_memstream(&out, &len);
+    assert_non_null(o);
+    if (wk_client_shutdown(c, o, err, sizeof err) != 0)
+        fail_msg("shutdown: %s", err);
+    fclose(o);
+    printf("  %s", out);
+    expect_in(out, "server 0: 0 updates, 0 pushes, 0 pulls", "stats");
+    expect_in(out, " 3 refused", "stats");
+    free(out);
+    wk_client_free(&c);
+    assert_null(c);
+    expect_exit_0(f);
+}
+
+/* Server 1 of 2 owns [112517, 225034); a client that thinks there is one server expects
+ * [0, 225034) and must not go on. */
+static void refused_other_shard(void **state) {
+    (void)state;
+    tu_psfork *f = &servers[0];
+    start(f, 1, 2, 1);
+    eng_model m;
+    build(&m, "mnist_cnn");
+    const char *eps[] = {f->endpoint};
+    char err[512] = "";
+    wk_client *c = wk_client_new(eps, 1, 0, 1, &m, TIMEOUT_S, err, sizeof err);
+    printf("  %s\n", err);
+    assert_null(c);
+    expect_in(err, f->endpoint, "another shard");
+    expect_in(err, "another shard", "another shard");
+    tu_psfork_kill(f);
+}
+
+/* --- the work --- */
+
+static float *gradient(size_t n, uint64_t seed) {
+    float *g = malloc(sizeof(float) * n);
+    assert_non_null(g);
+    eng_rng r;
+    eng_rng_seed(&r, seed);
+    for (size_t i = 0; i < n; i++)
+        g[i] = 1e-3f * (2.0f * eng_rng_uniform(&r) - 1.0f);
+    return g;
+}
+
+static void expect_bits(const float *got, const float *want, size_t n, const char *what) {
+    if (memcmp(got, want, sizeof(float) * n) == 0)
+        return;
+    size_t i = 0;
+    while (memcmp(&got[i], &want[i], sizeof(float)) == 0)
+        i++;
+    fail_msg("%s: element %zu is %.9g, expected %.9g (bit for bit)", what, i, (double)got[i],
+             (double)want[i]);
+}
+
+/* Init, pull, push, pull, shutdown against P servers that split the vector. */
+static void push_and_pull(int P) {
+    eng_model m;
+    build(&m, "mnist_cnn");
+    const size_t n = m.layout.total;
+    const char *eps[2];
+    for (int s = 0; s < P; s++) {
+        start(&servers[s], s, P, 1);
+        eps[s] = servers[s].endpoint;
+    }
+    char err[512] = "";
+    wk_client *c = wk_client_new(eps, P, 0, 1, &m, TIMEOUT_S, err, sizeof err);
+    if (!c)
+        fail_msg("wk_client_new: %s", err);
+
+    float *w = malloc(sizeof(float) * n), *want = malloc(sizeof(float) * n);
+    float *mm = calloc(n, sizeof(float)), *vv = calloc(n, sizeof(float));
+    assert_non_null(w);
+    assert_non_null(want);
+    assert_non_null(mm);
+    assert_non_null(vv);
+    for (size_t i = 0; i < n; i++)
+        w[i] = NAN;
+    eng_model_init_params(&m, want, 1);
+
+    uint64_t version = 99;
+    if (wk_client_pull_send(c, 0, err, sizeof err) != 0 ||
+        wk_client_pull_wait(c, w, &version, err, sizeof err) != 0)
+        fail_msg("pull at version 0: %s", err);
+    assert_int_equal(version, 0);
+    expect_bits(w, want, n, "initial weights");
+
+    float *g = gradient(n, 5);
+    const eng_optim_cfg cfg = eng_optim_defaults(ENG_OPT_ADAM);
+    eng_adam_update(want, mm, vv, g, n, 1, &cfg);
+    if (wk_client_push(c, g, 0, 0, err, sizeof err) != 0)
+        fail_msg("push: %s", err);
+    if (wk_client_pull_send(c, 1, err, sizeof err) != 0 ||
+        wk_client_pull_wait(c, w, &version, err, sizeof err) != 0)
+        fail_msg("pull at version 1: %s", err);
+    assert_int_equal(version, 1);
+    expect_bits(w, want, n, "weights after one push");
+
+    /* A wait with nothing outstanding returns at once, with the version received last. */
+    assert_false(wk_client_pull_pending(c));
+    version = 99;
+    assert_int_equal(wk_client_pull_wait(c, w, &version, err, sizeof err), 0);
+    assert_int_equal(version, 1);
+    expect_bits(w, want, n, "weights after a wait for nothing");
+
+    /* The same pull without blocking: pending until every shard is in. */
+    assert_int_equal(wk_client_pull_send(c, 1, err, sizeof err), 0);
+    assert_true(wk_client_pull_pending(c));
+    for (size_t i = 0; i < n; i++)
+        w[i] = NAN;
+    const double deadline = now_s() + TIMEOUT_S;
+    int got;
+    while ((got = wk_client_pull_recv(c, w, &version, 0, err, sizeof err)) == 0) {
+        if (now_s() > deadline)
+            fail_msg("pull_recv without blocking: no answer within %.0f s", TIMEOUT_S);
+        const struct timespec ms1 = {0, 1000 * 1000};
+        nanosleep(&ms1, NULL);
+    }
+    if (got != 1)
+        fail_msg("pull_recv: %s", err);
+    assert_false(wk_client_pull_pending(c));
+    assert_int_equal(version, 1);
+    expect_bits(w, want, n, "weights from pull_recv");
+
+    char *out = NULL;
+    size_t len = 0;
+    FILE *o = open_memstream(&out, &len);
+    assert_non_null(o);
+    if (wk_client_shutdown(c, o, err, sizeof err) != 0)
+        fail_msg("shutdown: %s", err);
+    fclose(o);
+    printf("%s", out);
+    for (int s = 0; s < P; s++) {
+        char line[128];
+        snprintf(line, sizeof line, "server %d: 1 updates, 1 pushes, 3 pulls", s);
+        expect_in(out, line, "stats");
+    }
+    expect_in(out, " 0 refused", "stats");
+    expect_in(out, "pushes per worker: 1\n", "stats");
+    free(out);
+    wk_client_free(&c);
+    wk_client_free(&c); /* NULL: nothing */
+    for (int s = 0; s < P; s++)
+        expect_exit_0(&servers[s]);
+    free(w);
+    free(want);
+    free(mm);
+    free(vv);
+    free(g);
+}
+
+static void one_server(void **state) {
+    (void)state;
+    push_and_pull(1);
+}
+
+static void two_servers(void **state) {
+    (void)state;
+    push_and_pull(2);
+}
+
+/* A pull for a version that never comes (the other worker never pushes) times out naming
+ * the server. */
+static void pull_times_out(void **state) {
+    (void)state;
+    eng_model m;
+    build(&m, "mnist_cnn");
+    tu_psfork *f = &servers[0];
+    start(f, 0, 1, 2);
+    const char *eps[] = {f->endpoint};
+    char err[512] = "";
+    wk_client *c = wk_client_new(eps, 1, 0, 2, &m, 0.5, err, sizeof err);
+    if (!c)
+        fail_msg("wk_client_new: %s", err);
+    float *g = gradient(m.layout.total, 9), *w = malloc(sizeof(float) * m.layout.total);
+    assert_non_null(w);
+    assert_int_equal(wk_client_push(c, g, 0, 0, err, sizeof err), 0);
+    assert_int_equal(wk_client_pull_send(c, 1, err, sizeof err), 0);
+    const double t0 = now_s();
+    uint64_t version;
+    const int rc = wk_client_pull_wait(c, w, &version, err, sizeof err);
+    const double took = now_s() - t0;
+    printf("  %.2f s: %s\n", took, err);
+    assert_int_equal(rc, -1);
+    assert_true(took < 2.0);
+    expect_in(err, f->endpoint, "pull timeout");
+    expect_in(err, "no answer", "pull timeout");
+    wk_client_free(&c);
+    free(g);
+    free(w);
+    tu_psfork_kill(f);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(no_server_times_out),
+        cmocka_unit_test(no_server_on_dirty_stack),
+        cmocka_unit_test_teardown(refused_model_and_layout, kill_servers),
+        cmocka_unit_test_teardown(refused_other_shard, kill_servers),
+        cmocka_unit_test_teardown(one_server, kill_servers),
+        cmocka_unit_test_teardown(two_servers, kill_servers),
+        cmocka_unit_test_teardown(pull_times_out, kill_servers),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
