@@ -93,13 +93,17 @@ void eng_rmsprop_update(float *w, float *a, const float *g, size_t n, int64_t it
     }
 }
 
-void eng_optim_step_range(eng_optim *opt, float *w, const float *g, size_t lo, size_t n) {
+void eng_optim_update(eng_optim *opt, float *w_lo, const float *g_lo, size_t lo, size_t n,
+                      int64_t iterations) {
     ENG_ASSERT(lo + n <= opt->n, "range %zu+%zu of %zu", lo, n, opt->n);
     if (opt->cfg.kind == ENG_OPT_ADAM)
-        eng_adam_update(w + lo, opt->m + lo, opt->v + lo, g + lo, n, opt->iterations + 1,
-                        &opt->cfg);
+        eng_adam_update(w_lo, opt->m + lo, opt->v + lo, g_lo, n, iterations + 1, &opt->cfg);
     else
-        eng_rmsprop_update(w + lo, opt->m + lo, g + lo, n, opt->iterations, &opt->cfg);
+        eng_rmsprop_update(w_lo, opt->m + lo, g_lo, n, iterations, &opt->cfg);
+}
+
+void eng_optim_step_range(eng_optim *opt, float *w, const float *g, size_t lo, size_t n) {
+    eng_optim_update(opt, w + lo, g + lo, lo, n, opt->iterations);
 }
 
 void eng_optim_advance(eng_optim *opt) { opt->iterations++; }

@@ -47,6 +47,12 @@ void eng_optim_step(eng_optim *opt, float *w, const float *g);
  * eng_optim_advance. w and g point at element 0 of the optimizer's slice. */
 void eng_optim_step_range(eng_optim *opt, float *w, const float *g, size_t lo, size_t n);
 void eng_optim_advance(eng_optim *opt);
+
+/* Updates elements [lo, lo + n) as update number iterations + 1 of those elements, for
+ * callers that update parts of the slice at different paces (a server's chunks). Unlike
+ * eng_optim_step_range, w_lo and g_lo point at element lo itself. */
+void eng_optim_update(eng_optim *opt, float *w_lo, const float *g_lo, size_t lo, size_t n,
+                      int64_t iterations);
 size_t eng_optim_size(const eng_optim *opt);
 
 /* Updates applied so far (Keras's `iterations`). */

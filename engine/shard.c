@@ -38,3 +38,19 @@ void eng_shard_print(const eng_layout *lay, int P, FILE *out) {
         }
     }
 }
+
+size_t eng_chunk_count(size_t n, size_t chunk) {
+    return chunk == 0 || chunk >= n ? 1 : (n + chunk - 1) / chunk;
+}
+
+void eng_chunk_range(size_t n, size_t chunk, size_t k, size_t *lo, size_t *count) {
+    const size_t C = eng_chunk_count(n, chunk);
+    ENG_ASSERT(k < C, "chunk %zu of %zu", k, C);
+    if (C == 1) {
+        *lo = 0;
+        *count = n;
+        return;
+    }
+    *lo = k * chunk;
+    *count = k + 1 < C ? chunk : n - *lo;
+}

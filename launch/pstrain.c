@@ -63,7 +63,8 @@ static ps_server *start_server(const wk_opts *o, const eng_model *m, int rank, i
                      .bind_host = o->bind,
                      .advertise_host = advertise,
                      .log = stderr,
-                     .threads = (int)o->server_threads};
+                     .threads = (int)o->server_threads,
+                     .chunk = (size_t)o->chunk};
     if (o->lr > 0)
         cfg.optim.lr = (float)o->lr;
     cfg.optim.clipvalue = (float)o->clipvalue;

@@ -23,6 +23,7 @@ typedef struct peer {
     uint8_t identity[PB_MAX_IDENTITY + 1];
     size_t identity_len;
     int said_hello, said_goodbye;
+    int waiting; /* pulls queued for this worker */
     uint64_t pushes;
 } peer;
 
@@ -34,22 +35,27 @@ struct ps_server {
     float *w;       /* (n) weights */
     float *scratch; /* (n) the gradient being applied */
     eng_optim *opt;
-    uint64_t version; /* updates applied */
+    size_t chunk;   /* floats per chunk (0: the whole shard) */
+    int C;          /* chunks in the shard */
+    uint64_t *cver; /* (C) updates applied to each chunk */
     int W;
     peer *peers;
     int goodbyes;
-    /* PS_SYNC / PS_SSP: gradients per clock slot and worker, until the clock is complete. */
-    int slots;      /* staleness + 1 */
-    float *grads;   /* (slots, W, n) */
-    uint8_t *have;  /* (slots, W) */
-    uint64_t *base; /* (slots, W): the weights' version each gradient was computed on */
-    pending_pull *pending;
-    eng_pool *pool;    /* threads for the update: workers wait for it in sync mode */
-    zmq_msg_t *held;   /* (slots, W): pushed payloads, kept uncopied until applied */
-    const float **src; /* (slots, W): each gradient: its held payload, or a copy in grads */
-    const float *const *apply_src; /* the job eng_pool_run hands apply_range */
-    int apply_nsrc;
-    int npending; /* at most one outstanding pull per worker */
+    /* PS_SYNC / PS_SSP: each chunk's gradients per clock slot and worker, until the chunk's
+     * clock is complete. Index (slot, w, k) = (slot * W + w) * C + k. */
+    int slots;             /* staleness + 1 */
+    float *grads;          /* (slots, W, n): copies of payloads that arrive unaligned */
+    uint8_t *have;         /* (slots, W, C) */
+    uint64_t *base;        /* (slots, W, C): the weights' version each gradient was computed on */
+    pending_pull *pending; /* (W, C) at most: one per worker and chunk */
+    eng_pool *pool;        /* threads for the update: workers wait for it in sync mode */
+    zmq_msg_t *held;       /* (slots, W, C): pushed payloads, kept uncopied until applied */
+    const float **src;     /* (slots, W, C): each chunk's gradient: held payload or copy */
+    /* the job eng_pool_run hands apply_range: chunk k from apply_nsrc sources */
+    const float *const *apply_src;
+    size_t apply_stride; /* between consecutive workers' pointers in apply_src */
+    int apply_nsrc, apply_k;
+    int npending;
     ps_stats st;
 };
 
@@ -106,24 +112,28 @@ ps_server *ps_server_new(const ps_config *cfg, char *err, size_t errlen) {
     const eng_layout *lay = &cfg->model->layout;
     eng_shard_range(lay->total, cfg->num_servers, cfg->server_id, &s->lo, &s->n);
     s->slots = cfg->mode == PS_ASYNC ? 0 : (cfg->mode == PS_SSP ? cfg->staleness : 0) + 1;
+    s->chunk = cfg->chunk;
+    s->C = (int)eng_chunk_count(s->n, s->chunk);
+    const size_t cells = (size_t)s->slots * (size_t)s->W * (size_t)s->C;
     float *full = eng_alloc(sizeof(float) * lay->total);
     s->w = eng_alloc(sizeof(float) * (s->n ? s->n : 1));
     s->scratch = eng_alloc(sizeof(float) * (s->n ? s->n : 1));
     s->peers = calloc((size_t)s->W, sizeof *s->peers);
-    s->pending = calloc((size_t)s->W, sizeof *s->pending);
+    s->pending = calloc((size_t)s->W * (size_t)s->C, sizeof *s->pending);
+    s->cver = calloc((size_t)s->C, sizeof *s->cver);
     s->opt = eng_optim_new(&cfg->optim, s->n);
     s->pool = eng_pool_new(cfg->threads > 0 ? cfg->threads : 1);
     if (s->slots) {
         s->grads = eng_alloc(sizeof(float) * (size_t)s->slots * (size_t)s->W * (s->n ? s->n : 1));
-        s->have = calloc((size_t)s->slots * (size_t)s->W, 1);
-        s->base = calloc((size_t)s->slots * (size_t)s->W, sizeof *s->base);
-        s->held = calloc((size_t)s->slots * (size_t)s->W, sizeof *s->held);
-        s->src = calloc((size_t)s->slots * (size_t)s->W, sizeof *s->src);
-        for (size_t i = 0; s->held && i < (size_t)s->slots * (size_t)s->W; i++)
+        s->have = calloc(cells, 1);
+        s->base = calloc(cells, sizeof *s->base);
+        s->held = calloc(cells, sizeof *s->held);
+        s->src = calloc(cells, sizeof *s->src);
+        for (size_t i = 0; s->held && i < cells; i++)
             zmq_msg_init(&s->held[i]);
     }
-    if (!full || !s->w || !s->scratch || !s->peers || !s->pending || !s->opt || !s->pool ||
-        (s->slots && (!s->grads || !s->have || !s->base || !s->held || !s->src))) {
+    if (!full || !s->w || !s->scratch || !s->peers || !s->pending || !s->cver || !s->opt ||
+        !s->pool || (s->slots && (!s->grads || !s->have || !s->base || !s->held || !s->src))) {
         eng_free(full);
         eng_err(err, errlen, ENG_ENOMEM, "server %d: out of memory", cfg->server_id);
         ps_server_free(&s);
@@ -168,8 +178,9 @@ void ps_server_free(ps_server **ps) {
     eng_free(s->grads);
     free(s->have);
     free(s->base);
-    for (size_t i = 0; s->held && i < (size_t)s->slots * (size_t)s->W; i++)
+    for (size_t i = 0; s->held && i < (size_t)s->slots * (size_t)s->W * (size_t)s->C; i++)
         zmq_msg_close(&s->held[i]);
+    free(s->cver);
     free(s->held);
     free(s->src);
     free(s->peers);
@@ -177,6 +188,19 @@ void ps_server_free(ps_server **ps) {
     free(s);
     *ps = NULL;
 }
+
+/* Updates applied to every chunk of [offset, offset + count) of the flat vector. */
+static uint64_t range_version(const ps_server *s, uint64_t offset, uint64_t count) {
+    const size_t k0 = s->C == 1 ? 0 : (size_t)(offset - s->lo) / s->chunk;
+    const size_t k1 = s->C == 1 ? 0 : (size_t)(offset + count - 1 - s->lo) / s->chunk;
+    uint64_t v = UINT64_MAX;
+    for (size_t k = k0; k <= k1; k++)
+        if (s->cver[k] < v)
+            v = s->cver[k];
+    return v;
+}
+
+static uint64_t shard_version(const ps_server *s) { return range_version(s, s->lo, s->n); }
 
 const char *ps_server_endpoint(const ps_server *s) { return s->endpoint; }
 const ps_stats *ps_server_stats(const ps_server *s) { return &s->st; }
@@ -205,7 +229,7 @@ static int send_weights(ps_server *s, const uint8_t *id, size_t idlen, uint64_t 
     slice.offset = offset;
     slice.count = count;
     Pstrain__PullReply r = PSTRAIN__PULL_REPLY__INIT;
-    r.version = s->version;
+    r.version = range_version(s, offset, count);
     r.slice = &slice;
     Pstrain__Envelope env = PSTRAIN__ENVELOPE__INIT;
     env.body_case = PSTRAIN__ENVELOPE__BODY_PULL_REPLY;
@@ -220,7 +244,8 @@ static int answer_pending(ps_server *s, char *err, size_t errlen) {
     int kept = 0;
     for (int i = 0; i < s->npending; i++) {
         pending_pull *p = &s->pending[i];
-        if (p->min_version <= s->version) {
+        if (p->min_version <= range_version(s, p->offset, p->count)) {
+            s->peers[p->worker_id].waiting--;
             if (send_weights(s, p->identity, p->identity_len, p->offset, p->count, err, errlen) !=
                 PB_OK)
                 return -1;
@@ -232,60 +257,68 @@ static int answer_pending(ps_server *s, char *err, size_t errlen) {
     return 0;
 }
 
-/* Counts how many updates a gradient computed on base_version missed. */
-static void note_staleness(ps_server *s, uint64_t base_version) {
-    const uint64_t stale = s->version >= base_version ? s->version - base_version : 0;
+/* Counts how many updates of chunk k a gradient computed on base_version missed. */
+static void note_staleness(ps_server *s, int k, uint64_t base_version) {
+    const uint64_t now = s->cver[k];
+    const uint64_t stale = now >= base_version ? now - base_version : 0;
     s->st.staleness_sum += stale;
     s->st.staleness_n++;
     if (stale > s->st.staleness_max)
         s->st.staleness_max = stale;
 }
 
-/* Thread t's part of one update: the mean of the apply_nsrc gradients (summed in worker
- * order) and the optimizer step, over its own range of the shard. */
+/* Thread t's part of one update of chunk apply_k: the mean of the apply_nsrc gradients
+ * (summed in worker order) and the optimizer step, over its own range of the chunk. */
 static void apply_range(void *arg, int t) {
     ps_server *s = arg;
+    size_t clo, cn;
+    eng_chunk_range(s->n, s->chunk, (size_t)s->apply_k, &clo, &cn);
     const size_t T = (size_t)eng_pool_size(s->pool);
-    const size_t lo = s->n * (size_t)t / T, hi = s->n * (size_t)(t + 1) / T;
+    const size_t lo = cn * (size_t)t / T, hi = cn * (size_t)(t + 1) / T;
     const float *g = s->apply_src[0];
     if (s->apply_nsrc > 1) {
         const float inv = 1.0f / (float)s->apply_nsrc;
         for (size_t j = lo; j < hi; j++) {
             float acc = g[j];
             for (int w = 1; w < s->apply_nsrc; w++)
-                acc += s->apply_src[w][j];
-            s->scratch[j] = acc * inv;
+                acc += s->apply_src[(size_t)w * s->apply_stride][j];
+            s->scratch[clo + j] = acc * inv;
         }
-        g = s->scratch;
+        g = s->scratch + clo;
     }
-    eng_optim_step_range(s->opt, s->w, g, lo, hi - lo);
+    eng_optim_update(s->opt, s->w + clo + lo, g + lo, clo + lo, hi - lo,
+                     (int64_t)s->cver[s->apply_k]);
 }
 
-/* One update from the mean of the nsrc gradients src[0..nsrc). */
-static void apply(ps_server *s, const float *const *src, int nsrc) {
+/* One update of chunk k from the mean of nsrc gradients of it: src[w * stride]. */
+static void apply(ps_server *s, int k, const float *const *src, size_t stride, int nsrc) {
     s->apply_src = src;
+    s->apply_stride = stride;
     s->apply_nsrc = nsrc;
+    s->apply_k = k;
     eng_pool_run(s->pool, apply_range, s);
-    eng_optim_advance(s->opt);
-    s->version++;
-    s->st.updates++;
+    s->cver[k]++;
+    if (k == 0) /* a shard's update counts once */
+        s->st.updates++;
 }
 
-/* PS_SYNC / PS_SSP: applies every clock whose gradients are all in, in worker order. */
-static void apply_complete_clocks(ps_server *s) {
+/* PS_SYNC / PS_SSP: applies every clock of chunk k whose gradients are all in. */
+static void apply_complete_clocks(ps_server *s, int k) {
+    const size_t C = (size_t)s->C;
     for (;;) {
-        const int slot = (int)(s->version % (uint64_t)s->slots);
-        uint8_t *have = s->have + (size_t)slot * s->W;
+        const size_t slot = (size_t)(s->cver[k] % (uint64_t)s->slots);
+        const size_t first = slot * (size_t)s->W * C + (size_t)k; /* worker 0's cell */
         for (int w = 0; w < s->W; w++)
-            if (!have[w])
+            if (!s->have[first + (size_t)w * C])
                 return;
-        memset(have, 0, (size_t)s->W);
-        for (int w = 0; w < s->W; w++)
-            note_staleness(s, s->base[(size_t)slot * s->W + w]);
-        apply(s, s->src + (size_t)slot * s->W, s->W);
+        for (int w = 0; w < s->W; w++) {
+            s->have[first + (size_t)w * C] = 0;
+            note_staleness(s, k, s->base[first + (size_t)w * C]);
+        }
+        apply(s, k, s->src + first, C, s->W);
         for (int w = 0; w < s->W; w++) { /* release the payloads */
-            zmq_msg_close(&s->held[(size_t)slot * s->W + w]);
-            zmq_msg_init(&s->held[(size_t)slot * s->W + w]);
+            zmq_msg_close(&s->held[first + (size_t)w * C]);
+            zmq_msg_init(&s->held[first + (size_t)w * C]);
         }
     }
 }
@@ -341,13 +374,15 @@ static int on_hello(ps_server *s, const pb_msg *m, char *err, size_t errlen) {
         if (s->pending[i].worker_id != h->worker_id)
             s->pending[kept++] = s->pending[i];
     s->npending = kept;
+    p->waiting = 0;
     Pstrain__Slice shard = PSTRAIN__SLICE__INIT;
     shard.offset = s->lo;
     shard.count = s->n;
     Pstrain__HelloReply r = PSTRAIN__HELLO_REPLY__INIT;
     r.server_id = (uint32_t)s->cfg.server_id;
     r.shard = &shard;
-    r.version = s->version;
+    r.version = shard_version(s);
+    r.chunk = s->C == 1 ? 0 : s->chunk;
     Pstrain__Envelope env = PSTRAIN__ENVELOPE__INIT;
     env.body_case = PSTRAIN__ENVELOPE__BODY_HELLO_REPLY;
     env.hello_reply = &r;
@@ -369,44 +404,59 @@ static int on_push(ps_server *s, pb_msg *m) {
     char why[256];
     if (peer_of(s, m, p->worker_id, "push", why, sizeof why) != 0)
         return refuse(s, m, PB_ERR_STATE, why);
-    if (p->slice->offset != s->lo || p->slice->count != s->n) {
-        snprintf(why, sizeof why,
-                 "push.slice: expected [%zu, %zu) (this server's shard), got [%" PRIu64
-                 ", +%" PRIu64 ")",
-                 s->lo, s->lo + s->n, p->slice->offset, p->slice->count);
+    /* A push carries exactly one chunk (the whole shard when it is one chunk). */
+    const uint64_t off = p->slice->offset, cnt = p->slice->count;
+    size_t k = 0, clo = 0, cn = s->n;
+    if (off >= s->lo && off - s->lo < s->n) {
+        k = s->C == 1 ? 0 : (size_t)(off - s->lo) / s->chunk;
+        eng_chunk_range(s->n, s->chunk, k, &clo, &cn);
+    }
+    if (off != s->lo + clo || cnt != cn) {
+        if (s->C == 1)
+            snprintf(why, sizeof why,
+                     "push.slice: expected [%zu, %zu) (this server's shard), got [%" PRIu64
+                     ", +%" PRIu64 ")",
+                     s->lo, s->lo + s->n, off, cnt);
+        else
+            snprintf(why, sizeof why,
+                     "push.slice: expected one of this server's chunks of %zu floats in [%zu, "
+                     "%zu), got [%" PRIu64 ", +%" PRIu64 ")",
+                     s->chunk, s->lo, s->lo + s->n, off, cnt);
         return refuse(s, m, PB_ERR_RANGE, why);
     }
     if (s->cfg.mode == PS_ASYNC) {
-        const float *g = payload_floats(m, s->scratch, s->n);
-        note_staleness(s, p->base_version);
-        apply(s, &g, 1);
+        const float *g = payload_floats(m, s->scratch + clo, cn);
+        note_staleness(s, (int)k, p->base_version);
+        apply(s, (int)k, &g, 0, 1);
     } else {
-        const uint64_t first = s->version, last = s->version + (uint64_t)s->slots - 1;
+        const uint64_t first = s->cver[k], last = s->cver[k] + (uint64_t)s->slots - 1;
         if (p->step < first || p->step > last) {
             snprintf(why, sizeof why,
                      "push.step: expected %" PRIu64 "..%" PRIu64 " (staleness %d), got %" PRIu64,
                      first, last, s->slots - 1, p->step);
             return refuse(s, m, PB_ERR_STATE, why);
         }
-        const int slot = (int)(p->step % (uint64_t)s->slots);
-        uint8_t *have = &s->have[(size_t)slot * s->W + p->worker_id];
-        if (*have) {
+        const size_t slot = (size_t)(p->step % (uint64_t)s->slots);
+        const size_t i = (slot * (size_t)s->W + p->worker_id) * (size_t)s->C + k;
+        if (s->have[i]) {
             snprintf(why, sizeof why, "push.step: worker %u already pushed step %" PRIu64,
                      p->worker_id, p->step);
             return refuse(s, m, PB_ERR_STATE, why);
         }
-        /* Keep the payload itself until the clock is complete: no copy. */
-        const size_t i = (size_t)slot * s->W + p->worker_id;
-        s->src[i] = payload_floats(m, s->grads + i * s->n, s->n);
-        if (s->src[i] != s->grads + i * s->n)
+        /* Keep the payload itself until the chunk's clock is complete: no copy. */
+        float *copy = s->grads + (slot * (size_t)s->W + p->worker_id) * s->n + clo;
+        s->src[i] = payload_floats(m, copy, cn);
+        if (s->src[i] != copy)
             zmq_msg_move(&s->held[i], &m->payload);
-        *have = 1;
-        s->base[(size_t)slot * s->W + p->worker_id] = p->base_version;
-        apply_complete_clocks(s);
+        s->have[i] = 1;
+        s->base[i] = p->base_version;
+        apply_complete_clocks(s, (int)k);
     }
+    s->st.bytes_in += sizeof(float) * cn;
+    if (k != 0) /* a step's push counts once, at its first chunk */
+        return PB_OK;
     s->peers[p->worker_id].pushes++;
     s->st.pushes++;
-    s->st.bytes_in += sizeof(float) * s->n;
     return PB_OK;
 }
 
@@ -422,14 +472,18 @@ static int on_pull(ps_server *s, const pb_msg *m, char *err, size_t errlen) {
                  s->lo + s->n);
         return refuse(s, m, PB_ERR_RANGE, why);
     }
-    if (p->min_version <= s->version)
+    if (p->min_version <= range_version(s, sl->offset, sl->count))
         return send_weights(s, m->identity, m->identity_len, sl->offset, sl->count, err, errlen);
-    /* At most one waiting pull per worker: the queue holds W at most. */
+    /* A worker may wait on one pull per chunk at most: the queue holds W * C. */
+    peer *pr = &s->peers[p->worker_id];
     for (int i = 0; i < s->npending; i++)
-        if (s->pending[i].worker_id == p->worker_id) {
-            snprintf(why, sizeof why, "pull: worker %u already waits for a pull", p->worker_id);
+        if (s->pending[i].worker_id == p->worker_id &&
+            (s->pending[i].offset == sl->offset || pr->waiting >= s->C)) {
+            snprintf(why, sizeof why, "pull: worker %u already waits for a pull of that part",
+                     p->worker_id);
             return refuse(s, m, PB_ERR_STATE, why);
         }
+    pr->waiting++;
     pending_pull *q = &s->pending[s->npending++];
     q->worker_id = p->worker_id;
     memcpy(q->identity, m->identity, m->identity_len);

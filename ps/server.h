@@ -34,8 +34,10 @@ typedef struct ps_config {
     const char *bind_host;      /* address to bind, "0.0.0.0" for all */
     const char *advertise_host; /* address workers connect to */
     int port_min, port_max;     /* 0, 0: an ephemeral port */
-        FILE *log;              /* one line per refused message; NULL: quiet */
-    int threads;            /* for the optimizer update (results do not depend on it) */
+    FILE *log;                  /* one line per refused message; NULL: quiet */
+    int threads;                /* for the optimizer update (results do not depend on it) */
+    size_t chunk;               /* floats per push/pull chunk, so that updating and answering the
+                                   shard's first parts overlaps receiving the rest; 0: whole */
 } ps_config;
 
 typedef struct ps_stats {

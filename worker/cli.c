@@ -67,6 +67,9 @@ static const flag flags[] = {
      "ports servers may bind (default: any free port)"},
     {"server-threads", F_INT, NUM(server_threads), 1, 64, TRAIN, "N",
      "threads for a server's update (default 1; more pays off when servers have idle cores)"},
+    {"chunk", F_INT, NUM(chunk), 0, 1e9, TRAIN, "FLOATS",
+     "floats per push/pull message, so a server updates and answers a shard's first parts while "
+     "the rest arrive (default 0: whole shards; it gained nothing on one 2-core machine)"},
     {"dump-weights", F_STR, STR(dump_weights), 0, 0, TRAIN, "FILE",
      "write the final flat weight vector as raw little-endian float32 (tests)"},
     {"help", F_FLAG, NUM(help), 0, 0, TRAIN | SUMMARY, NULL, "this help"},
@@ -122,6 +125,7 @@ static void defaults(wk_opts *o) {
     snprintf(o->mode, sizeof o->mode, "sync");
     o->staleness = 2;
     o->server_threads = 1;
+    o->chunk = 0;
     o->timeout = 60.0;
     snprintf(o->bind, sizeof o->bind, "0.0.0.0");
 }

@@ -38,6 +38,7 @@ typedef struct wk_opts {
     char advertise[64];             /* address servers tell workers; empty: this host's first */
     char port_range[32];            /* "A-B", empty: any free port */
     int64_t server_threads;         /* threads for a server's optimizer update */
+    int64_t chunk;                  /* floats per push/pull message (0: a whole shard) */
     char dump_weights[WK_PATH_MAX]; /* raw float32 flat vector at the end; empty: none */
 } wk_opts;
 

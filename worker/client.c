@@ -14,8 +14,11 @@ typedef struct server_conn {
     void *sock;
     const char *endpoint;
     size_t lo, n;
-    int waiting;      /* a pull is outstanding */
-    uint64_t version; /* of the shard's weights last received */
+    size_t chunk;     /* floats per push and pull message, as the server said (0: all) */
+    int C;            /* chunks in the shard */
+    int waiting;      /* pull answers outstanding */
+    uint64_t version; /* of the shard's weights last received in full */
+    uint64_t round;   /* the smallest version among this pull's answers so far */
 } server_conn;
 
 struct wk_client {
@@ -38,8 +41,8 @@ static int recv_from(wk_client *c, int s, pb_msg *m, Pstrain__Envelope__BodyCase
         return eng_err(err, errlen, ENG_EIO, "server %d at %s: %s", s, sc->endpoint,
                        zmq_strerror(errno));
     if (ready == 0)
-        return eng_err(err, errlen, ENG_EIO, "server %d at %s: no answer in %g s", s,
-                       sc->endpoint, c->timeout_ms / 1000.0);
+        return eng_err(err, errlen, ENG_EIO, "server %d at %s: no answer in %g s", s, sc->endpoint,
+                       c->timeout_ms / 1000.0);
     char why[256];
     int rc = pb_recv(sc->sock, 0, m, 0, why, sizeof why);
     if (rc != PB_OK)
@@ -105,6 +108,8 @@ wk_client *wk_client_new(const char *const *endpoints, int P, int worker_id, int
                 rc = eng_err(err, errlen, ENG_EFORMAT,
                              "server %d at %s: owns another shard than [%zu, %zu)", s,
                              c->srv[s].endpoint, c->srv[s].lo, c->srv[s].lo + c->srv[s].n);
+            c->srv[s].chunk = (size_t)r.env->hello_reply->chunk;
+            c->srv[s].C = (int)eng_chunk_count(c->srv[s].n, c->srv[s].chunk);
         }
         pb_msg_clear(&r);
         if (rc != ENG_OK)
@@ -130,61 +135,94 @@ void wk_client_free(wk_client **pc) {
     *pc = NULL;
 }
 
-int wk_client_push(wk_client *c, const float *grads, uint64_t step, uint64_t base_version,
-                   char *err, size_t errlen) {
-    for (int s = 0; s < c->P; s++) {
-        server_conn *sc = &c->srv[s];
-        Pstrain__Slice slice = PSTRAIN__SLICE__INIT;
-        slice.offset = sc->lo;
-        slice.count = sc->n;
+/* Sends server s chunk k of grads (a push), and when pull, a pull of that chunk. */
+static int send_chunk(wk_client *c, server_conn *sc, int k, const float *grads, uint64_t step,
+                      uint64_t base_version, int pull, uint64_t min_version, char *err,
+                      size_t errlen) {
+    size_t lo, n;
+    eng_chunk_range(sc->n, sc->chunk, (size_t)k, &lo, &n);
+    Pstrain__Slice slice = PSTRAIN__SLICE__INIT;
+    slice.offset = sc->lo + lo;
+    slice.count = n;
+    Pstrain__Envelope env = PSTRAIN__ENVELOPE__INIT;
+    if (grads) {
         Pstrain__Push p = PSTRAIN__PUSH__INIT;
         p.worker_id = (uint32_t)c->worker_id;
         p.step = step;
         p.base_version = base_version;
         p.slice = &slice;
-        Pstrain__Envelope env = PSTRAIN__ENVELOPE__INIT;
         env.body_case = PSTRAIN__ENVELOPE__BODY_PUSH;
         env.push = &p;
-        if (pb_send(sc->sock, NULL, 0, &env, grads + sc->lo, sc->n, err, errlen) != PB_OK)
+        if (pb_send(sc->sock, NULL, 0, &env, grads + sc->lo + lo, n, err, errlen) != PB_OK)
             return -1;
     }
-    return 0;
-}
-
-int wk_client_pull_send(wk_client *c, uint64_t min_version, char *err, size_t errlen) {
-    for (int s = 0; s < c->P; s++) {
-        server_conn *sc = &c->srv[s];
-        Pstrain__Slice slice = PSTRAIN__SLICE__INIT;
-        slice.offset = sc->lo;
-        slice.count = sc->n;
+    if (pull) {
         Pstrain__PullRequest p = PSTRAIN__PULL_REQUEST__INIT;
         p.worker_id = (uint32_t)c->worker_id;
         p.min_version = min_version;
         p.slice = &slice;
-        Pstrain__Envelope env = PSTRAIN__ENVELOPE__INIT;
         env.body_case = PSTRAIN__ENVELOPE__BODY_PULL;
         env.pull = &p;
         if (pb_send(sc->sock, NULL, 0, &env, NULL, 0, err, errlen) != PB_OK)
             return -1;
-        sc->waiting = 1;
     }
     return 0;
 }
 
-/* Copies server s's pull reply into params. */
+/* Pushes grads (when non-NULL) and asks for weights (when pull), chunk by chunk: each
+ * chunk's pull follows its push, so a server answers the first chunks while the later
+ * ones are still arriving. */
+static int exchange(wk_client *c, const float *grads, uint64_t step, uint64_t base_version,
+                    int pull, uint64_t min_version, char *err, size_t errlen) {
+    for (int s = 0; s < c->P; s++) {
+        server_conn *sc = &c->srv[s];
+        for (int k = 0; k < sc->C; k++)
+            if (send_chunk(c, sc, k, grads, step, base_version, pull, min_version, err, errlen) !=
+                0)
+                return -1;
+        if (pull) {
+            sc->waiting = sc->C;
+            sc->round = UINT64_MAX;
+        }
+    }
+    return 0;
+}
+
+int wk_client_push(wk_client *c, const float *grads, uint64_t step, uint64_t base_version,
+                   char *err, size_t errlen) {
+    return exchange(c, grads, step, base_version, 0, 0, err, errlen);
+}
+
+int wk_client_pull_send(wk_client *c, uint64_t min_version, char *err, size_t errlen) {
+    return exchange(c, NULL, 0, 0, 1, min_version, err, errlen);
+}
+
+int wk_client_push_pull(wk_client *c, const float *grads, uint64_t step, uint64_t base_version,
+                        uint64_t min_version, char *err, size_t errlen) {
+    return exchange(c, grads, step, base_version, 1, min_version, err, errlen);
+}
+
+/* Copies one of server s's pull answers (one chunk) into params. */
 static int take_reply(wk_client *c, int s, float *params, char *err, size_t errlen) {
     server_conn *sc = &c->srv[s];
     pb_msg r;
     int rc = recv_from(c, s, &r, PSTRAIN__ENVELOPE__BODY_PULL_REPLY, err, errlen);
     if (rc == ENG_OK) {
         const Pstrain__Slice *sl = r.env->pull_reply->slice;
-        if (sl->offset != sc->lo || sl->count != sc->n)
+        size_t lo = 0, n = 0;
+        if (sl->offset >= sc->lo && sl->offset - sc->lo < sc->n) {
+            size_t k = sc->C == 1 ? 0 : (size_t)(sl->offset - sc->lo) / sc->chunk;
+            eng_chunk_range(sc->n, sc->chunk, k, &lo, &n);
+        }
+        if (sl->offset != sc->lo + lo || sl->count != n)
             rc = eng_err(err, errlen, ENG_EFORMAT, "server %d at %s: pull reply for another slice",
                          s, sc->endpoint);
         else
-            memcpy(params + sc->lo, pb_msg_payload(&r), sizeof(float) * sc->n);
-        sc->version = r.env->pull_reply->version;
-        sc->waiting = 0;
+            memcpy(params + sl->offset, pb_msg_payload(&r), sizeof(float) * n);
+        if (r.env->pull_reply->version < sc->round)
+            sc->round = r.env->pull_reply->version;
+        if (--sc->waiting == 0)
+            sc->version = sc->round;
     }
     pb_msg_clear(&r);
     return rc == ENG_OK ? 0 : -1;
@@ -195,17 +233,17 @@ int wk_client_pull_recv(wk_client *c, float *params, uint64_t *version, int bloc
     int outstanding = 0;
     for (int s = 0; s < c->P; s++) {
         server_conn *sc = &c->srv[s];
-        if (!sc->waiting)
-            continue;
-        if (!block) {
-            zmq_pollitem_t item = {sc->sock, 0, ZMQ_POLLIN, 0};
-            if (zmq_poll(&item, 1, 0) <= 0) {
-                outstanding++;
-                continue;
+        while (sc->waiting > 0) {
+            if (!block) {
+                zmq_pollitem_t item = {sc->sock, 0, ZMQ_POLLIN, 0};
+                if (zmq_poll(&item, 1, 0) <= 0) {
+                    outstanding++;
+                    break;
+                }
             }
+            if (take_reply(c, s, params, err, errlen) != 0)
+                return -1;
         }
-        if (take_reply(c, s, params, err, errlen) != 0)
-            return -1;
     }
     uint64_t v = UINT64_MAX;
     for (int s = 0; s < c->P; s++)

@@ -28,6 +28,11 @@ int wk_client_push(wk_client *c, const float *grads, uint64_t step, uint64_t bas
 /* Asks every server for its shard once min_version updates are applied. */
 int wk_client_pull_send(wk_client *c, uint64_t min_version, char *err, size_t errlen);
 
+/* wk_client_push and wk_client_pull_send at once, interleaved chunk by chunk so that the
+ * servers' updates and answers overlap the rest of the push on the wire. */
+int wk_client_push_pull(wk_client *c, const float *grads, uint64_t step, uint64_t base_version,
+                        uint64_t min_version, char *err, size_t errlen);
+
 /* Waits for the answers to wk_client_pull_send and copies each shard into params; *version
  * is the smallest version among them. Returns 0 or -1 with err (a timeout names the
  * server). */

@@ -178,12 +178,17 @@ int wk_train(const wk_opts *o, const wk_job *job, char *err, size_t errlen) {
             eng_net_train_step(net, x, labels, B, wk_step_key((uint64_t)o->seed, step), &st);
             if (!job) {
                 eng_net_apply(net, opt);
-            } else if (wk_client_push(client, eng_net_grads(net), (uint64_t)step, version, err,
-                                      errlen) != 0 ||
-                       (!wk_client_pull_pending(client) &&
-                        wk_client_pull_send(client, needed_version(o, (uint64_t)step + 1), err,
-                                            errlen) != 0)) {
-                goto out;
+            } else {
+                /* Ask for the next weights with the push, unless the last answer is still on
+                 * its way (async, ssp). */
+                const uint64_t next = needed_version(o, (uint64_t)step + 1);
+                int rc2 = wk_client_pull_pending(client)
+                              ? wk_client_push(client, eng_net_grads(net), (uint64_t)step, version,
+                                               err, errlen)
+                              : wk_client_push_pull(client, eng_net_grads(net), (uint64_t)step,
+                                                    version, next, err, errlen);
+                if (rc2 != 0)
+                    goto out;
             }
             if (lead) {
                 double dt = wk_now() - t0;

@@ -115,6 +115,9 @@ static void write_all(int fd, const char *msg) {
     }
 }
 
+/* Floats per push/pull message (--chunk; pstrain's default). */
+static size_t chunk_floats = 65536;
+
 /* The child's side of CHILD_SERVER: "E<endpoint>" or "X<error>" down fd, then serve. */
 static int child_server(const eng_model *m, int P, int s, int fd) {
     char err[256];
@@ -126,7 +129,8 @@ static int child_server(const eng_model *m, int P, int s, int fd) {
                      .optim = eng_optim_defaults(ENG_OPT_ADAM),
                      .seed = 1,
                      .bind_host = "127.0.0.1",
-                     .advertise_host = "127.0.0.1"};
+                     .advertise_host = "127.0.0.1",
+                     .chunk = chunk_floats};
     ps_server *srv = ps_server_new(&cfg, err, sizeof err);
     char line[ENDPOINT_LEN + 256];
     snprintf(line, sizeof line, "%c%s", srv ? 'E' : 'X', srv ? ps_server_endpoint(srv) : err);
@@ -323,8 +327,7 @@ static int raw_goodbye(raw_client *r, char *err, size_t errlen) {
 static int ps_round(wk_client *c, const float *grads, float *params, uint64_t step, char *err,
                     size_t errlen) {
     uint64_t version = 0;
-    if (wk_client_push(c, grads, step, step, err, errlen) != 0 ||
-        wk_client_pull_send(c, step + 1, err, errlen) != 0 ||
+    if (wk_client_push_pull(c, grads, step, step, step + 1, err, errlen) != 0 ||
         wk_client_pull_wait(c, params, &version, err, errlen) != 0)
         return -1;
     if (version != step + 1)
@@ -436,6 +439,8 @@ int main(int argc, char **argv) {
             rounds = atoi(v);
         else if (strcmp(a, "--warmup") == 0)
             warmup = atoi(v);
+        else if (strcmp(a, "--chunk") == 0)
+            chunk_floats = (size_t)atoll(v);
         else {
             fprintf(stderr, "bench_pushpull: %s: unknown flag\n", a);
             return 2;
