@@ -115,8 +115,8 @@ static void write_all(int fd, const char *msg) {
     }
 }
 
-/* Floats per push/pull message (--chunk; pstrain's default). */
-static size_t chunk_floats = 65536;
+/* Floats per push/pull message (--chunk; 0, whole shards, is pstrain's default). */
+static size_t chunk_floats = 0;
 
 /* The child's side of CHILD_SERVER: "E<endpoint>" or "X<error>" down fd, then serve. */
 static int child_server(const eng_model *m, int P, int s, int fd) {
