@@ -16,7 +16,7 @@ log=$PSTRAIN_TMPDIR/job.log
 read -r -a hosts <<<"$PSTRAIN_HOSTS"
 # shellcheck disable=SC2086 # PSTRAIN_MPIRUN_ARGS is a list of options
 timeout -k 5 240 mpirun $PSTRAIN_MPIRUN_ARGS -np 4 --map-by node \
-    -x OPENBLAS_NUM_THREADS=1 -x PSTRAIN_DATA \
+    -x OPENBLAS_NUM_THREADS=1 -x PSTRAIN_DATA -x ASAN_OPTIONS=detect_leaks=0 \
     "$pstrain" train --model mnist_cnn --servers 2 --mode sync --epochs 1 --max-steps 100 \
     --threads 1 --progress 0 --timeout 30 --data "$data" >"$log" 2>&1 || {
     rc=$?
