@@ -117,6 +117,8 @@ static void write_all(int fd, const char *msg) {
 
 /* Floats per push/pull message (--chunk; 0, whole shards, is pstrain's default). */
 static size_t chunk_floats = 0;
+/* Threads for each server's update (--server-threads; pstrain's default is 1). */
+static int server_threads = 1;
 
 /* The child's side of CHILD_SERVER: "E<endpoint>" or "X<error>" down fd, then serve. */
 static int child_server(const eng_model *m, int P, int s, int fd) {
@@ -130,7 +132,8 @@ static int child_server(const eng_model *m, int P, int s, int fd) {
                      .seed = 1,
                      .bind_host = "127.0.0.1",
                      .advertise_host = "127.0.0.1",
-                     .chunk = chunk_floats};
+                     .chunk = chunk_floats,
+                     .threads = server_threads};
     ps_server *srv = ps_server_new(&cfg, err, sizeof err);
     char line[ENDPOINT_LEN + 256];
     snprintf(line, sizeof line, "%c%s", srv ? 'E' : 'X', srv ? ps_server_endpoint(srv) : err);
@@ -441,6 +444,8 @@ int main(int argc, char **argv) {
             warmup = atoi(v);
         else if (strcmp(a, "--chunk") == 0)
             chunk_floats = (size_t)atoll(v);
+        else if (strcmp(a, "--server-threads") == 0)
+            server_threads = atoi(v);
         else {
             fprintf(stderr, "bench_pushpull: %s: unknown flag\n", a);
             return 2;
