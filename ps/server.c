@@ -34,7 +34,7 @@ struct ps_server {
     size_t lo, n;   /* the shard */
     float *w;       /* (n) weights */
     float *scratch; /* (n) the gradient being applied */
-    eng_optim *opt;
+    eng_optim *opt; /* its own iteration count stays 0: chunk k has had cver[k] updates */
     size_t chunk;   /* floats per chunk (0: the whole shard) */
     int C;          /* chunks in the shard */
     uint64_t *cver; /* (C) updates applied to each chunk */

@@ -20,6 +20,7 @@
 #include "engine/rng.h"
 #include "proto/wire.h"
 #include "tests/support/psfork.h"
+#include "tests/support/testutil.h"
 
 #include <math.h>
 #include <setjmp.h>
@@ -261,12 +262,8 @@ static void adam_once(const eng_model *m, const float *g, float *w0, float *w1) 
 }
 
 static float *gradient(size_t n, uint64_t seed) {
-    float *g = malloc(sizeof(float) * n);
+    float *g = tu_random_floats(n, -1e-3f, 1e-3f, seed);
     assert_non_null(g);
-    eng_rng r;
-    eng_rng_seed(&r, seed);
-    for (size_t i = 0; i < n; i++)
-        g[i] = 1e-3f * (2.0f * eng_rng_uniform(&r) - 1.0f);
     return g;
 }
 

@@ -23,6 +23,16 @@ void tu_fill_uniform(float *p, size_t n, float lo, float hi, eng_rng *r) {
         p[i] = lo + (hi - lo) * eng_rng_uniform(r);
 }
 
+float *tu_random_floats(size_t n, float lo, float hi, uint64_t seed) {
+    float *p = malloc(sizeof(float) * (n ? n : 1));
+    if (p) {
+        eng_rng r;
+        eng_rng_seed(&r, seed);
+        tu_fill_uniform(p, n, lo, hi, &r);
+    }
+    return p;
+}
+
 void tu_fill_distinct(float *p, size_t n, float lo, float step, eng_rng *r) {
     uint32_t *perm = malloc(sizeof *perm * (n ? n : 1));
     if (!perm)

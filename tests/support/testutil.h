@@ -16,6 +16,10 @@
 /* p[i] uniform in [lo, hi), from r. */
 void tu_fill_uniform(float *p, size_t n, float lo, float hi, eng_rng *r);
 
+/* n floats uniform in [lo, hi) from a stream seeded with seed, malloc'ed (NULL when out of
+ * memory): a gradient or weights to send. */
+float *tu_random_floats(size_t n, float lo, float hi, uint64_t seed);
+
 /* p[0..n) = lo + step * (a random permutation of 0..n-1): distinct values at least step
  * apart, so that no max-pooling window has a tie or a near-tie. */
 void tu_fill_distinct(float *p, size_t n, float lo, float step, eng_rng *r);

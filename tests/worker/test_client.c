@@ -14,6 +14,7 @@
 #include "engine/optim.h"
 #include "engine/rng.h"
 #include "tests/support/psfork.h"
+#include "tests/support/testutil.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -247,12 +248,8 @@ static void refused_other_shard(void **state) {
 /* --- the work --- */
 
 static float *gradient(size_t n, uint64_t seed) {
-    float *g = malloc(sizeof(float) * n);
+    float *g = tu_random_floats(n, -1e-3f, 1e-3f, seed);
     assert_non_null(g);
-    eng_rng r;
-    eng_rng_seed(&r, seed);
-    for (size_t i = 0; i < n; i++)
-        g[i] = 1e-3f * (2.0f * eng_rng_uniform(&r) - 1.0f);
     return g;
 }
 
