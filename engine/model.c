@@ -187,3 +187,13 @@ void eng_model_summary(const eng_model *m, FILE *out) {
     fprintf(out, "%s\nTotal params: %s\nTrainable params: %s\nNon-trainable params: 0\n%s\n", thick,
             count, count, rule);
 }
+
+int eng_model_cuts(const eng_model *m, size_t *cuts) {
+    int n = 0;
+    for (int i = 0; i < m->n; i++) {
+        const eng_layer *l = &m->layers[i];
+        if (l->nparams)
+            cuts[n++] = l->kernel < l->bias ? l->kernel : l->bias;
+    }
+    return n;
+}

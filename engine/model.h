@@ -44,6 +44,10 @@ int eng_model_build(eng_model *m, const eng_model_def *def, char *err, size_t er
  * can initialise any slice and agree with every other process. */
 void eng_model_init_params(const eng_model *m, float *params, uint64_t seed);
 
+/* The first float of each layer's tensors in the flat vector, in layer order, into
+ * cuts[ENG_MAX_LAYERS]: where a layer's gradient becomes its own message. Returns how many. */
+int eng_model_cuts(const eng_model *m, size_t *cuts);
+
 /* Forward FLOPs per sample (multiply-add = 2), for throughput reports. */
 double eng_model_flops_forward(const eng_model *m);
 /* Training FLOPs per sample: forward + both backward gemms, less the first layer's dx. */

@@ -3,6 +3,8 @@
 
 #include "engine/base.h"
 
+#include <stdlib.h>
+
 void eng_shard_range(size_t total, int P, int s, size_t *lo, size_t *n) {
     ENG_ASSERT(P >= 1 && s >= 0 && s < P, "server %d of %d", s, P);
     *lo = total * (size_t)s / (size_t)P;
@@ -39,18 +41,54 @@ void eng_shard_print(const eng_layout *lay, int P, FILE *out) {
     }
 }
 
-size_t eng_chunk_count(size_t n, size_t chunk) {
-    return chunk == 0 || chunk >= n ? 1 : (n + chunk - 1) / chunk;
+int eng_chunks_plan(eng_chunks *c, size_t lo, size_t n, const size_t *cuts, int ncuts,
+                    size_t max) {
+    /* Pass 0 counts the chunks, pass 1 writes their starts. */
+    c->start = NULL;
+    c->n = 0;
+    for (int pass = 0; pass < 2; pass++) {
+        int k = 0;
+        size_t at = lo;
+        do {
+            /* The chunk from `at` ends at the next cut, the shard's end or max floats on. */
+            size_t end = lo + n;
+            for (int i = 0; i < ncuts; i++)
+                if (cuts[i] > at && cuts[i] < end)
+                    end = cuts[i];
+            if (max && end - at > max)
+                end = at + max;
+            if (pass)
+                c->start[k] = at;
+            k++;
+            at = end;
+        } while (at < lo + n);
+        if (pass) {
+            c->start[k] = lo + n;
+        } else {
+            c->n = k;
+            if (!(c->start = malloc(sizeof(size_t) * (size_t)(k + 1))))
+                return -1;
+        }
+    }
+    return 0;
 }
 
-void eng_chunk_range(size_t n, size_t chunk, size_t k, size_t *lo, size_t *count) {
-    const size_t C = eng_chunk_count(n, chunk);
-    ENG_ASSERT(k < C, "chunk %zu of %zu", k, C);
-    if (C == 1) {
-        *lo = 0;
-        *count = n;
-        return;
+void eng_chunks_free(eng_chunks *c) {
+    free(c->start);
+    c->start = NULL;
+    c->n = 0;
+}
+
+int eng_chunks_find(const eng_chunks *c, size_t off) {
+    if (c->n < 1 || off < c->start[0] || off >= c->start[c->n])
+        return -1;
+    int a = 0, b = c->n - 1; /* start[a] <= off < start[b + 1] */
+    while (a < b) {
+        const int m = (a + b + 1) / 2;
+        if (c->start[m] <= off)
+            a = m;
+        else
+            b = m - 1;
     }
-    *lo = k * chunk;
-    *count = k + 1 < C ? chunk : n - *lo;
+    return a;
 }

@@ -18,10 +18,24 @@ void eng_shard_range(size_t total, int P, int s, size_t *lo, size_t *n);
 /* The server that owns element i. */
 int eng_shard_owner(size_t total, int P, size_t i);
 
-/* A shard of n floats in chunks of `chunk` floats (0: one chunk): how many, and chunk k's
- * range [*lo, *lo + *count) relative to the shard's start (the last may be shorter). */
-size_t eng_chunk_count(size_t n, size_t chunk);
-void eng_chunk_range(size_t n, size_t chunk, size_t k, size_t *lo, size_t *count);
+/* The messages a shard travels in. Server s's range [lo, lo + n) is cut at every cut point
+ * inside it (mnist_cnn: each layer's first float, so that a worker can send a layer's
+ * gradient as soon as backward has finished it) and into pieces of at most max floats
+ * (0: no limit). Chunk k is [start[k], start[k + 1]) in absolute offsets; there is always
+ * at least one. Worker and server compute the same plan from the same model. */
+typedef struct eng_chunks {
+    size_t *start; /* (n + 1) */
+    int n;
+} eng_chunks;
+
+/* Fills c (freed with eng_chunks_free). cuts need not be sorted. Returns 0, or -1 when out
+ * of memory. */
+int eng_chunks_plan(eng_chunks *c, size_t lo, size_t n, const size_t *cuts, int ncuts,
+                    size_t max);
+void eng_chunks_free(eng_chunks *c);
+
+/* The chunk holding absolute offset off, or -1 when off lies outside the shard. */
+int eng_chunks_find(const eng_chunks *c, size_t off);
 
 /* Prints the placement map: for each server its range, its share of the bytes, and the
  * pieces of tensors it holds. */

@@ -35,8 +35,8 @@ struct ps_server {
     float *w;       /* (n) weights */
     float *scratch; /* (n) the gradient being applied */
     eng_optim *opt; /* its own iteration count stays 0: chunk k has had cver[k] updates */
-    size_t chunk;   /* floats per chunk (0: the whole shard) */
-    int C;          /* chunks in the shard */
+    eng_chunks chunks; /* the shard's messages: one chunk each */
+    int C;             /* chunks.n */
     uint64_t *cver; /* (C) updates applied to each chunk */
     int W;
     peer *peers;
@@ -112,8 +112,13 @@ ps_server *ps_server_new(const ps_config *cfg, char *err, size_t errlen) {
     const eng_layout *lay = &cfg->model->layout;
     eng_shard_range(lay->total, cfg->num_servers, cfg->server_id, &s->lo, &s->n);
     s->slots = cfg->mode == PS_ASYNC ? 0 : (cfg->mode == PS_SSP ? cfg->staleness : 0) + 1;
-    s->chunk = cfg->chunk;
-    s->C = (int)eng_chunk_count(s->n, s->chunk);
+    size_t cuts[ENG_MAX_LAYERS];
+    const int ncuts = eng_model_cuts(cfg->model, cuts);
+    if (eng_chunks_plan(&s->chunks, s->lo, s->n, cuts, ncuts, cfg->chunk) != 0) {
+        free(s);
+        return NULL;
+    }
+    s->C = s->chunks.n;
     const size_t cells = (size_t)s->slots * (size_t)s->W * (size_t)s->C;
     float *full = eng_alloc(sizeof(float) * lay->total);
     s->w = eng_alloc(sizeof(float) * (s->n ? s->n : 1));
@@ -181,6 +186,7 @@ void ps_server_free(ps_server **ps) {
     for (size_t i = 0; s->held && i < (size_t)s->slots * (size_t)s->W * (size_t)s->C; i++)
         zmq_msg_close(&s->held[i]);
     free(s->cver);
+    eng_chunks_free(&s->chunks);
     free(s->held);
     free(s->src);
     free(s->peers);
@@ -191,10 +197,10 @@ void ps_server_free(ps_server **ps) {
 
 /* Updates applied to every chunk of [offset, offset + count) of the flat vector. */
 static uint64_t range_version(const ps_server *s, uint64_t offset, uint64_t count) {
-    const size_t k0 = s->C == 1 ? 0 : (size_t)(offset - s->lo) / s->chunk;
-    const size_t k1 = s->C == 1 ? 0 : (size_t)(offset + count - 1 - s->lo) / s->chunk;
+    const int k0 = eng_chunks_find(&s->chunks, offset);
+    const int k1 = eng_chunks_find(&s->chunks, offset + count - 1);
     uint64_t v = UINT64_MAX;
-    for (size_t k = k0; k <= k1; k++)
+    for (int k = k0; k <= k1; k++)
         if (s->cver[k] < v)
             v = s->cver[k];
     return v;
@@ -271,8 +277,8 @@ static void note_staleness(ps_server *s, int k, uint64_t base_version) {
  * (summed in worker order) and the optimizer step, over its own range of the chunk. */
 static void apply_range(void *arg, int t) {
     ps_server *s = arg;
-    size_t clo, cn;
-    eng_chunk_range(s->n, s->chunk, (size_t)s->apply_k, &clo, &cn);
+    const size_t clo = s->chunks.start[s->apply_k] - s->lo;
+    const size_t cn = s->chunks.start[s->apply_k + 1] - s->chunks.start[s->apply_k];
     const size_t T = (size_t)eng_pool_size(s->pool);
     const size_t lo = cn * (size_t)t / T, hi = cn * (size_t)(t + 1) / T;
     const float *g = s->apply_src[0];
@@ -382,7 +388,7 @@ static int on_hello(ps_server *s, const pb_msg *m, char *err, size_t errlen) {
     r.server_id = (uint32_t)s->cfg.server_id;
     r.shard = &shard;
     r.version = shard_version(s);
-    r.chunk = s->C == 1 ? 0 : s->chunk;
+    r.chunk = s->cfg.chunk;
     Pstrain__Envelope env = PSTRAIN__ENVELOPE__INIT;
     env.body_case = PSTRAIN__ENVELOPE__BODY_HELLO_REPLY;
     env.hello_reply = &r;
@@ -393,7 +399,9 @@ static int on_hello(ps_server *s, const pb_msg *m, char *err, size_t errlen) {
  * copied into copy. */
 static const float *payload_floats(const pb_msg *m, float *copy, size_t n) {
     const void *p = pb_msg_payload(m);
-    if ((uintptr_t)p % _Alignof(float) == 0)
+    /* ZeroMQ keeps a message of up to 33 bytes inside the zmq_msg_t itself, which moves when
+     * held: those are copied too. */
+    if ((uintptr_t)p % _Alignof(float) == 0 && sizeof(float) * n > 64)
         return p;
     memcpy(copy, p, sizeof(float) * n);
     return copy;
@@ -404,14 +412,12 @@ static int on_push(ps_server *s, pb_msg *m) {
     char why[256];
     if (peer_of(s, m, p->worker_id, "push", why, sizeof why) != 0)
         return refuse(s, m, PB_ERR_STATE, why);
-    /* A push carries exactly one chunk (the whole shard when it is one chunk). */
+    /* A push carries a run of whole chunks: one, several, or the whole shard. */
     const uint64_t off = p->slice->offset, cnt = p->slice->count;
-    size_t k = 0, clo = 0, cn = s->n;
-    if (off >= s->lo && off - s->lo < s->n) {
-        k = s->C == 1 ? 0 : (size_t)(off - s->lo) / s->chunk;
-        eng_chunk_range(s->n, s->chunk, k, &clo, &cn);
-    }
-    if (off != s->lo + clo || cnt != cn) {
+    const int k0 = off <= SIZE_MAX ? eng_chunks_find(&s->chunks, (size_t)off) : -1;
+    const int k1 = k0 < 0 || cnt == 0 || cnt > s->n ? -1
+                                                    : eng_chunks_find(&s->chunks, off + cnt - 1);
+    if (k0 < 0 || k1 < 0 || off != s->chunks.start[k0] || off + cnt != s->chunks.start[k1 + 1]) {
         if (s->C == 1)
             snprintf(why, sizeof why,
                      "push.slice: expected [%zu, %zu) (this server's shard), got [%" PRIu64
@@ -419,16 +425,13 @@ static int on_push(ps_server *s, pb_msg *m) {
                      s->lo, s->lo + s->n, off, cnt);
         else
             snprintf(why, sizeof why,
-                     "push.slice: expected one of this server's chunks of %zu floats in [%zu, "
-                     "%zu), got [%" PRIu64 ", +%" PRIu64 ")",
-                     s->chunk, s->lo, s->lo + s->n, off, cnt);
+                     "push.slice: expected whole chunks of this server's %d in [%zu, %zu) (cut "
+                     "at layers, at most %zu floats), got [%" PRIu64 ", +%" PRIu64 ")",
+                     s->C, s->lo, s->lo + s->n, s->cfg.chunk, off, cnt);
         return refuse(s, m, PB_ERR_RANGE, why);
     }
-    if (s->cfg.mode == PS_ASYNC) {
-        const float *g = payload_floats(m, s->scratch + clo, cn);
-        note_staleness(s, (int)k, p->base_version);
-        apply(s, (int)k, &g, 0, 1);
-    } else {
+    const size_t slot = s->slots ? (size_t)(p->step % (uint64_t)s->slots) : 0;
+    for (int k = k0; k <= k1 && s->cfg.mode != PS_ASYNC; k++) { /* refuse before changing */
         const uint64_t first = s->cver[k], last = s->cver[k] + (uint64_t)s->slots - 1;
         if (p->step < first || p->step > last) {
             snprintf(why, sizeof why,
@@ -436,24 +439,37 @@ static int on_push(ps_server *s, pb_msg *m) {
                      first, last, s->slots - 1, p->step);
             return refuse(s, m, PB_ERR_STATE, why);
         }
-        const size_t slot = (size_t)(p->step % (uint64_t)s->slots);
-        const size_t i = (slot * (size_t)s->W + p->worker_id) * (size_t)s->C + k;
-        if (s->have[i]) {
+        if (s->have[(slot * (size_t)s->W + p->worker_id) * (size_t)s->C + (size_t)k]) {
             snprintf(why, sizeof why, "push.step: worker %u already pushed step %" PRIu64,
                      p->worker_id, p->step);
             return refuse(s, m, PB_ERR_STATE, why);
         }
-        /* Keep the payload itself until the chunk's clock is complete: no copy. */
-        float *copy = s->grads + (slot * (size_t)s->W + p->worker_id) * s->n + clo;
-        s->src[i] = payload_floats(m, copy, cn);
-        if (s->src[i] != copy)
-            zmq_msg_move(&s->held[i], &m->payload);
+    }
+    /* The payload is used in place when aligned (ZeroMQ's usual), else copied once. */
+    const size_t plo = (size_t)off - s->lo;
+    float *copy = s->cfg.mode == PS_ASYNC
+                      ? s->scratch + plo
+                      : s->grads + (slot * (size_t)s->W + p->worker_id) * s->n + plo;
+    const float *g = payload_floats(m, copy, (size_t)cnt);
+    for (int k = k0; k <= k1; k++) {
+        const float *gk = g + (s->chunks.start[k] - (size_t)off);
+        if (s->cfg.mode == PS_ASYNC) {
+            note_staleness(s, k, p->base_version);
+            apply(s, k, &gk, 0, 1);
+            continue;
+        }
+        /* Keep the payload until the chunk's clock is complete: each chunk holds a reference
+         * to the one message, no copy. */
+        const size_t i = (slot * (size_t)s->W + p->worker_id) * (size_t)s->C + (size_t)k;
+        s->src[i] = gk;
+        if (g != copy)
+            zmq_msg_copy(&s->held[i], &m->payload);
         s->have[i] = 1;
         s->base[i] = p->base_version;
-        apply_complete_clocks(s, (int)k);
+        apply_complete_clocks(s, k);
     }
-    s->st.bytes_in += sizeof(float) * cn;
-    if (k != 0) /* a step's push counts once, at its first chunk */
+    s->st.bytes_in += sizeof(float) * cnt;
+    if (k0 != 0) /* a step's push counts once, with its first chunk */
         return PB_OK;
     s->peers[p->worker_id].pushes++;
     s->st.pushes++;

@@ -36,8 +36,8 @@ typedef struct ps_config {
     int port_min, port_max;     /* 0, 0: an ephemeral port */
     FILE *log;                  /* one line per refused message; NULL: quiet */
     int threads;                /* for the optimizer update (results do not depend on it) */
-    size_t chunk;               /* floats per push/pull chunk, so that updating and answering the
-                                   shard's first parts overlaps receiving the rest; 0: whole */
+    size_t chunk;               /* the most floats in one push or pull message (0: no limit);
+                                   messages also break at every layer (eng_chunks_plan) */
 } ps_config;
 
 typedef struct ps_stats {

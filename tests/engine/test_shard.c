@@ -217,12 +217,71 @@ static void print_map_one_server(void **state) {
     free(buf);
 }
 
+/* Chunks tile the shard exactly, start at every cut inside it, respect the size limit, and
+ * find() inverts the plan. */
+static void chunk_plans(void **state) {
+    (void)state;
+    eng_model m;
+    build_cnn(&m);
+    size_t cuts[ENG_MAX_LAYERS];
+    const int ncuts = eng_model_cuts(&m, cuts);
+    assert_int_equal(ncuts, 4); /* conv2d, conv2d_1, dense, dense_1 */
+    assert_int_equal(cuts[0], 0);
+    assert_int_equal(cuts[1], 320);
+    assert_int_equal(cuts[2], 18816);
+    assert_int_equal(cuts[3], 223744);
+    const size_t maxes[] = {0, 1000, 65536};
+    for (int P = 1; P <= 4; P++)
+        for (size_t mi = 0; mi < sizeof maxes / sizeof maxes[0]; mi++)
+            for (int sv = 0; sv < P; sv++) {
+                size_t lo, n;
+                eng_shard_range(CNN_TOTAL, P, sv, &lo, &n);
+                eng_chunks c;
+                assert_int_equal(eng_chunks_plan(&c, lo, n, cuts, ncuts, maxes[mi]), 0);
+                assert_true(c.n >= 1);
+                assert_int_equal(c.start[0], lo);
+                assert_int_equal(c.start[c.n], lo + n);
+                for (int k = 0; k < c.n; k++) {
+                    assert_true(c.start[k] < c.start[k + 1]);
+                    if (maxes[mi])
+                        assert_true(c.start[k + 1] - c.start[k] <= maxes[mi]);
+                    assert_int_equal(eng_chunks_find(&c, c.start[k]), k);
+                    assert_int_equal(eng_chunks_find(&c, c.start[k + 1] - 1), k);
+                }
+                for (int i = 0; i < ncuts; i++) {
+                    if (cuts[i] <= lo || cuts[i] >= lo + n)
+                        continue;
+                    int at = 0;
+                    for (int k = 0; k < c.n; k++)
+                        at |= c.start[k] == cuts[i];
+                    assert_true(at);
+                }
+                if (maxes[mi] == 0) /* with no limit, only the cuts break a shard */
+                    for (int k = 1; k < c.n; k++) {
+                        int cut = 0;
+                        for (int i = 0; i < ncuts; i++)
+                            cut |= cuts[i] == c.start[k];
+                        assert_true(cut);
+                    }
+                assert_int_equal(eng_chunks_find(&c, lo + n), -1);
+                if (lo > 0)
+                    assert_int_equal(eng_chunks_find(&c, lo - 1), -1);
+                eng_chunks_free(&c);
+            }
+    /* An empty shard is one empty chunk that holds nothing. */
+    eng_chunks c;
+    assert_int_equal(eng_chunks_plan(&c, 5, 0, cuts, ncuts, 0), 0);
+    assert_int_equal(c.n, 1);
+    assert_int_equal(eng_chunks_find(&c, 5), -1);
+    eng_chunks_free(&c);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(ranges_partition),       cmocka_unit_test(owner_agrees_with_ranges),
         cmocka_unit_test(owner_at_boundaries),    cmocka_unit_test(more_servers_than_floats),
         cmocka_unit_test(cnn_dense_kernel_split), cmocka_unit_test(print_map),
-        cmocka_unit_test(print_map_one_server),
+        cmocka_unit_test(print_map_one_server),   cmocka_unit_test(chunk_plans),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
