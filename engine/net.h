@@ -42,6 +42,15 @@ int eng_net_threads(const eng_net *net);
 void eng_net_train_step(eng_net *net, const float *x, const uint8_t *labels, int B, uint64_t key,
                         eng_batch_stats *st);
 
+/* Called on the thread that runs eng_net_train_step, in the middle of the step, each time
+ * the gradients of a further suffix [lo, total) of the flat vector are final: at the end of
+ * a layer's backward pass over the last samples, layers from the last to the second. lo
+ * decreases from call to call; after the step returns every gradient is final. The call may
+ * not come at all (a batch smaller than the thread count), so a caller uses it to start
+ * sending gradients early, never as the only way to learn they are ready. */
+typedef void (*eng_grads_ready_fn)(void *ctx, size_t lo);
+void eng_net_on_grads_ready(eng_net *net, eng_grads_ready_fn fn, void *ctx);
+
 /* Where this net's batch sits in a larger one spread over processes: sample i of the
  * next batches gets the dropout mask of sample base + i of the combined batch (worker w of
  * a data-parallel job passes w * batch). Default 0. */

@@ -147,27 +147,55 @@ const void *pb_msg_payload(const pb_msg *m) {
     return m->has_payload ? zmq_msg_data((zmq_msg_t *)&m->payload) : NULL;
 }
 
-int pb_send(void *sock, const uint8_t *identity, size_t identity_len, Pstrain__Envelope *env,
-            const float *payload, size_t count, char *err, size_t errlen) {
+/* Packs env and sends it, preceded by identity (ROUTER) and followed by the payload frame
+ * when payload is non-NULL. */
+static int send_env(void *sock, const uint8_t *identity, size_t identity_len,
+                    Pstrain__Envelope *env, zmq_msg_t *payload, char *err, size_t errlen) {
     uint8_t stack[512];
     env->protocol = PB_PROTOCOL_VERSION;
     const size_t len = pstrain__envelope__get_packed_size(env);
     uint8_t *buf = len <= sizeof stack ? stack : malloc(len);
-    if (!buf)
+    if (!buf) {
+        if (payload)
+            zmq_msg_close(payload);
         return fail(err, errlen, PB_EIO, "send: out of memory");
+    }
     pstrain__envelope__pack(env, buf);
     int rc = 0;
     if (identity && zmq_send(sock, identity, identity_len, ZMQ_SNDMORE) < 0)
         rc = -1;
     if (rc == 0 && zmq_send(sock, buf, len, payload ? ZMQ_SNDMORE : 0) < 0)
         rc = -1;
-    if (rc == 0 && payload && zmq_send(sock, payload, count * sizeof(float), 0) < 0)
+    if (payload && (rc != 0 || zmq_msg_send(payload, sock, 0) < 0)) {
         rc = -1;
+        zmq_msg_close(payload); /* a sent message is ZeroMQ's; an unsent one is still ours */
+    }
     if (buf != stack)
         free(buf);
     if (rc < 0)
         return fail(err, errlen, PB_EIO, "send: %s", zmq_strerror(errno));
     return PB_OK;
+}
+
+int pb_send(void *sock, const uint8_t *identity, size_t identity_len, Pstrain__Envelope *env,
+            const float *payload, size_t count, char *err, size_t errlen) {
+    zmq_msg_t msg;
+    if (payload) {
+        if (zmq_msg_init_size(&msg, count * sizeof(float)) != 0)
+            return fail(err, errlen, PB_EIO, "send: %s", zmq_strerror(errno));
+        memcpy(zmq_msg_data(&msg), payload, count * sizeof(float));
+    }
+    return send_env(sock, identity, identity_len, env, payload ? &msg : NULL, err, errlen);
+}
+
+int pb_send_borrowed(void *sock, Pstrain__Envelope *env, const float *payload, size_t count,
+                     zmq_free_fn *done, void *hint, char *err, size_t errlen) {
+    zmq_msg_t msg;
+    if (zmq_msg_init_data(&msg, (void *)payload, count * sizeof(float), done, hint) != 0) {
+        done((void *)payload, hint);
+        return fail(err, errlen, PB_EIO, "send: %s", zmq_strerror(errno));
+    }
+    return send_env(sock, NULL, 0, env, &msg, err, errlen);
 }
 
 int pb_send_error(void *sock, const uint8_t *identity, size_t identity_len, uint32_t code,

@@ -60,6 +60,11 @@ const void *pb_msg_payload(const pb_msg *m);
 int pb_send(void *sock, const uint8_t *identity, size_t identity_len, Pstrain__Envelope *env,
             const float *payload, size_t count, char *err, size_t errlen);
 
+/* pb_send without the payload's copy: ZeroMQ sends from payload itself, which must stay
+ * unchanged until ZeroMQ calls done(payload, hint) from its I/O thread (on failure too). */
+int pb_send_borrowed(void *sock, Pstrain__Envelope *env, const float *payload, size_t count,
+                     zmq_free_fn *done, void *hint, char *err, size_t errlen);
+
 /* Sends an ErrorReply to identity. */
 int pb_send_error(void *sock, const uint8_t *identity, size_t identity_len, uint32_t code,
                   const char *message);

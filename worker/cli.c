@@ -68,8 +68,8 @@ static const flag flags[] = {
     {"server-threads", F_INT, NUM(server_threads), 1, 64, TRAIN, "N",
      "threads for a server's update (default 1; more pays off when servers have idle cores)"},
     {"chunk", F_INT, NUM(chunk), 0, 1e9, TRAIN, "FLOATS",
-     "floats per push/pull message, so a server updates and answers a shard's first parts while "
-     "the rest arrive (default 0: whole shards; it gained nothing on one 2-core machine)"},
+     "the most floats in one push or pull message (default 0: no limit). Messages also break "
+     "between layers: a worker sends a layer's gradient as soon as backward has finished it"},
     {"dump-weights", F_STR, STR(dump_weights), 0, 0, TRAIN, "FILE",
      "write the final flat weight vector as raw little-endian float32 (tests)"},
     {"help", F_FLAG, NUM(help), 0, 0, TRAIN | SUMMARY, NULL, "this help"},

@@ -7,16 +7,21 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <sched.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 typedef struct server_conn {
     void *sock;
     const char *endpoint;
     size_t lo, n;
-    size_t chunk;     /* floats per push and pull message, as the server said (0: all) */
-    int C;            /* chunks in the shard */
+    eng_chunks chunks; /* the shard's chunks, planned as the server plans them */
+    size_t max;        /* the most floats in one message, as the server said (0: no limit) */
+    int C;             /* chunks.n */
     int waiting;      /* pull answers outstanding */
+    int unsent;       /* this step's chunks [0, unsent) are still to be sent */
     uint64_t version; /* of the shard's weights last received in full */
     uint64_t round;   /* the smallest version among this pull's answers so far */
 } server_conn;
@@ -27,7 +32,18 @@ struct wk_client {
     const eng_model *model;
     int timeout_ms;
     server_conn *srv;
+    /* the step being sent (wk_client_step_begin .. wk_client_step_end) */
+    const float *grads;
+    uint64_t step, base_version, min_version;
+    int pull;
+    atomic_int lent; /* pushes ZeroMQ is still sending straight from grads */
 };
+
+static double wk_client_clock(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
 
 /* Receives one message from server s within the timeout. An ErrorReply becomes an error
  * naming the server. */
@@ -108,8 +124,14 @@ wk_client *wk_client_new(const char *const *endpoints, int P, int worker_id, int
                 rc = eng_err(err, errlen, ENG_EFORMAT,
                              "server %d at %s: owns another shard than [%zu, %zu)", s,
                              c->srv[s].endpoint, c->srv[s].lo, c->srv[s].lo + c->srv[s].n);
-            c->srv[s].chunk = (size_t)r.env->hello_reply->chunk;
-            c->srv[s].C = (int)eng_chunk_count(c->srv[s].n, c->srv[s].chunk);
+            size_t cuts[ENG_MAX_LAYERS];
+            const int ncuts = eng_model_cuts(m, cuts);
+            if (rc == ENG_OK && eng_chunks_plan(&c->srv[s].chunks, c->srv[s].lo, c->srv[s].n,
+                                                cuts, ncuts,
+                                                (size_t)r.env->hello_reply->chunk) != 0)
+                rc = eng_err(err, errlen, ENG_ENOMEM, "worker %d: out of memory", worker_id);
+            c->srv[s].C = c->srv[s].chunks.n;
+            c->srv[s].max = (size_t)r.env->hello_reply->chunk;
         }
         pb_msg_clear(&r);
         if (rc != ENG_OK)
@@ -125,9 +147,11 @@ void wk_client_free(wk_client **pc) {
     if (!pc || !*pc)
         return;
     wk_client *c = *pc;
-    for (int s = 0; c->srv && s < c->P; s++)
+    for (int s = 0; c->srv && s < c->P; s++) {
         if (c->srv[s].sock)
             zmq_close(c->srv[s].sock);
+        eng_chunks_free(&c->srv[s].chunks);
+    }
     if (c->ctx)
         zmq_ctx_term(c->ctx);
     free(c->srv);
@@ -135,14 +159,20 @@ void wk_client_free(wk_client **pc) {
     *pc = NULL;
 }
 
-/* Sends server s chunk k of grads (a push), and when pull, a pull of that chunk. */
-static int send_chunk(wk_client *c, server_conn *sc, int k, const float *grads, uint64_t step,
-                      uint64_t base_version, int pull, uint64_t min_version, char *err,
-                      size_t errlen) {
-    size_t lo, n;
-    eng_chunk_range(sc->n, sc->chunk, (size_t)k, &lo, &n);
+/* ZeroMQ's I/O thread is done with a push's payload. */
+static void returned(void *data, void *hint) {
+    (void)data;
+    wk_client *c = hint;
+    atomic_fetch_sub_explicit(&c->lent, 1, memory_order_release);
+}
+
+/* Sends server s chunks [k, end) of grads in one push, and when pull, one pull of them. */
+static int send_run(wk_client *c, server_conn *sc, int k, int end, const float *grads,
+                    uint64_t step, uint64_t base_version, int pull, uint64_t min_version,
+                    char *err, size_t errlen) {
+    const size_t lo = sc->chunks.start[k], n = sc->chunks.start[end] - lo;
     Pstrain__Slice slice = PSTRAIN__SLICE__INIT;
-    slice.offset = sc->lo + lo;
+    slice.offset = lo;
     slice.count = n;
     Pstrain__Envelope env = PSTRAIN__ENVELOPE__INIT;
     if (grads) {
@@ -153,7 +183,9 @@ static int send_chunk(wk_client *c, server_conn *sc, int k, const float *grads, 
         p.slice = &slice;
         env.body_case = PSTRAIN__ENVELOPE__BODY_PUSH;
         env.push = &p;
-        if (pb_send(sc->sock, NULL, 0, &env, grads + sc->lo + lo, n, err, errlen) != PB_OK)
+        atomic_fetch_add_explicit(&c->lent, 1, memory_order_relaxed);
+        if (pb_send_borrowed(sc->sock, &env, grads + lo, n, returned, c, err, errlen) !=
+            PB_OK)
             return -1;
     }
     if (pull) {
@@ -169,37 +201,79 @@ static int send_chunk(wk_client *c, server_conn *sc, int k, const float *grads, 
     return 0;
 }
 
-/* Pushes grads (when non-NULL) and asks for weights (when pull), chunk by chunk: each
- * chunk's pull follows its push, so a server answers the first chunks while the later
- * ones are still arriving. */
-static int exchange(wk_client *c, const float *grads, uint64_t step, uint64_t base_version,
-                    int pull, uint64_t min_version, char *err, size_t errlen) {
+int wk_client_step_begin(wk_client *c, const float *grads, uint64_t step, uint64_t base_version,
+                         int pull, uint64_t min_version, char *err, size_t errlen) {
+    /* The caller is about to overwrite the gradients the last pushes were sent from. */
+    const double deadline = wk_client_clock() + c->timeout_ms / 1000.0;
+    for (int spin = 0; atomic_load_explicit(&c->lent, memory_order_acquire) > 0; spin++) {
+        if (spin < 1000)
+            continue;
+        if (wk_client_clock() > deadline)
+            return eng_err(err, errlen, ENG_EIO, "worker %d: pushes not sent in %g s",
+                           c->worker_id, c->timeout_ms / 1000.0);
+        sched_yield();
+    }
+    c->grads = grads;
+    c->step = step;
+    c->base_version = base_version;
+    c->pull = pull;
+    c->min_version = min_version;
     for (int s = 0; s < c->P; s++) {
-        server_conn *sc = &c->srv[s];
-        for (int k = 0; k < sc->C; k++)
-            if (send_chunk(c, sc, k, grads, step, base_version, pull, min_version, err, errlen) !=
-                0)
-                return -1;
-        if (pull) {
-            sc->waiting = sc->C;
-            sc->round = UINT64_MAX;
-        }
+        c->srv[s].unsent = c->srv[s].C;
+        if (pull)
+            c->srv[s].round = UINT64_MAX;
     }
     return 0;
 }
 
+/* Sends server s's unsent chunks that start at or after lo (their gradients are final),
+ * joined into messages of at most the server's chunk limit, each push followed by its pull:
+ * a server updates and answers them while the layers below are still computed. */
+static int send_from(wk_client *c, server_conn *sc, size_t lo, char *err, size_t errlen) {
+    const size_t *start = sc->chunks.start;
+    while (sc->unsent > 0 && start[sc->unsent - 1] >= lo) {
+        const int end = sc->unsent;
+        int k = end - 1;
+        while (k > 0 && start[k - 1] >= lo && (!sc->max || start[end] - start[k - 1] <= sc->max))
+            k--;
+        if (send_run(c, sc, k, end, c->grads, c->step, c->base_version, c->pull, c->min_version,
+                     err, errlen) != 0)
+            return -1;
+        sc->unsent = k;
+        sc->waiting += c->pull;
+    }
+    return 0;
+}
+
+int wk_client_step_ready(wk_client *c, size_t lo, char *err, size_t errlen) {
+    for (int s = 0; s < c->P; s++)
+        if (c->srv[s].lo + c->srv[s].n > lo && send_from(c, &c->srv[s], lo, err, errlen) != 0)
+            return -1;
+    return 0;
+}
+
+int wk_client_step_end(wk_client *c, char *err, size_t errlen) {
+    return wk_client_step_ready(c, 0, err, errlen);
+}
+
 int wk_client_push(wk_client *c, const float *grads, uint64_t step, uint64_t base_version,
                    char *err, size_t errlen) {
-    return exchange(c, grads, step, base_version, 0, 0, err, errlen);
+    if (wk_client_step_begin(c, grads, step, base_version, 0, 0, err, errlen) != 0)
+        return -1;
+    return wk_client_step_end(c, err, errlen);
 }
 
 int wk_client_pull_send(wk_client *c, uint64_t min_version, char *err, size_t errlen) {
-    return exchange(c, NULL, 0, 0, 1, min_version, err, errlen);
+    if (wk_client_step_begin(c, NULL, 0, 0, 1, min_version, err, errlen) != 0)
+        return -1;
+    return wk_client_step_end(c, err, errlen);
 }
 
 int wk_client_push_pull(wk_client *c, const float *grads, uint64_t step, uint64_t base_version,
                         uint64_t min_version, char *err, size_t errlen) {
-    return exchange(c, grads, step, base_version, 1, min_version, err, errlen);
+    if (wk_client_step_begin(c, grads, step, base_version, 1, min_version, err, errlen) != 0)
+        return -1;
+    return wk_client_step_end(c, err, errlen);
 }
 
 /* Copies one of server s's pull answers (one chunk) into params. */
@@ -209,12 +283,14 @@ static int take_reply(wk_client *c, int s, float *params, char *err, size_t errl
     int rc = recv_from(c, s, &r, PSTRAIN__ENVELOPE__BODY_PULL_REPLY, err, errlen);
     if (rc == ENG_OK) {
         const Pstrain__Slice *sl = r.env->pull_reply->slice;
-        size_t lo = 0, n = 0;
-        if (sl->offset >= sc->lo && sl->offset - sc->lo < sc->n) {
-            size_t k = sc->C == 1 ? 0 : (size_t)(sl->offset - sc->lo) / sc->chunk;
-            eng_chunk_range(sc->n, sc->chunk, k, &lo, &n);
-        }
-        if (sl->offset != sc->lo + lo || sl->count != n)
+        /* an answer to one of our pulls: a run of whole chunks of this server's */
+        const int k0 = sl->offset <= SIZE_MAX ? eng_chunks_find(&sc->chunks, sl->offset) : -1;
+        const int k1 = k0 < 0 || sl->count == 0 || sl->count > sc->n
+                           ? -1
+                           : eng_chunks_find(&sc->chunks, sl->offset + sl->count - 1);
+        const size_t n = (size_t)sl->count;
+        if (k0 < 0 || k1 < 0 || sl->offset != sc->chunks.start[k0] ||
+            sl->offset + n != sc->chunks.start[k1 + 1])
             rc = eng_err(err, errlen, ENG_EFORMAT, "server %d at %s: pull reply for another slice",
                          s, sc->endpoint);
         else

@@ -21,7 +21,9 @@ wk_client *wk_client_new(const char *const *endpoints, int P, int worker_id, int
 void wk_client_free(wk_client **c);
 
 /* Sends each server its shard of grads (the flat gradient vector), computed at `step` on
- * weights of base_version. Returns 0 or -1 with err. */
+ * weights of base_version. ZeroMQ sends straight from grads: the caller leaves it unchanged
+ * until the next call on this client that starts a step (which waits for those sends) or
+ * wk_client_free. Returns 0 or -1 with err. */
 int wk_client_push(wk_client *c, const float *grads, uint64_t step, uint64_t base_version,
                    char *err, size_t errlen);
 
@@ -32,6 +34,16 @@ int wk_client_pull_send(wk_client *c, uint64_t min_version, char *err, size_t er
  * servers' updates and answers overlap the rest of the push on the wire. */
 int wk_client_push_pull(wk_client *c, const float *grads, uint64_t step, uint64_t base_version,
                         uint64_t min_version, char *err, size_t errlen);
+
+/* The same exchange in parts, so that it can start while backward still runs:
+ * step_begin says what the step sends (grads stays borrowed until step_end: the caller
+ * must not change it before then), each step_ready(lo) sends the chunks lying in
+ * [lo, total) that have not gone yet (their gradients are final), and step_end sends the
+ * rest. With pull, every chunk's push is followed by its pull. */
+int wk_client_step_begin(wk_client *c, const float *grads, uint64_t step, uint64_t base_version,
+                         int pull, uint64_t min_version, char *err, size_t errlen);
+int wk_client_step_ready(wk_client *c, size_t lo, char *err, size_t errlen);
+int wk_client_step_end(wk_client *c, char *err, size_t errlen);
 
 /* Waits for the answers to wk_client_pull_send and copies each shard into params; *version
  * is the smallest version among them. Returns 0 or -1 with err (a timeout names the

@@ -75,6 +75,20 @@ static int final_weights(const wk_opts *o, wk_client *c, eng_net *net, uint64_t 
     return wk_client_pull_recv(c, eng_net_params(net), version, 1, err, errlen) < 0 ? -1 : 0;
 }
 
+/* The net's gradients-ready calls, turned into early sends of the step's chunks. */
+typedef struct early_send {
+    wk_client *client;
+    int rc;
+    char *err;
+    size_t errlen;
+} early_send;
+
+static void send_ready(void *ctx, size_t lo) {
+    early_send *e = ctx;
+    if (e->rc == 0)
+        e->rc = wk_client_step_ready(e->client, lo, e->err, e->errlen);
+}
+
 static int exit_code(int rc) {
     return rc == ENG_EARG || rc == ENG_EFORMAT || rc == ENG_EIO ? 2 : 1;
 }
@@ -129,12 +143,17 @@ int wk_train(const wk_opts *o, const wk_job *job, char *err, size_t errlen) {
         goto out;
     }
     uint64_t version = 0; /* of the weights in the net */
+    early_send early = {.err = err, .errlen = errlen};
     if (job) {
         client = wk_client_new(job->endpoints, job->num_servers, rank, world, &model, o->timeout,
                                err, errlen);
         if (!client || wk_client_pull_send(client, 0, err, errlen) != 0 ||
             wk_client_pull_wait(client, eng_net_params(net), &version, err, errlen) != 0)
             goto out;
+        /* A layer's gradients go to the servers as soon as backward has finished them, while
+         * the layers below are still computed. */
+        early.client = client;
+        eng_net_on_grads_ready(net, send_ready, &early);
     }
 
     /* Workers' shares differ by at most one sample; all take the smallest's step count so
@@ -175,21 +194,18 @@ int wk_train(const wk_opts *o, const wk_job *job, char *err, size_t errlen) {
             if (job && refresh_weights(client, net, &version, needed_version(o, (uint64_t)step),
                                        err, errlen) != 0)
                 goto out;
+            /* Ask for the next weights with the push, unless the last answer is still on its
+             * way (async, ssp). */
+            if (job && wk_client_step_begin(client, eng_net_grads(net), (uint64_t)step, version,
+                                            !wk_client_pull_pending(client),
+                                            needed_version(o, (uint64_t)step + 1), err,
+                                            errlen) != 0)
+                goto out;
             eng_net_train_step(net, x, labels, B, wk_step_key((uint64_t)o->seed, step), &st);
-            if (!job) {
+            if (!job)
                 eng_net_apply(net, opt);
-            } else {
-                /* Ask for the next weights with the push, unless the last answer is still on
-                 * its way (async, ssp). */
-                const uint64_t next = needed_version(o, (uint64_t)step + 1);
-                int rc2 = wk_client_pull_pending(client)
-                              ? wk_client_push(client, eng_net_grads(net), (uint64_t)step, version,
-                                               err, errlen)
-                              : wk_client_push_pull(client, eng_net_grads(net), (uint64_t)step,
-                                                    version, next, err, errlen);
-                if (rc2 != 0)
-                    goto out;
-            }
+            else if (early.rc != 0 || wk_client_step_end(client, err, errlen) != 0)
+                goto out;
             if (lead) {
                 double dt = wk_now() - t0;
                 wk_progress_step(&prog, s + 1, st.loss_sum / (double)st.count,

@@ -389,6 +389,74 @@ static void same_threads_same_bits(void **state) {
     batch_free(&b);
 }
 
+/* What eng_net_on_grads_ready's calls saw: each call's suffix of the gradient then. */
+typedef struct ready_log {
+    const eng_net *net;
+    size_t total;
+    int calls;
+    size_t lo[8];
+    float *seen[8];
+} ready_log;
+
+static void log_ready(void *ctx, size_t lo) {
+    ready_log *r = ctx;
+    assert_true(r->calls < 8);
+    r->lo[r->calls] = lo;
+    r->seen[r->calls] = malloc(sizeof(float) * (r->total - lo));
+    assert_non_null(r->seen[r->calls]);
+    memcpy(r->seen[r->calls], eng_net_grads((eng_net *)r->net) + lo,
+           sizeof(float) * (r->total - lo));
+    r->calls++;
+}
+
+/* The calls come after each layer but the first, in backward order, and what a call sees
+ * of its suffix is already the step's final gradient, on 1 and 2 threads. The gradient
+ * matches a net without calls (its last pass differs in size, so to rounding) and is the
+ * same bits in two runs. */
+static void grads_ready_calls_see_final_gradients(void **state) {
+    (void)state;
+    eng_model m;
+    build(&m, eng_model_find("mnist_cnn"));
+    const size_t total = m.layout.total, bytes = sizeof(float) * total;
+    size_t cuts[ENG_MAX_LAYERS];
+    const int ncuts = eng_model_cuts(&m, cuts);
+    batch b = batch_new(&m, 45, 41);
+    for (int threads = 1; threads <= 2; threads++) {
+        eng_net *plain = net_new(&m, 64, threads, 8), *net = net_new(&m, 64, threads, 8);
+        ready_log r = {.net = net, .total = total};
+        eng_net_on_grads_ready(net, log_ready, &r);
+        eng_batch_stats st = {0};
+        eng_net_train_step(plain, b.x, b.labels, b.B, 99, &st);
+        eng_net_train_step(net, b.x, b.labels, b.B, 99, &st);
+        assert_int_equal(r.calls, ncuts - 1);
+        for (int i = 0; i < r.calls; i++) {
+            assert_int_equal(r.lo[i], cuts[ncuts - 1 - i]);
+            assert_memory_equal(r.seen[i], eng_net_grads(net) + r.lo[i],
+                                sizeof(float) * (total - r.lo[i]));
+            free(r.seen[i]);
+        }
+        compare_close(&m, eng_net_grads(plain), eng_net_grads(net), "with early calls");
+        float *first = malloc(bytes);
+        assert_non_null(first);
+        memcpy(first, eng_net_grads(net), bytes);
+        r.calls = 0;
+        eng_net_train_step(net, b.x, b.labels, b.B, 99, &st);
+        assert_memory_equal(first, eng_net_grads(net), bytes);
+        for (int i = 0; i < r.calls; i++)
+            free(r.seen[i]);
+        /* A batch smaller than the thread count makes no calls, and still a gradient. */
+        r.calls = 0;
+        eng_net_train_step(net, b.x, b.labels, 1, 99, &st);
+        assert_int_equal(r.calls, threads > 1 ? 0 : ncuts - 1);
+        for (int i = 0; i < r.calls; i++)
+            free(r.seen[i]);
+        free(first);
+        eng_net_free(&plain);
+        eng_net_free(&net);
+    }
+    batch_free(&b);
+}
+
 /* Dropout(0) is the identity: a model with it has the same layout and, for the same
  * parameters and batch, the same gradients as the model without it. */
 static void dropout_rate_zero_keeps_gradients(void **state) {
@@ -447,6 +515,7 @@ int main(void) {
         cmocka_unit_test(train_step_statistics_match_eval),
         cmocka_unit_test(thread_counts_agree),
         cmocka_unit_test(same_threads_same_bits),
+        cmocka_unit_test(grads_ready_calls_see_final_gradients),
         cmocka_unit_test(dropout_rate_zero_keeps_gradients),
         cmocka_unit_test(bad_arguments),
     };
