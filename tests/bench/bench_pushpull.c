@@ -10,8 +10,9 @@
  *   server applies Adam to its shard between the push and the pull reply: that is part of
  *   the round trip, as it is in training.
  * raw ZeroMQ: P forked echo processes (a ROUTER each) and one DEALER per echo here; a round
- *   sends each its shard (zmq_send, one copy) and receives each reply into the destination
- *   (zmq_recv, one copy), as the client does. No header, no optimizer.
+ *   sends each its shard straight from the gradient (zmq_msg_init_data, no copy) and receives
+ *   each reply into the destination (zmq_recv, one copy), as the client does. No header, no
+ *   optimizer, one message per shard.
  * Both sets of processes live at once and the timed rounds alternate between them in blocks,
  *   so drift in the machine's load falls on both alike. Nothing is pinned: 4 servers and the
  *   client oversubscribe a 2-core machine.
@@ -115,7 +116,7 @@ static void write_all(int fd, const char *msg) {
     }
 }
 
-/* Floats per push/pull message (--chunk; 0, whole shards, is pstrain's default). */
+/* The most floats per push/pull message (--chunk; 0, no limit, is pstrain's default). */
 static size_t chunk_floats = 0;
 /* Threads for each server's update (--server-threads; pstrain's default is 1). */
 static int server_threads = 1;
@@ -297,12 +298,21 @@ static int raw_open(raw_client *r, char (*endpoints)[ENDPOINT_LEN], int P, size_
     return 0;
 }
 
-/* One round: each echo gets its shard of grads, params gets each reply. */
+static void keep(void *data, void *hint) {
+    (void)data;
+    (void)hint;
+}
+
+/* One round: each echo gets its shard of grads, sent from grads itself (no copy, as the
+ * client pushes), and params gets each reply (one copy, as the client pulls). */
 static int raw_round(raw_client *r, const float *grads, float *params, char *err, size_t errlen) {
     for (int s = 0; s < r->P; s++) {
-        const size_t bytes = sizeof(float) * r->n[s];
-        if (zmq_send(r->sock[s], grads + r->lo[s], bytes, 0) != (int)bytes)
+        zmq_msg_t m;
+        zmq_msg_init_data(&m, (void *)(grads + r->lo[s]), sizeof(float) * r->n[s], keep, NULL);
+        if (zmq_msg_send(&m, r->sock[s], 0) < 0) {
+            zmq_msg_close(&m);
             return eng_err(err, errlen, ENG_EIO, "echo %d: send: %s", s, zmq_strerror(errno));
+        }
     }
     for (int s = 0; s < r->P; s++) {
         const size_t bytes = sizeof(float) * r->n[s];
