@@ -62,6 +62,15 @@ void eng_optim_free(eng_optim **opt) {
 }
 
 int64_t eng_optim_iterations(const eng_optim *opt) { return opt->iterations; }
+void eng_optim_set_iterations(eng_optim *opt, int64_t iterations) { opt->iterations = iterations; }
+const eng_optim_cfg *eng_optim_config(const eng_optim *opt) { return &opt->cfg; }
+int eng_optim_nslots(eng_optim_kind kind) { return kind == ENG_OPT_ADAM ? 2 : 1; }
+
+float *eng_optim_slot(eng_optim *opt, int i) {
+    ENG_ASSERT(i >= 0 && i < eng_optim_nslots(opt->cfg.kind), "slot %d of %s", i,
+               eng_optim_kind_name(opt->cfg.kind));
+    return i == 0 ? opt->m : opt->v;
+}
 
 void eng_adam_update(float *w, float *m, float *v, const float *g, size_t n, int64_t t,
                      const eng_optim_cfg *cfg) {

@@ -57,6 +57,13 @@ size_t eng_optim_size(const eng_optim *opt);
 
 /* Updates applied so far (Keras's `iterations`). */
 int64_t eng_optim_iterations(const eng_optim *opt);
+void eng_optim_set_iterations(eng_optim *opt, int64_t iterations);
+
+/* The configuration, and the state arrays (eng_optim_size floats each, owned by opt): Adam
+ * has 2 (m, v), RMSprop 1 (its accumulator). For checkpoints. */
+const eng_optim_cfg *eng_optim_config(const eng_optim *opt);
+int eng_optim_nslots(eng_optim_kind kind);
+float *eng_optim_slot(eng_optim *opt, int i);
 
 /* The kernels themselves, for callers that keep their own state. t is 1-based. */
 void eng_adam_update(float *w, float *m, float *v, const float *g, size_t n, int64_t t,

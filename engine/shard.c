@@ -41,8 +41,7 @@ void eng_shard_print(const eng_layout *lay, int P, FILE *out) {
     }
 }
 
-int eng_chunks_plan(eng_chunks *c, size_t lo, size_t n, const size_t *cuts, int ncuts,
-                    size_t max) {
+int eng_chunks_plan(eng_chunks *c, size_t lo, size_t n, const size_t *cuts, int ncuts, size_t max) {
     /* Pass 0 counts the chunks, pass 1 writes their starts. */
     c->start = NULL;
     c->n = 0;

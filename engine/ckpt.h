@@ -1,0 +1,133 @@
+/* ckpt.h: a job's checkpoint as one self-contained HDF5 file: the weights in Keras 2's
+ * layout, so that Keras and h5py read them as they are, and pstrain's own state (optimizer
+ * slots and update counts, progress, the run's configuration) beside them.
+ *
+ * File layout (format_version 1):
+ *
+ *   /                                 Keras 2's HDF5 weights layout (model.load_weights):
+ *     @layer_names                    every layer of the model in order, fixed-length
+ *                                     null-padded byte strings (numpy 'S')
+ *     @backend = "tensorflow", @keras_version = "2.13.1"   (scalar fixed-length strings)
+ *     <layer>/                        one group per layer, e.g. conv2d, max_pooling2d, ...
+ *       @weight_names                 e.g. ["conv2d/kernel:0", "conv2d/bias:0"]; an empty
+ *                                     array (shape (0,)) for layers without weights
+ *       <layer>/kernel:0, bias:0      float32 in Keras shapes: conv kernels (kh, kw, in, out),
+ *                                     dense kernels (in, out), biases (out,)
+ *   /pstrain/                         ours
+ *     @format_version int32 (1), @model string, @layout_checksum uint64, @total uint64
+ *     @step, @epoch (1-based), @epoch_step int64
+ *     @mode string ("sync", "async", "ssp", "local"), @staleness int32, @batch int32,
+ *     @seed int64, @servers int32, @workers int32, @val_split float64, @epochs int64
+ *     @optimizer string ("adam", "rmsprop"), @lr, @beta1, @beta2, @rho, @epsilon,
+ *     @clipvalue, @decay float32 (all seven, whichever the optimizer uses)
+ *     optimizer/m, optimizer/v        Adam's moments, float32 (total)
+ *     optimizer/accumulator           RMSprop's instead, float32 (total)
+ *     optimizer/iterations            int64 (nruns, 3): rows (lo, n, iterations) tiling
+ *                                     [0, total) in order
+ *     workers/steps                   int64 (workers): each worker's position in its data
+ *     layout/names                    fixed strings (ntensors): "conv2d/kernel", ...
+ *     layout/offsets, layout/counts   uint64 (ntensors): where each tensor lies in the flat
+ *                                     vector (for h5py users; pstrain checks them)
+ *
+ * Integrity: every dataset is chunked (chunks up to 1 MiB) with the Fletcher32 filter, so a
+ * flipped byte in the data fails the read; files are created with library format bounds
+ * (1.8, latest) so object headers carry checksums; HDF5 refuses a truncated file at open.
+ * Reading validates everything against the model the file names and returns all or nothing.
+ * Objects carry no timestamps: the same checkpoint is always the same bytes.
+ *
+ * HDF5 builds each file in memory and pstrain writes it out: a full disk is then an error
+ * like any other (HDF5 1.10 failing to write a file itself cannot close it). The cost is
+ * memory for the file, twice its size at the peak of eng_ckpt_write.
+ *
+ * Not thread-safe (HDF5 is not): one thread at a time. The functions turn off HDF5's own
+ * error printing for the process, so a failure reads as one line in the caller's buffer. */
+#ifndef PSTRAIN_ENGINE_CKPT_H
+#define PSTRAIN_ENGINE_CKPT_H
+
+#include "engine/model.h"
+#include "engine/optim.h"
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#define ENG_CKPT_FORMAT 1 /* /pstrain attribute format_version */
+
+/* Update counts of a range of the flat vector: the optimizer's `iterations` for elements
+ * [lo, lo + n). A checkpoint's runs tile [0, total) in order. */
+typedef struct eng_ckpt_iters {
+    uint64_t lo, n;
+    int64_t iterations;
+} eng_ckpt_iters;
+
+typedef struct eng_ckpt {
+    char model[64];           /* registry name, e.g. "mnist_cnn" */
+    uint64_t layout_checksum; /* eng_layout_checksum of the model */
+    uint64_t total;           /* floats in the flat vector */
+    float *weights;           /* (total) */
+    eng_optim_cfg optim;      /* kind, lr, beta1, beta2, rho, epsilon, clipvalue, decay */
+    int nslots;      /* 2 for Adam (slots[0] = m, slots[1] = v), 1 for RMSprop (accumulator) */
+    float *slots[2]; /* (total) each; unused ones NULL */
+    int nruns;
+    eng_ckpt_iters *runs; /* (nruns) */
+    int64_t step;         /* global step: training steps completed by the job */
+    int64_t epoch;        /* the epoch in progress, 1-based */
+    int64_t epoch_step;   /* steps of that epoch already done (0 = at its start) */
+    /* the run's configuration */
+    char mode[8]; /* "sync", "async", "ssp", or "local" (one process) */
+    int32_t staleness;
+    int32_t batch; /* per worker */
+    int64_t seed;
+    int32_t servers, workers; /* counts of the job that wrote it */
+    double val_split;
+    int64_t epochs;        /* --epochs of that run */
+    int64_t *worker_steps; /* (workers): each worker's position (steps done) in its data stream */
+} eng_ckpt;
+
+/* Writes c as an HDF5 file at path, replacing any file there (not atomic: see
+ * eng_ckpt_save). m is the model c->model built (its layout names the tensors). c is checked
+ * first as eng_ckpt_read would check it: ENG_EARG for a checkpoint it would refuse (model,
+ * checksum or total not m's, nslots wrong for the optimizer, runs that do not tile
+ * [0, total), workers < 1, ...). Returns ENG_OK, or ENG_EARG, ENG_ENOMEM or ENG_EIO (the file
+ * cannot be written; nothing is left at path) with one line in err naming the path and what
+ * failed. */
+int eng_ckpt_write(const char *path, const eng_ckpt *c, const eng_model *m, char *err,
+                   size_t errlen);
+
+/* Reads and fully validates the checkpoint at path into *c, allocating its arrays (free
+ * with eng_ckpt_free). On any failure nothing is returned (c is left zeroed, all memory
+ * freed) and err holds one line naming the file and the problem: ENG_EIO (cannot open),
+ * ENG_EARG (a directory: see eng_ckpt_resolve), ENG_EFORMAT (not HDF5, truncated, damaged, not a
+ * checkpoint, another format version, a model or layout this pstrain does not have, a missing or
+ * misshapen field), ENG_ENOMEM. */
+int eng_ckpt_read(const char *path, eng_ckpt *c, char *err, size_t errlen);
+
+/* Frees the arrays of a checkpoint eng_ckpt_read filled (or whose arrays the caller got
+ * from eng_alloc or malloc) and zeroes it. Accepts a zeroed checkpoint. */
+void eng_ckpt_free(eng_ckpt *c);
+
+/* Atomically adds c to directory dir (created if missing, one level): writes a temporary
+ * file in dir, flushes and fsyncs it, renames it to dir/ckpt-<step>.h5, fsyncs dir, then
+ * replaces dir/latest (one line naming the checkpoint file, "ckpt-1200.h5\n") the same way,
+ * then deletes all but the `keep` ckpt-*.h5 files with the highest steps (keep <= 0: keep
+ * all; never the one latest names). Temporary files (".pstrain-tmp-*") that killed writers
+ * left are removed first: one writer per directory. A process killed at any point leaves
+ * latest naming a complete, loadable checkpoint, or no latest if none was ever completed.
+ * On success writes dir/ckpt-<step>.h5 to path_out (when non-NULL). Returns ENG_OK, or an
+ * eng_ckpt_write code, or ENG_EIO (directory, fsync, rename), with one line in err; after a failed
+ * save latest names what it named before. */
+int eng_ckpt_save(const char *dir, const eng_ckpt *c, const eng_model *m, int keep, char *path_out,
+                  size_t path_len, char *err, size_t errlen);
+
+/* The checkpoint file meant by file_or_dir into out: a file is itself, a directory means the
+ * file its `latest` names. Returns ENG_OK, or ENG_EIO (no such path, no latest: nothing
+ * saved yet), ENG_EFORMAT (latest empty, naming something with a '/', or naming a file that
+ * does not exist) or ENG_EARG (out too small), with one line in err naming the path. */
+int eng_ckpt_resolve(const char *file_or_dir, char *out, size_t outlen, char *err, size_t errlen);
+
+/* For `pstrain inspect`: the metadata (format, model, step, epoch, the run's configuration,
+ * the optimizer and its hyperparameters, update-count runs, worker positions), then one row
+ * per tensor of m's layout: name, shape, min, max, mean and L2 norm of its weights. */
+void eng_ckpt_print(const eng_ckpt *c, const eng_model *m, FILE *out);
+
+#endif

@@ -1,0 +1,991 @@
+/* test_ckpt.c: checkpoints (engine/ckpt.h) in a fresh temporary directory. Round trips are
+ * bit for bit (Adam and RMSprop); the file seen through the HDF5 C API has Keras 2's
+ * structure and our checksummed datasets; truncated, damaged, foreign, future-format,
+ * unknown-model, wrong-layout and inconsistent files are refused with a message that names
+ * the file, and nothing is returned; eng_ckpt_write refuses what reading would, and a full
+ * disk is one clean error; save keeps the newest files and `latest`; resolve explains what
+ * is wrong with a directory; and a writer SIGKILLed at random moments always leaves latest
+ * naming a complete checkpoint. */
+#include "engine/ckpt.h"
+
+#include "engine/base.h"
+#include "tests/support/testutil.h"
+
+#include <dirent.h>
+#include <hdf5.h>
+#include <math.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+static char dir[1024];
+static eng_model model; /* mnist_cnn */
+
+static int setup(void **state) {
+    (void)state;
+    char err[256];
+    if (eng_model_build(&model, eng_model_find("mnist_cnn"), err, sizeof err) != ENG_OK) {
+        fprintf(stderr, "mnist_cnn: %s\n", err);
+        return -1;
+    }
+    return tu_mkdtemp(dir, sizeof dir, "ckpt");
+}
+
+static int teardown(void **state) {
+    (void)state;
+    tu_rmtree(dir);
+    return 0;
+}
+
+static void path_of(char *buf, size_t len, const char *name) {
+    snprintf(buf, len, "%s/%s", dir, name);
+}
+
+/* --- checkpoints to write --- */
+
+/* A checkpoint of mnist_cnn with content drawn from seed: 3 update-count runs, 3 workers.
+ * Its arrays are malloc'ed: eng_ckpt_free releases them. */
+static void fill_random(eng_ckpt *c, eng_optim_kind kind, uint64_t seed) {
+    memset(c, 0, sizeof *c);
+    snprintf(c->model, sizeof c->model, "%s", model.def->name);
+    c->layout_checksum = eng_layout_checksum(&model.layout);
+    c->total = model.layout.total;
+    c->weights = tu_random_floats(c->total, -1.0f, 1.0f, seed);
+    assert_non_null(c->weights);
+    c->optim = eng_optim_defaults(kind);
+    c->optim.lr = 0.0025f;
+    c->optim.clipvalue = kind == ENG_OPT_RMSPROP ? 0.5f : 0.0f;
+    c->optim.decay = kind == ENG_OPT_RMSPROP ? 1e-4f : 0.0f;
+    c->nslots = kind == ENG_OPT_ADAM ? 2 : 1;
+    for (int s = 0; s < c->nslots; s++) {
+        c->slots[s] = tu_random_floats(c->total, 0.0f, 0.01f, seed + 1 + (uint64_t)s);
+        assert_non_null(c->slots[s]);
+    }
+    c->nruns = 3;
+    c->runs = malloc(sizeof *c->runs * 3);
+    assert_non_null(c->runs);
+    c->runs[0] = (eng_ckpt_iters){0, 1000, 1200};
+    c->runs[1] = (eng_ckpt_iters){1000, 99000, 1199};
+    c->runs[2] = (eng_ckpt_iters){100000, c->total - 100000, 1201};
+    c->step = 1200;
+    c->epoch = 3;
+    c->epoch_step = 200;
+    snprintf(c->mode, sizeof c->mode, "%s", "ssp");
+    c->staleness = 4;
+    c->batch = 32;
+    c->seed = -1234567890123ll;
+    c->servers = 2;
+    c->workers = 3;
+    c->val_split = 0.1;
+    c->epochs = 12;
+    c->worker_steps = malloc(sizeof(int64_t) * 3);
+    assert_non_null(c->worker_steps);
+    for (int w = 0; w < 3; w++)
+        c->worker_steps[w] = 400 + w;
+}
+
+static void write_ok(const char *path, const eng_ckpt *c) {
+    char err[512] = "";
+    if (eng_ckpt_write(path, c, &model, err, sizeof err) != ENG_OK)
+        fail_msg("eng_ckpt_write: %s", err);
+}
+
+static void read_ok(const char *path, eng_ckpt *c) {
+    char err[512] = "";
+    if (eng_ckpt_read(path, c, err, sizeof err) != ENG_OK)
+        fail_msg("eng_ckpt_read: %s", err);
+}
+
+/* Every field and array of a and b equal, bit for bit. */
+static void expect_same(const eng_ckpt *a, const eng_ckpt *b) {
+    assert_string_equal(a->model, b->model);
+    assert_true(a->layout_checksum == b->layout_checksum);
+    assert_true(a->total == b->total);
+    assert_memory_equal(a->weights, b->weights, sizeof(float) * a->total);
+    assert_int_equal(a->optim.kind, b->optim.kind);
+    const float fa[] = {a->optim.lr,      a->optim.beta1,     a->optim.beta2, a->optim.rho,
+                        a->optim.epsilon, a->optim.clipvalue, a->optim.decay};
+    const float fb[] = {b->optim.lr,      b->optim.beta1,     b->optim.beta2, b->optim.rho,
+                        b->optim.epsilon, b->optim.clipvalue, b->optim.decay};
+    assert_memory_equal(fa, fb, sizeof fa);
+    assert_int_equal(a->nslots, b->nslots);
+    for (int s = 0; s < 2; s++) {
+        if (s < a->nslots)
+            assert_memory_equal(a->slots[s], b->slots[s], sizeof(float) * a->total);
+        else
+            assert_null(b->slots[s]);
+    }
+    assert_int_equal(a->nruns, b->nruns);
+    for (int i = 0; i < a->nruns; i++) {
+        assert_true(a->runs[i].lo == b->runs[i].lo);
+        assert_true(a->runs[i].n == b->runs[i].n);
+        assert_true(a->runs[i].iterations == b->runs[i].iterations);
+    }
+    assert_true(a->step == b->step);
+    assert_true(a->epoch == b->epoch);
+    assert_true(a->epoch_step == b->epoch_step);
+    assert_string_equal(a->mode, b->mode);
+    assert_int_equal(a->staleness, b->staleness);
+    assert_int_equal(a->batch, b->batch);
+    assert_true(a->seed == b->seed);
+    assert_int_equal(a->servers, b->servers);
+    assert_int_equal(a->workers, b->workers);
+    assert_memory_equal(&a->val_split, &b->val_split, sizeof a->val_split);
+    assert_true(a->epochs == b->epochs);
+    assert_memory_equal(a->worker_steps, b->worker_steps, sizeof(int64_t) * (size_t)a->workers);
+}
+
+static void round_trip(eng_optim_kind kind, const char *name) {
+    eng_ckpt c, back;
+    fill_random(&c, kind, 42 + (uint64_t)kind);
+    char path[1200];
+    path_of(path, sizeof path, name);
+    write_ok(path, &c);
+    read_ok(path, &back);
+    expect_same(&c, &back);
+    /* Written again from what was read: the same bytes (no timestamps in the file). */
+    char again[1300];
+    snprintf(again, sizeof again, "%s.again", path);
+    write_ok(again, &back);
+    size_t n1, n2;
+    char *b1 = tu_read_file(path, &n1), *b2 = tu_read_file(again, &n2);
+    assert_true(b1 && b2);
+    assert_int_equal(n1, n2);
+    assert_memory_equal(b1, b2, n1);
+    free(b1);
+    free(b2);
+    eng_ckpt_free(&back);
+    eng_ckpt_free(&c);
+}
+
+static void round_trip_adam(void **state) {
+    (void)state;
+    round_trip(ENG_OPT_ADAM, "adam.h5");
+}
+
+static void round_trip_rmsprop(void **state) {
+    (void)state;
+    round_trip(ENG_OPT_RMSPROP, "rmsprop.h5");
+}
+
+/* --- the file through the HDF5 C API --- */
+
+/* A 1-D fixed-length string array (attribute name of loc, or a dataset) must be expect[]:
+ * null-padded, of the longest entry's size. */
+static void expect_strings(hid_t loc, const char *name, int dataset, const char *const *expect,
+                           int n) {
+    hid_t obj = dataset ? H5Dopen2(loc, name, H5P_DEFAULT) : H5Aopen(loc, name, H5P_DEFAULT);
+    if (obj < 0)
+        fail_msg("%s: cannot open", name);
+    hid_t t = dataset ? H5Dget_type(obj) : H5Aget_type(obj);
+    hid_t s = dataset ? H5Dget_space(obj) : H5Aget_space(obj);
+    assert_int_equal(H5Tget_class(t), H5T_STRING);
+    assert_int_equal(H5Tis_variable_str(t), 0);
+    assert_int_equal(H5Tget_strpad(t), H5T_STR_NULLPAD);
+    size_t longest = 1;
+    for (int i = 0; i < n; i++)
+        longest = strlen(expect[i]) > longest ? strlen(expect[i]) : longest;
+    assert_int_equal(H5Tget_size(t), longest);
+    assert_int_equal(H5Sget_simple_extent_type(s), H5S_SIMPLE);
+    assert_int_equal(H5Sget_simple_extent_ndims(s), 1);
+    hsize_t dim;
+    H5Sget_simple_extent_dims(s, &dim, NULL);
+    if (dim != (hsize_t)n)
+        fail_msg("%s: %llu entries, expected %d", name, (unsigned long long)dim, n);
+    char *buf = calloc((size_t)n + 1, longest);
+    assert_non_null(buf);
+    if (n > 0)
+        assert_true((dataset ? H5Dread(obj, t, H5S_ALL, H5S_ALL, H5P_DEFAULT, buf)
+                             : H5Aread(obj, t, buf)) >= 0);
+    for (int i = 0; i < n; i++) {
+        const char *e = buf + (size_t)i * longest;
+        if (strnlen(e, longest) != strlen(expect[i]) || memcmp(e, expect[i], strlen(expect[i])))
+            fail_msg("%s[%d] is '%.*s', expected '%s'", name, i, (int)longest, e, expect[i]);
+    }
+    free(buf);
+    H5Sclose(s);
+    H5Tclose(t);
+    if (dataset)
+        H5Dclose(obj);
+    else
+        H5Aclose(obj);
+}
+
+static void expect_scalar_string(hid_t loc, const char *name, const char *value) {
+    hid_t a = H5Aopen(loc, name, H5P_DEFAULT);
+    assert_true(a >= 0);
+    hid_t t = H5Aget_type(a), s = H5Aget_space(a);
+    assert_int_equal(H5Tget_class(t), H5T_STRING);
+    assert_int_equal(H5Tis_variable_str(t), 0);
+    assert_int_equal(H5Sget_simple_extent_type(s), H5S_SCALAR);
+    char buf[64] = "";
+    assert_true(H5Tget_size(t) < sizeof buf);
+    assert_true(H5Aread(a, t, buf) >= 0);
+    assert_string_equal(buf, value);
+    H5Sclose(s);
+    H5Tclose(t);
+    H5Aclose(a);
+}
+
+/* Dataset path is float32 of shape dims, chunked with Fletcher32, and holds want[]. */
+static void expect_float_dataset(hid_t file, const char *path, int rank, const hsize_t *dims,
+                                 const float *want, size_t count) {
+    hid_t d = H5Dopen2(file, path, H5P_DEFAULT);
+    if (d < 0)
+        fail_msg("%s: missing", path);
+    hid_t t = H5Dget_type(d), s = H5Dget_space(d), dcpl = H5Dget_create_plist(d);
+    assert_true(H5Tequal(t, H5T_IEEE_F32LE) > 0);
+    hsize_t got[4] = {0};
+    assert_int_equal(H5Sget_simple_extent_ndims(s), rank);
+    H5Sget_simple_extent_dims(s, got, NULL);
+    for (int i = 0; i < rank; i++)
+        if (got[i] != dims[i])
+            fail_msg("%s: dimension %d is %llu, expected %llu", path, i, (unsigned long long)got[i],
+                     (unsigned long long)dims[i]);
+    assert_int_equal(H5Pget_layout(dcpl), H5D_CHUNKED);
+    int fletcher = 0;
+    for (int i = 0; i < H5Pget_nfilters(dcpl); i++) {
+        unsigned flags, conf;
+        size_t nvals = 0;
+        char fname[32];
+        fletcher |= H5Pget_filter2(dcpl, (unsigned)i, &flags, &nvals, NULL, sizeof fname, fname,
+                                   &conf) == H5Z_FILTER_FLETCHER32;
+    }
+    if (!fletcher)
+        fail_msg("%s: no Fletcher32 filter", path);
+    float *buf = malloc(sizeof(float) * count);
+    assert_non_null(buf);
+    assert_true(H5Dread(d, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, buf) >= 0);
+    if (memcmp(buf, want, sizeof(float) * count) != 0)
+        fail_msg("%s: values differ from the flat vector's slice", path);
+    free(buf);
+    H5Pclose(dcpl);
+    H5Sclose(s);
+    H5Tclose(t);
+    H5Dclose(d);
+}
+
+static void keras_structure(void **state) {
+    (void)state;
+    eng_ckpt c;
+    fill_random(&c, ENG_OPT_ADAM, 7);
+    char path[1200];
+    path_of(path, sizeof path, "keras.h5");
+    write_ok(path, &c);
+    hid_t file = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
+    assert_true(file >= 0);
+    /* Superblock 2 or later: the (1.8, latest) bounds, with checksummed metadata. */
+    H5F_info2_t info;
+    assert_true(H5Fget_info2(file, &info) >= 0);
+    assert_true(info.super.version >= 2);
+
+    static const char *const layers[] = {"conv2d",  "max_pooling2d", "conv2d_1", "max_pooling2d_1",
+                                         "flatten", "dense",         "dropout",  "dense_1"};
+    expect_strings(file, "layer_names", 0, layers, 8);
+    expect_scalar_string(file, "backend", "tensorflow");
+    expect_scalar_string(file, "keras_version", "2.13.1");
+    for (int i = 0; i < 8; i++) {
+        hid_t g = H5Gopen2(file, layers[i], H5P_DEFAULT);
+        if (g < 0)
+            fail_msg("group /%s missing", layers[i]);
+        char kernel[64], bias[64];
+        snprintf(kernel, sizeof kernel, "%s/kernel:0", layers[i]);
+        snprintf(bias, sizeof bias, "%s/bias:0", layers[i]);
+        const char *const names[] = {kernel, bias};
+        const int weighted =
+            strncmp(layers[i], "conv2d", 6) == 0 || strncmp(layers[i], "dense", 5) == 0;
+        expect_strings(g, "weight_names", 0, names, weighted ? 2 : 0);
+        H5Gclose(g);
+        if (!weighted)
+            continue;
+        for (int w = 0; w < 2; w++) {
+            char tname[64];
+            snprintf(tname, sizeof tname, "%s/%s", layers[i], w ? "bias" : "kernel");
+            const int ti = eng_layout_find(&model.layout, tname);
+            assert_true(ti >= 0);
+            const eng_tensor_info *t = &model.layout.tensors[ti];
+            hsize_t dims[4];
+            for (int d = 0; d < t->ndim; d++)
+                dims[d] = (hsize_t)t->shape[d];
+            char dpath[128];
+            snprintf(dpath, sizeof dpath, "/%s/%s:0", layers[i], tname);
+            expect_float_dataset(file, dpath, t->ndim, dims, c.weights + t->offset, t->count);
+        }
+    }
+    /* The Keras shapes themselves, spelled out. */
+    const hsize_t k0[4] = {3, 3, 1, 32}, k1[4] = {3, 3, 32, 64}, d0[2] = {1600, 128},
+                  d1[2] = {128, 10};
+    const eng_tensor_info *tt = model.layout.tensors;
+    expect_float_dataset(file, "/conv2d/conv2d/kernel:0", 4, k0, c.weights + tt[0].offset, 288);
+    expect_float_dataset(file, "/conv2d_1/conv2d_1/kernel:0", 4, k1, c.weights + tt[2].offset,
+                         18432);
+    expect_float_dataset(file, "/dense/dense/kernel:0", 2, d0, c.weights + tt[4].offset, 204800);
+    expect_float_dataset(file, "/dense_1/dense_1/kernel:0", 2, d1, c.weights + tt[6].offset, 1280);
+
+    /* Ours: the flat optimizer slots, the layout for h5py users, a few attributes. */
+    const hsize_t total = c.total;
+    expect_float_dataset(file, "/pstrain/optimizer/m", 1, &total, c.slots[0], c.total);
+    expect_float_dataset(file, "/pstrain/optimizer/v", 1, &total, c.slots[1], c.total);
+    const char *tnames[ENG_MAX_TENSORS];
+    for (int i = 0; i < model.layout.n; i++)
+        tnames[i] = model.layout.tensors[i].name;
+    expect_strings(file, "/pstrain/layout/names", 1, tnames, model.layout.n);
+    hid_t g = H5Gopen2(file, "pstrain", H5P_DEFAULT);
+    assert_true(g >= 0);
+    int32_t format = 0;
+    hid_t a = H5Aopen(g, "format_version", H5P_DEFAULT);
+    assert_true(H5Aread(a, H5T_NATIVE_INT32, &format) >= 0);
+    H5Aclose(a);
+    assert_int_equal(format, ENG_CKPT_FORMAT);
+    expect_scalar_string(g, "model", "mnist_cnn");
+    expect_scalar_string(g, "optimizer", "adam");
+    expect_scalar_string(g, "mode", "ssp");
+    int64_t rows[9];
+    hid_t d = H5Dopen2(g, "optimizer/iterations", H5P_DEFAULT);
+    assert_true(H5Dread(d, H5T_NATIVE_INT64, H5S_ALL, H5S_ALL, H5P_DEFAULT, rows) >= 0);
+    H5Dclose(d);
+    assert_true(rows[0] == 0 && rows[1] == 1000 && rows[2] == 1200);
+    assert_true(rows[6] == 100000 && rows[7] == (int64_t)c.total - 100000 && rows[8] == 1201);
+    H5Gclose(g);
+    H5Fclose(file);
+    eng_ckpt_free(&c);
+}
+
+/* --- refusals --- */
+
+static void expect_zeroed(const eng_ckpt *c) {
+    static const eng_ckpt zero;
+    if (memcmp(c, &zero, sizeof zero) != 0)
+        fail_msg("a refused checkpoint left state behind");
+}
+
+/* Reading path must fail with code (0: any error) and a message naming path and saying
+ * word, leaving the checkpoint zeroed. */
+static void expect_refused(const char *path, int code, const char *word) {
+    eng_ckpt c;
+    memset(&c, 0x5A, sizeof c); /* garbage in: nothing of it may come back */
+    char err[1024] = "";
+    int rc = eng_ckpt_read(path, &c, err, sizeof err);
+    printf("  -> rc %d: %s\n", rc, err);
+    if (rc == ENG_OK)
+        fail_msg("%s was accepted, expected a refusal saying '%s'", path, word);
+    if (code && rc != code)
+        fail_msg("rc %d, expected %d; message: %s", rc, code, err);
+    if (!strstr(err, path))
+        fail_msg("message '%s' does not name the file %s", err, path);
+    if (word && !strstr(err, word))
+        fail_msg("message '%s' does not say '%s'", err, word);
+    if (strchr(err, '\n'))
+        fail_msg("message '%s' is more than one line", err);
+    expect_zeroed(&c);
+}
+
+/* A valid checkpoint (Adam) at dir/name; its path into path. */
+static void write_valid(char *path, size_t len, const char *name) {
+    eng_ckpt c;
+    fill_random(&c, ENG_OPT_ADAM, 99);
+    path_of(path, len, name);
+    write_ok(path, &c);
+    eng_ckpt_free(&c);
+}
+
+static void refuses_truncated(void **state) {
+    (void)state;
+    char path[1200], cut[1200];
+    write_valid(path, sizeof path, "whole.h5");
+    size_t len;
+    char *bytes = tu_read_file(path, &len);
+    assert_non_null(bytes);
+    const size_t lengths[] = {0, 100, 2048, len / 2, len - 1};
+    for (size_t i = 0; i < sizeof lengths / sizeof lengths[0]; i++) {
+        snprintf(cut, sizeof cut, "%s/cut-%zu.h5", dir, lengths[i]);
+        assert_int_equal(tu_write_file(cut, bytes, lengths[i]), 0);
+        expect_refused(cut, ENG_EFORMAT, "truncated");
+    }
+    free(bytes);
+}
+
+/* The file offset of the middle of dataset dpath's first chunk. */
+static size_t chunk_middle(const char *path, const char *dpath) {
+    hid_t file = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
+    hid_t d = H5Dopen2(file, dpath, H5P_DEFAULT), s = H5Dget_space(d);
+    hsize_t offset[4], size = 0;
+    unsigned mask = 0;
+    haddr_t addr = 0;
+    assert_true(H5Dget_chunk_info(d, s, 0, offset, &mask, &addr, &size) >= 0);
+    assert_true(size > 16);
+    H5Sclose(s);
+    H5Dclose(d);
+    H5Fclose(file);
+    return (size_t)addr + (size_t)size / 2;
+}
+
+static void refuses_flipped_byte(void **state) {
+    (void)state;
+    static const char *const targets[] = {"/pstrain/optimizer/m", "/dense/dense/kernel:0",
+                                          "/conv2d/conv2d/bias:0"};
+    for (int i = 0; i < 3; i++) {
+        char path[1200], name[64];
+        snprintf(name, sizeof name, "flip-%d.h5", i);
+        write_valid(path, sizeof path, name);
+        const size_t at = chunk_middle(path, targets[i]);
+        size_t len;
+        char *bytes = tu_read_file(path, &len);
+        assert_non_null(bytes);
+        assert_true(at < len);
+        bytes[at] ^= 0x10;
+        assert_int_equal(tu_write_file(path, bytes, len), 0);
+        free(bytes);
+        expect_refused(path, ENG_EFORMAT, targets[i]);
+        expect_refused(path, ENG_EFORMAT, "damaged (checksum mismatch");
+    }
+}
+
+static void refuses_foreign_files(void **state) {
+    (void)state;
+    char path[1200];
+    /* Valid HDF5 (a Keras-like weights file), but none of ours. */
+    path_of(path, sizeof path, "foreign.h5");
+    hid_t file = H5Fcreate(path, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+    const hsize_t dim = 4;
+    const float x[4] = {1, 2, 3, 4};
+    hid_t s = H5Screate_simple(1, &dim, NULL);
+    hid_t d = H5Dcreate2(file, "dense", H5T_IEEE_F32LE, s, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+    assert_true(H5Dwrite(d, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, x) >= 0);
+    H5Dclose(d);
+    H5Sclose(s);
+    H5Fclose(file);
+    expect_refused(path, ENG_EFORMAT, "not a pstrain checkpoint (no /pstrain group)");
+    /* Not HDF5 at all. */
+    path_of(path, sizeof path, "text.h5");
+    const char text[] = "step 1200\nweights 0.1 0.2 0.3\n";
+    assert_int_equal(tu_write_file(path, text, sizeof text - 1), 0);
+    expect_refused(path, ENG_EFORMAT, "not an HDF5 file");
+    /* Missing, and a directory. */
+    path_of(path, sizeof path, "no-such.h5");
+    expect_refused(path, ENG_EIO, "No such file");
+    expect_refused(dir, ENG_EARG, "directory");
+}
+
+/* --- a valid file, then one thing changed through the HDF5 API --- */
+
+static hid_t open_rw(const char *path) {
+    hid_t file = H5Fopen(path, H5F_ACC_RDWR, H5P_DEFAULT);
+    if (file < 0)
+        fail_msg("%s: cannot open for writing", path);
+    return file;
+}
+
+/* Through the object, not H5Aopen_by_name: HDF5 1.10 cannot write an attribute opened by
+ * name from the file when the object keeps its attributes in dense storage. */
+static void set_attr(const char *path, const char *obj, const char *name, hid_t mtype,
+                     const void *v) {
+    hid_t file = open_rw(path);
+    hid_t g = H5Oopen(file, obj, H5P_DEFAULT);
+    hid_t a = H5Aopen(g, name, H5P_DEFAULT);
+    assert_true(a >= 0);
+    assert_true(H5Awrite(a, mtype, v) >= 0);
+    H5Aclose(a);
+    H5Oclose(g);
+    H5Fclose(file);
+}
+
+static void set_string_attr(const char *path, const char *obj, const char *name,
+                            const char *value) {
+    hid_t file = open_rw(path);
+    hid_t g = H5Oopen(file, obj, H5P_DEFAULT);
+    assert_true(g >= 0);
+    assert_true(H5Adelete(g, name) >= 0);
+    hid_t t = H5Tcopy(H5T_C_S1), s = H5Screate(H5S_SCALAR);
+    H5Tset_size(t, strlen(value));
+    H5Tset_strpad(t, H5T_STR_NULLPAD);
+    hid_t a = H5Acreate2(g, name, t, s, H5P_DEFAULT, H5P_DEFAULT);
+    assert_true(a >= 0);
+    assert_true(H5Awrite(a, t, value) >= 0);
+    H5Aclose(a);
+    H5Sclose(s);
+    H5Tclose(t);
+    H5Oclose(g);
+    H5Fclose(file);
+}
+
+static void refuses_format_version(void **state) {
+    (void)state;
+    char path[1200];
+    write_valid(path, sizeof path, "v2.h5");
+    const int32_t two = 2;
+    set_attr(path, "/pstrain", "format_version", H5T_NATIVE_INT32, &two);
+    expect_refused(path, ENG_EFORMAT, "format_version 2, this pstrain reads 1");
+}
+
+static void refuses_unknown_model(void **state) {
+    (void)state;
+    char path[1200];
+    write_valid(path, sizeof path, "foo.h5");
+    set_string_attr(path, "/pstrain", "model", "foo");
+    expect_refused(path, ENG_EFORMAT, "model 'foo' is not one pstrain knows");
+}
+
+static void refuses_layout_checksum(void **state) {
+    (void)state;
+    char path[1200];
+    write_valid(path, sizeof path, "layout.h5");
+    const uint64_t off = eng_layout_checksum(&model.layout) + 1;
+    set_attr(path, "/pstrain", "layout_checksum", H5T_NATIVE_UINT64, &off);
+    expect_refused(path, ENG_EFORMAT, "layout checksum");
+    expect_refused(path, ENG_EFORMAT, "does not match mnist_cnn's");
+}
+
+/* Files that are whole but say impossible things. */
+static void refuses_inconsistent_state(void **state) {
+    (void)state;
+    char path[1200];
+    /* Update-count runs with a gap. */
+    write_valid(path, sizeof path, "gap.h5");
+    hid_t file = open_rw(path);
+    hid_t d = H5Dopen2(file, "/pstrain/optimizer/iterations", H5P_DEFAULT);
+    int64_t rows[9];
+    assert_true(H5Dread(d, H5T_NATIVE_INT64, H5S_ALL, H5S_ALL, H5P_DEFAULT, rows) >= 0);
+    rows[3] += 1; /* run 1 starts one element late */
+    assert_true(H5Dwrite(d, H5T_NATIVE_INT64, H5S_ALL, H5S_ALL, H5P_DEFAULT, rows) >= 0);
+    H5Dclose(d);
+    H5Fclose(file);
+    expect_refused(path, ENG_EFORMAT, "tile");
+
+    write_valid(path, sizeof path, "workers.h5");
+    const int32_t zero = 0;
+    set_attr(path, "/pstrain", "workers", H5T_NATIVE_INT32, &zero);
+    expect_refused(path, ENG_EFORMAT, "workers 0, expected >= 1");
+
+    write_valid(path, sizeof path, "sgd.h5");
+    set_string_attr(path, "/pstrain", "optimizer", "sgd");
+    expect_refused(path, ENG_EFORMAT, "optimizer 'sgd'");
+
+    /* Adam's file with RMSprop's slot added, and with one of its own removed. */
+    write_valid(path, sizeof path, "extra-slot.h5");
+    file = open_rw(path);
+    const hsize_t dim = 4;
+    const float x[4] = {0};
+    hid_t s = H5Screate_simple(1, &dim, NULL);
+    d = H5Dcreate2(file, "/pstrain/optimizer/accumulator", H5T_IEEE_F32LE, s, H5P_DEFAULT,
+                   H5P_DEFAULT, H5P_DEFAULT);
+    assert_true(H5Dwrite(d, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, x) >= 0);
+    H5Dclose(d);
+    H5Fclose(file);
+    expect_refused(path, ENG_EFORMAT, "accumulator is not a slot of adam");
+    write_valid(path, sizeof path, "no-v.h5");
+    file = open_rw(path);
+    assert_true(H5Ldelete(file, "/pstrain/optimizer/v", H5P_DEFAULT) >= 0);
+    H5Fclose(file);
+    expect_refused(path, ENG_EFORMAT, "dataset /pstrain/optimizer/v: missing");
+
+    /* A Keras kernel of the wrong shape. */
+    write_valid(path, sizeof path, "shape.h5");
+    file = open_rw(path);
+    assert_true(H5Ldelete(file, "/conv2d/conv2d/kernel:0", H5P_DEFAULT) >= 0);
+    const hsize_t dims[3] = {3, 3, 32};
+    float *w = calloc(288, sizeof(float));
+    hid_t s3 = H5Screate_simple(3, dims, NULL);
+    d = H5Dcreate2(file, "/conv2d/conv2d/kernel:0", H5T_IEEE_F32LE, s3, H5P_DEFAULT, H5P_DEFAULT,
+                   H5P_DEFAULT);
+    assert_true(H5Dwrite(d, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, w) >= 0);
+    free(w);
+    H5Dclose(d);
+    H5Sclose(s3);
+    H5Sclose(s);
+    H5Fclose(file);
+    expect_refused(path, ENG_EFORMAT,
+                   "dataset /conv2d/conv2d/kernel:0: expected shape (3, 3, 1, 32), got (3, 3, 32)");
+}
+
+/* eng_ckpt_write refuses what eng_ckpt_read would, and leaves no file. */
+static void write_refuses_bad_state(void **state) {
+    (void)state;
+    char path[1200], err[512];
+    path_of(path, sizeof path, "never.h5");
+    eng_ckpt c;
+    fill_random(&c, ENG_OPT_ADAM, 5);
+    c.nslots = 1;
+    assert_int_equal(eng_ckpt_write(path, &c, &model, err, sizeof err), ENG_EARG);
+    assert_non_null(strstr(err, "nslots"));
+    c.nslots = 2;
+    c.runs[1].lo += 1;
+    assert_int_equal(eng_ckpt_write(path, &c, &model, err, sizeof err), ENG_EARG);
+    assert_non_null(strstr(err, "tile"));
+    c.runs[1].lo -= 1;
+    c.workers = 0;
+    assert_int_equal(eng_ckpt_write(path, &c, &model, err, sizeof err), ENG_EARG);
+    assert_non_null(strstr(err, "workers 0"));
+    c.workers = 3;
+    c.layout_checksum ^= 1;
+    assert_int_equal(eng_ckpt_write(path, &c, &model, err, sizeof err), ENG_EARG);
+    assert_non_null(strstr(err, "layout checksum"));
+    c.layout_checksum ^= 1;
+    snprintf(c.mode, sizeof c.mode, "bsp");
+    assert_int_equal(eng_ckpt_write(path, &c, &model, err, sizeof err), ENG_EARG);
+    assert_non_null(strstr(err, "mode 'bsp'"));
+    assert_non_null(strstr(err, path));
+    struct stat st;
+    assert_int_equal(stat(path, &st), -1);
+    /* A directory that does not exist: the system's reason. */
+    snprintf(c.mode, sizeof c.mode, "sync");
+    path_of(path, sizeof path, "no-dir/x.h5");
+    assert_int_equal(eng_ckpt_write(path, &c, &model, err, sizeof err), ENG_EIO);
+    printf("  -> %s\n", err);
+    assert_non_null(strstr(err, path));
+    assert_non_null(strstr(err, "No such file or directory"));
+    eng_ckpt_free(&c);
+}
+
+/* --- save, latest, keep, resolve --- */
+
+static int count_words(const char *s) {
+    int n = 0;
+    for (const char *p = s; *p; p++)
+        n += *p != ' ' && (p == s || p[-1] == ' ');
+    return n;
+}
+
+static int by_name(const void *a, const void *b) { return strcmp(a, b); }
+
+/* Names in d other than . and .., sorted, joined by spaces. */
+static void list_dir(const char *d, char *out, size_t len) {
+    char names[32][256];
+    int n = 0;
+    DIR *dd = opendir(d);
+    assert_non_null(dd);
+    struct dirent *e;
+    while ((e = readdir(dd)) != NULL && n < 32)
+        if (strcmp(e->d_name, ".") && strcmp(e->d_name, ".."))
+            snprintf(names[n++], sizeof names[0], "%s", e->d_name);
+    closedir(dd);
+    qsort(names, (size_t)n, sizeof names[0], by_name);
+    out[0] = '\0';
+    for (int i = 0; i < n; i++)
+        snprintf(out + strlen(out), len - strlen(out), "%s%s", i ? " " : "", names[i]);
+}
+
+/* A full disk (here a file size limit): one error naming the file and the system's reason,
+ * no file left, latest untouched, and a process that still exits cleanly (HDF5 1.10 writing
+ * to disk itself crashes at exit after such a failure). In a child: the limit stays there. */
+static void write_fails_cleanly(void **state) {
+    (void)state;
+    char path[1200], sdir[1200];
+    path_of(path, sizeof path, "full.h5");
+    path_of(sdir, sizeof sdir, "full");
+    eng_ckpt c;
+    fill_random(&c, ENG_OPT_ADAM, 12);
+    char err[512] = "";
+    assert_int_equal(eng_ckpt_save(sdir, &c, &model, 0, NULL, 0, err, sizeof err), ENG_OK);
+    fflush(NULL);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        signal(SIGXFSZ, SIG_IGN);
+        const struct rlimit limit = {100000, 100000};
+        setrlimit(RLIMIT_FSIZE, &limit);
+        int bad = 0;
+        struct stat st;
+        int rc = eng_ckpt_write(path, &c, &model, err, sizeof err);
+        printf("  -> rc %d: %s\n", rc, err);
+        bad |= rc != ENG_EIO || !strstr(err, path) || !strstr(err, "File too large");
+        bad |= (stat(path, &st) == 0) << 1;
+        c.step = 1300;
+        rc = eng_ckpt_save(sdir, &c, &model, 0, NULL, 0, err, sizeof err);
+        printf("  -> rc %d: %s\n", rc, err);
+        char listing[2048];
+        list_dir(sdir, listing, sizeof listing);
+        bad |= (rc != ENG_EIO || strcmp(listing, "ckpt-1200.h5 latest") != 0) << 2;
+        eng_ckpt_free(&c);
+        exit(bad); /* exit, not _exit: HDF5's cleanup at exit runs */
+    }
+    int status;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    if (!WIFEXITED(status))
+        fail_msg("the writer died of signal %d", WTERMSIG(status));
+    if (WEXITSTATUS(status) != 0)
+        fail_msg("failed checks (bits) %d: 1 message, 2 file left, 4 save", WEXITSTATUS(status));
+    eng_ckpt_free(&c);
+}
+
+static void save_latest_keep(void **state) {
+    (void)state;
+    char sdir[1200], out[1400], want[1400], listing[2048], err[512] = "";
+    path_of(sdir, sizeof sdir, "run");
+    eng_ckpt c;
+    fill_random(&c, ENG_OPT_RMSPROP, 11);
+    for (int64_t step = 10; step <= 40; step += 10) {
+        c.step = step;
+        if (eng_ckpt_save(sdir, &c, &model, 2, out, sizeof out, err, sizeof err) != ENG_OK)
+            fail_msg("eng_ckpt_save step %lld: %s", (long long)step, err);
+        snprintf(want, sizeof want, "%s/ckpt-%lld.h5", sdir, (long long)step);
+        assert_string_equal(out, want);
+    }
+    list_dir(sdir, listing, sizeof listing);
+    assert_string_equal(listing, "ckpt-30.h5 ckpt-40.h5 latest");
+    char latest[1400];
+    snprintf(latest, sizeof latest, "%s/latest", sdir);
+    size_t len;
+    char *text = tu_read_file(latest, &len);
+    assert_non_null(text);
+    assert_string_equal(text, "ckpt-40.h5\n");
+    free(text);
+    assert_int_equal(eng_ckpt_resolve(sdir, out, sizeof out, err, sizeof err), ENG_OK);
+    assert_string_equal(out, want);
+    eng_ckpt back;
+    read_ok(out, &back);
+    expect_same(&c, &back);
+    eng_ckpt_free(&back);
+
+    /* An older step after newer ones (a resumed run): latest names it and it is kept beside
+     * the two highest steps; a killed writer's temporary file is cleared away. */
+    char junk[1400];
+    snprintf(junk, sizeof junk, "%s/.pstrain-tmp-99999-ckpt-50.h5", sdir);
+    assert_int_equal(tu_write_file(junk, "partial", 7), 0);
+    c.step = 25;
+    assert_int_equal(eng_ckpt_save(sdir, &c, &model, 2, out, sizeof out, err, sizeof err), ENG_OK);
+    list_dir(sdir, listing, sizeof listing);
+    assert_string_equal(listing, "ckpt-25.h5 ckpt-30.h5 ckpt-40.h5 latest");
+    assert_int_equal(eng_ckpt_resolve(sdir, out, sizeof out, err, sizeof err), ENG_OK);
+    snprintf(want, sizeof want, "%s/ckpt-25.h5", sdir);
+    assert_string_equal(out, want);
+    /* keep 0 keeps everything; a file resolves to itself. */
+    c.step = 50;
+    assert_int_equal(eng_ckpt_save(sdir, &c, &model, 0, NULL, 0, err, sizeof err), ENG_OK);
+    list_dir(sdir, listing, sizeof listing);
+    assert_string_equal(listing, "ckpt-25.h5 ckpt-30.h5 ckpt-40.h5 ckpt-50.h5 latest");
+    assert_int_equal(eng_ckpt_resolve(want, out, sizeof out, err, sizeof err), ENG_OK);
+    assert_string_equal(out, want);
+    eng_ckpt_free(&c);
+}
+
+static void expect_resolve_error(const char *what, int code, const char *named, const char *word) {
+    char out[1400] = "", err[1024] = "";
+    int rc = eng_ckpt_resolve(what, out, sizeof out, err, sizeof err);
+    printf("  -> rc %d: %s\n", rc, err);
+    if (rc != code)
+        fail_msg("resolve(%s): rc %d, expected %d; message: %s", what, rc, code, err);
+    if (!strstr(err, named) || !strstr(err, word))
+        fail_msg("message '%s' does not name %s and say '%s'", err, named, word);
+}
+
+static void resolve_errors(void **state) {
+    (void)state;
+    char rdir[1200], latest[1400], missing[1200];
+    path_of(missing, sizeof missing, "nowhere");
+    expect_resolve_error(missing, ENG_EIO, missing, "No such file");
+    path_of(rdir, sizeof rdir, "resolve");
+    assert_int_equal(mkdir(rdir, 0700), 0);
+    snprintf(latest, sizeof latest, "%s/latest", rdir);
+    expect_resolve_error(rdir, ENG_EIO, latest, "no checkpoint");
+    assert_int_equal(tu_write_file(latest, "", 0), 0);
+    expect_resolve_error(rdir, ENG_EFORMAT, latest, "empty");
+    assert_int_equal(tu_write_file(latest, "../ckpt-10.h5\n", 14), 0);
+    expect_resolve_error(rdir, ENG_EFORMAT, latest, "no '/'");
+    assert_int_equal(tu_write_file(latest, "ckpt-10.h5\nckpt-20.h5\n", 22), 0);
+    expect_resolve_error(rdir, ENG_EFORMAT, latest, "one line");
+    assert_int_equal(tu_write_file(latest, "ckpt-10.h5\n", 11), 0);
+    expect_resolve_error(rdir, ENG_EFORMAT, latest, "does not exist");
+    /* The output buffer too small for the answer. */
+    char ckpt[1400], out[8], err[512];
+    snprintf(ckpt, sizeof ckpt, "%s/ckpt-10.h5", rdir);
+    assert_int_equal(tu_write_file(ckpt, "x", 1), 0);
+    assert_int_equal(eng_ckpt_resolve(rdir, out, sizeof out, err, sizeof err), ENG_EARG);
+}
+
+/* --- atomicity under SIGKILL --- */
+
+enum { KILLS = 30, KEEP = 2 };
+
+/* The content a saver writes at step: every array derived from it, exactly representable. */
+static void fill_step(eng_ckpt *c, int64_t step) {
+    c->step = step;
+    c->epoch = 1 + step / 50;
+    c->epoch_step = step % 50;
+    const float base = (float)(step % 4096);
+    for (size_t i = 0; i < c->total; i++) {
+        c->weights[i] = base + (float)(i % 1024) / 1024.0f;
+        c->slots[0][i] = -c->weights[i];
+        c->slots[1][i] = c->weights[i] * 0.5f;
+    }
+    for (int r = 0; r < c->nruns; r++)
+        c->runs[r].iterations = step - r;
+    for (int w = 0; w < c->workers; w++)
+        c->worker_steps[w] = 3 * step + w;
+}
+
+/* Saves steps first, first + 1, ... until killed; exits 1 on an error. */
+static _Noreturn void saver(const char *sdir, int64_t first) {
+    eng_ckpt c;
+    fill_random(&c, ENG_OPT_ADAM, 3);
+    char err[512];
+    for (int64_t step = first;; step++) {
+        fill_step(&c, step);
+        if (eng_ckpt_save(sdir, &c, &model, KEEP, NULL, 0, err, sizeof err) != ENG_OK) {
+            fprintf(stderr, "saver: %s\n", err);
+            _exit(1);
+        }
+    }
+}
+
+/* Starts a saver at step first and SIGKILLs it after delay_us, or (delay_us < 0) as soon as
+ * sdir/latest exists. */
+static void run_and_kill(const char *sdir, int64_t first, long delay_us) {
+    char latest[1400];
+    snprintf(latest, sizeof latest, "%s/latest", sdir);
+    fflush(NULL);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0)
+        saver(sdir, first);
+    struct stat st;
+    for (int waited = 0; delay_us < 0 && stat(latest, &st) != 0; waited++) {
+        if (waited > 20000) {
+            kill(pid, SIGKILL);
+            waitpid(pid, NULL, 0);
+            fail_msg("no checkpoint after 20 s of saving");
+        }
+        struct timespec ms = {0, 1000000};
+        nanosleep(&ms, NULL);
+    }
+    struct timespec ts = {0, delay_us > 0 ? delay_us * 1000 : 0};
+    nanosleep(&ts, NULL);
+    kill(pid, SIGKILL);
+    int status;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    if (!(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL))
+        fail_msg("saver ended by itself (status 0x%x) before it was killed", status);
+}
+
+/* What a kill interrupted, judged by what it left: a temporary file (writing a checkpoint or
+ * latest), or a checkpoint newer than latest's (between the two renames). */
+static void count_interrupted(const char *sdir, int64_t latest_step, int *writing, int *renamed) {
+    char listing[2048], newer[64];
+    list_dir(sdir, listing, sizeof listing);
+    snprintf(newer, sizeof newer, "ckpt-%lld.h5", (long long)latest_step + 1);
+    *writing += strstr(listing, ".pstrain-tmp-") != NULL;
+    *renamed += strstr(listing, newer) != NULL;
+}
+
+static void atomic_under_kill(void **state) {
+    (void)state;
+    char sdir[1200], path[1400], err[1024];
+    path_of(sdir, sizeof sdir, "atomic");
+    eng_ckpt want, got;
+    fill_random(&want, ENG_OPT_ADAM, 3);
+    eng_rng rng;
+    eng_rng_seed(&rng, 20240611);
+    /* Before any checkpoint was completed there is no latest at all. */
+    run_and_kill(sdir, 2, 0);
+    int rc = eng_ckpt_resolve(sdir, path, sizeof path, err, sizeof err);
+    if (rc != ENG_OK && !strstr(err, "no checkpoint") && !strstr(err, "No such file"))
+        fail_msg("after a kill before the first checkpoint: %s", err);
+    /* A first checkpoint, so that every kill below has one to keep intact. */
+    run_and_kill(sdir, 2, -1);
+    int64_t last = -1;
+    int writing = 0, renamed = 0;
+    for (int k = 0; k <= KILLS; k++) {
+        long delay_us = -1;
+        if (k > 0) {
+            delay_us = (long)eng_rng_below(&rng, 30001);
+            run_and_kill(sdir, last + 1, delay_us);
+        }
+        if (eng_ckpt_resolve(sdir, path, sizeof path, err, sizeof err) != ENG_OK)
+            fail_msg("after kill %d (%ld us): %s", k, delay_us, err);
+        if (eng_ckpt_read(path, &got, err, sizeof err) != ENG_OK)
+            fail_msg("after kill %d (%ld us), latest names a bad checkpoint: %s", k, delay_us, err);
+        if (got.step < last)
+            fail_msg("latest went back from step %lld to %lld", (long long)last,
+                     (long long)got.step);
+        /* Complete: every array is the one written at its step. */
+        fill_step(&want, got.step);
+        expect_same(&want, &got);
+        last = got.step;
+        eng_ckpt_free(&got);
+        if (k > 0)
+            count_interrupted(sdir, last, &writing, &renamed);
+    }
+    printf("  %d kills: latest at step %lld; after %d a temporary file was there, after %d a "
+           "checkpoint newer than latest's\n",
+           KILLS, (long long)last, writing, renamed);
+
+    /* One clean save: the leftovers of killed savers are gone; latest's checkpoint and the
+     * new one remain (KEEP = 2). */
+    fill_step(&want, last + 1);
+    assert_int_equal(eng_ckpt_save(sdir, &want, &model, KEEP, NULL, 0, err, sizeof err), ENG_OK);
+    char listing[2048];
+    list_dir(sdir, listing, sizeof listing);
+    printf("  after a clean save: %s\n", listing);
+    for (int64_t step = last; step <= last + 1; step++) {
+        struct stat st;
+        snprintf(path, sizeof path, "%s/ckpt-%lld.h5", sdir, (long long)step);
+        if (stat(path, &st) != 0)
+            fail_msg("%s is missing after a clean save: %s", path, listing);
+    }
+    assert_int_equal(count_words(listing), 3);
+    eng_ckpt_free(&want);
+}
+
+/* --- inspect --- */
+
+static void print_summary(void **state) {
+    (void)state;
+    eng_ckpt c;
+    fill_random(&c, ENG_OPT_ADAM, 8);
+    const int b = eng_layout_find(&model.layout, "conv2d/bias");
+    float *bias = c.weights + model.layout.tensors[b].offset;
+    double sq = 0.0;
+    for (int i = 0; i < 32; i++) {
+        bias[i] = (float)i;
+        sq += (double)i * i;
+    }
+    char *text = NULL;
+    size_t len = 0;
+    FILE *out = open_memstream(&text, &len);
+    assert_non_null(out);
+    eng_ckpt_print(&c, &model, out);
+    fclose(out);
+    printf("%s", text);
+    static const char *const words[] = {
+        "format 1",  "mnist_cnn", "step 1200", "epoch 3",     "mode ssp",       "adam",
+        "lr 0.0025", "3 runs",    "[0, 1000)", "400 401 402", "dense_1/kernel", "(1600, 128)"};
+    for (size_t i = 0; i < sizeof words / sizeof words[0]; i++)
+        if (!strstr(text, words[i]))
+            fail_msg("inspect output lacks '%s'", words[i]);
+    const char *row = strstr(text, "\nconv2d/bias ");
+    assert_non_null(row);
+    char name[64], shape[64];
+    double lo, hi, mean, l2;
+    assert_int_equal(
+        sscanf(row + 1, "%63s %63s %lf %lf %lf %lf", name, shape, &lo, &hi, &mean, &l2), 6);
+    assert_string_equal(shape, "(32,)");
+    assert_true(lo == 0.0 && hi == 31.0 && mean == 15.5);
+    assert_true(fabs(l2 - sqrt(sq)) < 1e-3);
+    free(text);
+    eng_ckpt_free(&c);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(round_trip_adam),         cmocka_unit_test(round_trip_rmsprop),
+        cmocka_unit_test(keras_structure),         cmocka_unit_test(refuses_truncated),
+        cmocka_unit_test(refuses_flipped_byte),    cmocka_unit_test(refuses_foreign_files),
+        cmocka_unit_test(refuses_format_version),  cmocka_unit_test(refuses_unknown_model),
+        cmocka_unit_test(refuses_layout_checksum), cmocka_unit_test(refuses_inconsistent_state),
+        cmocka_unit_test(write_refuses_bad_state), cmocka_unit_test(write_fails_cleanly),
+        cmocka_unit_test(save_latest_keep),        cmocka_unit_test(resolve_errors),
+        cmocka_unit_test(atomic_under_kill),       cmocka_unit_test(print_summary),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
