@@ -40,10 +40,17 @@ static int has_more(void *sock) {
     return more;
 }
 
-/* The slice a body carries with a payload, or NULL when it carries none. */
-static const Pstrain__Slice *payload_slice(const Pstrain__Envelope *env, int *wants) {
+/* The slice a body carries with a payload, or NULL when it carries none; the payload holds
+ * *arrays of slice.count floats. */
+static const Pstrain__Slice *payload_slice(const Pstrain__Envelope *env, int *wants,
+                                           uint64_t *arrays) {
     *wants = 0;
+    *arrays = 1;
     switch (env->body_case) {
+    case PSTRAIN__ENVELOPE__BODY_SNAPSHOT_REPLY:
+        *wants = 1;
+        *arrays = (uint64_t)env->snapshot_reply->nslots + 1;
+        return env->snapshot_reply->shard;
     case PSTRAIN__ENVELOPE__BODY_PUSH:
         *wants = 1;
         return env->push->slice;
@@ -102,7 +109,8 @@ int pb_recv(void *sock, int router, pb_msg *m, int flags, char *err, size_t errl
         return fail(err, errlen, PB_EMALFORMED, "body: no message body set");
     }
     int wants;
-    const Pstrain__Slice *slice = payload_slice(m->env, &wants);
+    uint64_t arrays;
+    const Pstrain__Slice *slice = payload_slice(m->env, &wants, &arrays);
     if (!wants) {
         if (has_more(sock)) {
             drain(sock);
@@ -126,11 +134,17 @@ int pb_recv(void *sock, int router, pb_msg *m, int flags, char *err, size_t errl
         drain(sock);
         return fail(err, errlen, PB_EMALFORMED, "%s: more than two frames", pb_body_name(m->env));
     }
-    if (slice->count > (uint64_t)(SIZE_MAX / sizeof(float)) ||
-        bytes != slice->count * sizeof(float))
-        return fail(err, errlen, PB_EMALFORMED,
-                    "%s: payload is %lld bytes, slice.count says %lld floats", pb_body_name(m->env),
-                    (long long)bytes, (long long)slice->count);
+    if (arrays > 3 || slice->count > (uint64_t)(SIZE_MAX / sizeof(float) / 3) ||
+        bytes != arrays * slice->count * sizeof(float))
+        return arrays == 1
+                   ? fail(err, errlen, PB_EMALFORMED,
+                          "%s: payload is %lld bytes, slice.count says %lld floats",
+                          pb_body_name(m->env), (long long)bytes, (long long)slice->count)
+                   : fail(err, errlen, PB_EMALFORMED,
+                          "%s: payload is %lld bytes, expected %lld arrays of shard.count %lld "
+                          "floats",
+                          pb_body_name(m->env), (long long)bytes, (long long)arrays,
+                          (long long)slice->count);
     return PB_OK;
 }
 
@@ -227,6 +241,10 @@ const char *pb_body_name(const Pstrain__Envelope *env) {
         return "shutdown";
     case PSTRAIN__ENVELOPE__BODY_STATS:
         return "stats";
+    case PSTRAIN__ENVELOPE__BODY_SNAPSHOT:
+        return "snapshot";
+    case PSTRAIN__ENVELOPE__BODY_SNAPSHOT_REPLY:
+        return "snapshot_reply";
     default:
         return "unknown";
     }

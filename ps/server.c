@@ -17,6 +17,7 @@ typedef struct pending_pull {
     size_t identity_len;
     uint64_t min_version, offset, count;
     uint32_t worker_id;
+    int snapshot; /* a SnapshotRequest: the whole shard and the optimizer state */
 } pending_pull;
 
 typedef struct peer {
@@ -24,6 +25,7 @@ typedef struct peer {
     size_t identity_len;
     int said_hello, said_goodbye;
     int waiting; /* pulls queued for this worker */
+    int snapshot_waiting;
     uint64_t pushes;
 } peer;
 
@@ -31,13 +33,13 @@ struct ps_server {
     ps_config cfg;
     void *ctx, *sock;
     char endpoint[160];
-    size_t lo, n;   /* the shard */
-    float *w;       /* (n) weights */
-    float *scratch; /* (n) the gradient being applied */
-    eng_optim *opt; /* its own iteration count stays 0: chunk k has had cver[k] updates */
+    size_t lo, n;      /* the shard */
+    float *w;          /* (n) weights */
+    float *scratch;    /* (n) the gradient being applied */
+    eng_optim *opt;    /* its own iteration count stays 0: chunk k has had cver[k] updates */
     eng_chunks chunks; /* the shard's messages: one chunk each */
     int C;             /* chunks.n */
-    uint64_t *cver; /* (C) updates applied to each chunk */
+    uint64_t *cver;    /* (C) updates applied to each chunk */
     int W;
     peer *peers;
     int goodbyes;
@@ -47,7 +49,7 @@ struct ps_server {
     float *grads;          /* (slots, W, n): copies of payloads that arrive unaligned */
     uint8_t *have;         /* (slots, W, C) */
     uint64_t *base;        /* (slots, W, C): the weights' version each gradient was computed on */
-    pending_pull *pending; /* (W, C) at most: one per worker and chunk */
+    pending_pull *pending; /* (W, C + 1) at most: one per worker and chunk, and a snapshot */
     eng_pool *pool;        /* threads for the update: workers wait for it in sync mode */
     zmq_msg_t *held;       /* (slots, W, C): pushed payloads, kept uncopied until applied */
     const float **src;     /* (slots, W, C): each chunk's gradient: held payload or copy */
@@ -124,7 +126,7 @@ ps_server *ps_server_new(const ps_config *cfg, char *err, size_t errlen) {
     s->w = eng_alloc(sizeof(float) * (s->n ? s->n : 1));
     s->scratch = eng_alloc(sizeof(float) * (s->n ? s->n : 1));
     s->peers = calloc((size_t)s->W, sizeof *s->peers);
-    s->pending = calloc((size_t)s->W * (size_t)s->C, sizeof *s->pending);
+    s->pending = calloc((size_t)s->W * (size_t)(s->C + 1), sizeof *s->pending);
     s->cver = calloc((size_t)s->C, sizeof *s->cver);
     s->opt = eng_optim_new(&cfg->optim, s->n);
     s->pool = eng_pool_new(cfg->threads > 0 ? cfg->threads : 1);
@@ -197,6 +199,8 @@ void ps_server_free(ps_server **ps) {
 
 /* Updates applied to every chunk of [offset, offset + count) of the flat vector. */
 static uint64_t range_version(const ps_server *s, uint64_t offset, uint64_t count) {
+    if (s->n == 0) /* an empty shard (more servers than floats) is one empty chunk */
+        return s->cver[0];
     const int k0 = eng_chunks_find(&s->chunks, offset);
     const int k1 = eng_chunks_find(&s->chunks, offset + count - 1);
     uint64_t v = UINT64_MAX;
@@ -229,6 +233,58 @@ static int refuse(ps_server *s, const pb_msg *m, uint32_t code, const char *msg)
                            : PB_OK;
 }
 
+static int stopping(const ps_server *s) { return s->cfg.stop && *s->cfg.stop; }
+
+/* The whole shard for a checkpoint: weights, the optimizer's state arrays and each chunk's
+ * update count, in one message. Rare, so the payload is simply assembled in a buffer. */
+static int send_snapshot(ps_server *s, const uint8_t *id, size_t idlen, char *err, size_t errlen) {
+    const int nslots = eng_optim_nslots(s->cfg.optim.kind);
+    float *buf = malloc(sizeof(float) * (size_t)(nslots + 1) * (s->n ? s->n : 1));
+    Pstrain__Run *runs = calloc((size_t)s->C, sizeof *runs);
+    Pstrain__Run **rp = calloc((size_t)s->C, sizeof *rp);
+    if (!buf || !runs || !rp) {
+        free(buf);
+        free(runs);
+        free(rp);
+        return eng_err(err, errlen, PB_EIO, "server %d: out of memory", s->cfg.server_id);
+    }
+    memcpy(buf, s->w, sizeof(float) * s->n);
+    for (int i = 0; i < nslots; i++)
+        memcpy(buf + (size_t)(i + 1) * s->n, eng_optim_slot(s->opt, i), sizeof(float) * s->n);
+    size_t nruns = 0; /* chunks with equal counts in a row make one run */
+    for (int k = 0; k < s->C; k++) {
+        const uint64_t lo = s->chunks.start[k], n = s->chunks.start[k + 1] - lo;
+        if (nruns && runs[nruns - 1].iterations == s->cver[k]) {
+            runs[nruns - 1].count += n;
+            continue;
+        }
+        pstrain__run__init(&runs[nruns]);
+        runs[nruns].offset = lo;
+        runs[nruns].count = n;
+        runs[nruns].iterations = s->cver[k];
+        rp[nruns] = &runs[nruns];
+        nruns++;
+    }
+    Pstrain__Slice shard = PSTRAIN__SLICE__INIT;
+    shard.offset = s->lo;
+    shard.count = s->n;
+    Pstrain__SnapshotReply r = PSTRAIN__SNAPSHOT_REPLY__INIT;
+    r.shard = &shard;
+    r.nslots = (uint32_t)nslots;
+    r.n_runs = nruns;
+    r.runs = rp;
+    r.stopping = stopping(s);
+    Pstrain__Envelope env = PSTRAIN__ENVELOPE__INIT;
+    env.body_case = PSTRAIN__ENVELOPE__BODY_SNAPSHOT_REPLY;
+    env.snapshot_reply = &r;
+    s->st.bytes_out += sizeof(float) * (size_t)(nslots + 1) * s->n;
+    const int rc = pb_send(s->sock, id, idlen, &env, buf, (size_t)(nslots + 1) * s->n, err, errlen);
+    free(buf);
+    free(runs);
+    free(rp);
+    return rc;
+}
+
 static int send_weights(ps_server *s, const uint8_t *id, size_t idlen, uint64_t offset,
                         uint64_t count, char *err, size_t errlen) {
     Pstrain__Slice slice = PSTRAIN__SLICE__INIT;
@@ -237,6 +293,7 @@ static int send_weights(ps_server *s, const uint8_t *id, size_t idlen, uint64_t 
     Pstrain__PullReply r = PSTRAIN__PULL_REPLY__INIT;
     r.version = range_version(s, offset, count);
     r.slice = &slice;
+    r.stopping = stopping(s);
     Pstrain__Envelope env = PSTRAIN__ENVELOPE__INIT;
     env.body_case = PSTRAIN__ENVELOPE__BODY_PULL_REPLY;
     env.pull_reply = &r;
@@ -251,9 +308,13 @@ static int answer_pending(ps_server *s, char *err, size_t errlen) {
     for (int i = 0; i < s->npending; i++) {
         pending_pull *p = &s->pending[i];
         if (p->min_version <= range_version(s, p->offset, p->count)) {
-            s->peers[p->worker_id].waiting--;
-            if (send_weights(s, p->identity, p->identity_len, p->offset, p->count, err, errlen) !=
-                PB_OK)
+            if (p->snapshot)
+                s->peers[p->worker_id].snapshot_waiting = 0;
+            else
+                s->peers[p->worker_id].waiting--;
+            if ((p->snapshot ? send_snapshot(s, p->identity, p->identity_len, err, errlen)
+                             : send_weights(s, p->identity, p->identity_len, p->offset, p->count,
+                                            err, errlen)) != PB_OK)
                 return -1;
         } else {
             s->pending[kept++] = *p;
@@ -415,8 +476,8 @@ static int on_push(ps_server *s, pb_msg *m) {
     /* A push carries a run of whole chunks: one, several, or the whole shard. */
     const uint64_t off = p->slice->offset, cnt = p->slice->count;
     const int k0 = off <= SIZE_MAX ? eng_chunks_find(&s->chunks, (size_t)off) : -1;
-    const int k1 = k0 < 0 || cnt == 0 || cnt > s->n ? -1
-                                                    : eng_chunks_find(&s->chunks, off + cnt - 1);
+    const int k1 =
+        k0 < 0 || cnt == 0 || cnt > s->n ? -1 : eng_chunks_find(&s->chunks, off + cnt - 1);
     if (k0 < 0 || k1 < 0 || off != s->chunks.start[k0] || off + cnt != s->chunks.start[k1 + 1]) {
         if (s->C == 1)
             snprintf(why, sizeof why,
@@ -476,6 +537,56 @@ static int on_push(ps_server *s, pb_msg *m) {
     return PB_OK;
 }
 
+static int on_snapshot(ps_server *s, const pb_msg *m, char *err, size_t errlen) {
+    const Pstrain__SnapshotRequest *p = m->env->snapshot;
+    char why[256];
+    if (peer_of(s, m, p->worker_id, "snapshot", why, sizeof why) != 0)
+        return refuse(s, m, PB_ERR_STATE, why);
+    if (p->min_version <= range_version(s, s->lo, s->n ? s->n : 1))
+        return send_snapshot(s, m->identity, m->identity_len, err, errlen);
+    peer *pr = &s->peers[p->worker_id];
+    if (pr->snapshot_waiting) {
+        snprintf(why, sizeof why, "snapshot: worker %u already waits for one", p->worker_id);
+        return refuse(s, m, PB_ERR_STATE, why);
+    }
+    pr->snapshot_waiting = 1;
+    pending_pull *q = &s->pending[s->npending++];
+    memset(q, 0, sizeof *q);
+    q->worker_id = p->worker_id;
+    memcpy(q->identity, m->identity, m->identity_len);
+    q->identity_len = m->identity_len;
+    q->min_version = p->min_version;
+    q->offset = s->lo;
+    q->count = s->n ? s->n : 1;
+    q->snapshot = 1;
+    return PB_OK;
+}
+
+int ps_server_restore(ps_server *s, const eng_ckpt *c, char *err, size_t errlen) {
+    const eng_layout *lay = &s->cfg.model->layout;
+    if (strcmp(c->model, s->cfg.model->def->name) != 0 || c->total != lay->total ||
+        c->layout_checksum != eng_layout_checksum(lay))
+        return eng_err(err, errlen, ENG_EFORMAT,
+                       "server %d: checkpoint of %s (%llu parameters), this job trains %s",
+                       s->cfg.server_id, c->model, (unsigned long long)c->total,
+                       s->cfg.model->def->name);
+    if (c->optim.kind != s->cfg.optim.kind || c->nslots != eng_optim_nslots(s->cfg.optim.kind))
+        return eng_err(err, errlen, ENG_EFORMAT,
+                       "server %d: checkpoint's optimizer is %s, this job's %s", s->cfg.server_id,
+                       eng_optim_kind_name(c->optim.kind), eng_optim_kind_name(s->cfg.optim.kind));
+    memcpy(s->w, c->weights + s->lo, sizeof(float) * s->n);
+    for (int i = 0; i < c->nslots; i++)
+        memcpy(eng_optim_slot(s->opt, i), c->slots[i] + s->lo, sizeof(float) * s->n);
+    /* A chunk takes the count of the run its first float lies in (in sync mode every run has
+     * the same count, the job's step). */
+    for (int k = 0; k < s->C; k++)
+        for (int r = 0; r < c->nruns; r++)
+            if (s->chunks.start[k] >= c->runs[r].lo &&
+                s->chunks.start[k] - c->runs[r].lo < c->runs[r].n)
+                s->cver[k] = (uint64_t)c->runs[r].iterations;
+    return ENG_OK;
+}
+
 static int on_pull(ps_server *s, const pb_msg *m, char *err, size_t errlen) {
     const Pstrain__PullRequest *p = m->env->pull;
     char why[256];
@@ -501,6 +612,7 @@ static int on_pull(ps_server *s, const pb_msg *m, char *err, size_t errlen) {
         }
     pr->waiting++;
     pending_pull *q = &s->pending[s->npending++];
+    q->snapshot = 0;
     q->worker_id = p->worker_id;
     memcpy(q->identity, m->identity, m->identity_len);
     q->identity_len = m->identity_len;
@@ -571,6 +683,9 @@ int ps_server_run(ps_server *s, char *err, size_t errlen) {
                 break;
             case PSTRAIN__ENVELOPE__BODY_PULL:
                 rc = on_pull(s, &m, err, errlen);
+                break;
+            case PSTRAIN__ENVELOPE__BODY_SNAPSHOT:
+                rc = on_snapshot(s, &m, err, errlen);
                 break;
             case PSTRAIN__ENVELOPE__BODY_SHUTDOWN:
                 rc = on_shutdown(s, &m, err, errlen);

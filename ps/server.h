@@ -15,9 +15,11 @@
 #ifndef PSTRAIN_PS_SERVER_H
 #define PSTRAIN_PS_SERVER_H
 
+#include "engine/ckpt.h"
 #include "engine/model.h"
 #include "engine/optim.h"
 
+#include <signal.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -38,6 +40,9 @@ typedef struct ps_config {
     int threads;                /* for the optimizer update (results do not depend on it) */
     size_t chunk;               /* the most floats in one push or pull message (0: no limit);
                                    messages also break at every layer (eng_chunks_plan) */
+    volatile sig_atomic_t *stop; /* set (by a signal handler) when this process must end: its
+                                    answers then ask the workers to checkpoint and stop; NULL:
+                                    never */
 } ps_config;
 
 typedef struct ps_stats {
@@ -55,6 +60,11 @@ void ps_server_free(ps_server **s);
 
 /* "tcp://ADDR:PORT" that workers connect to; owned by the server. */
 const char *ps_server_endpoint(const ps_server *s);
+
+/* Replaces the shard's weights, optimizer state and update counts with its part of a
+ * checkpoint (re-sharded: c may come from any number of servers). Call before serving.
+ * Returns ENG_OK, or ENG_EFORMAT with err when c is for another model or optimizer. */
+int ps_server_restore(ps_server *s, const eng_ckpt *c, char *err, size_t errlen);
 
 /* Serves until every worker has sent Shutdown. Returns 0, or -1 with err on a socket
  * failure. */

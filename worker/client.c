@@ -20,10 +20,10 @@ typedef struct server_conn {
     eng_chunks chunks; /* the shard's chunks, planned as the server plans them */
     size_t max;        /* the most floats in one message, as the server said (0: no limit) */
     int C;             /* chunks.n */
-    int waiting;      /* pull answers outstanding */
-    int unsent;       /* this step's chunks [0, unsent) are still to be sent */
-    uint64_t version; /* of the shard's weights last received in full */
-    uint64_t round;   /* the smallest version among this pull's answers so far */
+    int waiting;       /* pull answers outstanding */
+    int unsent;        /* this step's chunks [0, unsent) are still to be sent */
+    uint64_t version;  /* of the shard's weights last received in full */
+    uint64_t round;    /* the smallest version among this pull's answers so far */
 } server_conn;
 
 struct wk_client {
@@ -37,6 +37,7 @@ struct wk_client {
     uint64_t step, base_version, min_version;
     int pull;
     atomic_int lent; /* pushes ZeroMQ is still sending straight from grads */
+    int stopping;    /* a server said it is stopping */
 };
 
 static double wk_client_clock(void) {
@@ -52,7 +53,14 @@ static int recv_from(wk_client *c, int s, pb_msg *m, Pstrain__Envelope__BodyCase
     server_conn *sc = &c->srv[s];
     memset(m, 0, sizeof *m); /* the caller clears m on every path */
     zmq_pollitem_t item = {sc->sock, 0, ZMQ_POLLIN, 0};
-    int ready = zmq_poll(&item, 1, c->timeout_ms);
+    /* A signal (the SIGTERM that asks for a last checkpoint) interrupts the wait: go on
+     * waiting for the rest of the timeout. */
+    const double deadline = wk_client_clock() + c->timeout_ms / 1000.0;
+    int ready;
+    do {
+        const double left = deadline - wk_client_clock();
+        ready = left > 0 ? zmq_poll(&item, 1, (long)(left * 1000.0)) : 0;
+    } while (ready < 0 && errno == EINTR);
     if (ready < 0)
         return eng_err(err, errlen, ENG_EIO, "server %d at %s: %s", s, sc->endpoint,
                        zmq_strerror(errno));
@@ -126,9 +134,8 @@ wk_client *wk_client_new(const char *const *endpoints, int P, int worker_id, int
                              c->srv[s].endpoint, c->srv[s].lo, c->srv[s].lo + c->srv[s].n);
             size_t cuts[ENG_MAX_LAYERS];
             const int ncuts = eng_model_cuts(m, cuts);
-            if (rc == ENG_OK && eng_chunks_plan(&c->srv[s].chunks, c->srv[s].lo, c->srv[s].n,
-                                                cuts, ncuts,
-                                                (size_t)r.env->hello_reply->chunk) != 0)
+            if (rc == ENG_OK && eng_chunks_plan(&c->srv[s].chunks, c->srv[s].lo, c->srv[s].n, cuts,
+                                                ncuts, (size_t)r.env->hello_reply->chunk) != 0)
                 rc = eng_err(err, errlen, ENG_ENOMEM, "worker %d: out of memory", worker_id);
             c->srv[s].C = c->srv[s].chunks.n;
             c->srv[s].max = (size_t)r.env->hello_reply->chunk;
@@ -168,8 +175,8 @@ static void returned(void *data, void *hint) {
 
 /* Sends server s chunks [k, end) of grads in one push, and when pull, one pull of them. */
 static int send_run(wk_client *c, server_conn *sc, int k, int end, const float *grads,
-                    uint64_t step, uint64_t base_version, int pull, uint64_t min_version,
-                    char *err, size_t errlen) {
+                    uint64_t step, uint64_t base_version, int pull, uint64_t min_version, char *err,
+                    size_t errlen) {
     const size_t lo = sc->chunks.start[k], n = sc->chunks.start[end] - lo;
     Pstrain__Slice slice = PSTRAIN__SLICE__INIT;
     slice.offset = lo;
@@ -184,8 +191,7 @@ static int send_run(wk_client *c, server_conn *sc, int k, int end, const float *
         env.body_case = PSTRAIN__ENVELOPE__BODY_PUSH;
         env.push = &p;
         atomic_fetch_add_explicit(&c->lent, 1, memory_order_relaxed);
-        if (pb_send_borrowed(sc->sock, &env, grads + lo, n, returned, c, err, errlen) !=
-            PB_OK)
+        if (pb_send_borrowed(sc->sock, &env, grads + lo, n, returned, c, err, errlen) != PB_OK)
             return -1;
     }
     if (pull) {
@@ -209,8 +215,8 @@ int wk_client_step_begin(wk_client *c, const float *grads, uint64_t step, uint64
         if (spin < 1000)
             continue;
         if (wk_client_clock() > deadline)
-            return eng_err(err, errlen, ENG_EIO, "worker %d: pushes not sent in %g s",
-                           c->worker_id, c->timeout_ms / 1000.0);
+            return eng_err(err, errlen, ENG_EIO, "worker %d: pushes not sent in %g s", c->worker_id,
+                           c->timeout_ms / 1000.0);
         sched_yield();
     }
     c->grads = grads;
@@ -295,6 +301,7 @@ static int take_reply(wk_client *c, int s, float *params, char *err, size_t errl
                          s, sc->endpoint);
         else
             memcpy(params + sl->offset, pb_msg_payload(&r), sizeof(float) * n);
+        c->stopping |= r.env->pull_reply->stopping;
         if (r.env->pull_reply->version < sc->round)
             sc->round = r.env->pull_reply->version;
         if (--sc->waiting == 0)
@@ -338,6 +345,72 @@ int wk_client_pull_pending(const wk_client *c) {
     for (int s = 0; s < c->P; s++)
         if (c->srv[s].waiting)
             return 1;
+    return 0;
+}
+
+int wk_client_stopping(const wk_client *c) { return c->stopping; }
+
+/* Takes server s's snapshot into ck. */
+static int take_snapshot(wk_client *c, int s, eng_ckpt *ck, char *err, size_t errlen) {
+    server_conn *sc = &c->srv[s];
+    pb_msg r;
+    int rc = recv_from(c, s, &r, PSTRAIN__ENVELOPE__BODY_SNAPSHOT_REPLY, err, errlen);
+    const Pstrain__SnapshotReply *sr = rc == ENG_OK ? r.env->snapshot_reply : NULL;
+    if (sr && (sr->shard->offset != sc->lo || sr->shard->count != sc->n))
+        rc = eng_err(err, errlen, ENG_EFORMAT, "server %d at %s: snapshot of another shard", s,
+                     sc->endpoint);
+    else if (sr && (int)sr->nslots != ck->nslots)
+        rc = eng_err(err, errlen, ENG_EFORMAT,
+                     "server %d at %s: snapshot with %u optimizer arrays, expected %d", s,
+                     sc->endpoint, sr->nslots, ck->nslots);
+    uint64_t covered = 0;
+    for (size_t i = 0; rc == ENG_OK && i < sr->n_runs; i++) {
+        const Pstrain__Run *run = sr->runs[i];
+        if (run->offset != sc->lo + covered || run->count > sc->n - covered) {
+            rc = eng_err(err, errlen, ENG_EFORMAT,
+                         "server %d at %s: snapshot runs do not tile its shard", s, sc->endpoint);
+            break;
+        }
+        covered += run->count;
+    }
+    if (rc == ENG_OK && covered != sc->n)
+        rc = eng_err(err, errlen, ENG_EFORMAT,
+                     "server %d at %s: snapshot runs do not tile its shard", s, sc->endpoint);
+    eng_ckpt_iters *runs =
+        rc == ENG_OK ? realloc(ck->runs, sizeof *runs * ((size_t)ck->nruns + sr->n_runs + 1))
+                     : NULL;
+    if (rc == ENG_OK && !runs)
+        rc = eng_err(err, errlen, ENG_ENOMEM, "worker %d: out of memory", c->worker_id);
+    if (rc == ENG_OK) {
+        ck->runs = runs;
+        for (size_t i = 0; i < sr->n_runs; i++)
+            ck->runs[ck->nruns++] = (eng_ckpt_iters){sr->runs[i]->offset, sr->runs[i]->count,
+                                                     (int64_t)sr->runs[i]->iterations};
+        const float *p = pb_msg_payload(&r);
+        memcpy(ck->weights + sc->lo, p, sizeof(float) * sc->n);
+        for (int i = 0; i < ck->nslots; i++)
+            memcpy(ck->slots[i] + sc->lo, p + (size_t)(i + 1) * sc->n, sizeof(float) * sc->n);
+        c->stopping |= sr->stopping;
+    }
+    pb_msg_clear(&r);
+    return rc == ENG_OK ? 0 : -1;
+}
+
+int wk_client_snapshot(wk_client *c, uint64_t min_version, eng_ckpt *ck, char *err, size_t errlen) {
+    ENG_ASSERT(!wk_client_pull_pending(c), "snapshot with a pull outstanding");
+    Pstrain__SnapshotRequest q = PSTRAIN__SNAPSHOT_REQUEST__INIT;
+    q.worker_id = (uint32_t)c->worker_id;
+    q.min_version = min_version;
+    Pstrain__Envelope env = PSTRAIN__ENVELOPE__INIT;
+    env.body_case = PSTRAIN__ENVELOPE__BODY_SNAPSHOT;
+    env.snapshot = &q;
+    for (int s = 0; s < c->P; s++)
+        if (pb_send(c->srv[s].sock, NULL, 0, &env, NULL, 0, err, errlen) != PB_OK)
+            return -1;
+    ck->nruns = 0;
+    for (int s = 0; s < c->P; s++)
+        if (take_snapshot(c, s, ck, err, errlen) != 0)
+            return -1;
     return 0;
 }
 

@@ -5,6 +5,7 @@
 #ifndef PSTRAIN_WORKER_CLIENT_H
 #define PSTRAIN_WORKER_CLIENT_H
 
+#include "engine/ckpt.h"
 #include "engine/model.h"
 
 #include <stddef.h>
@@ -60,6 +61,16 @@ int wk_client_pull_recv(wk_client *c, float *params, uint64_t *version, int bloc
 
 /* True while an answer to wk_client_pull_send is outstanding. */
 int wk_client_pull_pending(const wk_client *c);
+
+/* Asks every server for its state once min_version updates are applied and puts it
+ * together in ck: weights and the nslots optimizer arrays (ck->total floats each, allocated
+ * by the caller) and the update-count runs (appended to ck->runs, grown here). The caller
+ * must have no pull outstanding. Returns 0 or -1 with err. */
+int wk_client_snapshot(wk_client *c, uint64_t min_version, eng_ckpt *ck, char *err,
+                       size_t errlen);
+
+/* True once a server has said it is stopping (it got SIGTERM or SIGINT). */
+int wk_client_stopping(const wk_client *c);
 
 /* Says goodbye to every server and prints each server's counters to out (NULL: none). */
 int wk_client_shutdown(wk_client *c, FILE *out, char *err, size_t errlen);
