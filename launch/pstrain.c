@@ -7,6 +7,7 @@
  * reductions and the final barrier. Gradients and weights travel over ZeroMQ. */
 #define _DEFAULT_SOURCE /* getifaddrs flags (IFF_UP) beyond POSIX */
 #include "engine/base.h"
+#include "engine/ckpt.h"
 #include "engine/model.h"
 #include "engine/pool.h"
 #include "engine/shard.h"
@@ -18,11 +19,81 @@
 #include <ifaddrs.h>
 #include <mpi.h>
 #include <net/if.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #define ENDPOINT_MAX 160
+
+/* Set by SIGTERM and SIGINT when the job checkpoints: it then saves and stops at the next
+ * step (a preempted VM gets a last checkpoint before it goes). */
+static volatile sig_atomic_t stop_requested;
+
+static void on_stop_signal(int sig) {
+    (void)sig;
+    stop_requested = 1;
+}
+
+static void catch_stop_signals(void) {
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_stop_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+}
+
+/* Reads the checkpoint --resume names and checks it is for --model. Returns ENG_OK or a
+ * code with one line in err. */
+static int load_resume(const wk_opts *o, eng_ckpt *c, char *err, size_t errlen) {
+    char path[WK_PATH_MAX];
+    int rc = eng_ckpt_resolve(o->resume, path, sizeof path, err, errlen);
+    if (rc == ENG_OK)
+        rc = eng_ckpt_read(path, c, err, errlen);
+    if (rc == ENG_OK && strcmp(c->model, o->model) != 0) {
+        rc = eng_err(err, errlen, ENG_EFORMAT, "--resume %s: a checkpoint of %s, not --model %s",
+                     path, c->model, o->model);
+        eng_ckpt_free(c);
+    }
+    if (rc != ENG_OK && strncmp(err, "--resume", 8) != 0) {
+        char why[1024];
+        snprintf(why, sizeof why, "%s", err);
+        snprintf(err, errlen, "--resume: %.1000s", why);
+    }
+    return rc;
+}
+
+/* Rank 0 reads the checkpoint; every rank gets a copy over MPI (no shared file system
+ * needed). Returns ENG_OK, or a code with err on every rank. */
+static int bcast_resume(const wk_opts *o, int rank, eng_ckpt *c, char *err, size_t errlen) {
+    int rc = rank == 0 ? load_resume(o, c, err, errlen) : ENG_OK;
+    MPI_Bcast(&rc, 1, MPI_INT, 0, MPI_COMM_WORLD);
+    if (rc != ENG_OK) {
+        MPI_Bcast(err, (int)errlen, MPI_CHAR, 0, MPI_COMM_WORLD);
+        return rc;
+    }
+    eng_ckpt head = *c; /* the scalars; the arrays follow */
+    MPI_Bcast(&head, (int)sizeof head, MPI_BYTE, 0, MPI_COMM_WORLD);
+    if (rank != 0) {
+        *c = head;
+        c->weights = malloc(sizeof(float) * c->total);
+        c->slots[0] = c->slots[1] = NULL;
+        for (int i = 0; i < c->nslots; i++)
+            c->slots[i] = malloc(sizeof(float) * c->total);
+        c->runs = malloc(sizeof *c->runs * (size_t)c->nruns);
+        c->worker_steps = malloc(sizeof *c->worker_steps * (size_t)c->workers);
+        ENG_ASSERT(c->weights && c->runs && c->worker_steps && (c->nslots < 1 || c->slots[0]) &&
+                       (c->nslots < 2 || c->slots[1]),
+                   "out of memory for a checkpoint of %llu floats", (unsigned long long)c->total);
+    }
+    MPI_Bcast(c->weights, (int)c->total, MPI_FLOAT, 0, MPI_COMM_WORLD);
+    for (int i = 0; i < c->nslots; i++)
+        MPI_Bcast(c->slots[i], (int)c->total, MPI_FLOAT, 0, MPI_COMM_WORLD);
+    MPI_Bcast(c->runs, (int)(sizeof *c->runs * (size_t)c->nruns), MPI_BYTE, 0, MPI_COMM_WORLD);
+    MPI_Bcast(c->worker_steps, c->workers, MPI_INT64_T, 0, MPI_COMM_WORLD);
+    return ENG_OK;
+}
 
 /* True when an MPI launcher started this process. */
 static int under_mpi_launcher(void) {
@@ -44,8 +115,10 @@ static void host_address(char *buf, size_t len) {
     freeifaddrs(ifs);
 }
 
-/* Starts server `rank` of P: initialises its shard and binds. NULL on failure (printed). */
-static ps_server *start_server(const wk_opts *o, const eng_model *m, int rank, int P, int W) {
+/* Starts server `rank` of P: initialises its shard (from the checkpoint when resuming) and
+ * binds. NULL on failure (printed). */
+static ps_server *start_server(const wk_opts *o, const eng_model *m, int rank, int P, int W,
+                               const eng_ckpt *resume) {
     char err[512] = "", advertise[64];
     if (o->advertise[0])
         snprintf(advertise, sizeof advertise, "%s", o->advertise);
@@ -64,14 +137,19 @@ static ps_server *start_server(const wk_opts *o, const eng_model *m, int rank, i
                      .advertise_host = advertise,
                      .log = stderr,
                      .threads = (int)o->server_threads,
-                     .chunk = (size_t)o->chunk};
+                     .chunk = (size_t)o->chunk,
+                     .stop = o->checkpoint_dir[0] ? &stop_requested : NULL};
     if (o->lr > 0)
         cfg.optim.lr = (float)o->lr;
     cfg.optim.clipvalue = (float)o->clipvalue;
     cfg.optim.decay = (float)o->decay;
+    if (resume)
+        cfg.optim = resume->optim;
     if (o->port_range[0])
         sscanf(o->port_range, "%d-%d", &cfg.port_min, &cfg.port_max);
     ps_server *s = ps_server_new(&cfg, err, sizeof err);
+    if (s && resume && ps_server_restore(s, resume, err, sizeof err) != ENG_OK)
+        ps_server_free(&s);
     if (!s)
         fprintf(stderr, "pstrain: %s\n", err);
     return s;
@@ -116,7 +194,17 @@ static int distributed(const wk_opts *o) {
     eng_model m;
     char err[1024] = "";
     ENG_ASSERT(eng_model_build(&m, eng_model_find(o->model), err, sizeof err) == ENG_OK, "%s", err);
-    ps_server *server = rank < P ? start_server(o, &m, rank, P, W) : NULL;
+    eng_ckpt resume = {0};
+    if (o->resume[0] && bcast_resume(o, rank, &resume, err, sizeof err) != ENG_OK) {
+        if (rank == 0)
+            fprintf(stderr, "pstrain: %s\n", err);
+        MPI_Finalize();
+        return 2;
+    }
+    if (o->checkpoint_dir[0])
+        catch_stop_signals();
+    const eng_ckpt *from = o->resume[0] ? &resume : NULL;
+    ps_server *server = rank < P ? start_server(o, &m, rank, P, W, from) : NULL;
 
     /* Every rank learns every server's endpoint; an empty one means that server failed. */
     char mine[ENDPOINT_MAX] = "";
@@ -150,21 +238,37 @@ static int distributed(const wk_opts *o) {
                       .num_servers = P,
                       .endpoints = endpoints,
                       .workers = workers};
-        status = wk_train(o, &job, err, sizeof err);
-        if (status != 0)
+        status = wk_train(o, &job, from, &stop_requested, err, sizeof err);
+        if (status != 0 && status != WK_STOPPED)
             fprintf(stderr, "pstrain: worker %d: %s\n", rank - P, err);
     }
-    if (status != 0) {
+    if (status != 0 && status != WK_STOPPED) {
         fflush(stdout);
         MPI_Abort(MPI_COMM_WORLD, status); /* the others would wait for this rank forever */
     }
+    /* A stop on request ends every rank cleanly (each worker returns WK_STOPPED, each server
+     * once all have said goodbye), and every rank exits with WK_STOPPED. */
+    int stopped = status == WK_STOPPED;
+    MPI_Allreduce(MPI_IN_PLACE, &stopped, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD);
     ps_server_free(&server);
     if (workers != MPI_COMM_NULL)
         MPI_Comm_free(&workers);
     free(endpoints);
     free(all);
+    eng_ckpt_free(&resume);
     MPI_Barrier(MPI_COMM_WORLD);
     MPI_Finalize();
+    return stopped ? WK_STOPPED : 0;
+}
+
+/* eval and inspect: one checkpoint, one process. */
+static int read_checkpoint(const wk_opts *o, eng_ckpt *c) {
+    char path[WK_PATH_MAX], err[1024] = "";
+    if (eng_ckpt_resolve(o->checkpoint, path, sizeof path, err, sizeof err) != ENG_OK ||
+        eng_ckpt_read(path, c, err, sizeof err) != ENG_OK) {
+        fprintf(stderr, "pstrain: %s\n", err);
+        return 2;
+    }
     return 0;
 }
 
@@ -176,10 +280,22 @@ int main(int argc, char **argv) {
         return 2;
     }
     if (o.help) {
-        wk_cli_usage(stdout, (int)o.command < 0          ? NULL
-                             : o.command == WK_CMD_TRAIN ? "train"
-                                                         : "summary");
+        wk_cli_usage(stdout, wk_cli_command_name(o.command));
         return 0;
+    }
+    if (o.command == WK_CMD_EVAL || o.command == WK_CMD_INSPECT) {
+        eng_ckpt c = {0};
+        int status = read_checkpoint(&o, &c);
+        if (status == 0 && o.command == WK_CMD_INSPECT) {
+            eng_model m;
+            ENG_ASSERT(eng_model_build(&m, eng_model_find(c.model), err, sizeof err) == ENG_OK,
+                       "%s", err);
+            eng_ckpt_print(&c, &m, stdout);
+        } else if (status == 0 && (status = wk_eval(&o, &c, err, sizeof err)) != 0) {
+            fprintf(stderr, "pstrain: %s\n", err);
+        }
+        eng_ckpt_free(&c);
+        return status;
     }
     if (o.command == WK_CMD_SUMMARY) {
         eng_model m;
@@ -198,8 +314,16 @@ int main(int argc, char **argv) {
         }
         return distributed(&o);
     }
-    int status = wk_train(&o, NULL, err, sizeof err);
-    if (status != 0)
+    eng_ckpt resume = {0};
+    if (o.resume[0] && load_resume(&o, &resume, err, sizeof err) != ENG_OK) {
+        fprintf(stderr, "pstrain: %s\n", err);
+        return 2;
+    }
+    if (o.checkpoint_dir[0])
+        catch_stop_signals();
+    int status = wk_train(&o, NULL, o.resume[0] ? &resume : NULL, &stop_requested, err, sizeof err);
+    if (status != 0 && status != WK_STOPPED)
         fprintf(stderr, "pstrain: %s\n", err[0] ? err : "training failed");
+    eng_ckpt_free(&resume);
     return status;
 }

@@ -27,12 +27,14 @@ typedef struct flag {
 
 #define TRAIN (1u << WK_CMD_TRAIN)
 #define SUMMARY (1u << WK_CMD_SUMMARY)
+#define EVAL (1u << WK_CMD_EVAL)
+#define INSPECT (1u << WK_CMD_INSPECT)
 #define STR(field) offsetof(wk_opts, field), sizeof(((wk_opts *)0)->field)
 #define NUM(field) offsetof(wk_opts, field), 0
 
 static const flag flags[] = {
     {"model", F_STR, STR(model), 0, 0, TRAIN | SUMMARY, "NAME", "model to build (see below)"},
-    {"data", F_STR, STR(data), 0, 0, TRAIN, "DIR",
+    {"data", F_STR, STR(data), 0, 0, TRAIN | EVAL, "DIR",
      "data directory (default $PSTRAIN_DATA or " PSTRAIN_DATA_DIR ")"},
     {"epochs", F_INT, NUM(epochs), 1, 1e6, TRAIN, "N", "passes over the training set (default 10)"},
     {"batch", F_INT, NUM(batch), 1, 65536, TRAIN, "N", "samples per step (default 32)"},
@@ -43,7 +45,8 @@ static const flag flags[] = {
     {"decay", F_REAL, NUM(decay), 0, 1, TRAIN, "X", "rmsprop: lr / (1 + X * iterations) (0 = off)"},
     {"seed", F_INT, NUM(seed), 0, 9007199254740991.0, TRAIN, "N",
      "seed for weights, shuffles and dropout (default 1)"},
-    {"threads", F_INT, NUM(threads), 0, 1024, TRAIN, "N", "compute threads (default: one per CPU)"},
+    {"threads", F_INT, NUM(threads), 0, 1024, TRAIN | EVAL, "N",
+     "compute threads (default: one per CPU)"},
     {"max-steps", F_INT, NUM(max_steps), 0, 1e15, TRAIN, "N",
      "stop after N steps in all (0 = no limit)"},
     {"val-split", F_REAL, NUM(val_split), 0, 0.99, TRAIN, "X",
@@ -72,7 +75,19 @@ static const flag flags[] = {
      "between layers: a worker sends a layer's gradient as soon as backward has finished it"},
     {"dump-weights", F_STR, STR(dump_weights), 0, 0, TRAIN, "FILE",
      "write the final flat weight vector as raw little-endian float32 (tests)"},
-    {"help", F_FLAG, NUM(help), 0, 0, TRAIN | SUMMARY, NULL, "this help"},
+    {"checkpoint-dir", F_STR, STR(checkpoint_dir), 0, 0, TRAIN, "DIR",
+     "write DIR/ckpt-STEP.h5 at every epoch end, every --checkpoint-every steps and on SIGTERM "
+     "or SIGINT (then stop); DIR/latest names the newest"},
+    {"checkpoint-every", F_INT, NUM(checkpoint_every), 0, 1e15, TRAIN, "STEPS",
+     "also checkpoint every STEPS steps (default 0: epoch ends only)"},
+    {"keep", F_INT, NUM(keep), 0, 1e6, TRAIN, "K",
+     "keep the newest K checkpoints (default 0: all)"},
+    {"resume", F_STR, STR(resume), 0, 0, TRAIN, "FILE|DIR",
+     "continue a job from a checkpoint (DIR: the one DIR/latest names), on any number of "
+     "servers and workers"},
+    {"checkpoint", F_STR, STR(checkpoint), 0, 0, EVAL | INSPECT, "FILE|DIR",
+     "the checkpoint to read (or give it as the only argument)"},
+    {"help", F_FLAG, NUM(help), 0, 0, TRAIN | SUMMARY | EVAL | INSPECT, NULL, "this help"},
 };
 
 static const struct {
@@ -81,6 +96,8 @@ static const struct {
 } commands[] = {
     [WK_CMD_TRAIN] = {"train", "train a model and report test loss and accuracy"},
     [WK_CMD_SUMMARY] = {"summary", "print a model's layers, output shapes and parameters"},
+    [WK_CMD_EVAL] = {"eval", "evaluate a checkpoint's weights on the test set"},
+    [WK_CMD_INSPECT] = {"inspect", "print a checkpoint's metadata and a table of its tensors"},
 };
 
 static int set_value(wk_opts *o, const flag *f, const char *v, char *err, size_t errlen) {
@@ -148,7 +165,8 @@ int wk_cli_parse(wk_opts *o, int argc, char **argv, char *err, size_t errlen) {
             found = 1;
         }
     if (!found) {
-        snprintf(err, errlen, "unknown command '%s': expected train or summary", argv[1]);
+        snprintf(err, errlen, "unknown command '%s': expected train, summary, eval or inspect",
+                 argv[1]);
         return -1;
     }
     for (int i = 2; i < argc; i++) {
@@ -156,6 +174,12 @@ int wk_cli_parse(wk_opts *o, int argc, char **argv, char *err, size_t errlen) {
         if (strcmp(a, "-h") == 0)
             a = "--help";
         if (strncmp(a, "--", 2) != 0) {
+            /* eval and inspect take the checkpoint as their one argument */
+            if ((o->command == WK_CMD_EVAL || o->command == WK_CMD_INSPECT) && !o->checkpoint[0] &&
+                strlen(a) < sizeof o->checkpoint) {
+                snprintf(o->checkpoint, sizeof o->checkpoint, "%s", a);
+                continue;
+            }
             snprintf(err, errlen, "unexpected argument '%s': flags start with --", a);
             return -1;
         }
@@ -188,6 +212,18 @@ int wk_cli_parse(wk_opts *o, int argc, char **argv, char *err, size_t errlen) {
     }
     if (o->help)
         return 0;
+    if (o->command == WK_CMD_EVAL || o->command == WK_CMD_INSPECT) {
+        if (!o->checkpoint[0]) {
+            snprintf(err, errlen, "%s: expected a checkpoint FILE or DIR",
+                     commands[o->command].name);
+            return -1;
+        }
+        return 0; /* the model is the checkpoint's */
+    }
+    if (o->checkpoint_every && !o->checkpoint_dir[0]) {
+        snprintf(err, errlen, "--checkpoint-every: needs --checkpoint-dir");
+        return -1;
+    }
     if (!o->model[0]) {
         snprintf(err, errlen, "--model: required; expected one of:");
         for (int i = 0; eng_model_at(i); i++)
@@ -224,6 +260,10 @@ int wk_cli_parse(wk_opts *o, int argc, char **argv, char *err, size_t errlen) {
     return 0;
 }
 
+const char *wk_cli_command_name(wk_command c) {
+    return c >= 0 && (size_t)c < sizeof commands / sizeof commands[0] ? commands[c].name : NULL;
+}
+
 void wk_cli_usage(FILE *out, const char *command) {
     if (!command) {
         fprintf(out, "usage: pstrain COMMAND [flags]\n\ncommands:\n");
@@ -235,7 +275,8 @@ void wk_cli_usage(FILE *out, const char *command) {
         for (size_t c = 0; c < sizeof commands / sizeof commands[0]; c++)
             if (strcmp(command, commands[c].name) == 0) {
                 bit = 1u << c;
-                fprintf(out, "usage: pstrain %s --model NAME [flags]\n%s\n\nflags:\n", command,
+                fprintf(out, "usage: pstrain %s %s [flags]\n%s\n\nflags:\n", command,
+                        c == WK_CMD_EVAL || c == WK_CMD_INSPECT ? "FILE|DIR" : "--model NAME",
                         commands[c].about);
             }
         for (size_t k = 0; k < sizeof flags / sizeof flags[0]; k++) {

@@ -10,7 +10,7 @@
 
 #define WK_PATH_MAX 4096
 
-typedef enum wk_command { WK_CMD_TRAIN, WK_CMD_SUMMARY } wk_command;
+typedef enum wk_command { WK_CMD_TRAIN, WK_CMD_SUMMARY, WK_CMD_EVAL, WK_CMD_INSPECT } wk_command;
 
 typedef struct wk_opts {
     wk_command command;
@@ -40,11 +40,20 @@ typedef struct wk_opts {
     int64_t server_threads;         /* threads for a server's optimizer update */
     int64_t chunk;                  /* floats per push/pull message (0: a whole shard) */
     char dump_weights[WK_PATH_MAX]; /* raw float32 flat vector at the end; empty: none */
+    /* checkpoints */
+    char checkpoint_dir[WK_PATH_MAX]; /* empty: no checkpoints */
+    int64_t checkpoint_every;         /* steps; 0: only at epoch ends and on SIGTERM/SIGINT */
+    int64_t keep;                     /* newest checkpoints kept; 0: all */
+    char resume[WK_PATH_MAX];         /* FILE or DIR (its latest); empty: a fresh start */
+    char checkpoint[WK_PATH_MAX];     /* eval, inspect: the file (or DIR) to read */
 } wk_opts;
 
 /* Parses argv (argv[0] is the program). Returns 0, or -1 with one line in err (naming the
  * flag or argument and what was expected). */
 int wk_cli_parse(wk_opts *o, int argc, char **argv, char *err, size_t errlen);
+
+/* "train", ...; NULL for a value that is not a command. */
+const char *wk_cli_command_name(wk_command c);
 
 /* Usage of the program (command NULL) or of one command. */
 void wk_cli_usage(FILE *out, const char *command);

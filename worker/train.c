@@ -7,6 +7,7 @@
 #include "engine/net.h"
 #include "engine/optim.h"
 #include "engine/pool.h"
+#include "worker/checkpoint.h"
 #include "worker/client.h"
 #include "worker/progress.h"
 #include "worker/stream.h"
@@ -89,11 +90,110 @@ static void send_ready(void *ctx, size_t lo) {
         e->rc = wk_client_step_ready(e->client, lo, e->err, e->errlen);
 }
 
+/* Where a run is, for checkpoints. */
+typedef struct position {
+    int64_t step;       /* steps done by every worker: the next step's index */
+    int64_t epoch;      /* in progress, 1-based */
+    int64_t epoch_step; /* steps of it done */
+} position;
+
+/* Puts the job's state together in the writer's next checkpoint and starts writing it (the
+ * lead worker, or the one process); every worker takes part in gathering positions. In sync
+ * mode the servers answer the snapshot at exactly version pos.step: the lead pushes no more
+ * until it has the state, so no update can slip in. Returns 0 or -1 with err. */
+static int checkpoint(const wk_opts *o, const wk_job *job, wk_ckpt_writer *writer,
+                      wk_client *client, eng_net *net, eng_optim *opt, const eng_optim_cfg *cfg,
+                      uint64_t *version, position pos, char *err, size_t errlen) {
+    const int world = job ? job->num_workers : 1;
+    int64_t mine = pos.step, *steps = NULL;
+    if (writer && !(steps = malloc(sizeof *steps * (size_t)world)))
+        return eng_err(err, errlen, ENG_ENOMEM, "checkpoint: out of memory");
+    if (job)
+        MPI_Gather(&mine, 1, MPI_INT64_T, steps, 1, MPI_INT64_T, 0, job->workers);
+    else
+        steps[0] = mine;
+    if (!writer)
+        return 0;
+    const double t0 = wk_now();
+    if (wk_ckpt_writer_wait(writer, stdout, err, errlen) != 0) {
+        free(steps);
+        return -1;
+    }
+    eng_ckpt *c = wk_ckpt_writer_next(writer);
+    free(c->worker_steps);
+    c->worker_steps = steps;
+    c->optim = *cfg;
+    c->step = pos.step;
+    c->epoch = pos.epoch;
+    c->epoch_step = pos.epoch_step;
+    snprintf(c->mode, sizeof c->mode, "%.7s", job ? o->mode : "local");
+    c->staleness = (int32_t)o->staleness;
+    c->batch = (int32_t)o->batch;
+    c->seed = o->seed;
+    c->servers = job ? job->num_servers : 0;
+    c->workers = world;
+    c->val_split = o->val_split;
+    c->epochs = o->epochs;
+    if (job) {
+        /* Take the answers already asked for, then the servers' state. */
+        if (wk_client_pull_pending(client) &&
+            wk_client_pull_wait(client, eng_net_params(net), version, err, errlen) != 0)
+            return -1;
+        if (wk_client_snapshot(client, needed_version(o, (uint64_t)pos.step), c, err, errlen) != 0)
+            return -1;
+    } else {
+        memcpy(c->weights, eng_net_params(net), sizeof(float) * c->total);
+        for (int i = 0; i < c->nslots; i++)
+            memcpy(c->slots[i], eng_optim_slot(opt, i), sizeof(float) * c->total);
+        eng_ckpt_iters *run = realloc(c->runs, sizeof *run);
+        if (!run)
+            return eng_err(err, errlen, ENG_ENOMEM, "checkpoint: out of memory");
+        *run = (eng_ckpt_iters){0, c->total, eng_optim_iterations(opt)};
+        c->runs = run;
+        c->nruns = 1;
+    }
+    printf("checkpoint at step %lld: state gathered in %.1f ms (training paused for it)\n",
+           (long long)pos.step, (wk_now() - t0) * 1e3);
+    fflush(stdout);
+    return wk_ckpt_writer_start(writer, err, errlen);
+}
+
+/* Whether every worker should stop now: someone got a signal or a server said it is
+ * stopping. The vote is an MPI_Iallreduce started one step earlier, so that waiting for it
+ * costs nothing; every worker sees the same result at the same step. */
+typedef struct stop_vote {
+    MPI_Request req;
+    int mine, all, started;
+} stop_vote;
+
+static int stop_agreed(stop_vote *v, const wk_job *job, volatile sig_atomic_t *stop,
+                       const wk_client *client) {
+    const int local = (stop && *stop) || (client && wk_client_stopping(client));
+    if (!job)
+        return local;
+    int agreed = 0;
+    if (v->started) {
+        MPI_Wait(&v->req, MPI_STATUS_IGNORE);
+        agreed = v->all;
+    }
+    v->mine = local;
+    MPI_Iallreduce(&v->mine, &v->all, 1, MPI_INT, MPI_MAX, job->workers, &v->req);
+    v->started = 1;
+    return agreed;
+}
+
+static void stop_vote_end(stop_vote *v) {
+    if (v->started)
+        MPI_Wait(&v->req, MPI_STATUS_IGNORE);
+    v->started = 0;
+}
+
 static int exit_code(int rc) {
     return rc == ENG_EARG || rc == ENG_EFORMAT || rc == ENG_EIO ? 2 : 1;
 }
 
-int wk_train(const wk_opts *o, const wk_job *job, char *err, size_t errlen) {
+int wk_train(const wk_opts *o, const wk_job *job, const eng_ckpt *resume,
+             volatile sig_atomic_t *stop, char *err, size_t errlen) {
     const double t_start = wk_now();
     const eng_model_def *def = eng_model_find(o->model);
     const int rank = job ? job->worker_id : 0, world = job ? job->num_workers : 1;
@@ -104,6 +204,8 @@ int wk_train(const wk_opts *o, const wk_job *job, char *err, size_t errlen) {
     eng_optim *opt = NULL;
     wk_client *client = NULL;
     wk_progress prog = {0};
+    wk_ckpt_writer *writer = NULL;
+    stop_vote vote = {0};
     float *x = NULL;
     uint8_t *labels = NULL;
     int rc, status = 1;
@@ -125,7 +227,10 @@ int wk_train(const wk_opts *o, const wk_job *job, char *err, size_t errlen) {
     const int chunk = batch > 128 ? batch : 128; /* evaluation batches */
     if (!(net = eng_net_new(&model, chunk, threads > 0 ? threads : 1, err, errlen)))
         goto out;
-    eng_model_init_params(&model, eng_net_params(net), (uint64_t)o->seed);
+    if (resume)
+        memcpy(eng_net_params(net), resume->weights, sizeof(float) * model.layout.total);
+    else
+        eng_model_init_params(&model, eng_net_params(net), (uint64_t)o->seed);
     /* Worker w's samples sit at w * batch in the job's combined batch, so its dropout masks
      * are the ones one process training on the combined batch would draw. */
     eng_net_set_sample_base(net, (int64_t)rank * batch);
@@ -135,6 +240,8 @@ int wk_train(const wk_opts *o, const wk_job *job, char *err, size_t errlen) {
         cfg.lr = (float)o->lr;
     cfg.clipvalue = (float)o->clipvalue;
     cfg.decay = (float)o->decay;
+    if (resume) /* the optimizer goes on as it was */
+        cfg = resume->optim;
     const size_t nparams = model.layout.total;
     x = eng_alloc(sizeof(float) * (size_t)chunk * eng_shape_size(model.input));
     labels = eng_alloc((size_t)chunk);
@@ -142,6 +249,15 @@ int wk_train(const wk_opts *o, const wk_job *job, char *err, size_t errlen) {
         snprintf(err, errlen, "out of memory");
         goto out;
     }
+    if (opt && resume) {
+        for (int i = 0; i < resume->nslots; i++)
+            memcpy(eng_optim_slot(opt, i), resume->slots[i], sizeof(float) * nparams);
+        eng_optim_set_iterations(opt, resume->runs[0].iterations);
+    }
+    if (o->checkpoint_dir[0] && lead &&
+        !(writer = wk_ckpt_writer_new(&model, o->checkpoint_dir, (int)o->keep,
+                                      eng_optim_nslots(cfg.kind), err, errlen)))
+        goto out;
     uint64_t version = 0; /* of the weights in the net */
     early_send early = {.err = err, .errlen = errlen};
     if (job) {
@@ -179,27 +295,62 @@ int wk_train(const wk_opts *o, const wk_job *job, char *err, size_t errlen) {
                def->name, (long long)data.data.train.n, (long long)data.data.val.n,
                (long long)data.data.test.n, nparams, batch, o->optimizer, (double)cfg.lr, threads);
 
-    int64_t step = 0, trained = 0;
+    /* A resumed run goes on from the checkpoint's step. Other counts of workers or another
+     * batch make other steps: the epoch goes on from the same share of its samples. */
+    int64_t step = 0, trained = 0, first_epoch = 1, first_step = 0, last_ckpt = -1;
+    if (resume) {
+        step = resume->step;
+        first_epoch = resume->epoch;
+        first_step = resume->epoch_step;
+        if (resume->workers != world || resume->batch != batch)
+            first_step = resume->epoch_step * resume->workers * resume->batch / (world * batch);
+        if (first_step > steps_per_epoch)
+            first_step = steps_per_epoch;
+        last_ckpt = step;
+        if (lead)
+            printf("resuming at step %lld: epoch %lld, step %lld of %lld\n", (long long)step,
+                   (long long)first_epoch, (long long)first_step, (long long)steps_per_epoch);
+    }
+    const int ckpt_on = o->checkpoint_dir[0] != '\0';
+    int stopped = 0;
     double train_seconds = 0.0;
-    for (int64_t epoch = 1; epoch <= o->epochs && (!o->max_steps || step < o->max_steps); epoch++) {
+    for (int64_t epoch = first_epoch;
+         epoch <= o->epochs && (!o->max_steps || step < o->max_steps) && !stopped; epoch++) {
         if (lead)
             wk_progress_epoch_begin(&prog, epoch);
         wk_stream_epoch(&data, epoch);
 
         eng_batch_stats st = {0};
         const double t0 = wk_now();
-        for (int64_t s = 0; s < steps_per_epoch && (!o->max_steps || step < o->max_steps);
-             s++, step++) {
+        int64_t s;
+        for (s = epoch == first_epoch ? first_step : 0;
+             s < steps_per_epoch && (!o->max_steps || step < o->max_steps); s++, step++) {
+            /* Checkpoints come between steps: every --checkpoint-every steps, and when the
+             * job must stop. */
+            if (ckpt_on) {
+                const int halt = stop_agreed(&vote, job, stop, client);
+                const int due = o->checkpoint_every && step > 0 && step % o->checkpoint_every == 0;
+                if ((halt || due) && step != last_ckpt) {
+                    if (checkpoint(o, job, writer, client, net, opt, &cfg, &version,
+                                   (position){step, epoch, s}, err, errlen) != 0)
+                        goto out;
+                    last_ckpt = step;
+                }
+                if (halt) {
+                    stopped = 1;
+                    break;
+                }
+            }
             const int B = wk_stream_batch(&data, s, x, labels);
             if (job && refresh_weights(client, net, &version, needed_version(o, (uint64_t)step),
                                        err, errlen) != 0)
                 goto out;
             /* Ask for the next weights with the push, unless the last answer is still on its
              * way (async, ssp). */
-            if (job && wk_client_step_begin(client, eng_net_grads(net), (uint64_t)step, version,
-                                            !wk_client_pull_pending(client),
-                                            needed_version(o, (uint64_t)step + 1), err,
-                                            errlen) != 0)
+            if (job &&
+                wk_client_step_begin(client, eng_net_grads(net), (uint64_t)step, version,
+                                     !wk_client_pull_pending(client),
+                                     needed_version(o, (uint64_t)step + 1), err, errlen) != 0)
                 goto out;
             eng_net_train_step(net, x, labels, B, wk_step_key((uint64_t)o->seed, step), &st);
             if (!job)
@@ -213,6 +364,8 @@ int wk_train(const wk_opts *o, const wk_job *job, char *err, size_t errlen) {
                                  dt > 0 ? (double)st.count * world / dt : 0.0);
             }
         }
+        if (stopped)
+            break;
         /* Evaluate on every update the job has made so far. */
         if (job && final_weights(o, client, net, &version, step, world, err, errlen) != 0)
             goto out;
@@ -231,6 +384,30 @@ int wk_train(const wk_opts *o, const wk_job *job, char *err, size_t errlen) {
             r.seconds = wk_now() - prog.epoch_start;
             wk_progress_epoch_end(&prog, &r);
         }
+        /* And one at every epoch's end (or where --max-steps cut it). */
+        const position end =
+            s < steps_per_epoch ? (position){step, epoch, s} : (position){step, epoch + 1, 0};
+        if (ckpt_on && step != last_ckpt) {
+            if (checkpoint(o, job, writer, client, net, opt, &cfg, &version, end, err, errlen) != 0)
+                goto out;
+            last_ckpt = step;
+        }
+    }
+    stop_vote_end(&vote);
+    if (writer && wk_ckpt_writer_wait(writer, stdout, err, errlen) != 0)
+        goto out;
+    if (stopped) {
+        if (lead)
+            printf("stopped at step %lld on request; resume with --resume %s\n", (long long)step,
+                   o->checkpoint_dir);
+        fflush(stdout);
+        if (client && wk_client_pull_pending(client) &&
+            wk_client_pull_wait(client, eng_net_params(net), &version, err, errlen) != 0)
+            goto out;
+        if (client && wk_client_shutdown(client, NULL, err, errlen) != 0)
+            goto out;
+        status = WK_STOPPED;
+        goto out;
     }
     if (lead && o->dump_weights[0]) {
         FILE *f = fopen(o->dump_weights, "wb");
@@ -251,11 +428,50 @@ int wk_train(const wk_opts *o, const wk_job *job, char *err, size_t errlen) {
         goto out;
     status = 0;
 out:
+    stop_vote_end(&vote);
+    wk_ckpt_writer_free(&writer);
     wk_progress_deinit(&prog);
     eng_free(x);
     eng_free(labels);
     eng_optim_free(&opt);
     wk_client_free(&client);
+    eng_net_free(&net);
+    wk_stream_close(&data);
+    return status;
+}
+
+int wk_eval(const wk_opts *o, const eng_ckpt *c, char *err, size_t errlen) {
+    const eng_model_def *def = eng_model_find(c->model);
+    eng_model model;
+    wk_stream data = {0};
+    eng_net *net = NULL;
+    float *x = NULL;
+    uint8_t *labels = NULL;
+    int rc, status = 1;
+    if ((rc = eng_model_build(&model, def, err, errlen)) != ENG_OK)
+        return exit_code(rc);
+    const int chunk = 128;
+    if ((rc = wk_stream_open(&data, o->data, def->dataset, c->val_split, 0, 1, (uint64_t)c->seed,
+                             chunk, err, errlen)) != ENG_OK)
+        return exit_code(rc);
+    const int threads = o->threads > 0 ? (int)o->threads : eng_pool_cpus();
+    x = eng_alloc(sizeof(float) * (size_t)chunk * eng_shape_size(model.input));
+    labels = eng_alloc((size_t)chunk);
+    if (!x || !labels) {
+        snprintf(err, errlen, "out of memory");
+        goto out;
+    }
+    if (!(net = eng_net_new(&model, chunk, threads, err, errlen)))
+        goto out;
+    memcpy(eng_net_params(net), c->weights, sizeof(float) * model.layout.total);
+    double loss, accuracy;
+    evaluate(net, NULL, &data.data.test, chunk, x, labels, &loss, &accuracy);
+    printf("%s at step %lld: test_loss: %.4f - test_accuracy: %.4f (%lld samples)\n", c->model,
+           (long long)c->step, loss, accuracy, (long long)data.data.test.n);
+    status = 0;
+out:
+    eng_free(x);
+    eng_free(labels);
     eng_net_free(&net);
     wk_stream_close(&data);
     return status;

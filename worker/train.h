@@ -7,9 +7,11 @@
 #ifndef PSTRAIN_WORKER_TRAIN_H
 #define PSTRAIN_WORKER_TRAIN_H
 
+#include "engine/ckpt.h"
 #include "worker/cli.h"
 
 #include <mpi.h>
+#include <signal.h>
 #include <stddef.h>
 
 /* The job around a worker. */
@@ -20,8 +22,20 @@ typedef struct wk_job {
     MPI_Comm workers;             /* the workers' communicator */
 } wk_job;
 
-/* Runs `pstrain train` as o describes; job is NULL for one process. Returns 0 on success,
- * 2 on bad input (the message in err names the file or flag), 1 on other failures. */
-int wk_train(const wk_opts *o, const wk_job *job, char *err, size_t errlen);
+/* wk_train's status when it stopped early on request (stop), after a last checkpoint: the
+ * job can be resumed (EX_TEMPFAIL). */
+#define WK_STOPPED 75
+
+/* Runs `pstrain train` as o describes; job is NULL for one process. resume (NULL: a fresh
+ * start) is the checkpoint to continue from, validated for this model. stop (may be NULL)
+ * is set by a signal handler: with --checkpoint-dir, the job then writes a checkpoint at the
+ * next step every worker reaches and returns WK_STOPPED. Returns 0 on success, 2 on bad
+ * input (the message in err names the file or flag), 1 on other failures. */
+int wk_train(const wk_opts *o, const wk_job *job, const eng_ckpt *resume,
+             volatile sig_atomic_t *stop, char *err, size_t errlen);
+
+/* `pstrain eval`: c's weights on the test set (the split c was trained with), one line to
+ * stdout. Returns 0, 2 on bad input, 1 on other failures. */
+int wk_eval(const wk_opts *o, const eng_ckpt *c, char *err, size_t errlen);
 
 #endif

@@ -1,0 +1,107 @@
+/* checkpoint.c: writing checkpoints on a thread while training goes on. */
+#include "worker/checkpoint.h"
+
+#include "engine/base.h"
+#include "engine/layout.h"
+
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+struct wk_ckpt_writer {
+    const eng_model *model;
+    char *dir;
+    int keep;
+    eng_ckpt ck; /* the state being filled or written */
+    pthread_t thread;
+    int running;
+    /* the thread's result */
+    int rc;
+    char err[1024];
+    char path[4096];
+    double seconds;
+};
+
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+wk_ckpt_writer *wk_ckpt_writer_new(const eng_model *m, const char *dir, int keep, int nslots,
+                                   char *err, size_t errlen) {
+    wk_ckpt_writer *w = calloc(1, sizeof *w);
+    if (!w)
+        goto nomem;
+    w->model = m;
+    w->keep = keep;
+    w->dir = strdup(dir);
+    eng_ckpt *c = &w->ck;
+    snprintf(c->model, sizeof c->model, "%s", m->def->name);
+    c->layout_checksum = eng_layout_checksum(&m->layout);
+    c->total = m->layout.total;
+    c->nslots = nslots;
+    c->weights = malloc(sizeof(float) * c->total);
+    for (int i = 0; i < nslots; i++)
+        c->slots[i] = malloc(sizeof(float) * c->total);
+    if (!w->dir || !c->weights || (nslots > 0 && !c->slots[0]) || (nslots > 1 && !c->slots[1]))
+        goto nomem;
+    return w;
+nomem:
+    eng_err(err, errlen, ENG_ENOMEM, "checkpoints: out of memory");
+    wk_ckpt_writer_free(&w);
+    return NULL;
+}
+
+void wk_ckpt_writer_free(wk_ckpt_writer **pw) {
+    if (!pw || !*pw)
+        return;
+    wk_ckpt_writer *w = *pw;
+    if (w->running)
+        pthread_join(w->thread, NULL);
+    eng_ckpt_free(&w->ck);
+    free(w->dir);
+    free(w);
+    *pw = NULL;
+}
+
+static void *write_main(void *arg) {
+    wk_ckpt_writer *w = arg;
+    const double t0 = now_s();
+    w->rc = eng_ckpt_save(w->dir, &w->ck, w->model, w->keep, w->path, sizeof w->path, w->err,
+                          sizeof w->err);
+    w->seconds = now_s() - t0;
+    return NULL;
+}
+
+int wk_ckpt_writer_wait(wk_ckpt_writer *w, FILE *out, char *err, size_t errlen) {
+    if (!w->running)
+        return 0;
+    pthread_join(w->thread, NULL);
+    w->running = 0;
+    if (w->rc != ENG_OK) {
+        snprintf(err, errlen, "checkpoint: %s", w->err);
+        return -1;
+    }
+    if (out) {
+        fprintf(out, "checkpoint %s: step %lld, written in %.0f ms\n", w->path,
+                (long long)w->ck.step, w->seconds * 1e3);
+        fflush(out);
+    }
+    return 0;
+}
+
+eng_ckpt *wk_ckpt_writer_next(wk_ckpt_writer *w) {
+    ENG_ASSERT(!w->running, "checkpoint state taken while a write is in progress");
+    return &w->ck;
+}
+
+int wk_ckpt_writer_start(wk_ckpt_writer *w, char *err, size_t errlen) {
+    ENG_ASSERT(!w->running, "two checkpoint writes at once");
+    if (pthread_create(&w->thread, NULL, write_main, w) != 0)
+        return eng_err(err, errlen, ENG_ENOMEM, "checkpoint: cannot start the writer thread");
+    w->running = 1;
+    return 0;
+}

@@ -1,0 +1,36 @@
+/* checkpoint.h: the writing side of a job's checkpoints. The lead worker (or the one
+ * process) fills the next checkpoint's state, then a thread of the writer's own writes it
+ * with eng_ckpt_save while training goes on: training pauses only to gather the state, not
+ * for the file. One write at a time; the next checkpoint first waits for the last. */
+#ifndef PSTRAIN_WORKER_CHECKPOINT_H
+#define PSTRAIN_WORKER_CHECKPOINT_H
+
+#include "engine/ckpt.h"
+#include "engine/model.h"
+
+#include <stddef.h>
+
+typedef struct wk_ckpt_writer wk_ckpt_writer;
+
+/* A writer of model m's checkpoints (m borrowed) into dir, keeping the newest `keep` (0:
+ * all), with buffers for the weights and nslots optimizer arrays allocated here. Returns
+ * NULL with err when out of memory. */
+wk_ckpt_writer *wk_ckpt_writer_new(const eng_model *m, const char *dir, int keep, int nslots,
+                                   char *err, size_t errlen);
+/* Waits for a write in progress and frees the writer. */
+void wk_ckpt_writer_free(wk_ckpt_writer **w);
+
+/* Waits for the write in progress, if any, and prints where it went and how long it took to
+ * out (NULL: quiet). Returns 0, or -1 with err when that write failed. */
+int wk_ckpt_writer_wait(wk_ckpt_writer *w, FILE *out, char *err, size_t errlen);
+
+/* The checkpoint to fill next: total, weights, slots and model fields are set; the caller
+ * fills the rest (runs may be replaced: the writer frees them). Valid after
+ * wk_ckpt_writer_wait, until wk_ckpt_writer_start. */
+eng_ckpt *wk_ckpt_writer_next(wk_ckpt_writer *w);
+
+/* Starts writing the filled checkpoint on the writer's thread. Returns 0, or -1 with err
+ * when the thread cannot start. */
+int wk_ckpt_writer_start(wk_ckpt_writer *w, char *err, size_t errlen);
+
+#endif
