@@ -30,8 +30,7 @@ typedef struct eng_chunks {
 
 /* Fills c (freed with eng_chunks_free). cuts need not be sorted. Returns 0, or -1 when out
  * of memory. */
-int eng_chunks_plan(eng_chunks *c, size_t lo, size_t n, const size_t *cuts, int ncuts,
-                    size_t max);
+int eng_chunks_plan(eng_chunks *c, size_t lo, size_t n, const size_t *cuts, int ncuts, size_t max);
 void eng_chunks_free(eng_chunks *c);
 
 /* The chunk holding absolute offset off, or -1 when off lies outside the shard. */

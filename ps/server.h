@@ -33,13 +33,13 @@ typedef struct ps_config {
     int staleness; /* PS_SSP */
     eng_optim_cfg optim;
     uint64_t seed;
-    const char *bind_host;      /* address to bind, "0.0.0.0" for all */
-    const char *advertise_host; /* address workers connect to */
-    int port_min, port_max;     /* 0, 0: an ephemeral port */
-    FILE *log;                  /* one line per refused message; NULL: quiet */
-    int threads;                /* for the optimizer update (results do not depend on it) */
-    size_t chunk;               /* the most floats in one push or pull message (0: no limit);
-                                   messages also break at every layer (eng_chunks_plan) */
+    const char *bind_host;       /* address to bind, "0.0.0.0" for all */
+    const char *advertise_host;  /* address workers connect to */
+    int port_min, port_max;      /* 0, 0: an ephemeral port */
+    FILE *log;                   /* one line per refused message; NULL: quiet */
+    int threads;                 /* for the optimizer update (results do not depend on it) */
+    size_t chunk;                /* the most floats in one push or pull message (0: no limit);
+                                    messages also break at every layer (eng_chunks_plan) */
     volatile sig_atomic_t *stop; /* set (by a signal handler) when this process must end: its
                                     answers then ask the workers to checkpoint and stop; NULL:
                                     never */

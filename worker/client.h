@@ -66,8 +66,7 @@ int wk_client_pull_pending(const wk_client *c);
  * together in ck: weights and the nslots optimizer arrays (ck->total floats each, allocated
  * by the caller) and the update-count runs (appended to ck->runs, grown here). The caller
  * must have no pull outstanding. Returns 0 or -1 with err. */
-int wk_client_snapshot(wk_client *c, uint64_t min_version, eng_ckpt *ck, char *err,
-                       size_t errlen);
+int wk_client_snapshot(wk_client *c, uint64_t min_version, eng_ckpt *ck, char *err, size_t errlen);
 
 /* True once a server has said it is stopping (it got SIGTERM or SIGINT). */
 int wk_client_stopping(const wk_client *c);
