@@ -40,6 +40,27 @@ static int has_more(void *sock) {
     return more;
 }
 
+int64_t pb_push_floats(const Pstrain__Push *p) {
+    if (!p->slice)
+        return -1;
+    if (p->n_rows == 0)
+        return (int64_t)p->slice->count;
+    const uint64_t lo = p->slice->offset, hi = lo + p->slice->count, len = p->row_len;
+    if (len == 0 || hi < lo)
+        return -1;
+    int64_t n = 0;
+    for (size_t i = 0; i < p->n_rows; i++) {
+        if (i > 0 && p->rows[i] <= p->rows[i - 1])
+            return -1;
+        const uint64_t a = p->rows_from + (uint64_t)p->rows[i] * len, b = a + len;
+        const uint64_t ca = a > lo ? a : lo, cb = b < hi ? b : hi;
+        if (ca >= cb) /* a row that misses the slice */
+            return -1;
+        n += (int64_t)(cb - ca);
+    }
+    return n;
+}
+
 /* The slice a body carries with a payload, or NULL when it carries none; the payload holds
  * *arrays of slice.count floats. */
 static const Pstrain__Slice *payload_slice(const Pstrain__Envelope *env, int *wants,
@@ -133,6 +154,17 @@ int pb_recv(void *sock, int router, pb_msg *m, int flags, char *err, size_t errl
     if (has_more(sock)) {
         drain(sock);
         return fail(err, errlen, PB_EMALFORMED, "%s: more than two frames", pb_body_name(m->env));
+    }
+    if (m->env->body_case == PSTRAIN__ENVELOPE__BODY_PUSH && m->env->push->n_rows > 0) {
+        const int64_t want = pb_push_floats(m->env->push);
+        if (want < 0)
+            return fail(err, errlen, PB_EMALFORMED,
+                        "push.rows: expected ascending rows of row_len >= 1 that meet the slice");
+        if (bytes != (uint64_t)want * sizeof(float))
+            return fail(err, errlen, PB_EMALFORMED,
+                        "push: payload is %lld bytes, its %zu rows hold %lld floats",
+                        (long long)bytes, m->env->push->n_rows, (long long)want);
+        return PB_OK;
     }
     if (arrays > 3 || slice->count > (uint64_t)(SIZE_MAX / sizeof(float) / 3) ||
         bytes != arrays * slice->count * sizeof(float))

@@ -51,6 +51,11 @@ typedef struct pb_msg {
 int pb_recv(void *sock, int router, pb_msg *m, int flags, char *err, size_t errlen);
 void pb_msg_clear(pb_msg *m);
 
+/* The floats a push's payload must hold: slice.count for a dense push; for a sparse one
+ * the parts of its rows inside the slice. -1 when the rows are not ascending, a row lies
+ * outside the slice or row_len is 0. */
+int64_t pb_push_floats(const Pstrain__Push *p);
+
 /* The payload frame's bytes (count floats, possibly unaligned: copy with memcpy). */
 const void *pb_msg_payload(const pb_msg *m);
 

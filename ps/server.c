@@ -468,6 +468,22 @@ static const float *payload_floats(const pb_msg *m, float *copy, size_t n) {
     return copy;
 }
 
+/* A sparse push's rows spread into the dense gradient of its slice at copy: zeros where no
+ * row lies (pb_recv has checked the rows against the slice and the payload's size). */
+static const float *sparse_floats(const pb_msg *m, float *copy) {
+    const Pstrain__Push *p = m->env->push;
+    const uint64_t lo = p->slice->offset, hi = lo + p->slice->count;
+    const char *src = pb_msg_payload(m);
+    memset(copy, 0, sizeof(float) * p->slice->count);
+    for (size_t i = 0; i < p->n_rows; i++) {
+        const uint64_t a = p->rows_from + (uint64_t)p->rows[i] * p->row_len, b = a + p->row_len;
+        const uint64_t ca = a > lo ? a : lo, cb = b < hi ? b : hi;
+        memcpy(copy + (ca - lo), src, sizeof(float) * (cb - ca));
+        src += sizeof(float) * (cb - ca);
+    }
+    return copy;
+}
+
 static int on_push(ps_server *s, pb_msg *m) {
     const Pstrain__Push *p = m->env->push;
     char why[256];
@@ -511,7 +527,7 @@ static int on_push(ps_server *s, pb_msg *m) {
     float *copy = s->cfg.mode == PS_ASYNC
                       ? s->scratch + plo
                       : s->grads + (slot * (size_t)s->W + p->worker_id) * s->n + plo;
-    const float *g = payload_floats(m, copy, (size_t)cnt);
+    const float *g = p->n_rows ? sparse_floats(m, copy) : payload_floats(m, copy, (size_t)cnt);
     for (int k = k0; k <= k1; k++) {
         const float *gk = g + (s->chunks.start[k] - (size_t)off);
         if (s->cfg.mode == PS_ASYNC) {
@@ -529,7 +545,7 @@ static int on_push(ps_server *s, pb_msg *m) {
         s->base[i] = p->base_version;
         apply_complete_clocks(s, k);
     }
-    s->st.bytes_in += sizeof(float) * cnt;
+    s->st.bytes_in += sizeof(float) * (p->n_rows ? (uint64_t)pb_push_floats(p) : cnt);
     if (k0 != 0) /* a step's push counts once, with its first chunk */
         return PB_OK;
     s->peers[p->worker_id].pushes++;

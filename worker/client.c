@@ -37,6 +37,11 @@ struct wk_client {
     uint64_t step, base_version, min_version;
     int pull;
     atomic_int lent; /* pushes ZeroMQ is still sending straight from grads */
+    const wk_sparse_rows *sparse; /* this step's touched rows, or NULL */
+    float *row_vals;              /* a sparse push's payload: the rows' values */
+    uint32_t *row_ids;            /* and their ids */
+    size_t row_cap;               /* floats row_vals holds */
+    uint64_t bytes_pushed;
     int stopping;    /* a server said it is stopping */
 };
 
@@ -162,6 +167,8 @@ void wk_client_free(wk_client **pc) {
     if (c->ctx)
         zmq_ctx_term(c->ctx);
     free(c->srv);
+    free(c->row_vals);
+    free(c->row_ids);
     free(c);
     *pc = NULL;
 }
@@ -171,6 +178,38 @@ static void returned(void *data, void *hint) {
     (void)data;
     wk_client *c = hint;
     atomic_fetch_sub_explicit(&c->lent, 1, memory_order_release);
+}
+
+/* The touched rows of c->sparse that meet [lo, hi), their parts inside it gathered from grads
+ * into c's buffers; returns how many (0: none, or the range is not all inside the tensor),
+ * and the floats gathered in *nvals. -1 when out of memory. */
+static long gather_rows(wk_client *c, const float *grads, size_t lo, size_t hi, size_t *nvals) {
+    const wk_sparse_rows *sp = c->sparse;
+    *nvals = 0;
+    if (!sp || lo < sp->from || hi > sp->from + sp->nrows * sp->row_len)
+        return 0;
+    if (c->row_cap < hi - lo) {
+        float *v = realloc(c->row_vals, sizeof(float) * (hi - lo));
+        if (v)
+            c->row_vals = v;
+        uint32_t *ids = realloc(c->row_ids, sizeof(uint32_t) * (hi - lo));
+        if (ids)
+            c->row_ids = ids;
+        if (!v || !ids)
+            return -1;
+        c->row_cap = hi - lo;
+    }
+    long n = 0;
+    for (size_t i = 0; i < sp->n; i++) {
+        const size_t a = sp->from + (size_t)sp->rows[i] * sp->row_len, b = a + sp->row_len;
+        const size_t ca = a > lo ? a : lo, cb = b < hi ? b : hi;
+        if (ca >= cb)
+            continue;
+        memcpy(c->row_vals + *nvals, grads + ca, sizeof(float) * (cb - ca));
+        *nvals += cb - ca;
+        c->row_ids[n++] = sp->rows[i];
+    }
+    return n;
 }
 
 /* Sends server s chunks [k, end) of grads in one push, and when pull, one pull of them. */
@@ -190,9 +229,25 @@ static int send_run(wk_client *c, server_conn *sc, int k, int end, const float *
         p.slice = &slice;
         env.body_case = PSTRAIN__ENVELOPE__BODY_PUSH;
         env.push = &p;
-        atomic_fetch_add_explicit(&c->lent, 1, memory_order_relaxed);
-        if (pb_send_borrowed(sc->sock, &env, grads + lo, n, returned, c, err, errlen) != PB_OK)
-            return -1;
+        size_t nvals;
+        const long nrows = gather_rows(c, grads, lo, lo + n, &nvals);
+        if (nrows < 0)
+            return eng_err(err, errlen, ENG_ENOMEM, "worker %d: out of memory", c->worker_id);
+        if (nrows > 0 && nvals < n) { /* only the touched rows: the rest is 0 */
+            p.rows_from = c->sparse->from;
+            p.row_len = (uint32_t)c->sparse->row_len;
+            p.n_rows = (size_t)nrows;
+            p.rows = c->row_ids;
+            if (pb_send(sc->sock, NULL, 0, &env, c->row_vals, nvals, err, errlen) != PB_OK)
+                return -1;
+            c->bytes_pushed += sizeof(float) * nvals;
+        } else {
+            atomic_fetch_add_explicit(&c->lent, 1, memory_order_relaxed);
+            if (pb_send_borrowed(sc->sock, &env, grads + lo, n, returned, c, err, errlen) !=
+                PB_OK)
+                return -1;
+            c->bytes_pushed += sizeof(float) * n;
+        }
     }
     if (pull) {
         Pstrain__PullRequest p = PSTRAIN__PULL_REQUEST__INIT;
@@ -220,6 +275,7 @@ int wk_client_step_begin(wk_client *c, const float *grads, uint64_t step, uint64
         sched_yield();
     }
     c->grads = grads;
+    c->sparse = NULL;
     c->step = step;
     c->base_version = base_version;
     c->pull = pull;
@@ -232,6 +288,12 @@ int wk_client_step_begin(wk_client *c, const float *grads, uint64_t step, uint64
     return 0;
 }
 
+/* True when off is where sp's tensor begins or ends: a message must not mix its rows with
+ * other floats, or it could not go sparse. */
+static int sparse_edge(const wk_sparse_rows *sp, size_t off) {
+    return sp && (off == sp->from || off == sp->from + sp->nrows * sp->row_len);
+}
+
 /* Sends server s's unsent chunks that start at or after lo (their gradients are final),
  * joined into messages of at most the server's chunk limit, each push followed by its pull:
  * a server updates and answers them while the layers below are still computed. */
@@ -240,7 +302,8 @@ static int send_from(wk_client *c, server_conn *sc, size_t lo, char *err, size_t
     while (sc->unsent > 0 && start[sc->unsent - 1] >= lo) {
         const int end = sc->unsent;
         int k = end - 1;
-        while (k > 0 && start[k - 1] >= lo && (!sc->max || start[end] - start[k - 1] <= sc->max))
+        while (k > 0 && start[k - 1] >= lo && (!sc->max || start[end] - start[k - 1] <= sc->max) &&
+               !sparse_edge(c->sparse, start[k]))
             k--;
         if (send_run(c, sc, k, end, c->grads, c->step, c->base_version, c->pull, c->min_version,
                      err, errlen) != 0)
@@ -349,6 +412,8 @@ int wk_client_pull_pending(const wk_client *c) {
 }
 
 int wk_client_stopping(const wk_client *c) { return c->stopping; }
+void wk_client_step_sparse(wk_client *c, const wk_sparse_rows *sp) { c->sparse = sp; }
+uint64_t wk_client_bytes_pushed(const wk_client *c) { return c->bytes_pushed; }
 
 /* Takes server s's snapshot into ck. */
 static int take_snapshot(wk_client *c, int s, eng_ckpt *ck, char *err, size_t errlen) {

@@ -46,6 +46,21 @@ int wk_client_step_begin(wk_client *c, const float *grads, uint64_t step, uint64
 int wk_client_step_ready(wk_client *c, size_t lo, char *err, size_t errlen);
 int wk_client_step_end(wk_client *c, char *err, size_t errlen);
 
+/* The rows a step's gradient touches in a row-major tensor of the flat vector (an
+ * embedding): [from, from + nrows * row_len), row_len floats a row; rows ascend. Pushes of
+ * chunks inside the tensor then carry only those rows (the rest of their gradient is 0).
+ * Call after wk_client_step_begin; rows stay borrowed until wk_client_step_end. NULL: dense
+ * pushes (the default at each step_begin). */
+typedef struct wk_sparse_rows {
+    size_t from, row_len, nrows;
+    const uint32_t *rows;
+    size_t n;
+} wk_sparse_rows;
+void wk_client_step_sparse(wk_client *c, const wk_sparse_rows *sp);
+
+/* Gradient bytes pushed so far (payloads only, dense or sparse). */
+uint64_t wk_client_bytes_pushed(const wk_client *c);
+
 /* Waits for the answers to wk_client_pull_send and copies each shard into params; *version
  * is the smallest version among them. Returns 0 or -1 with err (a timeout names the
  * server). */

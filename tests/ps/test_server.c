@@ -828,6 +828,24 @@ static void refuses_bad_pushes(void **state) {
     const void *f1[] = {hdr};
     send_frames(w0, 1, f1, &hlen);
     refuse(PB_ERR_MALFORMED, "payload", "a push without its payload frame");
+    /* Sparse pushes whose rows do not add up. */
+    uint32_t rows[3] = {5, 3, 9};
+    p.row_len = 10;
+    p.rows = rows;
+    p.n_rows = 3;
+    send_env(w0, &env, g, 30);
+    refuse(PB_ERR_MALFORMED, "push.rows", "a sparse push with rows out of order");
+    rows[1] = 7;
+    send_env(w0, &env, g, 29);
+    refuse(PB_ERR_MALFORMED, "rows hold", "a sparse push one float short");
+    p.row_len = 0;
+    send_env(w0, &env, g, 30);
+    refuse(PB_ERR_MALFORMED, "push.rows", "a sparse push of rows of 0 floats");
+    p.row_len = 10;
+    rows[2] = (uint32_t)(N / 10 + 1);
+    send_env(w0, &env, g, 30);
+    refuse(PB_ERR_MALFORMED, "push.rows", "a sparse push with a row past the slice");
+    p.n_rows = 0;
     /* A push with no slice at all. */
     p.slice = NULL;
     send_env(w0, &env, g, N);

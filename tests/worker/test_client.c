@@ -369,6 +369,64 @@ static void two_servers(void **state) {
     push_and_pull(2);
 }
 
+/* A sparse push (only some rows of a row-major range) moves the weights exactly as the
+ * dense push of the same gradient, zeros elsewhere, and sends fewer bytes. The mnist_cnn
+ * layer `dense` stands in for an embedding: [18816, 223744), 1601 rows of 128 floats (its
+ * kernel's rows and its bias), a layer of its own and so chunks of its own; on 2 servers the
+ * shard boundary cuts row 732 in two, and it is one of the 40 rows pushed. */
+static void sparse_equals_dense(void **state) {
+    (void)state;
+    eng_model m;
+    build(&m, "mnist_cnn");
+    const size_t n = m.layout.total, from = 18816, row_len = 128, nrows = 1601;
+    float *g = gradient(n, 7), *w[2]; /* dense everywhere outside the layer */
+    uint32_t rows[40];
+    for (uint32_t i = 0; i < 40; i++)
+        rows[i] = i * 40 + 12; /* 12, 52, ..., 732, ..., 1572 */
+    memset(g + from, 0, sizeof(float) * nrows * row_len);
+    float *r = gradient(40 * row_len, 9);
+    for (size_t i = 0; i < 40; i++)
+        memcpy(g + from + rows[i] * row_len, r + i * row_len, sizeof(float) * row_len);
+    const wk_sparse_rows sp = {from, row_len, nrows, rows, 40};
+    uint64_t bytes[2];
+    for (int sparse = 0; sparse < 2; sparse++) {
+        const char *eps[2];
+        for (int s = 0; s < 2; s++) {
+            start(&servers[s], s, 2, 1);
+            eps[s] = servers[s].endpoint;
+        }
+        char err[512] = "";
+        wk_client *c = wk_client_new(eps, 2, 0, 1, &m, TIMEOUT_S, err, sizeof err);
+        if (!c)
+            fail_msg("wk_client_new: %s", err);
+        w[sparse] = malloc(sizeof(float) * n);
+        assert_non_null(w[sparse]);
+        uint64_t version;
+        assert_int_equal(wk_client_step_begin(c, g, 0, 0, 1, 1, err, sizeof err), 0);
+        if (sparse)
+            wk_client_step_sparse(c, &sp);
+        if (wk_client_step_end(c, err, sizeof err) != 0 ||
+            wk_client_pull_wait(c, w[sparse], &version, err, sizeof err) != 0)
+            fail_msg("%s push: %s", sparse ? "sparse" : "dense", err);
+        assert_int_equal(version, 1);
+        bytes[sparse] = wk_client_bytes_pushed(c);
+        assert_int_equal(wk_client_shutdown(c, NULL, err, sizeof err), 0);
+        wk_client_free(&c);
+        for (int s = 0; s < 2; s++)
+            expect_exit_0(&servers[s]);
+    }
+    expect_bits(w[1], w[0], n, "weights after a sparse push");
+    printf("  dense push %llu bytes, sparse %llu\n", (unsigned long long)bytes[0],
+           (unsigned long long)bytes[1]);
+    assert_int_equal(bytes[0], sizeof(float) * n);
+    assert_int_equal(bytes[1], sizeof(float) * (n - nrows * row_len + 40 * row_len));
+    assert_true(rows[18] == 732 && (112517 - from) / row_len == 732); /* the cut row */
+    free(w[0]);
+    free(w[1]);
+    free(r);
+    free(g);
+}
+
 /* A pull for a version that never comes (the other worker never pushes) times out naming
  * the server. */
 static void pull_times_out(void **state) {
@@ -409,6 +467,7 @@ int main(void) {
         cmocka_unit_test_teardown(refused_other_shard, kill_servers),
         cmocka_unit_test_teardown(one_server, kill_servers),
         cmocka_unit_test_teardown(two_servers, kill_servers),
+        cmocka_unit_test_teardown(sparse_equals_dense, kill_servers),
         cmocka_unit_test_teardown(pull_times_out, kill_servers),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
