@@ -29,7 +29,7 @@
 
 /* --- the scalar fields of /pstrain, as a table both directions walk --- */
 
-typedef enum field_type { F_I32, F_I64, F_U64, F_F32, F_F64, F_STR } field_type;
+typedef enum field_type { F_I32, F_I64, F_U64, F_F32, F_F64, F_STR, F_U8 } field_type;
 
 typedef struct field {
     const char *name;
@@ -75,6 +75,8 @@ static hid_t file_type(field_type t) {
         return H5T_STD_U64LE;
     case F_F32:
         return H5T_IEEE_F32LE;
+    case F_U8:
+        return H5T_STD_U8LE;
     default:
         return H5T_IEEE_F64LE;
     }
@@ -90,13 +92,16 @@ static hid_t mem_type(field_type t) {
         return H5T_NATIVE_UINT64;
     case F_F32:
         return H5T_NATIVE_FLOAT;
+    case F_U8:
+        return H5T_NATIVE_UINT8;
     default:
         return H5T_NATIVE_DOUBLE;
     }
 }
 
 static const char *type_name(field_type t) {
-    static const char *const names[] = {"int32", "int64", "uint64", "float32", "float64", "string"};
+    static const char *const names[] = {"int32",   "int64",   "uint64", "float32",
+                                        "float64", "string", "uint8"};
     return names[t];
 }
 
@@ -524,6 +529,10 @@ static void write_pstrain(writer *w, hid_t file, const eng_ckpt *c, const eng_mo
     free(rows);
     const hsize_t nw = (hsize_t)c->workers;
     w_dataset(w, g, "workers/steps", H5T_STD_I64LE, H5T_NATIVE_INT64, 1, &nw, c->worker_steps);
+    if (c->vocab_bytes > 0) {
+        const hsize_t nv = (hsize_t)c->vocab_bytes;
+        w_dataset(w, g, "vocab", H5T_STD_U8LE, H5T_NATIVE_UINT8, 1, &nv, c->vocab);
+    }
 
     const eng_layout *lay = &m->layout;
     const char *names[ENG_MAX_TENSORS];
@@ -1040,6 +1049,33 @@ static void read_runs(reader *r, hid_t g, eng_ckpt *c) {
 }
 
 /* Everything, into c (whose arrays the caller frees on failure) and m. */
+/* /pstrain/vocab, when the model reads text: the tokenizer's words, one a line. */
+static void read_vocab(reader *r, hid_t g, eng_ckpt *c) {
+    if (r->rc != ENG_OK || !path_exists(g, "vocab"))
+        return;
+    hid_t d = H5Dopen2(g, "vocab", H5P_DEFAULT);
+    hid_t sp = d >= 0 ? H5Dget_space(d) : -1;
+    hsize_t n = 0;
+    const int ok = sp >= 0 && H5Sget_simple_extent_ndims(sp) == 1 &&
+                   H5Sget_simple_extent_dims(sp, &n, NULL) == 1 && n > 0;
+    if (sp >= 0)
+        H5Sclose(sp);
+    if (d >= 0)
+        H5Dclose(d);
+    if (!ok) {
+        r_fail(r, ENG_EFORMAT, "dataset /pstrain/vocab: expected a non-empty 1-D byte array");
+        return;
+    }
+    if (!(c->vocab = eng_alloc((size_t)n + 1))) {
+        r_fail(r, ENG_ENOMEM, "out of memory for a vocabulary of %llu bytes",
+               (unsigned long long)n);
+        return;
+    }
+    r_dataset(r, g, "vocab", F_U8, 1, &n, c->vocab);
+    c->vocab[n] = '\0';
+    c->vocab_bytes = n;
+}
+
 static void read_ckpt(reader *r, hid_t file, eng_ckpt *c, eng_model *m) {
     if (!path_exists(file, "pstrain")) {
         r_fail(r, ENG_EFORMAT, "not a pstrain checkpoint (no /pstrain group)");
@@ -1108,6 +1144,7 @@ static void read_ckpt(reader *r, hid_t file, eng_ckpt *c, eng_model *m) {
         if (c->worker_steps[i] < 0)
             r_fail(r, ENG_EFORMAT, "/pstrain/workers/steps[%d] is %lld, expected >= 0", i,
                    (long long)c->worker_steps[i]);
+    read_vocab(r, g, c);
 out:
     H5Gclose(g);
 }
@@ -1156,6 +1193,7 @@ void eng_ckpt_free(eng_ckpt *c) {
     eng_free(c->slots[1]);
     eng_free(c->runs);
     eng_free(c->worker_steps);
+    eng_free(c->vocab);
     memset(c, 0, sizeof *c);
 }
 

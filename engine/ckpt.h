@@ -25,6 +25,9 @@
  *     optimizer/iterations            int64 (nruns, 3): rows (lo, n, iterations) tiling
  *                                     [0, total) in order
  *     workers/steps                   int64 (workers): each worker's position in its data
+ *     vocab                           uint8 (bytes), text models only: the tokenizer's words
+ *                                     by rank, each followed by '\n' (evaluation and resumed
+ *                                     runs tokenize with it)
  *     layout/names                    fixed strings (ntensors): "conv2d/kernel", ...
  *     layout/offsets, layout/counts   uint64 (ntensors): where each tensor lies in the flat
  *                                     vector (for h5py users; pstrain checks them)
@@ -82,6 +85,9 @@ typedef struct eng_ckpt {
     double val_split;
     int64_t epochs;        /* --epochs of that run */
     int64_t *worker_steps; /* (workers): each worker's position (steps done) in its data stream */
+    /* text models: the tokenizer's vocabulary, words by rank, each ending in '\n'; NULL: none */
+    char *vocab;
+    uint64_t vocab_bytes;
 } eng_ckpt;
 
 /* Writes c as an HDF5 file at path, replacing any file there (not atomic: see

@@ -83,8 +83,9 @@ static int bcast_resume(const wk_opts *o, int rank, eng_ckpt *c, char *err, size
             c->slots[i] = malloc(sizeof(float) * c->total);
         c->runs = malloc(sizeof *c->runs * (size_t)c->nruns);
         c->worker_steps = malloc(sizeof *c->worker_steps * (size_t)c->workers);
+        c->vocab = c->vocab_bytes ? malloc(c->vocab_bytes + 1) : NULL;
         ENG_ASSERT(c->weights && c->runs && c->worker_steps && (c->nslots < 1 || c->slots[0]) &&
-                       (c->nslots < 2 || c->slots[1]),
+                       (c->nslots < 2 || c->slots[1]) && (!c->vocab_bytes || c->vocab),
                    "out of memory for a checkpoint of %llu floats", (unsigned long long)c->total);
     }
     MPI_Bcast(c->weights, (int)c->total, MPI_FLOAT, 0, MPI_COMM_WORLD);
@@ -92,6 +93,8 @@ static int bcast_resume(const wk_opts *o, int rank, eng_ckpt *c, char *err, size
         MPI_Bcast(c->slots[i], (int)c->total, MPI_FLOAT, 0, MPI_COMM_WORLD);
     MPI_Bcast(c->runs, (int)(sizeof *c->runs * (size_t)c->nruns), MPI_BYTE, 0, MPI_COMM_WORLD);
     MPI_Bcast(c->worker_steps, c->workers, MPI_INT64_T, 0, MPI_COMM_WORLD);
+    if (c->vocab_bytes)
+        MPI_Bcast(c->vocab, (int)c->vocab_bytes + 1, MPI_CHAR, 0, MPI_COMM_WORLD);
     return ENG_OK;
 }
 

@@ -69,15 +69,19 @@ void wk_progress_epoch_end(wk_progress *p, const wk_epoch_report *r) {
         fputc('\n', p->out);
     fprintf(p->out,
             "%.1fs - loss: %.4f - accuracy: %.4f - val_loss: %.4f - val_accuracy: %.4f - "
-            "%.0f samples/s\n",
+            "%.0f samples/s",
             r->seconds, r->loss, r->accuracy, r->val_loss, r->val_accuracy, r->samples_per_sec);
+    if (r->push_bytes_per_step > 0)
+        fprintf(p->out, " - %.1f KB pushed/step", r->push_bytes_per_step / 1e3);
+    fputc('\n', p->out);
     fflush(p->out);
     if (p->metrics) {
         fprintf(p->metrics,
                 "{\"event\":\"epoch\",\"epoch\":%lld,\"loss\":%.6g,\"accuracy\":%.6g,"
-                "\"val_loss\":%.6g,\"val_accuracy\":%.6g,\"samples_per_sec\":%.6g}\n",
+                "\"val_loss\":%.6g,\"val_accuracy\":%.6g,\"samples_per_sec\":%.6g,"
+                "\"push_bytes_per_step\":%.6g}\n",
                 (long long)r->epoch, r->loss, r->accuracy, r->val_loss, r->val_accuracy,
-                r->samples_per_sec);
+                r->samples_per_sec, r->push_bytes_per_step);
         fflush(p->metrics);
     }
 }

@@ -17,6 +17,7 @@ typedef struct wk_progress {
 typedef struct wk_epoch_report {
     int64_t epoch;
     double loss, accuracy, val_loss, val_accuracy, samples_per_sec, seconds;
+    double push_bytes_per_step; /* a worker's gradient bytes a step; 0: one process */
 } wk_epoch_report;
 
 /* Opens metrics_path (may be empty) for writing; bar: -1 auto, 0 off, 1 on.

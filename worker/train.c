@@ -322,6 +322,8 @@ int wk_train(const wk_opts *o, const wk_job *job, const eng_ckpt *resume,
 
         eng_batch_stats st = {0};
         const double t0 = wk_now();
+        const uint64_t pushed0 = client ? wk_client_bytes_pushed(client) : 0;
+        const int64_t step0 = step;
         int64_t s;
         for (s = epoch == first_epoch ? first_step : 0;
              s < steps_per_epoch && (!o->max_steps || step < o->max_steps); s++, step++) {
@@ -379,6 +381,9 @@ int wk_train(const wk_opts *o, const wk_job *job, const eng_ckpt *resume,
                              .loss = st.loss_sum / (double)st.count,
                              .accuracy = (double)st.correct / (double)st.count,
                              .samples_per_sec = (double)st.count / dt};
+        if (client && step > step0)
+            r.push_bytes_per_step =
+                (double)(wk_client_bytes_pushed(client) - pushed0) / (double)(step - step0);
         evaluate(net, job, &data.data.val, chunk, x, labels, &r.val_loss, &r.val_accuracy);
         if (lead) {
             r.seconds = wk_now() - prog.epoch_start;

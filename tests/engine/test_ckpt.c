@@ -144,11 +144,23 @@ static void expect_same(const eng_ckpt *a, const eng_ckpt *b) {
     assert_memory_equal(&a->val_split, &b->val_split, sizeof a->val_split);
     assert_true(a->epochs == b->epochs);
     assert_memory_equal(a->worker_steps, b->worker_steps, sizeof(int64_t) * (size_t)a->workers);
+    assert_true(a->vocab_bytes == b->vocab_bytes);
+    if (a->vocab_bytes)
+        assert_memory_equal(a->vocab, b->vocab, a->vocab_bytes);
+    else
+        assert_null(b->vocab);
 }
 
 static void round_trip(eng_optim_kind kind, const char *name) {
     eng_ckpt c, back;
     fill_random(&c, kind, 42 + (uint64_t)kind);
+    if (kind == ENG_OPT_RMSPROP) { /* a text model's vocabulary travels too */
+        static const char words[] = "the\nand\na\nof\ndon't\n";
+        c.vocab = malloc(sizeof words);
+        assert_non_null(c.vocab);
+        memcpy(c.vocab, words, sizeof words);
+        c.vocab_bytes = sizeof words - 1;
+    }
     char path[1200];
     path_of(path, sizeof path, name);
     write_ok(path, &c);
