@@ -109,6 +109,7 @@ fail:
 
 static void dataset_deinit(eng_dataset *d) {
     free(d->images);
+    free(d->tokens);
     free(d->labels);
     memset(d, 0, sizeof *d);
 }
@@ -124,12 +125,21 @@ static void convert(float *x, const uint8_t *px, size_t n) {
         x[j] = (float)px[j] / 255.0f; /* as Keras: astype(float32) / 255 */
 }
 
+/* Token ids go in as they are: an Embedding layer reads them back as integers. */
+static void convert_tokens(float *x, const uint16_t *tok, size_t n) {
+    for (size_t j = 0; j < n; j++)
+        x[j] = (float)tok[j];
+}
+
 void eng_dataset_gather(const eng_dataset *d, const uint32_t *idx, int B, float *x,
                         uint8_t *labels) {
     const size_t n = eng_shape_size(d->shape);
     for (int i = 0; i < B; i++) {
         ENG_ASSERT(idx[i] < d->n, "sample %u of %lld", idx[i], (long long)d->n);
-        convert(x + (size_t)i * n, d->images + (size_t)idx[i] * n, n);
+        if (d->tokens)
+            convert_tokens(x + (size_t)i * n, d->tokens + (size_t)idx[i] * n, n);
+        else
+            convert(x + (size_t)i * n, d->images + (size_t)idx[i] * n, n);
         labels[i] = d->labels[idx[i]];
     }
 }
@@ -138,6 +148,9 @@ void eng_dataset_slice(const eng_dataset *d, int64_t first, int B, float *x, uin
     ENG_ASSERT(first >= 0 && first + B <= d->n, "samples %lld+%d of %lld", (long long)first, B,
                (long long)d->n);
     const size_t n = eng_shape_size(d->shape);
-    convert(x, d->images + (size_t)first * n, (size_t)B * n);
+    if (d->tokens)
+        convert_tokens(x, d->tokens + (size_t)first * n, (size_t)B * n);
+    else
+        convert(x, d->images + (size_t)first * n, (size_t)B * n);
     memcpy(labels, d->labels + first, (size_t)B);
 }

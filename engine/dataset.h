@@ -1,9 +1,10 @@
-/* dataset.h: image-classification data sets held in memory as bytes, and Keras's way of
- * cutting them: validation_split takes the LAST fraction of the training files (before any
- * shuffling), and each process of a job keeps only its contiguous share of every part.
+/* dataset.h: classification data sets held in memory, images as bytes or texts as token
+ * ids, and Keras's way of cutting them: validation_split takes the LAST fraction of the
+ * training files (before any shuffling), and each process of a job keeps only its
+ * contiguous share of every part.
  *
  * MNIST and Fashion-MNIST share the IDX layout: DIR/<name>/{train,t10k}-{images-idx3,
- * labels-idx1}-ubyte, raw or with .gz appended. */
+ * labels-idx1}-ubyte, raw or with .gz appended. IMDB's texts: engine/imdb.h. */
 #ifndef PSTRAIN_ENGINE_DATASET_H
 #define PSTRAIN_ENGINE_DATASET_H
 
@@ -16,8 +17,10 @@ typedef struct eng_dataset {
     int64_t n;       /* samples held */
     eng_shape shape; /* one sample */
     int nclasses;
-    uint8_t *images; /* (n, h, w, c) pixels 0..255, owned */
-    uint8_t *labels; /* (n), each < nclasses, owned */
+    uint8_t *images;  /* (n, h, w, c) pixels 0..255, owned; NULL for texts */
+    uint16_t *tokens; /* (n, shape.w) token ids for text data sets (shape (1, maxlen, 1)),
+                         owned; NULL for images */
+    uint8_t *labels;  /* (n), each < nclasses, owned */
 } eng_dataset;
 
 typedef struct eng_split {
@@ -33,7 +36,8 @@ int eng_split_load_idx(eng_split *s, const char *dir, const char *name, double v
                        int world, char *err, size_t errlen);
 void eng_split_deinit(eng_split *s);
 
-/* x (B, h, w, c) <- images[idx[i]] / 255 and labels (B) <- labels[idx[i]], for i < B. */
+/* x (B, h, w, c) <- images[idx[i]] / 255 (or the token ids as floats, for texts) and
+ * labels (B) <- labels[idx[i]], for i < B. */
 void eng_dataset_gather(const eng_dataset *d, const uint32_t *idx, int B, float *x,
                         uint8_t *labels);
 

@@ -2,9 +2,11 @@
  * function table (darknet-style) that the model walks.
  *
  * Activations are NHWC: a batch of B samples of shape (h, w, c) is B*h*w*c floats with c
- * fastest. Vectors are (1, 1, n). Each layer kind lives in its own file with explicit
- * `eng_<kind>_forward` / `eng_<kind>_backward` functions (outputs first, dimensions
- * spelled out) that the tests call directly; the table entries adapt those to the model. */
+ * fastest. Vectors are (1, 1, n); sequences of T steps of n features are (1, T, n), and
+ * token ids are (1, T, 1) floats holding exact integers. Each layer kind lives in its own
+ * file with explicit `eng_<kind>_forward` / `eng_<kind>_backward` functions (outputs first,
+ * dimensions spelled out) that the tests call directly; the table entries adapt those to the
+ * model. */
 #ifndef PSTRAIN_ENGINE_LAYER_H
 #define PSTRAIN_ENGINE_LAYER_H
 
@@ -19,12 +21,25 @@ typedef enum eng_layer_kind {
     ENG_FLATTEN,
     ENG_DENSE,
     ENG_DROPOUT,
+    ENG_EMBEDDING,
+    ENG_LSTM,
     ENG_LAYER_KINDS
 } eng_layer_kind;
 
-/* Activations fused into Conv2D and Dense. SOFTMAX marks the output layer whose logits the
- * fused softmax + cross-entropy loss consumes; the layer itself emits logits. */
-typedef enum eng_act { ENG_ACT_NONE, ENG_ACT_RELU, ENG_ACT_SOFTMAX } eng_act;
+/* Activations fused into Conv2D and Dense. SOFTMAX and SIGMOID mark the output layer whose
+ * logits the loss consumes (softmax + categorical cross-entropy over C classes, sigmoid +
+ * binary cross-entropy over one logit); the layer itself emits logits. */
+typedef enum eng_act { ENG_ACT_NONE, ENG_ACT_RELU, ENG_ACT_SOFTMAX, ENG_ACT_SIGMOID } eng_act;
+
+/* Keras initialisers a layer asks for its tensors (eng_model_init_params draws them). */
+typedef enum eng_init {
+    ENG_INIT_DEFAULT,          /* by rank: glorot_uniform kernels, zero biases (rank 1) */
+    ENG_INIT_UNIFORM,          /* RandomUniform(-0.05, 0.05): Embedding's default */
+    ENG_INIT_ORTHOGONAL,       /* Orthogonal(gain 1): recurrent kernels */
+    ENG_INIT_UNIT_FORGET_BIAS, /* LSTM bias (4u): ones in the forget gate's quarter, else 0 */
+} eng_init;
+
+#define ENG_LAYER_TENSORS 4 /* the most tensors one layer owns */
 
 typedef struct eng_shape {
     int h, w, c;
@@ -35,7 +50,8 @@ static inline size_t eng_shape_size(eng_shape s) { return (size_t)s.h * s.w * s.
 /* A layer as a model definition writes it, in Keras terms. */
 typedef struct eng_layer_spec {
     eng_layer_kind kind;
-    int units;       /* Conv2D filters, Dense units */
+    int units;       /* Conv2D filters, Dense and LSTM units, Embedding output_dim */
+    int input_dim;   /* Embedding vocabulary: token ids are 0..input_dim-1 */
     int kh, kw;      /* Conv2D kernel size, MaxPooling2D pool size (stride = pool size) */
     float rate;      /* Dropout rate */
     eng_act act;     /* Conv2D, Dense */
@@ -54,9 +70,15 @@ typedef struct eng_layer {
     eng_shape keras_out;     /* the output shape Keras reports (summaries) */
     int crop_h, crop_w;      /* set by the model before build: compute only whole multiples
                                 of these output rows/columns (what a following pool reads) */
-    int nparams;             /* tensors this layer owns in the layout: 0 or 2 */
-    size_t kernel, bias;     /* their offsets in the flat vector, when nparams == 2 */
-    size_t saved_bytes;      /* per sample, kept from forward for backward */
+    /* Its tensors, as build added them (the model records which): layout entries
+     * [tensor0, tensor0 + nparams), filling [param_lo, param_hi) of the flat vector. */
+    int tensor0, nparams;
+    size_t param_lo, param_hi;
+    eng_init init[ENG_LAYER_TENSORS]; /* build's choice per tensor; default by rank */
+    /* Offsets in the flat vector: Conv2D, Dense and LSTM kernel and bias, the LSTM's
+     * recurrent kernel, Embedding's embeddings (in kernel). */
+    size_t kernel, recurrent, bias;
+    size_t saved_bytes; /* per sample, kept from forward for backward */
 } eng_layer;
 
 /* Arguments of one forward call over a (sub-)batch. */
@@ -88,15 +110,17 @@ struct eng_layer_ops {
     const char *keras_class;  /* "Conv2D": summaries */
     const char *keras_prefix; /* "conv2d": default names */
     int is_view;              /* output aliases input (Flatten): no forward/backward */
-    /* Checks the spec against l->in, sets l->out and l->saved_bytes, and adds the layer's
-     * tensors to lay. Returns ENG_OK or ENG_EARG with a message naming the layer. */
+    /* Checks the spec against l->in, sets l->out and l->saved_bytes, adds the layer's
+     * tensors to lay (at most ENG_LAYER_TENSORS, in Keras's order) and their initialisers to
+     * l->init where not the default. Returns ENG_OK or ENG_EARG with a message naming the
+     * layer. */
     int (*build)(eng_layer *l, eng_layout *lay, char *err, size_t errlen);
     void (*forward)(const eng_layer *l, const eng_fwd_args *a);
     void (*backward)(const eng_layer *l, const eng_bwd_args *a);
 };
 
 extern const eng_layer_ops eng_conv2d_ops, eng_maxpool2d_ops, eng_flatten_ops, eng_dense_ops,
-    eng_dropout_ops;
+    eng_dropout_ops, eng_embedding_ops, eng_lstm_ops;
 
 /* The table for a kind. */
 const eng_layer_ops *eng_layer_ops_for(eng_layer_kind kind);

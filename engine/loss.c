@@ -1,5 +1,8 @@
-/* loss.c: numerically stable softmax cross-entropy (log-sum-exp with the max subtracted). */
+/* loss.c: numerically stable softmax cross-entropy (log-sum-exp with the max subtracted) and
+ * sigmoid binary cross-entropy (exp only of -|z|). */
 #include "engine/loss.h"
+
+#include "engine/base.h"
 
 #include <math.h>
 #include <stddef.h>
@@ -41,5 +44,36 @@ void eng_softmax_xent_backward(float *dlogits, const float *probs, const uint8_t
         float *d = dlogits + (size_t)n * C;
         for (int c = 0; c < C; c++)
             d[c] = (p[c] - (c == labels[n] ? 1.0f : 0.0f)) * inv;
+    }
+}
+
+/* The label as 0 or 1; anything else is a data set bug. */
+static inline int binary_label(const uint8_t *labels, int n) {
+    ENG_ASSERT(labels[n] <= 1, "label %d of sample %d: expected 0 or 1", labels[n], n);
+    return labels[n];
+}
+
+double eng_sigmoid_bce_forward(const float *logits, const uint8_t *labels, int B, int *correct) {
+    double total = 0.0;
+    int hits = 0;
+    for (int n = 0; n < B; n++) {
+        const double z = logits[n];
+        const int y = binary_label(labels, n);
+        /* -y log s(z) - (1 - y) log(1 - s(z)), rewritten so exp never overflows */
+        total += fmax(z, 0.0) - z * y + log1p(exp(-fabs(z)));
+        hits += (z > 0.0) == (y == 1);
+    }
+    if (correct)
+        *correct = hits;
+    return total;
+}
+
+void eng_sigmoid_bce_backward(float *dlogits, const float *logits, const uint8_t *labels, int B,
+                              float scale) {
+    const float inv = 1.0f / scale;
+    for (int n = 0; n < B; n++) {
+        const float z = logits[n], e = expf(-fabsf(z)); /* e <= 1 */
+        const float s = z >= 0.0f ? 1.0f / (1.0f + e) : e / (1.0f + e);
+        dlogits[n] = (s - (float)binary_label(labels, n)) * inv;
     }
 }

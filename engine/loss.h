@@ -1,7 +1,8 @@
-/* loss.h: softmax fused with categorical cross-entropy, computed stably from logits.
+/* loss.h: the output activation fused with its cross-entropy, computed stably from logits.
  *
- * Keras pairs Dense(10, activation='softmax') with categorical_crossentropy; fusing the two
- * avoids log(0) and gives the exact gradient (p - onehot) / scale. */
+ * Keras pairs Dense(10, activation='softmax') with categorical_crossentropy, and
+ * Dense(1, activation='sigmoid') with binary_crossentropy; fusing each pair avoids log(0)
+ * and gives the exact gradients (p - onehot) / scale and (sigmoid(z) - y) / scale. */
 #ifndef PSTRAIN_ENGINE_LOSS_H
 #define PSTRAIN_ENGINE_LOSS_H
 
@@ -17,5 +18,14 @@ double eng_softmax_xent_forward(float *probs, const float *logits, const uint8_t
  * number of samples the loss is averaged over (the whole step's batch). */
 void eng_softmax_xent_backward(float *dlogits, const float *probs, const uint8_t *labels, int B,
                                int C, float scale);
+
+/* Sigmoid + binary cross-entropy of one logit per sample, labels 0 or 1: returns the summed
+ * loss over the B samples, sum max(z, 0) - z y + log(1 + e^-|z|) (finite for any finite z);
+ * *correct counts samples with (z > 0) == (label == 1). */
+double eng_sigmoid_bce_forward(const float *logits, const uint8_t *labels, int B, int *correct);
+
+/* dlogits (B) = (sigmoid(z) - label) / scale (dlogits may equal logits); scale as above. */
+void eng_sigmoid_bce_backward(float *dlogits, const float *logits, const uint8_t *labels, int B,
+                              float scale);
 
 #endif

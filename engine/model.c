@@ -6,6 +6,7 @@
 
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 /* The seed's Keras CNN (mnist_cnn.py): 225,034 parameters. */
@@ -20,13 +21,30 @@ static const eng_layer_spec keras_cnn[] = {
     {.kind = ENG_DENSE, .units = 10, .act = ENG_ACT_SOFTMAX},
 };
 
+/* Keras's IMDB sentiment example (imdb_lstm.py, reviews cut or padded to 200 tokens of a
+ * 10,000-word vocabulary): 402,561 parameters. */
+static const eng_layer_spec keras_imdb_lstm[] = {
+    {.kind = ENG_EMBEDDING, .input_dim = 10000, .units = 32, .input = {1, 200, 1}},
+    {.kind = ENG_LSTM, .units = 128},
+    {.kind = ENG_DROPOUT, .rate = 0.5f},
+    {.kind = ENG_DENSE, .units = 1, .act = ENG_ACT_SIGMOID},
+};
+
 #define NLAYERS(a) ((int)(sizeof(a) / sizeof((a)[0])))
+
+/* Samples per pass of a thread: the CNN's activations stay in cache in chunks of 4 (net.c's
+ * default). The LSTM's per-step sgemms want rows: bench_imdb_lstm at batch 32 on 2-core Zen 4
+ * (two runs each, samples/s on 2 threads): chunks of 4: 1348, 1158; 8: 1553, 1550; 16: 1424,
+ * 1540; 32 (a thread's whole share on 1 thread): 1303, 1541. 1 thread: 750-790 for all. */
+#define CHUNK_IMDB_LSTM 8
 
 static const eng_model_def registry[] = {
     {"mnist_cnn", "mnist", "Keras CNN on MNIST digits (225,034 parameters)", 10, NLAYERS(keras_cnn),
-     keras_cnn},
+     keras_cnn, 0},
     {"fashion_cnn", "fashion-mnist", "the same CNN on Fashion-MNIST", 10, NLAYERS(keras_cnn),
-     keras_cnn},
+     keras_cnn, 0},
+    {"imdb_lstm", "imdb", "Keras's Embedding + LSTM on IMDB reviews (402,561 parameters)", 2,
+     NLAYERS(keras_imdb_lstm), keras_imdb_lstm, CHUNK_IMDB_LSTM},
 };
 
 const eng_model_def *eng_model_at(int i) {
@@ -44,7 +62,8 @@ const eng_layer_ops *eng_layer_ops_for(eng_layer_kind kind) {
     static const eng_layer_ops *const table[ENG_LAYER_KINDS] = {
         [ENG_CONV2D] = &eng_conv2d_ops,   [ENG_MAXPOOL2D] = &eng_maxpool2d_ops,
         [ENG_FLATTEN] = &eng_flatten_ops, [ENG_DENSE] = &eng_dense_ops,
-        [ENG_DROPOUT] = &eng_dropout_ops,
+        [ENG_DROPOUT] = &eng_dropout_ops, [ENG_EMBEDDING] = &eng_embedding_ops,
+        [ENG_LSTM] = &eng_lstm_ops,
     };
     ENG_ASSERT(kind >= 0 && kind < ENG_LAYER_KINDS, "layer kind %d", (int)kind);
     return table[kind];
@@ -77,29 +96,85 @@ int eng_model_build(eng_model *m, const eng_model_def *def, char *err, size_t er
             snprintf(l->name, sizeof l->name, "%s", l->ops->keras_prefix);
         else
             snprintf(l->name, sizeof l->name, "%s_%d", l->ops->keras_prefix, k);
+        const int tensors = m->layout.n;
+        const size_t lo = m->layout.total;
         int rc = l->ops->build(l, &m->layout, err, errlen);
         if (rc != ENG_OK)
             return rc;
+        l->tensor0 = tensors;
+        l->nparams = m->layout.n - tensors;
+        l->param_lo = lo;
+        l->param_hi = m->layout.total;
+        ENG_ASSERT(l->nparams <= ENG_LAYER_TENSORS, "%s: %d tensors", l->name, l->nparams);
         if (l->keras_out.c == 0)
             l->keras_out = l->out;
         shape = l->out;
         m->n = i + 1;
     }
     m->output = shape;
-    if (eng_shape_size(shape) != (size_t)def->nclasses)
+    if (m->layers[m->n - 1].spec.act == ENG_ACT_SIGMOID) {
+        if (eng_shape_size(shape) != 1 || def->nclasses != 2)
+            return eng_err(err, errlen, ENG_EARG,
+                           "model %s: a sigmoid output needs 1 unit and 2 classes, got %zu "
+                           "units and %d classes",
+                           def->name, eng_shape_size(shape), def->nclasses);
+    } else if (eng_shape_size(shape) != (size_t)def->nclasses) {
         return eng_err(err, errlen, ENG_EARG, "model %s: output has %zu units, expected %d",
                        def->name, eng_shape_size(shape), def->nclasses);
+    }
     return ENG_OK;
 }
 
-void eng_model_init_params(const eng_model *m, float *params, uint64_t seed) {
-    for (int i = 0; i < m->layout.n; i++) {
-        const eng_tensor_info *t = &m->layout.tensors[i];
-        float *w = params + t->offset;
-        if (t->ndim == 1) { /* biases */
-            memset(w, 0, sizeof(float) * t->count);
-            continue;
-        }
+/* LAPACK's QR (OpenBLAS carries it; Debian's libopenblas-dev installs no header for it):
+ * the Fortran symbols, every argument by reference, matrices column-major. */
+void sgeqrf_(const int *m, const int *n, float *a, const int *lda, float *tau, float *work,
+             const int *lwork, int *info);
+void sorgqr_(const int *m, const int *n, const int *k, float *a, const int *lda, const float *tau,
+             float *work, const int *lwork, int *info);
+
+/* A standard normal from two uniforms (Box-Muller; 1 - u keeps log away from 0). */
+static double normal(eng_rng *r) {
+    const double u1 = 1.0 - (double)eng_rng_uniform(r), u2 = eng_rng_uniform(r);
+    return sqrt(-2.0 * log(u1)) * cos(6.283185307179586 * u2);
+}
+
+/* Keras's Orthogonal(gain 1) for a (rows, cols) tensor with rows < cols (rows: the
+ * product of all dims but the last), the recurrent kernels' (u, 4u) and the only case the
+ * layers ask for: a normal matrix A (cols, rows), A = QR, Q's columns times sign(diag R),
+ * transposed: orthonormal rows. */
+static void init_orthogonal(float *w, int rows, int cols, eng_rng *r) {
+    ENG_ASSERT(rows < cols, "orthogonal initialiser for %d x %d: only rows < cols is built", rows,
+               cols);
+    const size_t n = (size_t)rows * cols;
+    float *a = malloc(sizeof(float) * (n + 3 * (size_t)rows));
+    ENG_ASSERT(a, "orthogonal initialiser: out of memory for a %d x %d matrix", cols, rows);
+    float *tau = a + n, *work = tau + rows, *sign = work + rows;
+    for (size_t i = 0; i < n; i++) /* A column-major: element (i, j) at a[i + j * cols] */
+        a[i] = (float)normal(r);
+    int info = 0;
+    sgeqrf_(&cols, &rows, a, &cols, tau, work, &rows, &info); /* lwork = n: unblocked */
+    ENG_ASSERT(info == 0, "sgeqrf: info %d", info);
+    for (int j = 0; j < rows; j++)
+        sign[j] = a[j + (size_t)j * cols] < 0.0f ? -1.0f : 1.0f;
+    sorgqr_(&cols, &rows, &rows, a, &cols, tau, work, &rows, &info);
+    ENG_ASSERT(info == 0, "sorgqr: info %d", info);
+    /* Q (cols, rows) column-major, read row-major, is Q^T (rows, cols): the result, once
+     * row j (Q's column j) is multiplied by sign[j]. */
+    for (int j = 0; j < rows; j++)
+        for (int i = 0; i < cols; i++)
+            w[(size_t)j * cols + i] = a[(size_t)j * cols + i] * sign[j];
+    free(a);
+}
+
+/* Writes tensor i of m into params with initialiser how. */
+static void init_tensor(const eng_model *m, int i, eng_init how, float *params, uint64_t seed) {
+    const eng_tensor_info *t = &m->layout.tensors[i];
+    float *w = params + t->offset;
+    eng_rng r;
+    eng_rng_seed(&r, eng_hash3(seed, (uint64_t)i, 0x494E4954ull));
+    if (how == ENG_INIT_DEFAULT && t->ndim == 1) { /* biases */
+        memset(w, 0, sizeof(float) * t->count);
+    } else if (how == ENG_INIT_DEFAULT) {
         /* glorot_uniform: limit = sqrt(6 / (fan_in + fan_out)); for conv kernels the
          * receptive field multiplies both fans, as in Keras. */
         double receptive = 1.0;
@@ -108,10 +183,28 @@ void eng_model_init_params(const eng_model *m, float *params, uint64_t seed) {
         double fan_in = receptive * t->shape[t->ndim - 2];
         double fan_out = receptive * t->shape[t->ndim - 1];
         float limit = (float)sqrt(6.0 / (fan_in + fan_out));
-        eng_rng r;
-        eng_rng_seed(&r, eng_hash3(seed, (uint64_t)i, 0x494E4954ull));
         for (size_t j = 0; j < t->count; j++)
             w[j] = (2.0f * eng_rng_uniform(&r) - 1.0f) * limit;
+    } else if (how == ENG_INIT_UNIFORM) {
+        for (size_t j = 0; j < t->count; j++)
+            w[j] = (2.0f * eng_rng_uniform(&r) - 1.0f) * 0.05f;
+    } else if (how == ENG_INIT_ORTHOGONAL) {
+        const int cols = t->shape[t->ndim - 1];
+        init_orthogonal(w, (int)(t->count / (size_t)cols), cols, &r);
+    } else {
+        ENG_ASSERT(how == ENG_INIT_UNIT_FORGET_BIAS && t->ndim == 1 && t->count % 4 == 0,
+                   "%s: initialiser %d for shape of %zu", t->name, (int)how, t->count);
+        const size_t u = t->count / 4; /* gates i, f, c, o */
+        for (size_t j = 0; j < t->count; j++)
+            w[j] = j >= u && j < 2 * u ? 1.0f : 0.0f;
+    }
+}
+
+void eng_model_init_params(const eng_model *m, float *params, uint64_t seed) {
+    for (int i = 0; i < m->n; i++) {
+        const eng_layer *l = &m->layers[i];
+        for (int j = 0; j < l->nparams; j++)
+            init_tensor(m, l->tensor0 + j, l->init[j], params, seed);
     }
 }
 
@@ -122,7 +215,9 @@ static double layer_flops(const eng_layer *l) {
         return 2.0 * eng_shape_size(l->keras_out) * l->spec.kh * l->spec.kw * l->in.c;
     case ENG_DENSE:
         return 2.0 * eng_shape_size(l->in) * l->spec.units;
-    default:
+    case ENG_LSTM: /* per step: [x_t, h_{t-1}] (in + u) times the (in + u, 4u) weights */
+        return 2.0 * l->in.w * (l->in.c + l->spec.units) * 4.0 * l->spec.units;
+    default: /* Embedding copies, pooling compares: no multiply-adds */
         return 0.0;
     }
 }
@@ -137,21 +232,12 @@ double eng_model_flops_forward(const eng_model *m) {
 double eng_model_flops_train(const eng_model *m) {
     double f = 3.0 * eng_model_flops_forward(m);
     for (int i = 0; i < m->n; i++)
-        if (layer_flops(&m->layers[i]) > 0.0)
-            return f - layer_flops(&m->layers[i]); /* no input gradient for the first */
+        if (!m->layers[i].ops->is_view) /* no input gradient for the first computed layer */
+            return f - layer_flops(&m->layers[i]);
     return f;
 }
 
-static size_t layer_params(const eng_model *m, const eng_layer *l) {
-    size_t n = 0;
-    for (int i = 0; i < m->layout.n; i++) {
-        const char *name = m->layout.tensors[i].name;
-        size_t len = strlen(l->name);
-        if (strncmp(name, l->name, len) == 0 && name[len] == '/')
-            n += m->layout.tensors[i].count;
-    }
-    return n;
-}
+static size_t layer_params(const eng_layer *l) { return l->param_hi - l->param_lo; }
 
 static void group_digits(char *buf, size_t len, size_t v) {
     char raw[32];
@@ -173,12 +259,16 @@ void eng_model_summary(const eng_model *m, FILE *out) {
     for (int i = 0; i < m->n; i++) {
         const eng_layer *l = &m->layers[i];
         snprintf(label, sizeof label, "%s (%s)", l->name, l->ops->keras_class);
+        /* Keras's ranks: images (conv, pool) 4, sequences (1, T, c) 3, vectors 2. */
         const eng_shape o = l->keras_out;
-        if (o.h == 1 && o.w == 1 && l->spec.kind != ENG_CONV2D)
+        const int image = l->spec.kind == ENG_CONV2D || l->spec.kind == ENG_MAXPOOL2D;
+        if (o.h == 1 && o.w == 1 && !image)
             snprintf(shape, sizeof shape, "(None, %d)", o.c);
+        else if (o.h == 1 && !image)
+            snprintf(shape, sizeof shape, "(None, %d, %d)", o.w, o.c);
         else
             snprintf(shape, sizeof shape, "(None, %d, %d, %d)", o.h, o.w, o.c);
-        group_digits(count, sizeof count, layer_params(m, l));
+        group_digits(count, sizeof count, layer_params(l));
         fprintf(out, " %-32s %-22s %s\n", label, shape, count);
         if (i + 1 < m->n)
             fprintf(out, "\n");
@@ -190,10 +280,8 @@ void eng_model_summary(const eng_model *m, FILE *out) {
 
 int eng_model_cuts(const eng_model *m, size_t *cuts) {
     int n = 0;
-    for (int i = 0; i < m->n; i++) {
-        const eng_layer *l = &m->layers[i];
-        if (l->nparams)
-            cuts[n++] = l->kernel < l->bias ? l->kernel : l->bias;
-    }
+    for (int i = 0; i < m->n; i++)
+        if (m->layers[i].nparams)
+            cuts[n++] = m->layers[i].param_lo;
     return n;
 }

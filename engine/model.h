@@ -15,11 +15,12 @@
 
 typedef struct eng_model_def {
     const char *name;    /* registry key: "mnist_cnn" */
-    const char *dataset; /* the data set it trains on: "mnist", "fashion-mnist" */
+    const char *dataset; /* the data set it trains on: "mnist", "fashion-mnist", "imdb" */
     const char *about;   /* one line for --help */
-    int nclasses;
+    int nclasses;        /* 2 with a sigmoid output (one unit), else the output's units */
     int nlayers;
     const eng_layer_spec *layers; /* layers[0].input is the model's input shape */
+    int chunk; /* samples a net's thread runs through the layers at a time; 0: the default */
 } eng_model_def;
 
 /* The registered definition called name, or NULL. */
@@ -36,12 +37,15 @@ typedef struct eng_model {
 } eng_model;
 
 /* Builds def into m (storage provided by the caller; nothing to free). Layers get Keras
- * names (conv2d, conv2d_1, ...). Returns ENG_OK or ENG_EARG with the layer's message. */
+ * names (conv2d, conv2d_1, ...). The last layer's activation picks the loss (eng_net): a
+ * SIGMOID output has one unit and nclasses 2, any other has nclasses units. Returns ENG_OK
+ * or ENG_EARG with the layer's message. */
 int eng_model_build(eng_model *m, const eng_model_def *def, char *err, size_t errlen);
 
-/* Keras initialisers into params (layout.total floats): glorot_uniform kernels, zero
- * biases. Each tensor draws from its own stream keyed by (seed, tensor index), so a process
- * can initialise any slice and agree with every other process. */
+/* Keras initialisers into params (layout.total floats): each tensor's layer chose (see
+ * eng_init): glorot_uniform kernels and zero biases unless it said otherwise. Each tensor
+ * draws from its own stream keyed by (seed, tensor index), so a process can initialise any
+ * slice and agree with every other process. */
 void eng_model_init_params(const eng_model *m, float *params, uint64_t seed);
 
 /* The first float of each layer's tensors in the flat vector, in layer order, into

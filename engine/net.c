@@ -17,7 +17,8 @@ void openblas_set_num_threads(int num_threads);
 /* Samples a thread runs through the layers at a time, so that activations stay in the
  * core's caches (mnist_cnn: ~0.45 MB a sample with im2col and gradients). Measured on
  * 2-core Zen 4, 1 thread, batch 32: chunks of 4 and 8 within noise of each other, 12
- * about 4% slower, 16 about 12% slower. */
+ * about 4% slower, 16 about 12% slower. A model definition may ask for another
+ * (eng_model_def.chunk): an LSTM's sgemms want more rows. */
 #define ENG_NET_CHUNK 4
 
 /* Samples in a thread's last pass when someone waits for gradients (eng_net_on_grads_ready):
@@ -39,6 +40,7 @@ struct eng_net {
     const eng_model *model;
     int max_batch, threads;
     int chunk; /* samples per forward/backward pass of one thread */
+    int bce;   /* sigmoid output: binary cross-entropy, else softmax cross-entropy */
     int tail;  /* samples of a thread's last pass when early calls are on (>= chunk) */
     float *params, *grads;
     eng_pool *pool;
@@ -98,7 +100,9 @@ eng_net *eng_net_new(const eng_model *m, int max_batch, int threads, char *err, 
     if (!net->params || !net->grads || !net->mem)
         goto nomem;
     const int per_thread = (max_batch + threads - 1) / threads;
-    net->chunk = per_thread < ENG_NET_CHUNK ? per_thread : ENG_NET_CHUNK;
+    const int chunk = m->def->chunk > 0 ? m->def->chunk : ENG_NET_CHUNK;
+    net->chunk = per_thread < chunk ? per_thread : chunk;
+    net->bce = m->layers[m->n - 1].spec.act == ENG_ACT_SIGMOID;
     net->tail = per_thread < ENG_NET_TAIL ? per_thread : ENG_NET_TAIL;
     if (net->tail < net->chunk)
         net->tail = net->chunk;
@@ -166,13 +170,12 @@ void eng_net_on_grads_ready(eng_net *net, eng_grads_ready_fn fn, void *ctx) {
         const eng_layer *l = &m->layers[i];
         if (!l->nparams)
             continue;
-        const size_t lo = l->kernel < l->bias ? l->kernel : l->bias;
-        if ((l->kernel > l->bias ? l->kernel : l->bias) >= end) { /* not in layer order */
+        if (l->param_hi > end) { /* not in layer order */
             memset(net->ready_lo, 0, sizeof net->ready_lo);
             return;
         }
-        net->ready_lo[i] = lo;
-        end = lo;
+        net->ready_lo[i] = l->param_lo;
+        end = l->param_lo;
     }
 }
 
@@ -239,14 +242,20 @@ static void run_chunk(eng_net *net, int t, int first, int B, int accumulate, int
     float *logits = w->act[m->n - 1];
     float *probs = net->training ? w->dbuf[0] : logits;
     int hits = 0;
-    w->st.loss_sum += eng_softmax_xent_forward(probs, logits, labels, B, C, &hits);
+    if (net->bce)
+        w->st.loss_sum += eng_sigmoid_bce_forward(logits, labels, B, &hits);
+    else
+        w->st.loss_sum += eng_softmax_xent_forward(probs, logits, labels, B, C, &hits);
     w->st.correct += hits;
     w->st.count += B;
     if (!net->training)
         return;
 
     /* Backward: dy starts as the gradient of the whole step's mean loss. */
-    eng_softmax_xent_backward(probs, probs, labels, B, C, (float)net->batch);
+    if (net->bce)
+        eng_sigmoid_bce_backward(w->dbuf[0], logits, labels, B, (float)net->batch);
+    else
+        eng_softmax_xent_backward(probs, probs, labels, B, C, (float)net->batch);
     int cur = 0;
     for (int i = m->n - 1; i >= 0; i--) {
         const eng_layer *l = &m->layers[i];

@@ -38,7 +38,9 @@ int eng_net_threads(const eng_net *net);
 
 /* Forward and backward over x (B, H, W, C) with integer labels (B): writes the gradient of
  * the batch's mean loss into eng_net_grads and adds the batch's loss, hits and count to *st.
- * key selects the dropout masks (one per step). 1 <= B <= max_batch. */
+ * The loss follows the output layer's activation: sigmoid + binary cross-entropy for a
+ * SIGMOID output (labels 0 or 1), else softmax + categorical cross-entropy (labels are
+ * class indices). key selects the dropout masks (one per step). 1 <= B <= max_batch. */
 void eng_net_train_step(eng_net *net, const float *x, const uint8_t *labels, int B, uint64_t key,
                         eng_batch_stats *st);
 

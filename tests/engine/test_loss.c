@@ -1,21 +1,29 @@
 /* test_loss.c: softmax cross-entropy from logits. The backward against central differences
  * of the forward's summed loss (divided by scale), the probabilities against a direct
  * softmax in double, stability at logits of +-1000, and the arg-max hit count (first
- * class on ties). */
+ * class on ties). Sigmoid binary cross-entropy from one logit: hand-computed values, finite
+ * and exact at logits of +-1000 and beyond, its gradient against central differences, the
+ * hit count ((z > 0) == label), and labels other than 0 and 1 refused. */
 #include "engine/loss.h"
 
 #include "engine/base.h"
 #include "tests/support/testutil.h"
 
+#include <float.h>
 #include <math.h>
 #include <setjmp.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <cmocka.h>
+
+#define GARBAGE_F 777.0f
 
 typedef struct xent_ctx {
     int B, C;
@@ -176,6 +184,131 @@ static void correct_count(void **state) {
     assert_true(fabs(l - log(4.0)) < 1e-6);
 }
 
+/* --- sigmoid + binary cross-entropy --- */
+
+/* Values worked out by hand: loss = -y log s(z) - (1 - y) log(1 - s(z)),
+ * d loss / dz = s(z) - y. */
+static void bce_values(void **state) {
+    (void)state;
+    static const struct {
+        float z;
+        uint8_t y;
+        double loss, grad;
+    } cases[] = {
+        {0.0f, 1, 0.69314718055994531, -0.5},           /* ln 2 */
+        {0.0f, 0, 0.69314718055994531, 0.5},            /* ln 2 */
+        {2.0f, 1, 0.12692801104297263, -0.11920292202}, /* ln(1 + e^-2) */
+        {2.0f, 0, 2.12692801104297263, 0.88079707798},  /* 2 + ln(1 + e^-2) */
+        {-3.0f, 1, 3.04858735157374206, -0.95257412682},
+        {-3.0f, 0, 0.04858735157374206, 0.04742587318},
+        {1000.0f, 1, 0.0, 0.0}, /* right and certain */
+        {1000.0f, 0, 1000.0, 1.0},
+        {-1000.0f, 1, 1000.0, -1.0},
+        {-1000.0f, 0, 0.0, 0.0},
+        {FLT_MAX, 0, FLT_MAX, 1.0},
+        {-FLT_MAX, 1, FLT_MAX, -1.0},
+        {1e-8f, 1, 0.69314717555994531, -0.4999999975},
+    };
+    const int n = (int)(sizeof cases / sizeof cases[0]);
+    for (int i = 0; i < n; i++) {
+        int hits = -1;
+        const double loss = eng_sigmoid_bce_forward(&cases[i].z, &cases[i].y, 1, &hits);
+        float d = GARBAGE_F;
+        eng_sigmoid_bce_backward(&d, &cases[i].z, &cases[i].y, 1, 1.0f);
+        printf("  z = %g, y = %d: loss %.17g (expected %.17g), dz %.9g (expected %.9g)\n",
+               (double)cases[i].z, cases[i].y, loss, cases[i].loss, (double)d, cases[i].grad);
+        if (!isfinite(loss) || !isfinite(d))
+            fail_msg("z = %g, y = %d: loss %g, gradient %g", (double)cases[i].z, cases[i].y, loss,
+                     (double)d);
+        if (fabs(loss - cases[i].loss) > 1e-12 * (1.0 + cases[i].loss))
+            fail_msg("z = %g, y = %d: loss %.17g, expected %.17g", (double)cases[i].z, cases[i].y,
+                     loss, cases[i].loss);
+        if (fabs(d - cases[i].grad) > 1e-7)
+            fail_msg("z = %g, y = %d: gradient %.9g, expected %.9g", (double)cases[i].z, cases[i].y,
+                     (double)d, cases[i].grad);
+        assert_int_equal(hits, (cases[i].z > 0.0f) == (cases[i].y == 1));
+    }
+}
+
+typedef struct bce_ctx {
+    int B;
+    float *z;
+    const uint8_t *labels;
+    float scale;
+} bce_ctx;
+
+static double bce_loss(void *arg) {
+    bce_ctx *k = arg;
+    return eng_sigmoid_bce_forward(k->z, k->labels, k->B, NULL) / (double)k->scale;
+}
+
+/* The gradient of the summed loss over scale, against central differences (the forward sums
+ * in double: the differences are as exact as the logits' steps). */
+static void bce_gradient(void **state) {
+    (void)state;
+    enum { B = 64 };
+    float z[B], d[B], inplace[B];
+    uint8_t labels[B];
+    eng_rng r;
+    eng_rng_seed(&r, 17);
+    tu_fill_uniform(z, B, -12.0f, 12.0f, &r);
+    z[0] = 0.0f, z[1] = 40.0f, z[2] = -40.0f;
+    for (int i = 0; i < B; i++)
+        labels[i] = (uint8_t)eng_rng_below(&r, 2);
+    const float scale = 32.0f;
+    eng_sigmoid_bce_backward(d, z, labels, B, scale);
+    bce_ctx k = {B, z, labels, scale};
+    tu_gradcheck gc = {.what = "dz", .eps = 1e-3, .rtol = 1e-4, .atol = 1e-8};
+    tu_gradcheck_result res;
+    if (tu_gradcheck_run(&gc, z, B, d, bce_loss, &k, &res))
+        fail_msg("%zu gradient mismatches", res.failed);
+    /* Negative control: labels flipped give another gradient, which the check rejects. */
+    float wrong[B];
+    uint8_t flipped[B];
+    for (int i = 0; i < B; i++)
+        flipped[i] = (uint8_t)(1 - labels[i]);
+    eng_sigmoid_bce_backward(wrong, z, flipped, B, scale);
+    gc.what = "  dz for flipped labels (must fail)";
+    tu_gradcheck_run(&gc, z, B, wrong, bce_loss, &k, &res);
+    assert_true(res.failed > B / 2);
+    /* In place (dlogits == logits): the same values. */
+    memcpy(inplace, z, sizeof z);
+    eng_sigmoid_bce_backward(inplace, inplace, labels, B, scale);
+    assert_memory_equal(inplace, d, sizeof d);
+}
+
+/* Hits: (z > 0) == (label == 1); z = 0 counts as a prediction of 0. */
+static void bce_correct_count(void **state) {
+    (void)state;
+    const float z[6] = {0.5f, -0.5f, 0.0f, 0.0f, 7.0f, -7.0f};
+    const uint8_t y[6] = {1, 0, 0, 1, 0, 1};
+    int hits = -1;
+    const double loss = eng_sigmoid_bce_forward(z, y, 6, &hits);
+    assert_int_equal(hits, 3);
+    assert_true(loss > 0.0 && isfinite(loss));
+    eng_sigmoid_bce_forward(z, y, 2, &hits);
+    assert_int_equal(hits, 2);
+}
+
+/* A label of 2 is a data set bug: the loss aborts with a message instead of training on it. */
+static void bce_refuses_other_labels(void **state) {
+    (void)state;
+    fflush(NULL);
+    const pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        if (!freopen("/dev/null", "w", stderr))
+            _exit(3);
+        const float z[2] = {1.0f, 2.0f};
+        const uint8_t y[2] = {1, 2};
+        eng_sigmoid_bce_forward(z, y, 2, NULL);
+        _exit(0);
+    }
+    int ws;
+    assert_int_equal(waitpid(pid, &ws, 0), pid);
+    assert_true(WIFSIGNALED(ws) && WTERMSIG(ws) == SIGABRT);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(gradient_mean_over_batch),
@@ -184,6 +317,10 @@ int main(void) {
         cmocka_unit_test(gradient_confident_logits),
         cmocka_unit_test(stable_at_large_logits),
         cmocka_unit_test(correct_count),
+        cmocka_unit_test(bce_values),
+        cmocka_unit_test(bce_gradient),
+        cmocka_unit_test(bce_correct_count),
+        cmocka_unit_test(bce_refuses_other_labels),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
