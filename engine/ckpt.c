@@ -100,7 +100,7 @@ static hid_t mem_type(field_type t) {
 }
 
 static const char *type_name(field_type t) {
-    static const char *const names[] = {"int32",   "int64",   "uint64", "float32",
+    static const char *const names[] = {"int32",   "int64",  "uint64", "float32",
                                         "float64", "string", "uint8"};
     return names[t];
 }
@@ -390,8 +390,20 @@ static void close_group(hid_t g) {
 }
 
 /* Dataset path of loc (its groups made already), chunked, with Fletcher32 checksums. */
+static int path_exists(hid_t loc, const char *path);
+
 static void w_dataset(writer *w, hid_t loc, const char *path, hid_t ftype, hid_t mtype, int rank,
                       const hsize_t *dims, const void *data) {
+    if (w->failed)
+        return;
+    /* Groups on the way first ("lstm_cell/kernel:0" inside /lstm/lstm), made as w_group makes
+     * them (no timestamps), unless an earlier dataset made them. */
+    char parent[PATH_LEN];
+    for (const char *slash = strchr(path, '/'); slash; slash = strchr(slash + 1, '/')) {
+        snprintf(parent, sizeof parent, "%.*s", (int)(slash - path), path);
+        if (!path_exists(loc, parent))
+            close_group(w_group(w, loc, parent));
+    }
     if (w->failed)
         return;
     hsize_t chunk[ENG_MAX_DIMS];
@@ -1410,8 +1422,12 @@ void eng_ckpt_print(const eng_ckpt *c, const eng_model *m, FILE *out) {
     fprintf(out, "worker steps:");
     for (int i = 0; i < c->workers; i++)
         fprintf(out, " %lld", (long long)c->worker_steps[i]);
-    fprintf(out, "\n%-24s %-16s %13s %13s %13s %13s\n", "tensor", "shape", "min", "max", "mean",
-            "l2");
+    int width = 6; /* the name column fits the longest name */
+    for (int i = 0; i < m->layout.n; i++)
+        if ((int)strlen(m->layout.tensors[i].name) > width)
+            width = (int)strlen(m->layout.tensors[i].name);
+    fprintf(out, "\n%-*s %-16s %13s %13s %13s %13s\n", width, "tensor", "shape", "min", "max",
+            "mean", "l2");
     for (int i = 0; i < m->layout.n; i++) {
         const eng_tensor_info *t = &m->layout.tensors[i];
         const float *w = c->weights + t->offset;
@@ -1425,7 +1441,7 @@ void eng_ckpt_print(const eng_ckpt *c, const eng_model *m, FILE *out) {
         }
         char shape[64];
         eng_shape_str(shape, sizeof shape, t->ndim, t->shape);
-        fprintf(out, "%-24s %-16s %13.6g %13.6g %13.6g %13.6g\n", t->name, shape, lo, hi,
+        fprintf(out, "%-*s %-16s %13.6g %13.6g %13.6g %13.6g\n", width, t->name, shape, lo, hi,
                 sum / (double)t->count, sqrt(sq));
     }
 }

@@ -73,6 +73,8 @@ static const flag flags[] = {
     {"chunk", F_INT, NUM(chunk), 0, 1e9, TRAIN, "FLOATS",
      "the most floats in one push or pull message (default 0: no limit). Messages also break "
      "between layers: a worker sends a layer's gradient as soon as backward has finished it"},
+    {"dense-pushes", F_FLAG, NUM(dense_pushes), 0, 0, TRAIN, NULL,
+     "push an embedding's whole gradient, not just the rows a batch used (to compare)"},
     {"dump-weights", F_STR, STR(dump_weights), 0, 0, TRAIN, "FILE",
      "write the final flat weight vector as raw little-endian float32 (tests)"},
     {"checkpoint-dir", F_STR, STR(checkpoint_dir), 0, 0, TRAIN, "DIR",

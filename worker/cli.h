@@ -46,6 +46,7 @@ typedef struct wk_opts {
     int64_t keep;                     /* newest checkpoints kept; 0: all */
     char resume[WK_PATH_MAX];         /* FILE or DIR (its latest); empty: a fresh start */
     char checkpoint[WK_PATH_MAX];     /* eval, inspect: the file (or DIR) to read */
+    int dense_pushes;                 /* push an embedding's whole gradient, not its rows */
 } wk_opts;
 
 /* Parses argv (argv[0] is the program). Returns 0, or -1 with one line in err (naming the

@@ -2,6 +2,7 @@
 #include "worker/stream.h"
 
 #include "engine/base.h"
+#include "engine/imdb.h"
 #include "engine/rng.h"
 
 #include <stdlib.h>
@@ -10,10 +11,13 @@
 /* Keys that separate the random streams drawn from one seed. */
 enum { KEY_SHUFFLE = 0x53485546, KEY_DROPOUT = 0x44524F50 };
 
-int wk_stream_open(wk_stream *s, const char *dir, const char *dataset, double val_split, int rank,
-                   int world, uint64_t seed, int batch, char *err, size_t errlen) {
+int wk_stream_open(wk_stream *s, const char *dir, const char *dataset, const wk_text *text,
+                   double val_split, int rank, int world, uint64_t seed, int batch, char *err,
+                   size_t errlen) {
     memset(s, 0, sizeof *s);
-    int rc = eng_split_load_idx(&s->data, dir, dataset, val_split, rank, world, err, errlen);
+    int rc = text ? eng_split_load_imdb(&s->data, dir, text->num_words, text->maxlen, val_split,
+                                        rank, world, text->vocab_out, text->vocab_in, err, errlen)
+                  : eng_split_load_idx(&s->data, dir, dataset, val_split, rank, world, err, errlen);
     if (rc != ENG_OK)
         return rc;
     if (s->data.train.n < 1) {

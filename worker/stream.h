@@ -7,6 +7,7 @@
 #define PSTRAIN_WORKER_STREAM_H
 
 #include "engine/dataset.h"
+#include "engine/text.h"
 
 #include <stddef.h>
 #include <stdint.h>
@@ -20,10 +21,22 @@ typedef struct wk_stream {
     uint32_t *order;         /* this epoch's permutation of the share */
 } wk_stream;
 
-/* Loads the share and prepares epoch 1. Returns ENG_OK or a negative ENG_E* code with a
- * message naming the file. Release with wk_stream_close. */
-int wk_stream_open(wk_stream *s, const char *dir, const char *dataset, double val_split, int rank,
-                   int world, uint64_t seed, int batch, char *err, size_t errlen);
+/* What a text data set ("imdb") needs beyond an image one: the model's vocabulary size and
+ * sequence length, and the tokenizer's vocabulary (vocab_in: a checkpoint's, or NULL to
+ * build it from the training texts; *vocab_out, when vocab_out is non-NULL: the one used,
+ * owned by the caller). */
+typedef struct wk_text {
+    int num_words, maxlen;
+    const eng_vocab *vocab_in;
+    eng_vocab **vocab_out;
+} wk_text;
+
+/* Loads the share and prepares epoch 1; text (NULL for image data sets) as above. Returns
+ * ENG_OK or a negative ENG_E* code with a message naming the file. Release with
+ * wk_stream_close. */
+int wk_stream_open(wk_stream *s, const char *dir, const char *dataset, const wk_text *text,
+                   double val_split, int rank, int world, uint64_t seed, int batch, char *err,
+                   size_t errlen);
 void wk_stream_close(wk_stream *s);
 
 /* Uses only the first `usable` samples of each epoch's order (workers of a job agree on

@@ -7,6 +7,7 @@
 #include "engine/net.h"
 #include "engine/optim.h"
 #include "engine/pool.h"
+#include "engine/text.h"
 #include "worker/checkpoint.h"
 #include "worker/client.h"
 #include "worker/progress.h"
@@ -90,6 +91,104 @@ static void send_ready(void *ctx, size_t lo) {
         e->rc = wk_client_step_ready(e->client, lo, e->err, e->errlen);
 }
 
+/* --- text models: the tokenizer's vocabulary and the rows a batch touches --- */
+
+/* The text side of model m's data: its embedding's vocabulary size and its sequence length.
+ * Returns 0 for image models. */
+static int text_of(const eng_model *m, wk_text *t) {
+    if (strcmp(m->def->dataset, "imdb") != 0)
+        return 0;
+    const eng_layer *l = &m->layers[0];
+    ENG_ASSERT(l->spec.kind == ENG_EMBEDDING, "%s: a text model starts with an Embedding",
+               m->def->name);
+    *t = (wk_text){.num_words = l->spec.input_dim, .maxlen = m->input.w};
+    return 1;
+}
+
+/* The words a checkpoint keeps, each followed by '\n': all of them, since the ones past
+ * num_words still decide between oov_char (a known word) and nothing (an unknown one). NULL
+ * when out of memory. */
+static char *vocab_blob(const eng_vocab *v, uint64_t *bytes) {
+    const int n = eng_vocab_size(v);
+    size_t len = 0;
+    for (int r = 0; r < n; r++)
+        len += strlen(eng_vocab_word(v, r)) + 1;
+    char *blob = malloc(len + 1), *p = blob;
+    for (int r = 0; blob && r < n; r++) {
+        const size_t l = strlen(eng_vocab_word(v, r));
+        memcpy(p, eng_vocab_word(v, r), l);
+        p[l] = '\n';
+        p += l + 1;
+    }
+    if (blob)
+        *p = '\0';
+    *bytes = len;
+    return blob;
+}
+
+/* The vocabulary a checkpoint kept (vocab_blob's form). NULL with err on a bad one. */
+static eng_vocab *vocab_from_blob(const char *blob, uint64_t bytes, char *err, size_t errlen) {
+    char *copy = malloc(bytes + 1);
+    const char **words = malloc(sizeof *words * (bytes + 1));
+    eng_vocab *v = NULL;
+    int n = 0;
+    if (copy && words) {
+        memcpy(copy, blob, bytes);
+        copy[bytes] = '\0';
+        for (char *p = copy, *nl; *p; p = nl + 1) {
+            if (!(nl = strchr(p, '\n')))
+                break;
+            *nl = '\0';
+            words[n++] = p;
+        }
+        v = eng_vocab_from_words(words, n, err, errlen);
+    } else {
+        eng_err(err, errlen, ENG_ENOMEM, "out of memory for a vocabulary");
+    }
+    free(words);
+    free(copy);
+    return v;
+}
+
+/* The rows of the embedding a batch uses, in ascending order: a step's pushes of the
+ * embedding then carry only those (its gradient is zero elsewhere). */
+typedef struct touched {
+    wk_sparse_rows sp;
+    uint32_t *rows;
+    uint8_t *seen; /* (nrows) */
+} touched;
+
+static int touched_init(touched *t, const eng_model *m) {
+    memset(t, 0, sizeof *t);
+    const int e = eng_layout_find(&m->layout, "embedding/embeddings");
+    if (e < 0)
+        return 0;
+    const eng_tensor_info *ti = &m->layout.tensors[e];
+    t->sp = (wk_sparse_rows){
+        .from = ti->offset, .row_len = (size_t)ti->shape[1], .nrows = (size_t)ti->shape[0]};
+    t->rows = malloc(sizeof *t->rows * t->sp.nrows);
+    t->seen = calloc(t->sp.nrows, 1);
+    t->sp.rows = t->rows;
+    return t->rows && t->seen ? 0 : -1;
+}
+
+static void touched_free(touched *t) {
+    free(t->rows);
+    free(t->seen);
+}
+
+/* x: B samples of `len` token ids (floats holding exact integers). */
+static void touched_collect(touched *t, const float *x, size_t len) {
+    for (size_t i = 0; i < len; i++)
+        t->seen[(uint32_t)x[i]] = 1;
+    t->sp.n = 0;
+    for (size_t r = 0; r < t->sp.nrows; r++)
+        if (t->seen[r]) {
+            t->rows[t->sp.n++] = (uint32_t)r;
+            t->seen[r] = 0;
+        }
+}
+
 /* Where a run is, for checkpoints. */
 typedef struct position {
     int64_t step;       /* steps done by every worker: the next step's index */
@@ -103,7 +202,8 @@ typedef struct position {
  * until it has the state, so no update can slip in. Returns 0 or -1 with err. */
 static int checkpoint(const wk_opts *o, const wk_job *job, wk_ckpt_writer *writer,
                       wk_client *client, eng_net *net, eng_optim *opt, const eng_optim_cfg *cfg,
-                      uint64_t *version, position pos, char *err, size_t errlen) {
+                      const eng_vocab *vocab, uint64_t *version, position pos, char *err,
+                      size_t errlen) {
     const int world = job ? job->num_workers : 1;
     int64_t mine = pos.step, *steps = NULL;
     if (writer && !(steps = malloc(sizeof *steps * (size_t)world)))
@@ -120,6 +220,12 @@ static int checkpoint(const wk_opts *o, const wk_job *job, wk_ckpt_writer *write
         return -1;
     }
     eng_ckpt *c = wk_ckpt_writer_next(writer);
+    if (vocab && !c->vocab) {
+        if (!(c->vocab = vocab_blob(vocab, &c->vocab_bytes))) {
+            free(steps);
+            return eng_err(err, errlen, ENG_ENOMEM, "checkpoint: out of memory");
+        }
+    }
     free(c->worker_steps);
     c->worker_steps = steps;
     c->optim = *cfg;
@@ -210,11 +316,26 @@ int wk_train(const wk_opts *o, const wk_job *job, const eng_ckpt *resume,
     uint8_t *labels = NULL;
     int rc, status = 1;
 
+    eng_vocab *vocab = NULL, *vocab_in = NULL;
+    touched rows = {0};
     if ((rc = eng_model_build(&model, def, err, errlen)) != ENG_OK)
         return exit_code(rc);
-    if ((rc = wk_stream_open(&data, o->data, def->dataset, o->val_split, rank, world,
-                             (uint64_t)o->seed, (int)o->batch, err, errlen)) != ENG_OK)
+    wk_text text;
+    const int is_text = text_of(&model, &text);
+    if (is_text && resume && resume->vocab &&
+        !(vocab_in = vocab_from_blob(resume->vocab, resume->vocab_bytes, err, errlen)))
+        return 2;
+    text.vocab_in = vocab_in;
+    text.vocab_out = &vocab;
+    rc = wk_stream_open(&data, o->data, def->dataset, is_text ? &text : NULL, o->val_split, rank,
+                        world, (uint64_t)o->seed, (int)o->batch, err, errlen);
+    eng_vocab_free(&vocab_in);
+    if (rc != ENG_OK)
         return exit_code(rc);
+    if (job && !o->dense_pushes && touched_init(&rows, &model) != 0) {
+        snprintf(err, errlen, "out of memory");
+        goto out;
+    }
 
     const int cpus = eng_pool_cpus();
     const int threads = o->threads > 0 ? (int)o->threads : cpus;
@@ -333,7 +454,7 @@ int wk_train(const wk_opts *o, const wk_job *job, const eng_ckpt *resume,
                 const int halt = stop_agreed(&vote, job, stop, client);
                 const int due = o->checkpoint_every && step > 0 && step % o->checkpoint_every == 0;
                 if ((halt || due) && step != last_ckpt) {
-                    if (checkpoint(o, job, writer, client, net, opt, &cfg, &version,
+                    if (checkpoint(o, job, writer, client, net, opt, &cfg, vocab, &version,
                                    (position){step, epoch, s}, err, errlen) != 0)
                         goto out;
                     last_ckpt = step;
@@ -354,6 +475,10 @@ int wk_train(const wk_opts *o, const wk_job *job, const eng_ckpt *resume,
                                      !wk_client_pull_pending(client),
                                      needed_version(o, (uint64_t)step + 1), err, errlen) != 0)
                 goto out;
+            if (rows.rows) { /* pushes of the embedding carry only the rows this batch used */
+                touched_collect(&rows, x, (size_t)B * eng_shape_size(model.input));
+                wk_client_step_sparse(client, &rows.sp);
+            }
             eng_net_train_step(net, x, labels, B, wk_step_key((uint64_t)o->seed, step), &st);
             if (!job)
                 eng_net_apply(net, opt);
@@ -393,7 +518,8 @@ int wk_train(const wk_opts *o, const wk_job *job, const eng_ckpt *resume,
         const position end =
             s < steps_per_epoch ? (position){step, epoch, s} : (position){step, epoch + 1, 0};
         if (ckpt_on && step != last_ckpt) {
-            if (checkpoint(o, job, writer, client, net, opt, &cfg, &version, end, err, errlen) != 0)
+            if (checkpoint(o, job, writer, client, net, opt, &cfg, vocab, &version, end, err,
+                           errlen) != 0)
                 goto out;
             last_ckpt = step;
         }
@@ -435,6 +561,8 @@ int wk_train(const wk_opts *o, const wk_job *job, const eng_ckpt *resume,
 out:
     stop_vote_end(&vote);
     wk_ckpt_writer_free(&writer);
+    touched_free(&rows);
+    eng_vocab_free(&vocab);
     wk_progress_deinit(&prog);
     eng_free(x);
     eng_free(labels);
@@ -456,8 +584,17 @@ int wk_eval(const wk_opts *o, const eng_ckpt *c, char *err, size_t errlen) {
     if ((rc = eng_model_build(&model, def, err, errlen)) != ENG_OK)
         return exit_code(rc);
     const int chunk = 128;
-    if ((rc = wk_stream_open(&data, o->data, def->dataset, c->val_split, 0, 1, (uint64_t)c->seed,
-                             chunk, err, errlen)) != ENG_OK)
+    wk_text text;
+    const int is_text = text_of(&model, &text);
+    eng_vocab *vocab_in = NULL;
+    if (is_text && c->vocab && !(vocab_in = vocab_from_blob(c->vocab, c->vocab_bytes, err, errlen)))
+        return 2;
+    text.vocab_in = vocab_in;
+    text.vocab_out = NULL;
+    rc = wk_stream_open(&data, o->data, def->dataset, is_text ? &text : NULL, c->val_split, 0, 1,
+                        (uint64_t)c->seed, chunk, err, errlen);
+    eng_vocab_free(&vocab_in);
+    if (rc != ENG_OK)
         return exit_code(rc);
     const int threads = o->threads > 0 ? (int)o->threads : eng_pool_cpus();
     x = eng_alloc(sizeof(float) * (size_t)chunk * eng_shape_size(model.input));

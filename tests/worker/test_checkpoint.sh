@@ -119,6 +119,33 @@ for victim in worker server; do
     echo "PASS: SIGTERM to a $victim: status 75, $(cat "$dir/latest") loads"
 done
 
+# 7. imdb_lstm (1 server + 2 workers, sparse pushes): a checkpoint at step 20 resumed to step
+#    40 ends with the weights of the job run to 40 straight; the checkpoint keeps the
+#    tokenizer's vocabulary; eval of the final checkpoint prints the job's test accuracy.
+imdb() {
+    mpirun -np 3 --oversubscribe --bind-to none -x OPENBLAS_NUM_THREADS=1 \
+        -x ASAN_OPTIONS=detect_leaks=0 "$pstrain" train \
+        --model imdb_lstm --servers 1 --mode sync --epochs 1 --threads 1 --progress 0 \
+        --bind 127.0.0.1 --advertise 127.0.0.1 --data "$data" "$@"
+}
+imdb --max-steps 40 --dump-weights "$tmp/imdb-straight.bin" >"$tmp/imdb1.log" 2>&1 ||
+    { cat "$tmp/imdb1.log"; fail "imdb_lstm: the straight job failed"; }
+imdb --max-steps 20 --checkpoint-dir "$tmp/ck-imdb" >"$tmp/imdb2.log" 2>&1 ||
+    { cat "$tmp/imdb2.log"; fail "imdb_lstm: the first half failed"; }
+imdb --max-steps 40 --checkpoint-dir "$tmp/ck-imdb" --resume "$tmp/ck-imdb" \
+    --dump-weights "$tmp/imdb-resumed.bin" >"$tmp/imdb3.log" 2>&1 ||
+    { cat "$tmp/imdb3.log"; fail "imdb_lstm: the resumed job failed"; }
+cmp -s "$tmp/imdb-straight.bin" "$tmp/imdb-resumed.bin" ||
+    fail "imdb_lstm: resumed at step 20, the weights differ from the straight job's"
+/usr/bin/python3 -c 'import h5py, sys; v = bytes(h5py.File(sys.argv[1], "r")["pstrain/vocab"][:]).split(b"\n"); assert v[:4] == [b"the", b"and", b"a", b"of"] and len(v) == 88585, len(v)' \
+    "$tmp/ck-imdb/ckpt-20.h5" || fail "imdb_lstm: the checkpoint's vocabulary is not the tokenizer's"
+printed=$(grep -o 'test_accuracy: [0-9.]*' "$tmp/imdb3.log")
+"$pstrain" eval "$tmp/ck-imdb" --data "$data" --threads 1 >"$tmp/eval-imdb.log" 2>&1 ||
+    { cat "$tmp/eval-imdb.log"; fail "imdb_lstm: eval failed"; }
+evaluated=$(grep -o 'test_accuracy: [0-9.]*' "$tmp/eval-imdb.log")
+[[ $printed == "$evaluated" ]] || fail "imdb_lstm: eval says $evaluated, the job printed $printed"
+echo "PASS: imdb_lstm resumed at step 20 ends bit-identical; its vocabulary travels; eval gives the job's $printed"
+
 # 5. Bad files: one line naming the file, status 2.
 good=$tmp/ck/ckpt-40.h5
 head -c 5000 "$good" >"$tmp/truncated.h5"

@@ -87,7 +87,7 @@ static float *run_reference(const eng_model *m) {
     wk_stream s[WORKERS];
     int64_t usable = INT64_MAX;
     for (int w = 0; w < WORKERS; w++) {
-        if (wk_stream_open(&s[w], tu_data_dir(), "mnist", 0.1, w, WORKERS, SEED, BATCH, err,
+        if (wk_stream_open(&s[w], tu_data_dir(), "mnist", NULL, 0.1, w, WORKERS, SEED, BATCH, err,
                            sizeof err) != 0)
             fail_msg("%s", err);
         if (s[w].data.train.n < usable)
