@@ -1,6 +1,6 @@
-/* conv2d.c: Conv2D forward/backward. In NHWC with stride 1, the KW*C inputs under one
- * kernel row are contiguous, so each im2col row is KH copies of KW*C floats and col2im is
- * KH vector adds. */
+/* conv2d.c: Conv2D forward/backward, any stride, 'valid' or 'same' padding. In NHWC the
+ * KW*C inputs under one kernel row are contiguous (whatever the stride), so each im2col row
+ * is KH copies of at most KW*C floats (zeros where padding) and col2im is KH vector adds. */
 #include "engine/conv2d.h"
 
 #include "engine/activation.h"
@@ -20,50 +20,97 @@ static inline void copy_run(float *restrict d, const float *restrict s, size_t n
     }
 }
 
+/* One im2col row block per output pixel: for each kernel row ki, the KW*C inputs under it
+ * starting at input pixel (oh*S - PT + ki, ow*S - PL). A kernel row spans KW neighbouring
+ * pixels whatever the stride, so it is one contiguous run, cut where it leaves the input
+ * (zeros: 'same' padding). With S = 1 and no padding this is the plain run copy. */
 static void im2col(float *restrict col, const float *restrict x, int B, int H, int W, int C, int KH,
-                   int KW, int OH, int OW) {
+                   int KW, int S, int PT, int PL, int OH, int OW) {
     const size_t span = (size_t)KW * C, K = (size_t)KH * span;
     for (int n = 0; n < B; n++)
         for (int oh = 0; oh < OH; oh++)
             for (int ow = 0; ow < OW; ow++) {
                 float *row = col + (((size_t)n * OH + oh) * OW + ow) * K;
-                for (int ki = 0; ki < KH; ki++)
-                    copy_run(row + ki * span, x + (((size_t)n * H + oh + ki) * W + ow) * C, span);
+                const int iw0 = ow * S - PL;
+                const int j0 = iw0 < 0 ? -iw0 : 0, j1 = iw0 + KW > W ? W - iw0 : KW;
+                for (int ki = 0; ki < KH; ki++) {
+                    float *d = row + ki * span;
+                    const int ih = oh * S - PT + ki;
+                    if (ih < 0 || ih >= H || j1 <= j0) {
+                        memset(d, 0, sizeof(float) * span);
+                        continue;
+                    }
+                    if (j0 > 0)
+                        memset(d, 0, sizeof(float) * (size_t)j0 * C);
+                    copy_run(d + (size_t)j0 * C, x + (((size_t)n * H + ih) * W + iw0 + j0) * C,
+                             (size_t)(j1 - j0) * C);
+                    if (j1 < KW)
+                        memset(d + (size_t)j1 * C, 0, sizeof(float) * (size_t)(KW - j1) * C);
+                }
             }
 }
 
+/* im2col's adjoint: adds each row block back where im2col read it; padding drops. */
 static void col2im(float *restrict dx, const float *restrict col, int B, int H, int W, int C,
-                   int KH, int KW, int OH, int OW) {
+                   int KH, int KW, int S, int PT, int PL, int OH, int OW) {
     const size_t span = (size_t)KW * C, K = (size_t)KH * span;
     memset(dx, 0, sizeof(float) * (size_t)B * H * W * C);
     for (int n = 0; n < B; n++)
         for (int oh = 0; oh < OH; oh++)
             for (int ow = 0; ow < OW; ow++) {
                 const float *row = col + (((size_t)n * OH + oh) * OW + ow) * K;
+                const int iw0 = ow * S - PL;
+                const int j0 = iw0 < 0 ? -iw0 : 0, j1 = iw0 + KW > W ? W - iw0 : KW;
+                if (j1 <= j0)
+                    continue;
                 for (int ki = 0; ki < KH; ki++) {
-                    float *d = dx + (((size_t)n * H + oh + ki) * W + ow) * C;
-                    const float *s = row + ki * span;
-                    for (size_t j = 0; j < span; j++)
+                    const int ih = oh * S - PT + ki;
+                    if (ih < 0 || ih >= H)
+                        continue;
+                    float *d = dx + (((size_t)n * H + ih) * W + iw0 + j0) * C;
+                    const float *s = row + ki * span + (size_t)j0 * C;
+                    const size_t len = (size_t)(j1 - j0) * C;
+                    for (size_t j = 0; j < len; j++)
                         d[j] += s[j];
                 }
             }
 }
 
-void eng_conv2d_forward_part(float *y, float *col, const float *x, const float *kernel,
-                             const float *bias, int B, int H, int W, int C, int KH, int KW, int F,
-                             int OH, int OW, eng_act act) {
-    ENG_ASSERT(OH >= 1 && OH <= H - KH + 1 && OW >= 1 && OW <= W - KW + 1,
-               "output %dx%d from input %dx%d, kernel %dx%d", OH, OW, H, W, KH, KW);
+void eng_conv_same(int in, int k, int s, int *out, int *pad_lo) {
+    ENG_ASSERT(in >= 1 && k >= 1 && s >= 1, "in %d, kernel %d, stride %d", in, k, s);
+    *out = (in + s - 1) / s;
+    const int total = (*out - 1) * s + k - in;
+    *pad_lo = total > 0 ? total / 2 : 0;
+}
+
+void eng_conv2d_im2col(float *col, const float *x, int B, int H, int W, int C, int KH, int KW,
+                       int S, int PT, int PL, int OH, int OW) {
+    im2col(col, x, B, H, W, C, KH, KW, S, PT, PL, OH, OW);
+}
+
+void eng_conv2d_col2im(float *dx, const float *col, int B, int H, int W, int C, int KH, int KW,
+                       int S, int PT, int PL, int OH, int OW) {
+    col2im(dx, col, B, H, W, C, KH, KW, S, PT, PL, OH, OW);
+}
+
+void eng_conv2d_forward_strided(float *y, float *col, const float *x, const float *kernel,
+                                const float *bias, int B, int H, int W, int C, int KH, int KW,
+                                int F, int S, int PT, int PL, int OH, int OW, eng_act act) {
+    ENG_ASSERT(S >= 1 && PT >= 0 && PL >= 0 && PT < KH && PL < KW && OH >= 1 && OW >= 1 &&
+                   (OH - 1) * S - PT < H && (OW - 1) * S - PL < W,
+               "output %dx%d from input %dx%d, kernel %dx%d, stride %d, pad %d,%d", OH, OW, H, W,
+               KH, KW, S, PT, PL);
     const int M = B * OH * OW, K = KH * KW * C;
-    im2col(col, x, B, H, W, C, KH, KW, OH, OW);
+    im2col(col, x, B, H, W, C, KH, KW, S, PT, PL, OH, OW);
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, M, F, K, 1.0f, col, K, kernel, F, 0.0f,
                 y, F);
     eng_bias_act_forward(y, bias, (size_t)M, F, act);
 }
 
-void eng_conv2d_backward_part(float *dx, float *dkernel, float *dbias, float *dy, float *col,
-                              const float *y, const float *kernel, int B, int H, int W, int C,
-                              int KH, int KW, int F, int OH, int OW, eng_act act, int accumulate) {
+void eng_conv2d_backward_strided(float *dx, float *dkernel, float *dbias, float *dy, float *col,
+                                 const float *y, const float *kernel, int B, int H, int W, int C,
+                                 int KH, int KW, int F, int S, int PT, int PL, int OH, int OW,
+                                 eng_act act, int accumulate) {
     const int M = B * OH * OW, K = KH * KW * C;
     eng_act_backward(dy, y, (size_t)M * F, act);
     eng_bias_backward(dbias, dy, (size_t)M, F, accumulate);
@@ -75,7 +122,23 @@ void eng_conv2d_backward_part(float *dx, float *dkernel, float *dbias, float *dy
     /* dcol (M, K) = dy (M, F) . kernel^T (F, K), into col's memory, then scattered back. */
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, K, F, 1.0f, dy, F, kernel, F, 0.0f, col,
                 K);
-    col2im(dx, col, B, H, W, C, KH, KW, OH, OW);
+    col2im(dx, col, B, H, W, C, KH, KW, S, PT, PL, OH, OW);
+}
+
+void eng_conv2d_forward_part(float *y, float *col, const float *x, const float *kernel,
+                             const float *bias, int B, int H, int W, int C, int KH, int KW, int F,
+                             int OH, int OW, eng_act act) {
+    ENG_ASSERT(OH >= 1 && OH <= H - KH + 1 && OW >= 1 && OW <= W - KW + 1,
+               "output %dx%d from input %dx%d, kernel %dx%d", OH, OW, H, W, KH, KW);
+    eng_conv2d_forward_strided(y, col, x, kernel, bias, B, H, W, C, KH, KW, F, 1, 0, 0, OH, OW,
+                               act);
+}
+
+void eng_conv2d_backward_part(float *dx, float *dkernel, float *dbias, float *dy, float *col,
+                              const float *y, const float *kernel, int B, int H, int W, int C,
+                              int KH, int KW, int F, int OH, int OW, eng_act act, int accumulate) {
+    eng_conv2d_backward_strided(dx, dkernel, dbias, dy, col, y, kernel, B, H, W, C, KH, KW, F, 1, 0,
+                                0, OH, OW, act, accumulate);
 }
 
 void eng_conv2d_forward(float *y, float *col, const float *x, const float *kernel,
@@ -94,13 +157,35 @@ void eng_conv2d_backward(float *dx, float *dkernel, float *dbias, float *dy, flo
 
 /* --- the layer table entry --- */
 
+/* The layer's geometry: stride, leading pads and Keras's output size. */
+static void conv2d_geom(const eng_layer *l, int *S, int *PT, int *PL, int *OH, int *OW) {
+    const eng_layer_spec *s = &l->spec;
+    *S = s->stride > 0 ? s->stride : 1;
+    if (s->padding == ENG_PAD_SAME) {
+        eng_conv_same(l->in.h, s->kh, *S, OH, PT);
+        eng_conv_same(l->in.w, s->kw, *S, OW, PL);
+    } else {
+        *PT = *PL = 0;
+        *OH = (l->in.h - s->kh) / *S + 1;
+        *OW = (l->in.w - s->kw) / *S + 1;
+    }
+}
+
 static int conv2d_build(eng_layer *l, eng_layout *lay, char *err, size_t errlen) {
     const eng_layer_spec *s = &l->spec;
-    if (s->units < 1 || s->kh < 1 || s->kw < 1 || s->kh > l->in.h || s->kw > l->in.w)
+    const int same = s->padding == ENG_PAD_SAME;
+    if (s->units < 1 || s->kh < 1 || s->kw < 1 || (!same && (s->kh > l->in.h || s->kw > l->in.w)))
         return eng_err(err, errlen, ENG_EARG,
                        "%s: kernel %dx%d with %d filters does not fit input (%d, %d, %d)", l->name,
                        s->kh, s->kw, s->units, l->in.h, l->in.w, l->in.c);
-    l->keras_out = (eng_shape){l->in.h - s->kh + 1, l->in.w - s->kw + 1, s->units};
+    if (s->stride < 0 || (s->padding != ENG_PAD_VALID && !same))
+        return eng_err(err, errlen, ENG_EARG,
+                       "%s: stride %d and padding %d: expected stride >= 1 "
+                       "and padding valid or same",
+                       l->name, s->stride, (int)s->padding);
+    int S, PT, PL, OH, OW;
+    conv2d_geom(l, &S, &PT, &PL, &OH, &OW);
+    l->keras_out = (eng_shape){OH, OW, s->units};
     /* Computed outputs: the model may ask for whole multiples of a following pool. */
     l->out = l->keras_out;
     if (l->crop_h > 1 && l->out.h >= l->crop_h) /* else the pool reports the misfit */
@@ -111,25 +196,33 @@ static int conv2d_build(eng_layer *l, eng_layout *lay, char *err, size_t errlen)
     char name[2 * ENG_NAME_MAX];
     snprintf(name, sizeof name, "%s/kernel", l->name);
     int k = eng_layout_add(lay, name, 4, (int[]){s->kh, s->kw, l->in.c, s->units});
-    snprintf(name, sizeof name, "%s/bias", l->name);
-    int b = eng_layout_add(lay, name, 1, (int[]){s->units});
-    l->nparams = 2;
     l->kernel = lay->tensors[k].offset;
-    l->bias = lay->tensors[b].offset;
+    l->nparams = 1;
+    if (!s->no_bias) {
+        snprintf(name, sizeof name, "%s/bias", l->name);
+        int b = eng_layout_add(lay, name, 1, (int[]){s->units});
+        l->bias = lay->tensors[b].offset;
+        l->nparams = 2;
+    }
     return ENG_OK;
 }
 
 static void conv2d_fwd(const eng_layer *l, const eng_fwd_args *a) {
-    eng_conv2d_forward_part(a->y, a->saved, a->x, a->params + l->kernel, a->params + l->bias,
-                            a->batch, l->in.h, l->in.w, l->in.c, l->spec.kh, l->spec.kw,
-                            l->spec.units, l->out.h, l->out.w, l->spec.act);
+    int S, PT, PL, OH, OW;
+    conv2d_geom(l, &S, &PT, &PL, &OH, &OW);
+    eng_conv2d_forward_strided(a->y, a->saved, a->x, a->params + l->kernel,
+                               l->spec.no_bias ? NULL : a->params + l->bias, a->batch, l->in.h,
+                               l->in.w, l->in.c, l->spec.kh, l->spec.kw, l->spec.units, S, PT, PL,
+                               l->out.h, l->out.w, l->spec.act);
 }
 
 static void conv2d_bwd(const eng_layer *l, const eng_bwd_args *a) {
-    eng_conv2d_backward_part(a->dx, a->grads + l->kernel, a->grads + l->bias, a->dy, a->saved, a->y,
-                             a->params + l->kernel, a->batch, l->in.h, l->in.w, l->in.c, l->spec.kh,
-                             l->spec.kw, l->spec.units, l->out.h, l->out.w, l->spec.act,
-                             a->accumulate);
+    int S, PT, PL, OH, OW;
+    conv2d_geom(l, &S, &PT, &PL, &OH, &OW);
+    eng_conv2d_backward_strided(
+        a->dx, a->grads + l->kernel, l->spec.no_bias ? NULL : a->grads + l->bias, a->dy, a->saved,
+        a->y, a->params + l->kernel, a->batch, l->in.h, l->in.w, l->in.c, l->spec.kh, l->spec.kw,
+        l->spec.units, S, PT, PL, l->out.h, l->out.w, l->spec.act, a->accumulate);
 }
 
 const eng_layer_ops eng_conv2d_ops = {

@@ -23,13 +23,34 @@ typedef enum eng_layer_kind {
     ENG_DROPOUT,
     ENG_EMBEDDING,
     ENG_LSTM,
+    ENG_CONV2D_TRANSPOSE,
+    ENG_BATCHNORM,
+    ENG_LEAKY_RELU,
+    ENG_RESHAPE,
     ENG_LAYER_KINDS
 } eng_layer_kind;
 
-/* Activations fused into Conv2D and Dense. SOFTMAX and SIGMOID mark the output layer whose
- * logits the loss consumes (softmax + categorical cross-entropy over C classes, sigmoid +
- * binary cross-entropy over one logit); the layer itself emits logits. */
-typedef enum eng_act { ENG_ACT_NONE, ENG_ACT_RELU, ENG_ACT_SOFTMAX, ENG_ACT_SIGMOID } eng_act;
+/* Activations fused into Conv2D, Conv2DTranspose and Dense. SOFTMAX and SIGMOID mark the
+ * output layer whose logits the loss consumes (softmax + categorical cross-entropy over C
+ * classes, sigmoid + binary cross-entropy over one logit); the layer itself emits logits.
+ * LEAKY_RELU fused uses Keras's default slope ENG_LEAKY_ALPHA (a standalone LeakyReLU layer
+ * takes spec.alpha); TANH is applied by the layer (a generator's image output). */
+typedef enum eng_act {
+    ENG_ACT_NONE,
+    ENG_ACT_RELU,
+    ENG_ACT_SOFTMAX,
+    ENG_ACT_SIGMOID,
+    ENG_ACT_LEAKY_RELU,
+    ENG_ACT_TANH,
+} eng_act;
+
+#define ENG_LEAKY_ALPHA 0.3f /* keras.layers.LeakyReLU's default alpha */
+
+/* Keras padding of Conv2D and Conv2DTranspose. */
+typedef enum eng_padding {
+    ENG_PAD_VALID, /* no padding (the default) */
+    ENG_PAD_SAME,  /* out = ceil(in / stride) (Conv2D), in * stride (Conv2DTranspose) */
+} eng_padding;
 
 /* Keras initialisers a layer asks for its tensors (eng_model_init_params draws them). */
 typedef enum eng_init {
@@ -37,6 +58,7 @@ typedef enum eng_init {
     ENG_INIT_UNIFORM,          /* RandomUniform(-0.05, 0.05): Embedding's default */
     ENG_INIT_ORTHOGONAL,       /* Orthogonal(gain 1): recurrent kernels */
     ENG_INIT_UNIT_FORGET_BIAS, /* LSTM bias (4u): ones in the forget gate's quarter, else 0 */
+    ENG_INIT_ONES,             /* BatchNormalization gamma and moving_variance */
 } eng_init;
 
 #define ENG_LAYER_TENSORS 4 /* the most tensors one layer owns */
@@ -50,12 +72,19 @@ static inline size_t eng_shape_size(eng_shape s) { return (size_t)s.h * s.w * s.
 /* A layer as a model definition writes it, in Keras terms. */
 typedef struct eng_layer_spec {
     eng_layer_kind kind;
-    int units;       /* Conv2D filters, Dense and LSTM units, Embedding output_dim */
-    int input_dim;   /* Embedding vocabulary: token ids are 0..input_dim-1 */
-    int kh, kw;      /* Conv2D kernel size, MaxPooling2D pool size (stride = pool size) */
-    float rate;      /* Dropout rate */
-    eng_act act;     /* Conv2D, Dense */
-    eng_shape input; /* the first layer's input shape; ignored elsewhere */
+    int units;           /* Conv2D filters, Dense and LSTM units, Embedding output_dim */
+    int input_dim;       /* Embedding vocabulary: token ids are 0..input_dim-1 */
+    int kh, kw;          /* Conv2D kernel size, MaxPooling2D pool size (stride = pool size) */
+    float rate;          /* Dropout rate */
+    eng_act act;         /* Conv2D, Conv2DTranspose, Dense */
+    eng_shape input;     /* the first layer's input shape; ignored elsewhere */
+    int stride;          /* Conv2D, Conv2DTranspose strides (both axes); 0 means 1 */
+    eng_padding padding; /* Conv2D, Conv2DTranspose */
+    int no_bias;    /* Conv2D, Conv2DTranspose use_bias=False: no bias tensor (Dense ignores it) */
+    float alpha;    /* LeakyReLU slope; 0 means Keras's ENG_LEAKY_ALPHA */
+    float momentum; /* BatchNormalization; 0 means Keras's 0.99 */
+    float epsilon;  /* BatchNormalization; 0 means Keras's 1e-3 */
+    eng_shape target; /* Reshape's target_shape (h, w, c) */
 } eng_layer_spec;
 
 typedef struct eng_layer_ops eng_layer_ops;
@@ -110,6 +139,12 @@ struct eng_layer_ops {
     const char *keras_class;  /* "Conv2D": summaries */
     const char *keras_prefix; /* "conv2d": default names */
     int is_view;              /* output aliases input (Flatten): no forward/backward */
+    /* Training needs the statistics of the whole batch (BatchNormalization): the net must
+     * run the step's whole batch as one forward/backward pass on one thread (a model using
+     * it sets eng_model_def.chunk >= the batch and runs with one thread; net.c does not
+     * check this yet). A training forward writes the layer's state tensors through
+     * fwd_args.params (see batchnorm.h). Inference is per sample: any chunks, threads. */
+    int whole_batch;
     /* Checks the spec against l->in, sets l->out and l->saved_bytes, adds the layer's
      * tensors to lay (at most ENG_LAYER_TENSORS, in Keras's order) and their initialisers to
      * l->init where not the default. Returns ENG_OK or ENG_EARG with a message naming the
@@ -120,7 +155,8 @@ struct eng_layer_ops {
 };
 
 extern const eng_layer_ops eng_conv2d_ops, eng_maxpool2d_ops, eng_flatten_ops, eng_dense_ops,
-    eng_dropout_ops, eng_embedding_ops, eng_lstm_ops;
+    eng_dropout_ops, eng_embedding_ops, eng_lstm_ops, eng_conv2d_transpose_ops, eng_batchnorm_ops,
+    eng_leaky_relu_ops, eng_reshape_ops;
 
 /* The table for a kind. */
 const eng_layer_ops *eng_layer_ops_for(eng_layer_kind kind);

@@ -60,10 +60,12 @@ const eng_model_def *eng_model_find(const char *name) {
 
 const eng_layer_ops *eng_layer_ops_for(eng_layer_kind kind) {
     static const eng_layer_ops *const table[ENG_LAYER_KINDS] = {
-        [ENG_CONV2D] = &eng_conv2d_ops,   [ENG_MAXPOOL2D] = &eng_maxpool2d_ops,
-        [ENG_FLATTEN] = &eng_flatten_ops, [ENG_DENSE] = &eng_dense_ops,
-        [ENG_DROPOUT] = &eng_dropout_ops, [ENG_EMBEDDING] = &eng_embedding_ops,
-        [ENG_LSTM] = &eng_lstm_ops,
+        [ENG_CONV2D] = &eng_conv2d_ops,       [ENG_MAXPOOL2D] = &eng_maxpool2d_ops,
+        [ENG_FLATTEN] = &eng_flatten_ops,     [ENG_DENSE] = &eng_dense_ops,
+        [ENG_DROPOUT] = &eng_dropout_ops,     [ENG_EMBEDDING] = &eng_embedding_ops,
+        [ENG_LSTM] = &eng_lstm_ops,           [ENG_CONV2D_TRANSPOSE] = &eng_conv2d_transpose_ops,
+        [ENG_BATCHNORM] = &eng_batchnorm_ops, [ENG_LEAKY_RELU] = &eng_leaky_relu_ops,
+        [ENG_RESHAPE] = &eng_reshape_ops,
     };
     ENG_ASSERT(kind >= 0 && kind < ENG_LAYER_KINDS, "layer kind %d", (int)kind);
     return table[kind];
@@ -191,6 +193,9 @@ static void init_tensor(const eng_model *m, int i, eng_init how, float *params, 
     } else if (how == ENG_INIT_ORTHOGONAL) {
         const int cols = t->shape[t->ndim - 1];
         init_orthogonal(w, (int)(t->count / (size_t)cols), cols, &r);
+    } else if (how == ENG_INIT_ONES) {
+        for (size_t j = 0; j < t->count; j++)
+            w[j] = 1.0f;
     } else {
         ENG_ASSERT(how == ENG_INIT_UNIT_FORGET_BIAS && t->ndim == 1 && t->count % 4 == 0,
                    "%s: initialiser %d for shape of %zu", t->name, (int)how, t->count);

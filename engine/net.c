@@ -99,8 +99,20 @@ eng_net *eng_net_new(const eng_model *m, int max_batch, int threads, char *err, 
     net->mem = calloc((size_t)threads, sizeof *net->mem);
     if (!net->params || !net->grads || !net->mem)
         goto nomem;
+    /* BatchNormalization's statistics are over the whole batch: such a model runs it as one
+     * pass on one thread. */
+    int whole = 0;
+    for (int i = 0; i < m->n; i++)
+        whole |= m->layers[i].ops->whole_batch;
+    if (whole && threads > 1) {
+        eng_err(err, errlen, ENG_EARG,
+                "net: %s normalises over the whole batch and runs on 1 thread, not %d",
+                m->def->name, threads);
+        eng_net_free(&net);
+        return NULL;
+    }
     const int per_thread = (max_batch + threads - 1) / threads;
-    const int chunk = m->def->chunk > 0 ? m->def->chunk : ENG_NET_CHUNK;
+    const int chunk = whole ? max_batch : m->def->chunk > 0 ? m->def->chunk : ENG_NET_CHUNK;
     net->chunk = per_thread < chunk ? per_thread : chunk;
     net->bce = m->layers[m->n - 1].spec.act == ENG_ACT_SIGMOID;
     net->tail = per_thread < ENG_NET_TAIL ? per_thread : ENG_NET_TAIL;

@@ -12,7 +12,12 @@
  * point (no z there is exactly 0), so its gradient is checked by differencing the act=NONE
  * forward with weights R * M. The ReLU forward itself is checked against the direct
  * convolution. Differences of an affine function are exact, so eps is large (rounding
- * shrinks with it). */
+ * shrinks with it).
+ *
+ * Strides and 'same' padding (the s*_ cases): the output size and leading pads against
+ * Keras's rule, the forward against the definition with zero padding, and the gradients by
+ * differences, with NONE, RELU, LEAKY_RELU (mask frozen the same way) and TANH (smooth: the
+ * loss runs it, eps 1e-2) fused. */
 #include "engine/conv2d.h"
 
 #include "engine/base.h"
@@ -323,6 +328,186 @@ static void checker_detects_wrong_gradient(void **state) {
     ctx_deinit(&k);
 }
 
+/* --- strides and 'same' padding (eng_conv2d_forward_strided), fused activations --- */
+
+typedef struct strided_case {
+    const char *name;
+    int B, H, W, C, KH, KW, F, S;
+    eng_padding pad;
+    int no_bias;
+    eng_act act;
+} strided_case;
+
+typedef struct strided_ctx {
+    const strided_case *c;
+    int PT, PL, OH, OW;
+    size_t nx, nk, ny;
+    float *x, *kernel, *bias, *y, *col, *r, *w;
+} strided_ctx;
+
+static const float *sbias(const strided_ctx *k) { return k->c->no_bias ? NULL : k->bias; }
+
+static void strided_forward(strided_ctx *k, eng_act act) {
+    const strided_case *c = k->c;
+    eng_conv2d_forward_strided(k->y, k->col, k->x, k->kernel, sbias(k), c->B, c->H, c->W, c->C,
+                               c->KH, c->KW, c->F, c->S, k->PT, k->PL, k->OH, k->OW, act);
+}
+
+/* Piecewise-linear activations: L = sum(R * act(z)) is sum((R * act'(z)) * z) near the
+ * point, so w = R * slope and the act=NONE forward is differenced (as for ReLU above).
+ * tanh is smooth: the loss runs it, with a smaller step. */
+static double strided_loss(void *arg) {
+    strided_ctx *k = arg;
+    const int tanh_act = k->c->act == ENG_ACT_TANH;
+    strided_forward(k, tanh_act ? ENG_ACT_TANH : ENG_ACT_NONE);
+    return tu_dot(k->y, k->w, k->ny);
+}
+
+/* y by the definition, in double: output (oh, ow) reads input (oh*S - PT + i, ow*S - PL + j)
+ * and zeros outside. */
+static void strided_check_forward(strided_ctx *k) {
+    const strided_case *c = k->c;
+    strided_forward(k, c->act);
+    size_t bad = 0;
+    for (int n = 0; n < c->B; n++)
+        for (int oh = 0; oh < k->OH; oh++)
+            for (int ow = 0; ow < k->OW; ow++)
+                for (int f = 0; f < c->F; f++) {
+                    double s = c->no_bias ? 0.0 : k->bias[f], mag = fabs(s);
+                    for (int i = 0; i < c->KH; i++)
+                        for (int j = 0; j < c->KW; j++) {
+                            const int ih = oh * c->S - k->PT + i, iw = ow * c->S - k->PL + j;
+                            if (ih < 0 || ih >= c->H || iw < 0 || iw >= c->W)
+                                continue;
+                            for (int ch = 0; ch < c->C; ch++) {
+                                double xv = k->x[(((size_t)n * c->H + ih) * c->W + iw) * c->C + ch];
+                                double kv =
+                                    k->kernel[(((size_t)i * c->KW + j) * c->C + ch) * c->F + f];
+                                s += xv * kv;
+                                mag += fabs(xv * kv);
+                            }
+                        }
+                    if (c->act == ENG_ACT_RELU && s < 0)
+                        s = 0;
+                    if (c->act == ENG_ACT_LEAKY_RELU && s < 0)
+                        s *= 0.3;
+                    if (c->act == ENG_ACT_TANH)
+                        s = tanh(s);
+                    double got = k->y[(((size_t)n * k->OH + oh) * k->OW + ow) * c->F + f];
+                    if (fabs(got - s) > 1e-5 * mag + 1e-6 && bad++ < 5)
+                        printf("  %s: y[%d,%d,%d,%d] = %.7g, direct convolution %.7g\n", c->name, n,
+                               oh, ow, f, got, s);
+                }
+    if (bad)
+        fail_msg("%s: %zu of %zu outputs differ from the direct convolution", c->name, bad, k->ny);
+}
+
+static void run_strided(const strided_case *c, int expect_oh, int expect_ow, int expect_pt,
+                        int expect_pl) {
+    strided_ctx k = {.c = c};
+    if (c->pad == ENG_PAD_SAME) {
+        eng_conv_same(c->H, c->KH, c->S, &k.OH, &k.PT);
+        eng_conv_same(c->W, c->KW, c->S, &k.OW, &k.PL);
+    } else {
+        k.OH = (c->H - c->KH) / c->S + 1;
+        k.OW = (c->W - c->KW) / c->S + 1;
+    }
+    printf("conv2d %s: B=%d %dx%dx%d K=%dx%d F=%d stride %d %s -> %dx%d pad %d,%d\n", c->name, c->B,
+           c->H, c->W, c->C, c->KH, c->KW, c->F, c->S, c->pad == ENG_PAD_SAME ? "same" : "valid",
+           k.OH, k.OW, k.PT, k.PL);
+    assert_int_equal(k.OH, expect_oh);
+    assert_int_equal(k.OW, expect_ow);
+    assert_int_equal(k.PT, expect_pt);
+    assert_int_equal(k.PL, expect_pl);
+    k.nx = (size_t)c->B * c->H * c->W * c->C;
+    k.nk = (size_t)c->KH * c->KW * c->C * c->F;
+    k.ny = (size_t)c->B * k.OH * k.OW * c->F;
+    k.x = eng_alloc(sizeof(float) * k.nx);
+    k.kernel = eng_alloc(sizeof(float) * k.nk);
+    k.bias = eng_alloc(sizeof(float) * (size_t)c->F);
+    k.y = eng_alloc(sizeof(float) * k.ny);
+    k.col = eng_alloc(sizeof(float) * (size_t)c->B * k.OH * k.OW * c->KH * c->KW * c->C);
+    k.r = eng_alloc(sizeof(float) * k.ny);
+    k.w = eng_alloc(sizeof(float) * k.ny);
+    float *dy = eng_alloc(sizeof(float) * k.ny), *dx = eng_alloc(sizeof(float) * k.nx),
+          *dk = eng_alloc(sizeof(float) * k.nk), *db = eng_alloc(sizeof(float) * (size_t)c->F);
+    assert_true(k.x && k.kernel && k.bias && k.y && k.col && k.r && k.w && dy && dx && dk && db);
+    eng_rng rng;
+    eng_rng_seed(&rng, 0x57A1DEull + (uint64_t)c->H * 31 + (uint64_t)c->S);
+    tu_fill_uniform(k.x, k.nx, -1.0f, 1.0f, &rng);
+    tu_fill_uniform(k.kernel, k.nk, -0.3f, 0.3f, &rng);
+    tu_fill_uniform(k.bias, (size_t)c->F, -0.5f, 0.5f, &rng);
+    tu_fill_uniform(k.r, k.ny, -1.0f, 1.0f, &rng);
+    strided_check_forward(&k);
+
+    /* the loss's weights at this point (y holds act(z) from the forward check) */
+    for (size_t i = 0; i < k.ny; i++) {
+        float slope = 1.0f;
+        if (c->act == ENG_ACT_RELU)
+            slope = k.y[i] > 0.0f ? 1.0f : 0.0f;
+        else if (c->act == ENG_ACT_LEAKY_RELU)
+            slope = k.y[i] > 0.0f ? 1.0f : 0.3f;
+        k.w[i] = c->act == ENG_ACT_TANH ? k.r[i] : k.r[i] * slope;
+    }
+    memcpy(dy, k.r, sizeof(float) * k.ny);
+    for (size_t i = 0; i < k.nx; i++)
+        dx[i] = GARBAGE;
+    for (size_t i = 0; i < k.nk; i++)
+        dk[i] = GARBAGE;
+    for (int i = 0; i < c->F; i++)
+        db[i] = GARBAGE;
+    strided_forward(&k, c->act);
+    eng_conv2d_backward_strided(dx, dk, c->no_bias ? NULL : db, dy, k.col, k.y, k.kernel, c->B,
+                                c->H, c->W, c->C, c->KH, c->KW, c->F, c->S, k.PT, k.PL, k.OH, k.OW,
+                                c->act, 0);
+    const int smooth = c->act == ENG_ACT_TANH;
+    tu_gradcheck gc = {
+        .eps = smooth ? 1e-2 : EPS, .rtol = smooth ? 1e-2 : 1e-3, .atol = smooth ? 1e-3 : 1e-4};
+    tu_gradcheck_result res;
+    gc.what = "dx";
+    size_t fx = tu_gradcheck_run(&gc, k.x, k.nx, dx, strided_loss, &k, &res);
+    gc.what = "dkernel";
+    size_t fk = tu_gradcheck_run(&gc, k.kernel, k.nk, dk, strided_loss, &k, &res);
+    size_t fb = 0;
+    if (!c->no_bias) {
+        gc.what = "dbias";
+        fb = tu_gradcheck_run(&gc, k.bias, (size_t)c->F, db, strided_loss, &k, &res);
+    } else {
+        for (int i = 0; i < c->F; i++)
+            if (db[i] != GARBAGE)
+                fail_msg("%s: no bias, but dbias[%d] was written", c->name, i);
+    }
+    if (fx || fk || fb)
+        fail_msg("%s: gradient mismatches: dx %zu, dkernel %zu, dbias %zu", c->name, fx, fk, fb);
+    void *all[] = {k.x, k.kernel, k.bias, k.y, k.col, k.r, k.w, dy, dx, dk, db};
+    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
+        eng_free(all[i]);
+}
+
+#define SCASE(fn, oh, ow, pt, pl, ...)                                                             \
+    static void fn(void **state) {                                                                 \
+        (void)state;                                                                               \
+        static const strided_case c = {#fn, __VA_ARGS__};                                          \
+        run_strided(&c, oh, ow, pt, pl);                                                           \
+    }
+
+/* clang-format off */
+/* Keras 'same', stride 2, kernel 5: 28 -> 14 (pad 3: 1 top, 2 bottom), 14 -> 7 (pad 3: 1, 2),
+ * odd 7 -> 4 (pad 4: 2, 2), 9 -> 5; stride 1 'same' keeps the size (pad 2, 2).
+ *     name                       OH OW PT PL  B  H   W   C  KH KW F  S  pad           nobias act */
+SCASE(s2_same_k5_even_28,         14, 14, 1, 1, 2, 28, 28, 1, 5, 5, 3, 2, ENG_PAD_SAME,  0, ENG_ACT_NONE)
+SCASE(s2_same_k5_even_14,         7,  7,  1, 1, 2, 14, 14, 3, 5, 5, 4, 2, ENG_PAD_SAME,  0, ENG_ACT_LEAKY_RELU)
+SCASE(s2_same_k5_odd_7,           4,  4,  2, 2, 3, 7,  7,  2, 5, 5, 3, 2, ENG_PAD_SAME,  0, ENG_ACT_NONE)
+SCASE(s2_same_k5_odd_even_9x6,    5,  3,  2, 1, 2, 9,  6,  2, 5, 5, 2, 2, ENG_PAD_SAME,  1, ENG_ACT_RELU)
+SCASE(s2_same_k5_input_smaller,   2,  2,  2, 2, 1, 3,  3,  2, 5, 5, 2, 2, ENG_PAD_SAME,  0, ENG_ACT_NONE)
+SCASE(s1_same_k5,                 6,  6,  2, 2, 2, 6,  6,  2, 5, 5, 3, 1, ENG_PAD_SAME,  0, ENG_ACT_TANH)
+SCASE(s1_same_k4_even_kernel,     5,  5,  1, 1, 2, 5,  5,  2, 4, 4, 2, 1, ENG_PAD_SAME,  0, ENG_ACT_NONE)
+SCASE(s3_same_k3,                 3,  3,  0, 1, 2, 8,  7,  2, 3, 3, 2, 3, ENG_PAD_SAME,  0, ENG_ACT_NONE)
+SCASE(s2_valid_k3_odd,            3,  3,  0, 0, 2, 7,  7,  2, 3, 3, 3, 2, ENG_PAD_VALID, 0, ENG_ACT_NONE)
+SCASE(s2_valid_k3_even_drops,     2,  3,  0, 0, 2, 6,  8,  2, 3, 3, 3, 2, ENG_PAD_VALID, 1, ENG_ACT_LEAKY_RELU)
+SCASE(s1_valid_tanh,              4,  4,  0, 0, 2, 6,  6,  3, 3, 3, 2, 1, ENG_PAD_VALID, 0, ENG_ACT_TANH)
+/* clang-format on */
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(single_sample_c1_none),
@@ -343,6 +528,17 @@ int main(void) {
         cmocka_unit_test(part_nonsquare_none),
         cmocka_unit_test(part_mnist_conv2d_1),
         cmocka_unit_test(checker_detects_wrong_gradient),
+        cmocka_unit_test(s2_same_k5_even_28),
+        cmocka_unit_test(s2_same_k5_even_14),
+        cmocka_unit_test(s2_same_k5_odd_7),
+        cmocka_unit_test(s2_same_k5_odd_even_9x6),
+        cmocka_unit_test(s2_same_k5_input_smaller),
+        cmocka_unit_test(s1_same_k5),
+        cmocka_unit_test(s1_same_k4_even_kernel),
+        cmocka_unit_test(s3_same_k3),
+        cmocka_unit_test(s2_valid_k3_odd),
+        cmocka_unit_test(s2_valid_k3_even_drops),
+        cmocka_unit_test(s1_valid_tanh),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
