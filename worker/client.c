@@ -36,13 +36,13 @@ struct wk_client {
     const float *grads;
     uint64_t step, base_version, min_version;
     int pull;
-    atomic_int lent; /* pushes ZeroMQ is still sending straight from grads */
+    atomic_int lent;              /* pushes ZeroMQ is still sending straight from grads */
     const wk_sparse_rows *sparse; /* this step's touched rows, or NULL */
     float *row_vals;              /* a sparse push's payload: the rows' values */
     uint32_t *row_ids;            /* and their ids */
     size_t row_cap;               /* floats row_vals holds */
     uint64_t bytes_pushed;
-    int stopping;    /* a server said it is stopping */
+    int stopping; /* a server said it is stopping */
 };
 
 static double wk_client_clock(void) {
@@ -243,8 +243,7 @@ static int send_run(wk_client *c, server_conn *sc, int k, int end, const float *
             c->bytes_pushed += sizeof(float) * nvals;
         } else {
             atomic_fetch_add_explicit(&c->lent, 1, memory_order_relaxed);
-            if (pb_send_borrowed(sc->sock, &env, grads + lo, n, returned, c, err, errlen) !=
-                PB_OK)
+            if (pb_send_borrowed(sc->sock, &env, grads + lo, n, returned, c, err, errlen) != PB_OK)
                 return -1;
             c->bytes_pushed += sizeof(float) * n;
         }
