@@ -41,23 +41,27 @@ static int dense_build(eng_layer *l, eng_layout *lay, char *err, size_t errlen) 
     char name[2 * ENG_NAME_MAX];
     snprintf(name, sizeof name, "%s/kernel", l->name);
     int k = eng_layout_add(lay, name, 2, (int[]){K, l->spec.units});
-    snprintf(name, sizeof name, "%s/bias", l->name);
-    int b = eng_layout_add(lay, name, 1, (int[]){l->spec.units});
-    l->nparams = 2;
     l->kernel = lay->tensors[k].offset;
-    l->bias = lay->tensors[b].offset;
+    l->nparams = 1;
+    if (!l->spec.no_bias) { /* use_bias=False: no tensor at all, as in Keras's layout */
+        snprintf(name, sizeof name, "%s/bias", l->name);
+        int b = eng_layout_add(lay, name, 1, (int[]){l->spec.units});
+        l->bias = lay->tensors[b].offset;
+        l->nparams = 2;
+    }
     return ENG_OK;
 }
 
 static void dense_fwd(const eng_layer *l, const eng_fwd_args *a) {
-    eng_dense_forward(a->y, a->x, a->params + l->kernel, a->params + l->bias, a->batch, l->in.c,
+    eng_dense_forward(a->y, a->x, a->params + l->kernel,
+                      l->spec.no_bias ? NULL : a->params + l->bias, a->batch, l->in.c,
                       l->spec.units, l->spec.act);
 }
 
 static void dense_bwd(const eng_layer *l, const eng_bwd_args *a) {
-    eng_dense_backward(a->dx, a->grads + l->kernel, a->grads + l->bias, a->dy, a->x, a->y,
-                       a->params + l->kernel, a->batch, l->in.c, l->spec.units, l->spec.act,
-                       a->accumulate);
+    eng_dense_backward(a->dx, a->grads + l->kernel, l->spec.no_bias ? NULL : a->grads + l->bias,
+                       a->dy, a->x, a->y, a->params + l->kernel, a->batch, l->in.c, l->spec.units,
+                       l->spec.act, a->accumulate);
 }
 
 const eng_layer_ops eng_dense_ops = {

@@ -1,5 +1,6 @@
 /* dense.h: Keras Dense. x (B, K) . kernel (K, N) + bias (N) -> y (B, N), then the fused
- * activation (SOFTMAX is left to the loss: y holds logits). */
+ * activation (SOFTMAX is left to the loss: y holds logits). bias and dbias may be NULL: a
+ * Dense with use_bias=False (spec no_bias) has no bias tensor. */
 #ifndef PSTRAIN_ENGINE_DENSE_H
 #define PSTRAIN_ENGINE_DENSE_H
 

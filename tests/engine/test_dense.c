@@ -8,6 +8,7 @@
  * near the point, and affine in every element, so no element is skipped and eps is large.
  * SOFTMAX leaves y as logits, which the loss consumes: it must behave as NONE here. */
 #include "engine/dense.h"
+#include "engine/model.h"
 
 #include "engine/base.h"
 #include "tests/support/testutil.h"
@@ -196,6 +197,40 @@ static void run_case(const dense_case *c) {
     ctx_deinit(&k);
 }
 
+/* use_bias=False: no bias tensor in the layout, and the layer's functions with NULL bias
+ * compute what they compute with a zero bias (forward, dx, dkernel). */
+static void no_bias(void **state) {
+    (void)state;
+    static const eng_layer_spec spec[] = {
+        {.kind = ENG_DENSE, .units = 6, .no_bias = 1, .act = ENG_ACT_RELU, .input = {1, 1, 5}},
+    };
+    static const eng_model_def def = {"dense_no_bias", "none", "test", 6, 1, spec, 0};
+    eng_model m;
+    char err[256] = "";
+    if (eng_model_build(&m, &def, err, sizeof err) != ENG_OK)
+        fail_msg("build: %s", err);
+    assert_int_equal(m.layout.n, 1);
+    assert_int_equal(m.layout.total, 30);
+    assert_int_equal(eng_layout_find(&m.layout, "dense/bias"), -1);
+    const int B = 3, K = 5, N = 6;
+    float *x = tu_random_floats((size_t)B * K, -1, 1, 1),
+          *w = tu_random_floats((size_t)K * N, -1, 1, 2);
+    float zero[6] = {0}, y0[18], y1[18], dy0[18], dy1[18], dx0[15], dx1[15], dk0[30], dk1[30],
+          db[6];
+    assert_true(x && w);
+    eng_dense_forward(y0, x, w, zero, B, K, N, ENG_ACT_RELU);
+    eng_dense_forward(y1, x, w, NULL, B, K, N, ENG_ACT_RELU);
+    assert_memory_equal(y0, y1, sizeof y0);
+    for (int i = 0; i < B * N; i++)
+        dy0[i] = dy1[i] = 0.1f * (float)(i % 7) - 0.3f;
+    eng_dense_backward(dx0, dk0, db, dy0, x, y0, w, B, K, N, ENG_ACT_RELU, 0);
+    eng_dense_backward(dx1, dk1, NULL, dy1, x, y1, w, B, K, N, ENG_ACT_RELU, 0);
+    assert_memory_equal(dx0, dx1, sizeof dx0);
+    assert_memory_equal(dk0, dk1, sizeof dk0);
+    free(x);
+    free(w);
+}
+
 #define CASE(fn, ...)                                                                              \
     static void fn(void **state) {                                                                 \
         (void)state;                                                                               \
@@ -219,7 +254,7 @@ int main(void) {
         cmocka_unit_test(one_sample_none),     cmocka_unit_test(one_unit_one_input),
         cmocka_unit_test(batch3_relu),         cmocka_unit_test(one_sample_relu),
         cmocka_unit_test(softmax_is_logits),   cmocka_unit_test(mnist_dense_shape),
-        cmocka_unit_test(mnist_dense_1_shape),
+        cmocka_unit_test(mnist_dense_1_shape), cmocka_unit_test(no_bias),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
