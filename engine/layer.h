@@ -80,11 +80,11 @@ typedef struct eng_layer_spec {
     eng_shape input;     /* the first layer's input shape; ignored elsewhere */
     int stride;          /* Conv2D, Conv2DTranspose strides (both axes); 0 means 1 */
     eng_padding padding; /* Conv2D, Conv2DTranspose */
-    int no_bias;    /* Dense, Conv2D, Conv2DTranspose use_bias=False: no bias tensor */
-    float alpha;    /* LeakyReLU slope; 0 means Keras's ENG_LEAKY_ALPHA */
-    float momentum; /* BatchNormalization; 0 means Keras's 0.99 */
-    float epsilon;  /* BatchNormalization; 0 means Keras's 1e-3 */
-    eng_shape target; /* Reshape's target_shape (h, w, c) */
+    int no_bias;         /* Dense, Conv2D, Conv2DTranspose use_bias=False: no bias tensor */
+    float alpha;         /* LeakyReLU slope; 0 means Keras's ENG_LEAKY_ALPHA */
+    float momentum;      /* BatchNormalization; 0 means Keras's 0.99 */
+    float epsilon;       /* BatchNormalization; 0 means Keras's 1e-3 */
+    eng_shape target;    /* Reshape's target_shape (h, w, c) */
 } eng_layer_spec;
 
 typedef struct eng_layer_ops eng_layer_ops;
