@@ -4,11 +4,14 @@
 #include "engine/base.h"
 #include "engine/layout.h"
 
+#include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 struct wk_ckpt_writer {
     const eng_model *model;
@@ -32,6 +35,17 @@ static double now_s(void) {
 
 wk_ckpt_writer *wk_ckpt_writer_new(const eng_model *m, const char *dir, int keep, int nslots,
                                    char *err, size_t errlen) {
+    /* A directory that cannot be made or written fails now, not after an epoch of training. */
+    if (mkdir(dir, 0777) != 0 && errno != EEXIST) {
+        eng_err(err, errlen, ENG_EIO, "--checkpoint-dir %s: cannot create it: %s", dir,
+                strerror(errno));
+        return NULL;
+    }
+    if (access(dir, W_OK | X_OK) != 0) {
+        eng_err(err, errlen, ENG_EIO, "--checkpoint-dir %s: cannot write into it: %s", dir,
+                strerror(errno));
+        return NULL;
+    }
     wk_ckpt_writer *w = calloc(1, sizeof *w);
     if (!w)
         goto nomem;

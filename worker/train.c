@@ -377,8 +377,10 @@ int wk_train(const wk_opts *o, const wk_job *job, const eng_ckpt *resume,
     }
     if (o->checkpoint_dir[0] && lead &&
         !(writer = wk_ckpt_writer_new(&model, o->checkpoint_dir, (int)o->keep,
-                                      eng_optim_nslots(cfg.kind), err, errlen)))
+                                      eng_optim_nslots(cfg.kind), err, errlen))) {
+        status = 2; /* a directory that cannot be used: before any training */
         goto out;
+    }
     uint64_t version = 0; /* of the weights in the net */
     early_send early = {.err = err, .errlen = errlen};
     if (job) {

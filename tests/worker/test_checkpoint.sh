@@ -146,6 +146,17 @@ evaluated=$(grep -o 'test_accuracy: [0-9.]*' "$tmp/eval-imdb.log")
 [[ $printed == "$evaluated" ]] || fail "imdb_lstm: eval says $evaluated, the job printed $printed"
 echo "PASS: imdb_lstm resumed at step 20 ends bit-identical; its vocabulary travels; eval gives the job's $printed"
 
+# 8. A --checkpoint-dir that cannot be made: one line naming the flag, status 2, before any
+#    training.
+status=0
+"$pstrain" train --model mnist_cnn --epochs 1 --max-steps 5 --progress 0 --data "$data" \
+    --checkpoint-dir /proc/pstrain-cannot-be-made >"$tmp/baddir.log" 2>&1 || status=$?
+[[ $status -eq 2 ]] || { cat "$tmp/baddir.log"; fail "an unusable --checkpoint-dir: status $status"; }
+grep -q '^pstrain: --checkpoint-dir /proc/pstrain-cannot-be-made: cannot create it' "$tmp/baddir.log" ||
+    { cat "$tmp/baddir.log"; fail "an unusable --checkpoint-dir: no line naming the flag"; }
+grep -q '^Epoch' "$tmp/baddir.log" && fail "an unusable --checkpoint-dir: training started"
+echo "PASS: $(grep '^pstrain:' "$tmp/baddir.log")"
+
 # 5. Bad files: one line naming the file, status 2.
 good=$tmp/ck/ckpt-40.h5
 head -c 5000 "$good" >"$tmp/truncated.h5"
