@@ -54,7 +54,8 @@ struct eng_net {
     void *ready_ctx;
     size_t ready_lo[ENG_MAX_LAYERS];
     size_t reduced_lo;
-    int early; /* this step makes the calls */
+    int early;    /* this step makes the calls */
+    float *dx_in; /* eng_net_train_step_dx's input gradient (B, input), or NULL */
     atomic_int arrived[ENG_MAX_LAYERS];
     /* the job being run by eng_pool_run */
     const float *x;
@@ -223,15 +224,10 @@ static void grads_ready(eng_net *net, int t, int i) {
     net->ready_fn(net->ready_ctx, lo);
 }
 
-/* Forward (and, when training, backward) over samples [first, first + B) of the step,
- * B <= the chunk size; accumulate adds to the thread's gradients instead of writing; last
- * marks the thread's last chunk, where gradients become final layer by layer. */
-static void run_chunk(eng_net *net, int t, int first, int B, int accumulate, int last) {
-    worker_mem *w = &net->mem[t];
+/* Forward over samples [first, first + B) of the step (x points at the first), B <= the
+ * chunk size: each layer's output in w->act. */
+static void forward_layers(eng_net *net, worker_mem *w, const float *x, int first, int B) {
     const eng_model *m = net->model;
-    const float *x = net->x + (size_t)first * eng_shape_size(m->input);
-    const uint8_t *labels = net->labels + first;
-
     const float *in = x;
     for (int i = 0; i < m->n; i++) {
         const eng_layer *l = &m->layers[i];
@@ -250,6 +246,46 @@ static void run_chunk(eng_net *net, int t, int first, int B, int accumulate, int
         l->ops->forward(l, &a);
         in = w->act[i];
     }
+}
+
+/* Backward over the same samples from the output gradient in w->dbuf[0]; accumulate adds
+ * to the thread's gradients instead of writing; last marks the thread's last chunk, where
+ * gradients become final layer by layer. The first layer's dx goes to net->dx_in when set. */
+static void backward_layers(eng_net *net, int t, const float *x, int first, int B, int accumulate,
+                            int last) {
+    worker_mem *w = &net->mem[t];
+    const eng_model *m = net->model;
+    int cur = 0;
+    for (int i = m->n - 1; i >= 0; i--) {
+        const eng_layer *l = &m->layers[i];
+        if (l->ops->is_view)
+            continue;
+        const float *lin = i > 0 ? w->act[i - 1] : x; /* views alias their input */
+        float *dx_in = net->dx_in ? net->dx_in + (size_t)first * eng_shape_size(m->input) : NULL;
+        eng_bwd_args a = {.dx = i > 0 ? w->dbuf[cur ^ 1] : dx_in,
+                          .grads = w->grads,
+                          .dy = w->dbuf[cur],
+                          .saved = w->saved[i],
+                          .x = lin,
+                          .y = w->act[i],
+                          .params = net->params,
+                          .batch = B,
+                          .accumulate = accumulate};
+        l->ops->backward(l, &a);
+        cur ^= 1;
+        if (last && net->early && net->ready_lo[i] > 0)
+            grads_ready(net, t, i);
+    }
+}
+
+/* Forward (and, when training, backward) over samples [first, first + B) of the step,
+ * B <= the chunk size, through the loss. */
+static void run_chunk(eng_net *net, int t, int first, int B, int accumulate, int last) {
+    worker_mem *w = &net->mem[t];
+    const eng_model *m = net->model;
+    const float *x = net->x + (size_t)first * eng_shape_size(m->input);
+    const uint8_t *labels = net->labels + first;
+    forward_layers(net, w, x, first, B);
     const int C = m->def->nclasses;
     float *logits = w->act[m->n - 1];
     float *probs = net->training ? w->dbuf[0] : logits;
@@ -268,26 +304,7 @@ static void run_chunk(eng_net *net, int t, int first, int B, int accumulate, int
         eng_sigmoid_bce_backward(w->dbuf[0], logits, labels, B, (float)net->batch);
     else
         eng_softmax_xent_backward(probs, probs, labels, B, C, (float)net->batch);
-    int cur = 0;
-    for (int i = m->n - 1; i >= 0; i--) {
-        const eng_layer *l = &m->layers[i];
-        if (l->ops->is_view)
-            continue;
-        const float *lin = i > 0 ? w->act[i - 1] : x; /* views alias their input */
-        eng_bwd_args a = {.dx = i > 0 ? w->dbuf[cur ^ 1] : NULL,
-                          .grads = w->grads,
-                          .dy = w->dbuf[cur],
-                          .saved = w->saved[i],
-                          .x = lin,
-                          .y = w->act[i],
-                          .params = net->params,
-                          .batch = B,
-                          .accumulate = accumulate};
-        l->ops->backward(l, &a);
-        cur ^= 1;
-        if (last && net->early && net->ready_lo[i] > 0)
-            grads_ready(net, t, i);
-    }
+    backward_layers(net, t, x, first, B, accumulate, last);
 }
 
 /* Thread t's share of the step, in chunks small enough for the activations to stay in
@@ -369,6 +386,50 @@ static void run(eng_net *net, const float *x, const uint8_t *labels, int B, int 
 void eng_net_train_step(eng_net *net, const float *x, const uint8_t *labels, int B, uint64_t key,
                         eng_batch_stats *st) {
     run(net, x, labels, B, 1, key, st);
+}
+
+void eng_net_train_step_dx(eng_net *net, const float *x, const uint8_t *labels, int B, uint64_t key,
+                           eng_batch_stats *st, float *dx) {
+    ENG_ASSERT(!net->model->layers[0].ops->is_view,
+               "%s: an input gradient needs a first layer "
+               "that is not a view",
+               net->model->def->name);
+    net->dx_in = dx;
+    run(net, x, labels, B, 1, key, st);
+    net->dx_in = NULL;
+}
+
+/* Whole-batch passes (one thread, the batch in one chunk) keep every activation between a
+ * forward and the backward that follows it. */
+static void assert_whole(const eng_net *net, int B) {
+    ENG_ASSERT(net->threads == 1 && B >= 1 && B <= net->chunk,
+               "%s: forward/backward by hand need 1 thread and the batch in one pass: %d "
+               "threads, batch %d, %d samples a pass",
+               net->model->def->name, net->threads, B, net->chunk);
+}
+
+void eng_net_forward(eng_net *net, const float *x, int B, int training, uint64_t key, float *y) {
+    assert_whole(net, B);
+    const eng_model *m = net->model;
+    net->x = x;
+    net->batch = B;
+    net->training = training;
+    net->key = key;
+    forward_layers(net, &net->mem[0], x, 0, B);
+    memcpy(y, net->mem[0].act[m->n - 1],
+           sizeof(float) * (size_t)B * eng_shape_size(m->layers[m->n - 1].out));
+}
+
+void eng_net_backward(eng_net *net, const float *dy, float *dx) {
+    assert_whole(net, net->batch);
+    ENG_ASSERT(net->training, "%s: backward after a forward that was not training",
+               net->model->def->name);
+    const eng_model *m = net->model;
+    memcpy(net->mem[0].dbuf[0], dy,
+           sizeof(float) * (size_t)net->batch * eng_shape_size(m->layers[m->n - 1].out));
+    net->dx_in = dx;
+    backward_layers(net, 0, net->x, 0, net->batch, 0, 0);
+    net->dx_in = NULL;
 }
 
 void eng_net_eval(eng_net *net, const float *x, const uint8_t *labels, int B, eng_batch_stats *st) {

@@ -62,6 +62,21 @@ void eng_net_set_sample_base(eng_net *net, int64_t base);
  * net's threads. opt must cover layout.total parameters. */
 void eng_net_apply(eng_net *net, eng_optim *opt);
 
+/* eng_net_train_step that also writes the gradient of the step's mean loss with respect to
+ * x into dx (B, input): how a GAN's generator learns through its discriminator (whose own
+ * gradients the caller then leaves unapplied). The first layer must not be a view. */
+void eng_net_train_step_dx(eng_net *net, const float *x, const uint8_t *labels, int B, uint64_t key,
+                           eng_batch_stats *st, float *dx);
+
+/* By hand, for a net run on 1 thread with the batch in one pass (B <= the samples a pass
+ * holds; a model with BatchNormalization always is): the last layer's output y (B, out)
+ * for x (B, input), no loss; key selects dropout masks when training. Then, after a forward
+ * with training set, eng_net_backward takes the gradient dy (B, out) of whatever loss the
+ * caller computed, writes the parameter gradients into eng_net_grads and, when dx is
+ * non-NULL, the gradient with respect to x. A GAN's generator is trained this way. */
+void eng_net_forward(eng_net *net, const float *x, int B, int training, uint64_t key, float *y);
+void eng_net_backward(eng_net *net, const float *dy, float *dx);
+
 /* Inference (dropout off) over x: adds loss, hits and count to *st. */
 void eng_net_eval(eng_net *net, const float *x, const uint8_t *labels, int B, eng_batch_stats *st);
 

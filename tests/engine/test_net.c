@@ -9,6 +9,7 @@
  * eng_net_apply against eng_optim_step; the statistics (softmax and sigmoid outputs);
  * Dropout(0) behaving as no layer at all; and an LSTM model learning a task that needs
  * memory of earlier steps. */
+#include "engine/loss.h"
 #include "engine/net.h"
 
 #include "engine/base.h"
@@ -672,6 +673,82 @@ static void lstm_learns_a_memory_task(void **state) {
     eng_net_free(&net);
 }
 
+/* eng_net_train_step_dx's input gradient against central differences of the step's mean
+ * loss (the tiny model: no dropout, so the train step's loss is a function of x alone),
+ * on 1 and 2 threads; its parameter gradients are train_step's, bit for bit. */
+static void input_gradient(void **state) {
+    (void)state;
+    eng_model m;
+    build(&m, &tiny_def);
+    const int B = 6;
+    const size_t in = eng_shape_size(m.input), total = m.layout.total;
+    batch b = batch_new(&m, B, 77);
+    for (int threads = 1; threads <= 2; threads++) {
+        eng_net *net = net_new(&m, B, threads, 5);
+        float *dx = calloc((size_t)B * in, sizeof(float)), *g = malloc(sizeof(float) * total);
+        assert_true(dx && g);
+        eng_batch_stats st = {0};
+        eng_net_train_step(net, b.x, b.labels, B, 9, &st);
+        memcpy(g, eng_net_grads(net), sizeof(float) * total);
+        eng_net_train_step_dx(net, b.x, b.labels, B, 9, &st, dx);
+        assert_memory_equal(g, eng_net_grads(net), sizeof(float) * total);
+        int bad = 0;
+        for (size_t i = 0; i < (size_t)B * in; i += 7) {
+            const float keep = b.x[i], h = 2e-3f;
+            double l[2];
+            for (int k = 0; k < 2; k++) {
+                b.x[i] = keep + (k ? -h : h);
+                eng_batch_stats s = {0};
+                eng_net_train_step(net, b.x, b.labels, B, 9, &s);
+                l[k] = s.loss_sum / B;
+            }
+            b.x[i] = keep;
+            const double fd = (l[0] - l[1]) / (2.0 * h);
+            if (fabs(fd - dx[i]) > 2e-3 + 2e-2 * fabs(fd)) {
+                printf("  x[%zu]: dx %.6g, central difference %.6g\n", i, (double)dx[i], fd);
+                bad++;
+            }
+        }
+        assert_int_equal(bad, 0);
+        free(dx);
+        free(g);
+        eng_net_free(&net);
+    }
+    batch_free(&b);
+}
+
+/* eng_net_forward + eng_net_backward with the loss's gradient computed outside give
+ * train_step_dx's gradients and input gradient, bit for bit (1 thread, the batch in one
+ * pass); and a batch too big for one pass is refused. */
+static void forward_backward_by_hand(void **state) {
+    (void)state;
+    eng_model m;
+    build(&m, &tiny_def);
+    const int B = 4, C = 10;
+    const size_t in = eng_shape_size(m.input), total = m.layout.total;
+    batch b = batch_new(&m, B, 78);
+    eng_net *net = net_new(&m, B, 1, 6);
+    float *dx1 = malloc(sizeof(float) * (size_t)B * in),
+          *dx2 = malloc(sizeof(float) * (size_t)B * in);
+    float *g = malloc(sizeof(float) * total), y[4 * 10], dy[4 * 10];
+    assert_true(dx1 && dx2 && g);
+    eng_batch_stats st = {0};
+    eng_net_train_step_dx(net, b.x, b.labels, B, 3, &st, dx1);
+    memcpy(g, eng_net_grads(net), sizeof(float) * total);
+    eng_net_forward(net, b.x, B, 1, 3, y);
+    int hits;
+    eng_softmax_xent_forward(dy, y, b.labels, B, C, &hits);
+    eng_softmax_xent_backward(dy, dy, b.labels, B, C, (float)B);
+    eng_net_backward(net, dy, dx2);
+    assert_memory_equal(g, eng_net_grads(net), sizeof(float) * total);
+    assert_memory_equal(dx1, dx2, sizeof(float) * (size_t)B * in);
+    free(dx1);
+    free(dx2);
+    free(g);
+    eng_net_free(&net);
+    batch_free(&b);
+}
+
 /* Dropout(0) is the identity: a model with it has the same layout and, for the same
  * parameters and batch, the same gradients as the model without it. */
 static void dropout_rate_zero_keeps_gradients(void **state) {
@@ -736,6 +813,8 @@ int main(void) {
         cmocka_unit_test(same_threads_same_bits),
         cmocka_unit_test(same_threads_same_bits_lstm),
         cmocka_unit_test(grads_ready_calls_see_final_gradients),
+        cmocka_unit_test(input_gradient),
+        cmocka_unit_test(forward_backward_by_hand),
         cmocka_unit_test(grads_ready_calls_lstm),
         cmocka_unit_test(sigmoid_output_statistics),
         cmocka_unit_test(lstm_learns_a_memory_task),
