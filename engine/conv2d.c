@@ -7,7 +7,6 @@
 #include "engine/base.h"
 
 #include <cblas.h>
-#include <stdio.h>
 #include <string.h>
 
 /* Copies n floats; short runs (a first layer's KW*C is 3) inline, long ones via memcpy. */
@@ -193,17 +192,7 @@ static int conv2d_build(eng_layer *l, eng_layout *lay, char *err, size_t errlen)
     if (l->crop_w > 1 && l->out.w >= l->crop_w)
         l->out.w -= l->out.w % l->crop_w;
     l->saved_bytes = sizeof(float) * (size_t)l->out.h * l->out.w * s->kh * s->kw * l->in.c;
-    char name[2 * ENG_NAME_MAX];
-    snprintf(name, sizeof name, "%s/kernel", l->name);
-    int k = eng_layout_add(lay, name, 4, (int[]){s->kh, s->kw, l->in.c, s->units});
-    l->kernel = lay->tensors[k].offset;
-    l->nparams = 1;
-    if (!s->no_bias) {
-        snprintf(name, sizeof name, "%s/bias", l->name);
-        int b = eng_layout_add(lay, name, 1, (int[]){s->units});
-        l->bias = lay->tensors[b].offset;
-        l->nparams = 2;
-    }
+    eng_layer_add_kernel_bias(l, lay, 4, (int[]){s->kh, s->kw, l->in.c, s->units}, s->units);
     return ENG_OK;
 }
 

@@ -7,7 +7,6 @@
 #include "engine/conv2d.h"
 
 #include <cblas.h>
-#include <stdio.h>
 
 void eng_conv2d_transpose_size(int in, int k, int s, eng_padding pad, int *out, int *pad_lo) {
     ENG_ASSERT(in >= 1 && k >= 1 && s >= 1, "in %d, kernel %d, stride %d", in, k, s);
@@ -78,17 +77,8 @@ static int conv2d_transpose_build(eng_layer *l, eng_layout *lay, char *err, size
     eng_conv2d_transpose_size(l->in.w, s->kw, S, s->padding, &OW, &PL);
     l->out = (eng_shape){OH, OW, s->units};
     l->saved_bytes = sizeof(float) * (size_t)l->in.h * l->in.w * s->kh * s->kw * s->units;
-    char name[2 * ENG_NAME_MAX];
-    snprintf(name, sizeof name, "%s/kernel", l->name);
-    int k = eng_layout_add(lay, name, 4, (int[]){s->kh, s->kw, s->units, l->in.c});
-    l->kernel = lay->tensors[k].offset;
-    l->nparams = 1;
-    if (!s->no_bias) {
-        snprintf(name, sizeof name, "%s/bias", l->name);
-        int b = eng_layout_add(lay, name, 1, (int[]){s->units});
-        l->bias = lay->tensors[b].offset;
-        l->nparams = 2;
-    }
+    /* Keras keeps a transposed conv's kernel as (kh, kw, out, in) */
+    eng_layer_add_kernel_bias(l, lay, 4, (int[]){s->kh, s->kw, s->units, l->in.c}, s->units);
     return ENG_OK;
 }
 

@@ -5,7 +5,6 @@
 #include "engine/base.h"
 
 #include <cblas.h>
-#include <stdio.h>
 
 void eng_dense_forward(float *y, const float *x, const float *kernel, const float *bias, int B,
                        int K, int N, eng_act act) {
@@ -38,17 +37,8 @@ static int dense_build(eng_layer *l, eng_layout *lay, char *err, size_t errlen) 
         return eng_err(err, errlen, ENG_EARG, "%s: units must be >= 1, got %d", l->name,
                        l->spec.units);
     l->out = (eng_shape){1, 1, l->spec.units};
-    char name[2 * ENG_NAME_MAX];
-    snprintf(name, sizeof name, "%s/kernel", l->name);
-    int k = eng_layout_add(lay, name, 2, (int[]){K, l->spec.units});
-    l->kernel = lay->tensors[k].offset;
-    l->nparams = 1;
-    if (!l->spec.no_bias) { /* use_bias=False: no tensor at all, as in Keras's layout */
-        snprintf(name, sizeof name, "%s/bias", l->name);
-        int b = eng_layout_add(lay, name, 1, (int[]){l->spec.units});
-        l->bias = lay->tensors[b].offset;
-        l->nparams = 2;
-    }
+    /* use_bias=False (no_bias): no bias tensor at all, as in Keras's layout */
+    eng_layer_add_kernel_bias(l, lay, 2, (int[]){K, l->spec.units}, l->spec.units);
     return ENG_OK;
 }
 

@@ -161,4 +161,9 @@ extern const eng_layer_ops eng_conv2d_ops, eng_maxpool2d_ops, eng_flatten_ops, e
 /* The table for a kind. */
 const eng_layer_ops *eng_layer_ops_for(eng_layer_kind kind);
 
+/* For a layer's build: adds "<name>/kernel" of the given shape and, unless the spec says
+ * no_bias, "<name>/bias" of `units` floats; sets l->kernel, l->bias and l->nparams. */
+void eng_layer_add_kernel_bias(eng_layer *l, eng_layout *lay, int ndim, const int *shape,
+                               int units);
+
 #endif

@@ -71,6 +71,19 @@ const eng_layer_ops *eng_layer_ops_for(eng_layer_kind kind) {
     return table[kind];
 }
 
+void eng_layer_add_kernel_bias(eng_layer *l, eng_layout *lay, int ndim, const int *shape,
+                               int units) {
+    char name[2 * ENG_NAME_MAX];
+    snprintf(name, sizeof name, "%s/kernel", l->name);
+    l->kernel = lay->tensors[eng_layout_add(lay, name, ndim, shape)].offset;
+    l->nparams = 1;
+    if (!l->spec.no_bias) {
+        snprintf(name, sizeof name, "%s/bias", l->name);
+        l->bias = lay->tensors[eng_layout_add(lay, name, 1, &units)].offset;
+        l->nparams = 2;
+    }
+}
+
 int eng_model_build(eng_model *m, const eng_model_def *def, char *err, size_t errlen) {
     memset(m, 0, sizeof *m);
     if (def->nlayers < 1 || def->nlayers > ENG_MAX_LAYERS)
