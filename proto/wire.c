@@ -52,11 +52,10 @@ int64_t pb_push_floats(const Pstrain__Push *p) {
     for (size_t i = 0; i < p->n_rows; i++) {
         if (i > 0 && p->rows[i] <= p->rows[i - 1])
             return -1;
-        const uint64_t a = p->rows_from + (uint64_t)p->rows[i] * len, b = a + len;
-        const uint64_t ca = a > lo ? a : lo, cb = b < hi ? b : hi;
-        if (ca >= cb) /* a row that misses the slice */
-            return -1;
-        n += (int64_t)(cb - ca);
+        uint64_t a, b;
+        if (!pb_row_part(p->rows_from, len, p->rows[i], lo, hi, &a, &b))
+            return -1; /* a row that misses the slice */
+        n += (int64_t)(b - a);
     }
     return n;
 }

@@ -51,6 +51,17 @@ typedef struct pb_msg {
 int pb_recv(void *sock, int router, pb_msg *m, int flags, char *err, size_t errlen);
 void pb_msg_clear(pb_msg *m);
 
+/* The part [*a, *b) of row r of a sparse push's tensor (row_len floats a row from
+ * rows_from) that lies inside the slice [lo, hi): what the payload carries of that row.
+ * Returns 0 when the row misses the slice. Worker and server must agree on it exactly. */
+static inline int pb_row_part(uint64_t rows_from, uint64_t row_len, uint64_t r, uint64_t lo,
+                              uint64_t hi, uint64_t *a, uint64_t *b) {
+    const uint64_t ra = rows_from + r * row_len, rb = ra + row_len;
+    *a = ra > lo ? ra : lo;
+    *b = rb < hi ? rb : hi;
+    return *a < *b;
+}
+
 /* The floats a push's payload must hold: slice.count for a dense push; for a sparse one
  * the parts of its rows inside the slice. -1 when the rows are not ascending, a row lies
  * outside the slice or row_len is 0. */

@@ -476,10 +476,10 @@ static const float *sparse_floats(const pb_msg *m, float *copy) {
     const char *src = pb_msg_payload(m);
     memset(copy, 0, sizeof(float) * p->slice->count);
     for (size_t i = 0; i < p->n_rows; i++) {
-        const uint64_t a = p->rows_from + (uint64_t)p->rows[i] * p->row_len, b = a + p->row_len;
-        const uint64_t ca = a > lo ? a : lo, cb = b < hi ? b : hi;
-        memcpy(copy + (ca - lo), src, sizeof(float) * (cb - ca));
-        src += sizeof(float) * (cb - ca);
+        uint64_t a, b;
+        pb_row_part(p->rows_from, p->row_len, p->rows[i], lo, hi, &a, &b);
+        memcpy(copy + (a - lo), src, sizeof(float) * (b - a));
+        src += sizeof(float) * (b - a);
     }
     return copy;
 }

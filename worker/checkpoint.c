@@ -3,6 +3,7 @@
 
 #include "engine/base.h"
 #include "engine/layout.h"
+#include "worker/progress.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -10,7 +11,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <time.h>
 #include <unistd.h>
 
 struct wk_ckpt_writer {
@@ -26,12 +26,6 @@ struct wk_ckpt_writer {
     char path[4096];
     double seconds;
 };
-
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
 
 wk_ckpt_writer *wk_ckpt_writer_new(const eng_model *m, const char *dir, int keep, int nslots,
                                    char *err, size_t errlen) {
@@ -83,10 +77,10 @@ void wk_ckpt_writer_free(wk_ckpt_writer **pw) {
 
 static void *write_main(void *arg) {
     wk_ckpt_writer *w = arg;
-    const double t0 = now_s();
+    const double t0 = wk_now();
     w->rc = eng_ckpt_save(w->dir, &w->ck, w->model, w->keep, w->path, sizeof w->path, w->err,
                           sizeof w->err);
-    w->seconds = now_s() - t0;
+    w->seconds = wk_now() - t0;
     return NULL;
 }
 

@@ -4,6 +4,7 @@
 #include "engine/base.h"
 #include "engine/shard.h"
 #include "proto/wire.h"
+#include "worker/progress.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -11,7 +12,6 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 typedef struct server_conn {
     void *sock;
@@ -45,12 +45,6 @@ struct wk_client {
     int stopping; /* a server said it is stopping */
 };
 
-static double wk_client_clock(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
 /* Receives one message from server s within the timeout. An ErrorReply becomes an error
  * naming the server. */
 static int recv_from(wk_client *c, int s, pb_msg *m, Pstrain__Envelope__BodyCase want, char *err,
@@ -60,10 +54,10 @@ static int recv_from(wk_client *c, int s, pb_msg *m, Pstrain__Envelope__BodyCase
     zmq_pollitem_t item = {sc->sock, 0, ZMQ_POLLIN, 0};
     /* A signal (the SIGTERM that asks for a last checkpoint) interrupts the wait: go on
      * waiting for the rest of the timeout. */
-    const double deadline = wk_client_clock() + c->timeout_ms / 1000.0;
+    const double deadline = wk_now() + c->timeout_ms / 1000.0;
     int ready;
     do {
-        const double left = deadline - wk_client_clock();
+        const double left = deadline - wk_now();
         ready = left > 0 ? zmq_poll(&item, 1, (long)(left * 1000.0)) : 0;
     } while (ready < 0 && errno == EINTR);
     if (ready < 0)
@@ -201,12 +195,11 @@ static long gather_rows(wk_client *c, const float *grads, size_t lo, size_t hi, 
     }
     long n = 0;
     for (size_t i = 0; i < sp->n; i++) {
-        const size_t a = sp->from + (size_t)sp->rows[i] * sp->row_len, b = a + sp->row_len;
-        const size_t ca = a > lo ? a : lo, cb = b < hi ? b : hi;
-        if (ca >= cb)
+        uint64_t a, b;
+        if (!pb_row_part(sp->from, sp->row_len, sp->rows[i], lo, hi, &a, &b))
             continue;
-        memcpy(c->row_vals + *nvals, grads + ca, sizeof(float) * (cb - ca));
-        *nvals += cb - ca;
+        memcpy(c->row_vals + *nvals, grads + a, sizeof(float) * (b - a));
+        *nvals += b - a;
         c->row_ids[n++] = sp->rows[i];
     }
     return n;
@@ -264,11 +257,11 @@ static int send_run(wk_client *c, server_conn *sc, int k, int end, const float *
 int wk_client_step_begin(wk_client *c, const float *grads, uint64_t step, uint64_t base_version,
                          int pull, uint64_t min_version, char *err, size_t errlen) {
     /* The caller is about to overwrite the gradients the last pushes were sent from. */
-    const double deadline = wk_client_clock() + c->timeout_ms / 1000.0;
+    const double deadline = wk_now() + c->timeout_ms / 1000.0;
     for (int spin = 0; atomic_load_explicit(&c->lent, memory_order_acquire) > 0; spin++) {
         if (spin < 1000)
             continue;
-        if (wk_client_clock() > deadline)
+        if (wk_now() > deadline)
             return eng_err(err, errlen, ENG_EIO, "worker %d: pushes not sent in %g s", c->worker_id,
                            c->timeout_ms / 1000.0);
         sched_yield();
