@@ -47,20 +47,17 @@ static void catch_stop_signals(void) {
 /* Reads the checkpoint --resume names and checks it is for --model. Returns ENG_OK or a
  * code with one line in err. */
 static int load_resume(const wk_opts *o, eng_ckpt *c, char *err, size_t errlen) {
-    char path[WK_PATH_MAX];
-    int rc = eng_ckpt_resolve(o->resume, path, sizeof path, err, errlen);
+    char path[WK_PATH_MAX], why[1024] = "";
+    int rc = eng_ckpt_resolve(o->resume, path, sizeof path, why, sizeof why);
     if (rc == ENG_OK)
-        rc = eng_ckpt_read(path, c, err, errlen);
+        rc = eng_ckpt_read(path, c, why, sizeof why);
     if (rc == ENG_OK && strcmp(c->model, o->model) != 0) {
-        rc = eng_err(err, errlen, ENG_EFORMAT, "--resume %s: a checkpoint of %s, not --model %s",
-                     path, c->model, o->model);
+        rc = eng_err(why, sizeof why, ENG_EFORMAT, "%s: a checkpoint of %s, not --model %s", path,
+                     c->model, o->model);
         eng_ckpt_free(c);
     }
-    if (rc != ENG_OK && strncmp(err, "--resume", 8) != 0) {
-        char why[1024];
-        snprintf(why, sizeof why, "%s", err);
+    if (rc != ENG_OK) /* the reasons name the file; the line names the flag too */
         snprintf(err, errlen, "--resume: %.1000s", why);
-    }
     return rc;
 }
 
