@@ -110,6 +110,7 @@ static int batchnorm_build(eng_layer *l, eng_layout *lay, char *err, size_t errl
         int t = eng_layout_add(lay, name, 1, (int[]){C});
         if (i == 0)
             l->kernel = lay->tensors[t].offset; /* gamma, beta, moving_mean, moving_var */
+        lay->tensors[t].state = i >= 2;
         l->init[i] = inits[i];
     }
     l->nparams = 4;

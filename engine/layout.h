@@ -22,6 +22,9 @@ typedef struct eng_tensor_info {
     size_t count;  /* elements: the product of shape */
     int ndim;
     int shape[ENG_MAX_DIMS];
+    int state; /* not trained but computed (BatchNormalization's moving statistics): its
+                  gradient is always 0, and a parameter server averages the workers'
+                  changes to it instead of running the optimizer over it */
 } eng_tensor_info;
 
 typedef struct eng_layout {

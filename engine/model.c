@@ -32,6 +32,42 @@ static const eng_layer_spec keras_imdb_lstm[] = {
 
 #define NLAYERS(a) ((int)(sizeof(a) / sizeof((a)[0])))
 
+/* TF's DCGAN tutorial on MNIST: the generator (2,330,944 parameters, 100 noise values to a
+ * 28x28 image in [-1, 1]) stacked on the discriminator (212,865, an image to one logit). */
+#define CONV5(n, s, ...) .units = n, .kh = 5, .kw = 5, .stride = s, .padding = ENG_PAD_SAME, __VA_ARGS__
+static const eng_layer_spec dcgan[] = {
+    /* generator */
+    {.kind = ENG_DENSE, .units = 7 * 7 * 256, .no_bias = 1, .input = {1, 1, 100}},
+    {.kind = ENG_BATCHNORM},
+    {.kind = ENG_LEAKY_RELU},
+    {.kind = ENG_RESHAPE, .target = {7, 7, 256}},
+    {.kind = ENG_CONV2D_TRANSPOSE, CONV5(128, 1, .no_bias = 1)},
+    {.kind = ENG_BATCHNORM},
+    {.kind = ENG_LEAKY_RELU},
+    {.kind = ENG_CONV2D_TRANSPOSE, CONV5(64, 2, .no_bias = 1)},
+    {.kind = ENG_BATCHNORM},
+    {.kind = ENG_LEAKY_RELU},
+    {.kind = ENG_CONV2D_TRANSPOSE, CONV5(1, 2, .no_bias = 1, .act = ENG_ACT_TANH)},
+    /* discriminator */
+    {.kind = ENG_CONV2D, CONV5(64, 2, .input = {28, 28, 1})},
+    {.kind = ENG_LEAKY_RELU},
+    {.kind = ENG_DROPOUT, .rate = 0.3f},
+    {.kind = ENG_CONV2D, CONV5(128, 2)},
+    {.kind = ENG_LEAKY_RELU},
+    {.kind = ENG_DROPOUT, .rate = 0.3f},
+    {.kind = ENG_FLATTEN},
+    {.kind = ENG_DENSE, .units = 1, .act = ENG_ACT_SIGMOID},
+};
+#undef CONV5
+#define DCGAN_GENERATOR 11 /* layers */
+
+static const eng_model_def dcgan_parts[2] = {
+    {"mnist_gan.generator", "mnist", "the DCGAN's generator", 28 * 28, DCGAN_GENERATOR, dcgan, 0,
+     NULL},
+    {"mnist_gan.discriminator", "mnist", "the DCGAN's discriminator", 2,
+     NLAYERS(dcgan) - DCGAN_GENERATOR, dcgan + DCGAN_GENERATOR, 0, NULL},
+};
+
 /* Samples per pass of a thread: the CNN's activations stay in cache in chunks of 4 (net.c's
  * default). The LSTM's per-step sgemms want rows: bench_imdb_lstm at batch 32 on 2-core Zen 4
  * (two runs each, samples/s on 2 threads): chunks of 4: 1348, 1158; 8: 1553, 1550; 16: 1424,
@@ -40,11 +76,13 @@ static const eng_layer_spec keras_imdb_lstm[] = {
 
 static const eng_model_def registry[] = {
     {"mnist_cnn", "mnist", "Keras CNN on MNIST digits (225,034 parameters)", 10, NLAYERS(keras_cnn),
-     keras_cnn, 0},
+     keras_cnn, 0, NULL},
     {"fashion_cnn", "fashion-mnist", "the same CNN on Fashion-MNIST", 10, NLAYERS(keras_cnn),
-     keras_cnn, 0},
+     keras_cnn, 0, NULL},
     {"imdb_lstm", "imdb", "Keras's Embedding + LSTM on IMDB reviews (402,561 parameters)", 2,
-     NLAYERS(keras_imdb_lstm), keras_imdb_lstm, CHUNK_IMDB_LSTM},
+     NLAYERS(keras_imdb_lstm), keras_imdb_lstm, CHUNK_IMDB_LSTM, NULL},
+    {"mnist_gan", "mnist", "TF's DCGAN on MNIST digits: generator and discriminator (2,543,809)", 2,
+     NLAYERS(dcgan), dcgan, 0, dcgan_parts},
 };
 
 const eng_model_def *eng_model_at(int i) {
@@ -127,6 +165,8 @@ int eng_model_build(eng_model *m, const eng_model_def *def, char *err, size_t er
         m->n = i + 1;
     }
     m->output = shape;
+    if (def->parts) /* the generator's layers come first */
+        m->split = m->layers[def->parts[0].nlayers].param_lo;
     if (m->layers[m->n - 1].spec.act == ENG_ACT_SIGMOID) {
         if (eng_shape_size(shape) != 1 || def->nclasses != 2)
             return eng_err(err, errlen, ENG_EARG,
@@ -233,6 +273,8 @@ static double layer_flops(const eng_layer *l) {
         return 2.0 * eng_shape_size(l->keras_out) * l->spec.kh * l->spec.kw * l->in.c;
     case ENG_DENSE:
         return 2.0 * eng_shape_size(l->in) * l->spec.units;
+    case ENG_CONV2D_TRANSPOSE: /* each input pixel scatters a (kh, kw, out) patch */
+        return 2.0 * eng_shape_size(l->in) * l->spec.kh * l->spec.kw * l->spec.units;
     case ENG_LSTM: /* per step: [x_t, h_{t-1}] (in + u) times the (in + u, 4u) weights */
         return 2.0 * l->in.w * (l->in.c + l->spec.units) * 4.0 * l->spec.units;
     default: /* Embedding copies, pooling compares: no multiply-adds */
@@ -256,6 +298,14 @@ double eng_model_flops_train(const eng_model *m) {
 }
 
 static size_t layer_params(const eng_layer *l) { return l->param_hi - l->param_lo; }
+
+size_t eng_model_state_floats(const eng_model *m) {
+    size_t n = 0;
+    for (int i = 0; i < m->layout.n; i++)
+        if (m->layout.tensors[i].state)
+            n += m->layout.tensors[i].count;
+    return n;
+}
 
 static void group_digits(char *buf, size_t len, size_t v) {
     char raw[32];
@@ -291,9 +341,13 @@ void eng_model_summary(const eng_model *m, FILE *out) {
         if (i + 1 < m->n)
             fprintf(out, "\n");
     }
+    char trainable[32], fixed[32];
+    const size_t state = eng_model_state_floats(m);
     group_digits(count, sizeof count, m->layout.total);
-    fprintf(out, "%s\nTotal params: %s\nTrainable params: %s\nNon-trainable params: 0\n%s\n", thick,
-            count, count, rule);
+    group_digits(trainable, sizeof trainable, m->layout.total - state);
+    group_digits(fixed, sizeof fixed, state);
+    fprintf(out, "%s\nTotal params: %s\nTrainable params: %s\nNon-trainable params: %s\n%s\n",
+            thick, count, trainable, fixed, rule);
 }
 
 int eng_model_cuts(const eng_model *m, size_t *cuts) {

@@ -21,6 +21,11 @@ typedef struct eng_model_def {
     int nlayers;
     const eng_layer_spec *layers; /* layers[0].input is the model's input shape */
     int chunk; /* samples a net's thread runs through the layers at a time; 0: the default */
+    /* A GAN: its two networks, generator then discriminator, each a model of its own that
+     * trains with its own optimizer. The definition itself is the two stacked (Keras's
+     * `Sequential([generator, discriminator])`): one layout for both, generator first, so a
+     * checkpoint holds both under Keras's names. NULL for other models. */
+    const struct eng_model_def *parts;
 } eng_model_def;
 
 /* The registered definition called name, or NULL. */
@@ -34,6 +39,8 @@ typedef struct eng_model {
     eng_layer layers[ENG_MAX_LAYERS];
     eng_layout layout;
     eng_shape input, output;
+    size_t split; /* a GAN: the generator's floats, [0, split); the discriminator's follow. 0
+                     for other models */
 } eng_model;
 
 /* Builds def into m (storage provided by the caller; nothing to free). Layers get Keras
@@ -51,6 +58,10 @@ void eng_model_init_params(const eng_model *m, float *params, uint64_t seed);
 /* The first float of each layer's tensors in the flat vector, in layer order, into
  * cuts[ENG_MAX_LAYERS]: where a layer's gradient becomes its own message. Returns how many. */
 int eng_model_cuts(const eng_model *m, size_t *cuts);
+
+/* The floats of layout tensors marked state (BatchNormalization's moving statistics),
+ * which no optimizer may move. */
+size_t eng_model_state_floats(const eng_model *m);
 
 /* Forward FLOPs per sample (multiply-add = 2), for throughput reports. */
 double eng_model_flops_forward(const eng_model *m);
