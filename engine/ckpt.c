@@ -54,15 +54,22 @@ static const field fields[] = {
     FIELD("workers", F_I32, workers),
     FIELD("val_split", F_F64, val_split),
     FIELD("epochs", F_I64, epochs),
-    FIELD("lr", F_F32, optim.lr),
-    FIELD("beta1", F_F32, optim.beta1),
-    FIELD("beta2", F_F32, optim.beta2),
-    FIELD("rho", F_F32, optim.rho),
-    FIELD("epsilon", F_F32, optim.epsilon),
-    FIELD("clipvalue", F_F32, optim.clipvalue),
-    FIELD("decay", F_F32, optim.decay),
 };
 #define NFIELDS ((int)(sizeof fields / sizeof fields[0]))
+
+/* An optimizer's hyperparameters, float32 attributes of the group that holds it (/pstrain for
+ * the first, /pstrain/optimizer_2 for a second): offsets are into eng_optim_cfg. Written after
+ * fields, so that files of one optimizer keep their attributes' order and bytes. */
+#define OPTIM_FIELD(name, member)                                                                  \
+    { name, F_F32, offsetof(eng_optim_cfg, member), sizeof(float) }
+
+static const field optim_fields[] = {
+    OPTIM_FIELD("lr", lr),           OPTIM_FIELD("beta1", beta1),
+    OPTIM_FIELD("beta2", beta2),     OPTIM_FIELD("rho", rho),
+    OPTIM_FIELD("epsilon", epsilon), OPTIM_FIELD("clipvalue", clipvalue),
+    OPTIM_FIELD("decay", decay),
+};
+#define NOPTIM_FIELDS ((int)(sizeof optim_fields / sizeof optim_fields[0]))
 
 /* The type in the file (little-endian, whatever the host) and in memory. */
 static hid_t file_type(field_type t) {
@@ -113,7 +120,24 @@ static const char *slot_name(eng_optim_kind kind, int s) {
 
 /* --- checks shared by writing and reading: never write what reading would refuse --- */
 
-/* The scalar fields' ranges. Returns ENG_OK or code with a message naming path. */
+/* An optimizer's hyperparameters: finite, lr > 0. which is "optimizer" or "optimizer_2", for
+ * messages. Returns ENG_OK or code with a message naming path. */
+static int check_optim(const eng_optim_cfg *o, const char *which, const char *path, int code,
+                       char *err, size_t errlen) {
+    for (int i = 0; i < NOPTIM_FIELDS; i++) {
+        float v;
+        memcpy(&v, (const char *)o + optim_fields[i].offset, sizeof v);
+        if (!isfinite(v))
+            return eng_err(err, errlen, code, "%s: %s %s is %g, expected a finite number", path,
+                           which, optim_fields[i].name, v);
+    }
+    if (!(o->lr > 0.0f))
+        return eng_err(err, errlen, code, "%s: %s lr %g, expected > 0", path, which, o->lr);
+    return ENG_OK;
+}
+
+/* The scalar fields' ranges (and the first optimizer's). Returns ENG_OK or code with a message
+ * naming path. */
 static int check_fields(const eng_ckpt *c, const char *path, int code, char *err, size_t errlen) {
     if (c->step < 0)
         return eng_err(err, errlen, code, "%s: step %lld, expected >= 0", path, (long long)c->step);
@@ -144,18 +168,7 @@ static int check_fields(const eng_ckpt *c, const char *path, int code, char *err
     if (c->epochs < 1)
         return eng_err(err, errlen, code, "%s: epochs %lld, expected >= 1", path,
                        (long long)c->epochs);
-    for (int i = 0; i < NFIELDS; i++) {
-        if (fields[i].type != F_F32)
-            continue;
-        float v;
-        memcpy(&v, (const char *)c + fields[i].offset, sizeof v);
-        if (!isfinite(v))
-            return eng_err(err, errlen, code, "%s: optimizer %s is %g, expected a finite number",
-                           path, fields[i].name, v);
-    }
-    if (!(c->optim.lr > 0.0f))
-        return eng_err(err, errlen, code, "%s: optimizer lr %g, expected > 0", path, c->optim.lr);
-    return ENG_OK;
+    return check_optim(&c->optim, "optimizer", path, code, err, errlen);
 }
 
 /* The update-count runs tile [0, total) in order, each non-empty with iterations >= 0. */
@@ -209,22 +222,34 @@ static int check_ckpt(const eng_ckpt *c, const eng_model *m, const char *path, c
     if (c->total != m->layout.total)
         return eng_err(err, errlen, ENG_EARG, "%s: total %llu does not match %s's %zu floats", path,
                        (unsigned long long)c->total, m->def->name, m->layout.total);
+    if (c->split != m->split)
+        return eng_err(err, errlen, ENG_EARG, "%s: split %llu does not match %s's %zu", path,
+                       (unsigned long long)c->split, m->def->name, m->split);
     int rc = check_fields(c, path, ENG_EARG, err, errlen);
     if (rc != ENG_OK)
         return rc;
-    if (c->optim.kind != ENG_OPT_ADAM && c->optim.kind != ENG_OPT_RMSPROP)
-        return eng_err(err, errlen, ENG_EARG, "%s: optimizer kind %d unknown", path,
-                       (int)c->optim.kind);
-    const int want = eng_optim_nslots(c->optim.kind);
-    if (c->nslots != want)
-        return eng_err(err, errlen, ENG_EARG, "%s: nslots %d, %s keeps %d", path, c->nslots,
-                       eng_optim_kind_name(c->optim.kind), want);
     if (!c->weights)
         return eng_err(err, errlen, ENG_EARG, "%s: no weights", path);
-    for (int s = 0; s < want; s++)
-        if (!c->slots[s])
-            return eng_err(err, errlen, ENG_EARG, "%s: optimizer slot %s missing", path,
-                           slot_name(c->optim.kind, s));
+    /* One optimizer, or with a split one per part: the second is ignored without one. */
+    for (int part = 0; part < (c->split > 0 ? 2 : 1); part++) {
+        const eng_optim_cfg *o = part ? &c->optim2 : &c->optim;
+        const char *which = part ? "optimizer_2" : "optimizer";
+        const int nslots = part ? c->nslots2 : c->nslots;
+        float *const *slots = part ? c->slots2 : c->slots;
+        if (part && (rc = check_optim(o, which, path, ENG_EARG, err, errlen)) != ENG_OK)
+            return rc;
+        if (o->kind != ENG_OPT_ADAM && o->kind != ENG_OPT_RMSPROP)
+            return eng_err(err, errlen, ENG_EARG, "%s: %s kind %d unknown", path, which,
+                           (int)o->kind);
+        const int want = eng_optim_nslots(o->kind);
+        if (nslots != want)
+            return eng_err(err, errlen, ENG_EARG, "%s: %s %d, %s keeps %d", path,
+                           part ? "nslots2" : "nslots", nslots, eng_optim_kind_name(o->kind), want);
+        for (int s = 0; s < want; s++)
+            if (!slots[s])
+                return eng_err(err, errlen, ENG_EARG, "%s: %s slot %s missing", path, which,
+                               slot_name(o->kind, s));
+    }
     if ((rc = check_runs(c->runs, c->nruns, c->total, path, ENG_EARG, err, errlen)) != ENG_OK)
         return rc;
     if (!c->worker_steps)
@@ -503,6 +528,14 @@ static void write_keras(writer *w, hid_t file, const eng_ckpt *c, const eng_mode
     }
 }
 
+/* An optimizer as attributes of loc: its hyperparameters, then its kind. */
+static void write_optim(writer *w, hid_t loc, const eng_optim_cfg *o) {
+    for (int i = 0; i < NOPTIM_FIELDS; i++)
+        w_attr(w, loc, optim_fields[i].name, H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, -1,
+               (const char *)o + optim_fields[i].offset);
+    w_str_attr(w, loc, "optimizer", eng_optim_kind_name(o->kind));
+}
+
 /* /pstrain: everything else a job needs to continue. */
 static void write_pstrain(writer *w, hid_t file, const eng_ckpt *c, const eng_model *m) {
     hid_t g = w_group(w, file, "pstrain");
@@ -520,13 +553,24 @@ static void write_pstrain(writer *w, hid_t file, const eng_ckpt *c, const eng_mo
         else
             w_attr(w, g, f->name, file_type(f->type), mem_type(f->type), -1, p);
     }
-    w_str_attr(w, g, "optimizer", eng_optim_kind_name(c->optim.kind));
+    write_optim(w, g, &c->optim);
+    /* Only models in two parts say so: files of one optimizer stay as they were. */
+    if (c->split > 0)
+        w_attr(w, g, "split", H5T_STD_U64LE, H5T_NATIVE_UINT64, -1, &c->split);
 
-    const hsize_t total = c->total;
+    const hsize_t n1 = c->split > 0 ? c->split : c->total, n2 = c->total - c->split;
     for (int s = 0; s < c->nslots; s++) {
         char path[64];
         snprintf(path, sizeof path, "optimizer/%s", slot_name(c->optim.kind, s));
-        w_dataset(w, g, path, H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, 1, &total, c->slots[s]);
+        w_dataset(w, g, path, H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, 1, &n1, c->slots[s]);
+    }
+    if (c->split > 0) {
+        hid_t g2 = w_group(w, g, "optimizer_2");
+        write_optim(w, g2, &c->optim2);
+        for (int s = 0; s < c->nslots2; s++)
+            w_dataset(w, g2, slot_name(c->optim2.kind, s), H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, 1, &n2,
+                      c->slots2[s]);
+        close_group(g2);
     }
     int64_t *rows = malloc(sizeof(int64_t) * 3 * (size_t)c->nruns);
     if (!rows)
@@ -623,7 +667,10 @@ static int build_image(const char *path, const eng_ckpt *c, const eng_model *m, 
     *image = NULL;
     h5_quiet();
     /* Room for the data and the metadata at once: the core driver then never reallocates. */
-    const size_t guess = sizeof(float) * c->total * (1 + (size_t)c->nslots) + ((size_t)1 << 20);
+    const uint64_t n1 = c->split > 0 ? c->split : c->total;
+    const uint64_t n2 = c->split > 0 ? (c->total - c->split) * (uint64_t)c->nslots2 : 0;
+    const size_t guess =
+        sizeof(float) * (c->total + n1 * (size_t)c->nslots + n2) + ((size_t)1 << 20);
     hid_t fapl = h5_fapl(guess), fcpl = H5Pcreate(H5P_FILE_CREATE), file = -1;
     if (fapl >= 0 && fcpl >= 0 && H5Pset_obj_track_times(fcpl, 0) >= 0) /* the root group's */
         file = H5Fcreate(path, H5F_ACC_TRUNC, fcpl, fapl);
@@ -990,41 +1037,94 @@ static void read_layout(reader *r, hid_t g, const eng_model *m) {
                    lay->tensors[i].count);
 }
 
-/* /pstrain/optimizer holds iterations and the optimizer's slots, nothing else: a file whose
- * slots are another optimizer's is refused rather than half read. */
-static void read_slots(reader *r, hid_t g, eng_ckpt *c) {
+/* The slots of optimizer kind in group name of /pstrain ("optimizer", which also holds
+ * iterations, or "optimizer_2"), n floats each, into slots[] and *nslots. The group holds those
+ * and nothing else: a file whose slots are another optimizer's is refused rather than half
+ * read. */
+static void read_slots(reader *r, hid_t g, const char *name, eng_optim_kind kind, uint64_t n,
+                       float **slots, int *nslots) {
     if (r->rc != ENG_OK)
         return;
-    const eng_optim_kind kind = c->optim.kind;
     const char *kname = eng_optim_kind_name(kind);
-    hid_t opt = path_exists(g, "optimizer") ? H5Gopen2(g, "optimizer", H5P_DEFAULT) : -1;
+    hid_t opt = path_exists(g, name) ? H5Gopen2(g, name, H5P_DEFAULT) : -1;
     H5G_info_t info;
     if (opt < 0 || H5Gget_info(opt, &info) < 0) {
-        r_fail(r, ENG_EFORMAT, "group /pstrain/optimizer: missing or damaged");
+        r_fail(r, ENG_EFORMAT, "group /pstrain/%s: missing or damaged", name);
         if (opt >= 0)
             H5Gclose(opt);
         return;
     }
+    const int iterations = strcmp(name, "optimizer") == 0;
     for (hsize_t i = 0; i < info.nlinks && r->rc == ENG_OK; i++) {
-        char name[64] = "";
-        H5Lget_name_by_idx(opt, ".", H5_INDEX_NAME, H5_ITER_INC, i, name, sizeof name, H5P_DEFAULT);
-        int known = strcmp(name, "iterations") == 0;
+        char link[64] = "";
+        H5Lget_name_by_idx(opt, ".", H5_INDEX_NAME, H5_ITER_INC, i, link, sizeof link, H5P_DEFAULT);
+        int known = iterations && strcmp(link, "iterations") == 0;
         for (int s = 0; s < eng_optim_nslots(kind); s++)
-            known |= strcmp(name, slot_name(kind, s)) == 0;
+            known |= strcmp(link, slot_name(kind, s)) == 0;
         if (!known)
-            r_fail(r, ENG_EFORMAT, "/pstrain/optimizer/%s is not a slot of %s (it keeps %s)", name,
+            r_fail(r, ENG_EFORMAT, "/pstrain/%s/%s is not a slot of %s (it keeps %s)", name, link,
                    kname, kind == ENG_OPT_ADAM ? "m and v" : "accumulator");
     }
     H5Gclose(opt);
-    c->nslots = eng_optim_nslots(kind);
-    const hsize_t total = c->total;
-    for (int s = 0; s < c->nslots && r->rc == ENG_OK; s++) {
+    *nslots = eng_optim_nslots(kind);
+    const hsize_t dim = n;
+    for (int s = 0; s < *nslots && r->rc == ENG_OK; s++) {
         char path[64];
-        snprintf(path, sizeof path, "optimizer/%s", slot_name(kind, s));
-        if (!(c->slots[s] = eng_alloc(sizeof(float) * c->total)))
-            r_fail(r, ENG_ENOMEM, "out of memory for %llu floats", (unsigned long long)c->total);
-        r_dataset(r, g, path, F_F32, 1, &total, c->slots[s]);
+        snprintf(path, sizeof path, "%s/%s", name, slot_name(kind, s));
+        if (!(slots[s] = eng_alloc(sizeof(float) * n)))
+            r_fail(r, ENG_ENOMEM, "out of memory for %llu floats", (unsigned long long)n);
+        r_dataset(r, g, path, F_F32, 1, &dim, slots[s]);
     }
+}
+
+/* An optimizer's hyperparameters (float32 attributes of loc) into o. */
+static void read_optim_fields(reader *r, hid_t loc, eng_optim_cfg *o) {
+    for (int i = 0; i < NOPTIM_FIELDS; i++)
+        r_attr(r, loc, optim_fields[i].name, F_F32, (char *)o + optim_fields[i].offset);
+}
+
+/* The string attribute optimizer of loc, parsed into o->kind. where starts the message that
+ * refuses an unknown kind: "" for /pstrain, "/pstrain/optimizer_2: " for the second. */
+static void read_optim_kind(reader *r, hid_t loc, eng_optim_cfg *o, const char *where) {
+    char kind[16] = "";
+    r_str_attr(r, loc, "optimizer", kind, sizeof kind);
+    if (r->rc != ENG_OK)
+        return;
+    const int k = eng_optim_kind_parse(kind);
+    if (k < 0)
+        r_fail(r, ENG_EFORMAT, "%soptimizer '%s' is not one pstrain knows (adam, rmsprop)", where,
+               kind);
+    o->kind = k < 0 ? ENG_OPT_ADAM : (eng_optim_kind)k;
+}
+
+/* With a split, /pstrain/optimizer_2: the second part's optimizer (its slots are read by
+ * read_slots). Without one, the group must not be there: a file that half says it has two
+ * parts is refused. */
+static void read_optim2(reader *r, hid_t g, eng_ckpt *c, const eng_model *m) {
+    if (r->rc != ENG_OK)
+        return;
+    const int present = path_exists(g, "optimizer_2");
+    if (c->split == 0) {
+        if (present)
+            r_fail(r, ENG_EFORMAT,
+                   "group /pstrain/optimizer_2: present, but %s has one optimizer (no split)",
+                   m->def->name);
+        return;
+    }
+    hid_t g2 = present ? H5Gopen2(g, "optimizer_2", H5P_DEFAULT) : -1;
+    if (g2 < 0) {
+        r_fail(
+            r, ENG_EFORMAT,
+            "group /pstrain/optimizer_2: %s (%s keeps a second optimizer for elements %llu..%llu)",
+            present ? "damaged (unreadable)" : "missing", m->def->name,
+            (unsigned long long)c->split, (unsigned long long)c->total);
+        return;
+    }
+    read_optim_fields(r, g2, &c->optim2);
+    read_optim_kind(r, g2, &c->optim2, "/pstrain/optimizer_2: ");
+    if (r->rc == ENG_OK)
+        r->rc = check_optim(&c->optim2, "optimizer_2", r->path, ENG_EFORMAT, r->err, r->errlen);
+    H5Gclose(g2);
 }
 
 /* optimizer/iterations, (nruns, 3) rows of (lo, n, iterations), into c->runs. */
@@ -1116,6 +1216,7 @@ static void read_ckpt(reader *r, hid_t file, eng_ckpt *c, eng_model *m) {
         else
             r_attr(r, g, fields[i].name, fields[i].type, p);
     }
+    read_optim_fields(r, g, &c->optim);
     const uint64_t sum = r->rc == ENG_OK ? eng_layout_checksum(&m->layout) : 0;
     if (r->rc == ENG_OK && c->layout_checksum != sum)
         r_fail(r, ENG_EFORMAT, "layout checksum 0x%016llx does not match %s's 0x%016llx",
@@ -1123,16 +1224,18 @@ static void read_ckpt(reader *r, hid_t file, eng_ckpt *c, eng_model *m) {
     if (r->rc == ENG_OK && c->total != m->layout.total)
         r_fail(r, ENG_EFORMAT, "total %llu does not match %s's %zu floats",
                (unsigned long long)c->total, m->def->name, m->layout.total);
-    char kind[16] = "";
-    r_str_attr(r, g, "optimizer", kind, sizeof kind);
-    if (r->rc == ENG_OK) {
-        const int k = eng_optim_kind_parse(kind);
-        if (k < 0)
-            r_fail(r, ENG_EFORMAT, "optimizer '%s' is not one pstrain knows (adam, rmsprop)", kind);
-        c->optim.kind = k < 0 ? ENG_OPT_ADAM : (eng_optim_kind)k;
-    }
+    /* Absent in files of one optimizer: 0, which must then be the model's split too. */
+    const htri_t has_split = H5Aexists(g, "split"); /* < 0: r_attr says what is wrong */
+    if (r->rc == ENG_OK && has_split != 0)
+        r_attr(r, g, "split", F_U64, &c->split);
+    if (r->rc == ENG_OK && c->split != m->split)
+        r_fail(r, ENG_EFORMAT, "/pstrain/@split is %llu%s, expected %zu for %s",
+               (unsigned long long)c->split, has_split > 0 ? "" : " (absent)", m->split,
+               m->def->name);
+    read_optim_kind(r, g, &c->optim, "");
     if (r->rc == ENG_OK)
         r->rc = check_fields(c, r->path, ENG_EFORMAT, r->err, r->errlen);
+    read_optim2(r, g, c, m);
     if (r->rc != ENG_OK)
         goto out;
 
@@ -1141,7 +1244,11 @@ static void read_ckpt(reader *r, hid_t file, eng_ckpt *c, eng_model *m) {
         r_fail(r, ENG_ENOMEM, "out of memory for %llu floats", (unsigned long long)c->total);
     read_keras(r, file, c, m);
     read_layout(r, g, m);
-    read_slots(r, g, c);
+    read_slots(r, g, "optimizer", c->optim.kind, c->split > 0 ? c->split : c->total, c->slots,
+               &c->nslots);
+    if (c->split > 0)
+        read_slots(r, g, "optimizer_2", c->optim2.kind, c->total - c->split, c->slots2,
+                   &c->nslots2);
     read_runs(r, g, c);
     /* workers is only an attribute: its dataset's shape must agree before it sizes memory. */
     char lab[LABEL_LEN];
@@ -1203,6 +1310,8 @@ void eng_ckpt_free(eng_ckpt *c) {
     eng_free(c->weights);
     eng_free(c->slots[0]);
     eng_free(c->slots[1]);
+    eng_free(c->slots2[0]);
+    eng_free(c->slots2[1]);
     eng_free(c->runs);
     eng_free(c->worker_steps);
     eng_free(c->vocab);
@@ -1396,6 +1505,16 @@ int eng_ckpt_resolve(const char *file_or_dir, char *out, size_t outlen, char *er
 
 /* --- inspect --- */
 
+/* "<which>: adam (lr ..., ...)": the hyperparameters the optimizer uses. */
+static void print_optim(FILE *out, const char *which, const eng_optim_cfg *o) {
+    if (o->kind == ENG_OPT_ADAM)
+        fprintf(out, "%s: adam (lr %g, beta1 %g, beta2 %g, epsilon %g)\n", which, o->lr, o->beta1,
+                o->beta2, o->epsilon);
+    else
+        fprintf(out, "%s: rmsprop (lr %g, rho %g, epsilon %g, clipvalue %g, decay %g)\n", which,
+                o->lr, o->rho, o->epsilon, o->clipvalue, o->decay);
+}
+
 void eng_ckpt_print(const eng_ckpt *c, const eng_model *m, FILE *out) {
     const eng_optim_cfg *o = &c->optim;
     fprintf(out, "checkpoint format %d: model %s, %llu floats, layout checksum 0x%016llx\n",
@@ -1408,12 +1527,17 @@ void eng_ckpt_print(const eng_ckpt *c, const eng_model *m, FILE *out) {
             "val_split %g, epochs %lld\n",
             c->mode, c->staleness, c->batch, (long long)c->seed, c->servers, c->workers,
             c->val_split, (long long)c->epochs);
-    if (o->kind == ENG_OPT_ADAM)
-        fprintf(out, "optimizer: adam (lr %g, beta1 %g, beta2 %g, epsilon %g)\n", o->lr, o->beta1,
-                o->beta2, o->epsilon);
-    else
-        fprintf(out, "optimizer: rmsprop (lr %g, rho %g, epsilon %g, clipvalue %g, decay %g)\n",
-                o->lr, o->rho, o->epsilon, o->clipvalue, o->decay);
+    if (c->split == 0) {
+        print_optim(out, "optimizer", o);
+    } else {
+        char which[96];
+        snprintf(which, sizeof which, "optimizer 1 (elements 0..%llu)",
+                 (unsigned long long)c->split);
+        print_optim(out, which, o);
+        snprintf(which, sizeof which, "optimizer 2 (elements %llu..%llu)",
+                 (unsigned long long)c->split, (unsigned long long)c->total);
+        print_optim(out, which, &c->optim2);
+    }
     fprintf(out, "update counts: %d run%s\n", c->nruns, c->nruns == 1 ? "" : "s");
     for (int i = 0; i < c->nruns; i++)
         fprintf(out, "  [%llu, %llu): %lld\n", (unsigned long long)c->runs[i].lo,

@@ -20,10 +20,16 @@
  *     @seed int64, @servers int32, @workers int32, @val_split float64, @epochs int64
  *     @optimizer string ("adam", "rmsprop"), @lr, @beta1, @beta2, @rho, @epsilon,
  *     @clipvalue, @decay float32 (all seven, whichever the optimizer uses)
- *     optimizer/m, optimizer/v        Adam's moments, float32 (total)
- *     optimizer/accumulator           RMSprop's instead, float32 (total)
+ *     @split uint64                   models in two parts (a GAN) only: the first part's floats;
+ *                                     absent means 0 (one optimizer for all)
+ *     optimizer/m, optimizer/v        Adam's moments, float32 (total, or split with @split)
+ *     optimizer/accumulator           RMSprop's instead, float32 (total, or split with @split)
  *     optimizer/iterations            int64 (nruns, 3): rows (lo, n, iterations) tiling
- *                                     [0, total) in order
+ *                                     [0, total) in order (both parts with @split)
+ *     optimizer_2/                    with @split only: the optimizer of [split, total)
+ *       @optimizer string, @lr, @beta1, @beta2, @rho, @epsilon, @clipvalue, @decay float32
+ *                                     (as /pstrain's own)
+ *       m, v or accumulator           its slots, float32 (total - split)
  *     workers/steps                   int64 (workers): each worker's position in its data
  *     vocab                           uint8 (bytes), text models only: the tokenizer's words
  *                                     by rank, each followed by '\n' (evaluation and resumed
@@ -71,6 +77,13 @@ typedef struct eng_ckpt {
     eng_optim_cfg optim;      /* kind, lr, beta1, beta2, rho, epsilon, clipvalue, decay */
     int nslots;      /* 2 for Adam (slots[0] = m, slots[1] = v), 1 for RMSprop (accumulator) */
     float *slots[2]; /* (total) each; unused ones NULL */
+    /* Models in two parts (eng_model.split > 0, a GAN: generator then discriminator) keep one
+     * optimizer per part: optim, nslots and slots then cover [0, split) (slots are split floats
+     * each) and these cover [split, total). split is 0 for every other model. */
+    uint64_t split;
+    eng_optim_cfg optim2;
+    int nslots2;
+    float *slots2[2]; /* (total - split) each; unused ones NULL */
     int nruns;
     eng_ckpt_iters *runs; /* (nruns) */
     int64_t step;         /* global step: training steps completed by the job */
@@ -93,8 +106,9 @@ typedef struct eng_ckpt {
 /* Writes c as an HDF5 file at path, replacing any file there (not atomic: see
  * eng_ckpt_save). m is the model c->model built (its layout names the tensors). c is checked
  * first as eng_ckpt_read would check it: ENG_EARG for a checkpoint it would refuse (model,
- * checksum or total not m's, nslots wrong for the optimizer, runs that do not tile
- * [0, total), workers < 1, ...). Returns ENG_OK, or ENG_EARG, ENG_ENOMEM or ENG_EIO (the file
+ * checksum, total or split not m's, nslots or nslots2 wrong for its optimizer, a missing
+ * slot, runs that do not tile [0, total), workers < 1, ...); with split 0, optim2, nslots2
+ * and slots2 are ignored. Returns ENG_OK, or ENG_EARG, ENG_ENOMEM or ENG_EIO (the file
  * cannot be written; nothing is left at path) with one line in err naming the path and what
  * failed. */
 int eng_ckpt_write(const char *path, const eng_ckpt *c, const eng_model *m, char *err,
@@ -104,8 +118,8 @@ int eng_ckpt_write(const char *path, const eng_ckpt *c, const eng_model *m, char
  * with eng_ckpt_free). On any failure nothing is returned (c is left zeroed, all memory
  * freed) and err holds one line naming the file and the problem: ENG_EIO (cannot open),
  * ENG_EARG (a directory: see eng_ckpt_resolve), ENG_EFORMAT (not HDF5, truncated, damaged, not a
- * checkpoint, another format version, a model or layout this pstrain does not have, a missing or
- * misshapen field), ENG_ENOMEM. */
+ * checkpoint, another format version, a model or layout this pstrain does not have, a split
+ * that is not the model's, a missing or misshapen field), ENG_ENOMEM. */
 int eng_ckpt_read(const char *path, eng_ckpt *c, char *err, size_t errlen);
 
 /* Frees the arrays of a checkpoint eng_ckpt_read filled (or whose arrays the caller got
@@ -132,7 +146,8 @@ int eng_ckpt_save(const char *dir, const eng_ckpt *c, const eng_model *m, int ke
 int eng_ckpt_resolve(const char *file_or_dir, char *out, size_t outlen, char *err, size_t errlen);
 
 /* For `pstrain inspect`: the metadata (format, model, step, epoch, the run's configuration,
- * the optimizer and its hyperparameters, update-count runs, worker positions), then one row
+ * the optimizer and its hyperparameters, or with split > 0 each part's optimizer and the
+ * range it updates, update-count runs, worker positions), then one row
  * per tensor of m's layout: name, shape, min, max, mean and L2 norm of its weights. */
 void eng_ckpt_print(const eng_ckpt *c, const eng_model *m, FILE *out);
 

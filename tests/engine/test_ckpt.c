@@ -5,7 +5,8 @@
  * the file, and nothing is returned; eng_ckpt_write refuses what reading would, and a full
  * disk is one clean error; save keeps the newest files and `latest`; resolve explains what
  * is wrong with a directory; and a writer SIGKILLed at random moments always leaves latest
- * naming a complete checkpoint. */
+ * naming a complete checkpoint. A GAN's checkpoint keeps one optimizer per part (its split is
+ * checked against the model's); other models' files have no trace of a split. */
 #include "engine/ckpt.h"
 
 #include "engine/base.h"
@@ -31,12 +32,17 @@
 
 static char dir[1024];
 static eng_model model; /* mnist_cnn */
+static eng_model gan;   /* mnist_gan: generator [0, split), discriminator [split, total) */
 
 static int setup(void **state) {
     (void)state;
     char err[256];
     if (eng_model_build(&model, eng_model_find("mnist_cnn"), err, sizeof err) != ENG_OK) {
         fprintf(stderr, "mnist_cnn: %s\n", err);
+        return -1;
+    }
+    if (eng_model_build(&gan, eng_model_find("mnist_gan"), err, sizeof err) != ENG_OK) {
+        fprintf(stderr, "mnist_gan: %s\n", err);
         return -1;
     }
     return tu_mkdtemp(dir, sizeof dir, "ckpt");
@@ -120,11 +126,30 @@ static void expect_same(const eng_ckpt *a, const eng_ckpt *b) {
                         b->optim.epsilon, b->optim.clipvalue, b->optim.decay};
     assert_memory_equal(fa, fb, sizeof fa);
     assert_int_equal(a->nslots, b->nslots);
+    assert_true(a->split == b->split);
+    const uint64_t n1 = a->split > 0 ? a->split : a->total;
     for (int s = 0; s < 2; s++) {
         if (s < a->nslots)
-            assert_memory_equal(a->slots[s], b->slots[s], sizeof(float) * a->total);
+            assert_memory_equal(a->slots[s], b->slots[s], sizeof(float) * n1);
         else
             assert_null(b->slots[s]);
+    }
+    if (a->split > 0) {
+        assert_int_equal(a->optim2.kind, b->optim2.kind);
+        const float ga[] = {a->optim2.lr,      a->optim2.beta1,     a->optim2.beta2, a->optim2.rho,
+                            a->optim2.epsilon, a->optim2.clipvalue, a->optim2.decay};
+        const float gb[] = {b->optim2.lr,      b->optim2.beta1,     b->optim2.beta2, b->optim2.rho,
+                            b->optim2.epsilon, b->optim2.clipvalue, b->optim2.decay};
+        assert_memory_equal(ga, gb, sizeof ga);
+        assert_int_equal(a->nslots2, b->nslots2);
+    } else {
+        assert_int_equal(b->nslots2, 0); /* nothing of a second optimizer comes back */
+    }
+    for (int s = 0; s < 2; s++) {
+        if (a->split > 0 && s < a->nslots2)
+            assert_memory_equal(a->slots2[s], b->slots2[s], sizeof(float) * (a->total - a->split));
+        else
+            assert_null(b->slots2[s]);
     }
     assert_int_equal(a->nruns, b->nruns);
     for (int i = 0; i < a->nruns; i++) {
@@ -949,6 +974,325 @@ static void atomic_under_kill(void **state) {
     eng_ckpt_free(&want);
 }
 
+/* --- two optimizers: a GAN --- */
+
+/* A checkpoint of mnist_gan with content drawn from seed: Adam (as DCGAN trains its
+ * generator) for [0, split), kind2 for [split, total), update-count runs that change at the
+ * split, 2 workers. Its arrays are malloc'ed: eng_ckpt_free releases them. */
+static void fill_gan(eng_ckpt *c, eng_optim_kind kind2, uint64_t seed) {
+    memset(c, 0, sizeof *c);
+    snprintf(c->model, sizeof c->model, "%s", gan.def->name);
+    c->layout_checksum = eng_layout_checksum(&gan.layout);
+    c->total = gan.layout.total;
+    c->split = gan.split;
+    const uint64_t n2 = c->total - c->split;
+    c->weights = tu_random_floats(c->total, -1.0f, 1.0f, seed);
+    assert_non_null(c->weights);
+    c->optim = eng_optim_defaults(ENG_OPT_ADAM);
+    c->optim.lr = 0.0002f;
+    c->optim.beta1 = 0.5f;
+    c->nslots = 2;
+    for (int s = 0; s < 2; s++) {
+        c->slots[s] = tu_random_floats(c->split, 0.0f, 0.01f, seed + 1 + (uint64_t)s);
+        assert_non_null(c->slots[s]);
+    }
+    c->optim2 = eng_optim_defaults(kind2);
+    c->optim2.lr = 0.0008f;
+    c->optim2.clipvalue = kind2 == ENG_OPT_RMSPROP ? 1.0f : 0.0f;
+    c->optim2.decay = kind2 == ENG_OPT_RMSPROP ? 1e-8f : 0.0f;
+    c->nslots2 = kind2 == ENG_OPT_ADAM ? 2 : 1;
+    for (int s = 0; s < c->nslots2; s++) {
+        c->slots2[s] = tu_random_floats(n2, 0.0f, 0.02f, seed + 3 + (uint64_t)s);
+        assert_non_null(c->slots2[s]);
+    }
+    c->nruns = 2;
+    c->runs = malloc(sizeof *c->runs * 2);
+    assert_non_null(c->runs);
+    c->runs[0] = (eng_ckpt_iters){0, c->split, 937};
+    c->runs[1] = (eng_ckpt_iters){c->split, n2, 1874}; /* the discriminator: two updates a step */
+    c->step = 937;
+    c->epoch = 2;
+    c->epoch_step = 0;
+    snprintf(c->mode, sizeof c->mode, "%s", "local");
+    c->batch = 64;
+    c->seed = 7;
+    c->servers = 0;
+    c->workers = 2;
+    c->val_split = 0.0;
+    c->epochs = 50;
+    c->worker_steps = malloc(sizeof(int64_t) * 2);
+    assert_non_null(c->worker_steps);
+    c->worker_steps[0] = 937;
+    c->worker_steps[1] = 936;
+}
+
+static void write_gan_ok(const char *path, const eng_ckpt *c) {
+    char err[512] = "";
+    if (eng_ckpt_write(path, c, &gan, err, sizeof err) != ENG_OK)
+        fail_msg("eng_ckpt_write: %s", err);
+}
+
+/* A float32 scalar attribute name of loc. */
+static float float_attr(hid_t loc, const char *name) {
+    float v = NAN;
+    hid_t a = H5Aopen(loc, name, H5P_DEFAULT);
+    if (a < 0)
+        fail_msg("attribute %s: missing", name);
+    hid_t t = H5Aget_type(a);
+    assert_true(H5Tequal(t, H5T_IEEE_F32LE) > 0);
+    assert_true(H5Aread(a, H5T_NATIVE_FLOAT, &v) >= 0);
+    H5Tclose(t);
+    H5Aclose(a);
+    return v;
+}
+
+/* Generator with Adam, discriminator with RMSprop (clipvalue 1, decay 1e-8): every field comes
+ * back bit for bit, the file has the layout ckpt.h describes, and writing what was read gives
+ * the same bytes. */
+static void round_trip_gan(void **state) {
+    (void)state;
+    assert_true(gan.split == 2330944 && gan.layout.total == 2543809);
+    eng_ckpt c, back;
+    fill_gan(&c, ENG_OPT_RMSPROP, 2024);
+    char path[1200], again[1300];
+    path_of(path, sizeof path, "gan.h5");
+    write_gan_ok(path, &c);
+    read_ok(path, &back);
+    expect_same(&c, &back);
+    assert_int_equal(back.optim2.kind, ENG_OPT_RMSPROP);
+    assert_true(back.optim2.clipvalue == 1.0f && back.optim2.decay == 1e-8f);
+    snprintf(again, sizeof again, "%s.again", path);
+    write_gan_ok(again, &back);
+    size_t n1, n2;
+    char *b1 = tu_read_file(path, &n1), *b2 = tu_read_file(again, &n2);
+    assert_true(b1 && b2);
+    assert_int_equal(n1, n2);
+    assert_memory_equal(b1, b2, n1);
+    free(b1);
+    free(b2);
+    eng_ckpt_free(&back);
+
+    /* Through the HDF5 C API: @split, the first optimizer's slots of split floats, the second
+     * optimizer in its own group. */
+    hid_t file = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
+    assert_true(file >= 0);
+    hid_t g = H5Gopen2(file, "pstrain", H5P_DEFAULT);
+    uint64_t split = 0;
+    hid_t a = H5Aopen(g, "split", H5P_DEFAULT);
+    assert_true(a >= 0);
+    hid_t t = H5Aget_type(a);
+    assert_true(H5Tequal(t, H5T_STD_U64LE) > 0);
+    assert_true(H5Aread(a, H5T_NATIVE_UINT64, &split) >= 0);
+    H5Tclose(t);
+    H5Aclose(a);
+    assert_true(split == c.split);
+    expect_scalar_string(g, "optimizer", "adam");
+    const hsize_t first = c.split, second = c.total - c.split;
+    expect_float_dataset(file, "/pstrain/optimizer/m", 1, &first, c.slots[0], c.split);
+    expect_float_dataset(file, "/pstrain/optimizer/v", 1, &first, c.slots[1], c.split);
+    hid_t g2 = H5Gopen2(g, "optimizer_2", H5P_DEFAULT);
+    assert_true(g2 >= 0);
+    expect_scalar_string(g2, "optimizer", "rmsprop");
+    assert_true(float_attr(g2, "lr") == 0.0008f);
+    assert_true(float_attr(g2, "rho") == c.optim2.rho);
+    assert_true(float_attr(g2, "clipvalue") == 1.0f);
+    assert_true(float_attr(g2, "decay") == 1e-8f);
+    assert_true(float_attr(g2, "beta1") == c.optim2.beta1);
+    assert_true(float_attr(g2, "beta2") == c.optim2.beta2);
+    assert_true(float_attr(g2, "epsilon") == c.optim2.epsilon);
+    expect_float_dataset(file, "/pstrain/optimizer_2/accumulator", 1, &second, c.slots2[0],
+                         (size_t)second);
+    assert_int_equal(H5Lexists(g2, "m", H5P_DEFAULT), 0);
+    H5Gclose(g2);
+    H5Gclose(g);
+    H5Fclose(file);
+    eng_ckpt_free(&c);
+
+    /* Either part may use either optimizer: Adam for both. */
+    fill_gan(&c, ENG_OPT_ADAM, 77);
+    path_of(path, sizeof path, "gan-adam.h5");
+    write_gan_ok(path, &c);
+    read_ok(path, &back);
+    expect_same(&c, &back);
+    assert_int_equal(back.nslots2, 2);
+    eng_ckpt_free(&back);
+    eng_ckpt_free(&c);
+}
+
+/* A GAN file whose @split is not mnist_gan's, or lacks it; and a one-optimizer model's file
+ * that has one. */
+static void refuses_gan_split(void **state) {
+    (void)state;
+    char path[1200];
+    eng_ckpt c;
+    fill_gan(&c, ENG_OPT_RMSPROP, 5);
+    path_of(path, sizeof path, "gan-split.h5");
+    write_gan_ok(path, &c);
+    const uint64_t five = 5;
+    set_attr(path, "/pstrain", "split", H5T_NATIVE_UINT64, &five);
+    expect_refused(path, ENG_EFORMAT, "split");
+    expect_refused(path, ENG_EFORMAT, "/pstrain/@split is 5, expected 2330944 for mnist_gan");
+
+    path_of(path, sizeof path, "gan-no-split.h5");
+    write_gan_ok(path, &c);
+    hid_t file = open_rw(path);
+    hid_t g = H5Gopen2(file, "pstrain", H5P_DEFAULT);
+    assert_true(H5Adelete(g, "split") >= 0);
+    H5Gclose(g);
+    H5Fclose(file);
+    expect_refused(path, ENG_EFORMAT, "/pstrain/@split is 0 (absent), expected 2330944");
+    eng_ckpt_free(&c);
+
+    write_valid(path, sizeof path, "cnn-split.h5");
+    file = open_rw(path);
+    g = H5Gopen2(file, "pstrain", H5P_DEFAULT);
+    hid_t s = H5Screate(H5S_SCALAR);
+    hid_t a = H5Acreate2(g, "split", H5T_STD_U64LE, s, H5P_DEFAULT, H5P_DEFAULT);
+    assert_true(a >= 0);
+    const uint64_t some = 1000;
+    assert_true(H5Awrite(a, H5T_NATIVE_UINT64, &some) >= 0);
+    H5Aclose(a);
+    H5Sclose(s);
+    H5Gclose(g);
+    H5Fclose(file);
+    expect_refused(path, ENG_EFORMAT, "/pstrain/@split is 1000, expected 0 for mnist_cnn");
+}
+
+/* A GAN file without its second optimizer, with a misshapen or foreign slot there, or with an
+ * unknown kind of optimizer there. */
+static void refuses_gan_optimizer_2(void **state) {
+    (void)state;
+    char path[1200];
+    eng_ckpt c;
+    fill_gan(&c, ENG_OPT_RMSPROP, 6);
+    path_of(path, sizeof path, "gan-no-opt2.h5");
+    write_gan_ok(path, &c);
+    hid_t file = open_rw(path);
+    assert_true(H5Ldelete(file, "/pstrain/optimizer_2", H5P_DEFAULT) >= 0);
+    H5Fclose(file);
+    expect_refused(path, ENG_EFORMAT, "group /pstrain/optimizer_2: missing");
+
+    path_of(path, sizeof path, "gan-short-acc.h5");
+    write_gan_ok(path, &c);
+    file = open_rw(path);
+    assert_true(H5Ldelete(file, "/pstrain/optimizer_2/accumulator", H5P_DEFAULT) >= 0);
+    const hsize_t dim = c.split; /* the first part's length, not the second's */
+    float *zeros = calloc((size_t)dim, sizeof(float));
+    assert_non_null(zeros);
+    hid_t s = H5Screate_simple(1, &dim, NULL);
+    hid_t d = H5Dcreate2(file, "/pstrain/optimizer_2/accumulator", H5T_IEEE_F32LE, s, H5P_DEFAULT,
+                         H5P_DEFAULT, H5P_DEFAULT);
+    assert_true(H5Dwrite(d, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, zeros) >= 0);
+    free(zeros);
+    H5Dclose(d);
+    H5Sclose(s);
+    H5Fclose(file);
+    expect_refused(path, ENG_EFORMAT,
+                   "dataset /pstrain/optimizer_2/accumulator: expected shape (212865,), got "
+                   "(2330944,)");
+
+    path_of(path, sizeof path, "gan-adam2.h5");
+    write_gan_ok(path, &c);
+    set_string_attr(path, "/pstrain/optimizer_2", "optimizer", "adam");
+    expect_refused(path, ENG_EFORMAT, "/pstrain/optimizer_2/accumulator is not a slot of adam");
+
+    path_of(path, sizeof path, "gan-sgd2.h5");
+    write_gan_ok(path, &c);
+    set_string_attr(path, "/pstrain/optimizer_2", "optimizer", "sgd");
+    expect_refused(path, ENG_EFORMAT, "/pstrain/optimizer_2: optimizer 'sgd'");
+
+    path_of(path, sizeof path, "gan-lr2.h5");
+    write_gan_ok(path, &c);
+    const float zero = 0.0f;
+    set_attr(path, "/pstrain/optimizer_2", "lr", H5T_NATIVE_FLOAT, &zero);
+    expect_refused(path, ENG_EFORMAT, "optimizer_2 lr 0, expected > 0");
+    eng_ckpt_free(&c);
+
+    /* A one-optimizer model's file that grew a second optimizer. */
+    write_valid(path, sizeof path, "cnn-opt2.h5");
+    file = open_rw(path);
+    hid_t g = H5Gcreate2(file, "/pstrain/optimizer_2", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+    assert_true(g >= 0);
+    H5Gclose(g);
+    H5Fclose(file);
+    expect_refused(path, ENG_EFORMAT, "optimizer_2: present, but mnist_cnn has one optimizer");
+}
+
+/* eng_ckpt_write refuses a GAN checkpoint reading would refuse, and leaves no file. */
+static void write_refuses_bad_gan(void **state) {
+    (void)state;
+    char path[1200], err[512];
+    path_of(path, sizeof path, "never-gan.h5");
+    eng_ckpt c;
+    fill_gan(&c, ENG_OPT_RMSPROP, 8);
+    c.split = 5;
+    assert_int_equal(eng_ckpt_write(path, &c, &gan, err, sizeof err), ENG_EARG);
+    printf("  -> %s\n", err);
+    assert_non_null(strstr(err, "split 5 does not match mnist_gan's 2330944"));
+    c.split = 0;
+    assert_int_equal(eng_ckpt_write(path, &c, &gan, err, sizeof err), ENG_EARG);
+    assert_non_null(strstr(err, "split 0"));
+    c.split = gan.split;
+    c.nslots2 = 2;
+    assert_int_equal(eng_ckpt_write(path, &c, &gan, err, sizeof err), ENG_EARG);
+    printf("  -> %s\n", err);
+    assert_non_null(strstr(err, "nslots2 2, rmsprop keeps 1"));
+    c.nslots2 = 1;
+    float *acc = c.slots2[0];
+    c.slots2[0] = NULL;
+    assert_int_equal(eng_ckpt_write(path, &c, &gan, err, sizeof err), ENG_EARG);
+    printf("  -> %s\n", err);
+    assert_non_null(strstr(err, "optimizer_2 slot accumulator missing"));
+    c.slots2[0] = acc;
+    c.optim2.kind = ENG_OPT_ADAM; /* Adam keeps 2 */
+    assert_int_equal(eng_ckpt_write(path, &c, &gan, err, sizeof err), ENG_EARG);
+    assert_non_null(strstr(err, "nslots2 1, adam keeps 2"));
+    c.optim2.kind = ENG_OPT_RMSPROP;
+    c.optim2.lr = -1.0f;
+    assert_int_equal(eng_ckpt_write(path, &c, &gan, err, sizeof err), ENG_EARG);
+    assert_non_null(strstr(err, "optimizer_2 lr -1"));
+    assert_non_null(strstr(err, path));
+    struct stat st;
+    assert_int_equal(stat(path, &st), -1);
+    /* A GAN's split on a one-optimizer model. */
+    eng_ckpt cnn;
+    fill_random(&cnn, ENG_OPT_ADAM, 9);
+    cnn.split = 1000;
+    assert_int_equal(eng_ckpt_write(path, &cnn, &model, err, sizeof err), ENG_EARG);
+    assert_non_null(strstr(err, "split 1000 does not match mnist_cnn's 0"));
+    assert_int_equal(stat(path, &st), -1);
+    eng_ckpt_free(&cnn);
+    eng_ckpt_free(&c);
+}
+
+/* A one-optimizer model: split 0, and the file has neither @split nor optimizer_2. */
+static void cnn_has_no_split(void **state) {
+    (void)state;
+    assert_true(model.split == 0);
+    eng_ckpt c, back;
+    fill_random(&c, ENG_OPT_RMSPROP, 31);
+    char path[1200];
+    path_of(path, sizeof path, "cnn-nosplit.h5");
+    write_ok(path, &c);
+    read_ok(path, &back);
+    expect_same(&c, &back);
+    assert_true(back.split == 0);
+    assert_int_equal(back.nslots2, 0);
+    assert_null(back.slots2[0]);
+    assert_null(back.slots2[1]);
+    hid_t file = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
+    assert_true(file >= 0);
+    hid_t g = H5Gopen2(file, "pstrain", H5P_DEFAULT);
+    assert_int_equal(H5Aexists(g, "split"), 0);
+    assert_int_equal(H5Lexists(g, "optimizer_2", H5P_DEFAULT), 0);
+    const hsize_t total = c.total;
+    expect_float_dataset(file, "/pstrain/optimizer/accumulator", 1, &total, c.slots[0], c.total);
+    H5Gclose(g);
+    H5Fclose(file);
+    eng_ckpt_free(&back);
+    eng_ckpt_free(&c);
+}
+
 /* --- inspect --- */
 
 static void print_summary(void **state) {
@@ -988,6 +1332,30 @@ static void print_summary(void **state) {
     eng_ckpt_free(&c);
 }
 
+/* Each part's optimizer, with the range it updates. */
+static void print_summary_gan(void **state) {
+    (void)state;
+    eng_ckpt c;
+    fill_gan(&c, ENG_OPT_RMSPROP, 10);
+    char *text = NULL;
+    size_t len = 0;
+    FILE *out = open_memstream(&text, &len);
+    assert_non_null(out);
+    eng_ckpt_print(&c, &gan, out);
+    fclose(out);
+    printf("%s", text);
+    static const char *const words[] = {
+        "mnist_gan", "optimizer 1 (elements 0..2330944): adam (lr 0.0002, beta1 0.5",
+        "optimizer 2 (elements 2330944..2543809): rmsprop (lr 0.0008, rho 0.9",
+        "clipvalue 1, decay 1e-08)", "[2330944, 2543809): 1874"};
+    for (size_t i = 0; i < sizeof words / sizeof words[0]; i++)
+        if (!strstr(text, words[i]))
+            fail_msg("inspect output lacks '%s'", words[i]);
+    assert_null(strstr(text, "optimizer: "));
+    free(text);
+    eng_ckpt_free(&c);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(round_trip_adam),         cmocka_unit_test(round_trip_rmsprop),
@@ -998,6 +1366,9 @@ int main(void) {
         cmocka_unit_test(write_refuses_bad_state), cmocka_unit_test(write_fails_cleanly),
         cmocka_unit_test(save_latest_keep),        cmocka_unit_test(resolve_errors),
         cmocka_unit_test(atomic_under_kill),       cmocka_unit_test(print_summary),
+        cmocka_unit_test(round_trip_gan),          cmocka_unit_test(refuses_gan_split),
+        cmocka_unit_test(refuses_gan_optimizer_2), cmocka_unit_test(write_refuses_bad_gan),
+        cmocka_unit_test(cnn_has_no_split),        cmocka_unit_test(print_summary_gan),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
