@@ -187,12 +187,6 @@ void sgeqrf_(const int *m, const int *n, float *a, const int *lda, float *tau, f
 void sorgqr_(const int *m, const int *n, const int *k, float *a, const int *lda, const float *tau,
              float *work, const int *lwork, int *info);
 
-/* A standard normal from two uniforms (Box-Muller; 1 - u keeps log away from 0). */
-static double normal(eng_rng *r) {
-    const double u1 = 1.0 - (double)eng_rng_uniform(r), u2 = eng_rng_uniform(r);
-    return sqrt(-2.0 * log(u1)) * cos(6.283185307179586 * u2);
-}
-
 /* Keras's Orthogonal(gain 1) for a (rows, cols) tensor with rows < cols (rows: the
  * product of all dims but the last), the recurrent kernels' (u, 4u) and the only case the
  * layers ask for: a normal matrix A (cols, rows), A = QR, Q's columns times sign(diag R),
@@ -205,7 +199,7 @@ static void init_orthogonal(float *w, int rows, int cols, eng_rng *r) {
     ENG_ASSERT(a, "orthogonal initialiser: out of memory for a %d x %d matrix", cols, rows);
     float *tau = a + n, *work = tau + rows, *sign = work + rows;
     for (size_t i = 0; i < n; i++) /* A column-major: element (i, j) at a[i + j * cols] */
-        a[i] = (float)normal(r);
+        a[i] = (float)eng_rng_normal(r);
     int info = 0;
     sgeqrf_(&cols, &rows, a, &cols, tau, work, &rows, &info); /* lwork = n: unblocked */
     ENG_ASSERT(info == 0, "sgeqrf: info %d", info);
@@ -256,6 +250,10 @@ static void init_tensor(const eng_model *m, int i, eng_init how, float *params, 
         for (size_t j = 0; j < t->count; j++)
             w[j] = j >= u && j < 2 * u ? 1.0f : 0.0f;
     }
+}
+
+uint64_t eng_model_part_seed(uint64_t seed, int part) {
+    return part == 0 ? seed : eng_hash3(seed, (uint64_t)part, 0x50415254ull);
 }
 
 void eng_model_init_params(const eng_model *m, float *params, uint64_t seed) {

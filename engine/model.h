@@ -49,6 +49,10 @@ typedef struct eng_model {
  * or ENG_EARG with the layer's message. */
 int eng_model_build(eng_model *m, const eng_model_def *def, char *err, size_t errlen);
 
+/* The seed a GAN's part initialises from: the job's for the generator (part 0), another
+ * drawn from it for the discriminator, so that the two never share a stream. */
+uint64_t eng_model_part_seed(uint64_t seed, int part);
+
 /* Keras initialisers into params (layout.total floats): each tensor's layer chose (see
  * eng_init): glorot_uniform kernels and zero biases unless it said otherwise. Each tensor
  * draws from its own stream keyed by (seed, tensor index), so a process can initialise any

@@ -435,3 +435,39 @@ void eng_net_backward(eng_net *net, const float *dy, float *dx) {
 void eng_net_eval(eng_net *net, const float *x, const uint8_t *labels, int B, eng_batch_stats *st) {
     run(net, x, labels, B, 0, 0, st);
 }
+
+/* eng_net_predict's job: the net's (x, batch, training off) and where outputs go. */
+typedef struct predict_job {
+    eng_net *net;
+    float *y; /* (B, out) */
+} predict_job;
+
+/* Thread t's share of the passes, each pass's last activations copied out at its samples.
+ * Passes start at multiples of the pass size whatever the thread count: a sample's rows in
+ * the products are then the same on any count (OpenBLAS's small-matrix kernels, which the
+ * LSTM's per-step products use, round a row by its place in the block). */
+static void predict_share(void *arg, int t) {
+    const predict_job *job = arg;
+    eng_net *net = job->net;
+    const eng_model *m = net->model;
+    const size_t in = eng_shape_size(m->input), out = eng_shape_size(m->layers[m->n - 1].out);
+    worker_mem *w = &net->mem[t];
+    int first, count;
+    share((net->batch + net->chunk - 1) / net->chunk, net->threads, t, &first, &count);
+    for (int p = first; p < first + count; p++) {
+        const int s = p * net->chunk, n = net->batch - s < net->chunk ? net->batch - s : net->chunk;
+        forward_layers(net, w, net->x + (size_t)s * in, s, n);
+        memcpy(job->y + (size_t)s * out, w->act[m->n - 1], sizeof(float) * (size_t)n * out);
+    }
+}
+
+void eng_net_predict(eng_net *net, const float *x, int B, float *y) {
+    ENG_ASSERT(B >= 1 && B <= net->max_batch, "batch %d outside 1..%d", B, net->max_batch);
+    net->x = x;
+    net->labels = NULL;
+    net->batch = B;
+    net->training = 0;
+    net->key = 0;
+    predict_job job = {net, y};
+    eng_pool_run(net->pool, predict_share, &job);
+}

@@ -80,4 +80,13 @@ void eng_net_backward(eng_net *net, const float *dy, float *dx);
 /* Inference (dropout off) over x: adds loss, hits and count to *st. */
 void eng_net_eval(eng_net *net, const float *x, const uint8_t *labels, int B, eng_batch_stats *st);
 
+/* Inference over x (B, input) on the net's threads (dropout off, BatchNormalization on its
+ * moving statistics): the last layer's outputs (B, out) into y, before any softmax or sigmoid
+ * (logits). 1 <= B <= max_batch. The batch runs in passes of the net's pass size
+ * (min(the model's chunk, max_batch / threads rounded up)) starting at multiples of it, the
+ * threads taking contiguous runs of whole passes, so y is the same bits on any thread count
+ * that keeps the pass size, and equals eng_net_forward's without training over the same
+ * passes. Allocates nothing. */
+void eng_net_predict(eng_net *net, const float *x, int B, float *y);
+
 #endif

@@ -3,7 +3,9 @@
 
 #include "engine/base.h"
 
+#include <errno.h>
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -31,6 +33,74 @@ int eng_optim_kind_parse(const char *name) {
     if (strcmp(name, "rmsprop") == 0)
         return ENG_OPT_RMSPROP;
     return -1;
+}
+
+int eng_optim_parse(const char *spec, eng_optim_cfg *out, char *err, size_t errlen) {
+    char buf[256];
+    if (snprintf(buf, sizeof buf, "%s", spec) >= (int)sizeof buf)
+        return eng_err(err, errlen, ENG_EARG, "'%.32s...': longer than %zu characters", spec,
+                       sizeof buf - 1);
+    char *colon = strchr(buf, ':');
+    if (colon)
+        *colon = '\0';
+    const int kind = eng_optim_kind_parse(buf);
+    if (kind < 0)
+        return eng_err(err, errlen, ENG_EARG, "'%s': expected adam or rmsprop", buf);
+    eng_optim_cfg c = eng_optim_defaults((eng_optim_kind)kind);
+    static const struct {
+        const char *name;
+        size_t offset;
+        float min, max;
+    } keys[] = {
+        {"lr", offsetof(eng_optim_cfg, lr), 1e-12f, 10.0f},
+        {"beta1", offsetof(eng_optim_cfg, beta1), 0.0f, 0.999999f},
+        {"beta2", offsetof(eng_optim_cfg, beta2), 0.0f, 0.999999f},
+        {"rho", offsetof(eng_optim_cfg, rho), 0.0f, 0.999999f},
+        {"epsilon", offsetof(eng_optim_cfg, epsilon), 1e-12f, 1.0f},
+        {"clipvalue", offsetof(eng_optim_cfg, clipvalue), 0.0f, 1e6f},
+        {"decay", offsetof(eng_optim_cfg, decay), 0.0f, 1.0f},
+    };
+    for (char *save = NULL, *kv = colon ? strtok_r(colon + 1, ",", &save) : NULL; kv;
+         kv = strtok_r(NULL, ",", &save)) {
+        char *eq = strchr(kv, '=');
+        size_t k = 0;
+        while (k < sizeof keys / sizeof keys[0] &&
+               (!eq || strncmp(kv, keys[k].name, (size_t)(eq - kv)) != 0 ||
+                keys[k].name[eq - kv] != '\0'))
+            k++;
+        if (!eq || k == sizeof keys / sizeof keys[0])
+            return eng_err(err, errlen, ENG_EARG,
+                           "'%s': expected KEY=VALUE with KEY one of lr, beta1, beta2, rho, "
+                           "epsilon, clipvalue, decay",
+                           kv);
+        const int wrong = (keys[k].offset == offsetof(eng_optim_cfg, beta1) ||
+                           keys[k].offset == offsetof(eng_optim_cfg, beta2))
+                              ? kind != ENG_OPT_ADAM
+                              : (keys[k].offset == offsetof(eng_optim_cfg, rho) ||
+                                 keys[k].offset == offsetof(eng_optim_cfg, clipvalue) ||
+                                 keys[k].offset == offsetof(eng_optim_cfg, decay)) &&
+                                    kind != ENG_OPT_RMSPROP;
+        if (wrong)
+            return eng_err(err, errlen, ENG_EARG, "%s: %s has no %s", kv, buf, keys[k].name);
+        char *end;
+        errno = 0;
+        const double v = strtod(eq + 1, &end);
+        if (errno || end == eq + 1 || *end || !(v >= keys[k].min && v <= keys[k].max))
+            return eng_err(err, errlen, ENG_EARG, "%s: expected %s in [%g, %g]", kv, keys[k].name,
+                           (double)keys[k].min, (double)keys[k].max);
+        *(float *)((char *)&c + keys[k].offset) = (float)v;
+    }
+    *out = c;
+    return ENG_OK;
+}
+
+void eng_optim_format(const eng_optim_cfg *c, char *buf, size_t len) {
+    if (c->kind == ENG_OPT_ADAM)
+        snprintf(buf, len, "adam:lr=%g,beta1=%g,beta2=%g,epsilon=%g", (double)c->lr,
+                 (double)c->beta1, (double)c->beta2, (double)c->epsilon);
+    else
+        snprintf(buf, len, "rmsprop:lr=%g,rho=%g,epsilon=%g,clipvalue=%g,decay=%g", (double)c->lr,
+                 (double)c->rho, (double)c->epsilon, (double)c->clipvalue, (double)c->decay);
 }
 
 const char *eng_optim_kind_name(eng_optim_kind kind) {

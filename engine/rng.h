@@ -6,6 +6,7 @@
 #ifndef PSTRAIN_ENGINE_RNG_H
 #define PSTRAIN_ENGINE_RNG_H
 
+#include <math.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -36,6 +37,12 @@ static inline uint64_t eng_rng_u64(eng_rng *r) { return eng_splitmix64(&r->state
 /* Uniform float in [0, 1) with 24 random bits. */
 static inline float eng_rng_uniform(eng_rng *r) {
     return (float)(eng_rng_u64(r) >> 40) * (1.0f / 16777216.0f);
+}
+
+/* A standard normal from two uniforms (Box-Muller; 1 - u keeps log away from 0). */
+static inline double eng_rng_normal(eng_rng *r) {
+    const double u1 = 1.0 - (double)eng_rng_uniform(r), u2 = eng_rng_uniform(r);
+    return sqrt(-2.0 * log(u1)) * cos(6.283185307179586 * u2);
 }
 
 /* Uniform integer in [0, n), n > 0, without modulo bias worth noticing (n << 2^64). */
