@@ -37,6 +37,8 @@ struct ps_server {
     float *w;          /* (n) weights */
     float *scratch;    /* (n) the gradient being applied */
     eng_optim *opt;    /* its own iteration count stays 0: chunk k has had cver[k] updates */
+    size_t *state;     /* (2 * nstate): shard-local [lo, hi) of state tensors, ascending */
+    int nstate;
     eng_chunks chunks; /* the shard's messages: one chunk each */
     int C;             /* chunks.n */
     uint64_t *cver;    /* (C) updates applied to each chunk */
@@ -102,6 +104,28 @@ static int bind_socket(ps_server *s, char *err, size_t errlen) {
     return ENG_OK;
 }
 
+/* The parts of the shard that hold state tensors (BatchNormalization's moving statistics):
+ * workers push their change to them, which the update adds instead of running the
+ * optimizer. Returns 0, or -1 when out of memory. */
+static int find_state(ps_server *s) {
+    const eng_layout *lay = &s->cfg.model->layout;
+    for (int i = 0; i < lay->n; i++) {
+        const eng_tensor_info *t = &lay->tensors[i];
+        const size_t a = t->offset > s->lo ? t->offset : s->lo;
+        const size_t b = t->offset + t->count < s->lo + s->n ? t->offset + t->count : s->lo + s->n;
+        if (!t->state || a >= b)
+            continue;
+        size_t *grown = realloc(s->state, sizeof *grown * 2 * (size_t)(s->nstate + 1));
+        if (!grown)
+            return -1;
+        s->state = grown;
+        s->state[2 * s->nstate] = a - s->lo;
+        s->state[2 * s->nstate + 1] = b - s->lo;
+        s->nstate++;
+    }
+    return 0;
+}
+
 ps_server *ps_server_new(const ps_config *cfg, char *err, size_t errlen) {
     ENG_ASSERT(cfg->num_servers >= 1 && cfg->server_id >= 0 && cfg->server_id < cfg->num_servers &&
                    cfg->num_workers >= 1,
@@ -142,6 +166,11 @@ ps_server *ps_server_new(const ps_config *cfg, char *err, size_t errlen) {
     if (!full || !s->w || !s->scratch || !s->peers || !s->pending || !s->cver || !s->opt ||
         !s->pool || (s->slots && (!s->grads || !s->have || !s->base || !s->held || !s->src))) {
         eng_free(full);
+        eng_err(err, errlen, ENG_ENOMEM, "server %d: out of memory", cfg->server_id);
+        ps_server_free(&s);
+        return NULL;
+    }
+    if (find_state(s) != 0) {
         eng_err(err, errlen, ENG_ENOMEM, "server %d: out of memory", cfg->server_id);
         ps_server_free(&s);
         return NULL;
@@ -188,6 +217,7 @@ void ps_server_free(ps_server **ps) {
     for (size_t i = 0; s->held && i < (size_t)s->slots * (size_t)s->W * (size_t)s->C; i++)
         zmq_msg_close(&s->held[i]);
     free(s->cver);
+    free(s->state);
     eng_chunks_free(&s->chunks);
     free(s->held);
     free(s->src);
@@ -334,6 +364,30 @@ static void note_staleness(ps_server *s, int k, uint64_t base_version) {
         s->st.staleness_max = stale;
 }
 
+/* Updates shard elements [a, b) from the gradient g (g[0] is element a's) as update number
+ * iterations + 1: the optimizer, except over state tensors, which move by the (mean) change
+ * the workers pushed: in sync mode the step's moving statistics are then those of the
+ * workers' mean batch statistics. */
+static void update_span(ps_server *s, size_t a, size_t b, const float *g, int64_t iterations) {
+    for (int r = 0; r < s->nstate && a < b; r++) {
+        const size_t sa = s->state[2 * r], sb = s->state[2 * r + 1];
+        if (sb <= a || sa >= b)
+            continue;
+        if (sa > a) {
+            eng_optim_update(s->opt, s->w + a, g, a, sa - a, iterations);
+            g += sa - a;
+            a = sa;
+        }
+        const size_t e = sb < b ? sb : b;
+        for (size_t i = a; i < e; i++)
+            s->w[i] += g[i - a];
+        g += e - a;
+        a = e;
+    }
+    if (a < b)
+        eng_optim_update(s->opt, s->w + a, g, a, b - a, iterations);
+}
+
 /* Thread t's part of one update of chunk apply_k: the mean of the apply_nsrc gradients
  * (summed in worker order) and the optimizer step, over its own range of the chunk. */
 static void apply_range(void *arg, int t) {
@@ -353,8 +407,7 @@ static void apply_range(void *arg, int t) {
         }
         g = s->scratch + clo;
     }
-    eng_optim_update(s->opt, s->w + clo + lo, g + lo, clo + lo, hi - lo,
-                     (int64_t)s->cver[s->apply_k]);
+    update_span(s, clo + lo, clo + hi, g + lo, (int64_t)s->cver[s->apply_k]);
 }
 
 /* One update of chunk k from the mean of nsrc gradients of it: src[w * stride]. */

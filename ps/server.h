@@ -1,6 +1,14 @@
 /* server.h: a parameter server. It owns one contiguous shard of the flat parameter
  * vector (engine/shard.h) with the optimizer state for it, binds a ZeroMQ ROUTER socket,
- * and serves the job's workers until each has said goodbye.
+ * and serves the job's workers until each has said goodbye. (A GAN has two vectors, each
+ * with its own optimizer and sharded over all the servers: a server process runs one
+ * ps_server per vector.)
+ *
+ * State tensors (eng_tensor_info.state: BatchNormalization's moving statistics) are not
+ * trained: workers push the change their forward made to them since their last pull, and
+ * an update adds those changes (their mean over the workers, as for gradients) instead of
+ * running the optimizer. In sync mode a step then moves the statistics as one process would
+ * with the workers' mean batch statistics; in async mode each worker's moves count.
  *
  * Consistency (ps_mode):
  *   PS_SSP with staleness S: gradients are kept per clock (worker step) and per worker; when
