@@ -13,12 +13,14 @@
 #include "engine/shard.h"
 #include "ps/server.h"
 #include "worker/cli.h"
+#include "worker/gan.h"
 #include "worker/train.h"
 
 #include <arpa/inet.h>
 #include <ifaddrs.h>
 #include <mpi.h>
 #include <net/if.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -75,19 +77,24 @@ static int bcast_resume(const wk_opts *o, int rank, eng_ckpt *c, char *err, size
     if (rank != 0) {
         *c = head;
         c->weights = malloc(sizeof(float) * c->total);
-        c->slots[0] = c->slots[1] = NULL;
+        c->slots[0] = c->slots[1] = c->slots2[0] = c->slots2[1] = NULL;
         for (int i = 0; i < c->nslots; i++)
-            c->slots[i] = malloc(sizeof(float) * c->total);
+            c->slots[i] = malloc(sizeof(float) * (c->split ? c->split : c->total));
+        for (int i = 0; i < c->nslots2; i++)
+            c->slots2[i] = malloc(sizeof(float) * (c->total - c->split));
         c->runs = malloc(sizeof *c->runs * (size_t)c->nruns);
         c->worker_steps = malloc(sizeof *c->worker_steps * (size_t)c->workers);
         c->vocab = c->vocab_bytes ? malloc(c->vocab_bytes + 1) : NULL;
         ENG_ASSERT(c->weights && c->runs && c->worker_steps && (c->nslots < 1 || c->slots[0]) &&
-                       (c->nslots < 2 || c->slots[1]) && (!c->vocab_bytes || c->vocab),
+                       (c->nslots < 2 || c->slots[1]) && (c->nslots2 < 1 || c->slots2[0]) &&
+                       (c->nslots2 < 2 || c->slots2[1]) && (!c->vocab_bytes || c->vocab),
                    "out of memory for a checkpoint of %llu floats", (unsigned long long)c->total);
     }
     MPI_Bcast(c->weights, (int)c->total, MPI_FLOAT, 0, MPI_COMM_WORLD);
     for (int i = 0; i < c->nslots; i++)
-        MPI_Bcast(c->slots[i], (int)c->total, MPI_FLOAT, 0, MPI_COMM_WORLD);
+        MPI_Bcast(c->slots[i], (int)(c->split ? c->split : c->total), MPI_FLOAT, 0, MPI_COMM_WORLD);
+    for (int i = 0; i < c->nslots2; i++)
+        MPI_Bcast(c->slots2[i], (int)(c->total - c->split), MPI_FLOAT, 0, MPI_COMM_WORLD);
     MPI_Bcast(c->runs, (int)(sizeof *c->runs * (size_t)c->nruns), MPI_BYTE, 0, MPI_COMM_WORLD);
     MPI_Bcast(c->worker_steps, c->workers, MPI_INT64_T, 0, MPI_COMM_WORLD);
     if (c->vocab_bytes)
@@ -115,10 +122,11 @@ static void host_address(char *buf, size_t len) {
     freeifaddrs(ifs);
 }
 
-/* Starts server `rank` of P: initialises its shard (from the checkpoint when resuming) and
- * binds. NULL on failure (printed). */
-static ps_server *start_server(const wk_opts *o, const eng_model *m, int rank, int P, int W,
-                               const eng_ckpt *resume) {
+/* Starts server `rank` of P for the vector of model m (a whole model, or one part of a GAN
+ * with its optimizer and seed): initialises its shard (from the checkpoint when resuming)
+ * and binds. NULL on failure (printed). */
+static ps_server *start_server(const wk_opts *o, const eng_model *m, const eng_optim_cfg *optim,
+                               uint64_t seed, int rank, int P, int W, const eng_ckpt *resume) {
     char err[512] = "", advertise[64];
     if (o->advertise[0])
         snprintf(advertise, sizeof advertise, "%s", o->advertise);
@@ -130,21 +138,14 @@ static ps_server *start_server(const wk_opts *o, const eng_model *m, int rank, i
                      .num_workers = W,
                      .mode = (ps_mode)ps_mode_parse(o->mode),
                      .staleness = (int)o->staleness,
-                     .optim =
-                         eng_optim_defaults((eng_optim_kind)eng_optim_kind_parse(o->optimizer)),
-                     .seed = (uint64_t)o->seed,
+                     .optim = *optim,
+                     .seed = seed,
                      .bind_host = o->bind,
                      .advertise_host = advertise,
                      .log = stderr,
                      .threads = (int)o->server_threads,
                      .chunk = (size_t)o->chunk,
                      .stop = o->checkpoint_dir[0] ? &stop_requested : NULL};
-    if (o->lr > 0)
-        cfg.optim.lr = (float)o->lr;
-    cfg.optim.clipvalue = (float)o->clipvalue;
-    cfg.optim.decay = (float)o->decay;
-    if (resume)
-        cfg.optim = resume->optim;
     if (o->port_range[0])
         sscanf(o->port_range, "%d-%d", &cfg.port_min, &cfg.port_max);
     ps_server *s = ps_server_new(&cfg, err, sizeof err);
@@ -155,25 +156,101 @@ static ps_server *start_server(const wk_opts *o, const eng_model *m, int rank, i
     return s;
 }
 
-static int serve(ps_server *s, int rank, int W) {
+/* The optimizer --optimizer, --lr, --clipvalue and --decay describe, or the checkpoint's. */
+static eng_optim_cfg flags_optim(const wk_opts *o, const eng_ckpt *resume) {
+    if (resume)
+        return resume->optim;
+    eng_optim_cfg c = eng_optim_defaults((eng_optim_kind)eng_optim_kind_parse(o->optimizer));
+    if (o->lr > 0)
+        c.lr = (float)o->lr;
+    c.clipvalue = (float)o->clipvalue;
+    c.decay = (float)o->decay;
+    return c;
+}
+
+/* A server rank's tables: the model's vector, or a GAN's two (each its own ps_server). */
+typedef struct tables {
+    ps_server *s[2];
+    int n;
+} tables;
+
+static int start_tables(tables *t, const wk_opts *o, const eng_model *m, int rank, int P, int W,
+                        const eng_ckpt *resume) {
+    memset(t, 0, sizeof *t);
+    if (!m->split) {
+        const eng_optim_cfg c = flags_optim(o, resume);
+        t->s[0] = start_server(o, m, &c, (uint64_t)o->seed, rank, P, W, resume);
+        t->n = 1;
+        return t->s[0] ? 0 : -1;
+    }
+    static eng_model part[2]; /* the servers borrow them until the end */
+    eng_optim_cfg cfg[2];
+    wk_gan_optims(o, resume, cfg);
+    for (int p = 0; p < 2; p++) {
+        char err[256];
+        ENG_ASSERT(eng_model_build(&part[p], &m->def->parts[p], err, sizeof err) == ENG_OK, "%s",
+                   err);
+        eng_ckpt view;
+        if (resume && wk_gan_part(resume, m, p, &view) != 0) {
+            fprintf(stderr, "pstrain: server %d: out of memory\n", rank);
+            return -1;
+        }
+        t->s[p] = start_server(o, &part[p], &cfg[p], eng_model_part_seed((uint64_t)o->seed, p),
+                               rank, P, W, resume ? &view : NULL);
+        if (resume)
+            free(view.runs);
+        t->n = p + 1;
+        if (!t->s[p])
+            return -1;
+    }
+    return 0;
+}
+
+static int serve_one(ps_server *s, int rank, int W, const char *what) {
     char err[512];
     int rc = ps_server_run(s, err, sizeof err);
     if (rc != 0)
         fprintf(stderr, "pstrain: %s\n", err);
     const ps_stats *st = ps_server_stats(s);
-    printf("server %d: %llu updates, %llu pushes, %llu pulls, %.1f MB in, %.1f MB out, %llu "
+    printf("server %d%s: %llu updates, %llu pushes, %llu pulls, %.1f MB in, %.1f MB out, %llu "
            "refused, staleness mean %.2f max %llu\n",
-           rank, (unsigned long long)st->updates, (unsigned long long)st->pushes,
+           rank, what, (unsigned long long)st->updates, (unsigned long long)st->pushes,
            (unsigned long long)st->pulls, (double)st->bytes_in / 1e6, (double)st->bytes_out / 1e6,
            (unsigned long long)st->errors,
            st->staleness_n ? (double)st->staleness_sum / (double)st->staleness_n : 0.0,
            (unsigned long long)st->staleness_max);
-    printf("server %d: pushes per worker:", rank);
+    printf("server %d%s: pushes per worker:", rank, what);
     for (int w = 0; w < W; w++)
         printf(" %llu", (unsigned long long)ps_server_pushes_from(s, w));
     printf("\n");
     fflush(stdout);
     return rc == 0 ? 0 : 1;
+}
+
+/* A GAN's second table runs on a thread of its own. */
+typedef struct table_thread {
+    ps_server *s;
+    int rank, W, status;
+} table_thread;
+
+static void *serve_main(void *arg) {
+    table_thread *t = arg;
+    t->status = serve_one(t->s, t->rank, t->W, " (discriminator)");
+    return NULL;
+}
+
+static int serve(tables *t, int rank, int W) {
+    if (t->n == 1)
+        return serve_one(t->s[0], rank, W, "");
+    table_thread second = {t->s[1], rank, W, 1};
+    pthread_t th;
+    if (pthread_create(&th, NULL, serve_main, &second) != 0) {
+        fprintf(stderr, "pstrain: server %d: cannot start a thread\n", rank);
+        return 1;
+    }
+    const int status = serve_one(t->s[0], rank, W, " (generator)");
+    pthread_join(th, NULL);
+    return status ? status : second.status;
 }
 
 static int distributed(const wk_opts *o) {
@@ -204,41 +281,55 @@ static int distributed(const wk_opts *o) {
     if (o->checkpoint_dir[0])
         catch_stop_signals();
     const eng_ckpt *from = o->resume[0] ? &resume : NULL;
-    ps_server *server = rank < P ? start_server(o, &m, rank, P, W, from) : NULL;
+    tables server = {0};
+    const int served = rank < P && start_tables(&server, o, &m, rank, P, W, from) == 0;
 
-    /* Every rank learns every server's endpoint; an empty one means that server failed. */
-    char mine[ENDPOINT_MAX] = "";
-    if (server)
-        snprintf(mine, sizeof mine, "%s", ps_server_endpoint(server));
-    char *all = calloc((size_t)size, ENDPOINT_MAX);
+    /* Every rank learns every server's endpoints (one per table); an empty one means that
+     * server failed. */
+    const int T = m.split ? 2 : 1;
+    char mine[2][ENDPOINT_MAX] = {"", ""};
+    for (int t = 0; served && t < T; t++)
+        snprintf(mine[t], ENDPOINT_MAX, "%s", ps_server_endpoint(server.s[t]));
+    char *all = calloc((size_t)size, sizeof mine);
     ENG_ASSERT(all, "out of memory");
-    MPI_Allgather(mine, ENDPOINT_MAX, MPI_CHAR, all, ENDPOINT_MAX, MPI_CHAR, MPI_COMM_WORLD);
-    const char **endpoints = calloc((size_t)P, sizeof *endpoints);
+    MPI_Allgather(mine, (int)sizeof mine, MPI_CHAR, all, (int)sizeof mine, MPI_CHAR,
+                  MPI_COMM_WORLD);
+    const char **endpoints = calloc((size_t)(2 * P), sizeof *endpoints);
     ENG_ASSERT(endpoints, "out of memory");
     int status = 0;
-    for (int r = 0; r < P; r++) {
-        endpoints[r] = all + (size_t)r * ENDPOINT_MAX;
-        if (endpoints[r][0] == '\0')
-            status = 1;
-    }
+    for (int r = 0; r < P; r++)
+        for (int t = 0; t < T; t++) {
+            endpoints[t * P + r] = all + sizeof mine * (size_t)r + (size_t)t * ENDPOINT_MAX;
+            if (endpoints[t * P + r][0] == '\0')
+                status = 1;
+        }
     MPI_Comm workers;
     MPI_Comm_split(MPI_COMM_WORLD, rank < P ? MPI_UNDEFINED : 1, rank, &workers);
 
     if (status == 0 && rank == P) {
         for (int r = 0; r < P; r++)
-            printf("server %d at %s\n", r, endpoints[r]);
-        eng_shard_print(&m.layout, P, stdout);
+            if (T == 1)
+                printf("server %d at %s\n", r, endpoints[r]);
+            else
+                printf("server %d at %s (generator) and %s (discriminator)\n", r, endpoints[r],
+                       endpoints[P + r]);
+        if (T == 1)
+            eng_shard_print(&m.layout, P, stdout);
         fflush(stdout);
     }
-    if (status == 0 && server) {
-        status = serve(server, rank, W);
+    if (rank < P && !served)
+        status = 1;
+    if (status == 0 && served) {
+        status = serve(&server, rank, W);
     } else if (status == 0) {
         wk_job job = {.worker_id = rank - P,
                       .num_workers = W,
                       .num_servers = P,
                       .endpoints = endpoints,
+                      .disc_endpoints = T == 2 ? endpoints + P : NULL,
                       .workers = workers};
-        status = wk_train(o, &job, from, &stop_requested, err, sizeof err);
+        status = m.split ? wk_train_gan(o, &job, from, &stop_requested, err, sizeof err)
+                         : wk_train(o, &job, from, &stop_requested, err, sizeof err);
         if (status != 0 && status != WK_STOPPED)
             fprintf(stderr, "pstrain: worker %d: %s\n", rank - P, err);
     }
@@ -250,7 +341,8 @@ static int distributed(const wk_opts *o) {
      * once all have said goodbye), and every rank exits with WK_STOPPED. */
     int stopped = status == WK_STOPPED;
     MPI_Allreduce(MPI_IN_PLACE, &stopped, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD);
-    ps_server_free(&server);
+    for (int t = 0; t < server.n; t++)
+        ps_server_free(&server.s[t]);
     if (workers != MPI_COMM_NULL)
         MPI_Comm_free(&workers);
     free(endpoints);
@@ -283,7 +375,7 @@ int main(int argc, char **argv) {
         wk_cli_usage(stdout, wk_cli_command_name(o.command));
         return 0;
     }
-    if (o.command == WK_CMD_EVAL || o.command == WK_CMD_INSPECT) {
+    if (o.command == WK_CMD_EVAL || o.command == WK_CMD_INSPECT || o.command == WK_CMD_SAMPLE) {
         eng_ckpt c = {0};
         int status = read_checkpoint(&o, &c);
         if (status == 0 && o.command == WK_CMD_INSPECT) {
@@ -291,6 +383,9 @@ int main(int argc, char **argv) {
             ENG_ASSERT(eng_model_build(&m, eng_model_find(c.model), err, sizeof err) == ENG_OK,
                        "%s", err);
             eng_ckpt_print(&c, &m, stdout);
+        } else if (status == 0 && o.command == WK_CMD_SAMPLE) {
+            if ((status = wk_sample(&o, &c, err, sizeof err)) != 0)
+                fprintf(stderr, "pstrain: %s\n", err);
         } else if (status == 0 && (status = wk_eval(&o, &c, err, sizeof err)) != 0) {
             fprintf(stderr, "pstrain: %s\n", err);
         }
@@ -321,7 +416,10 @@ int main(int argc, char **argv) {
     }
     if (o.checkpoint_dir[0])
         catch_stop_signals();
-    int status = wk_train(&o, NULL, o.resume[0] ? &resume : NULL, &stop_requested, err, sizeof err);
+    const eng_ckpt *from = o.resume[0] ? &resume : NULL;
+    int status = eng_model_find(o.model)->parts
+                     ? wk_train_gan(&o, NULL, from, &stop_requested, err, sizeof err)
+                     : wk_train(&o, NULL, from, &stop_requested, err, sizeof err);
     if (status != 0 && status != WK_STOPPED)
         fprintf(stderr, "pstrain: %s\n", err[0] ? err : "training failed");
     eng_ckpt_free(&resume);

@@ -28,7 +28,7 @@ struct wk_ckpt_writer {
 };
 
 wk_ckpt_writer *wk_ckpt_writer_new(const eng_model *m, const char *dir, int keep, int nslots,
-                                   char *err, size_t errlen) {
+                                   int nslots2, char *err, size_t errlen) {
     /* A directory that cannot be made or written fails now, not after an epoch of training. */
     if (mkdir(dir, 0777) != 0 && errno != EEXIST) {
         eng_err(err, errlen, ENG_EIO, "--checkpoint-dir %s: cannot create it: %s", dir,
@@ -51,10 +51,17 @@ wk_ckpt_writer *wk_ckpt_writer_new(const eng_model *m, const char *dir, int keep
     c->layout_checksum = eng_layout_checksum(&m->layout);
     c->total = m->layout.total;
     c->nslots = nslots;
+    c->split = m->split;
+    c->nslots2 = m->split ? nslots2 : 0;
     c->weights = malloc(sizeof(float) * c->total);
+    const size_t first = m->split ? m->split : c->total;
     for (int i = 0; i < nslots; i++)
-        c->slots[i] = malloc(sizeof(float) * c->total);
-    if (!w->dir || !c->weights || (nslots > 0 && !c->slots[0]) || (nslots > 1 && !c->slots[1]))
+        if (!(c->slots[i] = malloc(sizeof(float) * first)))
+            goto nomem;
+    for (int i = 0; i < c->nslots2; i++)
+        if (!(c->slots2[i] = malloc(sizeof(float) * (c->total - first))))
+            goto nomem;
+    if (!w->dir || !c->weights)
         goto nomem;
     return w;
 nomem:

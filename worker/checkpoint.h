@@ -14,10 +14,11 @@ typedef struct wk_ckpt_writer wk_ckpt_writer;
 
 /* A writer of model m's checkpoints (m borrowed) into dir (made here when missing, one
  * level), keeping the newest `keep` (0: all), with buffers for the weights and nslots
- * optimizer arrays allocated here. Returns NULL with err naming --checkpoint-dir when the
+ * optimizer arrays allocated here (for a model in two parts, nslots over the first part and
+ * nslots2 over the second). Returns NULL with err naming --checkpoint-dir when the
  * directory cannot be made or written, or when out of memory. */
 wk_ckpt_writer *wk_ckpt_writer_new(const eng_model *m, const char *dir, int keep, int nslots,
-                                   char *err, size_t errlen);
+                                   int nslots2, char *err, size_t errlen);
 /* Waits for a write in progress and frees the writer. */
 void wk_ckpt_writer_free(wk_ckpt_writer **w);
 

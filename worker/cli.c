@@ -1,6 +1,7 @@
 /* cli.c: table-driven flag parsing (redis config.c style). */
 #include "worker/cli.h"
 
+#include "engine/base.h"
 #include "engine/model.h"
 #include "engine/optim.h"
 
@@ -29,6 +30,7 @@ typedef struct flag {
 #define SUMMARY (1u << WK_CMD_SUMMARY)
 #define EVAL (1u << WK_CMD_EVAL)
 #define INSPECT (1u << WK_CMD_INSPECT)
+#define SAMPLE (1u << WK_CMD_SAMPLE)
 #define STR(field) offsetof(wk_opts, field), sizeof(((wk_opts *)0)->field)
 #define NUM(field) offsetof(wk_opts, field), 0
 
@@ -43,8 +45,8 @@ static const flag flags[] = {
     {"clipvalue", F_REAL, NUM(clipvalue), 0, 1e6, TRAIN, "X",
      "rmsprop: clip each gradient element to [-X, X] (0 = off)"},
     {"decay", F_REAL, NUM(decay), 0, 1, TRAIN, "X", "rmsprop: lr / (1 + X * iterations) (0 = off)"},
-    {"seed", F_INT, NUM(seed), 0, 9007199254740991.0, TRAIN, "N",
-     "seed for weights, shuffles and dropout (default 1)"},
+    {"seed", F_INT, NUM(seed), 0, 9007199254740991.0, TRAIN | SAMPLE, "N",
+     "seed for weights, shuffles and dropout (default 1); sample: for the noise"},
     {"threads", F_INT, NUM(threads), 0, 1024, TRAIN | EVAL, "N",
      "compute threads (default: one per CPU)"},
     {"max-steps", F_INT, NUM(max_steps), 0, 1e15, TRAIN, "N",
@@ -87,9 +89,23 @@ static const flag flags[] = {
     {"resume", F_STR, STR(resume), 0, 0, TRAIN, "FILE|DIR",
      "continue a job from a checkpoint (DIR: the one DIR/latest names), on any number of "
      "servers and workers"},
-    {"checkpoint", F_STR, STR(checkpoint), 0, 0, EVAL | INSPECT, "FILE|DIR",
+    {"checkpoint", F_STR, STR(checkpoint), 0, 0, EVAL | INSPECT | SAMPLE, "FILE|DIR",
      "the checkpoint to read (or give it as the only argument)"},
-    {"help", F_FLAG, NUM(help), 0, 0, TRAIN | SUMMARY | EVAL | INSPECT, NULL, "this help"},
+    {"gen-optim", F_STR, STR(gen_optim), 0, 0, TRAIN, "SPEC",
+     "a GAN's generator optimizer, KIND[:KEY=VALUE,...] (default adam:lr=1e-4)"},
+    {"disc-optim", F_STR, STR(disc_optim), 0, 0, TRAIN, "SPEC",
+     "a GAN's discriminator optimizer (default rmsprop:lr=8e-4,clipvalue=1,decay=1e-8)"},
+    {"samples", F_STR, STR(samples), 0, 0, TRAIN, "DIR",
+     "a GAN: write DIR/epoch-E.png, digits from the same noise at every epoch's end"},
+    {"judge", F_STR, STR(judge), 0, 0, TRAIN, "FILE|DIR",
+     "a GAN: score it at every epoch's end with this mnist_cnn checkpoint (Inception Score, "
+     "Frechet distance)"},
+    {"judge-n", F_INT, NUM(judge_n), 100, 1e6, TRAIN, "N",
+     "images generated for the scores (default 10000)"},
+    {"out", F_STR, STR(out), 0, 0, SAMPLE, "FILE", "the PNG grid to write"},
+    {"n", F_INT, NUM(n), 1, 4096, SAMPLE, "N", "digits in the grid (default 64)"},
+    {"help", F_FLAG, NUM(help), 0, 0, TRAIN | SUMMARY | EVAL | INSPECT | SAMPLE, NULL,
+     "this help"},
 };
 
 static const struct {
@@ -100,6 +116,7 @@ static const struct {
     [WK_CMD_SUMMARY] = {"summary", "print a model's layers, output shapes and parameters"},
     [WK_CMD_EVAL] = {"eval", "evaluate a checkpoint's weights on the test set"},
     [WK_CMD_INSPECT] = {"inspect", "print a checkpoint's metadata and a table of its tensors"},
+    [WK_CMD_SAMPLE] = {"sample", "write a PNG grid of a GAN checkpoint's generated digits"},
 };
 
 static int set_value(wk_opts *o, const flag *f, const char *v, char *err, size_t errlen) {
@@ -147,6 +164,10 @@ static void defaults(wk_opts *o) {
     o->chunk = 0;
     o->timeout = 60.0;
     snprintf(o->bind, sizeof o->bind, "0.0.0.0");
+    snprintf(o->gen_optim, sizeof o->gen_optim, "adam:lr=1e-4");
+    snprintf(o->disc_optim, sizeof o->disc_optim, "rmsprop:lr=8e-4,clipvalue=1,decay=1e-8");
+    o->judge_n = 10000;
+    o->n = 64;
 }
 
 int wk_cli_parse(wk_opts *o, int argc, char **argv, char *err, size_t errlen) {
@@ -167,8 +188,8 @@ int wk_cli_parse(wk_opts *o, int argc, char **argv, char *err, size_t errlen) {
             found = 1;
         }
     if (!found) {
-        snprintf(err, errlen, "unknown command '%s': expected train, summary, eval or inspect",
-                 argv[1]);
+        snprintf(err, errlen,
+                 "unknown command '%s': expected train, summary, eval, inspect or sample", argv[1]);
         return -1;
     }
     for (int i = 2; i < argc; i++) {
@@ -177,7 +198,9 @@ int wk_cli_parse(wk_opts *o, int argc, char **argv, char *err, size_t errlen) {
             a = "--help";
         if (strncmp(a, "--", 2) != 0) {
             /* eval and inspect take the checkpoint as their one argument */
-            if ((o->command == WK_CMD_EVAL || o->command == WK_CMD_INSPECT) && !o->checkpoint[0] &&
+            if ((o->command == WK_CMD_EVAL || o->command == WK_CMD_INSPECT ||
+                 o->command == WK_CMD_SAMPLE) &&
+                !o->checkpoint[0] &&
                 strlen(a) < sizeof o->checkpoint) {
                 snprintf(o->checkpoint, sizeof o->checkpoint, "%s", a);
                 continue;
@@ -222,6 +245,13 @@ int wk_cli_parse(wk_opts *o, int argc, char **argv, char *err, size_t errlen) {
         }
         return 0; /* the model is the checkpoint's */
     }
+    if (o->command == WK_CMD_SAMPLE) {
+        if (!o->checkpoint[0] || !o->out[0]) {
+            snprintf(err, errlen, "sample: expected --checkpoint FILE|DIR and --out FILE.png");
+            return -1;
+        }
+        return 0;
+    }
     if (o->checkpoint_every && !o->checkpoint_dir[0]) {
         snprintf(err, errlen, "--checkpoint-every: needs --checkpoint-dir");
         return -1;
@@ -255,6 +285,29 @@ int wk_cli_parse(wk_opts *o, int argc, char **argv, char *err, size_t errlen) {
             return -1;
         }
     }
+    eng_optim_cfg parsed;
+    char why[300];
+    const eng_model_def *def = eng_model_find(o->model);
+    if (def->parts) {
+        if (strcmp(o->optimizer, "adam") || o->lr > 0 || o->clipvalue > 0 || o->decay > 0) {
+            snprintf(err, errlen,
+                     "--optimizer/--lr/--clipvalue/--decay: %s trains two networks; give "
+                     "--gen-optim and --disc-optim instead",
+                     o->model);
+            return -1;
+        }
+        const char *names[2] = {"gen-optim", "disc-optim"}, *specs[2] = {o->gen_optim,
+                                                                         o->disc_optim};
+        for (int p = 0; p < 2; p++)
+            if (eng_optim_parse(specs[p], &parsed, why, sizeof why) != ENG_OK) {
+                snprintf(err, errlen, "--%s: %s", names[p], why);
+                return -1;
+            }
+    } else if (o->samples[0] || o->judge[0]) {
+        snprintf(err, errlen, "--%s: only for a GAN (--model mnist_gan), not %s",
+                 o->samples[0] ? "samples" : "judge", o->model);
+        return -1;
+    }
     if (strcmp(o->optimizer, "adam") == 0 && (o->clipvalue > 0 || o->decay > 0)) {
         snprintf(err, errlen, "--clipvalue/--decay: only with --optimizer rmsprop");
         return -1;
@@ -278,7 +331,8 @@ void wk_cli_usage(FILE *out, const char *command) {
             if (strcmp(command, commands[c].name) == 0) {
                 bit = 1u << c;
                 fprintf(out, "usage: pstrain %s %s [flags]\n%s\n\nflags:\n", command,
-                        c == WK_CMD_EVAL || c == WK_CMD_INSPECT ? "FILE|DIR" : "--model NAME",
+                        c == WK_CMD_EVAL || c == WK_CMD_INSPECT || c == WK_CMD_SAMPLE ? "FILE|DIR"
+                                                                              : "--model NAME",
                         commands[c].about);
             }
         for (size_t k = 0; k < sizeof flags / sizeof flags[0]; k++) {

@@ -10,7 +10,13 @@
 
 #define WK_PATH_MAX 4096
 
-typedef enum wk_command { WK_CMD_TRAIN, WK_CMD_SUMMARY, WK_CMD_EVAL, WK_CMD_INSPECT } wk_command;
+typedef enum wk_command {
+    WK_CMD_TRAIN,
+    WK_CMD_SUMMARY,
+    WK_CMD_EVAL,
+    WK_CMD_INSPECT,
+    WK_CMD_SAMPLE
+} wk_command;
 
 typedef struct wk_opts {
     wk_command command;
@@ -47,6 +53,13 @@ typedef struct wk_opts {
     char resume[WK_PATH_MAX];         /* FILE or DIR (its latest); empty: a fresh start */
     char checkpoint[WK_PATH_MAX];     /* eval, inspect: the file (or DIR) to read */
     int dense_pushes;                 /* push an embedding's whole gradient, not its rows */
+    /* GANs (a model with parts) */
+    char gen_optim[128], disc_optim[128]; /* eng_optim_parse specs of each network's optimizer */
+    char samples[WK_PATH_MAX];            /* a grid of generated digits per epoch; empty: none */
+    char judge[WK_PATH_MAX]; /* an mnist_cnn checkpoint that scores each epoch; empty: none */
+    int64_t judge_n;         /* images generated for the scores */
+    char out[WK_PATH_MAX];   /* sample: the PNG to write */
+    int64_t n;               /* sample: images in the grid */
 } wk_opts;
 
 /* Parses argv (argv[0] is the program). Returns 0, or -1 with one line in err (naming the

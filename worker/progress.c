@@ -43,10 +43,8 @@ void wk_progress_epoch_begin(wk_progress *p, int64_t epoch) {
     fflush(p->out);
 }
 
-void wk_progress_step(wk_progress *p, int64_t step, double loss, double accuracy,
-                      double samples_per_sec) {
-    if (!p->bar)
-        return;
+/* Redraws the bar with `what` after the ETA, at most ten times a second. */
+static void draw_bar(wk_progress *p, int64_t step, const char *what) {
     double now = wk_now();
     if (step < p->steps_per_epoch && now - p->last_draw < 0.1)
         return;
@@ -58,10 +56,56 @@ void wk_progress_step(wk_progress *p, int64_t step, double loss, double accuracy
     bar[width] = '\0';
     double elapsed = now - p->epoch_start;
     double eta = step > 0 ? elapsed * (double)(p->steps_per_epoch - step) / (double)step : 0.0;
-    fprintf(
-        p->out, "\r%lld/%lld [%s] - ETA: %3.0fs - loss: %.4f - accuracy: %.4f - %.0f samples/s ",
-        (long long)step, (long long)p->steps_per_epoch, bar, eta, loss, accuracy, samples_per_sec);
+    fprintf(p->out, "\r%lld/%lld [%s] - ETA: %3.0fs - %s ", (long long)step,
+            (long long)p->steps_per_epoch, bar, eta, what);
     fflush(p->out);
+}
+
+void wk_progress_step(wk_progress *p, int64_t step, double loss, double accuracy,
+                      double samples_per_sec) {
+    if (!p->bar)
+        return;
+    char what[128];
+    snprintf(what, sizeof what, "loss: %.4f - accuracy: %.4f - %.0f samples/s", loss, accuracy,
+             samples_per_sec);
+    draw_bar(p, step, what);
+}
+
+void wk_progress_gan_step(wk_progress *p, int64_t step, double d_loss, double g_loss,
+                          double samples_per_sec) {
+    if (!p->bar)
+        return;
+    char what[128];
+    snprintf(what, sizeof what, "d_loss: %.4f - g_loss: %.4f - %.0f samples/s", d_loss, g_loss,
+             samples_per_sec);
+    draw_bar(p, step, what);
+}
+
+void wk_progress_gan_epoch_end(wk_progress *p, const wk_gan_report *r) {
+    if (p->bar)
+        fputc('\n', p->out);
+    fprintf(p->out, "%.1fs - d_loss: %.4f - g_loss: %.4f - d_accuracy: %.4f - %.0f samples/s",
+            r->seconds, r->d_loss, r->g_loss, r->d_accuracy, r->samples_per_sec);
+    if (r->push_bytes_per_step > 0)
+        fprintf(p->out, " - %.1f KB pushed/step", r->push_bytes_per_step / 1e3);
+    if (r->inception > 0)
+        fprintf(p->out, " - inception_score: %.3f - frechet: %.3f (%.1fs to score)", r->inception,
+                r->frechet, r->score_seconds);
+    fputc('\n', p->out);
+    fflush(p->out);
+    if (p->metrics) {
+        fprintf(p->metrics,
+                "{\"event\":\"epoch\",\"epoch\":%lld,\"d_loss\":%.6g,\"g_loss\":%.6g,"
+                "\"d_accuracy\":%.6g,\"samples_per_sec\":%.6g,\"push_bytes_per_step\":%.6g,"
+                "\"seconds\":%.6g",
+                (long long)r->epoch, r->d_loss, r->g_loss, r->d_accuracy, r->samples_per_sec,
+                r->push_bytes_per_step, r->seconds);
+        if (r->inception > 0)
+            fprintf(p->metrics, ",\"inception_score\":%.6g,\"frechet\":%.6g", r->inception,
+                    r->frechet);
+        fprintf(p->metrics, "}\n");
+        fflush(p->metrics);
+    }
 }
 
 void wk_progress_epoch_end(wk_progress *p, const wk_epoch_report *r) {

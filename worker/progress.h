@@ -31,6 +31,17 @@ void wk_progress_epoch_begin(wk_progress *p, int64_t epoch);
 void wk_progress_step(wk_progress *p, int64_t step, double loss, double accuracy,
                       double samples_per_sec);
 void wk_progress_epoch_end(wk_progress *p, const wk_epoch_report *r);
+
+/* A GAN's epoch: both losses, the discriminator's accuracy over real and generated
+ * images, and the judge's scores when measured (inception > 0). */
+typedef struct wk_gan_report {
+    int64_t epoch;
+    double d_loss, g_loss, d_accuracy, samples_per_sec, seconds, push_bytes_per_step;
+    double inception, frechet, score_seconds;
+} wk_gan_report;
+void wk_progress_gan_step(wk_progress *p, int64_t step, double d_loss, double g_loss,
+                          double samples_per_sec);
+void wk_progress_gan_epoch_end(wk_progress *p, const wk_gan_report *r);
 void wk_progress_final(wk_progress *p, double test_loss, double test_accuracy,
                        double samples_per_sec, double wall_s);
 

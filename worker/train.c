@@ -10,6 +10,7 @@
 #include "engine/text.h"
 #include "worker/checkpoint.h"
 #include "worker/client.h"
+#include "worker/loop.h"
 #include "worker/progress.h"
 #include "worker/stream.h"
 
@@ -19,10 +20,8 @@
 
 /* Sums st over the job's workers (every worker gets the total). */
 static void reduce_stats(const wk_job *job, eng_batch_stats *st) {
-    if (!job)
-        return;
     double v[3] = {st->loss_sum, (double)st->correct, (double)st->count};
-    MPI_Allreduce(MPI_IN_PLACE, v, 3, MPI_DOUBLE, MPI_SUM, job->workers);
+    wk_reduce_sums(job, v, 3);
     *st = (eng_batch_stats){v[0], (int64_t)v[1], (int64_t)v[2]};
 }
 
@@ -38,43 +37,6 @@ static void evaluate(eng_net *net, const wk_job *job, const eng_dataset *d, int 
     reduce_stats(job, &st);
     *loss = st.count ? st.loss_sum / (double)st.count : 0.0;
     *accuracy = st.count ? (double)st.correct / (double)st.count : 0.0;
-}
-
-/* The weights' version a worker needs before computing step `next`: every update (sync),
- * all but the last S (ssp), whatever is there (async). */
-static uint64_t needed_version(const wk_opts *o, uint64_t next) {
-    if (strcmp(o->mode, "async") == 0)
-        return 0;
-    const uint64_t S = strcmp(o->mode, "ssp") == 0 ? (uint64_t)o->staleness : 0;
-    return next > S ? next - S : 0;
-}
-
-/* Brings the net's weights to at least version `needed`: takes the pull answers that have
- * arrived, and waits for the rest only when the weights are older than that. So in async
- * and ssp modes the round trip overlaps the next step's compute; sync always waits. */
-static int refresh_weights(wk_client *c, eng_net *net, uint64_t *version, uint64_t needed,
-                           char *err, size_t errlen) {
-    if (!wk_client_pull_pending(c))
-        return 0;
-    int rc = wk_client_pull_recv(c, eng_net_params(net), version, 0, err, errlen);
-    if (rc == 0 && *version < needed)
-        rc = wk_client_pull_recv(c, eng_net_params(net), version, 1, err, errlen);
-    return rc < 0 ? -1 : 0;
-}
-
-/* Waits for the weights with every update of the job's first `steps` steps: sync and ssp
- * make one update per step, async one per worker per step. */
-static int final_weights(const wk_opts *o, wk_client *c, eng_net *net, uint64_t *version,
-                         int64_t steps, int world, char *err, size_t errlen) {
-    const uint64_t all = (uint64_t)steps * (strcmp(o->mode, "async") == 0 ? (uint64_t)world : 1);
-    if (wk_client_pull_pending(c) &&
-        wk_client_pull_recv(c, eng_net_params(net), version, 1, err, errlen) < 0)
-        return -1;
-    if (*version >= all)
-        return 0;
-    if (wk_client_pull_send(c, all, err, errlen) != 0)
-        return -1;
-    return wk_client_pull_recv(c, eng_net_params(net), version, 1, err, errlen) < 0 ? -1 : 0;
 }
 
 /* The net's gradients-ready calls, turned into early sends of the step's chunks. */
@@ -189,29 +151,15 @@ static void touched_collect(touched *t, const float *x, size_t len) {
         }
 }
 
-/* Where a run is, for checkpoints. */
-typedef struct position {
-    int64_t step;       /* steps done by every worker: the next step's index */
-    int64_t epoch;      /* in progress, 1-based */
-    int64_t epoch_step; /* steps of it done */
-} position;
-
 /* Puts the job's state together in the writer's next checkpoint and starts writing it (the
  * lead worker, or the one process); every worker takes part in gathering positions. In sync
  * mode the servers answer the snapshot at exactly version pos.step: the lead pushes no more
  * until it has the state, so no update can slip in. Returns 0 or -1 with err. */
 static int checkpoint(const wk_opts *o, const wk_job *job, wk_ckpt_writer *writer,
                       wk_client *client, eng_net *net, eng_optim *opt, const eng_optim_cfg *cfg,
-                      const eng_vocab *vocab, uint64_t *version, position pos, char *err,
+                      const eng_vocab *vocab, uint64_t *version, wk_position pos, char *err,
                       size_t errlen) {
-    const int world = job ? job->num_workers : 1;
-    int64_t mine = pos.step, *steps = NULL;
-    if (writer && !(steps = malloc(sizeof *steps * (size_t)world)))
-        return eng_err(err, errlen, ENG_ENOMEM, "checkpoint: out of memory");
-    if (job)
-        MPI_Gather(&mine, 1, MPI_INT64_T, steps, 1, MPI_INT64_T, 0, job->workers);
-    else
-        steps[0] = mine;
+    int64_t *steps = wk_gather_steps(job, pos.step, writer != NULL);
     if (!writer)
         return 0;
     const double t0 = wk_now();
@@ -226,26 +174,14 @@ static int checkpoint(const wk_opts *o, const wk_job *job, wk_ckpt_writer *write
             return eng_err(err, errlen, ENG_ENOMEM, "checkpoint: out of memory");
         }
     }
-    free(c->worker_steps);
-    c->worker_steps = steps;
+    wk_ckpt_describe(c, o, job, pos, steps);
     c->optim = *cfg;
-    c->step = pos.step;
-    c->epoch = pos.epoch;
-    c->epoch_step = pos.epoch_step;
-    snprintf(c->mode, sizeof c->mode, "%.7s", job ? o->mode : "local");
-    c->staleness = (int32_t)o->staleness;
-    c->batch = (int32_t)o->batch;
-    c->seed = o->seed;
-    c->servers = job ? job->num_servers : 0;
-    c->workers = world;
-    c->val_split = o->val_split;
-    c->epochs = o->epochs;
     if (job) {
         /* Take the answers already asked for, then the servers' state. */
         if (wk_client_pull_pending(client) &&
             wk_client_pull_wait(client, eng_net_params(net), version, err, errlen) != 0)
             return -1;
-        if (wk_client_snapshot(client, needed_version(o, (uint64_t)pos.step), c, err, errlen) != 0)
+        if (wk_client_snapshot(client, wk_needed_version(o, (uint64_t)pos.step), c, err, errlen) != 0)
             return -1;
     } else {
         memcpy(c->weights, eng_net_params(net), sizeof(float) * c->total);
@@ -264,40 +200,6 @@ static int checkpoint(const wk_opts *o, const wk_job *job, wk_ckpt_writer *write
     return wk_ckpt_writer_start(writer, err, errlen);
 }
 
-/* Whether every worker should stop now: someone got a signal or a server said it is
- * stopping. The vote is an MPI_Iallreduce started one step earlier, so that waiting for it
- * costs nothing; every worker sees the same result at the same step. */
-typedef struct stop_vote {
-    MPI_Request req;
-    int mine, all, started;
-} stop_vote;
-
-static int stop_agreed(stop_vote *v, const wk_job *job, volatile sig_atomic_t *stop,
-                       const wk_client *client) {
-    const int local = (stop && *stop) || (client && wk_client_stopping(client));
-    if (!job)
-        return local;
-    int agreed = 0;
-    if (v->started) {
-        MPI_Wait(&v->req, MPI_STATUS_IGNORE);
-        agreed = v->all;
-    }
-    v->mine = local;
-    MPI_Iallreduce(&v->mine, &v->all, 1, MPI_INT, MPI_MAX, job->workers, &v->req);
-    v->started = 1;
-    return agreed;
-}
-
-static void stop_vote_end(stop_vote *v) {
-    if (v->started)
-        MPI_Wait(&v->req, MPI_STATUS_IGNORE);
-    v->started = 0;
-}
-
-static int exit_code(int rc) {
-    return rc == ENG_EARG || rc == ENG_EFORMAT || rc == ENG_EIO ? 2 : 1;
-}
-
 int wk_train(const wk_opts *o, const wk_job *job, const eng_ckpt *resume,
              volatile sig_atomic_t *stop, char *err, size_t errlen) {
     const double t_start = wk_now();
@@ -311,7 +213,7 @@ int wk_train(const wk_opts *o, const wk_job *job, const eng_ckpt *resume,
     wk_client *client = NULL;
     wk_progress prog = {0};
     wk_ckpt_writer *writer = NULL;
-    stop_vote vote = {0};
+    wk_stop_vote vote = {0};
     float *x = NULL;
     uint8_t *labels = NULL;
     int rc, status = 1;
@@ -319,7 +221,7 @@ int wk_train(const wk_opts *o, const wk_job *job, const eng_ckpt *resume,
     eng_vocab *vocab = NULL, *vocab_in = NULL;
     touched rows = {0};
     if ((rc = eng_model_build(&model, def, err, errlen)) != ENG_OK)
-        return exit_code(rc);
+        return wk_exit_code(rc);
     wk_text text;
     const int is_text = text_of(&model, &text);
     if (is_text && resume && resume->vocab &&
@@ -331,7 +233,7 @@ int wk_train(const wk_opts *o, const wk_job *job, const eng_ckpt *resume,
                         world, (uint64_t)o->seed, (int)o->batch, err, errlen);
     eng_vocab_free(&vocab_in);
     if (rc != ENG_OK)
-        return exit_code(rc);
+        return wk_exit_code(rc);
     if (job && !o->dense_pushes && touched_init(&rows, &model) != 0) {
         snprintf(err, errlen, "out of memory");
         goto out;
@@ -377,7 +279,7 @@ int wk_train(const wk_opts *o, const wk_job *job, const eng_ckpt *resume,
     }
     if (o->checkpoint_dir[0] && lead &&
         !(writer = wk_ckpt_writer_new(&model, o->checkpoint_dir, (int)o->keep,
-                                      eng_optim_nslots(cfg.kind), err, errlen))) {
+                                      eng_optim_nslots(cfg.kind), 0, err, errlen))) {
         status = 2; /* a directory that cannot be used: before any training */
         goto out;
     }
@@ -453,11 +355,12 @@ int wk_train(const wk_opts *o, const wk_job *job, const eng_ckpt *resume,
             /* Checkpoints come between steps: every --checkpoint-every steps, and when the
              * job must stop. */
             if (ckpt_on) {
-                const int halt = stop_agreed(&vote, job, stop, client);
+                const int halt =
+                    wk_stop_agreed(&vote, job, stop, client && wk_client_stopping(client));
                 const int due = o->checkpoint_every && step > 0 && step % o->checkpoint_every == 0;
                 if ((halt || due) && step != last_ckpt) {
                     if (checkpoint(o, job, writer, client, net, opt, &cfg, vocab, &version,
-                                   (position){step, epoch, s}, err, errlen) != 0)
+                                   (wk_position){step, epoch, s}, err, errlen) != 0)
                         goto out;
                     last_ckpt = step;
                 }
@@ -467,15 +370,15 @@ int wk_train(const wk_opts *o, const wk_job *job, const eng_ckpt *resume,
                 }
             }
             const int B = wk_stream_batch(&data, s, x, labels);
-            if (job && refresh_weights(client, net, &version, needed_version(o, (uint64_t)step),
-                                       err, errlen) != 0)
+            if (job && wk_refresh_weights(client, eng_net_params(net), &version,
+                                          wk_needed_version(o, (uint64_t)step), err, errlen) != 0)
                 goto out;
             /* Ask for the next weights with the push, unless the last answer is still on its
              * way (async, ssp). */
             if (job &&
                 wk_client_step_begin(client, eng_net_grads(net), (uint64_t)step, version,
                                      !wk_client_pull_pending(client),
-                                     needed_version(o, (uint64_t)step + 1), err, errlen) != 0)
+                                     wk_needed_version(o, (uint64_t)step + 1), err, errlen) != 0)
                 goto out;
             if (rows.rows) { /* pushes of the embedding carry only the rows this batch used */
                 touched_collect(&rows, x, (size_t)B * eng_shape_size(model.input));
@@ -496,7 +399,8 @@ int wk_train(const wk_opts *o, const wk_job *job, const eng_ckpt *resume,
         if (stopped)
             break;
         /* Evaluate on every update the job has made so far. */
-        if (job && final_weights(o, client, net, &version, step, world, err, errlen) != 0)
+        if (job && wk_final_weights(o, client, eng_net_params(net), &version, step, world, err,
+                                    errlen) != 0)
             goto out;
         double dt = wk_now() - t0;
         if (job) /* the job's rate: all workers' samples over the slowest one's time */
@@ -517,8 +421,8 @@ int wk_train(const wk_opts *o, const wk_job *job, const eng_ckpt *resume,
             wk_progress_epoch_end(&prog, &r);
         }
         /* And one at every epoch's end (or where --max-steps cut it). */
-        const position end =
-            s < steps_per_epoch ? (position){step, epoch, s} : (position){step, epoch + 1, 0};
+        const wk_position end =
+            s < steps_per_epoch ? (wk_position){step, epoch, s} : (wk_position){step, epoch + 1, 0};
         if (ckpt_on && step != last_ckpt) {
             if (checkpoint(o, job, writer, client, net, opt, &cfg, vocab, &version, end, err,
                            errlen) != 0)
@@ -526,7 +430,7 @@ int wk_train(const wk_opts *o, const wk_job *job, const eng_ckpt *resume,
             last_ckpt = step;
         }
     }
-    stop_vote_end(&vote);
+    wk_stop_vote_end(&vote);
     if (writer && wk_ckpt_writer_wait(writer, stdout, err, errlen) != 0)
         goto out;
     if (stopped) {
@@ -561,7 +465,7 @@ int wk_train(const wk_opts *o, const wk_job *job, const eng_ckpt *resume,
         goto out;
     status = 0;
 out:
-    stop_vote_end(&vote);
+    wk_stop_vote_end(&vote);
     wk_ckpt_writer_free(&writer);
     touched_free(&rows);
     eng_vocab_free(&vocab);
@@ -577,6 +481,12 @@ out:
 
 int wk_eval(const wk_opts *o, const eng_ckpt *c, char *err, size_t errlen) {
     const eng_model_def *def = eng_model_find(c->model);
+    if (def->parts) {
+        snprintf(err, errlen, "%s: a checkpoint of %s, which has no test accuracy; try pstrain "
+                 "sample",
+                 o->checkpoint, c->model);
+        return 2;
+    }
     eng_model model;
     wk_stream data = {0};
     eng_net *net = NULL;
@@ -584,7 +494,7 @@ int wk_eval(const wk_opts *o, const eng_ckpt *c, char *err, size_t errlen) {
     uint8_t *labels = NULL;
     int rc, status = 1;
     if ((rc = eng_model_build(&model, def, err, errlen)) != ENG_OK)
-        return exit_code(rc);
+        return wk_exit_code(rc);
     const int chunk = 128;
     wk_text text;
     const int is_text = text_of(&model, &text);
@@ -597,7 +507,7 @@ int wk_eval(const wk_opts *o, const eng_ckpt *c, char *err, size_t errlen) {
                         (uint64_t)c->seed, chunk, err, errlen);
     eng_vocab_free(&vocab_in);
     if (rc != ENG_OK)
-        return exit_code(rc);
+        return wk_exit_code(rc);
     const int threads = o->threads > 0 ? (int)o->threads : eng_pool_cpus();
     x = eng_alloc(sizeof(float) * (size_t)chunk * eng_shape_size(model.input));
     labels = eng_alloc((size_t)chunk);

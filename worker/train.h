@@ -19,6 +19,8 @@ typedef struct wk_job {
     int worker_id, num_workers;
     int num_servers;
     const char *const *endpoints; /* server s at endpoints[s] */
+    /* a GAN: the servers of the discriminator's vector (endpoints: the generator's) */
+    const char *const *disc_endpoints;
     MPI_Comm workers;             /* the workers' communicator */
 } wk_job;
 

@@ -101,6 +101,31 @@ static void bad_values(void **state) {
     expect_bad_input(ARGS("train", "--model", "mnist_cnn", "--epochs"), ARGS("--epochs"));
 }
 
+/* A GAN's flags: each network's optimizer, and the flags that only a GAN takes. */
+static void gan_flags(void **state) {
+    (void)state;
+    expect_bad_input(ARGS("train", "--model", "mnist_gan", "--gen-optim", "sgd"),
+                     ARGS("--gen-optim", "sgd", "adam or rmsprop"));
+    expect_bad_input(ARGS("train", "--model", "mnist_gan", "--disc-optim", "rmsprop:lr=0"),
+                     ARGS("--disc-optim", "lr=0", "[1e-12, 10]"));
+    expect_bad_input(ARGS("train", "--model", "mnist_gan", "--disc-optim", "rmsprop:beta1=0.5"),
+                     ARGS("--disc-optim", "beta1"));
+    expect_bad_input(ARGS("train", "--model", "mnist_gan", "--gen-optim", "adam:lr"),
+                     ARGS("--gen-optim", "KEY=VALUE"));
+    expect_bad_input(ARGS("train", "--model", "mnist_gan", "--gen-optim", "adam:momentum=0.9"),
+                     ARGS("--gen-optim", "momentum"));
+    expect_bad_input(ARGS("train", "--model", "mnist_gan", "--lr", "0.1"),
+                     ARGS("--lr", "--gen-optim", "--disc-optim"));
+    expect_bad_input(ARGS("train", "--model", "mnist_cnn", "--samples", "dir"),
+                     ARGS("--samples", "mnist_gan"));
+    expect_bad_input(ARGS("train", "--model", "mnist_cnn", "--judge", "ck.h5"),
+                     ARGS("--judge", "mnist_gan"));
+    expect_bad_input(ARGS("sample", "--out", "x.png"), ARGS("--checkpoint"));
+    expect_bad_input(ARGS("sample", "/nonexistent/ck.h5", "--out", "x.png"),
+                     ARGS("/nonexistent/ck.h5"));
+    expect_bad_input(ARGS("sample", "ck.h5", "--out", "x.png", "--n", "0"), ARGS("--n", "'0'"));
+}
+
 static void unknown_flags_and_commands(void **state) {
     (void)state;
     expect_bad_input(ARGS("train", "--model", "mnist_cnn", "--bogus", "1"), ARGS("--bogus"));
@@ -261,6 +286,7 @@ int main(int argc, char **argv) {
         cmocka_unit_test(wrong_magic_data_file),
         cmocka_unit_test(wrong_dimensions_data_file),
         cmocka_unit_test(unwritable_metrics_file),
+        cmocka_unit_test(gan_flags),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,593 @@
+/* gan.c: the GAN training loop, its checkpoints and its pictures. */
+#include "worker/gan.h"
+
+#include "engine/base.h"
+#include "engine/gan.h"
+#include "engine/image.h"
+#include "engine/judge.h"
+#include "engine/net.h"
+#include "engine/optim.h"
+#include "engine/pool.h"
+#include "engine/rng.h"
+#include "engine/score.h"
+#include "worker/checkpoint.h"
+#include "worker/client.h"
+#include "worker/loop.h"
+#include "worker/progress.h"
+#include "worker/stream.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#define GRID_N 64                /* digits in a --samples grid */
+#define KEY_GRID 0x53414D504C45ull /* noise of the grids and of `pstrain sample` */
+#define KEY_JUDGE 0x4A55444745ull  /* noise of the judged images */
+
+void wk_gan_optims(const wk_opts *o, const eng_ckpt *resume, eng_optim_cfg cfg[2]) {
+    if (resume) { /* the optimizers go on as they were */
+        cfg[0] = resume->optim;
+        cfg[1] = resume->optim2;
+        return;
+    }
+    char why[300];
+    /* wk_cli_parse checked both */
+    ENG_ASSERT(eng_optim_parse(o->gen_optim, &cfg[0], why, sizeof why) == ENG_OK, "%s", why);
+    ENG_ASSERT(eng_optim_parse(o->disc_optim, &cfg[1], why, sizeof why) == ENG_OK, "%s", why);
+}
+
+int wk_gan_part(const eng_ckpt *c, const eng_model *m, int part, eng_ckpt *view) {
+    eng_model pm;
+    char err[256];
+    ENG_ASSERT(m->split && eng_model_build(&pm, &m->def->parts[part], err, sizeof err) == ENG_OK,
+               "%s: part %d: %s", m->def->name, part, err);
+    const uint64_t lo = part ? c->split : 0, n = part ? c->total - c->split : c->split;
+    *view = *c;
+    snprintf(view->model, sizeof view->model, "%s", pm.def->name);
+    view->layout_checksum = eng_layout_checksum(&pm.layout);
+    view->total = n;
+    view->weights = c->weights + lo;
+    view->optim = part ? c->optim2 : c->optim;
+    view->nslots = part ? c->nslots2 : c->nslots;
+    for (int i = 0; i < 2; i++)
+        view->slots[i] = part ? c->slots2[i] : c->slots[i];
+    view->split = 0;
+    view->nslots2 = 0;
+    view->slots2[0] = view->slots2[1] = NULL;
+    view->vocab = NULL;
+    view->vocab_bytes = 0;
+    view->nruns = 0;
+    view->runs = malloc(sizeof *view->runs * (size_t)(c->nruns ? c->nruns : 1));
+    if (!view->runs)
+        return -1;
+    for (int r = 0; r < c->nruns; r++) { /* the runs within the part, from its first float */
+        const uint64_t a = c->runs[r].lo > lo ? c->runs[r].lo : lo;
+        const uint64_t b = c->runs[r].lo + c->runs[r].n < lo + n ? c->runs[r].lo + c->runs[r].n
+                                                                   : lo + n;
+        if (a < b)
+            view->runs[view->nruns++] = (eng_ckpt_iters){a - lo, b - a, c->runs[r].iterations};
+    }
+    return 0;
+}
+
+/* The update count of element i in a checkpoint's runs. */
+static int64_t iterations_at(const eng_ckpt *c, uint64_t i) {
+    for (int r = 0; r < c->nruns; r++)
+        if (i >= c->runs[r].lo && i - c->runs[r].lo < c->runs[r].n)
+            return c->runs[r].iterations;
+    return 0;
+}
+
+/* The generator's state tensors (BatchNormalization's moving statistics): a worker pushes
+ * the change its forward made to them since the weights came from the servers. */
+typedef struct state_delta {
+    size_t off[ENG_MAX_TENSORS], count[ENG_MAX_TENSORS];
+    int n;
+    float *base; /* their values as pulled, one after another */
+} state_delta;
+
+static int state_init(state_delta *d, const eng_model *m) {
+    size_t total = 0;
+    d->n = 0;
+    for (int i = 0; i < m->layout.n; i++)
+        if (m->layout.tensors[i].state) {
+            d->off[d->n] = m->layout.tensors[i].offset;
+            d->count[d->n++] = m->layout.tensors[i].count;
+            total += m->layout.tensors[i].count;
+        }
+    d->base = malloc(sizeof(float) * (total ? total : 1));
+    return d->base ? 0 : -1;
+}
+
+static void state_keep(state_delta *d, const float *params) {
+    float *p = d->base;
+    for (int i = 0; i < d->n; p += d->count[i], i++)
+        memcpy(p, params + d->off[i], sizeof(float) * d->count[i]);
+}
+
+/* grads[state] = params[state] - as pulled (the net wrote 0 there) */
+static void state_to_grads(const state_delta *d, const float *params, float *grads) {
+    const float *p = d->base;
+    for (int i = 0; i < d->n; p += d->count[i], i++)
+        for (size_t j = 0; j < d->count[i]; j++)
+            grads[d->off[i] + j] = params[d->off[i] + j] - p[j];
+}
+
+/* Both parts' state in the writer's next checkpoint, then the write on its thread (the lead
+ * worker, or the one process; every worker takes part in gathering positions). */
+static int checkpoint(const wk_opts *o, const wk_job *job, wk_ckpt_writer *writer,
+                      wk_client *const client[2], eng_net *const net[2], eng_optim *const opt[2],
+                      const eng_optim_cfg cfg[2], uint64_t version[2], wk_position pos,
+                      char *err, size_t errlen) {
+    int64_t *steps = wk_gather_steps(job, pos.step, writer != NULL);
+    if (!writer)
+        return 0;
+    const double t0 = wk_now();
+    if (wk_ckpt_writer_wait(writer, stdout, err, errlen) != 0) {
+        free(steps);
+        return -1;
+    }
+    eng_ckpt *c = wk_ckpt_writer_next(writer);
+    wk_ckpt_describe(c, o, job, pos, steps);
+    c->optim = cfg[0];
+    c->optim2 = cfg[1];
+    const uint64_t lo[2] = {0, c->split}, n[2] = {c->split, c->total - c->split};
+    eng_ckpt_iters *all = NULL; /* both parts' runs, in the file's offsets */
+    int nall = 0;
+    for (int p = 0; p < 2; p++) {
+        eng_ckpt part = {.total = n[p],
+                         .weights = c->weights + lo[p],
+                         .nslots = p ? c->nslots2 : c->nslots,
+                         .slots = {p ? c->slots2[0] : c->slots[0], p ? c->slots2[1] : c->slots[1]}};
+        int rc = 0;
+        if (job) {
+            if (wk_client_pull_pending(client[p]))
+                rc = wk_client_pull_wait(client[p], eng_net_params(net[p]), &version[p], err,
+                                         errlen);
+            if (rc == 0)
+                rc = wk_client_snapshot(client[p], wk_needed_version(o, (uint64_t)pos.step), &part,
+                                        err, errlen);
+        } else {
+            memcpy(part.weights, eng_net_params(net[p]), sizeof(float) * n[p]);
+            for (int i = 0; i < part.nslots; i++)
+                memcpy(part.slots[i], eng_optim_slot(opt[p], i), sizeof(float) * n[p]);
+            if ((part.runs = malloc(sizeof *part.runs)))
+                part.runs[part.nruns++] = (eng_ckpt_iters){0, n[p], eng_optim_iterations(opt[p])};
+            else
+                rc = eng_err(err, errlen, ENG_ENOMEM, "checkpoint: out of memory");
+        }
+        eng_ckpt_iters *grown =
+            rc == 0 ? realloc(all, sizeof *all * (size_t)(nall + part.nruns)) : NULL;
+        if (rc == 0 && !grown)
+            eng_err(err, errlen, ENG_ENOMEM, "checkpoint: out of memory");
+        for (int r = 0; grown && r < part.nruns; r++)
+            grown[nall++] = (eng_ckpt_iters){part.runs[r].lo + lo[p], part.runs[r].n,
+                                             part.runs[r].iterations};
+        free(part.runs);
+        if (!grown) {
+            free(all);
+            return -1;
+        }
+        all = grown;
+    }
+    free(c->runs);
+    c->runs = all;
+    c->nruns = nall;
+    printf("checkpoint at step %lld: state gathered in %.1f ms (training paused for it)\n",
+           (long long)pos.step, (wk_now() - t0) * 1e3);
+    fflush(stdout);
+    return wk_ckpt_writer_start(writer, err, errlen);
+}
+
+/* The lead's epoch-end outputs: a grid from fixed noise, and the judge's scores. */
+typedef struct outputs {
+    const char *samples_dir; /* empty: no grids */
+    float *grid_z, *grid;    /* (GRID_N, noise), (GRID_N, 784) */
+    eng_judge *judge;        /* NULL: no scores */
+    size_t judge_n;
+    float *judge_z, *judged; /* (judge_n, noise), (judge_n, 784) */
+    float *real_feats;       /* (real_n, ENG_JUDGE_FEATURES) of the MNIST test images */
+    size_t real_n;
+} outputs;
+
+static void outputs_free(outputs *out) {
+    eng_judge_free(&out->judge);
+    free(out->grid_z);
+    free(out->grid);
+    free(out->judge_z);
+    free(out->judged);
+    free(out->real_feats);
+}
+
+/* Prepares the outputs o asks for (on the lead): the directory, the noise, and the judge
+ * with its features of the real test images, whose own Inception Score it prints for scale.
+ * Returns ENG_OK or a code with err naming the flag. */
+static int outputs_init(outputs *out, const wk_opts *o, int threads, char *err, size_t errlen) {
+    memset(out, 0, sizeof *out);
+    out->samples_dir = o->samples;
+    if (o->samples[0]) {
+        if (mkdir(o->samples, 0777) != 0 && errno != EEXIST)
+            return eng_err(err, errlen, ENG_EIO, "--samples %s: cannot create it: %s", o->samples,
+                           strerror(errno));
+        out->grid_z = malloc(sizeof(float) * GRID_N * ENG_GAN_NOISE);
+        out->grid = malloc(sizeof(float) * GRID_N * 28 * 28);
+        if (!out->grid_z || !out->grid)
+            return eng_err(err, errlen, ENG_ENOMEM, "--samples: out of memory");
+        eng_gan_noise(out->grid_z, GRID_N, 0, eng_hash3((uint64_t)o->seed, KEY_GRID, 0));
+    }
+    if (!o->judge[0])
+        return ENG_OK;
+    char why[1024];
+    if (!(out->judge = eng_judge_new(o->judge, 256, threads, why, sizeof why)))
+        return eng_err(err, errlen, ENG_EFORMAT, "--judge: %s", why);
+    eng_split real;
+    int rc = eng_split_load_idx(&real, o->data, "mnist", 0.0, 0, 1, why, sizeof why);
+    if (rc != ENG_OK)
+        return eng_err(err, errlen, rc, "--judge: the real test images: %s", why);
+    const eng_dataset *test = &real.test;
+    out->real_n = (size_t)test->n;
+    out->judge_n = (size_t)o->judge_n;
+    float *images = malloc(sizeof(float) * out->real_n * 28 * 28);
+    float *probs = malloc(sizeof(float) * out->real_n * 10);
+    out->real_feats = malloc(sizeof(float) * out->real_n * ENG_JUDGE_FEATURES);
+    out->judge_z = malloc(sizeof(float) * out->judge_n * ENG_GAN_NOISE);
+    out->judged = malloc(sizeof(float) * out->judge_n * 28 * 28);
+    uint8_t *labels = malloc(out->real_n);
+    if (!images || !probs || !out->real_feats || !out->judge_z || !out->judged || !labels) {
+        rc = eng_err(err, errlen, ENG_ENOMEM, "--judge: out of memory");
+    } else {
+        eng_dataset_slice(test, 0, (int)test->n, images, labels);
+        eng_judge_run(out->judge, images, out->real_n, 0.0f, 1.0f, probs, out->real_feats);
+        printf("judge %s: the %zu MNIST test images score inception_score %.3f\n", o->judge,
+               out->real_n, eng_score_inception(probs, out->real_n, 10));
+        eng_gan_noise(out->judge_z, (int)out->judge_n, 0, eng_hash3((uint64_t)o->seed, KEY_JUDGE, 0));
+    }
+    free(labels);
+    free(probs);
+    free(images);
+    eng_split_deinit(&real);
+    return rc;
+}
+
+/* The epoch's grid and scores into r. Returns ENG_OK or a code with err. */
+static int outputs_epoch(outputs *out, eng_gan *gan, int64_t epoch, wk_gan_report *r, char *err,
+                         size_t errlen) {
+    if (out->samples_dir[0]) {
+        char path[WK_PATH_MAX + 32];
+        snprintf(path, sizeof path, "%s/epoch-%lld.png", out->samples_dir, (long long)epoch);
+        eng_gan_generate(gan, out->grid_z, GRID_N, out->grid);
+        const int rc =
+            eng_image_grid_png(path, out->grid, GRID_N, 28, 28, 0, -1.0f, 1.0f, err, errlen);
+        if (rc != ENG_OK)
+            return rc;
+    }
+    if (!out->judge)
+        return ENG_OK;
+    const double t0 = wk_now();
+    eng_gan_generate(gan, out->judge_z, out->judge_n, out->judged);
+    const int rc =
+        eng_judge_scores(out->judge, out->judged, out->judge_n, -1.0f, 1.0f, out->real_feats,
+                         out->real_n, &r->inception, &r->frechet, err, errlen);
+    r->score_seconds = wk_now() - t0;
+    return rc;
+}
+
+int wk_train_gan(const wk_opts *o, const wk_job *job, const eng_ckpt *resume,
+                 volatile sig_atomic_t *stop, char *err, size_t errlen) {
+    const double t_start = wk_now();
+    const eng_model_def *def = eng_model_find(o->model);
+    const int rank = job ? job->worker_id : 0, world = job ? job->num_workers : 1;
+    const int lead = rank == 0;
+    eng_model model, part[2];
+    wk_stream data = {0};
+    eng_gan *gan = NULL;
+    eng_optim *opt[2] = {NULL, NULL};
+    wk_client *client[2] = {NULL, NULL};
+    wk_progress prog = {0};
+    wk_ckpt_writer *writer = NULL;
+    wk_stop_vote vote = {0};
+    state_delta state = {0};
+    outputs out = {.samples_dir = ""};
+    float *x = NULL;
+    uint8_t *labels = NULL;
+    int rc, status = 1;
+
+    if ((rc = eng_model_build(&model, def, err, errlen)) != ENG_OK ||
+        (rc = eng_model_build(&part[0], &def->parts[0], err, errlen)) != ENG_OK ||
+        (rc = eng_model_build(&part[1], &def->parts[1], err, errlen)) != ENG_OK)
+        return wk_exit_code(rc);
+    rc = wk_stream_open(&data, o->data, def->dataset, NULL, o->val_split, rank, world,
+                        (uint64_t)o->seed, (int)o->batch, err, errlen);
+    if (rc != ENG_OK)
+        return wk_exit_code(rc);
+    const int cpus = eng_pool_cpus();
+    const int threads = o->threads > 0 ? (int)o->threads : cpus;
+    const int batch = (int)o->batch;
+    if (!(gan = eng_gan_new(&part[0], &part[1], batch, threads, err, errlen)))
+        goto out;
+    eng_net *net[2] = {eng_gan_generator(gan), eng_gan_discriminator(gan)};
+    for (int p = 0; p < 2; p++) {
+        if (resume)
+            memcpy(eng_net_params(net[p]), resume->weights + (p ? model.split : 0),
+                   sizeof(float) * part[p].layout.total);
+        else
+            eng_model_init_params(&part[p], eng_net_params(net[p]),
+                                  eng_model_part_seed((uint64_t)o->seed, p));
+    }
+    /* Worker w's samples sit at w * batch in the job's combined batch: its noise and dropout
+     * masks are those one process training on the combined batch would draw. */
+    eng_gan_set_sample_base(gan, (int64_t)rank * batch);
+    eng_optim_cfg cfg[2];
+    wk_gan_optims(o, resume, cfg);
+    x = eng_alloc(sizeof(float) * (size_t)batch * eng_shape_size(part[1].input));
+    labels = eng_alloc((size_t)batch);
+    if (!x || !labels || state_init(&state, &part[0]) != 0) {
+        snprintf(err, errlen, "out of memory");
+        goto out;
+    }
+    for (int p = 0; !job && p < 2; p++) {
+        if (!(opt[p] = eng_optim_new(&cfg[p], part[p].layout.total))) {
+            snprintf(err, errlen, "out of memory");
+            goto out;
+        }
+        if (resume) {
+            for (int i = 0; i < eng_optim_nslots(cfg[p].kind); i++)
+                memcpy(eng_optim_slot(opt[p], i), p ? resume->slots2[i] : resume->slots[i],
+                       sizeof(float) * part[p].layout.total);
+            eng_optim_set_iterations(opt[p], iterations_at(resume, p ? model.split : 0));
+        }
+    }
+    if (o->checkpoint_dir[0] && lead &&
+        !(writer = wk_ckpt_writer_new(&model, o->checkpoint_dir, (int)o->keep,
+                                      eng_optim_nslots(cfg[0].kind), eng_optim_nslots(cfg[1].kind),
+                                      err, errlen))) {
+        status = 2; /* a directory that cannot be used: before any training */
+        goto out;
+    }
+    if (lead && (rc = outputs_init(&out, o, threads, err, errlen)) != ENG_OK) {
+        status = wk_exit_code(rc);
+        goto out;
+    }
+    uint64_t version[2] = {0, 0}; /* of each part's weights in its net */
+    for (int p = 0; job && p < 2; p++) {
+        const char *const *endpoints = p ? job->disc_endpoints : job->endpoints;
+        client[p] = wk_client_new(endpoints, job->num_servers, rank, world, &part[p], o->timeout,
+                                  err, errlen);
+        if (!client[p] || wk_client_pull_send(client[p], 0, err, errlen) != 0 ||
+            wk_client_pull_wait(client[p], eng_net_params(net[p]), &version[p], err, errlen) != 0)
+            goto out;
+    }
+
+    /* Workers' shares differ by at most one sample; all take the smallest's step count. */
+    int64_t usable = data.data.train.n;
+    if (job)
+        MPI_Allreduce(MPI_IN_PLACE, &usable, 1, MPI_INT64_T, MPI_MIN, job->workers);
+    wk_stream_limit(&data, usable);
+    const int64_t steps_per_epoch = data.steps_per_epoch;
+    if (wk_progress_init(&prog, stdout, lead ? o->metrics : "", lead ? (int)o->progress : 0,
+                         o->epochs, steps_per_epoch, err, errlen) != 0) {
+        status = 2;
+        goto out;
+    }
+    if (lead) {
+        char gs[160], ds[160];
+        eng_optim_format(&cfg[0], gs, sizeof gs);
+        eng_optim_format(&cfg[1], ds, sizeof ds);
+        char how[96] = "one process";
+        if (job)
+            snprintf(how, sizeof how, "mode %s, %d server(s)", o->mode, job->num_servers);
+        printf("%s: %lld images; generator %zu + discriminator %zu parameters; %d worker(s) x "
+               "batch %d; %s; generator %s; discriminator %s; %d threads\n",
+               def->name, (long long)data.data.train.n * world, part[0].layout.total,
+               part[1].layout.total, world, batch, how, gs, ds, threads);
+    }
+
+    int64_t step = 0, first_epoch = 1, first_step = 0, last_ckpt = -1;
+    if (resume) {
+        step = resume->step;
+        first_epoch = resume->epoch;
+        first_step = resume->epoch_step;
+        if (resume->workers != world || resume->batch != batch)
+            first_step = resume->epoch_step * resume->workers * resume->batch / (world * batch);
+        if (first_step > steps_per_epoch)
+            first_step = steps_per_epoch;
+        last_ckpt = step;
+        if (lead)
+            printf("resuming at step %lld: epoch %lld, step %lld of %lld\n", (long long)step,
+                   (long long)first_epoch, (long long)first_step, (long long)steps_per_epoch);
+    }
+    const int ckpt_on = o->checkpoint_dir[0] != '\0';
+    int stopped = 0;
+    double train_seconds = 0.0;
+    int64_t trained = 0;
+    for (int64_t epoch = first_epoch;
+         epoch <= o->epochs && (!o->max_steps || step < o->max_steps) && !stopped; epoch++) {
+        if (lead)
+            wk_progress_epoch_begin(&prog, epoch);
+        wk_stream_epoch(&data, epoch);
+        eng_gan_stats st = {0};
+        const double t0 = wk_now();
+        const uint64_t pushed0 =
+            job ? wk_client_bytes_pushed(client[0]) + wk_client_bytes_pushed(client[1]) : 0;
+        const int64_t step0 = step;
+        int64_t s;
+        for (s = epoch == first_epoch ? first_step : 0;
+             s < steps_per_epoch && (!o->max_steps || step < o->max_steps); s++, step++) {
+            if (ckpt_on) {
+                const int halt = wk_stop_agreed(
+                    &vote, job, stop,
+                    job && (wk_client_stopping(client[0]) || wk_client_stopping(client[1])));
+                const int due = o->checkpoint_every && step > 0 && step % o->checkpoint_every == 0;
+                if ((halt || due) && step != last_ckpt) {
+                    if (checkpoint(o, job, writer, client, net, opt, cfg, version,
+                                   (wk_position){step, epoch, s}, err, errlen) != 0)
+                        goto out;
+                    last_ckpt = step;
+                }
+                if (halt) {
+                    stopped = 1;
+                    break;
+                }
+            }
+            const int B = wk_stream_batch(&data, s, x, labels);
+            for (size_t i = 0; i < (size_t)B * eng_shape_size(part[1].input); i++)
+                x[i] = 2.0f * x[i] - 1.0f; /* the generator's tanh range */
+            for (int p = 0; job && p < 2; p++) {
+                if (wk_refresh_weights(client[p], eng_net_params(net[p]), &version[p],
+                                       wk_needed_version(o, (uint64_t)step), err, errlen) != 0)
+                    goto out;
+                if (wk_client_step_begin(client[p], eng_net_grads(net[p]), (uint64_t)step,
+                                         version[p], !wk_client_pull_pending(client[p]),
+                                         wk_needed_version(o, (uint64_t)step + 1), err,
+                                         errlen) != 0)
+                    goto out;
+            }
+            if (job)
+                state_keep(&state, eng_net_params(net[0]));
+            eng_gan_step(gan, x, B, wk_step_key((uint64_t)o->seed, step), &st);
+            if (!job) {
+                eng_net_apply(net[1], opt[1]);
+                eng_net_apply(net[0], opt[0]);
+            } else {
+                state_to_grads(&state, eng_net_params(net[0]), eng_net_grads(net[0]));
+                for (int p = 1; p >= 0; p--)
+                    if (wk_client_step_end(client[p], err, errlen) != 0)
+                        goto out;
+            }
+            if (lead) {
+                const double dt = wk_now() - t0;
+                wk_progress_gan_step(&prog, s + 1, st.d_loss_sum / (double)st.count,
+                                     st.g_loss_sum / (double)st.count,
+                                     dt > 0 ? (double)st.count * world / dt : 0.0);
+            }
+        }
+        if (stopped)
+            break;
+        /* Report on every update the job has made so far. */
+        for (int p = 0; job && p < 2; p++)
+            if (wk_final_weights(o, client[p], eng_net_params(net[p]), &version[p], step, world,
+                                 err, errlen) != 0)
+                goto out;
+        double dt = wk_now() - t0;
+        if (job)
+            MPI_Allreduce(MPI_IN_PLACE, &dt, 1, MPI_DOUBLE, MPI_MAX, job->workers);
+        double sums[4] = {st.d_loss_sum, st.g_loss_sum, (double)st.d_correct, (double)st.count};
+        wk_reduce_sums(job, sums, 4);
+        train_seconds += dt;
+        trained += (int64_t)sums[3];
+        wk_gan_report r = {.epoch = epoch,
+                           .d_loss = sums[0] / sums[3],
+                           .g_loss = sums[1] / sums[3],
+                           .d_accuracy = sums[2] / (2.0 * sums[3]),
+                           .samples_per_sec = sums[3] / dt};
+        if (job && step > step0)
+            r.push_bytes_per_step =
+                (double)(wk_client_bytes_pushed(client[0]) + wk_client_bytes_pushed(client[1]) -
+                         pushed0) /
+                (double)(step - step0);
+        if (lead) {
+            if ((rc = outputs_epoch(&out, gan, epoch, &r, err, errlen)) != ENG_OK) {
+                status = wk_exit_code(rc);
+                goto out;
+            }
+            r.seconds = wk_now() - prog.epoch_start;
+            wk_progress_gan_epoch_end(&prog, &r);
+        }
+        const wk_position end = s < steps_per_epoch ? (wk_position){step, epoch, s}
+                                                    : (wk_position){step, epoch + 1, 0};
+        if (ckpt_on && step != last_ckpt) {
+            if (checkpoint(o, job, writer, client, net, opt, cfg, version, end, err, errlen) != 0)
+                goto out;
+            last_ckpt = step;
+        }
+    }
+    wk_stop_vote_end(&vote);
+    if (writer && wk_ckpt_writer_wait(writer, stdout, err, errlen) != 0)
+        goto out;
+    for (int p = 0; job && p < 2; p++) {
+        if (wk_client_pull_pending(client[p]) &&
+            wk_client_pull_wait(client[p], eng_net_params(net[p]), &version[p], err, errlen) != 0)
+            goto out;
+        if (wk_client_shutdown(client[p], NULL, err, errlen) != 0)
+            goto out;
+    }
+    if (stopped) {
+        if (lead)
+            printf("stopped at step %lld on request; resume with --resume %s\n", (long long)step,
+                   o->checkpoint_dir);
+        fflush(stdout);
+        status = WK_STOPPED;
+        goto out;
+    }
+    if (lead && o->dump_weights[0]) { /* the checkpoint's flat vector: generator first */
+        FILE *f = fopen(o->dump_weights, "wb");
+        int ok = f != NULL;
+        for (int p = 0; ok && p < 2; p++)
+            ok = fwrite(eng_net_params(net[p]), sizeof(float), part[p].layout.total, f) ==
+                 part[p].layout.total;
+        if (f && fclose(f) != 0)
+            ok = 0;
+        if (!ok) {
+            snprintf(err, errlen, "--dump-weights: %s: cannot write", o->dump_weights);
+            status = 2;
+            goto out;
+        }
+    }
+    if (lead)
+        printf("trained %lld steps: %.0f samples/s - %.1fs\n", (long long)step,
+               train_seconds > 0 ? (double)trained / train_seconds : 0.0, wk_now() - t_start);
+    status = 0;
+out:
+    wk_stop_vote_end(&vote);
+    wk_ckpt_writer_free(&writer);
+    outputs_free(&out);
+    wk_progress_deinit(&prog);
+    free(state.base);
+    eng_free(x);
+    eng_free(labels);
+    for (int p = 0; p < 2; p++) {
+        eng_optim_free(&opt[p]);
+        wk_client_free(&client[p]);
+    }
+    eng_gan_free(&gan);
+    wk_stream_close(&data);
+    return status;
+}
+
+int wk_sample(const wk_opts *o, const eng_ckpt *c, char *err, size_t errlen) {
+    const eng_model_def *def = eng_model_find(c->model);
+    if (!def->parts) {
+        eng_err(err, errlen, ENG_EARG, "%s: a checkpoint of %s; sample needs a GAN's",
+                o->checkpoint, c->model);
+        return 2;
+    }
+    eng_model part[2];
+    int rc;
+    if ((rc = eng_model_build(&part[0], &def->parts[0], err, errlen)) != ENG_OK ||
+        (rc = eng_model_build(&part[1], &def->parts[1], err, errlen)) != ENG_OK)
+        return wk_exit_code(rc);
+    const int n = (int)o->n, batch = n < 64 ? n : 64;
+    eng_gan *gan = eng_gan_new(&part[0], &part[1], batch, eng_pool_cpus(), err, errlen);
+    float *z = malloc(sizeof(float) * (size_t)n * ENG_GAN_NOISE);
+    float *images = malloc(sizeof(float) * (size_t)n * eng_shape_size(part[0].output));
+    int status = 1;
+    if (gan && z && images) {
+        memcpy(eng_net_params(eng_gan_generator(gan)), c->weights,
+               sizeof(float) * part[0].layout.total);
+        eng_gan_noise(z, n, 0, eng_hash3((uint64_t)o->seed, KEY_GRID, 0));
+        eng_gan_generate(gan, z, (size_t)n, images);
+        rc = eng_image_grid_png(o->out, images, n, part[0].output.h, part[0].output.w, 0, -1.0f,
+                                1.0f, err, errlen);
+        status = rc == ENG_OK ? 0 : wk_exit_code(rc);
+        if (status == 0)
+            printf("%s: %d digits from %s at step %lld (noise seed %lld)\n", o->out, n,
+                   c->model, (long long)c->step, (long long)o->seed);
+    } else if (gan) {
+        snprintf(err, errlen, "out of memory");
+    }
+    free(z);
+    free(images);
+    eng_gan_free(&gan);
+    return status;
+}

@@ -1,0 +1,93 @@
+/* loop.c: what the training loops share. */
+#include "worker/loop.h"
+
+#include "engine/base.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+uint64_t wk_needed_version(const wk_opts *o, uint64_t next) {
+    if (strcmp(o->mode, "async") == 0)
+        return 0;
+    const uint64_t S = strcmp(o->mode, "ssp") == 0 ? (uint64_t)o->staleness : 0;
+    return next > S ? next - S : 0;
+}
+
+int wk_refresh_weights(wk_client *c, float *params, uint64_t *version, uint64_t needed, char *err,
+                       size_t errlen) {
+    if (!wk_client_pull_pending(c))
+        return 0;
+    int rc = wk_client_pull_recv(c, params, version, 0, err, errlen);
+    if (rc == 0 && *version < needed)
+        rc = wk_client_pull_recv(c, params, version, 1, err, errlen);
+    return rc < 0 ? -1 : 0;
+}
+
+int wk_final_weights(const wk_opts *o, wk_client *c, float *params, uint64_t *version,
+                     int64_t steps, int world, char *err, size_t errlen) {
+    const uint64_t all = (uint64_t)steps * (strcmp(o->mode, "async") == 0 ? (uint64_t)world : 1);
+    if (wk_client_pull_pending(c) && wk_client_pull_recv(c, params, version, 1, err, errlen) < 0)
+        return -1;
+    if (*version >= all)
+        return 0;
+    if (wk_client_pull_send(c, all, err, errlen) != 0)
+        return -1;
+    return wk_client_pull_recv(c, params, version, 1, err, errlen) < 0 ? -1 : 0;
+}
+
+int wk_stop_agreed(wk_stop_vote *v, const wk_job *job, volatile sig_atomic_t *stop,
+                   int server_stopping) {
+    const int local = (stop && *stop) || server_stopping;
+    if (!job)
+        return local;
+    int agreed = 0;
+    if (v->started) {
+        MPI_Wait(&v->req, MPI_STATUS_IGNORE);
+        agreed = v->all;
+    }
+    v->mine = local;
+    MPI_Iallreduce(&v->mine, &v->all, 1, MPI_INT, MPI_MAX, job->workers, &v->req);
+    v->started = 1;
+    return agreed;
+}
+
+void wk_stop_vote_end(wk_stop_vote *v) {
+    if (v->started)
+        MPI_Wait(&v->req, MPI_STATUS_IGNORE);
+    v->started = 0;
+}
+
+int64_t *wk_gather_steps(const wk_job *job, int64_t mine, int want) {
+    const int world = job ? job->num_workers : 1;
+    int64_t *steps = want ? malloc(sizeof *steps * (size_t)world) : NULL;
+    if (job) /* every worker takes part, whether or not the lead could allocate */
+        MPI_Gather(&mine, 1, MPI_INT64_T, steps, 1, MPI_INT64_T, 0, job->workers);
+    else if (steps)
+        steps[0] = mine;
+    return steps;
+}
+
+void wk_ckpt_describe(eng_ckpt *c, const wk_opts *o, const wk_job *job, wk_position pos,
+                      int64_t *steps) {
+    free(c->worker_steps);
+    c->worker_steps = steps;
+    c->step = pos.step;
+    c->epoch = pos.epoch;
+    c->epoch_step = pos.epoch_step;
+    snprintf(c->mode, sizeof c->mode, "%.7s", job ? o->mode : "local");
+    c->staleness = (int32_t)o->staleness;
+    c->batch = (int32_t)o->batch;
+    c->seed = o->seed;
+    c->servers = job ? job->num_servers : 0;
+    c->workers = job ? job->num_workers : 1;
+    c->val_split = o->val_split;
+    c->epochs = o->epochs;
+}
+
+void wk_reduce_sums(const wk_job *job, double *v, int n) {
+    if (job)
+        MPI_Allreduce(MPI_IN_PLACE, v, n, MPI_DOUBLE, MPI_SUM, job->workers);
+}
+
+int wk_exit_code(int rc) { return rc == ENG_EARG || rc == ENG_EFORMAT || rc == ENG_EIO ? 2 : 1; }
