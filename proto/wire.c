@@ -276,6 +276,8 @@ const char *pb_body_name(const Pstrain__Envelope *env) {
         return "snapshot";
     case PSTRAIN__ENVELOPE__BODY_SNAPSHOT_REPLY:
         return "snapshot_reply";
+    case PSTRAIN__ENVELOPE__BODY_STATS_REQUEST:
+        return "stats_request";
     default:
         return "unknown";
     }

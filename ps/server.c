@@ -11,6 +11,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 typedef struct pending_pull {
     uint8_t identity[PB_MAX_IDENTITY + 1];
@@ -60,6 +61,7 @@ struct ps_server {
     size_t apply_stride; /* between consecutive workers' pointers in apply_src */
     int apply_nsrc, apply_k;
     int npending;
+    double *first_at; /* (slots): when chunk 0's first gradient of the clock came */
     ps_stats st;
 };
 
@@ -160,11 +162,13 @@ ps_server *ps_server_new(const ps_config *cfg, char *err, size_t errlen) {
         s->base = calloc(cells, sizeof *s->base);
         s->held = calloc(cells, sizeof *s->held);
         s->src = calloc(cells, sizeof *s->src);
+        s->first_at = calloc((size_t)s->slots, sizeof *s->first_at);
         for (size_t i = 0; s->held && i < cells; i++)
             zmq_msg_init(&s->held[i]);
     }
     if (!full || !s->w || !s->scratch || !s->peers || !s->pending || !s->cver || !s->opt ||
-        !s->pool || (s->slots && (!s->grads || !s->have || !s->base || !s->held || !s->src))) {
+        !s->pool ||
+        (s->slots && (!s->grads || !s->have || !s->base || !s->held || !s->src || !s->first_at))) {
         eng_free(full);
         eng_err(err, errlen, ENG_ENOMEM, "server %d: out of memory", cfg->server_id);
         ps_server_free(&s);
@@ -218,6 +222,7 @@ void ps_server_free(ps_server **ps) {
         zmq_msg_close(&s->held[i]);
     free(s->cver);
     free(s->state);
+    free(s->first_at);
     eng_chunks_free(&s->chunks);
     free(s->held);
     free(s->src);
@@ -251,6 +256,12 @@ const float *ps_server_weights(const ps_server *s, size_t *lo, size_t *n) {
     *lo = s->lo;
     *n = s->n;
     return s->w;
+}
+
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
 /* --- replies --- */
@@ -436,6 +447,8 @@ static void apply_complete_clocks(ps_server *s, int k) {
             note_staleness(s, k, s->base[first + (size_t)w * C]);
         }
         apply(s, k, s->src + first, C, s->W);
+        if (k == 0)
+            s->st.barrier_wait_s += now_s() - s->first_at[slot];
         for (int w = 0; w < s->W; w++) { /* release the payloads */
             zmq_msg_close(&s->held[first + (size_t)w * C]);
             zmq_msg_init(&s->held[first + (size_t)w * C]);
@@ -591,6 +604,13 @@ static int on_push(ps_server *s, pb_msg *m) {
         /* Keep the payload until the chunk's clock is complete: each chunk holds a reference
          * to the one message, no copy. */
         const size_t i = (slot * (size_t)s->W + p->worker_id) * (size_t)s->C + (size_t)k;
+        if (k == 0) { /* the clock's first gradient starts its wait */
+            int any = 0;
+            for (int w = 0; w < s->W; w++)
+                any |= s->have[(slot * (size_t)s->W + (size_t)w) * (size_t)s->C];
+            if (!any)
+                s->first_at[slot] = now_s();
+        }
         s->src[i] = gk;
         if (g != copy)
             zmq_msg_copy(&s->held[i], &m->payload);
@@ -691,16 +711,8 @@ static int on_pull(ps_server *s, const pb_msg *m, char *err, size_t errlen) {
     return PB_OK;
 }
 
-static int on_shutdown(ps_server *s, const pb_msg *m, char *err, size_t errlen) {
-    const Pstrain__Shutdown *d = m->env->shutdown;
-    char why[256];
-    if (peer_of(s, m, d->worker_id, "shutdown", why, sizeof why) != 0)
-        return refuse(s, m, PB_ERR_STATE, why);
-    peer *p = &s->peers[d->worker_id];
-    if (!p->said_goodbye) {
-        p->said_goodbye = 1;
-        s->goodbyes++;
-    }
+/* The counters so far, to the peer that sent m. */
+static int send_stats(ps_server *s, const pb_msg *m, char *err, size_t errlen) {
     uint64_t *per = calloc((size_t)s->W, sizeof *per);
     if (!per)
         return eng_err(err, errlen, PB_EIO, "server %d: out of memory", s->cfg.server_id);
@@ -719,12 +731,33 @@ static int on_shutdown(ps_server *s, const pb_msg *m, char *err, size_t errlen) 
         s->st.staleness_n ? (double)s->st.staleness_sum / (double)s->st.staleness_n : 0.0;
     st.n_pushes_per_worker = (size_t)s->W;
     st.pushes_per_worker = per;
+    st.barrier_wait_s = s->st.barrier_wait_s;
     Pstrain__Envelope env = PSTRAIN__ENVELOPE__INIT;
     env.body_case = PSTRAIN__ENVELOPE__BODY_STATS;
     env.stats = &st;
     int rc = pb_send(s->sock, m->identity, m->identity_len, &env, NULL, 0, err, errlen);
     free(per);
     return rc;
+}
+
+static int on_shutdown(ps_server *s, const pb_msg *m, char *err, size_t errlen) {
+    const Pstrain__Shutdown *d = m->env->shutdown;
+    char why[256];
+    if (peer_of(s, m, d->worker_id, "shutdown", why, sizeof why) != 0)
+        return refuse(s, m, PB_ERR_STATE, why);
+    peer *p = &s->peers[d->worker_id];
+    if (!p->said_goodbye) {
+        p->said_goodbye = 1;
+        s->goodbyes++;
+    }
+    return send_stats(s, m, err, errlen);
+}
+
+static int on_stats_request(ps_server *s, const pb_msg *m, char *err, size_t errlen) {
+    char why[256];
+    if (peer_of(s, m, m->env->stats_request->worker_id, "stats_request", why, sizeof why) != 0)
+        return refuse(s, m, PB_ERR_STATE, why);
+    return send_stats(s, m, err, errlen);
 }
 
 int ps_server_run(ps_server *s, char *err, size_t errlen) {
@@ -758,6 +791,9 @@ int ps_server_run(ps_server *s, char *err, size_t errlen) {
                 break;
             case PSTRAIN__ENVELOPE__BODY_SHUTDOWN:
                 rc = on_shutdown(s, &m, err, errlen);
+                break;
+            case PSTRAIN__ENVELOPE__BODY_STATS_REQUEST:
+                rc = on_stats_request(s, &m, err, errlen);
                 break;
             default:
                 snprintf(why, sizeof why, "%s: not a request a server answers",

@@ -57,6 +57,7 @@ typedef struct ps_stats {
     uint64_t updates, pushes, pulls, bytes_in, bytes_out, errors;
     /* over applied gradients: updates applied since the weights each was computed on */
     uint64_t staleness_max, staleness_sum, staleness_n;
+    double barrier_wait_s; /* sync/ssp: per update of chunk 0, first gradient to last */
 } ps_stats;
 
 typedef struct ps_server ps_server;

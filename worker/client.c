@@ -42,7 +42,9 @@ struct wk_client {
     uint32_t *row_ids;            /* and their ids */
     size_t row_cap;               /* floats row_vals holds */
     uint64_t bytes_pushed;
-    int stopping; /* a server said it is stopping */
+    int stopping;          /* a server said it is stopping */
+    wk_server_stats *stats; /* (P): the servers' counters as last asked for */
+    uint64_t *per_worker;   /* (P, W): their pushes_per_worker */
 };
 
 /* Receives one message from server s within the timeout. An ErrorReply becomes an error
@@ -163,6 +165,8 @@ void wk_client_free(wk_client **pc) {
     free(c->srv);
     free(c->row_vals);
     free(c->row_ids);
+    free(c->stats);
+    free(c->per_worker);
     free(c);
     *pc = NULL;
 }
@@ -471,6 +475,58 @@ int wk_client_snapshot(wk_client *c, uint64_t min_version, eng_ckpt *ck, char *e
     return 0;
 }
 
+/* Receives the ServerStats of every server into c->stats. */
+static int take_stats(wk_client *c, char *err, size_t errlen) {
+    if (!c->stats) {
+        c->stats = calloc((size_t)c->P, sizeof *c->stats);
+        c->per_worker = calloc((size_t)c->P * (size_t)c->W, sizeof *c->per_worker);
+        if (!c->stats || !c->per_worker)
+            return eng_err(err, errlen, ENG_ENOMEM, "worker %d: out of memory", c->worker_id);
+    }
+    for (int s = 0; s < c->P; s++) {
+        pb_msg r;
+        int rc = recv_from(c, s, &r, PSTRAIN__ENVELOPE__BODY_STATS, err, errlen);
+        if (rc == ENG_OK) {
+            const Pstrain__ServerStats *st = r.env->stats;
+            wk_server_stats *o = &c->stats[s];
+            *o = (wk_server_stats){.server_id = st->server_id,
+                                   .updates = st->updates,
+                                   .pushes = st->pushes,
+                                   .pulls = st->pulls,
+                                   .bytes_in = st->bytes_in,
+                                   .bytes_out = st->bytes_out,
+                                   .errors = st->errors,
+                                   .max_staleness = st->max_staleness,
+                                   .mean_staleness = st->mean_staleness,
+                                   .barrier_wait_s = st->barrier_wait_s,
+                                   .pushes_per_worker = c->per_worker + (size_t)s * c->W,
+                                   .workers = c->W};
+            for (size_t w = 0; w < st->n_pushes_per_worker && w < (size_t)c->W; w++)
+                c->per_worker[(size_t)s * c->W + w] = st->pushes_per_worker[w];
+        }
+        pb_msg_clear(&r);
+        if (rc != ENG_OK)
+            return -1;
+    }
+    return 0;
+}
+
+const wk_server_stats *wk_client_stats(wk_client *c, char *err, size_t errlen) {
+    ENG_ASSERT(!wk_client_pull_pending(c), "stats with a pull outstanding");
+    Pstrain__StatsRequest q = PSTRAIN__STATS_REQUEST__INIT;
+    q.worker_id = (uint32_t)c->worker_id;
+    Pstrain__Envelope env = PSTRAIN__ENVELOPE__INIT;
+    env.body_case = PSTRAIN__ENVELOPE__BODY_STATS_REQUEST;
+    env.stats_request = &q;
+    for (int s = 0; s < c->P; s++)
+        if (pb_send(c->srv[s].sock, NULL, 0, &env, NULL, 0, err, errlen) != PB_OK)
+            return NULL;
+    return take_stats(c, err, errlen) == 0 ? c->stats : NULL;
+}
+
+const wk_server_stats *wk_client_last_stats(const wk_client *c) { return c->stats; }
+int wk_client_servers(const wk_client *c) { return c->P; }
+
 int wk_client_shutdown(wk_client *c, FILE *out, char *err, size_t errlen) {
     Pstrain__Shutdown d = PSTRAIN__SHUTDOWN__INIT;
     d.worker_id = (uint32_t)c->worker_id;
@@ -480,24 +536,19 @@ int wk_client_shutdown(wk_client *c, FILE *out, char *err, size_t errlen) {
     for (int s = 0; s < c->P; s++)
         if (pb_send(c->srv[s].sock, NULL, 0, &env, NULL, 0, err, errlen) != PB_OK)
             return -1;
-    for (int s = 0; s < c->P; s++) {
-        pb_msg r;
-        int rc = recv_from(c, s, &r, PSTRAIN__ENVELOPE__BODY_STATS, err, errlen);
-        if (rc == ENG_OK && out) {
-            const Pstrain__ServerStats *st = r.env->stats;
-            fprintf(out,
-                    "server %u: %" PRIu64 " updates, %" PRIu64 " pushes, %" PRIu64
-                    " pulls, %.1f MB in, %.1f MB out, %" PRIu64
-                    " refused, staleness mean %.2f max %" PRIu64 "; pushes per worker:",
-                    st->server_id, st->updates, st->pushes, st->pulls, st->bytes_in / 1e6,
-                    st->bytes_out / 1e6, st->errors, st->mean_staleness, st->max_staleness);
-            for (size_t w = 0; w < st->n_pushes_per_worker; w++)
-                fprintf(out, " %" PRIu64, st->pushes_per_worker[w]);
-            fputc('\n', out);
-        }
-        pb_msg_clear(&r);
-        if (rc != ENG_OK)
-            return -1;
+    if (take_stats(c, err, errlen) != 0)
+        return -1;
+    for (int s = 0; s < c->P && out; s++) {
+        const wk_server_stats *st = &c->stats[s];
+        fprintf(out,
+                "server %u: %" PRIu64 " updates, %" PRIu64 " pushes, %" PRIu64
+                " pulls, %.1f MB in, %.1f MB out, %" PRIu64
+                " refused, staleness mean %.2f max %" PRIu64 "; pushes per worker:",
+                st->server_id, st->updates, st->pushes, st->pulls, st->bytes_in / 1e6,
+                st->bytes_out / 1e6, st->errors, st->mean_staleness, st->max_staleness);
+        for (int w = 0; w < st->workers; w++)
+            fprintf(out, " %" PRIu64, st->pushes_per_worker[w]);
+        fputc('\n', out);
     }
     return 0;
 }

@@ -86,7 +86,25 @@ int wk_client_snapshot(wk_client *c, uint64_t min_version, eng_ckpt *ck, char *e
 /* True once a server has said it is stopping (it got SIGTERM or SIGINT). */
 int wk_client_stopping(const wk_client *c);
 
-/* Says goodbye to every server and prints each server's counters to out (NULL: none). */
+/* A server's counters (its ServerStats). */
+typedef struct wk_server_stats {
+    uint32_t server_id;
+    uint64_t updates, pushes, pulls, bytes_in, bytes_out, errors, max_staleness;
+    double mean_staleness;
+    double barrier_wait_s; /* sync/ssp: summed over updates, first gradient to last */
+    const uint64_t *pushes_per_worker; /* (workers) */
+    int workers;
+} wk_server_stats;
+
+/* Asks every server for its counters so far: an array of wk_client_servers(c) entries owned
+ * by c, valid until the next call, or NULL with err. No pull may be outstanding. */
+const wk_server_stats *wk_client_stats(wk_client *c, char *err, size_t errlen);
+/* The counters last received (by wk_client_stats or wk_client_shutdown), or NULL. */
+const wk_server_stats *wk_client_last_stats(const wk_client *c);
+int wk_client_servers(const wk_client *c);
+
+/* Says goodbye to every server and prints each server's counters to out (NULL: none); they
+ * stay available from wk_client_last_stats. */
 int wk_client_shutdown(wk_client *c, FILE *out, char *err, size_t errlen);
 
 #endif

@@ -401,6 +401,7 @@ int wk_train_gan(const wk_opts *o, const wk_job *job, const eng_ckpt *resume,
     int stopped = 0;
     double train_seconds = 0.0;
     int64_t trained = 0;
+    wk_time_split times = {0}; /* this worker's, for the report */
     for (int64_t epoch = first_epoch;
          epoch <= o->epochs && (!o->max_steps || step < o->max_steps) && !stopped; epoch++) {
         if (lead)
@@ -434,27 +435,35 @@ int wk_train_gan(const wk_opts *o, const wk_job *job, const eng_ckpt *resume,
             for (size_t i = 0; i < (size_t)B * eng_shape_size(part[1].input); i++)
                 x[i] = 2.0f * x[i] - 1.0f; /* the generator's tanh range */
             for (int p = 0; job && p < 2; p++) {
+                double t = wk_now();
                 if (wk_refresh_weights(client[p], eng_net_params(net[p]), &version[p],
                                        wk_needed_version(o, (uint64_t)step), err, errlen) != 0)
                     goto out;
+                times.pull_s += wk_now() - t;
+                t = wk_now();
                 if (wk_client_step_begin(client[p], eng_net_grads(net[p]), (uint64_t)step,
                                          version[p], !wk_client_pull_pending(client[p]),
                                          wk_needed_version(o, (uint64_t)step + 1), err,
                                          errlen) != 0)
                     goto out;
+                times.push_s += wk_now() - t;
             }
             if (job)
                 state_keep(&state, eng_net_params(net[0]));
+            double t = wk_now();
             eng_gan_step(gan, x, B, wk_step_key((uint64_t)o->seed, step), &st);
             if (!job) {
                 eng_net_apply(net[1], opt[1]);
                 eng_net_apply(net[0], opt[0]);
             } else {
                 state_to_grads(&state, eng_net_params(net[0]), eng_net_grads(net[0]));
-                for (int p = 1; p >= 0; p--)
-                    if (wk_client_step_end(client[p], err, errlen) != 0)
-                        goto out;
             }
+            times.compute_s += wk_now() - t;
+            t = wk_now();
+            for (int p = 1; job && p >= 0; p--)
+                if (wk_client_step_end(client[p], err, errlen) != 0)
+                    goto out;
+            times.push_s += wk_now() - t;
             if (lead) {
                 const double dt = wk_now() - t0;
                 wk_progress_gan_step(&prog, s + 1, st.d_loss_sum / (double)st.count,
@@ -462,6 +471,7 @@ int wk_train_gan(const wk_opts *o, const wk_job *job, const eng_ckpt *resume,
                                      dt > 0 ? (double)st.count * world / dt : 0.0);
             }
         }
+        times.total_s += wk_now() - t0;
         if (stopped)
             break;
         /* Report on every update the job has made so far. */
@@ -493,6 +503,13 @@ int wk_train_gan(const wk_opts *o, const wk_job *job, const eng_ckpt *resume,
             }
             r.seconds = wk_now() - prog.epoch_start;
             wk_progress_gan_epoch_end(&prog, &r);
+            for (int p = 0; job && o->metrics[0] && p < 2; p++) {
+                const wk_server_stats *ss = wk_client_stats(client[p], err, errlen);
+                if (!ss)
+                    goto out;
+                wk_progress_servers(&prog, epoch, p ? "discriminator" : "generator", ss,
+                                    job->num_servers);
+            }
         }
         const wk_position end = s < steps_per_epoch ? (wk_position){step, epoch, s}
                                                     : (wk_position){step, epoch + 1, 0};
@@ -534,9 +551,13 @@ int wk_train_gan(const wk_opts *o, const wk_job *job, const eng_ckpt *resume,
             goto out;
         }
     }
-    if (lead)
-        printf("trained %lld steps: %.0f samples/s - %.1fs\n", (long long)step,
-               train_seconds > 0 ? (double)trained / train_seconds : 0.0, wk_now() - t_start);
+    if (lead) {
+        printf("trained %lld steps\n", (long long)step);
+        wk_progress_report(&prog, wk_now() - t_start,
+                           train_seconds > 0 ? (double)trained / train_seconds : 0.0, &times,
+                           job ? wk_client_last_stats(client[0]) : NULL,
+                           job ? job->num_servers : 0);
+    }
     status = 0;
 out:
     wk_stop_vote_end(&vote);

@@ -123,9 +123,9 @@ void wk_progress_epoch_end(wk_progress *p, const wk_epoch_report *r) {
         fprintf(p->metrics,
                 "{\"event\":\"epoch\",\"epoch\":%lld,\"loss\":%.6g,\"accuracy\":%.6g,"
                 "\"val_loss\":%.6g,\"val_accuracy\":%.6g,\"samples_per_sec\":%.6g,"
-                "\"push_bytes_per_step\":%.6g}\n",
+                "\"push_bytes_per_step\":%.6g,\"seconds\":%.6g}\n",
                 (long long)r->epoch, r->loss, r->accuracy, r->val_loss, r->val_accuracy,
-                r->samples_per_sec, r->push_bytes_per_step);
+                r->samples_per_sec, r->push_bytes_per_step, r->seconds);
         fflush(p->metrics);
     }
 }
@@ -140,6 +140,63 @@ void wk_progress_final(wk_progress *p, double test_loss, double test_accuracy,
                 "{\"event\":\"final\",\"test_loss\":%.6g,\"test_accuracy\":%.6g,"
                 "\"samples_per_sec\":%.6g,\"wall_s\":%.6g}\n",
                 test_loss, test_accuracy, samples_per_sec, wall_s);
+        fflush(p->metrics);
+    }
+}
+
+void wk_progress_servers(wk_progress *p, int64_t epoch, const char *vector,
+                         const wk_server_stats *st, int P) {
+    if (!p->metrics || !st)
+        return;
+    fprintf(p->metrics, "{\"event\":\"servers\",\"epoch\":%lld,\"vector\":\"%s\",\"servers\":[",
+            (long long)epoch, vector);
+    for (int s = 0; s < P; s++) {
+        fprintf(p->metrics,
+                "%s{\"server\":%u,\"updates\":%llu,\"bytes_in\":%llu,\"bytes_out\":%llu,"
+                "\"pushes\":%llu,\"pulls\":%llu,\"refused\":%llu,\"staleness_mean\":%.6g,"
+                "\"staleness_max\":%llu,\"barrier_wait_s\":%.6g,\"pushes_per_worker\":[",
+                s ? "," : "", st[s].server_id, (unsigned long long)st[s].updates,
+                (unsigned long long)st[s].bytes_in, (unsigned long long)st[s].bytes_out,
+                (unsigned long long)st[s].pushes, (unsigned long long)st[s].pulls,
+                (unsigned long long)st[s].errors, st[s].mean_staleness,
+                (unsigned long long)st[s].max_staleness, st[s].barrier_wait_s);
+        for (int w = 0; w < st[s].workers; w++)
+            fprintf(p->metrics, "%s%llu", w ? "," : "",
+                    (unsigned long long)st[s].pushes_per_worker[w]);
+        fprintf(p->metrics, "]}");
+    }
+    fprintf(p->metrics, "]}\n");
+    fflush(p->metrics);
+}
+
+void wk_progress_report(wk_progress *p, double wall_s, double samples_per_sec,
+                        const wk_time_split *t, const wk_server_stats *st, int P) {
+    const double total = t->total_s > 0 ? t->total_s : 1.0;
+    const double other = t->total_s - t->compute_s - t->push_s - t->pull_s;
+    fprintf(p->out, "report: %.1f s wall, %.0f samples/s\n", wall_s, samples_per_sec);
+    fprintf(p->out,
+            "  worker 0's training time %.1f s: compute %.1f s (%.0f%%), pushing %.1f s (%.0f%%), "
+            "waiting for weights %.1f s (%.0f%%), other %.1f s (%.0f%%)\n",
+            t->total_s, t->compute_s, 100 * t->compute_s / total, t->push_s,
+            100 * t->push_s / total, t->pull_s, 100 * t->pull_s / total, other,
+            100 * other / total);
+    double bytes = 0;
+    for (int s = 0; st && s < P; s++)
+        bytes += (double)(st[s].bytes_in + st[s].bytes_out);
+    for (int s = 0; st && s < P; s++)
+        fprintf(p->out,
+                "  server %u: %llu updates, %.1f MB in, %.1f MB out (%.0f%% of all servers' "
+                "bytes), barrier wait %.1f s, staleness mean %.2f max %llu\n",
+                st[s].server_id, (unsigned long long)st[s].updates, (double)st[s].bytes_in / 1e6,
+                (double)st[s].bytes_out / 1e6,
+                bytes > 0 ? 100 * (double)(st[s].bytes_in + st[s].bytes_out) / bytes : 0.0,
+                st[s].barrier_wait_s, st[s].mean_staleness, (unsigned long long)st[s].max_staleness);
+    fflush(p->out);
+    if (p->metrics) {
+        fprintf(p->metrics,
+                "{\"event\":\"report\",\"wall_s\":%.6g,\"samples_per_sec\":%.6g,"
+                "\"compute_s\":%.6g,\"push_s\":%.6g,\"pull_wait_s\":%.6g,\"train_s\":%.6g}\n",
+                wall_s, samples_per_sec, t->compute_s, t->push_s, t->pull_s, t->total_s);
         fflush(p->metrics);
     }
 }

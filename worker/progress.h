@@ -3,6 +3,8 @@
 #ifndef PSTRAIN_WORKER_PROGRESS_H
 #define PSTRAIN_WORKER_PROGRESS_H
 
+#include "worker/client.h"
+
 #include <stdint.h>
 #include <stdio.h>
 
@@ -19,6 +21,14 @@ typedef struct wk_epoch_report {
     double loss, accuracy, val_loss, val_accuracy, samples_per_sec, seconds;
     double push_bytes_per_step; /* a worker's gradient bytes a step; 0: one process */
 } wk_epoch_report;
+
+/* Where the first worker's time went, for the end-of-job report. */
+typedef struct wk_time_split {
+    double compute_s; /* forward, backward (and one process's optimizer) */
+    double push_s;    /* handing gradients to ZeroMQ, waiting for it to release them */
+    double pull_s;    /* waiting for weights from the servers */
+    double total_s;   /* the training loops, end to end */
+} wk_time_split;
 
 /* Opens metrics_path (may be empty) for writing; bar: -1 auto, 0 off, 1 on.
  * Returns 0, or -1 with a message naming the file. */
@@ -44,6 +54,17 @@ void wk_progress_gan_step(wk_progress *p, int64_t step, double d_loss, double g_
 void wk_progress_gan_epoch_end(wk_progress *p, const wk_gan_report *r);
 void wk_progress_final(wk_progress *p, double test_loss, double test_accuracy,
                        double samples_per_sec, double wall_s);
+
+/* The servers' counters at an epoch's end, as one JSON line (metrics only): vector names
+ * the parameter vector ("model", or a GAN's "generator" / "discriminator"). */
+void wk_progress_servers(wk_progress *p, int64_t epoch, const char *vector,
+                         const wk_server_stats *st, int P);
+
+/* The end-of-job report: wall time, rate, where the first worker's time went and, for a
+ * job with servers, each server's share of the load (st: their final counters, P of them,
+ * NULL for one process). */
+void wk_progress_report(wk_progress *p, double wall_s, double samples_per_sec,
+                        const wk_time_split *t, const wk_server_stats *st, int P);
 
 /* Seconds on a monotonic clock. */
 double wk_now(void);

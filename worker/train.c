@@ -339,6 +339,7 @@ int wk_train(const wk_opts *o, const wk_job *job, const eng_ckpt *resume,
     const int ckpt_on = o->checkpoint_dir[0] != '\0';
     int stopped = 0;
     double train_seconds = 0.0;
+    wk_time_split times = {0}; /* this worker's, for the report */
     for (int64_t epoch = first_epoch;
          epoch <= o->epochs && (!o->max_steps || step < o->max_steps) && !stopped; epoch++) {
         if (lead)
@@ -370,9 +371,12 @@ int wk_train(const wk_opts *o, const wk_job *job, const eng_ckpt *resume,
                 }
             }
             const int B = wk_stream_batch(&data, s, x, labels);
+            double t = wk_now();
             if (job && wk_refresh_weights(client, eng_net_params(net), &version,
                                           wk_needed_version(o, (uint64_t)step), err, errlen) != 0)
                 goto out;
+            times.pull_s += wk_now() - t;
+            t = wk_now();
             /* Ask for the next weights with the push, unless the last answer is still on its
              * way (async, ssp). */
             if (job &&
@@ -380,6 +384,8 @@ int wk_train(const wk_opts *o, const wk_job *job, const eng_ckpt *resume,
                                      !wk_client_pull_pending(client),
                                      wk_needed_version(o, (uint64_t)step + 1), err, errlen) != 0)
                 goto out;
+            times.push_s += wk_now() - t;
+            t = wk_now();
             if (rows.rows) { /* pushes of the embedding carry only the rows this batch used */
                 touched_collect(&rows, x, (size_t)B * eng_shape_size(model.input));
                 wk_client_step_sparse(client, &rows.sp);
@@ -387,8 +393,11 @@ int wk_train(const wk_opts *o, const wk_job *job, const eng_ckpt *resume,
             eng_net_train_step(net, x, labels, B, wk_step_key((uint64_t)o->seed, step), &st);
             if (!job)
                 eng_net_apply(net, opt);
-            else if (early.rc != 0 || wk_client_step_end(client, err, errlen) != 0)
+            times.compute_s += wk_now() - t;
+            t = wk_now();
+            if (job && (early.rc != 0 || wk_client_step_end(client, err, errlen) != 0))
                 goto out;
+            times.push_s += wk_now() - t;
             if (lead) {
                 double dt = wk_now() - t0;
                 wk_progress_step(&prog, s + 1, st.loss_sum / (double)st.count,
@@ -396,6 +405,7 @@ int wk_train(const wk_opts *o, const wk_job *job, const eng_ckpt *resume,
                                  dt > 0 ? (double)st.count * world / dt : 0.0);
             }
         }
+        times.total_s += wk_now() - t0;
         if (stopped)
             break;
         /* Evaluate on every update the job has made so far. */
@@ -419,6 +429,11 @@ int wk_train(const wk_opts *o, const wk_job *job, const eng_ckpt *resume,
         if (lead) {
             r.seconds = wk_now() - prog.epoch_start;
             wk_progress_epoch_end(&prog, &r);
+            const wk_server_stats *ss = NULL;
+            if (client && o->metrics[0] && !(ss = wk_client_stats(client, err, errlen)))
+                goto out;
+            if (ss)
+                wk_progress_servers(&prog, epoch, "model", ss, job->num_servers);
         }
         /* And one at every epoch's end (or where --max-steps cut it). */
         const wk_position end =
@@ -457,12 +472,15 @@ int wk_train(const wk_opts *o, const wk_job *job, const eng_ckpt *resume,
     }
     double test_loss, test_accuracy;
     evaluate(net, job, &data.data.test, chunk, x, labels, &test_loss, &test_accuracy);
+    const double rate = train_seconds > 0 ? (double)trained / train_seconds : 0.0;
     if (lead)
-        wk_progress_final(&prog, test_loss, test_accuracy,
-                          train_seconds > 0 ? (double)trained / train_seconds : 0.0,
-                          wk_now() - t_start);
+        wk_progress_final(&prog, test_loss, test_accuracy, rate, wk_now() - t_start);
     if (client && wk_client_shutdown(client, NULL, err, errlen) != 0)
         goto out;
+    if (lead)
+        wk_progress_report(&prog, wk_now() - t_start, rate, &times,
+                           client ? wk_client_last_stats(client) : NULL,
+                           job ? job->num_servers : 0);
     status = 0;
 out:
     wk_stop_vote_end(&vote);
