@@ -99,8 +99,13 @@ static int bind_socket(ps_server *s, char *err, size_t errlen) {
                 port = p;
         }
     }
+    if (port < 0 && c->port_min == 0 && c->port_max == 0)
+        return eng_err(err, errlen, ENG_EIO,
+                       "server %d: cannot bind %s (--bind): %s", c->server_id, c->bind_host,
+                       zmq_strerror(errno));
     if (port < 0)
-        return eng_err(err, errlen, ENG_EIO, "server %d: cannot bind %s ports %d-%d: %s",
+        return eng_err(err, errlen, ENG_EIO,
+                       "server %d: cannot bind %s (--bind) on any port of %d-%d (--port-range): %s",
                        c->server_id, c->bind_host, c->port_min, c->port_max, zmq_strerror(errno));
     snprintf(s->endpoint, sizeof s->endpoint, "tcp://%s:%d", c->advertise_host, port);
     return ENG_OK;

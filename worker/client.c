@@ -12,6 +12,7 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 typedef struct server_conn {
     void *sock;
@@ -25,6 +26,10 @@ typedef struct server_conn {
     uint64_t version;  /* of the shard's weights last received in full */
     uint64_t round;    /* the smallest version among this pull's answers so far */
 } server_conn;
+
+/* How long the first hello may take: every server is listening before workers learn its
+ * endpoint, so silence means a path that does not work. */
+#define WK_HELLO_MS 10000
 
 struct wk_client {
     void *ctx;
@@ -124,9 +129,23 @@ wk_client *wk_client_new(const char *const *endpoints, int P, int worker_id, int
     for (int s = 0; s < P; s++)
         if (pb_send(c->srv[s].sock, NULL, 0, &env, NULL, 0, err, errlen) != PB_OK)
             goto fail;
+    /* A path that does not work shows as silence (ZeroMQ retries the connection quietly): say
+     * which one, within seconds, and what to check, rather than wait the whole timeout. */
+    c->timeout_ms = c->timeout_ms < WK_HELLO_MS ? c->timeout_ms : WK_HELLO_MS;
     for (int s = 0; s < P; s++) {
         pb_msg r;
         int rc = recv_from(c, s, &r, PSTRAIN__ENVELOPE__BODY_HELLO_REPLY, err, errlen);
+        if (rc == ENG_EIO) {
+            char host[256] = "?", why[512];
+            gethostname(host, sizeof host);
+            host[sizeof host - 1] = '\0';
+            snprintf(why, sizeof why, "%s", err);
+            eng_err(err, errlen, ENG_EIO,
+                    "host %s: no hello from %s (%s): check that this host reaches that address "
+                    "and port (firewall, routing), that the server advertises an address "
+                    "workers can reach (--advertise), and --port-range",
+                    host, c->srv[s].endpoint, why);
+        }
         if (rc == ENG_OK) {
             const Pstrain__Slice *sh = r.env->hello_reply->shard;
             if (!sh || sh->offset != c->srv[s].lo || sh->count != c->srv[s].n)
@@ -145,6 +164,7 @@ wk_client *wk_client_new(const char *const *endpoints, int P, int worker_id, int
         if (rc != ENG_OK)
             goto fail;
     }
+    c->timeout_ms = (int)(timeout_s * 1000.0);
     return c;
 fail:
     wk_client_free(&c);
