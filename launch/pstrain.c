@@ -12,8 +12,10 @@
 #include "engine/pool.h"
 #include "engine/shard.h"
 #include "ps/server.h"
+#include "worker/check.h"
 #include "worker/cli.h"
 #include "worker/gan.h"
+#include "worker/plot.h"
 #include "worker/train.h"
 
 #include <arpa/inet.h>
@@ -25,6 +27,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #define ENDPOINT_MAX 160
 
@@ -46,11 +49,24 @@ static void catch_stop_signals(void) {
     sigaction(SIGINT, &sa, NULL);
 }
 
-/* Reads the checkpoint --resume names and checks it is for --model. Returns ENG_OK or a
- * code with one line in err. */
-static int load_resume(const wk_opts *o, eng_ckpt *c, char *err, size_t errlen) {
+/* Reads the checkpoint --resume names and checks it is for --model. --resume auto with no
+ * checkpoint in --checkpoint-dir yet sets *fresh instead (a restart loop's first run).
+ * Returns ENG_OK or a code with one line in err. */
+static int load_resume(const wk_opts *o, eng_ckpt *c, int *fresh, char *err, size_t errlen) {
     char path[WK_PATH_MAX], why[1024] = "";
-    int rc = eng_ckpt_resolve(o->resume, path, sizeof path, why, sizeof why);
+    const char *from = o->resume;
+    *fresh = 0;
+    if (strcmp(o->resume, "auto") == 0) {
+        char latest[WK_PATH_MAX + 16];
+        snprintf(latest, sizeof latest, "%s/latest", o->checkpoint_dir);
+        if (access(latest, F_OK) != 0) {
+            printf("--resume auto: no checkpoint in %s yet: starting fresh\n", o->checkpoint_dir);
+            *fresh = 1;
+            return ENG_OK;
+        }
+        from = o->checkpoint_dir;
+    }
+    int rc = eng_ckpt_resolve(from, path, sizeof path, why, sizeof why);
     if (rc == ENG_OK)
         rc = eng_ckpt_read(path, c, why, sizeof why);
     if (rc == ENG_OK && strcmp(c->model, o->model) != 0) {
@@ -65,13 +81,17 @@ static int load_resume(const wk_opts *o, eng_ckpt *c, char *err, size_t errlen) 
 
 /* Rank 0 reads the checkpoint; every rank gets a copy over MPI (no shared file system
  * needed). Returns ENG_OK, or a code with err on every rank. */
-static int bcast_resume(const wk_opts *o, int rank, eng_ckpt *c, char *err, size_t errlen) {
-    int rc = rank == 0 ? load_resume(o, c, err, errlen) : ENG_OK;
+static int bcast_resume(const wk_opts *o, int rank, eng_ckpt *c, int *fresh, char *err,
+                        size_t errlen) {
+    int rc = rank == 0 ? load_resume(o, c, fresh, err, errlen) : ENG_OK;
     MPI_Bcast(&rc, 1, MPI_INT, 0, MPI_COMM_WORLD);
     if (rc != ENG_OK) {
         MPI_Bcast(err, (int)errlen, MPI_CHAR, 0, MPI_COMM_WORLD);
         return rc;
     }
+    MPI_Bcast(fresh, 1, MPI_INT, 0, MPI_COMM_WORLD);
+    if (*fresh)
+        return ENG_OK;
     eng_ckpt head = *c; /* the scalars; the arrays follow */
     MPI_Bcast(&head, (int)sizeof head, MPI_BYTE, 0, MPI_COMM_WORLD);
     if (rank != 0) {
@@ -143,6 +163,7 @@ static ps_server *start_server(const wk_opts *o, const eng_model *m, const eng_o
                      .bind_host = o->bind,
                      .advertise_host = advertise,
                      .log = stderr,
+                     .verbose = strcmp(o->log_level, "debug") == 0,
                      .threads = (int)o->server_threads,
                      .chunk = (size_t)o->chunk,
                      .stop = o->checkpoint_dir[0] ? &stop_requested : NULL};
@@ -206,11 +227,13 @@ static int start_tables(tables *t, const wk_opts *o, const eng_model *m, int ran
     return 0;
 }
 
-static int serve_one(ps_server *s, int rank, int W, const char *what) {
+static int serve_one(ps_server *s, int rank, int W, const char *what, int quiet) {
     char err[512];
     int rc = ps_server_run(s, err, sizeof err);
     if (rc != 0)
         fprintf(stderr, "pstrain: %s\n", err);
+    if (quiet)
+        return rc == 0 ? 0 : 1;
     const ps_stats *st = ps_server_stats(s);
     printf("server %d%s: %llu updates, %llu pushes, %llu pulls, %.1f MB in, %.1f MB out, %llu "
            "refused, staleness mean %.2f max %llu\n",
@@ -230,25 +253,25 @@ static int serve_one(ps_server *s, int rank, int W, const char *what) {
 /* A GAN's second table runs on a thread of its own. */
 typedef struct table_thread {
     ps_server *s;
-    int rank, W, status;
+    int rank, W, quiet, status;
 } table_thread;
 
 static void *serve_main(void *arg) {
     table_thread *t = arg;
-    t->status = serve_one(t->s, t->rank, t->W, " (discriminator)");
+    t->status = serve_one(t->s, t->rank, t->W, " (discriminator)", t->quiet);
     return NULL;
 }
 
-static int serve(tables *t, int rank, int W) {
+static int serve(tables *t, int rank, int W, int quiet) {
     if (t->n == 1)
-        return serve_one(t->s[0], rank, W, "");
-    table_thread second = {t->s[1], rank, W, 1};
+        return serve_one(t->s[0], rank, W, "", quiet);
+    table_thread second = {t->s[1], rank, W, quiet, 1};
     pthread_t th;
     if (pthread_create(&th, NULL, serve_main, &second) != 0) {
         fprintf(stderr, "pstrain: server %d: cannot start a thread\n", rank);
         return 1;
     }
-    const int status = serve_one(t->s[0], rank, W, " (generator)");
+    const int status = serve_one(t->s[0], rank, W, " (generator)", quiet);
     pthread_join(th, NULL);
     return status ? status : second.status;
 }
@@ -272,7 +295,8 @@ static int distributed(const wk_opts *o) {
     char err[1024] = "";
     ENG_ASSERT(eng_model_build(&m, eng_model_find(o->model), err, sizeof err) == ENG_OK, "%s", err);
     eng_ckpt resume = {0};
-    if (o->resume[0] && bcast_resume(o, rank, &resume, err, sizeof err) != ENG_OK) {
+    int fresh = 1;
+    if (o->resume[0] && bcast_resume(o, rank, &resume, &fresh, err, sizeof err) != ENG_OK) {
         if (rank == 0)
             fprintf(stderr, "pstrain: %s\n", err);
         MPI_Finalize();
@@ -280,7 +304,7 @@ static int distributed(const wk_opts *o) {
     }
     if (o->checkpoint_dir[0])
         catch_stop_signals();
-    const eng_ckpt *from = o->resume[0] ? &resume : NULL;
+    const eng_ckpt *from = o->resume[0] && !fresh ? &resume : NULL;
     tables server = {0};
     const int served = rank < P && start_tables(&server, o, &m, rank, P, W, from) == 0;
 
@@ -320,7 +344,7 @@ static int distributed(const wk_opts *o) {
     if (rank < P && !served)
         status = 1;
     if (status == 0 && served) {
-        status = serve(&server, rank, W);
+        status = serve(&server, rank, W, strcmp(o->log_level, "quiet") == 0);
     } else if (status == 0) {
         wk_job job = {.worker_id = rank - P,
                       .num_workers = W,
@@ -392,6 +416,22 @@ int main(int argc, char **argv) {
         eng_ckpt_free(&c);
         return status;
     }
+    if (o.command == WK_CMD_PLOT) {
+        const int status = wk_plot(o.metrics, o.out, o.title, err, sizeof err);
+        if (status != 0)
+            fprintf(stderr, "pstrain: %s\n", err);
+        else
+            printf("%s: the curves of %s\n", o.out, o.metrics);
+        return status;
+    }
+    if (o.command == WK_CMD_CHECK) {
+        /* "data missing" is the stdout line's to say (a launcher reads that); only a line
+         * that could not be printed goes to stderr. */
+        const int status = wk_check(&o, stdout, err, sizeof err);
+        if (status != 0 && err[0])
+            fprintf(stderr, "pstrain: %s\n", err);
+        return status;
+    }
     if (o.command == WK_CMD_SUMMARY) {
         eng_model m;
         if (eng_model_build(&m, eng_model_find(o.model), err, sizeof err) != ENG_OK) {
@@ -410,13 +450,14 @@ int main(int argc, char **argv) {
         return distributed(&o);
     }
     eng_ckpt resume = {0};
-    if (o.resume[0] && load_resume(&o, &resume, err, sizeof err) != ENG_OK) {
+    int fresh = 1;
+    if (o.resume[0] && load_resume(&o, &resume, &fresh, err, sizeof err) != ENG_OK) {
         fprintf(stderr, "pstrain: %s\n", err);
         return 2;
     }
     if (o.checkpoint_dir[0])
         catch_stop_signals();
-    const eng_ckpt *from = o.resume[0] ? &resume : NULL;
+    const eng_ckpt *from = o.resume[0] && !fresh ? &resume : NULL;
     int status = eng_model_find(o.model)->parts
                      ? wk_train_gan(&o, NULL, from, &stop_requested, err, sizeof err)
                      : wk_train(&o, NULL, from, &stop_requested, err, sizeof err);

@@ -436,6 +436,9 @@ static void apply(ps_server *s, int k, const float *const *src, size_t stride, i
     s->cver[k]++;
     if (k == 0) /* a shard's update counts once */
         s->st.updates++;
+    if (k == 0 && s->cfg.verbose && s->cfg.log)
+        fprintf(s->cfg.log, "server %d: update %" PRIu64 " from %d gradient(s)\n",
+                s->cfg.server_id, s->cver[0], nsrc);
 }
 
 /* PS_SYNC / PS_SSP: applies every clock of chunk k whose gradients are all in. */

@@ -45,6 +45,7 @@ typedef struct ps_config {
     const char *advertise_host;  /* address workers connect to */
     int port_min, port_max;      /* 0, 0: an ephemeral port */
     FILE *log;                   /* one line per refused message; NULL: quiet */
+    int verbose;                 /* also a line per update of the shard (--log-level debug) */
     int threads;                 /* for the optimizer update (results do not depend on it) */
     size_t chunk;                /* the most floats in one push or pull message (0: no limit);
                                     messages also break at every layer (eng_chunks_plan) */

@@ -31,12 +31,15 @@ typedef struct flag {
 #define EVAL (1u << WK_CMD_EVAL)
 #define INSPECT (1u << WK_CMD_INSPECT)
 #define SAMPLE (1u << WK_CMD_SAMPLE)
+#define PLOT (1u << WK_CMD_PLOT)
+#define CHECK (1u << WK_CMD_CHECK)
 #define STR(field) offsetof(wk_opts, field), sizeof(((wk_opts *)0)->field)
 #define NUM(field) offsetof(wk_opts, field), 0
 
 static const flag flags[] = {
-    {"model", F_STR, STR(model), 0, 0, TRAIN | SUMMARY, "NAME", "model to build (see below)"},
-    {"data", F_STR, STR(data), 0, 0, TRAIN | EVAL, "DIR",
+    {"model", F_STR, STR(model), 0, 0, TRAIN | SUMMARY | CHECK, "NAME",
+     "model to build (see below)"},
+    {"data", F_STR, STR(data), 0, 0, TRAIN | EVAL | CHECK, "DIR",
      "data directory (default $PSTRAIN_DATA or " PSTRAIN_DATA_DIR ")"},
     {"epochs", F_INT, NUM(epochs), 1, 1e6, TRAIN, "N", "passes over the training set (default 10)"},
     {"batch", F_INT, NUM(batch), 1, 65536, TRAIN, "N", "samples per step (default 32)"},
@@ -86,9 +89,13 @@ static const flag flags[] = {
      "also checkpoint every STEPS steps (default 0: epoch ends only)"},
     {"keep", F_INT, NUM(keep), 0, 1e6, TRAIN, "K",
      "keep the newest K checkpoints (default 0: all)"},
-    {"resume", F_STR, STR(resume), 0, 0, TRAIN, "FILE|DIR",
+    {"resume", F_STR, STR(resume), 0, 0, TRAIN, "FILE|DIR|auto",
      "continue a job from a checkpoint (DIR: the one DIR/latest names), on any number of "
-     "servers and workers"},
+     "servers and workers; auto: --checkpoint-dir's latest if there is one, else start fresh "
+     "(a restart loop's one flag)"},
+    {"log-level", F_STR, STR(log_level), 0, 0, TRAIN, "quiet|info|debug",
+     "servers: quiet prints nothing but errors, info (default) their counters at the end, "
+     "debug also a line per update"},
     {"checkpoint", F_STR, STR(checkpoint), 0, 0, EVAL | INSPECT | SAMPLE, "FILE|DIR",
      "the checkpoint to read (or give it as the only argument)"},
     {"gen-optim", F_STR, STR(gen_optim), 0, 0, TRAIN, "SPEC",
@@ -102,10 +109,13 @@ static const flag flags[] = {
      "Frechet distance)"},
     {"judge-n", F_INT, NUM(judge_n), 100, 1e6, TRAIN, "N",
      "images generated for the scores (default 10000)"},
-    {"out", F_STR, STR(out), 0, 0, SAMPLE, "FILE", "the PNG grid to write"},
+    {"out", F_STR, STR(out), 0, 0, SAMPLE | PLOT, "FILE",
+     "the PNG to write (sample: the grid; plot: the curves)"},
+    {"title", F_STR, STR(title), 0, 0, PLOT, "TEXT",
+     "plot: the picture's title (default: the metrics file's path)"},
     {"n", F_INT, NUM(n), 1, 4096, SAMPLE, "N", "digits in the grid (default 64)"},
-    {"help", F_FLAG, NUM(help), 0, 0, TRAIN | SUMMARY | EVAL | INSPECT | SAMPLE, NULL,
-     "this help"},
+    {"help", F_FLAG, NUM(help), 0, 0, TRAIN | SUMMARY | EVAL | INSPECT | SAMPLE | PLOT | CHECK,
+     NULL, "this help"},
 };
 
 static const struct {
@@ -117,7 +127,34 @@ static const struct {
     [WK_CMD_EVAL] = {"eval", "evaluate a checkpoint's weights on the test set"},
     [WK_CMD_INSPECT] = {"inspect", "print a checkpoint's metadata and a table of its tensors"},
     [WK_CMD_SAMPLE] = {"sample", "write a PNG grid of a GAN checkpoint's generated digits"},
+    [WK_CMD_PLOT] = {"plot", "draw a run's --metrics file as training curves in a PNG"},
+    [WK_CMD_CHECK] = {"check", "one line: version, build, layout checksum, whether the data is "
+                               "here (exit 2 if not)"},
 };
+
+#define NCOMMANDS (sizeof commands / sizeof commands[0])
+
+/* "train, summary, ... or check" into buf. */
+static const char *command_list(char *buf, size_t len) {
+    buf[0] = '\0';
+    for (size_t c = 0; c < NCOMMANDS; c++)
+        snprintf(buf + strlen(buf), len - strlen(buf), "%s%s",
+                 c == 0 ? "" : (c + 1 == NCOMMANDS ? " or " : ", "), commands[c].name);
+    return buf;
+}
+
+/* --model: given and registered. Returns 0 or -1 with err listing the models. */
+static int check_model(const wk_opts *o, char *err, size_t errlen) {
+    if (o->model[0] && eng_model_find(o->model))
+        return 0;
+    if (!o->model[0])
+        snprintf(err, errlen, "--model: required; expected one of:");
+    else
+        snprintf(err, errlen, "--model: unknown model '%s'; expected one of:", o->model);
+    for (int i = 0; eng_model_at(i); i++)
+        snprintf(err + strlen(err), errlen - strlen(err), " %s", eng_model_at(i)->name);
+    return -1;
+}
 
 static int set_value(wk_opts *o, const flag *f, const char *v, char *err, size_t errlen) {
     char *p = (char *)o + f->offset;
@@ -164,6 +201,7 @@ static void defaults(wk_opts *o) {
     o->chunk = 0;
     o->timeout = 60.0;
     snprintf(o->bind, sizeof o->bind, "0.0.0.0");
+    snprintf(o->log_level, sizeof o->log_level, "info");
     snprintf(o->gen_optim, sizeof o->gen_optim, "adam:lr=1e-4");
     snprintf(o->disc_optim, sizeof o->disc_optim, "rmsprop:lr=8e-4,clipvalue=1,decay=1e-8");
     o->judge_n = 10000;
@@ -172,8 +210,10 @@ static void defaults(wk_opts *o) {
 
 int wk_cli_parse(wk_opts *o, int argc, char **argv, char *err, size_t errlen) {
     defaults(o);
+    char cmds[128];
     if (argc < 2) {
-        snprintf(err, errlen, "expected a command: train or summary (see --help)");
+        snprintf(err, errlen, "expected a command: %s (see --help)",
+                 command_list(cmds, sizeof cmds));
         return -1;
     }
     if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
@@ -182,14 +222,14 @@ int wk_cli_parse(wk_opts *o, int argc, char **argv, char *err, size_t errlen) {
         return 0;
     }
     int found = 0;
-    for (size_t c = 0; c < sizeof commands / sizeof commands[0]; c++)
+    for (size_t c = 0; c < NCOMMANDS; c++)
         if (strcmp(argv[1], commands[c].name) == 0) {
             o->command = (wk_command)c;
             found = 1;
         }
     if (!found) {
-        snprintf(err, errlen,
-                 "unknown command '%s': expected train, summary, eval, inspect or sample", argv[1]);
+        snprintf(err, errlen, "unknown command '%s': expected %s", argv[1],
+                 command_list(cmds, sizeof cmds));
         return -1;
     }
     for (int i = 2; i < argc; i++) {
@@ -203,6 +243,11 @@ int wk_cli_parse(wk_opts *o, int argc, char **argv, char *err, size_t errlen) {
                 !o->checkpoint[0] &&
                 strlen(a) < sizeof o->checkpoint) {
                 snprintf(o->checkpoint, sizeof o->checkpoint, "%s", a);
+                continue;
+            }
+            /* plot takes the metrics file as its one argument */
+            if (o->command == WK_CMD_PLOT && !o->metrics[0] && strlen(a) < sizeof o->metrics) {
+                snprintf(o->metrics, sizeof o->metrics, "%s", a);
                 continue;
             }
             snprintf(err, errlen, "unexpected argument '%s': flags start with --", a);
@@ -252,22 +297,30 @@ int wk_cli_parse(wk_opts *o, int argc, char **argv, char *err, size_t errlen) {
         }
         return 0;
     }
+    if (o->command == WK_CMD_PLOT) {
+        if (!o->metrics[0] || !o->out[0]) {
+            snprintf(err, errlen, "plot: expected a metrics FILE (JSON lines) and --out FILE.png");
+            return -1;
+        }
+        return 0;
+    }
+    if (o->command == WK_CMD_CHECK)
+        return check_model(o, err, errlen);
+    if (strcmp(o->resume, "auto") == 0 && !o->checkpoint_dir[0]) {
+        snprintf(err, errlen, "--resume auto: needs --checkpoint-dir (where to look for latest)");
+        return -1;
+    }
+    if (strcmp(o->log_level, "quiet") && strcmp(o->log_level, "info") &&
+        strcmp(o->log_level, "debug")) {
+        snprintf(err, errlen, "--log-level: expected quiet, info or debug, got '%s'", o->log_level);
+        return -1;
+    }
     if (o->checkpoint_every && !o->checkpoint_dir[0]) {
         snprintf(err, errlen, "--checkpoint-every: needs --checkpoint-dir");
         return -1;
     }
-    if (!o->model[0]) {
-        snprintf(err, errlen, "--model: required; expected one of:");
-        for (int i = 0; eng_model_at(i); i++)
-            snprintf(err + strlen(err), errlen - strlen(err), " %s", eng_model_at(i)->name);
+    if (check_model(o, err, errlen) != 0)
         return -1;
-    }
-    if (!eng_model_find(o->model)) {
-        snprintf(err, errlen, "--model: unknown model '%s'; expected one of:", o->model);
-        for (int i = 0; eng_model_at(i); i++)
-            snprintf(err + strlen(err), errlen - strlen(err), " %s", eng_model_at(i)->name);
-        return -1;
-    }
     if (eng_optim_kind_parse(o->optimizer) < 0) {
         snprintf(err, errlen, "--optimizer: expected adam or rmsprop, got '%s'", o->optimizer);
         return -1;
@@ -316,23 +369,25 @@ int wk_cli_parse(wk_opts *o, int argc, char **argv, char *err, size_t errlen) {
 }
 
 const char *wk_cli_command_name(wk_command c) {
-    return c >= 0 && (size_t)c < sizeof commands / sizeof commands[0] ? commands[c].name : NULL;
+    return c >= 0 && (size_t)c < NCOMMANDS ? commands[c].name : NULL;
 }
 
 void wk_cli_usage(FILE *out, const char *command) {
     if (!command) {
         fprintf(out, "usage: pstrain COMMAND [flags]\n\ncommands:\n");
-        for (size_t c = 0; c < sizeof commands / sizeof commands[0]; c++)
+        for (size_t c = 0; c < NCOMMANDS; c++)
             fprintf(out, "  %-9s %s\n", commands[c].name, commands[c].about);
         fprintf(out, "\nSee pstrain COMMAND --help for its flags.\n");
     } else {
         unsigned bit = 0;
-        for (size_t c = 0; c < sizeof commands / sizeof commands[0]; c++)
+        for (size_t c = 0; c < NCOMMANDS; c++)
             if (strcmp(command, commands[c].name) == 0) {
                 bit = 1u << c;
-                fprintf(out, "usage: pstrain %s %s [flags]\n%s\n\nflags:\n", command,
-                        c == WK_CMD_EVAL || c == WK_CMD_INSPECT || c == WK_CMD_SAMPLE ? "FILE|DIR"
-                                                                              : "--model NAME",
+                const char *args =
+                    c == WK_CMD_EVAL || c == WK_CMD_INSPECT || c == WK_CMD_SAMPLE
+                        ? "FILE|DIR"
+                        : (c == WK_CMD_PLOT ? "METRICS.jsonl --out FILE.png" : "--model NAME");
+                fprintf(out, "usage: pstrain %s %s [flags]\n%s\n\nflags:\n", command, args,
                         commands[c].about);
             }
         for (size_t k = 0; k < sizeof flags / sizeof flags[0]; k++) {
@@ -344,9 +399,11 @@ void wk_cli_usage(FILE *out, const char *command) {
             fprintf(out, "  %-24s %s\n", left, flags[k].help);
         }
     }
-    fprintf(out, "\nmodels:\n");
-    for (int i = 0; eng_model_at(i); i++)
-        fprintf(out, "  %-12s %s\n", eng_model_at(i)->name, eng_model_at(i)->about);
+    if (!command || strcmp(command, "plot") != 0) { /* plot draws any run */
+        fprintf(out, "\nmodels:\n");
+        for (int i = 0; eng_model_at(i); i++)
+            fprintf(out, "  %-12s %s\n", eng_model_at(i)->name, eng_model_at(i)->about);
+    }
     fprintf(out, "\nExit status: 0 on success, 2 on bad input (one line names the flag or file), "
                  "1 on other failures.\n");
 }

@@ -15,14 +15,16 @@ typedef enum wk_command {
     WK_CMD_SUMMARY,
     WK_CMD_EVAL,
     WK_CMD_INSPECT,
-    WK_CMD_SAMPLE
+    WK_CMD_SAMPLE,
+    WK_CMD_PLOT, /* a run's --metrics file as a PNG of its curves */
+    WK_CMD_CHECK /* one line: version, build, layout checksum, whether the data is there */
 } wk_command;
 
 typedef struct wk_opts {
     wk_command command;
     char model[64];
     char data[WK_PATH_MAX];    /* --data, else $PSTRAIN_DATA, else the build's default */
-    char metrics[WK_PATH_MAX]; /* empty: none */
+    char metrics[WK_PATH_MAX]; /* train: the JSON lines to write, empty: none; plot: to read */
     char optimizer[16];        /* adam | rmsprop */
     int64_t epochs;
     int64_t batch;
@@ -50,7 +52,8 @@ typedef struct wk_opts {
     char checkpoint_dir[WK_PATH_MAX]; /* empty: no checkpoints */
     int64_t checkpoint_every;         /* steps; 0: only at epoch ends and on SIGTERM/SIGINT */
     int64_t keep;                     /* newest checkpoints kept; 0: all */
-    char resume[WK_PATH_MAX];         /* FILE or DIR (its latest); empty: a fresh start */
+    char resume[WK_PATH_MAX];         /* FILE, DIR (its latest) or "auto"; empty: fresh */
+    char log_level[8];                /* quiet | info | debug */
     char checkpoint[WK_PATH_MAX];     /* eval, inspect: the file (or DIR) to read */
     int dense_pushes;                 /* push an embedding's whole gradient, not its rows */
     /* GANs (a model with parts) */
@@ -58,7 +61,8 @@ typedef struct wk_opts {
     char samples[WK_PATH_MAX];            /* a grid of generated digits per epoch; empty: none */
     char judge[WK_PATH_MAX]; /* an mnist_cnn checkpoint that scores each epoch; empty: none */
     int64_t judge_n;         /* images generated for the scores */
-    char out[WK_PATH_MAX];   /* sample: the PNG to write */
+    char out[WK_PATH_MAX];   /* sample, plot: the PNG to write */
+    char title[256];         /* plot: the picture's title; empty: the metrics path */
     int64_t n;               /* sample: images in the grid */
 } wk_opts;
 

@@ -5,7 +5,10 @@
  *
  * The data-file cases build a temporary data directory of symlinks to the real MNIST files
  * ($PSTRAIN_DATA, else the build's data directory) with one file replaced by a corrupt
- * copy; without the real files they fail and say so. */
+ * copy; without the real files they fail and say so.
+ *
+ * `plot` and `check` run end to end too: plot on small metrics files written here (the PNG's
+ * size read from its header), check on the real MNIST files and on a missing directory. */
 #define _XOPEN_SOURCE 700 /* realpath */
 
 #include "tests/support/testutil.h"
@@ -144,9 +147,13 @@ static void unknown_flags_and_commands(void **state) {
 
 static void help_exits_zero(void **state) {
     (void)state;
-    const char *const *cases[] = {ARGS("--help"), ARGS("-h"), ARGS("train", "--help"),
+    const char *const *cases[] = {ARGS("--help"),
+                                  ARGS("-h"),
+                                  ARGS("train", "--help"),
                                   ARGS("summary", "--help"),
-                                  ARGS("train", "--model", "mnist_cnn", "--help")};
+                                  ARGS("train", "--model", "mnist_cnn", "--help"),
+                                  ARGS("plot", "--help"),
+                                  ARGS("check", "--help")};
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         print_cmd(cases[i]);
         tu_proc p = run_args(cases[i]);
@@ -155,7 +162,12 @@ static void help_exits_zero(void **state) {
                      p.err);
         assert_int_equal(p.err_len, 0);
         assert_non_null(strstr(p.out, "usage: pstrain"));
-        assert_non_null(strstr(p.out, "mnist_cnn"));
+        if (i != 5) /* plot's help has no models */
+            assert_non_null(strstr(p.out, "mnist_cnn"));
+        if (i < 2) { /* the program's help lists every command */
+            assert_non_null(strstr(p.out, "\n  plot "));
+            assert_non_null(strstr(p.out, "\n  check "));
+        }
         tu_proc_deinit(&p);
     }
 }
@@ -268,6 +280,196 @@ static void unwritable_metrics_file(void **state) {
     tu_rmtree(tmp);
 }
 
+/* --- plot --- */
+
+static const char epoch_lines[] =
+    "{\"event\":\"servers\",\"n\":2}\n"
+    "{\"event\":\"epoch\",\"epoch\":1,\"loss\":0.2,\"accuracy\":0.94,\"val_loss\":0.08,"
+    "\"val_accuracy\":0.97,\"samples_per_sec\":900,\"push_bytes_per_step\":0,\"new\":[1]}\n"
+    "\n"
+    "{\"event\":\"epoch\",\"epoch\":2,\"loss\":0.1,\"accuracy\":0.97,\"val_loss\":0.06,"
+    "\"val_accuracy\":0.98,\"samples_per_sec\":950,\"push_bytes_per_step\":0}\n"
+    "{\"event\":\"epoch\",\"epoch\":3,\"loss\":0.07,\"accuracy\":0.98,\"val_loss\":0.05,"
+    "\"val_accuracy\":0.985,\"samples_per_sec\":980,\"push_bytes_per_step\":0}\n"
+    "{\"event\":\"final\",\"test_loss\":0.04,\"test_accuracy\":0.987,\"samples_per_sec\":970,"
+    "\"wall_s\":130}\n";
+
+static const char timed_lines[] =
+    "{\"event\":\"epoch\",\"epoch\":1,\"loss\":0.2,\"accuracy\":0.94,\"val_loss\":0.08,"
+    "\"val_accuracy\":0.97,\"seconds\":41.5}\n"
+    "{\"event\":\"epoch\",\"epoch\":2,\"loss\":0.1,\"accuracy\":0.97,\"val_loss\":0.06,"
+    "\"val_accuracy\":0.98,\"seconds\":40.2}\n";
+
+static const char gan_lines[] =
+    "{\"event\":\"epoch\",\"epoch\":1,\"d_loss\":0.29,\"g_loss\":4.4,\"d_accuracy\":0.95,"
+    "\"samples_per_sec\":329,\"push_bytes_per_step\":1.0e7,\"seconds\":177,"
+    "\"inception_score\":4.0,\"frechet\":111}\n"
+    "{\"event\":\"epoch\",\"epoch\":2,\"d_loss\":0.72,\"g_loss\":2.4,\"d_accuracy\":0.84,"
+    "\"samples_per_sec\":303,\"push_bytes_per_step\":1.0e7,\"seconds\":178,"
+    "\"inception_score\":5.0,\"frechet\":76}\n";
+
+/* dir/name <- text; returns the path (one of 16 static buffers, reused in turn). */
+static const char *write_metrics(const char *dir, const char *name, const char *text) {
+    static char paths[16][4200];
+    static int next;
+    char *path = paths[next++ % 16];
+    snprintf(path, 4200, "%s/%s", dir, name);
+    assert_int_equal(tu_write_file(path, text, strlen(text)), 0);
+    return path;
+}
+
+/* path is a PNG of width x height (its IHDR chunk says so). */
+static void expect_png(const char *path, unsigned width, unsigned height) {
+    size_t len = 0;
+    unsigned char *b = (unsigned char *)tu_read_file(path, &len);
+    if (!b)
+        fail_msg("%s: not written", path);
+    assert_true(len > 24);
+    assert_memory_equal(b, "\x89PNG\r\n\x1a\n", 8);
+    assert_memory_equal(b + 12, "IHDR", 4);
+    const unsigned w = (unsigned)b[16] << 24 | (unsigned)b[17] << 16 | (unsigned)b[18] << 8 | b[19];
+    const unsigned h = (unsigned)b[20] << 24 | (unsigned)b[21] << 16 | (unsigned)b[22] << 8 | b[23];
+    if (w != width || h != height)
+        fail_msg("%s: %ux%u, expected %ux%u", path, w, h, width, height);
+    free(b);
+}
+
+static void plot_bad_input(void **state) {
+    (void)state;
+    char tmp[1024], out[1100];
+    assert_int_equal(tu_mkdtemp(tmp, sizeof tmp, "plot"), 0);
+    snprintf(out, sizeof out, "%s/curves.png", tmp);
+    expect_bad_input(ARGS("plot", "/nonexistent/m.jsonl", "--out", out),
+                     ARGS("/nonexistent/m.jsonl"));
+    const char *good = write_metrics(tmp, "good.jsonl", epoch_lines);
+    expect_bad_input(ARGS("plot", good), ARGS("--out"));
+    expect_bad_input(ARGS("plot", "--out", out), ARGS("metrics"));
+    expect_bad_input(ARGS("plot", good, "--out", out, "--epochs", "3"), ARGS("--epochs"));
+    /* Line 3 is not JSON (line 2 is blank: lines count as an editor counts them). */
+    const char *bad = write_metrics(tmp, "bad.jsonl",
+                                    "{\"event\":\"epoch\",\"epoch\":1,\"loss\":0.2}\n"
+                                    "\n"
+                                    "{\"event\":\"epoch\",\"epoch\":2,\"loss\":0.1\n");
+    expect_bad_input(ARGS("plot", bad, "--out", out), ARGS(bad, "line 3"));
+    const char *array = write_metrics(tmp, "array.jsonl", "[1, 2]\n");
+    expect_bad_input(ARGS("plot", array, "--out", out), ARGS(array, "line 1", "JSON object"));
+    const char *str =
+        write_metrics(tmp, "str.jsonl", "{\"event\":\"epoch\",\"epoch\":1,\"loss\":\"low\"}\n");
+    expect_bad_input(ARGS("plot", str, "--out", out), ARGS(str, "line 1", "\"loss\"", "number"));
+    const char *none = write_metrics(
+        tmp, "none.jsonl",
+        "{\"event\":\"final\",\"test_loss\":0.04,\"test_accuracy\":0.98,\"wall_s\":1}\n");
+    expect_bad_input(ARGS("plot", none, "--out", out), ARGS(none, "epoch"));
+    const char *empty = write_metrics(tmp, "empty.jsonl", "");
+    expect_bad_input(ARGS("plot", empty, "--out", out), ARGS(empty, "epoch"));
+    expect_bad_input(ARGS("plot", tmp, "--out", out), ARGS(tmp)); /* a directory */
+    expect_bad_input(ARGS("plot", good, "--out", "/nonexistent/dir/c.png"),
+                     ARGS("--out", "/nonexistent/dir/c.png"));
+    expect_bad_input(ARGS("plot", good, "--out", good), ARGS("--out", good)); /* not over it */
+    assert_int_equal(access(out, F_OK), -1); /* nothing written on bad input */
+    tu_rmtree(tmp);
+}
+
+/* Real files, real PNGs: epochs only without "seconds", both rows with them, a GAN's. */
+static void plot_writes_the_png(void **state) {
+    (void)state;
+    char tmp[1024], out[1100];
+    assert_int_equal(tu_mkdtemp(tmp, sizeof tmp, "plot"), 0);
+    snprintf(out, sizeof out, "%s/curves.png", tmp);
+    const struct {
+        const char *name, *text;
+        unsigned height;
+    } cases[] = {{"epochs.jsonl", epoch_lines, 420},
+                 {"timed.jsonl", timed_lines, 800},
+                 {"gan.jsonl", gan_lines, 800}};
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        const char *m = write_metrics(tmp, cases[i].name, cases[i].text);
+        const char *const args[] = {"plot", m, "--out", out, "--title", "a run", NULL};
+        print_cmd(args);
+        tu_proc p = run_args(args);
+        if (!p.exited || p.status != 0)
+            fail_msg("exit status %d (signal %d), expected 0; stderr: %s", p.status, p.signal,
+                     p.err);
+        assert_int_equal(p.err_len, 0);
+        assert_non_null(strstr(p.out, out));
+        expect_png(out, 1200, cases[i].height);
+        unlink(out);
+        tu_proc_deinit(&p);
+    }
+    tu_rmtree(tmp);
+}
+
+/* --- check --- */
+
+/* The one line of `check`: its parts, or a failure naming what is off. */
+static void parse_check_line(const char *out, char *layout, char *data, size_t len) {
+    char version[32], build[128], model[64], rest[1024];
+    if (tu_count_lines(out) != 1 || out[strlen(out) - 1] != '\n')
+        fail_msg("expected one line on stdout, got '%s'", out);
+    int used = 0;
+    if (sscanf(out, "pstrain %31s build %127s model %63s layout %18s %n", version, build, model,
+               layout, &used) != 4 ||
+        used == 0)
+        fail_msg("'%s' is not 'pstrain VERSION build BUILD model NAME layout 0x... data ...'", out);
+    assert_string_equal(version, PSTRAIN_VERSION);
+    assert_string_equal(model, "mnist_cnn");
+    assert_int_equal(strlen(layout), 18);
+    assert_memory_equal(layout, "0x", 2);
+    assert_int_equal(strspn(layout + 2, "0123456789abcdef"), 16);
+    snprintf(rest, sizeof rest, "%s", out + used);
+    rest[strcspn(rest, "\n")] = '\0';
+    snprintf(data, len, "%s", rest);
+}
+
+static void check_prints_one_line(void **state) {
+    (void)state;
+    char msg[1024];
+    if (tu_check_dataset("mnist", msg, sizeof msg) != 0)
+        fail_msg("%s", msg);
+    const char *const args[] = {"check", "--model", "mnist_cnn", "--data", tu_data_dir(), NULL};
+    char first[2048] = "", layout[32], data[1024];
+    for (int run = 0; run < 2; run++) {
+        print_cmd(args);
+        tu_proc p = run_args(args);
+        printf("  status %d, stdout: %s", p.status, p.out);
+        if (!p.exited || p.status != 0)
+            fail_msg("exit status %d (signal %d), expected 0; stderr: %s", p.status, p.signal,
+                     p.err);
+        assert_int_equal(p.err_len, 0);
+        parse_check_line(p.out, layout, data, sizeof data);
+        assert_string_equal(data, "data ok");
+        if (run == 0)
+            snprintf(first, sizeof first, "%s", p.out);
+        else
+            assert_string_equal(p.out, first); /* the same host, build and data: the same line */
+        tu_proc_deinit(&p);
+    }
+    /* Missing data: still the line, the same layout, and the reason naming a path; exit 2. */
+    const char *const missing[] = {
+        "check", "--model", "mnist_cnn", "--data", "/nonexistent/pstrain-data", NULL};
+    print_cmd(missing);
+    tu_proc p = run_args(missing);
+    printf("  status %d, stdout: %s", p.status, p.out);
+    assert_true(p.exited);
+    assert_int_equal(p.status, 2);
+    assert_int_equal(p.err_len, 0);
+    char layout2[32];
+    parse_check_line(p.out, layout2, data, sizeof data);
+    assert_string_equal(layout2, layout);
+    if (strncmp(data, "data missing: ", 14) != 0 ||
+        !strstr(data, "/nonexistent/pstrain-data/mnist/"))
+        fail_msg("'%s': expected 'data missing: ' naming /nonexistent/pstrain-data/mnist/...",
+                 data);
+    tu_proc_deinit(&p);
+}
+
+static void check_bad_input(void **state) {
+    (void)state;
+    expect_bad_input(ARGS("check", "--model", "nope"), ARGS("--model", "nope", "mnist_cnn"));
+    expect_bad_input(ARGS("check"), ARGS("--model"));
+    expect_bad_input(ARGS("check", "--model", "mnist_cnn", "--epochs", "1"), ARGS("--epochs"));
+}
+
 int main(int argc, char **argv) {
     if (argc < 2) {
         fprintf(stderr, "usage: %s PATH-TO-PSTRAIN\n", argv[0]);
@@ -287,6 +489,10 @@ int main(int argc, char **argv) {
         cmocka_unit_test(wrong_dimensions_data_file),
         cmocka_unit_test(unwritable_metrics_file),
         cmocka_unit_test(gan_flags),
+        cmocka_unit_test(plot_bad_input),
+        cmocka_unit_test(plot_writes_the_png),
+        cmocka_unit_test(check_prints_one_line),
+        cmocka_unit_test(check_bad_input),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
