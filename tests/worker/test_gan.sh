@@ -5,7 +5,8 @@
 #  2. 2 servers + 2 workers, sync: a job stopped at a checkpoint and resumed ends with the
 #     same weights, bit for bit, as the job run straight; the moving statistics moved.
 #  3. async and ssp jobs run to the end.
-#  4. `pstrain sample` draws the grid --samples drew at the same step, byte for byte, and
+#  4. SIGTERM to a worker stops the job with status 75 after a last checkpoint that resumes.
+#  5. `pstrain sample` draws the grid --samples drew at the same step, byte for byte, and
 #     refuses a checkpoint of another model with one line and status 2.
 set -euo pipefail
 pstrain=$1
@@ -69,7 +70,24 @@ job 2 2 "$tmp/async.log" --max-steps 6 --mode async
 job 2 2 "$tmp/ssp.log" --max-steps 6 --mode ssp --staleness 1
 echo "PASS: async and ssp jobs finish"
 
-# 4. Pictures.
+# 4. A stop on request (the job would run for hours without it).
+timeout -k 5 300 mpirun -np 4 --oversubscribe --bind-to none -x OPENBLAS_NUM_THREADS=1 \
+    -x ASAN_OPTIONS=detect_leaks=0 "$pstrain" train "${common[@]}" --servers 2 \
+    --bind 127.0.0.1 --advertise 127.0.0.1 --checkpoint-dir "$tmp/stop" --checkpoint-every 4 \
+    >"$tmp/stop.log" 2>&1 &
+mpi=$!
+for _ in $(seq 600); do [[ -f $tmp/stop/latest ]] && break; sleep 0.1; done
+[[ -f $tmp/stop/latest ]] || { cat "$tmp/stop.log"; fail "no checkpoint to stop after"; }
+pkill -TERM -n -f -- "--checkpoint-dir $tmp/stop" || true # the newest rank: a worker
+status=0
+wait $mpi || status=$?
+[[ $status -eq 75 ]] || { cat "$tmp/stop.log"; fail "SIGTERM: status $status, expected 75"; }
+grep -q 'stopped at step' "$tmp/stop.log" || fail "the job did not say where it stopped"
+job 1 1 "$tmp/after.log" --resume "$tmp/stop" --max-steps "$(($(sed 's/ckpt-\([0-9]*\).h5/\1/' \
+    "$tmp/stop/latest") + 2))"
+echo "PASS: SIGTERM to a worker: status 75 at $(cat "$tmp/stop/latest"), which resumes"
+
+# 5. Pictures.
 "$pstrain" sample "$tmp/ck" --out "$tmp/sample.png" >"$tmp/sample.log" 2>&1 ||
     { cat "$tmp/sample.log"; fail "pstrain sample"; }
 cmp -s "$tmp/sample.png" "$tmp/grids/epoch-1.png" ||
