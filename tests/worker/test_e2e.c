@@ -79,9 +79,11 @@ static double field(const char *line, const char *key) {
 typedef struct metrics {
     char *text;         /* the whole file */
     char *epoch, *last; /* the "epoch" line and the "final" line, NUL-terminated */
+    char *report;       /* the "report" line: timings only */
 } metrics;
 
-/* Splits the metrics file of a one-epoch run: exactly an epoch line, then a final line. */
+/* Splits the metrics file of a one-epoch run: exactly an epoch line, a final line and the
+ * report. */
 static metrics read_metrics(const char *path) {
     metrics m = {0};
     size_t len;
@@ -89,15 +91,19 @@ static metrics read_metrics(const char *path) {
     if (!m.text)
         fail_msg("no metrics file %s", path);
     printf("%s", m.text);
-    if (tu_count_lines(m.text) != 2 || len == 0 || m.text[len - 1] != '\n')
-        fail_msg("%s: expected 2 JSON lines, got:\n%s", path, m.text);
+    if (tu_count_lines(m.text) != 3 || len == 0 || m.text[len - 1] != '\n')
+        fail_msg("%s: expected 3 JSON lines, got:\n%s", path, m.text);
     m.epoch = m.text;
     char *nl = strchr(m.text, '\n');
     *nl = '\0';
     m.last = nl + 1;
-    m.last[strlen(m.last) - 1] = '\0';
-    if (!strstr(m.epoch, "\"event\":\"epoch\"") || !strstr(m.last, "\"event\":\"final\""))
-        fail_msg("%s: expected an epoch line, then a final line", path);
+    nl = strchr(m.last, '\n');
+    *nl = '\0';
+    m.report = nl + 1;
+    m.report[strlen(m.report) - 1] = '\0';
+    if (!strstr(m.epoch, "\"event\":\"epoch\"") || !strstr(m.last, "\"event\":\"final\"") ||
+        !strstr(m.report, "\"event\":\"report\""))
+        fail_msg("%s: expected an epoch line, a final line, then a report", path);
     if (m.epoch[0] != '{' || m.epoch[strlen(m.epoch) - 1] != '}' || m.last[0] != '{' ||
         m.last[strlen(m.last) - 1] != '}')
         fail_msg("%s: lines are not JSON objects", path);
@@ -105,12 +111,13 @@ static metrics read_metrics(const char *path) {
 }
 
 /* The line without its timing fields, which are the only ones allowed to vary: both lines
- * have samples_per_sec, the final one wall_s too. */
+ * have samples_per_sec, the epoch line seconds, the final one wall_s. */
 static void strip_timings(char *line) {
-    static const char *const keys[] = {",\"samples_per_sec\":", ",\"wall_s\":"};
+    static const char *const keys[] = {",\"samples_per_sec\":", ",\"wall_s\":",
+                                       ",\"seconds\":"};
     for (size_t k = 0; k < sizeof keys / sizeof keys[0]; k++) {
         char *at = strstr(line, keys[k]);
-        if (!at && (k == 0 || strstr(line, "\"event\":\"final\"")))
+        if (!at && (k == 0 || (k == 1) == (strstr(line, "\"event\":\"final\"") != NULL)))
             fail_msg("no %s in '%s'", keys[k] + 1, line);
         if (!at)
             continue;
