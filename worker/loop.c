@@ -7,6 +7,21 @@
 #include <stdlib.h>
 #include <string.h>
 
+wk_position wk_resume_position(const eng_ckpt *resume, int world, int batch,
+                               int64_t steps_per_epoch, int lead) {
+    if (!resume)
+        return (wk_position){0, 1, 0};
+    wk_position p = {resume->step, resume->epoch, resume->epoch_step};
+    if (resume->workers != world || resume->batch != batch)
+        p.epoch_step = resume->epoch_step * resume->workers * resume->batch / (world * batch);
+    if (p.epoch_step > steps_per_epoch)
+        p.epoch_step = steps_per_epoch;
+    if (lead)
+        printf("resuming at step %lld: epoch %lld, step %lld of %lld\n", (long long)p.step,
+               (long long)p.epoch, (long long)p.epoch_step, (long long)steps_per_epoch);
+    return p;
+}
+
 uint64_t wk_needed_version(const wk_opts *o, uint64_t next) {
     if (strcmp(o->mode, "async") == 0)
         return 0;

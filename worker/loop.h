@@ -20,6 +20,12 @@ typedef struct wk_position {
     int64_t epoch_step; /* steps of it done */
 } wk_position;
 
+/* Where a run starts: the checkpoint's step and epoch when resuming (NULL: step 0 of epoch
+ * 1). Other counts of workers or another batch make other steps: the epoch goes on from the
+ * same share of its samples. The lead says where. */
+wk_position wk_resume_position(const eng_ckpt *resume, int world, int batch,
+                               int64_t steps_per_epoch, int lead);
+
 /* The weights' version a worker needs before computing step `next`: every update (sync),
  * all but the last S (ssp), whatever is there (async). */
 uint64_t wk_needed_version(const wk_opts *o, uint64_t next);

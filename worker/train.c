@@ -320,22 +320,9 @@ int wk_train(const wk_opts *o, const wk_job *job, const eng_ckpt *resume,
                def->name, (long long)data.data.train.n, (long long)data.data.val.n,
                (long long)data.data.test.n, nparams, batch, o->optimizer, (double)cfg.lr, threads);
 
-    /* A resumed run goes on from the checkpoint's step. Other counts of workers or another
-     * batch make other steps: the epoch goes on from the same share of its samples. */
-    int64_t step = 0, trained = 0, first_epoch = 1, first_step = 0, last_ckpt = -1;
-    if (resume) {
-        step = resume->step;
-        first_epoch = resume->epoch;
-        first_step = resume->epoch_step;
-        if (resume->workers != world || resume->batch != batch)
-            first_step = resume->epoch_step * resume->workers * resume->batch / (world * batch);
-        if (first_step > steps_per_epoch)
-            first_step = steps_per_epoch;
-        last_ckpt = step;
-        if (lead)
-            printf("resuming at step %lld: epoch %lld, step %lld of %lld\n", (long long)step,
-                   (long long)first_epoch, (long long)first_step, (long long)steps_per_epoch);
-    }
+    const wk_position from = wk_resume_position(resume, world, batch, steps_per_epoch, lead);
+    int64_t step = from.step, trained = 0, first_epoch = from.epoch, first_step = from.epoch_step;
+    int64_t last_ckpt = resume ? step : -1;
     const int ckpt_on = o->checkpoint_dir[0] != '\0';
     int stopped = 0;
     double train_seconds = 0.0;
