@@ -34,7 +34,8 @@ static const eng_layer_spec keras_imdb_lstm[] = {
 
 /* TF's DCGAN tutorial on MNIST: the generator (2,330,944 parameters, 100 noise values to a
  * 28x28 image in [-1, 1]) stacked on the discriminator (212,865, an image to one logit). */
-#define CONV5(n, s, ...) .units = n, .kh = 5, .kw = 5, .stride = s, .padding = ENG_PAD_SAME, __VA_ARGS__
+#define CONV5(n, s, ...)                                                                           \
+    .units = n, .kh = 5, .kw = 5, .stride = s, .padding = ENG_PAD_SAME, __VA_ARGS__
 static const eng_layer_spec dcgan[] = {
     /* generator */
     {.kind = ENG_DENSE, .units = 7 * 7 * 256, .no_bias = 1, .input = {1, 1, 100}},

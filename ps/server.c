@@ -34,11 +34,11 @@ struct ps_server {
     ps_config cfg;
     void *ctx, *sock;
     char endpoint[160];
-    size_t lo, n;      /* the shard */
-    float *w;          /* (n) weights */
-    float *scratch;    /* (n) the gradient being applied */
-    eng_optim *opt;    /* its own iteration count stays 0: chunk k has had cver[k] updates */
-    size_t *state;     /* (2 * nstate): shard-local [lo, hi) of state tensors, ascending */
+    size_t lo, n;   /* the shard */
+    float *w;       /* (n) weights */
+    float *scratch; /* (n) the gradient being applied */
+    eng_optim *opt; /* its own iteration count stays 0: chunk k has had cver[k] updates */
+    size_t *state;  /* (2 * nstate): shard-local [lo, hi) of state tensors, ascending */
     int nstate;
     eng_chunks chunks; /* the shard's messages: one chunk each */
     int C;             /* chunks.n */
@@ -100,9 +100,8 @@ static int bind_socket(ps_server *s, char *err, size_t errlen) {
         }
     }
     if (port < 0 && c->port_min == 0 && c->port_max == 0)
-        return eng_err(err, errlen, ENG_EIO,
-                       "server %d: cannot bind %s (--bind): %s", c->server_id, c->bind_host,
-                       zmq_strerror(errno));
+        return eng_err(err, errlen, ENG_EIO, "server %d: cannot bind %s (--bind): %s", c->server_id,
+                       c->bind_host, zmq_strerror(errno));
     if (port < 0)
         return eng_err(err, errlen, ENG_EIO,
                        "server %d: cannot bind %s (--bind) on any port of %d-%d (--port-range): %s",
@@ -437,8 +436,8 @@ static void apply(ps_server *s, int k, const float *const *src, size_t stride, i
     if (k == 0) /* a shard's update counts once */
         s->st.updates++;
     if (k == 0 && s->cfg.verbose && s->cfg.log)
-        fprintf(s->cfg.log, "server %d: update %" PRIu64 " from %d gradient(s)\n",
-                s->cfg.server_id, s->cver[0], nsrc);
+        fprintf(s->cfg.log, "server %d: update %" PRIu64 " from %d gradient(s)\n", s->cfg.server_id,
+                s->cver[0], nsrc);
 }
 
 /* PS_SYNC / PS_SSP: applies every clock of chunk k whose gradients are all in. */

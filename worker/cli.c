@@ -240,8 +240,7 @@ int wk_cli_parse(wk_opts *o, int argc, char **argv, char *err, size_t errlen) {
             /* eval and inspect take the checkpoint as their one argument */
             if ((o->command == WK_CMD_EVAL || o->command == WK_CMD_INSPECT ||
                  o->command == WK_CMD_SAMPLE) &&
-                !o->checkpoint[0] &&
-                strlen(a) < sizeof o->checkpoint) {
+                !o->checkpoint[0] && strlen(a) < sizeof o->checkpoint) {
                 snprintf(o->checkpoint, sizeof o->checkpoint, "%s", a);
                 continue;
             }
@@ -349,8 +348,8 @@ int wk_cli_parse(wk_opts *o, int argc, char **argv, char *err, size_t errlen) {
                      o->model);
             return -1;
         }
-        const char *names[2] = {"gen-optim", "disc-optim"}, *specs[2] = {o->gen_optim,
-                                                                         o->disc_optim};
+        const char *names[2] = {"gen-optim", "disc-optim"},
+                   *specs[2] = {o->gen_optim, o->disc_optim};
         for (int p = 0; p < 2; p++)
             if (eng_optim_parse(specs[p], &parsed, why, sizeof why) != ENG_OK) {
                 snprintf(err, errlen, "--%s: %s", names[p], why);

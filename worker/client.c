@@ -47,7 +47,7 @@ struct wk_client {
     uint32_t *row_ids;            /* and their ids */
     size_t row_cap;               /* floats row_vals holds */
     uint64_t bytes_pushed;
-    int stopping;          /* a server said it is stopping */
+    int stopping;           /* a server said it is stopping */
     wk_server_stats *stats; /* (P): the servers' counters as last asked for */
     uint64_t *per_worker;   /* (P, W): their pushes_per_worker */
 };

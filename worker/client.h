@@ -91,7 +91,7 @@ typedef struct wk_server_stats {
     uint32_t server_id;
     uint64_t updates, pushes, pulls, bytes_in, bytes_out, errors, max_staleness;
     double mean_staleness;
-    double barrier_wait_s; /* sync/ssp: summed over updates, first gradient to last */
+    double barrier_wait_s;             /* sync/ssp: summed over updates, first gradient to last */
     const uint64_t *pushes_per_worker; /* (workers) */
     int workers;
 } wk_server_stats;

@@ -21,7 +21,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#define GRID_N 64                /* digits in a --samples grid */
+#define GRID_N 64                  /* digits in a --samples grid */
 #define KEY_GRID 0x53414D504C45ull /* noise of the grids and of `pstrain sample` */
 #define KEY_JUDGE 0x4A55444745ull  /* noise of the judged images */
 
@@ -63,8 +63,8 @@ int wk_gan_part(const eng_ckpt *c, const eng_model *m, int part, eng_ckpt *view)
         return -1;
     for (int r = 0; r < c->nruns; r++) { /* the runs within the part, from its first float */
         const uint64_t a = c->runs[r].lo > lo ? c->runs[r].lo : lo;
-        const uint64_t b = c->runs[r].lo + c->runs[r].n < lo + n ? c->runs[r].lo + c->runs[r].n
-                                                                   : lo + n;
+        const uint64_t b =
+            c->runs[r].lo + c->runs[r].n < lo + n ? c->runs[r].lo + c->runs[r].n : lo + n;
         if (a < b)
             view->runs[view->nruns++] = (eng_ckpt_iters){a - lo, b - a, c->runs[r].iterations};
     }
@@ -118,8 +118,8 @@ static void state_to_grads(const state_delta *d, const float *params, float *gra
  * worker, or the one process; every worker takes part in gathering positions). */
 static int checkpoint(const wk_opts *o, const wk_job *job, wk_ckpt_writer *writer,
                       wk_client *const client[2], eng_net *const net[2], eng_optim *const opt[2],
-                      const eng_optim_cfg cfg[2], uint64_t version[2], wk_position pos,
-                      char *err, size_t errlen) {
+                      const eng_optim_cfg cfg[2], uint64_t version[2], wk_position pos, char *err,
+                      size_t errlen) {
     int64_t *steps = wk_gather_steps(job, pos.step, writer != NULL);
     if (!writer)
         return 0;
@@ -162,8 +162,8 @@ static int checkpoint(const wk_opts *o, const wk_job *job, wk_ckpt_writer *write
         if (rc == 0 && !grown)
             eng_err(err, errlen, ENG_ENOMEM, "checkpoint: out of memory");
         for (int r = 0; grown && r < part.nruns; r++)
-            grown[nall++] = (eng_ckpt_iters){part.runs[r].lo + lo[p], part.runs[r].n,
-                                             part.runs[r].iterations};
+            grown[nall++] =
+                (eng_ckpt_iters){part.runs[r].lo + lo[p], part.runs[r].n, part.runs[r].iterations};
         free(part.runs);
         if (!grown) {
             free(all);
@@ -241,7 +241,8 @@ static int outputs_init(outputs *out, const wk_opts *o, int threads, char *err, 
         eng_judge_run(out->judge, images, out->real_n, 0.0f, 1.0f, probs, out->real_feats);
         printf("judge %s: the %zu MNIST test images score inception_score %.3f\n", o->judge,
                out->real_n, eng_score_inception(probs, out->real_n, 10));
-        eng_gan_noise(out->judge_z, (int)out->judge_n, 0, eng_hash3((uint64_t)o->seed, KEY_JUDGE, 0));
+        eng_gan_noise(out->judge_z, (int)out->judge_n, 0,
+                      eng_hash3((uint64_t)o->seed, KEY_JUDGE, 0));
     }
     free(labels);
     free(probs);
@@ -481,10 +482,9 @@ int wk_train_gan(const wk_opts *o, const wk_job *job, const eng_ckpt *resume,
                            .d_accuracy = sums[2] / (2.0 * sums[3]),
                            .samples_per_sec = sums[3] / dt};
         if (job && step > step0)
-            r.push_bytes_per_step =
-                (double)(wk_client_bytes_pushed(client[0]) + wk_client_bytes_pushed(client[1]) -
-                         pushed0) /
-                (double)(step - step0);
+            r.push_bytes_per_step = (double)(wk_client_bytes_pushed(client[0]) +
+                                             wk_client_bytes_pushed(client[1]) - pushed0) /
+                                    (double)(step - step0);
         if (lead) {
             if ((rc = outputs_epoch(&out, gan, epoch, &r, err, errlen)) != ENG_OK) {
                 status = wk_exit_code(rc);
@@ -500,8 +500,8 @@ int wk_train_gan(const wk_opts *o, const wk_job *job, const eng_ckpt *resume,
                                     job->num_servers);
             }
         }
-        const wk_position end = s < steps_per_epoch ? (wk_position){step, epoch, s}
-                                                    : (wk_position){step, epoch + 1, 0};
+        const wk_position end =
+            s < steps_per_epoch ? (wk_position){step, epoch, s} : (wk_position){step, epoch + 1, 0};
         if (ckpt_on && step != last_ckpt) {
             if (checkpoint(o, job, writer, client, net, opt, cfg, version, end, err, errlen) != 0)
                 goto out;
@@ -542,10 +542,9 @@ int wk_train_gan(const wk_opts *o, const wk_job *job, const eng_ckpt *resume,
     }
     if (lead) {
         printf("trained %lld steps\n", (long long)step);
-        wk_progress_report(&prog, wk_now() - t_start,
-                           train_seconds > 0 ? (double)trained / train_seconds : 0.0, &times,
-                           job ? wk_client_last_stats(client[0]) : NULL,
-                           job ? job->num_servers : 0);
+        wk_progress_report(
+            &prog, wk_now() - t_start, train_seconds > 0 ? (double)trained / train_seconds : 0.0,
+            &times, job ? wk_client_last_stats(client[0]) : NULL, job ? job->num_servers : 0);
     }
     status = 0;
 out:
@@ -591,8 +590,8 @@ int wk_sample(const wk_opts *o, const eng_ckpt *c, char *err, size_t errlen) {
                                 1.0f, err, errlen);
         status = rc == ENG_OK ? 0 : wk_exit_code(rc);
         if (status == 0)
-            printf("%s: %d digits from %s at step %lld (noise seed %lld)\n", o->out, n,
-                   c->model, (long long)c->step, (long long)o->seed);
+            printf("%s: %d digits from %s at step %lld (noise seed %lld)\n", o->out, n, c->model,
+                   (long long)c->step, (long long)o->seed);
     } else if (gan) {
         snprintf(err, errlen, "out of memory");
     }

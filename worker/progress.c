@@ -190,7 +190,8 @@ void wk_progress_report(wk_progress *p, double wall_s, double samples_per_sec,
                 st[s].server_id, (unsigned long long)st[s].updates, (double)st[s].bytes_in / 1e6,
                 (double)st[s].bytes_out / 1e6,
                 bytes > 0 ? 100 * (double)(st[s].bytes_in + st[s].bytes_out) / bytes : 0.0,
-                st[s].barrier_wait_s, st[s].mean_staleness, (unsigned long long)st[s].max_staleness);
+                st[s].barrier_wait_s, st[s].mean_staleness,
+                (unsigned long long)st[s].max_staleness);
     fflush(p->out);
     if (p->metrics) {
         fprintf(p->metrics,

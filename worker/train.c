@@ -181,7 +181,8 @@ static int checkpoint(const wk_opts *o, const wk_job *job, wk_ckpt_writer *write
         if (wk_client_pull_pending(client) &&
             wk_client_pull_wait(client, eng_net_params(net), version, err, errlen) != 0)
             return -1;
-        if (wk_client_snapshot(client, wk_needed_version(o, (uint64_t)pos.step), c, err, errlen) != 0)
+        if (wk_client_snapshot(client, wk_needed_version(o, (uint64_t)pos.step), c, err, errlen) !=
+            0)
             return -1;
     } else {
         memcpy(c->weights, eng_net_params(net), sizeof(float) * c->total);
@@ -487,7 +488,8 @@ out:
 int wk_eval(const wk_opts *o, const eng_ckpt *c, char *err, size_t errlen) {
     const eng_model_def *def = eng_model_find(c->model);
     if (def->parts) {
-        snprintf(err, errlen, "%s: a checkpoint of %s, which has no test accuracy; try pstrain "
+        snprintf(err, errlen,
+                 "%s: a checkpoint of %s, which has no test accuracy; try pstrain "
                  "sample",
                  o->checkpoint, c->model);
         return 2;

@@ -21,7 +21,7 @@ typedef struct wk_job {
     const char *const *endpoints; /* server s at endpoints[s] */
     /* a GAN: the servers of the discriminator's vector (endpoints: the generator's) */
     const char *const *disc_endpoints;
-    MPI_Comm workers;             /* the workers' communicator */
+    MPI_Comm workers; /* the workers' communicator */
 } wk_job;
 
 /* wk_train's status when it stopped early on request (stop), after a last checkpoint: the

@@ -35,7 +35,8 @@ static double step_rate(const eng_model *gm, const eng_model *dm, int batch, int
     eng_net *gen = eng_gan_generator(g), *disc = eng_gan_discriminator(g);
     eng_model_init_params(gm, eng_net_params(gen), 1);
     eng_model_init_params(dm, eng_net_params(disc), 2);
-    eng_optim_cfg gcfg = eng_optim_defaults(ENG_OPT_ADAM), dcfg = eng_optim_defaults(ENG_OPT_RMSPROP);
+    eng_optim_cfg gcfg = eng_optim_defaults(ENG_OPT_ADAM),
+                  dcfg = eng_optim_defaults(ENG_OPT_RMSPROP);
     gcfg.lr = 1e-4f;
     dcfg.lr = 8e-4f;
     dcfg.clipvalue = 1.0f;

@@ -32,7 +32,12 @@ static const eng_layer_spec tiny_gen[] = {
      .act = ENG_ACT_TANH},
 };
 static const eng_layer_spec tiny_disc[] = {
-    {.kind = ENG_CONV2D, .units = 4, .kh = 3, .kw = 3, .stride = 2, .padding = ENG_PAD_SAME,
+    {.kind = ENG_CONV2D,
+     .units = 4,
+     .kh = 3,
+     .kw = 3,
+     .stride = 2,
+     .padding = ENG_PAD_SAME,
      .input = {8, 8, 1}},
     {.kind = ENG_LEAKY_RELU},
     {.kind = ENG_DROPOUT, .rate = 0.3f},

@@ -545,7 +545,7 @@ static void build_errors(void **state) {
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         const eng_model_def def = {"bad",      "none",        "", cases[i].nclasses,
-                                   cases[i].n, cases[i].spec, 0, NULL};
+                                   cases[i].n, cases[i].spec, 0,  NULL};
         eng_model m;
         char err[256] = "";
         int rc = eng_model_build(&m, &def, err, sizeof err);

@@ -113,8 +113,7 @@ static metrics read_metrics(const char *path) {
 /* The line without its timing fields, which are the only ones allowed to vary: both lines
  * have samples_per_sec, the epoch line seconds, the final one wall_s. */
 static void strip_timings(char *line) {
-    static const char *const keys[] = {",\"samples_per_sec\":", ",\"wall_s\":",
-                                       ",\"seconds\":"};
+    static const char *const keys[] = {",\"samples_per_sec\":", ",\"wall_s\":", ",\"seconds\":"};
     for (size_t k = 0; k < sizeof keys / sizeof keys[0]; k++) {
         char *at = strstr(line, keys[k]);
         if (!at && (k == 0 || (k == 1) == (strstr(line, "\"event\":\"final\"") != NULL)))
