@@ -18,6 +18,8 @@ if [[ ${1:-} != --inside ]]; then
     exec "$here/netns-cluster" --hosts 3 -- "$0" --inside "$@"
 fi
 root=$(cd "$here/../.." && pwd -P)
+# Under ASan, LeakSanitizer would report Open MPI's own allocations at exit.
+export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=0}
 launcher=$root/launch/pstrain
 data=${PSTRAIN_DATA:-$root/data}
 tmp=$PSTRAIN_TMPDIR # removed with the cluster
