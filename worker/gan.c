@@ -120,16 +120,12 @@ static int checkpoint(const wk_opts *o, const wk_job *job, wk_ckpt_writer *write
                       wk_client *const client[2], eng_net *const net[2], eng_optim *const opt[2],
                       const eng_optim_cfg cfg[2], uint64_t version[2], wk_position pos, char *err,
                       size_t errlen) {
-    int64_t *steps = wk_gather_steps(job, pos.step, writer != NULL);
-    if (!writer)
-        return 0;
-    const double t0 = wk_now();
-    if (wk_ckpt_writer_wait(writer, stdout, err, errlen) != 0) {
-        free(steps);
+    eng_ckpt *c;
+    double t0;
+    if (wk_ckpt_begin(writer, o, job, pos, &c, &t0, err, errlen) != 0)
         return -1;
-    }
-    eng_ckpt *c = wk_ckpt_writer_next(writer);
-    wk_ckpt_describe(c, o, job, pos, steps);
+    if (!c) /* not the lead: its part was its position */
+        return 0;
     c->optim = cfg[0];
     c->optim2 = cfg[1];
     const uint64_t lo[2] = {0, c->split}, n[2] = {c->split, c->total - c->split};
@@ -174,10 +170,7 @@ static int checkpoint(const wk_opts *o, const wk_job *job, wk_ckpt_writer *write
     free(c->runs);
     c->runs = all;
     c->nruns = nall;
-    printf("checkpoint at step %lld: state gathered in %.1f ms (training paused for it)\n",
-           (long long)pos.step, (wk_now() - t0) * 1e3);
-    fflush(stdout);
-    return wk_ckpt_writer_start(writer, err, errlen);
+    return wk_ckpt_end(writer, pos.step, t0, err, errlen);
 }
 
 /* The lead's epoch-end outputs: a grid from fixed noise, and the judge's scores. */

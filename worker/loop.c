@@ -2,6 +2,7 @@
 #include "worker/loop.h"
 
 #include "engine/base.h"
+#include "worker/progress.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -73,18 +74,31 @@ void wk_stop_vote_end(wk_stop_vote *v) {
     v->started = 0;
 }
 
-int64_t *wk_gather_steps(const wk_job *job, int64_t mine, int want) {
+/* Every worker's position, gathered on the lead: the array (workers entries) on the one
+ * that wants it, NULL elsewhere. */
+static int64_t *gather_steps(const wk_job *job, int64_t mine, int want) {
     const int world = job ? job->num_workers : 1;
     int64_t *steps = want ? malloc(sizeof *steps * (size_t)world) : NULL;
-    if (job) /* every worker takes part, whether or not the lead could allocate */
+    ENG_ASSERT(!want || steps, "out of memory for %d positions", world);
+    if (job)
         MPI_Gather(&mine, 1, MPI_INT64_T, steps, 1, MPI_INT64_T, 0, job->workers);
-    else if (steps)
+    else
         steps[0] = mine;
     return steps;
 }
 
-void wk_ckpt_describe(eng_ckpt *c, const wk_opts *o, const wk_job *job, wk_position pos,
-                      int64_t *steps) {
+int wk_ckpt_begin(wk_ckpt_writer *writer, const wk_opts *o, const wk_job *job, wk_position pos,
+                  eng_ckpt **out, double *t0, char *err, size_t errlen) {
+    int64_t *steps = gather_steps(job, pos.step, writer != NULL);
+    *out = NULL;
+    if (!writer)
+        return 0;
+    *t0 = wk_now();
+    if (wk_ckpt_writer_wait(writer, stdout, err, errlen) != 0) {
+        free(steps);
+        return -1;
+    }
+    eng_ckpt *c = wk_ckpt_writer_next(writer);
     free(c->worker_steps);
     c->worker_steps = steps;
     c->step = pos.step;
@@ -98,6 +112,15 @@ void wk_ckpt_describe(eng_ckpt *c, const wk_opts *o, const wk_job *job, wk_posit
     c->workers = job ? job->num_workers : 1;
     c->val_split = o->val_split;
     c->epochs = o->epochs;
+    *out = c;
+    return 0;
+}
+
+int wk_ckpt_end(wk_ckpt_writer *writer, int64_t step, double t0, char *err, size_t errlen) {
+    printf("checkpoint at step %lld: state gathered in %.1f ms (training paused for it)\n",
+           (long long)step, (wk_now() - t0) * 1e3);
+    fflush(stdout);
+    return wk_ckpt_writer_start(writer, err, errlen);
 }
 
 void wk_reduce_sums(const wk_job *job, double *v, int n) {

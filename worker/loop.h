@@ -5,6 +5,7 @@
 #define PSTRAIN_WORKER_LOOP_H
 
 #include "engine/ckpt.h"
+#include "worker/checkpoint.h"
 #include "worker/cli.h"
 #include "worker/client.h"
 #include "worker/train.h"
@@ -52,13 +53,14 @@ int wk_stop_agreed(wk_stop_vote *v, const wk_job *job, volatile sig_atomic_t *st
                    int server_stopping);
 void wk_stop_vote_end(wk_stop_vote *v);
 
-/* Every worker's position, gathered on the lead: returns the array (workers entries, the
- * caller frees it) on the lead when want is set, NULL elsewhere. Every worker calls it. */
-int64_t *wk_gather_steps(const wk_job *job, int64_t mine, int want);
-
-/* Fills c's progress and run configuration; takes steps (wk_gather_steps's) over. */
-void wk_ckpt_describe(eng_ckpt *c, const wk_opts *o, const wk_job *job, wk_position pos,
-                      int64_t *steps);
+/* A checkpoint in two halves around filling its state. wk_ckpt_begin: every worker calls it
+ * (they gather their positions on the lead); on the one with a writer it waits for the last
+ * write and returns in *c the next checkpoint, its progress and run configuration filled,
+ * and the time it started in *t0; elsewhere *c is NULL. wk_ckpt_end says how long training
+ * paused and hands the checkpoint to the writer's thread. Both return 0 or -1 with err. */
+int wk_ckpt_begin(wk_ckpt_writer *writer, const wk_opts *o, const wk_job *job, wk_position pos,
+                  eng_ckpt **c, double *t0, char *err, size_t errlen);
+int wk_ckpt_end(wk_ckpt_writer *writer, int64_t step, double t0, char *err, size_t errlen);
 
 /* Sums st's doubles over the job's workers (every worker gets the totals). */
 void wk_reduce_sums(const wk_job *job, double *v, int n);

@@ -159,22 +159,14 @@ static int checkpoint(const wk_opts *o, const wk_job *job, wk_ckpt_writer *write
                       wk_client *client, eng_net *net, eng_optim *opt, const eng_optim_cfg *cfg,
                       const eng_vocab *vocab, uint64_t *version, wk_position pos, char *err,
                       size_t errlen) {
-    int64_t *steps = wk_gather_steps(job, pos.step, writer != NULL);
-    if (!writer)
-        return 0;
-    const double t0 = wk_now();
-    if (wk_ckpt_writer_wait(writer, stdout, err, errlen) != 0) {
-        free(steps);
+    eng_ckpt *c;
+    double t0;
+    if (wk_ckpt_begin(writer, o, job, pos, &c, &t0, err, errlen) != 0)
         return -1;
-    }
-    eng_ckpt *c = wk_ckpt_writer_next(writer);
-    if (vocab && !c->vocab) {
-        if (!(c->vocab = vocab_blob(vocab, &c->vocab_bytes))) {
-            free(steps);
-            return eng_err(err, errlen, ENG_ENOMEM, "checkpoint: out of memory");
-        }
-    }
-    wk_ckpt_describe(c, o, job, pos, steps);
+    if (!c) /* not the lead: its part was its position */
+        return 0;
+    if (vocab && !c->vocab && !(c->vocab = vocab_blob(vocab, &c->vocab_bytes)))
+        return eng_err(err, errlen, ENG_ENOMEM, "checkpoint: out of memory");
     c->optim = *cfg;
     if (job) {
         /* Take the answers already asked for, then the servers' state. */
@@ -195,10 +187,7 @@ static int checkpoint(const wk_opts *o, const wk_job *job, wk_ckpt_writer *write
         c->runs = run;
         c->nruns = 1;
     }
-    printf("checkpoint at step %lld: state gathered in %.1f ms (training paused for it)\n",
-           (long long)pos.step, (wk_now() - t0) * 1e3);
-    fflush(stdout);
-    return wk_ckpt_writer_start(writer, err, errlen);
+    return wk_ckpt_end(writer, pos.step, t0, err, errlen);
 }
 
 int wk_train(const wk_opts *o, const wk_job *job, const eng_ckpt *resume,
