@@ -767,51 +767,72 @@ static int on_stats_request(ps_server *s, const pb_msg *m, char *err, size_t err
     return send_stats(s, m, err, errlen);
 }
 
-int ps_server_run(ps_server *s, char *err, size_t errlen) {
-    while (s->goodbyes < s->W) {
-        pb_msg m;
-        char why[256];
-        int rc = pb_recv(s->sock, 1, &m, 0, why, sizeof why);
-        if (rc == PB_EIO) {
-            pb_msg_clear(&m);
-            if (errno == EINTR)
-                continue;
-            return eng_err(err, errlen, ENG_EIO, "server %d: %s", s->cfg.server_id, why);
-        }
-        if (rc == PB_EMALFORMED || rc == PB_EVERSION)
-            rc = refuse(s, &m, rc == PB_EVERSION ? PB_ERR_VERSION : PB_ERR_MALFORMED, why);
-        else if (rc == PB_OK) {
-            switch (m.env->body_case) {
-            case PSTRAIN__ENVELOPE__BODY_HELLO:
-                rc = on_hello(s, &m, err, errlen);
-                break;
-            case PSTRAIN__ENVELOPE__BODY_PUSH:
-                rc = on_push(s, &m);
-                if (rc == PB_OK)
-                    rc = answer_pending(s, err, errlen);
-                break;
-            case PSTRAIN__ENVELOPE__BODY_PULL:
-                rc = on_pull(s, &m, err, errlen);
-                break;
-            case PSTRAIN__ENVELOPE__BODY_SNAPSHOT:
-                rc = on_snapshot(s, &m, err, errlen);
-                break;
-            case PSTRAIN__ENVELOPE__BODY_SHUTDOWN:
-                rc = on_shutdown(s, &m, err, errlen);
-                break;
-            case PSTRAIN__ENVELOPE__BODY_STATS_REQUEST:
-                rc = on_stats_request(s, &m, err, errlen);
-                break;
-            default:
-                snprintf(why, sizeof why, "%s: not a request a server answers",
-                         pb_body_name(m.env));
-                rc = refuse(s, &m, PB_ERR_MALFORMED, why);
-            }
-        }
+/* Handles one received message (or a receive failure): 0, or -1 with err when the socket
+ * failed. */
+static int dispatch(ps_server *s, char *err, size_t errlen) {
+    pb_msg m;
+    char why[256];
+    int rc = pb_recv(s->sock, 1, &m, ZMQ_DONTWAIT, why, sizeof why);
+    if (rc == PB_EAGAIN || (rc == PB_EIO && errno == EINTR)) {
         pb_msg_clear(&m);
-        if (rc != PB_OK && rc != PB_EAGAIN)
-            return eng_err(err, errlen, ENG_EIO, "server %d: send failed: %s", s->cfg.server_id,
-                           zmq_strerror(errno));
+        return 0;
     }
+    if (rc == PB_EIO) {
+        pb_msg_clear(&m);
+        return eng_err(err, errlen, ENG_EIO, "server %d: %s", s->cfg.server_id, why);
+    }
+    if (rc == PB_EMALFORMED || rc == PB_EVERSION)
+        rc = refuse(s, &m, rc == PB_EVERSION ? PB_ERR_VERSION : PB_ERR_MALFORMED, why);
+    else if (rc == PB_OK) {
+        switch (m.env->body_case) {
+        case PSTRAIN__ENVELOPE__BODY_HELLO:
+            rc = on_hello(s, &m, err, errlen);
+            break;
+        case PSTRAIN__ENVELOPE__BODY_PUSH:
+            rc = on_push(s, &m);
+            if (rc == PB_OK)
+                rc = answer_pending(s, err, errlen);
+            break;
+        case PSTRAIN__ENVELOPE__BODY_PULL:
+            rc = on_pull(s, &m, err, errlen);
+            break;
+        case PSTRAIN__ENVELOPE__BODY_SNAPSHOT:
+            rc = on_snapshot(s, &m, err, errlen);
+            break;
+        case PSTRAIN__ENVELOPE__BODY_SHUTDOWN:
+            rc = on_shutdown(s, &m, err, errlen);
+            break;
+        case PSTRAIN__ENVELOPE__BODY_STATS_REQUEST:
+            rc = on_stats_request(s, &m, err, errlen);
+            break;
+        default:
+            snprintf(why, sizeof why, "%s: not a request a server answers", pb_body_name(m.env));
+            rc = refuse(s, &m, PB_ERR_MALFORMED, why);
+        }
+    }
+    pb_msg_clear(&m);
+    if (rc != PB_OK && rc != PB_EAGAIN)
+        return eng_err(err, errlen, ENG_EIO, "server %d: send failed: %s", s->cfg.server_id,
+                       zmq_strerror(errno));
+    return 0;
+}
+
+int ps_server_poll(ps_server *s, int timeout_ms, char *err, size_t errlen) {
+    zmq_pollitem_t item = {s->sock, 0, ZMQ_POLLIN, 0};
+    const int ready = zmq_poll(&item, 1, timeout_ms);
+    if (ready < 0 && errno != EINTR)
+        return eng_err(err, errlen, ENG_EIO, "server %d: %s", s->cfg.server_id,
+                       zmq_strerror(errno));
+    if (ready <= 0)
+        return 0;
+    return dispatch(s, err, errlen) == 0 ? 1 : -1;
+}
+
+int ps_server_done(const ps_server *s) { return s->goodbyes >= s->W; }
+
+int ps_server_run(ps_server *s, char *err, size_t errlen) {
+    while (!ps_server_done(s))
+        if (ps_server_poll(s, 1000, err, errlen) < 0)
+            return -1;
     return 0;
 }

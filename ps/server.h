@@ -80,6 +80,13 @@ int ps_server_restore(ps_server *s, const eng_ckpt *c, char *err, size_t errlen)
  * failure. */
 int ps_server_run(ps_server *s, char *err, size_t errlen);
 
+/* One turn of ps_server_run's loop: waits up to timeout_ms for a message and handles it
+ * (a refused one gets its ErrorReply). Returns 1 when a message was handled, 0 when none
+ * came, -1 with err on a socket failure. */
+int ps_server_poll(ps_server *s, int timeout_ms, char *err, size_t errlen);
+/* True once every worker has said goodbye (ps_server_run returns then). */
+int ps_server_done(const ps_server *s);
+
 const ps_stats *ps_server_stats(const ps_server *s);
 /* Pushes received from worker w. */
 uint64_t ps_server_pushes_from(const ps_server *s, int w);
