@@ -4,6 +4,7 @@
 #include "engine/base.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -43,6 +44,46 @@ static int read_exact(gzFile f, void *buf, size_t len, size_t pos, size_t total,
     return rc;
 }
 
+/* Reads the len bytes at byte position pos of the (uncompressed) file, whose full length
+ * should be total, into a new buffer *out (the caller frees it). A raw file's length has been
+ * checked against its header, so its buffer is allocated whole; a compressed file's length
+ * is known only once it is read, so its buffer grows as the bytes arrive (from 1 MiB,
+ * doubling): a header that claims more than the file holds is refused as truncated before
+ * it costs that memory. */
+static int read_items(gzFile f, uint8_t **out, size_t len, size_t pos, size_t total,
+                      const char *path, char *err, size_t errlen) {
+    const size_t start = (size_t)1 << 20;
+    size_t cap = gzdirect(f) || len < start ? len : start, done = 0;
+    uint8_t *buf = malloc(cap ? cap : 1);
+    int rc = buf ? ENG_OK
+                 : eng_err(err, errlen, ENG_ENOMEM, "%s: out of memory for %zu bytes", path, cap);
+    while (rc == ENG_OK && done < len) {
+        if (done == cap) {
+            const size_t grown = cap > len / 2 ? len : 2 * cap;
+            uint8_t *more = realloc(buf, grown);
+            if (!more) {
+                rc = eng_err(err, errlen, ENG_ENOMEM, "%s: out of memory for %zu bytes", path,
+                             grown);
+                break;
+            }
+            buf = more;
+            cap = grown;
+        }
+        size_t got = 0;
+        rc = read_some(f, buf + done, cap - done, &got, path, err, errlen);
+        if (rc == ENG_OK && got < cap - done)
+            rc = eng_err(err, errlen, ENG_EFORMAT, "%s: truncated: expected %zu bytes, got %zu",
+                         path, total, pos + done + got);
+        done += got;
+    }
+    if (rc != ENG_OK) {
+        free(buf);
+        return rc;
+    }
+    *out = buf;
+    return ENG_OK;
+}
+
 int eng_idx_read(eng_idx *idx, const char *path, int expect_ndim, const uint32_t *expect_dims,
                  size_t first, size_t count, char *err, size_t errlen) {
     memset(idx, 0, sizeof *idx);
@@ -76,8 +117,20 @@ int eng_idx_read(eng_idx *idx, const char *path, int expect_ndim, const uint32_t
                          idx->dims[d], expect_dims[d]);
             goto out;
         }
+        if (d > 0 && idx->dims[d] && idx->item_bytes > SIZE_MAX / idx->dims[d]) {
+            rc = eng_err(err, errlen, ENG_EFORMAT,
+                         "%s: dimension %d is %u: an item would be more than %zu bytes", path, d,
+                         idx->dims[d], SIZE_MAX);
+            goto out;
+        }
         if (d > 0)
             idx->item_bytes *= idx->dims[d];
+    }
+    if (idx->item_bytes && idx->dims[0] > (SIZE_MAX - header) / idx->item_bytes) {
+        rc = eng_err(err, errlen, ENG_EFORMAT,
+                     "%s: dimension 0 is %u: the file would be more than %zu bytes", path,
+                     idx->dims[0], SIZE_MAX);
+        goto out;
     }
     const size_t total = header + (size_t)idx->dims[0] * idx->item_bytes;
     struct stat st;
@@ -101,8 +154,8 @@ int eng_idx_read(eng_idx *idx, const char *path, int expect_ndim, const uint32_t
                      first, first + count, idx->dims[0]);
         goto out;
     }
-    const long skip = (long)(first * idx->item_bytes);
-    if (skip && gzseek(f, skip, SEEK_CUR) < 0) {
+    const size_t skip = first * idx->item_bytes; /* within total: no overflow */
+    if (skip && (skip > LONG_MAX || gzseek(f, (long)skip, SEEK_CUR) < 0)) {
         rc = eng_err(err, errlen, ENG_EFORMAT, "%s: truncated: cannot seek to item %zu", path,
                      first);
         goto out;
@@ -111,13 +164,8 @@ int eng_idx_read(eng_idx *idx, const char *path, int expect_ndim, const uint32_t
     idx->count = count;
     if (count == 0)
         goto out; /* a peek */
-    idx->data = malloc(count * idx->item_bytes);
-    if (!idx->data) {
-        rc = eng_err(err, errlen, ENG_ENOMEM, "%s: out of memory for %zu items", path, count);
-        goto out;
-    }
-    rc = read_exact(f, idx->data, count * idx->item_bytes, header + first * idx->item_bytes, total,
-                    path, err, errlen);
+    rc =
+        read_items(f, &idx->data, count * idx->item_bytes, header + skip, total, path, err, errlen);
     if (rc == ENG_OK && first + count == idx->dims[0]) {
         /* Reading to the end: the file must end exactly there. */
         unsigned char extra;

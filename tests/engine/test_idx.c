@@ -214,6 +214,49 @@ static void truncated(void **state) {
     expect_error(rc, ENG_EFORMAT, err, path, "truncated");
 }
 
+/* Headers that claim more than any file holds (found by tests/fuzz/fuzz_idx): a gzip file's
+ * length is known only once read, so it must be refused as truncated after the bytes that
+ * are there, not asked for the memory its header claims first (72 PB here: that was an
+ * out-of-memory error); and dimensions whose product overflows are refused by name. */
+static void header_claims_too_much(void **state) {
+    (void)state;
+    const uint32_t huge[3] = {0xFFFFFFFFu, 0xFFFFu, 0xFFu};
+    uint8_t buf[16 + 100] = {0};
+    tu_idx_header(buf, 3, huge);
+    char path[4200], err[512];
+    eng_idx idx;
+    for (int gz = 0; gz <= 1; gz++) {
+        const char *name = gz ? "claims-72PB.gz" : "claims-72PB";
+        write_bytes(name, buf, sizeof buf, gz);
+        path_of(path, sizeof path, name);
+        err[0] = '\0';
+        int rc = eng_idx_read(&idx, path, 3, NULL, 0, SIZE_MAX, err, sizeof err);
+        expect_error(rc, ENG_EFORMAT, err, path, "truncated");
+        assert_null(idx.data);
+        err[0] = '\0';
+        rc = eng_idx_read(&idx, path, 3, NULL, 5, 10, err, sizeof err); /* a share */
+        expect_error(rc, ENG_EFORMAT, err, path, "truncated");
+    }
+    const uint32_t overflow[4] = {2, 0xFFFFFFFFu, 0xFFFFFFFFu, 0xFFFFFFFFu};
+    uint8_t head[20];
+    tu_idx_header(head, 4, overflow);
+    write_bytes("overflow", head, sizeof head, 1);
+    path_of(path, sizeof path, "overflow");
+    err[0] = '\0';
+    int rc = eng_idx_read(&idx, path, 4, NULL, 0, SIZE_MAX, err, sizeof err);
+    expect_error(rc, ENG_EFORMAT, err, path, "dimension 3 is 4294967295");
+    const uint32_t too_long[2] = {0xFFFFFFFFu, 0xFFFFFFFFu}; /* items fit, the file does not */
+    tu_idx_header(head, 2, too_long);
+    write_bytes("overflow-total", head, 12, 1);
+    path_of(path, sizeof path, "overflow-total");
+    err[0] = '\0';
+    rc = eng_idx_read(&idx, path, 2, NULL, 0, SIZE_MAX, err, sizeof err);
+    if (sizeof(size_t) == 8)
+        expect_error(rc, ENG_EFORMAT, err, path, "truncated");
+    else
+        expect_error(rc, ENG_EFORMAT, err, path, "dimension 0");
+}
+
 /* A gzip stream cut in the middle: the decompressor's error, naming the file. */
 static void corrupt_gzip(void **state) {
     (void)state;
@@ -544,6 +587,7 @@ int main(void) {
         cmocka_unit_test(gzip_file),
         cmocka_unit_test(raw_and_gzip_agree),
         cmocka_unit_test(truncated),
+        cmocka_unit_test(header_claims_too_much),
         cmocka_unit_test(corrupt_gzip),
         cmocka_unit_test(wrong_magic),
         cmocka_unit_test(wrong_dimensions),
