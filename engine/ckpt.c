@@ -1268,6 +1268,33 @@ out:
     H5Gclose(g);
 }
 
+/* The file's first bytes, before HDF5 parses anything: the HDF5 signature at offset 0 (pstrain
+ * writes no user block), then a superblock of version 2 or later, as the format bounds (1.8,
+ * latest) of every checkpoint pstrain writes give. In those, HDF5 checks its metadata's
+ * checksums before it uses them. Earlier versions carry none, and on damaged files of that
+ * kind libhdf5 1.10 has read freed memory and asked for absurd allocations (tests/fuzz):
+ * such files are refused here instead. Returns ENG_OK, or ENG_EIO / ENG_EFORMAT with err. */
+static int check_superblock(const char *path, char *err, size_t errlen) {
+    static const unsigned char sig[8] = {0x89, 'H', 'D', 'F', '\r', '\n', 0x1a, '\n'};
+    unsigned char head[9];
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return eng_err(err, errlen, ENG_EIO, "%s: cannot open: %s", path, strerror(errno));
+    const size_t got = fread(head, 1, sizeof head, f);
+    fclose(f);
+    if (got == 0)
+        return eng_err(err, errlen, ENG_EFORMAT, "%s: empty file (truncated?)", path);
+    if (got < sizeof head || memcmp(head, sig, sizeof sig) != 0)
+        return eng_err(err, errlen, ENG_EFORMAT,
+                       "%s: not an HDF5 file or truncated (no HDF5 signature at its start)", path);
+    if (head[8] < 2)
+        return eng_err(err, errlen, ENG_EFORMAT,
+                       "%s: HDF5 superblock version %d: not a pstrain checkpoint (pstrain writes "
+                       "version 2 or later, whose metadata HDF5 checks)",
+                       path, head[8]);
+    return ENG_OK;
+}
+
 int eng_ckpt_read(const char *path, eng_ckpt *c, char *err, size_t errlen) {
     memset(c, 0, sizeof *c);
     struct stat st;
@@ -1276,6 +1303,9 @@ int eng_ckpt_read(const char *path, eng_ckpt *c, char *err, size_t errlen) {
     if (S_ISDIR(st.st_mode))
         return eng_err(err, errlen, ENG_EARG,
                        "%s: is a directory, not a checkpoint file (its latest names one)", path);
+    const int pre = check_superblock(path, err, errlen);
+    if (pre != ENG_OK)
+        return pre;
     h5_quiet();
     hid_t fapl = h5_fapl(0);
     hid_t file = fapl < 0 ? -1 : H5Fopen(path, H5F_ACC_RDONLY, fapl);
@@ -1284,8 +1314,6 @@ int eng_ckpt_read(const char *path, eng_ckpt *c, char *err, size_t errlen) {
     if (file < 0) {
         /* HDF5 finds its signature in a truncated file, then refuses it (end of file before
          * the end of its allocated space). */
-        if (st.st_size == 0)
-            return eng_err(err, errlen, ENG_EFORMAT, "%s: empty file (truncated?)", path);
         if (H5Fis_hdf5(path) > 0)
             return eng_err(err, errlen, ENG_EFORMAT,
                            "%s: truncated or damaged HDF5 file (cannot open it)", path);

@@ -41,6 +41,8 @@
  * Integrity: every dataset is chunked (chunks up to 1 MiB) with the Fletcher32 filter, so a
  * flipped byte in the data fails the read; files are created with library format bounds
  * (1.8, latest) so object headers carry checksums; HDF5 refuses a truncated file at open.
+ * Reading refuses files of older formats (superblock before version 2: no metadata checksums)
+ * before HDF5 parses them: libhdf5 1.10 is not safe on damaged files of that kind.
  * Reading validates everything against the model the file names and returns all or nothing.
  * Objects carry no timestamps: the same checkpoint is always the same bytes.
  *
@@ -118,8 +120,9 @@ int eng_ckpt_write(const char *path, const eng_ckpt *c, const eng_model *m, char
  * with eng_ckpt_free). On any failure nothing is returned (c is left zeroed, all memory
  * freed) and err holds one line naming the file and the problem: ENG_EIO (cannot open),
  * ENG_EARG (a directory: see eng_ckpt_resolve), ENG_EFORMAT (not HDF5, truncated, damaged, not a
- * checkpoint, another format version, a model or layout this pstrain does not have, a split
- * that is not the model's, a missing or misshapen field), ENG_ENOMEM. */
+ * checkpoint, an HDF5 format older than pstrain writes, another format version, a model or
+ * layout this pstrain does not have, a split that is not the model's, a missing or misshapen
+ * field), ENG_ENOMEM. */
 int eng_ckpt_read(const char *path, eng_ckpt *c, char *err, size_t errlen);
 
 /* Frees the arrays of a checkpoint eng_ckpt_read filled (or whose arrays the caller got
