@@ -765,7 +765,8 @@ typedef struct reader {
     const char *path;
     char *err;
     size_t errlen;
-    int rc; /* the first failure's code (its message is in err), or ENG_OK */
+    int rc;              /* the first failure's code (its message is in err), or ENG_OK */
+    uint64_t file_bytes; /* the file's length: what it says of sizes is checked against it */
 } reader;
 
 /* Records the first failure as "path: message". Returns r->rc. */
@@ -781,6 +782,20 @@ static int r_fail(reader *r, int code, const char *fmt, ...) {
     va_end(ap);
     r->rc = eng_err(r->err, r->errlen, code, "%s: %s", r->path, msg);
     return r->rc;
+}
+
+/* Whether n values of size bytes each, a count the file itself gives, can be in the file.
+ * Checked before memory is allocated for them: a chunked dataset of which no chunk was
+ * written claims any shape in a few bytes (and reads as zeros), while pstrain's files hold
+ * every value, uncompressed. */
+static int fits(const reader *r, uint64_t n, uint64_t size) {
+    return size == 0 || n <= r->file_bytes / size;
+}
+
+/* Records that lab's n values of size bytes cannot be in the file. */
+static void r_too_big(reader *r, const char *lab, uint64_t n, uint64_t size) {
+    r_fail(r, ENG_EFORMAT, "%s: %llu x %llu bytes, more than the whole file (%llu bytes)", lab,
+           (unsigned long long)n, (unsigned long long)size, (unsigned long long)r->file_bytes);
 }
 
 /* Whether loc has a link at path, checked one component at a time: H5Lexists fails, rather
@@ -855,6 +870,8 @@ static void r_str_attr(reader *r, hid_t loc, const char *name, char *out, size_t
         r_fail(r, ENG_EFORMAT, "%s: expected a fixed-length string", lab);
     else if (H5Sget_simple_extent_type(s) != H5S_SCALAR)
         r_fail(r, ENG_EFORMAT, "%s: expected a scalar", lab);
+    else if (!fits(r, 1, size))
+        r_too_big(r, lab, 1, size);
     else if (!(buf = calloc(1, size + 1)))
         r_fail(r, ENG_ENOMEM, "%s: out of memory", lab);
     else if (H5Aread(a, t, buf) < 0)
@@ -959,6 +976,8 @@ static void r_check_strs(reader *r, hid_t loc, const char *name, int dataset,
         r_fail(r, ENG_EFORMAT, "%s: expected fixed-length strings", lab);
     else if (!dataset && got != want)
         r_fail(r, ENG_EFORMAT, "%s: %llu entries, expected %d", lab, (unsigned long long)got, n);
+    else if (!fits(r, (uint64_t)n, size))
+        r_too_big(r, lab, (uint64_t)n, size);
     else if (!(buf = calloc(n > 0 ? (size_t)n : 1, size)))
         r_fail(r, ENG_ENOMEM, "%s: out of memory", lab);
     else if (n > 0 && (dataset ? H5Dread(obj, t, H5S_ALL, H5S_ALL, H5P_DEFAULT, buf)
@@ -1139,6 +1158,8 @@ static void read_runs(reader *r, hid_t g, eng_ckpt *c) {
         r_fail(r, ENG_EFORMAT, "%s: shape (%llu, %llu), expected (n, 3) with 1 <= n <= %llu", lab,
                (unsigned long long)dims[0], (unsigned long long)dims[1],
                (unsigned long long)c->total);
+    else if (!fits(r, dims[0], 3 * sizeof(int64_t)))
+        r_too_big(r, lab, dims[0], 3 * sizeof(int64_t));
     if (r->rc != ENG_OK)
         return;
     int64_t *rows = malloc(sizeof(int64_t) * 3 * dims[0]);
@@ -1176,6 +1197,10 @@ static void read_vocab(reader *r, hid_t g, eng_ckpt *c) {
         H5Dclose(d);
     if (!ok) {
         r_fail(r, ENG_EFORMAT, "dataset /pstrain/vocab: expected a non-empty 1-D byte array");
+        return;
+    }
+    if (!fits(r, n, 1)) {
+        r_too_big(r, "dataset /pstrain/vocab", n, 1);
         return;
     }
     if (!(c->vocab = eng_alloc((size_t)n + 1))) {
@@ -1256,6 +1281,8 @@ static void read_ckpt(reader *r, hid_t file, eng_ckpt *c, eng_model *m) {
     hid_t d = r_open_dataset(r, g, "workers/steps", 1, &nw, NULL, lab);
     if (d >= 0)
         H5Dclose(d);
+    if (r->rc == ENG_OK && !fits(r, nw, sizeof(int64_t)))
+        r_too_big(r, lab, nw, sizeof(int64_t));
     if (r->rc == ENG_OK && !(c->worker_steps = eng_alloc(sizeof(int64_t) * (size_t)c->workers)))
         r_fail(r, ENG_ENOMEM, "out of memory for %d worker positions", c->workers);
     r_dataset(r, g, "workers/steps", F_I64, 1, &nw, c->worker_steps);
@@ -1319,7 +1346,7 @@ int eng_ckpt_read(const char *path, eng_ckpt *c, char *err, size_t errlen) {
                            "%s: truncated or damaged HDF5 file (cannot open it)", path);
         return eng_err(err, errlen, ENG_EFORMAT, "%s: not an HDF5 file or truncated", path);
     }
-    reader r = {path, err, errlen, ENG_OK};
+    reader r = {path, err, errlen, ENG_OK, (uint64_t)st.st_size};
     eng_ckpt t;
     eng_model m;
     memset(&t, 0, sizeof t);

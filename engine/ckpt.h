@@ -42,7 +42,9 @@
  * flipped byte in the data fails the read; files are created with library format bounds
  * (1.8, latest) so object headers carry checksums; HDF5 refuses a truncated file at open.
  * Reading refuses files of older formats (superblock before version 2: no metadata checksums)
- * before HDF5 parses them: libhdf5 1.10 is not safe on damaged files of that kind.
+ * before HDF5 parses them: libhdf5 1.10 is not safe on damaged files of that kind. Sizes a
+ * file gives (its vocabulary's length, its workers, its update-count runs, string lengths)
+ * are checked against the file's length before memory is allocated for them.
  * Reading validates everything against the model the file names and returns all or nothing.
  * Objects carry no timestamps: the same checkpoint is always the same bytes.
  *

@@ -1,13 +1,13 @@
 /* test_ckpt.c: checkpoints (engine/ckpt.h) in a fresh temporary directory. Round trips are
  * bit for bit (Adam and RMSprop); the file seen through the HDF5 C API has Keras 2's
  * structure and our checksummed datasets; truncated, damaged, foreign, future-format,
- * unknown-model, wrong-layout and inconsistent files, and files in HDF5's earliest format,
- * are refused with a message that names the file, and nothing is returned; eng_ckpt_write
- * refuses what reading would, and a full disk is one clean error; save keeps the newest files
- * and `latest`; resolve explains what is wrong with a directory; and a writer SIGKILLed at
- * random moments always leaves latest naming a complete checkpoint. A GAN's checkpoint keeps
- * one optimizer per part (its split is checked against the model's); other models' files
- * have no trace of a split. */
+ * unknown-model, wrong-layout and inconsistent files, files in HDF5's earliest format, and
+ * files that claim sizes beyond their length are refused with a message that names the
+ * file, and nothing is returned; eng_ckpt_write refuses what reading would, and a full disk
+ * is one clean error; save keeps the newest files and `latest`; resolve explains what is
+ * wrong with a directory; and a writer SIGKILLed at random moments always leaves latest
+ * naming a complete checkpoint. A GAN's checkpoint keeps one optimizer per part (its split is
+ * checked against the model's); other models' files have no trace of a split. */
 #include "engine/ckpt.h"
 
 #include "engine/base.h"
@@ -659,6 +659,45 @@ static void refuses_inconsistent_state(void **state) {
     H5Fclose(file);
     expect_refused(path, ENG_EFORMAT,
                    "dataset /conv2d/conv2d/kernel:0: expected shape (3, 3, 1, 32), got (3, 3, 32)");
+}
+
+/* Replaces dataset dpath of path with a chunked one of n values of type t of which no chunk
+ * is written: a few bytes in the file, whatever n says. */
+static void make_hollow(const char *path, const char *dpath, hid_t t, hsize_t n) {
+    hid_t file = open_rw(path);
+    if (H5Lexists(file, dpath, H5P_DEFAULT) > 0)
+        assert_true(H5Ldelete(file, dpath, H5P_DEFAULT) >= 0);
+    hid_t s = H5Screate_simple(1, &n, NULL), dcpl = H5Pcreate(H5P_DATASET_CREATE);
+    const hsize_t chunk = 4096;
+    assert_true(H5Pset_chunk(dcpl, 1, &chunk) >= 0);
+    hid_t d = H5Dcreate2(file, dpath, t, s, H5P_DEFAULT, dcpl, H5P_DEFAULT);
+    assert_true(d >= 0);
+    H5Dclose(d);
+    H5Pclose(dcpl);
+    H5Sclose(s);
+    H5Fclose(file);
+}
+
+/* Sizes a file gives (not its model) are checked against its length before memory is
+ * allocated for them (found by tests/fuzz/fuzz_ckpt: a 32 KB file asked for 32 GB). */
+static void refuses_huge_vocab(void **state) {
+    (void)state;
+    char path[1200];
+    write_valid(path, sizeof path, "vocab-32GB.h5");
+    make_hollow(path, "/pstrain/vocab", H5T_STD_U8LE, (hsize_t)1 << 35);
+    expect_refused(path, ENG_EFORMAT,
+                   "dataset /pstrain/vocab: 34359738368 x 1 bytes, more than the whole file");
+}
+
+static void refuses_huge_workers(void **state) {
+    (void)state;
+    char path[1200];
+    write_valid(path, sizeof path, "workers-4GB.h5");
+    const int32_t workers = 1 << 29;
+    set_attr(path, "/pstrain", "workers", H5T_NATIVE_INT32, &workers);
+    make_hollow(path, "/pstrain/workers/steps", H5T_STD_I64LE, (hsize_t)workers);
+    expect_refused(path, ENG_EFORMAT,
+                   "dataset /pstrain/workers/steps: 536870912 x 8 bytes, more than the whole file");
 }
 
 /* eng_ckpt_write refuses what eng_ckpt_read would, and leaves no file. */
@@ -1384,6 +1423,7 @@ int main(void) {
         cmocka_unit_test(round_trip_gan),          cmocka_unit_test(refuses_gan_split),
         cmocka_unit_test(refuses_gan_optimizer_2), cmocka_unit_test(write_refuses_bad_gan),
         cmocka_unit_test(cnn_has_no_split),        cmocka_unit_test(print_summary_gan),
+        cmocka_unit_test(refuses_huge_vocab),      cmocka_unit_test(refuses_huge_workers),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
