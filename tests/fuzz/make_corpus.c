@@ -1,0 +1,496 @@
+/* make_corpus.c: writes the seed corpus of the fuzz harnesses (tests/fuzz/corpus), from the
+ * real data files where there are some. Run by hand when a format changes:
+ *
+ *   build-fuzz/tests/fuzz/make_corpus DATA_DIR tests/fuzz/corpus [server|idx|imdb|ckpt ...]
+ *
+ * (DATA_DIR as launch/fetch-data fills it: mnist/, imdb/reviews.json). Each kind's files
+ * replace those of the same name; other files (regression inputs) are left alone.
+ *
+ *   server  one message each in fuzz_server's input format (fuzz_server.c): valid envelopes
+ *           packed with protobuf-c for the harness's servers (Hello, dense and sparse Push,
+ *           PullRequest, SnapshotRequest, StatsRequest, Shutdown), then a few it refuses.
+ *   idx     the first items of MNIST's training images and labels, raw and gzip, and a few
+ *           shapes and cuts of them.
+ *   imdb    reviews.json cut down: the first reviews of each of its four blocks, texts cut
+ *           short, in the real file's form; and a few hand-written refusals.
+ *   ckpt    checkpoints written by eng_ckpt_write for each kind of model (Adam, RMSprop, a
+ *           text model with its vocabulary, a GAN with two optimizers), then copied with every
+ *           dataset over FZ_HOLLOW bytes left unwritten (ckpt_example.h): kilobytes, and each
+ *           still reads (checked here); one copy in HDF5's earliest format, which the reader
+ *           refuses; and fuzz_ckpt's edit scripts, one of each kind of edit.
+ * Exits 0, or 1 with a line on stderr. */
+#include "engine/base.h"
+#include "engine/ckpt.h"
+#include "engine/model.h"
+#include "engine/shard.h"
+#include "proto/wire.h"
+#include "tests/fuzz/ckpt_example.h"
+#include "tests/fuzz/fuzz_server.h"
+
+#include <errno.h>
+#include <jansson.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <zlib.h>
+
+static const char *out_dir;
+
+static void die(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
+
+static void die(const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    fputs("make_corpus: ", stderr);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputc('\n', stderr);
+    exit(1);
+}
+
+/* out_dir/kind/name <- data[0, len). */
+static void put(const char *kind, const char *name, const void *data, size_t len) {
+    char path[4096];
+    snprintf(path, sizeof path, "%s/%s", out_dir, kind);
+    mkdir(path, 0755);
+    snprintf(path, sizeof path, "%s/%s/%s", out_dir, kind, name);
+    FILE *f = fopen(path, "wb");
+    if (!f || (len && fwrite(data, 1, len, f) != len) || fclose(f) != 0)
+        die("%s: %s", path, strerror(errno));
+}
+
+/* --- server: messages in fuzz_server's format --- */
+
+static eng_model cnn;
+static eng_chunks chunks; /* the servers' plan of their one shard */
+
+/* Writes one input: selector byte, frame lengths, frames. payload may be NULL (one frame
+ * unless extra); extra adds a third frame. */
+static void put_message(const char *name, int server, Pstrain__Envelope *env, const float *payload,
+                        size_t count, const char *extra) {
+    env->protocol = PB_PROTOCOL_VERSION;
+    const size_t hlen = pstrain__envelope__get_packed_size(env);
+    const size_t plen = payload ? count * sizeof(float) : 0;
+    const int frames = 1 + (payload != NULL) + (extra != NULL);
+    uint8_t *buf = malloc(1 + 4 + hlen + plen + (extra ? strlen(extra) : 0));
+    if (!buf || hlen > 0xffff || plen > 0xffff)
+        die("%s: message too large", name);
+    size_t pos = 0;
+    buf[pos++] = FZ_SERVER_SELECT(frames, server);
+    const size_t lens[2] = {hlen, plen};
+    for (int f = 0; f + 1 < frames; f++) {
+        buf[pos++] = (uint8_t)(lens[f] & 0xff);
+        buf[pos++] = (uint8_t)(lens[f] >> 8);
+    }
+    pstrain__envelope__pack(env, buf + pos);
+    pos += hlen;
+    if (payload) {
+        memcpy(buf + pos, payload, plen); /* little-endian hosts only, as the wire is */
+        pos += plen;
+    }
+    if (extra) {
+        memcpy(buf + pos, extra, strlen(extra));
+        pos += strlen(extra);
+    }
+    put("server", name, buf, pos);
+    free(buf);
+}
+
+/* One frame of raw bytes for server 0. */
+static void put_raw(const char *name, const void *bytes, size_t len) {
+    uint8_t buf[256];
+    buf[0] = FZ_SERVER_SELECT(1, 0);
+    memcpy(buf + 1, bytes, len);
+    put("server", name, buf, len + 1);
+}
+
+static void hello(const char *name, int server, uint32_t worker, const char *model,
+                  uint64_t params) {
+    Pstrain__Hello h = PSTRAIN__HELLO__INIT;
+    h.worker_id = worker;
+    h.num_workers = FZ_SERVER_WORKERS;
+    h.model = (char *)model;
+    h.param_count = params;
+    h.layout_checksum = eng_layout_checksum(&cnn.layout);
+    Pstrain__Envelope env = PSTRAIN__ENVELOPE__INIT;
+    env.body_case = PSTRAIN__ENVELOPE__BODY_HELLO;
+    env.hello = &h;
+    put_message(name, server, &env, NULL, 0, NULL);
+}
+
+/* A dense push of chunk k (or of [off, off + count) when count > 0). */
+static void push(const char *name, int server, uint32_t worker, uint64_t step, int k, uint64_t off,
+                 uint64_t count, int with_payload, const char *extra) {
+    if (count == 0) {
+        off = chunks.start[k];
+        count = chunks.start[k + 1] - off;
+    }
+    float *g = malloc(sizeof(float) * count);
+    if (!g)
+        die("out of memory");
+    for (size_t i = 0; i < count; i++)
+        g[i] = 0.001f * (float)((i * 7 + worker) % 13) - 0.006f;
+    Pstrain__Slice sl = PSTRAIN__SLICE__INIT;
+    sl.offset = off;
+    sl.count = count;
+    Pstrain__Push p = PSTRAIN__PUSH__INIT;
+    p.worker_id = worker;
+    p.step = step;
+    p.slice = &sl;
+    p.base_version = step;
+    Pstrain__Envelope env = PSTRAIN__ENVELOPE__INIT;
+    env.body_case = PSTRAIN__ENVELOPE__BODY_PUSH;
+    env.push = &p;
+    put_message(name, server, &env, with_payload ? g : NULL, count, extra);
+    free(g);
+}
+
+/* A sparse push of chunk 0 (conv2d/kernel, rows of 32 floats): rows 1, 4 and 8. */
+static void push_sparse(const char *name, int server, uint32_t worker) {
+    uint32_t rows[3] = {1, 4, 8};
+    float g[3 * 32];
+    for (int i = 0; i < 96; i++)
+        g[i] = 0.01f * (float)(i % 5);
+    Pstrain__Slice sl = PSTRAIN__SLICE__INIT;
+    sl.offset = chunks.start[0];
+    sl.count = chunks.start[1] - chunks.start[0];
+    Pstrain__Push p = PSTRAIN__PUSH__INIT;
+    p.worker_id = worker;
+    p.slice = &sl;
+    p.rows_from = 0;
+    p.row_len = 32;
+    p.n_rows = 3;
+    p.rows = rows;
+    Pstrain__Envelope env = PSTRAIN__ENVELOPE__INIT;
+    env.body_case = PSTRAIN__ENVELOPE__BODY_PUSH;
+    env.push = &p;
+    put_message(name, server, &env, g, 96, NULL);
+}
+
+static void pull(const char *name, int server, uint32_t worker, uint64_t min_version, uint64_t off,
+                 uint64_t count) {
+    Pstrain__Slice sl = PSTRAIN__SLICE__INIT;
+    sl.offset = off;
+    sl.count = count;
+    Pstrain__PullRequest p = PSTRAIN__PULL_REQUEST__INIT;
+    p.worker_id = worker;
+    p.min_version = min_version;
+    p.slice = &sl;
+    Pstrain__Envelope env = PSTRAIN__ENVELOPE__INIT;
+    env.body_case = PSTRAIN__ENVELOPE__BODY_PULL;
+    env.pull = &p;
+    put_message(name, server, &env, NULL, 0, NULL);
+}
+
+static void make_server(void) {
+    char err[256];
+    if (eng_model_build(&cnn, eng_model_find(FZ_SERVER_MODEL), err, sizeof err) != ENG_OK)
+        die("%s", err);
+    size_t cuts[ENG_MAX_LAYERS];
+    const int ncuts = eng_model_cuts(&cnn, cuts);
+    if (eng_chunks_plan(&chunks, 0, cnn.layout.total, cuts, ncuts, FZ_SERVER_CHUNK) != 0)
+        die("out of memory");
+    const int last = chunks.n - 1;
+    const uint64_t total = cnn.layout.total;
+
+    hello("hello-w0", 0, 0, FZ_SERVER_MODEL, total);
+    hello("hello-w1-async", 1, 1, FZ_SERVER_MODEL, total);
+    hello("hello-other-model", 0, 0, "imdb_lstm", total);
+    hello("hello-other-layout", 0, 0, FZ_SERVER_MODEL, total + 1);
+    hello("hello-w7", 0, 7, FZ_SERVER_MODEL, total);
+
+    push("push-w0-chunk0", 0, 0, 0, 0, 0, 0, 1, NULL);
+    push("push-w1-chunk0", 0, 1, 0, 0, 0, 0, 1, NULL);
+    push("push-w0-last", 0, 0, 0, last, 0, 0, 1, NULL);
+    push("push-w1-last", 0, 1, 0, last, 0, 0, 1, NULL);
+    push("push-w0-chunk0-async", 1, 0, 3, 0, 0, 0, 1, NULL);
+    push("push-w0-last-async", 1, 0, 0, last, 0, 0, 1, NULL);
+    push("push-w0-chunk0-step1-ssp", 2, 0, 1, 0, 0, 0, 1, NULL);
+    push("push-w1-chunk0-step0-ssp", 2, 1, 0, 0, 0, 0, 1, NULL);
+    push("push-w0-step9", 0, 0, 9, 0, 0, 0, 1, NULL);
+    push("push-part-of-chunk", 0, 0, 0, 0, 1, 100, 1, NULL);
+    push("push-past-shard", 0, 0, 0, 0, total - 10, 20, 1, NULL);
+    push("push-no-payload", 0, 0, 0, 0, 0, 0, 0, NULL);
+    push("push-three-frames", 0, 0, 0, last, 0, 0, 1, "extra");
+    push_sparse("push-sparse-w0", 0, 0);
+    push_sparse("push-sparse-w1-async", 1, 1);
+
+    const uint64_t c0 = chunks.start[1], lo_last = chunks.start[last];
+    pull("pull-w0-chunk0", 0, 0, 0, 0, c0);
+    pull("pull-w1-last-v1", 0, 1, 1, lo_last, total - lo_last);
+    pull("pull-w0-chunk0-v1-async", 1, 0, 1, 0, c0);
+    pull("pull-w0-middle-v2-ssp", 2, 0, 2, 1000, 5000);
+    pull("pull-w0-past-shard", 0, 0, 0, total - 5, 10);
+
+    Pstrain__SnapshotRequest snap = PSTRAIN__SNAPSHOT_REQUEST__INIT;
+    Pstrain__Envelope env = PSTRAIN__ENVELOPE__INIT;
+    env.body_case = PSTRAIN__ENVELOPE__BODY_SNAPSHOT;
+    env.snapshot = &snap;
+    put_message("snapshot-w0-v0", 0, &env, NULL, 0, NULL);
+    snap.worker_id = 1;
+    snap.min_version = 1;
+    put_message("snapshot-w1-v1", 0, &env, NULL, 0, NULL);
+
+    Pstrain__StatsRequest sr = PSTRAIN__STATS_REQUEST__INIT;
+    env = (Pstrain__Envelope)PSTRAIN__ENVELOPE__INIT;
+    env.body_case = PSTRAIN__ENVELOPE__BODY_STATS_REQUEST;
+    env.stats_request = &sr;
+    put_message("stats-w0", 0, &env, NULL, 0, NULL);
+
+    Pstrain__Shutdown sd = PSTRAIN__SHUTDOWN__INIT;
+    env = (Pstrain__Envelope)PSTRAIN__ENVELOPE__INIT;
+    env.body_case = PSTRAIN__ENVELOPE__BODY_SHUTDOWN;
+    env.shutdown = &sd;
+    put_message("shutdown-w0", 0, &env, NULL, 0, NULL);
+    sd.worker_id = 1;
+    put_message("shutdown-w1-async", 1, &env, NULL, 0, NULL);
+
+    /* Not requests, or not messages. */
+    Pstrain__ErrorReply er = PSTRAIN__ERROR_REPLY__INIT;
+    er.code = PB_ERR_STATE;
+    er.message = "no";
+    env = (Pstrain__Envelope)PSTRAIN__ENVELOPE__INIT;
+    env.body_case = PSTRAIN__ENVELOPE__BODY_ERROR;
+    env.error = &er;
+    put_message("error-reply", 0, &env, NULL, 0, NULL);
+    env = (Pstrain__Envelope)PSTRAIN__ENVELOPE__INIT;
+    put_message("no-body", 0, &env, NULL, 0, NULL);
+    put_raw("not-protobuf", "\xff\xff\xff\xff garbage", 13);
+    put_raw("other-protocol", "\x08\x02\x82\x01\x00", 5); /* protocol 2, stats_request {} */
+    put_raw("empty", "", 0);
+    eng_chunks_free(&chunks);
+}
+
+/* --- idx: cut from MNIST --- */
+
+/* The first len bytes of data_dir/mnist/name (or name.gz) into buf; returns how many. */
+static size_t head_of(const char *data_dir, const char *name, uint8_t *buf, size_t len) {
+    char path[4096];
+    snprintf(path, sizeof path, "%s/mnist/%s", data_dir, name);
+    gzFile f = gzopen(path, "rb");
+    if (!f) {
+        snprintf(path, sizeof path, "%s/mnist/%s.gz", data_dir, name);
+        f = gzopen(path, "rb");
+    }
+    if (!f)
+        die("%s/mnist/%s: cannot open (run launch/fetch-data)", data_dir, name);
+    const int n = gzread(f, buf, (unsigned)len);
+    gzclose(f);
+    if (n < (int)len)
+        die("%s: shorter than %zu bytes", path, len);
+    return (size_t)n;
+}
+
+static void be32(uint8_t *p, uint32_t v) {
+    p[0] = (uint8_t)(v >> 24);
+    p[1] = (uint8_t)(v >> 16);
+    p[2] = (uint8_t)(v >> 8);
+    p[3] = (uint8_t)v;
+}
+
+/* name and name.gz (gzip of the same bytes). */
+static void put_idx(const char *name, const uint8_t *data, size_t len, int gz_too) {
+    put("idx", name, data, len);
+    if (!gz_too)
+        return;
+    char path[4096];
+    snprintf(path, sizeof path, "%s/idx/%s.gz", out_dir, name);
+    gzFile f = gzopen(path, "wb9");
+    if (!f || gzwrite(f, data, (unsigned)len) != (int)len || gzclose(f) != Z_OK)
+        die("%s: cannot write", path);
+}
+
+static void make_idx(const char *data_dir) {
+    enum { N = 3, IMG = 28 * 28 };
+    uint8_t img[16 + N * IMG], lab[8 + N];
+    head_of(data_dir, "train-images-idx3-ubyte", img, sizeof img);
+    head_of(data_dir, "train-labels-idx1-ubyte", lab, sizeof lab);
+    be32(img + 4, N); /* the real header says 60000 */
+    be32(lab + 4, N);
+    put_idx("images-3", img, sizeof img, 1);
+    put_idx("labels-3", lab, sizeof lab, 1);
+    /* The real headers with a few items: truncated files. */
+    be32(img + 4, 60000);
+    be32(lab + 4, 60000);
+    put_idx("images-truncated", img, 16 + IMG, 0);
+    put_idx("labels-truncated", lab, sizeof lab, 0);
+    /* Another row shape: 2 items of 4 x 6 (the images' first bytes). */
+    uint8_t small[16 + 48];
+    memcpy(small, img, sizeof small);
+    be32(small + 4, 2);
+    be32(small + 8, 4);
+    be32(small + 12, 6);
+    memcpy(small + 16, img + 16 + 14 * 28, 48); /* the middle of the first digit */
+    put_idx("rows-4x6", small, sizeof small, 1);
+    /* Four dimensions: 1 x 2 x 2 x 2. */
+    const uint8_t four[4 + 16 + 8] = {0, 0, 8, 4, 0, 0, 0, 1, 0, 0, 0, 2, 0, 0,
+                                      0, 2, 0, 0, 0, 2, 1, 2, 3, 4, 5, 6, 7, 8};
+    put_idx("dims-4", four, sizeof four, 0);
+}
+
+/* --- imdb: reviews.json cut down --- */
+
+/* text cut to at most max bytes, at an ASCII byte so that UTF-8 stays whole. */
+static json_t *cut_text(const char *text, size_t max) {
+    size_t n = strlen(text);
+    if (n > max) {
+        n = max;
+        while (n > 0 && (unsigned char)text[n] >= 0x80)
+            n--;
+    }
+    return json_stringn(text, n);
+}
+
+/* Keeps k reviews from the start of each of the four blocks of all, texts cut to max. */
+static void put_imdb(const char *name, const json_t *all, size_t k, size_t max) {
+    const size_t q = json_array_size(all) / 4;
+    json_t *out = json_array();
+    for (size_t b = 0; b < 4; b++)
+        for (size_t i = 0; i < k; i++) {
+            const json_t *e = json_array_get(all, b * q + i);
+            json_t *o = json_object();
+            json_object_set_new(o, "t", cut_text(json_string_value(json_object_get(e, "t")), max));
+            json_object_set(o, "s", json_object_get(e, "s"));
+            json_array_append_new(out, o);
+        }
+    char *s = json_dumps(out, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    if (!s)
+        die("imdb: cannot encode %s", name);
+    put("imdb", name, s, strlen(s));
+    free(s);
+    json_decref(out);
+}
+
+static void make_imdb(const char *data_dir) {
+    char path[4096];
+    snprintf(path, sizeof path, "%s/imdb/reviews.json", data_dir);
+    json_error_t jerr;
+    json_t *all = json_load_file(path, 0, &jerr);
+    if (!all || !json_is_array(all) || json_array_size(all) < 8)
+        die("%s: %s (run launch/fetch-data)", path, all ? "not an array of reviews" : jerr.text);
+    put_imdb("reviews-4.json", all, 1, 160);
+    put_imdb("reviews-8.json", all, 2, 400);
+    put_imdb("reviews-12-long.json", all, 3, 1500); /* "<br />"s, more words than maxlen */
+    json_decref(all);
+    static const struct {
+        const char *name, *text;
+    } hand[] = {
+        {"label-out-of-block.json",
+         "[{\"t\":\"bad\",\"s\":0},{\"t\":\"good\",\"s\":1},{\"t\":\"fine\",\"s\":1},"
+         "{\"t\":\"great\",\"s\":1}]"},
+        {"label-string.json",
+         "[{\"t\":\"a\",\"s\":\"0\"},{\"t\":\"b\",\"s\":0},{\"t\":\"c\",\"s\":1},{\"t\":\"d\","
+         "\"s\":1}]"},
+        {"three-reviews.json",
+         "[{\"t\":\"a\",\"s\":0},{\"t\":\"b\",\"s\":0},{\"t\":\"c\",\"s\":1}]"},
+        {"not-an-array.json", "{\"t\":\"a\",\"s\":0}"},
+        {"empty-array.json", "[]"},
+        {"escapes.json",
+         "[{\"t\":\"It's <br /><br />\\u00e9t\\u00e9 DON'T \\\"stop\\\"\\ttab\",\"s\":0},"
+         "{\"t\":\"<BR />x\",\"s\":0},{\"t\":\"\",\"s\":1},{\"t\":\"a a a a b\",\"s\":1}]"},
+    };
+    for (size_t i = 0; i < sizeof hand / sizeof hand[0]; i++)
+        put("imdb", hand[i].name, hand[i].text, strlen(hand[i].text));
+}
+
+/* --- ckpt: real checkpoints, copied hollow --- */
+
+/* to's size, for the log. */
+static long long file_size(const char *path) {
+    struct stat st;
+    return stat(path, &st) == 0 ? (long long)st.st_size : -1;
+}
+
+/* A checkpoint of model by eng_ckpt_write, then its hollow copy out_dir/ckpt/name. The copy
+ * must read (latest), or be refused for its superblock (HDF5's earliest format). */
+static void put_ckpt(const char *tmp, const char *name, const char *model, eng_optim_kind kind,
+                     eng_optim_kind kind2, const char *vocab, int latest) {
+    char err[512], to[4096];
+    if (fz_ckpt_write_example(tmp, model, kind, kind2, vocab, err, sizeof err) != 0)
+        die("%s", err);
+    snprintf(to, sizeof to, "%s/ckpt", out_dir);
+    mkdir(to, 0755);
+    snprintf(to, sizeof to, "%s/ckpt/%s", out_dir, name);
+    if (fz_h5_hollow_copy(tmp, to, latest, err, sizeof err) != 0)
+        die("%s", err);
+    eng_ckpt c;
+    const int rc = eng_ckpt_read(to, &c, err, sizeof err);
+    if (latest && rc != ENG_OK)
+        die("the copy does not read: %s", err);
+    if (!latest && (rc == ENG_OK || !strstr(err, "superblock")))
+        die("%s: expected a refusal of its superblock, got %d: %s", to, rc, err);
+    eng_ckpt_free(&c);
+    printf("%s: %lld bytes\n", to, file_size(to));
+}
+
+/* fuzz_ckpt's edit scripts ('E', a template, then edits: see fuzz_ckpt.c). */
+static void put_edits(const char *name, const uint8_t *script, size_t len) {
+    put("ckpt", name, script, len);
+}
+
+static void make_ckpt(void) {
+    char tmp[] = "/tmp/pstrain-make-corpus-XXXXXX";
+    if (!mkdtemp(tmp))
+        die("mkdtemp: %s", strerror(errno));
+    char path[4096];
+    snprintf(path, sizeof path, "%s/c.h5", tmp);
+    put_ckpt(path, "mnist_cnn-adam.h5", "mnist_cnn", ENG_OPT_ADAM, ENG_OPT_ADAM, NULL, 1);
+    put_ckpt(path, "fashion_cnn-rmsprop.h5", "fashion_cnn", ENG_OPT_RMSPROP, ENG_OPT_ADAM, NULL, 1);
+    put_ckpt(path, "imdb_lstm-vocab.h5", "imdb_lstm", ENG_OPT_ADAM, ENG_OPT_ADAM,
+             "the\nand\na\nof\nmovie\nit's\n", 1);
+    put_ckpt(path, "mnist_gan-two-optimizers.h5", "mnist_gan", ENG_OPT_ADAM, ENG_OPT_RMSPROP, NULL,
+             1);
+    put_ckpt(path, "earliest-format.h5", "mnist_cnn", ENG_OPT_ADAM, ENG_OPT_ADAM, NULL, 0);
+    unlink(path);
+    rmdir(tmp);
+    /* Edit scripts: each template as it is, then one edit of each kind. */
+    static const struct {
+        const char *name;
+        uint8_t script[24];
+        size_t len;
+    } edits[] = {
+        {"edit-none-cnn", {'E', 0}, 2},
+        {"edit-none-imdb", {'E', 1}, 2},
+        {"edit-none-gan", {'E', 2}, 2},
+        {"edit-none-fashion", {'E', 3}, 2},
+        {"edit-attr-bytes", {'E', 0, 0, 5, 0xff, 0xff, 0xff, 0x7f, 0, 0, 0, 0}, 12},
+        {"edit-attr-retype", {'E', 1, 1, 3, 9, 2, 4, 'a', 'b', 'c', 'd'}, 11},
+        {"edit-attr-delete", {'E', 2, 2, 7}, 4},
+        {"edit-dataset-bytes", {'E', 1, 3, 4, 1, 2, 3, 4, 5, 6, 7, 8}, 12},
+        {"edit-dataset-replace", {'E', 0, 4, 6, 2, 1, 0x80, 0x01, 0, 0}, 10},
+        {"edit-dataset-huge", {'E', 1, 4, 9, 6, 1, 0xff, 0x10, 1}, 9},
+        {"edit-link-delete", {'E', 0, 5, 11}, 4},
+        {"edit-link-add", {'E', 0, 6, 0, 1, 2, 3}, 7},
+    };
+    for (size_t i = 0; i < sizeof edits / sizeof edits[0]; i++)
+        put_edits(edits[i].name, edits[i].script, edits[i].len);
+}
+
+int main(int argc, char **argv) {
+    if (argc < 3) {
+        fprintf(stderr, "usage: make_corpus DATA_DIR OUT_DIR [server|idx|imdb|ckpt ...]\n");
+        return 2;
+    }
+    out_dir = argv[2];
+    mkdir(out_dir, 0755);
+    const char *all[] = {"server", "idx", "imdb", "ckpt"};
+    const char *const *kinds = argc > 3 ? (const char *const *)argv + 3 : all;
+    const int n = argc > 3 ? argc - 3 : 4;
+    for (int i = 0; i < n; i++) {
+        if (strcmp(kinds[i], "server") == 0)
+            make_server();
+        else if (strcmp(kinds[i], "idx") == 0)
+            make_idx(argv[1]);
+        else if (strcmp(kinds[i], "imdb") == 0)
+            make_imdb(argv[1]);
+        else if (strcmp(kinds[i], "ckpt") == 0)
+            make_ckpt();
+        else
+            die("unknown kind '%s' (server, idx, imdb, ckpt)", kinds[i]);
+    }
+    return 0;
+}
