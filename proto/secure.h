@@ -17,8 +17,8 @@
  * its public key is the job's client key. Without a ZAP handler ZeroMQ lets in any client
  * that knows the server's public key, so the guard must be running before the socket binds
  * and until it is closed. Handshakes that fail before ZAP is asked (a plain-text client, a
- * client with another server key, garbage) are seen through a monitor on the server socket.
- * Every refusal is counted and logged.
+ * client with another server key) are seen through a monitor on the server socket. Every
+ * refusal it sees is counted and logged.
  *
  * Client side. pb_secure_client makes a socket a CURVE client of the job's servers.
  *
