@@ -118,6 +118,23 @@ static const char *slot_name(eng_optim_kind kind, int s) {
     return kind == ENG_OPT_ADAM ? (s == 0 ? "m" : "v") : "accumulator";
 }
 
+/* s[0, n) for a message, into buf (len bytes, cut to fit): bytes outside printable ASCII as
+ * \xHH, so that what a file holds cannot break the one line it is quoted in (a name with a
+ * newline, found by tests/fuzz/fuzz_ckpt) or send control codes to a terminal. Returns buf. */
+static const char *quoted(char *buf, size_t len, const char *s, size_t n) {
+    size_t used = 0;
+    for (size_t i = 0; i < n && used + 5 <= len; i++) {
+        const unsigned char b = (unsigned char)s[i];
+        if (b >= 0x20 && b < 0x7f)
+            buf[used++] = (char)b;
+        else
+            used += (size_t)snprintf(buf + used, len - used, "\\x%02x", b);
+    }
+    if (len)
+        buf[used < len ? used : len - 1] = '\0';
+    return buf;
+}
+
 /* --- checks shared by writing and reading: never write what reading would refuse --- */
 
 /* An optimizer's hyperparameters: finite, lr > 0. which is "optimizer" or "optimizer_2", for
@@ -151,9 +168,11 @@ static int check_fields(const eng_ckpt *c, const char *path, int code, char *err
     if (memchr(c->mode, '\0', sizeof c->mode))
         for (size_t i = 0; i < sizeof modes / sizeof modes[0]; i++)
             known |= strcmp(c->mode, modes[i]) == 0;
-    if (!known)
-        return eng_err(err, errlen, code, "%s: mode '%.*s' is not sync, async, ssp or local", path,
-                       (int)sizeof c->mode, c->mode);
+    if (!known) {
+        char q[64];
+        return eng_err(err, errlen, code, "%s: mode '%s' is not sync, async, ssp or local", path,
+                       quoted(q, sizeof q, c->mode, strnlen(c->mode, sizeof c->mode)));
+    }
     if (c->staleness < 0)
         return eng_err(err, errlen, code, "%s: staleness %d, expected >= 0", path, c->staleness);
     if (c->batch < 1)
@@ -876,9 +895,11 @@ static void r_str_attr(reader *r, hid_t loc, const char *name, char *out, size_t
         r_fail(r, ENG_ENOMEM, "%s: out of memory", lab);
     else if (H5Aread(a, t, buf) < 0)
         r_fail(r, ENG_EFORMAT, "%s: damaged (unreadable)", lab);
-    else if (strlen(buf) >= outlen)
-        r_fail(r, ENG_EFORMAT, "%s: '%.40s' is longer than %zu characters", lab, buf, outlen - 1);
-    else
+    else if (strlen(buf) >= outlen) {
+        char q[200];
+        r_fail(r, ENG_EFORMAT, "%s: '%s' is longer than %zu characters", lab,
+               quoted(q, sizeof q, buf, strnlen(buf, 40)), outlen - 1);
+    } else
         memcpy(out, buf, strlen(buf) + 1);
     free(buf);
     if (s >= 0)
@@ -986,9 +1007,10 @@ static void r_check_strs(reader *r, hid_t loc, const char *name, int dataset,
     for (int i = 0; buf && r->rc == ENG_OK && i < n; i++) {
         const char *e = buf + (size_t)i * size;
         const size_t len = strnlen(e, size);
+        char q[200];
         if (len != strlen(expect[i]) || memcmp(e, expect[i], len) != 0)
-            r_fail(r, ENG_EFORMAT, "%s: entry %d is '%.*s', expected '%s'", lab, i, (int)len, e,
-                   expect[i]);
+            r_fail(r, ENG_EFORMAT, "%s: entry %d is '%s', expected '%s'", lab, i,
+                   quoted(q, sizeof q, e, len), expect[i]);
     }
     free(buf);
     if (s >= 0)
@@ -1080,9 +1102,11 @@ static void read_slots(reader *r, hid_t g, const char *name, eng_optim_kind kind
         int known = iterations && strcmp(link, "iterations") == 0;
         for (int s = 0; s < eng_optim_nslots(kind); s++)
             known |= strcmp(link, slot_name(kind, s)) == 0;
+        char q[200];
         if (!known)
-            r_fail(r, ENG_EFORMAT, "/pstrain/%s/%s is not a slot of %s (it keeps %s)", name, link,
-                   kname, kind == ENG_OPT_ADAM ? "m and v" : "accumulator");
+            r_fail(r, ENG_EFORMAT, "/pstrain/%s/%s is not a slot of %s (it keeps %s)", name,
+                   quoted(q, sizeof q, link, strlen(link)), kname,
+                   kind == ENG_OPT_ADAM ? "m and v" : "accumulator");
     }
     H5Gclose(opt);
     *nslots = eng_optim_nslots(kind);
@@ -1105,14 +1129,14 @@ static void read_optim_fields(reader *r, hid_t loc, eng_optim_cfg *o) {
 /* The string attribute optimizer of loc, parsed into o->kind. where starts the message that
  * refuses an unknown kind: "" for /pstrain, "/pstrain/optimizer_2: " for the second. */
 static void read_optim_kind(reader *r, hid_t loc, eng_optim_cfg *o, const char *where) {
-    char kind[16] = "";
+    char kind[16] = "", q[80];
     r_str_attr(r, loc, "optimizer", kind, sizeof kind);
     if (r->rc != ENG_OK)
         return;
     const int k = eng_optim_kind_parse(kind);
     if (k < 0)
         r_fail(r, ENG_EFORMAT, "%soptimizer '%s' is not one pstrain knows (adam, rmsprop)", where,
-               kind);
+               quoted(q, sizeof q, kind, strlen(kind)));
     o->kind = k < 0 ? ENG_OPT_ADAM : (eng_optim_kind)k;
 }
 
@@ -1229,8 +1253,10 @@ static void read_ckpt(reader *r, hid_t file, eng_ckpt *c, eng_model *m) {
         r_fail(r, ENG_EFORMAT, "format_version %d, this pstrain reads %d", format, ENG_CKPT_FORMAT);
     r_str_attr(r, g, "model", c->model, sizeof c->model);
     const eng_model_def *def = r->rc == ENG_OK ? eng_model_find(c->model) : NULL;
+    char q[300];
     if (r->rc == ENG_OK && !def)
-        r_fail(r, ENG_EFORMAT, "model '%s' is not one pstrain knows", c->model);
+        r_fail(r, ENG_EFORMAT, "model '%s' is not one pstrain knows",
+               quoted(q, sizeof q, c->model, strlen(c->model)));
     char msg[256];
     if (r->rc == ENG_OK && eng_model_build(m, def, msg, sizeof msg) != ENG_OK)
         r_fail(r, ENG_EFORMAT, "%s", msg);

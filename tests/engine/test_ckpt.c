@@ -587,6 +587,11 @@ static void refuses_unknown_model(void **state) {
     write_valid(path, sizeof path, "foo.h5");
     set_string_attr(path, "/pstrain", "model", "foo");
     expect_refused(path, ENG_EFORMAT, "model 'foo' is not one pstrain knows");
+    /* What a file holds is quoted escaped: a newline cannot break the one line (found by
+     * tests/fuzz/fuzz_ckpt in a layer name). */
+    write_valid(path, sizeof path, "newline.h5");
+    set_string_attr(path, "/pstrain", "model", "mnist\ncnn\x1b");
+    expect_refused(path, ENG_EFORMAT, "model 'mnist\\x0acnn\\x1b' is not one pstrain knows");
 }
 
 static void refuses_layout_checksum(void **state) {
