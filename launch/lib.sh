@@ -67,3 +67,30 @@ with_tmpdir() {
     trap 'exit 130' INT
     trap 'exit 143' TERM
 }
+
+# run_job CMD...: runs an mpirun command line and exits with the job's outcome. The jobs run
+# with --enable-recovery (a lost worker must not end the others), and then Open MPI 4.1's
+# mpirun exits 0 whatever its ranks' statuses; so each pstrain rank that ends on a non-zero
+# status says so on stderr ("pstrain: rank R ends with status N"), and this exits with the
+# first of those that is not 75 (a stop on request), else 75, else mpirun's own status.
+# SIGTERM and SIGINT go on to mpirun (it hands them to the ranks).
+run_job() {
+    local errlog pid rc worst
+    errlog=$(mktemp)
+    "$@" 2> >(tee "$errlog" >&2) &
+    pid=$!
+    trap 'kill -TERM $pid 2>/dev/null' TERM
+    trap 'kill -INT $pid 2>/dev/null' INT
+    rc=0
+    wait $pid || rc=$?
+    while kill -0 $pid 2>/dev/null; do # a signal interrupted the wait: wait for mpirun itself
+        wait $pid || rc=$?
+    done
+    trap - TERM INT
+    sleep 0.2 # tee's last lines
+    worst=$(sed -n 's/^pstrain: rank [0-9]* ends with status \([0-9]*\)$/\1/p' "$errlog" |
+        awk '$1 != 75 { print; found = 1; exit } END { if (!found && NR) print 75 }')
+    rm -f "$errlog"
+    if ((rc == 0)) && [[ -n $worst ]]; then rc=$worst; fi
+    exit "$rc"
+}

@@ -11,10 +11,12 @@
 #include "engine/model.h"
 #include "engine/pool.h"
 #include "engine/shard.h"
+#include "proto/wire.h"
 #include "ps/server.h"
 #include "worker/check.h"
 #include "worker/cli.h"
 #include "worker/gan.h"
+#include "worker/heartbeat.h"
 #include "worker/plot.h"
 #include "worker/train.h"
 
@@ -27,6 +29,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <unistd.h>
 
 #define ENDPOINT_MAX 160
@@ -38,6 +41,32 @@ static volatile sig_atomic_t stop_requested;
 static void on_stop_signal(int sig) {
     (void)sig;
     stop_requested = 1;
+}
+
+/* MPI_Finalize waits for every rank, a dead one too (Open MPI 4.1 with --enable-recovery):
+ * a rank that knows a peer is gone ends without it, and a rank that does not know gives the
+ * others the peer timeout and this long to get there. */
+#define FINALIZE_GRACE_S 10
+static volatile sig_atomic_t exit_status;
+
+static void on_finalize_alarm(int sig) {
+    (void)sig;
+    _exit(exit_status);
+}
+
+static int finish(int rank, int status, int peer_gone, double peer_timeout) {
+    if (status != 0) /* mpirun --enable-recovery drops it: launch/lib.sh's run_job reads this */
+        fprintf(stderr, "pstrain: rank %d ends with status %d\n", rank, status);
+    fflush(stdout);
+    fflush(stderr);
+    if (peer_gone)
+        _exit(status);
+    exit_status = status;
+    signal(SIGALRM, on_finalize_alarm);
+    alarm((unsigned)peer_timeout + FINALIZE_GRACE_S);
+    MPI_Finalize();
+    alarm(0);
+    return status;
 }
 
 static void catch_stop_signals(void) {
@@ -166,7 +195,10 @@ static ps_server *start_server(const wk_opts *o, const eng_model *m, const eng_o
                      .verbose = strcmp(o->log_level, "debug") == 0,
                      .threads = (int)o->server_threads,
                      .chunk = (size_t)o->chunk,
-                     .stop = o->checkpoint_dir[0] ? &stop_requested : NULL};
+                     .stop = o->checkpoint_dir[0] ? &stop_requested : NULL,
+                     .peer_timeout = o->peer_timeout,
+                     .start_grace = o->timeout,
+                     .abort_on_worker_loss = strcmp(o->on_worker_loss, "abort") == 0};
     if (o->port_range[0])
         sscanf(o->port_range, "%d-%d", &cfg.port_min, &cfg.port_max);
     ps_server *s = ps_server_new(&cfg, err, sizeof err);
@@ -304,6 +336,13 @@ static int distributed(const wk_opts *o) {
     }
     if (o->checkpoint_dir[0])
         catch_stop_signals();
+    /* The job's token, fresh for each job and handed out here: every message carries it, and
+     * one without it (a stranger's, another job's) is dropped. */
+    uint64_t token = 0;
+    if (rank == 0 && getrandom(&token, sizeof token, 0) != (ssize_t)sizeof token)
+        ENG_ASSERT(0, "getrandom failed");
+    MPI_Bcast(&token, 1, MPI_UINT64_T, 0, MPI_COMM_WORLD);
+    pb_set_job_token(token);
     const eng_ckpt *from = o->resume[0] && !fresh ? &resume : NULL;
     tables server = {0};
     const int served = rank < P && start_tables(&server, o, &m, rank, P, W, from) == 0;
@@ -327,8 +366,6 @@ static int distributed(const wk_opts *o) {
             if (endpoints[t * P + r][0] == '\0')
                 status = 1;
         }
-    MPI_Comm workers;
-    MPI_Comm_split(MPI_COMM_WORLD, rank < P ? MPI_UNDEFINED : 1, rank, &workers);
 
     if (status == 0 && rank == P) {
         for (int r = 0; r < P; r++)
@@ -343,38 +380,66 @@ static int distributed(const wk_opts *o) {
     }
     if (rank < P && !served)
         status = 1;
-    if (status == 0 && served) {
+    if (status != 0) { /* nothing has started: the workers would wait for this rank */
+        fflush(stdout);
+        MPI_Abort(MPI_COMM_WORLD, status);
+    }
+    /* From here on no MPI collective: a lost process would hang it. The ranks agree through
+     * the servers, and each ends on its own. */
+    int gone = 0; /* this rank knows a peer is gone */
+    if (served) {
         status = serve(&server, rank, W, strcmp(o->log_level, "quiet") == 0);
-    } else if (status == 0) {
+        for (int t = 0; status == 0 && t < server.n; t++)
+            if (ps_server_stopped(server.s[t]))
+                status = WK_STOPPED; /* the job checkpointed and stopped on request */
+        for (int t = 0; t < server.n; t++)
+            gone |= ps_server_lost(server.s[t]) > 0;
+    } else {
+        /* Heartbeats to every server, from a thread of this worker's own. */
+        char(*name)[48] = calloc((size_t)(T * P), sizeof *name);
+        const char **nm = calloc((size_t)(T * P), sizeof *nm);
+        ENG_ASSERT(name && nm, "out of memory");
+        for (int i = 0; i < T * P; i++) {
+            snprintf(name[i], sizeof name[i], "server %d%s", i % P,
+                     T == 1  ? ""
+                     : i < P ? " (generator)"
+                             : " (discriminator)");
+            nm[i] = name[i];
+        }
+        int joined = 0;
+        wk_heartbeat *hb = wk_heartbeat_new(endpoints, nm, T * P, rank - P, o->peer_timeout, NULL,
+                                            err, sizeof err);
         wk_job job = {.worker_id = rank - P,
                       .num_workers = W,
                       .num_servers = P,
                       .endpoints = endpoints,
                       .disc_endpoints = T == 2 ? endpoints + P : NULL,
-                      .workers = workers};
-        status = m.split ? wk_train_gan(o, &job, from, &stop_requested, err, sizeof err)
-                         : wk_train(o, &job, from, &stop_requested, err, sizeof err);
+                      .heartbeat = hb,
+                      .joined = &joined,
+                      .lost = &gone};
+        if (!hb)
+            status = 1;
+        else
+            status = m.split ? wk_train_gan(o, &job, from, &stop_requested, err, sizeof err)
+                             : wk_train(o, &job, from, &stop_requested, err, sizeof err);
         if (status != 0 && status != WK_STOPPED)
             fprintf(stderr, "pstrain: worker %d: %s\n", rank - P, err);
+        if (status != 0 && status != WK_STOPPED && !joined) {
+            fflush(stdout); /* nothing could start: the servers would wait for this worker */
+            MPI_Abort(MPI_COMM_WORLD, status);
+        }
+        char why[8];
+        gone |= wk_heartbeat_lost(hb, why, sizeof why);
+        wk_heartbeat_free(&hb);
+        free(nm);
+        free(name);
     }
-    if (status != 0 && status != WK_STOPPED) {
-        fflush(stdout);
-        MPI_Abort(MPI_COMM_WORLD, status); /* the others would wait for this rank forever */
-    }
-    /* A stop on request ends every rank cleanly (each worker returns WK_STOPPED, each server
-     * once all have said goodbye), and every rank exits with WK_STOPPED. */
-    int stopped = status == WK_STOPPED;
-    MPI_Allreduce(MPI_IN_PLACE, &stopped, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD);
     for (int t = 0; t < server.n; t++)
         ps_server_free(&server.s[t]);
-    if (workers != MPI_COMM_NULL)
-        MPI_Comm_free(&workers);
     free(endpoints);
     free(all);
     eng_ckpt_free(&resume);
-    MPI_Barrier(MPI_COMM_WORLD);
-    MPI_Finalize();
-    return stopped ? WK_STOPPED : 0;
+    return finish(rank, status, gone, o->peer_timeout);
 }
 
 /* eval and inspect: one checkpoint, one process. */

@@ -2,6 +2,7 @@
 #include "proto/wire.h"
 
 #include <errno.h>
+#include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,6 +22,12 @@ static int fail(char *err, size_t errlen, int code, const char *fmt, ...) {
 }
 
 /* Discards the rest of a multipart message. */
+/* The job this process belongs to (one per process): sent on every message and checked on
+ * every one received. */
+static uint64_t job_token;
+
+void pb_set_job_token(uint64_t token) { job_token = token; }
+
 static void drain(void *sock) {
     int more = 1;
     size_t len = sizeof more;
@@ -110,14 +117,20 @@ int pb_recv(void *sock, int router, pb_msg *m, int flags, char *err, size_t errl
     if (hlen > PB_MAX_HEADER) {
         zmq_msg_close(&part);
         drain(sock);
-        return fail(err, errlen, PB_EMALFORMED, "header: %zu bytes, at most %d", hlen,
+        return fail(err, errlen, PB_ESTRANGER, "header: %zu bytes, at most %d", hlen,
                     PB_MAX_HEADER);
     }
     m->env = pstrain__envelope__unpack(NULL, hlen, zmq_msg_data(&part));
     zmq_msg_close(&part);
     if (!m->env) {
         drain(sock);
-        return fail(err, errlen, PB_EMALFORMED, "header: not a pstrain Envelope");
+        return fail(err, errlen, PB_ESTRANGER, "header: not a pstrain Envelope");
+    }
+    if (m->env->job != job_token) {
+        drain(sock);
+        return fail(err, errlen, PB_ESTRANGER,
+                    "job: a %s from outside this job (token %016" PRIx64 ")", pb_body_name(m->env),
+                    m->env->job);
     }
     if (m->env->protocol != PB_PROTOCOL_VERSION) {
         drain(sock);
@@ -198,6 +211,7 @@ static int send_env(void *sock, const uint8_t *identity, size_t identity_len,
                     Pstrain__Envelope *env, zmq_msg_t *payload, char *err, size_t errlen) {
     uint8_t stack[512];
     env->protocol = PB_PROTOCOL_VERSION;
+    env->job = job_token;
     const size_t len = pstrain__envelope__get_packed_size(env);
     uint8_t *buf = len <= sizeof stack ? stack : malloc(len);
     if (!buf) {
@@ -278,6 +292,14 @@ const char *pb_body_name(const Pstrain__Envelope *env) {
         return "snapshot_reply";
     case PSTRAIN__ENVELOPE__BODY_STATS_REQUEST:
         return "stats_request";
+    case PSTRAIN__ENVELOPE__BODY_PING:
+        return "ping";
+    case PSTRAIN__ENVELOPE__BODY_PONG:
+        return "pong";
+    case PSTRAIN__ENVELOPE__BODY_REDUCE:
+        return "reduce";
+    case PSTRAIN__ENVELOPE__BODY_REDUCE_REPLY:
+        return "reduce_reply";
     default:
         return "unknown";
     }

@@ -2,10 +2,12 @@
  * and PullReply one frame of raw little-endian floats. Only proto/ touches protobuf-c.
  *
  * Receiving checks everything a peer controls before it is used: the frame count, the
- * header's size and encoding, the protocol version, that a body is set, and that a payload
- * frame is present exactly when the body carries a slice and holds slice.count floats. A
+ * header's size and encoding, the job's token, the protocol version, that a body is set, and that a
+ * payload frame is present exactly when the body carries a slice and holds slice.count floats. A
  * message that fails is consumed and reported as PB_EMALFORMED with a reason; the caller
- * answers with an ErrorReply and goes on. */
+ * answers with an ErrorReply and goes on. A message that cannot be shown to come from the
+ * job (undecodable, oversized, another token) is PB_ESTRANGER: the caller logs it and sends
+ * nothing back (an answer would carry the job's token). */
 #ifndef PSTRAIN_PROTO_WIRE_H
 #define PSTRAIN_PROTO_WIRE_H
 
@@ -24,7 +26,8 @@ enum {
     PB_EAGAIN = -1,     /* nothing to receive (non-blocking or timed out) */
     PB_EIO = -2,        /* the socket failed; err has zmq's reason */
     PB_EMALFORMED = -3, /* a message arrived and was refused; err says why */
-    PB_EVERSION = -4    /* likewise, for another protocol version */
+    PB_EVERSION = -4,   /* likewise, for another protocol version */
+    PB_ESTRANGER = -5   /* likewise, from outside the job: another job's token, or none */
 };
 
 /* Error codes carried in ErrorReply.code. */
@@ -44,10 +47,15 @@ typedef struct pb_msg {
     int has_payload;
 } pb_msg;
 
+/* Sets the job's token (random, handed out at start; 0 by default): pb_send puts it on every
+ * message and pb_recv drops, as PB_ESTRANGER, every message that does not carry it. One
+ * job per process; call before any socket is used. */
+void pb_set_job_token(uint64_t token);
+
 /* Receives one message into m (router: the socket is a ROUTER and the first frame is the
  * peer's identity). flags: 0 or ZMQ_DONTWAIT. Returns PB_OK, PB_EAGAIN, PB_EIO,
- * PB_EMALFORMED or PB_EVERSION (m->identity is then still valid for the reply). Release with
- * pb_msg_clear after any return. */
+ * PB_EMALFORMED, PB_EVERSION or PB_ESTRANGER (m->identity is then still valid for the reply).
+ * Release with pb_msg_clear after any return. */
 int pb_recv(void *sock, int router, pb_msg *m, int flags, char *err, size_t errlen);
 void pb_msg_clear(pb_msg *m);
 

@@ -8,6 +8,7 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,6 +20,7 @@ typedef struct pending_pull {
     uint64_t min_version, offset, count;
     uint32_t worker_id;
     int snapshot; /* a SnapshotRequest: the whole shard and the optimizer state */
+    int settle;   /* also wait until every counted worker has pushed need[w] steps */
 } pending_pull;
 
 typedef struct peer {
@@ -28,7 +30,13 @@ typedef struct peer {
     int waiting; /* pulls queued for this worker */
     int snapshot_waiting;
     uint64_t pushes;
+    uint64_t chunks_pushed; /* chunks received: a whole step is C of them */
+    double heard;           /* when anything last came from it (or its deadline to start) */
+    int lost, failed;
 } peer;
+
+/* The most values one Reduce round carries: positions and sums, not tensors. */
+#define PS_REDUCE_MAX 4096
 
 struct ps_server {
     ps_config cfg;
@@ -62,8 +70,29 @@ struct ps_server {
     int apply_nsrc, apply_k;
     int npending;
     double *first_at; /* (slots): when chunk 0's first gradient of the clock came */
+    /* membership and stopping */
+    int nlost, nfailed;
+    uint64_t stop_at;   /* answers of at least this version say stopping (UINT64_MAX: none) */
+    uint64_t *need;     /* (W): whole steps each worker must have pushed for a settled pull */
+    const float **live; /* (W): one clock's gradients from the workers still counted */
+    /* the Reduce round in progress (one at a time: a worker sends the next only after the
+     * answer to this one) */
+    uint64_t red_round;
+    uint32_t red_op;
+    size_t red_n;
+    int red_count;
+    uint8_t *red_have; /* (W) */
+    double *red_vals;  /* (W, PS_REDUCE_MAX) */
+    double *red_acc;   /* (PS_REDUCE_MAX): the answer */
+    uint32_t *red_ids; /* (W) */
     ps_stats st;
 };
+
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
 
 int ps_mode_parse(const char *name) {
     if (strcmp(name, "sync") == 0)
@@ -160,6 +189,17 @@ ps_server *ps_server_new(const ps_config *cfg, char *err, size_t errlen) {
     s->cver = calloc((size_t)s->C, sizeof *s->cver);
     s->opt = eng_optim_new(&cfg->optim, s->n);
     s->pool = eng_pool_new(cfg->threads > 0 ? cfg->threads : 1);
+    s->need = calloc((size_t)s->W, sizeof *s->need);
+    s->live = calloc((size_t)s->W, sizeof *s->live);
+    s->red_have = calloc((size_t)s->W, 1);
+    s->red_vals = calloc((size_t)s->W * PS_REDUCE_MAX, sizeof *s->red_vals);
+    s->red_acc = calloc(PS_REDUCE_MAX, sizeof *s->red_acc);
+    s->red_ids = calloc((size_t)s->W, sizeof *s->red_ids);
+    s->stop_at = UINT64_MAX;
+    if (s->cfg.peer_timeout <= 0)
+        s->cfg.peer_timeout = 30.0;
+    for (int w = 0; s->peers && w < s->W; w++)
+        s->peers[w].heard = now_s() + cfg->start_grace;
     if (s->slots) {
         s->grads = eng_alloc(sizeof(float) * (size_t)s->slots * (size_t)s->W * (s->n ? s->n : 1));
         s->have = calloc(cells, 1);
@@ -171,7 +211,8 @@ ps_server *ps_server_new(const ps_config *cfg, char *err, size_t errlen) {
             zmq_msg_init(&s->held[i]);
     }
     if (!full || !s->w || !s->scratch || !s->peers || !s->pending || !s->cver || !s->opt ||
-        !s->pool ||
+        !s->pool || !s->need || !s->live || !s->red_have || !s->red_vals || !s->red_acc ||
+        !s->red_ids ||
         (s->slots && (!s->grads || !s->have || !s->base || !s->held || !s->src || !s->first_at))) {
         eng_free(full);
         eng_err(err, errlen, ENG_ENOMEM, "server %d: out of memory", cfg->server_id);
@@ -232,6 +273,12 @@ void ps_server_free(ps_server **ps) {
     free(s->src);
     free(s->peers);
     free(s->pending);
+    free(s->need);
+    free(s->live);
+    free(s->red_have);
+    free(s->red_vals);
+    free(s->red_acc);
+    free(s->red_ids);
     free(s);
     *ps = NULL;
 }
@@ -262,12 +309,6 @@ const float *ps_server_weights(const ps_server *s, size_t *lo, size_t *n) {
     return s->w;
 }
 
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
 /* --- replies --- */
 
 static int refuse(ps_server *s, const pb_msg *m, uint32_t code, const char *msg) {
@@ -278,7 +319,9 @@ static int refuse(ps_server *s, const pb_msg *m, uint32_t code, const char *msg)
                            : PB_OK;
 }
 
-static int stopping(const ps_server *s) { return s->cfg.stop && *s->cfg.stop; }
+/* Whether an answer of this version tells the workers to checkpoint and stop: the same for
+ * every worker that gets that version, so in sync mode all stop after the same step. */
+static int stopping(const ps_server *s, uint64_t version) { return version >= s->stop_at; }
 
 /* The whole shard for a checkpoint: weights, the optimizer's state arrays and each chunk's
  * update count, in one message. Rare, so the payload is simply assembled in a buffer. */
@@ -318,7 +361,7 @@ static int send_snapshot(ps_server *s, const uint8_t *id, size_t idlen, char *er
     r.nslots = (uint32_t)nslots;
     r.n_runs = nruns;
     r.runs = rp;
-    r.stopping = stopping(s);
+    r.stopping = stopping(s, shard_version(s));
     Pstrain__Envelope env = PSTRAIN__ENVELOPE__INIT;
     env.body_case = PSTRAIN__ENVELOPE__BODY_SNAPSHOT_REPLY;
     env.snapshot_reply = &r;
@@ -338,7 +381,7 @@ static int send_weights(ps_server *s, const uint8_t *id, size_t idlen, uint64_t 
     Pstrain__PullReply r = PSTRAIN__PULL_REPLY__INIT;
     r.version = range_version(s, offset, count);
     r.slice = &slice;
-    r.stopping = stopping(s);
+    r.stopping = stopping(s, r.version);
     Pstrain__Envelope env = PSTRAIN__ENVELOPE__INIT;
     env.body_case = PSTRAIN__ENVELOPE__BODY_PULL_REPLY;
     env.pull_reply = &r;
@@ -347,12 +390,27 @@ static int send_weights(ps_server *s, const uint8_t *id, size_t idlen, uint64_t 
     return pb_send(s->sock, id, idlen, &env, s->w + (offset - s->lo), (size_t)count, err, errlen);
 }
 
+/* True once every worker still counted has pushed need[w] whole steps. */
+static int settled(const ps_server *s) {
+    for (int w = 0; w < s->W; w++)
+        if (!s->peers[w].lost && s->peers[w].chunks_pushed < s->need[w] * (uint64_t)s->C)
+            return 0;
+    return 1;
+}
+
+/* Whether a queued pull can be answered: its version is reached, or the job is stopping
+ * (a worker ahead in ssp mode then learns it instead of waiting for steps nobody takes). */
+static int pull_ready(const ps_server *s, const pending_pull *p) {
+    const uint64_t v = range_version(s, p->offset, p->count);
+    return (p->min_version <= v || stopping(s, v)) && (!p->settle || settled(s));
+}
+
 /* Answers every queued pull whose version has been reached. */
 static int answer_pending(ps_server *s, char *err, size_t errlen) {
     int kept = 0;
     for (int i = 0; i < s->npending; i++) {
         pending_pull *p = &s->pending[i];
-        if (p->min_version <= range_version(s, p->offset, p->count)) {
+        if (pull_ready(s, p)) {
             if (p->snapshot)
                 s->peers[p->worker_id].snapshot_waiting = 0;
             else
@@ -446,14 +504,20 @@ static void apply_complete_clocks(ps_server *s, int k) {
     for (;;) {
         const size_t slot = (size_t)(s->cver[k] % (uint64_t)s->slots);
         const size_t first = slot * (size_t)s->W * C + (size_t)k; /* worker 0's cell */
+        int n = 0;
         for (int w = 0; w < s->W; w++)
-            if (!s->have[first + (size_t)w * C])
+            if (!s->peers[w].lost && !s->have[first + (size_t)w * C])
                 return;
-        for (int w = 0; w < s->W; w++) {
+        if (s->nlost == s->W)
+            return;
+        for (int w = 0; w < s->W; w++) { /* in worker order: the sum is the same every time */
+            if (s->peers[w].lost)
+                continue;
             s->have[first + (size_t)w * C] = 0;
             note_staleness(s, k, s->base[first + (size_t)w * C]);
+            s->live[n++] = s->src[first + (size_t)w * C];
         }
-        apply(s, k, s->src + first, C, s->W);
+        apply(s, k, s->live, 1, n);
         if (k == 0)
             s->st.barrier_wait_s += now_s() - s->first_at[slot];
         for (int w = 0; w < s->W; w++) { /* release the payloads */
@@ -472,6 +536,13 @@ static int peer_of(ps_server *s, const pb_msg *m, uint32_t worker_id, const char
         return -1;
     }
     peer *p = &s->peers[worker_id];
+    if (p->lost) {
+        snprintf(why, whylen,
+                 "%s: worker %u was lost (silent for over %g s, --peer-timeout) and "
+                 "the job went on without it",
+                 what, worker_id, s->cfg.peer_timeout);
+        return -1;
+    }
     if (!p->said_hello || p->identity_len != m->identity_len ||
         memcmp(p->identity, m->identity, m->identity_len) != 0) {
         snprintf(why, whylen, "%s: worker %u has not said hello on this connection", what,
@@ -626,6 +697,9 @@ static int on_push(ps_server *s, pb_msg *m) {
         apply_complete_clocks(s, k);
     }
     s->st.bytes_in += sizeof(float) * (p->n_rows ? (uint64_t)pb_push_floats(p) : cnt);
+    s->peers[p->worker_id].chunks_pushed += (uint64_t)(k1 - k0 + 1);
+    if (p->stop && p->step + 1 < s->stop_at) /* answers after this step say stopping */
+        s->stop_at = p->step + 1;
     if (k0 != 0) /* a step's push counts once, with its first chunk */
         return PB_OK;
     s->peers[p->worker_id].pushes++;
@@ -695,7 +769,19 @@ static int on_pull(ps_server *s, const pb_msg *m, char *err, size_t errlen) {
                  s->lo + s->n);
         return refuse(s, m, PB_ERR_RANGE, why);
     }
-    if (p->min_version <= range_version(s, sl->offset, sl->count))
+    if (p->n_pushes != 0 && p->n_pushes != (size_t)s->W) {
+        snprintf(why, sizeof why, "pull.pushes: expected none or %d (one per worker), got %zu",
+                 s->W, p->n_pushes);
+        return refuse(s, m, PB_ERR_RANGE, why);
+    }
+    for (size_t w = 0; w < p->n_pushes; w++)
+        if (p->pushes[w] > s->need[w])
+            s->need[w] = p->pushes[w];
+    pending_pull q0 = {.min_version = p->min_version,
+                       .offset = sl->offset,
+                       .count = sl->count,
+                       .settle = p->n_pushes != 0};
+    if (pull_ready(s, &q0))
         return send_weights(s, m->identity, m->identity_len, sl->offset, sl->count, err, errlen);
     /* A worker may wait on one pull per chunk at most: the queue holds W * C. */
     peer *pr = &s->peers[p->worker_id];
@@ -708,13 +794,10 @@ static int on_pull(ps_server *s, const pb_msg *m, char *err, size_t errlen) {
         }
     pr->waiting++;
     pending_pull *q = &s->pending[s->npending++];
-    q->snapshot = 0;
+    *q = q0;
     q->worker_id = p->worker_id;
     memcpy(q->identity, m->identity, m->identity_len);
     q->identity_len = m->identity_len;
-    q->min_version = p->min_version;
-    q->offset = sl->offset;
-    q->count = sl->count;
     return PB_OK;
 }
 
@@ -739,6 +822,8 @@ static int send_stats(ps_server *s, const pb_msg *m, char *err, size_t errlen) {
     st.n_pushes_per_worker = (size_t)s->W;
     st.pushes_per_worker = per;
     st.barrier_wait_s = s->st.barrier_wait_s;
+    st.strangers = s->st.strangers;
+    st.lost_workers = (uint32_t)s->nlost;
     Pstrain__Envelope env = PSTRAIN__ENVELOPE__INIT;
     env.body_case = PSTRAIN__ENVELOPE__BODY_STATS;
     env.stats = &st;
@@ -747,17 +832,202 @@ static int send_stats(ps_server *s, const pb_msg *m, char *err, size_t errlen) {
     return rc;
 }
 
+static int answer_reduce(ps_server *s, char *err, size_t errlen);
+static int drop_worker(ps_server *s, int w, const char *why, char *err, size_t errlen);
+
 static int on_shutdown(ps_server *s, const pb_msg *m, char *err, size_t errlen) {
     const Pstrain__Shutdown *d = m->env->shutdown;
     char why[256];
     if (peer_of(s, m, d->worker_id, "shutdown", why, sizeof why) != 0)
         return refuse(s, m, PB_ERR_STATE, why);
     peer *p = &s->peers[d->worker_id];
+    if (d->failed) { /* the job goes on without it, as without a lost one */
+        char reason[400];
+        snprintf(reason, sizeof reason, "it ended on a failure: %.300s", d->reason);
+        s->nfailed++;
+        return drop_worker(s, (int)d->worker_id, reason, err, errlen) == 0 ? PB_OK : PB_EIO;
+    }
     if (!p->said_goodbye) {
         p->said_goodbye = 1;
         s->goodbyes++;
     }
-    return send_stats(s, m, err, errlen);
+    /* a worker that has left takes no more part in reduce rounds */
+    return send_stats(s, m, err, errlen) != PB_OK ? PB_EIO : answer_reduce(s, err, errlen);
+}
+
+/* --- membership: heartbeats, lost workers, reduce rounds --- */
+
+static int on_ping(ps_server *s, const pb_msg *m, char *err, size_t errlen) {
+    const uint32_t w = m->env->ping->worker_id;
+    if (w >= (uint32_t)s->W) {
+        char why[96];
+        snprintf(why, sizeof why, "ping.worker_id: expected 0..%d, got %u", s->W - 1, w);
+        return refuse(s, m, PB_ERR_RANGE, why);
+    }
+    if (!s->peers[w].lost)
+        s->peers[w].heard = now_s();
+    Pstrain__Pong r = PSTRAIN__PONG__INIT;
+    r.server_id = (uint32_t)s->cfg.server_id;
+    Pstrain__Envelope env = PSTRAIN__ENVELOPE__INIT;
+    env.body_case = PSTRAIN__ENVELOPE__BODY_PONG;
+    env.pong = &r;
+    return pb_send(s->sock, m->identity, m->identity_len, &env, NULL, 0, err, errlen);
+}
+
+/* Answers the reduce round once every worker still counted (not lost, not gone) is in:
+ * the element-wise op over their values, in worker order. */
+static int answer_reduce(ps_server *s, char *err, size_t errlen) {
+    if (s->red_count == 0)
+        return PB_OK;
+    for (int w = 0; w < s->W; w++)
+        if (!s->peers[w].lost && !s->peers[w].said_goodbye && !s->red_have[w])
+            return PB_OK;
+    double *acc = s->red_acc;
+    uint32_t *ids = s->red_ids;
+    size_t nids = 0;
+    for (size_t i = 0; i < s->red_n; i++)
+        acc[i] = s->red_op == 1 ? -HUGE_VAL : s->red_op == 2 ? HUGE_VAL : 0.0;
+    for (int w = 0; w < s->W; w++) {
+        if (!s->red_have[w])
+            continue;
+        const double *v = s->red_vals + (size_t)w * PS_REDUCE_MAX;
+        for (size_t i = 0; i < s->red_n; i++)
+            acc[i] = s->red_op == 1   ? (v[i] > acc[i] ? v[i] : acc[i])
+                     : s->red_op == 2 ? (v[i] < acc[i] ? v[i] : acc[i])
+                                      : acc[i] + v[i];
+        ids[nids++] = (uint32_t)w;
+    }
+    Pstrain__ReduceReply r = PSTRAIN__REDUCE_REPLY__INIT;
+    r.round = s->red_round;
+    r.n_values = s->red_n;
+    r.values = acc;
+    r.n_workers = nids;
+    r.workers = ids;
+    Pstrain__Envelope env = PSTRAIN__ENVELOPE__INIT;
+    env.body_case = PSTRAIN__ENVELOPE__BODY_REDUCE_REPLY;
+    env.reduce_reply = &r;
+    for (int w = 0; w < s->W; w++) {
+        if (!s->red_have[w])
+            continue;
+        s->red_have[w] = 0;
+        const peer *p = &s->peers[w];
+        if (!p->lost &&
+            pb_send(s->sock, p->identity, p->identity_len, &env, NULL, 0, err, errlen) != PB_OK)
+            return PB_EIO;
+    }
+    s->red_count = 0;
+    return PB_OK;
+}
+
+static int on_reduce(ps_server *s, const pb_msg *m, char *err, size_t errlen) {
+    const Pstrain__Reduce *r = m->env->reduce;
+    char why[256];
+    if (peer_of(s, m, r->worker_id, "reduce", why, sizeof why) != 0)
+        return refuse(s, m, PB_ERR_STATE, why);
+    if (r->op > 2 || r->n_values > PS_REDUCE_MAX) {
+        snprintf(why, sizeof why, "reduce: expected op 0..2 and at most %d values, got op %u, %zu",
+                 PS_REDUCE_MAX, r->op, r->n_values);
+        return refuse(s, m, PB_ERR_RANGE, why);
+    }
+    if (s->red_count &&
+        (r->round != s->red_round || r->op != s->red_op || r->n_values != s->red_n)) {
+        snprintf(why, sizeof why,
+                 "reduce: round %" PRIu64 " (op %u, %zu values) is in progress, got round "
+                 "%" PRIu64 " (op %u, %zu values)",
+                 s->red_round, s->red_op, s->red_n, r->round, r->op, r->n_values);
+        return refuse(s, m, PB_ERR_STATE, why);
+    }
+    if (s->red_have[r->worker_id]) {
+        snprintf(why, sizeof why, "reduce: worker %u is already in round %" PRIu64, r->worker_id,
+                 r->round);
+        return refuse(s, m, PB_ERR_STATE, why);
+    }
+    s->red_round = r->round;
+    s->red_op = r->op;
+    s->red_n = r->n_values;
+    memcpy(s->red_vals + (size_t)r->worker_id * PS_REDUCE_MAX, r->values,
+           sizeof(double) * r->n_values);
+    s->red_have[r->worker_id] = 1;
+    s->red_count++;
+    return answer_reduce(s, err, errlen);
+}
+
+/* Worker w is gone: the job goes on with the others. Its gradients of clocks not yet
+ * applied are dropped (a clock then completes with the others'), so are its queued pulls
+ * and its part of a reduce round. */
+static int drop_worker(ps_server *s, int w, const char *why, char *err, size_t errlen) {
+    peer *p = &s->peers[w];
+    p->lost = 1;
+    s->nlost++;
+    const int left = s->W - s->nlost;
+    FILE *log = s->cfg.log ? s->cfg.log : stderr;
+    fprintf(log, "server %d: worker %d lost: %s; ", s->cfg.server_id, w, why);
+    if (left == 0)
+        fprintf(log, "no workers left\n");
+    else if (s->cfg.abort_on_worker_loss)
+        fprintf(log, "stopping the job after a checkpoint (--on-worker-loss abort)\n");
+    else
+        fprintf(log, "going on with %d worker(s)\n", left);
+    fflush(log);
+    for (size_t slot = 0; slot < (size_t)s->slots; slot++)
+        for (int k = 0; k < s->C; k++) {
+            const size_t i = (slot * (size_t)s->W + (size_t)w) * (size_t)s->C + (size_t)k;
+            s->have[i] = 0;
+            zmq_msg_close(&s->held[i]);
+            zmq_msg_init(&s->held[i]);
+        }
+    int kept = 0;
+    for (int i = 0; i < s->npending; i++)
+        if (s->pending[i].worker_id != (uint32_t)w)
+            s->pending[kept++] = s->pending[i];
+    s->npending = kept;
+    p->waiting = 0;
+    p->snapshot_waiting = 0;
+    if (s->red_have[w]) {
+        s->red_have[w] = 0;
+        s->red_count--;
+    }
+    if (s->cfg.abort_on_worker_loss && s->stop_at == UINT64_MAX) {
+        uint64_t v = 0;
+        for (int k = 0; k < s->C; k++)
+            v = s->cver[k] > v ? s->cver[k] : v;
+        s->stop_at = v + 1;
+    }
+    for (int k = 0; k < s->C && s->slots; k++)
+        apply_complete_clocks(s, k);
+    if (answer_pending(s, err, errlen) != 0)
+        return -1;
+    return answer_reduce(s, err, errlen) == PB_OK ? 0 : -1;
+}
+
+/* Between messages: workers silent for too long are lost, and this process's own stop
+ * signal is turned into a version from which answers say stopping. */
+static int watch(ps_server *s, char *err, size_t errlen) {
+    const double now = now_s();
+    for (int w = 0; w < s->W; w++) {
+        const peer *p = &s->peers[w];
+        if (p->lost || p->said_goodbye || now - p->heard <= s->cfg.peer_timeout)
+            continue;
+        char why[160];
+        if (p->said_hello)
+            snprintf(why, sizeof why, "nothing from it for %.1f s (--peer-timeout %g)",
+                     now - p->heard, s->cfg.peer_timeout);
+        else
+            snprintf(why, sizeof why,
+                     "not heard from within %g s of the start (--timeout) "
+                     "and %g s more",
+                     s->cfg.start_grace, s->cfg.peer_timeout);
+        if (drop_worker(s, w, why, err, errlen) != 0)
+            return -1;
+    }
+    if (s->cfg.stop && *s->cfg.stop && s->stop_at == UINT64_MAX) {
+        uint64_t v = 0; /* the newest version answered so far: later answers say stopping */
+        for (int k = 0; k < s->C; k++)
+            v = s->cver[k] > v ? s->cver[k] : v;
+        s->stop_at = v + 1;
+        return answer_pending(s, err, errlen);
+    }
+    return 0;
 }
 
 static int on_stats_request(ps_server *s, const pb_msg *m, char *err, size_t errlen) {
@@ -781,9 +1051,35 @@ static int dispatch(ps_server *s, char *err, size_t errlen) {
         pb_msg_clear(&m);
         return eng_err(err, errlen, ENG_EIO, "server %d: %s", s->cfg.server_id, why);
     }
-    if (rc == PB_EMALFORMED || rc == PB_EVERSION)
+    if (rc == PB_ESTRANGER) { /* not a word back to a stranger */
+        s->st.strangers++;
+        if (s->cfg.log)
+            fprintf(s->cfg.log, "server %d: dropped a message from outside the job: %s\n",
+                    s->cfg.server_id, why);
+        rc = PB_OK;
+    } else if (rc == PB_EMALFORMED || rc == PB_EVERSION)
         rc = refuse(s, &m, rc == PB_EVERSION ? PB_ERR_VERSION : PB_ERR_MALFORMED, why);
     else if (rc == PB_OK) {
+        /* whatever a worker sends on its connection shows it is alive */
+        const uint32_t *wid = NULL;
+        switch (m.env->body_case) {
+        case PSTRAIN__ENVELOPE__BODY_PUSH:
+            wid = &m.env->push->worker_id;
+            break;
+        case PSTRAIN__ENVELOPE__BODY_PULL:
+            wid = &m.env->pull->worker_id;
+            break;
+        case PSTRAIN__ENVELOPE__BODY_REDUCE:
+            wid = &m.env->reduce->worker_id;
+            break;
+        case PSTRAIN__ENVELOPE__BODY_HELLO:
+            wid = &m.env->hello->worker_id;
+            break;
+        default:
+            break;
+        }
+        if (wid && *wid < (uint32_t)s->W && !s->peers[*wid].lost)
+            s->peers[*wid].heard = now_s();
         switch (m.env->body_case) {
         case PSTRAIN__ENVELOPE__BODY_HELLO:
             rc = on_hello(s, &m, err, errlen);
@@ -805,6 +1101,12 @@ static int dispatch(ps_server *s, char *err, size_t errlen) {
         case PSTRAIN__ENVELOPE__BODY_STATS_REQUEST:
             rc = on_stats_request(s, &m, err, errlen);
             break;
+        case PSTRAIN__ENVELOPE__BODY_PING:
+            rc = on_ping(s, &m, err, errlen);
+            break;
+        case PSTRAIN__ENVELOPE__BODY_REDUCE:
+            rc = on_reduce(s, &m, err, errlen);
+            break;
         default:
             snprintf(why, sizeof why, "%s: not a request a server answers", pb_body_name(m.env));
             rc = refuse(s, &m, PB_ERR_MALFORMED, why);
@@ -823,16 +1125,26 @@ int ps_server_poll(ps_server *s, int timeout_ms, char *err, size_t errlen) {
     if (ready < 0 && errno != EINTR)
         return eng_err(err, errlen, ENG_EIO, "server %d: %s", s->cfg.server_id,
                        zmq_strerror(errno));
-    if (ready <= 0)
-        return 0;
-    return dispatch(s, err, errlen) == 0 ? 1 : -1;
+    const int handled = ready > 0 ? (dispatch(s, err, errlen) == 0 ? 1 : -1) : 0;
+    if (handled < 0 || watch(s, err, errlen) != 0)
+        return -1;
+    return handled;
 }
 
-int ps_server_done(const ps_server *s) { return s->goodbyes >= s->W; }
+int ps_server_done(const ps_server *s) { return s->goodbyes + s->nlost >= s->W; }
+int ps_server_stopped(const ps_server *s) {
+    return s->stop_at != UINT64_MAX && shard_version(s) >= s->stop_at;
+}
+int ps_server_lost(const ps_server *s) { return s->nlost; }
 
 int ps_server_run(ps_server *s, char *err, size_t errlen) {
     while (!ps_server_done(s))
-        if (ps_server_poll(s, 1000, err, errlen) < 0)
+        if (ps_server_poll(s, 200, err, errlen) < 0)
             return -1;
+    if (s->nlost == s->W)
+        return eng_err(err, errlen, ENG_EIO, "server %d: every worker was lost", s->cfg.server_id);
+    if (s->nfailed)
+        return eng_err(err, errlen, ENG_EIO, "server %d: %d worker(s) ended on a failure",
+                       s->cfg.server_id, s->nfailed);
     return 0;
 }

@@ -18,6 +18,15 @@
  *     step t asks for t + 1 - S, so none runs more than S steps ahead of the slowest.
  *     S = 0 is bulk-synchronous (PS_SYNC is PS_SSP with S = 0).
  *   PS_ASYNC (Downpour): each gradient is applied as it arrives; pulls are answered at once.
+ * Membership: a worker is lost when nothing (its heartbeats included) has come from it for
+ * --peer-timeout. The servers then count only the others: a sync or ssp clock completes
+ * with their gradients, a waiting pull or reduce is answered, and the job goes on (or, with
+ * abort_on_worker_loss, asks the workers to checkpoint and stop). Workers agree on
+ * everything else through Reduce rounds on server 0, never through MPI collectives, which
+ * a lost process would hang.
+ * Stopping: a push may carry stop (the worker got SIGTERM), and the server's own signal
+ * counts too: every answer of version >= stop_at then says stopping, so in sync mode every
+ * worker learns it after the same step.
  * Bytes from the network are never trusted: every refused message gets an ErrorReply that
  * names the field and what was expected, and the server goes on. */
 #ifndef PSTRAIN_PS_SERVER_H
@@ -52,10 +61,16 @@ typedef struct ps_config {
     volatile sig_atomic_t *stop; /* set (by a signal handler) when this process must end: its
                                     answers then ask the workers to checkpoint and stop; NULL:
                                     never */
+    double peer_timeout;         /* s: a worker not heard from for this long is lost (its
+                                    heartbeats come every second); 0: 30 */
+    double start_grace;          /* s: how long a worker may take to be heard from at all */
+    int abort_on_worker_loss;    /* a lost worker stops the job (a checkpoint, then WK_STOPPED)
+                                    instead of the job going on without it */
 } ps_config;
 
 typedef struct ps_stats {
     uint64_t updates, pushes, pulls, bytes_in, bytes_out, errors;
+    uint64_t strangers; /* messages dropped for another job's token (or none) */
     /* over applied gradients: updates applied since the weights each was computed on */
     uint64_t staleness_max, staleness_sum, staleness_n;
     double barrier_wait_s; /* sync/ssp: per update of chunk 0, first gradient to last */
@@ -76,16 +91,21 @@ const char *ps_server_endpoint(const ps_server *s);
  * Returns ENG_OK, or ENG_EFORMAT with err when c is for another model or optimizer. */
 int ps_server_restore(ps_server *s, const eng_ckpt *c, char *err, size_t errlen);
 
-/* Serves until every worker has sent Shutdown. Returns 0, or -1 with err on a socket
- * failure. */
+/* Serves until every worker has sent Shutdown or is lost. Returns 0, or -1 with err on a
+ * socket failure, when every worker was lost, or when a worker ended on a failure. */
 int ps_server_run(ps_server *s, char *err, size_t errlen);
 
 /* One turn of ps_server_run's loop: waits up to timeout_ms for a message and handles it
  * (a refused one gets its ErrorReply). Returns 1 when a message was handled, 0 when none
  * came, -1 with err on a socket failure. */
 int ps_server_poll(ps_server *s, int timeout_ms, char *err, size_t errlen);
-/* True once every worker has said goodbye (ps_server_run returns then). */
+/* True once every worker has said goodbye or is lost (ps_server_run returns then). */
 int ps_server_done(const ps_server *s);
+/* True when the job stopped on request (a signal, or a lost worker with
+ * abort_on_worker_loss): it checkpointed and can be resumed. */
+int ps_server_stopped(const ps_server *s);
+/* Workers lost so far. */
+int ps_server_lost(const ps_server *s);
 
 const ps_stats *ps_server_stats(const ps_server *s);
 /* Pushes received from worker w. */

@@ -68,6 +68,15 @@ static const flag flags[] = {
      "ssp: how many steps a worker may run ahead of the slowest (default 2)"},
     {"timeout", F_REAL, NUM(timeout), 0.1, 86400, TRAIN, "SECONDS",
      "give up on a server that does not answer (default 60)"},
+    {"peer-timeout", F_REAL, NUM(peer_timeout), 0.5, 86400, TRAIN, "SECONDS",
+     "a worker or server not heard from for this long is lost (heartbeats every second; "
+     "default 30)"},
+    {"on-worker-loss", F_STR, STR(on_worker_loss), 0, 0, TRAIN, "continue|abort",
+     "continue (default): the job goes on with the others, who take over its data from the "
+     "next epoch; abort: checkpoint and stop (status 75)"},
+    {"secure", F_STR, STR(secure), 0, 0, TRAIN, "auto|on|off",
+     "CURVE encryption and authentication on every connection, keys made fresh per job and "
+     "handed out over MPI (default auto: on when the job spans more than one host)"},
     {"bind", F_STR, STR(bind), 0, 0, TRAIN, "ADDR", "address servers listen on (default 0.0.0.0)"},
     {"advertise", F_STR, STR(advertise), 0, 0, TRAIN, "ADDR",
      "address workers reach a server at (default: its first non-loopback IPv4)"},
@@ -200,6 +209,9 @@ static void defaults(wk_opts *o) {
     o->server_threads = 1;
     o->chunk = 0;
     o->timeout = 60.0;
+    o->peer_timeout = 30.0;
+    snprintf(o->on_worker_loss, sizeof o->on_worker_loss, "continue");
+    snprintf(o->secure, sizeof o->secure, "auto");
     snprintf(o->bind, sizeof o->bind, "0.0.0.0");
     snprintf(o->log_level, sizeof o->log_level, "info");
     snprintf(o->gen_optim, sizeof o->gen_optim, "adam:lr=1e-4");
@@ -307,6 +319,15 @@ int wk_cli_parse(wk_opts *o, int argc, char **argv, char *err, size_t errlen) {
         return check_model(o, err, errlen);
     if (strcmp(o->resume, "auto") == 0 && !o->checkpoint_dir[0]) {
         snprintf(err, errlen, "--resume auto: needs --checkpoint-dir (where to look for latest)");
+        return -1;
+    }
+    if (strcmp(o->on_worker_loss, "continue") && strcmp(o->on_worker_loss, "abort")) {
+        snprintf(err, errlen, "--on-worker-loss: expected continue or abort, got '%s'",
+                 o->on_worker_loss);
+        return -1;
+    }
+    if (strcmp(o->secure, "auto") && strcmp(o->secure, "on") && strcmp(o->secure, "off")) {
+        snprintf(err, errlen, "--secure: expected auto, on or off, got '%s'", o->secure);
         return -1;
     }
     if (strcmp(o->log_level, "quiet") && strcmp(o->log_level, "info") &&

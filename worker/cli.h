@@ -42,6 +42,9 @@ typedef struct wk_opts {
     char mode[16];                  /* sync | async | ssp */
     int64_t staleness;              /* ssp */
     double timeout;                 /* seconds to wait for a server before giving up */
+    double peer_timeout;            /* seconds of silence after which a peer is lost */
+    char on_worker_loss[16];        /* continue | abort */
+    char secure[8];                 /* auto | on | off */
     char bind[64];                  /* address servers bind */
     char advertise[64];             /* address servers tell workers; empty: this host's first */
     char port_range[32];            /* "A-B", empty: any free port */

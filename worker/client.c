@@ -4,6 +4,7 @@
 #include "engine/base.h"
 #include "engine/shard.h"
 #include "proto/wire.h"
+#include "worker/heartbeat.h"
 #include "worker/progress.h"
 
 #include <errno.h>
@@ -50,6 +51,12 @@ struct wk_client {
     int stopping;           /* a server said it is stopping */
     wk_server_stats *stats; /* (P): the servers' counters as last asked for */
     uint64_t *per_worker;   /* (P, W): their pushes_per_worker */
+    const wk_heartbeat *hb; /* says when a server is lost (NULL: only the timeout does) */
+    int want_stop;          /* pushes carry stop */
+    const uint64_t *settle; /* the next pulls' pushes (W), or NULL */
+    uint64_t round;         /* reduce rounds done */
+    int *members;           /* (W): the workers of the last reduce round, ascending */
+    int nmembers;
 };
 
 /* Receives one message from server s within the timeout. An ErrorReply becomes an error
@@ -63,10 +70,13 @@ static int recv_from(wk_client *c, int s, pb_msg *m, Pstrain__Envelope__BodyCase
      * waiting for the rest of the timeout. */
     const double deadline = wk_now() + c->timeout_ms / 1000.0;
     int ready;
-    do {
+    char lost[384];
+    do { /* in slices, so that a server the heartbeats say is lost ends the wait */
         const double left = deadline - wk_now();
-        ready = left > 0 ? zmq_poll(&item, 1, (long)(left * 1000.0)) : 0;
-    } while (ready < 0 && errno == EINTR);
+        ready = left > 0 ? zmq_poll(&item, 1, (long)(left < 0.25 ? left * 1000.0 : 250.0)) : 0;
+        if (ready == 0 && wk_heartbeat_lost(c->hb, lost, sizeof lost))
+            return eng_err(err, errlen, ENG_EIO, "%s", lost);
+    } while ((ready < 0 && errno == EINTR) || (ready == 0 && wk_now() < deadline));
     if (ready < 0)
         return eng_err(err, errlen, ENG_EIO, "server %d at %s: %s", s, sc->endpoint,
                        zmq_strerror(errno));
@@ -97,8 +107,12 @@ wk_client *wk_client_new(const char *const *endpoints, int P, int worker_id, int
     c->model = m;
     c->timeout_ms = (int)(timeout_s * 1000.0);
     c->srv = calloc((size_t)P, sizeof *c->srv);
+    c->members = calloc((size_t)num_workers, sizeof *c->members);
     c->ctx = zmq_ctx_new();
-    if (!c->srv || !c->ctx) {
+    for (int w = 0; c->members && w < num_workers; w++)
+        c->members[w] = w;
+    c->nmembers = num_workers;
+    if (!c->srv || !c->ctx || !c->members) {
         eng_err(err, errlen, ENG_ENOMEM, "worker %d: out of memory", worker_id);
         goto fail;
     }
@@ -187,8 +201,76 @@ void wk_client_free(wk_client **pc) {
     free(c->row_ids);
     free(c->stats);
     free(c->per_worker);
+    free(c->members);
     free(c);
     *pc = NULL;
+}
+
+void wk_client_watch(wk_client *c, const wk_heartbeat *hb) { c->hb = hb; }
+
+void wk_client_want_stop(wk_client *c) { c->want_stop = 1; }
+
+int wk_client_pull_settled(wk_client *c, const uint64_t *pushes, char *err, size_t errlen) {
+    c->settle = pushes;
+    const int rc = wk_client_pull_send(c, 0, err, errlen);
+    c->settle = NULL;
+    return rc;
+}
+
+int wk_client_reduce(wk_client *c, int op, double *v, int n, char *err, size_t errlen) {
+    Pstrain__Reduce r = PSTRAIN__REDUCE__INIT;
+    r.worker_id = (uint32_t)c->worker_id;
+    r.round = ++c->round;
+    r.op = (uint32_t)op;
+    r.n_values = (size_t)n;
+    r.values = v;
+    Pstrain__Envelope env = PSTRAIN__ENVELOPE__INIT;
+    env.body_case = PSTRAIN__ENVELOPE__BODY_REDUCE;
+    env.reduce = &r;
+    if (pb_send(c->srv[0].sock, NULL, 0, &env, NULL, 0, err, errlen) != PB_OK)
+        return -1;
+    pb_msg m;
+    int rc = recv_from(c, 0, &m, PSTRAIN__ENVELOPE__BODY_REDUCE_REPLY, err, errlen);
+    if (rc == ENG_OK) {
+        const Pstrain__ReduceReply *a = m.env->reduce_reply;
+        if (a->round != c->round || a->n_values != (size_t)n || a->n_workers > (size_t)c->W)
+            rc = eng_err(err, errlen, ENG_EFORMAT,
+                         "server 0 at %s: reduce reply for round %" PRIu64 " with %zu values, "
+                         "expected round %" PRIu64 " with %d",
+                         c->srv[0].endpoint, a->round, a->n_values, c->round, n);
+        else {
+            memcpy(v, a->values, sizeof(double) * (size_t)n);
+            c->nmembers = 0;
+            for (size_t i = 0; i < a->n_workers; i++)
+                if (a->workers[i] < (uint32_t)c->W)
+                    c->members[c->nmembers++] = (int)a->workers[i];
+        }
+    }
+    pb_msg_clear(&m);
+    return rc == ENG_OK ? 0 : -1;
+}
+
+int wk_client_members(const wk_client *c, const int **ids) {
+    *ids = c->members;
+    return c->nmembers;
+}
+
+void wk_client_fail(wk_client *c, const char *reason) {
+    if (!c)
+        return;
+    Pstrain__Shutdown d = PSTRAIN__SHUTDOWN__INIT;
+    d.worker_id = (uint32_t)c->worker_id;
+    d.failed = 1;
+    d.reason = (char *)reason;
+    Pstrain__Envelope env = PSTRAIN__ENVELOPE__INIT;
+    env.body_case = PSTRAIN__ENVELOPE__BODY_SHUTDOWN;
+    env.shutdown = &d;
+    const int linger = 500; /* ms that closing may wait for it to go out */
+    for (int s = 0; s < c->P; s++) {
+        char err[64];
+        zmq_setsockopt(c->srv[s].sock, ZMQ_LINGER, &linger, sizeof linger);
+        pb_send(c->srv[s].sock, NULL, 0, &env, NULL, 0, err, sizeof err);
+    }
 }
 
 /* ZeroMQ's I/O thread is done with a push's payload. */
@@ -244,6 +326,7 @@ static int send_run(wk_client *c, server_conn *sc, int k, int end, const float *
         p.step = step;
         p.base_version = base_version;
         p.slice = &slice;
+        p.stop = c->want_stop;
         env.body_case = PSTRAIN__ENVELOPE__BODY_PUSH;
         env.push = &p;
         size_t nvals;
@@ -270,6 +353,10 @@ static int send_run(wk_client *c, server_conn *sc, int k, int end, const float *
         p.worker_id = (uint32_t)c->worker_id;
         p.min_version = min_version;
         p.slice = &slice;
+        if (c->settle) {
+            p.n_pushes = (size_t)c->W;
+            p.pushes = (uint64_t *)c->settle;
+        }
         env.body_case = PSTRAIN__ENVELOPE__BODY_PULL;
         env.pull = &p;
         if (pb_send(sc->sock, NULL, 0, &env, NULL, 0, err, errlen) != PB_OK)

@@ -103,6 +103,35 @@ const wk_server_stats *wk_client_stats(wk_client *c, char *err, size_t errlen);
 const wk_server_stats *wk_client_last_stats(const wk_client *c);
 int wk_client_servers(const wk_client *c);
 
+/* The heartbeats that tell when a server is lost: waits then end at once with the
+ * heartbeats' reason instead of at the timeout. Borrowed; NULL: none. */
+struct wk_heartbeat;
+void wk_client_watch(wk_client *c, const struct wk_heartbeat *hb);
+
+/* From now on pushes carry stop: this worker got a signal, and the job must checkpoint and
+ * end (every server then answers "stopping" from the next step's version on). */
+void wk_client_want_stop(wk_client *c);
+
+/* wk_client_pull_send for the job's final weights in async mode: each server answers once
+ * every worker it still counts has pushed pushes[w] whole steps (pushes: one per worker,
+ * the steps each took since it connected). */
+int wk_client_pull_settled(wk_client *c, const uint64_t *pushes, char *err, size_t errlen);
+
+/* The workers' control plane (never MPI collectives, which a lost worker would hang): every
+ * worker still in the job calls it in the same order; v (n values, n <= 4096) becomes the
+ * element-wise op over theirs: WK_REDUCE_SUM, _MAX or _MIN. Goes through server 0. Returns
+ * 0 or -1 with err. */
+enum { WK_REDUCE_SUM = 0, WK_REDUCE_MAX = 1, WK_REDUCE_MIN = 2 };
+int wk_client_reduce(wk_client *c, int op, double *v, int n, char *err, size_t errlen);
+
+/* The workers that took part in the last reduce round (all of them before the first):
+ * their ids, ascending, in *ids (owned by c); returns their count. */
+int wk_client_members(const wk_client *c, const int **ids);
+
+/* This worker ends on a failure (reason: one line): tells every server, without waiting,
+ * so that the servers end too instead of waiting for it. */
+void wk_client_fail(wk_client *c, const char *reason);
+
 /* Says goodbye to every server and prints each server's counters to out (NULL: none); they
  * stay available from wk_client_last_stats. */
 int wk_client_shutdown(wk_client *c, FILE *out, char *err, size_t errlen);

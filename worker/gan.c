@@ -122,6 +122,11 @@ static int checkpoint(const wk_opts *o, const wk_job *job, wk_ckpt_writer *write
                       size_t errlen) {
     eng_ckpt *c;
     double t0;
+    /* Take the answers already asked for: the positions' round goes through server 0 too. */
+    for (int p = 0; job && p < 2; p++)
+        if (wk_client_pull_pending(client[p]) &&
+            wk_client_pull_wait(client[p], eng_net_params(net[p]), &version[p], err, errlen) != 0)
+            return -1;
     if (wk_ckpt_begin(writer, o, job, pos, &c, &t0, err, errlen) != 0)
         return -1;
     if (!c) /* not the lead: its part was its position */
@@ -267,9 +272,11 @@ static int outputs_epoch(outputs *out, eng_gan *gan, int64_t epoch, wk_gan_repor
     return rc;
 }
 
-int wk_train_gan(const wk_opts *o, const wk_job *job, const eng_ckpt *resume,
+int wk_train_gan(const wk_opts *o, const wk_job *job_in, const eng_ckpt *resume,
                  volatile sig_atomic_t *stop, char *err, size_t errlen) {
     const double t_start = wk_now();
+    wk_job jb = job_in ? *job_in : (wk_job){0};
+    wk_job *job = job_in ? &jb : NULL; /* its coord is the generator's client, once connected */
     const eng_model_def *def = eng_model_find(o->model);
     const int rank = job ? job->worker_id : 0, world = job ? job->num_workers : 1;
     const int lead = rank == 0;
@@ -280,7 +287,6 @@ int wk_train_gan(const wk_opts *o, const wk_job *job, const eng_ckpt *resume,
     wk_client *client[2] = {NULL, NULL};
     wk_progress prog = {0};
     wk_ckpt_writer *writer = NULL;
-    wk_stop_vote vote = {0};
     state_delta state = {0};
     outputs out = {.samples_dir = ""};
     float *x = NULL;
@@ -351,13 +357,19 @@ int wk_train_gan(const wk_opts *o, const wk_job *job, const eng_ckpt *resume,
         if (!client[p] || wk_client_pull_send(client[p], 0, err, errlen) != 0 ||
             wk_client_pull_wait(client[p], eng_net_params(net[p]), &version[p], err, errlen) != 0)
             goto out;
+        wk_client_watch(client[p], job->heartbeat);
+    }
+    if (job) {
+        job->coord = client[0];
+        if (job->joined)
+            *job->joined = 1;
     }
 
     /* Workers' shares differ by at most one sample; all take the smallest's step count. */
-    int64_t usable = data.data.train.n;
-    if (job)
-        MPI_Allreduce(MPI_IN_PLACE, &usable, 1, MPI_INT64_T, MPI_MIN, job->workers);
-    wk_stream_limit(&data, usable);
+    double usable = (double)data.data.train.n;
+    if (wk_reduce(job, WK_REDUCE_MIN, &usable, 1, err, errlen) != 0)
+        goto out;
+    wk_stream_limit(&data, (int64_t)usable);
     const int64_t steps_per_epoch = data.steps_per_epoch;
     if (wk_progress_init(&prog, stdout, lead ? o->metrics : "", lead ? (int)o->progress : 0,
                          o->epochs, steps_per_epoch, err, errlen) != 0) {
@@ -399,9 +411,7 @@ int wk_train_gan(const wk_opts *o, const wk_job *job, const eng_ckpt *resume,
         for (s = epoch == first_epoch ? first_step : 0;
              s < steps_per_epoch && (!o->max_steps || step < o->max_steps); s++, step++) {
             if (ckpt_on) {
-                const int halt = wk_stop_agreed(
-                    &vote, job, stop,
-                    job && (wk_client_stopping(client[0]) || wk_client_stopping(client[1])));
+                const int halt = wk_stop_agreed(job, client, 2, stop);
                 const int due = o->checkpoint_every && step > 0 && step % o->checkpoint_every == 0;
                 if ((halt || due) && step != last_ckpt) {
                     if (checkpoint(o, job, writer, client, net, opt, cfg, version,
@@ -459,14 +469,19 @@ int wk_train_gan(const wk_opts *o, const wk_job *job, const eng_ckpt *resume,
             break;
         /* Report on every update the job has made so far. */
         for (int p = 0; job && p < 2; p++)
-            if (wk_final_weights(o, client[p], eng_net_params(net[p]), &version[p], step, world,
-                                 err, errlen) != 0)
+            if (wk_final_weights(o, job, client[p], eng_net_params(net[p]), &version[p], step,
+                                 step - from.step, err, errlen) != 0)
                 goto out;
         double dt = wk_now() - t0;
-        if (job)
-            MPI_Allreduce(MPI_IN_PLACE, &dt, 1, MPI_DOUBLE, MPI_MAX, job->workers);
         double sums[4] = {st.d_loss_sum, st.g_loss_sum, (double)st.d_correct, (double)st.count};
-        wk_reduce_sums(job, sums, 4);
+        if (wk_reduce(job, WK_REDUCE_MAX, &dt, 1, err, errlen) != 0 ||
+            wk_reduce(job, WK_REDUCE_SUM, sums, 4, err, errlen) != 0)
+            goto out;
+        if (job && job->lost) { /* the survivors go on with their own shares of the data */
+            const int *ids;
+            if (wk_client_members(job->coord, &ids) < job->num_workers)
+                *job->lost = 1;
+        }
         train_seconds += dt;
         trained += (int64_t)sums[3];
         wk_gan_report r = {.epoch = epoch,
@@ -501,7 +516,6 @@ int wk_train_gan(const wk_opts *o, const wk_job *job, const eng_ckpt *resume,
             last_ckpt = step;
         }
     }
-    wk_stop_vote_end(&vote);
     if (writer && wk_ckpt_writer_wait(writer, stdout, err, errlen) != 0)
         goto out;
     for (int p = 0; job && p < 2; p++) {
@@ -541,7 +555,8 @@ int wk_train_gan(const wk_opts *o, const wk_job *job, const eng_ckpt *resume,
     }
     status = 0;
 out:
-    wk_stop_vote_end(&vote);
+    for (int p = 0; status != 0 && status != WK_STOPPED && p < 2; p++)
+        wk_client_fail(client[p], err);
     wk_ckpt_writer_free(&writer);
     outputs_free(&out);
     wk_progress_deinit(&prog);

@@ -40,57 +40,106 @@ int wk_refresh_weights(wk_client *c, float *params, uint64_t *version, uint64_t 
     return rc < 0 ? -1 : 0;
 }
 
-int wk_final_weights(const wk_opts *o, wk_client *c, float *params, uint64_t *version,
-                     int64_t steps, int world, char *err, size_t errlen) {
-    const uint64_t all = (uint64_t)steps * (strcmp(o->mode, "async") == 0 ? (uint64_t)world : 1);
+int wk_final_weights(const wk_opts *o, const wk_job *job, wk_client *c, float *params,
+                     uint64_t *version, int64_t steps, int64_t run_steps, char *err,
+                     size_t errlen) {
     if (wk_client_pull_pending(c) && wk_client_pull_recv(c, params, version, 1, err, errlen) < 0)
         return -1;
-    if (*version >= all)
+    if (strcmp(o->mode, "async") == 0) {
+        /* Every update counts, and how many there are depends on who took part: each server
+         * answers once it has every step each worker still in the job says it pushed. */
+        const int W = job->num_workers;
+        double *v = calloc((size_t)W, sizeof *v);
+        uint64_t *pushes = calloc((size_t)W, sizeof *pushes);
+        int rc = v && pushes ? 0 : eng_err(err, errlen, ENG_ENOMEM, "out of memory");
+        if (rc == 0) {
+            v[job->worker_id] = (double)run_steps;
+            rc = wk_reduce(job, WK_REDUCE_SUM, v, W, err, errlen);
+        }
+        for (int w = 0; rc == 0 && w < W; w++)
+            pushes[w] = (uint64_t)v[w];
+        if (rc == 0 && (wk_client_pull_settled(c, pushes, err, errlen) != 0 ||
+                        wk_client_pull_recv(c, params, version, 1, err, errlen) < 0))
+            rc = -1;
+        free(v);
+        free(pushes);
+        return rc;
+    }
+    if (*version >= (uint64_t)steps)
         return 0;
-    if (wk_client_pull_send(c, all, err, errlen) != 0)
+    if (wk_client_pull_send(c, (uint64_t)steps, err, errlen) != 0)
         return -1;
     return wk_client_pull_recv(c, params, version, 1, err, errlen) < 0 ? -1 : 0;
 }
 
-int wk_stop_agreed(wk_stop_vote *v, const wk_job *job, volatile sig_atomic_t *stop,
-                   int server_stopping) {
-    const int local = (stop && *stop) || server_stopping;
+int wk_stop_agreed(const wk_job *job, wk_client *const *clients, int n,
+                   volatile sig_atomic_t *stop) {
+    const int local = stop && *stop;
     if (!job)
         return local;
-    int agreed = 0;
-    if (v->started) {
-        MPI_Wait(&v->req, MPI_STATUS_IGNORE);
-        agreed = v->all;
+    int stopping = 0;
+    for (int i = 0; i < n; i++) {
+        if (local)
+            wk_client_want_stop(clients[i]);
+        stopping |= wk_client_stopping(clients[i]);
     }
-    v->mine = local;
-    MPI_Iallreduce(&v->mine, &v->all, 1, MPI_INT, MPI_MAX, job->workers, &v->req);
-    v->started = 1;
-    return agreed;
+    return stopping;
 }
 
-void wk_stop_vote_end(wk_stop_vote *v) {
-    if (v->started)
-        MPI_Wait(&v->req, MPI_STATUS_IGNORE);
-    v->started = 0;
+int wk_reduce(const wk_job *job, int op, double *v, int n, char *err, size_t errlen) {
+    return job ? wk_client_reduce(job->coord, op, v, n, err, errlen) : 0;
 }
 
-/* Every worker's position, gathered on the lead: the array (workers entries) on the one
- * that wants it, NULL elsewhere. */
-static int64_t *gather_steps(const wk_job *job, int64_t mine, int want) {
-    const int world = job ? job->num_workers : 1;
-    int64_t *steps = want ? malloc(sizeof *steps * (size_t)world) : NULL;
-    ENG_ASSERT(!want || steps, "out of memory for %d positions", world);
-    if (job)
-        MPI_Gather(&mine, 1, MPI_INT64_T, steps, 1, MPI_INT64_T, 0, job->workers);
-    else
-        steps[0] = mine;
-    return steps;
+int wk_members(const wk_job *job, int *rank, int *world, char *err, size_t errlen) {
+    const int *ids;
+    const int n = wk_client_members(job->coord, &ids);
+    if (n == *world)
+        return 0;
+    if (n == 0 || ids[0] != 0)
+        return eng_err(err, errlen, ENG_EIO,
+                       "worker 0 (the lead: it writes checkpoints and reports) was lost; the job "
+                       "stops: start it again with --resume auto");
+    for (int i = 0; i < n; i++)
+        if (ids[i] == job->worker_id)
+            *rank = i;
+    *world = n;
+    return 1;
+}
+
+/* Every worker's position, gathered on the lead: when want, *steps (malloc'd) holds one
+ * entry per worker still in the job, *n of them. Returns 0 or -1 with err. */
+static int gather_steps(const wk_job *job, int64_t mine, int want, int64_t **steps, int *n,
+                        char *err, size_t errlen) {
+    const int W = job ? job->num_workers : 1;
+    double *v = calloc((size_t)W, sizeof *v);
+    *steps = want ? malloc(sizeof **steps * (size_t)W) : NULL;
+    ENG_ASSERT(v && (!want || *steps), "out of memory for %d positions", W);
+    v[job ? job->worker_id : 0] = (double)mine;
+    *n = 1;
+    int rc = 0;
+    if (job && (rc = wk_reduce(job, WK_REDUCE_SUM, v, W, err, errlen)) == 0) {
+        const int *ids;
+        *n = wk_client_members(job->coord, &ids);
+        for (int i = 0; want && i < *n; i++)
+            (*steps)[i] = (int64_t)v[ids[i]];
+    } else if (rc == 0 && want) {
+        (*steps)[0] = mine;
+    }
+    free(v);
+    if (rc != 0) {
+        free(*steps);
+        *steps = NULL;
+    }
+    return rc;
 }
 
 int wk_ckpt_begin(wk_ckpt_writer *writer, const wk_opts *o, const wk_job *job, wk_position pos,
                   eng_ckpt **out, double *t0, char *err, size_t errlen) {
-    int64_t *steps = gather_steps(job, pos.step, writer != NULL);
+    int nsteps;
+    int64_t *steps;
     *out = NULL;
+    if (gather_steps(job, pos.step, writer != NULL, &steps, &nsteps, err, errlen) != 0)
+        return -1;
     if (!writer)
         return 0;
     *t0 = wk_now();
@@ -109,7 +158,7 @@ int wk_ckpt_begin(wk_ckpt_writer *writer, const wk_opts *o, const wk_job *job, w
     c->batch = (int32_t)o->batch;
     c->seed = o->seed;
     c->servers = job ? job->num_servers : 0;
-    c->workers = job ? job->num_workers : 1;
+    c->workers = nsteps; /* the workers still in the job */
     c->val_split = o->val_split;
     c->epochs = o->epochs;
     *out = c;
@@ -121,11 +170,6 @@ int wk_ckpt_end(wk_ckpt_writer *writer, int64_t step, double t0, char *err, size
            (long long)step, (wk_now() - t0) * 1e3);
     fflush(stdout);
     return wk_ckpt_writer_start(writer, err, errlen);
-}
-
-void wk_reduce_sums(const wk_job *job, double *v, int n) {
-    if (job)
-        MPI_Allreduce(MPI_IN_PLACE, v, n, MPI_DOUBLE, MPI_SUM, job->workers);
 }
 
 int wk_exit_code(int rc) { return rc == ENG_EARG || rc == ENG_EFORMAT || rc == ENG_EIO ? 2 : 1; }

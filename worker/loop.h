@@ -10,7 +10,6 @@
 #include "worker/client.h"
 #include "worker/train.h"
 
-#include <mpi.h>
 #include <signal.h>
 #include <stdint.h>
 
@@ -37,21 +36,26 @@ uint64_t wk_needed_version(const wk_opts *o, uint64_t next);
 int wk_refresh_weights(wk_client *c, float *params, uint64_t *version, uint64_t needed, char *err,
                        size_t errlen);
 
-/* Waits for the weights with every update of the job's first `steps` steps: sync and ssp
- * make one update per step, async one per worker per step. */
-int wk_final_weights(const wk_opts *o, wk_client *c, float *params, uint64_t *version,
-                     int64_t steps, int world, char *err, size_t errlen);
+/* Waits for the weights with every update of the job so far: sync and ssp make one update
+ * per step (steps: the job's), async one per worker per step (run_steps: this worker's
+ * since it connected; the servers wait for every worker still in the job). */
+int wk_final_weights(const wk_opts *o, const wk_job *job, wk_client *c, float *params,
+                     uint64_t *version, int64_t steps, int64_t run_steps, char *err, size_t errlen);
 
-/* Whether every worker should stop now: someone got a signal or a server said it is
- * stopping. The vote is an MPI_Iallreduce started one step earlier, so that waiting for it
- * costs nothing; every worker sees the same result at the same step. */
-typedef struct wk_stop_vote {
-    MPI_Request req;
-    int mine, all, started;
-} wk_stop_vote;
-int wk_stop_agreed(wk_stop_vote *v, const wk_job *job, volatile sig_atomic_t *stop,
-                   int server_stopping);
-void wk_stop_vote_end(wk_stop_vote *v);
+/* Whether every worker should stop now: a server said it is stopping (a worker got a signal
+ * and its pushes said so, or a server got one). Every worker learns it after the same step
+ * in sync mode. A signal here (stop) marks this worker's next pushes. One process: stop. */
+int wk_stop_agreed(const wk_job *job, wk_client *const *clients, int n,
+                   volatile sig_atomic_t *stop);
+
+/* The element-wise op (WK_REDUCE_*) of v over the job's workers, through server 0. One
+ * process: v stays. Returns 0 or -1 with err. */
+int wk_reduce(const wk_job *job, int op, double *v, int n, char *err, size_t errlen);
+
+/* After a reduce: whether the job has lost workers since *world was set. Returns 0 when
+ * not, 1 with this worker's new rank and the new world when it has (the survivors share
+ * the data from then on), -1 with err when the lead is among the lost. */
+int wk_members(const wk_job *job, int *rank, int *world, char *err, size_t errlen);
 
 /* A checkpoint in two halves around filling its state. wk_ckpt_begin: every worker calls it
  * (they gather their positions on the lead); on the one with a writer it waits for the last
@@ -61,9 +65,6 @@ void wk_stop_vote_end(wk_stop_vote *v);
 int wk_ckpt_begin(wk_ckpt_writer *writer, const wk_opts *o, const wk_job *job, wk_position pos,
                   eng_ckpt **c, double *t0, char *err, size_t errlen);
 int wk_ckpt_end(wk_ckpt_writer *writer, int64_t step, double t0, char *err, size_t errlen);
-
-/* Sums st's doubles over the job's workers (every worker gets the totals). */
-void wk_reduce_sums(const wk_job *job, double *v, int n);
 
 /* The exit status for an engine error code: 2 for bad input, 1 otherwise. */
 int wk_exit_code(int rc);

@@ -18,25 +18,30 @@
 #include <string.h>
 #include <unistd.h>
 
-/* Sums st over the job's workers (every worker gets the total). */
-static void reduce_stats(const wk_job *job, eng_batch_stats *st) {
+/* Sums st over the job's workers (every worker gets the total). Returns 0 or -1 with err. */
+static int reduce_stats(const wk_job *job, eng_batch_stats *st, char *err, size_t errlen) {
     double v[3] = {st->loss_sum, (double)st->correct, (double)st->count};
-    wk_reduce_sums(job, v, 3);
+    if (wk_reduce(job, WK_REDUCE_SUM, v, 3, err, errlen) != 0)
+        return -1;
     *st = (eng_batch_stats){v[0], (int64_t)v[1], (int64_t)v[2]};
+    return 0;
 }
 
-/* Mean loss and accuracy over d: this worker's share, summed over the job's workers. */
-static void evaluate(eng_net *net, const wk_job *job, const eng_dataset *d, int chunk, float *x,
-                     uint8_t *labels, double *loss, double *accuracy) {
+/* Mean loss and accuracy over d: this worker's share, summed over the job's workers.
+ * Returns 0 or -1 with err. */
+static int evaluate(eng_net *net, const wk_job *job, const eng_dataset *d, int chunk, float *x,
+                    uint8_t *labels, double *loss, double *accuracy, char *err, size_t errlen) {
     eng_batch_stats st = {0};
     for (int64_t first = 0; first < d->n; first += chunk) {
         int B = (int)(d->n - first < chunk ? d->n - first : chunk);
         eng_dataset_slice(d, first, B, x, labels);
         eng_net_eval(net, x, labels, B, &st);
     }
-    reduce_stats(job, &st);
+    if (reduce_stats(job, &st, err, errlen) != 0)
+        return -1;
     *loss = st.count ? st.loss_sum / (double)st.count : 0.0;
     *accuracy = st.count ? (double)st.correct / (double)st.count : 0.0;
+    return 0;
 }
 
 /* The net's gradients-ready calls, turned into early sends of the step's chunks. */
@@ -161,6 +166,10 @@ static int checkpoint(const wk_opts *o, const wk_job *job, wk_ckpt_writer *write
                       size_t errlen) {
     eng_ckpt *c;
     double t0;
+    /* Take the answers already asked for: the positions' round goes through server 0 too. */
+    if (job && wk_client_pull_pending(client) &&
+        wk_client_pull_wait(client, eng_net_params(net), version, err, errlen) != 0)
+        return -1;
     if (wk_ckpt_begin(writer, o, job, pos, &c, &t0, err, errlen) != 0)
         return -1;
     if (!c) /* not the lead: its part was its position */
@@ -169,10 +178,7 @@ static int checkpoint(const wk_opts *o, const wk_job *job, wk_ckpt_writer *write
         return eng_err(err, errlen, ENG_ENOMEM, "checkpoint: out of memory");
     c->optim = *cfg;
     if (job) {
-        /* Take the answers already asked for, then the servers' state. */
-        if (wk_client_pull_pending(client) &&
-            wk_client_pull_wait(client, eng_net_params(net), version, err, errlen) != 0)
-            return -1;
+        /* then the servers' state */
         if (wk_client_snapshot(client, wk_needed_version(o, (uint64_t)pos.step), c, err, errlen) !=
             0)
             return -1;
@@ -190,11 +196,38 @@ static int checkpoint(const wk_opts *o, const wk_job *job, wk_ckpt_writer *write
     return wk_ckpt_end(writer, pos.step, t0, err, errlen);
 }
 
-int wk_train(const wk_opts *o, const wk_job *job, const eng_ckpt *resume,
+/* The data again after workers were lost: the survivors split it (rank of world now),
+ * with the vocabulary already built. Returns ENG_OK or a code with err. */
+static int reshard(wk_stream *data, const wk_opts *o, const eng_model_def *def, const wk_text *text,
+                   const eng_vocab *vocab, int rank, int world, char *err, size_t errlen) {
+    wk_text t;
+    if (text) {
+        t = *text;
+        t.vocab_in = vocab;
+        t.vocab_out = NULL;
+    }
+    wk_stream_close(data);
+    return wk_stream_open(data, o->data, def->dataset, text ? &t : NULL, o->val_split, rank, world,
+                          (uint64_t)o->seed, (int)o->batch, err, errlen);
+}
+
+/* Workers' shares differ by at most one sample; all take the smallest's step count so that
+ * they move in lockstep (a share's extra sample is reshuffled next epoch). */
+static int agree_usable(const wk_job *job, wk_stream *data, char *err, size_t errlen) {
+    double usable = (double)data->data.train.n;
+    if (wk_reduce(job, WK_REDUCE_MIN, &usable, 1, err, errlen) != 0)
+        return -1;
+    wk_stream_limit(data, (int64_t)usable);
+    return 0;
+}
+
+int wk_train(const wk_opts *o, const wk_job *job_in, const eng_ckpt *resume,
              volatile sig_atomic_t *stop, char *err, size_t errlen) {
     const double t_start = wk_now();
     const eng_model_def *def = eng_model_find(o->model);
-    const int rank = job ? job->worker_id : 0, world = job ? job->num_workers : 1;
+    wk_job jb = job_in ? *job_in : (wk_job){0};
+    wk_job *job = job_in ? &jb : NULL; /* its coord is the client, once connected */
+    int rank = job ? job->worker_id : 0, world = job ? job->num_workers : 1;
     const int lead = rank == 0; /* reports for the job */
     eng_model model;
     wk_stream data = {0};
@@ -203,7 +236,6 @@ int wk_train(const wk_opts *o, const wk_job *job, const eng_ckpt *resume,
     wk_client *client = NULL;
     wk_progress prog = {0};
     wk_ckpt_writer *writer = NULL;
-    wk_stop_vote vote = {0};
     float *x = NULL;
     uint8_t *labels = NULL;
     int rc, status = 1;
@@ -285,15 +317,15 @@ int wk_train(const wk_opts *o, const wk_job *job, const eng_ckpt *resume,
          * the layers below are still computed. */
         early.client = client;
         eng_net_on_grads_ready(net, send_ready, &early);
+        job->coord = client;
+        wk_client_watch(client, job->heartbeat);
+        if (job->joined)
+            *job->joined = 1;
     }
 
-    /* Workers' shares differ by at most one sample; all take the smallest's step count so
-     * that they move in lockstep (a share's extra sample is reshuffled next epoch). */
-    int64_t usable = data.data.train.n;
-    if (job)
-        MPI_Allreduce(MPI_IN_PLACE, &usable, 1, MPI_INT64_T, MPI_MIN, job->workers);
-    wk_stream_limit(&data, usable);
-    const int64_t steps_per_epoch = data.steps_per_epoch;
+    if (agree_usable(job, &data, err, errlen) != 0)
+        goto out;
+    int64_t steps_per_epoch = data.steps_per_epoch;
     if (wk_progress_init(&prog, stdout, lead ? o->metrics : "", lead ? (int)o->progress : 0,
                          o->epochs, steps_per_epoch, err, errlen) != 0) {
         status = 2;
@@ -333,8 +365,7 @@ int wk_train(const wk_opts *o, const wk_job *job, const eng_ckpt *resume,
             /* Checkpoints come between steps: every --checkpoint-every steps, and when the
              * job must stop. */
             if (ckpt_on) {
-                const int halt =
-                    wk_stop_agreed(&vote, job, stop, client && wk_client_stopping(client));
+                const int halt = wk_stop_agreed(job, &client, 1, stop);
                 const int due = o->checkpoint_every && step > 0 && step % o->checkpoint_every == 0;
                 if ((halt || due) && step != last_ckpt) {
                     if (checkpoint(o, job, writer, client, net, opt, &cfg, vocab, &version,
@@ -386,13 +417,14 @@ int wk_train(const wk_opts *o, const wk_job *job, const eng_ckpt *resume,
         if (stopped)
             break;
         /* Evaluate on every update the job has made so far. */
-        if (job && wk_final_weights(o, client, eng_net_params(net), &version, step, world, err,
-                                    errlen) != 0)
+        if (job && wk_final_weights(o, job, client, eng_net_params(net), &version, step,
+                                    step - from.step, err, errlen) != 0)
             goto out;
         double dt = wk_now() - t0;
-        if (job) /* the job's rate: all workers' samples over the slowest one's time */
-            MPI_Allreduce(MPI_IN_PLACE, &dt, 1, MPI_DOUBLE, MPI_MAX, job->workers);
-        reduce_stats(job, &st);
+        /* the job's rate: all workers' samples over the slowest one's time */
+        if (wk_reduce(job, WK_REDUCE_MAX, &dt, 1, err, errlen) != 0 ||
+            reduce_stats(job, &st, err, errlen) != 0)
+            goto out;
         train_seconds += dt;
         trained += st.count;
         wk_epoch_report r = {.epoch = epoch,
@@ -402,7 +434,9 @@ int wk_train(const wk_opts *o, const wk_job *job, const eng_ckpt *resume,
         if (client && step > step0)
             r.push_bytes_per_step =
                 (double)(wk_client_bytes_pushed(client) - pushed0) / (double)(step - step0);
-        evaluate(net, job, &data.data.val, chunk, x, labels, &r.val_loss, &r.val_accuracy);
+        if (evaluate(net, job, &data.data.val, chunk, x, labels, &r.val_loss, &r.val_accuracy, err,
+                     errlen) != 0)
+            goto out;
         if (lead) {
             r.seconds = wk_now() - prog.epoch_start;
             wk_progress_epoch_end(&prog, &r);
@@ -421,8 +455,25 @@ int wk_train(const wk_opts *o, const wk_job *job, const eng_ckpt *resume,
                 goto out;
             last_ckpt = step;
         }
+        /* Workers lost this epoch: the others take over their data from the next. */
+        const int was = world;
+        if (job && (rc = wk_members(job, &rank, &world, err, errlen)) != 0) {
+            if (rc < 0)
+                goto out;
+            if ((rc = reshard(&data, o, def, is_text ? &text : NULL, vocab, rank, world, err,
+                              errlen)) != ENG_OK ||
+                agree_usable(job, &data, err, errlen) != 0)
+                goto out;
+            steps_per_epoch = prog.steps_per_epoch = data.steps_per_epoch;
+            if (job->lost)
+                *job->lost = 1;
+            eng_net_set_sample_base(net, (int64_t)rank * batch);
+            if (lead)
+                printf("%d of %d workers go on: from epoch %lld each takes 1/%d of the data, %lld "
+                       "steps an epoch\n",
+                       world, was, (long long)epoch + 1, world, (long long)steps_per_epoch);
+        }
     }
-    wk_stop_vote_end(&vote);
     if (writer && wk_ckpt_writer_wait(writer, stdout, err, errlen) != 0)
         goto out;
     if (stopped) {
@@ -448,7 +499,9 @@ int wk_train(const wk_opts *o, const wk_job *job, const eng_ckpt *resume,
         }
     }
     double test_loss, test_accuracy;
-    evaluate(net, job, &data.data.test, chunk, x, labels, &test_loss, &test_accuracy);
+    if (evaluate(net, job, &data.data.test, chunk, x, labels, &test_loss, &test_accuracy, err,
+                 errlen) != 0)
+        goto out;
     const double rate = train_seconds > 0 ? (double)trained / train_seconds : 0.0;
     if (lead)
         wk_progress_final(&prog, test_loss, test_accuracy, rate, wk_now() - t_start);
@@ -460,7 +513,8 @@ int wk_train(const wk_opts *o, const wk_job *job, const eng_ckpt *resume,
                            job ? job->num_servers : 0);
     status = 0;
 out:
-    wk_stop_vote_end(&vote);
+    if (status != 0 && status != WK_STOPPED)
+        wk_client_fail(client, err);
     wk_ckpt_writer_free(&writer);
     touched_free(&rows);
     eng_vocab_free(&vocab);
@@ -514,8 +568,8 @@ int wk_eval(const wk_opts *o, const eng_ckpt *c, char *err, size_t errlen) {
     if (!(net = eng_net_new(&model, chunk, threads, err, errlen)))
         goto out;
     memcpy(eng_net_params(net), c->weights, sizeof(float) * model.layout.total);
-    double loss, accuracy;
-    evaluate(net, NULL, &data.data.test, chunk, x, labels, &loss, &accuracy);
+    double loss = 0.0, accuracy = 0.0;
+    evaluate(net, NULL, &data.data.test, chunk, x, labels, &loss, &accuracy, err, errlen);
     printf("%s at step %lld: test_loss: %.4f - test_accuracy: %.4f (%lld samples)\n", c->model,
            (long long)c->step, loss, accuracy, (long long)data.data.test.n);
     status = 0;

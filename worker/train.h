@@ -2,7 +2,7 @@
  *
  * One process: the optimizer runs here over the whole flat vector. As a worker: the rank's
  * share of the data, gradients pushed to the servers and weights pulled back each step,
- * evaluation results reduced over the workers' communicator and reported once by worker 0.
+ * evaluation results reduced over the workers (through server 0) and reported by worker 0.
  * The per-worker batch is --batch; the global batch is workers x batch (see README). */
 #ifndef PSTRAIN_WORKER_TRAIN_H
 #define PSTRAIN_WORKER_TRAIN_H
@@ -10,7 +10,6 @@
 #include "engine/ckpt.h"
 #include "worker/cli.h"
 
-#include <mpi.h>
 #include <signal.h>
 #include <stddef.h>
 
@@ -21,7 +20,12 @@ typedef struct wk_job {
     const char *const *endpoints; /* server s at endpoints[s] */
     /* a GAN: the servers of the discriminator's vector (endpoints: the generator's) */
     const char *const *disc_endpoints;
-    MPI_Comm workers; /* the workers' communicator */
+    struct wk_client *coord; /* the client of server 0, through which workers agree (set by
+                                the training loop) */
+    const struct wk_heartbeat *heartbeat; /* says when a server is lost (NULL: none) */
+    int *joined; /* set to 1 once connected to every server: a failure before that is the
+                    whole job's (nothing can start), after it only this worker's */
+    int *lost;   /* set to 1 when the job lost workers (MPI_Finalize would wait for them) */
 } wk_job;
 
 /* wk_train's status when it stopped early on request (stop), after a last checkpoint: the

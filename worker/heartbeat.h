@@ -1,0 +1,27 @@
+/* heartbeat.h: a worker's heartbeats. A thread of its own pings every server once a second
+ * on connections of its own, so a worker busy computing (an evaluation, a judge, a long
+ * step) is still heard, and it notes each server's Pong: a server silent for the peer
+ * timeout is lost, and the worker's waits (worker/client.c) give up on it then instead of
+ * waiting out --timeout. */
+#ifndef PSTRAIN_WORKER_HEARTBEAT_H
+#define PSTRAIN_WORKER_HEARTBEAT_H
+
+#include <stddef.h>
+
+typedef struct wk_heartbeat wk_heartbeat;
+
+/* Starts pinging the n endpoints as worker_id; names[i] says what endpoint i is ("server 1",
+ * "server 1 (discriminator)"), borrowed like endpoints until wk_heartbeat_free. keys: the
+ * job's CURVE keys (NULL: plain). Returns NULL with err when the thread or a socket cannot
+ * be made. */
+struct pb_keys;
+wk_heartbeat *wk_heartbeat_new(const char *const *endpoints, const char *const *names, int n,
+                               int worker_id, double peer_timeout, const struct pb_keys *keys,
+                               char *err, size_t errlen);
+void wk_heartbeat_free(wk_heartbeat **hb);
+
+/* Whether some server has been silent for longer than the peer timeout: 1 with one line in
+ * why naming it, its endpoint and the silence; 0 while all answer. Thread-safe. */
+int wk_heartbeat_lost(const wk_heartbeat *hb, char *why, size_t whylen);
+
+#endif
