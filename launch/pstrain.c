@@ -11,6 +11,7 @@
 #include "engine/model.h"
 #include "engine/pool.h"
 #include "engine/shard.h"
+#include "proto/secure.h"
 #include "proto/wire.h"
 #include "ps/server.h"
 #include "worker/check.h"
@@ -151,6 +152,21 @@ static int bcast_resume(const wk_opts *o, int rank, eng_ckpt *c, int *fresh, cha
     return ENG_OK;
 }
 
+/* --secure on|off|auto (auto: on when the job's ranks are on more than one host). */
+static int wants_secure(const wk_opts *o, int rank) {
+    if (strcmp(o->secure, "auto") != 0)
+        return strcmp(o->secure, "on") == 0;
+    char here[MPI_MAX_PROCESSOR_NAME] = "", first[MPI_MAX_PROCESSOR_NAME] = "";
+    int len;
+    MPI_Get_processor_name(here, &len);
+    if (rank == 0)
+        memcpy(first, here, sizeof first);
+    MPI_Bcast(first, (int)sizeof first, MPI_CHAR, 0, MPI_COMM_WORLD);
+    int other = strcmp(here, first) != 0;
+    MPI_Allreduce(MPI_IN_PLACE, &other, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD);
+    return other;
+}
+
 /* True when an MPI launcher started this process. */
 static int under_mpi_launcher(void) {
     return getenv("OMPI_COMM_WORLD_SIZE") || getenv("PMI_SIZE") || getenv("PMIX_RANK");
@@ -175,7 +191,8 @@ static void host_address(char *buf, size_t len) {
  * with its optimizer and seed): initialises its shard (from the checkpoint when resuming)
  * and binds. NULL on failure (printed). */
 static ps_server *start_server(const wk_opts *o, const eng_model *m, const eng_optim_cfg *optim,
-                               uint64_t seed, int rank, int P, int W, const eng_ckpt *resume) {
+                               uint64_t seed, int rank, int P, int W, const eng_ckpt *resume,
+                               const pb_keys *keys) {
     char err[512] = "", advertise[64];
     if (o->advertise[0])
         snprintf(advertise, sizeof advertise, "%s", o->advertise);
@@ -198,7 +215,8 @@ static ps_server *start_server(const wk_opts *o, const eng_model *m, const eng_o
                      .stop = o->checkpoint_dir[0] ? &stop_requested : NULL,
                      .peer_timeout = o->peer_timeout,
                      .start_grace = o->timeout,
-                     .abort_on_worker_loss = strcmp(o->on_worker_loss, "abort") == 0};
+                     .abort_on_worker_loss = strcmp(o->on_worker_loss, "abort") == 0,
+                     .keys = keys};
     if (o->port_range[0])
         sscanf(o->port_range, "%d-%d", &cfg.port_min, &cfg.port_max);
     ps_server *s = ps_server_new(&cfg, err, sizeof err);
@@ -228,11 +246,11 @@ typedef struct tables {
 } tables;
 
 static int start_tables(tables *t, const wk_opts *o, const eng_model *m, int rank, int P, int W,
-                        const eng_ckpt *resume) {
+                        const eng_ckpt *resume, const pb_keys *keys) {
     memset(t, 0, sizeof *t);
     if (!m->split) {
         const eng_optim_cfg c = flags_optim(o, resume);
-        t->s[0] = start_server(o, m, &c, (uint64_t)o->seed, rank, P, W, resume);
+        t->s[0] = start_server(o, m, &c, (uint64_t)o->seed, rank, P, W, resume, keys);
         t->n = 1;
         return t->s[0] ? 0 : -1;
     }
@@ -249,7 +267,7 @@ static int start_tables(tables *t, const wk_opts *o, const eng_model *m, int ran
             return -1;
         }
         t->s[p] = start_server(o, &part[p], &cfg[p], eng_model_part_seed((uint64_t)o->seed, p),
-                               rank, P, W, resume ? &view : NULL);
+                               rank, P, W, resume ? &view : NULL, keys);
         if (resume)
             free(view.runs);
         t->n = p + 1;
@@ -336,16 +354,34 @@ static int distributed(const wk_opts *o) {
     }
     if (o->checkpoint_dir[0])
         catch_stop_signals();
-    /* The job's token, fresh for each job and handed out here: every message carries it, and
-     * one without it (a stranger's, another job's) is dropped. */
-    uint64_t token = 0;
-    if (rank == 0 && getrandom(&token, sizeof token, 0) != (ssize_t)sizeof token)
-        ENG_ASSERT(0, "getrandom failed");
-    MPI_Bcast(&token, 1, MPI_UINT64_T, 0, MPI_COMM_WORLD);
-    pb_set_job_token(token);
+    /* The job's keys and token, fresh for each job and handed out here, over MPI: never on
+     * disk or a command line. Every message carries the token, and one without it (a
+     * stranger's, another job's) is dropped; with --secure every connection is CURVE too,
+     * and servers admit only the job's key. */
+    const int secure = wants_secure(o, rank);
+    static pb_keys keys;
+    int krc = 0;
+    if (rank == 0) {
+        if (secure)
+            krc = pb_keys_new(&keys, err, sizeof err);
+        else if (getrandom(&keys.token, sizeof keys.token, 0) != (ssize_t)sizeof keys.token)
+            krc = eng_err(err, sizeof err, ENG_EIO, "getrandom: cannot draw the job's token");
+    }
+    MPI_Bcast(&krc, 1, MPI_INT, 0, MPI_COMM_WORLD);
+    if (krc != 0) {
+        if (rank == 0)
+            fprintf(stderr, "pstrain: --secure: %s\n", err);
+        MPI_Finalize();
+        return 2;
+    }
+    MPI_Bcast(&keys, (int)sizeof keys, MPI_BYTE, 0, MPI_COMM_WORLD);
+    pb_set_job_token(keys.token);
+    if (rank == 0 && secure)
+        printf("secure: CURVE on every connection, with keys made for this job\n");
     const eng_ckpt *from = o->resume[0] && !fresh ? &resume : NULL;
     tables server = {0};
-    const int served = rank < P && start_tables(&server, o, &m, rank, P, W, from) == 0;
+    const int served =
+        rank < P && start_tables(&server, o, &m, rank, P, W, from, secure ? &keys : NULL) == 0;
 
     /* Every rank learns every server's endpoints (one per table); an empty one means that
      * server failed. */
@@ -407,8 +443,8 @@ static int distributed(const wk_opts *o) {
             nm[i] = name[i];
         }
         int joined = 0;
-        wk_heartbeat *hb = wk_heartbeat_new(endpoints, nm, T * P, rank - P, o->peer_timeout, NULL,
-                                            err, sizeof err);
+        wk_heartbeat *hb = wk_heartbeat_new(endpoints, nm, T * P, rank - P, o->peer_timeout,
+                                            secure ? &keys : NULL, err, sizeof err);
         wk_job job = {.worker_id = rank - P,
                       .num_workers = W,
                       .num_servers = P,
@@ -416,7 +452,8 @@ static int distributed(const wk_opts *o) {
                       .disc_endpoints = T == 2 ? endpoints + P : NULL,
                       .heartbeat = hb,
                       .joined = &joined,
-                      .lost = &gone};
+                      .lost = &gone,
+                      .keys = secure ? &keys : NULL};
         if (!hb)
             status = 1;
         else
@@ -436,6 +473,7 @@ static int distributed(const wk_opts *o) {
     }
     for (int t = 0; t < server.n; t++)
         ps_server_free(&server.s[t]);
+    pb_keys_wipe(&keys);
     free(endpoints);
     free(all);
     eng_ckpt_free(&resume);

@@ -4,6 +4,7 @@
 #include "engine/base.h"
 #include "engine/pool.h"
 #include "engine/shard.h"
+#include "proto/secure.h"
 #include "proto/wire.h"
 
 #include <errno.h>
@@ -41,6 +42,7 @@ typedef struct peer {
 struct ps_server {
     ps_config cfg;
     void *ctx, *sock;
+    pb_guard *guard; /* --secure: admits only the job's CURVE key */
     char endpoint[160];
     size_t lo, n;   /* the shard */
     float *w;       /* (n) weights */
@@ -241,6 +243,16 @@ ps_server *ps_server_new(const ps_config *cfg, char *err, size_t errlen) {
     zmq_setsockopt(s->sock, ZMQ_LINGER, &zero, sizeof zero);
     zmq_setsockopt(s->sock, ZMQ_SNDHWM, &hwm, sizeof hwm);
     zmq_setsockopt(s->sock, ZMQ_RCVHWM, &hwm, sizeof hwm);
+    if (cfg->keys) { /* before bind: keys set later would not apply */
+        char who[32];
+        snprintf(who, sizeof who, "server %d", cfg->server_id);
+        if (!(s->guard = pb_guard_new(s->ctx, cfg->keys, s->sock, cfg->log ? cfg->log : stderr, who,
+                                      err, errlen)) ||
+            pb_secure_server(s->sock, cfg->keys, err, errlen) != PB_OK) {
+            ps_server_free(&s);
+            return NULL;
+        }
+    }
     if (bind_socket(s, err, errlen) != ENG_OK) {
         ps_server_free(&s);
         return NULL;
@@ -252,8 +264,9 @@ void ps_server_free(ps_server **ps) {
     if (!ps || !*ps)
         return;
     ps_server *s = *ps;
-    if (s->sock)
+    if (s->sock) /* before the guard: without it, any CURVE client would be let in */
         zmq_close(s->sock);
+    pb_guard_free(&s->guard);
     if (s->ctx)
         zmq_ctx_term(s->ctx);
     eng_optim_free(&s->opt);

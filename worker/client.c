@@ -3,6 +3,7 @@
 
 #include "engine/base.h"
 #include "engine/shard.h"
+#include "proto/secure.h"
 #include "proto/wire.h"
 #include "worker/heartbeat.h"
 #include "worker/progress.h"
@@ -98,6 +99,13 @@ static int recv_from(wk_client *c, int s, pb_msg *m, Pstrain__Envelope__BodyCase
 
 wk_client *wk_client_new(const char *const *endpoints, int P, int worker_id, int num_workers,
                          const eng_model *m, double timeout_s, char *err, size_t errlen) {
+    return wk_client_new_keys(endpoints, P, worker_id, num_workers, m, timeout_s, NULL, err,
+                              errlen);
+}
+
+wk_client *wk_client_new_keys(const char *const *endpoints, int P, int worker_id, int num_workers,
+                              const eng_model *m, double timeout_s, const struct pb_keys *keys,
+                              char *err, size_t errlen) {
     wk_client *c = calloc(1, sizeof *c);
     if (!c)
         return NULL;
@@ -124,6 +132,8 @@ wk_client *wk_client_new(const char *const *endpoints, int P, int worker_id, int
         int zero = 0;
         if (sc->sock)
             zmq_setsockopt(sc->sock, ZMQ_LINGER, &zero, sizeof zero);
+        if (sc->sock && keys && pb_secure_client(sc->sock, keys, err, errlen) != PB_OK)
+            goto fail;
         if (!sc->sock || zmq_connect(sc->sock, sc->endpoint) != 0) {
             eng_err(err, errlen, ENG_EIO, "server %d at %s: cannot connect: %s", s, sc->endpoint,
                     zmq_strerror(errno));

@@ -19,6 +19,11 @@ typedef struct wk_client wk_client;
  * answer within timeout_s, refuses us, or reports a shard other than ours. */
 wk_client *wk_client_new(const char *const *endpoints, int P, int worker_id, int num_workers,
                          const eng_model *m, double timeout_s, char *err, size_t errlen);
+/* The same over CURVE with the job's keys (--secure; NULL: plain TCP). */
+struct pb_keys;
+wk_client *wk_client_new_keys(const char *const *endpoints, int P, int worker_id, int num_workers,
+                              const eng_model *m, double timeout_s, const struct pb_keys *keys,
+                              char *err, size_t errlen);
 void wk_client_free(wk_client **c);
 
 /* Sends each server its shard of grads (the flat gradient vector), computed at `step` on

@@ -352,8 +352,8 @@ int wk_train_gan(const wk_opts *o, const wk_job *job_in, const eng_ckpt *resume,
     uint64_t version[2] = {0, 0}; /* of each part's weights in its net */
     for (int p = 0; job && p < 2; p++) {
         const char *const *endpoints = p ? job->disc_endpoints : job->endpoints;
-        client[p] = wk_client_new(endpoints, job->num_servers, rank, world, &part[p], o->timeout,
-                                  err, errlen);
+        client[p] = wk_client_new_keys(endpoints, job->num_servers, rank, world, &part[p],
+                                       o->timeout, job->keys, err, errlen);
         if (!client[p] || wk_client_pull_send(client[p], 0, err, errlen) != 0 ||
             wk_client_pull_wait(client[p], eng_net_params(net[p]), &version[p], err, errlen) != 0)
             goto out;

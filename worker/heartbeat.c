@@ -2,6 +2,7 @@
 #include "worker/heartbeat.h"
 
 #include "engine/base.h"
+#include "proto/secure.h"
 #include "proto/wire.h"
 #include "worker/progress.h"
 
@@ -89,7 +90,8 @@ wk_heartbeat *wk_heartbeat_new(const char *const *endpoints, const char *const *
             zmq_setsockopt(s, ZMQ_LINGER, &zero, sizeof zero);
             zmq_setsockopt(s, ZMQ_SNDHWM, &hwm, sizeof hwm);
         }
-        (void)keys;
+        if (s && keys && pb_secure_client(s, keys, err, errlen) != PB_OK)
+            goto fail;
         if (!s || zmq_connect(s, endpoints[i]) != 0) {
             eng_err(err, errlen, ENG_EIO, "worker %d: heartbeats to %s: %s", worker_id,
                     endpoints[i], zmq_strerror(zmq_errno()));

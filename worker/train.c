@@ -308,8 +308,8 @@ int wk_train(const wk_opts *o, const wk_job *job_in, const eng_ckpt *resume,
     uint64_t version = 0; /* of the weights in the net */
     early_send early = {.err = err, .errlen = errlen};
     if (job) {
-        client = wk_client_new(job->endpoints, job->num_servers, rank, world, &model, o->timeout,
-                               err, errlen);
+        client = wk_client_new_keys(job->endpoints, job->num_servers, rank, world, &model,
+                                    o->timeout, job->keys, err, errlen);
         if (!client || wk_client_pull_send(client, 0, err, errlen) != 0 ||
             wk_client_pull_wait(client, eng_net_params(net), &version, err, errlen) != 0)
             goto out;

@@ -25,7 +25,8 @@ typedef struct wk_job {
     const struct wk_heartbeat *heartbeat; /* says when a server is lost (NULL: none) */
     int *joined; /* set to 1 once connected to every server: a failure before that is the
                     whole job's (nothing can start), after it only this worker's */
-    int *lost;   /* set to 1 when the job lost workers (MPI_Finalize would wait for them) */
+    const struct pb_keys *keys; /* --secure: the job's CURVE keys (NULL: plain TCP) */
+    int *lost; /* set to 1 when the job lost workers (MPI_Finalize would wait for them) */
 } wk_job;
 
 /* wk_train's status when it stopped early on request (stop), after a last checkpoint: the
