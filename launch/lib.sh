@@ -70,27 +70,39 @@ with_tmpdir() {
 
 # run_job CMD...: runs an mpirun command line and exits with the job's outcome. The jobs run
 # with --enable-recovery (a lost worker must not end the others), and then Open MPI 4.1's
-# mpirun exits 0 whatever its ranks' statuses; so each pstrain rank that ends on a non-zero
-# status says so on stderr ("pstrain: rank R ends with status N"), and this exits with the
-# first of those that is not 75 (a stop on request), else 75, else mpirun's own status.
-# SIGTERM and SIGINT go on to mpirun (it hands them to the ranks).
+# mpirun exits 0 whatever its ranks' statuses, and may wait forever for the daemon of a host
+# that vanished. So each pstrain rank says on stderr how it ends ("pstrain: rank R ends with
+# status N"); this exits with the first non-zero status that is not 75 (a stop on request),
+# else 75, else mpirun's own; and once the job is over (rank 0, a server, has ended, or a
+# worker has ended on a lost server) it gives mpirun RUN_JOB_GRACE seconds (default 30) to
+# exit before ending it. SIGTERM and SIGINT go on to mpirun (it hands them to the ranks).
 run_job() {
-    local errlog pid rc worst
+    local errlog pid rc worst over=0
     errlog=$(mktemp)
     "$@" 2> >(tee "$errlog" >&2) &
     pid=$!
-    trap 'kill -TERM $pid 2>/dev/null' TERM
-    trap 'kill -INT $pid 2>/dev/null' INT
+    trap 'kill -TERM $pid 2>/dev/null || true' TERM
+    trap 'kill -INT $pid 2>/dev/null || true' INT
     rc=0
-    wait $pid || rc=$?
-    while kill -0 $pid 2>/dev/null; do # a signal interrupted the wait: wait for mpirun itself
-        wait $pid || rc=$?
+    while kill -0 $pid 2>/dev/null; do
+        sleep 1
+        if ((over == 0)) && grep -qE '^pstrain: (rank 0 ends with|worker [0-9]+: server .* lost:)' "$errlog"; then
+            over=$SECONDS
+        fi
+        if ((over > 0 && SECONDS - over > ${RUN_JOB_GRACE:-30})); then
+            say "the job is over but mpirun is still waiting (for a lost host's daemon?): ending it"
+            kill -TERM $pid 2>/dev/null || true
+            sleep 3
+            kill -KILL $pid 2>/dev/null || true
+            break
+        fi
     done
+    wait $pid || rc=$?
     trap - TERM INT
     sleep 0.2 # tee's last lines
-    worst=$(sed -n 's/^pstrain: rank [0-9]* ends with status \([0-9]*\)$/\1/p' "$errlog" |
+    worst=$(sed -n 's/^pstrain: rank [0-9]* ends with status \([1-9][0-9]*\)$/\1/p' "$errlog" |
         awk '$1 != 75 { print; found = 1; exit } END { if (!found && NR) print 75 }')
     rm -f "$errlog"
-    if ((rc == 0)) && [[ -n $worst ]]; then rc=$worst; fi
+    if [[ -n $worst ]]; then rc=$worst; elif ((over > 0)); then rc=0; fi
     exit "$rc"
 }

@@ -56,8 +56,9 @@ static void on_finalize_alarm(int sig) {
 }
 
 static int finish(int rank, int status, int peer_gone, double peer_timeout) {
-    if (status != 0) /* mpirun --enable-recovery drops it: launch/lib.sh's run_job reads this */
-        fprintf(stderr, "pstrain: rank %d ends with status %d\n", rank, status);
+    /* mpirun --enable-recovery drops the status, and may wait forever for the daemon of a
+     * host that vanished: launch/lib.sh's run_job reads this line instead. */
+    fprintf(stderr, "pstrain: rank %d ends with status %d\n", rank, status);
     fflush(stdout);
     fflush(stderr);
     if (peer_gone)

@@ -69,7 +69,10 @@ static int recv_from(wk_client *c, int s, pb_msg *m, Pstrain__Envelope__BodyCase
     zmq_pollitem_t item = {sc->sock, 0, ZMQ_POLLIN, 0};
     /* A signal (the SIGTERM that asks for a last checkpoint) interrupts the wait: go on
      * waiting for the rest of the timeout. */
-    const double deadline = wk_now() + c->timeout_ms / 1000.0;
+    /* A server the heartbeats say is alive may wait a peer timeout for a lost worker before
+     * it answers: that time comes on top of the timeout. */
+    const double deadline =
+        wk_now() + c->timeout_ms / 1000.0 + (c->hb ? wk_heartbeat_timeout(c->hb) : 0.0);
     int ready;
     char lost[384];
     do { /* in slices, so that a server the heartbeats say is lost ends the wait */

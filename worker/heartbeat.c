@@ -128,6 +128,8 @@ void wk_heartbeat_free(wk_heartbeat **p) {
     *p = NULL;
 }
 
+double wk_heartbeat_timeout(const wk_heartbeat *hb) { return hb->timeout; }
+
 int wk_heartbeat_lost(const wk_heartbeat *hb, char *why, size_t whylen) {
     if (!hb)
         return 0;

@@ -20,6 +20,9 @@ wk_heartbeat *wk_heartbeat_new(const char *const *endpoints, const char *const *
                                char *err, size_t errlen);
 void wk_heartbeat_free(wk_heartbeat **hb);
 
+/* The peer timeout it was started with, in seconds. */
+double wk_heartbeat_timeout(const wk_heartbeat *hb);
+
 /* Whether some server has been silent for longer than the peer timeout: 1 with one line in
  * why naming it, its endpoint and the silence; 0 while all answer. Thread-safe. */
 int wk_heartbeat_lost(const wk_heartbeat *hb, char *why, size_t whylen);

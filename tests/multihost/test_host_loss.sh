@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # test_host_loss.sh PSTRAIN: a preempted VM, on three "hosts" (network namespaces; see
-# README.md). A job launched with launch/pstrain across the 3 hosts checkpoints every 40
-# steps; every process on host 3 is SIGKILLed mid-job; mpirun must exit non-zero (within
-# the test's time limit: nothing hangs); the same launch line on the 2 remaining hosts with
-# --resume auto goes on from the last checkpoint and finishes with a test accuracy.
+# README.md). A job launched with launch/pstrain across the 3 hosts, with --on-worker-loss
+# abort, checkpoints every 40 steps; every process on host 3 (a worker, and Open MPI's
+# daemon) is SIGKILLed mid-job; the job must checkpoint and stop within the peer timeout and
+# launch/pstrain exit 75 (nothing hangs, not even mpirun waiting for the dead daemon); the
+# same launch line on the 2 remaining hosts with --resume auto goes on from that checkpoint
+# and finishes with a test accuracy. (Without abort the job would go on: test_worker_loss.)
 # Exit: 0 pass, 1 fail, 77 skip (no namespaces).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd -P)
@@ -24,10 +26,10 @@ cp "$2" "$tmp/build/pstrain"
 fail() { echo "FAIL: $*"; exit 1; }
 # The same line both times: only the hosts differ.
 launch() { # launch HOSTFILE LOG
-    timeout -k 5 300 "$root/launch/pstrain" --hostfile "$1" --rsh "$agent" --build "$tmp/build" \
+    RUN_JOB_GRACE=10 timeout -k 5 200 "$root/launch/pstrain" --hostfile "$1" --rsh "$agent" --build "$tmp/build" \
         --data "$data" train --model mnist_cnn --servers 1 --epochs 1 --max-steps 300 \
-        --timeout 20 --progress 0 --checkpoint-dir "$tmp/ck" --checkpoint-every 40 \
-        --resume auto >"$2" 2>&1
+        --timeout 20 --peer-timeout 5 --on-worker-loss abort --progress 0 \
+        --checkpoint-dir "$tmp/ck" --checkpoint-every 40 --resume auto >"$2" 2>&1
 }
 
 start=$(date +%s)
@@ -44,8 +46,9 @@ ip netns pids "${netns[2]}" | xargs -r kill -9
 status=0
 wait $job || status=$?
 took=$(($(date +%s) - start))
-[[ $status -ne 0 ]] || fail "the job survived the loss of ${hosts[2]} with status 0"
 [[ $status -ne 124 && $status -ne 137 ]] || { cat "$tmp/first.log"; fail "the job hung"; }
+[[ $status -eq 75 ]] || { cat "$tmp/first.log"; fail "launch/pstrain exited $status, not 75 (stopped after a checkpoint)"; }
+grep -E 'lost|stopped at' "$tmp/first.log" | sed 's/^/  /'
 latest=$(cat "$tmp/ck/latest")
 echo "host ${hosts[2]} killed after $latest: mpirun exited $status (${took} s after the start)"
 
