@@ -50,21 +50,25 @@ static int has_more(void *sock) {
 int64_t pb_push_floats(const Pstrain__Push *p) {
     if (!p->slice)
         return -1;
+    if (p->slice->count > (uint64_t)INT64_MAX)
+        return -1;
     if (p->n_rows == 0)
         return (int64_t)p->slice->count;
     const uint64_t lo = p->slice->offset, hi = lo + p->slice->count, len = p->row_len;
     if (len == 0 || hi < lo)
         return -1;
-    int64_t n = 0;
+    uint64_t n = 0; /* parts of distinct rows inside the slice: never more than its count */
     for (size_t i = 0; i < p->n_rows; i++) {
         if (i > 0 && p->rows[i] <= p->rows[i - 1])
             return -1;
         uint64_t a, b;
         if (!pb_row_part(p->rows_from, len, p->rows[i], lo, hi, &a, &b))
             return -1; /* a row that misses the slice */
-        n += (int64_t)(b - a);
+        n += b - a;
+        if (n > p->slice->count) /* rows whose offsets wrapped around */
+            return -1;
     }
-    return n;
+    return (int64_t)n;
 }
 
 /* The slice a body carries with a payload, or NULL when it carries none; the payload holds

@@ -599,6 +599,7 @@ static int on_hello(ps_server *s, const pb_msg *m, char *err, size_t errlen) {
             s->pending[kept++] = s->pending[i];
     s->npending = kept;
     p->waiting = 0;
+    p->snapshot_waiting = 0;
     Pstrain__Slice shard = PSTRAIN__SLICE__INIT;
     shard.offset = s->lo;
     shard.count = s->n;
@@ -958,8 +959,9 @@ static int on_reduce(ps_server *s, const pb_msg *m, char *err, size_t errlen) {
     s->red_round = r->round;
     s->red_op = r->op;
     s->red_n = r->n_values;
-    memcpy(s->red_vals + (size_t)r->worker_id * PS_REDUCE_MAX, r->values,
-           sizeof(double) * r->n_values);
+    if (r->n_values) /* protobuf-c leaves values NULL when there are none */
+        memcpy(s->red_vals + (size_t)r->worker_id * PS_REDUCE_MAX, r->values,
+               sizeof(double) * r->n_values);
     s->red_have[r->worker_id] = 1;
     s->red_count++;
     return answer_reduce(s, err, errlen);

@@ -35,8 +35,10 @@ int main(int argc, char **argv) {
         return 2;
     }
     void *ctx = zmq_ctx_new(), *sock = zmq_socket(ctx, ZMQ_DEALER);
-    int zero = 0;
+    int zero = 0, half = 500; /* ms: against --secure no connection ever comes up, and a
+                                 DEALER's send would wait for one forever */
     zmq_setsockopt(sock, ZMQ_LINGER, &zero, sizeof zero);
+    zmq_setsockopt(sock, ZMQ_SNDTIMEO, &half, sizeof half);
     if (zmq_connect(sock, argv[1]) != 0) {
         fprintf(stderr, "pstrain-poke: %s: %s\n", argv[1], zmq_strerror(zmq_errno()));
         return 2;
