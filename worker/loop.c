@@ -32,12 +32,17 @@ uint64_t wk_needed_version(const wk_opts *o, uint64_t next) {
 
 int wk_refresh_weights(wk_client *c, float *params, uint64_t *version, uint64_t needed, char *err,
                        size_t errlen) {
-    if (!wk_client_pull_pending(c))
-        return 0;
-    int rc = wk_client_pull_recv(c, params, version, 0, err, errlen);
-    if (rc == 0 && *version < needed)
-        rc = wk_client_pull_recv(c, params, version, 1, err, errlen);
-    return rc < 0 ? -1 : 0;
+    if (wk_client_pull_pending(c) && wk_client_pull_recv(c, params, version, 0, err, errlen) < 0)
+        return -1;
+    /* Too old: wait for what is on its way, and ask again when even that is too old (no
+     * pull was outstanding, or it asked for less: ssp may not run ahead of the bound). */
+    while (*version < needed) {
+        if (!wk_client_pull_pending(c) && wk_client_pull_send(c, needed, err, errlen) != 0)
+            return -1;
+        if (wk_client_pull_recv(c, params, version, 1, err, errlen) < 0)
+            return -1;
+    }
+    return 0;
 }
 
 int wk_final_weights(const wk_opts *o, const wk_job *job, wk_client *c, float *params,
