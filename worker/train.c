@@ -455,7 +455,8 @@ int wk_train(const wk_opts *o, const wk_job *job_in, const eng_ckpt *resume,
                 goto out;
             last_ckpt = step;
         }
-        /* Workers lost this epoch: the others take over their data from the next. */
+        /* Workers lost this epoch: the others take over their data from the next (and their
+         * share of the test set, which the last evaluation covers whole). */
         const int was = world;
         if (job && (rc = wk_members(job, &rank, &world, err, errlen)) != 0) {
             if (rc < 0)
@@ -468,10 +469,13 @@ int wk_train(const wk_opts *o, const wk_job *job_in, const eng_ckpt *resume,
             if (job->lost)
                 *job->lost = 1;
             eng_net_set_sample_base(net, (int64_t)rank * batch);
-            if (lead)
+            if (lead && epoch < o->epochs)
                 printf("%d of %d workers go on: from epoch %lld each takes 1/%d of the data, %lld "
                        "steps an epoch\n",
                        world, was, (long long)epoch + 1, world, (long long)steps_per_epoch);
+            else if (lead)
+                printf("%d of %d workers go on: each evaluates 1/%d of the test set\n", world, was,
+                       world);
         }
     }
     if (writer && wk_ckpt_writer_wait(writer, stdout, err, errlen) != 0)
