@@ -26,32 +26,19 @@
 #define ZAP_MAX_FRAMES 8                      /* a ZAP request has 6 + credentials */
 enum { QUIET_SLOTS = 16 };
 
-static int fail(char *err, size_t errlen, int code, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-
-static int fail(char *err, size_t errlen, int code, const char *fmt, ...) {
-    if (err && errlen) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err, errlen, fmt, ap);
-        va_end(ap);
-    }
-    return code;
-}
-
 /* --- keys --- */
 
 int pb_keys_new(pb_keys *k, char *err, size_t errlen) {
     memset(k, 0, sizeof *k);
     if (!zmq_has("curve"))
-        return fail(err, errlen, PB_EIO,
-                    "--secure: this libzmq was built without CURVE (zmq_has(\"curve\") is 0): "
-                    "install a libzmq with libsodium (Debian: libzmq5)");
+        return pb_err(err, errlen, PB_EIO,
+                      "--secure: this libzmq was built without CURVE (zmq_has(\"curve\") is 0): "
+                      "install a libzmq with libsodium (Debian: libzmq5)");
     if (zmq_curve_keypair(k->server_public, k->server_secret) != 0 ||
         zmq_curve_keypair(k->client_public, k->client_secret) != 0) {
         const int e = zmq_errno();
         pb_keys_wipe(k);
-        return fail(err, errlen, PB_EIO, "--secure: zmq_curve_keypair: %s", zmq_strerror(e));
+        return pb_err(err, errlen, PB_EIO, "--secure: zmq_curve_keypair: %s", zmq_strerror(e));
     }
     while (k->token == 0) {
         const ssize_t n = getrandom(&k->token, sizeof k->token, 0);
@@ -60,7 +47,7 @@ int pb_keys_new(pb_keys *k, char *err, size_t errlen) {
         if (n != (ssize_t)sizeof k->token) {
             const int e = n < 0 ? errno : EIO;
             pb_keys_wipe(k);
-            return fail(err, errlen, PB_EIO, "--secure: getrandom: %s", strerror(e));
+            return pb_err(err, errlen, PB_EIO, "--secure: getrandom: %s", strerror(e));
         }
     }
     return PB_OK;
@@ -78,21 +65,21 @@ static int check_fresh(void *sock, const char *side, char *err, size_t errlen) {
     char last[256] = "";
     size_t len = sizeof last;
     if (zmq_getsockopt(sock, ZMQ_LAST_ENDPOINT, last, &len) != 0)
-        return fail(err, errlen, PB_EIO, "CURVE %s: zmq_getsockopt: %s", side,
-                    zmq_strerror(zmq_errno()));
+        return pb_err(err, errlen, PB_EIO, "CURVE %s: zmq_getsockopt: %s", side,
+                      zmq_strerror(zmq_errno()));
     if (last[0])
-        return fail(err, errlen, PB_EIO,
-                    "CURVE %s: the socket already has an endpoint (%s): set keys before bind "
-                    "or connect, or that endpoint stays plain text",
-                    side, last);
+        return pb_err(err, errlen, PB_EIO,
+                      "CURVE %s: the socket already has an endpoint (%s): set keys before bind "
+                      "or connect, or that endpoint stays plain text",
+                      side, last);
     return PB_OK;
 }
 
 static int check_key(const char *key, const char *side, const char *what, char *err,
                      size_t errlen) {
     if (strnlen(key, KEY_Z85 + 1) != KEY_Z85)
-        return fail(err, errlen, PB_EIO, "CURVE %s: %s: expected %d Z85 characters, got %zu", side,
-                    what, KEY_Z85, strnlen(key, KEY_Z85 + 1));
+        return pb_err(err, errlen, PB_EIO, "CURVE %s: %s: expected %d Z85 characters, got %zu",
+                      side, what, KEY_Z85, strnlen(key, KEY_Z85 + 1));
     return PB_OK;
 }
 
@@ -102,7 +89,8 @@ static int set_key(void *sock, int option, const char *key, const char *side, co
     if (check_key(key, side, what, err, errlen) != PB_OK)
         return PB_EIO;
     if (zmq_setsockopt(sock, option, key, KEY_Z85 + 1) != 0)
-        return fail(err, errlen, PB_EIO, "CURVE %s: %s: %s", side, what, zmq_strerror(zmq_errno()));
+        return pb_err(err, errlen, PB_EIO, "CURVE %s: %s: %s", side, what,
+                      zmq_strerror(zmq_errno()));
     return PB_OK;
 }
 
@@ -111,14 +99,14 @@ int pb_secure_server(void *sock, const pb_keys *k, char *err, size_t errlen) {
         return PB_EIO;
     const int one = 1;
     if (zmq_setsockopt(sock, ZMQ_CURVE_SERVER, &one, sizeof one) != 0)
-        return fail(err, errlen, PB_EIO, "CURVE server: ZMQ_CURVE_SERVER: %s",
-                    zmq_strerror(zmq_errno()));
+        return pb_err(err, errlen, PB_EIO, "CURVE server: ZMQ_CURVE_SERVER: %s",
+                      zmq_strerror(zmq_errno()));
     if (set_key(sock, ZMQ_CURVE_SECRETKEY, k->server_secret, "server", "server secret key", err,
                 errlen) != PB_OK)
         return PB_EIO;
     if (zmq_setsockopt(sock, ZMQ_ZAP_DOMAIN, PB_ZAP_DOMAIN, strlen(PB_ZAP_DOMAIN)) != 0)
-        return fail(err, errlen, PB_EIO, "CURVE server: ZMQ_ZAP_DOMAIN: %s",
-                    zmq_strerror(zmq_errno()));
+        return pb_err(err, errlen, PB_EIO, "CURVE server: ZMQ_ZAP_DOMAIN: %s",
+                      zmq_strerror(zmq_errno()));
     return PB_OK;
 }
 
@@ -435,7 +423,7 @@ pb_guard *pb_guard_new(void *ctx, const pb_keys *k, void *server, FILE *log, con
     who = who ? who : "pstrain";
     pb_guard *g = calloc(1, sizeof *g);
     if (!g) {
-        fail(err, errlen, PB_EIO, "%s: guard: out of memory", who);
+        pb_err(err, errlen, PB_EIO, "%s: guard: out of memory", who);
         return NULL;
     }
     g->wake[0] = g->wake[1] = -1;
@@ -445,11 +433,11 @@ pb_guard *pb_guard_new(void *ctx, const pb_keys *k, void *server, FILE *log, con
     int monitoring = 0;
     if (check_key(k->client_public, "server", "client public key", err, errlen) != PB_OK ||
         !zmq_z85_decode(g->client_key, k->client_public)) {
-        fail(err, errlen, PB_EIO, "%s: guard: client public key: not a Z85 key", who);
+        pb_err(err, errlen, PB_EIO, "%s: guard: client public key: not a Z85 key", who);
         goto fail;
     }
     if (pipe(g->wake) != 0) {
-        fail(err, errlen, PB_EIO, "%s: guard: pipe: %s", who, strerror(errno));
+        pb_err(err, errlen, PB_EIO, "%s: guard: pipe: %s", who, strerror(errno));
         goto fail;
     }
     fcntl(g->wake[0], F_SETFD, FD_CLOEXEC);
@@ -460,8 +448,8 @@ pb_guard *pb_guard_new(void *ctx, const pb_keys *k, void *server, FILE *log, con
         zmq_setsockopt(g->zap, ZMQ_LINGER, &zero, sizeof zero);
     if (!g->zap || zmq_bind(g->zap, ZAP_ENDPOINT) != 0) {
         const int e = zmq_errno();
-        fail(err, errlen, PB_EIO, "%s: guard: %s: %s%s", who, ZAP_ENDPOINT, zmq_strerror(e),
-             e == EADDRINUSE ? " (this context has a ZAP handler already)" : "");
+        pb_err(err, errlen, PB_EIO, "%s: guard: %s: %s%s", who, ZAP_ENDPOINT, zmq_strerror(e),
+               e == EADDRINUSE ? " (this context has a ZAP handler already)" : "");
         goto fail;
     }
     if (server) {
@@ -471,8 +459,8 @@ pb_guard *pb_guard_new(void *ctx, const pb_keys *k, void *server, FILE *log, con
                            ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL |
                            ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL | ZMQ_EVENT_MONITOR_STOPPED;
         if (zmq_socket_monitor(server, ep, events) != 0) {
-            fail(err, errlen, PB_EIO, "%s: guard: zmq_socket_monitor: %s", who,
-                 zmq_strerror(zmq_errno()));
+            pb_err(err, errlen, PB_EIO, "%s: guard: zmq_socket_monitor: %s", who,
+                   zmq_strerror(zmq_errno()));
             goto fail;
         }
         monitoring = 1;
@@ -480,14 +468,14 @@ pb_guard *pb_guard_new(void *ctx, const pb_keys *k, void *server, FILE *log, con
         if (g->mon)
             zmq_setsockopt(g->mon, ZMQ_LINGER, &zero, sizeof zero);
         if (!g->mon || zmq_connect(g->mon, ep) != 0) {
-            fail(err, errlen, PB_EIO, "%s: guard: monitor %s: %s", who, ep,
-                 zmq_strerror(zmq_errno()));
+            pb_err(err, errlen, PB_EIO, "%s: guard: monitor %s: %s", who, ep,
+                   zmq_strerror(zmq_errno()));
             goto fail;
         }
     }
     const int e = pthread_create(&g->thread, NULL, guard_main, g);
     if (e != 0) {
-        fail(err, errlen, PB_EIO, "%s: guard: pthread_create: %s", who, strerror(e));
+        pb_err(err, errlen, PB_EIO, "%s: guard: pthread_create: %s", who, strerror(e));
         goto fail;
     }
     return g;

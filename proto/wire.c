@@ -8,10 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-static int fail(char *err, size_t errlen, int code, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-
-static int fail(char *err, size_t errlen, int code, const char *fmt, ...) {
+int pb_err(char *err, size_t errlen, int code, const char *fmt, ...) {
     if (err && errlen) {
         va_list ap;
         va_start(ap, fmt);
@@ -102,48 +99,49 @@ int pb_recv(void *sock, int router, pb_msg *m, int flags, char *err, size_t errl
             int e = errno;
             zmq_msg_close(&part);
             return e == EAGAIN ? PB_EAGAIN
-                               : fail(err, errlen, PB_EIO, "receive: %s", zmq_strerror(e));
+                               : pb_err(err, errlen, PB_EIO, "receive: %s", zmq_strerror(e));
         }
         m->identity_len = zmq_msg_size(&part) <= PB_MAX_IDENTITY ? zmq_msg_size(&part) : 0;
         memcpy(m->identity, zmq_msg_data(&part), m->identity_len);
         zmq_msg_close(&part);
         flags = 0; /* the rest of the message is already here */
         if (!has_more(sock))
-            return fail(err, errlen, PB_EMALFORMED, "message: no header frame");
+            return pb_err(err, errlen, PB_EMALFORMED, "message: no header frame");
     }
     zmq_msg_init(&part);
     if (zmq_msg_recv(&part, sock, flags) < 0) {
         int e = errno;
         zmq_msg_close(&part);
-        return e == EAGAIN ? PB_EAGAIN : fail(err, errlen, PB_EIO, "receive: %s", zmq_strerror(e));
+        return e == EAGAIN ? PB_EAGAIN
+                           : pb_err(err, errlen, PB_EIO, "receive: %s", zmq_strerror(e));
     }
     const size_t hlen = zmq_msg_size(&part);
     if (hlen > PB_MAX_HEADER) {
         zmq_msg_close(&part);
         drain(sock);
-        return fail(err, errlen, PB_ESTRANGER, "header: %zu bytes, at most %d", hlen,
-                    PB_MAX_HEADER);
+        return pb_err(err, errlen, PB_ESTRANGER, "header: %zu bytes, at most %d", hlen,
+                      PB_MAX_HEADER);
     }
     m->env = pstrain__envelope__unpack(NULL, hlen, zmq_msg_data(&part));
     zmq_msg_close(&part);
     if (!m->env) {
         drain(sock);
-        return fail(err, errlen, PB_ESTRANGER, "header: not a pstrain Envelope");
+        return pb_err(err, errlen, PB_ESTRANGER, "header: not a pstrain Envelope");
     }
     if (m->env->job != job_token) {
         drain(sock);
-        return fail(err, errlen, PB_ESTRANGER,
-                    "job: a %s from outside this job (token %016" PRIx64 ")", pb_body_name(m->env),
-                    m->env->job);
+        return pb_err(err, errlen, PB_ESTRANGER,
+                      "job: a %s from outside this job (token %016" PRIx64 ")",
+                      pb_body_name(m->env), m->env->job);
     }
     if (m->env->protocol != PB_PROTOCOL_VERSION) {
         drain(sock);
-        return fail(err, errlen, PB_EVERSION, "protocol: expected version %d, got %u",
-                    PB_PROTOCOL_VERSION, m->env->protocol);
+        return pb_err(err, errlen, PB_EVERSION, "protocol: expected version %d, got %u",
+                      PB_PROTOCOL_VERSION, m->env->protocol);
     }
     if (m->env->body_case == PSTRAIN__ENVELOPE__BODY__NOT_SET) {
         drain(sock);
-        return fail(err, errlen, PB_EMALFORMED, "body: no message body set");
+        return pb_err(err, errlen, PB_EMALFORMED, "body: no message body set");
     }
     int wants;
     uint64_t arrays;
@@ -151,48 +149,49 @@ int pb_recv(void *sock, int router, pb_msg *m, int flags, char *err, size_t errl
     if (!wants) {
         if (has_more(sock)) {
             drain(sock);
-            return fail(err, errlen, PB_EMALFORMED, "%s: unexpected payload frame",
-                        pb_body_name(m->env));
+            return pb_err(err, errlen, PB_EMALFORMED, "%s: unexpected payload frame",
+                          pb_body_name(m->env));
         }
         return PB_OK;
     }
     if (!slice) {
         drain(sock);
-        return fail(err, errlen, PB_EMALFORMED, "%s.slice: missing", pb_body_name(m->env));
+        return pb_err(err, errlen, PB_EMALFORMED, "%s.slice: missing", pb_body_name(m->env));
     }
     if (!has_more(sock))
-        return fail(err, errlen, PB_EMALFORMED, "%s: payload frame missing", pb_body_name(m->env));
+        return pb_err(err, errlen, PB_EMALFORMED, "%s: payload frame missing",
+                      pb_body_name(m->env));
     zmq_msg_init(&m->payload);
     m->has_payload = 1;
     if (zmq_msg_recv(&m->payload, sock, 0) < 0)
-        return fail(err, errlen, PB_EIO, "receive: %s", zmq_strerror(errno));
+        return pb_err(err, errlen, PB_EIO, "receive: %s", zmq_strerror(errno));
     const size_t bytes = zmq_msg_size(&m->payload);
     if (has_more(sock)) {
         drain(sock);
-        return fail(err, errlen, PB_EMALFORMED, "%s: more than two frames", pb_body_name(m->env));
+        return pb_err(err, errlen, PB_EMALFORMED, "%s: more than two frames", pb_body_name(m->env));
     }
     if (m->env->body_case == PSTRAIN__ENVELOPE__BODY_PUSH && m->env->push->n_rows > 0) {
         const int64_t want = pb_push_floats(m->env->push);
         if (want < 0)
-            return fail(err, errlen, PB_EMALFORMED,
-                        "push.rows: expected ascending rows of row_len >= 1 that meet the slice");
+            return pb_err(err, errlen, PB_EMALFORMED,
+                          "push.rows: expected ascending rows of row_len >= 1 that meet the slice");
         if (bytes != (uint64_t)want * sizeof(float))
-            return fail(err, errlen, PB_EMALFORMED,
-                        "push: payload is %lld bytes, its %zu rows hold %lld floats",
-                        (long long)bytes, m->env->push->n_rows, (long long)want);
+            return pb_err(err, errlen, PB_EMALFORMED,
+                          "push: payload is %lld bytes, its %zu rows hold %lld floats",
+                          (long long)bytes, m->env->push->n_rows, (long long)want);
         return PB_OK;
     }
     if (arrays > 3 || slice->count > (uint64_t)(SIZE_MAX / sizeof(float) / 3) ||
         bytes != arrays * slice->count * sizeof(float))
         return arrays == 1
-                   ? fail(err, errlen, PB_EMALFORMED,
-                          "%s: payload is %lld bytes, slice.count says %lld floats",
-                          pb_body_name(m->env), (long long)bytes, (long long)slice->count)
-                   : fail(err, errlen, PB_EMALFORMED,
-                          "%s: payload is %lld bytes, expected %lld arrays of shard.count %lld "
-                          "floats",
-                          pb_body_name(m->env), (long long)bytes, (long long)arrays,
-                          (long long)slice->count);
+                   ? pb_err(err, errlen, PB_EMALFORMED,
+                            "%s: payload is %lld bytes, slice.count says %lld floats",
+                            pb_body_name(m->env), (long long)bytes, (long long)slice->count)
+                   : pb_err(err, errlen, PB_EMALFORMED,
+                            "%s: payload is %lld bytes, expected %lld arrays of shard.count %lld "
+                            "floats",
+                            pb_body_name(m->env), (long long)bytes, (long long)arrays,
+                            (long long)slice->count);
     return PB_OK;
 }
 
@@ -221,7 +220,7 @@ static int send_env(void *sock, const uint8_t *identity, size_t identity_len,
     if (!buf) {
         if (payload)
             zmq_msg_close(payload);
-        return fail(err, errlen, PB_EIO, "send: out of memory");
+        return pb_err(err, errlen, PB_EIO, "send: out of memory");
     }
     pstrain__envelope__pack(env, buf);
     int rc = 0;
@@ -236,7 +235,7 @@ static int send_env(void *sock, const uint8_t *identity, size_t identity_len,
     if (buf != stack)
         free(buf);
     if (rc < 0)
-        return fail(err, errlen, PB_EIO, "send: %s", zmq_strerror(errno));
+        return pb_err(err, errlen, PB_EIO, "send: %s", zmq_strerror(errno));
     return PB_OK;
 }
 
@@ -245,7 +244,7 @@ int pb_send(void *sock, const uint8_t *identity, size_t identity_len, Pstrain__E
     zmq_msg_t msg;
     if (payload) {
         if (zmq_msg_init_size(&msg, count * sizeof(float)) != 0)
-            return fail(err, errlen, PB_EIO, "send: %s", zmq_strerror(errno));
+            return pb_err(err, errlen, PB_EIO, "send: %s", zmq_strerror(errno));
         memcpy(zmq_msg_data(&msg), payload, count * sizeof(float));
     }
     return send_env(sock, identity, identity_len, env, payload ? &msg : NULL, err, errlen);
@@ -256,7 +255,7 @@ int pb_send_borrowed(void *sock, Pstrain__Envelope *env, const float *payload, s
     zmq_msg_t msg;
     if (zmq_msg_init_data(&msg, (void *)payload, count * sizeof(float), done, hint) != 0) {
         done((void *)payload, hint);
-        return fail(err, errlen, PB_EIO, "send: %s", zmq_strerror(errno));
+        return pb_err(err, errlen, PB_EIO, "send: %s", zmq_strerror(errno));
     }
     return send_env(sock, NULL, 0, env, &msg, err, errlen);
 }

@@ -47,6 +47,11 @@ typedef struct pb_msg {
     int has_payload;
 } pb_msg;
 
+/* Writes the message into err (when non-NULL) and returns code: proto/'s error paths read
+ * `return pb_err(err, errlen, PB_EIO, ...)` (engine's eng_err, which proto does not link). */
+int pb_err(char *err, size_t errlen, int code, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
 /* Sets the job's token (random, handed out at start; 0 by default): pb_send puts it on every
  * message and pb_recv drops, as PB_ESTRANGER, every message that does not carry it. One
  * job per process; call before any socket is used. */

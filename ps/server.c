@@ -332,6 +332,17 @@ static int refuse(ps_server *s, const pb_msg *m, uint32_t code, const char *msg)
                            : PB_OK;
 }
 
+/* The job stops after the newest version any chunk has reached (answered so far, perhaps):
+ * every answer from the next version on says stopping, so workers that got that version
+ * without the word all get the same one step later. */
+static void stop_after_newest(ps_server *s) {
+    uint64_t v = 0;
+    for (int k = 0; k < s->C; k++)
+        v = s->cver[k] > v ? s->cver[k] : v;
+    if (v + 1 < s->stop_at)
+        s->stop_at = v + 1;
+}
+
 /* Whether an answer of this version tells the workers to checkpoint and stop: the same for
  * every worker that gets that version, so in sync mode all stop after the same step. */
 static int stopping(const ps_server *s, uint64_t version) { return version >= s->stop_at; }
@@ -1003,10 +1014,7 @@ static int drop_worker(ps_server *s, int w, const char *why, char *err, size_t e
         s->red_count--;
     }
     if (s->cfg.abort_on_worker_loss && s->stop_at == UINT64_MAX) {
-        uint64_t v = 0;
-        for (int k = 0; k < s->C; k++)
-            v = s->cver[k] > v ? s->cver[k] : v;
-        s->stop_at = v + 1;
+        stop_after_newest(s);
     }
     for (int k = 0; k < s->C && s->slots; k++)
         apply_complete_clocks(s, k);
@@ -1036,10 +1044,7 @@ static int watch(ps_server *s, char *err, size_t errlen) {
             return -1;
     }
     if (s->cfg.stop && *s->cfg.stop && s->stop_at == UINT64_MAX) {
-        uint64_t v = 0; /* the newest version answered so far: later answers say stopping */
-        for (int k = 0; k < s->C; k++)
-            v = s->cver[k] > v ? s->cver[k] : v;
-        s->stop_at = v + 1;
+        stop_after_newest(s);
         return answer_pending(s, err, errlen);
     }
     return 0;
