@@ -514,8 +514,11 @@ int main(int argc, char **argv) {
         } else if (status == 0 && o.command == WK_CMD_SAMPLE) {
             if ((status = wk_sample(&o, &c, err, sizeof err)) != 0)
                 fprintf(stderr, "pstrain: %s\n", err);
-        } else if (status == 0 && (status = wk_eval(&o, &c, err, sizeof err)) != 0) {
-            fprintf(stderr, "pstrain: %s\n", err);
+        } else if (status == 0) {
+            status = eng_model_find(c.model)->parts ? wk_gan_eval(&o, &c, err, sizeof err)
+                                                    : wk_eval(&o, &c, err, sizeof err);
+            if (status != 0)
+                fprintf(stderr, "pstrain: %s\n", err);
         }
         eng_ckpt_free(&c);
         return status;

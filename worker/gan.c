@@ -17,6 +17,7 @@
 #include "worker/stream.h"
 
 #include <errno.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -606,5 +607,88 @@ int wk_sample(const wk_opts *o, const eng_ckpt *c, char *err, size_t errlen) {
     free(z);
     free(images);
     eng_gan_free(&gan);
+    return status;
+}
+
+/* What makes up an Inception Score of probs (n, 10): the entropy of p(y) (ln 10 when the
+ * digits are spread evenly) less the mean entropy of p(y|x) (0 when the judge is sure of
+ * every digit), and the share of each class among the judge's answers, so that a low score
+ * says whether digits are missing or unclear. */
+static void print_classes(const float *probs, size_t n) {
+    double py[ENG_JUDGE_CLASSES] = {0}, share[ENG_JUDGE_CLASSES] = {0}, h_cond = 0.0, h_marg = 0.0;
+    for (size_t i = 0; i < n; i++) {
+        const float *p = probs + i * ENG_JUDGE_CLASSES;
+        int best = 0;
+        for (int c = 0; c < ENG_JUDGE_CLASSES; c++) {
+            py[c] += p[c];
+            if (p[c] > 0.0f)
+                h_cond -= p[c] * log(p[c]);
+            if (p[c] > p[best])
+                best = c;
+        }
+        share[best] += 1.0;
+    }
+    for (int c = 0; c < ENG_JUDGE_CLASSES; c++)
+        if (py[c] > 0.0)
+            h_marg -= py[c] / (double)n * log(py[c] / (double)n);
+    printf("  entropy of p(y) %.4f nats (ln 10 = 2.3026), mean entropy of p(y|x) %.4f\n  "
+           "the judge's answers:",
+           h_marg, h_cond / (double)n);
+    for (int c = 0; c < ENG_JUDGE_CLASSES; c++)
+        printf(" %d: %.1f%%", c, 100.0 * share[c] / (double)n);
+    printf("\n");
+}
+
+int wk_gan_eval(const wk_opts *o, const eng_ckpt *c, char *err, size_t errlen) {
+    if (!o->judge[0]) {
+        snprintf(err, errlen,
+                 "%s: a checkpoint of %s, which has no test accuracy: score it with --judge "
+                 "FILE|DIR (an mnist_cnn checkpoint), or draw it with pstrain sample",
+                 o->checkpoint, c->model);
+        return 2;
+    }
+    const eng_model_def *def = eng_model_find(c->model);
+    eng_model part[2];
+    int rc;
+    if ((rc = eng_model_build(&part[0], &def->parts[0], err, errlen)) != ENG_OK ||
+        (rc = eng_model_build(&part[1], &def->parts[1], err, errlen)) != ENG_OK)
+        return wk_exit_code(rc);
+    const int threads = o->threads > 0 ? (int)o->threads : eng_pool_cpus();
+    outputs out;
+    eng_gan *gan = NULL;
+    float *probs = NULL, *feats = NULL;
+    int status = 1;
+    if ((rc = outputs_init(&out, o, threads, err, errlen)) != ENG_OK) {
+        status = wk_exit_code(rc);
+        goto done;
+    }
+    if (!(gan = eng_gan_new(&part[0], &part[1], 256, threads, err, errlen)))
+        goto done;
+    probs = malloc(sizeof(float) * out.judge_n * ENG_JUDGE_CLASSES);
+    feats = malloc(sizeof(float) * out.judge_n * ENG_JUDGE_FEATURES);
+    if (!probs || !feats) {
+        snprintf(err, errlen, "out of memory");
+        goto done;
+    }
+    memcpy(eng_net_params(eng_gan_generator(gan)), c->weights,
+           sizeof(float) * part[0].layout.total);
+    eng_gan_generate(gan, out.judge_z, out.judge_n, out.judged);
+    eng_judge_run(out.judge, out.judged, out.judge_n, -1.0f, 1.0f, probs, feats);
+    double frechet;
+    if ((rc = eng_score_frechet(feats, out.judge_n, out.real_feats, out.real_n, ENG_JUDGE_FEATURES,
+                                &frechet, err, errlen)) != ENG_OK) {
+        status = wk_exit_code(rc);
+        goto done;
+    }
+    printf("%s at step %lld, %zu digits (noise seed %lld): inception_score %.3f, frechet %.3f\n",
+           c->model, (long long)c->step, out.judge_n, (long long)o->seed,
+           eng_score_inception(probs, out.judge_n, ENG_JUDGE_CLASSES), frechet);
+    print_classes(probs, out.judge_n);
+    status = 0;
+done:
+    free(probs);
+    free(feats);
+    eng_gan_free(&gan);
+    outputs_free(&out);
     return status;
 }

@@ -28,6 +28,13 @@ int wk_train_gan(const wk_opts *o, const wk_job *job, const eng_ckpt *resume,
  * from --seed, written to --out. Returns 0, 2 on bad input, 1 on other failures. */
 int wk_sample(const wk_opts *o, const eng_ckpt *c, char *err, size_t errlen);
 
+/* `pstrain eval` of a GAN checkpoint c: the Inception Score and Fréchet distance under
+ * --judge of --judge-n digits, from the noise a run with the same --seed scores at each
+ * epoch's end (so it reproduces the run's figures), then what makes up the score: the
+ * entropies and the share of each digit among the judge's answers. Returns 0, 2 on bad
+ * input (no --judge; a judge that is not an mnist_cnn checkpoint), 1 on other failures. */
+int wk_gan_eval(const wk_opts *o, const eng_ckpt *c, char *err, size_t errlen);
+
 /* Part p of c (a checkpoint of model m, m->split > 0) as a checkpoint of that network alone,
  * for a server of its vector: view borrows c's arrays except its runs (shifted to the
  * part's offsets; free(view->runs)). Returns 0, or -1 when out of memory. */

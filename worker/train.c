@@ -534,10 +534,9 @@ out:
 
 int wk_eval(const wk_opts *o, const eng_ckpt *c, char *err, size_t errlen) {
     const eng_model_def *def = eng_model_find(c->model);
-    if (def->parts) {
-        snprintf(err, errlen,
-                 "%s: a checkpoint of %s, which has no test accuracy; try pstrain "
-                 "sample",
+    ENG_ASSERT(!def->parts, "%s: wk_eval of a GAN's checkpoint", o->checkpoint);
+    if (o->judge[0]) {
+        snprintf(err, errlen, "--judge: %s is a checkpoint of %s; a judge scores a GAN's digits",
                  o->checkpoint, c->model);
         return 2;
     }

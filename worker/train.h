@@ -41,8 +41,9 @@ typedef struct wk_job {
 int wk_train(const wk_opts *o, const wk_job *job, const eng_ckpt *resume,
              volatile sig_atomic_t *stop, char *err, size_t errlen);
 
-/* `pstrain eval`: c's weights on the test set (the split c was trained with), one line to
- * stdout. Returns 0, 2 on bad input, 1 on other failures. */
+/* `pstrain eval` of a classifier (a GAN's is wk_gan_eval): c's weights on the test set
+ * (the split c was trained with), one line to stdout. Returns 0, 2 on bad input, 1 on other
+ * failures. */
 int wk_eval(const wk_opts *o, const eng_ckpt *c, char *err, size_t errlen);
 
 #endif

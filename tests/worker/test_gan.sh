@@ -8,6 +8,8 @@
 #  4. SIGTERM to a worker stops the job with status 75 after a last checkpoint that resumes.
 #  5. `pstrain sample` draws the grid --samples drew at the same step, byte for byte, and
 #     refuses a checkpoint of another model with one line and status 2.
+#  6. `pstrain eval --judge` of a GAN checkpoint gives the scores the run printed at that
+#     step; without a judge, or with one for a classifier, it says so in one line (status 2).
 set -euo pipefail
 pstrain=$1
 data=${PSTRAIN_DATA:?PSTRAIN_DATA must name the data directory}
@@ -92,10 +94,37 @@ echo "PASS: SIGTERM to a worker: status 75 at $(cat "$tmp/stop/latest"), which r
     { cat "$tmp/sample.log"; fail "pstrain sample"; }
 cmp -s "$tmp/sample.png" "$tmp/grids/epoch-1.png" ||
     fail "sample of the step-6 checkpoint differs from the grid the job drew at step 6"
-"$pstrain" train --model mnist_cnn --max-steps 2 --epochs 1 --threads 1 --progress 0 \
+"$pstrain" train --model mnist_cnn --max-steps 60 --epochs 1 --threads 1 --progress 0 \
     --data "$data" --checkpoint-dir "$tmp/cnn" >"$tmp/cnn.log" 2>&1 || fail "mnist_cnn job"
 status=0
 "$pstrain" sample "$tmp/cnn" --out "$tmp/no.png" 2>"$tmp/no.err" || status=$?
 [[ $status -eq 2 && $(wc -l <"$tmp/no.err") -eq 1 && ! -e $tmp/no.png ]] ||
     fail "sample of an mnist_cnn checkpoint: status $status, $(cat "$tmp/no.err")"
 echo "PASS: sample redraws the job's grid; refuses mnist_cnn: $(cat "$tmp/no.err")"
+
+# 6. Scores after the fact: a one-process run judged at its end, then its checkpoint.
+"$pstrain" train --model mnist_gan --batch 8 --threads 1 --progress 0 --data "$data" --max-steps 3 \
+    --judge "$tmp/cnn" --judge-n 300 --metrics "$tmp/gan.jsonl" --checkpoint-dir "$tmp/judged" \
+    >"$tmp/judged.log" 2>&1 || { cat "$tmp/judged.log"; fail "a judged GAN run"; }
+"$pstrain" eval "$tmp/judged" --judge "$tmp/cnn" --judge-n 300 --data "$data" --threads 1 \
+    >"$tmp/eval.log" 2>&1 || { cat "$tmp/eval.log"; fail "pstrain eval --judge"; }
+/usr/bin/python3 - "$tmp/gan.jsonl" "$tmp/eval.log" <<'PY' || fail "eval's scores are not the run's"
+import json, re, sys
+run = [json.loads(l) for l in open(sys.argv[1]) if '"inception_score"' in l][-1]
+text = open(sys.argv[2]).read()
+m = re.search(r"inception_score ([0-9.]+), frechet ([0-9.]+)", text)
+assert m, text
+got = float(m.group(1)), float(m.group(2))
+want = round(run["inception_score"], 3), round(run["frechet"], 3)
+print(f"the run: {want}; eval of its checkpoint: {got}")
+assert got == want and "the judge's answers:" in text, text
+PY
+for args in "$tmp/judged" "$tmp/cnn --judge $tmp/cnn"; do
+    status=0
+    # shellcheck disable=SC2086 # two words on purpose
+    "$pstrain" eval $args --data "$data" >/dev/null 2>"$tmp/no.err" || status=$?
+    [[ $status -eq 2 && $(wc -l <"$tmp/no.err") -eq 1 ]] ||
+        fail "eval $args: status $status, $(cat "$tmp/no.err")"
+    echo "refused: $(cat "$tmp/no.err")"
+done
+echo "PASS: eval --judge gives the run's scores"
