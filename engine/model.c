@@ -64,9 +64,9 @@ static const eng_layer_spec dcgan[] = {
 
 static const eng_model_def dcgan_parts[2] = {
     {"mnist_gan.generator", "mnist", "the DCGAN's generator", 28 * 28, DCGAN_GENERATOR, dcgan, 0,
-     NULL},
+     NULL, 0},
     {"mnist_gan.discriminator", "mnist", "the DCGAN's discriminator", 2,
-     NLAYERS(dcgan) - DCGAN_GENERATOR, dcgan + DCGAN_GENERATOR, 0, NULL},
+     NLAYERS(dcgan) - DCGAN_GENERATOR, dcgan + DCGAN_GENERATOR, 0, NULL, 0},
 };
 
 /* Samples per pass of a thread: the CNN's activations stay in cache in chunks of 4 (net.c's
@@ -77,13 +77,13 @@ static const eng_model_def dcgan_parts[2] = {
 
 static const eng_model_def registry[] = {
     {"mnist_cnn", "mnist", "Keras CNN on MNIST digits (225,034 parameters)", 10, NLAYERS(keras_cnn),
-     keras_cnn, 0, NULL},
+     keras_cnn, 0, NULL, 10},
     {"fashion_cnn", "fashion-mnist", "the same CNN on Fashion-MNIST", 10, NLAYERS(keras_cnn),
-     keras_cnn, 0, NULL},
+     keras_cnn, 0, NULL, 10},
     {"imdb_lstm", "imdb", "Keras's Embedding + LSTM on IMDB reviews (402,561 parameters)", 2,
-     NLAYERS(keras_imdb_lstm), keras_imdb_lstm, CHUNK_IMDB_LSTM, NULL},
+     NLAYERS(keras_imdb_lstm), keras_imdb_lstm, CHUNK_IMDB_LSTM, NULL, 10},
     {"mnist_gan", "mnist", "TF's DCGAN on MNIST digits: generator and discriminator (2,543,809)", 2,
-     NLAYERS(dcgan), dcgan, 0, dcgan_parts},
+     NLAYERS(dcgan), dcgan, 0, dcgan_parts, 50},
 };
 
 const eng_model_def *eng_model_at(int i) {

@@ -26,6 +26,7 @@ typedef struct eng_model_def {
      * `Sequential([generator, discriminator])`): one layout for both, generator first, so a
      * checkpoint holds both under Keras's names. NULL for other models. */
     const struct eng_model_def *parts;
+    int epochs; /* pstrain train's default --epochs for it (TF's DCGAN tutorial trains 50) */
 } eng_model_def;
 
 /* The registered definition called name, or NULL. */

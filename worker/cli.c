@@ -41,7 +41,8 @@ static const flag flags[] = {
      "model to build (see below)"},
     {"data", F_STR, STR(data), 0, 0, TRAIN | EVAL | CHECK, "DIR",
      "data directory (default $PSTRAIN_DATA or " PSTRAIN_DATA_DIR ")"},
-    {"epochs", F_INT, NUM(epochs), 1, 1e6, TRAIN, "N", "passes over the training set (default 10)"},
+    {"epochs", F_INT, NUM(epochs), 1, 1e6, TRAIN, "N",
+     "passes over the training set (default 10; mnist_gan: 50, as TF's tutorial)"},
     {"batch", F_INT, NUM(batch), 1, 65536, TRAIN, "N", "samples per step (default 32)"},
     {"optimizer", F_STR, STR(optimizer), 0, 0, TRAIN, "adam|rmsprop", "update rule (default adam)"},
     {"lr", F_REAL, NUM(lr), 1e-12, 10, TRAIN, "X", "learning rate (default 1e-3, Keras's)"},
@@ -198,7 +199,7 @@ static void defaults(wk_opts *o) {
     const char *env = getenv("PSTRAIN_DATA");
     snprintf(o->data, sizeof o->data, "%s", env && *env ? env : PSTRAIN_DATA_DIR);
     snprintf(o->optimizer, sizeof o->optimizer, "adam");
-    o->epochs = 10;
+    o->epochs = 0; /* the model's */
     o->batch = 32;
     o->seed = 1;
     o->lr = -1.0;
@@ -341,6 +342,8 @@ int wk_cli_parse(wk_opts *o, int argc, char **argv, char *err, size_t errlen) {
     }
     if (check_model(o, err, errlen) != 0)
         return -1;
+    if (!o->epochs)
+        o->epochs = eng_model_find(o->model)->epochs;
     if (eng_optim_kind_parse(o->optimizer) < 0) {
         snprintf(err, errlen, "--optimizer: expected adam or rmsprop, got '%s'", o->optimizer);
         return -1;

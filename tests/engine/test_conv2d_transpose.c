@@ -312,8 +312,10 @@ static void dcgan_models_build(void **state) {
         {.kind = ENG_FLATTEN},
         {.kind = ENG_DENSE, .units = 1, .act = ENG_ACT_SIGMOID},
     };
-    static const eng_model_def gdef = {"dcgan_generator", "mnist", "test", 784, 11, gen, 0, NULL};
-    static const eng_model_def ddef = {"dcgan_discriminator", "mnist", "test", 2, 8, disc, 0, NULL};
+    static const eng_model_def gdef = {
+        "dcgan_generator", "mnist", "test", 784, 11, gen, 0, NULL, 0};
+    static const eng_model_def ddef = {
+        "dcgan_discriminator", "mnist", "test", 2, 8, disc, 0, NULL, 0};
     static eng_model m;
     assert_int_equal(build(&m, &gdef), ENG_OK);
     eng_model_summary(&m, stdout);

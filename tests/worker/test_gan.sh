@@ -9,7 +9,7 @@
 #  5. `pstrain sample` draws the grid --samples drew at the same step, byte for byte, and
 #     refuses a checkpoint of another model with one line and status 2.
 #  6. `pstrain eval --judge` of a GAN checkpoint gives the scores the run printed at that
-#     step; without a judge, or with one for a classifier, it says so in one line (status 2).
+#     step (a run of the default 50 epochs, stopped by --max-steps); without a judge, or with one for a classifier, it says so in one line (status 2).
 set -euo pipefail
 pstrain=$1
 data=${PSTRAIN_DATA:?PSTRAIN_DATA must name the data directory}
@@ -106,6 +106,7 @@ echo "PASS: sample redraws the job's grid; refuses mnist_cnn: $(cat "$tmp/no.err
 "$pstrain" train --model mnist_gan --batch 8 --threads 1 --progress 0 --data "$data" --max-steps 3 \
     --judge "$tmp/cnn" --judge-n 300 --metrics "$tmp/gan.jsonl" --checkpoint-dir "$tmp/judged" \
     >"$tmp/judged.log" 2>&1 || { cat "$tmp/judged.log"; fail "a judged GAN run"; }
+grep -q '^Epoch 1/50$' "$tmp/judged.log" || fail "mnist_gan's default is not TF's 50 epochs"
 "$pstrain" eval "$tmp/judged" --judge "$tmp/cnn" --judge-n 300 --data "$data" --threads 1 \
     >"$tmp/eval.log" 2>&1 || { cat "$tmp/eval.log"; fail "pstrain eval --judge"; }
 /usr/bin/python3 - "$tmp/gan.jsonl" "$tmp/eval.log" <<'PY' || fail "eval's scores are not the run's"
