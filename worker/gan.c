@@ -573,6 +573,28 @@ out:
     return status;
 }
 
+/* The GAN of checkpoint c (a GAN's) with its generator's weights, for up to max_batch images
+ * a call on `threads` threads; part receives the two networks' models and must outlive it.
+ * NULL with err and *status (wk_exit_code's) when it cannot be built. */
+static eng_gan *gan_of(const eng_ckpt *c, eng_model part[2], int max_batch, int threads,
+                       int *status, char *err, size_t errlen) {
+    const eng_model_def *def = eng_model_find(c->model);
+    int rc;
+    if ((rc = eng_model_build(&part[0], &def->parts[0], err, errlen)) != ENG_OK ||
+        (rc = eng_model_build(&part[1], &def->parts[1], err, errlen)) != ENG_OK) {
+        *status = wk_exit_code(rc);
+        return NULL;
+    }
+    eng_gan *gan = eng_gan_new(&part[0], &part[1], max_batch, threads, err, errlen);
+    if (!gan) {
+        *status = 1;
+        return NULL;
+    }
+    memcpy(eng_net_params(eng_gan_generator(gan)), c->weights,
+           sizeof(float) * part[0].layout.total);
+    return gan;
+}
+
 int wk_sample(const wk_opts *o, const eng_ckpt *c, char *err, size_t errlen) {
     const eng_model_def *def = eng_model_find(c->model);
     if (!def->parts) {
@@ -581,27 +603,23 @@ int wk_sample(const wk_opts *o, const eng_ckpt *c, char *err, size_t errlen) {
         return 2;
     }
     eng_model part[2];
-    int rc;
-    if ((rc = eng_model_build(&part[0], &def->parts[0], err, errlen)) != ENG_OK ||
-        (rc = eng_model_build(&part[1], &def->parts[1], err, errlen)) != ENG_OK)
-        return wk_exit_code(rc);
-    const int n = (int)o->n, batch = n < 64 ? n : 64;
-    eng_gan *gan = eng_gan_new(&part[0], &part[1], batch, eng_pool_cpus(), err, errlen);
+    const int n = (int)o->n;
+    int status = 1;
+    eng_gan *gan = gan_of(c, part, n < 64 ? n : 64, eng_pool_cpus(), &status, err, errlen);
+    if (!gan)
+        return status;
     float *z = malloc(sizeof(float) * (size_t)n * ENG_GAN_NOISE);
     float *images = malloc(sizeof(float) * (size_t)n * eng_shape_size(part[0].output));
-    int status = 1;
-    if (gan && z && images) {
-        memcpy(eng_net_params(eng_gan_generator(gan)), c->weights,
-               sizeof(float) * part[0].layout.total);
+    if (z && images) {
         eng_gan_noise(z, n, 0, eng_hash3((uint64_t)o->seed, KEY_GRID, 0));
         eng_gan_generate(gan, z, (size_t)n, images);
-        rc = eng_image_grid_png(o->out, images, n, part[0].output.h, part[0].output.w, 0, -1.0f,
-                                1.0f, err, errlen);
+        const int rc = eng_image_grid_png(o->out, images, n, part[0].output.h, part[0].output.w, 0,
+                                          -1.0f, 1.0f, err, errlen);
         status = rc == ENG_OK ? 0 : wk_exit_code(rc);
         if (status == 0)
             printf("%s: %d digits from %s at step %lld (noise seed %lld)\n", o->out, n, c->model,
                    (long long)c->step, (long long)o->seed);
-    } else if (gan) {
+    } else {
         snprintf(err, errlen, "out of memory");
     }
     free(z);
@@ -647,31 +665,24 @@ int wk_gan_eval(const wk_opts *o, const eng_ckpt *c, char *err, size_t errlen) {
                  o->checkpoint, c->model);
         return 2;
     }
-    const eng_model_def *def = eng_model_find(c->model);
-    eng_model part[2];
-    int rc;
-    if ((rc = eng_model_build(&part[0], &def->parts[0], err, errlen)) != ENG_OK ||
-        (rc = eng_model_build(&part[1], &def->parts[1], err, errlen)) != ENG_OK)
-        return wk_exit_code(rc);
     const int threads = o->threads > 0 ? (int)o->threads : eng_pool_cpus();
+    eng_model part[2];
     outputs out;
-    eng_gan *gan = NULL;
     float *probs = NULL, *feats = NULL;
-    int status = 1;
+    int rc, status = 1;
+    eng_gan *gan = gan_of(c, part, 256, threads, &status, err, errlen);
+    if (!gan)
+        return status;
     if ((rc = outputs_init(&out, o, threads, err, errlen)) != ENG_OK) {
         status = wk_exit_code(rc);
         goto done;
     }
-    if (!(gan = eng_gan_new(&part[0], &part[1], 256, threads, err, errlen)))
-        goto done;
     probs = malloc(sizeof(float) * out.judge_n * ENG_JUDGE_CLASSES);
     feats = malloc(sizeof(float) * out.judge_n * ENG_JUDGE_FEATURES);
     if (!probs || !feats) {
         snprintf(err, errlen, "out of memory");
         goto done;
     }
-    memcpy(eng_net_params(eng_gan_generator(gan)), c->weights,
-           sizeof(float) * part[0].layout.total);
     eng_gan_generate(gan, out.judge_z, out.judge_n, out.judged);
     eng_judge_run(out.judge, out.judged, out.judge_n, -1.0f, 1.0f, probs, feats);
     double frechet;
