@@ -8,25 +8,12 @@
 # and finishes with a test accuracy. (Without abort the job would go on: test_worker_loss.)
 # Exit: 0 pass, 1 fail, 77 skip (no namespaces).
 set -euo pipefail
-here=$(cd "$(dirname "$0")" && pwd -P)
-if [[ ${1:-} != --inside ]]; then
-    [[ $# -ge 1 ]] || { echo "usage: test_host_loss.sh PSTRAIN" >&2; exit 2; }
-    exec "$here/netns-cluster" --hosts 3 -- "$0" --inside "$@"
-fi
-root=$(cd "$here/../.." && pwd -P)
-# Under ASan, LeakSanitizer would report Open MPI's own allocations at exit.
-export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=0}
-data=${PSTRAIN_DATA:-$root/data}
-tmp=$PSTRAIN_TMPDIR # removed with the cluster
-agent=$(dirname "$PSTRAIN_HOSTFILE")/rsh-netns
-read -r -a hosts <<<"$PSTRAIN_HOSTS"
-read -r -a netns <<<"$PSTRAIN_NETNS"
-mkdir -p "$tmp/build"
-cp "$2" "$tmp/build/pstrain"
+# shellcheck source=lib.sh
+source "$(dirname "$0")/lib.sh" "$@"
 fail() { echo "FAIL: $*"; exit 1; }
 # The same line both times: only the hosts differ.
 launch() { # launch HOSTFILE LOG
-    RUN_JOB_GRACE=10 timeout -k 5 200 "$root/launch/pstrain" --hostfile "$1" --rsh "$agent" --build "$tmp/build" \
+    RUN_JOB_GRACE=10 timeout -k 5 200 "$root/launch/pstrain" --hostfile "$1" --rsh "$agent" --build "$build" \
         --data "$data" train --model mnist_cnn --servers 1 --epochs 1 --max-steps 300 \
         --timeout 20 --peer-timeout 5 --on-worker-loss abort --progress 0 \
         --checkpoint-dir "$tmp/ck" --checkpoint-every 40 --resume auto >"$2" 2>&1

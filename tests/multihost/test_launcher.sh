@@ -12,22 +12,9 @@
 # host's answer is another. The job uses a copy of PSTRAIN in a build directory of its own.
 # Exit: 0 pass, 1 fail, 77 skip (no namespaces).
 set -euo pipefail
-here=$(cd "$(dirname "$0")" && pwd -P)
-if [[ ${1:-} != --inside ]]; then
-    [[ $# -ge 1 ]] || { echo "usage: test_launcher.sh PSTRAIN" >&2; exit 2; }
-    exec "$here/netns-cluster" --hosts 3 -- "$0" --inside "$@"
-fi
-root=$(cd "$here/../.." && pwd -P)
-# Under ASan, LeakSanitizer would report Open MPI's own allocations at exit.
-export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=0}
+# shellcheck source=lib.sh
+source "$(dirname "$0")/lib.sh" "$@"
 launcher=$root/launch/pstrain
-data=${PSTRAIN_DATA:-$root/data}
-tmp=$PSTRAIN_TMPDIR # removed with the cluster
-agent=$(dirname "$PSTRAIN_HOSTFILE")/rsh-netns
-read -r -a hosts <<<"$PSTRAIN_HOSTS"
-build=$tmp/build
-mkdir -p "$build"
-cp "$2" "$build/pstrain"
 
 failures=0
 ok() { echo "ok   - $*"; }

@@ -7,24 +7,13 @@
 # reads); it must never hang. Prints the outcome and its timing.
 # Exit: 0 pass, 1 fail, 77 skip (no namespaces).
 set -euo pipefail
-here=$(cd "$(dirname "$0")" && pwd -P)
-if [[ ${1:-} != --inside ]]; then
-    [[ $# -ge 1 ]] || { echo "usage: test_link_drop.sh PSTRAIN" >&2; exit 2; }
-    exec "$here/netns-cluster" --hosts 3 -- "$0" --inside "$@"
-fi
-root=$(cd "$here/../.." && pwd -P)
-export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=0}
-data=${PSTRAIN_DATA:-$root/data}
-tmp=$PSTRAIN_TMPDIR # removed with the cluster
-agent=$(dirname "$PSTRAIN_HOSTFILE")/rsh-netns
-read -r -a hosts <<<"$PSTRAIN_HOSTS"
-mkdir -p "$tmp/build"
-cp "$2" "$tmp/build/pstrain"
+# shellcheck source=lib.sh
+source "$(dirname "$0")/lib.sh" "$@"
 fail() { echo "FAIL: $*"; exit 1; }
 
 start=$(date +%s)
 RUN_JOB_GRACE=15 timeout -k 5 240 "$root/launch/pstrain" --hostfile "$PSTRAIN_HOSTFILE" \
-    --rsh "$agent" --build "$tmp/build" --data "$data" train --model mnist_cnn --servers 1 \
+    --rsh "$agent" --build "$build" --data "$data" train --model mnist_cnn --servers 1 \
     --epochs 1 --max-steps 500 --peer-timeout 10 --timeout 20 --progress 0 \
     --checkpoint-dir "$tmp/ck" --checkpoint-every 40 >"$tmp/job.log" 2>&1 &
 job=$!
