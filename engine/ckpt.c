@@ -271,6 +271,9 @@ static int check_ckpt(const eng_ckpt *c, const eng_model *m, const char *path, c
     }
     if ((rc = check_runs(c->runs, c->nruns, c->total, path, ENG_EARG, err, errlen)) != ENG_OK)
         return rc;
+    if (c->ema && (c->split == 0 || !(c->ema_decay > 0.0 && c->ema_decay < 1.0)))
+        return eng_err(err, errlen, ENG_EARG, "%s: ema %s", path,
+                       c->split == 0 ? "without a split" : "decay not in (0, 1)");
     if (!c->worker_steps)
         return eng_err(err, errlen, ENG_EARG, "%s: no worker_steps", path);
     for (int i = 0; i < c->workers; i++)
@@ -590,6 +593,10 @@ static void write_pstrain(writer *w, hid_t file, const eng_ckpt *c, const eng_mo
             w_dataset(w, g2, slot_name(c->optim2.kind, s), H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, 1, &n2,
                       c->slots2[s]);
         close_group(g2);
+        if (c->ema) {
+            w_attr(w, g, "ema_decay", H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, -1, &c->ema_decay);
+            w_dataset(w, g, "ema", H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, 1, &n1, c->ema);
+        }
     }
     int64_t *rows = malloc(sizeof(int64_t) * 3 * (size_t)c->nruns);
     if (!rows)
@@ -689,7 +696,7 @@ static int build_image(const char *path, const eng_ckpt *c, const eng_model *m, 
     const uint64_t n1 = c->split > 0 ? c->split : c->total;
     const uint64_t n2 = c->split > 0 ? (c->total - c->split) * (uint64_t)c->nslots2 : 0;
     const size_t guess =
-        sizeof(float) * (c->total + n1 * (size_t)c->nslots + n2) + ((size_t)1 << 20);
+        sizeof(float) * (c->total + n1 * (size_t)(c->nslots + !!c->ema) + n2) + ((size_t)1 << 20);
     hid_t fapl = h5_fapl(guess), fcpl = H5Pcreate(H5P_FILE_CREATE), file = -1;
     if (fapl >= 0 && fcpl >= 0 && H5Pset_obj_track_times(fcpl, 0) >= 0) /* the root group's */
         file = H5Fcreate(path, H5F_ACC_TRUNC, fcpl, fapl);
@@ -1206,6 +1213,32 @@ static void read_runs(reader *r, hid_t g, eng_ckpt *c) {
 }
 
 /* Everything, into c (whose arrays the caller frees on failure) and m. */
+/* /pstrain/ema and @ema_decay, both or neither, and only in a model of two parts. */
+static void read_ema(reader *r, hid_t g, eng_ckpt *c) {
+    if (r->rc != ENG_OK)
+        return;
+    const htri_t has_decay = H5Aexists(g, "ema_decay");
+    const int has_ema = path_exists(g, "ema");
+    if (has_decay < 0 || (has_decay > 0) != has_ema) {
+        r_fail(r, ENG_EFORMAT, "/pstrain: ema and @ema_decay go together, found %s",
+               has_ema ? "ema alone" : "@ema_decay alone");
+        return;
+    }
+    if (!has_ema)
+        return;
+    if (c->split == 0) {
+        r_fail(r, ENG_EFORMAT, "/pstrain/ema: only models in two parts keep one, not %s", c->model);
+        return;
+    }
+    r_attr(r, g, "ema_decay", F_F64, &c->ema_decay);
+    if (r->rc == ENG_OK && !(c->ema_decay > 0.0 && c->ema_decay < 1.0))
+        r_fail(r, ENG_EFORMAT, "/pstrain/@ema_decay is %g, expected in (0, 1)", c->ema_decay);
+    const hsize_t n = c->split;
+    if (r->rc == ENG_OK && !(c->ema = eng_alloc(sizeof(float) * c->split)))
+        r_fail(r, ENG_ENOMEM, "out of memory for %llu floats", (unsigned long long)c->split);
+    r_dataset(r, g, "ema", F_F32, 1, &n, c->ema);
+}
+
 /* /pstrain/vocab, when the model reads text: the tokenizer's words, one a line. */
 static void read_vocab(reader *r, hid_t g, eng_ckpt *c) {
     if (r->rc != ENG_OK || !path_exists(g, "vocab"))
@@ -1300,6 +1333,7 @@ static void read_ckpt(reader *r, hid_t file, eng_ckpt *c, eng_model *m) {
     if (c->split > 0)
         read_slots(r, g, "optimizer_2", c->optim2.kind, c->total - c->split, c->slots2,
                    &c->nslots2);
+    read_ema(r, g, c);
     read_runs(r, g, c);
     /* workers is only an attribute: its dataset's shape must agree before it sizes memory. */
     char lab[LABEL_LEN];
@@ -1393,6 +1427,7 @@ void eng_ckpt_free(eng_ckpt *c) {
     eng_free(c->slots[1]);
     eng_free(c->slots2[0]);
     eng_free(c->slots2[1]);
+    eng_free(c->ema);
     eng_free(c->runs);
     eng_free(c->worker_steps);
     eng_free(c->vocab);
@@ -1618,6 +1653,9 @@ void eng_ckpt_print(const eng_ckpt *c, const eng_model *m, FILE *out) {
         snprintf(which, sizeof which, "optimizer 2 (elements %llu..%llu)",
                  (unsigned long long)c->split, (unsigned long long)c->total);
         print_optim(out, which, &c->optim2);
+        if (c->ema)
+            fprintf(out, "moving average of elements 0..%llu: decay %g\n",
+                    (unsigned long long)c->split, c->ema_decay);
     }
     fprintf(out, "update counts: %d run%s\n", c->nruns, c->nruns == 1 ? "" : "s");
     for (int i = 0; i < c->nruns; i++)

@@ -26,6 +26,10 @@
  *     optimizer/accumulator           RMSprop's instead, float32 (total, or split with @split)
  *     optimizer/iterations            int64 (nruns, 3): rows (lo, n, iterations) tiling
  *                                     [0, total) in order (both parts with @split)
+ *     @ema_decay float64, ema         with @split only, and only when the run kept one: an
+ *                                     exponential moving average of the first part (a GAN's
+ *                                     generator, weights and state), float32 (split), and
+ *                                     its decay (eng_ema_update)
  *     optimizer_2/                    with @split only: the optimizer of [split, total)
  *       @optimizer string, @lr, @beta1, @beta2, @rho, @epsilon, @clipvalue, @decay float32
  *                                     (as /pstrain's own)
@@ -88,6 +92,10 @@ typedef struct eng_ckpt {
     eng_optim_cfg optim2;
     int nslots2;
     float *slots2[2]; /* (total - split) each; unused ones NULL */
+    /* With a split, a moving average of [0, split) the run kept (split floats; NULL: none),
+     * and its decay (0 < ema_decay < 1). */
+    float *ema;
+    double ema_decay;
     int nruns;
     eng_ckpt_iters *runs; /* (nruns) */
     int64_t step;         /* global step: training steps completed by the job */

@@ -193,3 +193,14 @@ void eng_optim_step(eng_optim *opt, float *w, const float *g) {
     eng_optim_step_range(opt, w, g, 0, opt->n);
     eng_optim_advance(opt);
 }
+
+double eng_ema_decay(double decay, int64_t updates) {
+    const double warm = (1.0 + (double)updates) / (10.0 + (double)updates);
+    return warm < decay ? warm : decay;
+}
+
+void eng_ema_update(float *avg, const float *w, size_t n, double decay, int64_t updates) {
+    const float k = (float)(1.0 - eng_ema_decay(decay, updates));
+    for (size_t i = 0; i < n; i++)
+        avg[i] -= k * (avg[i] - w[i]);
+}

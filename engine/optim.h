@@ -79,4 +79,11 @@ void eng_adam_update(float *w, float *m, float *v, const float *g, size_t n, int
 void eng_rmsprop_update(float *w, float *a, const float *g, size_t n, int64_t iterations,
                         const eng_optim_cfg *cfg);
 
+/* An exponential moving average of weights, as TF's tf.train.ExponentialMovingAverage with
+ * num_updates keeps it: update number updates + 1 moves avg towards w by 1 - d, with
+ * d = min(decay, (1 + updates) / (10 + updates)), so that an average started from the first
+ * weights follows them closely at first and settles into its decay later. */
+double eng_ema_decay(double decay, int64_t updates);
+void eng_ema_update(float *avg, const float *w, size_t n, double decay, int64_t updates);
+
 #endif

@@ -136,9 +136,11 @@ static int bcast_resume(const wk_opts *o, int rank, eng_ckpt *c, int *fresh, cha
         c->runs = malloc(sizeof *c->runs * (size_t)c->nruns);
         c->worker_steps = malloc(sizeof *c->worker_steps * (size_t)c->workers);
         c->vocab = c->vocab_bytes ? malloc(c->vocab_bytes + 1) : NULL;
+        c->ema = head.ema ? malloc(sizeof(float) * c->split) : NULL; /* rank 0's says if any */
         ENG_ASSERT(c->weights && c->runs && c->worker_steps && (c->nslots < 1 || c->slots[0]) &&
                        (c->nslots < 2 || c->slots[1]) && (c->nslots2 < 1 || c->slots2[0]) &&
-                       (c->nslots2 < 2 || c->slots2[1]) && (!c->vocab_bytes || c->vocab),
+                       (c->nslots2 < 2 || c->slots2[1]) && (!c->vocab_bytes || c->vocab) &&
+                       (!head.ema || c->ema),
                    "out of memory for a checkpoint of %llu floats", (unsigned long long)c->total);
     }
     MPI_Bcast(c->weights, (int)c->total, MPI_FLOAT, 0, MPI_COMM_WORLD);
@@ -150,6 +152,8 @@ static int bcast_resume(const wk_opts *o, int rank, eng_ckpt *c, int *fresh, cha
     MPI_Bcast(c->worker_steps, c->workers, MPI_INT64_T, 0, MPI_COMM_WORLD);
     if (c->vocab_bytes)
         MPI_Bcast(c->vocab, (int)c->vocab_bytes + 1, MPI_CHAR, 0, MPI_COMM_WORLD);
+    if (c->ema)
+        MPI_Bcast(c->ema, (int)c->split, MPI_FLOAT, 0, MPI_COMM_WORLD);
     return ENG_OK;
 }
 

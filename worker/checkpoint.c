@@ -28,7 +28,7 @@ struct wk_ckpt_writer {
 };
 
 wk_ckpt_writer *wk_ckpt_writer_new(const eng_model *m, const char *dir, int keep, int nslots,
-                                   int nslots2, char *err, size_t errlen) {
+                                   int nslots2, double ema_decay, char *err, size_t errlen) {
     /* A directory that cannot be made or written fails now, not after an epoch of training. */
     if (mkdir(dir, 0777) != 0 && errno != EEXIST) {
         eng_err(err, errlen, ENG_EIO, "--checkpoint-dir %s: cannot create it: %s", dir,
@@ -61,6 +61,11 @@ wk_ckpt_writer *wk_ckpt_writer_new(const eng_model *m, const char *dir, int keep
     for (int i = 0; i < c->nslots2; i++)
         if (!(c->slots2[i] = malloc(sizeof(float) * (c->total - first))))
             goto nomem;
+    if (m->split && ema_decay > 0.0) {
+        c->ema_decay = ema_decay;
+        if (!(c->ema = malloc(sizeof(float) * first)))
+            goto nomem;
+    }
     if (!w->dir || !c->weights)
         goto nomem;
     return w;

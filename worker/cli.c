@@ -119,6 +119,11 @@ static const flag flags[] = {
      "checkpoint (Inception Score, Frechet distance)"},
     {"judge-n", F_INT, NUM(judge_n), 100, 1e6, TRAIN | EVAL, "N",
      "images generated for the scores (default 10000)"},
+    {"ema-decay", F_REAL, NUM(ema_decay), 0, 0.999999, TRAIN, "X",
+     "a GAN: keep a moving average of the generator's weights, as TF's ExponentialMovingAverage "
+     "(default " WK_EMA_DEFAULT_STR "; 0 = none); grids, scores, sample and eval draw from it"},
+    {"live", F_FLAG, NUM(live), 0, 0, SAMPLE | EVAL, NULL,
+     "a GAN: draw from the generator's own weights, not their moving average"},
     {"out", F_STR, STR(out), 0, 0, SAMPLE | PLOT, "FILE",
      "the PNG to write (sample: the grid; plot: the curves)"},
     {"title", F_STR, STR(title), 0, 0, PLOT, "TEXT",
@@ -218,6 +223,7 @@ static void defaults(wk_opts *o) {
     snprintf(o->gen_optim, sizeof o->gen_optim, "adam:lr=1e-4");
     snprintf(o->disc_optim, sizeof o->disc_optim, "rmsprop:lr=8e-4,clipvalue=1,decay=1e-8");
     o->judge_n = 10000;
+    o->ema_decay = -1.0; /* a GAN's default */
     o->n = 64;
 }
 
@@ -379,9 +385,14 @@ int wk_cli_parse(wk_opts *o, int argc, char **argv, char *err, size_t errlen) {
                 snprintf(err, errlen, "--%s: %s", names[p], why);
                 return -1;
             }
-    } else if (o->samples[0] || o->judge[0]) {
+        if (o->ema_decay < 0.0)
+            o->ema_decay = WK_EMA_DEFAULT;
+    } else if (o->samples[0] || o->judge[0] || o->ema_decay >= 0.0) {
         snprintf(err, errlen, "--%s: only for a GAN (--model mnist_gan), not %s",
-                 o->samples[0] ? "samples" : "judge", o->model);
+                 o->samples[0] ? "samples"
+                 : o->judge[0] ? "judge"
+                               : "ema-decay",
+                 o->model);
         return -1;
     }
     if (strcmp(o->optimizer, "adam") == 0 && (o->clipvalue > 0 || o->decay > 0)) {

@@ -64,10 +64,18 @@ typedef struct wk_opts {
     char samples[WK_PATH_MAX];            /* a grid of generated digits per epoch; empty: none */
     char judge[WK_PATH_MAX]; /* an mnist_cnn checkpoint that scores each epoch; empty: none */
     int64_t judge_n;         /* images generated for the scores */
+    double ema_decay;        /* the generator's moving average (eng_ema_update); 0: none */
+    int live;                /* sample, eval: the generator's own weights, not their average */
     char out[WK_PATH_MAX];   /* sample, plot: the PNG to write */
     char title[256];         /* plot: the picture's title; empty: the metrics path */
     int64_t n;               /* sample: images in the grid */
 } wk_opts;
+
+/* A GAN's moving average of its generator by default: TF's warm-up,
+ * min(decay, (1 + t) / (10 + t)), stays below it for the first 90,000 steps, averaging about
+ * the last ninth of the run so far. */
+#define WK_EMA_DEFAULT 0.9999
+#define WK_EMA_DEFAULT_STR "0.9999"
 
 /* Parses argv (argv[0] is the program). Returns 0, or -1 with one line in err (naming the
  * flag or argument and what was expected). */

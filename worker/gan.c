@@ -58,6 +58,7 @@ int wk_gan_part(const eng_ckpt *c, const eng_model *m, int part, eng_ckpt *view)
     view->slots2[0] = view->slots2[1] = NULL;
     view->vocab = NULL;
     view->vocab_bytes = 0;
+    view->ema = NULL; /* the lead's, not a server's */
     view->nruns = 0;
     view->runs = malloc(sizeof *view->runs * (size_t)(c->nruns ? c->nruns : 1));
     if (!view->runs)
@@ -119,8 +120,8 @@ static void state_to_grads(const state_delta *d, const float *params, float *gra
  * worker, or the one process; every worker takes part in gathering positions). */
 static int checkpoint(const wk_opts *o, const wk_job *job, wk_ckpt_writer *writer,
                       wk_client *const client[2], eng_net *const net[2], eng_optim *const opt[2],
-                      const eng_optim_cfg cfg[2], uint64_t version[2], wk_position pos, char *err,
-                      size_t errlen) {
+                      const eng_optim_cfg cfg[2], uint64_t version[2], const float *ema,
+                      wk_position pos, char *err, size_t errlen) {
     eng_ckpt *c;
     double t0;
     /* Take the answers already asked for: the positions' round goes through server 0 too. */
@@ -134,6 +135,8 @@ static int checkpoint(const wk_opts *o, const wk_job *job, wk_ckpt_writer *write
         return 0;
     c->optim = cfg[0];
     c->optim2 = cfg[1];
+    if (c->ema) /* the writer has room for one when the run keeps one */
+        memcpy(c->ema, ema, sizeof(float) * c->split);
     const uint64_t lo[2] = {0, c->split}, n[2] = {c->split, c->total - c->split};
     eng_ckpt_iters *all = NULL; /* both parts' runs, in the file's offsets */
     int nall = 0;
@@ -188,6 +191,7 @@ typedef struct outputs {
     float *judge_z, *judged; /* (judge_n, noise), (judge_n, 784) */
     float *real_feats;       /* (real_n, ENG_JUDGE_FEATURES) of the MNIST test images */
     size_t real_n;
+    float *live; /* with a moving average: the generator's own weights while it draws */
 } outputs;
 
 static void outputs_free(outputs *out) {
@@ -197,6 +201,7 @@ static void outputs_free(outputs *out) {
     free(out->judge_z);
     free(out->judged);
     free(out->real_feats);
+    free(out->live);
 }
 
 /* Prepares the outputs o asks for (on the lead): the directory, the noise, and the judge
@@ -250,25 +255,41 @@ static int outputs_init(outputs *out, const wk_opts *o, int threads, char *err, 
     return rc;
 }
 
-/* The epoch's grid and scores into r. Returns ENG_OK or a code with err. */
-static int outputs_epoch(outputs *out, eng_gan *gan, int64_t epoch, wk_gan_report *r, char *err,
+/* The judge's scores of gan's generator as it stands. */
+static int outputs_score(outputs *out, eng_gan *gan, double *inception, double *frechet, char *err,
                          size_t errlen) {
-    if (out->samples_dir[0]) {
+    eng_gan_generate(gan, out->judge_z, out->judge_n, out->judged);
+    return eng_judge_scores(out->judge, out->judged, out->judge_n, -1.0f, 1.0f, out->real_feats,
+                            out->real_n, inception, frechet, err, errlen);
+}
+
+/* The epoch's grid and scores into r: of the moving average ema of the generator (split
+ * floats) when the run keeps one, the live generator then scored too. Returns ENG_OK or a
+ * code with err. */
+static int outputs_epoch(outputs *out, eng_gan *gan, const float *ema, size_t split, int64_t epoch,
+                         wk_gan_report *r, char *err, size_t errlen) {
+    const double t0 = wk_now();
+    float *params = eng_net_params(eng_gan_generator(gan));
+    int rc = ENG_OK;
+    if (ema && out->judge)
+        rc = outputs_score(out, gan, &r->live_inception, &r->live_frechet, err, errlen);
+    const int swap = ema && rc == ENG_OK;
+    if (swap) {
+        if (!out->live && !(out->live = malloc(sizeof(float) * split)))
+            return eng_err(err, errlen, ENG_ENOMEM, "out of memory");
+        memcpy(out->live, params, sizeof(float) * split);
+        memcpy(params, ema, sizeof(float) * split);
+    }
+    if (rc == ENG_OK && out->samples_dir[0]) {
         char path[WK_PATH_MAX + 32];
         snprintf(path, sizeof path, "%s/epoch-%lld.png", out->samples_dir, (long long)epoch);
         eng_gan_generate(gan, out->grid_z, GRID_N, out->grid);
-        const int rc =
-            eng_image_grid_png(path, out->grid, GRID_N, 28, 28, 0, -1.0f, 1.0f, err, errlen);
-        if (rc != ENG_OK)
-            return rc;
+        rc = eng_image_grid_png(path, out->grid, GRID_N, 28, 28, 0, -1.0f, 1.0f, err, errlen);
     }
-    if (!out->judge)
-        return ENG_OK;
-    const double t0 = wk_now();
-    eng_gan_generate(gan, out->judge_z, out->judge_n, out->judged);
-    const int rc =
-        eng_judge_scores(out->judge, out->judged, out->judge_n, -1.0f, 1.0f, out->real_feats,
-                         out->real_n, &r->inception, &r->frechet, err, errlen);
+    if (rc == ENG_OK && out->judge)
+        rc = outputs_score(out, gan, &r->inception, &r->frechet, err, errlen);
+    if (swap)
+        memcpy(params, out->live, sizeof(float) * split);
     r->score_seconds = wk_now() - t0;
     return rc;
 }
@@ -290,7 +311,7 @@ int wk_train_gan(const wk_opts *o, const wk_job *job_in, const eng_ckpt *resume,
     wk_ckpt_writer *writer = NULL;
     state_delta state = {0};
     outputs out = {.samples_dir = ""};
-    float *x = NULL;
+    float *x = NULL, *ema = NULL; /* ema: the lead's moving average of the generator */
     uint8_t *labels = NULL;
     int rc, status = 1;
 
@@ -321,6 +342,9 @@ int wk_train_gan(const wk_opts *o, const wk_job *job_in, const eng_ckpt *resume,
     eng_gan_set_sample_base(gan, (int64_t)rank * batch);
     eng_optim_cfg cfg[2];
     wk_gan_optims(o, resume, cfg);
+    /* A resumed run goes on with the average it kept, as with its optimizers. */
+    const double ema_decay = resume && resume->ema ? resume->ema_decay : o->ema_decay;
+    const size_t split = part[0].layout.total;
     x = eng_alloc(sizeof(float) * (size_t)batch * eng_shape_size(part[1].input));
     labels = eng_alloc((size_t)batch);
     if (!x || !labels || state_init(&state, &part[0]) != 0) {
@@ -342,7 +366,7 @@ int wk_train_gan(const wk_opts *o, const wk_job *job_in, const eng_ckpt *resume,
     if (o->checkpoint_dir[0] && lead &&
         !(writer = wk_ckpt_writer_new(&model, o->checkpoint_dir, (int)o->keep,
                                       eng_optim_nslots(cfg[0].kind), eng_optim_nslots(cfg[1].kind),
-                                      err, errlen))) {
+                                      ema_decay, err, errlen))) {
         status = 2; /* a directory that cannot be used: before any training */
         goto out;
     }
@@ -364,6 +388,19 @@ int wk_train_gan(const wk_opts *o, const wk_job *job_in, const eng_ckpt *resume,
         job->coord = client[0];
         if (job->joined)
             *job->joined = 1;
+    }
+    /* The average starts from the weights the first step trains with. */
+    if (lead && ema_decay > 0.0) {
+        if (!(ema = malloc(sizeof(float) * split))) {
+            snprintf(err, errlen, "out of memory");
+            goto out;
+        }
+        memcpy(ema, resume && resume->ema ? resume->ema : eng_net_params(net[0]),
+               sizeof(float) * split);
+        if (resume && !resume->ema)
+            printf("the checkpoint keeps no moving average of the generator: it starts here, "
+                   "decay %g\n",
+                   ema_decay);
     }
 
     /* Workers' shares differ by at most one sample; all take the smallest's step count. */
@@ -388,6 +425,8 @@ int wk_train_gan(const wk_opts *o, const wk_job *job_in, const eng_ckpt *resume,
                "batch %d; %s; generator %s; discriminator %s; %d threads\n",
                def->name, (long long)data.data.train.n * world, part[0].layout.total,
                part[1].layout.total, world, batch, how, gs, ds, threads);
+        if (ema)
+            printf("grids and scores: a moving average of the generator, decay %g\n", ema_decay);
     }
 
     const wk_position from = wk_resume_position(resume, world, batch, steps_per_epoch, lead);
@@ -415,7 +454,7 @@ int wk_train_gan(const wk_opts *o, const wk_job *job_in, const eng_ckpt *resume,
                 const int halt = wk_stop_agreed(job, client, 2, stop);
                 const int due = o->checkpoint_every && step > 0 && step % o->checkpoint_every == 0;
                 if ((halt || due) && step != last_ckpt) {
-                    if (checkpoint(o, job, writer, client, net, opt, cfg, version,
+                    if (checkpoint(o, job, writer, client, net, opt, cfg, version, ema,
                                    (wk_position){step, epoch, s}, err, errlen) != 0)
                         goto out;
                     last_ckpt = step;
@@ -445,6 +484,8 @@ int wk_train_gan(const wk_opts *o, const wk_job *job_in, const eng_ckpt *resume,
             if (job)
                 state_keep(&state, eng_net_params(net[0]));
             double t = wk_now();
+            if (ema) /* the weights this step trains with, state included */
+                eng_ema_update(ema, eng_net_params(net[0]), split, ema_decay, step);
             eng_gan_step(gan, x, B, wk_step_key((uint64_t)o->seed, step), &st);
             if (!job) {
                 eng_net_apply(net[1], opt[1]);
@@ -495,7 +536,7 @@ int wk_train_gan(const wk_opts *o, const wk_job *job_in, const eng_ckpt *resume,
                                              wk_client_bytes_pushed(client[1]) - pushed0) /
                                     (double)(step - step0);
         if (lead) {
-            if ((rc = outputs_epoch(&out, gan, epoch, &r, err, errlen)) != ENG_OK) {
+            if ((rc = outputs_epoch(&out, gan, ema, split, epoch, &r, err, errlen)) != ENG_OK) {
                 status = wk_exit_code(rc);
                 goto out;
             }
@@ -512,7 +553,8 @@ int wk_train_gan(const wk_opts *o, const wk_job *job_in, const eng_ckpt *resume,
         const wk_position end =
             s < steps_per_epoch ? (wk_position){step, epoch, s} : (wk_position){step, epoch + 1, 0};
         if (ckpt_on && step != last_ckpt) {
-            if (checkpoint(o, job, writer, client, net, opt, cfg, version, end, err, errlen) != 0)
+            if (checkpoint(o, job, writer, client, net, opt, cfg, version, ema, end, err, errlen) !=
+                0)
                 goto out;
             last_ckpt = step;
         }
@@ -562,6 +604,7 @@ out:
     outputs_free(&out);
     wk_progress_deinit(&prog);
     free(state.base);
+    free(ema);
     eng_free(x);
     eng_free(labels);
     for (int p = 0; p < 2; p++) {
@@ -573,11 +616,24 @@ out:
     return status;
 }
 
-/* The GAN of checkpoint c (a GAN's) with its generator's weights, for up to max_batch images
- * a call on `threads` threads; part receives the two networks' models and must outlive it.
- * NULL with err and *status (wk_exit_code's) when it cannot be built. */
-static eng_gan *gan_of(const eng_ckpt *c, eng_model part[2], int max_batch, int threads,
-                       int *status, char *err, size_t errlen) {
+/* Which of checkpoint c's generators o asks for: the moving average, when c keeps one and o
+ * does not say --live, or the generator's own weights; *what says which, for a person. */
+static const float *generator_of(const wk_opts *o, const eng_ckpt *c, char *what, size_t len) {
+    if (c->ema && !o->live) {
+        snprintf(what, len, "the moving average of the generator (decay %g)", c->ema_decay);
+        return c->ema;
+    }
+    snprintf(what, len, "the generator's own weights%s",
+             c->ema ? "" : " (the checkpoint keeps no moving average)");
+    return c->weights;
+}
+
+/* The GAN of checkpoint c (a GAN's) with the generator o asks for (*what says which), for up
+ * to max_batch images a call on `threads` threads; part receives the two networks' models and
+ * must outlive it. NULL with err and *status (wk_exit_code's) when it cannot be built. */
+static eng_gan *gan_of(const wk_opts *o, const eng_ckpt *c, eng_model part[2], int max_batch,
+                       int threads, char *what, size_t whatlen, int *status, char *err,
+                       size_t errlen) {
     const eng_model_def *def = eng_model_find(c->model);
     int rc;
     if ((rc = eng_model_build(&part[0], &def->parts[0], err, errlen)) != ENG_OK ||
@@ -590,7 +646,7 @@ static eng_gan *gan_of(const eng_ckpt *c, eng_model part[2], int max_batch, int 
         *status = 1;
         return NULL;
     }
-    memcpy(eng_net_params(eng_gan_generator(gan)), c->weights,
+    memcpy(eng_net_params(eng_gan_generator(gan)), generator_of(o, c, what, whatlen),
            sizeof(float) * part[0].layout.total);
     return gan;
 }
@@ -605,7 +661,9 @@ int wk_sample(const wk_opts *o, const eng_ckpt *c, char *err, size_t errlen) {
     eng_model part[2];
     const int n = (int)o->n;
     int status = 1;
-    eng_gan *gan = gan_of(c, part, n < 64 ? n : 64, eng_pool_cpus(), &status, err, errlen);
+    char what[96];
+    eng_gan *gan = gan_of(o, c, part, n < 64 ? n : 64, eng_pool_cpus(), what, sizeof what, &status,
+                          err, errlen);
     if (!gan)
         return status;
     float *z = malloc(sizeof(float) * (size_t)n * ENG_GAN_NOISE);
@@ -617,8 +675,8 @@ int wk_sample(const wk_opts *o, const eng_ckpt *c, char *err, size_t errlen) {
                                           -1.0f, 1.0f, err, errlen);
         status = rc == ENG_OK ? 0 : wk_exit_code(rc);
         if (status == 0)
-            printf("%s: %d digits from %s at step %lld (noise seed %lld)\n", o->out, n, c->model,
-                   (long long)c->step, (long long)o->seed);
+            printf("%s: %d digits from %s at step %lld (noise seed %lld), %s\n", o->out, n,
+                   c->model, (long long)c->step, (long long)o->seed, what);
     } else {
         snprintf(err, errlen, "out of memory");
     }
@@ -670,7 +728,8 @@ int wk_gan_eval(const wk_opts *o, const eng_ckpt *c, char *err, size_t errlen) {
     outputs out;
     float *probs = NULL, *feats = NULL;
     int rc, status = 1;
-    eng_gan *gan = gan_of(c, part, 256, threads, &status, err, errlen);
+    char what[96];
+    eng_gan *gan = gan_of(o, c, part, 256, threads, what, sizeof what, &status, err, errlen);
     if (!gan)
         return status;
     if ((rc = outputs_init(&out, o, threads, err, errlen)) != ENG_OK) {
@@ -691,9 +750,9 @@ int wk_gan_eval(const wk_opts *o, const eng_ckpt *c, char *err, size_t errlen) {
         status = wk_exit_code(rc);
         goto done;
     }
-    printf("%s at step %lld, %zu digits (noise seed %lld): inception_score %.3f, frechet %.3f\n",
-           c->model, (long long)c->step, out.judge_n, (long long)o->seed,
-           eng_score_inception(probs, out.judge_n, ENG_JUDGE_CLASSES), frechet);
+    printf("%s at step %lld, %s\n", c->model, (long long)c->step, what);
+    printf("%zu digits (noise seed %lld): inception_score %.3f, frechet %.3f\n", out.judge_n,
+           (long long)o->seed, eng_score_inception(probs, out.judge_n, ENG_JUDGE_CLASSES), frechet);
     print_classes(probs, out.judge_n);
     status = 0;
 done:

@@ -89,8 +89,12 @@ void wk_progress_gan_epoch_end(wk_progress *p, const wk_gan_report *r) {
     if (r->push_bytes_per_step > 0)
         fprintf(p->out, " - %.1f KB pushed/step", r->push_bytes_per_step / 1e3);
     if (r->inception > 0)
-        fprintf(p->out, " - inception_score: %.3f - frechet: %.3f (%.1fs to score)", r->inception,
-                r->frechet, r->score_seconds);
+        fprintf(p->out, " - inception_score: %.3f - frechet: %.3f", r->inception, r->frechet);
+    if (r->live_inception > 0)
+        fprintf(p->out, " - live_inception_score: %.3f - live_frechet: %.3f", r->live_inception,
+                r->live_frechet);
+    if (r->inception > 0)
+        fprintf(p->out, " (%.1fs to score)", r->score_seconds);
     fputc('\n', p->out);
     fflush(p->out);
     if (p->metrics) {
@@ -103,6 +107,9 @@ void wk_progress_gan_epoch_end(wk_progress *p, const wk_gan_report *r) {
         if (r->inception > 0)
             fprintf(p->metrics, ",\"inception_score\":%.6g,\"frechet\":%.6g", r->inception,
                     r->frechet);
+        if (r->live_inception > 0)
+            fprintf(p->metrics, ",\"live_inception_score\":%.6g,\"live_frechet\":%.6g",
+                    r->live_inception, r->live_frechet);
         fprintf(p->metrics, "}\n");
         fflush(p->metrics);
     }

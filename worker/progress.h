@@ -48,6 +48,7 @@ typedef struct wk_gan_report {
     int64_t epoch;
     double d_loss, g_loss, d_accuracy, samples_per_sec, seconds, push_bytes_per_step;
     double inception, frechet, score_seconds;
+    double live_inception, live_frechet; /* with a moving average: the live generator's */
 } wk_gan_report;
 void wk_progress_gan_step(wk_progress *p, int64_t step, double d_loss, double g_loss,
                           double samples_per_sec);

@@ -301,7 +301,7 @@ int wk_train(const wk_opts *o, const wk_job *job_in, const eng_ckpt *resume,
     }
     if (o->checkpoint_dir[0] && lead &&
         !(writer = wk_ckpt_writer_new(&model, o->checkpoint_dir, (int)o->keep,
-                                      eng_optim_nslots(cfg.kind), 0, err, errlen))) {
+                                      eng_optim_nslots(cfg.kind), 0, 0.0, err, errlen))) {
         status = 2; /* a directory that cannot be used: before any training */
         goto out;
     }

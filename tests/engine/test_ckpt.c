@@ -152,6 +152,13 @@ static void expect_same(const eng_ckpt *a, const eng_ckpt *b) {
         else
             assert_null(b->slots2[s]);
     }
+    if (a->ema) {
+        assert_non_null(b->ema);
+        assert_memory_equal(a->ema, b->ema, sizeof(float) * a->split);
+        assert_memory_equal(&a->ema_decay, &b->ema_decay, sizeof a->ema_decay);
+    } else {
+        assert_null(b->ema);
+    }
     assert_int_equal(a->nruns, b->nruns);
     for (int i = 0; i < a->nruns; i++) {
         assert_true(a->runs[i].lo == b->runs[i].lo);
@@ -1162,6 +1169,8 @@ static void round_trip_gan(void **state) {
     expect_float_dataset(file, "/pstrain/optimizer_2/accumulator", 1, &second, c.slots2[0],
                          (size_t)second);
     assert_int_equal(H5Lexists(g2, "m", H5P_DEFAULT), 0);
+    assert_int_equal(H5Lexists(g, "ema", H5P_DEFAULT), 0); /* no average kept: none written */
+    assert_int_equal(H5Aexists(g, "ema_decay"), 0);
     H5Gclose(g2);
     H5Gclose(g);
     H5Fclose(file);
@@ -1175,6 +1184,43 @@ static void round_trip_gan(void **state) {
     expect_same(&c, &back);
     assert_int_equal(back.nslots2, 2);
     eng_ckpt_free(&back);
+    eng_ckpt_free(&c);
+}
+/* A GAN's moving average of its generator comes back bit for bit, as /pstrain/ema (split
+ * floats) and @ema_decay; half of the pair, a decay out of (0, 1) or an average without a
+ * split is refused. */
+static void gan_ema(void **state) {
+    (void)state;
+    eng_ckpt c, back;
+    fill_gan(&c, ENG_OPT_RMSPROP, 31);
+    c.ema = tu_random_floats(c.split, -1.0f, 1.0f, 32);
+    assert_non_null(c.ema);
+    c.ema_decay = 0.9995;
+    char path[1200];
+    path_of(path, sizeof path, "gan-ema.h5");
+    write_gan_ok(path, &c);
+    read_ok(path, &back);
+    expect_same(&c, &back);
+    eng_ckpt_free(&back);
+    hid_t file = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
+    assert_true(file >= 0);
+    const hsize_t first = c.split;
+    expect_float_dataset(file, "/pstrain/ema", 1, &first, c.ema, c.split);
+    H5Fclose(file);
+
+    const double bad = 1.5;
+    set_attr(path, "/pstrain", "ema_decay", H5T_NATIVE_DOUBLE, &bad);
+    expect_refused(path, ENG_EFORMAT, "/pstrain/@ema_decay is 1.5, expected in (0, 1)");
+    write_gan_ok(path, &c);
+    file = open_rw(path);
+    assert_true(H5Ldelete(file, "/pstrain/ema", H5P_DEFAULT) >= 0);
+    H5Fclose(file);
+    expect_refused(path, ENG_EFORMAT, "ema and @ema_decay go together, found @ema_decay alone");
+
+    char err[512] = "";
+    c.ema_decay = 1.0;
+    assert_int_equal(eng_ckpt_write(path, &c, &gan, err, sizeof err), ENG_EARG);
+    assert_non_null(strstr(err, "ema decay not in (0, 1)"));
     eng_ckpt_free(&c);
 }
 
@@ -1425,10 +1471,11 @@ int main(void) {
         cmocka_unit_test(write_refuses_bad_state), cmocka_unit_test(write_fails_cleanly),
         cmocka_unit_test(save_latest_keep),        cmocka_unit_test(resolve_errors),
         cmocka_unit_test(atomic_under_kill),       cmocka_unit_test(print_summary),
-        cmocka_unit_test(round_trip_gan),          cmocka_unit_test(refuses_gan_split),
-        cmocka_unit_test(refuses_gan_optimizer_2), cmocka_unit_test(write_refuses_bad_gan),
-        cmocka_unit_test(cnn_has_no_split),        cmocka_unit_test(print_summary_gan),
-        cmocka_unit_test(refuses_huge_vocab),      cmocka_unit_test(refuses_huge_workers),
+        cmocka_unit_test(round_trip_gan),          cmocka_unit_test(gan_ema),
+        cmocka_unit_test(refuses_gan_split),       cmocka_unit_test(refuses_gan_optimizer_2),
+        cmocka_unit_test(write_refuses_bad_gan),   cmocka_unit_test(cnn_has_no_split),
+        cmocka_unit_test(print_summary_gan),       cmocka_unit_test(refuses_huge_vocab),
+        cmocka_unit_test(refuses_huge_workers),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

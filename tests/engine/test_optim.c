@@ -302,6 +302,33 @@ static void kind_names(void **state) {
     assert_string_equal(eng_optim_kind_name(ENG_OPT_RMSPROP), "rmsprop");
 }
 
+/* TF's ExponentialMovingAverage with num_updates, by hand: d = min(decay, (1 + u) / (10 + u)),
+ * avg = d * avg + (1 - d) * w. */
+static void ema_follows_tf_warmup(void **state) {
+    (void)state;
+    assert_true(fabs(eng_ema_decay(0.999, 0) - 0.1) < 1e-15);
+    assert_true(fabs(eng_ema_decay(0.999, 1) - 2.0 / 11.0) < 1e-15);
+    assert_true(fabs(eng_ema_decay(0.999, 100) - 101.0 / 110.0) < 1e-15);
+    assert_true(fabs(eng_ema_decay(0.999, 100000) - 0.999) < 1e-15);
+    assert_true(fabs(eng_ema_decay(0.5, 2) - 0.25) < 1e-15);
+    assert_true(fabs(eng_ema_decay(0.5, 7) - 8.0 / 17.0) < 1e-15);
+    assert_true(fabs(eng_ema_decay(0.5, 8) - 0.5) < 1e-15); /* 9/18: where the two meet */
+
+    /* avg 1, then w = 2, 4, -1 under decay 0.5: 1.9, 3.618181..., 0.154545... */
+    float avg[2] = {1.0f, -3.0f};
+    const float ws[3][2] = {{2.0f, 0.5f}, {4.0f, 0.25f}, {-1.0f, 8.0f}};
+    double want[2] = {1.0, -3.0};
+    for (int u = 0; u < 3; u++) {
+        eng_ema_update(avg, ws[u], 2, 0.5, u);
+        const double d = fmin(0.5, (1.0 + u) / (10.0 + u));
+        for (int i = 0; i < 2; i++) {
+            want[i] = d * want[i] + (1.0 - d) * ws[u][i];
+            assert_float_equal(avg[i], want[i], 1e-6);
+        }
+    }
+    assert_float_equal(avg[0], 0.1545455, 1e-6);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(adam_three_steps),
@@ -312,6 +339,7 @@ int main(void) {
         cmocka_unit_test(step_on_a_slice_touches_only_the_slice),
         cmocka_unit_test(ranges_then_advance_equal_a_step),
         cmocka_unit_test(kind_names),
+        cmocka_unit_test(ema_follows_tf_warmup),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

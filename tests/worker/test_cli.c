@@ -123,6 +123,12 @@ static void gan_flags(void **state) {
                      ARGS("--samples", "mnist_gan"));
     expect_bad_input(ARGS("train", "--model", "mnist_cnn", "--judge", "ck.h5"),
                      ARGS("--judge", "mnist_gan"));
+    expect_bad_input(ARGS("train", "--model", "mnist_cnn", "--ema-decay", "0.999"),
+                     ARGS("--ema-decay", "mnist_gan"));
+    expect_bad_input(ARGS("train", "--model", "mnist_gan", "--ema-decay", "1"),
+                     ARGS("--ema-decay", "'1'"));
+    expect_bad_input(ARGS("train", "--model", "mnist_gan", "--ema-decay", "-0.5"),
+                     ARGS("--ema-decay"));
     expect_bad_input(ARGS("sample", "--out", "x.png"), ARGS("--checkpoint"));
     expect_bad_input(ARGS("sample", "/nonexistent/ck.h5", "--out", "x.png"),
                      ARGS("/nonexistent/ck.h5"));

@@ -3,13 +3,16 @@
 #  1. 1 server + 1 worker in sync mode ends where one process ends, BatchNormalization's
 #     moving statistics included (they travel as the change a step made), to rounding.
 #  2. 2 servers + 2 workers, sync: a job stopped at a checkpoint and resumed ends with the
-#     same weights, bit for bit, as the job run straight; the moving statistics moved.
+#     same weights and the same moving average of the generator, bit for bit, as the job run
+#     straight; the moving statistics moved.
 #  3. async and ssp jobs run to the end.
 #  4. SIGTERM to a worker stops the job with status 75 after a last checkpoint that resumes.
 #  5. `pstrain sample` draws the grid --samples drew at the same step, byte for byte, and
 #     refuses a checkpoint of another model with one line and status 2.
 #  6. `pstrain eval --judge` of a GAN checkpoint gives the scores the run printed at that
-#     step (a run of the default 50 epochs, stopped by --max-steps); without a judge, or with one for a classifier, it says so in one line (status 2).
+#     step (a run of the default 50 epochs, stopped by --max-steps): its moving average's, and
+#     with --live the generator's own; without a judge, or with one for a classifier, it says
+#     so in one line (status 2).
 set -euo pipefail
 pstrain=$1
 data=${PSTRAIN_DATA:?PSTRAIN_DATA must name the data directory}
@@ -48,12 +51,24 @@ compare "$tmp/one.bin" "$tmp/pair.bin" 1e-4 || fail "1 server + 1 worker ends el
 echo "PASS: 1 server + 1 worker, sync, ends where one process ends"
 
 # 2. Stopped at a checkpoint and resumed, 2 servers + 2 workers.
-job 2 2 "$tmp/straight.log" --max-steps 10 --dump-weights "$tmp/straight.bin"
+job 2 2 "$tmp/straight.log" --max-steps 10 --dump-weights "$tmp/straight.bin" \
+    --checkpoint-dir "$tmp/sck"
 job 2 2 "$tmp/first.log" --max-steps 6 --checkpoint-dir "$tmp/ck" --samples "$tmp/grids"
-job 2 2 "$tmp/resumed.log" --max-steps 10 --resume "$tmp/ck" --dump-weights "$tmp/resumed.bin"
+job 2 2 "$tmp/resumed.log" --max-steps 10 --resume "$tmp/ck" --dump-weights "$tmp/resumed.bin" \
+    --checkpoint-dir "$tmp/rck"
 grep -q '^resuming at step 6' "$tmp/resumed.log" || fail "the job did not resume at step 6"
 cmp -s "$tmp/straight.bin" "$tmp/resumed.bin" ||
     fail "stopped at step 6 and resumed, the weights differ from the straight job's"
+/usr/bin/python3 - "$tmp/sck/ckpt-10.h5" "$tmp/rck/ckpt-10.h5" <<'PY' ||
+import sys, h5py, numpy as np
+(a, wa, da), (b, _, db) = ((f["pstrain/ema"][()], f["dense/dense/kernel:0"][()].ravel(),
+                            f["pstrain"].attrs["ema_decay"]) for f in map(h5py.File, sys.argv[1:]))
+assert da == db == 0.9999 and a.shape == (2330944,), (da, db, a.shape)
+# the average trails the weights: its dense kernel (the generator's first floats) is not theirs
+assert not np.array_equal(a[:wa.size], wa)
+sys.exit(0 if np.array_equal(a, b) else 1)
+PY
+    fail "stopped at step 6 and resumed, the generator's moving average differs"
 /usr/bin/python3 - "$tmp/ck/ckpt-6.h5" <<'PY' || fail "the moving statistics did not move"
 import sys, h5py, numpy as np
 with h5py.File(sys.argv[1], "r") as f:
@@ -109,17 +124,21 @@ echo "PASS: sample redraws the job's grid; refuses mnist_cnn: $(cat "$tmp/no.err
 grep -q '^Epoch 1/50$' "$tmp/judged.log" || fail "mnist_gan's default is not TF's 50 epochs"
 "$pstrain" eval "$tmp/judged" --judge "$tmp/cnn" --judge-n 300 --data "$data" --threads 1 \
     >"$tmp/eval.log" 2>&1 || { cat "$tmp/eval.log"; fail "pstrain eval --judge"; }
-/usr/bin/python3 - "$tmp/gan.jsonl" "$tmp/eval.log" <<'PY' || fail "eval's scores are not the run's"
+"$pstrain" eval "$tmp/judged" --judge "$tmp/cnn" --judge-n 300 --data "$data" --threads 1 --live \
+    >"$tmp/live.log" 2>&1 || { cat "$tmp/live.log"; fail "pstrain eval --judge --live"; }
+/usr/bin/python3 - "$tmp/gan.jsonl" "$tmp/eval.log" "$tmp/live.log" <<'PY' ||
 import json, re, sys
 run = [json.loads(l) for l in open(sys.argv[1]) if '"inception_score"' in l][-1]
-text = open(sys.argv[2]).read()
-m = re.search(r"inception_score ([0-9.]+), frechet ([0-9.]+)", text)
-assert m, text
-got = float(m.group(1)), float(m.group(2))
-want = round(run["inception_score"], 3), round(run["frechet"], 3)
-print(f"the run: {want}; eval of its checkpoint: {got}")
-assert got == want and "the judge's answers:" in text, text
+for path, key, which in ((sys.argv[2], "", "moving average"), (sys.argv[3], "live_", "own weights")):
+    text = open(path).read()
+    m = re.search(r"inception_score ([0-9.]+), frechet ([0-9.]+)", text)
+    assert m and which in text, text
+    got = float(m.group(1)), float(m.group(2))
+    want = round(run[key + "inception_score"], 3), round(run[key + "frechet"], 3)
+    print(f"the run's {key}scores: {want}; eval of its checkpoint ({which}): {got}")
+    assert got == want and "the judge's answers:" in text, text
 PY
+    fail "eval's scores are not the run's"
 for args in "$tmp/judged" "$tmp/cnn --judge $tmp/cnn"; do
     status=0
     # shellcheck disable=SC2086 # two words on purpose
