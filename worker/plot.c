@@ -20,6 +20,8 @@
 #define ORANGE 0xff7f0eu
 #define GREEN 0x2ca02cu
 #define RED 0xd62728u
+#define LIGHT_GREEN 0x98df8au /* a GAN's live generator beside its moving average */
+#define LIGHT_RED 0xff9896u
 
 /* The keys of an epoch line we draw or lay out by. */
 enum {
@@ -34,11 +36,14 @@ enum {
     K_D_ACC,
     K_IS,
     K_FID,
+    K_LIVE_IS,
+    K_LIVE_FID,
     NKEYS
 };
-static const char *const key_name[NKEYS] = {"epoch",      "seconds",         "loss",   "val_loss",
-                                            "accuracy",   "val_accuracy",    "d_loss", "g_loss",
-                                            "d_accuracy", "inception_score", "frechet"};
+static const char *const key_name[NKEYS] = {
+    "epoch",       "seconds", "loss",       "val_loss",        "accuracy", "val_accuracy",
+    "d_loss",      "g_loss",  "d_accuracy", "inception_score", "frechet",  "live_inception_score",
+    "live_frechet"};
 
 typedef struct run {
     int n, cap;
@@ -188,7 +193,7 @@ static eng_series series(const run *r, const double *x, int key, uint32_t colour
 static void draw_row(eng_canvas *c, int y, const run *r, const double *x, const char *against,
                      int x_integer) {
     const int gan = r->seen[K_D_LOSS] > 0, judged = r->seen[K_IS] > 0;
-    eng_series left[2], right[2];
+    eng_series left[2], right[4];
     int nl = 0, nr = 0;
     const char *what;
     if (gan) {
@@ -197,6 +202,10 @@ static void draw_row(eng_canvas *c, int y, const run *r, const double *x, const 
         if (judged) {
             right[nr++] = series(r, x, K_IS, GREEN, 0);
             right[nr++] = series(r, x, K_FID, RED, 1);
+            if (r->seen[K_LIVE_IS] > 0) {
+                right[nr++] = series(r, x, K_LIVE_IS, LIGHT_GREEN, 0);
+                right[nr++] = series(r, x, K_LIVE_FID, LIGHT_RED, 1);
+            }
             what = "scores";
         } else {
             right[nr++] = series(r, x, K_D_ACC, BLUE, 0);
