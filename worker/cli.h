@@ -71,9 +71,9 @@ typedef struct wk_opts {
     int64_t n;               /* sample: images in the grid */
 } wk_opts;
 
-/* A GAN's moving average of its generator by default: TF's warm-up,
- * min(decay, (1 + t) / (10 + t)), stays below it for the first 90,000 steps, averaging about
- * the last ninth of the run so far. */
+/* A GAN's moving average of its generator by default (TF's usual figure): TF's warm-up,
+ * min(decay, (1 + t) / (10 + t)), stays below it for the first 90,000 steps, an average whose
+ * mean age is a tenth of the steps so far. */
 #define WK_EMA_DEFAULT 0.9999
 #define WK_EMA_DEFAULT_STR "0.9999"
 
