@@ -1212,7 +1212,6 @@ static void read_runs(reader *r, hid_t g, eng_ckpt *c) {
     free(rows);
 }
 
-/* Everything, into c (whose arrays the caller frees on failure) and m. */
 /* /pstrain/ema and @ema_decay, both or neither, and only in a model of two parts. */
 static void read_ema(reader *r, hid_t g, eng_ckpt *c) {
     if (r->rc != ENG_OK)
@@ -1270,6 +1269,7 @@ static void read_vocab(reader *r, hid_t g, eng_ckpt *c) {
     c->vocab_bytes = n;
 }
 
+/* Everything, into c (whose arrays the caller frees on failure) and m. */
 static void read_ckpt(reader *r, hid_t file, eng_ckpt *c, eng_model *m) {
     if (!path_exists(file, "pstrain")) {
         r_fail(r, ENG_EFORMAT, "not a pstrain checkpoint (no /pstrain group)");

@@ -35,6 +35,8 @@ typedef struct flag {
 #define CHECK (1u << WK_CMD_CHECK)
 #define STR(field) offsetof(wk_opts, field), sizeof(((wk_opts *)0)->field)
 #define NUM(field) offsetof(wk_opts, field), 0
+#define TEXT_(x) #x
+#define TEXT(x) TEXT_(x) /* a macro's value as a string */
 
 static const flag flags[] = {
     {"model", F_STR, STR(model), 0, 0, TRAIN | SUMMARY | CHECK, "NAME",
@@ -121,7 +123,7 @@ static const flag flags[] = {
      "images generated for the scores (default 10000)"},
     {"ema-decay", F_REAL, NUM(ema_decay), 0, 0.999999, TRAIN, "X",
      "a GAN: keep a moving average of the generator's weights, as TF's ExponentialMovingAverage "
-     "(default " WK_EMA_DEFAULT_STR "; 0 = none); grids, scores, sample and eval draw from it"},
+     "(default " TEXT(WK_EMA_DEFAULT) "; 0 = none); grids, scores, sample and eval draw from it"},
     {"live", F_FLAG, NUM(live), 0, 0, SAMPLE | EVAL, NULL,
      "a GAN: draw from the generator's own weights, not their moving average"},
     {"out", F_STR, STR(out), 0, 0, SAMPLE | PLOT, "FILE",

@@ -75,7 +75,6 @@ typedef struct wk_opts {
  * min(decay, (1 + t) / (10 + t)), stays below it for the first 90,000 steps, an average whose
  * mean age is a tenth of the steps so far. */
 #define WK_EMA_DEFAULT 0.9999
-#define WK_EMA_DEFAULT_STR "0.9999"
 
 /* Parses argv (argv[0] is the program). Returns 0, or -1 with one line in err (naming the
  * flag or argument and what was expected). */
