@@ -39,10 +39,64 @@ missing_pkgs() {
     done
 }
 
+# apt_lock_holder FILE...: for the first FILE on which another process holds a POSIX (fcntl)
+# lock, print "FILE PID COMM"; nothing when none is held. apt and dpkg lock with fcntl, which
+# flock(1) neither sees nor conflicts with, so this reads /proc/locks (readable without root).
+# PID is 0 for a holder outside this PID namespace.
+apt_lock_holder() {
+    local f ma mi ino pid comm
+    for f in "$@"; do
+        read -r ma mi ino < <(stat -L -c '%Hd %Ld %i' "$f" 2>/dev/null) || continue
+        pid=$(awk -v id="$(printf '%02x:%02x:%s' "$ma" "$mi" "$ino")" \
+            '$2 != "->" && $6 == id { print $5; exit }' /proc/locks 2>/dev/null)
+        [[ -n $pid ]] || continue
+        comm=$(cat "/proc/$pid/comm" 2>/dev/null) || comm='?'
+        printf '%s %s %s\n' "$f" "$pid" "$comm"
+        return 0
+    done
+}
+
+# apt_wait_locks DEADLINE: wait until no other process holds apt's or dpkg's locks (the dpkg
+# front-end and database locks, the package lists' and the download cache's), saying on one
+# line which lock and which process it waits for (a line more only when that changes), until
+# $SECONDS reaches DEADLINE; then fail. `apt-get update` in apt 2.6 does not wait for the
+# lists lock whatever DPkg::Lock::Timeout says, so this wait is ours; the timeout passed to
+# apt-get covers a lock taken again between this check and apt-get's own.
+apt_wait_locks() {
+    local deadline=$1 admin=/var/lib/dpkg/ lists=/var/lib/apt/lists/ arch=/var/cache/apt/archives/
+    local STATUS LISTS ARCH held f pid comm what said=''
+    if eval "$(apt-config shell STATUS Dir::State::status/f LISTS Dir::State::Lists/d \
+        ARCH Dir::Cache::Archives/d 2>/dev/null)"; then
+        [[ $STATUS == /*/* ]] && admin=${STATUS%/*}/
+        lists=${LISTS:-$lists} arch=${ARCH:-$arch}
+    fi
+    while held=$(apt_lock_holder "${admin}lock-frontend" "${admin}lock" "${lists}lock" \
+        "${arch}lock") && [[ -n $held ]]; do
+        read -r f pid comm <<<"$held"
+        case $f in
+            "$admin"*) what="the dpkg lock" ;;
+            "$lists"*) what="the package lists lock" ;;
+            *) what="the package download lock" ;;
+        esac
+        if ((pid > 0)); then comm="process $pid ($comm)"; else comm="a process outside this PID namespace"; fi
+        ((SECONDS < deadline)) ||
+            fail "$what ($f) is still held by $comm; waited ${APT_LOCK_TIMEOUT:-600} s (APT_LOCK_TIMEOUT)"
+        if [[ $said != "$f $comm" ]]; then
+            say "waiting up to $((deadline - SECONDS)) s for $what ($f), held by $comm"
+            said="$f $comm"
+        fi
+        sleep 2
+    done
+}
+
 # ensure_pkgs PKG...: apt-get install the missing ones (as root, else via sudo -n;
 # else print the command to run and exit 2). No apt-get at all when none is missing.
+# When another apt or dpkg (a fresh VM's unattended-upgrades) holds their locks, it says so
+# and waits for them, up to APT_LOCK_TIMEOUT seconds in all (default 600), before failing.
 ensure_pkgs() {
-    local -a miss sudo=()
+    local -a miss sudo=() apt
+    local deadline timeout=${APT_LOCK_TIMEOUT:-600}
+    [[ $timeout =~ ^[0-9]+$ ]] || fail 2 "APT_LOCK_TIMEOUT must be a number of seconds, not '$timeout'"
     mapfile -t miss < <(missing_pkgs "$@")
     [[ ${#miss[@]} -eq 0 ]] && return 0
     if [[ $EUID -eq 0 ]]; then
@@ -53,10 +107,14 @@ ensure_pkgs() {
         fail 2 "missing packages; run: sudo apt-get install -y ${miss[*]}"
     fi
     say "installing ${miss[*]}"
-    "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -q ||
+    deadline=$((SECONDS + timeout))
+    apt=("${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get -q)
+    apt_wait_locks "$deadline"
+    "${apt[@]}" -o DPkg::Lock::Timeout=$((deadline > SECONDS ? deadline - SECONDS : 0)) update ||
         fail $? "apt-get update failed"
-    "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive \
-        apt-get install -y -q --no-install-recommends "${miss[@]}" ||
+    apt_wait_locks "$deadline"
+    "${apt[@]}" -o DPkg::Lock::Timeout=$((deadline > SECONDS ? deadline - SECONDS : 0)) \
+        install -y --no-install-recommends "${miss[@]}" ||
         fail $? "apt-get install ${miss[*]} failed"
 }
 
