@@ -2,6 +2,7 @@
 #include "worker/check.h"
 
 #include "engine/base.h"
+#include "engine/blas.h"
 #include "engine/dataset.h"
 #include "engine/layout.h"
 #include "engine/model.h"
@@ -71,8 +72,7 @@ static int check_imdb(const char *dir, char *err, size_t errlen) {
     return ENG_OK;
 }
 
-/* The model's data under dir, opened as training opens it. */
-static int check_data(const wk_opts *o, const eng_model_def *def, char *err, size_t errlen) {
+int wk_check_data(const wk_opts *o, const eng_model_def *def, char *err, size_t errlen) {
     if (strcmp(def->dataset, "imdb") == 0)
         return check_imdb(o->data, err, errlen);
     eng_split s;
@@ -93,13 +93,23 @@ int wk_check(const wk_opts *o, FILE *out, char *err, size_t errlen) {
         return 2;
     }
     char why[2048] = "";
-    const int rc = check_data(o, def, why, sizeof why);
+    const int rc = wk_check_data(o, def, why, sizeof why);
     for (char *p = why; *p; p++) /* the reason stays on the one line */
         if (*p == '\n' || *p == '\r')
             *p = ' ';
     fprintf(out, "pstrain %s build %s model %s layout 0x%016llx %s%s\n", PSTRAIN_VERSION,
             PSTRAIN_BUILD_ID, def->name, (unsigned long long)eng_layout_checksum(&m.layout),
             rc == ENG_OK ? "data ok" : "data missing: ", rc == ENG_OK ? "" : why);
+    /* A second line, for people: the kernel differs between hosts of one job without harm
+     * (a launcher compares only the first line). */
+    char blas[160];
+    fprintf(out, "%s\n", eng_blas_describe(blas, sizeof blas));
     fflush(out);
     return rc == ENG_OK ? 0 : 2;
+}
+
+void wk_version_print(FILE *out) {
+    char blas[160];
+    fprintf(out, "pstrain %s (build %s)\n%s\n", PSTRAIN_VERSION, PSTRAIN_BUILD_ID,
+            eng_blas_describe(blas, sizeof blas));
 }

@@ -122,7 +122,7 @@ cat >"$tmp/other/pstrain" <<'EOF'
 echo "pstrain 0.1.0 build 0000000-other model $3 layout 0x0123456789abcdef data ok"
 EOF
 chmod +x "$tmp/other/pstrain"
-here_line=$("$build/pstrain" check --model mnist_cnn --data "$data" 2>/dev/null || true)
+here_line=$("$build/pstrain" check --model mnist_cnn --data "$data" 2>/dev/null | head -n1 || true)
 rc=0
 ODD_DIR=$build ODD_WITH=$tmp/other timeout -k 5 120 "$launcher" "${common[@]}" \
     --rsh "$tmp/rsh-odd" train --model mnist_cnn --servers 1 --max-steps 10 >"$tmp/other.log" 2>&1 || rc=$?

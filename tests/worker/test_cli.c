@@ -407,11 +407,15 @@ static void plot_writes_the_png(void **state) {
 
 /* --- check --- */
 
-/* The one line of `check`: its parts, or a failure naming what is off. */
+/* The line of `check` that launchers compare, and the OpenBLAS line after it: the first's
+ * parts, or a failure naming what is off. */
 static void parse_check_line(const char *out, char *layout, char *data, size_t len) {
     char version[32], build[128], model[64], rest[1024];
-    if (tu_count_lines(out) != 1 || out[strlen(out) - 1] != '\n')
-        fail_msg("expected one line on stdout, got '%s'", out);
+    if (tu_count_lines(out) != 2 || out[strlen(out) - 1] != '\n')
+        fail_msg("expected two lines on stdout, got '%s'", out);
+    const char *second = strchr(out, '\n') + 1;
+    if (strncmp(second, "OpenBLAS ", 9) != 0 || !strstr(second, " kernel "))
+        fail_msg("second line '%s': expected 'OpenBLAS VERSION kernel NAME (WHY)'", second);
     int used = 0;
     if (sscanf(out, "pstrain %31s build %127s model %63s layout %18s %n", version, build, model,
                layout, &used) != 4 ||
@@ -427,7 +431,7 @@ static void parse_check_line(const char *out, char *layout, char *data, size_t l
     snprintf(data, len, "%s", rest);
 }
 
-static void check_prints_one_line(void **state) {
+static void check_prints_its_line(void **state) {
     (void)state;
     char msg[1024];
     if (tu_check_dataset("mnist", msg, sizeof msg) != 0)
@@ -497,7 +501,7 @@ int main(int argc, char **argv) {
         cmocka_unit_test(gan_flags),
         cmocka_unit_test(plot_bad_input),
         cmocka_unit_test(plot_writes_the_png),
-        cmocka_unit_test(check_prints_one_line),
+        cmocka_unit_test(check_prints_its_line),
         cmocka_unit_test(check_bad_input),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
