@@ -4,6 +4,7 @@
 #include "engine/base.h"
 #include "engine/idx.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,12 +13,14 @@
 /* DIR/name/file, or with .gz appended when only that exists. */
 static int find_file(char *path, size_t len, const char *dir, const char *name, const char *file,
                      char *err, size_t errlen) {
+    for (int gz = 0; gz < 2; gz++) {
+        snprintf(path, len, "%s/%s/%s%s", dir, name, file, gz ? ".gz" : "");
+        if (access(path, R_OK) == 0)
+            return ENG_OK;
+        if (errno != ENOENT) /* there, but not for us: say why, not "not found" */
+            return eng_err(err, errlen, ENG_EIO, "%s: cannot read: %s", path, strerror(errno));
+    }
     snprintf(path, len, "%s/%s/%s", dir, name, file);
-    if (access(path, R_OK) == 0)
-        return ENG_OK;
-    snprintf(path, len, "%s/%s/%s.gz", dir, name, file);
-    if (access(path, R_OK) == 0)
-        return ENG_OK;
     return eng_err(err, errlen, ENG_EIO,
                    "%s/%s/%s: not found (nor .gz): run launch/fetch-data or pass --data DIR", dir,
                    name, file);

@@ -15,14 +15,17 @@
 #include "proto/wire.h"
 #include "ps/server.h"
 #include "worker/check.h"
+#include "worker/checkpoint.h"
 #include "worker/cli.h"
 #include "worker/gan.h"
 #include "worker/heartbeat.h"
 #include "worker/plot.h"
+#include "worker/preflight.h"
 #include "worker/train.h"
 
 #include <arpa/inet.h>
 #include <ifaddrs.h>
+#include <limits.h>
 #include <mpi.h>
 #include <net/if.h>
 #include <pthread.h>
@@ -55,12 +58,80 @@ static void on_finalize_alarm(int sig) {
     _exit(exit_status);
 }
 
-static int finish(int rank, int status, int peer_gone, double peer_timeout) {
-    /* mpirun --enable-recovery drops the status, and may wait forever for the daemon of a
-     * host that vanished: launch/lib.sh's run_job reads this line instead. */
-    fprintf(stderr, "pstrain: rank %d ends with status %d\n", rank, status);
+/* --- how a rank ends ------------------------------------------------------------------
+ * mpirun --enable-recovery drops the ranks' statuses (it reports 0 or 1 at random), and may
+ * wait forever for the daemon of a host that vanished: launch/lib.sh's run_job reads each
+ * rank's "pstrain: rank R ends with status N" line instead. So every way out of a rank that
+ * an MPI launcher started says it once: a return from main (bad flags and data included,
+ * before MPI_Init), MPI_Abort, and a fatal signal (ENG_ASSERT's abort: 128 + the signal). */
+
+static char status_line[64]; /* "pstrain: rank R ends with status ", made before it is needed */
+static volatile sig_atomic_t status_said;
+
+/* This process's rank as its MPI launcher set it (Open MPI, PMIx, PMI, srun --mpi=...), or
+ * -1 when no launcher started it. Known before MPI_Init, and when MPI_Init never comes. */
+static int launcher_rank(void) {
+    static const char *const vars[] = {"OMPI_COMM_WORLD_RANK", "PMIX_RANK", "PMI_RANK"};
+    for (size_t i = 0; i < sizeof vars / sizeof vars[0]; i++) {
+        const char *v = getenv(vars[i]);
+        char *end;
+        if (v && *v) {
+            const long r = strtol(v, &end, 10);
+            if (*end == '\0' && r >= 0 && r < INT_MAX)
+                return (int)r;
+        }
+    }
+    return -1;
+}
+
+/* Says the rank's status once, on stderr, with write(2) only: a signal handler calls it. */
+static void say_status(int status) {
+    if (!status_line[0] || status_said)
+        return;
+    status_said = 1;
+    char buf[96], digits[12];
+    size_t n = strlen(status_line), d = 0;
+    memcpy(buf, status_line, n);
+    unsigned u = (unsigned)status & 255u;
+    do
+        digits[d++] = (char)('0' + u % 10);
+    while ((u /= 10) != 0);
+    while (d > 0)
+        buf[n++] = digits[--d];
+    buf[n++] = '\n';
     fflush(stdout);
     fflush(stderr);
+    ssize_t w = write(STDERR_FILENO, buf, n);
+    (void)w;
+}
+
+static void on_fatal_signal(int sig) {
+    say_status(128 + sig);
+    signal(sig, SIG_DFL);
+    raise(sig);
+}
+
+/* Under an MPI launcher: prepares the line and catches the signals that end a rank on a
+ * programming error. Nothing for a process that runs alone (its status is its own). */
+static void status_init(void) {
+    const int rank = launcher_rank();
+    if (rank < 0)
+        return;
+    snprintf(status_line, sizeof status_line, "pstrain: rank %d ends with status ", rank);
+    static const int fatal[] = {SIGABRT, SIGSEGV, SIGBUS, SIGFPE, SIGILL};
+    for (size_t i = 0; i < sizeof fatal / sizeof fatal[0]; i++)
+        signal(fatal[i], on_fatal_signal);
+}
+
+/* MPI_Abort, after the rank has said why it ends. */
+_Noreturn static void abort_job(int status) {
+    say_status(status);
+    MPI_Abort(MPI_COMM_WORLD, status);
+    _exit(status); /* MPI_Abort does not return; this tells the compiler so */
+}
+
+static int finish(int status, int peer_gone, double peer_timeout) {
+    say_status(status);
     if (peer_gone)
         _exit(status);
     exit_status = status;
@@ -80,41 +151,11 @@ static void catch_stop_signals(void) {
     sigaction(SIGINT, &sa, NULL);
 }
 
-/* Reads the checkpoint --resume names and checks it is for --model. --resume auto with no
- * checkpoint in --checkpoint-dir yet sets *fresh instead (a restart loop's first run).
- * Returns ENG_OK or a code with one line in err. */
-static int load_resume(const wk_opts *o, eng_ckpt *c, int *fresh, char *err, size_t errlen) {
-    char path[WK_PATH_MAX], why[1024] = "";
-    const char *from = o->resume;
-    *fresh = 0;
-    if (strcmp(o->resume, "auto") == 0) {
-        char latest[WK_PATH_MAX + 16];
-        snprintf(latest, sizeof latest, "%s/latest", o->checkpoint_dir);
-        if (access(latest, F_OK) != 0) {
-            printf("--resume auto: no checkpoint in %s yet: starting fresh\n", o->checkpoint_dir);
-            *fresh = 1;
-            return ENG_OK;
-        }
-        from = o->checkpoint_dir;
-    }
-    int rc = eng_ckpt_resolve(from, path, sizeof path, why, sizeof why);
-    if (rc == ENG_OK)
-        rc = eng_ckpt_read(path, c, why, sizeof why);
-    if (rc == ENG_OK && strcmp(c->model, o->model) != 0) {
-        rc = eng_err(why, sizeof why, ENG_EFORMAT, "%s: a checkpoint of %s, not --model %s", path,
-                     c->model, o->model);
-        eng_ckpt_free(c);
-    }
-    if (rc != ENG_OK) /* the reasons name the file; the line names the flag too */
-        snprintf(err, errlen, "--resume: %.1000s", why);
-    return rc;
-}
-
 /* Rank 0 reads the checkpoint; every rank gets a copy over MPI (no shared file system
  * needed). Returns ENG_OK, or a code with err on every rank. */
 static int bcast_resume(const wk_opts *o, int rank, eng_ckpt *c, int *fresh, char *err,
                         size_t errlen) {
-    int rc = rank == 0 ? load_resume(o, c, fresh, err, errlen) : ENG_OK;
+    int rc = rank == 0 ? wk_resume_load(o, c, fresh, stdout, err, errlen) : ENG_OK;
     MPI_Bcast(&rc, 1, MPI_INT, 0, MPI_COMM_WORLD);
     if (rc != ENG_OK) {
         MPI_Bcast(err, (int)errlen, MPI_CHAR, 0, MPI_COMM_WORLD);
@@ -422,8 +463,7 @@ static int distributed(const wk_opts *o) {
     if (rank < P && !served)
         status = 1;
     if (status != 0) { /* nothing has started: the workers would wait for this rank */
-        fflush(stdout);
-        MPI_Abort(MPI_COMM_WORLD, status);
+        abort_job(status);
     }
     /* From here on no MPI collective: a lost process would hang it. The ranks agree through
      * the servers, and each ends on its own. */
@@ -467,8 +507,7 @@ static int distributed(const wk_opts *o) {
         if (status != 0 && status != WK_STOPPED)
             fprintf(stderr, "pstrain: worker %d: %s\n", rank - P, err);
         if (status != 0 && status != WK_STOPPED && !joined) {
-            fflush(stdout); /* nothing could start: the servers would wait for this worker */
-            MPI_Abort(MPI_COMM_WORLD, status);
+            abort_job(status); /* nothing could start: the servers would wait for this worker */
         }
         char why[8];
         gone |= wk_heartbeat_lost(hb, why, sizeof why);
@@ -482,7 +521,7 @@ static int distributed(const wk_opts *o) {
     free(endpoints);
     free(all);
     eng_ckpt_free(&resume);
-    return finish(rank, status, gone, o->peer_timeout);
+    return finish(status, gone, o->peer_timeout);
 }
 
 /* eval and inspect: one checkpoint, one process. */
@@ -496,16 +535,26 @@ static int read_checkpoint(const wk_opts *o, eng_ckpt *c) {
     return 0;
 }
 
-int main(int argc, char **argv) {
+static int run(int argc, char **argv) {
     static wk_opts o;
     char err[1024] = "";
     if (wk_cli_parse(&o, argc, argv, err, sizeof err) != 0) {
         fprintf(stderr, "pstrain: %s\n", err);
         return 2;
     }
+    if (o.version) {
+        wk_version_print(stdout);
+        return 0;
+    }
     if (o.help) {
         wk_cli_usage(stdout, wk_cli_command_name(o.command));
         return 0;
+    }
+    if (o.dry_run) { /* before --servers asks for mpirun: a launcher runs this first */
+        const int status = wk_preflight(&o, stdout, err, sizeof err);
+        if (status != 0)
+            fprintf(stderr, "pstrain: %s\n", err);
+        return status;
     }
     if (o.command == WK_CMD_EVAL || o.command == WK_CMD_INSPECT || o.command == WK_CMD_SAMPLE) {
         eng_ckpt c = {0};
@@ -562,7 +611,7 @@ int main(int argc, char **argv) {
     }
     eng_ckpt resume = {0};
     int fresh = 1;
-    if (o.resume[0] && load_resume(&o, &resume, &fresh, err, sizeof err) != ENG_OK) {
+    if (o.resume[0] && wk_resume_load(&o, &resume, &fresh, stdout, err, sizeof err) != ENG_OK) {
         fprintf(stderr, "pstrain: %s\n", err);
         return 2;
     }
@@ -575,5 +624,12 @@ int main(int argc, char **argv) {
     if (status != 0 && status != WK_STOPPED)
         fprintf(stderr, "pstrain: %s\n", err[0] ? err : "training failed");
     eng_ckpt_free(&resume);
+    return status;
+}
+
+int main(int argc, char **argv) {
+    status_init();
+    const int status = run(argc, argv);
+    say_status(status);
     return status;
 }

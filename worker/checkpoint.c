@@ -3,6 +3,7 @@
 
 #include "engine/base.h"
 #include "engine/layout.h"
+#include "worker/paths.h"
 #include "worker/progress.h"
 
 #include <errno.h>
@@ -29,17 +30,10 @@ struct wk_ckpt_writer {
 
 wk_ckpt_writer *wk_ckpt_writer_new(const eng_model *m, const char *dir, int keep, int nslots,
                                    int nslots2, double ema_decay, char *err, size_t errlen) {
-    /* A directory that cannot be made or written fails now, not after an epoch of training. */
-    if (mkdir(dir, 0777) != 0 && errno != EEXIST) {
-        eng_err(err, errlen, ENG_EIO, "--checkpoint-dir %s: cannot create it: %s", dir,
-                strerror(errno));
+    /* A directory that cannot be made or written fails now, not after an epoch of training;
+     * missing parents are made, as Keras's ModelCheckpoint makes them. */
+    if (wk_mkdirs("checkpoint-dir", dir, err, errlen) != ENG_OK)
         return NULL;
-    }
-    if (access(dir, W_OK | X_OK) != 0) {
-        eng_err(err, errlen, ENG_EIO, "--checkpoint-dir %s: cannot write into it: %s", dir,
-                strerror(errno));
-        return NULL;
-    }
     wk_ckpt_writer *w = calloc(1, sizeof *w);
     if (!w)
         goto nomem;
@@ -124,4 +118,34 @@ int wk_ckpt_writer_start(wk_ckpt_writer *w, char *err, size_t errlen) {
         return eng_err(err, errlen, ENG_ENOMEM, "checkpoint: cannot start the writer thread");
     w->running = 1;
     return 0;
+}
+
+int wk_resume_load(const wk_opts *o, eng_ckpt *c, int *fresh, FILE *out, char *err,
+                   size_t errlen) {
+    char path[WK_PATH_MAX], why[1024] = "";
+    const char *from = o->resume;
+    *fresh = 0;
+    if (strcmp(o->resume, "auto") == 0) {
+        char latest[WK_PATH_MAX + 16];
+        snprintf(latest, sizeof latest, "%s/latest", o->checkpoint_dir);
+        if (access(latest, F_OK) != 0) {
+            if (out)
+                fprintf(out, "--resume auto: no checkpoint in %s yet: starting fresh\n",
+                        o->checkpoint_dir);
+            *fresh = 1;
+            return ENG_OK;
+        }
+        from = o->checkpoint_dir;
+    }
+    int rc = eng_ckpt_resolve(from, path, sizeof path, why, sizeof why);
+    if (rc == ENG_OK)
+        rc = eng_ckpt_read(path, c, why, sizeof why);
+    if (rc == ENG_OK && strcmp(c->model, o->model) != 0) {
+        rc = eng_err(why, sizeof why, ENG_EFORMAT, "%s: a checkpoint of %s, not --model %s", path,
+                     c->model, o->model);
+        eng_ckpt_free(c);
+    }
+    if (rc != ENG_OK) /* the reasons name the file; the line names the flag too */
+        snprintf(err, errlen, "--resume: %.1000s", why);
+    return rc;
 }

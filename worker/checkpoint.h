@@ -7,13 +7,15 @@
 
 #include "engine/ckpt.h"
 #include "engine/model.h"
+#include "worker/cli.h"
 
 #include <stddef.h>
+#include <stdio.h>
 
 typedef struct wk_ckpt_writer wk_ckpt_writer;
 
-/* A writer of model m's checkpoints (m borrowed) into dir (made here when missing, one
- * level), keeping the newest `keep` (0: all), with buffers for the weights and nslots
+/* A writer of model m's checkpoints (m borrowed) into dir (made here with its parents
+ * when missing), keeping the newest `keep` (0: all), with buffers for the weights and nslots
  * optimizer arrays allocated here (for a model in two parts, nslots over the first part and
  * nslots2 over the second, and with ema_decay > 0 one for a moving average of the first
  * part). Returns NULL with err naming --checkpoint-dir when the directory cannot be made or
@@ -35,5 +37,13 @@ eng_ckpt *wk_ckpt_writer_next(wk_ckpt_writer *w);
 /* Starts writing the filled checkpoint on the writer's thread. Returns 0, or -1 with err
  * when the thread cannot start. */
 int wk_ckpt_writer_start(wk_ckpt_writer *w, char *err, size_t errlen);
+
+/* Reads the checkpoint --resume names (FILE, DIR's latest, or auto: --checkpoint-dir's latest)
+ * and checks that it is one of --model. --resume auto with no checkpoint there yet sets
+ * *fresh instead and says so on out (NULL: quiet): a restart loop's first run. Returns
+ * ENG_OK (c filled: release with eng_ckpt_free) or a code with one line in err naming
+ * --resume. */
+int wk_resume_load(const wk_opts *o, eng_ckpt *c, int *fresh, FILE *out, char *err,
+                   size_t errlen);
 
 #endif

@@ -6,6 +6,7 @@
 #include "engine/optim.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -51,8 +52,10 @@ static const flag flags[] = {
     {"clipvalue", F_REAL, NUM(clipvalue), 0, 1e6, TRAIN, "X",
      "rmsprop: clip each gradient element to [-X, X] (0 = off)"},
     {"decay", F_REAL, NUM(decay), 0, 1, TRAIN, "X", "rmsprop: lr / (1 + X * iterations) (0 = off)"},
-    {"seed", F_INT, NUM(seed), 0, 9007199254740991.0, TRAIN | SAMPLE | EVAL, "N",
-     "seed for weights, shuffles and dropout (default 1); sample, eval: for a GAN's noise"},
+    {"seed", F_INT, NUM(seed), 0, 9007199254740991.0, TRAIN, "N",
+     "seed for weights, shuffles and dropout (default 1)"},
+    {"seed", F_INT, NUM(seed), 0, 9007199254740991.0, SAMPLE | EVAL, "N",
+     "a GAN: seed of the noise, as a run with that seed draws it (default 1)"},
     {"threads", F_INT, NUM(threads), 0, 1024, TRAIN | EVAL, "N",
      "compute threads (default: one per CPU)"},
     {"max-steps", F_INT, NUM(max_steps), 0, 1e15, TRAIN, "N",
@@ -92,6 +95,9 @@ static const flag flags[] = {
      "between layers: a worker sends a layer's gradient as soon as backward has finished it"},
     {"dense-pushes", F_FLAG, NUM(dense_pushes), 0, 0, TRAIN, NULL,
      "push an embedding's whole gradient, not just the rows a batch used (to compare)"},
+    {"dry-run", F_FLAG, NUM(dry_run), 0, 0, TRAIN, NULL,
+     "check the flags, the data, the checkpoint to resume from and the paths to write, say what "
+     "would run, and exit (0, or 2 with the first problem); launch/ scripts run it before mpirun"},
     {"dump-weights", F_STR, STR(dump_weights), 0, 0, TRAIN, "FILE",
      "write the final flat weight vector as raw little-endian float32 (tests)"},
     {"checkpoint-dir", F_STR, STR(checkpoint_dir), 0, 0, TRAIN, "DIR",
@@ -116,9 +122,12 @@ static const flag flags[] = {
      "a GAN's discriminator optimizer (default rmsprop:lr=8e-4,clipvalue=1,decay=1e-8)"},
     {"samples", F_STR, STR(samples), 0, 0, TRAIN, "DIR",
      "a GAN: write DIR/epoch-E.png, digits from the same noise at every epoch's end"},
-    {"judge", F_STR, STR(judge), 0, 0, TRAIN | EVAL, "FILE|DIR",
-     "a GAN: score it at every epoch's end (eval: the checkpoint) with this mnist_cnn "
-     "checkpoint (Inception Score, Frechet distance)"},
+    {"judge", F_STR, STR(judge), 0, 0, TRAIN, "FILE|DIR",
+     "a GAN: score it at every epoch's end with this mnist_cnn checkpoint (Inception Score, "
+     "Frechet distance)"},
+    {"judge", F_STR, STR(judge), 0, 0, EVAL, "FILE|DIR",
+     "a GAN's checkpoint: score it with this mnist_cnn checkpoint (Inception Score, Frechet "
+     "distance)"},
     {"judge-n", F_INT, NUM(judge_n), 100, 1e6, TRAIN | EVAL, "N",
      "images generated for the scores (default 10000)"},
     {"ema-decay", F_REAL, NUM(ema_decay), 0, 0.999999, TRAIN, "X",
@@ -126,8 +135,8 @@ static const flag flags[] = {
      "(default " TEXT(WK_EMA_DEFAULT) "; 0 = none); grids, scores, sample and eval draw from it"},
     {"live", F_FLAG, NUM(live), 0, 0, SAMPLE | EVAL, NULL,
      "a GAN: draw from the generator's own weights, not their moving average"},
-    {"out", F_STR, STR(out), 0, 0, SAMPLE | PLOT, "FILE",
-     "the PNG to write (sample: the grid; plot: the curves)"},
+    {"out", F_STR, STR(out), 0, 0, SAMPLE, "FILE", "the PNG of the grid to write"},
+    {"out", F_STR, STR(out), 0, 0, PLOT, "FILE", "the PNG of the curves to write"},
     {"title", F_STR, STR(title), 0, 0, PLOT, "TEXT",
      "plot: the picture's title (default: the metrics file's path)"},
     {"n", F_INT, NUM(n), 1, 4096, SAMPLE, "N", "digits in the grid (default 64)"},
@@ -150,6 +159,7 @@ static const struct {
 };
 
 #define NCOMMANDS (sizeof commands / sizeof commands[0])
+#define NFLAGS (sizeof flags / sizeof flags[0])
 
 /* "train, summary, ... or check" into buf. */
 static const char *command_list(char *buf, size_t len) {
@@ -201,6 +211,98 @@ static int set_value(wk_opts *o, const flag *f, const char *v, char *err, size_t
     return 0;
 }
 
+/* Edits (insertions, deletions, substitutions, swaps of neighbours) that turn a into b:
+ * the optimal string alignment distance, for "did you mean". */
+static int mistyped(const char *a, const char *b) {
+    enum { N = 64 };
+    const size_t n = strlen(a), m = strlen(b);
+    if (n >= N || m >= N)
+        return INT_MAX;
+    int d[N][N];
+    for (size_t i = 0; i <= n; i++)
+        d[i][0] = (int)i;
+    for (size_t j = 0; j <= m; j++)
+        d[0][j] = (int)j;
+    for (size_t i = 1; i <= n; i++)
+        for (size_t j = 1; j <= m; j++) {
+            const int sub = d[i - 1][j - 1] + (a[i - 1] != b[j - 1]);
+            int v = d[i - 1][j] + 1 < d[i][j - 1] + 1 ? d[i - 1][j] + 1 : d[i][j - 1] + 1;
+            if (sub < v)
+                v = sub;
+            if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] &&
+                d[i - 2][j - 2] + 1 < v)
+                v = d[i - 2][j - 2] + 1;
+            d[i][j] = v;
+        }
+    return d[n][m];
+}
+
+/* How many edits still read as a typo of name: a third of it, at least 1, at most 3. */
+static int max_typos(const char *name) {
+    const int t = (int)strlen(name) / 3;
+    return t < 1 ? 1 : (t > 3 ? 3 : t);
+}
+
+/* The flags that choose an optimizer: a resumed run goes on with the checkpoint's instead. */
+static int is_optim_flag(const char *name) {
+    static const char *const optim[] = {"optimizer", "lr",        "clipvalue",
+                                        "decay",     "gen-optim", "disc-optim"};
+    for (size_t i = 0; i < sizeof optim / sizeof optim[0]; i++)
+        if (strcmp(name, optim[i]) == 0)
+            return 1;
+    return 0;
+}
+
+/* The entry for argument a ("--name" or "--name=value", eq at its '=' or NULL) of command c.
+ * NULL with one line in err: a flag of other commands says which; an unknown one gets the
+ * nearest of c's flags when it reads as a typo of one ("--epoch": --epochs) or a longer
+ * spelling of one ("--batch-size": --batch). */
+static const flag *find_flag(wk_command c, const char *a, const char *eq, char *err,
+                             size_t errlen) {
+    const char *name = a + 2;
+    const size_t len = eq ? (size_t)(eq - name) : strlen(name);
+    char given[64];
+    snprintf(given, sizeof given, "%.*s", (int)(len < sizeof given ? len : sizeof given - 1),
+             name);
+    unsigned elsewhere = 0;
+    for (size_t k = 0; k < NFLAGS; k++)
+        if (strcmp(flags[k].name, given) == 0) {
+            if (flags[k].commands & (1u << c))
+                return &flags[k];
+            elsewhere |= flags[k].commands;
+        }
+    const char *cmd = commands[c].name;
+    if (elsewhere) {
+        char which[128] = "";
+        for (size_t k = 0; k < NCOMMANDS; k++)
+            if (elsewhere & (1u << k))
+                snprintf(which + strlen(which), sizeof which - strlen(which), "%s%s",
+                         which[0] ? ", " : "", commands[k].name);
+        snprintf(err, errlen, "--%s: not a flag of '%s' (it is one of: %s)", given, cmd, which);
+        return NULL;
+    }
+    const flag *near = NULL;
+    int best = INT_MAX;
+    for (size_t k = 0; k < NFLAGS; k++) {
+        if (!(flags[k].commands & (1u << c)))
+            continue;
+        const size_t fl = strlen(flags[k].name);
+        int d = mistyped(given, flags[k].name);
+        if (d > max_typos(flags[k].name) && len > fl && strncmp(given, flags[k].name, fl) == 0 &&
+            strchr("-_", given[fl]))
+            d = max_typos(flags[k].name); /* --batch-size: --batch and more words */
+        if (d < best)
+            best = d, near = &flags[k];
+    }
+    if (near && best <= max_typos(near->name))
+        snprintf(err, errlen, "--%s: unknown flag for '%s'; did you mean --%s? (pstrain help %s)",
+                 given, cmd, near->name, cmd);
+    else
+        snprintf(err, errlen, "--%s: unknown flag for '%s' (pstrain help %s lists them)", given,
+                 cmd, cmd);
+    return NULL;
+}
+
 static void defaults(wk_opts *o) {
     memset(o, 0, sizeof *o);
     const char *env = getenv("PSTRAIN_DATA");
@@ -237,21 +339,48 @@ int wk_cli_parse(wk_opts *o, int argc, char **argv, char *err, size_t errlen) {
                  command_list(cmds, sizeof cmds));
         return -1;
     }
-    if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
+    if (strcmp(argv[1], "--version") == 0 || strcmp(argv[1], "version") == 0) {
+        o->version = 1;
+        o->command = (wk_command)-1;
+        return 0;
+    }
+    /* pstrain --help, pstrain help, pstrain help COMMAND (git's way) */
+    const int help_cmd = strcmp(argv[1], "help") == 0;
+    if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 || (help_cmd && argc == 2)) {
         o->help = 1;
         o->command = (wk_command)-1;
         return 0;
     }
+    const char *name = help_cmd ? argv[2] : argv[1];
     int found = 0;
     for (size_t c = 0; c < NCOMMANDS; c++)
-        if (strcmp(argv[1], commands[c].name) == 0) {
+        if (strcmp(name, commands[c].name) == 0) {
             o->command = (wk_command)c;
             found = 1;
         }
     if (!found) {
-        snprintf(err, errlen, "unknown command '%s': expected %s", argv[1],
-                 command_list(cmds, sizeof cmds));
+        const char *near = NULL;
+        int best = INT_MAX;
+        for (size_t c = 0; c < NCOMMANDS; c++) {
+            const int d = mistyped(name, commands[c].name);
+            if (d < best)
+                best = d, near = commands[c].name;
+        }
+        if (near && best <= max_typos(near))
+            snprintf(err, errlen, "unknown command '%s': did you mean '%s'?", name, near);
+        else
+            snprintf(err, errlen, "unknown command '%s': expected %s", name,
+                     command_list(cmds, sizeof cmds));
         return -1;
+    }
+    if (help_cmd) {
+        if (argc > 3) {
+            snprintf(err, errlen, "help: expected one command, got '%s' after '%s'", argv[3],
+                     name);
+            return -1;
+        }
+        o->help = 1;
+        return 0;
     }
     for (int i = 2; i < argc; i++) {
         const char *a = argv[i];
@@ -273,17 +402,11 @@ int wk_cli_parse(wk_opts *o, int argc, char **argv, char *err, size_t errlen) {
             snprintf(err, errlen, "unexpected argument '%s': flags start with --", a);
             return -1;
         }
-        const char *name = a + 2, *eq = strchr(name, '=');
-        size_t len = eq ? (size_t)(eq - name) : strlen(name);
-        const flag *f = NULL;
-        for (size_t k = 0; k < sizeof flags / sizeof flags[0]; k++)
-            if (strlen(flags[k].name) == len && strncmp(flags[k].name, name, len) == 0)
-                f = &flags[k];
-        if (!f || !(f->commands & (1u << o->command))) {
-            snprintf(err, errlen, "%s: unknown flag for '%s' (see pstrain %s --help)", a,
-                     commands[o->command].name, commands[o->command].name);
+        const char *eq = strchr(a + 2, '=');
+        const flag *f = find_flag(o->command, a, eq, err, errlen);
+        if (!f)
             return -1;
-        }
+        o->optim_given |= is_optim_flag(f->name);
         if (f->type == F_FLAG) {
             if (eq) {
                 snprintf(err, errlen, "--%s: takes no value", f->name);
@@ -408,12 +531,39 @@ const char *wk_cli_command_name(wk_command c) {
     return c >= 0 && (size_t)c < NCOMMANDS ? commands[c].name : NULL;
 }
 
+#define HELP_WIDTH 100 /* columns, as the code's */
+
+/* Prints left in a column of `indent` columns (on a line of its own when longer), then text
+ * wrapped at word boundaries to HELP_WIDTH columns, each later line indented alike. */
+static void put_item(FILE *out, const char *left, int indent, const char *text) {
+    int col = fprintf(out, "  %s", left);
+    if (col >= indent - 1) {
+        fputc('\n', out);
+        col = 0;
+    }
+    fprintf(out, "%*s", indent - col, "");
+    col = indent;
+    for (const char *p = text; *p;) {
+        while (*p == ' ')
+            p++;
+        const size_t w = strcspn(p, " ");
+        if (col > indent && col + 1 + (int)w > HELP_WIDTH) {
+            fprintf(out, "\n%*s", indent, "");
+            col = indent;
+        }
+        col += fprintf(out, "%s%.*s", col > indent ? " " : "", (int)w, p);
+        p += w;
+    }
+    fputc('\n', out);
+}
+
 void wk_cli_usage(FILE *out, const char *command) {
     if (!command) {
-        fprintf(out, "usage: pstrain COMMAND [flags]\n\ncommands:\n");
+        fprintf(out, "usage: pstrain COMMAND [flags]\n       pstrain help COMMAND\n       "
+                     "pstrain --version\n\ncommands:\n");
         for (size_t c = 0; c < NCOMMANDS; c++)
-            fprintf(out, "  %-9s %s\n", commands[c].name, commands[c].about);
-        fprintf(out, "\nSee pstrain COMMAND --help for its flags.\n");
+            put_item(out, commands[c].name, 12, commands[c].about);
+        fprintf(out, "\nSee pstrain help COMMAND (or pstrain COMMAND --help) for its flags.\n");
     } else {
         unsigned bit = 0;
         for (size_t c = 0; c < NCOMMANDS; c++)
@@ -426,20 +576,28 @@ void wk_cli_usage(FILE *out, const char *command) {
                 fprintf(out, "usage: pstrain %s %s [flags]\n%s\n\nflags:\n", command, args,
                         commands[c].about);
             }
-        for (size_t k = 0; k < sizeof flags / sizeof flags[0]; k++) {
+        for (size_t k = 0; k < NFLAGS; k++) {
             if (!(flags[k].commands & bit))
                 continue;
             char left[48];
             snprintf(left, sizeof left, "--%s%s%s", flags[k].name, flags[k].arg ? " " : "",
                      flags[k].arg ? flags[k].arg : "");
-            fprintf(out, "  %-24s %s\n", left, flags[k].help);
+            put_item(out, left, 28, flags[k].help);
         }
     }
-    if (!command || strcmp(command, "plot") != 0) { /* plot draws any run */
+    /* the commands that take --model list the models */
+    if (!command || strcmp(command, "train") == 0 || strcmp(command, "summary") == 0 ||
+        strcmp(command, "check") == 0) {
         fprintf(out, "\nmodels:\n");
         for (int i = 0; eng_model_at(i); i++)
-            fprintf(out, "  %-12s %s\n", eng_model_at(i)->name, eng_model_at(i)->about);
+            put_item(out, eng_model_at(i)->name, 16, eng_model_at(i)->about);
     }
-    fprintf(out, "\nExit status: 0 on success, 2 on bad input (one line names the flag or file), "
-                 "1 on other failures.\n");
+    fprintf(out, "\nexit status:\n");
+    put_item(out, "0", 6, "success");
+    put_item(out, "1", 6, "a failure that is not the input's (a lost server, a full disk)");
+    put_item(out, "2", 6, "bad input: one line names the flag or file and what was expected");
+    if (!command || strcmp(command, "train") == 0)
+        put_item(out, "75", 6,
+                 "train: stopped on SIGTERM or SIGINT after a last checkpoint (--checkpoint-dir); "
+                 "run the same command with --resume auto to go on");
 }

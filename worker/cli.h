@@ -37,6 +37,9 @@ typedef struct wk_opts {
     double val_split;
     int64_t progress; /* -1 auto (a bar on a terminal), 0 lines only, 1 bar */
     int help;         /* --help was given: print usage, run nothing */
+    int version;      /* --version was given: print the version, run nothing */
+    int dry_run;      /* train --dry-run: check everything a run would, run nothing */
+    int optim_given;  /* --optimizer, --lr, --clipvalue, --decay, --gen-optim or --disc-optim */
     /* a parameter-server job (mpirun) */
     int64_t servers;                /* ranks 0..servers-1 serve; 0: one-process training */
     char mode[16];                  /* sync | async | ssp */

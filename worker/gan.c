@@ -13,14 +13,13 @@
 #include "worker/checkpoint.h"
 #include "worker/client.h"
 #include "worker/loop.h"
+#include "worker/paths.h"
 #include "worker/progress.h"
 #include "worker/stream.h"
 
-#include <errno.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #define GRID_N 64                  /* digits in a --samples grid */
 #define KEY_GRID 0x53414D504C45ull /* noise of the grids and of `pstrain sample` */
@@ -211,9 +210,9 @@ static int outputs_init(outputs *out, const wk_opts *o, int threads, char *err, 
     memset(out, 0, sizeof *out);
     out->samples_dir = o->samples;
     if (o->samples[0]) {
-        if (mkdir(o->samples, 0777) != 0 && errno != EEXIST)
-            return eng_err(err, errlen, ENG_EIO, "--samples %s: cannot create it: %s", o->samples,
-                           strerror(errno));
+        int rc = wk_mkdirs("samples", o->samples, err, errlen);
+        if (rc != ENG_OK)
+            return rc;
         out->grid_z = malloc(sizeof(float) * GRID_N * ENG_GAN_NOISE);
         out->grid = malloc(sizeof(float) * GRID_N * 28 * 28);
         if (!out->grid_z || !out->grid)
@@ -427,6 +426,7 @@ int wk_train_gan(const wk_opts *o, const wk_job *job_in, const eng_ckpt *resume,
                part[1].layout.total, world, batch, how, gs, ds, threads);
         if (ema)
             printf("grids and scores: a moving average of the generator, decay %g\n", ema_decay);
+        wk_banner_more(o, resume);
     }
 
     const wk_position from = wk_resume_position(resume, world, batch, steps_per_epoch, lead);
@@ -549,6 +549,8 @@ int wk_train_gan(const wk_opts *o, const wk_job *job_in, const eng_ckpt *resume,
                 wk_progress_servers(&prog, epoch, p ? "discriminator" : "generator", ss,
                                     job->num_servers);
             }
+            if (wk_progress_check(&prog, err, errlen) != 0)
+                goto out;
         }
         const wk_position end =
             s < steps_per_epoch ? (wk_position){step, epoch, s} : (wk_position){step, epoch + 1, 0};
@@ -577,15 +579,10 @@ int wk_train_gan(const wk_opts *o, const wk_job *job_in, const eng_ckpt *resume,
         goto out;
     }
     if (lead && o->dump_weights[0]) { /* the checkpoint's flat vector: generator first */
-        FILE *f = fopen(o->dump_weights, "wb");
-        int ok = f != NULL;
-        for (int p = 0; ok && p < 2; p++)
-            ok = fwrite(eng_net_params(net[p]), sizeof(float), part[p].layout.total, f) ==
-                 part[p].layout.total;
-        if (f && fclose(f) != 0)
-            ok = 0;
-        if (!ok) {
-            snprintf(err, errlen, "--dump-weights: %s: cannot write", o->dump_weights);
+        const void *bufs[2] = {eng_net_params(net[0]), eng_net_params(net[1])};
+        const size_t lens[2] = {sizeof(float) * part[0].layout.total,
+                                sizeof(float) * part[1].layout.total};
+        if (wk_write_whole("dump-weights", o->dump_weights, bufs, lens, 2, err, errlen) != 0) {
             status = 2;
             goto out;
         }
@@ -596,6 +593,8 @@ int wk_train_gan(const wk_opts *o, const wk_job *job_in, const eng_ckpt *resume,
             &prog, wk_now() - t_start, train_seconds > 0 ? (double)trained / train_seconds : 0.0,
             &times, job ? wk_client_last_stats(client[0]) : NULL, job ? job->num_servers : 0);
     }
+    if (wk_progress_check(&prog, err, errlen) != 0)
+        goto out;
     status = 0;
 out:
     for (int p = 0; status != 0 && status != WK_STOPPED && p < 2; p++)

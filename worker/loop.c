@@ -2,6 +2,7 @@
 #include "worker/loop.h"
 
 #include "engine/base.h"
+#include "engine/blas.h"
 #include "worker/progress.h"
 
 #include <stdio.h>
@@ -178,3 +179,12 @@ int wk_ckpt_end(wk_ckpt_writer *writer, int64_t step, double t0, char *err, size
 }
 
 int wk_exit_code(int rc) { return rc == ENG_EARG || rc == ENG_EFORMAT || rc == ENG_EIO ? 2 : 1; }
+
+void wk_banner_more(const wk_opts *o, const eng_ckpt *resume) {
+    char blas[160];
+    if (resume && o->optim_given)
+        printf("resuming at step %lld: the optimizer is the checkpoint's, as above; the "
+               "optimizer flags given were not used\n",
+               (long long)resume->step);
+    printf("%s\n", eng_blas_describe(blas, sizeof blas));
+}

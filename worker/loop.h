@@ -69,4 +69,8 @@ int wk_ckpt_end(wk_ckpt_writer *writer, int64_t step, double t0, char *err, size
 /* The exit status for an engine error code: 2 for bad input, 1 otherwise. */
 int wk_exit_code(int rc);
 
+/* The lead's lines after its start banner: that the checkpoint's optimizer overrides the
+ * optimizer flags given (a resumed run goes on as it was), and the OpenBLAS kernel. */
+void wk_banner_more(const wk_opts *o, const eng_ckpt *resume);
+
 #endif

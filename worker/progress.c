@@ -2,6 +2,8 @@
 #include "worker/progress.h"
 
 #include <errno.h>
+#include <jansson.h>
+#include <math.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
@@ -20,6 +22,7 @@ int wk_progress_init(wk_progress *p, FILE *out, const char *metrics_path, int ba
     p->epochs = epochs;
     p->steps_per_epoch = steps_per_epoch;
     if (metrics_path && metrics_path[0]) {
+        snprintf(p->metrics_path, sizeof p->metrics_path, "%s", metrics_path);
         p->metrics = fopen(metrics_path, "w");
         if (!p->metrics) {
             snprintf(err, errlen, "--metrics: %s: cannot open for writing: %s", metrics_path,
@@ -28,6 +31,32 @@ int wk_progress_init(wk_progress *p, FILE *out, const char *metrics_path, int ba
         }
     }
     return 0;
+}
+
+/* A number for a metrics line: JSON has no NaN or infinity (a loss that diverged), so those
+ * are null, as Python's json.dumps(allow_nan=False) callers write them. */
+static json_t *num(double v) { return isfinite(v) ? json_real(v) : json_null(); }
+
+/* Writes obj (taken) as one line of the metrics file. A failed write (a full disk) is kept in
+ * p->metrics_errno, for wk_progress_check to report: metrics must not go missing quietly. */
+static void put_line(wk_progress *p, json_t *obj) {
+    if (!obj)
+        return;
+    if (p->metrics && !p->metrics_errno) {
+        errno = 0;
+        if (json_dumpf(obj, p->metrics, JSON_COMPACT | JSON_REAL_PRECISION(6)) != 0 ||
+            fputc('\n', p->metrics) == EOF || fflush(p->metrics) != 0)
+            p->metrics_errno = errno ? errno : EIO;
+    }
+    json_decref(obj);
+}
+
+int wk_progress_check(const wk_progress *p, char *err, size_t errlen) {
+    if (!p->metrics_errno)
+        return 0;
+    snprintf(err, errlen, "--metrics %s: cannot write: %s", p->metrics_path,
+             strerror(p->metrics_errno));
+    return -1;
 }
 
 void wk_progress_deinit(wk_progress *p) {
@@ -98,20 +127,20 @@ void wk_progress_gan_epoch_end(wk_progress *p, const wk_gan_report *r) {
     fputc('\n', p->out);
     fflush(p->out);
     if (p->metrics) {
-        fprintf(p->metrics,
-                "{\"event\":\"epoch\",\"epoch\":%lld,\"d_loss\":%.6g,\"g_loss\":%.6g,"
-                "\"d_accuracy\":%.6g,\"samples_per_sec\":%.6g,\"push_bytes_per_step\":%.6g,"
-                "\"seconds\":%.6g",
-                (long long)r->epoch, r->d_loss, r->g_loss, r->d_accuracy, r->samples_per_sec,
-                r->push_bytes_per_step, r->seconds);
-        if (r->inception > 0)
-            fprintf(p->metrics, ",\"inception_score\":%.6g,\"frechet\":%.6g", r->inception,
-                    r->frechet);
-        if (r->live_inception > 0)
-            fprintf(p->metrics, ",\"live_inception_score\":%.6g,\"live_frechet\":%.6g",
-                    r->live_inception, r->live_frechet);
-        fprintf(p->metrics, "}\n");
-        fflush(p->metrics);
+        json_t *j = json_pack("{s:s, s:I, s:o, s:o, s:o, s:o, s:o, s:o}", "event", "epoch",
+                              "epoch", (json_int_t)r->epoch, "d_loss", num(r->d_loss), "g_loss",
+                              num(r->g_loss), "d_accuracy", num(r->d_accuracy), "samples_per_sec",
+                              num(r->samples_per_sec), "push_bytes_per_step",
+                              num(r->push_bytes_per_step), "seconds", num(r->seconds));
+        if (j && r->inception > 0) {
+            json_object_set_new(j, "inception_score", num(r->inception));
+            json_object_set_new(j, "frechet", num(r->frechet));
+        }
+        if (j && r->live_inception > 0) {
+            json_object_set_new(j, "live_inception_score", num(r->live_inception));
+            json_object_set_new(j, "live_frechet", num(r->live_frechet));
+        }
+        put_line(p, j);
     }
 }
 
@@ -126,15 +155,13 @@ void wk_progress_epoch_end(wk_progress *p, const wk_epoch_report *r) {
         fprintf(p->out, " - %.1f KB pushed/step", r->push_bytes_per_step / 1e3);
     fputc('\n', p->out);
     fflush(p->out);
-    if (p->metrics) {
-        fprintf(p->metrics,
-                "{\"event\":\"epoch\",\"epoch\":%lld,\"loss\":%.6g,\"accuracy\":%.6g,"
-                "\"val_loss\":%.6g,\"val_accuracy\":%.6g,\"samples_per_sec\":%.6g,"
-                "\"push_bytes_per_step\":%.6g,\"seconds\":%.6g}\n",
-                (long long)r->epoch, r->loss, r->accuracy, r->val_loss, r->val_accuracy,
-                r->samples_per_sec, r->push_bytes_per_step, r->seconds);
-        fflush(p->metrics);
-    }
+    if (p->metrics)
+        put_line(p, json_pack("{s:s, s:I, s:o, s:o, s:o, s:o, s:o, s:o, s:o}", "event", "epoch",
+                              "epoch", (json_int_t)r->epoch, "loss", num(r->loss), "accuracy",
+                              num(r->accuracy), "val_loss", num(r->val_loss), "val_accuracy",
+                              num(r->val_accuracy), "samples_per_sec", num(r->samples_per_sec),
+                              "push_bytes_per_step", num(r->push_bytes_per_step), "seconds",
+                              num(r->seconds)));
 }
 
 void wk_progress_final(wk_progress *p, double test_loss, double test_accuracy,
@@ -142,38 +169,34 @@ void wk_progress_final(wk_progress *p, double test_loss, double test_accuracy,
     fprintf(p->out, "test_loss: %.4f - test_accuracy: %.4f - %.0f samples/s - %.1fs\n", test_loss,
             test_accuracy, samples_per_sec, wall_s);
     fflush(p->out);
-    if (p->metrics) {
-        fprintf(p->metrics,
-                "{\"event\":\"final\",\"test_loss\":%.6g,\"test_accuracy\":%.6g,"
-                "\"samples_per_sec\":%.6g,\"wall_s\":%.6g}\n",
-                test_loss, test_accuracy, samples_per_sec, wall_s);
-        fflush(p->metrics);
-    }
+    if (p->metrics)
+        put_line(p, json_pack("{s:s, s:o, s:o, s:o, s:o}", "event", "final", "test_loss",
+                              num(test_loss), "test_accuracy", num(test_accuracy),
+                              "samples_per_sec", num(samples_per_sec), "wall_s", num(wall_s)));
 }
 
 void wk_progress_servers(wk_progress *p, int64_t epoch, const char *vector,
                          const wk_server_stats *st, int P) {
     if (!p->metrics || !st)
         return;
-    fprintf(p->metrics, "{\"event\":\"servers\",\"epoch\":%lld,\"vector\":\"%s\",\"servers\":[",
-            (long long)epoch, vector);
-    for (int s = 0; s < P; s++) {
-        fprintf(p->metrics,
-                "%s{\"server\":%u,\"updates\":%llu,\"bytes_in\":%llu,\"bytes_out\":%llu,"
-                "\"pushes\":%llu,\"pulls\":%llu,\"refused\":%llu,\"staleness_mean\":%.6g,"
-                "\"staleness_max\":%llu,\"barrier_wait_s\":%.6g,\"pushes_per_worker\":[",
-                s ? "," : "", st[s].server_id, (unsigned long long)st[s].updates,
-                (unsigned long long)st[s].bytes_in, (unsigned long long)st[s].bytes_out,
-                (unsigned long long)st[s].pushes, (unsigned long long)st[s].pulls,
-                (unsigned long long)st[s].errors, st[s].mean_staleness,
-                (unsigned long long)st[s].max_staleness, st[s].barrier_wait_s);
-        for (int w = 0; w < st[s].workers; w++)
-            fprintf(p->metrics, "%s%llu", w ? "," : "",
-                    (unsigned long long)st[s].pushes_per_worker[w]);
-        fprintf(p->metrics, "]}");
+    json_t *servers = json_array();
+    for (int s = 0; servers && s < P; s++) {
+        json_t *per = json_array();
+        for (int w = 0; per && w < st[s].workers; w++)
+            json_array_append_new(per, json_integer((json_int_t)st[s].pushes_per_worker[w]));
+        json_array_append_new(
+            servers,
+            json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:o, s:I, s:o, s:o}", "server",
+                      (json_int_t)st[s].server_id, "updates", (json_int_t)st[s].updates,
+                      "bytes_in", (json_int_t)st[s].bytes_in, "bytes_out",
+                      (json_int_t)st[s].bytes_out, "pushes", (json_int_t)st[s].pushes, "pulls",
+                      (json_int_t)st[s].pulls, "refused", (json_int_t)st[s].errors,
+                      "staleness_mean", num(st[s].mean_staleness), "staleness_max",
+                      (json_int_t)st[s].max_staleness, "barrier_wait_s",
+                      num(st[s].barrier_wait_s), "pushes_per_worker", per));
     }
-    fprintf(p->metrics, "]}\n");
-    fflush(p->metrics);
+    put_line(p, json_pack("{s:s, s:I, s:s, s:o}", "event", "servers", "epoch", (json_int_t)epoch,
+                          "vector", vector, "servers", servers));
 }
 
 void wk_progress_report(wk_progress *p, double wall_s, double samples_per_sec,
@@ -200,11 +223,9 @@ void wk_progress_report(wk_progress *p, double wall_s, double samples_per_sec,
                 st[s].barrier_wait_s, st[s].mean_staleness,
                 (unsigned long long)st[s].max_staleness);
     fflush(p->out);
-    if (p->metrics) {
-        fprintf(p->metrics,
-                "{\"event\":\"report\",\"wall_s\":%.6g,\"samples_per_sec\":%.6g,"
-                "\"compute_s\":%.6g,\"push_s\":%.6g,\"pull_wait_s\":%.6g,\"train_s\":%.6g}\n",
-                wall_s, samples_per_sec, t->compute_s, t->push_s, t->pull_s, t->total_s);
-        fflush(p->metrics);
-    }
+    if (p->metrics)
+        put_line(p, json_pack("{s:s, s:o, s:o, s:o, s:o, s:o, s:o}", "event", "report", "wall_s",
+                              num(wall_s), "samples_per_sec", num(samples_per_sec), "compute_s",
+                              num(t->compute_s), "push_s", num(t->push_s), "pull_wait_s",
+                              num(t->pull_s), "train_s", num(t->total_s)));
 }

@@ -11,6 +11,8 @@
 typedef struct wk_progress {
     FILE *out;     /* human output, borrowed */
     FILE *metrics; /* JSON lines, owned; NULL: none */
+    char metrics_path[4096];
+    int metrics_errno; /* the first failed write's errno; 0: none */
     int bar;       /* redraw a live bar */
     int64_t epochs, steps_per_epoch;
     double epoch_start, last_draw;
@@ -35,6 +37,11 @@ typedef struct wk_time_split {
 int wk_progress_init(wk_progress *p, FILE *out, const char *metrics_path, int bar, int64_t epochs,
                      int64_t steps_per_epoch, char *err, size_t errlen);
 void wk_progress_deinit(wk_progress *p);
+
+/* Returns 0 while every metrics line so far reached the file, else -1 with one line in err
+ * naming --metrics and the reason (No space left on device). The loops call it after each
+ * epoch's lines and at the end, so a run whose metrics are lost does not end with status 0. */
+int wk_progress_check(const wk_progress *p, char *err, size_t errlen);
 
 void wk_progress_epoch_begin(wk_progress *p, int64_t epoch);
 /* After each step: redraws the bar at most ten times a second. */

@@ -11,6 +11,7 @@
 #include "worker/checkpoint.h"
 #include "worker/client.h"
 #include "worker/loop.h"
+#include "worker/paths.h"
 #include "worker/progress.h"
 #include "worker/stream.h"
 
@@ -331,16 +332,20 @@ int wk_train(const wk_opts *o, const wk_job *job_in, const eng_ckpt *resume,
         status = 2;
         goto out;
     }
+    char optim[160];
+    eng_optim_format(&cfg, optim, sizeof optim); /* what runs: a checkpoint's wins over flags */
     if (lead && job)
         printf("%s: %d worker(s) x batch %d = global batch %d; mode %s; %d server(s); %zu "
-               "parameters; %s lr %g; %d threads per worker\n",
-               def->name, world, batch, world * batch, o->mode, job->num_servers, nparams,
-               o->optimizer, (double)cfg.lr, threads);
+               "parameters; %s; %d threads per worker\n",
+               def->name, world, batch, world * batch, o->mode, job->num_servers, nparams, optim,
+               threads);
     else if (lead)
         printf("%s: %lld train, %lld validation, %lld test samples; %zu parameters; batch %d; "
-               "%s lr %g; %d threads\n",
+               "%s; %d threads\n",
                def->name, (long long)data.data.train.n, (long long)data.data.val.n,
-               (long long)data.data.test.n, nparams, batch, o->optimizer, (double)cfg.lr, threads);
+               (long long)data.data.test.n, nparams, batch, optim, threads);
+    if (lead)
+        wk_banner_more(o, resume);
 
     const wk_position from = wk_resume_position(resume, world, batch, steps_per_epoch, lead);
     int64_t step = from.step, trained = 0, first_epoch = from.epoch, first_step = from.epoch_step;
@@ -445,6 +450,8 @@ int wk_train(const wk_opts *o, const wk_job *job_in, const eng_ckpt *resume,
                 goto out;
             if (ss)
                 wk_progress_servers(&prog, epoch, "model", ss, job->num_servers);
+            if (wk_progress_check(&prog, err, errlen) != 0)
+                goto out;
         }
         /* And one at every epoch's end (or where --max-steps cut it). */
         const wk_position end =
@@ -494,10 +501,9 @@ int wk_train(const wk_opts *o, const wk_job *job_in, const eng_ckpt *resume,
         goto out;
     }
     if (lead && o->dump_weights[0]) {
-        FILE *f = fopen(o->dump_weights, "wb");
-        if (!f || fwrite(eng_net_params(net), sizeof(float), nparams, f) != nparams ||
-            fclose(f) != 0) {
-            snprintf(err, errlen, "--dump-weights: %s: cannot write", o->dump_weights);
+        const void *buf = eng_net_params(net);
+        const size_t len = sizeof(float) * nparams;
+        if (wk_write_whole("dump-weights", o->dump_weights, &buf, &len, 1, err, errlen) != 0) {
             status = 2;
             goto out;
         }
@@ -515,6 +521,8 @@ int wk_train(const wk_opts *o, const wk_job *job_in, const eng_ckpt *resume,
         wk_progress_report(&prog, wk_now() - t_start, rate, &times,
                            client ? wk_client_last_stats(client) : NULL,
                            job ? job->num_servers : 0);
+    if (wk_progress_check(&prog, err, errlen) != 0)
+        goto out;
     status = 0;
 out:
     if (status != 0 && status != WK_STOPPED)

@@ -1,0 +1,134 @@
+/* paths.c: folders made with their parents, files replaced whole (worker/paths.h). */
+#include "worker/paths.h"
+
+#include "engine/base.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define PATH_LEN 4096
+
+/* The part of path before its last '/', "." when it has none, "/" for "/x". */
+static void parent_of(const char *path, char *out, size_t len) {
+    snprintf(out, len, "%s", path);
+    size_t n = strlen(out);
+    while (n > 1 && out[n - 1] == '/') /* "a/b/" is "a/b" */
+        out[--n] = '\0';
+    char *slash = strrchr(out, '/');
+    if (!slash)
+        snprintf(out, len, ".");
+    else if (slash == out)
+        out[1] = '\0';
+    else
+        *slash = '\0';
+}
+
+/* dir exists as a folder this process may write into: ENG_OK, else a code with err. */
+static int writable_dir(const char *flag, const char *given, const char *dir, char *err,
+                        size_t errlen) {
+    struct stat st;
+    if (stat(dir, &st) != 0)
+        return eng_err(err, errlen, ENG_EIO, "--%s %s: %s: %s", flag, given, dir, strerror(errno));
+    if (!S_ISDIR(st.st_mode))
+        return eng_err(err, errlen, ENG_EARG, "--%s %s: %s is not a folder", flag, given, dir);
+    if (access(dir, W_OK | X_OK) != 0)
+        return eng_err(err, errlen, ENG_EIO, "--%s %s: cannot write into %s: %s", flag, given,
+                       dir, strerror(errno));
+    return ENG_OK;
+}
+
+int wk_mkdirs(const char *flag, const char *dir, char *err, size_t errlen) {
+    char path[PATH_LEN];
+    if (!dir[0] || strlen(dir) >= sizeof path)
+        return eng_err(err, errlen, ENG_EARG, "--%s: expected a folder's path of 1 to %zu bytes",
+                       flag, sizeof path - 1);
+    snprintf(path, sizeof path, "%s", dir);
+    /* Each prefix that ends before a '/', then the whole path. */
+    for (char *p = path + 1;; p++) {
+        const char c = *p;
+        if (c != '/' && c != '\0')
+            continue;
+        *p = '\0';
+        if (mkdir(path, 0777) != 0 && errno != EEXIST)
+            return eng_err(err, errlen, ENG_EIO, "--%s %s: cannot create %s: %s", flag, dir, path,
+                           strerror(errno));
+        struct stat st;
+        if (stat(path, &st) == 0 && !S_ISDIR(st.st_mode))
+            return eng_err(err, errlen, ENG_EARG, "--%s %s: %s exists and is not a folder", flag,
+                           dir, path);
+        *p = c;
+        if (c == '\0')
+            break;
+    }
+    return writable_dir(flag, dir, dir, err, errlen);
+}
+
+int wk_dir_usable(const char *flag, const char *dir, char *err, size_t errlen) {
+    char path[PATH_LEN], up[PATH_LEN];
+    if (!dir[0] || strlen(dir) >= sizeof path)
+        return eng_err(err, errlen, ENG_EARG, "--%s: expected a folder's path of 1 to %zu bytes",
+                       flag, sizeof path - 1);
+    snprintf(path, sizeof path, "%s", dir);
+    struct stat st;
+    while (stat(path, &st) != 0) { /* the nearest part that exists */
+        if (errno != ENOENT)
+            return eng_err(err, errlen, ENG_EIO, "--%s %s: %s: %s", flag, dir, path,
+                           strerror(errno));
+        parent_of(path, up, sizeof up);
+        snprintf(path, sizeof path, "%s", up);
+    }
+    return writable_dir(flag, dir, path, err, errlen);
+}
+
+int wk_file_usable(const char *flag, const char *path, char *err, size_t errlen) {
+    struct stat st;
+    if (stat(path, &st) == 0) {
+        if (S_ISDIR(st.st_mode))
+            return eng_err(err, errlen, ENG_EARG, "--%s %s: is a folder, expected a file", flag,
+                           path);
+        if (access(path, W_OK) != 0)
+            return eng_err(err, errlen, ENG_EIO, "--%s %s: cannot write: %s", flag, path,
+                           strerror(errno));
+        return ENG_OK;
+    }
+    if (errno != ENOENT)
+        return eng_err(err, errlen, ENG_EIO, "--%s %s: %s", flag, path, strerror(errno));
+    char dir[PATH_LEN];
+    parent_of(path, dir, sizeof dir);
+    if (stat(dir, &st) != 0)
+        return eng_err(err, errlen, ENG_EIO, "--%s %s: its folder %s does not exist", flag, path,
+                       dir);
+    return writable_dir(flag, path, dir, err, errlen);
+}
+
+int wk_write_whole(const char *flag, const char *path, const void *const *bufs,
+                   const size_t *lens, int n, char *err, size_t errlen) {
+    char tmp[PATH_LEN + 32];
+    snprintf(tmp, sizeof tmp, "%s.tmp-%ld", path, (long)getpid());
+    FILE *f = fopen(tmp, "wb");
+    if (!f)
+        return eng_err(err, errlen, ENG_EIO, "--%s %s: cannot write %s: %s", flag, path, tmp,
+                       strerror(errno));
+    int ok = 1;
+    for (int i = 0; ok && i < n; i++)
+        ok = fwrite(bufs[i], 1, lens[i], f) == lens[i];
+    ok = fflush(f) == 0 && ok;
+    int why = errno;
+    if (fclose(f) != 0 && ok) {
+        ok = 0;
+        why = errno;
+    }
+    if (ok && rename(tmp, path) != 0) {
+        ok = 0;
+        why = errno;
+    }
+    if (!ok) {
+        unlink(tmp);
+        return eng_err(err, errlen, ENG_EIO, "--%s %s: cannot write: %s (nothing written)", flag,
+                       path, strerror(why));
+    }
+    return ENG_OK;
+}

@@ -1,0 +1,70 @@
+/* preflight.c: `pstrain train --dry-run` (worker/preflight.h). */
+#include "worker/preflight.h"
+
+#include "engine/base.h"
+#include "engine/ckpt.h"
+#include "engine/judge.h"
+#include "engine/model.h"
+#include "engine/optim.h"
+#include "worker/check.h"
+#include "worker/checkpoint.h"
+#include "worker/loop.h"
+#include "worker/paths.h"
+
+#include <string.h>
+
+int wk_preflight(const wk_opts *o, FILE *out, char *err, size_t errlen) {
+    const eng_model_def *def = eng_model_find(o->model);
+    ENG_ASSERT(def, "--model %s: wk_cli_parse lets only known models through", o->model);
+    int rc = wk_check_data(o, def, err, errlen);
+    if (rc != ENG_OK)
+        return wk_exit_code(rc);
+    fprintf(out, "dry run: %s, data in %s: ok\n", def->name, o->data);
+
+    if (o->resume[0]) {
+        eng_ckpt c = {0};
+        int fresh = 0;
+        if ((rc = wk_resume_load(o, &c, &fresh, NULL, err, errlen)) != ENG_OK)
+            return wk_exit_code(rc);
+        if (fresh) {
+            fprintf(out, "dry run: --resume auto: no checkpoint in %s yet; would start fresh\n",
+                    o->checkpoint_dir);
+        } else {
+            char how[160];
+            eng_optim_format(&c.optim, how, sizeof how);
+            fprintf(out, "dry run: --resume: would go on from step %lld, optimizer %s (the "
+                         "checkpoint's)\n",
+                    (long long)c.step, how);
+        }
+        eng_ckpt_free(&c);
+    }
+    const struct {
+        const char *flag, *value;
+        int folder;
+    } paths[] = {{"checkpoint-dir", o->checkpoint_dir, 1},
+                 {"samples", o->samples, 1},
+                 {"metrics", o->metrics, 0},
+                 {"dump-weights", o->dump_weights, 0}};
+    for (size_t i = 0; i < sizeof paths / sizeof paths[0]; i++) {
+        if (!paths[i].value[0])
+            continue;
+        rc = paths[i].folder ? wk_dir_usable(paths[i].flag, paths[i].value, err, errlen)
+                             : wk_file_usable(paths[i].flag, paths[i].value, err, errlen);
+        if (rc != ENG_OK)
+            return wk_exit_code(rc);
+        fprintf(out, "dry run: --%s %s: writable\n", paths[i].flag, paths[i].value);
+    }
+    if (o->judge[0]) {
+        char why[1024];
+        eng_judge *j = eng_judge_new(o->judge, 1, 1, why, sizeof why);
+        if (!j)
+            return wk_exit_code(eng_err(err, errlen, ENG_EFORMAT, "--judge: %s", why));
+        eng_judge_free(&j);
+        fprintf(out, "dry run: --judge %s: ok\n", o->judge);
+    }
+    fprintf(out, "dry run: %lld epoch(s), batch %lld, %s; nothing was run\n", (long long)o->epochs,
+            (long long)o->batch,
+            o->servers > 0 ? "a parameter-server job (mpirun)" : "one process");
+    fflush(out);
+    return 0;
+}
