@@ -15,6 +15,8 @@
 #include "engine/optim.h"
 #include "engine/rng.h"
 
+/* cblas.h: openblas_get_corename(), the kernel OpenBLAS picked (OPENBLAS_CORETYPE overrides) */
+#include <cblas.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -124,12 +126,12 @@ int main(int argc, char **argv) {
         if (json)
             printf("{\"impl\":\"pstrain\",\"model\":\"mnist_gan\",\"threads\":%d,\"batch\":%d,"
                    "\"steps\":%d,\"steps_per_sec\":%.2f,\"samples_per_sec\":%.1f,"
-                   "\"gflops\":%.1f,\"d_loss\":%.4f,\"g_loss\":%.4f}\n",
-                   t, batch, steps, rate, rate * batch, gf, dl, gl);
+                   "\"gflops\":%.1f,\"d_loss\":%.4f,\"g_loss\":%.4f,\"openblas_core\":\"%s\"}\n",
+                   t, batch, steps, rate, rate * batch, gf, dl, gl, openblas_get_corename());
         else
             printf("pstrain mnist_gan: %d threads, batch %d: %.2f steps/s (%.0f images/s), "
-                   "%.1f GFLOP/s (%.0f MFLOP per image); d_loss %.4f, g_loss %.4f\n",
-                   t, batch, rate, rate * batch, gf, flops * 1e-6, dl, gl);
+                   "%.1f GFLOP/s (%.0f MFLOP per image); d_loss %.4f, g_loss %.4f; OpenBLAS %s\n",
+                   t, batch, rate, rate * batch, gf, flops * 1e-6, dl, gl, openblas_get_corename());
         fflush(stdout);
     }
     return 0;

@@ -21,6 +21,8 @@
 #include "engine/optim.h"
 #include "engine/rng.h"
 
+/* cblas.h: openblas_get_corename(), the kernel OpenBLAS picked (OPENBLAS_CORETYPE overrides) */
+#include <cblas.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -204,12 +206,14 @@ int main(int argc, char **argv) {
         if (json)
             printf("{\"impl\":\"pstrain\",\"model\":\"imdb_lstm\",\"threads\":%d,\"batch\":%d,"
                    "\"chunk\":%d,\"steps\":%d,\"samples_per_sec\":%.1f,"
-                   "\"samples_per_sec_no_adam\":%.1f,\"gflops\":%.1f}\n",
-                   t, batch, def.chunk, steps, whole, rate, rate * flops * 1e-9);
+                   "\"samples_per_sec_no_adam\":%.1f,\"gflops\":%.1f,\"openblas_core\":\"%s\"}\n",
+                   t, batch, def.chunk, steps, whole, rate, rate * flops * 1e-9,
+                   openblas_get_corename());
         else
             printf("pstrain imdb_lstm: %d threads, batch %d, chunk %d: %.0f samples/s with Adam, "
-                   "%.0f without (%.1f GFLOP/s at %.1f MFLOP per sample)\n",
-                   t, batch, def.chunk, whole, rate, rate * flops * 1e-9, flops * 1e-6);
+                   "%.0f without (%.1f GFLOP/s at %.1f MFLOP per sample), OpenBLAS %s\n",
+                   t, batch, def.chunk, whole, rate, rate * flops * 1e-9, flops * 1e-6,
+                   openblas_get_corename());
         fflush(stdout);
     }
     return 0;

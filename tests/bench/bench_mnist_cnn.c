@@ -146,12 +146,13 @@ int main(int argc, char **argv) {
         if (json)
             printf("{\"impl\":\"pstrain\",\"model\":\"%s\",\"threads\":%d,\"batch\":%d,"
                    "\"steps\":%d,\"samples_per_sec\":%.1f,\"gflops\":%.1f,"
-                   "\"sgemm_gflops\":%.1f,\"fraction_of_sgemm\":%.3f}\n",
-                   model, t, batch, steps, rate, gf, peak, gf / peak);
+                   "\"sgemm_gflops\":%.1f,\"fraction_of_sgemm\":%.3f,\"openblas_core\":\"%s\"}\n",
+                   model, t, batch, steps, rate, gf, peak, gf / peak, openblas_get_corename());
         else
             printf("pstrain %s: %d threads, batch %d: %.0f samples/s, %.1f GFLOP/s "
-                   "(%.0f%% of sgemm's %.1f GFLOP/s; %.2f MFLOP per sample)\n",
-                   model, t, batch, rate, gf, 100.0 * gf / peak, peak, flops * 1e-6);
+                   "(%.0f%% of sgemm's %.1f GFLOP/s; %.2f MFLOP per sample), OpenBLAS %s\n",
+                   model, t, batch, rate, gf, 100.0 * gf / peak, peak, flops * 1e-6,
+                   openblas_get_corename());
         fflush(stdout);
     }
     return 0;
