@@ -210,7 +210,6 @@ void eng_lstm_backward(float *dx, float *dw, float *dbias, const float *dy, floa
     lstm_mem m;
     carve(&m, saved, B, T, in, u);
     const int ld = in + u, G = 4 * u;
-    const float *rk = w + (size_t)in * G;
     if (!accumulate)
         memset(dbias, 0, sizeof(float) * (size_t)G);
     /* dxh rows (n) = [dx_t, dh_{t-1}] of sample n: one sgemm per step gives both. */
@@ -225,17 +224,18 @@ void eng_lstm_backward(float *dx, float *dw, float *dbias, const float *dy, floa
             gates_backward(zn, zn + u, zn + 2 * u, zn + 3 * u, m.dc + (size_t)n * u, dbias,
                            m.dxh + (size_t)n * ld + in, m.tc + r * u, m.c + r * u, u);
         }
-        /* [dx_t, dh_{t-1}] (B, in + u) = dz_t (B, 4u) . w^T (4u, in + u); without dx only
-         * dh's columns, and at t = 0 only dx's (h_{-1} is a constant). */
-        const int cols = t == 0 ? in : dx ? ld : u;
-        const float *wt = t > 0 && !dx ? rk : w;
-        float *out = t > 0 && !dx ? m.dxh + in : m.dxh;
+        /* [dx_t, dh_{t-1}] (B, in + u) = dz_t (B, 4u) . w^T (4u, in + u); at t = 0 only dx's
+         * columns (h_{-1} is a constant), and nothing without dx. Without dx the product still
+         * covers dx's columns: a narrower one, dz_t . recurrent_kernel^T, may order its sums
+         * otherwise (OpenBLAS 0.3.21's Haswell, Zen and SSE kernels do), and dh, and with it
+         * dw, would then differ in the last bits from the gradients with dx. */
+        const int cols = t == 0 ? in : ld;
         const int step = block_rows(B, cols, G, 1);
         if (t > 0 || dx)
             for (int n0 = 0; n0 < B; n0 += step) {
                 const int rows = B - n0 < step ? B - n0 : step;
                 cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, cols, G, 1.0f,
-                            z + (size_t)n0 * G, G, wt, G, 0.0f, out + (size_t)n0 * ld, ld);
+                            z + (size_t)n0 * G, G, w, G, 0.0f, m.dxh + (size_t)n0 * ld, ld);
             }
         if (dx)
             for (int n = 0; n < B; n++)
