@@ -41,24 +41,30 @@ other benchmarks, training uses the first 54,000 images, shuffled every epoch (s
 images are loaded into one tensor before timing; batches are slices of it (no DataLoader).
 The last partial batch of an epoch is dropped, so every step costs the same.
 
-Timing: the first 20 steps are warm-up and untimed; every later step (noise, forward, both
-backwards, clipping, both optimizer steps) is timed with time.perf_counter (reshuffling
-between epochs is not). --max-steps S (default 200) is the total number of steps, warm-up
-included. images/s = steps/s * batch. d_loss and g_loss are the means over the timed steps.
+Timing is pstrain's: all --max-steps steps (default 200) over their wall time, the first
+steps included (pstrain train --max-steps S reports the same for its partial epoch; a whole
+epoch is 1,687 steps, minutes on 2 cores). Each step is noise, forward, both backwards,
+clipping and both optimizer steps; each batch is gathered by index from a fresh seeded order.
+images/s = steps/s * batch. d_loss and g_loss are the means over all steps. Each run also
+prints its steady rate (the steps after the first 20) and names the kernels that ran
+(torch_kernels.py). --no-mkldnn runs the convolutions without oneDNN (slow_conv2d and
+slow_conv_transpose2d, im2col + OpenBLAS sgemm).
 
 Usage (Debian's torch is only visible to /usr/bin/python3):
   tests/bench/torch_dcgan.py --threads 2 --json
-  tests/bench/torch_dcgan.py --max-steps 200 --threads-sweep 1,2 --json
---threads-sweep runs each thread count, in both memory formats (NCHW and channels_last),
-in a fresh subprocess and also prints the best one as
-{"impl":"pytorch","best_threads":N,"channels_last":B,"steps_per_sec":X,"samples_per_sec":Y}.
+  tests/bench/torch_dcgan.py --max-steps 200 --sweep 2,2cl,1,2nomkldnn --json
+--sweep runs each variant (threads, then any of cl, nomkldnn) in a fresh subprocess and also
+prints the best one as {"impl":"pytorch","best":VARIANT,"steps_per_sec":X,"samples_per_sec":Y}.
 """
-import argparse, json, os, struct, subprocess, sys, time
+import argparse, json, os, re, struct, subprocess, sys, time
 
 os.environ["OPENBLAS_NUM_THREADS"] = "1"  # before torch: keep OpenBLAS out of torch's way
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import torch_kernels  # noqa: E402
 
 WARMUP = 20
 NOISE = 100
@@ -138,6 +144,7 @@ def count(model):
 def train(args):
     torch.set_num_threads(args.threads)
     torch.set_num_interop_threads(1)
+    torch.backends.mkldnn.enabled = not args.no_mkldnn
     torch.manual_seed(args.seed)
     x = load_mnist_images(args.data, "train")[:54000]  # last 6,000 = validation_split 0.1
     G, D = Generator(args.channels_last), Discriminator()
@@ -163,91 +170,109 @@ def train(args):
     bce = F.binary_cross_entropy_with_logits
     G.train()
     D.train()
-    step = timed_steps = 0
-    elapsed = 0.0
+
+    def one_step(idx, step):
+        xb = x.index_select(0, idx)
+        if args.channels_last:
+            xb = xb.contiguous(memory_format=torch.channels_last)
+        z = torch.randn(bs, NOISE, generator=zgen)
+        fake = G(z)
+        real_logit, fake_logit = D(xb), D(fake)
+        d_loss = bce(real_logit, ones) + bce(fake_logit, zeros)
+        g_loss = bce(fake_logit, ones)
+        d_opt.zero_grad(set_to_none=True)
+        g_opt.zero_grad(set_to_none=True)
+        d_loss.backward(inputs=d_params, retain_graph=True)
+        g_loss.backward(inputs=g_params)
+        nn.utils.clip_grad_value_(d_params, 1.0)
+        d_opt.param_groups[0]["lr"] = d_lr / (1 + 1e-8 * step)  # Keras's legacy decay
+        d_opt.step()
+        g_opt.step()
+        return d_loss.item(), g_loss.item()
+
+    step = 0
     d_sum = g_sum = 0.0
+    t0 = time.perf_counter()
+    t_warm = None
     while step < args.max_steps:
-        xs = x[torch.randperm(n, generator=gen)]
-        t0 = None
+        perm = torch.randperm(n, generator=gen)
         for i in range(0, n - bs + 1, bs):  # drop the last partial batch
             if step >= args.max_steps:
                 break
-            if step == WARMUP or (t0 is None and step > WARMUP):
-                t0 = time.perf_counter()
-            xb = xs[i:i + bs]
-            z = torch.randn(bs, NOISE, generator=zgen)
-            fake = G(z)
-            real_logit, fake_logit = D(xb), D(fake)
-            d_loss = bce(real_logit, ones) + bce(fake_logit, zeros)
-            g_loss = bce(fake_logit, ones)
-            d_opt.zero_grad(set_to_none=True)
-            g_opt.zero_grad(set_to_none=True)
-            d_loss.backward(inputs=d_params, retain_graph=True)
-            g_loss.backward(inputs=g_params)
-            nn.utils.clip_grad_value_(d_params, 1.0)
-            d_opt.param_groups[0]["lr"] = d_lr / (1 + 1e-8 * step)  # Keras's legacy decay
-            d_opt.step()
-            g_opt.step()
-            if step >= WARMUP:
-                timed_steps += 1
-                d_sum += d_loss.item()
-                g_sum += g_loss.item()
+            if step == WARMUP:
+                t_warm = time.perf_counter()
+            d, g = one_step(perm[i:i + bs], step)
+            d_sum += d
+            g_sum += g
             step += 1
-        if t0 is not None:
-            elapsed += time.perf_counter() - t0
-    assert timed_steps > 0, "need more than %d steps" % WARMUP
-    sps = timed_steps / elapsed
-    return {"impl": "pytorch", "threads": args.threads, "channels_last": args.channels_last,
-            "batch": bs, "steps": timed_steps, "steps_per_sec": round(sps, 2),
-            "samples_per_sec": round(sps * bs, 1), "d_loss": round(d_sum / timed_steps, 4),
-            "g_loss": round(g_sum / timed_steps, 4), "torch": torch.__version__}, params
+    t1 = time.perf_counter()
+    kernels = torch_kernels.describe(lambda: one_step(perm[:bs], step))  # untimed
+    sps = step / (t1 - t0)
+    return {"impl": "pytorch", "variant": variant_name(args), "threads": args.threads,
+            "channels_last": args.channels_last, "mkldnn": not args.no_mkldnn,
+            "batch": bs, "steps": step, "steps_per_sec": round(sps, 2),
+            "samples_per_sec": round(sps * bs, 1),
+            "steady_steps_per_sec": round((step - WARMUP) / (t1 - t_warm), 2) if t_warm else None,
+            "d_loss": round(d_sum / step, 4), "g_loss": round(g_sum / step, 4),
+            "torch": torch.__version__, "kernels": kernels,
+            "openblas_core": kernels["openblas_core"]}, params
+
+
+def variant_name(args):
+    return str(args.threads) + "cl" * args.channels_last + "nomkldnn" * args.no_mkldnn
+
+
+def variant_flags(v):
+    m = re.fullmatch(r"(\d+)((?:cl|nomkldnn)*)", v)
+    if not m:
+        raise SystemExit(f"torch_dcgan.py: --sweep: bad variant '{v}' (e.g. 2, 2cl, 2nomkldnn)")
+    return ["--threads", m.group(1)] + ["--channels-last"] * ("cl" in m.group(2)) + \
+        ["--no-mkldnn"] * ("nomkldnn" in m.group(2))
 
 
 def report(r, as_json):
-    print("pytorch %s: threads=%d channels_last=%d batch=%d timed_steps=%d %.2f steps/s "
-          "%.1f images/s d_loss=%.4f g_loss=%.4f"
-          % (r["torch"], r["threads"], r["channels_last"], r["batch"], r["steps"],
-             r["steps_per_sec"], r["samples_per_sec"], r["d_loss"], r["g_loss"]))
+    print("pytorch %s %-12s batch=%d steps=%d %.2f steps/s %.1f images/s (steady after %d "
+          "steps %.2f) d_loss=%.4f g_loss=%.4f openblas=%s"
+          % (r["torch"], r["variant"], r["batch"], r["steps"], r["steps_per_sec"],
+             r["samples_per_sec"], WARMUP, r["steady_steps_per_sec"] or float("nan"),
+             r["d_loss"], r["g_loss"], r["openblas_core"]))
+    print("  kernels: " + torch_kernels.line(r["kernels"]))
     if as_json:
         print(json.dumps(r, separators=(",", ":")))
 
 
 def sweep(args):
     best = None
-    for t, cl in [(int(s), cl) for s in args.threads_sweep.split(",") for cl in (0, 1)]:
-        cmd = [sys.executable, os.path.abspath(__file__), "--data", args.data, "--threads", str(t),
+    for v in args.sweep.split(","):
+        cmd = [sys.executable, os.path.abspath(__file__), "--data", args.data,
                "--max-steps", str(args.max_steps), "--batch", str(args.batch),
-               "--seed", str(args.seed), "--json"]
-        cmd += ["--channels-last"] if cl else []
+               "--seed", str(args.seed), "--json"] + variant_flags(v)
         out = subprocess.run(cmd, check=True, stdout=subprocess.PIPE, text=True).stdout
         r = json.loads(out.strip().splitlines()[-1])
         report(r, args.json)
         if best is None or r["steps_per_sec"] > best["steps_per_sec"]:
             best = r
-    if args.json:
-        print(json.dumps({"impl": "pytorch", "best_threads": best["threads"],
-                          "channels_last": best["channels_last"],
-                          "steps_per_sec": best["steps_per_sec"],
-                          "samples_per_sec": best["samples_per_sec"]}, separators=(",", ":")))
-    else:
-        print("pytorch best: threads=%d channels_last=%d %.2f steps/s %.1f images/s"
-              % (best["threads"], best["channels_last"], best["steps_per_sec"],
-                 best["samples_per_sec"]))
+    b = {"impl": "pytorch", "best": best["variant"], "steps_per_sec": best["steps_per_sec"],
+         "samples_per_sec": best["samples_per_sec"], "openblas_core": best["openblas_core"]}
+    print(json.dumps(b, separators=(",", ":")) if args.json else
+          "pytorch best: %s %.2f steps/s %.1f images/s" % (b["best"], b["steps_per_sec"],
+                                                          b["samples_per_sec"]))
 
 
 def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--data", default=os.environ.get("PSTRAIN_DATA") or os.path.join(REPO, "data"))
-    p.add_argument("--threads", type=int, default=1)
-    p.add_argument("--max-steps", type=int, default=200, help="total steps incl. %d warm-up" % WARMUP)
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--max-steps", type=int, default=200, help="steps to run and time")
     p.add_argument("--batch", type=int, default=32)
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--json", action="store_true")
-    p.add_argument("--threads-sweep", help="comma-separated thread counts, each run in a subprocess")
-    p.add_argument("--channels-last", action="store_true",
-                   help="NHWC memory format (the sweep tries both)")
+    p.add_argument("--sweep", help="comma-separated variants, each in a fresh process: "
+                   "threads followed by any of cl, nomkldnn (2, 2cl, 1nomkldnn)")
+    p.add_argument("--channels-last", action="store_true", help="NHWC memory format")
+    p.add_argument("--no-mkldnn", action="store_true", help="convolutions without oneDNN")
     args = p.parse_args()
-    if args.threads_sweep:
+    if args.sweep:
         sweep(args)
     else:
         r, params = train(args)
