@@ -126,6 +126,42 @@ with_tmpdir() {
     trap 'exit 143' TERM
 }
 
+# check_train BUILD FLAGS...: what a launcher does with pstrain's train flags before it starts
+# mpirun, so that bad input ends the launcher as `pstrain train FLAGS` alone would end: with
+# pstrain's one line and its status (2), before a rank starts. --help prints train's help once
+# and exits 0; --dry-run prints pstrain's dry run and exits with its status. Otherwise pstrain
+# checks the flags, the data and the paths (`train --dry-run`), then train_extra sets
+# TRAIN_EXTRA.
+check_train() {
+    local build=$1 a help=0 dry=0 rc=0
+    shift
+    for a in "$@"; do
+        case $a in
+            --help | -h) help=1 ;;
+            --dry-run) dry=1 ;;
+        esac
+    done
+    [[ -x $build/pstrain ]] || fail 2 "$build/pstrain not built: run launch/setup (or give --build)"
+    ((help)) && exec "$build/pstrain" train --help
+    ((dry)) && exec "$build/pstrain" train "$@"
+    "$build/pstrain" train --dry-run "$@" >/dev/null || rc=$?
+    ((rc == 0)) || exit "$rc"
+    train_extra "$@"
+}
+
+# train_extra FLAGS...: sets TRAIN_EXTRA to the train flags the ranks need besides FLAGS:
+# --progress 0 when this script's output is not a terminal and FLAGS give no --progress. Open
+# MPI gives every rank a pseudo-terminal, so the ranks would otherwise draw their live bar, a
+# carriage return ten times a second, into a log file instead of a line per epoch.
+train_extra() {
+    local a
+    TRAIN_EXTRA=()
+    for a in "$@"; do
+        case $a in --progress | --progress=*) return 0 ;; esac
+    done
+    [[ -t 1 ]] || TRAIN_EXTRA+=(--progress 0)
+}
+
 # run_job CMD...: runs an mpirun command line and exits with the job's outcome. The jobs run
 # with --enable-recovery (a lost worker must not end the others), and then Open MPI 4.1's
 # mpirun exits 0 whatever its ranks' statuses, and may wait forever for the daemon of a host

@@ -243,6 +243,15 @@ static int max_typos(const char *name) {
     return t < 1 ? 1 : (t > 3 ? 3 : t);
 }
 
+/* name (after its "--", up to any '=') is some command's flag. */
+static int is_flag_name(const char *name) {
+    const size_t len = strcspn(name, "=");
+    for (size_t k = 0; k < NFLAGS; k++)
+        if (strlen(flags[k].name) == len && strncmp(flags[k].name, name, len) == 0)
+            return 1;
+    return 0;
+}
+
 /* The flags that choose an optimizer: a resumed run goes on with the checkpoint's instead. */
 static int is_optim_flag(const char *name) {
     static const char *const optim[] = {"optimizer", "lr",        "clipvalue",
@@ -416,6 +425,8 @@ int wk_cli_parse(wk_opts *o, int argc, char **argv, char *err, size_t errlen) {
             continue;
         }
         const char *v = eq ? eq + 1 : (i + 1 < argc ? argv[++i] : NULL);
+        if (v && !eq && strncmp(v, "--", 2) == 0 && is_flag_name(v + 2))
+            v = NULL; /* "--batch --epochs 3": --batch lacks its value */
         if (!v) {
             snprintf(err, errlen, "--%s: expected a value (%s)", f->name, f->arg);
             return -1;

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # test_launcher.sh PSTRAIN: launch/pstrain across three "hosts" (network namespaces on a
 # bridge, real TCP between distinct addresses; see README.md):
-#   1. --dry-run prints an mpirun command, and that command, run as printed, trains;
+#   1. --dry-run prints pstrain's check of the train flags and an mpirun command, and that
+#      command, run as printed, trains;
 #   2. a real launch checks the 3 hosts, prints their table, and trains across them;
 #   3. a host whose data directory is empty is refused by name, before anything starts;
 #   4. a host with another build is refused by name, with both check lines;
@@ -45,8 +46,9 @@ cmd=$(tail -n1 "$tmp/dry.out")
 if ((rc == 0)) && [[ $cmd == *"mpirun --hostfile $PSTRAIN_HOSTFILE -np 3 "* &&
     $cmd == *"--mca plm_rsh_agent $agent"* &&
     $cmd == *"--mca oob_tcp_if_include $PSTRAIN_SUBNET"* &&
-    $cmd == *" $build/pstrain train --model mnist_cnn --servers 1 --epochs 1 --max-steps 20 --threads "* ]]; then
-    ok "--dry-run printed an mpirun command (3 ranks, the agent, subnet $PSTRAIN_SUBNET)"
+    $cmd == *" $build/pstrain train --model mnist_cnn --servers 1 --epochs 1 --max-steps 20 --progress 0 --threads "* &&
+    $(grep -c '^#   dry run: ' "$tmp/dry.out") -ge 2 ]]; then
+    ok "--dry-run printed pstrain's own check and an mpirun command (3 ranks, the agent, subnet $PSTRAIN_SUBNET; --progress 0 into a file)"
 else
     fail "--dry-run: status $rc, or its last line is not the expected mpirun command"
 fi
