@@ -3,7 +3,8 @@
 # bridge, real TCP between distinct addresses; see README.md):
 #   1. --dry-run prints pstrain's check of the train flags and an mpirun command, and that
 #      command, run as printed, trains;
-#   2. a real launch checks the 3 hosts, prints their table, and trains across them;
+#   2. a real launch checks the 3 hosts, prints their table, and trains across them; with
+#      --servers 2 on two 2-slot hosts, one server lands on each (as Slurm's cyclic order);
 #   3. a host whose data directory is empty is refused by name, before anything starts;
 #   4. a host with another build is refused by name, with both check lines;
 #   5. --sync copies the build to that host, which then passes, and the job runs (needs rsync).
@@ -78,6 +79,22 @@ else
     fail "no table with the 3 hosts ok"
 fi
 trained "$tmp/run.log" 30 "launched"
+
+# --- 2b. two servers on two 2-slot hosts: one server per host, as under Slurm ---------------
+echo "# 2b. --servers 2 on two 2-slot hosts"
+rc=0
+timeout -k 5 240 "$launcher" --hosts "${hosts[0]}:2,${hosts[1]}:2" --build "$build" --data "$data" \
+    --rsh "$agent" train --model mnist_cnn --servers 2 --max-steps 10 --epochs 1 >"$tmp/two.log" 2>&1 ||
+    rc=$?
+show "$tmp/two.log"
+if ((rc == 0)) && grep -q "^server 0 at tcp://${hosts[0]}:" "$tmp/two.log" &&
+    grep -q "^server 1 at tcp://${hosts[1]}:" "$tmp/two.log" &&
+    grep -qE "^  ${hosts[0]//./\\.} +[0-9]+ +1 server, 1 worker +ok$" "$tmp/two.log" &&
+    grep -qE "^  ${hosts[1]//./\\.} +[0-9]+ +1 server, 1 worker +ok$" "$tmp/two.log"; then
+    ok "two servers on 2-slot hosts: server 0 on ${hosts[0]}, server 1 on ${hosts[1]}, a worker beside each"
+else
+    fail "two servers on 2-slot hosts: status $rc, or not one server per host"
+fi
 
 # --- 3 and 4: host 3 differs ---------------------------------------------------------------
 # rsh-odd: rsh-netns, except that on host ODD_HOST the directory ODD_DIR shows ODD_WITH's
