@@ -1,15 +1,15 @@
 /* test_judge.c: eng_net_predict and the mnist_cnn judge (engine/judge.h).
  *
  * eng_net_predict gives the same bits on 1 and 2 threads, for batches that the threads share
- * unevenly, and the logits of eng_net_forward run by hand 4 samples at a time (mnist_cnn,
+ * unevenly, and the logits of eng_net_forward run by hand over the same passes (mnist_cnn,
  * with its dropout off, and imdb_lstm's sigmoid output). eng_judge_new refuses a missing
  * file, a directory without checkpoints and another model's checkpoint with one line naming
  * the path. On the real MNIST data (the test fails when it is missing), an mnist_cnn trained
  * here for 1,200 Adam steps of 32 and saved as a checkpoint judges: the test digits score an
  * Inception Score near 10 and uniform noise a low one; the Fréchet distance between two
  * halves of the test digits is small and that to noise over ten times larger; probability
- * rows sum to 1; a generator's [-1, 1] range, batch and thread counts, a checkpoint
- * directory and eng_judge_scores all agree with the plain run. */
+ * rows sum to 1; a generator's [-1, 1] range, thread counts, a checkpoint directory and
+ * eng_judge_scores agree with the plain run, and another batch size to rounding. */
 #include "engine/judge.h"
 
 #include "engine/base.h"
@@ -74,15 +74,18 @@ static float *inputs(const eng_model *m, int B, uint64_t seed) {
  * either thread count (mnist_cnn 4, imdb_lstm 8): one sample, less than a pass, passes and a
  * partial one (7, 13: the threads' shares are unequal), whole passes, the most. Before
  * passes started at fixed places, 2 threads cut 7 samples as 3 + 4 and imdb_lstm's logits
- * differed from 1 thread's in the last bits. By hand the passes hold 4 (half imdb_lstm's). */
+ * differed from 1 thread's in the last bits. By hand the passes are eng_net_predict's too:
+ * the same bits need the same products, and OpenBLAS's Haswell and Zen kernels round a
+ * sample's logits otherwise in a pass of 4 than in one of 8. */
 static void predict_agrees_on(const char *name) {
     eng_model m;
     build(&m, name);
     const size_t in = eng_shape_size(m.input), out = eng_shape_size(m.output);
     const int sizes[] = {1, 3, 7, 8, 13, 32};
     eng_net *one = net_new(&m, 32, 1, 11), *two = net_new(&m, 32, 2, 11);
-    /* eng_net_forward by hand: 1 thread, the batch in one pass */
-    const int pass = 4;
+    /* eng_net_forward by hand: 1 thread, the batch in passes of the model's chunk (4, net.c's
+     * default, when the model names none), as eng_net_predict's nets of 32 run it */
+    const int pass = m.def->chunk > 0 ? m.def->chunk : 4;
     eng_net *hand = net_new(&m, pass, 1, 11);
     float *y1 = malloc(sizeof(float) * 32 * out), *y2 = malloc(sizeof(float) * 32 * out),
           *yh = malloc(sizeof(float) * 32 * out);
@@ -383,45 +386,140 @@ static void frechet_separates_noise(void **state) {
     free(f);
 }
 
-/* The same images in a generator's [-1, 1] give the same outputs to rounding; other batch
- * and thread counts, and the judge read from the checkpoint directory, the same bits. */
+/* Rounding's unit for float: 2^-24. gamma(n) = n u / (1 - n u) bounds the relative error of
+ * a sum of n products in any order (Higham, Accuracy and Stability of Numerical Algorithms,
+ * 2nd ed., 3.1). */
+#define UNIT_ROUNDOFF 0x1p-24
+static double gamma_n(int n) { return n * UNIT_ROUNDOFF / (1.0 - n * UNIT_ROUNDOFF); }
+
+/* Rows of p (n, 10) outside what rounding allows them to differ from pr, where both are the
+ * judge's probabilities from the same features f (n, 128), with the rows of its last Dense
+ * layer grouped into other products. Logit j of a row is a sum of 129 terms (the bias and
+ * 128 products f_k kernel_kj) that any order rounds by at most gamma(129) S_j, where S_j =
+ * |bias_j| + sum_k |f_k kernel_kj|, so two orders differ by at most D = 2 gamma(129) max_j
+ * S_j. Logits moved by at most D each move the exact softmax's p_j by a factor within
+ * e^(+-2D). The softmax's own rounding in each run adds at most u (2 R + 12) relative to p_j
+ * (R: the row's largest logit minus its smallest; u for l_j - top times up to R, for expf,
+ * 9 for the sum, 1 for the division), so |p_j - pr_j| <= pr_j (e^(2D) - 1 + u (4 R + 24)),
+ * taken with the larger of p_j and pr_j. *ratio gets the largest |p_j - pr_j| / bound. */
+static size_t probs_outside(const float *p, const float *pr, const float *f, size_t n,
+                            const float *kernel, const float *bias, double *ratio) {
+    const int F = ENG_JUDGE_FEATURES, C = ENG_JUDGE_CLASSES;
+    size_t bad = 0;
+    *ratio = 0.0;
+    for (size_t i = 0; i < n; i++) {
+        double S = 0.0, hi = -INFINITY, lo = INFINITY;
+        for (int j = 0; j < C; j++) {
+            double s = fabs(bias[j]), l = bias[j];
+            for (int k = 0; k < F; k++) {
+                s += fabs((double)f[i * F + k] * kernel[k * C + j]);
+                l += (double)f[i * F + k] * kernel[k * C + j];
+            }
+            S = fmax(S, s);
+            hi = fmax(hi, l);
+            lo = fmin(lo, l);
+        }
+        const double D = 2.0 * gamma_n(F + 1) * S;
+        const double rel = expm1(2.0 * D) + UNIT_ROUNDOFF * (4.0 * (hi - lo) + 24.0);
+        int row_bad = 0;
+        for (int j = 0; j < C; j++) {
+            const double a = p[i * C + j], b = pr[i * C + j], bound = fmax(a, b) * rel;
+            const double d = fabs(a - b);
+            if (d > 0.0)
+                *ratio = fmax(*ratio, bound > 0.0 ? d / bound : INFINITY);
+            row_bad |= !(d <= bound);
+        }
+        bad += (size_t)row_bad;
+    }
+    return bad;
+}
+
+/* The same images in a generator's [-1, 1] give the same outputs to rounding. Other thread
+ * counts and the judge read from the checkpoint directory give the same bits: the features
+ * run in passes of 4 at the same places whatever the threads, and batches of the same size
+ * make the same products. Batches of another size still run the same passes (64 and 100 are
+ * multiples of 4), so the same features; the last Dense layer then multiplies 64 rows at a
+ * time instead of 100, which OpenBLAS's Haswell and Zen kernels round otherwise: those
+ * probabilities agree to the rounding probs_outside allows. */
 static void ranges_batches_and_directories_agree(void **state) {
     (void)state;
     need_judge();
-    const size_t n = 1001; /* batches of 64 and a remainder */
+    const size_t n = 1001; /* batches of 100 and a remainder of 1; of 64 and one of 41 */
+    const size_t C = ENG_JUDGE_CLASSES, F = ENG_JUDGE_FEATURES;
     float *img = malloc(sizeof(float) * n * ENG_JUDGE_PIXELS);
-    float *p = malloc(sizeof(float) * n * ENG_JUDGE_CLASSES);
-    float *f = malloc(sizeof(float) * n * ENG_JUDGE_FEATURES);
-    assert_true(img && p && f);
+    float *p = malloc(sizeof(float) * n * C), *pr = malloc(sizeof(float) * n * C);
+    float *f = malloc(sizeof(float) * n * F), *fr = malloc(sizeof(float) * n * F);
+    assert_true(img && p && pr && f && fr);
     for (size_t i = 0; i < n * ENG_JUDGE_PIXELS; i++)
         img[i] = 2.0f * test_x[i] - 1.0f;
     eng_judge_run(judge, img, n, -1.0f, 1.0f, p, f);
     double dp = 0.0, df = 0.0;
-    for (size_t i = 0; i < n * ENG_JUDGE_CLASSES; i++)
+    for (size_t i = 0; i < n * C; i++)
         dp = fmax(dp, fabs(p[i] - test_p[i]));
-    for (size_t i = 0; i < n * ENG_JUDGE_FEATURES; i++)
+    for (size_t i = 0; i < n * F; i++)
         df = fmax(df, fabs(f[i] - test_f[i]));
     printf("[-1, 1] against [0, 1]: probabilities within %.2g, features within %.2g\n", dp, df);
     assert_true(dp < 1e-5 && df < 1e-4);
 
+    /* The reference: this judge (batches of 100, 2 threads) over the n images; the first 1000
+     * are the batches that made test_p and test_f. */
+    eng_judge_run(judge, test_x, n, 0.0f, 1.0f, pr, fr);
+    assert_memory_equal(pr, test_p, sizeof(float) * 1000 * C);
+    assert_memory_equal(fr, test_f, sizeof(float) * 1000 * F);
+
     char err[512] = "";
-    eng_judge *other = eng_judge_new(ckpt_dir, 64, 1, err, sizeof err);
+    eng_judge *other = eng_judge_new(ckpt_dir, 100, 1, err, sizeof err);
     if (!other)
         fail_msg("eng_judge_new(%s): %s", ckpt_dir, err);
     eng_judge_run(other, test_x, n, 0.0f, 1.0f, p, f);
-    assert_memory_equal(p, test_p, sizeof(float) * n * ENG_JUDGE_CLASSES);
-    assert_memory_equal(f, test_f, sizeof(float) * n * ENG_JUDGE_FEATURES);
-    /* probabilities alone, one image a call */
-    for (size_t i = 0; i < 5; i++)
-        eng_judge_run(other, test_x + i * ENG_JUDGE_PIXELS, 1, 0.0f, 1.0f,
-                      p + i * ENG_JUDGE_CLASSES, NULL);
-    assert_memory_equal(p, test_p, sizeof(float) * 5 * ENG_JUDGE_CLASSES);
+    assert_memory_equal(p, pr, sizeof(float) * n * C);
+    assert_memory_equal(f, fr, sizeof(float) * n * F);
+    memset(p, 0, sizeof(float) * n * C);
+    eng_judge_run(other, test_x, n, 0.0f, 1.0f, p, NULL); /* probabilities alone */
+    assert_memory_equal(p, pr, sizeof(float) * n * C);
     eng_judge_run(other, test_x, 0, 0.0f, 1.0f, p, f); /* nothing to do */
     eng_judge_free(&other);
     eng_judge_free(&other); /* a second free is harmless */
+
+    eng_judge *b64 = eng_judge_new(ckpt_file, 64, 1, err, sizeof err);
+    if (!b64)
+        fail_msg("eng_judge_new(%s): %s", ckpt_file, err);
+    eng_judge_run(b64, test_x, n, 0.0f, 1.0f, p, f);
+    eng_judge_free(&b64);
+    assert_memory_equal(f, fr, sizeof(float) * n * F);
+    eng_ckpt c = {0};
+    if (eng_ckpt_read(ckpt_file, &c, err, sizeof err) != ENG_OK)
+        fail_msg("eng_ckpt_read: %s", err);
+    eng_model m;
+    build(&m, "mnist_cnn");
+    const int tk = eng_layout_find(&m.layout, "dense_1/kernel"),
+              tb = eng_layout_find(&m.layout, "dense_1/bias");
+    assert_true(tk >= 0 && tb >= 0);
+    const float *kernel = c.weights + m.layout.tensors[tk].offset,
+                *bias = c.weights + m.layout.tensors[tb].offset;
+    double ratio = 0.0, shifted_ratio = 0.0;
+    const size_t bad = probs_outside(p, pr, fr, n, kernel, bias, &ratio);
+    size_t diff = 0;
+    for (size_t i = 0; i < n * C; i++)
+        diff += p[i] != pr[i];
+    printf("batches of 64 against 100: the same features; %zu of %zu probabilities differ, by "
+           "at most %.3g of what rounding allows\n",
+           diff, n * C, ratio);
+    if (bad)
+        fail_msg("batches of 64: %zu of %zu rows of probabilities outside rounding of those of "
+                 "batches of 100",
+                 bad, n);
+    /* Negative control: each row against the next image's rows fails nearly everywhere. */
+    const size_t wrong = probs_outside(pr + C, pr, fr, n - 1, kernel, bias, &shifted_ratio);
+    printf("  the next image's probabilities (must fail): %zu of %zu rows outside\n", wrong, n - 1);
+    if (wrong < (n - 1) * 9 / 10)
+        fail_msg("the next image's probabilities pass for %zu of %zu rows", n - 1 - wrong, n - 1);
+    eng_ckpt_free(&c);
     free(img);
     free(p);
+    free(pr);
     free(f);
+    free(fr);
 }
 
 /* eng_judge_scores: what the run and score.h give, and its refusals. */
