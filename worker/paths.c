@@ -74,7 +74,7 @@ int wk_dir_usable(const char *flag, const char *dir, char *err, size_t errlen) {
     snprintf(path, sizeof path, "%s", dir);
     struct stat st;
     while (stat(path, &st) != 0) { /* the nearest part that exists */
-        if (errno != ENOENT)
+        if (errno != ENOENT && errno != ENOTDIR) /* ENOTDIR: a file on the way, said below */
             return eng_err(err, errlen, ENG_EIO, "--%s %s: %s: %s", flag, dir, path,
                            strerror(errno));
         parent_of(path, up, sizeof up);

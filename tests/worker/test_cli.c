@@ -178,6 +178,135 @@ static void help_exits_zero(void **state) {
     }
 }
 
+/* Every line of out at most 100 columns (the help is wrapped to the code's width). */
+static void expect_narrow(const char *what, const char *out) {
+    for (const char *line = out; *line;) {
+        const size_t len = strcspn(line, "\n");
+        if (len > 100)
+            fail_msg("%s: a line of %zu columns: '%.*s'", what, len, (int)len, line);
+        line += len + (line[len] == '\n');
+    }
+}
+
+static void version_and_help_command(void **state) {
+    (void)state;
+    tu_proc p = run_args(ARGS("--version"));
+    printf("$ pstrain --version\n%s", p.out);
+    assert_true(p.exited);
+    assert_int_equal(p.status, 0);
+    char want[64];
+    snprintf(want, sizeof want, "pstrain %s (build ", PSTRAIN_VERSION);
+    assert_memory_equal(p.out, want, strlen(want));
+    assert_non_null(strstr(p.out, "\nOpenBLAS ")); /* the kernel it runs on */
+    tu_proc_deinit(&p);
+
+    /* help COMMAND is COMMAND --help: only that command's flags, wrapped, with the statuses */
+    const char *const cmds[] = {"train", "eval", "inspect", "sample", "plot", "check", "summary"};
+    for (size_t c = 0; c < sizeof cmds / sizeof cmds[0]; c++) {
+        tu_proc h = run_args(ARGS("help", cmds[c]));
+        tu_proc f = run_args(ARGS(cmds[c], "--help"));
+        assert_true(h.exited && f.exited);
+        assert_int_equal(h.status, 0);
+        assert_int_equal(f.status, 0);
+        assert_string_equal(h.out, f.out);
+        expect_narrow(cmds[c], h.out);
+        assert_non_null(strstr(h.out, "\n  2 "));
+        if (strcmp(cmds[c], "train") == 0) {
+            assert_non_null(strstr(h.out, "\n  75 "));
+            assert_non_null(strstr(h.out, "--dry-run"));
+        } else { /* train's flags and its models are train's */
+            assert_null(strstr(h.out, "--epochs"));
+            assert_null(strstr(h.out, "--dry-run"));
+        }
+        if (strcmp(cmds[c], "eval") == 0) {
+            assert_null(strstr(h.out, "mnist_gan")); /* eval takes no --model */
+            assert_non_null(strstr(h.out, "--judge"));
+            assert_null(strstr(h.out, "every epoch")); /* train's sense of --judge */
+        }
+        tu_proc_deinit(&h);
+        tu_proc_deinit(&f);
+    }
+    p = run_args(ARGS("help"));
+    assert_int_equal(p.status, 0);
+    expect_narrow("help", p.out);
+    assert_non_null(strstr(p.out, "pstrain help COMMAND"));
+    tu_proc_deinit(&p);
+    expect_bad_input(ARGS("help", "trian"), ARGS("'trian'", "did you mean 'train'?"));
+}
+
+static void did_you_mean(void **state) {
+    (void)state;
+    expect_bad_input(ARGS("train", "--model", "mnist_cnn", "--epoch", "3"),
+                     ARGS("--epoch:", "did you mean --epochs?"));
+    expect_bad_input(ARGS("train", "--model", "mnist_cnn", "--batch-size", "64"),
+                     ARGS("--batch-size:", "did you mean --batch?"));
+    expect_bad_input(ARGS("train", "--model", "mnist_cnn", "--chekpoint-dir", "ck"),
+                     ARGS("--chekpoint-dir:", "did you mean --checkpoint-dir?"));
+    expect_bad_input(ARGS("trian", "--model", "mnist_cnn"), ARGS("'trian'", "did you mean 'train'?"));
+    /* no guess when nothing is close */
+    expect_bad_input(ARGS("train", "--model", "mnist_cnn", "--frobnicate", "1"),
+                     ARGS("--frobnicate: unknown flag for 'train' (pstrain help train"));
+    /* a flag of other commands says whose it is */
+    expect_bad_input(ARGS("inspect", "ck.h5", "--judge", "j.h5"),
+                     ARGS("--judge: not a flag of 'inspect'", "train, eval"));
+    /* a value that is the next flag: the value is missing */
+    expect_bad_input(ARGS("train", "--model", "mnist_cnn", "--batch", "--epochs", "3"),
+                     ARGS("--batch: expected a value"));
+}
+
+/* train --dry-run checks what a run would refuse and makes nothing. */
+static void dry_run(void **state) {
+    (void)state;
+    char tmp[1024], ck[1200], msg[1024];
+    if (tu_check_dataset("mnist", msg, sizeof msg) != 0)
+        fail_msg("%s", msg);
+    assert_int_equal(tu_mkdtemp(tmp, sizeof tmp, "dry"), 0);
+    snprintf(ck, sizeof ck, "%s/a/b", tmp);
+    tu_proc p = run_args(ARGS("train", "--model", "mnist_cnn", "--data", tu_data_dir(), "--servers",
+                              "2", "--checkpoint-dir", ck, "--dry-run"));
+    printf("$ pstrain train ... --servers 2 --checkpoint-dir %s --dry-run\n%s", ck, p.out);
+    assert_true(p.exited);
+    assert_int_equal(p.status, 0); /* --servers without mpirun: a dry run need not start it */
+    assert_non_null(strstr(p.out, "nothing was run"));
+    struct stat st;
+    snprintf(ck, sizeof ck, "%s/a", tmp);
+    assert_int_not_equal(stat(ck, &st), 0); /* not made */
+    tu_proc_deinit(&p);
+    expect_bad_input(ARGS("train", "--model", "mnist_cnn", "--data", tu_data_dir(), "--metrics",
+                          "/nonexistent/dir/m.jsonl", "--dry-run"),
+                     ARGS("--metrics /nonexistent/dir/m.jsonl", "/nonexistent/dir"));
+    expect_bad_input(ARGS("train", "--model", "mnist_cnn", "--data", "/nonexistent", "--dry-run"),
+                     ARGS("/nonexistent/mnist/"));
+    /* a run makes --checkpoint-dir with its parents, as Keras's callbacks do */
+    snprintf(ck, sizeof ck, "%s/a/b/c", tmp);
+    p = run_args(ARGS("train", "--model", "mnist_cnn", "--data", tu_data_dir(), "--epochs", "1",
+                      "--max-steps", "2", "--progress", "0", "--threads", "1",
+                      "--checkpoint-dir", ck));
+    assert_true(p.exited);
+    if (p.status != 0)
+        fail_msg("status %d: %s", p.status, p.err);
+    snprintf(ck, sizeof ck, "%s/a/b/c/latest", tmp);
+    assert_int_equal(stat(ck, &st), 0);
+    tu_proc_deinit(&p);
+    tu_rmtree(tmp);
+}
+
+/* A metrics file that cannot be written (a full disk) fails the run, named. */
+static void metrics_on_a_full_disk(void **state) {
+    (void)state;
+    char msg[1024];
+    if (tu_check_dataset("mnist", msg, sizeof msg) != 0)
+        fail_msg("%s", msg);
+    tu_proc p = run_args(ARGS("train", "--model", "mnist_cnn", "--data", tu_data_dir(), "--epochs",
+                              "1", "--max-steps", "2", "--progress", "0", "--threads", "1",
+                              "--metrics", "/dev/full"));
+    printf("$ pstrain train ... --metrics /dev/full\n  status %d, stderr: %s", p.status, p.err);
+    assert_true(p.exited);
+    assert_int_equal(p.status, 1); /* not the input's fault: the disk's */
+    assert_non_null(strstr(p.err, "--metrics /dev/full: cannot write: No space left on device"));
+    tu_proc_deinit(&p);
+}
+
 static void summary_prints_the_model(void **state) {
     (void)state;
     tu_proc p = run_args(ARGS("summary", "--model", "mnist_cnn"));
@@ -492,6 +621,10 @@ int main(int argc, char **argv) {
         cmocka_unit_test(bad_values),
         cmocka_unit_test(unknown_flags_and_commands),
         cmocka_unit_test(help_exits_zero),
+        cmocka_unit_test(version_and_help_command),
+        cmocka_unit_test(did_you_mean),
+        cmocka_unit_test(dry_run),
+        cmocka_unit_test(metrics_on_a_full_disk),
         cmocka_unit_test(summary_prints_the_model),
         cmocka_unit_test(missing_data_dir),
         cmocka_unit_test(truncated_data_file),
