@@ -22,6 +22,7 @@ done
 
 pkg=pstrain-lock-probe
 tmp=$(mktemp -d /tmp/test_dpkg_lock.XXXXXX)
+chmod 755 "$tmp" # apt fetches as the user _apt
 holder=''
 cleanup() {
     [[ -n $holder ]] && kill "$holder" 2>/dev/null
