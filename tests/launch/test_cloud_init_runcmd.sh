@@ -92,7 +92,10 @@ for d in etc home var run opt; do
     mkdir -p "$tmp/$case/$d.up" "$tmp/$case/$d.wk"
     mount -t overlay overlay -o "lowerdir=/$d,upperdir=$tmp/$case/$d.up,workdir=$tmp/$case/$d.wk" "/$d"
 done
-[ -z "$fstab" ] || echo "$fstab" >>/etc/fstab
+if [ -n "$fstab" ]; then # what the mounts: module does: the line, and its mount point
+    echo "$fstab" >>/etc/fstab
+    mkdir -p "$(echo "$fstab" | cut -d' ' -f2)"
+fi
 # The repository served here is root's, and git refuses to serve another user's repository
 # from a path (a real REPO_URL is a server's); in the sandbox's /etc/gitconfig only.
 git config --system --add safe.directory "$tmp/repo.git"
@@ -157,9 +160,11 @@ grep -q 'pstrain set-up FAILED (exit 3)' "$tmp/broken/out" || bad "broken: no FA
 sandbox noclone "$setkey; s|^      REPO_URL=\$|      REPO_URL=file://$tmp/nothing-here.git|"
 expect noclone rc=128 ready=no user=none "rules=" sudo_after=no
 
-sandbox nfs "$setkey" 'nfs.invalid:/export /shared nfs defaults,_netdev,comment=cloudconfig 0 0'
+# (the mount point under /opt, which the sandbox overlays; no name resolves without a network)
+sandbox nfs "$setkey" 'nfs.invalid:/export /opt/shared nfs defaults,_netdev,comment=cloudconfig 0 0'
 expect nfs ready=no "rules="
 grep -q '^rc=0$' "$tmp/nfs/facts" && bad "nfs: a share that cannot be mounted did not fail the set-up"
+grep -q 'mount point does not exist' "$tmp/nfs/out" && bad "nfs: the sandbox's mount point is missing"
 
 # Nothing of the sandboxes is left on this machine.
 if [[ $had_user == no ]] && id pstrain >/dev/null 2>&1; then bad "a user pstrain is left on this machine"; fi
