@@ -64,7 +64,7 @@ apt_lock_holder() {
 # apt-get covers a lock taken again between this check and apt-get's own.
 apt_wait_locks() {
     local deadline=$1 admin=/var/lib/dpkg/ lists=/var/lib/apt/lists/ arch=/var/cache/apt/archives/
-    local STATUS LISTS ARCH held f pid comm what said=''
+    local STATUS='' LISTS='' ARCH='' held f pid comm what said=''
     if eval "$(apt-config shell STATUS Dir::State::status/f LISTS Dir::State::Lists/d \
         ARCH Dir::Cache::Archives/d 2>/dev/null)"; then
         [[ $STATUS == /*/* ]] && admin=${STATUS%/*}/
