@@ -183,8 +183,7 @@ int wk_exit_code(int rc) { return rc == ENG_EARG || rc == ENG_EFORMAT || rc == E
 void wk_banner_more(const wk_opts *o, const eng_ckpt *resume) {
     char blas[160];
     if (resume && o->optim_given)
-        printf("resuming at step %lld: the optimizer is the checkpoint's, as above; the "
-               "optimizer flags given were not used\n",
-               (long long)resume->step);
+        printf("--resume: the optimizer goes on as the checkpoint has it (above); the optimizer "
+               "flags given were not used\n");
     printf("%s\n", eng_blas_describe(blas, sizeof blas));
 }

@@ -84,9 +84,14 @@ PY
     fail "h5py does not read the checkpoint as Keras would"
 
 # 2. Resume the step-40 checkpoint on 1 server + 3 workers.
-job_cmd 1 4 --resume "$tmp/ck/ckpt-40.h5" >"$tmp/reshaped.log" 2>&1 ||
+job_cmd 1 4 --resume "$tmp/ck/ckpt-40.h5" --optimizer rmsprop --lr 0.01 >"$tmp/reshaped.log" 2>&1 ||
     { cat "$tmp/reshaped.log"; fail "resuming on 1 server + 3 workers failed"; }
 grep -q '^resuming at step 40' "$tmp/reshaped.log" || fail "1 + 3 did not resume at step 40"
+# The banner prints the optimizer that runs (the checkpoint's Adam), and that the flags for
+# another were not used.
+grep -q 'parameters; adam:lr=0.001,' "$tmp/reshaped.log" &&
+    grep -q '^--resume: the optimizer goes on as the checkpoint has it' "$tmp/reshaped.log" ||
+    { cat "$tmp/reshaped.log"; fail "resumed with --optimizer rmsprop: the banner does not say Adam runs and the flags were not used"; }
 echo "PASS: a 2 + 2 checkpoint resumed on 1 server + 3 workers: $(grep -o 'test_accuracy: [0-9.]*' "$tmp/reshaped.log")"
 
 # 3. SIGTERM to one process of a running job: a last checkpoint, then status 75.
@@ -152,7 +157,7 @@ status=0
 "$pstrain" train --model mnist_cnn --epochs 1 --max-steps 5 --progress 0 --data "$data" \
     --checkpoint-dir /proc/pstrain-cannot-be-made >"$tmp/baddir.log" 2>&1 || status=$?
 [[ $status -eq 2 ]] || { cat "$tmp/baddir.log"; fail "an unusable --checkpoint-dir: status $status"; }
-grep -q '^pstrain: --checkpoint-dir /proc/pstrain-cannot-be-made: cannot create it' "$tmp/baddir.log" ||
+grep -q '^pstrain: --checkpoint-dir /proc/pstrain-cannot-be-made: cannot create /proc/pstrain-cannot-be-made: ' "$tmp/baddir.log" ||
     { cat "$tmp/baddir.log"; fail "an unusable --checkpoint-dir: no line naming the flag"; }
 grep -q '^Epoch' "$tmp/baddir.log" && fail "an unusable --checkpoint-dir: training started"
 echo "PASS: $(grep '^pstrain:' "$tmp/baddir.log")"
