@@ -73,6 +73,10 @@ def variant_args(model, v):
 
 
 def run_torch(a, env, v):
+    env = dict(env, OPENBLAS_NUM_THREADS="1")
+    if "avx512" in v:  # ATen's own vector code (pooling, activations, Adam): AVX2 unless asked
+        env["ATEN_CPU_CAPABILITY"] = "avx512"
+        v = v.replace("avx512", "")
     cmd = ["/usr/bin/python3", os.path.join(HERE, TORCH[a.model]), "--json"] + variant_args(a.model, v)
     if a.model == "mnist_cnn":
         cmd += ["--data", a.data, "--epochs", "1"] + (["--max-steps", str(a.steps)] if a.steps else [])
@@ -80,7 +84,6 @@ def run_torch(a, env, v):
         cmd += ["--steps", str(a.steps or 704)]  # 704 x 32 = 22,528: one epoch
     else:
         cmd += ["--data", a.data, "--max-steps", str(a.steps or 1687)]
-    env = dict(env, OPENBLAS_NUM_THREADS="1")
     out = subprocess.run(cmd, env=env, check=True, stdout=subprocess.PIPE, text=True).stdout
     return json.loads(out.strip().splitlines()[-1])
 
@@ -96,7 +99,9 @@ def main():
     p.add_argument("--kernels", default=None,
                    help="comma-separated OpenBLAS settings: unset, or an OPENBLAS_CORETYPE "
                         "(default: unset and the environment's OPENBLAS_CORETYPE, else Haswell)")
-    p.add_argument("--variants", required=True, help="PyTorch variants, comma-separated")
+    p.add_argument("--variants", required=True,
+                   help="PyTorch variants, comma-separated: threads, then any of cl, jit, nomkldnn "
+                        "(imdb_lstm: jit), avx512 (ATEN_CPU_CAPABILITY=avx512)")
     a = p.parse_args()
     if not os.access(os.path.join(a.build, "pstrain"), os.X_OK):
         raise SystemExit(f"compare.py: {a.build}/pstrain not built (--build DIR)")
