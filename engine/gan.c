@@ -19,6 +19,7 @@ struct eng_gan {
     float *fake;  /* (max_batch, image) */
     float *dfake; /* (max_batch, image): g_loss's gradient with respect to fake */
     float *dreal; /* (discriminator floats): d_loss's real half, while the fake half runs */
+    float *pass_z, *pass_img; /* (ENG_GAN_PASS, ...): eng_gan_generate's padded last pass */
     uint8_t *ones, *zeros;
 };
 
@@ -41,7 +42,11 @@ eng_gan *eng_gan_new(const eng_model *gen, const eng_model *disc, int max_batch,
     g->max_batch = max_batch;
     g->threads = threads;
     g->image = image;
-    if (!(g->gen = eng_net_new(gen, max_batch, 1, err, errlen)) ||
+    /* Training passes max_batch rows at most, generation ENG_GAN_PASS: a whole-batch net's
+     * passes are the batch it is given, so the larger size leaves training's shapes as they
+     * are. */
+    const int gen_batch = max_batch > ENG_GAN_PASS ? max_batch : ENG_GAN_PASS;
+    if (!(g->gen = eng_net_new(gen, gen_batch, 1, err, errlen)) ||
         !(g->disc = eng_net_new(disc, max_batch, threads, err, errlen))) {
         eng_gan_free(&g);
         return NULL;
@@ -53,7 +58,10 @@ eng_gan *eng_gan_new(const eng_model *gen, const eng_model *disc, int max_batch,
     g->dreal = eng_alloc(sizeof(float) * disc->layout.total);
     g->ones = malloc(B);
     g->zeros = calloc(B, 1);
-    if (!g->z || !g->fake || !g->dfake || !g->dreal || !g->ones || !g->zeros) {
+    g->pass_z = eng_alloc(sizeof(float) * ENG_GAN_PASS * ENG_GAN_NOISE);
+    g->pass_img = eng_alloc(sizeof(float) * ENG_GAN_PASS * image);
+    if (!g->z || !g->fake || !g->dfake || !g->dreal || !g->ones || !g->zeros || !g->pass_z ||
+        !g->pass_img) {
         eng_err(err, errlen, ENG_ENOMEM, "gan: out of memory for batch %d", max_batch);
         eng_gan_free(&g);
         return NULL;
@@ -72,6 +80,8 @@ void eng_gan_free(eng_gan **pg) {
     eng_free(g->fake);
     eng_free(g->dfake);
     eng_free(g->dreal);
+    eng_free(g->pass_z);
+    eng_free(g->pass_img);
     free(g->ones);
     free(g->zeros);
     free(g);
@@ -133,10 +143,18 @@ void eng_gan_step(eng_gan *g, const float *real, int B, uint64_t key, eng_gan_st
 
 void eng_gan_generate(eng_gan *g, const float *z, size_t n, float *images) {
     blas_for_generator(g, 1);
-    for (size_t done = 0; done < n;) {
-        const int b = n - done < (size_t)g->max_batch ? (int)(n - done) : g->max_batch;
-        eng_net_forward(g->gen, z + done * ENG_GAN_NOISE, b, 0, 0, images + done * g->image);
-        done += (size_t)b;
+    for (size_t done = 0; done < n; done += ENG_GAN_PASS) {
+        const size_t b = n - done < ENG_GAN_PASS ? n - done : ENG_GAN_PASS;
+        if (b == ENG_GAN_PASS) {
+            eng_net_forward(g->gen, z + done * ENG_GAN_NOISE, ENG_GAN_PASS, 0, 0,
+                            images + done * g->image);
+            continue;
+        }
+        /* the last pass: b samples, then rows of zeros (inference treats rows alone) */
+        memcpy(g->pass_z, z + done * ENG_GAN_NOISE, sizeof(float) * b * ENG_GAN_NOISE);
+        memset(g->pass_z + b * ENG_GAN_NOISE, 0, sizeof(float) * (ENG_GAN_PASS - b) * ENG_GAN_NOISE);
+        eng_net_forward(g->gen, g->pass_z, ENG_GAN_PASS, 0, 0, g->pass_img);
+        memcpy(images + done * g->image, g->pass_img, sizeof(float) * b * g->image);
     }
     blas_for_generator(g, 0);
 }

@@ -23,6 +23,12 @@
 #include <stdint.h>
 
 #define ENG_GAN_NOISE 100 /* values of z per sample (the generator's input) */
+/* Samples per pass of eng_gan_generate. Every pass has this many rows, the last padded, so a
+ * sample's image is computed at the same row of the same product shapes however many are
+ * asked for and whatever the training batch: a run's grid and scores and `pstrain sample`'s
+ * and `eval`'s agree bit for bit on every OpenBLAS kernel, not just on those whose results do
+ * not depend on the grouping of rows. */
+#define ENG_GAN_PASS 64
 
 typedef struct eng_gan eng_gan;
 
@@ -59,7 +65,8 @@ void eng_gan_noise(float *z, int B, int64_t sample0, uint64_t key);
 void eng_gan_step(eng_gan *g, const float *real, int B, uint64_t key, eng_gan_stats *st);
 
 /* Inference: n images (n, 28, 28, 1) in [-1, 1] from z (n, ENG_GAN_NOISE), on the moving
- * statistics; any n >= 0. */
+ * statistics; any n >= 0, in passes of ENG_GAN_PASS: image i's bits depend on z's row i and
+ * the weights only. */
 void eng_gan_generate(eng_gan *g, const float *z, size_t n, float *images);
 
 #endif
