@@ -628,6 +628,9 @@ static int run(int argc, char **argv) {
 }
 
 int main(int argc, char **argv) {
+    /* Under mpirun or srun stdout is a pipe or a pseudo-terminal a launcher reads: a line at
+     * a time, so that a job's log keeps its order ("starting fresh" before "stopped at"). */
+    setvbuf(stdout, NULL, _IOLBF, 0);
     status_init();
     const int status = run(argc, argv);
     say_status(status);
