@@ -9,9 +9,9 @@
  *   c_t = sigmoid(z_f) c_{t-1} + sigmoid(z_i) tanh(z_c),  h_t = sigmoid(z_o) tanh(c_t)
  *
  * from h_{-1} = c_{-1} = 0. Forward runs one sgemm for the inputs of all steps and a small
- * one per step; backward (full backpropagation through time) a small one per step, then one
- * for both kernels' gradients and one for dx. Nothing is allocated: saved holds forward's
- * gates and states and backward's scratch. */
+ * one per step; backward (full backpropagation through time) a small one per step giving
+ * [dx_t, dh_{t-1}] together, then one for both kernels' gradients. Nothing is allocated:
+ * saved holds forward's gates and states and backward's scratch. */
 #ifndef PSTRAIN_ENGINE_LSTM_H
 #define PSTRAIN_ENGINE_LSTM_H
 
@@ -25,7 +25,8 @@ void eng_lstm_forward(float *y, float *saved, const float *x, const float *w, co
 
 /* dw (in + u, 4u) and dbias (4u) written, or added to when accumulate; dx (B, T, in) written
  * unless NULL. dy (B, u) is read only; saved must be as the forward of the same x, w, B
- * left it, and is overwritten. */
+ * left it, and is overwritten. dw and dbias are the same bits with or without dx, on every
+ * OpenBLAS kernel: both run the same products. */
 void eng_lstm_backward(float *dx, float *dw, float *dbias, const float *dy, float *saved,
                        const float *w, int B, int T, int in, int u, int accumulate);
 
