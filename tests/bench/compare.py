@@ -127,9 +127,11 @@ def main():
                 t = run_torch(a, env, v)
                 results.append(("pytorch", k, t["openblas_core"], v, t["samples_per_sec"],
                                 t.get("test_accuracy")))
+                steady = t.get("steady_samples_per_sec") or \
+                    (t.get("steady_steps_per_sec") or float("nan")) * t["batch"]
                 acc = "" if t.get("test_accuracy") is None else f", test accuracy {t['test_accuracy']:.4f}"
                 print(f"round {r} [{k}] load {ld}: pytorch {v:<10} {t['samples_per_sec']:8.0f} {unit} "
-                      f"(steady {t.get('steady_samples_per_sec') or float('nan'):.0f}; OpenBLAS "
+                      f"(steady {steady:.0f}; OpenBLAS "
                       f"{t['openblas_core']}){acc}", flush=True)
         if r == 1:
             print("pytorch kernels, last variant: ", t["kernels"], flush=True)
