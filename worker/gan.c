@@ -469,8 +469,8 @@ int wk_train_gan(const wk_opts *o, const wk_job *job_in, const eng_ckpt *resume,
                 x[i] = 2.0f * x[i] - 1.0f; /* the generator's tanh range */
             for (int p = 0; job && p < 2; p++) {
                 double t = wk_now();
-                if (wk_refresh_weights(client[p], eng_net_params(net[p]), &version[p],
-                                       wk_needed_version(o, (uint64_t)step), err, errlen) != 0)
+                if (wk_refresh_weights(o, client[p], eng_net_params(net[p]), &version[p],
+                                       (uint64_t)step, err, errlen) != 0)
                     goto out;
                 times.pull_s += wk_now() - t;
                 t = wk_now();

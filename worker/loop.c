@@ -31,9 +31,11 @@ uint64_t wk_needed_version(const wk_opts *o, uint64_t next) {
     return next > S ? next - S : 0;
 }
 
-int wk_refresh_weights(wk_client *c, float *params, uint64_t *version, uint64_t needed, char *err,
-                       size_t errlen) {
-    if (wk_client_pull_pending(c) && wk_client_pull_recv(c, params, version, 0, err, errlen) < 0)
+int wk_refresh_weights(const wk_opts *o, wk_client *c, float *params, uint64_t *version,
+                       uint64_t step, char *err, size_t errlen) {
+    const uint64_t needed = wk_needed_version(o, step);
+    const int wait = strcmp(o->mode, "async") == 0;
+    if (wk_client_pull_pending(c) && wk_client_pull_recv(c, params, version, wait, err, errlen) < 0)
         return -1;
     /* Too old: wait for what is on its way, and ask again when even that is too old (no
      * pull was outstanding, or it asked for less: ssp may not run ahead of the bound). */
