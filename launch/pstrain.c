@@ -84,8 +84,9 @@ static int launcher_rank(void) {
     return -1;
 }
 
-/* Says the rank's status once, on stderr, with write(2) only: a signal handler calls it. */
-static void say_status(int status) {
+/* Says the rank's status once, on stderr, with write(2): a signal handler calls it
+ * (in_signal: then stdio is left alone, as it may be what failed). */
+static void say_status_from(int status, int in_signal) {
     if (!status_line[0] || status_said)
         return;
     status_said = 1;
@@ -99,14 +100,18 @@ static void say_status(int status) {
     while (d > 0)
         buf[n++] = digits[--d];
     buf[n++] = '\n';
-    fflush(stdout);
-    fflush(stderr);
+    if (!in_signal) {
+        fflush(stdout);
+        fflush(stderr);
+    }
     ssize_t w = write(STDERR_FILENO, buf, n);
     (void)w;
 }
 
+static void say_status(int status) { say_status_from(status, 0); }
+
 static void on_fatal_signal(int sig) {
-    say_status(128 + sig);
+    say_status_from(128 + sig, 1);
     signal(sig, SIG_DFL);
     raise(sig);
 }
