@@ -152,7 +152,8 @@ void eng_gan_generate(eng_gan *g, const float *z, size_t n, float *images) {
         }
         /* the last pass: b samples, then rows of zeros (inference treats rows alone) */
         memcpy(g->pass_z, z + done * ENG_GAN_NOISE, sizeof(float) * b * ENG_GAN_NOISE);
-        memset(g->pass_z + b * ENG_GAN_NOISE, 0, sizeof(float) * (ENG_GAN_PASS - b) * ENG_GAN_NOISE);
+        memset(g->pass_z + b * ENG_GAN_NOISE, 0,
+               sizeof(float) * (ENG_GAN_PASS - b) * ENG_GAN_NOISE);
         eng_net_forward(g->gen, g->pass_z, ENG_GAN_PASS, 0, 0, g->pass_img);
         memcpy(images + done * g->image, g->pass_img, sizeof(float) * b * g->image);
     }

@@ -120,8 +120,7 @@ int wk_ckpt_writer_start(wk_ckpt_writer *w, char *err, size_t errlen) {
     return 0;
 }
 
-int wk_resume_load(const wk_opts *o, eng_ckpt *c, int *fresh, FILE *out, char *err,
-                   size_t errlen) {
+int wk_resume_load(const wk_opts *o, eng_ckpt *c, int *fresh, FILE *out, char *err, size_t errlen) {
     char path[WK_PATH_MAX], why[1024] = "";
     const char *from = o->resume;
     *fresh = 0;

@@ -43,7 +43,6 @@ int wk_ckpt_writer_start(wk_ckpt_writer *w, char *err, size_t errlen);
  * *fresh instead and says so on out (NULL: quiet): a restart loop's first run. Returns
  * ENG_OK (c filled: release with eng_ckpt_free) or a code with one line in err naming
  * --resume. */
-int wk_resume_load(const wk_opts *o, eng_ckpt *c, int *fresh, FILE *out, char *err,
-                   size_t errlen);
+int wk_resume_load(const wk_opts *o, eng_ckpt *c, int *fresh, FILE *out, char *err, size_t errlen);
 
 #endif

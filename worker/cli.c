@@ -271,8 +271,7 @@ static const flag *find_flag(wk_command c, const char *a, const char *eq, char *
     const char *name = a + 2;
     const size_t len = eq ? (size_t)(eq - name) : strlen(name);
     char given[64];
-    snprintf(given, sizeof given, "%.*s", (int)(len < sizeof given ? len : sizeof given - 1),
-             name);
+    snprintf(given, sizeof given, "%.*s", (int)(len < sizeof given ? len : sizeof given - 1), name);
     unsigned elsewhere = 0;
     for (size_t k = 0; k < NFLAGS; k++)
         if (strcmp(flags[k].name, given) == 0) {
@@ -384,8 +383,7 @@ int wk_cli_parse(wk_opts *o, int argc, char **argv, char *err, size_t errlen) {
     }
     if (help_cmd) {
         if (argc > 3) {
-            snprintf(err, errlen, "help: expected one command, got '%s' after '%s'", argv[3],
-                     name);
+            snprintf(err, errlen, "help: expected one command, got '%s' after '%s'", argv[3], name);
             return -1;
         }
         o->help = 1;

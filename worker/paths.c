@@ -35,8 +35,8 @@ static int writable_dir(const char *flag, const char *given, const char *dir, ch
     if (!S_ISDIR(st.st_mode))
         return eng_err(err, errlen, ENG_EARG, "--%s %s: %s is not a folder", flag, given, dir);
     if (access(dir, W_OK | X_OK) != 0)
-        return eng_err(err, errlen, ENG_EIO, "--%s %s: cannot write into %s: %s", flag, given,
-                       dir, strerror(errno));
+        return eng_err(err, errlen, ENG_EIO, "--%s %s: cannot write into %s: %s", flag, given, dir,
+                       strerror(errno));
     return ENG_OK;
 }
 
@@ -73,7 +73,7 @@ int wk_dir_usable(const char *flag, const char *dir, char *err, size_t errlen) {
                        flag, sizeof path - 1);
     snprintf(path, sizeof path, "%s", dir);
     struct stat st;
-    while (stat(path, &st) != 0) { /* the nearest part that exists */
+    while (stat(path, &st) != 0) {               /* the nearest part that exists */
         if (errno != ENOENT && errno != ENOTDIR) /* ENOTDIR: a file on the way, said below */
             return eng_err(err, errlen, ENG_EIO, "--%s %s: %s: %s", flag, dir, path,
                            strerror(errno));
@@ -104,8 +104,8 @@ int wk_file_usable(const char *flag, const char *path, char *err, size_t errlen)
     return writable_dir(flag, path, dir, err, errlen);
 }
 
-int wk_write_whole(const char *flag, const char *path, const void *const *bufs,
-                   const size_t *lens, int n, char *err, size_t errlen) {
+int wk_write_whole(const char *flag, const char *path, const void *const *bufs, const size_t *lens,
+                   int n, char *err, size_t errlen) {
     char tmp[PATH_LEN + 32];
     snprintf(tmp, sizeof tmp, "%s.tmp-%ld", path, (long)getpid());
     FILE *f = fopen(tmp, "wb");

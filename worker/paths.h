@@ -24,7 +24,7 @@ int wk_file_usable(const char *flag, const char *path, char *err, size_t errlen)
  * beside it, renamed over path only once everything is written and closed, so a full disk
  * leaves the old file (or none), never a partial one. Returns ENG_OK, or ENG_EIO with the
  * reason (the folder cannot be written, No space left on device). */
-int wk_write_whole(const char *flag, const char *path, const void *const *bufs,
-                   const size_t *lens, int n, char *err, size_t errlen);
+int wk_write_whole(const char *flag, const char *path, const void *const *bufs, const size_t *lens,
+                   int n, char *err, size_t errlen);
 
 #endif

@@ -32,8 +32,9 @@ int wk_preflight(const wk_opts *o, FILE *out, char *err, size_t errlen) {
         } else {
             char how[160];
             eng_optim_format(&c.optim, how, sizeof how);
-            fprintf(out, "dry run: --resume: would go on from step %lld, optimizer %s (the "
-                         "checkpoint's)\n",
+            fprintf(out,
+                    "dry run: --resume: would go on from step %lld, optimizer %s (the "
+                    "checkpoint's)\n",
                     (long long)c.step, how);
         }
         eng_ckpt_free(&c);

@@ -127,8 +127,8 @@ void wk_progress_gan_epoch_end(wk_progress *p, const wk_gan_report *r) {
     fputc('\n', p->out);
     fflush(p->out);
     if (p->metrics) {
-        json_t *j = json_pack("{s:s, s:I, s:o, s:o, s:o, s:o, s:o, s:o}", "event", "epoch",
-                              "epoch", (json_int_t)r->epoch, "d_loss", num(r->d_loss), "g_loss",
+        json_t *j = json_pack("{s:s, s:I, s:o, s:o, s:o, s:o, s:o, s:o}", "event", "epoch", "epoch",
+                              (json_int_t)r->epoch, "d_loss", num(r->d_loss), "g_loss",
                               num(r->g_loss), "d_accuracy", num(r->d_accuracy), "samples_per_sec",
                               num(r->samples_per_sec), "push_bytes_per_step",
                               num(r->push_bytes_per_step), "seconds", num(r->seconds));
@@ -187,13 +187,12 @@ void wk_progress_servers(wk_progress *p, int64_t epoch, const char *vector,
         json_array_append_new(
             servers,
             json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:o, s:I, s:o, s:o}", "server",
-                      (json_int_t)st[s].server_id, "updates", (json_int_t)st[s].updates,
-                      "bytes_in", (json_int_t)st[s].bytes_in, "bytes_out",
-                      (json_int_t)st[s].bytes_out, "pushes", (json_int_t)st[s].pushes, "pulls",
-                      (json_int_t)st[s].pulls, "refused", (json_int_t)st[s].errors,
-                      "staleness_mean", num(st[s].mean_staleness), "staleness_max",
-                      (json_int_t)st[s].max_staleness, "barrier_wait_s",
-                      num(st[s].barrier_wait_s), "pushes_per_worker", per));
+                      (json_int_t)st[s].server_id, "updates", (json_int_t)st[s].updates, "bytes_in",
+                      (json_int_t)st[s].bytes_in, "bytes_out", (json_int_t)st[s].bytes_out,
+                      "pushes", (json_int_t)st[s].pushes, "pulls", (json_int_t)st[s].pulls,
+                      "refused", (json_int_t)st[s].errors, "staleness_mean",
+                      num(st[s].mean_staleness), "staleness_max", (json_int_t)st[s].max_staleness,
+                      "barrier_wait_s", num(st[s].barrier_wait_s), "pushes_per_worker", per));
     }
     put_line(p, json_pack("{s:s, s:I, s:s, s:o}", "event", "servers", "epoch", (json_int_t)epoch,
                           "vector", vector, "servers", servers));

@@ -13,7 +13,7 @@ typedef struct wk_progress {
     FILE *metrics; /* JSON lines, owned; NULL: none */
     char metrics_path[4096];
     int metrics_errno; /* the first failed write's errno; 0: none */
-    int bar;       /* redraw a live bar */
+    int bar;           /* redraw a live bar */
     int64_t epochs, steps_per_epoch;
     double epoch_start, last_draw;
 } wk_progress;

@@ -385,8 +385,8 @@ int wk_train(const wk_opts *o, const wk_job *job_in, const eng_ckpt *resume,
             }
             const int B = wk_stream_batch(&data, s, x, labels);
             double t = wk_now();
-            if (job && wk_refresh_weights(o, client, eng_net_params(net), &version,
-                                          (uint64_t)step, err, errlen) != 0)
+            if (job && wk_refresh_weights(o, client, eng_net_params(net), &version, (uint64_t)step,
+                                          err, errlen) != 0)
                 goto out;
             times.pull_s += wk_now() - t;
             t = wk_now();

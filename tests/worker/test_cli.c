@@ -242,7 +242,8 @@ static void did_you_mean(void **state) {
                      ARGS("--batch-size:", "did you mean --batch?"));
     expect_bad_input(ARGS("train", "--model", "mnist_cnn", "--chekpoint-dir", "ck"),
                      ARGS("--chekpoint-dir:", "did you mean --checkpoint-dir?"));
-    expect_bad_input(ARGS("trian", "--model", "mnist_cnn"), ARGS("'trian'", "did you mean 'train'?"));
+    expect_bad_input(ARGS("trian", "--model", "mnist_cnn"),
+                     ARGS("'trian'", "did you mean 'train'?"));
     /* no guess when nothing is close */
     expect_bad_input(ARGS("train", "--model", "mnist_cnn", "--frobnicate", "1"),
                      ARGS("--frobnicate: unknown flag for 'train' (pstrain help train"));
@@ -280,8 +281,8 @@ static void dry_run(void **state) {
     /* a run makes --checkpoint-dir with its parents, as Keras's callbacks do */
     snprintf(ck, sizeof ck, "%s/a/b/c", tmp);
     p = run_args(ARGS("train", "--model", "mnist_cnn", "--data", tu_data_dir(), "--epochs", "1",
-                      "--max-steps", "2", "--progress", "0", "--threads", "1",
-                      "--checkpoint-dir", ck));
+                      "--max-steps", "2", "--progress", "0", "--threads", "1", "--checkpoint-dir",
+                      ck));
     assert_true(p.exited);
     if (p.status != 0)
         fail_msg("status %d: %s", p.status, p.err);

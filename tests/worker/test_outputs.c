@@ -45,8 +45,13 @@ static void metrics_nan_is_null(void **state) {
     FILE *out = fopen("/dev/null", "w");
     assert_non_null(out);
     assert_int_equal(wk_progress_init(&p, out, path, 0, 2, 10, err, sizeof err), 0);
-    wk_epoch_report r = {.epoch = 1, .loss = NAN, .accuracy = 0.1, .val_loss = INFINITY,
-                         .val_accuracy = 0.1, .samples_per_sec = 100, .seconds = 1.5};
+    wk_epoch_report r = {.epoch = 1,
+                         .loss = NAN,
+                         .accuracy = 0.1,
+                         .val_loss = INFINITY,
+                         .val_accuracy = 0.1,
+                         .samples_per_sec = 100,
+                         .seconds = 1.5};
     wk_progress_epoch_end(&p, &r);
     wk_progress_final(&p, NAN, 0.1, 100, 3.0);
     assert_int_equal(wk_progress_check(&p, err, sizeof err), 0);
