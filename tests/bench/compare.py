@@ -12,8 +12,8 @@ Kernel settings: "unset" runs with OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE remove
 environment (OpenBLAS picks by cpuid; note that OPENBLAS_CORETYPE set to the empty string is
 not the same: 0.3.21 then takes Cooperlake), any other word runs with OPENBLAS_CORETYPE set
 to it (and OPENBLAS_L2_SIZE as the caller's environment has it). Every run names the kernel
-that ran: pstrain's from openblas_get_corename() of the libopenblas.so.0 it links, probed
-under the same environment; PyTorch's from torch_kernels.py inside the run (OpenBLAS for its
+that ran: pstrain's as `pstrain --version` names it (openblas_get_corename()) under the same
+environment; PyTorch's from torch_kernels.py inside the run (OpenBLAS for its
 matrix products, oneDNN for its convolutions).
 
 The summary compares best against best, each side on the kernel and variant it runs best
@@ -37,11 +37,12 @@ def kernel_env(k):
     return env
 
 
-def pstrain_core(env):
-    code = ("import ctypes; f = ctypes.CDLL('libopenblas.so.0').openblas_get_corename; "
-            "f.restype = ctypes.c_char_p; print(f().decode())")
-    return subprocess.run([sys.executable, "-c", code], env=env, check=True,
-                          stdout=subprocess.PIPE, text=True).stdout.strip()
+def pstrain_core(a, env):
+    """The OpenBLAS kernel pstrain loads under env, as `pstrain --version` names it."""
+    out = subprocess.run([os.path.join(a.build, "pstrain"), "--version"], env=env, check=True,
+                         stdout=subprocess.PIPE, text=True).stdout
+    m = re.search(r"^OpenBLAS \S+ kernel (\S+) ", out, re.M)
+    return m.group(1) if m else "unknown"
 
 
 def load():
@@ -114,7 +115,7 @@ def main():
     for r in range(1, a.rounds + 1):
         for k in kernels:
             env = kernel_env(k)
-            core = pstrain_core(env)
+            core = pstrain_core(a, env)
             ld = load()
             o = run_pstrain(a, env)
             results.append(("pstrain", k, core, f"{a.threads} threads", o["samples_per_sec"],
