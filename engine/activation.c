@@ -3,7 +3,7 @@
  * BatchNormalization, where no fused activation can go). */
 #include "engine/activation.h"
 
-#include "engine/base.h"
+#include "engine/base/base.h"
 
 #include <math.h>
 #include <string.h>
@@ -85,10 +85,10 @@ static int leaky_relu_build(eng_layer *l, eng_layout *lay, char *err, size_t err
     (void)lay;
     const float alpha = leaky_alpha(&l->spec);
     if (!(alpha > 0.0f && alpha < 1.0f))
-        return eng_err(err, errlen, ENG_EARG, "%s: alpha must be in (0, 1), got %g", l->name,
+        return pst_err(err, errlen, PST_EARG, "%s: alpha must be in (0, 1), got %g", l->name,
                        (double)alpha);
     l->out = l->in;
-    return ENG_OK;
+    return PST_OK;
 }
 
 static void leaky_relu_fwd(const eng_layer *l, const eng_fwd_args *a) {

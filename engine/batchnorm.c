@@ -3,7 +3,7 @@
  * whole-batch requirement. */
 #include "engine/batchnorm.h"
 
-#include "engine/base.h"
+#include "engine/base/base.h"
 #include "engine/layer.h"
 
 #include <math.h>
@@ -14,10 +14,10 @@
 void eng_batchnorm_forward(float *y, float *xhat, float *inv_std, float *moving_mean,
                            float *moving_var, const float *x, const float *gamma, const float *beta,
                            size_t rows, int C, float momentum, float eps, int training) {
-    ENG_ASSERT(rows >= 1 && C >= 1 && eps > 0.0f, "rows %zu, channels %d, epsilon %g", rows, C,
+    PST_ASSERT(rows >= 1 && C >= 1 && eps > 0.0f, "rows %zu, channels %d, epsilon %g", rows, C,
                (double)eps);
     double *acc = calloc(2 * (size_t)C, sizeof(double));
-    ENG_ASSERT(acc, "batchnorm: out of memory for %d channels", C);
+    PST_ASSERT(acc, "batchnorm: out of memory for %d channels", C);
     double *mean = acc, *var = acc + C;
     if (training) {
         for (size_t r = 0; r < rows; r++)
@@ -56,7 +56,7 @@ void eng_batchnorm_backward(float *dx, float *dgamma, float *dbeta, const float 
                             const float *xhat, const float *inv_std, const float *gamma,
                             size_t rows, int C, int training, int accumulate) {
     double *acc = calloc(2 * (size_t)C, sizeof(double));
-    ENG_ASSERT(acc, "batchnorm: out of memory for %d channels", C);
+    PST_ASSERT(acc, "batchnorm: out of memory for %d channels", C);
     double *sdy = acc, *sdyx = acc + C; /* sum(dy), sum(dy * xhat) per channel */
     for (size_t r = 0; r < rows; r++)
         for (int c = 0; c < C; c++) {
@@ -94,7 +94,7 @@ static float epsilon_of(const eng_layer_spec *s) {
 static int batchnorm_build(eng_layer *l, eng_layout *lay, char *err, size_t errlen) {
     const float m = momentum_of(&l->spec), e = epsilon_of(&l->spec);
     if (!(m >= 0.0f && m < 1.0f) || !(e > 0.0f))
-        return eng_err(err, errlen, ENG_EARG,
+        return pst_err(err, errlen, PST_EARG,
                        "%s: momentum must be in [0, 1) and epsilon > 0, got %g and %g", l->name,
                        (double)m, (double)e);
     const int C = l->in.c;
@@ -114,7 +114,7 @@ static int batchnorm_build(eng_layer *l, eng_layout *lay, char *err, size_t errl
         l->init[i] = inits[i];
     }
     l->nparams = 4;
-    return ENG_OK;
+    return PST_OK;
 }
 
 /* The four tensors are contiguous from l->kernel: gamma, beta, moving_mean, moving_var. */

@@ -5,7 +5,7 @@
  * failure is recorded with what failed, later calls do nothing, and the caller checks once. */
 #include "engine/ckpt.h"
 
-#include "engine/base.h"
+#include "engine/base/base.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -138,31 +138,31 @@ static const char *quoted(char *buf, size_t len, const char *s, size_t n) {
 /* --- checks shared by writing and reading: never write what reading would refuse --- */
 
 /* An optimizer's hyperparameters: finite, lr > 0. which is "optimizer" or "optimizer_2", for
- * messages. Returns ENG_OK or code with a message naming path. */
+ * messages. Returns PST_OK or code with a message naming path. */
 static int check_optim(const eng_optim_cfg *o, const char *which, const char *path, int code,
                        char *err, size_t errlen) {
     for (int i = 0; i < NOPTIM_FIELDS; i++) {
         float v;
         memcpy(&v, (const char *)o + optim_fields[i].offset, sizeof v);
         if (!isfinite(v))
-            return eng_err(err, errlen, code, "%s: %s %s is %g, expected a finite number", path,
+            return pst_err(err, errlen, code, "%s: %s %s is %g, expected a finite number", path,
                            which, optim_fields[i].name, v);
     }
     if (!(o->lr > 0.0f))
-        return eng_err(err, errlen, code, "%s: %s lr %g, expected > 0", path, which, o->lr);
-    return ENG_OK;
+        return pst_err(err, errlen, code, "%s: %s lr %g, expected > 0", path, which, o->lr);
+    return PST_OK;
 }
 
-/* The scalar fields' ranges (and the first optimizer's). Returns ENG_OK or code with a message
+/* The scalar fields' ranges (and the first optimizer's). Returns PST_OK or code with a message
  * naming path. */
 static int check_fields(const eng_ckpt *c, const char *path, int code, char *err, size_t errlen) {
     if (c->step < 0)
-        return eng_err(err, errlen, code, "%s: step %lld, expected >= 0", path, (long long)c->step);
+        return pst_err(err, errlen, code, "%s: step %lld, expected >= 0", path, (long long)c->step);
     if (c->epoch < 1)
-        return eng_err(err, errlen, code, "%s: epoch %lld, expected >= 1 (epochs count from 1)",
+        return pst_err(err, errlen, code, "%s: epoch %lld, expected >= 1 (epochs count from 1)",
                        path, (long long)c->epoch);
     if (c->epoch_step < 0)
-        return eng_err(err, errlen, code, "%s: epoch_step %lld, expected >= 0", path,
+        return pst_err(err, errlen, code, "%s: epoch_step %lld, expected >= 0", path,
                        (long long)c->epoch_step);
     int known = 0;
     if (memchr(c->mode, '\0', sizeof c->mode))
@@ -170,22 +170,22 @@ static int check_fields(const eng_ckpt *c, const char *path, int code, char *err
             known |= strcmp(c->mode, modes[i]) == 0;
     if (!known) {
         char q[64];
-        return eng_err(err, errlen, code, "%s: mode '%s' is not sync, async, ssp or local", path,
+        return pst_err(err, errlen, code, "%s: mode '%s' is not sync, async, ssp or local", path,
                        quoted(q, sizeof q, c->mode, strnlen(c->mode, sizeof c->mode)));
     }
     if (c->staleness < 0)
-        return eng_err(err, errlen, code, "%s: staleness %d, expected >= 0", path, c->staleness);
+        return pst_err(err, errlen, code, "%s: staleness %d, expected >= 0", path, c->staleness);
     if (c->batch < 1)
-        return eng_err(err, errlen, code, "%s: batch %d, expected >= 1", path, c->batch);
+        return pst_err(err, errlen, code, "%s: batch %d, expected >= 1", path, c->batch);
     if (c->servers < 0)
-        return eng_err(err, errlen, code, "%s: servers %d, expected >= 0", path, c->servers);
+        return pst_err(err, errlen, code, "%s: servers %d, expected >= 0", path, c->servers);
     if (c->workers < 1)
-        return eng_err(err, errlen, code, "%s: workers %d, expected >= 1", path, c->workers);
+        return pst_err(err, errlen, code, "%s: workers %d, expected >= 1", path, c->workers);
     if (!(c->val_split >= 0.0 && c->val_split < 1.0))
-        return eng_err(err, errlen, code, "%s: val_split %g, expected in [0, 1)", path,
+        return pst_err(err, errlen, code, "%s: val_split %g, expected in [0, 1)", path,
                        c->val_split);
     if (c->epochs < 1)
-        return eng_err(err, errlen, code, "%s: epochs %lld, expected >= 1", path,
+        return pst_err(err, errlen, code, "%s: epochs %lld, expected >= 1", path,
                        (long long)c->epochs);
     return check_optim(&c->optim, "optimizer", path, code, err, errlen);
 }
@@ -194,93 +194,93 @@ static int check_fields(const eng_ckpt *c, const char *path, int code, char *err
 static int check_runs(const eng_ckpt_iters *runs, int nruns, uint64_t total, const char *path,
                       int code, char *err, size_t errlen) {
     if (nruns < 1 || !runs)
-        return eng_err(err, errlen, code,
+        return pst_err(err, errlen, code,
                        "%s: no update-count runs, expected runs that tile [0, %llu)", path,
                        (unsigned long long)total);
     uint64_t next = 0;
     for (int i = 0; i < nruns; i++) {
         const eng_ckpt_iters *r = &runs[i];
         if (r->lo != next)
-            return eng_err(err, errlen, code,
+            return pst_err(err, errlen, code,
                            "%s: update-count run %d starts at %llu, expected %llu (runs must tile "
                            "[0, %llu) in order)",
                            path, i, (unsigned long long)r->lo, (unsigned long long)next,
                            (unsigned long long)total);
         if (r->n == 0 || r->n > total - r->lo)
-            return eng_err(err, errlen, code,
+            return pst_err(err, errlen, code,
                            "%s: update-count run %d covers %llu elements from %llu, past the end "
                            "or none (runs must tile [0, %llu))",
                            path, i, (unsigned long long)r->n, (unsigned long long)r->lo,
                            (unsigned long long)total);
         if (r->iterations < 0)
-            return eng_err(err, errlen, code,
+            return pst_err(err, errlen, code,
                            "%s: update-count run %d has iterations %lld, expected >= 0", path, i,
                            (long long)r->iterations);
         next = r->lo + r->n;
     }
     if (next != total)
-        return eng_err(err, errlen, code,
+        return pst_err(err, errlen, code,
                        "%s: update-count runs end at %llu, expected %llu (runs must tile [0, "
                        "%llu))",
                        path, (unsigned long long)next, (unsigned long long)total,
                        (unsigned long long)total);
-    return ENG_OK;
+    return PST_OK;
 }
 
 /* What eng_ckpt_write checks before it creates anything. */
 static int check_ckpt(const eng_ckpt *c, const eng_model *m, const char *path, char *err,
                       size_t errlen) {
     if (!memchr(c->model, '\0', sizeof c->model) || strcmp(c->model, m->def->name) != 0)
-        return eng_err(err, errlen, ENG_EARG, "%s: checkpoint of model '%.*s' given model %s", path,
+        return pst_err(err, errlen, PST_EARG, "%s: checkpoint of model '%.*s' given model %s", path,
                        (int)sizeof c->model, c->model, m->def->name);
     const uint64_t sum = eng_layout_checksum(&m->layout);
     if (c->layout_checksum != sum)
-        return eng_err(
-            err, errlen, ENG_EARG, "%s: layout checksum 0x%016llx does not match %s's 0x%016llx",
+        return pst_err(
+            err, errlen, PST_EARG, "%s: layout checksum 0x%016llx does not match %s's 0x%016llx",
             path, (unsigned long long)c->layout_checksum, m->def->name, (unsigned long long)sum);
     if (c->total != m->layout.total)
-        return eng_err(err, errlen, ENG_EARG, "%s: total %llu does not match %s's %zu floats", path,
+        return pst_err(err, errlen, PST_EARG, "%s: total %llu does not match %s's %zu floats", path,
                        (unsigned long long)c->total, m->def->name, m->layout.total);
     if (c->split != m->split)
-        return eng_err(err, errlen, ENG_EARG, "%s: split %llu does not match %s's %zu", path,
+        return pst_err(err, errlen, PST_EARG, "%s: split %llu does not match %s's %zu", path,
                        (unsigned long long)c->split, m->def->name, m->split);
-    int rc = check_fields(c, path, ENG_EARG, err, errlen);
-    if (rc != ENG_OK)
+    int rc = check_fields(c, path, PST_EARG, err, errlen);
+    if (rc != PST_OK)
         return rc;
     if (!c->weights)
-        return eng_err(err, errlen, ENG_EARG, "%s: no weights", path);
+        return pst_err(err, errlen, PST_EARG, "%s: no weights", path);
     /* One optimizer, or with a split one per part: the second is ignored without one. */
     for (int part = 0; part < (c->split > 0 ? 2 : 1); part++) {
         const eng_optim_cfg *o = part ? &c->optim2 : &c->optim;
         const char *which = part ? "optimizer_2" : "optimizer";
         const int nslots = part ? c->nslots2 : c->nslots;
         float *const *slots = part ? c->slots2 : c->slots;
-        if (part && (rc = check_optim(o, which, path, ENG_EARG, err, errlen)) != ENG_OK)
+        if (part && (rc = check_optim(o, which, path, PST_EARG, err, errlen)) != PST_OK)
             return rc;
         if (o->kind != ENG_OPT_ADAM && o->kind != ENG_OPT_RMSPROP)
-            return eng_err(err, errlen, ENG_EARG, "%s: %s kind %d unknown", path, which,
+            return pst_err(err, errlen, PST_EARG, "%s: %s kind %d unknown", path, which,
                            (int)o->kind);
         const int want = eng_optim_nslots(o->kind);
         if (nslots != want)
-            return eng_err(err, errlen, ENG_EARG, "%s: %s %d, %s keeps %d", path,
+            return pst_err(err, errlen, PST_EARG, "%s: %s %d, %s keeps %d", path,
                            part ? "nslots2" : "nslots", nslots, eng_optim_kind_name(o->kind), want);
         for (int s = 0; s < want; s++)
             if (!slots[s])
-                return eng_err(err, errlen, ENG_EARG, "%s: %s slot %s missing", path, which,
+                return pst_err(err, errlen, PST_EARG, "%s: %s slot %s missing", path, which,
                                slot_name(o->kind, s));
     }
-    if ((rc = check_runs(c->runs, c->nruns, c->total, path, ENG_EARG, err, errlen)) != ENG_OK)
+    if ((rc = check_runs(c->runs, c->nruns, c->total, path, PST_EARG, err, errlen)) != PST_OK)
         return rc;
     if (c->ema && (c->split == 0 || !(c->ema_decay > 0.0 && c->ema_decay < 1.0)))
-        return eng_err(err, errlen, ENG_EARG, "%s: ema %s", path,
+        return pst_err(err, errlen, PST_EARG, "%s: ema %s", path,
                        c->split == 0 ? "without a split" : "decay not in (0, 1)");
     if (!c->worker_steps)
-        return eng_err(err, errlen, ENG_EARG, "%s: no worker_steps", path);
+        return pst_err(err, errlen, PST_EARG, "%s: no worker_steps", path);
     for (int i = 0; i < c->workers; i++)
         if (c->worker_steps[i] < 0)
-            return eng_err(err, errlen, ENG_EARG, "%s: worker_steps[%d] is %lld, expected >= 0",
+            return pst_err(err, errlen, PST_EARG, "%s: worker_steps[%d] is %lld, expected >= 0",
                            path, i, (long long)c->worker_steps[i]);
-    return ENG_OK;
+    return PST_OK;
 }
 
 /* --- HDF5 plumbing --- */
@@ -454,7 +454,7 @@ static void w_dataset(writer *w, hid_t loc, const char *path, hid_t ftype, hid_t
     if (w->failed)
         return;
     hsize_t chunk[ENG_MAX_DIMS];
-    ENG_ASSERT(rank >= 1 && rank <= ENG_MAX_DIMS, "rank %d", rank);
+    PST_ASSERT(rank >= 1 && rank <= ENG_MAX_DIMS, "rank %d", rank);
     chunk_dims(rank, dims, H5Tget_size(ftype), chunk);
     hid_t space = H5Screate_simple(rank, dims, NULL);
     hid_t dcpl = H5Pcreate(H5P_DATASET_CREATE), d = -1;
@@ -707,7 +707,7 @@ static int build_image(const char *path, const eng_ckpt *c, const eng_model *m, 
         h5_reason(why);
         if (fapl >= 0)
             H5Pclose(fapl);
-        return eng_err(err, errlen, ENG_ENOMEM, "%s: cannot create in memory: %s", path, why);
+        return pst_err(err, errlen, PST_ENOMEM, "%s: cannot create in memory: %s", path, why);
     }
     writer w = {0};
     write_keras(&w, file, c, m);
@@ -728,10 +728,10 @@ static int build_image(const char *path, const eng_ckpt *c, const eng_model *m, 
     if (w.failed) {
         free(*image);
         *image = NULL;
-        return eng_err(err, errlen, ENG_ENOMEM, "%s: cannot build %s", path, w.what);
+        return pst_err(err, errlen, PST_ENOMEM, "%s: cannot build %s", path, w.what);
     }
     *len = (size_t)n;
-    return ENG_OK;
+    return PST_OK;
 }
 
 /* Writes data[0..len) to path (created or truncated), fsynced when sync. On failure nothing
@@ -740,7 +740,7 @@ static int write_bytes(const char *path, const void *data, size_t len, int sync,
                        size_t errlen) {
     int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);
     if (fd < 0)
-        return eng_err(err, errlen, ENG_EIO, "%s: cannot create: %s", path, strerror(errno));
+        return pst_err(err, errlen, PST_EIO, "%s: cannot create: %s", path, strerror(errno));
     const char *p = data;
     size_t done = 0;
     int e = 0;
@@ -757,9 +757,9 @@ static int write_bytes(const char *path, const void *data, size_t len, int sync,
         e = errno;
     if (e) {
         unlink(path); /* not a checkpoint: leave nothing that looks like one */
-        return eng_err(err, errlen, ENG_EIO, "%s: cannot write: %s", path, strerror(e));
+        return pst_err(err, errlen, PST_EIO, "%s: cannot write: %s", path, strerror(e));
     }
-    return ENG_OK;
+    return PST_OK;
 }
 
 /* eng_ckpt_write, fsyncing the file when sync. HDF5 builds the file in memory and we write it:
@@ -769,11 +769,11 @@ static int write_bytes(const char *path, const void *data, size_t len, int sync,
 static int write_ckpt(const char *path, const eng_ckpt *c, const eng_model *m, int sync, char *err,
                       size_t errlen) {
     int rc = check_ckpt(c, m, path, err, errlen);
-    if (rc != ENG_OK)
+    if (rc != PST_OK)
         return rc;
     void *image;
     size_t len;
-    if ((rc = build_image(path, c, m, &image, &len, err, errlen)) != ENG_OK)
+    if ((rc = build_image(path, c, m, &image, &len, err, errlen)) != PST_OK)
         return rc;
     rc = write_bytes(path, image, len, sync, err, errlen);
     free(image);
@@ -791,7 +791,7 @@ typedef struct reader {
     const char *path;
     char *err;
     size_t errlen;
-    int rc;              /* the first failure's code (its message is in err), or ENG_OK */
+    int rc;              /* the first failure's code (its message is in err), or PST_OK */
     uint64_t file_bytes; /* the file's length: what it says of sizes is checked against it */
 } reader;
 
@@ -799,14 +799,14 @@ typedef struct reader {
 static int r_fail(reader *r, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
 static int r_fail(reader *r, int code, const char *fmt, ...) {
-    if (r->rc != ENG_OK)
+    if (r->rc != PST_OK)
         return r->rc;
     char msg[640];
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
-    r->rc = eng_err(r->err, r->errlen, code, "%s: %s", r->path, msg);
+    r->rc = pst_err(r->err, r->errlen, code, "%s: %s", r->path, msg);
     return r->rc;
 }
 
@@ -820,7 +820,7 @@ static int fits(const reader *r, uint64_t n, uint64_t size) {
 
 /* Records that lab's n values of size bytes cannot be in the file. */
 static void r_too_big(reader *r, const char *lab, uint64_t n, uint64_t size) {
-    r_fail(r, ENG_EFORMAT, "%s: %llu x %llu bytes, more than the whole file (%llu bytes)", lab,
+    r_fail(r, PST_EFORMAT, "%s: %llu x %llu bytes, more than the whole file (%llu bytes)", lab,
            (unsigned long long)n, (unsigned long long)size, (unsigned long long)r->file_bytes);
 }
 
@@ -846,15 +846,15 @@ static int path_exists(hid_t loc, const char *path) {
  * -1 (with the failure recorded). */
 static hid_t r_open_attr(reader *r, hid_t loc, const char *name, char *lab) {
     label(lab, loc, name, "attribute");
-    if (r->rc != ENG_OK)
+    if (r->rc != PST_OK)
         return -1;
     if (H5Aexists(loc, name) <= 0) {
-        r_fail(r, ENG_EFORMAT, "%s: missing", lab);
+        r_fail(r, PST_EFORMAT, "%s: missing", lab);
         return -1;
     }
     hid_t a = H5Aopen(loc, name, H5P_DEFAULT);
     if (a < 0)
-        r_fail(r, ENG_EFORMAT, "%s: damaged (unreadable)", lab);
+        r_fail(r, PST_EFORMAT, "%s: damaged (unreadable)", lab);
     return a;
 }
 
@@ -866,13 +866,13 @@ static void r_attr(reader *r, hid_t loc, const char *name, field_type type, void
         return;
     hid_t t = H5Aget_type(a), s = H5Aget_space(a);
     if (t < 0 || s < 0)
-        r_fail(r, ENG_EFORMAT, "%s: damaged (unreadable)", lab);
+        r_fail(r, PST_EFORMAT, "%s: damaged (unreadable)", lab);
     else if (H5Tequal(t, file_type(type)) <= 0)
-        r_fail(r, ENG_EFORMAT, "%s: expected %s, found another type", lab, type_name(type));
+        r_fail(r, PST_EFORMAT, "%s: expected %s, found another type", lab, type_name(type));
     else if (H5Sget_simple_extent_type(s) != H5S_SCALAR)
-        r_fail(r, ENG_EFORMAT, "%s: expected a scalar", lab);
+        r_fail(r, PST_EFORMAT, "%s: expected a scalar", lab);
     else if (H5Aread(a, mem_type(type), v) < 0)
-        r_fail(r, ENG_EFORMAT, "%s: damaged (unreadable)", lab);
+        r_fail(r, PST_EFORMAT, "%s: damaged (unreadable)", lab);
     if (s >= 0)
         H5Sclose(s);
     if (t >= 0)
@@ -891,20 +891,20 @@ static void r_str_attr(reader *r, hid_t loc, const char *name, char *out, size_t
     const size_t size = t < 0 ? 0 : H5Tget_size(t);
     char *buf = NULL;
     if (t < 0 || s < 0)
-        r_fail(r, ENG_EFORMAT, "%s: damaged (unreadable)", lab);
+        r_fail(r, PST_EFORMAT, "%s: damaged (unreadable)", lab);
     else if (H5Tget_class(t) != H5T_STRING || H5Tis_variable_str(t) != 0 || size == 0)
-        r_fail(r, ENG_EFORMAT, "%s: expected a fixed-length string", lab);
+        r_fail(r, PST_EFORMAT, "%s: expected a fixed-length string", lab);
     else if (H5Sget_simple_extent_type(s) != H5S_SCALAR)
-        r_fail(r, ENG_EFORMAT, "%s: expected a scalar", lab);
+        r_fail(r, PST_EFORMAT, "%s: expected a scalar", lab);
     else if (!fits(r, 1, size))
         r_too_big(r, lab, 1, size);
     else if (!(buf = calloc(1, size + 1)))
-        r_fail(r, ENG_ENOMEM, "%s: out of memory", lab);
+        r_fail(r, PST_ENOMEM, "%s: out of memory", lab);
     else if (H5Aread(a, t, buf) < 0)
-        r_fail(r, ENG_EFORMAT, "%s: damaged (unreadable)", lab);
+        r_fail(r, PST_EFORMAT, "%s: damaged (unreadable)", lab);
     else if (strlen(buf) >= outlen) {
         char q[200];
-        r_fail(r, ENG_EFORMAT, "%s: '%s' is longer than %zu characters", lab,
+        r_fail(r, PST_EFORMAT, "%s: '%s' is longer than %zu characters", lab,
                quoted(q, sizeof q, buf, strnlen(buf, 40)), outlen - 1);
     } else
         memcpy(out, buf, strlen(buf) + 1);
@@ -932,10 +932,10 @@ static char *dims_str(char *buf, size_t len, int rank, const hsize_t *dims) {
 static hid_t r_open_dataset(reader *r, hid_t loc, const char *path, int rank, const hsize_t *dims,
                             hsize_t *got, char *lab) {
     label(lab, loc, path, "dataset");
-    if (r->rc != ENG_OK)
+    if (r->rc != PST_OK)
         return -1;
     if (!path_exists(loc, path)) {
-        r_fail(r, ENG_EFORMAT, "%s: missing", lab);
+        r_fail(r, PST_EFORMAT, "%s: missing", lab);
         return -1;
     }
     hid_t d = H5Dopen2(loc, path, H5P_DEFAULT);
@@ -943,21 +943,21 @@ static hid_t r_open_dataset(reader *r, hid_t loc, const char *path, int rank, co
     hsize_t shape[ENG_MAX_DIMS] = {0};
     const int n = s < 0 ? -1 : H5Sget_simple_extent_ndims(s);
     if (n < 0 || n > ENG_MAX_DIMS || H5Sget_simple_extent_dims(s, shape, NULL) < 0) {
-        r_fail(r, ENG_EFORMAT, "%s: damaged (unreadable)", lab);
+        r_fail(r, PST_EFORMAT, "%s: damaged (unreadable)", lab);
     } else if (n != rank || (dims && memcmp(shape, dims, sizeof(hsize_t) * (size_t)rank) != 0)) {
         char want[96], have[96];
         if (dims)
-            r_fail(r, ENG_EFORMAT, "%s: expected shape %s, got %s", lab,
+            r_fail(r, PST_EFORMAT, "%s: expected shape %s, got %s", lab,
                    dims_str(want, sizeof want, rank, dims), dims_str(have, sizeof have, n, shape));
         else
-            r_fail(r, ENG_EFORMAT, "%s: expected %d dimensions, got shape %s", lab, rank,
+            r_fail(r, PST_EFORMAT, "%s: expected %d dimensions, got shape %s", lab, rank,
                    dims_str(have, sizeof have, n, shape));
     } else if (got) {
         memcpy(got, shape, sizeof(hsize_t) * (size_t)rank);
     }
     if (s >= 0)
         H5Sclose(s);
-    if (r->rc != ENG_OK && d >= 0) {
+    if (r->rc != PST_OK && d >= 0) {
         H5Dclose(d);
         d = -1;
     }
@@ -974,9 +974,9 @@ static void r_dataset(reader *r, hid_t loc, const char *path, field_type type, i
         return;
     hid_t t = H5Dget_type(d);
     if (t < 0 || H5Tequal(t, file_type(type)) <= 0)
-        r_fail(r, ENG_EFORMAT, "%s: expected %s, found another type", lab, type_name(type));
+        r_fail(r, PST_EFORMAT, "%s: expected %s, found another type", lab, type_name(type));
     else if (H5Dread(d, mem_type(type), H5S_ALL, H5S_ALL, H5P_DEFAULT, out) < 0)
-        r_fail(r, ENG_EFORMAT, "%s: damaged (checksum mismatch or unreadable)", lab);
+        r_fail(r, PST_EFORMAT, "%s: damaged (checksum mismatch or unreadable)", lab);
     if (t >= 0)
         H5Tclose(t);
     H5Dclose(d);
@@ -999,24 +999,24 @@ static void r_check_strs(reader *r, hid_t loc, const char *name, int dataset,
     char *buf = NULL;
     if (t < 0 || (!dataset && (s < 0 || H5Sget_simple_extent_ndims(s) != 1 ||
                                H5Sget_simple_extent_dims(s, &got, NULL) < 0)))
-        r_fail(r, ENG_EFORMAT, "%s: expected a list of %d strings", lab, n);
+        r_fail(r, PST_EFORMAT, "%s: expected a list of %d strings", lab, n);
     else if (H5Tget_class(t) != H5T_STRING || H5Tis_variable_str(t) != 0 || size == 0)
-        r_fail(r, ENG_EFORMAT, "%s: expected fixed-length strings", lab);
+        r_fail(r, PST_EFORMAT, "%s: expected fixed-length strings", lab);
     else if (!dataset && got != want)
-        r_fail(r, ENG_EFORMAT, "%s: %llu entries, expected %d", lab, (unsigned long long)got, n);
+        r_fail(r, PST_EFORMAT, "%s: %llu entries, expected %d", lab, (unsigned long long)got, n);
     else if (!fits(r, (uint64_t)n, size))
         r_too_big(r, lab, (uint64_t)n, size);
     else if (!(buf = calloc(n > 0 ? (size_t)n : 1, size)))
-        r_fail(r, ENG_ENOMEM, "%s: out of memory", lab);
+        r_fail(r, PST_ENOMEM, "%s: out of memory", lab);
     else if (n > 0 && (dataset ? H5Dread(obj, t, H5S_ALL, H5S_ALL, H5P_DEFAULT, buf)
                                : H5Aread(obj, t, buf)) < 0)
-        r_fail(r, ENG_EFORMAT, "%s: damaged (checksum mismatch or unreadable)", lab);
-    for (int i = 0; buf && r->rc == ENG_OK && i < n; i++) {
+        r_fail(r, PST_EFORMAT, "%s: damaged (checksum mismatch or unreadable)", lab);
+    for (int i = 0; buf && r->rc == PST_OK && i < n; i++) {
         const char *e = buf + (size_t)i * size;
         const size_t len = strnlen(e, size);
         char q[200];
         if (len != strlen(expect[i]) || memcmp(e, expect[i], len) != 0)
-            r_fail(r, ENG_EFORMAT, "%s: entry %d is '%s', expected '%s'", lab, i,
+            r_fail(r, PST_EFORMAT, "%s: entry %d is '%s', expected '%s'", lab, i,
                    quoted(q, sizeof q, e, len), expect[i]);
     }
     free(buf);
@@ -1036,7 +1036,7 @@ static void read_keras(reader *r, hid_t file, eng_ckpt *c, const eng_model *m) {
     for (int i = 0; i < m->n; i++)
         layers[i] = m->layers[i].name;
     r_check_strs(r, file, "layer_names", 0, layers, m->n);
-    for (int i = 0; i < m->n && r->rc == ENG_OK; i++) {
+    for (int i = 0; i < m->n && r->rc == PST_OK; i++) {
         int idx[ENG_MAX_TENSORS];
         const int nt = layer_tensors(m, layers[i], idx);
         char names[ENG_MAX_TENSORS][ENG_NAME_MAX + 2];
@@ -1046,12 +1046,12 @@ static void read_keras(reader *r, hid_t file, eng_ckpt *c, const eng_model *m) {
             wn[j] = names[j];
         }
         if (!path_exists(file, layers[i])) {
-            r_fail(r, ENG_EFORMAT, "group /%s (a layer of %s): missing", layers[i], c->model);
+            r_fail(r, PST_EFORMAT, "group /%s (a layer of %s): missing", layers[i], c->model);
             break;
         }
         hid_t g = H5Gopen2(file, layers[i], H5P_DEFAULT);
         if (g < 0) {
-            r_fail(r, ENG_EFORMAT, "group /%s: damaged (unreadable)", layers[i]);
+            r_fail(r, PST_EFORMAT, "group /%s: damaged (unreadable)", layers[i]);
             break;
         }
         r_check_strs(r, g, "weight_names", 0, wn, nt);
@@ -1076,9 +1076,9 @@ static void read_layout(reader *r, hid_t g, const eng_model *m) {
     const hsize_t nt = (hsize_t)lay->n;
     r_dataset(r, g, "layout/offsets", F_U64, 1, &nt, offsets);
     r_dataset(r, g, "layout/counts", F_U64, 1, &nt, counts);
-    for (int i = 0; i < lay->n && r->rc == ENG_OK; i++)
+    for (int i = 0; i < lay->n && r->rc == PST_OK; i++)
         if (offsets[i] != lay->tensors[i].offset || counts[i] != lay->tensors[i].count)
-            r_fail(r, ENG_EFORMAT,
+            r_fail(r, PST_EFORMAT,
                    "/pstrain/layout: %s at offset %llu with %llu floats, %s has it at %zu with %zu",
                    lay->tensors[i].name, (unsigned long long)offsets[i],
                    (unsigned long long)counts[i], m->def->name, lay->tensors[i].offset,
@@ -1091,19 +1091,19 @@ static void read_layout(reader *r, hid_t g, const eng_model *m) {
  * read. */
 static void read_slots(reader *r, hid_t g, const char *name, eng_optim_kind kind, uint64_t n,
                        float **slots, int *nslots) {
-    if (r->rc != ENG_OK)
+    if (r->rc != PST_OK)
         return;
     const char *kname = eng_optim_kind_name(kind);
     hid_t opt = path_exists(g, name) ? H5Gopen2(g, name, H5P_DEFAULT) : -1;
     H5G_info_t info;
     if (opt < 0 || H5Gget_info(opt, &info) < 0) {
-        r_fail(r, ENG_EFORMAT, "group /pstrain/%s: missing or damaged", name);
+        r_fail(r, PST_EFORMAT, "group /pstrain/%s: missing or damaged", name);
         if (opt >= 0)
             H5Gclose(opt);
         return;
     }
     const int iterations = strcmp(name, "optimizer") == 0;
-    for (hsize_t i = 0; i < info.nlinks && r->rc == ENG_OK; i++) {
+    for (hsize_t i = 0; i < info.nlinks && r->rc == PST_OK; i++) {
         char link[64] = "";
         H5Lget_name_by_idx(opt, ".", H5_INDEX_NAME, H5_ITER_INC, i, link, sizeof link, H5P_DEFAULT);
         int known = iterations && strcmp(link, "iterations") == 0;
@@ -1111,18 +1111,18 @@ static void read_slots(reader *r, hid_t g, const char *name, eng_optim_kind kind
             known |= strcmp(link, slot_name(kind, s)) == 0;
         char q[200];
         if (!known)
-            r_fail(r, ENG_EFORMAT, "/pstrain/%s/%s is not a slot of %s (it keeps %s)", name,
+            r_fail(r, PST_EFORMAT, "/pstrain/%s/%s is not a slot of %s (it keeps %s)", name,
                    quoted(q, sizeof q, link, strlen(link)), kname,
                    kind == ENG_OPT_ADAM ? "m and v" : "accumulator");
     }
     H5Gclose(opt);
     *nslots = eng_optim_nslots(kind);
     const hsize_t dim = n;
-    for (int s = 0; s < *nslots && r->rc == ENG_OK; s++) {
+    for (int s = 0; s < *nslots && r->rc == PST_OK; s++) {
         char path[64];
         snprintf(path, sizeof path, "%s/%s", name, slot_name(kind, s));
-        if (!(slots[s] = eng_alloc(sizeof(float) * n)))
-            r_fail(r, ENG_ENOMEM, "out of memory for %llu floats", (unsigned long long)n);
+        if (!(slots[s] = pst_alloc(sizeof(float) * n)))
+            r_fail(r, PST_ENOMEM, "out of memory for %llu floats", (unsigned long long)n);
         r_dataset(r, g, path, F_F32, 1, &dim, slots[s]);
     }
 }
@@ -1138,11 +1138,11 @@ static void read_optim_fields(reader *r, hid_t loc, eng_optim_cfg *o) {
 static void read_optim_kind(reader *r, hid_t loc, eng_optim_cfg *o, const char *where) {
     char kind[16] = "", q[80];
     r_str_attr(r, loc, "optimizer", kind, sizeof kind);
-    if (r->rc != ENG_OK)
+    if (r->rc != PST_OK)
         return;
     const int k = eng_optim_kind_parse(kind);
     if (k < 0)
-        r_fail(r, ENG_EFORMAT, "%soptimizer '%s' is not one pstrain knows (adam, rmsprop)", where,
+        r_fail(r, PST_EFORMAT, "%soptimizer '%s' is not one pstrain knows (adam, rmsprop)", where,
                quoted(q, sizeof q, kind, strlen(kind)));
     o->kind = k < 0 ? ENG_OPT_ADAM : (eng_optim_kind)k;
 }
@@ -1151,12 +1151,12 @@ static void read_optim_kind(reader *r, hid_t loc, eng_optim_cfg *o, const char *
  * read_slots). Without one, the group must not be there: a file that half says it has two
  * parts is refused. */
 static void read_optim2(reader *r, hid_t g, eng_ckpt *c, const eng_model *m) {
-    if (r->rc != ENG_OK)
+    if (r->rc != PST_OK)
         return;
     const int present = path_exists(g, "optimizer_2");
     if (c->split == 0) {
         if (present)
-            r_fail(r, ENG_EFORMAT,
+            r_fail(r, PST_EFORMAT,
                    "group /pstrain/optimizer_2: present, but %s has one optimizer (no split)",
                    m->def->name);
         return;
@@ -1164,7 +1164,7 @@ static void read_optim2(reader *r, hid_t g, eng_ckpt *c, const eng_model *m) {
     hid_t g2 = present ? H5Gopen2(g, "optimizer_2", H5P_DEFAULT) : -1;
     if (g2 < 0) {
         r_fail(
-            r, ENG_EFORMAT,
+            r, PST_EFORMAT,
             "group /pstrain/optimizer_2: %s (%s keeps a second optimizer for elements %llu..%llu)",
             present ? "damaged (unreadable)" : "missing", m->def->name,
             (unsigned long long)c->split, (unsigned long long)c->total);
@@ -1172,8 +1172,8 @@ static void read_optim2(reader *r, hid_t g, eng_ckpt *c, const eng_model *m) {
     }
     read_optim_fields(r, g2, &c->optim2);
     read_optim_kind(r, g2, &c->optim2, "/pstrain/optimizer_2: ");
-    if (r->rc == ENG_OK)
-        r->rc = check_optim(&c->optim2, "optimizer_2", r->path, ENG_EFORMAT, r->err, r->errlen);
+    if (r->rc == PST_OK)
+        r->rc = check_optim(&c->optim2, "optimizer_2", r->path, PST_EFORMAT, r->err, r->errlen);
     H5Gclose(g2);
 }
 
@@ -1186,20 +1186,20 @@ static void read_runs(reader *r, hid_t g, eng_ckpt *c) {
         return;
     H5Dclose(d);
     if (dims[1] != 3 || dims[0] < 1 || dims[0] > c->total || dims[0] > INT_MAX)
-        r_fail(r, ENG_EFORMAT, "%s: shape (%llu, %llu), expected (n, 3) with 1 <= n <= %llu", lab,
+        r_fail(r, PST_EFORMAT, "%s: shape (%llu, %llu), expected (n, 3) with 1 <= n <= %llu", lab,
                (unsigned long long)dims[0], (unsigned long long)dims[1],
                (unsigned long long)c->total);
     else if (!fits(r, dims[0], 3 * sizeof(int64_t)))
         r_too_big(r, lab, dims[0], 3 * sizeof(int64_t));
-    if (r->rc != ENG_OK)
+    if (r->rc != PST_OK)
         return;
     int64_t *rows = malloc(sizeof(int64_t) * 3 * dims[0]);
-    c->runs = eng_alloc(sizeof *c->runs * dims[0]);
+    c->runs = pst_alloc(sizeof *c->runs * dims[0]);
     if (!rows || !c->runs)
-        r_fail(r, ENG_ENOMEM, "out of memory for %llu update-count runs",
+        r_fail(r, PST_ENOMEM, "out of memory for %llu update-count runs",
                (unsigned long long)dims[0]);
     r_dataset(r, g, "optimizer/iterations", F_I64, 2, dims, rows);
-    if (r->rc == ENG_OK) {
+    if (r->rc == PST_OK) {
         c->nruns = (int)dims[0];
         for (int i = 0; i < c->nruns; i++) {
             /* Negative lo or n become huge here, which check_runs refuses. */
@@ -1207,40 +1207,40 @@ static void read_runs(reader *r, hid_t g, eng_ckpt *c) {
             c->runs[i].n = (uint64_t)rows[3 * i + 1];
             c->runs[i].iterations = rows[3 * i + 2];
         }
-        r->rc = check_runs(c->runs, c->nruns, c->total, r->path, ENG_EFORMAT, r->err, r->errlen);
+        r->rc = check_runs(c->runs, c->nruns, c->total, r->path, PST_EFORMAT, r->err, r->errlen);
     }
     free(rows);
 }
 
 /* /pstrain/ema and @ema_decay, both or neither, and only in a model of two parts. */
 static void read_ema(reader *r, hid_t g, eng_ckpt *c) {
-    if (r->rc != ENG_OK)
+    if (r->rc != PST_OK)
         return;
     const htri_t has_decay = H5Aexists(g, "ema_decay");
     const int has_ema = path_exists(g, "ema");
     if (has_decay < 0 || (has_decay > 0) != has_ema) {
-        r_fail(r, ENG_EFORMAT, "/pstrain: ema and @ema_decay go together, found %s",
+        r_fail(r, PST_EFORMAT, "/pstrain: ema and @ema_decay go together, found %s",
                has_ema ? "ema alone" : "@ema_decay alone");
         return;
     }
     if (!has_ema)
         return;
     if (c->split == 0) {
-        r_fail(r, ENG_EFORMAT, "/pstrain/ema: only models in two parts keep one, not %s", c->model);
+        r_fail(r, PST_EFORMAT, "/pstrain/ema: only models in two parts keep one, not %s", c->model);
         return;
     }
     r_attr(r, g, "ema_decay", F_F64, &c->ema_decay);
-    if (r->rc == ENG_OK && !(c->ema_decay > 0.0 && c->ema_decay < 1.0))
-        r_fail(r, ENG_EFORMAT, "/pstrain/@ema_decay is %g, expected in (0, 1)", c->ema_decay);
+    if (r->rc == PST_OK && !(c->ema_decay > 0.0 && c->ema_decay < 1.0))
+        r_fail(r, PST_EFORMAT, "/pstrain/@ema_decay is %g, expected in (0, 1)", c->ema_decay);
     const hsize_t n = c->split;
-    if (r->rc == ENG_OK && !(c->ema = eng_alloc(sizeof(float) * c->split)))
-        r_fail(r, ENG_ENOMEM, "out of memory for %llu floats", (unsigned long long)c->split);
+    if (r->rc == PST_OK && !(c->ema = pst_alloc(sizeof(float) * c->split)))
+        r_fail(r, PST_ENOMEM, "out of memory for %llu floats", (unsigned long long)c->split);
     r_dataset(r, g, "ema", F_F32, 1, &n, c->ema);
 }
 
 /* /pstrain/vocab, when the model reads text: the tokenizer's words, one a line. */
 static void read_vocab(reader *r, hid_t g, eng_ckpt *c) {
-    if (r->rc != ENG_OK || !path_exists(g, "vocab"))
+    if (r->rc != PST_OK || !path_exists(g, "vocab"))
         return;
     hid_t d = H5Dopen2(g, "vocab", H5P_DEFAULT);
     hid_t sp = d >= 0 ? H5Dget_space(d) : -1;
@@ -1252,15 +1252,15 @@ static void read_vocab(reader *r, hid_t g, eng_ckpt *c) {
     if (d >= 0)
         H5Dclose(d);
     if (!ok) {
-        r_fail(r, ENG_EFORMAT, "dataset /pstrain/vocab: expected a non-empty 1-D byte array");
+        r_fail(r, PST_EFORMAT, "dataset /pstrain/vocab: expected a non-empty 1-D byte array");
         return;
     }
     if (!fits(r, n, 1)) {
         r_too_big(r, "dataset /pstrain/vocab", n, 1);
         return;
     }
-    if (!(c->vocab = eng_alloc((size_t)n + 1))) {
-        r_fail(r, ENG_ENOMEM, "out of memory for a vocabulary of %llu bytes",
+    if (!(c->vocab = pst_alloc((size_t)n + 1))) {
+        r_fail(r, PST_ENOMEM, "out of memory for a vocabulary of %llu bytes",
                (unsigned long long)n);
         return;
     }
@@ -1272,27 +1272,27 @@ static void read_vocab(reader *r, hid_t g, eng_ckpt *c) {
 /* Everything, into c (whose arrays the caller frees on failure) and m. */
 static void read_ckpt(reader *r, hid_t file, eng_ckpt *c, eng_model *m) {
     if (!path_exists(file, "pstrain")) {
-        r_fail(r, ENG_EFORMAT, "not a pstrain checkpoint (no /pstrain group)");
+        r_fail(r, PST_EFORMAT, "not a pstrain checkpoint (no /pstrain group)");
         return;
     }
     hid_t g = H5Gopen2(file, "pstrain", H5P_DEFAULT);
     if (g < 0) {
-        r_fail(r, ENG_EFORMAT, "not a pstrain checkpoint (/pstrain is not a group)");
+        r_fail(r, PST_EFORMAT, "not a pstrain checkpoint (/pstrain is not a group)");
         return;
     }
     int32_t format = 0;
     r_attr(r, g, "format_version", F_I32, &format);
-    if (r->rc == ENG_OK && format != ENG_CKPT_FORMAT)
-        r_fail(r, ENG_EFORMAT, "format_version %d, this pstrain reads %d", format, ENG_CKPT_FORMAT);
+    if (r->rc == PST_OK && format != ENG_CKPT_FORMAT)
+        r_fail(r, PST_EFORMAT, "format_version %d, this pstrain reads %d", format, ENG_CKPT_FORMAT);
     r_str_attr(r, g, "model", c->model, sizeof c->model);
-    const eng_model_def *def = r->rc == ENG_OK ? eng_model_find(c->model) : NULL;
+    const eng_model_def *def = r->rc == PST_OK ? eng_model_find(c->model) : NULL;
     char q[300];
-    if (r->rc == ENG_OK && !def)
-        r_fail(r, ENG_EFORMAT, "model '%s' is not one pstrain knows",
+    if (r->rc == PST_OK && !def)
+        r_fail(r, PST_EFORMAT, "model '%s' is not one pstrain knows",
                quoted(q, sizeof q, c->model, strlen(c->model)));
     char msg[256];
-    if (r->rc == ENG_OK && eng_model_build(m, def, msg, sizeof msg) != ENG_OK)
-        r_fail(r, ENG_EFORMAT, "%s", msg);
+    if (r->rc == PST_OK && eng_model_build(m, def, msg, sizeof msg) != PST_OK)
+        r_fail(r, PST_EFORMAT, "%s", msg);
     for (int i = 0; i < NFIELDS; i++) {
         void *p = (char *)c + fields[i].offset;
         if (fields[i].type == F_STR)
@@ -1301,31 +1301,31 @@ static void read_ckpt(reader *r, hid_t file, eng_ckpt *c, eng_model *m) {
             r_attr(r, g, fields[i].name, fields[i].type, p);
     }
     read_optim_fields(r, g, &c->optim);
-    const uint64_t sum = r->rc == ENG_OK ? eng_layout_checksum(&m->layout) : 0;
-    if (r->rc == ENG_OK && c->layout_checksum != sum)
-        r_fail(r, ENG_EFORMAT, "layout checksum 0x%016llx does not match %s's 0x%016llx",
+    const uint64_t sum = r->rc == PST_OK ? eng_layout_checksum(&m->layout) : 0;
+    if (r->rc == PST_OK && c->layout_checksum != sum)
+        r_fail(r, PST_EFORMAT, "layout checksum 0x%016llx does not match %s's 0x%016llx",
                (unsigned long long)c->layout_checksum, m->def->name, (unsigned long long)sum);
-    if (r->rc == ENG_OK && c->total != m->layout.total)
-        r_fail(r, ENG_EFORMAT, "total %llu does not match %s's %zu floats",
+    if (r->rc == PST_OK && c->total != m->layout.total)
+        r_fail(r, PST_EFORMAT, "total %llu does not match %s's %zu floats",
                (unsigned long long)c->total, m->def->name, m->layout.total);
     /* Absent in files of one optimizer: 0, which must then be the model's split too. */
     const htri_t has_split = H5Aexists(g, "split"); /* < 0: r_attr says what is wrong */
-    if (r->rc == ENG_OK && has_split != 0)
+    if (r->rc == PST_OK && has_split != 0)
         r_attr(r, g, "split", F_U64, &c->split);
-    if (r->rc == ENG_OK && c->split != m->split)
-        r_fail(r, ENG_EFORMAT, "/pstrain/@split is %llu%s, expected %zu for %s",
+    if (r->rc == PST_OK && c->split != m->split)
+        r_fail(r, PST_EFORMAT, "/pstrain/@split is %llu%s, expected %zu for %s",
                (unsigned long long)c->split, has_split > 0 ? "" : " (absent)", m->split,
                m->def->name);
     read_optim_kind(r, g, &c->optim, "");
-    if (r->rc == ENG_OK)
-        r->rc = check_fields(c, r->path, ENG_EFORMAT, r->err, r->errlen);
+    if (r->rc == PST_OK)
+        r->rc = check_fields(c, r->path, PST_EFORMAT, r->err, r->errlen);
     read_optim2(r, g, c, m);
-    if (r->rc != ENG_OK)
+    if (r->rc != PST_OK)
         goto out;
 
-    c->weights = eng_alloc(sizeof(float) * c->total); /* total is the model's: checked */
+    c->weights = pst_alloc(sizeof(float) * c->total); /* total is the model's: checked */
     if (!c->weights)
-        r_fail(r, ENG_ENOMEM, "out of memory for %llu floats", (unsigned long long)c->total);
+        r_fail(r, PST_ENOMEM, "out of memory for %llu floats", (unsigned long long)c->total);
     read_keras(r, file, c, m);
     read_layout(r, g, m);
     read_slots(r, g, "optimizer", c->optim.kind, c->split > 0 ? c->split : c->total, c->slots,
@@ -1341,14 +1341,14 @@ static void read_ckpt(reader *r, hid_t file, eng_ckpt *c, eng_model *m) {
     hid_t d = r_open_dataset(r, g, "workers/steps", 1, &nw, NULL, lab);
     if (d >= 0)
         H5Dclose(d);
-    if (r->rc == ENG_OK && !fits(r, nw, sizeof(int64_t)))
+    if (r->rc == PST_OK && !fits(r, nw, sizeof(int64_t)))
         r_too_big(r, lab, nw, sizeof(int64_t));
-    if (r->rc == ENG_OK && !(c->worker_steps = eng_alloc(sizeof(int64_t) * (size_t)c->workers)))
-        r_fail(r, ENG_ENOMEM, "out of memory for %d worker positions", c->workers);
+    if (r->rc == PST_OK && !(c->worker_steps = pst_alloc(sizeof(int64_t) * (size_t)c->workers)))
+        r_fail(r, PST_ENOMEM, "out of memory for %d worker positions", c->workers);
     r_dataset(r, g, "workers/steps", F_I64, 1, &nw, c->worker_steps);
-    for (int i = 0; i < c->workers && r->rc == ENG_OK; i++)
+    for (int i = 0; i < c->workers && r->rc == PST_OK; i++)
         if (c->worker_steps[i] < 0)
-            r_fail(r, ENG_EFORMAT, "/pstrain/workers/steps[%d] is %lld, expected >= 0", i,
+            r_fail(r, PST_EFORMAT, "/pstrain/workers/steps[%d] is %lld, expected >= 0", i,
                    (long long)c->worker_steps[i]);
     read_vocab(r, g, c);
 out:
@@ -1360,38 +1360,38 @@ out:
  * latest) of every checkpoint pstrain writes give. In those, HDF5 checks its metadata's
  * checksums before it uses them. Earlier versions carry none, and on damaged files of that
  * kind libhdf5 1.10 has read freed memory and asked for absurd allocations (tests/fuzz):
- * such files are refused here instead. Returns ENG_OK, or ENG_EIO / ENG_EFORMAT with err. */
+ * such files are refused here instead. Returns PST_OK, or PST_EIO / PST_EFORMAT with err. */
 static int check_superblock(const char *path, char *err, size_t errlen) {
     static const unsigned char sig[8] = {0x89, 'H', 'D', 'F', '\r', '\n', 0x1a, '\n'};
     unsigned char head[9];
     FILE *f = fopen(path, "rb");
     if (!f)
-        return eng_err(err, errlen, ENG_EIO, "%s: cannot open: %s", path, strerror(errno));
+        return pst_err(err, errlen, PST_EIO, "%s: cannot open: %s", path, strerror(errno));
     const size_t got = fread(head, 1, sizeof head, f);
     fclose(f);
     if (got == 0)
-        return eng_err(err, errlen, ENG_EFORMAT, "%s: empty file (truncated?)", path);
+        return pst_err(err, errlen, PST_EFORMAT, "%s: empty file (truncated?)", path);
     if (got < sizeof head || memcmp(head, sig, sizeof sig) != 0)
-        return eng_err(err, errlen, ENG_EFORMAT,
+        return pst_err(err, errlen, PST_EFORMAT,
                        "%s: not an HDF5 file or truncated (no HDF5 signature at its start)", path);
     if (head[8] < 2)
-        return eng_err(err, errlen, ENG_EFORMAT,
+        return pst_err(err, errlen, PST_EFORMAT,
                        "%s: HDF5 superblock version %d: not a pstrain checkpoint (pstrain writes "
                        "version 2 or later, whose metadata HDF5 checks)",
                        path, head[8]);
-    return ENG_OK;
+    return PST_OK;
 }
 
 int eng_ckpt_read(const char *path, eng_ckpt *c, char *err, size_t errlen) {
     memset(c, 0, sizeof *c);
     struct stat st;
     if (stat(path, &st) != 0)
-        return eng_err(err, errlen, ENG_EIO, "%s: cannot open: %s", path, strerror(errno));
+        return pst_err(err, errlen, PST_EIO, "%s: cannot open: %s", path, strerror(errno));
     if (S_ISDIR(st.st_mode))
-        return eng_err(err, errlen, ENG_EARG,
+        return pst_err(err, errlen, PST_EARG,
                        "%s: is a directory, not a checkpoint file (its latest names one)", path);
     const int pre = check_superblock(path, err, errlen);
-    if (pre != ENG_OK)
+    if (pre != PST_OK)
         return pre;
     h5_quiet();
     hid_t fapl = h5_fapl(0);
@@ -1402,35 +1402,35 @@ int eng_ckpt_read(const char *path, eng_ckpt *c, char *err, size_t errlen) {
         /* HDF5 finds its signature in a truncated file, then refuses it (end of file before
          * the end of its allocated space). */
         if (H5Fis_hdf5(path) > 0)
-            return eng_err(err, errlen, ENG_EFORMAT,
+            return pst_err(err, errlen, PST_EFORMAT,
                            "%s: truncated or damaged HDF5 file (cannot open it)", path);
-        return eng_err(err, errlen, ENG_EFORMAT, "%s: not an HDF5 file or truncated", path);
+        return pst_err(err, errlen, PST_EFORMAT, "%s: not an HDF5 file or truncated", path);
     }
-    reader r = {path, err, errlen, ENG_OK, (uint64_t)st.st_size};
+    reader r = {path, err, errlen, PST_OK, (uint64_t)st.st_size};
     eng_ckpt t;
     eng_model m;
     memset(&t, 0, sizeof t);
     read_ckpt(&r, file, &t, &m);
     if (H5Fclose(file) < 0)
-        r_fail(&r, ENG_EIO, "cannot close");
-    if (r.rc != ENG_OK) {
+        r_fail(&r, PST_EIO, "cannot close");
+    if (r.rc != PST_OK) {
         eng_ckpt_free(&t);
         return r.rc;
     }
     *c = t;
-    return ENG_OK;
+    return PST_OK;
 }
 
 void eng_ckpt_free(eng_ckpt *c) {
-    eng_free(c->weights);
-    eng_free(c->slots[0]);
-    eng_free(c->slots[1]);
-    eng_free(c->slots2[0]);
-    eng_free(c->slots2[1]);
-    eng_free(c->ema);
-    eng_free(c->runs);
-    eng_free(c->worker_steps);
-    eng_free(c->vocab);
+    pst_free(c->weights);
+    pst_free(c->slots[0]);
+    pst_free(c->slots[1]);
+    pst_free(c->slots2[0]);
+    pst_free(c->slots2[1]);
+    pst_free(c->ema);
+    pst_free(c->runs);
+    pst_free(c->worker_steps);
+    pst_free(c->vocab);
     memset(c, 0, sizeof *c);
 }
 
@@ -1446,14 +1446,14 @@ static int join(char *out, size_t len, const char *dir, const char *name) {
 static int fsync_dir(const char *dir, char *err, size_t errlen) {
     int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (fd < 0)
-        return eng_err(err, errlen, ENG_EIO, "%s: cannot open to fsync: %s", dir, strerror(errno));
+        return pst_err(err, errlen, PST_EIO, "%s: cannot open to fsync: %s", dir, strerror(errno));
     int rc = fsync(fd);
     const int e = errno;
     close(fd);
     /* Some file systems cannot fsync a directory (EINVAL): nothing more can be done there. */
     if (rc != 0 && e != EINVAL)
-        return eng_err(err, errlen, ENG_EIO, "%s: fsync failed: %s", dir, strerror(e));
-    return ENG_OK;
+        return pst_err(err, errlen, PST_EIO, "%s: fsync failed: %s", dir, strerror(e));
+    return PST_OK;
 }
 
 /* tmp -> final, then the directory's fsync makes the new name durable. */
@@ -1462,7 +1462,7 @@ static int rename_durably(const char *tmp, const char *final, const char *dir, c
     if (rename(tmp, final) != 0) {
         const int e = errno;
         unlink(tmp);
-        return eng_err(err, errlen, ENG_EIO, "%s: cannot rename to %s: %s", tmp, final,
+        return pst_err(err, errlen, PST_EIO, "%s: cannot rename to %s: %s", tmp, final,
                        strerror(e));
     }
     return fsync_dir(dir, err, errlen);
@@ -1548,25 +1548,25 @@ int eng_ckpt_save(const char *dir, const eng_ckpt *c, const eng_model *m, int ke
         join(latest, sizeof latest, dir, "latest") ||
         join(latest_tmp, sizeof latest_tmp, dir, TMP_PREFIX "latest") ||
         (path_out && strlen(final) >= path_len))
-        return eng_err(err, errlen, ENG_EARG, "%s: path too long", dir);
+        return pst_err(err, errlen, PST_EARG, "%s: path too long", dir);
     if (mkdir(dir, 0777) != 0 && errno != EEXIST)
-        return eng_err(err, errlen, ENG_EIO, "%s: cannot create directory: %s", dir,
+        return pst_err(err, errlen, PST_EIO, "%s: cannot create directory: %s", dir,
                        strerror(errno));
     struct stat st;
     if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode))
-        return eng_err(err, errlen, ENG_EIO, "%s: not a directory", dir);
+        return pst_err(err, errlen, PST_EIO, "%s: not a directory", dir);
     remove_leftovers(dir);
 
     /* The checkpoint under a temporary name, durable before it gets its real one. */
     int rc = write_ckpt(tmp, c, m, 1, err, errlen);
-    if (rc == ENG_OK)
+    if (rc == PST_OK)
         rc = rename_durably(tmp, final, dir, err, errlen);
     /* Only then does latest name it, replaced the same way. */
-    if (rc == ENG_OK)
+    if (rc == PST_OK)
         rc = write_bytes(latest_tmp, line, strlen(line), 1, err, errlen);
-    if (rc == ENG_OK)
+    if (rc == PST_OK)
         rc = rename_durably(latest_tmp, latest, dir, err, errlen);
-    if (rc != ENG_OK) {
+    if (rc != PST_OK) {
         unlink(tmp);
         unlink(latest_tmp);
         return rc;
@@ -1574,27 +1574,27 @@ int eng_ckpt_save(const char *dir, const eng_ckpt *c, const eng_model *m, int ke
     prune(dir, keep, name);
     if (path_out)
         snprintf(path_out, path_len, "%s", final);
-    return ENG_OK;
+    return PST_OK;
 }
 
 int eng_ckpt_resolve(const char *file_or_dir, char *out, size_t outlen, char *err, size_t errlen) {
     struct stat st;
     if (stat(file_or_dir, &st) != 0)
-        return eng_err(err, errlen, ENG_EIO, "%s: cannot open: %s", file_or_dir, strerror(errno));
+        return pst_err(err, errlen, PST_EIO, "%s: cannot open: %s", file_or_dir, strerror(errno));
     if (!S_ISDIR(st.st_mode)) {
         if ((size_t)snprintf(out, outlen, "%s", file_or_dir) >= outlen)
-            return eng_err(err, errlen, ENG_EARG, "%s: path too long", file_or_dir);
-        return ENG_OK;
+            return pst_err(err, errlen, PST_EARG, "%s: path too long", file_or_dir);
+        return PST_OK;
     }
     char latest[PATH_LEN];
     if (join(latest, sizeof latest, file_or_dir, "latest"))
-        return eng_err(err, errlen, ENG_EARG, "%s: path too long", file_or_dir);
+        return pst_err(err, errlen, PST_EARG, "%s: path too long", file_or_dir);
     FILE *f = fopen(latest, "rb");
     if (!f && errno == ENOENT)
-        return eng_err(err, errlen, ENG_EIO, "%s: no checkpoint in it (no %s)", file_or_dir,
+        return pst_err(err, errlen, PST_EIO, "%s: no checkpoint in it (no %s)", file_or_dir,
                        latest);
     if (!f)
-        return eng_err(err, errlen, ENG_EIO, "%s: cannot open: %s", latest, strerror(errno));
+        return pst_err(err, errlen, PST_EIO, "%s: cannot open: %s", latest, strerror(errno));
     char name[300];
     size_t n = fread(name, 1, sizeof name - 1, f);
     fclose(f);
@@ -1602,21 +1602,21 @@ int eng_ckpt_resolve(const char *file_or_dir, char *out, size_t outlen, char *er
     if (n > 0 && name[n - 1] == '\n')
         name[--n] = '\0';
     if (n == 0)
-        return eng_err(err, errlen, ENG_EFORMAT, "%s: empty, expected the name of a checkpoint",
+        return pst_err(err, errlen, PST_EFORMAT, "%s: empty, expected the name of a checkpoint",
                        latest);
     if (n > 255 || strlen(name) != n || strchr(name, '\n'))
-        return eng_err(err, errlen, ENG_EFORMAT,
+        return pst_err(err, errlen, PST_EFORMAT,
                        "%s: expected one line naming a checkpoint file in %s", latest, file_or_dir);
     if (strchr(name, '/') || strcmp(name, ".") == 0 || strcmp(name, "..") == 0)
-        return eng_err(err, errlen, ENG_EFORMAT,
+        return pst_err(err, errlen, PST_EFORMAT,
                        "%s: names '%s', expected a file name in %s (no '/')", latest, name,
                        file_or_dir);
     if (join(out, outlen, file_or_dir, name))
-        return eng_err(err, errlen, ENG_EARG, "%s: path too long", file_or_dir);
+        return pst_err(err, errlen, PST_EARG, "%s: path too long", file_or_dir);
     if (stat(out, &st) != 0 || !S_ISREG(st.st_mode))
-        return eng_err(err, errlen, ENG_EFORMAT, "%s: names %s, which does not exist as a file",
+        return pst_err(err, errlen, PST_EFORMAT, "%s: names %s, which does not exist as a file",
                        latest, out);
-    return ENG_OK;
+    return PST_OK;
 }
 
 /* --- inspect --- */

@@ -117,10 +117,10 @@ typedef struct eng_ckpt {
 
 /* Writes c as an HDF5 file at path, replacing any file there (not atomic: see
  * eng_ckpt_save). m is the model c->model built (its layout names the tensors). c is checked
- * first as eng_ckpt_read would check it: ENG_EARG for a checkpoint it would refuse (model,
+ * first as eng_ckpt_read would check it: PST_EARG for a checkpoint it would refuse (model,
  * checksum, total or split not m's, nslots or nslots2 wrong for its optimizer, a missing
  * slot, runs that do not tile [0, total), workers < 1, ...); with split 0, optim2, nslots2
- * and slots2 are ignored. Returns ENG_OK, or ENG_EARG, ENG_ENOMEM or ENG_EIO (the file
+ * and slots2 are ignored. Returns PST_OK, or PST_EARG, PST_ENOMEM or PST_EIO (the file
  * cannot be written; nothing is left at path) with one line in err naming the path and what
  * failed. */
 int eng_ckpt_write(const char *path, const eng_ckpt *c, const eng_model *m, char *err,
@@ -128,15 +128,15 @@ int eng_ckpt_write(const char *path, const eng_ckpt *c, const eng_model *m, char
 
 /* Reads and fully validates the checkpoint at path into *c, allocating its arrays (free
  * with eng_ckpt_free). On any failure nothing is returned (c is left zeroed, all memory
- * freed) and err holds one line naming the file and the problem: ENG_EIO (cannot open),
- * ENG_EARG (a directory: see eng_ckpt_resolve), ENG_EFORMAT (not HDF5, truncated, damaged, not a
+ * freed) and err holds one line naming the file and the problem: PST_EIO (cannot open),
+ * PST_EARG (a directory: see eng_ckpt_resolve), PST_EFORMAT (not HDF5, truncated, damaged, not a
  * checkpoint, an HDF5 format older than pstrain writes, another format version, a model or
  * layout this pstrain does not have, a split that is not the model's, a missing or misshapen
- * field), ENG_ENOMEM. */
+ * field), PST_ENOMEM. */
 int eng_ckpt_read(const char *path, eng_ckpt *c, char *err, size_t errlen);
 
 /* Frees the arrays of a checkpoint eng_ckpt_read filled (or whose arrays the caller got
- * from eng_alloc or malloc) and zeroes it. Accepts a zeroed checkpoint. */
+ * from pst_alloc or malloc) and zeroes it. Accepts a zeroed checkpoint. */
 void eng_ckpt_free(eng_ckpt *c);
 
 /* Atomically adds c to directory dir (created if missing, one level): writes a temporary
@@ -146,16 +146,16 @@ void eng_ckpt_free(eng_ckpt *c);
  * all; never the one latest names). Temporary files (".pstrain-tmp-*") that killed writers
  * left are removed first: one writer per directory. A process killed at any point leaves
  * latest naming a complete, loadable checkpoint, or no latest if none was ever completed.
- * On success writes dir/ckpt-<step>.h5 to path_out (when non-NULL). Returns ENG_OK, or an
- * eng_ckpt_write code, or ENG_EIO (directory, fsync, rename), with one line in err; after a failed
+ * On success writes dir/ckpt-<step>.h5 to path_out (when non-NULL). Returns PST_OK, or an
+ * eng_ckpt_write code, or PST_EIO (directory, fsync, rename), with one line in err; after a failed
  * save latest names what it named before. */
 int eng_ckpt_save(const char *dir, const eng_ckpt *c, const eng_model *m, int keep, char *path_out,
                   size_t path_len, char *err, size_t errlen);
 
 /* The checkpoint file meant by file_or_dir into out: a file is itself, a directory means the
- * file its `latest` names. Returns ENG_OK, or ENG_EIO (no such path, no latest: nothing
- * saved yet), ENG_EFORMAT (latest empty, naming something with a '/', or naming a file that
- * does not exist) or ENG_EARG (out too small), with one line in err naming the path. */
+ * file its `latest` names. Returns PST_OK, or PST_EIO (no such path, no latest: nothing
+ * saved yet), PST_EFORMAT (latest empty, naming something with a '/', or naming a file that
+ * does not exist) or PST_EARG (out too small), with one line in err naming the path. */
 int eng_ckpt_resolve(const char *file_or_dir, char *out, size_t outlen, char *err, size_t errlen);
 
 /* For `pstrain inspect`: the metadata (format, model, step, epoch, the run's configuration,

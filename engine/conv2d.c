@@ -4,7 +4,7 @@
 #include "engine/conv2d.h"
 
 #include "engine/activation.h"
-#include "engine/base.h"
+#include "engine/base/base.h"
 
 #include <cblas.h>
 #include <string.h>
@@ -76,7 +76,7 @@ static void col2im(float *restrict dx, const float *restrict col, int B, int H, 
 }
 
 void eng_conv_same(int in, int k, int s, int *out, int *pad_lo) {
-    ENG_ASSERT(in >= 1 && k >= 1 && s >= 1, "in %d, kernel %d, stride %d", in, k, s);
+    PST_ASSERT(in >= 1 && k >= 1 && s >= 1, "in %d, kernel %d, stride %d", in, k, s);
     *out = (in + s - 1) / s;
     const int total = (*out - 1) * s + k - in;
     *pad_lo = total > 0 ? total / 2 : 0;
@@ -95,7 +95,7 @@ void eng_conv2d_col2im(float *dx, const float *col, int B, int H, int W, int C, 
 void eng_conv2d_forward_strided(float *y, float *col, const float *x, const float *kernel,
                                 const float *bias, int B, int H, int W, int C, int KH, int KW,
                                 int F, int S, int PT, int PL, int OH, int OW, eng_act act) {
-    ENG_ASSERT(S >= 1 && PT >= 0 && PL >= 0 && PT < KH && PL < KW && OH >= 1 && OW >= 1 &&
+    PST_ASSERT(S >= 1 && PT >= 0 && PL >= 0 && PT < KH && PL < KW && OH >= 1 && OW >= 1 &&
                    (OH - 1) * S - PT < H && (OW - 1) * S - PL < W,
                "output %dx%d from input %dx%d, kernel %dx%d, stride %d, pad %d,%d", OH, OW, H, W,
                KH, KW, S, PT, PL);
@@ -127,7 +127,7 @@ void eng_conv2d_backward_strided(float *dx, float *dkernel, float *dbias, float 
 void eng_conv2d_forward_part(float *y, float *col, const float *x, const float *kernel,
                              const float *bias, int B, int H, int W, int C, int KH, int KW, int F,
                              int OH, int OW, eng_act act) {
-    ENG_ASSERT(OH >= 1 && OH <= H - KH + 1 && OW >= 1 && OW <= W - KW + 1,
+    PST_ASSERT(OH >= 1 && OH <= H - KH + 1 && OW >= 1 && OW <= W - KW + 1,
                "output %dx%d from input %dx%d, kernel %dx%d", OH, OW, H, W, KH, KW);
     eng_conv2d_forward_strided(y, col, x, kernel, bias, B, H, W, C, KH, KW, F, 1, 0, 0, OH, OW,
                                act);
@@ -174,11 +174,11 @@ static int conv2d_build(eng_layer *l, eng_layout *lay, char *err, size_t errlen)
     const eng_layer_spec *s = &l->spec;
     const int same = s->padding == ENG_PAD_SAME;
     if (s->units < 1 || s->kh < 1 || s->kw < 1 || (!same && (s->kh > l->in.h || s->kw > l->in.w)))
-        return eng_err(err, errlen, ENG_EARG,
+        return pst_err(err, errlen, PST_EARG,
                        "%s: kernel %dx%d with %d filters does not fit input (%d, %d, %d)", l->name,
                        s->kh, s->kw, s->units, l->in.h, l->in.w, l->in.c);
     if (s->stride < 0 || (s->padding != ENG_PAD_VALID && !same))
-        return eng_err(err, errlen, ENG_EARG,
+        return pst_err(err, errlen, PST_EARG,
                        "%s: stride %d and padding %d: expected stride >= 1 "
                        "and padding valid or same",
                        l->name, s->stride, (int)s->padding);
@@ -193,7 +193,7 @@ static int conv2d_build(eng_layer *l, eng_layout *lay, char *err, size_t errlen)
         l->out.w -= l->out.w % l->crop_w;
     l->saved_bytes = sizeof(float) * (size_t)l->out.h * l->out.w * s->kh * s->kw * l->in.c;
     eng_layer_add_kernel_bias(l, lay, 4, (int[]){s->kh, s->kw, l->in.c, s->units}, s->units);
-    return ENG_OK;
+    return PST_OK;
 }
 
 static void conv2d_fwd(const eng_layer *l, const eng_fwd_args *a) {

@@ -3,18 +3,18 @@
 #include "engine/conv2d_transpose.h"
 
 #include "engine/activation.h"
-#include "engine/base.h"
+#include "engine/base/base.h"
 #include "engine/conv2d.h"
 
 #include <cblas.h>
 
 void eng_conv2d_transpose_size(int in, int k, int s, eng_padding pad, int *out, int *pad_lo) {
-    ENG_ASSERT(in >= 1 && k >= 1 && s >= 1, "in %d, kernel %d, stride %d", in, k, s);
+    PST_ASSERT(in >= 1 && k >= 1 && s >= 1, "in %d, kernel %d, stride %d", in, k, s);
     if (pad == ENG_PAD_SAME) {
         int conv_out;
         *out = in * s;
         eng_conv_same(*out, k, s, &conv_out, pad_lo);
-        ENG_ASSERT(conv_out == in, "same conv of %d by stride %d gives %d, not %d", *out, s,
+        PST_ASSERT(conv_out == in, "same conv of %d by stride %d gives %d, not %d", *out, s,
                    conv_out, in);
     } else {
         *out = (in - 1) * s + k;
@@ -64,12 +64,12 @@ static int conv2d_transpose_build(eng_layer *l, eng_layout *lay, char *err, size
     const eng_layer_spec *s = &l->spec;
     if (s->units < 1 || s->kh < 1 || s->kw < 1 || s->stride < 0 ||
         (s->padding != ENG_PAD_VALID && s->padding != ENG_PAD_SAME))
-        return eng_err(err, errlen, ENG_EARG,
+        return pst_err(err, errlen, PST_EARG,
                        "%s: kernel %dx%d, %d filters, stride %d, padding %d: expected positive "
                        "sizes and padding valid or same",
                        l->name, s->kh, s->kw, s->units, s->stride, (int)s->padding);
     if (l->crop_h > 1 || l->crop_w > 1)
-        return eng_err(err, errlen, ENG_EARG, "%s: a MaxPooling2D after it is not supported",
+        return pst_err(err, errlen, PST_EARG, "%s: a MaxPooling2D after it is not supported",
                        l->name);
     const int S = s->stride > 0 ? s->stride : 1;
     int OH, OW, PT, PL;
@@ -79,7 +79,7 @@ static int conv2d_transpose_build(eng_layer *l, eng_layout *lay, char *err, size
     l->saved_bytes = sizeof(float) * (size_t)l->in.h * l->in.w * s->kh * s->kw * s->units;
     /* Keras keeps a transposed conv's kernel as (kh, kw, out, in) */
     eng_layer_add_kernel_bias(l, lay, 4, (int[]){s->kh, s->kw, s->units, l->in.c}, s->units);
-    return ENG_OK;
+    return PST_OK;
 }
 
 static void conv2d_transpose_fwd(const eng_layer *l, const eng_fwd_args *a) {

@@ -1,7 +1,7 @@
 /* dataset.c: loading MNIST-style IDX pairs into memory, in shares, with Keras's split. */
 #include "engine/dataset.h"
 
-#include "engine/base.h"
+#include "engine/base/base.h"
 #include "engine/idx.h"
 
 #include <errno.h>
@@ -16,12 +16,12 @@ static int find_file(char *path, size_t len, const char *dir, const char *name, 
     for (int gz = 0; gz < 2; gz++) {
         snprintf(path, len, "%s/%s/%s%s", dir, name, file, gz ? ".gz" : "");
         if (access(path, R_OK) == 0)
-            return ENG_OK;
+            return PST_OK;
         if (errno != ENOENT) /* there, but not for us: say why, not "not found" */
-            return eng_err(err, errlen, ENG_EIO, "%s: cannot read: %s", path, strerror(errno));
+            return pst_err(err, errlen, PST_EIO, "%s: cannot read: %s", path, strerror(errno));
     }
     snprintf(path, len, "%s/%s/%s", dir, name, file);
-    return eng_err(err, errlen, ENG_EIO,
+    return pst_err(err, errlen, PST_EIO,
                    "%s/%s/%s: not found (nor .gz): run launch/fetch-data or pass --data DIR", dir,
                    name, file);
 }
@@ -37,13 +37,13 @@ static int load_part(eng_dataset *d, const char *img_path, const char *lab_path,
     static const uint32_t img_dims[3] = {0, 28, 28};
     eng_idx img = {0}, lab = {0};
     int rc = eng_idx_read(&img, img_path, 3, img_dims, (size_t)lo, (size_t)(hi - lo), err, errlen);
-    if (rc == ENG_OK)
+    if (rc == PST_OK)
         rc = eng_idx_read(&lab, lab_path, 1, NULL, (size_t)lo, (size_t)(hi - lo), err, errlen);
-    if (rc != ENG_OK)
+    if (rc != PST_OK)
         goto fail;
     for (int64_t i = 0; i < hi - lo; i++)
         if (lab.data[i] >= 10) {
-            rc = eng_err(err, errlen, ENG_EFORMAT, "%s: label %u at item %lld, expected 0..9",
+            rc = pst_err(err, errlen, PST_EFORMAT, "%s: label %u at item %lld, expected 0..9",
                          lab_path, lab.data[i], (long long)(lo + i));
             goto fail;
         }
@@ -52,7 +52,7 @@ static int load_part(eng_dataset *d, const char *img_path, const char *lab_path,
     d->nclasses = 10;
     d->images = img.data;
     d->labels = lab.data;
-    return ENG_OK;
+    return PST_OK;
 fail:
     eng_idx_deinit(&img);
     eng_idx_deinit(&lab);
@@ -65,23 +65,23 @@ static int peek_pair(int64_t *n, const char *img_path, const char *lab_path, cha
     static const uint32_t img_dims[3] = {0, 28, 28};
     eng_idx img, lab;
     int rc = eng_idx_peek(&img, img_path, 3, img_dims, err, errlen);
-    if (rc == ENG_OK)
+    if (rc == PST_OK)
         rc = eng_idx_peek(&lab, lab_path, 1, NULL, err, errlen);
-    if (rc != ENG_OK)
+    if (rc != PST_OK)
         return rc;
     if (img.dims[0] != lab.dims[0])
-        return eng_err(err, errlen, ENG_EFORMAT, "%s: %u labels, but %s has %u images", lab_path,
+        return pst_err(err, errlen, PST_EFORMAT, "%s: %u labels, but %s has %u images", lab_path,
                        lab.dims[0], img_path, img.dims[0]);
     *n = img.dims[0];
-    return ENG_OK;
+    return PST_OK;
 }
 
 int eng_split_load_idx(eng_split *s, const char *dir, const char *name, double val_split, int rank,
                        int world, char *err, size_t errlen) {
     memset(s, 0, sizeof *s);
-    ENG_ASSERT(world >= 1 && rank >= 0 && rank < world, "rank %d of %d", rank, world);
+    PST_ASSERT(world >= 1 && rank >= 0 && rank < world, "rank %d of %d", rank, world);
     if (!(val_split >= 0.0 && val_split < 1.0))
-        return eng_err(err, errlen, ENG_EARG, "validation split %g outside [0, 1)", val_split);
+        return pst_err(err, errlen, PST_EARG, "validation split %g outside [0, 1)", val_split);
     char ti[4096], tl[4096], vi[4096], vl[4096];
     int rc;
     if ((rc = find_file(ti, sizeof ti, dir, name, "train-images-idx3-ubyte", err, errlen)) ||
@@ -104,7 +104,7 @@ int eng_split_load_idx(eng_split *s, const char *dir, const char *name, double v
     share_range(ntest, rank, world, &lo, &hi);
     if ((rc = load_part(&s->test, vi, vl, lo, hi, err, errlen)))
         goto fail;
-    return ENG_OK;
+    return PST_OK;
 fail:
     eng_split_deinit(s);
     return rc;
@@ -138,7 +138,7 @@ void eng_dataset_gather(const eng_dataset *d, const uint32_t *idx, int B, float 
                         uint8_t *labels) {
     const size_t n = eng_shape_size(d->shape);
     for (int i = 0; i < B; i++) {
-        ENG_ASSERT(idx[i] < d->n, "sample %u of %lld", idx[i], (long long)d->n);
+        PST_ASSERT(idx[i] < d->n, "sample %u of %lld", idx[i], (long long)d->n);
         if (d->tokens)
             convert_tokens(x + (size_t)i * n, d->tokens + (size_t)idx[i] * n, n);
         else
@@ -148,7 +148,7 @@ void eng_dataset_gather(const eng_dataset *d, const uint32_t *idx, int B, float 
 }
 
 void eng_dataset_slice(const eng_dataset *d, int64_t first, int B, float *x, uint8_t *labels) {
-    ENG_ASSERT(first >= 0 && first + B <= d->n, "samples %lld+%d of %lld", (long long)first, B,
+    PST_ASSERT(first >= 0 && first + B <= d->n, "samples %lld+%d of %lld", (long long)first, B,
                (long long)d->n);
     const size_t n = eng_shape_size(d->shape);
     if (d->tokens)

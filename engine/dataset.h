@@ -30,7 +30,7 @@ typedef struct eng_split {
 /* Loads DIR/name's training and test files for process `rank` of `world`: the training
  * files are cut at floor(N * (1 - val_split)) into train and validation, and rank keeps
  * samples [N_part * rank / world, N_part * (rank + 1) / world) of each part. Only those bytes
- * are read from raw files. Returns ENG_OK or a negative code with a message naming the
+ * are read from raw files. Returns PST_OK or a negative code with a message naming the
  * file. On success release with eng_split_deinit. */
 int eng_split_load_idx(eng_split *s, const char *dir, const char *name, double val_split, int rank,
                        int world, char *err, size_t errlen);

@@ -2,7 +2,7 @@
 #include "engine/dense.h"
 
 #include "engine/activation.h"
-#include "engine/base.h"
+#include "engine/base/base.h"
 
 #include <cblas.h>
 
@@ -30,16 +30,16 @@ void eng_dense_backward(float *dx, float *dkernel, float *dbias, float *dy, cons
 static int dense_build(eng_layer *l, eng_layout *lay, char *err, size_t errlen) {
     const int K = (int)eng_shape_size(l->in);
     if (l->in.h != 1 || l->in.w != 1)
-        return eng_err(err, errlen, ENG_EARG,
+        return pst_err(err, errlen, PST_EARG,
                        "%s: expects a flat input, got (%d, %d, %d): add a Flatten before it",
                        l->name, l->in.h, l->in.w, l->in.c);
     if (l->spec.units < 1)
-        return eng_err(err, errlen, ENG_EARG, "%s: units must be >= 1, got %d", l->name,
+        return pst_err(err, errlen, PST_EARG, "%s: units must be >= 1, got %d", l->name,
                        l->spec.units);
     l->out = (eng_shape){1, 1, l->spec.units};
     /* use_bias=False (no_bias): no bias tensor at all, as in Keras's layout */
     eng_layer_add_kernel_bias(l, lay, 2, (int[]){K, l->spec.units}, l->spec.units);
-    return ENG_OK;
+    return PST_OK;
 }
 
 static void dense_fwd(const eng_layer *l, const eng_fwd_args *a) {

@@ -1,7 +1,7 @@
 /* dropout.c: inverted dropout with stateless, per-sample masks. */
 #include "engine/dropout.h"
 
-#include "engine/base.h"
+#include "engine/base/base.h"
 #include "engine/layer.h"
 #include "engine/rng.h"
 
@@ -45,11 +45,11 @@ void eng_dropout_backward(float *dx, const float *dy, const float *mask, int B, 
 static int dropout_build(eng_layer *l, eng_layout *lay, char *err, size_t errlen) {
     (void)lay;
     if (!(l->spec.rate >= 0.0f && l->spec.rate < 1.0f))
-        return eng_err(err, errlen, ENG_EARG, "%s: rate must be in [0, 1), got %g", l->name,
+        return pst_err(err, errlen, PST_EARG, "%s: rate must be in [0, 1), got %g", l->name,
                        (double)l->spec.rate);
     l->out = l->in;
     l->saved_bytes = sizeof(float) * eng_shape_size(l->in);
-    return ENG_OK;
+    return PST_OK;
 }
 
 static void dropout_fwd(const eng_layer *l, const eng_fwd_args *a) {

@@ -3,7 +3,7 @@
  * the copy and turns a data set bug into a message instead of a stray read. */
 #include "engine/embedding.h"
 
-#include "engine/base.h"
+#include "engine/base/base.h"
 #include "engine/layer.h"
 
 #include <stdio.h>
@@ -12,7 +12,7 @@
 /* The table row of token i of x. */
 static inline size_t token_row(const float *x, size_t i, int V) {
     const float v = x[i];
-    ENG_ASSERT(v >= 0.0f && v < (float)V && v == (float)(int)v,
+    PST_ASSERT(v >= 0.0f && v < (float)V && v == (float)(int)v,
                "token %zu is %g: expected an integer id in [0, %d)", i, (double)v, V);
     return (size_t)v;
 }
@@ -42,14 +42,14 @@ void eng_embedding_backward(float *dtable, const float *dy, const float *x, int 
 static int embedding_build(eng_layer *l, eng_layout *lay, char *err, size_t errlen) {
     const eng_layer_spec *s = &l->spec;
     if (l->index != 0) /* its input has no gradient to pass back */
-        return eng_err(err, errlen, ENG_EARG, "%s: must be the first layer (it reads token ids)",
+        return pst_err(err, errlen, PST_EARG, "%s: must be the first layer (it reads token ids)",
                        l->name);
     if (l->in.h != 1 || l->in.c != 1)
-        return eng_err(err, errlen, ENG_EARG,
+        return pst_err(err, errlen, PST_EARG,
                        "%s: expects token ids of shape (1, T, 1), got (%d, %d, %d)", l->name,
                        l->in.h, l->in.w, l->in.c);
     if (s->input_dim < 1 || s->units < 1)
-        return eng_err(err, errlen, ENG_EARG, "%s: input_dim %d and output_dim %d must be >= 1",
+        return pst_err(err, errlen, PST_EARG, "%s: input_dim %d and output_dim %d must be >= 1",
                        l->name, s->input_dim, s->units);
     l->out = (eng_shape){1, l->in.w, s->units};
     char name[2 * ENG_NAME_MAX];
@@ -57,7 +57,7 @@ static int embedding_build(eng_layer *l, eng_layout *lay, char *err, size_t errl
     const int e = eng_layout_add(lay, name, 2, (int[]){s->input_dim, s->units});
     l->kernel = lay->tensors[e].offset;
     l->init[0] = ENG_INIT_UNIFORM;
-    return ENG_OK;
+    return PST_OK;
 }
 
 static void embedding_fwd(const eng_layer *l, const eng_fwd_args *a) {

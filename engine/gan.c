@@ -1,7 +1,7 @@
 /* gan.c: a GAN's training step over two nets. */
 #include "engine/gan.h"
 
-#include "engine/base.h"
+#include "engine/base/base.h"
 #include "engine/rng.h"
 
 #include <cblas.h>
@@ -27,7 +27,7 @@ eng_gan *eng_gan_new(const eng_model *gen, const eng_model *disc, int max_batch,
                      char *err, size_t errlen) {
     const size_t image = eng_shape_size(gen->output);
     if (image != eng_shape_size(disc->input) || eng_shape_size(gen->input) != ENG_GAN_NOISE) {
-        eng_err(err, errlen, ENG_EARG,
+        pst_err(err, errlen, PST_EARG,
                 "gan: %s maps %zu values to %zu, but %s takes %zu: expected %d noise values "
                 "and equal image sizes",
                 gen->def->name, eng_shape_size(gen->input), image, disc->def->name,
@@ -36,7 +36,7 @@ eng_gan *eng_gan_new(const eng_model *gen, const eng_model *disc, int max_batch,
     }
     eng_gan *g = calloc(1, sizeof *g);
     if (!g) {
-        eng_err(err, errlen, ENG_ENOMEM, "gan: out of memory");
+        pst_err(err, errlen, PST_ENOMEM, "gan: out of memory");
         return NULL;
     }
     g->max_batch = max_batch;
@@ -52,17 +52,17 @@ eng_gan *eng_gan_new(const eng_model *gen, const eng_model *disc, int max_batch,
         return NULL;
     }
     const size_t B = (size_t)(max_batch > 0 ? max_batch : 1);
-    g->z = eng_alloc(sizeof(float) * B * ENG_GAN_NOISE);
-    g->fake = eng_alloc(sizeof(float) * B * image);
-    g->dfake = eng_alloc(sizeof(float) * B * image);
-    g->dreal = eng_alloc(sizeof(float) * disc->layout.total);
+    g->z = pst_alloc(sizeof(float) * B * ENG_GAN_NOISE);
+    g->fake = pst_alloc(sizeof(float) * B * image);
+    g->dfake = pst_alloc(sizeof(float) * B * image);
+    g->dreal = pst_alloc(sizeof(float) * disc->layout.total);
     g->ones = malloc(B);
     g->zeros = calloc(B, 1);
-    g->pass_z = eng_alloc(sizeof(float) * ENG_GAN_PASS * ENG_GAN_NOISE);
-    g->pass_img = eng_alloc(sizeof(float) * ENG_GAN_PASS * image);
+    g->pass_z = pst_alloc(sizeof(float) * ENG_GAN_PASS * ENG_GAN_NOISE);
+    g->pass_img = pst_alloc(sizeof(float) * ENG_GAN_PASS * image);
     if (!g->z || !g->fake || !g->dfake || !g->dreal || !g->ones || !g->zeros || !g->pass_z ||
         !g->pass_img) {
-        eng_err(err, errlen, ENG_ENOMEM, "gan: out of memory for batch %d", max_batch);
+        pst_err(err, errlen, PST_ENOMEM, "gan: out of memory for batch %d", max_batch);
         eng_gan_free(&g);
         return NULL;
     }
@@ -76,12 +76,12 @@ void eng_gan_free(eng_gan **pg) {
     eng_gan *g = *pg;
     eng_net_free(&g->gen);
     eng_net_free(&g->disc);
-    eng_free(g->z);
-    eng_free(g->fake);
-    eng_free(g->dfake);
-    eng_free(g->dreal);
-    eng_free(g->pass_z);
-    eng_free(g->pass_img);
+    pst_free(g->z);
+    pst_free(g->fake);
+    pst_free(g->dfake);
+    pst_free(g->dreal);
+    pst_free(g->pass_z);
+    pst_free(g->pass_img);
     free(g->ones);
     free(g->zeros);
     free(g);
@@ -112,7 +112,7 @@ static void blas_for_generator(const eng_gan *g, int on) {
 }
 
 void eng_gan_step(eng_gan *g, const float *real, int B, uint64_t key, eng_gan_stats *st) {
-    ENG_ASSERT(B >= 1 && B <= g->max_batch, "gan: batch %d outside 1..%d", B, g->max_batch);
+    PST_ASSERT(B >= 1 && B <= g->max_batch, "gan: batch %d outside 1..%d", B, g->max_batch);
     const uint64_t key_real = eng_hash3(key, 1, 0x47414E), key_fake = eng_hash3(key, 2, 0x47414E);
     eng_gan_noise(g->z, B, g->sample_base, key);
     blas_for_generator(g, 1);

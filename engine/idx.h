@@ -22,7 +22,7 @@ typedef struct eng_idx {
 /* Reads items [first, first + count) of the unsigned-byte IDX file at path (count =
  * SIZE_MAX: to the end), checking the header against expect_ndim and, where non-zero,
  * expect_dims[1..] (a row's shape). Reading a share of a raw file seeks past the rest.
- * Returns ENG_OK, or ENG_EIO / ENG_EFORMAT with a message naming the file, what was
+ * Returns PST_OK, or PST_EIO / PST_EFORMAT with a message naming the file, what was
  * expected and what was found. On success the caller owns idx->data (eng_idx_deinit). */
 int eng_idx_read(eng_idx *idx, const char *path, int expect_ndim, const uint32_t *expect_dims,
                  size_t first, size_t count, char *err, size_t errlen);

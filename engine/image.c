@@ -1,7 +1,7 @@
 /* image.c: a grid of images as one PNG, through libpng's simplified API. */
 #include "engine/image.h"
 
-#include "engine/base.h"
+#include "engine/base/base.h"
 
 #include <math.h>
 #include <png.h>
@@ -29,7 +29,7 @@ void eng_image_grid_size(int n, int h, int w, int cols, int *width, int *height)
 int eng_image_grid_png(const char *path, const float *images, int n, int h, int w, int cols,
                        float lo, float hi, char *err, size_t errlen) {
     if (n < 1 || h < 1 || w < 1 || cols < 0 || !(hi > lo))
-        return eng_err(err, errlen, ENG_EARG,
+        return pst_err(err, errlen, PST_EARG,
                        "%s: a grid of %d images of %dx%d in %d columns, values in [%g, %g]", path,
                        n, h, w, cols, (double)lo, (double)hi);
     const int c = grid_cols(n, cols);
@@ -37,7 +37,7 @@ int eng_image_grid_png(const char *path, const float *images, int n, int h, int 
     eng_image_grid_size(n, h, w, cols, &width, &height);
     uint8_t *pixels = calloc((size_t)width * (size_t)height, 1); /* black */
     if (!pixels)
-        return eng_err(err, errlen, ENG_ENOMEM, "%s: out of memory for %dx%d pixels", path, width,
+        return pst_err(err, errlen, PST_ENOMEM, "%s: out of memory for %dx%d pixels", path, width,
                        height);
     const float scale = 255.0f / (hi - lo);
     for (int i = 0; i < n; i++) {
@@ -59,6 +59,6 @@ int eng_image_grid_png(const char *path, const float *images, int n, int h, int 
     const int ok = png_image_write_to_file(&png, path, 0, pixels, width, NULL);
     free(pixels);
     if (!ok)
-        return eng_err(err, errlen, ENG_EIO, "%s: cannot write the PNG: %s", path, png.message);
-    return ENG_OK;
+        return pst_err(err, errlen, PST_EIO, "%s: cannot write the PNG: %s", path, png.message);
+    return PST_OK;
 }

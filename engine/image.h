@@ -7,7 +7,7 @@
 
 /* Writes images (n, h, w, 1), values in [lo, hi] (the generator's tanh: -1, 1; clamped
  * outside), as a grid of `cols` columns (0: the smallest square that holds n) with a
- * 2-pixel black border between cells, to path. Returns ENG_OK, or ENG_EIO / ENG_EARG with
+ * 2-pixel black border between cells, to path. Returns PST_OK, or PST_EIO / PST_EARG with
  * one line in err naming the path. */
 int eng_image_grid_png(const char *path, const float *images, int n, int h, int w, int cols,
                        float lo, float hi, char *err, size_t errlen);

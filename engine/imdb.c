@@ -3,7 +3,7 @@
  * shares. */
 #include "engine/imdb.h"
 
-#include "engine/base.h"
+#include "engine/base/base.h"
 #include "engine/rng.h"
 
 #include <dirent.h>
@@ -56,9 +56,9 @@ static int reviews_alloc(reviews *r, int64_t n, const char *src, char *err, size
     r->train = calloc((size_t)n, sizeof *r->train);
     r->test = calloc((size_t)n, sizeof *r->test);
     if (!r->text || !r->len || !r->label || !r->train || !r->test)
-        return eng_err(err, errlen, ENG_ENOMEM, "%s: out of memory for %lld reviews", src,
+        return pst_err(err, errlen, PST_ENOMEM, "%s: out of memory for %lld reviews", src,
                        (long long)n);
-    return ENG_OK;
+    return PST_OK;
 }
 
 static const char *json_type_name(const json_t *j) {
@@ -88,55 +88,55 @@ static int read_json(reviews *r, const char *path, char *err, size_t errlen) {
     json_error_t jerr;
     r->root = json_load_file(path, 0, &jerr);
     if (!r->root && json_error_code(&jerr) == json_error_cannot_open_file)
-        return eng_err(err, errlen, ENG_EIO, "%s: %s", path, jerr.text);
+        return pst_err(err, errlen, PST_EIO, "%s: %s", path, jerr.text);
     if (!r->root)
-        return eng_err(err, errlen, ENG_EFORMAT,
+        return pst_err(err, errlen, PST_EFORMAT,
                        "%s: invalid JSON at line %d, column %d (byte %d): %s", path, jerr.line,
                        jerr.column, jerr.position, jerr.text);
     if (!json_is_array(r->root))
-        return eng_err(err, errlen, ENG_EFORMAT,
+        return pst_err(err, errlen, PST_EFORMAT,
                        "%s: expected a JSON array of {\"t\": text, \"s\": label}, found %s", path,
                        json_type_name(r->root));
     const size_t n = json_array_size(r->root);
     if (n == 0 || n % NBLOCKS != 0 || n > UINT32_MAX)
-        return eng_err(err, errlen, ENG_EFORMAT,
+        return pst_err(err, errlen, PST_EFORMAT,
                        "%s: %zu reviews, expected four equal blocks (test/neg, train/neg, "
                        "test/pos, train/pos; 12500 each in aclImdb)",
                        path, n);
     int rc = reviews_alloc(r, (int64_t)n, path, err, errlen);
-    if (rc != ENG_OK)
+    if (rc != PST_OK)
         return rc;
     const size_t q = n / NBLOCKS;
     for (size_t i = 0; i < n; i++) {
         const json_t *e = json_array_get(r->root, i);
         if (!json_is_object(e))
-            return eng_err(err, errlen, ENG_EFORMAT,
+            return pst_err(err, errlen, PST_EFORMAT,
                            "%s: element %zu is %s, expected an object {\"t\": text, \"s\": label}",
                            path, i, json_type_name(e));
         const json_t *t = json_object_get(e, "t"), *s = json_object_get(e, "s");
         if (!t)
-            return eng_err(err, errlen, ENG_EFORMAT, "%s: element %zu has no \"t\" (the text)",
+            return pst_err(err, errlen, PST_EFORMAT, "%s: element %zu has no \"t\" (the text)",
                            path, i);
         if (!json_is_string(t))
-            return eng_err(err, errlen, ENG_EFORMAT,
+            return pst_err(err, errlen, PST_EFORMAT,
                            "%s: element %zu: \"t\" is %s, expected a string", path, i,
                            json_type_name(t));
         if (!s)
-            return eng_err(err, errlen, ENG_EFORMAT,
+            return pst_err(err, errlen, PST_EFORMAT,
                            "%s: element %zu has no \"s\" (the label, 0 or 1)", path, i);
         if (!json_is_integer(s))
-            return eng_err(err, errlen, ENG_EFORMAT,
+            return pst_err(err, errlen, PST_EFORMAT,
                            "%s: element %zu: \"s\" is %s, expected the integer 0 or 1", path, i,
                            json_type_name(s));
         const json_int_t label = json_integer_value(s);
         if (label != 0 && label != 1)
-            return eng_err(err, errlen, ENG_EFORMAT,
+            return pst_err(err, errlen, PST_EFORMAT,
                            "%s: element %zu: label \"s\" is %" JSON_INTEGER_FORMAT
                            ", expected 0 or 1",
                            path, i, label);
         const size_t b = i / q;
         if (label != BLOCK_LABEL[b])
-            return eng_err(err, errlen, ENG_EFORMAT,
+            return pst_err(err, errlen, PST_EFORMAT,
                            "%s: element %zu has label %d but lies in the %s block (elements "
                            "%zu..%zu), whose label is %d: not aclImdb in folder order",
                            path, i, (int)label, BLOCK_NAME[b], b * q, (b + 1) * q - 1,
@@ -149,7 +149,7 @@ static int read_json(reviews *r, const char *path, char *err, size_t errlen) {
         else
             r->test[r->ntest++] = (uint32_t)i;
     }
-    return ENG_OK;
+    return PST_OK;
 }
 
 /* A folder's review files, named <number>_<rating>.txt. */
@@ -178,8 +178,8 @@ static int name_cmp(const void *pa, const void *pb) {
 static int list_folder(file_list *f, const char *folder, char *err, size_t errlen) {
     DIR *d = opendir(folder);
     if (!d)
-        return eng_err(err, errlen, ENG_EIO, "%s: cannot open: %s", folder, strerror(errno));
-    int rc = ENG_OK;
+        return pst_err(err, errlen, PST_EIO, "%s: cannot open: %s", folder, strerror(errno));
+    int rc = PST_OK;
     const struct dirent *de;
     while ((de = readdir(d))) {
         const size_t len = strlen(de->d_name);
@@ -189,22 +189,22 @@ static int list_folder(file_list *f, const char *folder, char *err, size_t errle
             const size_t cap = f->cap ? 2 * f->cap : 16384;
             char **names = realloc(f->names, sizeof *names * cap);
             if (!names) {
-                rc = eng_err(err, errlen, ENG_ENOMEM, "%s: out of memory", folder);
+                rc = pst_err(err, errlen, PST_ENOMEM, "%s: out of memory", folder);
                 break;
             }
             f->names = names;
             f->cap = cap;
         }
         if (!(f->names[f->n] = strdup(de->d_name))) {
-            rc = eng_err(err, errlen, ENG_ENOMEM, "%s: out of memory", folder);
+            rc = pst_err(err, errlen, PST_ENOMEM, "%s: out of memory", folder);
             break;
         }
         f->n++;
     }
     closedir(d);
-    if (rc == ENG_OK && f->n == 0)
-        rc = eng_err(err, errlen, ENG_EFORMAT, "%s: no review files (*.txt)", folder);
-    if (rc == ENG_OK)
+    if (rc == PST_OK && f->n == 0)
+        rc = pst_err(err, errlen, PST_EFORMAT, "%s: no review files (*.txt)", folder);
+    if (rc == PST_OK)
         qsort(f->names, f->n, sizeof *f->names, name_cmp);
     return rc;
 }
@@ -213,19 +213,19 @@ static int list_folder(file_list *f, const char *folder, char *err, size_t errle
 static int read_text(char **text, size_t *len, const char *path, char *err, size_t errlen) {
     FILE *f = fopen(path, "rb");
     if (!f)
-        return eng_err(err, errlen, ENG_EIO, "%s: cannot open: %s", path, strerror(errno));
+        return pst_err(err, errlen, PST_EIO, "%s: cannot open: %s", path, strerror(errno));
     struct stat st;
-    int rc = ENG_OK;
+    int rc = PST_OK;
     if (fstat(fileno(f), &st) != 0) {
-        rc = eng_err(err, errlen, ENG_EIO, "%s: cannot stat: %s", path, strerror(errno));
+        rc = pst_err(err, errlen, PST_EIO, "%s: cannot stat: %s", path, strerror(errno));
     } else if (!(*text = malloc((size_t)st.st_size + 1))) {
-        rc = eng_err(err, errlen, ENG_ENOMEM, "%s: out of memory for %lld bytes", path,
+        rc = pst_err(err, errlen, PST_ENOMEM, "%s: out of memory for %lld bytes", path,
                      (long long)st.st_size);
     } else {
         *len = fread(*text, 1, (size_t)st.st_size, f);
         (*text)[*len] = '\0';
         if (ferror(f))
-            rc = eng_err(err, errlen, ENG_EIO, "%s: read error: %s", path, strerror(errno));
+            rc = pst_err(err, errlen, PST_EIO, "%s: read error: %s", path, strerror(errno));
     }
     fclose(f);
     return rc;
@@ -236,24 +236,24 @@ static int read_folders(reviews *r, const char *root, char *err, size_t errlen) 
     file_list lists[NBLOCKS] = {{0}};
     char folder[NBLOCKS][4200], path[4500]; /* root is at most 4096 bytes */
     int64_t n = 0;
-    int rc = ENG_OK;
-    for (int b = 0; b < NBLOCKS && rc == ENG_OK; b++) {
+    int rc = PST_OK;
+    for (int b = 0; b < NBLOCKS && rc == PST_OK; b++) {
         snprintf(folder[b], sizeof folder[b], "%s/%s", root, BLOCK_NAME[b]);
         rc = list_folder(&lists[b], folder[b], err, errlen);
         n += (int64_t)lists[b].n;
     }
-    if (rc == ENG_OK && n > UINT32_MAX)
-        rc = eng_err(err, errlen, ENG_EFORMAT, "%s: %lld reviews, too many", root, (long long)n);
-    if (rc == ENG_OK)
+    if (rc == PST_OK && n > UINT32_MAX)
+        rc = pst_err(err, errlen, PST_EFORMAT, "%s: %lld reviews, too many", root, (long long)n);
+    if (rc == PST_OK)
         rc = reviews_alloc(r, n, root, err, errlen);
-    if (rc == ENG_OK && !(r->owned = calloc((size_t)n, sizeof *r->owned)))
-        rc = eng_err(err, errlen, ENG_ENOMEM, "%s: out of memory", root);
+    if (rc == PST_OK && !(r->owned = calloc((size_t)n, sizeof *r->owned)))
+        rc = pst_err(err, errlen, PST_ENOMEM, "%s: out of memory", root);
     int64_t i = 0;
-    for (int b = 0; b < NBLOCKS && rc == ENG_OK; b++)
-        for (size_t k = 0; k < lists[b].n && rc == ENG_OK; k++, i++) {
+    for (int b = 0; b < NBLOCKS && rc == PST_OK; b++)
+        for (size_t k = 0; k < lists[b].n && rc == PST_OK; k++, i++) {
             if (snprintf(path, sizeof path, "%s/%s", folder[b], lists[b].names[k]) >=
                 (int)sizeof path) {
-                rc = eng_err(err, errlen, ENG_EARG, "%s/%s: path too long", folder[b],
+                rc = pst_err(err, errlen, PST_EARG, "%s/%s: path too long", folder[b],
                              lists[b].names[k]);
                 break;
             }
@@ -281,7 +281,7 @@ static int read_reviews(reviews *r, const char *dir, char *err, size_t errlen) {
     snprintf(folder, sizeof folder, "%s/aclImdb", dir);
     if (stat(folder, &st) == 0 && S_ISDIR(st.st_mode))
         return read_folders(r, folder, err, errlen);
-    return eng_err(err, errlen, ENG_EIO,
+    return pst_err(err, errlen, PST_EIO,
                    "%s: not found (nor the folder %s/): run launch/fetch-data or pass --data DIR",
                    path, folder);
 }
@@ -298,18 +298,18 @@ static int encode_part(eng_dataset *d, const reviews *r, const uint32_t *idx, in
     d->shape = (eng_shape){1, maxlen, 1};
     d->nclasses = 2;
     if (n == 0)
-        return ENG_OK; /* an empty part holds no arrays, as eng_split_load_idx's */
+        return PST_OK; /* an empty part holds no arrays, as eng_split_load_idx's */
     d->tokens = malloc(sizeof *d->tokens * (size_t)n * (size_t)maxlen);
     d->labels = malloc((size_t)n);
     if (!d->tokens || !d->labels)
-        return eng_err(err, errlen, ENG_ENOMEM, "imdb: out of memory for %lld sequences of %d",
+        return pst_err(err, errlen, PST_ENOMEM, "imdb: out of memory for %lld sequences of %d",
                        (long long)n, maxlen);
     for (int64_t i = 0; i < n; i++) {
         eng_vocab_encode(v, r->text[idx[i]], r->len[idx[i]], num_words, maxlen,
                          d->tokens + (size_t)i * (size_t)maxlen);
         d->labels[i] = r->label[idx[i]];
     }
-    return ENG_OK;
+    return PST_OK;
 }
 
 /* Every rank counts all the training reviews: the same vocabulary everywhere, without a
@@ -325,11 +325,11 @@ static int build_vocab(eng_vocab **v, const reviews *r, char *err, size_t errlen
         }
         *v = eng_vocab_build(texts, lens, n, err, errlen);
     } else {
-        eng_err(err, errlen, ENG_ENOMEM, "imdb: out of memory");
+        pst_err(err, errlen, PST_ENOMEM, "imdb: out of memory");
     }
     free(texts);
     free(lens);
-    return *v ? ENG_OK : ENG_ENOMEM;
+    return *v ? PST_OK : PST_ENOMEM;
 }
 
 int eng_split_load_imdb(eng_split *s, const char *dir, int num_words, int maxlen, double val_split,
@@ -338,25 +338,25 @@ int eng_split_load_imdb(eng_split *s, const char *dir, int num_words, int maxlen
     memset(s, 0, sizeof *s);
     if (vocab_out)
         *vocab_out = NULL;
-    ENG_ASSERT(world >= 1 && rank >= 0 && rank < world, "rank %d of %d", rank, world);
+    PST_ASSERT(world >= 1 && rank >= 0 && rank < world, "rank %d of %d", rank, world);
     if (!(val_split >= 0.0 && val_split < 1.0))
-        return eng_err(err, errlen, ENG_EARG, "validation split %g outside [0, 1)", val_split);
+        return pst_err(err, errlen, PST_EARG, "validation split %g outside [0, 1)", val_split);
     if (num_words <= ENG_TEXT_INDEX_FROM || num_words > ENG_TEXT_MAX_NUM_WORDS)
-        return eng_err(err, errlen, ENG_EARG, "imdb: num_words %d outside %d..%d", num_words,
+        return pst_err(err, errlen, PST_EARG, "imdb: num_words %d outside %d..%d", num_words,
                        ENG_TEXT_INDEX_FROM + 1, ENG_TEXT_MAX_NUM_WORDS);
     if (maxlen < 1)
-        return eng_err(err, errlen, ENG_EARG, "imdb: maxlen %d, expected at least 1", maxlen);
+        return pst_err(err, errlen, PST_EARG, "imdb: maxlen %d, expected at least 1", maxlen);
     reviews r = {0};
     eng_vocab *built = NULL;
     int rc = read_reviews(&r, dir, err, errlen);
-    if (rc != ENG_OK)
+    if (rc != PST_OK)
         goto out;
     if (vocab_in) {
         if (vocab_out && !(built = eng_vocab_copy(vocab_in))) {
-            rc = eng_err(err, errlen, ENG_ENOMEM, "imdb: out of memory copying the vocabulary");
+            rc = pst_err(err, errlen, PST_ENOMEM, "imdb: out of memory copying the vocabulary");
             goto out;
         }
-    } else if ((rc = build_vocab(&built, &r, err, errlen)) != ENG_OK) {
+    } else if ((rc = build_vocab(&built, &r, err, errlen)) != PST_OK) {
         goto out;
     }
     const eng_vocab *v = vocab_in ? vocab_in : built;
@@ -380,7 +380,7 @@ int eng_split_load_imdb(eng_split *s, const char *dir, int num_words, int maxlen
         goto out;
 out:
     reviews_deinit(&r);
-    if (rc != ENG_OK) {
+    if (rc != PST_OK) {
         eng_split_deinit(s);
         eng_vocab_free(&built);
     } else if (vocab_out) {

@@ -36,7 +36,7 @@
  * eng_vocab_encode. Note Keras's load_data(maxlen=) would drop longer reviews instead: this
  * is pad_sequences' maxlen.
  *
- * Returns ENG_OK, or a negative code with one line in err naming the file and the position
+ * Returns PST_OK, or a negative code with one line in err naming the file and the position
  * or element (malformed JSON, a missing or mistyped field, a label that is not its
  * block's). On success release with eng_split_deinit. */
 int eng_split_load_imdb(eng_split *s, const char *dir, int num_words, int maxlen, double val_split,

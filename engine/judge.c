@@ -4,7 +4,7 @@
  * nothing. */
 #include "engine/judge.h"
 
-#include "engine/base.h"
+#include "engine/base/base.h"
 #include "engine/ckpt.h"
 #include "engine/model.h"
 #include "engine/net.h"
@@ -36,21 +36,21 @@ eng_judge *eng_judge_new(const char *path, int max_batch, int threads, char *err
     char file[4096];
     eng_ckpt c = {0};
     eng_judge *j = NULL;
-    if (eng_ckpt_resolve(path, file, sizeof file, err, errlen) != ENG_OK ||
-        eng_ckpt_read(file, &c, err, errlen) != ENG_OK)
+    if (eng_ckpt_resolve(path, file, sizeof file, err, errlen) != PST_OK ||
+        eng_ckpt_read(file, &c, err, errlen) != PST_OK)
         return NULL;
     if (strcmp(c.model, JUDGE_MODEL) != 0) {
-        eng_err(err, errlen, ENG_EARG, "%s: a checkpoint of %s; a judge needs %s", file, c.model,
+        pst_err(err, errlen, PST_EARG, "%s: a checkpoint of %s; a judge needs %s", file, c.model,
                 JUDGE_MODEL);
         goto fail;
     }
     /* The checkpoint was validated against mnist_cnn's layout: building it cannot fail. */
     eng_model full;
     const eng_model_def *def = eng_model_find(JUDGE_MODEL);
-    ENG_ASSERT(eng_model_build(&full, def, NULL, 0) == ENG_OK, "%s does not build", def->name);
+    PST_ASSERT(eng_model_build(&full, def, NULL, 0) == PST_OK, "%s does not build", def->name);
     const int tk = eng_layout_find(&full.layout, "dense_1/kernel");
     const int tb = eng_layout_find(&full.layout, "dense_1/bias");
-    ENG_ASSERT(tk >= 0 && tb >= 0 &&
+    PST_ASSERT(tk >= 0 && tb >= 0 &&
                    full.layout.tensors[tk].count == ENG_JUDGE_FEATURES * ENG_JUDGE_CLASSES &&
                    full.layout.tensors[tb].count == ENG_JUDGE_CLASSES,
                "%s: dense_1 kernel %d, bias %d: expected (%d, %d) and (%d)", def->name, tk, tb,
@@ -66,21 +66,21 @@ eng_judge *eng_judge_new(const char *path, int max_batch, int threads, char *err
                              .layers = def->layers,
                              .chunk = def->chunk,
                              .parts = NULL};
-    ENG_ASSERT(eng_model_build(&j->features, &j->def, NULL, 0) == ENG_OK, "%s does not build",
+    PST_ASSERT(eng_model_build(&j->features, &j->def, NULL, 0) == PST_OK, "%s does not build",
                j->def.name);
     for (int t = 0; t < j->features.layout.n; t++) {
         const eng_tensor_info *a = &j->features.layout.tensors[t], *b = &full.layout.tensors[t];
-        ENG_ASSERT(strcmp(a->name, b->name) == 0 && a->offset == b->offset,
+        PST_ASSERT(strcmp(a->name, b->name) == 0 && a->offset == b->offset,
                    "features tensor %d: %s at %zu, mnist_cnn's %s at %zu", t, a->name, a->offset,
                    b->name, b->offset);
     }
     if (!(j->net = eng_net_new(&j->features, max_batch, threads, err, errlen)))
         goto fail;
     j->max_batch = max_batch;
-    j->kernel = eng_alloc(sizeof(float) * ENG_JUDGE_FEATURES * ENG_JUDGE_CLASSES);
-    j->bias = eng_alloc(sizeof(float) * ENG_JUDGE_CLASSES);
-    j->x = eng_alloc(sizeof(float) * (size_t)max_batch * ENG_JUDGE_PIXELS);
-    j->f = eng_alloc(sizeof(float) * (size_t)max_batch * ENG_JUDGE_FEATURES);
+    j->kernel = pst_alloc(sizeof(float) * ENG_JUDGE_FEATURES * ENG_JUDGE_CLASSES);
+    j->bias = pst_alloc(sizeof(float) * ENG_JUDGE_CLASSES);
+    j->x = pst_alloc(sizeof(float) * (size_t)max_batch * ENG_JUDGE_PIXELS);
+    j->f = pst_alloc(sizeof(float) * (size_t)max_batch * ENG_JUDGE_FEATURES);
     if (!j->kernel || !j->bias || !j->x || !j->f)
         goto nomem;
     memcpy(eng_net_params(j->net), c.weights, sizeof(float) * j->features.layout.total);
@@ -91,7 +91,7 @@ eng_judge *eng_judge_new(const char *path, int max_batch, int threads, char *err
     eng_ckpt_free(&c);
     return j;
 nomem:
-    eng_err(err, errlen, ENG_ENOMEM, "%s: out of memory for a judge of batch %d", file, max_batch);
+    pst_err(err, errlen, PST_ENOMEM, "%s: out of memory for a judge of batch %d", file, max_batch);
 fail:
     eng_ckpt_free(&c);
     eng_judge_free(&j);
@@ -103,10 +103,10 @@ void eng_judge_free(eng_judge **pj) {
         return;
     eng_judge *j = *pj;
     eng_net_free(&j->net);
-    eng_free(j->kernel);
-    eng_free(j->bias);
-    eng_free(j->x);
-    eng_free(j->f);
+    pst_free(j->kernel);
+    pst_free(j->bias);
+    pst_free(j->x);
+    pst_free(j->f);
     free(j);
     *pj = NULL;
 }
@@ -134,7 +134,7 @@ static void classify(const eng_judge *j, const float *f, int B, float *probs) {
 
 void eng_judge_run(eng_judge *j, const float *images, size_t n, float lo, float hi, float *probs,
                    float *feats) {
-    ENG_ASSERT(hi > lo, "judge: image range [%g, %g] is empty", lo, hi);
+    PST_ASSERT(hi > lo, "judge: image range [%g, %g] is empty", lo, hi);
     const float scale = 1.0f / (hi - lo);
     for (size_t done = 0; done < n && (probs || feats);) {
         const int B = n - done < (size_t)j->max_batch ? (int)(n - done) : j->max_batch;
@@ -153,28 +153,28 @@ int eng_judge_scores(eng_judge *j, const float *images, size_t n, float lo, floa
                      const float *real_feats, size_t nr, double *inception, double *frechet,
                      char *err, size_t errlen) {
     if (n < 1 || (frechet && (n < 2 || nr < 2)))
-        return eng_err(err, errlen, ENG_EARG,
+        return pst_err(err, errlen, PST_EARG,
                        "judge: %zu images and %zu rows of real features, expected at least 1 "
                        "image, and 2 of each for a Fréchet distance",
                        n, nr);
-    float *probs = eng_alloc(sizeof(float) * n * ENG_JUDGE_CLASSES);
-    float *feats = frechet ? eng_alloc(sizeof(float) * n * ENG_JUDGE_FEATURES) : NULL;
-    int rc = ENG_OK;
+    float *probs = pst_alloc(sizeof(float) * n * ENG_JUDGE_CLASSES);
+    float *feats = frechet ? pst_alloc(sizeof(float) * n * ENG_JUDGE_FEATURES) : NULL;
+    int rc = PST_OK;
     if (!probs || (frechet && !feats)) {
-        rc = eng_err(err, errlen, ENG_ENOMEM, "judge: out of memory for the outputs of %zu images",
+        rc = pst_err(err, errlen, PST_ENOMEM, "judge: out of memory for the outputs of %zu images",
                      n);
         goto done;
     }
     eng_judge_run(j, images, n, lo, hi, probs, feats);
     double fd = 0.0;
     if (frechet && (rc = eng_score_frechet(feats, n, real_feats, nr, ENG_JUDGE_FEATURES, &fd, err,
-                                           errlen)) != ENG_OK)
+                                           errlen)) != PST_OK)
         goto done;
     *inception = eng_score_inception(probs, n, ENG_JUDGE_CLASSES);
     if (frechet)
         *frechet = fd;
 done:
-    eng_free(probs);
-    eng_free(feats);
+    pst_free(probs);
+    pst_free(feats);
     return rc;
 }

@@ -147,7 +147,7 @@ struct eng_layer_ops {
     int whole_batch;
     /* Checks the spec against l->in, sets l->out and l->saved_bytes, adds the layer's
      * tensors to lay (at most ENG_LAYER_TENSORS, in Keras's order) and their initialisers to
-     * l->init where not the default. Returns ENG_OK or ENG_EARG with a message naming the
+     * l->init where not the default. Returns PST_OK or PST_EARG with a message naming the
      * layer. */
     int (*build)(eng_layer *l, eng_layout *lay, char *err, size_t errlen);
     void (*forward)(const eng_layer *l, const eng_fwd_args *a);

@@ -1,22 +1,22 @@
 /* layout.c: building and fingerprinting the parameter layout table. */
 #include "engine/layout.h"
 
-#include "engine/base.h"
+#include "engine/base/base.h"
 
 #include <stdio.h>
 #include <string.h>
 
 int eng_layout_add(eng_layout *lay, const char *name, int ndim, const int *shape) {
-    ENG_ASSERT(lay->n < ENG_MAX_TENSORS, "layout full at %d tensors", lay->n);
-    ENG_ASSERT(ndim >= 1 && ndim <= ENG_MAX_DIMS, "ndim %d", ndim);
-    ENG_ASSERT(strlen(name) < ENG_NAME_MAX, "tensor name '%s' too long", name);
+    PST_ASSERT(lay->n < ENG_MAX_TENSORS, "layout full at %d tensors", lay->n);
+    PST_ASSERT(ndim >= 1 && ndim <= ENG_MAX_DIMS, "ndim %d", ndim);
+    PST_ASSERT(strlen(name) < ENG_NAME_MAX, "tensor name '%s' too long", name);
     eng_tensor_info *t = &lay->tensors[lay->n];
     memset(t, 0, sizeof *t);
     snprintf(t->name, sizeof t->name, "%s", name);
     t->ndim = ndim;
     t->count = 1;
     for (int i = 0; i < ndim; i++) {
-        ENG_ASSERT(shape[i] > 0, "tensor '%s' dim %d is %d", name, i, shape[i]);
+        PST_ASSERT(shape[i] > 0, "tensor '%s' dim %d is %d", name, i, shape[i]);
         t->shape[i] = shape[i];
         t->count *= (size_t)shape[i];
     }

@@ -2,7 +2,7 @@
  * sigmoid binary cross-entropy (exp only of -|z|). */
 #include "engine/loss.h"
 
-#include "engine/base.h"
+#include "engine/base/base.h"
 
 #include <math.h>
 #include <stddef.h>
@@ -49,7 +49,7 @@ void eng_softmax_xent_backward(float *dlogits, const float *probs, const uint8_t
 
 /* The label as 0 or 1; anything else is a data set bug. */
 static inline int binary_label(const uint8_t *labels, int n) {
-    ENG_ASSERT(labels[n] <= 1, "label %d of sample %d: expected 0 or 1", labels[n], n);
+    PST_ASSERT(labels[n] <= 1, "label %d of sample %d: expected 0 or 1", labels[n], n);
     return labels[n];
 }
 

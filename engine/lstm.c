@@ -25,7 +25,7 @@
  * without packing (see block_rows). */
 #include "engine/lstm.h"
 
-#include "engine/base.h"
+#include "engine/base/base.h"
 #include "engine/layer.h"
 
 #include <cblas.h>
@@ -252,11 +252,11 @@ void eng_lstm_backward(float *dx, float *dw, float *dbias, const float *dy, floa
 static int lstm_build(eng_layer *l, eng_layout *lay, char *err, size_t errlen) {
     const int u = l->spec.units;
     if (l->in.h != 1)
-        return eng_err(err, errlen, ENG_EARG,
+        return pst_err(err, errlen, PST_EARG,
                        "%s: expects a sequence of shape (1, T, features), got (%d, %d, %d)",
                        l->name, l->in.h, l->in.w, l->in.c);
     if (u < 1)
-        return eng_err(err, errlen, ENG_EARG, "%s: units must be >= 1, got %d", l->name, u);
+        return pst_err(err, errlen, PST_EARG, "%s: units must be >= 1, got %d", l->name, u);
     l->out = (eng_shape){1, 1, u};
     l->saved_bytes = sizeof(float) * eng_lstm_saved_floats(1, l->in.w, l->in.c, u);
     /* TF 2 Keras names the weights through the layer's cell. */
@@ -270,12 +270,12 @@ static int lstm_build(eng_layer *l, eng_layout *lay, char *err, size_t errlen) {
     l->kernel = lay->tensors[k].offset;
     l->recurrent = lay->tensors[r].offset;
     l->bias = lay->tensors[b].offset;
-    ENG_ASSERT(l->recurrent == l->kernel + (size_t)l->in.c * 4 * u,
+    PST_ASSERT(l->recurrent == l->kernel + (size_t)l->in.c * 4 * u,
                "%s: recurrent kernel at %zu, not after the kernel at %zu", l->name, l->recurrent,
                l->kernel);
     l->init[1] = ENG_INIT_ORTHOGONAL;
     l->init[2] = ENG_INIT_UNIT_FORGET_BIAS;
-    return ENG_OK;
+    return PST_OK;
 }
 
 static void lstm_fwd(const eng_layer *l, const eng_fwd_args *a) {

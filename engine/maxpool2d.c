@@ -2,7 +2,7 @@
  * inner loops run over contiguous memory. */
 #include "engine/maxpool2d.h"
 
-#include "engine/base.h"
+#include "engine/base/base.h"
 
 #include <string.h>
 
@@ -60,11 +60,11 @@ static int maxpool2d_build(eng_layer *l, eng_layout *lay, char *err, size_t errl
     (void)lay;
     const eng_layer_spec *s = &l->spec;
     if (s->kh < 1 || s->kw < 1 || s->kh * s->kw > 256 || s->kh > l->in.h || s->kw > l->in.w)
-        return eng_err(err, errlen, ENG_EARG, "%s: pool %dx%d does not fit input (%d, %d, %d)",
+        return pst_err(err, errlen, PST_EARG, "%s: pool %dx%d does not fit input (%d, %d, %d)",
                        l->name, s->kh, s->kw, l->in.h, l->in.w, l->in.c);
     l->out = (eng_shape){l->in.h / s->kh, l->in.w / s->kw, l->in.c};
     l->saved_bytes = eng_shape_size(l->out);
-    return ENG_OK;
+    return PST_OK;
 }
 
 static void maxpool2d_fwd(const eng_layer *l, const eng_fwd_args *a) {

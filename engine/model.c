@@ -1,7 +1,7 @@
 /* model.c: the model registry, building a definition, Keras initialisers, summaries. */
 #include "engine/model.h"
 
-#include "engine/base.h"
+#include "engine/base/base.h"
 #include "engine/rng.h"
 
 #include <math.h>
@@ -106,7 +106,7 @@ const eng_layer_ops *eng_layer_ops_for(eng_layer_kind kind) {
         [ENG_BATCHNORM] = &eng_batchnorm_ops, [ENG_LEAKY_RELU] = &eng_leaky_relu_ops,
         [ENG_RESHAPE] = &eng_reshape_ops,
     };
-    ENG_ASSERT(kind >= 0 && kind < ENG_LAYER_KINDS, "layer kind %d", (int)kind);
+    PST_ASSERT(kind >= 0 && kind < ENG_LAYER_KINDS, "layer kind %d", (int)kind);
     return table[kind];
 }
 
@@ -126,7 +126,7 @@ void eng_layer_add_kernel_bias(eng_layer *l, eng_layout *lay, int ndim, const in
 int eng_model_build(eng_model *m, const eng_model_def *def, char *err, size_t errlen) {
     memset(m, 0, sizeof *m);
     if (def->nlayers < 1 || def->nlayers > ENG_MAX_LAYERS)
-        return eng_err(err, errlen, ENG_EARG, "model %s: %d layers, expected 1..%d", def->name,
+        return pst_err(err, errlen, PST_EARG, "model %s: %d layers, expected 1..%d", def->name,
                        def->nlayers, ENG_MAX_LAYERS);
     m->def = def;
     m->input = def->layers[0].input;
@@ -153,13 +153,13 @@ int eng_model_build(eng_model *m, const eng_model_def *def, char *err, size_t er
         const int tensors = m->layout.n;
         const size_t lo = m->layout.total;
         int rc = l->ops->build(l, &m->layout, err, errlen);
-        if (rc != ENG_OK)
+        if (rc != PST_OK)
             return rc;
         l->tensor0 = tensors;
         l->nparams = m->layout.n - tensors;
         l->param_lo = lo;
         l->param_hi = m->layout.total;
-        ENG_ASSERT(l->nparams <= ENG_LAYER_TENSORS, "%s: %d tensors", l->name, l->nparams);
+        PST_ASSERT(l->nparams <= ENG_LAYER_TENSORS, "%s: %d tensors", l->name, l->nparams);
         if (l->keras_out.c == 0)
             l->keras_out = l->out;
         shape = l->out;
@@ -170,15 +170,15 @@ int eng_model_build(eng_model *m, const eng_model_def *def, char *err, size_t er
         m->split = m->layers[def->parts[0].nlayers].param_lo;
     if (m->layers[m->n - 1].spec.act == ENG_ACT_SIGMOID) {
         if (eng_shape_size(shape) != 1 || def->nclasses != 2)
-            return eng_err(err, errlen, ENG_EARG,
+            return pst_err(err, errlen, PST_EARG,
                            "model %s: a sigmoid output needs 1 unit and 2 classes, got %zu "
                            "units and %d classes",
                            def->name, eng_shape_size(shape), def->nclasses);
     } else if (eng_shape_size(shape) != (size_t)def->nclasses) {
-        return eng_err(err, errlen, ENG_EARG, "model %s: output has %zu units, expected %d",
+        return pst_err(err, errlen, PST_EARG, "model %s: output has %zu units, expected %d",
                        def->name, eng_shape_size(shape), def->nclasses);
     }
-    return ENG_OK;
+    return PST_OK;
 }
 
 /* LAPACK's QR (OpenBLAS carries it; Debian's libopenblas-dev installs no header for it):
@@ -193,21 +193,21 @@ void sorgqr_(const int *m, const int *n, const int *k, float *a, const int *lda,
  * layers ask for: a normal matrix A (cols, rows), A = QR, Q's columns times sign(diag R),
  * transposed: orthonormal rows. */
 static void init_orthogonal(float *w, int rows, int cols, eng_rng *r) {
-    ENG_ASSERT(rows < cols, "orthogonal initialiser for %d x %d: only rows < cols is built", rows,
+    PST_ASSERT(rows < cols, "orthogonal initialiser for %d x %d: only rows < cols is built", rows,
                cols);
     const size_t n = (size_t)rows * cols;
     float *a = malloc(sizeof(float) * (n + 3 * (size_t)rows));
-    ENG_ASSERT(a, "orthogonal initialiser: out of memory for a %d x %d matrix", cols, rows);
+    PST_ASSERT(a, "orthogonal initialiser: out of memory for a %d x %d matrix", cols, rows);
     float *tau = a + n, *work = tau + rows, *sign = work + rows;
     for (size_t i = 0; i < n; i++) /* A column-major: element (i, j) at a[i + j * cols] */
         a[i] = (float)eng_rng_normal(r);
     int info = 0;
     sgeqrf_(&cols, &rows, a, &cols, tau, work, &rows, &info); /* lwork = n: unblocked */
-    ENG_ASSERT(info == 0, "sgeqrf: info %d", info);
+    PST_ASSERT(info == 0, "sgeqrf: info %d", info);
     for (int j = 0; j < rows; j++)
         sign[j] = a[j + (size_t)j * cols] < 0.0f ? -1.0f : 1.0f;
     sorgqr_(&cols, &rows, &rows, a, &cols, tau, work, &rows, &info);
-    ENG_ASSERT(info == 0, "sorgqr: info %d", info);
+    PST_ASSERT(info == 0, "sorgqr: info %d", info);
     /* Q (cols, rows) column-major, read row-major, is Q^T (rows, cols): the result, once
      * row j (Q's column j) is multiplied by sign[j]. */
     for (int j = 0; j < rows; j++)
@@ -245,7 +245,7 @@ static void init_tensor(const eng_model *m, int i, eng_init how, float *params, 
         for (size_t j = 0; j < t->count; j++)
             w[j] = 1.0f;
     } else {
-        ENG_ASSERT(how == ENG_INIT_UNIT_FORGET_BIAS && t->ndim == 1 && t->count % 4 == 0,
+        PST_ASSERT(how == ENG_INIT_UNIT_FORGET_BIAS && t->ndim == 1 && t->count % 4 == 0,
                    "%s: initialiser %d for shape of %zu", t->name, (int)how, t->count);
         const size_t u = t->count / 4; /* gates i, f, c, o */
         for (size_t j = 0; j < t->count; j++)

@@ -46,8 +46,8 @@ typedef struct eng_model {
 
 /* Builds def into m (storage provided by the caller; nothing to free). Layers get Keras
  * names (conv2d, conv2d_1, ...). The last layer's activation picks the loss (eng_net): a
- * SIGMOID output has one unit and nclasses 2, any other has nclasses units. Returns ENG_OK
- * or ENG_EARG with the layer's message. */
+ * SIGMOID output has one unit and nclasses 2, any other has nclasses units. Returns PST_OK
+ * or PST_EARG with the layer's message. */
 int eng_model_build(eng_model *m, const eng_model_def *def, char *err, size_t errlen);
 
 /* The seed a GAN's part initialises from: the job's for the generator (part 0), another

@@ -1,7 +1,7 @@
 /* net.c: running a model over batches on a team of threads. */
 #include "engine/net.h"
 
-#include "engine/base.h"
+#include "engine/base/base.h"
 #include "engine/loss.h"
 #include "engine/pool.h"
 
@@ -71,13 +71,13 @@ static void free_mem(eng_net *net) {
         worker_mem *w = &net->mem[t];
         for (int i = 0; i < net->model->n; i++) {
             if (!net->model->layers[i].ops->is_view)
-                eng_free(w->act[i]);
-            eng_free(w->saved[i]);
+                pst_free(w->act[i]);
+            pst_free(w->saved[i]);
         }
-        eng_free(w->dbuf[0]);
-        eng_free(w->dbuf[1]);
+        pst_free(w->dbuf[0]);
+        pst_free(w->dbuf[1]);
         if (t > 0)
-            eng_free(w->grads);
+            pst_free(w->grads);
     }
     free(net->mem);
     net->mem = NULL;
@@ -85,7 +85,7 @@ static void free_mem(eng_net *net) {
 
 eng_net *eng_net_new(const eng_model *m, int max_batch, int threads, char *err, size_t errlen) {
     if (max_batch < 1 || threads < 1) {
-        eng_err(err, errlen, ENG_EARG, "net: batch %d and threads %d must be >= 1", max_batch,
+        pst_err(err, errlen, PST_EARG, "net: batch %d and threads %d must be >= 1", max_batch,
                 threads);
         return NULL;
     }
@@ -95,8 +95,8 @@ eng_net *eng_net_new(const eng_model *m, int max_batch, int threads, char *err, 
     net->model = m;
     net->max_batch = max_batch;
     net->threads = threads;
-    net->params = eng_alloc(sizeof(float) * m->layout.total);
-    net->grads = eng_alloc(sizeof(float) * m->layout.total);
+    net->params = pst_alloc(sizeof(float) * m->layout.total);
+    net->grads = pst_alloc(sizeof(float) * m->layout.total);
     net->mem = calloc((size_t)threads, sizeof *net->mem);
     if (!net->params || !net->grads || !net->mem)
         goto nomem;
@@ -106,7 +106,7 @@ eng_net *eng_net_new(const eng_model *m, int max_batch, int threads, char *err, 
     for (int i = 0; i < m->n; i++)
         whole |= m->layers[i].ops->whole_batch;
     if (whole && threads > 1) {
-        eng_err(err, errlen, ENG_EARG,
+        pst_err(err, errlen, PST_EARG,
                 "net: %s normalises over the whole batch and runs on 1 thread, not %d",
                 m->def->name, threads);
         eng_net_free(&net);
@@ -132,28 +132,28 @@ eng_net *eng_net_new(const eng_model *m, int max_batch, int threads, char *err, 
                 w->act[i] = i > 0 ? w->act[i - 1] : NULL; /* set per run for i == 0 */
                 continue;
             }
-            w->act[i] = eng_alloc(sizeof(float) * rows * eng_shape_size(l->out));
+            w->act[i] = pst_alloc(sizeof(float) * rows * eng_shape_size(l->out));
             if (!w->act[i])
                 goto nomem;
-            if (l->saved_bytes && !(w->saved[i] = eng_alloc(rows * l->saved_bytes)))
+            if (l->saved_bytes && !(w->saved[i] = pst_alloc(rows * l->saved_bytes)))
                 goto nomem;
         }
-        w->dbuf[0] = eng_alloc(sizeof(float) * rows * widest);
-        w->dbuf[1] = eng_alloc(sizeof(float) * rows * widest);
-        w->grads = t == 0 ? net->grads : eng_alloc(sizeof(float) * m->layout.total);
+        w->dbuf[0] = pst_alloc(sizeof(float) * rows * widest);
+        w->dbuf[1] = pst_alloc(sizeof(float) * rows * widest);
+        w->grads = t == 0 ? net->grads : pst_alloc(sizeof(float) * m->layout.total);
         if (!w->dbuf[0] || !w->dbuf[1] || !w->grads)
             goto nomem;
     }
     net->pool = eng_pool_new(threads);
     if (!net->pool) {
-        eng_err(err, errlen, ENG_ENOMEM, "net: cannot start %d threads", threads);
+        pst_err(err, errlen, PST_ENOMEM, "net: cannot start %d threads", threads);
         eng_net_free(&net);
         return NULL;
     }
     openblas_set_num_threads(1);
     return net;
 nomem:
-    eng_err(err, errlen, ENG_ENOMEM, "net: out of memory for batch %d on %d threads", max_batch,
+    pst_err(err, errlen, PST_ENOMEM, "net: out of memory for batch %d on %d threads", max_batch,
             threads);
     eng_net_free(&net);
     return NULL;
@@ -165,8 +165,8 @@ void eng_net_free(eng_net **pnet) {
     eng_net *net = *pnet;
     eng_pool_free(&net->pool);
     free_mem(net);
-    eng_free(net->params);
-    eng_free(net->grads);
+    pst_free(net->params);
+    pst_free(net->grads);
     free(net);
     *pnet = NULL;
 }
@@ -352,7 +352,7 @@ static void apply_range(void *arg, int t) {
 }
 
 void eng_net_apply(eng_net *net, eng_optim *opt) {
-    ENG_ASSERT(eng_optim_size(opt) == net->model->layout.total, "optimizer over %zu of %zu",
+    PST_ASSERT(eng_optim_size(opt) == net->model->layout.total, "optimizer over %zu of %zu",
                eng_optim_size(opt), net->model->layout.total);
     net->opt = opt;
     eng_pool_run(net->pool, apply_range, net);
@@ -362,7 +362,7 @@ void eng_net_apply(eng_net *net, eng_optim *opt) {
 
 static void run(eng_net *net, const float *x, const uint8_t *labels, int B, int training,
                 uint64_t key, eng_batch_stats *st) {
-    ENG_ASSERT(B >= 1 && B <= net->max_batch, "batch %d outside 1..%d", B, net->max_batch);
+    PST_ASSERT(B >= 1 && B <= net->max_batch, "batch %d outside 1..%d", B, net->max_batch);
     net->x = x;
     net->labels = labels;
     net->batch = B;
@@ -390,7 +390,7 @@ void eng_net_train_step(eng_net *net, const float *x, const uint8_t *labels, int
 
 void eng_net_train_step_dx(eng_net *net, const float *x, const uint8_t *labels, int B, uint64_t key,
                            eng_batch_stats *st, float *dx) {
-    ENG_ASSERT(!net->model->layers[0].ops->is_view,
+    PST_ASSERT(!net->model->layers[0].ops->is_view,
                "%s: an input gradient needs a first layer "
                "that is not a view",
                net->model->def->name);
@@ -402,7 +402,7 @@ void eng_net_train_step_dx(eng_net *net, const float *x, const uint8_t *labels, 
 /* Whole-batch passes (one thread, the batch in one chunk) keep every activation between a
  * forward and the backward that follows it. */
 static void assert_whole(const eng_net *net, int B) {
-    ENG_ASSERT(net->threads == 1 && B >= 1 && B <= net->chunk,
+    PST_ASSERT(net->threads == 1 && B >= 1 && B <= net->chunk,
                "%s: forward/backward by hand need 1 thread and the batch in one pass: %d "
                "threads, batch %d, %d samples a pass",
                net->model->def->name, net->threads, B, net->chunk);
@@ -422,7 +422,7 @@ void eng_net_forward(eng_net *net, const float *x, int B, int training, uint64_t
 
 void eng_net_backward(eng_net *net, const float *dy, float *dx) {
     assert_whole(net, net->batch);
-    ENG_ASSERT(net->training, "%s: backward after a forward that was not training",
+    PST_ASSERT(net->training, "%s: backward after a forward that was not training",
                net->model->def->name);
     const eng_model *m = net->model;
     memcpy(net->mem[0].dbuf[0], dy,
@@ -462,7 +462,7 @@ static void predict_share(void *arg, int t) {
 }
 
 void eng_net_predict(eng_net *net, const float *x, int B, float *y) {
-    ENG_ASSERT(B >= 1 && B <= net->max_batch, "batch %d outside 1..%d", B, net->max_batch);
+    PST_ASSERT(B >= 1 && B <= net->max_batch, "batch %d outside 1..%d", B, net->max_batch);
     net->x = x;
     net->labels = NULL;
     net->batch = B;

@@ -1,7 +1,7 @@
 /* optim.c: Adam and RMSprop, element-wise over a slice. */
 #include "engine/optim.h"
 
-#include "engine/base.h"
+#include "engine/base/base.h"
 
 #include <errno.h>
 #include <math.h>
@@ -38,14 +38,14 @@ int eng_optim_kind_parse(const char *name) {
 int eng_optim_parse(const char *spec, eng_optim_cfg *out, char *err, size_t errlen) {
     char buf[256];
     if (snprintf(buf, sizeof buf, "%s", spec) >= (int)sizeof buf)
-        return eng_err(err, errlen, ENG_EARG, "'%.32s...': longer than %zu characters", spec,
+        return pst_err(err, errlen, PST_EARG, "'%.32s...': longer than %zu characters", spec,
                        sizeof buf - 1);
     char *colon = strchr(buf, ':');
     if (colon)
         *colon = '\0';
     const int kind = eng_optim_kind_parse(buf);
     if (kind < 0)
-        return eng_err(err, errlen, ENG_EARG, "'%s': expected adam or rmsprop", buf);
+        return pst_err(err, errlen, PST_EARG, "'%s': expected adam or rmsprop", buf);
     eng_optim_cfg c = eng_optim_defaults((eng_optim_kind)kind);
     static const struct {
         const char *name;
@@ -69,7 +69,7 @@ int eng_optim_parse(const char *spec, eng_optim_cfg *out, char *err, size_t errl
                 keys[k].name[eq - kv] != '\0'))
             k++;
         if (!eq || k == sizeof keys / sizeof keys[0])
-            return eng_err(err, errlen, ENG_EARG,
+            return pst_err(err, errlen, PST_EARG,
                            "'%s': expected KEY=VALUE with KEY one of lr, beta1, beta2, rho, "
                            "epsilon, clipvalue, decay",
                            kv);
@@ -81,17 +81,17 @@ int eng_optim_parse(const char *spec, eng_optim_cfg *out, char *err, size_t errl
                                  keys[k].offset == offsetof(eng_optim_cfg, decay)) &&
                                     kind != ENG_OPT_RMSPROP;
         if (wrong)
-            return eng_err(err, errlen, ENG_EARG, "%s: %s has no %s", kv, buf, keys[k].name);
+            return pst_err(err, errlen, PST_EARG, "%s: %s has no %s", kv, buf, keys[k].name);
         char *end;
         errno = 0;
         const double v = strtod(eq + 1, &end);
         if (errno || end == eq + 1 || *end || !(v >= keys[k].min && v <= keys[k].max))
-            return eng_err(err, errlen, ENG_EARG, "%s: expected %s in [%g, %g]", kv, keys[k].name,
+            return pst_err(err, errlen, PST_EARG, "%s: expected %s in [%g, %g]", kv, keys[k].name,
                            (double)keys[k].min, (double)keys[k].max);
         *(float *)((char *)&c + keys[k].offset) = (float)v;
     }
     *out = c;
-    return ENG_OK;
+    return PST_OK;
 }
 
 void eng_optim_format(const eng_optim_cfg *c, char *buf, size_t len) {
@@ -113,8 +113,8 @@ eng_optim *eng_optim_new(const eng_optim_cfg *cfg, size_t n) {
         return NULL;
     o->cfg = *cfg;
     o->n = n;
-    o->m = eng_alloc(sizeof(float) * n);
-    o->v = cfg->kind == ENG_OPT_ADAM ? eng_alloc(sizeof(float) * n) : NULL;
+    o->m = pst_alloc(sizeof(float) * n);
+    o->v = cfg->kind == ENG_OPT_ADAM ? pst_alloc(sizeof(float) * n) : NULL;
     if (!o->m || (cfg->kind == ENG_OPT_ADAM && !o->v)) {
         eng_optim_free(&o);
         return NULL;
@@ -125,8 +125,8 @@ eng_optim *eng_optim_new(const eng_optim_cfg *cfg, size_t n) {
 void eng_optim_free(eng_optim **opt) {
     if (!opt || !*opt)
         return;
-    eng_free((*opt)->m);
-    eng_free((*opt)->v);
+    pst_free((*opt)->m);
+    pst_free((*opt)->v);
     free(*opt);
     *opt = NULL;
 }
@@ -137,14 +137,14 @@ const eng_optim_cfg *eng_optim_config(const eng_optim *opt) { return &opt->cfg; 
 int eng_optim_nslots(eng_optim_kind kind) { return kind == ENG_OPT_ADAM ? 2 : 1; }
 
 float *eng_optim_slot(eng_optim *opt, int i) {
-    ENG_ASSERT(i >= 0 && i < eng_optim_nslots(opt->cfg.kind), "slot %d of %s", i,
+    PST_ASSERT(i >= 0 && i < eng_optim_nslots(opt->cfg.kind), "slot %d of %s", i,
                eng_optim_kind_name(opt->cfg.kind));
     return i == 0 ? opt->m : opt->v;
 }
 
 void eng_adam_update(float *w, float *m, float *v, const float *g, size_t n, int64_t t,
                      const eng_optim_cfg *cfg) {
-    ENG_ASSERT(t >= 1, "adam step t=%lld must be >= 1", (long long)t);
+    PST_ASSERT(t >= 1, "adam step t=%lld must be >= 1", (long long)t);
     const double b1 = cfg->beta1, b2 = cfg->beta2;
     const float lr_t =
         (float)(cfg->lr * sqrt(1.0 - pow(b2, (double)t)) / (1.0 - pow(b1, (double)t)));
@@ -174,7 +174,7 @@ void eng_rmsprop_update(float *w, float *a, const float *g, size_t n, int64_t it
 
 void eng_optim_update(eng_optim *opt, float *w_lo, const float *g_lo, size_t lo, size_t n,
                       int64_t iterations) {
-    ENG_ASSERT(lo + n <= opt->n, "range %zu+%zu of %zu", lo, n, opt->n);
+    PST_ASSERT(lo + n <= opt->n, "range %zu+%zu of %zu", lo, n, opt->n);
     if (opt->cfg.kind == ENG_OPT_ADAM)
         eng_adam_update(w_lo, opt->m + lo, opt->v + lo, g_lo, n, iterations + 1, &opt->cfg);
     else

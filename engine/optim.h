@@ -35,7 +35,7 @@ const char *eng_optim_kind_name(eng_optim_kind kind);
 
 /* A configuration from "KIND[:KEY=VALUE,...]": KIND adam or rmsprop, then any of lr, beta1,
  * beta2 (Adam), rho, clipvalue, decay (RMSprop), epsilon over KIND's Keras defaults, e.g.
- * "rmsprop:lr=8e-4,clipvalue=1,decay=1e-8". Returns ENG_OK, or ENG_EARG with one line in err
+ * "rmsprop:lr=8e-4,clipvalue=1,decay=1e-8". Returns PST_OK, or PST_EARG with one line in err
  * naming the part that is wrong (the caller adds the flag). */
 int eng_optim_parse(const char *spec, eng_optim_cfg *out, char *err, size_t errlen);
 /* The same form back, every key of the kind written out: for logs. */

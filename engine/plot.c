@@ -2,7 +2,7 @@
  * panels with nice ticks, and the PNG through libpng's simplified API (as image.c). */
 #include "engine/plot.h"
 
-#include "engine/base.h"
+#include "engine/base/base.h"
 
 #include <math.h>
 #include <png.h>
@@ -44,7 +44,7 @@ int eng_canvas_width(const eng_canvas *c) { return c->w; }
 int eng_canvas_height(const eng_canvas *c) { return c->h; }
 
 uint32_t eng_canvas_pixel(const eng_canvas *c, int x, int y) {
-    ENG_ASSERT(x >= 0 && x < c->w && y >= 0 && y < c->h, "pixel (%d, %d) of a %dx%d canvas", x, y,
+    PST_ASSERT(x >= 0 && x < c->w && y >= 0 && y < c->h, "pixel (%d, %d) of a %dx%d canvas", x, y,
                c->w, c->h);
     const uint8_t *p = c->rgb + ((size_t)y * (size_t)c->w + (size_t)x) * 3;
     return ENG_RGB((uint32_t)p[0], (uint32_t)p[1], (uint32_t)p[2]);
@@ -224,14 +224,14 @@ int eng_canvas_write_png(const eng_canvas *c, const char *path, char *err, size_
     png.height = (png_uint_32)c->h;
     png.format = PNG_FORMAT_RGB;
     if (!png_image_write_to_file(&png, path, 0, c->rgb, 0, NULL))
-        return eng_err(err, errlen, ENG_EIO, "%s: cannot write the PNG: %s", path, png.message);
-    return ENG_OK;
+        return pst_err(err, errlen, PST_EIO, "%s: cannot write the PNG: %s", path, png.message);
+    return PST_OK;
 }
 
 /* --- axes --- */
 
 void eng_plot_ticks(double lo, double hi, int target, int integer, eng_ticks *t) {
-    ENG_ASSERT(target >= 1 && target < ENG_TICKS_MAX, "target %d intervals, allowed [1, %d]",
+    PST_ASSERT(target >= 1 && target < ENG_TICKS_MAX, "target %d intervals, allowed [1, %d]",
                target, ENG_TICKS_MAX - 1);
     if (!isfinite(lo) || !isfinite(hi) || !isfinite(hi - lo)) {
         lo = 0.0;
@@ -265,7 +265,7 @@ void eng_plot_ticks(double lo, double hi, int target, int integer, eng_ticks *t)
     t->hi = hi;
     t->step = step;
     t->n = (int)(last - first) + 1;
-    ENG_ASSERT(t->n >= 0 && t->n <= ENG_TICKS_MAX, "%d ticks for [%g, %g] step %g", t->n, lo, hi,
+    PST_ASSERT(t->n >= 0 && t->n <= ENG_TICKS_MAX, "%d ticks for [%g, %g] step %g", t->n, lo, hi,
                step);
     for (int i = 0; i < t->n; i++) {
         const double v = (first + i) * step;

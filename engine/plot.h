@@ -47,7 +47,7 @@ int eng_text_height(int scale);
 /* Draws s with its top-left corner at (x, y). */
 void eng_canvas_text(eng_canvas *c, int x, int y, const char *s, int scale, uint32_t colour);
 
-/* Writes the canvas as an 8-bit RGB PNG. Returns ENG_OK, or ENG_EIO with one line in err
+/* Writes the canvas as an 8-bit RGB PNG. Returns PST_OK, or PST_EIO with one line in err
  * naming the path. */
 int eng_canvas_write_png(const eng_canvas *c, const char *path, char *err, size_t errlen);
 

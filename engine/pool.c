@@ -5,7 +5,7 @@
 #define _GNU_SOURCE /* sched_getaffinity */
 #include "engine/pool.h"
 
-#include "engine/base.h"
+#include "engine/base/base.h"
 
 #include <pthread.h>
 #include <sched.h>
@@ -72,7 +72,7 @@ static void *helper_main(void *p) {
 }
 
 eng_pool *eng_pool_new(int n) {
-    ENG_ASSERT(n >= 1, "pool of %d threads", n);
+    PST_ASSERT(n >= 1, "pool of %d threads", n);
     eng_pool *p = calloc(1, sizeof *p);
     if (!p)
         return NULL;

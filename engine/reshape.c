@@ -1,18 +1,18 @@
 /* reshape.c: Keras Reshape to (h, w, c). Like Flatten, NHWC memory already is Keras's
  * row-major order for any shape of the same size, so the layer is a view: the model aliases
  * its output to its input and never calls it. */
-#include "engine/base.h"
+#include "engine/base/base.h"
 #include "engine/layer.h"
 
 static int reshape_build(eng_layer *l, eng_layout *lay, char *err, size_t errlen) {
     (void)lay;
     const eng_shape t = l->spec.target;
     if (t.h < 1 || t.w < 1 || t.c < 1 || eng_shape_size(t) != eng_shape_size(l->in))
-        return eng_err(err, errlen, ENG_EARG,
+        return pst_err(err, errlen, PST_EARG,
                        "%s: cannot reshape (%d, %d, %d) of %zu values to (%d, %d, %d)", l->name,
                        l->in.h, l->in.w, l->in.c, eng_shape_size(l->in), t.h, t.w, t.c);
     l->out = t;
-    return ENG_OK;
+    return PST_OK;
 }
 
 const eng_layer_ops eng_reshape_ops = {

@@ -9,7 +9,7 @@
  * its eigenvalues; the ones that rounding leaves slightly negative count as 0. */
 #include "engine/score.h"
 
-#include "engine/base.h"
+#include "engine/base/base.h"
 
 #include <cblas.h>
 #include <math.h>
@@ -28,9 +28,9 @@ void dsyevd_(const char *jobz, const char *uplo, const int *n, double *a, const 
 #define BLOCK_ROWS 256
 
 double eng_score_inception(const float *probs, size_t n, int classes) {
-    ENG_ASSERT(n >= 1 && classes >= 1, "inception score of %zu rows of %d classes", n, classes);
-    double *py = eng_alloc(sizeof(double) * (size_t)classes);
-    ENG_ASSERT(py, "inception score: out of memory for %d classes", classes);
+    PST_ASSERT(n >= 1 && classes >= 1, "inception score of %zu rows of %d classes", n, classes);
+    double *py = pst_alloc(sizeof(double) * (size_t)classes);
+    PST_ASSERT(py, "inception score: out of memory for %d classes", classes);
     for (size_t i = 0; i < n; i++)
         for (int c = 0; c < classes; c++)
             py[c] += probs[i * (size_t)classes + c];
@@ -43,13 +43,13 @@ double eng_score_inception(const float *probs, size_t n, int classes) {
             if (p > 0.0) /* 0 log 0 = 0; p > 0 implies py[c] > 0 */
                 kl += p * log(p / py[c]);
         }
-    eng_free(py);
+    pst_free(py);
     return exp(kl / (double)n);
 }
 
 /* mu (dim) and the upper triangle of cov (dim, dim) <- the mean and unbiased covariance of
  * x (n, dim), n >= 2; blk holds BLOCK_ROWS rows. Centring on the mean first (two passes)
- * keeps the features' offset out of the sums of squares. Returns ENG_EARG for a feature
+ * keeps the features' offset out of the sums of squares. Returns PST_EARG for a feature
  * that is not finite. */
 static int fit_gaussian(double *mu, double *cov, double *blk, const float *x, size_t n, int dim,
                         const char *name, char *err, size_t errlen) {
@@ -60,7 +60,7 @@ static int fit_gaussian(double *mu, double *cov, double *blk, const float *x, si
         for (size_t j = 0; j < d; j++) {
             const float v = x[i * d + j];
             if (!isfinite(v))
-                return eng_err(err, errlen, ENG_EARG,
+                return pst_err(err, errlen, PST_EARG,
                                "frechet distance: set %s, row %zu, feature %zu: expected a "
                                "finite value, got %g",
                                name, i, j, (double)v);
@@ -78,7 +78,7 @@ static int fit_gaussian(double *mu, double *cov, double *blk, const float *x, si
         cblas_dsyrk(CblasRowMajor, CblasUpper, CblasTrans, dim, (int)rows, scale, blk, dim,
                     i0 == 0 ? 0.0 : 1.0, cov, dim);
     }
-    return ENG_OK;
+    return PST_OK;
 }
 
 /* The eigenvalues of the symmetric a (n, n) in w, ascending; with jobz "V" a's rows become
@@ -90,44 +90,44 @@ static int eigen(double *a, double *w, int n, const char *jobz, double *work, in
     /* LAPACK's lower triangle, column-major, is the row-major upper one. */
     dsyevd_(jobz, "L", &n, a, &n, w, work, &lwork, iwork, &liwork, &info, 1, 1);
     if (info != 0)
-        return eng_err(err, errlen, ENG_EARG,
+        return pst_err(err, errlen, PST_EARG,
                        "frechet distance: dsyevd on a %d x %d covariance: info %d (%s)", n, n, info,
                        info < 0 ? "a bad argument" : "no convergence");
-    return ENG_OK;
+    return PST_OK;
 }
 
 int eng_score_frechet(const float *a, size_t na, const float *b, size_t nb, int dim, double *out,
                       char *err, size_t errlen) {
     if (na < 2 || nb < 2)
-        return eng_err(err, errlen, ENG_EARG,
+        return pst_err(err, errlen, PST_EARG,
                        "frechet distance: expected at least 2 samples in each set, got %zu and "
                        "%zu",
                        na, nb);
     if (dim < 1)
-        return eng_err(err, errlen, ENG_EARG,
+        return pst_err(err, errlen, PST_EARG,
                        "frechet distance: expected at least 1 feature, got %d", dim);
     const size_t d = (size_t)dim;
     /* mu_a, mu_b, w (d each); ca, cb, g, t (d x d each); blk (BLOCK_ROWS x d) */
     const size_t per_dim = 4 * d + 3 + BLOCK_ROWS;
     if (d > SIZE_MAX / sizeof(double) / per_dim)
-        return eng_err(err, errlen, ENG_ENOMEM, "frechet distance: %d features: too many", dim);
+        return pst_err(err, errlen, PST_ENOMEM, "frechet distance: %d features: too many", dim);
 
     /* LAPACK's workspace for dsyevd with eigenvectors (enough for without). */
     int lwork = -1, liwork = -1, info = 0, iquery = 0;
     double wquery = 0.0, unused = 0.0; /* a and w: not touched by a query */
     dsyevd_("V", "L", &dim, &unused, &dim, &unused, &wquery, &lwork, &iquery, &liwork, &info, 1, 1);
     if (info != 0)
-        return eng_err(err, errlen, ENG_EARG,
+        return pst_err(err, errlen, PST_EARG,
                        "frechet distance: dsyevd workspace query for %d features: info %d", dim,
                        info);
     lwork = (int)wquery;
     liwork = iquery;
 
-    double *mem = eng_alloc(sizeof(double) * (per_dim * d + (size_t)lwork));
-    int *iwork = eng_alloc(sizeof(int) * (size_t)liwork);
-    int rc = ENG_OK;
+    double *mem = pst_alloc(sizeof(double) * (per_dim * d + (size_t)lwork));
+    int *iwork = pst_alloc(sizeof(int) * (size_t)liwork);
+    int rc = PST_OK;
     if (!mem || !iwork) {
-        rc = eng_err(err, errlen, ENG_ENOMEM,
+        rc = pst_err(err, errlen, PST_ENOMEM,
                      "frechet distance: out of memory for the workspace of %d features", dim);
         goto done;
     }
@@ -135,8 +135,8 @@ int eng_score_frechet(const float *a, size_t na, const float *b, size_t nb, int 
     double *ca = w + d, *cb = ca + d * d, *g = cb + d * d, *t = g + d * d;
     double *blk = t + d * d, *work = blk + (size_t)BLOCK_ROWS * d;
 
-    if ((rc = fit_gaussian(mu_a, ca, blk, a, na, dim, "a", err, errlen)) != ENG_OK ||
-        (rc = fit_gaussian(mu_b, cb, blk, b, nb, dim, "b", err, errlen)) != ENG_OK)
+    if ((rc = fit_gaussian(mu_a, ca, blk, a, na, dim, "a", err, errlen)) != PST_OK ||
+        (rc = fit_gaussian(mu_b, cb, blk, b, nb, dim, "b", err, errlen)) != PST_OK)
         goto done;
 
     double dmu2 = 0.0, tr_a = 0.0, tr_b = 0.0;
@@ -149,7 +149,7 @@ int eng_score_frechet(const float *a, size_t na, const float *b, size_t nb, int 
     /* Ca = E^T L E; g <- G = L^1/2 E (row k: eigenvector k times sqrt(l_k)). */
     for (size_t k = 0; k < d * d; k++)
         g[k] = ca[k];
-    if ((rc = eigen(g, w, dim, "V", work, lwork, iwork, liwork, err, errlen)) != ENG_OK)
+    if ((rc = eigen(g, w, dim, "V", work, lwork, iwork, liwork, err, errlen)) != PST_OK)
         goto done;
     for (size_t k = 0; k < d; k++) {
         const double s = sqrt(fmax(w[k], 0.0));
@@ -164,7 +164,7 @@ int eng_score_frechet(const float *a, size_t na, const float *b, size_t nb, int 
     for (size_t i = 0; i < d; i++)
         for (size_t j = i + 1; j < d; j++)
             ca[i * d + j] = 0.5 * (ca[i * d + j] + ca[j * d + i]);
-    if ((rc = eigen(ca, w, dim, "N", work, lwork, iwork, liwork, err, errlen)) != ENG_OK)
+    if ((rc = eigen(ca, w, dim, "N", work, lwork, iwork, liwork, err, errlen)) != PST_OK)
         goto done;
     double tr_sqrt = 0.0;
     for (size_t k = 0; k < d; k++)
@@ -173,7 +173,7 @@ int eng_score_frechet(const float *a, size_t na, const float *b, size_t nb, int 
     /* A distance: rounding can leave a tiny negative value where the sets agree. */
     *out = fmax(dmu2 + tr_a + tr_b - 2.0 * tr_sqrt, 0.0);
 done:
-    eng_free(mem);
-    eng_free(iwork);
+    pst_free(mem);
+    pst_free(iwork);
     return rc;
 }

@@ -1,18 +1,18 @@
 /* shard.c: equal contiguous ranges of the flat vector, and the placement map. */
 #include "engine/shard.h"
 
-#include "engine/base.h"
+#include "engine/base/base.h"
 
 #include <stdlib.h>
 
 void eng_shard_range(size_t total, int P, int s, size_t *lo, size_t *n) {
-    ENG_ASSERT(P >= 1 && s >= 0 && s < P, "server %d of %d", s, P);
+    PST_ASSERT(P >= 1 && s >= 0 && s < P, "server %d of %d", s, P);
     *lo = total * (size_t)s / (size_t)P;
     *n = total * (size_t)(s + 1) / (size_t)P - *lo;
 }
 
 int eng_shard_owner(size_t total, int P, size_t i) {
-    ENG_ASSERT(i < total, "element %zu of %zu", i, total);
+    PST_ASSERT(i < total, "element %zu of %zu", i, total);
     /* The largest s with lo(s) <= i; lo is monotone, so start from the estimate. */
     int s = (int)((i * (size_t)P) / total);
     while (s + 1 < P && total * (size_t)(s + 1) / (size_t)P <= i)

@@ -3,7 +3,7 @@
  * and compared, so neither tokenizing nor encoding copies a review. */
 #include "engine/text.h"
 
-#include "engine/base.h"
+#include "engine/base/base.h"
 
 #include <stdbool.h>
 #include <stdlib.h>
@@ -133,7 +133,7 @@ static int vocab_grow_slots(eng_vocab *v) {
     const size_t slots = 2 * (v->mask + 1);
     int32_t *s = malloc(sizeof *s * slots);
     if (!s)
-        return ENG_ENOMEM;
+        return PST_ENOMEM;
     memset(s, 0xff, sizeof *s * slots);
     for (int r = 0; r < v->n; r++) {
         size_t i = v->e[r].hash & (slots - 1);
@@ -144,19 +144,19 @@ static int vocab_grow_slots(eng_vocab *v) {
     free(v->slot);
     v->slot = s;
     v->mask = slots - 1;
-    return ENG_OK;
+    return PST_OK;
 }
 
 /* Adds w[0, len) (hash h, lower-cased on the way), which vocab_find did not find, at slot
- * `at`, with the next rank and the given count. Returns ENG_OK or ENG_ENOMEM. */
+ * `at`, with the next rank and the given count. Returns PST_OK or PST_ENOMEM. */
 static int vocab_add(eng_vocab *v, const char *w, size_t len, uint64_t h, size_t at,
                      int64_t count) {
-    ENG_ASSERT(len < UINT32_MAX && v->n < INT32_MAX, "word of %zu bytes, %d words", len, v->n);
+    PST_ASSERT(len < UINT32_MAX && v->n < INT32_MAX, "word of %zu bytes, %d words", len, v->n);
     if (v->n == v->cap) {
         const int cap = v->cap < INT32_MAX / 2 ? 2 * v->cap : INT32_MAX;
         entry *e = realloc(v->e, sizeof *e * (size_t)cap);
         if (!e)
-            return ENG_ENOMEM;
+            return PST_ENOMEM;
         v->e = e;
         v->cap = cap;
     }
@@ -166,7 +166,7 @@ static int vocab_add(eng_vocab *v, const char *w, size_t len, uint64_t h, size_t
             room *= 2;
         char *a = realloc(v->arena, room);
         if (!a)
-            return ENG_ENOMEM;
+            return PST_ENOMEM;
         v->arena = a;
         v->room = room;
     }
@@ -178,7 +178,7 @@ static int vocab_add(eng_vocab *v, const char *w, size_t len, uint64_t h, size_t
     v->slot[at] = r;
     if ((size_t)v->n * 2 > v->mask + 1)
         return vocab_grow_slots(v);
-    return ENG_OK;
+    return PST_OK;
 }
 
 typedef struct ranked {
@@ -210,7 +210,7 @@ eng_vocab *eng_vocab_build(const char *const *texts, const size_t *lens, size_t 
             const int r = vocab_find(counts, w, len, h, &at);
             if (r >= 0)
                 counts->e[r].count++;
-            else if (vocab_add(counts, w, len, h, at, 1) != ENG_OK)
+            else if (vocab_add(counts, w, len, h, at, 1) != PST_OK)
                 goto oom;
         }
     }
@@ -227,14 +227,14 @@ eng_vocab *eng_vocab_build(const char *const *texts, const size_t *lens, size_t 
         const uint64_t h = word_hash(order[r].word, len);
         size_t at = 0;
         vocab_find(v, order[r].word, len, h, &at); /* not there: the words are distinct */
-        if (vocab_add(v, order[r].word, len, h, at, order[r].count) != ENG_OK)
+        if (vocab_add(v, order[r].word, len, h, at, order[r].count) != PST_OK)
             goto oom;
     }
     free(order);
     eng_vocab_free(&counts);
     return v;
 oom:
-    eng_err(err, errlen, ENG_ENOMEM, "vocabulary: out of memory after %d distinct words",
+    pst_err(err, errlen, PST_ENOMEM, "vocabulary: out of memory after %d distinct words",
             counts ? counts->n : 0);
     free(order);
     eng_vocab_free(&counts);
@@ -243,22 +243,22 @@ oom:
 }
 
 eng_vocab *eng_vocab_from_words(const char *const *words, int n, char *err, size_t errlen) {
-    ENG_ASSERT(n >= 0, "%d words", n);
+    PST_ASSERT(n >= 0, "%d words", n);
     eng_vocab *v = vocab_new(n ? n : 1);
     if (!v) {
-        eng_err(err, errlen, ENG_ENOMEM, "vocabulary: out of memory for %d words", n);
+        pst_err(err, errlen, PST_ENOMEM, "vocabulary: out of memory for %d words", n);
         return NULL;
     }
     for (int r = 0; r < n; r++) {
         const unsigned char *w = (const unsigned char *)words[r];
         const size_t len = strlen(words[r]);
         if (len == 0) {
-            eng_err(err, errlen, ENG_EFORMAT, "vocabulary: word %d is empty", r);
+            pst_err(err, errlen, PST_EFORMAT, "vocabulary: word %d is empty", r);
             goto fail;
         }
         for (size_t k = 0; k < len; k++)
             if (SEP[w[k]] || lower(w[k]) != w[k]) {
-                eng_err(err, errlen, ENG_EFORMAT,
+                pst_err(err, errlen, PST_EFORMAT,
                         "vocabulary: word %d ('%s') has byte 0x%02x at %zu, which the tokenizer "
                         "never leaves in a word",
                         r, words[r], w[k], k);
@@ -268,12 +268,12 @@ eng_vocab *eng_vocab_from_words(const char *const *words, int n, char *err, size
         size_t at;
         const int dup = vocab_find(v, words[r], len, h, &at);
         if (dup >= 0) {
-            eng_err(err, errlen, ENG_EFORMAT, "vocabulary: word %d ('%s') repeats word %d", r,
+            pst_err(err, errlen, PST_EFORMAT, "vocabulary: word %d ('%s') repeats word %d", r,
                     words[r], dup);
             goto fail;
         }
-        if (vocab_add(v, words[r], len, h, at, 0) != ENG_OK) {
-            eng_err(err, errlen, ENG_ENOMEM, "vocabulary: out of memory at word %d of %d", r, n);
+        if (vocab_add(v, words[r], len, h, at, 0) != PST_OK) {
+            pst_err(err, errlen, PST_ENOMEM, "vocabulary: out of memory at word %d of %d", r, n);
             goto fail;
         }
     }
@@ -304,12 +304,12 @@ eng_vocab *eng_vocab_copy(const eng_vocab *v) {
 int eng_vocab_size(const eng_vocab *v) { return v->n; }
 
 const char *eng_vocab_word(const eng_vocab *v, int rank) {
-    ENG_ASSERT(rank >= 0 && rank < v->n, "rank %d of %d words", rank, v->n);
+    PST_ASSERT(rank >= 0 && rank < v->n, "rank %d of %d words", rank, v->n);
     return v->arena + v->e[rank].off;
 }
 
 int64_t eng_vocab_count(const eng_vocab *v, int rank) {
-    ENG_ASSERT(rank >= 0 && rank < v->n, "rank %d of %d words", rank, v->n);
+    PST_ASSERT(rank >= 0 && rank < v->n, "rank %d of %d words", rank, v->n);
     return v->e[rank].count;
 }
 
@@ -328,9 +328,9 @@ static void reverse(uint16_t *a, size_t n) {
 
 int64_t eng_vocab_encode(const eng_vocab *v, const char *text, size_t len, int num_words,
                          int maxlen, uint16_t *out) {
-    ENG_ASSERT(num_words > ENG_TEXT_INDEX_FROM && num_words <= ENG_TEXT_MAX_NUM_WORDS,
+    PST_ASSERT(num_words > ENG_TEXT_INDEX_FROM && num_words <= ENG_TEXT_MAX_NUM_WORDS,
                "num_words %d", num_words);
-    ENG_ASSERT(maxlen >= 1, "maxlen %d", maxlen);
+    PST_ASSERT(maxlen >= 1, "maxlen %d", maxlen);
     /* out is a ring: entry k goes to out[k % maxlen], so it ends up holding the last maxlen
      * entries without a second buffer for long reviews. */
     const size_t m = (size_t)maxlen;

@@ -6,7 +6,7 @@
  * only: roles, gathering the servers' endpoints, the placement map, the workers'
  * reductions and the final barrier. Gradients and weights travel over ZeroMQ. */
 #define _DEFAULT_SOURCE /* getifaddrs flags (IFF_UP) beyond POSIX */
-#include "engine/base.h"
+#include "engine/base/base.h"
 #include "engine/ckpt.h"
 #include "engine/model.h"
 #include "engine/pool.h"
@@ -63,7 +63,7 @@ static void on_finalize_alarm(int sig) {
  * wait forever for the daemon of a host that vanished: launch/lib.sh's run_job reads each
  * rank's "pstrain: rank R ends with status N" line instead. So every way out of a rank that
  * an MPI launcher started says it once: a return from main (bad flags and data included,
- * before MPI_Init), MPI_Abort, and a fatal signal (ENG_ASSERT's abort: 128 + the signal). */
+ * before MPI_Init), MPI_Abort, and a fatal signal (PST_ASSERT's abort: 128 + the signal). */
 
 static char status_line[64]; /* "pstrain: rank R ends with status ", made before it is needed */
 static volatile sig_atomic_t status_said;
@@ -157,18 +157,18 @@ static void catch_stop_signals(void) {
 }
 
 /* Rank 0 reads the checkpoint; every rank gets a copy over MPI (no shared file system
- * needed). Returns ENG_OK, or a code with err on every rank. */
+ * needed). Returns PST_OK, or a code with err on every rank. */
 static int bcast_resume(const wk_opts *o, int rank, eng_ckpt *c, int *fresh, char *err,
                         size_t errlen) {
-    int rc = rank == 0 ? wk_resume_load(o, c, fresh, stdout, err, errlen) : ENG_OK;
+    int rc = rank == 0 ? wk_resume_load(o, c, fresh, stdout, err, errlen) : PST_OK;
     MPI_Bcast(&rc, 1, MPI_INT, 0, MPI_COMM_WORLD);
-    if (rc != ENG_OK) {
+    if (rc != PST_OK) {
         MPI_Bcast(err, (int)errlen, MPI_CHAR, 0, MPI_COMM_WORLD);
         return rc;
     }
     MPI_Bcast(fresh, 1, MPI_INT, 0, MPI_COMM_WORLD);
     if (*fresh)
-        return ENG_OK;
+        return PST_OK;
     eng_ckpt head = *c; /* the scalars; the arrays follow */
     MPI_Bcast(&head, (int)sizeof head, MPI_BYTE, 0, MPI_COMM_WORLD);
     if (rank != 0) {
@@ -183,7 +183,7 @@ static int bcast_resume(const wk_opts *o, int rank, eng_ckpt *c, int *fresh, cha
         c->worker_steps = malloc(sizeof *c->worker_steps * (size_t)c->workers);
         c->vocab = c->vocab_bytes ? malloc(c->vocab_bytes + 1) : NULL;
         c->ema = head.ema ? malloc(sizeof(float) * c->split) : NULL; /* rank 0's says if any */
-        ENG_ASSERT(c->weights && c->runs && c->worker_steps && (c->nslots < 1 || c->slots[0]) &&
+        PST_ASSERT(c->weights && c->runs && c->worker_steps && (c->nslots < 1 || c->slots[0]) &&
                        (c->nslots < 2 || c->slots[1]) && (c->nslots2 < 1 || c->slots2[0]) &&
                        (c->nslots2 < 2 || c->slots2[1]) && (!c->vocab_bytes || c->vocab) &&
                        (!head.ema || c->ema),
@@ -200,7 +200,7 @@ static int bcast_resume(const wk_opts *o, int rank, eng_ckpt *c, int *fresh, cha
         MPI_Bcast(c->vocab, (int)c->vocab_bytes + 1, MPI_CHAR, 0, MPI_COMM_WORLD);
     if (c->ema)
         MPI_Bcast(c->ema, (int)c->split, MPI_FLOAT, 0, MPI_COMM_WORLD);
-    return ENG_OK;
+    return PST_OK;
 }
 
 /* --secure on|off|auto (auto: on when the job's ranks are on more than one host). */
@@ -271,7 +271,7 @@ static ps_server *start_server(const wk_opts *o, const eng_model *m, const eng_o
     if (o->port_range[0])
         sscanf(o->port_range, "%d-%d", &cfg.port_min, &cfg.port_max);
     ps_server *s = ps_server_new(&cfg, err, sizeof err);
-    if (s && resume && ps_server_restore(s, resume, err, sizeof err) != ENG_OK)
+    if (s && resume && ps_server_restore(s, resume, err, sizeof err) != PST_OK)
         ps_server_free(&s);
     if (!s)
         fprintf(stderr, "pstrain: %s\n", err);
@@ -310,7 +310,7 @@ static int start_tables(tables *t, const wk_opts *o, const eng_model *m, int ran
     wk_gan_optims(o, resume, cfg);
     for (int p = 0; p < 2; p++) {
         char err[256];
-        ENG_ASSERT(eng_model_build(&part[p], &m->def->parts[p], err, sizeof err) == ENG_OK, "%s",
+        PST_ASSERT(eng_model_build(&part[p], &m->def->parts[p], err, sizeof err) == PST_OK, "%s",
                    err);
         eng_ckpt view;
         if (resume && wk_gan_part(resume, m, p, &view) != 0) {
@@ -394,10 +394,10 @@ static int distributed(const wk_opts *o) {
     }
     eng_model m;
     char err[1024] = "";
-    ENG_ASSERT(eng_model_build(&m, eng_model_find(o->model), err, sizeof err) == ENG_OK, "%s", err);
+    PST_ASSERT(eng_model_build(&m, eng_model_find(o->model), err, sizeof err) == PST_OK, "%s", err);
     eng_ckpt resume = {0};
     int fresh = 1;
-    if (o->resume[0] && bcast_resume(o, rank, &resume, &fresh, err, sizeof err) != ENG_OK) {
+    if (o->resume[0] && bcast_resume(o, rank, &resume, &fresh, err, sizeof err) != PST_OK) {
         if (rank == 0)
             fprintf(stderr, "pstrain: %s\n", err);
         MPI_Finalize();
@@ -416,7 +416,7 @@ static int distributed(const wk_opts *o) {
         if (secure)
             krc = pb_keys_new(&keys, err, sizeof err);
         else if (getrandom(&keys.token, sizeof keys.token, 0) != (ssize_t)sizeof keys.token)
-            krc = eng_err(err, sizeof err, ENG_EIO, "getrandom: cannot draw the job's token");
+            krc = pst_err(err, sizeof err, PST_EIO, "getrandom: cannot draw the job's token");
     }
     MPI_Bcast(&krc, 1, MPI_INT, 0, MPI_COMM_WORLD);
     if (krc != 0) {
@@ -441,11 +441,11 @@ static int distributed(const wk_opts *o) {
     for (int t = 0; served && t < T; t++)
         snprintf(mine[t], ENDPOINT_MAX, "%s", ps_server_endpoint(server.s[t]));
     char *all = calloc((size_t)size, sizeof mine);
-    ENG_ASSERT(all, "out of memory");
+    PST_ASSERT(all, "out of memory");
     MPI_Allgather(mine, (int)sizeof mine, MPI_CHAR, all, (int)sizeof mine, MPI_CHAR,
                   MPI_COMM_WORLD);
     const char **endpoints = calloc((size_t)(2 * P), sizeof *endpoints);
-    ENG_ASSERT(endpoints, "out of memory");
+    PST_ASSERT(endpoints, "out of memory");
     int status = 0;
     for (int r = 0; r < P; r++)
         for (int t = 0; t < T; t++) {
@@ -484,7 +484,7 @@ static int distributed(const wk_opts *o) {
         /* Heartbeats to every server, from a thread of this worker's own. */
         char(*name)[48] = calloc((size_t)(T * P), sizeof *name);
         const char **nm = calloc((size_t)(T * P), sizeof *nm);
-        ENG_ASSERT(name && nm, "out of memory");
+        PST_ASSERT(name && nm, "out of memory");
         for (int i = 0; i < T * P; i++) {
             snprintf(name[i], sizeof name[i], "server %d%s", i % P,
                      T == 1  ? ""
@@ -532,8 +532,8 @@ static int distributed(const wk_opts *o) {
 /* eval and inspect: one checkpoint, one process. */
 static int read_checkpoint(const wk_opts *o, eng_ckpt *c) {
     char path[WK_PATH_MAX], err[1024] = "";
-    if (eng_ckpt_resolve(o->checkpoint, path, sizeof path, err, sizeof err) != ENG_OK ||
-        eng_ckpt_read(path, c, err, sizeof err) != ENG_OK) {
+    if (eng_ckpt_resolve(o->checkpoint, path, sizeof path, err, sizeof err) != PST_OK ||
+        eng_ckpt_read(path, c, err, sizeof err) != PST_OK) {
         fprintf(stderr, "pstrain: %s\n", err);
         return 2;
     }
@@ -566,7 +566,7 @@ static int run(int argc, char **argv) {
         int status = read_checkpoint(&o, &c);
         if (status == 0 && o.command == WK_CMD_INSPECT) {
             eng_model m;
-            ENG_ASSERT(eng_model_build(&m, eng_model_find(c.model), err, sizeof err) == ENG_OK,
+            PST_ASSERT(eng_model_build(&m, eng_model_find(c.model), err, sizeof err) == PST_OK,
                        "%s", err);
             eng_ckpt_print(&c, &m, stdout);
         } else if (status == 0 && o.command == WK_CMD_SAMPLE) {
@@ -599,7 +599,7 @@ static int run(int argc, char **argv) {
     }
     if (o.command == WK_CMD_SUMMARY) {
         eng_model m;
-        if (eng_model_build(&m, eng_model_find(o.model), err, sizeof err) != ENG_OK) {
+        if (eng_model_build(&m, eng_model_find(o.model), err, sizeof err) != PST_OK) {
             fprintf(stderr, "pstrain: %s\n", err);
             return 2;
         }
@@ -616,7 +616,7 @@ static int run(int argc, char **argv) {
     }
     eng_ckpt resume = {0};
     int fresh = 1;
-    if (o.resume[0] && wk_resume_load(&o, &resume, &fresh, stdout, err, sizeof err) != ENG_OK) {
+    if (o.resume[0] && wk_resume_load(&o, &resume, &fresh, stdout, err, sizeof err) != PST_OK) {
         fprintf(stderr, "pstrain: %s\n", err);
         return 2;
     }

@@ -3,6 +3,8 @@
 #define _DEFAULT_SOURCE /* explicit_bzero */
 
 #include "proto/secure.h"
+
+#include "engine/base/base.h"
 #include "proto/wire.h"
 
 #include <arpa/inet.h>
@@ -31,14 +33,14 @@ enum { QUIET_SLOTS = 16 };
 int pb_keys_new(pb_keys *k, char *err, size_t errlen) {
     memset(k, 0, sizeof *k);
     if (!zmq_has("curve"))
-        return pb_err(err, errlen, PB_EIO,
+        return pst_err(err, errlen, PST_ESOCKET,
                       "--secure: this libzmq was built without CURVE (zmq_has(\"curve\") is 0): "
                       "install a libzmq with libsodium (Debian: libzmq5)");
     if (zmq_curve_keypair(k->server_public, k->server_secret) != 0 ||
         zmq_curve_keypair(k->client_public, k->client_secret) != 0) {
         const int e = zmq_errno();
         pb_keys_wipe(k);
-        return pb_err(err, errlen, PB_EIO, "--secure: zmq_curve_keypair: %s", zmq_strerror(e));
+        return pst_err(err, errlen, PST_ESOCKET, "--secure: zmq_curve_keypair: %s", zmq_strerror(e));
     }
     while (k->token == 0) {
         const ssize_t n = getrandom(&k->token, sizeof k->token, 0);
@@ -47,10 +49,10 @@ int pb_keys_new(pb_keys *k, char *err, size_t errlen) {
         if (n != (ssize_t)sizeof k->token) {
             const int e = n < 0 ? errno : EIO;
             pb_keys_wipe(k);
-            return pb_err(err, errlen, PB_EIO, "--secure: getrandom: %s", strerror(e));
+            return pst_err(err, errlen, PST_ESOCKET, "--secure: getrandom: %s", strerror(e));
         }
     }
-    return PB_OK;
+    return PST_OK;
 }
 
 void pb_keys_wipe(pb_keys *k) {
@@ -65,62 +67,62 @@ static int check_fresh(void *sock, const char *side, char *err, size_t errlen) {
     char last[256] = "";
     size_t len = sizeof last;
     if (zmq_getsockopt(sock, ZMQ_LAST_ENDPOINT, last, &len) != 0)
-        return pb_err(err, errlen, PB_EIO, "CURVE %s: zmq_getsockopt: %s", side,
+        return pst_err(err, errlen, PST_ESOCKET, "CURVE %s: zmq_getsockopt: %s", side,
                       zmq_strerror(zmq_errno()));
     if (last[0])
-        return pb_err(err, errlen, PB_EIO,
+        return pst_err(err, errlen, PST_ESOCKET,
                       "CURVE %s: the socket already has an endpoint (%s): set keys before bind "
                       "or connect, or that endpoint stays plain text",
                       side, last);
-    return PB_OK;
+    return PST_OK;
 }
 
 static int check_key(const char *key, const char *side, const char *what, char *err,
                      size_t errlen) {
     if (strnlen(key, KEY_Z85 + 1) != KEY_Z85)
-        return pb_err(err, errlen, PB_EIO, "CURVE %s: %s: expected %d Z85 characters, got %zu",
+        return pst_err(err, errlen, PST_ESOCKET, "CURVE %s: %s: expected %d Z85 characters, got %zu",
                       side, what, KEY_Z85, strnlen(key, KEY_Z85 + 1));
-    return PB_OK;
+    return PST_OK;
 }
 
 /* Sets a Z85 key option (41 bytes: the NUL-terminated form). */
 static int set_key(void *sock, int option, const char *key, const char *side, const char *what,
                    char *err, size_t errlen) {
-    if (check_key(key, side, what, err, errlen) != PB_OK)
-        return PB_EIO;
+    if (check_key(key, side, what, err, errlen) != PST_OK)
+        return PST_ESOCKET;
     if (zmq_setsockopt(sock, option, key, KEY_Z85 + 1) != 0)
-        return pb_err(err, errlen, PB_EIO, "CURVE %s: %s: %s", side, what,
+        return pst_err(err, errlen, PST_ESOCKET, "CURVE %s: %s: %s", side, what,
                       zmq_strerror(zmq_errno()));
-    return PB_OK;
+    return PST_OK;
 }
 
 int pb_secure_server(void *sock, const pb_keys *k, char *err, size_t errlen) {
-    if (check_fresh(sock, "server", err, errlen) != PB_OK)
-        return PB_EIO;
+    if (check_fresh(sock, "server", err, errlen) != PST_OK)
+        return PST_ESOCKET;
     const int one = 1;
     if (zmq_setsockopt(sock, ZMQ_CURVE_SERVER, &one, sizeof one) != 0)
-        return pb_err(err, errlen, PB_EIO, "CURVE server: ZMQ_CURVE_SERVER: %s",
+        return pst_err(err, errlen, PST_ESOCKET, "CURVE server: ZMQ_CURVE_SERVER: %s",
                       zmq_strerror(zmq_errno()));
     if (set_key(sock, ZMQ_CURVE_SECRETKEY, k->server_secret, "server", "server secret key", err,
-                errlen) != PB_OK)
-        return PB_EIO;
+                errlen) != PST_OK)
+        return PST_ESOCKET;
     if (zmq_setsockopt(sock, ZMQ_ZAP_DOMAIN, PB_ZAP_DOMAIN, strlen(PB_ZAP_DOMAIN)) != 0)
-        return pb_err(err, errlen, PB_EIO, "CURVE server: ZMQ_ZAP_DOMAIN: %s",
+        return pst_err(err, errlen, PST_ESOCKET, "CURVE server: ZMQ_ZAP_DOMAIN: %s",
                       zmq_strerror(zmq_errno()));
-    return PB_OK;
+    return PST_OK;
 }
 
 int pb_secure_client(void *sock, const pb_keys *k, char *err, size_t errlen) {
-    if (check_fresh(sock, "client", err, errlen) != PB_OK)
-        return PB_EIO;
+    if (check_fresh(sock, "client", err, errlen) != PST_OK)
+        return PST_ESOCKET;
     if (set_key(sock, ZMQ_CURVE_SERVERKEY, k->server_public, "client", "server public key", err,
-                errlen) != PB_OK ||
+                errlen) != PST_OK ||
         set_key(sock, ZMQ_CURVE_PUBLICKEY, k->client_public, "client", "client public key", err,
-                errlen) != PB_OK ||
+                errlen) != PST_OK ||
         set_key(sock, ZMQ_CURVE_SECRETKEY, k->client_secret, "client", "client secret key", err,
-                errlen) != PB_OK)
-        return PB_EIO;
-    return PB_OK;
+                errlen) != PST_OK)
+        return PST_ESOCKET;
+    return PST_OK;
 }
 
 /* --- the guard --- */
@@ -169,12 +171,6 @@ struct pb_guard {
     guard_quiet quiet[QUIET_SLOTS];
 };
 
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
 static void write_line(pb_guard *g, const char *addr, int why, uint64_t more) {
     if (more)
         fprintf(g->log,
@@ -196,7 +192,7 @@ static void refuse(pb_guard *g, const char *addr, int why) {
     atomic_fetch_add(&g->refused, 1);
     if (!g->log)
         return;
-    const double t = now_s();
+    const double t = pst_now();
     guard_quiet *q = NULL, *victim = NULL; /* victim: a free slot, else the oldest */
     for (int i = 0; i < QUIET_SLOTS && !q; i++) {
         guard_quiet *s = &g->quiet[i];
@@ -423,7 +419,7 @@ pb_guard *pb_guard_new(void *ctx, const pb_keys *k, void *server, FILE *log, con
     who = who ? who : "pstrain";
     pb_guard *g = calloc(1, sizeof *g);
     if (!g) {
-        pb_err(err, errlen, PB_EIO, "%s: guard: out of memory", who);
+        pst_err(err, errlen, PST_ESOCKET, "%s: guard: out of memory", who);
         return NULL;
     }
     g->wake[0] = g->wake[1] = -1;
@@ -431,13 +427,13 @@ pb_guard *pb_guard_new(void *ctx, const pb_keys *k, void *server, FILE *log, con
     atomic_init(&g->refused, 0);
     snprintf(g->who, sizeof g->who, "%s", who);
     int monitoring = 0;
-    if (check_key(k->client_public, "server", "client public key", err, errlen) != PB_OK ||
+    if (check_key(k->client_public, "server", "client public key", err, errlen) != PST_OK ||
         !zmq_z85_decode(g->client_key, k->client_public)) {
-        pb_err(err, errlen, PB_EIO, "%s: guard: client public key: not a Z85 key", who);
+        pst_err(err, errlen, PST_ESOCKET, "%s: guard: client public key: not a Z85 key", who);
         goto fail;
     }
     if (pipe(g->wake) != 0) {
-        pb_err(err, errlen, PB_EIO, "%s: guard: pipe: %s", who, strerror(errno));
+        pst_err(err, errlen, PST_ESOCKET, "%s: guard: pipe: %s", who, strerror(errno));
         goto fail;
     }
     fcntl(g->wake[0], F_SETFD, FD_CLOEXEC);
@@ -448,7 +444,7 @@ pb_guard *pb_guard_new(void *ctx, const pb_keys *k, void *server, FILE *log, con
         zmq_setsockopt(g->zap, ZMQ_LINGER, &zero, sizeof zero);
     if (!g->zap || zmq_bind(g->zap, ZAP_ENDPOINT) != 0) {
         const int e = zmq_errno();
-        pb_err(err, errlen, PB_EIO, "%s: guard: %s: %s%s", who, ZAP_ENDPOINT, zmq_strerror(e),
+        pst_err(err, errlen, PST_ESOCKET, "%s: guard: %s: %s%s", who, ZAP_ENDPOINT, zmq_strerror(e),
                e == EADDRINUSE ? " (this context has a ZAP handler already)" : "");
         goto fail;
     }
@@ -459,7 +455,7 @@ pb_guard *pb_guard_new(void *ctx, const pb_keys *k, void *server, FILE *log, con
                            ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL |
                            ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL | ZMQ_EVENT_MONITOR_STOPPED;
         if (zmq_socket_monitor(server, ep, events) != 0) {
-            pb_err(err, errlen, PB_EIO, "%s: guard: zmq_socket_monitor: %s", who,
+            pst_err(err, errlen, PST_ESOCKET, "%s: guard: zmq_socket_monitor: %s", who,
                    zmq_strerror(zmq_errno()));
             goto fail;
         }
@@ -468,14 +464,14 @@ pb_guard *pb_guard_new(void *ctx, const pb_keys *k, void *server, FILE *log, con
         if (g->mon)
             zmq_setsockopt(g->mon, ZMQ_LINGER, &zero, sizeof zero);
         if (!g->mon || zmq_connect(g->mon, ep) != 0) {
-            pb_err(err, errlen, PB_EIO, "%s: guard: monitor %s: %s", who, ep,
+            pst_err(err, errlen, PST_ESOCKET, "%s: guard: monitor %s: %s", who, ep,
                    zmq_strerror(zmq_errno()));
             goto fail;
         }
     }
     const int e = pthread_create(&g->thread, NULL, guard_main, g);
     if (e != 0) {
-        pb_err(err, errlen, PB_EIO, "%s: guard: pthread_create: %s", who, strerror(e));
+        pst_err(err, errlen, PST_ESOCKET, "%s: guard: pthread_create: %s", who, strerror(e));
         goto fail;
     }
     return g;

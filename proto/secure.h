@@ -22,7 +22,7 @@
  *
  * Client side. pb_secure_client makes a socket a CURVE client of the job's servers.
  *
- * Functions that can fail return PB_OK (0) or PB_EIO (proto/wire.h) with one line in err.
+ * Functions that can fail return PST_OK (0) or PST_ESOCKET (proto/wire.h) with one line in err.
  * This file knows nothing of protobuf or MPI; the job token is only carried here. */
 #ifndef PSTRAIN_PROTO_SECURE_H
 #define PSTRAIN_PROTO_SECURE_H

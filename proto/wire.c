@@ -8,23 +8,13 @@
 #include <stdlib.h>
 #include <string.h>
 
-int pb_err(char *err, size_t errlen, int code, const char *fmt, ...) {
-    if (err && errlen) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err, errlen, fmt, ap);
-        va_end(ap);
-    }
-    return code;
-}
-
-/* Discards the rest of a multipart message. */
 /* The job this process belongs to (one per process): sent on every message and checked on
  * every one received. */
 static uint64_t job_token;
 
 void pb_set_job_token(uint64_t token) { job_token = token; }
 
+/* Discards the rest of a multipart message. */
 static void drain(void *sock) {
     int more = 1;
     size_t len = sizeof more;
@@ -98,50 +88,50 @@ int pb_recv(void *sock, int router, pb_msg *m, int flags, char *err, size_t errl
         if (zmq_msg_recv(&part, sock, flags) < 0) {
             int e = errno;
             zmq_msg_close(&part);
-            return e == EAGAIN ? PB_EAGAIN
-                               : pb_err(err, errlen, PB_EIO, "receive: %s", zmq_strerror(e));
+            return e == EAGAIN ? PST_EAGAIN
+                               : pst_err(err, errlen, PST_ESOCKET, "receive: %s", zmq_strerror(e));
         }
         m->identity_len = zmq_msg_size(&part) <= PB_MAX_IDENTITY ? zmq_msg_size(&part) : 0;
         memcpy(m->identity, zmq_msg_data(&part), m->identity_len);
         zmq_msg_close(&part);
         flags = 0; /* the rest of the message is already here */
         if (!has_more(sock))
-            return pb_err(err, errlen, PB_EMALFORMED, "message: no header frame");
+            return pst_err(err, errlen, PST_EMALFORMED, "message: no header frame");
     }
     zmq_msg_init(&part);
     if (zmq_msg_recv(&part, sock, flags) < 0) {
         int e = errno;
         zmq_msg_close(&part);
-        return e == EAGAIN ? PB_EAGAIN
-                           : pb_err(err, errlen, PB_EIO, "receive: %s", zmq_strerror(e));
+        return e == EAGAIN ? PST_EAGAIN
+                           : pst_err(err, errlen, PST_ESOCKET, "receive: %s", zmq_strerror(e));
     }
     const size_t hlen = zmq_msg_size(&part);
     if (hlen > PB_MAX_HEADER) {
         zmq_msg_close(&part);
         drain(sock);
-        return pb_err(err, errlen, PB_ESTRANGER, "header: %zu bytes, at most %d", hlen,
+        return pst_err(err, errlen, PST_ESTRANGER, "header: %zu bytes, at most %d", hlen,
                       PB_MAX_HEADER);
     }
     m->env = pstrain__envelope__unpack(NULL, hlen, zmq_msg_data(&part));
     zmq_msg_close(&part);
     if (!m->env) {
         drain(sock);
-        return pb_err(err, errlen, PB_ESTRANGER, "header: not a pstrain Envelope");
+        return pst_err(err, errlen, PST_ESTRANGER, "header: not a pstrain Envelope");
     }
     if (m->env->job != job_token) {
         drain(sock);
-        return pb_err(err, errlen, PB_ESTRANGER,
+        return pst_err(err, errlen, PST_ESTRANGER,
                       "job: a %s from outside this job (token %016" PRIx64 ")",
                       pb_body_name(m->env), m->env->job);
     }
     if (m->env->protocol != PB_PROTOCOL_VERSION) {
         drain(sock);
-        return pb_err(err, errlen, PB_EVERSION, "protocol: expected version %d, got %u",
+        return pst_err(err, errlen, PST_EVERSION, "protocol: expected version %d, got %u",
                       PB_PROTOCOL_VERSION, m->env->protocol);
     }
     if (m->env->body_case == PSTRAIN__ENVELOPE__BODY__NOT_SET) {
         drain(sock);
-        return pb_err(err, errlen, PB_EMALFORMED, "body: no message body set");
+        return pst_err(err, errlen, PST_EMALFORMED, "body: no message body set");
     }
     int wants;
     uint64_t arrays;
@@ -149,50 +139,50 @@ int pb_recv(void *sock, int router, pb_msg *m, int flags, char *err, size_t errl
     if (!wants) {
         if (has_more(sock)) {
             drain(sock);
-            return pb_err(err, errlen, PB_EMALFORMED, "%s: unexpected payload frame",
+            return pst_err(err, errlen, PST_EMALFORMED, "%s: unexpected payload frame",
                           pb_body_name(m->env));
         }
-        return PB_OK;
+        return PST_OK;
     }
     if (!slice) {
         drain(sock);
-        return pb_err(err, errlen, PB_EMALFORMED, "%s.slice: missing", pb_body_name(m->env));
+        return pst_err(err, errlen, PST_EMALFORMED, "%s.slice: missing", pb_body_name(m->env));
     }
     if (!has_more(sock))
-        return pb_err(err, errlen, PB_EMALFORMED, "%s: payload frame missing",
+        return pst_err(err, errlen, PST_EMALFORMED, "%s: payload frame missing",
                       pb_body_name(m->env));
     zmq_msg_init(&m->payload);
     m->has_payload = 1;
     if (zmq_msg_recv(&m->payload, sock, 0) < 0)
-        return pb_err(err, errlen, PB_EIO, "receive: %s", zmq_strerror(errno));
+        return pst_err(err, errlen, PST_ESOCKET, "receive: %s", zmq_strerror(errno));
     const size_t bytes = zmq_msg_size(&m->payload);
     if (has_more(sock)) {
         drain(sock);
-        return pb_err(err, errlen, PB_EMALFORMED, "%s: more than two frames", pb_body_name(m->env));
+        return pst_err(err, errlen, PST_EMALFORMED, "%s: more than two frames", pb_body_name(m->env));
     }
     if (m->env->body_case == PSTRAIN__ENVELOPE__BODY_PUSH && m->env->push->n_rows > 0) {
         const int64_t want = pb_push_floats(m->env->push);
         if (want < 0)
-            return pb_err(err, errlen, PB_EMALFORMED,
+            return pst_err(err, errlen, PST_EMALFORMED,
                           "push.rows: expected ascending rows of row_len >= 1 that meet the slice");
         if (bytes != (uint64_t)want * sizeof(float))
-            return pb_err(err, errlen, PB_EMALFORMED,
+            return pst_err(err, errlen, PST_EMALFORMED,
                           "push: payload is %lld bytes, its %zu rows hold %lld floats",
                           (long long)bytes, m->env->push->n_rows, (long long)want);
-        return PB_OK;
+        return PST_OK;
     }
     if (arrays > 3 || slice->count > (uint64_t)(SIZE_MAX / sizeof(float) / 3) ||
         bytes != arrays * slice->count * sizeof(float))
         return arrays == 1
-                   ? pb_err(err, errlen, PB_EMALFORMED,
+                   ? pst_err(err, errlen, PST_EMALFORMED,
                             "%s: payload is %lld bytes, slice.count says %lld floats",
                             pb_body_name(m->env), (long long)bytes, (long long)slice->count)
-                   : pb_err(err, errlen, PB_EMALFORMED,
+                   : pst_err(err, errlen, PST_EMALFORMED,
                             "%s: payload is %lld bytes, expected %lld arrays of shard.count %lld "
                             "floats",
                             pb_body_name(m->env), (long long)bytes, (long long)arrays,
                             (long long)slice->count);
-    return PB_OK;
+    return PST_OK;
 }
 
 void pb_msg_clear(pb_msg *m) {
@@ -220,7 +210,7 @@ static int send_env(void *sock, const uint8_t *identity, size_t identity_len,
     if (!buf) {
         if (payload)
             zmq_msg_close(payload);
-        return pb_err(err, errlen, PB_EIO, "send: out of memory");
+        return pst_err(err, errlen, PST_ESOCKET, "send: out of memory");
     }
     pstrain__envelope__pack(env, buf);
     int rc = 0;
@@ -235,8 +225,8 @@ static int send_env(void *sock, const uint8_t *identity, size_t identity_len,
     if (buf != stack)
         free(buf);
     if (rc < 0)
-        return pb_err(err, errlen, PB_EIO, "send: %s", zmq_strerror(errno));
-    return PB_OK;
+        return pst_err(err, errlen, PST_ESOCKET, "send: %s", zmq_strerror(errno));
+    return PST_OK;
 }
 
 int pb_send(void *sock, const uint8_t *identity, size_t identity_len, Pstrain__Envelope *env,
@@ -244,7 +234,7 @@ int pb_send(void *sock, const uint8_t *identity, size_t identity_len, Pstrain__E
     zmq_msg_t msg;
     if (payload) {
         if (zmq_msg_init_size(&msg, count * sizeof(float)) != 0)
-            return pb_err(err, errlen, PB_EIO, "send: %s", zmq_strerror(errno));
+            return pst_err(err, errlen, PST_ESOCKET, "send: %s", zmq_strerror(errno));
         memcpy(zmq_msg_data(&msg), payload, count * sizeof(float));
     }
     return send_env(sock, identity, identity_len, env, payload ? &msg : NULL, err, errlen);
@@ -255,7 +245,7 @@ int pb_send_borrowed(void *sock, Pstrain__Envelope *env, const float *payload, s
     zmq_msg_t msg;
     if (zmq_msg_init_data(&msg, (void *)payload, count * sizeof(float), done, hint) != 0) {
         done((void *)payload, hint);
-        return pb_err(err, errlen, PB_EIO, "send: %s", zmq_strerror(errno));
+        return pst_err(err, errlen, PST_ESOCKET, "send: %s", zmq_strerror(errno));
     }
     return send_env(sock, NULL, 0, env, &msg, err, errlen);
 }

@@ -4,13 +4,14 @@
  * Receiving checks everything a peer controls before it is used: the frame count, the
  * header's size and encoding, the job's token, the protocol version, that a body is set, and that a
  * payload frame is present exactly when the body carries a slice and holds slice.count floats. A
- * message that fails is consumed and reported as PB_EMALFORMED with a reason; the caller
+ * message that fails is consumed and reported as PST_EMALFORMED with a reason; the caller
  * answers with an ErrorReply and goes on. A message that cannot be shown to come from the
- * job (undecodable, oversized, another token) is PB_ESTRANGER: the caller logs it and sends
+ * job (undecodable, oversized, another token) is PST_ESTRANGER: the caller logs it and sends
  * nothing back (an answer would carry the job's token). */
 #ifndef PSTRAIN_PROTO_WIRE_H
 #define PSTRAIN_PROTO_WIRE_H
 
+#include "engine/base/base.h"
 #include "proto/pstrain.pb-c.h"
 
 #include <stddef.h>
@@ -20,15 +21,6 @@
 #define PB_PROTOCOL_VERSION 1
 #define PB_MAX_HEADER 65536 /* bytes: an Envelope is tens of bytes; more is hostile */
 #define PB_MAX_IDENTITY 255 /* ZeroMQ routing ids are 1..255 bytes */
-
-enum {
-    PB_OK = 0,
-    PB_EAGAIN = -1,     /* nothing to receive (non-blocking or timed out) */
-    PB_EIO = -2,        /* the socket failed; err has zmq's reason */
-    PB_EMALFORMED = -3, /* a message arrived and was refused; err says why */
-    PB_EVERSION = -4,   /* likewise, for another protocol version */
-    PB_ESTRANGER = -5   /* likewise, from outside the job: another job's token, or none */
-};
 
 /* Error codes carried in ErrorReply.code. */
 enum {
@@ -47,19 +39,14 @@ typedef struct pb_msg {
     int has_payload;
 } pb_msg;
 
-/* Writes the message into err (when non-NULL) and returns code: proto/'s error paths read
- * `return pb_err(err, errlen, PB_EIO, ...)` (engine's eng_err, which proto does not link). */
-int pb_err(char *err, size_t errlen, int code, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-
 /* Sets the job's token (random, handed out at start; 0 by default): pb_send puts it on every
- * message and pb_recv drops, as PB_ESTRANGER, every message that does not carry it. One
+ * message and pb_recv drops, as PST_ESTRANGER, every message that does not carry it. One
  * job per process; call before any socket is used. */
 void pb_set_job_token(uint64_t token);
 
 /* Receives one message into m (router: the socket is a ROUTER and the first frame is the
- * peer's identity). flags: 0 or ZMQ_DONTWAIT. Returns PB_OK, PB_EAGAIN, PB_EIO,
- * PB_EMALFORMED, PB_EVERSION or PB_ESTRANGER (m->identity is then still valid for the reply).
+ * peer's identity). flags: 0 or ZMQ_DONTWAIT. Returns PST_OK, PST_EAGAIN, PST_ESOCKET,
+ * PST_EMALFORMED, PST_EVERSION or PST_ESTRANGER (m->identity is then still valid for the reply).
  * Release with pb_msg_clear after any return. */
 int pb_recv(void *sock, int router, pb_msg *m, int flags, char *err, size_t errlen);
 void pb_msg_clear(pb_msg *m);
@@ -84,8 +71,8 @@ int64_t pb_push_floats(const Pstrain__Push *p);
 const void *pb_msg_payload(const pb_msg *m);
 
 /* Sends env (its protocol field is set here), preceded by identity when non-NULL (ROUTER)
- * and followed by count floats from payload when payload is non-NULL. Returns PB_OK or
- * PB_EIO with err. */
+ * and followed by count floats from payload when payload is non-NULL. Returns PST_OK or
+ * PST_ESOCKET with err. */
 int pb_send(void *sock, const uint8_t *identity, size_t identity_len, Pstrain__Envelope *env,
             const float *payload, size_t count, char *err, size_t errlen);
 

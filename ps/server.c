@@ -1,7 +1,7 @@
 /* server.c: the parameter server's state and its message loop. */
 #include "ps/server.h"
 
-#include "engine/base.h"
+#include "engine/base/base.h"
 #include "engine/pool.h"
 #include "engine/shard.h"
 #include "proto/secure.h"
@@ -90,12 +90,6 @@ struct ps_server {
     ps_stats st;
 };
 
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
 int ps_mode_parse(const char *name) {
     if (strcmp(name, "sync") == 0)
         return PS_SYNC;
@@ -131,14 +125,14 @@ static int bind_socket(ps_server *s, char *err, size_t errlen) {
         }
     }
     if (port < 0 && c->port_min == 0 && c->port_max == 0)
-        return eng_err(err, errlen, ENG_EIO, "server %d: cannot bind %s (--bind): %s", c->server_id,
+        return pst_err(err, errlen, PST_EIO, "server %d: cannot bind %s (--bind): %s", c->server_id,
                        c->bind_host, zmq_strerror(errno));
     if (port < 0)
-        return eng_err(err, errlen, ENG_EIO,
+        return pst_err(err, errlen, PST_EIO,
                        "server %d: cannot bind %s (--bind) on any port of %d-%d (--port-range): %s",
                        c->server_id, c->bind_host, c->port_min, c->port_max, zmq_strerror(errno));
     snprintf(s->endpoint, sizeof s->endpoint, "tcp://%s:%d", c->advertise_host, port);
-    return ENG_OK;
+    return PST_OK;
 }
 
 /* The parts of the shard that hold state tensors (BatchNormalization's moving statistics):
@@ -164,7 +158,7 @@ static int find_state(ps_server *s) {
 }
 
 ps_server *ps_server_new(const ps_config *cfg, char *err, size_t errlen) {
-    ENG_ASSERT(cfg->num_servers >= 1 && cfg->server_id >= 0 && cfg->server_id < cfg->num_servers &&
+    PST_ASSERT(cfg->num_servers >= 1 && cfg->server_id >= 0 && cfg->server_id < cfg->num_servers &&
                    cfg->num_workers >= 1,
                "server %d of %d, %d workers", cfg->server_id, cfg->num_servers, cfg->num_workers);
     ps_server *s = calloc(1, sizeof *s);
@@ -183,9 +177,9 @@ ps_server *ps_server_new(const ps_config *cfg, char *err, size_t errlen) {
     }
     s->C = s->chunks.n;
     const size_t cells = (size_t)s->slots * (size_t)s->W * (size_t)s->C;
-    float *full = eng_alloc(sizeof(float) * lay->total);
-    s->w = eng_alloc(sizeof(float) * (s->n ? s->n : 1));
-    s->scratch = eng_alloc(sizeof(float) * (s->n ? s->n : 1));
+    float *full = pst_alloc(sizeof(float) * lay->total);
+    s->w = pst_alloc(sizeof(float) * (s->n ? s->n : 1));
+    s->scratch = pst_alloc(sizeof(float) * (s->n ? s->n : 1));
     s->peers = calloc((size_t)s->W, sizeof *s->peers);
     s->pending = calloc((size_t)s->W * (size_t)(s->C + 1), sizeof *s->pending);
     s->cver = calloc((size_t)s->C, sizeof *s->cver);
@@ -201,9 +195,9 @@ ps_server *ps_server_new(const ps_config *cfg, char *err, size_t errlen) {
     if (s->cfg.peer_timeout <= 0)
         s->cfg.peer_timeout = 30.0;
     for (int w = 0; s->peers && w < s->W; w++)
-        s->peers[w].heard = now_s() + cfg->start_grace;
+        s->peers[w].heard = pst_now() + cfg->start_grace;
     if (s->slots) {
-        s->grads = eng_alloc(sizeof(float) * (size_t)s->slots * (size_t)s->W * (s->n ? s->n : 1));
+        s->grads = pst_alloc(sizeof(float) * (size_t)s->slots * (size_t)s->W * (s->n ? s->n : 1));
         s->have = calloc(cells, 1);
         s->base = calloc(cells, sizeof *s->base);
         s->held = calloc(cells, sizeof *s->held);
@@ -216,13 +210,13 @@ ps_server *ps_server_new(const ps_config *cfg, char *err, size_t errlen) {
         !s->pool || !s->need || !s->live || !s->red_have || !s->red_vals || !s->red_acc ||
         !s->red_ids ||
         (s->slots && (!s->grads || !s->have || !s->base || !s->held || !s->src || !s->first_at))) {
-        eng_free(full);
-        eng_err(err, errlen, ENG_ENOMEM, "server %d: out of memory", cfg->server_id);
+        pst_free(full);
+        pst_err(err, errlen, PST_ENOMEM, "server %d: out of memory", cfg->server_id);
         ps_server_free(&s);
         return NULL;
     }
     if (find_state(s) != 0) {
-        eng_err(err, errlen, ENG_ENOMEM, "server %d: out of memory", cfg->server_id);
+        pst_err(err, errlen, PST_ENOMEM, "server %d: out of memory", cfg->server_id);
         ps_server_free(&s);
         return NULL;
     }
@@ -230,12 +224,12 @@ ps_server *ps_server_new(const ps_config *cfg, char *err, size_t errlen) {
      * shards put together equal a one-process run's weights. */
     eng_model_init_params(cfg->model, full, cfg->seed);
     memcpy(s->w, full + s->lo, sizeof(float) * s->n);
-    eng_free(full);
+    pst_free(full);
 
     s->ctx = zmq_ctx_new();
     s->sock = s->ctx ? zmq_socket(s->ctx, ZMQ_ROUTER) : NULL;
     if (!s->sock) {
-        eng_err(err, errlen, ENG_EIO, "server %d: zmq: %s", cfg->server_id, zmq_strerror(errno));
+        pst_err(err, errlen, PST_EIO, "server %d: zmq: %s", cfg->server_id, zmq_strerror(errno));
         ps_server_free(&s);
         return NULL;
     }
@@ -248,12 +242,12 @@ ps_server *ps_server_new(const ps_config *cfg, char *err, size_t errlen) {
         snprintf(who, sizeof who, "server %d", cfg->server_id);
         if (!(s->guard = pb_guard_new(s->ctx, cfg->keys, s->sock, cfg->log ? cfg->log : stderr, who,
                                       err, errlen)) ||
-            pb_secure_server(s->sock, cfg->keys, err, errlen) != PB_OK) {
+            pb_secure_server(s->sock, cfg->keys, err, errlen) != PST_OK) {
             ps_server_free(&s);
             return NULL;
         }
     }
-    if (bind_socket(s, err, errlen) != ENG_OK) {
+    if (bind_socket(s, err, errlen) != PST_OK) {
         ps_server_free(&s);
         return NULL;
     }
@@ -271,9 +265,9 @@ void ps_server_free(ps_server **ps) {
         zmq_ctx_term(s->ctx);
     eng_optim_free(&s->opt);
     eng_pool_free(&s->pool);
-    eng_free(s->w);
-    eng_free(s->scratch);
-    eng_free(s->grads);
+    pst_free(s->w);
+    pst_free(s->scratch);
+    pst_free(s->grads);
     free(s->have);
     free(s->base);
     for (size_t i = 0; s->held && i < (size_t)s->slots * (size_t)s->W * (size_t)s->C; i++)
@@ -329,7 +323,7 @@ static int refuse(ps_server *s, const pb_msg *m, uint32_t code, const char *msg)
     if (s->cfg.log)
         fprintf(s->cfg.log, "server %d: refused a message: %s\n", s->cfg.server_id, msg);
     return m->identity_len ? pb_send_error(s->sock, m->identity, m->identity_len, code, msg)
-                           : PB_OK;
+                           : PST_OK;
 }
 
 /* The job stops after the newest version any chunk has reached (answered so far, perhaps):
@@ -358,7 +352,7 @@ static int send_snapshot(ps_server *s, const uint8_t *id, size_t idlen, char *er
         free(buf);
         free(runs);
         free(rp);
-        return eng_err(err, errlen, PB_EIO, "server %d: out of memory", s->cfg.server_id);
+        return pst_err(err, errlen, PST_ESOCKET, "server %d: out of memory", s->cfg.server_id);
     }
     memcpy(buf, s->w, sizeof(float) * s->n);
     for (int i = 0; i < nslots; i++)
@@ -441,7 +435,7 @@ static int answer_pending(ps_server *s, char *err, size_t errlen) {
                 s->peers[p->worker_id].waiting--;
             if ((p->snapshot ? send_snapshot(s, p->identity, p->identity_len, err, errlen)
                              : send_weights(s, p->identity, p->identity_len, p->offset, p->count,
-                                            err, errlen)) != PB_OK)
+                                            err, errlen)) != PST_OK)
                 return -1;
         } else {
             s->pending[kept++] = *p;
@@ -543,7 +537,7 @@ static void apply_complete_clocks(ps_server *s, int k) {
         }
         apply(s, k, s->live, 1, n);
         if (k == 0)
-            s->st.barrier_wait_s += now_s() - s->first_at[slot];
+            s->st.barrier_wait_s += pst_now() - s->first_at[slot];
         for (int w = 0; w < s->W; w++) { /* release the payloads */
             zmq_msg_close(&s->held[first + (size_t)w * C]);
             zmq_msg_init(&s->held[first + (size_t)w * C]);
@@ -712,7 +706,7 @@ static int on_push(ps_server *s, pb_msg *m) {
             for (int w = 0; w < s->W; w++)
                 any |= s->have[(slot * (size_t)s->W + (size_t)w) * (size_t)s->C];
             if (!any)
-                s->first_at[slot] = now_s();
+                s->first_at[slot] = pst_now();
         }
         s->src[i] = gk;
         if (g != copy)
@@ -726,10 +720,10 @@ static int on_push(ps_server *s, pb_msg *m) {
     if (p->stop && p->step + 1 < s->stop_at) /* answers after this step say stopping */
         s->stop_at = p->step + 1;
     if (k0 != 0) /* a step's push counts once, with its first chunk */
-        return PB_OK;
+        return PST_OK;
     s->peers[p->worker_id].pushes++;
     s->st.pushes++;
-    return PB_OK;
+    return PST_OK;
 }
 
 static int on_snapshot(ps_server *s, const pb_msg *m, char *err, size_t errlen) {
@@ -754,19 +748,19 @@ static int on_snapshot(ps_server *s, const pb_msg *m, char *err, size_t errlen) 
     q->offset = s->lo;
     q->count = s->n ? s->n : 1;
     q->snapshot = 1;
-    return PB_OK;
+    return PST_OK;
 }
 
 int ps_server_restore(ps_server *s, const eng_ckpt *c, char *err, size_t errlen) {
     const eng_layout *lay = &s->cfg.model->layout;
     if (strcmp(c->model, s->cfg.model->def->name) != 0 || c->total != lay->total ||
         c->layout_checksum != eng_layout_checksum(lay))
-        return eng_err(err, errlen, ENG_EFORMAT,
+        return pst_err(err, errlen, PST_EFORMAT,
                        "server %d: checkpoint of %s (%llu parameters), this job trains %s",
                        s->cfg.server_id, c->model, (unsigned long long)c->total,
                        s->cfg.model->def->name);
     if (c->optim.kind != s->cfg.optim.kind || c->nslots != eng_optim_nslots(s->cfg.optim.kind))
-        return eng_err(err, errlen, ENG_EFORMAT,
+        return pst_err(err, errlen, PST_EFORMAT,
                        "server %d: checkpoint's optimizer is %s, this job's %s", s->cfg.server_id,
                        eng_optim_kind_name(c->optim.kind), eng_optim_kind_name(s->cfg.optim.kind));
     memcpy(s->w, c->weights + s->lo, sizeof(float) * s->n);
@@ -779,7 +773,7 @@ int ps_server_restore(ps_server *s, const eng_ckpt *c, char *err, size_t errlen)
             if (s->chunks.start[k] >= c->runs[r].lo &&
                 s->chunks.start[k] - c->runs[r].lo < c->runs[r].n)
                 s->cver[k] = (uint64_t)c->runs[r].iterations;
-    return ENG_OK;
+    return PST_OK;
 }
 
 static int on_pull(ps_server *s, const pb_msg *m, char *err, size_t errlen) {
@@ -823,14 +817,14 @@ static int on_pull(ps_server *s, const pb_msg *m, char *err, size_t errlen) {
     q->worker_id = p->worker_id;
     memcpy(q->identity, m->identity, m->identity_len);
     q->identity_len = m->identity_len;
-    return PB_OK;
+    return PST_OK;
 }
 
 /* The counters so far, to the peer that sent m. */
 static int send_stats(ps_server *s, const pb_msg *m, char *err, size_t errlen) {
     uint64_t *per = calloc((size_t)s->W, sizeof *per);
     if (!per)
-        return eng_err(err, errlen, PB_EIO, "server %d: out of memory", s->cfg.server_id);
+        return pst_err(err, errlen, PST_ESOCKET, "server %d: out of memory", s->cfg.server_id);
     for (int w = 0; w < s->W; w++)
         per[w] = s->peers[w].pushes;
     Pstrain__ServerStats st = PSTRAIN__SERVER_STATS__INIT;
@@ -870,14 +864,14 @@ static int on_shutdown(ps_server *s, const pb_msg *m, char *err, size_t errlen) 
         char reason[400];
         snprintf(reason, sizeof reason, "it ended on a failure: %.300s", d->reason);
         s->nfailed++;
-        return drop_worker(s, (int)d->worker_id, reason, err, errlen) == 0 ? PB_OK : PB_EIO;
+        return drop_worker(s, (int)d->worker_id, reason, err, errlen) == 0 ? PST_OK : PST_ESOCKET;
     }
     if (!p->said_goodbye) {
         p->said_goodbye = 1;
         s->goodbyes++;
     }
     /* a worker that has left takes no more part in reduce rounds */
-    return send_stats(s, m, err, errlen) != PB_OK ? PB_EIO : answer_reduce(s, err, errlen);
+    return send_stats(s, m, err, errlen) != PST_OK ? PST_ESOCKET : answer_reduce(s, err, errlen);
 }
 
 /* --- membership: heartbeats, lost workers, reduce rounds --- */
@@ -890,7 +884,7 @@ static int on_ping(ps_server *s, const pb_msg *m, char *err, size_t errlen) {
         return refuse(s, m, PB_ERR_RANGE, why);
     }
     if (!s->peers[w].lost)
-        s->peers[w].heard = now_s();
+        s->peers[w].heard = pst_now();
     Pstrain__Pong r = PSTRAIN__PONG__INIT;
     r.server_id = (uint32_t)s->cfg.server_id;
     Pstrain__Envelope env = PSTRAIN__ENVELOPE__INIT;
@@ -903,10 +897,10 @@ static int on_ping(ps_server *s, const pb_msg *m, char *err, size_t errlen) {
  * the element-wise op over their values, in worker order. */
 static int answer_reduce(ps_server *s, char *err, size_t errlen) {
     if (s->red_count == 0)
-        return PB_OK;
+        return PST_OK;
     for (int w = 0; w < s->W; w++)
         if (!s->peers[w].lost && !s->peers[w].said_goodbye && !s->red_have[w])
-            return PB_OK;
+            return PST_OK;
     double *acc = s->red_acc;
     uint32_t *ids = s->red_ids;
     size_t nids = 0;
@@ -937,11 +931,11 @@ static int answer_reduce(ps_server *s, char *err, size_t errlen) {
         s->red_have[w] = 0;
         const peer *p = &s->peers[w];
         if (!p->lost &&
-            pb_send(s->sock, p->identity, p->identity_len, &env, NULL, 0, err, errlen) != PB_OK)
-            return PB_EIO;
+            pb_send(s->sock, p->identity, p->identity_len, &env, NULL, 0, err, errlen) != PST_OK)
+            return PST_ESOCKET;
     }
     s->red_count = 0;
-    return PB_OK;
+    return PST_OK;
 }
 
 static int on_reduce(ps_server *s, const pb_msg *m, char *err, size_t errlen) {
@@ -1020,13 +1014,13 @@ static int drop_worker(ps_server *s, int w, const char *why, char *err, size_t e
         apply_complete_clocks(s, k);
     if (answer_pending(s, err, errlen) != 0)
         return -1;
-    return answer_reduce(s, err, errlen) == PB_OK ? 0 : -1;
+    return answer_reduce(s, err, errlen) == PST_OK ? 0 : -1;
 }
 
 /* Between messages: workers silent for too long are lost, and this process's own stop
  * signal is turned into a version from which answers say stopping. */
 static int watch(ps_server *s, char *err, size_t errlen) {
-    const double now = now_s();
+    const double now = pst_now();
     for (int w = 0; w < s->W; w++) {
         const peer *p = &s->peers[w];
         if (p->lost || p->said_goodbye || now - p->heard <= s->cfg.peer_timeout)
@@ -1063,23 +1057,23 @@ static int dispatch(ps_server *s, char *err, size_t errlen) {
     pb_msg m;
     char why[256];
     int rc = pb_recv(s->sock, 1, &m, ZMQ_DONTWAIT, why, sizeof why);
-    if (rc == PB_EAGAIN || (rc == PB_EIO && errno == EINTR)) {
+    if (rc == PST_EAGAIN || (rc == PST_ESOCKET && errno == EINTR)) {
         pb_msg_clear(&m);
         return 0;
     }
-    if (rc == PB_EIO) {
+    if (rc == PST_ESOCKET) {
         pb_msg_clear(&m);
-        return eng_err(err, errlen, ENG_EIO, "server %d: %s", s->cfg.server_id, why);
+        return pst_err(err, errlen, PST_EIO, "server %d: %s", s->cfg.server_id, why);
     }
-    if (rc == PB_ESTRANGER) { /* not a word back to a stranger */
+    if (rc == PST_ESTRANGER) { /* not a word back to a stranger */
         s->st.strangers++;
         if (s->cfg.log)
             fprintf(s->cfg.log, "server %d: dropped a message from outside the job: %s\n",
                     s->cfg.server_id, why);
-        rc = PB_OK;
-    } else if (rc == PB_EMALFORMED || rc == PB_EVERSION)
-        rc = refuse(s, &m, rc == PB_EVERSION ? PB_ERR_VERSION : PB_ERR_MALFORMED, why);
-    else if (rc == PB_OK) {
+        rc = PST_OK;
+    } else if (rc == PST_EMALFORMED || rc == PST_EVERSION)
+        rc = refuse(s, &m, rc == PST_EVERSION ? PB_ERR_VERSION : PB_ERR_MALFORMED, why);
+    else if (rc == PST_OK) {
         /* whatever a worker sends on its connection shows it is alive */
         const uint32_t *wid = NULL;
         switch (m.env->body_case) {
@@ -1099,14 +1093,14 @@ static int dispatch(ps_server *s, char *err, size_t errlen) {
             break;
         }
         if (wid && *wid < (uint32_t)s->W && !s->peers[*wid].lost)
-            s->peers[*wid].heard = now_s();
+            s->peers[*wid].heard = pst_now();
         switch (m.env->body_case) {
         case PSTRAIN__ENVELOPE__BODY_HELLO:
             rc = on_hello(s, &m, err, errlen);
             break;
         case PSTRAIN__ENVELOPE__BODY_PUSH:
             rc = on_push(s, &m);
-            if (rc == PB_OK)
+            if (rc == PST_OK)
                 rc = answer_pending(s, err, errlen);
             break;
         case PSTRAIN__ENVELOPE__BODY_PULL:
@@ -1133,8 +1127,8 @@ static int dispatch(ps_server *s, char *err, size_t errlen) {
         }
     }
     pb_msg_clear(&m);
-    if (rc != PB_OK && rc != PB_EAGAIN)
-        return eng_err(err, errlen, ENG_EIO, "server %d: send failed: %s", s->cfg.server_id,
+    if (rc != PST_OK && rc != PST_EAGAIN)
+        return pst_err(err, errlen, PST_EIO, "server %d: send failed: %s", s->cfg.server_id,
                        zmq_strerror(errno));
     return 0;
 }
@@ -1143,7 +1137,7 @@ int ps_server_poll(ps_server *s, int timeout_ms, char *err, size_t errlen) {
     zmq_pollitem_t item = {s->sock, 0, ZMQ_POLLIN, 0};
     const int ready = zmq_poll(&item, 1, timeout_ms);
     if (ready < 0 && errno != EINTR)
-        return eng_err(err, errlen, ENG_EIO, "server %d: %s", s->cfg.server_id,
+        return pst_err(err, errlen, PST_EIO, "server %d: %s", s->cfg.server_id,
                        zmq_strerror(errno));
     const int handled = ready > 0 ? (dispatch(s, err, errlen) == 0 ? 1 : -1) : 0;
     if (handled < 0 || watch(s, err, errlen) != 0)
@@ -1162,9 +1156,9 @@ int ps_server_run(ps_server *s, char *err, size_t errlen) {
         if (ps_server_poll(s, 200, err, errlen) < 0)
             return -1;
     if (s->nlost == s->W)
-        return eng_err(err, errlen, ENG_EIO, "server %d: every worker was lost", s->cfg.server_id);
+        return pst_err(err, errlen, PST_EIO, "server %d: every worker was lost", s->cfg.server_id);
     if (s->nfailed)
-        return eng_err(err, errlen, ENG_EIO, "server %d: %d worker(s) ended on a failure",
+        return pst_err(err, errlen, PST_EIO, "server %d: %d worker(s) ended on a failure",
                        s->cfg.server_id, s->nfailed);
     return 0;
 }

@@ -90,7 +90,7 @@ const char *ps_server_endpoint(const ps_server *s);
 
 /* Replaces the shard's weights, optimizer state and update counts with its part of a
  * checkpoint (re-sharded: c may come from any number of servers). Call before serving.
- * Returns ENG_OK, or ENG_EFORMAT with err when c is for another model or optimizer. */
+ * Returns PST_OK, or PST_EFORMAT with err when c is for another model or optimizer. */
 int ps_server_restore(ps_server *s, const eng_ckpt *c, char *err, size_t errlen);
 
 /* Serves until every worker has sent Shutdown or is lost. Returns 0, or -1 with err on a

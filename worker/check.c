@@ -1,7 +1,7 @@
 /* check.c: `pstrain check` (worker/check.h). */
 #include "worker/check.h"
 
-#include "engine/base.h"
+#include "engine/base/base.h"
 #include "engine/blas.h"
 #include "engine/dataset.h"
 #include "engine/layout.h"
@@ -21,14 +21,14 @@
 #define PSTRAIN_BUILD_ID "unknown"
 #endif
 
-/* path is a readable directory. Returns ENG_OK or ENG_EIO with err. */
+/* path is a readable directory. Returns PST_OK or PST_EIO with err. */
 static int readable_dir(const char *path, char *err, size_t errlen) {
     DIR *d = opendir(path);
     if (!d)
-        return eng_err(err, errlen, ENG_EIO, "%s/: cannot open the folder: %s", path,
+        return pst_err(err, errlen, PST_EIO, "%s/: cannot open the folder: %s", path,
                        strerror(errno));
     closedir(d);
-    return ENG_OK;
+    return PST_OK;
 }
 
 /* IMDB as engine/imdb.c finds it: DIR/imdb/reviews.json (present, a regular file that can be
@@ -40,36 +40,36 @@ static int check_imdb(const char *dir, char *err, size_t errlen) {
     struct stat st;
     if (stat(path, &st) == 0) {
         if (!S_ISREG(st.st_mode))
-            return eng_err(err, errlen, ENG_EIO, "%s: not a regular file", path);
+            return pst_err(err, errlen, PST_EIO, "%s: not a regular file", path);
         FILE *f = fopen(path, "rb");
         if (!f)
-            return eng_err(err, errlen, ENG_EIO, "%s: cannot open: %s", path, strerror(errno));
+            return pst_err(err, errlen, PST_EIO, "%s: cannot open: %s", path, strerror(errno));
         char head[4096];
         const size_t got = fread(head, 1, sizeof head, f);
         const int bad = ferror(f);
         fclose(f);
         if (bad)
-            return eng_err(err, errlen, ENG_EIO, "%s: cannot read: %s", path, strerror(errno));
+            return pst_err(err, errlen, PST_EIO, "%s: cannot read: %s", path, strerror(errno));
         size_t i = 0;
         while (i < got && strchr(" \t\r\n", head[i]))
             i++;
         if (i == got || head[i] != '[')
-            return eng_err(err, errlen, ENG_EFORMAT, "%s: expected a JSON array of reviews, %s",
+            return pst_err(err, errlen, PST_EFORMAT, "%s: expected a JSON array of reviews, %s",
                            path, got ? "it does not start with '['" : "the file is empty");
-        return ENG_OK;
+        return PST_OK;
     }
     char folder[WK_PATH_MAX + 64];
     snprintf(folder, sizeof folder, "%s/aclImdb", dir);
     if (stat(folder, &st) != 0 || !S_ISDIR(st.st_mode))
-        return eng_err(err, errlen, ENG_EIO, "%s: not found (nor the folder %s/)", path, folder);
+        return pst_err(err, errlen, PST_EIO, "%s: not found (nor the folder %s/)", path, folder);
     static const char *const sub[] = {"train/pos", "train/neg", "test/pos", "test/neg"};
     for (size_t k = 0; k < sizeof sub / sizeof sub[0]; k++) {
         snprintf(path, sizeof path, "%s/%s", folder, sub[k]);
         const int rc = readable_dir(path, err, errlen);
-        if (rc != ENG_OK)
+        if (rc != PST_OK)
             return rc;
     }
-    return ENG_OK;
+    return PST_OK;
 }
 
 int wk_check_data(const wk_opts *o, const eng_model_def *def, char *err, size_t errlen) {
@@ -87,7 +87,7 @@ int wk_check(const wk_opts *o, FILE *out, char *err, size_t errlen) {
     eng_model m;
     if (errlen)
         err[0] = '\0';
-    if (!def || eng_model_build(&m, def, err, errlen) != ENG_OK) {
+    if (!def || eng_model_build(&m, def, err, errlen) != PST_OK) {
         if (!def)
             snprintf(err, errlen, "--model: unknown model '%s'", o->model);
         return 2;
@@ -99,13 +99,13 @@ int wk_check(const wk_opts *o, FILE *out, char *err, size_t errlen) {
             *p = ' ';
     fprintf(out, "pstrain %s build %s model %s layout 0x%016llx %s%s\n", PSTRAIN_VERSION,
             PSTRAIN_BUILD_ID, def->name, (unsigned long long)eng_layout_checksum(&m.layout),
-            rc == ENG_OK ? "data ok" : "data missing: ", rc == ENG_OK ? "" : why);
+            rc == PST_OK ? "data ok" : "data missing: ", rc == PST_OK ? "" : why);
     /* A second line, for people: the kernel differs between hosts of one job without harm
      * (a launcher compares only the first line). */
     char blas[160];
     fprintf(out, "%s\n", eng_blas_describe(blas, sizeof blas));
     fflush(out);
-    return rc == ENG_OK ? 0 : 2;
+    return rc == PST_OK ? 0 : 2;
 }
 
 void wk_version_print(FILE *out) {

@@ -31,7 +31,7 @@ void wk_version_print(FILE *out);
 int wk_check(const wk_opts *o, FILE *out, char *err, size_t errlen);
 
 /* The part of wk_check that looks at the data: def's data set under --data, opened as
- * training opens it (see above). Returns ENG_OK or a code with err naming the file. */
+ * training opens it (see above). Returns PST_OK or a code with err naming the file. */
 int wk_check_data(const wk_opts *o, const eng_model_def *def, char *err, size_t errlen);
 
 #endif

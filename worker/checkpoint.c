@@ -1,7 +1,7 @@
 /* checkpoint.c: writing checkpoints on a thread while training goes on. */
 #include "worker/checkpoint.h"
 
-#include "engine/base.h"
+#include "engine/base/base.h"
 #include "engine/layout.h"
 #include "worker/paths.h"
 #include "worker/progress.h"
@@ -32,7 +32,7 @@ wk_ckpt_writer *wk_ckpt_writer_new(const eng_model *m, const char *dir, int keep
                                    int nslots2, double ema_decay, char *err, size_t errlen) {
     /* A directory that cannot be made or written fails now, not after an epoch of training;
      * missing parents are made, as Keras's ModelCheckpoint makes them. */
-    if (wk_mkdirs("checkpoint-dir", dir, err, errlen) != ENG_OK)
+    if (wk_mkdirs("checkpoint-dir", dir, err, errlen) != PST_OK)
         return NULL;
     wk_ckpt_writer *w = calloc(1, sizeof *w);
     if (!w)
@@ -64,7 +64,7 @@ wk_ckpt_writer *wk_ckpt_writer_new(const eng_model *m, const char *dir, int keep
         goto nomem;
     return w;
 nomem:
-    eng_err(err, errlen, ENG_ENOMEM, "checkpoints: out of memory");
+    pst_err(err, errlen, PST_ENOMEM, "checkpoints: out of memory");
     wk_ckpt_writer_free(&w);
     return NULL;
 }
@@ -83,10 +83,10 @@ void wk_ckpt_writer_free(wk_ckpt_writer **pw) {
 
 static void *write_main(void *arg) {
     wk_ckpt_writer *w = arg;
-    const double t0 = wk_now();
+    const double t0 = pst_now();
     w->rc = eng_ckpt_save(w->dir, &w->ck, w->model, w->keep, w->path, sizeof w->path, w->err,
                           sizeof w->err);
-    w->seconds = wk_now() - t0;
+    w->seconds = pst_now() - t0;
     return NULL;
 }
 
@@ -95,7 +95,7 @@ int wk_ckpt_writer_wait(wk_ckpt_writer *w, FILE *out, char *err, size_t errlen) 
         return 0;
     pthread_join(w->thread, NULL);
     w->running = 0;
-    if (w->rc != ENG_OK) {
+    if (w->rc != PST_OK) {
         snprintf(err, errlen, "checkpoint: %s", w->err);
         return -1;
     }
@@ -108,14 +108,14 @@ int wk_ckpt_writer_wait(wk_ckpt_writer *w, FILE *out, char *err, size_t errlen) 
 }
 
 eng_ckpt *wk_ckpt_writer_next(wk_ckpt_writer *w) {
-    ENG_ASSERT(!w->running, "checkpoint state taken while a write is in progress");
+    PST_ASSERT(!w->running, "checkpoint state taken while a write is in progress");
     return &w->ck;
 }
 
 int wk_ckpt_writer_start(wk_ckpt_writer *w, char *err, size_t errlen) {
-    ENG_ASSERT(!w->running, "two checkpoint writes at once");
+    PST_ASSERT(!w->running, "two checkpoint writes at once");
     if (pthread_create(&w->thread, NULL, write_main, w) != 0)
-        return eng_err(err, errlen, ENG_ENOMEM, "checkpoint: cannot start the writer thread");
+        return pst_err(err, errlen, PST_ENOMEM, "checkpoint: cannot start the writer thread");
     w->running = 1;
     return 0;
 }
@@ -132,19 +132,19 @@ int wk_resume_load(const wk_opts *o, eng_ckpt *c, int *fresh, FILE *out, char *e
                 fprintf(out, "--resume auto: no checkpoint in %s yet: starting fresh\n",
                         o->checkpoint_dir);
             *fresh = 1;
-            return ENG_OK;
+            return PST_OK;
         }
         from = o->checkpoint_dir;
     }
     int rc = eng_ckpt_resolve(from, path, sizeof path, why, sizeof why);
-    if (rc == ENG_OK)
+    if (rc == PST_OK)
         rc = eng_ckpt_read(path, c, why, sizeof why);
-    if (rc == ENG_OK && strcmp(c->model, o->model) != 0) {
-        rc = eng_err(why, sizeof why, ENG_EFORMAT, "%s: a checkpoint of %s, not --model %s", path,
+    if (rc == PST_OK && strcmp(c->model, o->model) != 0) {
+        rc = pst_err(why, sizeof why, PST_EFORMAT, "%s: a checkpoint of %s, not --model %s", path,
                      c->model, o->model);
         eng_ckpt_free(c);
     }
-    if (rc != ENG_OK) /* the reasons name the file; the line names the flag too */
+    if (rc != PST_OK) /* the reasons name the file; the line names the flag too */
         snprintf(err, errlen, "--resume: %.1000s", why);
     return rc;
 }

@@ -41,7 +41,7 @@ int wk_ckpt_writer_start(wk_ckpt_writer *w, char *err, size_t errlen);
 /* Reads the checkpoint --resume names (FILE, DIR's latest, or auto: --checkpoint-dir's latest)
  * and checks that it is one of --model. --resume auto with no checkpoint there yet sets
  * *fresh instead and says so on out (NULL: quiet): a restart loop's first run. Returns
- * ENG_OK (c filled: release with eng_ckpt_free) or a code with one line in err naming
+ * PST_OK (c filled: release with eng_ckpt_free) or a code with one line in err naming
  * --resume. */
 int wk_resume_load(const wk_opts *o, eng_ckpt *c, int *fresh, FILE *out, char *err, size_t errlen);
 

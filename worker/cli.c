@@ -1,7 +1,7 @@
 /* cli.c: table-driven flag parsing (redis config.c style). */
 #include "worker/cli.h"
 
-#include "engine/base.h"
+#include "engine/base/base.h"
 #include "engine/model.h"
 #include "engine/optim.h"
 
@@ -515,7 +515,7 @@ int wk_cli_parse(wk_opts *o, int argc, char **argv, char *err, size_t errlen) {
         const char *names[2] = {"gen-optim", "disc-optim"},
                    *specs[2] = {o->gen_optim, o->disc_optim};
         for (int p = 0; p < 2; p++)
-            if (eng_optim_parse(specs[p], &parsed, why, sizeof why) != ENG_OK) {
+            if (eng_optim_parse(specs[p], &parsed, why, sizeof why) != PST_OK) {
                 snprintf(err, errlen, "--%s: %s", names[p], why);
                 return -1;
             }

@@ -1,7 +1,7 @@
 /* client.c: the worker's side of the protocol. */
 #include "worker/client.h"
 
-#include "engine/base.h"
+#include "engine/base/base.h"
 #include "engine/shard.h"
 #include "proto/secure.h"
 #include "proto/wire.h"
@@ -72,32 +72,32 @@ static int recv_from(wk_client *c, int s, pb_msg *m, Pstrain__Envelope__BodyCase
     /* A server the heartbeats say is alive may wait a peer timeout for a lost worker before
      * it answers: that time comes on top of the timeout. */
     const double deadline =
-        wk_now() + c->timeout_ms / 1000.0 + (c->hb ? wk_heartbeat_timeout(c->hb) : 0.0);
+        pst_now() + c->timeout_ms / 1000.0 + (c->hb ? wk_heartbeat_timeout(c->hb) : 0.0);
     int ready;
     char lost[384];
     do { /* in slices, so that a server the heartbeats say is lost ends the wait */
-        const double left = deadline - wk_now();
+        const double left = deadline - pst_now();
         ready = left > 0 ? zmq_poll(&item, 1, (long)(left < 0.25 ? left * 1000.0 : 250.0)) : 0;
         if (ready == 0 && wk_heartbeat_lost(c->hb, lost, sizeof lost))
-            return eng_err(err, errlen, ENG_EIO, "%s", lost);
-    } while ((ready < 0 && errno == EINTR) || (ready == 0 && wk_now() < deadline));
+            return pst_err(err, errlen, PST_EIO, "%s", lost);
+    } while ((ready < 0 && errno == EINTR) || (ready == 0 && pst_now() < deadline));
     if (ready < 0)
-        return eng_err(err, errlen, ENG_EIO, "server %d at %s: %s", s, sc->endpoint,
+        return pst_err(err, errlen, PST_EIO, "server %d at %s: %s", s, sc->endpoint,
                        zmq_strerror(errno));
     if (ready == 0)
-        return eng_err(err, errlen, ENG_EIO, "server %d at %s: no answer in %g s", s, sc->endpoint,
+        return pst_err(err, errlen, PST_EIO, "server %d at %s: no answer in %g s", s, sc->endpoint,
                        c->timeout_ms / 1000.0);
     char why[256];
     int rc = pb_recv(sc->sock, 0, m, 0, why, sizeof why);
-    if (rc != PB_OK)
-        return eng_err(err, errlen, ENG_EIO, "server %d at %s: %s", s, sc->endpoint, why);
+    if (rc != PST_OK)
+        return pst_err(err, errlen, PST_EIO, "server %d at %s: %s", s, sc->endpoint, why);
     if (m->env->body_case == PSTRAIN__ENVELOPE__BODY_ERROR)
-        return eng_err(err, errlen, ENG_EFORMAT, "server %d at %s refused: %s", s, sc->endpoint,
+        return pst_err(err, errlen, PST_EFORMAT, "server %d at %s refused: %s", s, sc->endpoint,
                        m->env->error->message);
     if (m->env->body_case != want)
-        return eng_err(err, errlen, ENG_EFORMAT, "server %d at %s: unexpected %s", s, sc->endpoint,
+        return pst_err(err, errlen, PST_EFORMAT, "server %d at %s: unexpected %s", s, sc->endpoint,
                        pb_body_name(m->env));
-    return ENG_OK;
+    return PST_OK;
 }
 
 wk_client *wk_client_new(const char *const *endpoints, int P, int worker_id, int num_workers,
@@ -124,7 +124,7 @@ wk_client *wk_client_new_keys(const char *const *endpoints, int P, int worker_id
         c->members[w] = w;
     c->nmembers = num_workers;
     if (!c->srv || !c->ctx || !c->members) {
-        eng_err(err, errlen, ENG_ENOMEM, "worker %d: out of memory", worker_id);
+        pst_err(err, errlen, PST_ENOMEM, "worker %d: out of memory", worker_id);
         goto fail;
     }
     for (int s = 0; s < P; s++) {
@@ -135,10 +135,10 @@ wk_client *wk_client_new_keys(const char *const *endpoints, int P, int worker_id
         int zero = 0;
         if (sc->sock)
             zmq_setsockopt(sc->sock, ZMQ_LINGER, &zero, sizeof zero);
-        if (sc->sock && keys && pb_secure_client(sc->sock, keys, err, errlen) != PB_OK)
+        if (sc->sock && keys && pb_secure_client(sc->sock, keys, err, errlen) != PST_OK)
             goto fail;
         if (!sc->sock || zmq_connect(sc->sock, sc->endpoint) != 0) {
-            eng_err(err, errlen, ENG_EIO, "server %d at %s: cannot connect: %s", s, sc->endpoint,
+            pst_err(err, errlen, PST_EIO, "server %d at %s: cannot connect: %s", s, sc->endpoint,
                     zmq_strerror(errno));
             goto fail;
         }
@@ -154,7 +154,7 @@ wk_client *wk_client_new_keys(const char *const *endpoints, int P, int worker_id
     env.body_case = PSTRAIN__ENVELOPE__BODY_HELLO;
     env.hello = &h;
     for (int s = 0; s < P; s++)
-        if (pb_send(c->srv[s].sock, NULL, 0, &env, NULL, 0, err, errlen) != PB_OK)
+        if (pb_send(c->srv[s].sock, NULL, 0, &env, NULL, 0, err, errlen) != PST_OK)
             goto fail;
     /* A path that does not work shows as silence (ZeroMQ retries the connection quietly): say
      * which one, within seconds, and what to check, rather than wait the whole timeout. */
@@ -162,33 +162,33 @@ wk_client *wk_client_new_keys(const char *const *endpoints, int P, int worker_id
     for (int s = 0; s < P; s++) {
         pb_msg r;
         int rc = recv_from(c, s, &r, PSTRAIN__ENVELOPE__BODY_HELLO_REPLY, err, errlen);
-        if (rc == ENG_EIO) {
+        if (rc == PST_EIO) {
             char host[256] = "?", why[512];
             gethostname(host, sizeof host);
             host[sizeof host - 1] = '\0';
             snprintf(why, sizeof why, "%s", err);
-            eng_err(err, errlen, ENG_EIO,
+            pst_err(err, errlen, PST_EIO,
                     "host %s: no hello from %s (%s): check that this host reaches that address "
                     "and port (firewall, routing), that the server advertises an address "
                     "workers can reach (--advertise), and --port-range",
                     host, c->srv[s].endpoint, why);
         }
-        if (rc == ENG_OK) {
+        if (rc == PST_OK) {
             const Pstrain__Slice *sh = r.env->hello_reply->shard;
             if (!sh || sh->offset != c->srv[s].lo || sh->count != c->srv[s].n)
-                rc = eng_err(err, errlen, ENG_EFORMAT,
+                rc = pst_err(err, errlen, PST_EFORMAT,
                              "server %d at %s: owns another shard than [%zu, %zu)", s,
                              c->srv[s].endpoint, c->srv[s].lo, c->srv[s].lo + c->srv[s].n);
             size_t cuts[ENG_MAX_LAYERS];
             const int ncuts = eng_model_cuts(m, cuts);
-            if (rc == ENG_OK && eng_chunks_plan(&c->srv[s].chunks, c->srv[s].lo, c->srv[s].n, cuts,
+            if (rc == PST_OK && eng_chunks_plan(&c->srv[s].chunks, c->srv[s].lo, c->srv[s].n, cuts,
                                                 ncuts, (size_t)r.env->hello_reply->chunk) != 0)
-                rc = eng_err(err, errlen, ENG_ENOMEM, "worker %d: out of memory", worker_id);
+                rc = pst_err(err, errlen, PST_ENOMEM, "worker %d: out of memory", worker_id);
             c->srv[s].C = c->srv[s].chunks.n;
             c->srv[s].max = (size_t)r.env->hello_reply->chunk;
         }
         pb_msg_clear(&r);
-        if (rc != ENG_OK)
+        if (rc != PST_OK)
             goto fail;
     }
     c->timeout_ms = (int)(timeout_s * 1000.0);
@@ -240,14 +240,14 @@ int wk_client_reduce(wk_client *c, int op, double *v, int n, char *err, size_t e
     Pstrain__Envelope env = PSTRAIN__ENVELOPE__INIT;
     env.body_case = PSTRAIN__ENVELOPE__BODY_REDUCE;
     env.reduce = &r;
-    if (pb_send(c->srv[0].sock, NULL, 0, &env, NULL, 0, err, errlen) != PB_OK)
+    if (pb_send(c->srv[0].sock, NULL, 0, &env, NULL, 0, err, errlen) != PST_OK)
         return -1;
     pb_msg m;
     int rc = recv_from(c, 0, &m, PSTRAIN__ENVELOPE__BODY_REDUCE_REPLY, err, errlen);
-    if (rc == ENG_OK) {
+    if (rc == PST_OK) {
         const Pstrain__ReduceReply *a = m.env->reduce_reply;
         if (a->round != c->round || a->n_values != (size_t)n || a->n_workers > (size_t)c->W)
-            rc = eng_err(err, errlen, ENG_EFORMAT,
+            rc = pst_err(err, errlen, PST_EFORMAT,
                          "server 0 at %s: reduce reply for round %" PRIu64 " with %zu values, "
                          "expected round %" PRIu64 " with %d",
                          c->srv[0].endpoint, a->round, a->n_values, c->round, n);
@@ -260,7 +260,7 @@ int wk_client_reduce(wk_client *c, int op, double *v, int n, char *err, size_t e
         }
     }
     pb_msg_clear(&m);
-    return rc == ENG_OK ? 0 : -1;
+    return rc == PST_OK ? 0 : -1;
 }
 
 int wk_client_members(const wk_client *c, const int **ids) {
@@ -345,18 +345,18 @@ static int send_run(wk_client *c, server_conn *sc, int k, int end, const float *
         size_t nvals;
         const long nrows = gather_rows(c, grads, lo, lo + n, &nvals);
         if (nrows < 0)
-            return eng_err(err, errlen, ENG_ENOMEM, "worker %d: out of memory", c->worker_id);
+            return pst_err(err, errlen, PST_ENOMEM, "worker %d: out of memory", c->worker_id);
         if (nrows > 0 && nvals < n) { /* only the touched rows: the rest is 0 */
             p.rows_from = c->sparse->from;
             p.row_len = (uint32_t)c->sparse->row_len;
             p.n_rows = (size_t)nrows;
             p.rows = c->row_ids;
-            if (pb_send(sc->sock, NULL, 0, &env, c->row_vals, nvals, err, errlen) != PB_OK)
+            if (pb_send(sc->sock, NULL, 0, &env, c->row_vals, nvals, err, errlen) != PST_OK)
                 return -1;
             c->bytes_pushed += sizeof(float) * nvals;
         } else {
             atomic_fetch_add_explicit(&c->lent, 1, memory_order_relaxed);
-            if (pb_send_borrowed(sc->sock, &env, grads + lo, n, returned, c, err, errlen) != PB_OK)
+            if (pb_send_borrowed(sc->sock, &env, grads + lo, n, returned, c, err, errlen) != PST_OK)
                 return -1;
             c->bytes_pushed += sizeof(float) * n;
         }
@@ -372,7 +372,7 @@ static int send_run(wk_client *c, server_conn *sc, int k, int end, const float *
         }
         env.body_case = PSTRAIN__ENVELOPE__BODY_PULL;
         env.pull = &p;
-        if (pb_send(sc->sock, NULL, 0, &env, NULL, 0, err, errlen) != PB_OK)
+        if (pb_send(sc->sock, NULL, 0, &env, NULL, 0, err, errlen) != PST_OK)
             return -1;
     }
     return 0;
@@ -381,12 +381,12 @@ static int send_run(wk_client *c, server_conn *sc, int k, int end, const float *
 int wk_client_step_begin(wk_client *c, const float *grads, uint64_t step, uint64_t base_version,
                          int pull, uint64_t min_version, char *err, size_t errlen) {
     /* The caller is about to overwrite the gradients the last pushes were sent from. */
-    const double deadline = wk_now() + c->timeout_ms / 1000.0;
+    const double deadline = pst_now() + c->timeout_ms / 1000.0;
     for (int spin = 0; atomic_load_explicit(&c->lent, memory_order_acquire) > 0; spin++) {
         if (spin < 1000)
             continue;
-        if (wk_now() > deadline)
-            return eng_err(err, errlen, ENG_EIO, "worker %d: pushes not sent in %g s", c->worker_id,
+        if (pst_now() > deadline)
+            return pst_err(err, errlen, PST_EIO, "worker %d: pushes not sent in %g s", c->worker_id,
                            c->timeout_ms / 1000.0);
         sched_yield();
     }
@@ -466,7 +466,7 @@ static int take_reply(wk_client *c, int s, float *params, char *err, size_t errl
     server_conn *sc = &c->srv[s];
     pb_msg r;
     int rc = recv_from(c, s, &r, PSTRAIN__ENVELOPE__BODY_PULL_REPLY, err, errlen);
-    if (rc == ENG_OK) {
+    if (rc == PST_OK) {
         const Pstrain__Slice *sl = r.env->pull_reply->slice;
         /* an answer to one of our pulls: a run of whole chunks of this server's */
         const int k0 = sl->offset <= SIZE_MAX ? eng_chunks_find(&sc->chunks, sl->offset) : -1;
@@ -476,7 +476,7 @@ static int take_reply(wk_client *c, int s, float *params, char *err, size_t errl
         const size_t n = (size_t)sl->count;
         if (k0 < 0 || k1 < 0 || sl->offset != sc->chunks.start[k0] ||
             sl->offset + n != sc->chunks.start[k1 + 1])
-            rc = eng_err(err, errlen, ENG_EFORMAT, "server %d at %s: pull reply for another slice",
+            rc = pst_err(err, errlen, PST_EFORMAT, "server %d at %s: pull reply for another slice",
                          s, sc->endpoint);
         else
             memcpy(params + sl->offset, pb_msg_payload(&r), sizeof(float) * n);
@@ -487,7 +487,7 @@ static int take_reply(wk_client *c, int s, float *params, char *err, size_t errl
             sc->version = sc->round;
     }
     pb_msg_clear(&r);
-    return rc == ENG_OK ? 0 : -1;
+    return rc == PST_OK ? 0 : -1;
 }
 
 int wk_client_pull_recv(wk_client *c, float *params, uint64_t *version, int block, char *err,
@@ -536,33 +536,33 @@ static int take_snapshot(wk_client *c, int s, eng_ckpt *ck, char *err, size_t er
     server_conn *sc = &c->srv[s];
     pb_msg r;
     int rc = recv_from(c, s, &r, PSTRAIN__ENVELOPE__BODY_SNAPSHOT_REPLY, err, errlen);
-    const Pstrain__SnapshotReply *sr = rc == ENG_OK ? r.env->snapshot_reply : NULL;
+    const Pstrain__SnapshotReply *sr = rc == PST_OK ? r.env->snapshot_reply : NULL;
     if (sr && (sr->shard->offset != sc->lo || sr->shard->count != sc->n))
-        rc = eng_err(err, errlen, ENG_EFORMAT, "server %d at %s: snapshot of another shard", s,
+        rc = pst_err(err, errlen, PST_EFORMAT, "server %d at %s: snapshot of another shard", s,
                      sc->endpoint);
     else if (sr && (int)sr->nslots != ck->nslots)
-        rc = eng_err(err, errlen, ENG_EFORMAT,
+        rc = pst_err(err, errlen, PST_EFORMAT,
                      "server %d at %s: snapshot with %u optimizer arrays, expected %d", s,
                      sc->endpoint, sr->nslots, ck->nslots);
     uint64_t covered = 0;
-    for (size_t i = 0; rc == ENG_OK && i < sr->n_runs; i++) {
+    for (size_t i = 0; rc == PST_OK && i < sr->n_runs; i++) {
         const Pstrain__Run *run = sr->runs[i];
         if (run->offset != sc->lo + covered || run->count > sc->n - covered) {
-            rc = eng_err(err, errlen, ENG_EFORMAT,
+            rc = pst_err(err, errlen, PST_EFORMAT,
                          "server %d at %s: snapshot runs do not tile its shard", s, sc->endpoint);
             break;
         }
         covered += run->count;
     }
-    if (rc == ENG_OK && covered != sc->n)
-        rc = eng_err(err, errlen, ENG_EFORMAT,
+    if (rc == PST_OK && covered != sc->n)
+        rc = pst_err(err, errlen, PST_EFORMAT,
                      "server %d at %s: snapshot runs do not tile its shard", s, sc->endpoint);
     eng_ckpt_iters *runs =
-        rc == ENG_OK ? realloc(ck->runs, sizeof *runs * ((size_t)ck->nruns + sr->n_runs + 1))
+        rc == PST_OK ? realloc(ck->runs, sizeof *runs * ((size_t)ck->nruns + sr->n_runs + 1))
                      : NULL;
-    if (rc == ENG_OK && !runs)
-        rc = eng_err(err, errlen, ENG_ENOMEM, "worker %d: out of memory", c->worker_id);
-    if (rc == ENG_OK) {
+    if (rc == PST_OK && !runs)
+        rc = pst_err(err, errlen, PST_ENOMEM, "worker %d: out of memory", c->worker_id);
+    if (rc == PST_OK) {
         ck->runs = runs;
         for (size_t i = 0; i < sr->n_runs; i++)
             ck->runs[ck->nruns++] = (eng_ckpt_iters){sr->runs[i]->offset, sr->runs[i]->count,
@@ -574,11 +574,11 @@ static int take_snapshot(wk_client *c, int s, eng_ckpt *ck, char *err, size_t er
         c->stopping |= sr->stopping;
     }
     pb_msg_clear(&r);
-    return rc == ENG_OK ? 0 : -1;
+    return rc == PST_OK ? 0 : -1;
 }
 
 int wk_client_snapshot(wk_client *c, uint64_t min_version, eng_ckpt *ck, char *err, size_t errlen) {
-    ENG_ASSERT(!wk_client_pull_pending(c), "snapshot with a pull outstanding");
+    PST_ASSERT(!wk_client_pull_pending(c), "snapshot with a pull outstanding");
     Pstrain__SnapshotRequest q = PSTRAIN__SNAPSHOT_REQUEST__INIT;
     q.worker_id = (uint32_t)c->worker_id;
     q.min_version = min_version;
@@ -586,7 +586,7 @@ int wk_client_snapshot(wk_client *c, uint64_t min_version, eng_ckpt *ck, char *e
     env.body_case = PSTRAIN__ENVELOPE__BODY_SNAPSHOT;
     env.snapshot = &q;
     for (int s = 0; s < c->P; s++)
-        if (pb_send(c->srv[s].sock, NULL, 0, &env, NULL, 0, err, errlen) != PB_OK)
+        if (pb_send(c->srv[s].sock, NULL, 0, &env, NULL, 0, err, errlen) != PST_OK)
             return -1;
     ck->nruns = 0;
     for (int s = 0; s < c->P; s++)
@@ -601,12 +601,12 @@ static int take_stats(wk_client *c, char *err, size_t errlen) {
         c->stats = calloc((size_t)c->P, sizeof *c->stats);
         c->per_worker = calloc((size_t)c->P * (size_t)c->W, sizeof *c->per_worker);
         if (!c->stats || !c->per_worker)
-            return eng_err(err, errlen, ENG_ENOMEM, "worker %d: out of memory", c->worker_id);
+            return pst_err(err, errlen, PST_ENOMEM, "worker %d: out of memory", c->worker_id);
     }
     for (int s = 0; s < c->P; s++) {
         pb_msg r;
         int rc = recv_from(c, s, &r, PSTRAIN__ENVELOPE__BODY_STATS, err, errlen);
-        if (rc == ENG_OK) {
+        if (rc == PST_OK) {
             const Pstrain__ServerStats *st = r.env->stats;
             wk_server_stats *o = &c->stats[s];
             *o = (wk_server_stats){.server_id = st->server_id,
@@ -625,21 +625,21 @@ static int take_stats(wk_client *c, char *err, size_t errlen) {
                 c->per_worker[(size_t)s * c->W + w] = st->pushes_per_worker[w];
         }
         pb_msg_clear(&r);
-        if (rc != ENG_OK)
+        if (rc != PST_OK)
             return -1;
     }
     return 0;
 }
 
 const wk_server_stats *wk_client_stats(wk_client *c, char *err, size_t errlen) {
-    ENG_ASSERT(!wk_client_pull_pending(c), "stats with a pull outstanding");
+    PST_ASSERT(!wk_client_pull_pending(c), "stats with a pull outstanding");
     Pstrain__StatsRequest q = PSTRAIN__STATS_REQUEST__INIT;
     q.worker_id = (uint32_t)c->worker_id;
     Pstrain__Envelope env = PSTRAIN__ENVELOPE__INIT;
     env.body_case = PSTRAIN__ENVELOPE__BODY_STATS_REQUEST;
     env.stats_request = &q;
     for (int s = 0; s < c->P; s++)
-        if (pb_send(c->srv[s].sock, NULL, 0, &env, NULL, 0, err, errlen) != PB_OK)
+        if (pb_send(c->srv[s].sock, NULL, 0, &env, NULL, 0, err, errlen) != PST_OK)
             return NULL;
     return take_stats(c, err, errlen) == 0 ? c->stats : NULL;
 }
@@ -654,7 +654,7 @@ int wk_client_shutdown(wk_client *c, FILE *out, char *err, size_t errlen) {
     env.body_case = PSTRAIN__ENVELOPE__BODY_SHUTDOWN;
     env.shutdown = &d;
     for (int s = 0; s < c->P; s++)
-        if (pb_send(c->srv[s].sock, NULL, 0, &env, NULL, 0, err, errlen) != PB_OK)
+        if (pb_send(c->srv[s].sock, NULL, 0, &env, NULL, 0, err, errlen) != PST_OK)
             return -1;
     if (take_stats(c, err, errlen) != 0)
         return -1;

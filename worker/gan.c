@@ -1,7 +1,7 @@
 /* gan.c: the GAN training loop, its checkpoints and its pictures. */
 #include "worker/gan.h"
 
-#include "engine/base.h"
+#include "engine/base/base.h"
 #include "engine/gan.h"
 #include "engine/image.h"
 #include "engine/judge.h"
@@ -33,14 +33,14 @@ void wk_gan_optims(const wk_opts *o, const eng_ckpt *resume, eng_optim_cfg cfg[2
     }
     char why[300];
     /* wk_cli_parse checked both */
-    ENG_ASSERT(eng_optim_parse(o->gen_optim, &cfg[0], why, sizeof why) == ENG_OK, "%s", why);
-    ENG_ASSERT(eng_optim_parse(o->disc_optim, &cfg[1], why, sizeof why) == ENG_OK, "%s", why);
+    PST_ASSERT(eng_optim_parse(o->gen_optim, &cfg[0], why, sizeof why) == PST_OK, "%s", why);
+    PST_ASSERT(eng_optim_parse(o->disc_optim, &cfg[1], why, sizeof why) == PST_OK, "%s", why);
 }
 
 int wk_gan_part(const eng_ckpt *c, const eng_model *m, int part, eng_ckpt *view) {
     eng_model pm;
     char err[256];
-    ENG_ASSERT(m->split && eng_model_build(&pm, &m->def->parts[part], err, sizeof err) == ENG_OK,
+    PST_ASSERT(m->split && eng_model_build(&pm, &m->def->parts[part], err, sizeof err) == PST_OK,
                "%s: part %d: %s", m->def->name, part, err);
     const uint64_t lo = part ? c->split : 0, n = part ? c->total - c->split : c->split;
     *view = *c;
@@ -159,12 +159,12 @@ static int checkpoint(const wk_opts *o, const wk_job *job, wk_ckpt_writer *write
             if ((part.runs = malloc(sizeof *part.runs)))
                 part.runs[part.nruns++] = (eng_ckpt_iters){0, n[p], eng_optim_iterations(opt[p])};
             else
-                rc = eng_err(err, errlen, ENG_ENOMEM, "checkpoint: out of memory");
+                rc = pst_err(err, errlen, PST_ENOMEM, "checkpoint: out of memory");
         }
         eng_ckpt_iters *grown =
             rc == 0 ? realloc(all, sizeof *all * (size_t)(nall + part.nruns)) : NULL;
         if (rc == 0 && !grown)
-            eng_err(err, errlen, ENG_ENOMEM, "checkpoint: out of memory");
+            pst_err(err, errlen, PST_ENOMEM, "checkpoint: out of memory");
         for (int r = 0; grown && r < part.nruns; r++)
             grown[nall++] =
                 (eng_ckpt_iters){part.runs[r].lo + lo[p], part.runs[r].n, part.runs[r].iterations};
@@ -205,29 +205,29 @@ static void outputs_free(outputs *out) {
 
 /* Prepares the outputs o asks for (on the lead): the directory, the noise, and the judge
  * with its features of the real test images, whose own Inception Score it prints for scale.
- * Returns ENG_OK or a code with err naming the flag. */
+ * Returns PST_OK or a code with err naming the flag. */
 static int outputs_init(outputs *out, const wk_opts *o, int threads, char *err, size_t errlen) {
     memset(out, 0, sizeof *out);
     out->samples_dir = o->samples;
     if (o->samples[0]) {
         int rc = wk_mkdirs("samples", o->samples, err, errlen);
-        if (rc != ENG_OK)
+        if (rc != PST_OK)
             return rc;
         out->grid_z = malloc(sizeof(float) * GRID_N * ENG_GAN_NOISE);
         out->grid = malloc(sizeof(float) * GRID_N * 28 * 28);
         if (!out->grid_z || !out->grid)
-            return eng_err(err, errlen, ENG_ENOMEM, "--samples: out of memory");
+            return pst_err(err, errlen, PST_ENOMEM, "--samples: out of memory");
         eng_gan_noise(out->grid_z, GRID_N, 0, eng_hash3((uint64_t)o->seed, KEY_GRID, 0));
     }
     if (!o->judge[0])
-        return ENG_OK;
+        return PST_OK;
     char why[1024];
     if (!(out->judge = eng_judge_new(o->judge, 256, threads, why, sizeof why)))
-        return eng_err(err, errlen, ENG_EFORMAT, "--judge: %s", why);
+        return pst_err(err, errlen, PST_EFORMAT, "--judge: %s", why);
     eng_split real;
     int rc = eng_split_load_idx(&real, o->data, "mnist", 0.0, 0, 1, why, sizeof why);
-    if (rc != ENG_OK)
-        return eng_err(err, errlen, rc, "--judge: the real test images: %s", why);
+    if (rc != PST_OK)
+        return pst_err(err, errlen, rc, "--judge: the real test images: %s", why);
     const eng_dataset *test = &real.test;
     out->real_n = (size_t)test->n;
     out->judge_n = (size_t)o->judge_n;
@@ -238,7 +238,7 @@ static int outputs_init(outputs *out, const wk_opts *o, int threads, char *err, 
     out->judged = malloc(sizeof(float) * out->judge_n * 28 * 28);
     uint8_t *labels = malloc(out->real_n);
     if (!images || !probs || !out->real_feats || !out->judge_z || !out->judged || !labels) {
-        rc = eng_err(err, errlen, ENG_ENOMEM, "--judge: out of memory");
+        rc = pst_err(err, errlen, PST_ENOMEM, "--judge: out of memory");
     } else {
         eng_dataset_slice(test, 0, (int)test->n, images, labels);
         eng_judge_run(out->judge, images, out->real_n, 0.0f, 1.0f, probs, out->real_feats);
@@ -263,39 +263,39 @@ static int outputs_score(outputs *out, eng_gan *gan, double *inception, double *
 }
 
 /* The epoch's grid and scores into r: of the moving average ema of the generator (split
- * floats) when the run keeps one, the live generator then scored too. Returns ENG_OK or a
+ * floats) when the run keeps one, the live generator then scored too. Returns PST_OK or a
  * code with err. */
 static int outputs_epoch(outputs *out, eng_gan *gan, const float *ema, size_t split, int64_t epoch,
                          wk_gan_report *r, char *err, size_t errlen) {
-    const double t0 = wk_now();
+    const double t0 = pst_now();
     float *params = eng_net_params(eng_gan_generator(gan));
-    int rc = ENG_OK;
+    int rc = PST_OK;
     if (ema && out->judge)
         rc = outputs_score(out, gan, &r->live_inception, &r->live_frechet, err, errlen);
-    const int swap = ema && rc == ENG_OK;
+    const int swap = ema && rc == PST_OK;
     if (swap) {
         if (!out->live && !(out->live = malloc(sizeof(float) * split)))
-            return eng_err(err, errlen, ENG_ENOMEM, "out of memory");
+            return pst_err(err, errlen, PST_ENOMEM, "out of memory");
         memcpy(out->live, params, sizeof(float) * split);
         memcpy(params, ema, sizeof(float) * split);
     }
-    if (rc == ENG_OK && out->samples_dir[0]) {
+    if (rc == PST_OK && out->samples_dir[0]) {
         char path[WK_PATH_MAX + 32];
         snprintf(path, sizeof path, "%s/epoch-%lld.png", out->samples_dir, (long long)epoch);
         eng_gan_generate(gan, out->grid_z, GRID_N, out->grid);
         rc = eng_image_grid_png(path, out->grid, GRID_N, 28, 28, 0, -1.0f, 1.0f, err, errlen);
     }
-    if (rc == ENG_OK && out->judge)
+    if (rc == PST_OK && out->judge)
         rc = outputs_score(out, gan, &r->inception, &r->frechet, err, errlen);
     if (swap)
         memcpy(params, out->live, sizeof(float) * split);
-    r->score_seconds = wk_now() - t0;
+    r->score_seconds = pst_now() - t0;
     return rc;
 }
 
 int wk_train_gan(const wk_opts *o, const wk_job *job_in, const eng_ckpt *resume,
                  volatile sig_atomic_t *stop, char *err, size_t errlen) {
-    const double t_start = wk_now();
+    const double t_start = pst_now();
     wk_job jb = job_in ? *job_in : (wk_job){0};
     wk_job *job = job_in ? &jb : NULL; /* its coord is the generator's client, once connected */
     const eng_model_def *def = eng_model_find(o->model);
@@ -314,13 +314,13 @@ int wk_train_gan(const wk_opts *o, const wk_job *job_in, const eng_ckpt *resume,
     uint8_t *labels = NULL;
     int rc, status = 1;
 
-    if ((rc = eng_model_build(&model, def, err, errlen)) != ENG_OK ||
-        (rc = eng_model_build(&part[0], &def->parts[0], err, errlen)) != ENG_OK ||
-        (rc = eng_model_build(&part[1], &def->parts[1], err, errlen)) != ENG_OK)
+    if ((rc = eng_model_build(&model, def, err, errlen)) != PST_OK ||
+        (rc = eng_model_build(&part[0], &def->parts[0], err, errlen)) != PST_OK ||
+        (rc = eng_model_build(&part[1], &def->parts[1], err, errlen)) != PST_OK)
         return wk_exit_code(rc);
     rc = wk_stream_open(&data, o->data, def->dataset, NULL, o->val_split, rank, world,
                         (uint64_t)o->seed, (int)o->batch, err, errlen);
-    if (rc != ENG_OK)
+    if (rc != PST_OK)
         return wk_exit_code(rc);
     const int cpus = eng_pool_cpus();
     const int threads = o->threads > 0 ? (int)o->threads : cpus;
@@ -344,8 +344,8 @@ int wk_train_gan(const wk_opts *o, const wk_job *job_in, const eng_ckpt *resume,
     /* A resumed run goes on with the average it kept, as with its optimizers. */
     const double ema_decay = resume && resume->ema ? resume->ema_decay : o->ema_decay;
     const size_t split = part[0].layout.total;
-    x = eng_alloc(sizeof(float) * (size_t)batch * eng_shape_size(part[1].input));
-    labels = eng_alloc((size_t)batch);
+    x = pst_alloc(sizeof(float) * (size_t)batch * eng_shape_size(part[1].input));
+    labels = pst_alloc((size_t)batch);
     if (!x || !labels || state_init(&state, &part[0]) != 0) {
         snprintf(err, errlen, "out of memory");
         goto out;
@@ -369,7 +369,7 @@ int wk_train_gan(const wk_opts *o, const wk_job *job_in, const eng_ckpt *resume,
         status = 2; /* a directory that cannot be used: before any training */
         goto out;
     }
-    if (lead && (rc = outputs_init(&out, o, threads, err, errlen)) != ENG_OK) {
+    if (lead && (rc = outputs_init(&out, o, threads, err, errlen)) != PST_OK) {
         status = wk_exit_code(rc);
         goto out;
     }
@@ -443,7 +443,7 @@ int wk_train_gan(const wk_opts *o, const wk_job *job_in, const eng_ckpt *resume,
             wk_progress_epoch_begin(&prog, epoch);
         wk_stream_epoch(&data, epoch);
         eng_gan_stats st = {0};
-        const double t0 = wk_now();
+        const double t0 = pst_now();
         const uint64_t pushed0 =
             job ? wk_client_bytes_pushed(client[0]) + wk_client_bytes_pushed(client[1]) : 0;
         const int64_t step0 = step;
@@ -468,22 +468,22 @@ int wk_train_gan(const wk_opts *o, const wk_job *job_in, const eng_ckpt *resume,
             for (size_t i = 0; i < (size_t)B * eng_shape_size(part[1].input); i++)
                 x[i] = 2.0f * x[i] - 1.0f; /* the generator's tanh range */
             for (int p = 0; job && p < 2; p++) {
-                double t = wk_now();
+                double t = pst_now();
                 if (wk_refresh_weights(o, client[p], eng_net_params(net[p]), &version[p],
                                        (uint64_t)step, err, errlen) != 0)
                     goto out;
-                times.pull_s += wk_now() - t;
-                t = wk_now();
+                times.pull_s += pst_now() - t;
+                t = pst_now();
                 if (wk_client_step_begin(client[p], eng_net_grads(net[p]), (uint64_t)step,
                                          version[p], !wk_client_pull_pending(client[p]),
                                          wk_needed_version(o, (uint64_t)step + 1), err,
                                          errlen) != 0)
                     goto out;
-                times.push_s += wk_now() - t;
+                times.push_s += pst_now() - t;
             }
             if (job)
                 state_keep(&state, eng_net_params(net[0]));
-            double t = wk_now();
+            double t = pst_now();
             if (ema) /* the weights this step trains with, state included */
                 eng_ema_update(ema, eng_net_params(net[0]), split, ema_decay, step);
             eng_gan_step(gan, x, B, wk_step_key((uint64_t)o->seed, step), &st);
@@ -493,20 +493,20 @@ int wk_train_gan(const wk_opts *o, const wk_job *job_in, const eng_ckpt *resume,
             } else {
                 state_to_grads(&state, eng_net_params(net[0]), eng_net_grads(net[0]));
             }
-            times.compute_s += wk_now() - t;
-            t = wk_now();
+            times.compute_s += pst_now() - t;
+            t = pst_now();
             for (int p = 1; job && p >= 0; p--)
                 if (wk_client_step_end(client[p], err, errlen) != 0)
                     goto out;
-            times.push_s += wk_now() - t;
+            times.push_s += pst_now() - t;
             if (lead) {
-                const double dt = wk_now() - t0;
+                const double dt = pst_now() - t0;
                 wk_progress_gan_step(&prog, s + 1, st.d_loss_sum / (double)st.count,
                                      st.g_loss_sum / (double)st.count,
                                      dt > 0 ? (double)st.count * world / dt : 0.0);
             }
         }
-        times.total_s += wk_now() - t0;
+        times.total_s += pst_now() - t0;
         if (stopped)
             break;
         /* Report on every update the job has made so far. */
@@ -514,7 +514,7 @@ int wk_train_gan(const wk_opts *o, const wk_job *job_in, const eng_ckpt *resume,
             if (wk_final_weights(o, job, client[p], eng_net_params(net[p]), &version[p], step,
                                  step - from.step, err, errlen) != 0)
                 goto out;
-        double dt = wk_now() - t0;
+        double dt = pst_now() - t0;
         double sums[4] = {st.d_loss_sum, st.g_loss_sum, (double)st.d_correct, (double)st.count};
         if (wk_reduce(job, WK_REDUCE_MAX, &dt, 1, err, errlen) != 0 ||
             wk_reduce(job, WK_REDUCE_SUM, sums, 4, err, errlen) != 0)
@@ -536,11 +536,11 @@ int wk_train_gan(const wk_opts *o, const wk_job *job_in, const eng_ckpt *resume,
                                              wk_client_bytes_pushed(client[1]) - pushed0) /
                                     (double)(step - step0);
         if (lead) {
-            if ((rc = outputs_epoch(&out, gan, ema, split, epoch, &r, err, errlen)) != ENG_OK) {
+            if ((rc = outputs_epoch(&out, gan, ema, split, epoch, &r, err, errlen)) != PST_OK) {
                 status = wk_exit_code(rc);
                 goto out;
             }
-            r.seconds = wk_now() - prog.epoch_start;
+            r.seconds = pst_now() - prog.epoch_start;
             wk_progress_gan_epoch_end(&prog, &r);
             for (int p = 0; job && o->metrics[0] && p < 2; p++) {
                 const wk_server_stats *ss = wk_client_stats(client[p], err, errlen);
@@ -590,7 +590,7 @@ int wk_train_gan(const wk_opts *o, const wk_job *job_in, const eng_ckpt *resume,
     if (lead) {
         printf("trained %lld steps\n", (long long)step);
         wk_progress_report(
-            &prog, wk_now() - t_start, train_seconds > 0 ? (double)trained / train_seconds : 0.0,
+            &prog, pst_now() - t_start, train_seconds > 0 ? (double)trained / train_seconds : 0.0,
             &times, job ? wk_client_last_stats(client[0]) : NULL, job ? job->num_servers : 0);
     }
     if (wk_progress_check(&prog, err, errlen) != 0)
@@ -604,8 +604,8 @@ out:
     wk_progress_deinit(&prog);
     free(state.base);
     free(ema);
-    eng_free(x);
-    eng_free(labels);
+    pst_free(x);
+    pst_free(labels);
     for (int p = 0; p < 2; p++) {
         eng_optim_free(&opt[p]);
         wk_client_free(&client[p]);
@@ -635,8 +635,8 @@ static eng_gan *gan_of(const wk_opts *o, const eng_ckpt *c, eng_model part[2], i
                        size_t errlen) {
     const eng_model_def *def = eng_model_find(c->model);
     int rc;
-    if ((rc = eng_model_build(&part[0], &def->parts[0], err, errlen)) != ENG_OK ||
-        (rc = eng_model_build(&part[1], &def->parts[1], err, errlen)) != ENG_OK) {
+    if ((rc = eng_model_build(&part[0], &def->parts[0], err, errlen)) != PST_OK ||
+        (rc = eng_model_build(&part[1], &def->parts[1], err, errlen)) != PST_OK) {
         *status = wk_exit_code(rc);
         return NULL;
     }
@@ -653,7 +653,7 @@ static eng_gan *gan_of(const wk_opts *o, const eng_ckpt *c, eng_model part[2], i
 int wk_sample(const wk_opts *o, const eng_ckpt *c, char *err, size_t errlen) {
     const eng_model_def *def = eng_model_find(c->model);
     if (!def->parts) {
-        eng_err(err, errlen, ENG_EARG, "%s: a checkpoint of %s; sample needs a GAN's",
+        pst_err(err, errlen, PST_EARG, "%s: a checkpoint of %s; sample needs a GAN's",
                 o->checkpoint, c->model);
         return 2;
     }
@@ -672,7 +672,7 @@ int wk_sample(const wk_opts *o, const eng_ckpt *c, char *err, size_t errlen) {
         eng_gan_generate(gan, z, (size_t)n, images);
         const int rc = eng_image_grid_png(o->out, images, n, part[0].output.h, part[0].output.w, 0,
                                           -1.0f, 1.0f, err, errlen);
-        status = rc == ENG_OK ? 0 : wk_exit_code(rc);
+        status = rc == PST_OK ? 0 : wk_exit_code(rc);
         if (status == 0)
             printf("%s: %d digits from %s at step %lld (noise seed %lld), %s\n", o->out, n,
                    c->model, (long long)c->step, (long long)o->seed, what);
@@ -731,7 +731,7 @@ int wk_gan_eval(const wk_opts *o, const eng_ckpt *c, char *err, size_t errlen) {
     eng_gan *gan = gan_of(o, c, part, 256, threads, what, sizeof what, &status, err, errlen);
     if (!gan)
         return status;
-    if ((rc = outputs_init(&out, o, threads, err, errlen)) != ENG_OK) {
+    if ((rc = outputs_init(&out, o, threads, err, errlen)) != PST_OK) {
         status = wk_exit_code(rc);
         goto done;
     }
@@ -745,7 +745,7 @@ int wk_gan_eval(const wk_opts *o, const eng_ckpt *c, char *err, size_t errlen) {
     eng_judge_run(out.judge, out.judged, out.judge_n, -1.0f, 1.0f, probs, feats);
     double frechet;
     if ((rc = eng_score_frechet(feats, out.judge_n, out.real_feats, out.real_n, ENG_JUDGE_FEATURES,
-                                &frechet, err, errlen)) != ENG_OK) {
+                                &frechet, err, errlen)) != PST_OK) {
         status = wk_exit_code(rc);
         goto done;
     }

@@ -1,7 +1,7 @@
 /* heartbeat.c: the heartbeat thread. */
 #include "worker/heartbeat.h"
 
-#include "engine/base.h"
+#include "engine/base/base.h"
 #include "proto/secure.h"
 #include "proto/wire.h"
 #include "worker/progress.h"
@@ -38,7 +38,7 @@ static void *beat(void *arg) {
         items[i] = (zmq_pollitem_t){hb->socks[i], 0, ZMQ_POLLIN, 0};
     double next = 0.0;
     while (!atomic_load(&hb->quit)) {
-        const double now = wk_now();
+        const double now = pst_now();
         if (now >= next) {
             char err[128];
             for (int i = 0; i < hb->n; i++) /* a full queue (a server long gone) drops it */
@@ -50,9 +50,9 @@ static void *beat(void *arg) {
         for (int i = 0; i < hb->n; i++) {
             pb_msg m;
             char why[128];
-            while (pb_recv(hb->socks[i], 0, &m, ZMQ_DONTWAIT, why, sizeof why) != PB_EAGAIN) {
+            while (pb_recv(hb->socks[i], 0, &m, ZMQ_DONTWAIT, why, sizeof why) != PST_EAGAIN) {
                 if (m.env && m.env->body_case == PSTRAIN__ENVELOPE__BODY_PONG)
-                    atomic_store(&hb->heard[i], wk_now());
+                    atomic_store(&hb->heard[i], pst_now());
                 pb_msg_clear(&m);
             }
             pb_msg_clear(&m);
@@ -78,10 +78,10 @@ wk_heartbeat *wk_heartbeat_new(const char *const *endpoints, const char *const *
     hb->heard = calloc((size_t)n, sizeof *hb->heard);
     hb->ctx = zmq_ctx_new();
     if (!hb->socks || !hb->heard || !hb->ctx) {
-        eng_err(err, errlen, ENG_ENOMEM, "worker %d: heartbeats: out of memory", worker_id);
+        pst_err(err, errlen, PST_ENOMEM, "worker %d: heartbeats: out of memory", worker_id);
         goto fail;
     }
-    const double now = wk_now();
+    const double now = pst_now();
     for (int i = 0; i < n; i++) {
         atomic_store(&hb->heard[i], now);
         void *s = hb->socks[i] = zmq_socket(hb->ctx, ZMQ_DEALER);
@@ -90,16 +90,16 @@ wk_heartbeat *wk_heartbeat_new(const char *const *endpoints, const char *const *
             zmq_setsockopt(s, ZMQ_LINGER, &zero, sizeof zero);
             zmq_setsockopt(s, ZMQ_SNDHWM, &hwm, sizeof hwm);
         }
-        if (s && keys && pb_secure_client(s, keys, err, errlen) != PB_OK)
+        if (s && keys && pb_secure_client(s, keys, err, errlen) != PST_OK)
             goto fail;
         if (!s || zmq_connect(s, endpoints[i]) != 0) {
-            eng_err(err, errlen, ENG_EIO, "worker %d: heartbeats to %s: %s", worker_id,
+            pst_err(err, errlen, PST_EIO, "worker %d: heartbeats to %s: %s", worker_id,
                     endpoints[i], zmq_strerror(zmq_errno()));
             goto fail;
         }
     }
     if (pthread_create(&hb->thread, NULL, beat, hb) != 0) {
-        eng_err(err, errlen, ENG_EIO, "worker %d: cannot start the heartbeat thread", worker_id);
+        pst_err(err, errlen, PST_EIO, "worker %d: cannot start the heartbeat thread", worker_id);
         goto fail;
     }
     hb->started = 1;
@@ -133,7 +133,7 @@ double wk_heartbeat_timeout(const wk_heartbeat *hb) { return hb->timeout; }
 int wk_heartbeat_lost(const wk_heartbeat *hb, char *why, size_t whylen) {
     if (!hb)
         return 0;
-    const double now = wk_now();
+    const double now = pst_now();
     for (int i = 0; i < hb->n; i++) {
         const double silent = now - atomic_load(&hb->heard[i]);
         if (silent > hb->timeout) {

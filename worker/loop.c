@@ -1,7 +1,7 @@
 /* loop.c: what the training loops share. */
 #include "worker/loop.h"
 
-#include "engine/base.h"
+#include "engine/base/base.h"
 #include "engine/blas.h"
 #include "worker/progress.h"
 
@@ -59,7 +59,7 @@ int wk_final_weights(const wk_opts *o, const wk_job *job, wk_client *c, float *p
         const int W = job->num_workers;
         double *v = calloc((size_t)W, sizeof *v);
         uint64_t *pushes = calloc((size_t)W, sizeof *pushes);
-        int rc = v && pushes ? 0 : eng_err(err, errlen, ENG_ENOMEM, "out of memory");
+        int rc = v && pushes ? 0 : pst_err(err, errlen, PST_ENOMEM, "out of memory");
         if (rc == 0) {
             v[job->worker_id] = (double)run_steps;
             rc = wk_reduce(job, WK_REDUCE_SUM, v, W, err, errlen);
@@ -104,7 +104,7 @@ int wk_members(const wk_job *job, int *rank, int *world, char *err, size_t errle
     if (n == *world)
         return 0;
     if (n == 0 || ids[0] != 0)
-        return eng_err(err, errlen, ENG_EIO,
+        return pst_err(err, errlen, PST_EIO,
                        "worker 0 (the lead: it writes checkpoints and reports) was lost; the job "
                        "stops: start it again with --resume auto");
     for (int i = 0; i < n; i++)
@@ -121,7 +121,7 @@ static int gather_steps(const wk_job *job, int64_t mine, int want, int64_t **ste
     const int W = job ? job->num_workers : 1;
     double *v = calloc((size_t)W, sizeof *v);
     *steps = want ? malloc(sizeof **steps * (size_t)W) : NULL;
-    ENG_ASSERT(v && (!want || *steps), "out of memory for %d positions", W);
+    PST_ASSERT(v && (!want || *steps), "out of memory for %d positions", W);
     v[job ? job->worker_id : 0] = (double)mine;
     *n = 1;
     int rc = 0;
@@ -150,7 +150,7 @@ int wk_ckpt_begin(wk_ckpt_writer *writer, const wk_opts *o, const wk_job *job, w
         return -1;
     if (!writer)
         return 0;
-    *t0 = wk_now();
+    *t0 = pst_now();
     if (wk_ckpt_writer_wait(writer, stdout, err, errlen) != 0) {
         free(steps);
         return -1;
@@ -175,12 +175,12 @@ int wk_ckpt_begin(wk_ckpt_writer *writer, const wk_opts *o, const wk_job *job, w
 
 int wk_ckpt_end(wk_ckpt_writer *writer, int64_t step, double t0, char *err, size_t errlen) {
     printf("checkpoint at step %lld: state gathered in %.1f ms (training paused for it)\n",
-           (long long)step, (wk_now() - t0) * 1e3);
+           (long long)step, (pst_now() - t0) * 1e3);
     fflush(stdout);
     return wk_ckpt_writer_start(writer, err, errlen);
 }
 
-int wk_exit_code(int rc) { return rc == ENG_EARG || rc == ENG_EFORMAT || rc == ENG_EIO ? 2 : 1; }
+int wk_exit_code(int rc) { return rc == PST_EARG || rc == PST_EFORMAT || rc == PST_EIO ? 2 : 1; }
 
 void wk_banner_more(const wk_opts *o, const eng_ckpt *resume) {
     char blas[160];

@@ -1,7 +1,7 @@
 /* paths.c: folders made with their parents, files replaced whole (worker/paths.h). */
 #include "worker/paths.h"
 
-#include "engine/base.h"
+#include "engine/base/base.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -26,24 +26,24 @@ static void parent_of(const char *path, char *out, size_t len) {
         *slash = '\0';
 }
 
-/* dir exists as a folder this process may write into: ENG_OK, else a code with err. */
+/* dir exists as a folder this process may write into: PST_OK, else a code with err. */
 static int writable_dir(const char *flag, const char *given, const char *dir, char *err,
                         size_t errlen) {
     struct stat st;
     if (stat(dir, &st) != 0)
-        return eng_err(err, errlen, ENG_EIO, "--%s %s: %s: %s", flag, given, dir, strerror(errno));
+        return pst_err(err, errlen, PST_EIO, "--%s %s: %s: %s", flag, given, dir, strerror(errno));
     if (!S_ISDIR(st.st_mode))
-        return eng_err(err, errlen, ENG_EARG, "--%s %s: %s is not a folder", flag, given, dir);
+        return pst_err(err, errlen, PST_EARG, "--%s %s: %s is not a folder", flag, given, dir);
     if (access(dir, W_OK | X_OK) != 0)
-        return eng_err(err, errlen, ENG_EIO, "--%s %s: cannot write into %s: %s", flag, given, dir,
+        return pst_err(err, errlen, PST_EIO, "--%s %s: cannot write into %s: %s", flag, given, dir,
                        strerror(errno));
-    return ENG_OK;
+    return PST_OK;
 }
 
 int wk_mkdirs(const char *flag, const char *dir, char *err, size_t errlen) {
     char path[PATH_LEN];
     if (!dir[0] || strlen(dir) >= sizeof path)
-        return eng_err(err, errlen, ENG_EARG, "--%s: expected a folder's path of 1 to %zu bytes",
+        return pst_err(err, errlen, PST_EARG, "--%s: expected a folder's path of 1 to %zu bytes",
                        flag, sizeof path - 1);
     snprintf(path, sizeof path, "%s", dir);
     /* Each prefix that ends before a '/', then the whole path. */
@@ -53,11 +53,11 @@ int wk_mkdirs(const char *flag, const char *dir, char *err, size_t errlen) {
             continue;
         *p = '\0';
         if (mkdir(path, 0777) != 0 && errno != EEXIST)
-            return eng_err(err, errlen, ENG_EIO, "--%s %s: cannot create %s: %s", flag, dir, path,
+            return pst_err(err, errlen, PST_EIO, "--%s %s: cannot create %s: %s", flag, dir, path,
                            strerror(errno));
         struct stat st;
         if (stat(path, &st) == 0 && !S_ISDIR(st.st_mode))
-            return eng_err(err, errlen, ENG_EARG, "--%s %s: %s exists and is not a folder", flag,
+            return pst_err(err, errlen, PST_EARG, "--%s %s: %s exists and is not a folder", flag,
                            dir, path);
         *p = c;
         if (c == '\0')
@@ -69,13 +69,13 @@ int wk_mkdirs(const char *flag, const char *dir, char *err, size_t errlen) {
 int wk_dir_usable(const char *flag, const char *dir, char *err, size_t errlen) {
     char path[PATH_LEN], up[PATH_LEN];
     if (!dir[0] || strlen(dir) >= sizeof path)
-        return eng_err(err, errlen, ENG_EARG, "--%s: expected a folder's path of 1 to %zu bytes",
+        return pst_err(err, errlen, PST_EARG, "--%s: expected a folder's path of 1 to %zu bytes",
                        flag, sizeof path - 1);
     snprintf(path, sizeof path, "%s", dir);
     struct stat st;
     while (stat(path, &st) != 0) {               /* the nearest part that exists */
         if (errno != ENOENT && errno != ENOTDIR) /* ENOTDIR: a file on the way, said below */
-            return eng_err(err, errlen, ENG_EIO, "--%s %s: %s: %s", flag, dir, path,
+            return pst_err(err, errlen, PST_EIO, "--%s %s: %s: %s", flag, dir, path,
                            strerror(errno));
         parent_of(path, up, sizeof up);
         snprintf(path, sizeof path, "%s", up);
@@ -87,19 +87,19 @@ int wk_file_usable(const char *flag, const char *path, char *err, size_t errlen)
     struct stat st;
     if (stat(path, &st) == 0) {
         if (S_ISDIR(st.st_mode))
-            return eng_err(err, errlen, ENG_EARG, "--%s %s: is a folder, expected a file", flag,
+            return pst_err(err, errlen, PST_EARG, "--%s %s: is a folder, expected a file", flag,
                            path);
         if (access(path, W_OK) != 0)
-            return eng_err(err, errlen, ENG_EIO, "--%s %s: cannot write: %s", flag, path,
+            return pst_err(err, errlen, PST_EIO, "--%s %s: cannot write: %s", flag, path,
                            strerror(errno));
-        return ENG_OK;
+        return PST_OK;
     }
     if (errno != ENOENT)
-        return eng_err(err, errlen, ENG_EIO, "--%s %s: %s", flag, path, strerror(errno));
+        return pst_err(err, errlen, PST_EIO, "--%s %s: %s", flag, path, strerror(errno));
     char dir[PATH_LEN];
     parent_of(path, dir, sizeof dir);
     if (stat(dir, &st) != 0)
-        return eng_err(err, errlen, ENG_EIO, "--%s %s: its folder %s does not exist", flag, path,
+        return pst_err(err, errlen, PST_EIO, "--%s %s: its folder %s does not exist", flag, path,
                        dir);
     return writable_dir(flag, path, dir, err, errlen);
 }
@@ -110,7 +110,7 @@ int wk_write_whole(const char *flag, const char *path, const void *const *bufs, 
     snprintf(tmp, sizeof tmp, "%s.tmp-%ld", path, (long)getpid());
     FILE *f = fopen(tmp, "wb");
     if (!f)
-        return eng_err(err, errlen, ENG_EIO, "--%s %s: cannot write %s: %s", flag, path, tmp,
+        return pst_err(err, errlen, PST_EIO, "--%s %s: cannot write %s: %s", flag, path, tmp,
                        strerror(errno));
     int ok = 1;
     for (int i = 0; ok && i < n; i++)
@@ -127,8 +127,8 @@ int wk_write_whole(const char *flag, const char *path, const void *const *bufs, 
     }
     if (!ok) {
         unlink(tmp);
-        return eng_err(err, errlen, ENG_EIO, "--%s %s: cannot write: %s (nothing written)", flag,
+        return pst_err(err, errlen, PST_EIO, "--%s %s: cannot write: %s (nothing written)", flag,
                        path, strerror(why));
     }
-    return ENG_OK;
+    return PST_OK;
 }

@@ -6,23 +6,23 @@
 
 #include <stddef.h>
 
-/* Makes dir and any missing parents (mode 0777 less the umask). Returns ENG_OK, ENG_EARG when
- * dir or one of its parents exists but is not a folder, or ENG_EIO with the syscall's reason
+/* Makes dir and any missing parents (mode 0777 less the umask). Returns PST_OK, PST_EARG when
+ * dir or one of its parents exists but is not a folder, or PST_EIO with the syscall's reason
  * (permission, a read-only file system); err starts with "--FLAG DIR: ". */
 int wk_mkdirs(const char *flag, const char *dir, char *err, size_t errlen);
 
-/* What wk_mkdirs would do, without making anything (a dry run): ENG_OK when dir is a folder
+/* What wk_mkdirs would do, without making anything (a dry run): PST_OK when dir is a folder
  * this process can write into, or when its nearest existing parent is one; else as
  * wk_mkdirs. */
 int wk_dir_usable(const char *flag, const char *dir, char *err, size_t errlen);
 
 /* path can be opened for writing: it is a writable file that is not a folder, or it does not
- * exist and its folder does and is writable. ENG_OK, or ENG_EARG/ENG_EIO with err. */
+ * exist and its folder does and is writable. PST_OK, or PST_EARG/PST_EIO with err. */
 int wk_file_usable(const char *flag, const char *path, char *err, size_t errlen);
 
 /* Writes n buffers, one after another, to path as one file: first under a temporary name
  * beside it, renamed over path only once everything is written and closed, so a full disk
- * leaves the old file (or none), never a partial one. Returns ENG_OK, or ENG_EIO with the
+ * leaves the old file (or none), never a partial one. Returns PST_OK, or PST_EIO with the
  * reason (the folder cannot be written, No space left on device). */
 int wk_write_whole(const char *flag, const char *path, const void *const *bufs, const size_t *lens,
                    int n, char *err, size_t errlen);

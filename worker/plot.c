@@ -2,7 +2,7 @@
  * curves with engine/plot.h. */
 #include "worker/plot.h"
 
-#include "engine/base.h"
+#include "engine/base/base.h"
 #include "engine/plot.h"
 
 #include <errno.h>
@@ -284,7 +284,7 @@ int wk_plot(const char *metrics_path, const char *out_path, const char *title, c
     if (timed)
         draw_row(c, BAND + ROW_H, &r, wall, "wall time (s)", 0);
     char why[1024];
-    if (eng_canvas_write_png(c, out_path, why, sizeof why) != ENG_OK) {
+    if (eng_canvas_write_png(c, out_path, why, sizeof why) != PST_OK) {
         snprintf(err, errlen, "--out: %s", why);
         rc = 2;
     }

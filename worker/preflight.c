@@ -1,7 +1,7 @@
 /* preflight.c: `pstrain train --dry-run` (worker/preflight.h). */
 #include "worker/preflight.h"
 
-#include "engine/base.h"
+#include "engine/base/base.h"
 #include "engine/ckpt.h"
 #include "engine/judge.h"
 #include "engine/model.h"
@@ -15,16 +15,16 @@
 
 int wk_preflight(const wk_opts *o, FILE *out, char *err, size_t errlen) {
     const eng_model_def *def = eng_model_find(o->model);
-    ENG_ASSERT(def, "--model %s: wk_cli_parse lets only known models through", o->model);
+    PST_ASSERT(def, "--model %s: wk_cli_parse lets only known models through", o->model);
     int rc = wk_check_data(o, def, err, errlen);
-    if (rc != ENG_OK)
+    if (rc != PST_OK)
         return wk_exit_code(rc);
     fprintf(out, "dry run: %s, data in %s: ok\n", def->name, o->data);
 
     if (o->resume[0]) {
         eng_ckpt c = {0};
         int fresh = 0;
-        if ((rc = wk_resume_load(o, &c, &fresh, NULL, err, errlen)) != ENG_OK)
+        if ((rc = wk_resume_load(o, &c, &fresh, NULL, err, errlen)) != PST_OK)
             return wk_exit_code(rc);
         if (fresh) {
             fprintf(out, "dry run: --resume auto: no checkpoint in %s yet; would start fresh\n",
@@ -51,7 +51,7 @@ int wk_preflight(const wk_opts *o, FILE *out, char *err, size_t errlen) {
             continue;
         rc = paths[i].folder ? wk_dir_usable(paths[i].flag, paths[i].value, err, errlen)
                              : wk_file_usable(paths[i].flag, paths[i].value, err, errlen);
-        if (rc != ENG_OK)
+        if (rc != PST_OK)
             return wk_exit_code(rc);
         fprintf(out, "dry run: --%s %s: writable\n", paths[i].flag, paths[i].value);
     }
@@ -59,7 +59,7 @@ int wk_preflight(const wk_opts *o, FILE *out, char *err, size_t errlen) {
         char why[1024];
         eng_judge *j = eng_judge_new(o->judge, 1, 1, why, sizeof why);
         if (!j)
-            return wk_exit_code(eng_err(err, errlen, ENG_EFORMAT, "--judge: %s", why));
+            return wk_exit_code(pst_err(err, errlen, PST_EFORMAT, "--judge: %s", why));
         eng_judge_free(&j);
         fprintf(out, "dry run: --judge %s: ok\n", o->judge);
     }

@@ -8,12 +8,6 @@
 #include <time.h>
 #include <unistd.h>
 
-double wk_now(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
 int wk_progress_init(wk_progress *p, FILE *out, const char *metrics_path, int bar, int64_t epochs,
                      int64_t steps_per_epoch, char *err, size_t errlen) {
     memset(p, 0, sizeof *p);
@@ -66,7 +60,7 @@ void wk_progress_deinit(wk_progress *p) {
 }
 
 void wk_progress_epoch_begin(wk_progress *p, int64_t epoch) {
-    p->epoch_start = wk_now();
+    p->epoch_start = pst_now();
     p->last_draw = 0.0;
     fprintf(p->out, "Epoch %lld/%lld\n", (long long)epoch, (long long)p->epochs);
     fflush(p->out);
@@ -74,7 +68,7 @@ void wk_progress_epoch_begin(wk_progress *p, int64_t epoch) {
 
 /* Redraws the bar with `what` after the ETA, at most ten times a second. */
 static void draw_bar(wk_progress *p, int64_t step, const char *what) {
-    double now = wk_now();
+    double now = pst_now();
     if (step < p->steps_per_epoch && now - p->last_draw < 0.1)
         return;
     p->last_draw = now;

@@ -5,6 +5,8 @@
 
 #include "worker/client.h"
 
+#include "engine/base/base.h"
+
 #include <stdint.h>
 #include <stdio.h>
 
@@ -74,7 +76,5 @@ void wk_progress_servers(wk_progress *p, int64_t epoch, const char *vector,
 void wk_progress_report(wk_progress *p, double wall_s, double samples_per_sec,
                         const wk_time_split *t, const wk_server_stats *st, int P);
 
-/* Seconds on a monotonic clock. */
-double wk_now(void);
 
 #endif

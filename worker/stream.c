@@ -1,7 +1,7 @@
 /* stream.c: shares, per-epoch shuffles and batches. */
 #include "worker/stream.h"
 
-#include "engine/base.h"
+#include "engine/base/base.h"
 #include "engine/imdb.h"
 #include "engine/rng.h"
 
@@ -18,18 +18,18 @@ int wk_stream_open(wk_stream *s, const char *dir, const char *dataset, const wk_
     int rc = text ? eng_split_load_imdb(&s->data, dir, text->num_words, text->maxlen, val_split,
                                         rank, world, text->vocab_out, text->vocab_in, err, errlen)
                   : eng_split_load_idx(&s->data, dir, dataset, val_split, rank, world, err, errlen);
-    if (rc != ENG_OK)
+    if (rc != PST_OK)
         return rc;
     if (s->data.train.n < 1) {
         wk_stream_close(s);
-        return eng_err(err, errlen, ENG_EARG,
+        return pst_err(err, errlen, PST_EARG,
                        "--val-split %g leaves worker %d of %d no training samples", val_split, rank,
                        world);
     }
     s->order = malloc(sizeof(uint32_t) * (size_t)s->data.train.n);
     if (!s->order) {
         wk_stream_close(s);
-        return eng_err(err, errlen, ENG_ENOMEM, "out of memory for %lld samples",
+        return pst_err(err, errlen, PST_ENOMEM, "out of memory for %lld samples",
                        (long long)s->data.train.n);
     }
     s->rank = rank;
@@ -38,7 +38,7 @@ int wk_stream_open(wk_stream *s, const char *dir, const char *dataset, const wk_
     s->seed = seed;
     wk_stream_limit(s, s->data.train.n);
     wk_stream_epoch(s, 1);
-    return ENG_OK;
+    return PST_OK;
 }
 
 void wk_stream_close(wk_stream *s) {
@@ -48,7 +48,7 @@ void wk_stream_close(wk_stream *s) {
 }
 
 void wk_stream_limit(wk_stream *s, int64_t usable) {
-    ENG_ASSERT(usable >= 1 && usable <= s->data.train.n, "usable %lld of %lld", (long long)usable,
+    PST_ASSERT(usable >= 1 && usable <= s->data.train.n, "usable %lld of %lld", (long long)usable,
                (long long)s->data.train.n);
     s->usable = usable;
     s->steps_per_epoch = (usable + s->batch - 1) / s->batch;
@@ -66,7 +66,7 @@ void wk_stream_epoch(wk_stream *s, int64_t epoch) {
 
 int wk_stream_batch(const wk_stream *s, int64_t step, float *x, uint8_t *labels) {
     const int64_t first = step * s->batch;
-    ENG_ASSERT(step >= 0 && first < s->usable, "step %lld of %lld", (long long)step,
+    PST_ASSERT(step >= 0 && first < s->usable, "step %lld of %lld", (long long)step,
                (long long)s->steps_per_epoch);
     const int B = (int)(s->usable - first < s->batch ? s->usable - first : s->batch);
     eng_dataset_gather(&s->data.train, s->order + first, B, x, labels);

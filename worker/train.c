@@ -2,7 +2,7 @@
 
 #include "worker/train.h"
 
-#include "engine/base.h"
+#include "engine/base/base.h"
 #include "engine/model.h"
 #include "engine/net.h"
 #include "engine/optim.h"
@@ -67,7 +67,7 @@ static int text_of(const eng_model *m, wk_text *t) {
     if (strcmp(m->def->dataset, "imdb") != 0)
         return 0;
     const eng_layer *l = &m->layers[0];
-    ENG_ASSERT(l->spec.kind == ENG_EMBEDDING, "%s: a text model starts with an Embedding",
+    PST_ASSERT(l->spec.kind == ENG_EMBEDDING, "%s: a text model starts with an Embedding",
                m->def->name);
     *t = (wk_text){.num_words = l->spec.input_dim, .maxlen = m->input.w};
     return 1;
@@ -111,7 +111,7 @@ static eng_vocab *vocab_from_blob(const char *blob, uint64_t bytes, char *err, s
         }
         v = eng_vocab_from_words(words, n, err, errlen);
     } else {
-        eng_err(err, errlen, ENG_ENOMEM, "out of memory for a vocabulary");
+        pst_err(err, errlen, PST_ENOMEM, "out of memory for a vocabulary");
     }
     free(words);
     free(copy);
@@ -176,7 +176,7 @@ static int checkpoint(const wk_opts *o, const wk_job *job, wk_ckpt_writer *write
     if (!c) /* not the lead: its part was its position */
         return 0;
     if (vocab && !c->vocab && !(c->vocab = vocab_blob(vocab, &c->vocab_bytes)))
-        return eng_err(err, errlen, ENG_ENOMEM, "checkpoint: out of memory");
+        return pst_err(err, errlen, PST_ENOMEM, "checkpoint: out of memory");
     c->optim = *cfg;
     if (job) {
         /* then the servers' state */
@@ -189,7 +189,7 @@ static int checkpoint(const wk_opts *o, const wk_job *job, wk_ckpt_writer *write
             memcpy(c->slots[i], eng_optim_slot(opt, i), sizeof(float) * c->total);
         eng_ckpt_iters *run = realloc(c->runs, sizeof *run);
         if (!run)
-            return eng_err(err, errlen, ENG_ENOMEM, "checkpoint: out of memory");
+            return pst_err(err, errlen, PST_ENOMEM, "checkpoint: out of memory");
         *run = (eng_ckpt_iters){0, c->total, eng_optim_iterations(opt)};
         c->runs = run;
         c->nruns = 1;
@@ -198,7 +198,7 @@ static int checkpoint(const wk_opts *o, const wk_job *job, wk_ckpt_writer *write
 }
 
 /* The data again after workers were lost: the survivors split it (rank of world now),
- * with the vocabulary already built. Returns ENG_OK or a code with err. */
+ * with the vocabulary already built. Returns PST_OK or a code with err. */
 static int reshard(wk_stream *data, const wk_opts *o, const eng_model_def *def, const wk_text *text,
                    const eng_vocab *vocab, int rank, int world, char *err, size_t errlen) {
     wk_text t;
@@ -224,7 +224,7 @@ static int agree_usable(const wk_job *job, wk_stream *data, char *err, size_t er
 
 int wk_train(const wk_opts *o, const wk_job *job_in, const eng_ckpt *resume,
              volatile sig_atomic_t *stop, char *err, size_t errlen) {
-    const double t_start = wk_now();
+    const double t_start = pst_now();
     const eng_model_def *def = eng_model_find(o->model);
     wk_job jb = job_in ? *job_in : (wk_job){0};
     wk_job *job = job_in ? &jb : NULL; /* its coord is the client, once connected */
@@ -243,7 +243,7 @@ int wk_train(const wk_opts *o, const wk_job *job_in, const eng_ckpt *resume,
 
     eng_vocab *vocab = NULL, *vocab_in = NULL;
     touched rows = {0};
-    if ((rc = eng_model_build(&model, def, err, errlen)) != ENG_OK)
+    if ((rc = eng_model_build(&model, def, err, errlen)) != PST_OK)
         return wk_exit_code(rc);
     wk_text text;
     const int is_text = text_of(&model, &text);
@@ -255,7 +255,7 @@ int wk_train(const wk_opts *o, const wk_job *job_in, const eng_ckpt *resume,
     rc = wk_stream_open(&data, o->data, def->dataset, is_text ? &text : NULL, o->val_split, rank,
                         world, (uint64_t)o->seed, (int)o->batch, err, errlen);
     eng_vocab_free(&vocab_in);
-    if (rc != ENG_OK)
+    if (rc != PST_OK)
         return wk_exit_code(rc);
     if (job && !o->dense_pushes && touched_init(&rows, &model) != 0) {
         snprintf(err, errlen, "out of memory");
@@ -289,8 +289,8 @@ int wk_train(const wk_opts *o, const wk_job *job_in, const eng_ckpt *resume,
     if (resume) /* the optimizer goes on as it was */
         cfg = resume->optim;
     const size_t nparams = model.layout.total;
-    x = eng_alloc(sizeof(float) * (size_t)chunk * eng_shape_size(model.input));
-    labels = eng_alloc((size_t)chunk);
+    x = pst_alloc(sizeof(float) * (size_t)chunk * eng_shape_size(model.input));
+    labels = pst_alloc((size_t)chunk);
     if ((!job && !(opt = eng_optim_new(&cfg, nparams))) || !x || !labels) {
         snprintf(err, errlen, "out of memory");
         goto out;
@@ -361,7 +361,7 @@ int wk_train(const wk_opts *o, const wk_job *job_in, const eng_ckpt *resume,
         wk_stream_epoch(&data, epoch);
 
         eng_batch_stats st = {0};
-        const double t0 = wk_now();
+        const double t0 = pst_now();
         const uint64_t pushed0 = client ? wk_client_bytes_pushed(client) : 0;
         const int64_t step0 = step;
         int64_t s;
@@ -384,12 +384,12 @@ int wk_train(const wk_opts *o, const wk_job *job_in, const eng_ckpt *resume,
                 }
             }
             const int B = wk_stream_batch(&data, s, x, labels);
-            double t = wk_now();
+            double t = pst_now();
             if (job && wk_refresh_weights(o, client, eng_net_params(net), &version, (uint64_t)step,
                                           err, errlen) != 0)
                 goto out;
-            times.pull_s += wk_now() - t;
-            t = wk_now();
+            times.pull_s += pst_now() - t;
+            t = pst_now();
             /* Ask for the next weights with the push, unless the last answer is still on its
              * way (async, ssp). */
             if (job &&
@@ -397,8 +397,8 @@ int wk_train(const wk_opts *o, const wk_job *job_in, const eng_ckpt *resume,
                                      !wk_client_pull_pending(client),
                                      wk_needed_version(o, (uint64_t)step + 1), err, errlen) != 0)
                 goto out;
-            times.push_s += wk_now() - t;
-            t = wk_now();
+            times.push_s += pst_now() - t;
+            t = pst_now();
             if (rows.rows) { /* pushes of the embedding carry only the rows this batch used */
                 touched_collect(&rows, x, (size_t)B * eng_shape_size(model.input));
                 wk_client_step_sparse(client, &rows.sp);
@@ -406,26 +406,26 @@ int wk_train(const wk_opts *o, const wk_job *job_in, const eng_ckpt *resume,
             eng_net_train_step(net, x, labels, B, wk_step_key((uint64_t)o->seed, step), &st);
             if (!job)
                 eng_net_apply(net, opt);
-            times.compute_s += wk_now() - t;
-            t = wk_now();
+            times.compute_s += pst_now() - t;
+            t = pst_now();
             if (job && (early.rc != 0 || wk_client_step_end(client, err, errlen) != 0))
                 goto out;
-            times.push_s += wk_now() - t;
+            times.push_s += pst_now() - t;
             if (lead) {
-                double dt = wk_now() - t0;
+                double dt = pst_now() - t0;
                 wk_progress_step(&prog, s + 1, st.loss_sum / (double)st.count,
                                  (double)st.correct / (double)st.count,
                                  dt > 0 ? (double)st.count * world / dt : 0.0);
             }
         }
-        times.total_s += wk_now() - t0;
+        times.total_s += pst_now() - t0;
         if (stopped)
             break;
         /* Evaluate on every update the job has made so far. */
         if (job && wk_final_weights(o, job, client, eng_net_params(net), &version, step,
                                     step - from.step, err, errlen) != 0)
             goto out;
-        double dt = wk_now() - t0;
+        double dt = pst_now() - t0;
         /* the job's rate: all workers' samples over the slowest one's time */
         if (wk_reduce(job, WK_REDUCE_MAX, &dt, 1, err, errlen) != 0 ||
             reduce_stats(job, &st, err, errlen) != 0)
@@ -443,7 +443,7 @@ int wk_train(const wk_opts *o, const wk_job *job_in, const eng_ckpt *resume,
                      errlen) != 0)
             goto out;
         if (lead) {
-            r.seconds = wk_now() - prog.epoch_start;
+            r.seconds = pst_now() - prog.epoch_start;
             wk_progress_epoch_end(&prog, &r);
             const wk_server_stats *ss = NULL;
             if (client && o->metrics[0] && !(ss = wk_client_stats(client, err, errlen)))
@@ -469,7 +469,7 @@ int wk_train(const wk_opts *o, const wk_job *job_in, const eng_ckpt *resume,
             if (rc < 0)
                 goto out;
             if ((rc = reshard(&data, o, def, is_text ? &text : NULL, vocab, rank, world, err,
-                              errlen)) != ENG_OK ||
+                              errlen)) != PST_OK ||
                 agree_usable(job, &data, err, errlen) != 0)
                 goto out;
             steps_per_epoch = prog.steps_per_epoch = data.steps_per_epoch;
@@ -514,11 +514,11 @@ int wk_train(const wk_opts *o, const wk_job *job_in, const eng_ckpt *resume,
         goto out;
     const double rate = train_seconds > 0 ? (double)trained / train_seconds : 0.0;
     if (lead)
-        wk_progress_final(&prog, test_loss, test_accuracy, rate, wk_now() - t_start);
+        wk_progress_final(&prog, test_loss, test_accuracy, rate, pst_now() - t_start);
     if (client && wk_client_shutdown(client, NULL, err, errlen) != 0)
         goto out;
     if (lead)
-        wk_progress_report(&prog, wk_now() - t_start, rate, &times,
+        wk_progress_report(&prog, pst_now() - t_start, rate, &times,
                            client ? wk_client_last_stats(client) : NULL,
                            job ? job->num_servers : 0);
     if (wk_progress_check(&prog, err, errlen) != 0)
@@ -531,8 +531,8 @@ out:
     touched_free(&rows);
     eng_vocab_free(&vocab);
     wk_progress_deinit(&prog);
-    eng_free(x);
-    eng_free(labels);
+    pst_free(x);
+    pst_free(labels);
     eng_optim_free(&opt);
     wk_client_free(&client);
     eng_net_free(&net);
@@ -542,7 +542,7 @@ out:
 
 int wk_eval(const wk_opts *o, const eng_ckpt *c, char *err, size_t errlen) {
     const eng_model_def *def = eng_model_find(c->model);
-    ENG_ASSERT(!def->parts, "%s: wk_eval of a GAN's checkpoint", o->checkpoint);
+    PST_ASSERT(!def->parts, "%s: wk_eval of a GAN's checkpoint", o->checkpoint);
     if (o->judge[0]) {
         snprintf(err, errlen, "--judge: %s is a checkpoint of %s; a judge scores a GAN's digits",
                  o->checkpoint, c->model);
@@ -554,7 +554,7 @@ int wk_eval(const wk_opts *o, const eng_ckpt *c, char *err, size_t errlen) {
     float *x = NULL;
     uint8_t *labels = NULL;
     int rc, status = 1;
-    if ((rc = eng_model_build(&model, def, err, errlen)) != ENG_OK)
+    if ((rc = eng_model_build(&model, def, err, errlen)) != PST_OK)
         return wk_exit_code(rc);
     const int chunk = 128;
     wk_text text;
@@ -567,11 +567,11 @@ int wk_eval(const wk_opts *o, const eng_ckpt *c, char *err, size_t errlen) {
     rc = wk_stream_open(&data, o->data, def->dataset, is_text ? &text : NULL, c->val_split, 0, 1,
                         (uint64_t)c->seed, chunk, err, errlen);
     eng_vocab_free(&vocab_in);
-    if (rc != ENG_OK)
+    if (rc != PST_OK)
         return wk_exit_code(rc);
     const int threads = o->threads > 0 ? (int)o->threads : eng_pool_cpus();
-    x = eng_alloc(sizeof(float) * (size_t)chunk * eng_shape_size(model.input));
-    labels = eng_alloc((size_t)chunk);
+    x = pst_alloc(sizeof(float) * (size_t)chunk * eng_shape_size(model.input));
+    labels = pst_alloc((size_t)chunk);
     if (!x || !labels) {
         snprintf(err, errlen, "out of memory");
         goto out;
@@ -585,8 +585,8 @@ int wk_eval(const wk_opts *o, const eng_ckpt *c, char *err, size_t errlen) {
            (long long)c->step, loss, accuracy, (long long)data.data.test.n);
     status = 0;
 out:
-    eng_free(x);
-    eng_free(labels);
+    pst_free(x);
+    pst_free(labels);
     eng_net_free(&net);
     wk_stream_close(&data);
     return status;

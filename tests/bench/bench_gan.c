@@ -8,7 +8,7 @@
  * the generator's forward, the discriminator on the real and the generated batch, both
  * networks' backward passes, then RMSprop on the discriminator and Adam on the generator.
  * Inputs are random images in [-1, 1]: speed does not depend on the data. */
-#include "engine/base.h"
+#include "engine/base/base.h"
 #include "engine/gan.h"
 #include "engine/model.h"
 #include "engine/net.h"
@@ -33,7 +33,7 @@ static double step_rate(const eng_model *gm, const eng_model *dm, int batch, int
                         int warmup, int steps, eng_gan_stats *st) {
     char err[256];
     eng_gan *g = eng_gan_new(gm, dm, batch, threads, err, sizeof err);
-    ENG_ASSERT(g, "%s", err);
+    PST_ASSERT(g, "%s", err);
     eng_net *gen = eng_gan_generator(g), *disc = eng_gan_discriminator(g);
     eng_model_init_params(gm, eng_net_params(gen), 1);
     eng_model_init_params(dm, eng_net_params(disc), 2);
@@ -46,8 +46,8 @@ static double step_rate(const eng_model *gm, const eng_model *dm, int batch, int
     eng_optim *gopt = eng_optim_new(&gcfg, gm->layout.total);
     eng_optim *dopt = eng_optim_new(&dcfg, dm->layout.total);
     const size_t in = eng_shape_size(dm->input);
-    float *x = eng_alloc(sizeof(float) * batch * in);
-    ENG_ASSERT(gopt && dopt && x, "out of memory");
+    float *x = pst_alloc(sizeof(float) * batch * in);
+    PST_ASSERT(gopt && dopt && x, "out of memory");
     eng_rng r;
     eng_rng_seed(&r, 3);
     for (size_t i = 0; i < batch * in; i++)
@@ -63,7 +63,7 @@ static double step_rate(const eng_model *gm, const eng_model *dm, int batch, int
         eng_net_apply(gen, gopt);
     }
     const double rate = steps / (now() - t0);
-    eng_free(x);
+    pst_free(x);
     eng_optim_free(&gopt);
     eng_optim_free(&dopt);
     eng_gan_free(&g);
@@ -104,8 +104,8 @@ int main(int argc, char **argv) {
     const eng_model_def *def = eng_model_find("mnist_gan");
     eng_model gm, dm;
     char err[256];
-    ENG_ASSERT(eng_model_build(&gm, &def->parts[0], err, sizeof err) == ENG_OK, "%s", err);
-    ENG_ASSERT(eng_model_build(&dm, &def->parts[1], err, sizeof err) == ENG_OK, "%s", err);
+    PST_ASSERT(eng_model_build(&gm, &def->parts[0], err, sizeof err) == PST_OK, "%s", err);
+    PST_ASSERT(eng_model_build(&dm, &def->parts[1], err, sizeof err) == PST_OK, "%s", err);
     /* per real image: G forward and backward, D forward and backward on real and fake, and
      * the extra D pass that carries g_loss to the generator */
     const double flops = eng_model_flops_train(&gm) + 3.0 * eng_model_flops_train(&dm) +

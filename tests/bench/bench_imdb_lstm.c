@@ -13,7 +13,7 @@
  * model's size (the best of 7 calls in the thread's CPU time, so that others' work on the
  * machine counts less). GFLOP/s counts the model's nominal 98.3 MFLOP per training sample
  * (eng_model_flops_train) over the step without Adam. */
-#include "engine/base.h"
+#include "engine/base/base.h"
 #include "engine/embedding.h"
 #include "engine/lstm.h"
 #include "engine/model.h"
@@ -53,13 +53,13 @@ static double train_rate(const eng_model *m, int batch, int threads, int warmup,
                          double *with_apply) {
     char err[256];
     eng_net *net = eng_net_new(m, batch, threads, err, sizeof err);
-    ENG_ASSERT(net, "%s", err);
+    PST_ASSERT(net, "%s", err);
     eng_model_init_params(m, eng_net_params(net), 1);
     eng_optim_cfg cfg = eng_optim_defaults(ENG_OPT_ADAM);
     eng_optim *opt = eng_optim_new(&cfg, m->layout.total);
-    float *x = eng_alloc(sizeof(float) * batch * eng_shape_size(m->input));
-    uint8_t *labels = eng_alloc((size_t)batch);
-    ENG_ASSERT(opt && x && labels, "out of memory");
+    float *x = pst_alloc(sizeof(float) * batch * eng_shape_size(m->input));
+    uint8_t *labels = pst_alloc((size_t)batch);
+    PST_ASSERT(opt && x && labels, "out of memory");
     random_batch(m, x, labels, batch);
     double t_step = 0.0, t_all = 0.0;
     eng_batch_stats st = {0};
@@ -74,8 +74,8 @@ static double train_rate(const eng_model *m, int batch, int threads, int warmup,
         }
     }
     *with_apply = (double)batch * steps / t_all;
-    eng_free(x);
-    eng_free(labels);
+    pst_free(x);
+    pst_free(labels);
     eng_optim_free(&opt);
     eng_net_free(&net);
     return (double)batch * steps / t_step;
@@ -106,15 +106,15 @@ static void phases(const eng_model *m, int B, int reps) {
     openblas_set_num_threads(1); /* as eng_net_new sets it */
     const eng_layer *emb = &m->layers[0], *lstm = &m->layers[1];
     const int T = lstm->in.w, in = lstm->in.c, u = lstm->spec.units, V = emb->spec.input_dim;
-    float *params = eng_alloc(sizeof(float) * m->layout.total);
-    float *grads = eng_alloc(sizeof(float) * m->layout.total);
-    float *x = eng_alloc(sizeof(float) * (size_t)B * T);
-    float *e = eng_alloc(sizeof(float) * (size_t)B * T * in);
-    float *dx = eng_alloc(sizeof(float) * (size_t)B * T * in);
-    float *y = eng_alloc(sizeof(float) * (size_t)B * u), *dy = eng_alloc(sizeof(float) * B * u);
-    float *saved = eng_alloc(lstm->saved_bytes * (size_t)B);
-    uint8_t *labels = eng_alloc((size_t)B);
-    ENG_ASSERT(params && grads && x && e && dx && y && dy && saved && labels, "out of memory");
+    float *params = pst_alloc(sizeof(float) * m->layout.total);
+    float *grads = pst_alloc(sizeof(float) * m->layout.total);
+    float *x = pst_alloc(sizeof(float) * (size_t)B * T);
+    float *e = pst_alloc(sizeof(float) * (size_t)B * T * in);
+    float *dx = pst_alloc(sizeof(float) * (size_t)B * T * in);
+    float *y = pst_alloc(sizeof(float) * (size_t)B * u), *dy = pst_alloc(sizeof(float) * B * u);
+    float *saved = pst_alloc(lstm->saved_bytes * (size_t)B);
+    uint8_t *labels = pst_alloc((size_t)B);
+    PST_ASSERT(params && grads && x && e && dx && y && dy && saved && labels, "out of memory");
     eng_model_init_params(m, params, 1);
     random_batch(m, x, labels, B);
     for (int i = 0; i < B * u; i++)
@@ -139,15 +139,15 @@ static void phases(const eng_model *m, int B, int reps) {
            "  embedding backward %.3f ms; per sample %.3f ms\n",
            B, reps, f_emb, f_lstm, flop / f_lstm * 1e-6, fb_dx - f_lstm,
            2.0 * flop / (fb_dx - f_lstm) * 1e-6, fb_dx - fb, b_emb, (f_emb + fb_dx + b_emb) / B);
-    eng_free(params);
-    eng_free(grads);
-    eng_free(x);
-    eng_free(e);
-    eng_free(dx);
-    eng_free(y);
-    eng_free(dy);
-    eng_free(saved);
-    eng_free(labels);
+    pst_free(params);
+    pst_free(grads);
+    pst_free(x);
+    pst_free(e);
+    pst_free(dx);
+    pst_free(y);
+    pst_free(dy);
+    pst_free(saved);
+    pst_free(labels);
 }
 
 int main(int argc, char **argv) {
@@ -188,7 +188,7 @@ int main(int argc, char **argv) {
         def.chunk = chunk;
     eng_model m;
     char err[256];
-    ENG_ASSERT(eng_model_build(&m, &def, err, sizeof err) == ENG_OK, "%s", err);
+    PST_ASSERT(eng_model_build(&m, &def, err, sizeof err) == PST_OK, "%s", err);
     if (want_phases)
         phases(&m, def.chunk, 7);
     const double flops = eng_model_flops_train(&m);

@@ -8,7 +8,7 @@
  * reduction + Adam. Inputs are random pixels: speed does not depend on the data. The
  * GFLOP/s figure counts the model's nominal FLOPs (eng_model_flops_train: Keras's layer
  * sizes, even where the engine skips work), so it compares with sgemm as an effective rate. */
-#include "engine/base.h"
+#include "engine/base/base.h"
 #include "engine/model.h"
 #include "engine/net.h"
 #include "engine/optim.h"
@@ -31,9 +31,9 @@ static double now(void) {
 /* Best of five ~0.3 s rounds of a 1024^3 sgemm on `threads` OpenBLAS threads. */
 static double sgemm_gflops(int threads) {
     const int n = 1024;
-    float *a = eng_alloc(sizeof(float) * n * n), *b = eng_alloc(sizeof(float) * n * n),
-          *c = eng_alloc(sizeof(float) * n * n);
-    ENG_ASSERT(a && b && c, "out of memory");
+    float *a = pst_alloc(sizeof(float) * n * n), *b = pst_alloc(sizeof(float) * n * n),
+          *c = pst_alloc(sizeof(float) * n * n);
+    PST_ASSERT(a && b && c, "out of memory");
     eng_rng r;
     eng_rng_seed(&r, 7);
     for (int i = 0; i < n * n; i++) {
@@ -53,9 +53,9 @@ static double sgemm_gflops(int threads) {
         if (t / reps < best)
             best = t / reps;
     }
-    eng_free(a);
-    eng_free(b);
-    eng_free(c);
+    pst_free(a);
+    pst_free(b);
+    pst_free(c);
     return 2.0 * n * n * n / best * 1e-9;
 }
 
@@ -63,14 +63,14 @@ static double sgemm_gflops(int threads) {
 static double train_rate(const eng_model *m, int batch, int threads, int warmup, int steps) {
     char err[256];
     eng_net *net = eng_net_new(m, batch, threads, err, sizeof err);
-    ENG_ASSERT(net, "%s", err);
+    PST_ASSERT(net, "%s", err);
     eng_model_init_params(m, eng_net_params(net), 1);
     eng_optim_cfg cfg = eng_optim_defaults(ENG_OPT_ADAM);
     eng_optim *opt = eng_optim_new(&cfg, m->layout.total);
     const size_t in = eng_shape_size(m->input);
-    float *x = eng_alloc(sizeof(float) * batch * in);
-    uint8_t *labels = eng_alloc((size_t)batch);
-    ENG_ASSERT(opt && x && labels, "out of memory");
+    float *x = pst_alloc(sizeof(float) * batch * in);
+    uint8_t *labels = pst_alloc((size_t)batch);
+    PST_ASSERT(opt && x && labels, "out of memory");
     eng_rng r;
     eng_rng_seed(&r, 3);
     for (size_t i = 0; i < batch * in; i++)
@@ -86,8 +86,8 @@ static double train_rate(const eng_model *m, int batch, int threads, int warmup,
         eng_net_apply(net, opt);
     }
     double rate = (double)batch * steps / (now() - t0);
-    eng_free(x);
-    eng_free(labels);
+    pst_free(x);
+    pst_free(labels);
     eng_optim_free(&opt);
     eng_net_free(&net);
     return rate;
@@ -129,7 +129,7 @@ int main(int argc, char **argv) {
     }
     eng_model m;
     char err[256];
-    ENG_ASSERT(eng_model_build(&m, def, err, sizeof err) == ENG_OK, "%s", err);
+    PST_ASSERT(eng_model_build(&m, def, err, sizeof err) == PST_OK, "%s", err);
     const double flops = eng_model_flops_train(&m);
     char list[64];
     snprintf(list, sizeof list, "%s", threads_list);

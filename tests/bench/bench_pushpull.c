@@ -21,7 +21,7 @@
  *
  * Every child is killed and reaped on any failure; the exit code is 0 only when every round
  * came back whole and every child exited 0. */
-#include "engine/base.h"
+#include "engine/base/base.h"
 #include "engine/model.h"
 #include "engine/optim.h"
 #include "engine/rng.h"
@@ -90,11 +90,11 @@ static int children_reap(children *ch, char *err, size_t errlen) {
         if (got == ch->pid[i]) {
             ch->pid[i] = 0;
             if (rc == 0 && !(WIFEXITED(status) && WEXITSTATUS(status) == 0))
-                rc = eng_err(err, errlen, ENG_EIO, "child %d (pid %d): %s %d", i, (int)got,
+                rc = pst_err(err, errlen, PST_EIO, "child %d (pid %d): %s %d", i, (int)got,
                              WIFEXITED(status) ? "exit status" : "killed by signal",
                              WIFEXITED(status) ? WEXITSTATUS(status) : WTERMSIG(status));
         } else if (rc == 0) {
-            rc = eng_err(err, errlen, ENG_EIO, "child %d (pid %d): still running after %d s", i,
+            rc = pst_err(err, errlen, PST_EIO, "child %d (pid %d): still running after %d s", i,
                          (int)ch->pid[i], TIMEOUT_MS / 1000);
         }
     }
@@ -155,7 +155,7 @@ static int child_server(const eng_model *m, int P, int s, int fd) {
 static int child_echo(size_t bytes, int fd) {
     char line[ENDPOINT_LEN + 64] = "Xzmq: cannot create a socket";
     void *ctx = zmq_ctx_new(), *sock = ctx ? zmq_socket(ctx, ZMQ_ROUTER) : NULL;
-    char *buf = eng_alloc(bytes ? bytes : 1);
+    char *buf = pst_alloc(bytes ? bytes : 1);
     int rc = 1;
     if (sock && buf) {
         int zero = 0;
@@ -199,7 +199,7 @@ static int child_echo(size_t bytes, int fd) {
             }
         }
     }
-    eng_free(buf);
+    pst_free(buf);
     if (sock)
         zmq_close(sock);
     if (ctx)
@@ -214,14 +214,14 @@ static int child_start(children *ch, child_kind kind, const eng_model *m, int P,
                        char *endpoint, char *err, size_t errlen) {
     int fds[2];
     if (pipe(fds) != 0)
-        return eng_err(err, errlen, ENG_EIO, "pipe: %s", strerror(errno));
+        return pst_err(err, errlen, PST_EIO, "pipe: %s", strerror(errno));
     fflush(NULL);
     const pid_t parent = getpid();
     const pid_t pid = fork();
     if (pid < 0) {
         close(fds[0]);
         close(fds[1]);
-        return eng_err(err, errlen, ENG_EIO, "fork: %s", strerror(errno));
+        return pst_err(err, errlen, PST_EIO, "fork: %s", strerror(errno));
     }
     if (pid == 0) {
         close(fds[0]);
@@ -251,9 +251,9 @@ static int child_start(children *ch, child_kind kind, const eng_model *m, int P,
     line[got] = '\0';
     const char *who = kind == CHILD_SERVER ? "server" : "echo";
     if (got == 0)
-        return eng_err(err, errlen, ENG_EIO, "%s %d: exited before it bound", who, s);
+        return pst_err(err, errlen, PST_EIO, "%s %d: exited before it bound", who, s);
     if (line[0] != 'E' || strlen(line + 1) >= ENDPOINT_LEN)
-        return eng_err(err, errlen, ENG_EIO, "%s %d: %s", who, s, line + 1);
+        return pst_err(err, errlen, PST_EIO, "%s %d: %s", who, s, line + 1);
     memcpy(endpoint, line + 1, strlen(line + 1) + 1);
     return 0;
 }
@@ -282,7 +282,7 @@ static int raw_open(raw_client *r, char (*endpoints)[ENDPOINT_LEN], int P, size_
     r->P = P;
     r->ctx = zmq_ctx_new();
     if (!r->ctx)
-        return eng_err(err, errlen, ENG_EIO, "zmq_ctx_new: %s", zmq_strerror(errno));
+        return pst_err(err, errlen, PST_EIO, "zmq_ctx_new: %s", zmq_strerror(errno));
     for (int s = 0; s < P; s++) {
         eng_shard_range(total, P, s, &r->lo[s], &r->n[s]);
         r->sock[s] = zmq_socket(r->ctx, ZMQ_DEALER);
@@ -292,7 +292,7 @@ static int raw_open(raw_client *r, char (*endpoints)[ENDPOINT_LEN], int P, size_
             zmq_setsockopt(r->sock[s], ZMQ_RCVTIMEO, &timeout, sizeof timeout);
         }
         if (!r->sock[s] || zmq_connect(r->sock[s], endpoints[s]) != 0)
-            return eng_err(err, errlen, ENG_EIO, "echo %d at %s: cannot connect: %s", s,
+            return pst_err(err, errlen, PST_EIO, "echo %d at %s: cannot connect: %s", s,
                            endpoints[s], zmq_strerror(errno));
     }
     return 0;
@@ -311,14 +311,14 @@ static int raw_round(raw_client *r, const float *grads, float *params, char *err
         zmq_msg_init_data(&m, (void *)(grads + r->lo[s]), sizeof(float) * r->n[s], keep, NULL);
         if (zmq_msg_send(&m, r->sock[s], 0) < 0) {
             zmq_msg_close(&m);
-            return eng_err(err, errlen, ENG_EIO, "echo %d: send: %s", s, zmq_strerror(errno));
+            return pst_err(err, errlen, PST_EIO, "echo %d: send: %s", s, zmq_strerror(errno));
         }
     }
     for (int s = 0; s < r->P; s++) {
         const size_t bytes = sizeof(float) * r->n[s];
         const int got = zmq_recv(r->sock[s], params + r->lo[s], bytes, 0);
         if (got != (int)bytes)
-            return eng_err(err, errlen, ENG_EIO, "echo %d: expected %zu bytes, got %d (%s)", s,
+            return pst_err(err, errlen, PST_EIO, "echo %d: expected %zu bytes, got %d (%s)", s,
                            bytes, got, got < 0 ? zmq_strerror(errno) : "wrong size");
     }
     return 0;
@@ -329,7 +329,7 @@ static int raw_goodbye(raw_client *r, char *err, size_t errlen) {
     for (int s = 0; s < r->P; s++) {
         char none;
         if (zmq_send(r->sock[s], "", 0, 0) != 0 || zmq_recv(r->sock[s], &none, 1, 0) != 0)
-            return eng_err(err, errlen, ENG_EIO, "echo %d: goodbye: %s", s, zmq_strerror(errno));
+            return pst_err(err, errlen, PST_EIO, "echo %d: goodbye: %s", s, zmq_strerror(errno));
     }
     return 0;
 }
@@ -344,17 +344,17 @@ static int ps_round(wk_client *c, const float *grads, float *params, uint64_t st
         wk_client_pull_wait(c, params, &version, err, errlen) != 0)
         return -1;
     if (version != step + 1)
-        return eng_err(
-            err, errlen, ENG_EFORMAT, "pull after step %llu: version %llu, expected %llu",
+        return pst_err(
+            err, errlen, PST_EFORMAT, "pull after step %llu: version %llu, expected %llu",
             (unsigned long long)step, (unsigned long long)version, (unsigned long long)(step + 1));
     return 0;
 }
 
 /* Microseconds for eng_adam_update over n floats, best of 20. */
 static double adam_us(size_t n) {
-    float *w = eng_alloc(sizeof(float) * n), *m = eng_alloc(sizeof(float) * n),
-          *v = eng_alloc(sizeof(float) * n), *g = eng_alloc(sizeof(float) * n);
-    ENG_ASSERT(w && m && v && g, "out of memory for %zu floats", n);
+    float *w = pst_alloc(sizeof(float) * n), *m = pst_alloc(sizeof(float) * n),
+          *v = pst_alloc(sizeof(float) * n), *g = pst_alloc(sizeof(float) * n);
+    PST_ASSERT(w && m && v && g, "out of memory for %zu floats", n);
     eng_rng r;
     eng_rng_seed(&r, 5);
     for (size_t i = 0; i < n; i++)
@@ -368,10 +368,10 @@ static double adam_us(size_t n) {
         if (dt < best)
             best = dt;
     }
-    eng_free(w);
-    eng_free(m);
-    eng_free(v);
-    eng_free(g);
+    pst_free(w);
+    pst_free(m);
+    pst_free(v);
+    pst_free(g);
     return best * 1e6;
 }
 
@@ -469,7 +469,7 @@ int main(int argc, char **argv) {
     }
     eng_model m;
     char err[512];
-    if (eng_model_build(&m, def, err, sizeof err) != ENG_OK) {
+    if (eng_model_build(&m, def, err, sizeof err) != PST_OK) {
         fprintf(stderr, "bench_pushpull: %s\n", err);
         return 2;
     }
@@ -494,8 +494,8 @@ int main(int argc, char **argv) {
         fprintf(stderr, "bench_pushpull: --servers: expected a list like 1,2,4\n");
         return 2;
     }
-    float *grads = eng_alloc(sizeof(float) * total), *params = eng_alloc(sizeof(float) * total);
-    ENG_ASSERT(grads && params, "out of memory for %zu floats", total);
+    float *grads = pst_alloc(sizeof(float) * total), *params = pst_alloc(sizeof(float) * total);
+    PST_ASSERT(grads && params, "out of memory for %zu floats", total);
     eng_rng r;
     eng_rng_seed(&r, 3);
     for (size_t i = 0; i < total; i++)
@@ -541,7 +541,7 @@ int main(int argc, char **argv) {
         }
         fflush(stdout);
     }
-    eng_free(grads);
-    eng_free(params);
+    pst_free(grads);
+    pst_free(params);
     return status;
 }

@@ -8,7 +8,7 @@
  * (one thread, chunk = batch, as BatchNormalization requires). */
 #include "engine/activation.h"
 
-#include "engine/base.h"
+#include "engine/base/base.h"
 #include "engine/layer.h"
 #include "engine/model.h"
 #include "engine/net.h"
@@ -104,7 +104,7 @@ static void leaky_layer(void **state) {
     const float in[8] = {-1, 2, -3, 4, -5, 6, -7, 8};
     float out[8];
     for (int v = 0; v < 2; v++) {
-        assert_int_equal(eng_model_build(&m, v ? &d2 : &d1, err, sizeof err), ENG_OK);
+        assert_int_equal(eng_model_build(&m, v ? &d2 : &d1, err, sizeof err), PST_OK);
         const eng_layer *l = &m.layers[0];
         assert_string_equal(l->name, "leaky_re_lu");
         assert_string_equal(l->ops->keras_class, "LeakyReLU");
@@ -116,7 +116,7 @@ static void leaky_layer(void **state) {
             if (out[i] != (in[i] > 0 ? in[i] : alpha * in[i]))
                 fail_msg("alpha %g: y[%d] = %g", alpha, i, out[i]);
     }
-    assert_int_equal(eng_model_build(&m, &d3, err, sizeof err), ENG_EARG);
+    assert_int_equal(eng_model_build(&m, &d3, err, sizeof err), PST_EARG);
     printf("expected error: %s\n", err);
 }
 
@@ -133,7 +133,7 @@ static void reshape_view(void **state) {
                                dbad = {"rb", "mnist", "t", 18, 1, bad, 0, NULL, 0};
     static eng_model m;
     char err[256];
-    assert_int_equal(eng_model_build(&m, &dok, err, sizeof err), ENG_OK);
+    assert_int_equal(eng_model_build(&m, &dok, err, sizeof err), PST_OK);
     const eng_layer *l = &m.layers[1];
     assert_true(l->ops->is_view);
     assert_string_equal(l->name, "reshape");
@@ -142,7 +142,7 @@ static void reshape_view(void **state) {
     assert_int_equal(l->out.c, 2);
     assert_int_equal(l->nparams, 0);
     assert_int_equal(m.layers[2].out.c, 12);
-    assert_int_equal(eng_model_build(&m, &dbad, err, sizeof err), ENG_EARG);
+    assert_int_equal(eng_model_build(&m, &dbad, err, sizeof err), PST_EARG);
     printf("expected error: %s\n", err);
 }
 
@@ -194,7 +194,7 @@ static void net_through_new_layers(void **state) {
     static const eng_model_def def = {"new_layers", "mnist", "t", NCLS, 10, specs, NB, NULL, 0};
     static eng_model m;
     char err[256] = "";
-    assert_int_equal(eng_model_build(&m, &def, err, sizeof err), ENG_OK);
+    assert_int_equal(eng_model_build(&m, &def, err, sizeof err), PST_OK);
     eng_net *net = eng_net_new(&m, NB, 1, err, sizeof err);
     assert_non_null(net);
     float *p = eng_net_params(net);

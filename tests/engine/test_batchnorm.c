@@ -7,7 +7,7 @@
  * gradients. */
 #include "engine/batchnorm.h"
 
-#include "engine/base.h"
+#include "engine/base/base.h"
 #include "engine/layer.h"
 #include "engine/model.h"
 #include "tests/support/testutil.h"
@@ -87,17 +87,17 @@ static double bn_loss(void *arg) {
 static void gradcheck(size_t rows, int C, int training) {
     printf("batchnorm: %zu rows, %d channels, %s\n", rows, C, training ? "training" : "inference");
     bn_ctx k = {.rows = rows, .n = rows * (size_t)C, .C = C, .training = training};
-    k.x = eng_alloc(sizeof(float) * k.n);
-    k.y = eng_alloc(sizeof(float) * k.n);
-    k.xhat = eng_alloc(sizeof(float) * k.n);
-    k.r = eng_alloc(sizeof(float) * k.n);
-    k.gamma = eng_alloc(sizeof(float) * (size_t)C);
-    k.beta = eng_alloc(sizeof(float) * (size_t)C);
-    k.inv_std = eng_alloc(sizeof(float) * (size_t)C);
-    k.mm = eng_alloc(sizeof(float) * (size_t)C);
-    k.mv = eng_alloc(sizeof(float) * (size_t)C);
-    float *dy = eng_alloc(sizeof(float) * k.n), *dx = eng_alloc(sizeof(float) * k.n),
-          *dg = eng_alloc(sizeof(float) * (size_t)C), *db = eng_alloc(sizeof(float) * (size_t)C);
+    k.x = pst_alloc(sizeof(float) * k.n);
+    k.y = pst_alloc(sizeof(float) * k.n);
+    k.xhat = pst_alloc(sizeof(float) * k.n);
+    k.r = pst_alloc(sizeof(float) * k.n);
+    k.gamma = pst_alloc(sizeof(float) * (size_t)C);
+    k.beta = pst_alloc(sizeof(float) * (size_t)C);
+    k.inv_std = pst_alloc(sizeof(float) * (size_t)C);
+    k.mm = pst_alloc(sizeof(float) * (size_t)C);
+    k.mv = pst_alloc(sizeof(float) * (size_t)C);
+    float *dy = pst_alloc(sizeof(float) * k.n), *dx = pst_alloc(sizeof(float) * k.n),
+          *dg = pst_alloc(sizeof(float) * (size_t)C), *db = pst_alloc(sizeof(float) * (size_t)C);
     assert_true(k.x && k.y && k.xhat && k.r && k.gamma && k.beta && k.inv_std && k.mm && k.mv &&
                 dy && dx && dg && db);
     eng_rng rng;
@@ -153,7 +153,7 @@ static void gradcheck(size_t rows, int C, int training) {
     free(db2);
     void *all[] = {k.x, k.y, k.xhat, k.r, k.gamma, k.beta, k.inv_std, k.mm, k.mv, dy, dx, dg, db};
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
-        eng_free(all[i]);
+        pst_free(all[i]);
 }
 
 /* A Dense output (B, 1, 1, n): per feature over B samples. */
@@ -183,7 +183,7 @@ static void layer_entry(void **state) {
     static const eng_model_def def = {"bn", "mnist", "test", 12, 1, specs, 0, NULL, 0};
     static eng_model m;
     char err[256] = "";
-    assert_int_equal(eng_model_build(&m, &def, err, sizeof err), ENG_OK);
+    assert_int_equal(eng_model_build(&m, &def, err, sizeof err), PST_OK);
     const eng_layer *l = &m.layers[0];
     assert_string_equal(l->name, "batch_normalization");
     assert_int_equal(l->nparams, 4);
@@ -203,7 +203,7 @@ static void layer_entry(void **state) {
 
     enum { B = 2, N = B * 2 * 2 * 3 };
     float x[N], y[N], dy[N], dx[N];
-    void *saved = eng_alloc(B * l->saved_bytes);
+    void *saved = pst_alloc(B * l->saved_bytes);
     assert_non_null(saved);
     for (int i = 0; i < N; i++)
         x[i] = (float)((i * 7) % 11) - 4.0f;
@@ -244,13 +244,13 @@ static void layer_entry(void **state) {
     fa.training = 0;
     l->ops->forward(l, &fa);
     assert_memory_equal(before, params, sizeof before);
-    eng_free(saved);
+    pst_free(saved);
 
     /* bad arguments are the user's: a message, no abort */
     static const eng_layer_spec bad[] = {
         {.kind = ENG_BATCHNORM, .momentum = 1.5f, .input = {1, 1, 4}}};
     static const eng_model_def baddef = {"bn_bad", "mnist", "test", 4, 1, bad, 0, NULL, 0};
-    assert_int_equal(eng_model_build(&m, &baddef, err, sizeof err), ENG_EARG);
+    assert_int_equal(eng_model_build(&m, &baddef, err, sizeof err), PST_EARG);
     printf("expected error: %s\n", err);
 }
 

@@ -10,7 +10,7 @@
  * checked against the model's); other models' files have no trace of a split. */
 #include "engine/ckpt.h"
 
-#include "engine/base.h"
+#include "engine/base/base.h"
 #include "tests/support/testutil.h"
 
 #include <dirent.h>
@@ -38,11 +38,11 @@ static eng_model gan;   /* mnist_gan: generator [0, split), discriminator [split
 static int setup(void **state) {
     (void)state;
     char err[256];
-    if (eng_model_build(&model, eng_model_find("mnist_cnn"), err, sizeof err) != ENG_OK) {
+    if (eng_model_build(&model, eng_model_find("mnist_cnn"), err, sizeof err) != PST_OK) {
         fprintf(stderr, "mnist_cnn: %s\n", err);
         return -1;
     }
-    if (eng_model_build(&gan, eng_model_find("mnist_gan"), err, sizeof err) != ENG_OK) {
+    if (eng_model_build(&gan, eng_model_find("mnist_gan"), err, sizeof err) != PST_OK) {
         fprintf(stderr, "mnist_gan: %s\n", err);
         return -1;
     }
@@ -104,13 +104,13 @@ static void fill_random(eng_ckpt *c, eng_optim_kind kind, uint64_t seed) {
 
 static void write_ok(const char *path, const eng_ckpt *c) {
     char err[512] = "";
-    if (eng_ckpt_write(path, c, &model, err, sizeof err) != ENG_OK)
+    if (eng_ckpt_write(path, c, &model, err, sizeof err) != PST_OK)
         fail_msg("eng_ckpt_write: %s", err);
 }
 
 static void read_ok(const char *path, eng_ckpt *c) {
     char err[512] = "";
-    if (eng_ckpt_read(path, c, err, sizeof err) != ENG_OK)
+    if (eng_ckpt_read(path, c, err, sizeof err) != PST_OK)
         fail_msg("eng_ckpt_read: %s", err);
 }
 
@@ -423,7 +423,7 @@ static void expect_refused(const char *path, int code, const char *word) {
     char err[1024] = "";
     int rc = eng_ckpt_read(path, &c, err, sizeof err);
     printf("  -> rc %d: %s\n", rc, err);
-    if (rc == ENG_OK)
+    if (rc == PST_OK)
         fail_msg("%s was accepted, expected a refusal saying '%s'", path, word);
     if (code && rc != code)
         fail_msg("rc %d, expected %d; message: %s", rc, code, err);
@@ -456,7 +456,7 @@ static void refuses_truncated(void **state) {
     for (size_t i = 0; i < sizeof lengths / sizeof lengths[0]; i++) {
         snprintf(cut, sizeof cut, "%s/cut-%zu.h5", dir, lengths[i]);
         assert_int_equal(tu_write_file(cut, bytes, lengths[i]), 0);
-        expect_refused(cut, ENG_EFORMAT, "truncated");
+        expect_refused(cut, PST_EFORMAT, "truncated");
     }
     free(bytes);
 }
@@ -492,8 +492,8 @@ static void refuses_flipped_byte(void **state) {
         bytes[at] ^= 0x10;
         assert_int_equal(tu_write_file(path, bytes, len), 0);
         free(bytes);
-        expect_refused(path, ENG_EFORMAT, targets[i]);
-        expect_refused(path, ENG_EFORMAT, "damaged (checksum mismatch");
+        expect_refused(path, PST_EFORMAT, targets[i]);
+        expect_refused(path, PST_EFORMAT, "damaged (checksum mismatch");
     }
 }
 
@@ -520,21 +520,21 @@ static void refuses_foreign_files(void **state) {
     char path[1200];
     path_of(path, sizeof path, "foreign.h5");
     write_foreign(path, 1);
-    expect_refused(path, ENG_EFORMAT, "not a pstrain checkpoint (no /pstrain group)");
+    expect_refused(path, PST_EFORMAT, "not a pstrain checkpoint (no /pstrain group)");
     /* HDF5's earliest format has no metadata checksums, and libhdf5 1.10 crashed on damaged
      * files of it (tests/fuzz): refused before HDF5 parses it. */
     path_of(path, sizeof path, "foreign-v0.h5");
     write_foreign(path, 0);
-    expect_refused(path, ENG_EFORMAT, "HDF5 superblock version 0: not a pstrain checkpoint");
+    expect_refused(path, PST_EFORMAT, "HDF5 superblock version 0: not a pstrain checkpoint");
     /* Not HDF5 at all. */
     path_of(path, sizeof path, "text.h5");
     const char text[] = "step 1200\nweights 0.1 0.2 0.3\n";
     assert_int_equal(tu_write_file(path, text, sizeof text - 1), 0);
-    expect_refused(path, ENG_EFORMAT, "not an HDF5 file");
+    expect_refused(path, PST_EFORMAT, "not an HDF5 file");
     /* Missing, and a directory. */
     path_of(path, sizeof path, "no-such.h5");
-    expect_refused(path, ENG_EIO, "No such file");
-    expect_refused(dir, ENG_EARG, "directory");
+    expect_refused(path, PST_EIO, "No such file");
+    expect_refused(dir, PST_EARG, "directory");
 }
 
 /* --- a valid file, then one thing changed through the HDF5 API --- */
@@ -585,7 +585,7 @@ static void refuses_format_version(void **state) {
     write_valid(path, sizeof path, "v2.h5");
     const int32_t two = 2;
     set_attr(path, "/pstrain", "format_version", H5T_NATIVE_INT32, &two);
-    expect_refused(path, ENG_EFORMAT, "format_version 2, this pstrain reads 1");
+    expect_refused(path, PST_EFORMAT, "format_version 2, this pstrain reads 1");
 }
 
 static void refuses_unknown_model(void **state) {
@@ -593,12 +593,12 @@ static void refuses_unknown_model(void **state) {
     char path[1200];
     write_valid(path, sizeof path, "foo.h5");
     set_string_attr(path, "/pstrain", "model", "foo");
-    expect_refused(path, ENG_EFORMAT, "model 'foo' is not one pstrain knows");
+    expect_refused(path, PST_EFORMAT, "model 'foo' is not one pstrain knows");
     /* What a file holds is quoted escaped: a newline cannot break the one line (found by
      * tests/fuzz/fuzz_ckpt in a layer name). */
     write_valid(path, sizeof path, "newline.h5");
     set_string_attr(path, "/pstrain", "model", "mnist\ncnn\x1b");
-    expect_refused(path, ENG_EFORMAT, "model 'mnist\\x0acnn\\x1b' is not one pstrain knows");
+    expect_refused(path, PST_EFORMAT, "model 'mnist\\x0acnn\\x1b' is not one pstrain knows");
 }
 
 static void refuses_layout_checksum(void **state) {
@@ -607,8 +607,8 @@ static void refuses_layout_checksum(void **state) {
     write_valid(path, sizeof path, "layout.h5");
     const uint64_t off = eng_layout_checksum(&model.layout) + 1;
     set_attr(path, "/pstrain", "layout_checksum", H5T_NATIVE_UINT64, &off);
-    expect_refused(path, ENG_EFORMAT, "layout checksum");
-    expect_refused(path, ENG_EFORMAT, "does not match mnist_cnn's");
+    expect_refused(path, PST_EFORMAT, "layout checksum");
+    expect_refused(path, PST_EFORMAT, "does not match mnist_cnn's");
 }
 
 /* Files that are whole but say impossible things. */
@@ -625,16 +625,16 @@ static void refuses_inconsistent_state(void **state) {
     assert_true(H5Dwrite(d, H5T_NATIVE_INT64, H5S_ALL, H5S_ALL, H5P_DEFAULT, rows) >= 0);
     H5Dclose(d);
     H5Fclose(file);
-    expect_refused(path, ENG_EFORMAT, "tile");
+    expect_refused(path, PST_EFORMAT, "tile");
 
     write_valid(path, sizeof path, "workers.h5");
     const int32_t zero = 0;
     set_attr(path, "/pstrain", "workers", H5T_NATIVE_INT32, &zero);
-    expect_refused(path, ENG_EFORMAT, "workers 0, expected >= 1");
+    expect_refused(path, PST_EFORMAT, "workers 0, expected >= 1");
 
     write_valid(path, sizeof path, "sgd.h5");
     set_string_attr(path, "/pstrain", "optimizer", "sgd");
-    expect_refused(path, ENG_EFORMAT, "optimizer 'sgd'");
+    expect_refused(path, PST_EFORMAT, "optimizer 'sgd'");
 
     /* Adam's file with RMSprop's slot added, and with one of its own removed. */
     write_valid(path, sizeof path, "extra-slot.h5");
@@ -647,12 +647,12 @@ static void refuses_inconsistent_state(void **state) {
     assert_true(H5Dwrite(d, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, x) >= 0);
     H5Dclose(d);
     H5Fclose(file);
-    expect_refused(path, ENG_EFORMAT, "accumulator is not a slot of adam");
+    expect_refused(path, PST_EFORMAT, "accumulator is not a slot of adam");
     write_valid(path, sizeof path, "no-v.h5");
     file = open_rw(path);
     assert_true(H5Ldelete(file, "/pstrain/optimizer/v", H5P_DEFAULT) >= 0);
     H5Fclose(file);
-    expect_refused(path, ENG_EFORMAT, "dataset /pstrain/optimizer/v: missing");
+    expect_refused(path, PST_EFORMAT, "dataset /pstrain/optimizer/v: missing");
 
     /* A Keras kernel of the wrong shape. */
     write_valid(path, sizeof path, "shape.h5");
@@ -669,7 +669,7 @@ static void refuses_inconsistent_state(void **state) {
     H5Sclose(s3);
     H5Sclose(s);
     H5Fclose(file);
-    expect_refused(path, ENG_EFORMAT,
+    expect_refused(path, PST_EFORMAT,
                    "dataset /conv2d/conv2d/kernel:0: expected shape (3, 3, 1, 32), got (3, 3, 32)");
 }
 
@@ -697,7 +697,7 @@ static void refuses_huge_vocab(void **state) {
     char path[1200];
     write_valid(path, sizeof path, "vocab-32GB.h5");
     make_hollow(path, "/pstrain/vocab", H5T_STD_U8LE, (hsize_t)1 << 35);
-    expect_refused(path, ENG_EFORMAT,
+    expect_refused(path, PST_EFORMAT,
                    "dataset /pstrain/vocab: 34359738368 x 1 bytes, more than the whole file");
 }
 
@@ -708,7 +708,7 @@ static void refuses_huge_workers(void **state) {
     const int32_t workers = 1 << 29;
     set_attr(path, "/pstrain", "workers", H5T_NATIVE_INT32, &workers);
     make_hollow(path, "/pstrain/workers/steps", H5T_STD_I64LE, (hsize_t)workers);
-    expect_refused(path, ENG_EFORMAT,
+    expect_refused(path, PST_EFORMAT,
                    "dataset /pstrain/workers/steps: 536870912 x 8 bytes, more than the whole file");
 }
 
@@ -720,23 +720,23 @@ static void write_refuses_bad_state(void **state) {
     eng_ckpt c;
     fill_random(&c, ENG_OPT_ADAM, 5);
     c.nslots = 1;
-    assert_int_equal(eng_ckpt_write(path, &c, &model, err, sizeof err), ENG_EARG);
+    assert_int_equal(eng_ckpt_write(path, &c, &model, err, sizeof err), PST_EARG);
     assert_non_null(strstr(err, "nslots"));
     c.nslots = 2;
     c.runs[1].lo += 1;
-    assert_int_equal(eng_ckpt_write(path, &c, &model, err, sizeof err), ENG_EARG);
+    assert_int_equal(eng_ckpt_write(path, &c, &model, err, sizeof err), PST_EARG);
     assert_non_null(strstr(err, "tile"));
     c.runs[1].lo -= 1;
     c.workers = 0;
-    assert_int_equal(eng_ckpt_write(path, &c, &model, err, sizeof err), ENG_EARG);
+    assert_int_equal(eng_ckpt_write(path, &c, &model, err, sizeof err), PST_EARG);
     assert_non_null(strstr(err, "workers 0"));
     c.workers = 3;
     c.layout_checksum ^= 1;
-    assert_int_equal(eng_ckpt_write(path, &c, &model, err, sizeof err), ENG_EARG);
+    assert_int_equal(eng_ckpt_write(path, &c, &model, err, sizeof err), PST_EARG);
     assert_non_null(strstr(err, "layout checksum"));
     c.layout_checksum ^= 1;
     snprintf(c.mode, sizeof c.mode, "bsp");
-    assert_int_equal(eng_ckpt_write(path, &c, &model, err, sizeof err), ENG_EARG);
+    assert_int_equal(eng_ckpt_write(path, &c, &model, err, sizeof err), PST_EARG);
     assert_non_null(strstr(err, "mode 'bsp'"));
     assert_non_null(strstr(err, path));
     struct stat st;
@@ -744,7 +744,7 @@ static void write_refuses_bad_state(void **state) {
     /* A directory that does not exist: the system's reason. */
     snprintf(c.mode, sizeof c.mode, "sync");
     path_of(path, sizeof path, "no-dir/x.h5");
-    assert_int_equal(eng_ckpt_write(path, &c, &model, err, sizeof err), ENG_EIO);
+    assert_int_equal(eng_ckpt_write(path, &c, &model, err, sizeof err), PST_EIO);
     printf("  -> %s\n", err);
     assert_non_null(strstr(err, path));
     assert_non_null(strstr(err, "No such file or directory"));
@@ -790,7 +790,7 @@ static void write_fails_cleanly(void **state) {
     eng_ckpt c;
     fill_random(&c, ENG_OPT_ADAM, 12);
     char err[512] = "";
-    assert_int_equal(eng_ckpt_save(sdir, &c, &model, 0, NULL, 0, err, sizeof err), ENG_OK);
+    assert_int_equal(eng_ckpt_save(sdir, &c, &model, 0, NULL, 0, err, sizeof err), PST_OK);
     fflush(NULL);
     pid_t pid = fork();
     assert_true(pid >= 0);
@@ -802,14 +802,14 @@ static void write_fails_cleanly(void **state) {
         struct stat st;
         int rc = eng_ckpt_write(path, &c, &model, err, sizeof err);
         printf("  -> rc %d: %s\n", rc, err);
-        bad |= rc != ENG_EIO || !strstr(err, path) || !strstr(err, "File too large");
+        bad |= rc != PST_EIO || !strstr(err, path) || !strstr(err, "File too large");
         bad |= (stat(path, &st) == 0) << 1;
         c.step = 1300;
         rc = eng_ckpt_save(sdir, &c, &model, 0, NULL, 0, err, sizeof err);
         printf("  -> rc %d: %s\n", rc, err);
         char listing[2048];
         list_dir(sdir, listing, sizeof listing);
-        bad |= (rc != ENG_EIO || strcmp(listing, "ckpt-1200.h5 latest") != 0) << 2;
+        bad |= (rc != PST_EIO || strcmp(listing, "ckpt-1200.h5 latest") != 0) << 2;
         eng_ckpt_free(&c);
         exit(bad); /* exit, not _exit: HDF5's cleanup at exit runs */
     }
@@ -830,7 +830,7 @@ static void save_latest_keep(void **state) {
     fill_random(&c, ENG_OPT_RMSPROP, 11);
     for (int64_t step = 10; step <= 40; step += 10) {
         c.step = step;
-        if (eng_ckpt_save(sdir, &c, &model, 2, out, sizeof out, err, sizeof err) != ENG_OK)
+        if (eng_ckpt_save(sdir, &c, &model, 2, out, sizeof out, err, sizeof err) != PST_OK)
             fail_msg("eng_ckpt_save step %lld: %s", (long long)step, err);
         snprintf(want, sizeof want, "%s/ckpt-%lld.h5", sdir, (long long)step);
         assert_string_equal(out, want);
@@ -844,7 +844,7 @@ static void save_latest_keep(void **state) {
     assert_non_null(text);
     assert_string_equal(text, "ckpt-40.h5\n");
     free(text);
-    assert_int_equal(eng_ckpt_resolve(sdir, out, sizeof out, err, sizeof err), ENG_OK);
+    assert_int_equal(eng_ckpt_resolve(sdir, out, sizeof out, err, sizeof err), PST_OK);
     assert_string_equal(out, want);
     eng_ckpt back;
     read_ok(out, &back);
@@ -857,18 +857,18 @@ static void save_latest_keep(void **state) {
     snprintf(junk, sizeof junk, "%s/.pstrain-tmp-99999-ckpt-50.h5", sdir);
     assert_int_equal(tu_write_file(junk, "partial", 7), 0);
     c.step = 25;
-    assert_int_equal(eng_ckpt_save(sdir, &c, &model, 2, out, sizeof out, err, sizeof err), ENG_OK);
+    assert_int_equal(eng_ckpt_save(sdir, &c, &model, 2, out, sizeof out, err, sizeof err), PST_OK);
     list_dir(sdir, listing, sizeof listing);
     assert_string_equal(listing, "ckpt-25.h5 ckpt-30.h5 ckpt-40.h5 latest");
-    assert_int_equal(eng_ckpt_resolve(sdir, out, sizeof out, err, sizeof err), ENG_OK);
+    assert_int_equal(eng_ckpt_resolve(sdir, out, sizeof out, err, sizeof err), PST_OK);
     snprintf(want, sizeof want, "%s/ckpt-25.h5", sdir);
     assert_string_equal(out, want);
     /* keep 0 keeps everything; a file resolves to itself. */
     c.step = 50;
-    assert_int_equal(eng_ckpt_save(sdir, &c, &model, 0, NULL, 0, err, sizeof err), ENG_OK);
+    assert_int_equal(eng_ckpt_save(sdir, &c, &model, 0, NULL, 0, err, sizeof err), PST_OK);
     list_dir(sdir, listing, sizeof listing);
     assert_string_equal(listing, "ckpt-25.h5 ckpt-30.h5 ckpt-40.h5 ckpt-50.h5 latest");
-    assert_int_equal(eng_ckpt_resolve(want, out, sizeof out, err, sizeof err), ENG_OK);
+    assert_int_equal(eng_ckpt_resolve(want, out, sizeof out, err, sizeof err), PST_OK);
     assert_string_equal(out, want);
     eng_ckpt_free(&c);
 }
@@ -887,24 +887,24 @@ static void resolve_errors(void **state) {
     (void)state;
     char rdir[1200], latest[1400], missing[1200];
     path_of(missing, sizeof missing, "nowhere");
-    expect_resolve_error(missing, ENG_EIO, missing, "No such file");
+    expect_resolve_error(missing, PST_EIO, missing, "No such file");
     path_of(rdir, sizeof rdir, "resolve");
     assert_int_equal(mkdir(rdir, 0700), 0);
     snprintf(latest, sizeof latest, "%s/latest", rdir);
-    expect_resolve_error(rdir, ENG_EIO, latest, "no checkpoint");
+    expect_resolve_error(rdir, PST_EIO, latest, "no checkpoint");
     assert_int_equal(tu_write_file(latest, "", 0), 0);
-    expect_resolve_error(rdir, ENG_EFORMAT, latest, "empty");
+    expect_resolve_error(rdir, PST_EFORMAT, latest, "empty");
     assert_int_equal(tu_write_file(latest, "../ckpt-10.h5\n", 14), 0);
-    expect_resolve_error(rdir, ENG_EFORMAT, latest, "no '/'");
+    expect_resolve_error(rdir, PST_EFORMAT, latest, "no '/'");
     assert_int_equal(tu_write_file(latest, "ckpt-10.h5\nckpt-20.h5\n", 22), 0);
-    expect_resolve_error(rdir, ENG_EFORMAT, latest, "one line");
+    expect_resolve_error(rdir, PST_EFORMAT, latest, "one line");
     assert_int_equal(tu_write_file(latest, "ckpt-10.h5\n", 11), 0);
-    expect_resolve_error(rdir, ENG_EFORMAT, latest, "does not exist");
+    expect_resolve_error(rdir, PST_EFORMAT, latest, "does not exist");
     /* The output buffer too small for the answer. */
     char ckpt[1400], out[8], err[512];
     snprintf(ckpt, sizeof ckpt, "%s/ckpt-10.h5", rdir);
     assert_int_equal(tu_write_file(ckpt, "x", 1), 0);
-    assert_int_equal(eng_ckpt_resolve(rdir, out, sizeof out, err, sizeof err), ENG_EARG);
+    assert_int_equal(eng_ckpt_resolve(rdir, out, sizeof out, err, sizeof err), PST_EARG);
 }
 
 /* --- atomicity under SIGKILL --- */
@@ -935,7 +935,7 @@ static _Noreturn void saver(const char *sdir, int64_t first) {
     char err[512];
     for (int64_t step = first;; step++) {
         fill_step(&c, step);
-        if (eng_ckpt_save(sdir, &c, &model, KEEP, NULL, 0, err, sizeof err) != ENG_OK) {
+        if (eng_ckpt_save(sdir, &c, &model, KEEP, NULL, 0, err, sizeof err) != PST_OK) {
             fprintf(stderr, "saver: %s\n", err);
             _exit(1);
         }
@@ -992,7 +992,7 @@ static void atomic_under_kill(void **state) {
     /* Before any checkpoint was completed there is no latest at all. */
     run_and_kill(sdir, 2, 0);
     int rc = eng_ckpt_resolve(sdir, path, sizeof path, err, sizeof err);
-    if (rc != ENG_OK && !strstr(err, "no checkpoint") && !strstr(err, "No such file"))
+    if (rc != PST_OK && !strstr(err, "no checkpoint") && !strstr(err, "No such file"))
         fail_msg("after a kill before the first checkpoint: %s", err);
     /* A first checkpoint, so that every kill below has one to keep intact. */
     run_and_kill(sdir, 2, -1);
@@ -1004,9 +1004,9 @@ static void atomic_under_kill(void **state) {
             delay_us = (long)eng_rng_below(&rng, 30001);
             run_and_kill(sdir, last + 1, delay_us);
         }
-        if (eng_ckpt_resolve(sdir, path, sizeof path, err, sizeof err) != ENG_OK)
+        if (eng_ckpt_resolve(sdir, path, sizeof path, err, sizeof err) != PST_OK)
             fail_msg("after kill %d (%ld us): %s", k, delay_us, err);
-        if (eng_ckpt_read(path, &got, err, sizeof err) != ENG_OK)
+        if (eng_ckpt_read(path, &got, err, sizeof err) != PST_OK)
             fail_msg("after kill %d (%ld us), latest names a bad checkpoint: %s", k, delay_us, err);
         if (got.step < last)
             fail_msg("latest went back from step %lld to %lld", (long long)last,
@@ -1026,7 +1026,7 @@ static void atomic_under_kill(void **state) {
     /* One clean save: the leftovers of killed savers are gone; latest's checkpoint and the
      * new one remain (KEEP = 2). */
     fill_step(&want, last + 1);
-    assert_int_equal(eng_ckpt_save(sdir, &want, &model, KEEP, NULL, 0, err, sizeof err), ENG_OK);
+    assert_int_equal(eng_ckpt_save(sdir, &want, &model, KEEP, NULL, 0, err, sizeof err), PST_OK);
     char listing[2048];
     list_dir(sdir, listing, sizeof listing);
     printf("  after a clean save: %s\n", listing);
@@ -1094,7 +1094,7 @@ static void fill_gan(eng_ckpt *c, eng_optim_kind kind2, uint64_t seed) {
 
 static void write_gan_ok(const char *path, const eng_ckpt *c) {
     char err[512] = "";
-    if (eng_ckpt_write(path, c, &gan, err, sizeof err) != ENG_OK)
+    if (eng_ckpt_write(path, c, &gan, err, sizeof err) != PST_OK)
         fail_msg("eng_ckpt_write: %s", err);
 }
 
@@ -1210,16 +1210,16 @@ static void gan_ema(void **state) {
 
     const double bad = 1.5;
     set_attr(path, "/pstrain", "ema_decay", H5T_NATIVE_DOUBLE, &bad);
-    expect_refused(path, ENG_EFORMAT, "/pstrain/@ema_decay is 1.5, expected in (0, 1)");
+    expect_refused(path, PST_EFORMAT, "/pstrain/@ema_decay is 1.5, expected in (0, 1)");
     write_gan_ok(path, &c);
     file = open_rw(path);
     assert_true(H5Ldelete(file, "/pstrain/ema", H5P_DEFAULT) >= 0);
     H5Fclose(file);
-    expect_refused(path, ENG_EFORMAT, "ema and @ema_decay go together, found @ema_decay alone");
+    expect_refused(path, PST_EFORMAT, "ema and @ema_decay go together, found @ema_decay alone");
 
     char err[512] = "";
     c.ema_decay = 1.0;
-    assert_int_equal(eng_ckpt_write(path, &c, &gan, err, sizeof err), ENG_EARG);
+    assert_int_equal(eng_ckpt_write(path, &c, &gan, err, sizeof err), PST_EARG);
     assert_non_null(strstr(err, "ema decay not in (0, 1)"));
     eng_ckpt_free(&c);
 }
@@ -1235,8 +1235,8 @@ static void refuses_gan_split(void **state) {
     write_gan_ok(path, &c);
     const uint64_t five = 5;
     set_attr(path, "/pstrain", "split", H5T_NATIVE_UINT64, &five);
-    expect_refused(path, ENG_EFORMAT, "split");
-    expect_refused(path, ENG_EFORMAT, "/pstrain/@split is 5, expected 2330944 for mnist_gan");
+    expect_refused(path, PST_EFORMAT, "split");
+    expect_refused(path, PST_EFORMAT, "/pstrain/@split is 5, expected 2330944 for mnist_gan");
 
     path_of(path, sizeof path, "gan-no-split.h5");
     write_gan_ok(path, &c);
@@ -1245,7 +1245,7 @@ static void refuses_gan_split(void **state) {
     assert_true(H5Adelete(g, "split") >= 0);
     H5Gclose(g);
     H5Fclose(file);
-    expect_refused(path, ENG_EFORMAT, "/pstrain/@split is 0 (absent), expected 2330944");
+    expect_refused(path, PST_EFORMAT, "/pstrain/@split is 0 (absent), expected 2330944");
     eng_ckpt_free(&c);
 
     write_valid(path, sizeof path, "cnn-split.h5");
@@ -1260,7 +1260,7 @@ static void refuses_gan_split(void **state) {
     H5Sclose(s);
     H5Gclose(g);
     H5Fclose(file);
-    expect_refused(path, ENG_EFORMAT, "/pstrain/@split is 1000, expected 0 for mnist_cnn");
+    expect_refused(path, PST_EFORMAT, "/pstrain/@split is 1000, expected 0 for mnist_cnn");
 }
 
 /* A GAN file without its second optimizer, with a misshapen or foreign slot there, or with an
@@ -1275,7 +1275,7 @@ static void refuses_gan_optimizer_2(void **state) {
     hid_t file = open_rw(path);
     assert_true(H5Ldelete(file, "/pstrain/optimizer_2", H5P_DEFAULT) >= 0);
     H5Fclose(file);
-    expect_refused(path, ENG_EFORMAT, "group /pstrain/optimizer_2: missing");
+    expect_refused(path, PST_EFORMAT, "group /pstrain/optimizer_2: missing");
 
     path_of(path, sizeof path, "gan-short-acc.h5");
     write_gan_ok(path, &c);
@@ -1292,25 +1292,25 @@ static void refuses_gan_optimizer_2(void **state) {
     H5Dclose(d);
     H5Sclose(s);
     H5Fclose(file);
-    expect_refused(path, ENG_EFORMAT,
+    expect_refused(path, PST_EFORMAT,
                    "dataset /pstrain/optimizer_2/accumulator: expected shape (212865,), got "
                    "(2330944,)");
 
     path_of(path, sizeof path, "gan-adam2.h5");
     write_gan_ok(path, &c);
     set_string_attr(path, "/pstrain/optimizer_2", "optimizer", "adam");
-    expect_refused(path, ENG_EFORMAT, "/pstrain/optimizer_2/accumulator is not a slot of adam");
+    expect_refused(path, PST_EFORMAT, "/pstrain/optimizer_2/accumulator is not a slot of adam");
 
     path_of(path, sizeof path, "gan-sgd2.h5");
     write_gan_ok(path, &c);
     set_string_attr(path, "/pstrain/optimizer_2", "optimizer", "sgd");
-    expect_refused(path, ENG_EFORMAT, "/pstrain/optimizer_2: optimizer 'sgd'");
+    expect_refused(path, PST_EFORMAT, "/pstrain/optimizer_2: optimizer 'sgd'");
 
     path_of(path, sizeof path, "gan-lr2.h5");
     write_gan_ok(path, &c);
     const float zero = 0.0f;
     set_attr(path, "/pstrain/optimizer_2", "lr", H5T_NATIVE_FLOAT, &zero);
-    expect_refused(path, ENG_EFORMAT, "optimizer_2 lr 0, expected > 0");
+    expect_refused(path, PST_EFORMAT, "optimizer_2 lr 0, expected > 0");
     eng_ckpt_free(&c);
 
     /* A one-optimizer model's file that grew a second optimizer. */
@@ -1320,7 +1320,7 @@ static void refuses_gan_optimizer_2(void **state) {
     assert_true(g >= 0);
     H5Gclose(g);
     H5Fclose(file);
-    expect_refused(path, ENG_EFORMAT, "optimizer_2: present, but mnist_cnn has one optimizer");
+    expect_refused(path, PST_EFORMAT, "optimizer_2: present, but mnist_cnn has one optimizer");
 }
 
 /* eng_ckpt_write refuses a GAN checkpoint reading would refuse, and leaves no file. */
@@ -1331,30 +1331,30 @@ static void write_refuses_bad_gan(void **state) {
     eng_ckpt c;
     fill_gan(&c, ENG_OPT_RMSPROP, 8);
     c.split = 5;
-    assert_int_equal(eng_ckpt_write(path, &c, &gan, err, sizeof err), ENG_EARG);
+    assert_int_equal(eng_ckpt_write(path, &c, &gan, err, sizeof err), PST_EARG);
     printf("  -> %s\n", err);
     assert_non_null(strstr(err, "split 5 does not match mnist_gan's 2330944"));
     c.split = 0;
-    assert_int_equal(eng_ckpt_write(path, &c, &gan, err, sizeof err), ENG_EARG);
+    assert_int_equal(eng_ckpt_write(path, &c, &gan, err, sizeof err), PST_EARG);
     assert_non_null(strstr(err, "split 0"));
     c.split = gan.split;
     c.nslots2 = 2;
-    assert_int_equal(eng_ckpt_write(path, &c, &gan, err, sizeof err), ENG_EARG);
+    assert_int_equal(eng_ckpt_write(path, &c, &gan, err, sizeof err), PST_EARG);
     printf("  -> %s\n", err);
     assert_non_null(strstr(err, "nslots2 2, rmsprop keeps 1"));
     c.nslots2 = 1;
     float *acc = c.slots2[0];
     c.slots2[0] = NULL;
-    assert_int_equal(eng_ckpt_write(path, &c, &gan, err, sizeof err), ENG_EARG);
+    assert_int_equal(eng_ckpt_write(path, &c, &gan, err, sizeof err), PST_EARG);
     printf("  -> %s\n", err);
     assert_non_null(strstr(err, "optimizer_2 slot accumulator missing"));
     c.slots2[0] = acc;
     c.optim2.kind = ENG_OPT_ADAM; /* Adam keeps 2 */
-    assert_int_equal(eng_ckpt_write(path, &c, &gan, err, sizeof err), ENG_EARG);
+    assert_int_equal(eng_ckpt_write(path, &c, &gan, err, sizeof err), PST_EARG);
     assert_non_null(strstr(err, "nslots2 1, adam keeps 2"));
     c.optim2.kind = ENG_OPT_RMSPROP;
     c.optim2.lr = -1.0f;
-    assert_int_equal(eng_ckpt_write(path, &c, &gan, err, sizeof err), ENG_EARG);
+    assert_int_equal(eng_ckpt_write(path, &c, &gan, err, sizeof err), PST_EARG);
     assert_non_null(strstr(err, "optimizer_2 lr -1"));
     assert_non_null(strstr(err, path));
     struct stat st;
@@ -1363,7 +1363,7 @@ static void write_refuses_bad_gan(void **state) {
     eng_ckpt cnn;
     fill_random(&cnn, ENG_OPT_ADAM, 9);
     cnn.split = 1000;
-    assert_int_equal(eng_ckpt_write(path, &cnn, &model, err, sizeof err), ENG_EARG);
+    assert_int_equal(eng_ckpt_write(path, &cnn, &model, err, sizeof err), PST_EARG);
     assert_non_null(strstr(err, "split 1000 does not match mnist_cnn's 0"));
     assert_int_equal(stat(path, &st), -1);
     eng_ckpt_free(&cnn);

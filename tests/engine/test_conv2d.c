@@ -20,7 +20,7 @@
  * loss runs it, eps 1e-2) fused. */
 #include "engine/conv2d.h"
 
-#include "engine/base.h"
+#include "engine/base/base.h"
 #include "tests/support/testutil.h"
 
 #include <math.h>
@@ -61,13 +61,13 @@ static void ctx_init(conv_ctx *k, const conv_case *c, uint64_t seed) {
     k->nk = (size_t)c->KH * c->KW * c->C * c->F;
     k->ny = (size_t)c->B * k->OH * k->OW * c->F;
     k->ncol = (size_t)c->B * k->OH * k->OW * c->KH * c->KW * c->C;
-    k->x = eng_alloc(sizeof(float) * k->nx);
-    k->kernel = eng_alloc(sizeof(float) * k->nk);
-    k->bias = eng_alloc(sizeof(float) * (size_t)c->F);
-    k->y = eng_alloc(sizeof(float) * k->ny);
-    k->col = eng_alloc(sizeof(float) * k->ncol);
-    k->r = eng_alloc(sizeof(float) * k->ny);
-    k->w = eng_alloc(sizeof(float) * k->ny);
+    k->x = pst_alloc(sizeof(float) * k->nx);
+    k->kernel = pst_alloc(sizeof(float) * k->nk);
+    k->bias = pst_alloc(sizeof(float) * (size_t)c->F);
+    k->y = pst_alloc(sizeof(float) * k->ny);
+    k->col = pst_alloc(sizeof(float) * k->ncol);
+    k->r = pst_alloc(sizeof(float) * k->ny);
+    k->w = pst_alloc(sizeof(float) * k->ny);
     assert_non_null(k->w);
     assert_non_null(k->x);
     assert_non_null(k->kernel);
@@ -84,13 +84,13 @@ static void ctx_init(conv_ctx *k, const conv_case *c, uint64_t seed) {
 }
 
 static void ctx_deinit(conv_ctx *k) {
-    eng_free(k->x);
-    eng_free(k->kernel);
-    eng_free(k->bias);
-    eng_free(k->y);
-    eng_free(k->col);
-    eng_free(k->r);
-    eng_free(k->w);
+    pst_free(k->x);
+    pst_free(k->kernel);
+    pst_free(k->bias);
+    pst_free(k->y);
+    pst_free(k->col);
+    pst_free(k->r);
+    pst_free(k->w);
 }
 
 static void forward_act(conv_ctx *k, eng_act act) {
@@ -131,7 +131,7 @@ typedef struct conv_grads {
 
 static void backward_into(conv_ctx *k, conv_grads *g, float *dx, int accumulate) {
     const conv_case *c = k->c;
-    float *dy = eng_alloc(sizeof(float) * k->ny);
+    float *dy = pst_alloc(sizeof(float) * k->ny);
     assert_non_null(dy);
     forward(k); /* fills col and y for backward */
     memcpy(dy, k->r, sizeof(float) * k->ny);
@@ -141,13 +141,13 @@ static void backward_into(conv_ctx *k, conv_grads *g, float *dx, int accumulate)
     else
         eng_conv2d_backward(dx, g->dk, g->db, dy, k->col, k->y, k->kernel, c->B, c->H, c->W, c->C,
                             c->KH, c->KW, c->F, c->act, accumulate);
-    eng_free(dy);
+    pst_free(dy);
 }
 
 static conv_grads backward(conv_ctx *k, int with_dx) {
     const conv_case *c = k->c;
-    conv_grads g = {eng_alloc(sizeof(float) * k->nx), eng_alloc(sizeof(float) * k->nk),
-                    eng_alloc(sizeof(float) * (size_t)c->F)};
+    conv_grads g = {pst_alloc(sizeof(float) * k->nx), pst_alloc(sizeof(float) * k->nk),
+                    pst_alloc(sizeof(float) * (size_t)c->F)};
     assert_true(g.dx && g.dk && g.db);
     for (size_t i = 0; i < k->nx; i++)
         g.dx[i] = GARBAGE;
@@ -160,9 +160,9 @@ static conv_grads backward(conv_ctx *k, int with_dx) {
 }
 
 static void grads_free(conv_grads *g) {
-    eng_free(g->dx);
-    eng_free(g->dk);
-    eng_free(g->db);
+    pst_free(g->dx);
+    pst_free(g->dk);
+    pst_free(g->db);
 }
 
 /* y against a direct convolution in double: |y - ref| within float rounding of the sum. */
@@ -301,7 +301,7 @@ static void checker_detects_wrong_gradient(void **state) {
     ctx_init(&k, &c, 99);
     freeze_mask(&k);
     conv_grads g = backward(&k, 1);
-    float *wrong = eng_alloc(sizeof(float) * k.nk);
+    float *wrong = pst_alloc(sizeof(float) * k.nk);
     assert_non_null(wrong);
     tu_gradcheck gc = {
         .what = "dkernel (scaled by 1.02, must fail)", .eps = EPS, .rtol = 1e-3, .atol = 1e-4};
@@ -323,7 +323,7 @@ static void checker_detects_wrong_gradient(void **state) {
 
     gc.what = "dkernel (correct)";
     assert_int_equal(tu_gradcheck_run(&gc, k.kernel, k.nk, g.dk, conv_loss, &k, &res), 0);
-    eng_free(wrong);
+    pst_free(wrong);
     grads_free(&g);
     ctx_deinit(&k);
 }
@@ -422,15 +422,15 @@ static void run_strided(const strided_case *c, int expect_oh, int expect_ow, int
     k.nx = (size_t)c->B * c->H * c->W * c->C;
     k.nk = (size_t)c->KH * c->KW * c->C * c->F;
     k.ny = (size_t)c->B * k.OH * k.OW * c->F;
-    k.x = eng_alloc(sizeof(float) * k.nx);
-    k.kernel = eng_alloc(sizeof(float) * k.nk);
-    k.bias = eng_alloc(sizeof(float) * (size_t)c->F);
-    k.y = eng_alloc(sizeof(float) * k.ny);
-    k.col = eng_alloc(sizeof(float) * (size_t)c->B * k.OH * k.OW * c->KH * c->KW * c->C);
-    k.r = eng_alloc(sizeof(float) * k.ny);
-    k.w = eng_alloc(sizeof(float) * k.ny);
-    float *dy = eng_alloc(sizeof(float) * k.ny), *dx = eng_alloc(sizeof(float) * k.nx),
-          *dk = eng_alloc(sizeof(float) * k.nk), *db = eng_alloc(sizeof(float) * (size_t)c->F);
+    k.x = pst_alloc(sizeof(float) * k.nx);
+    k.kernel = pst_alloc(sizeof(float) * k.nk);
+    k.bias = pst_alloc(sizeof(float) * (size_t)c->F);
+    k.y = pst_alloc(sizeof(float) * k.ny);
+    k.col = pst_alloc(sizeof(float) * (size_t)c->B * k.OH * k.OW * c->KH * c->KW * c->C);
+    k.r = pst_alloc(sizeof(float) * k.ny);
+    k.w = pst_alloc(sizeof(float) * k.ny);
+    float *dy = pst_alloc(sizeof(float) * k.ny), *dx = pst_alloc(sizeof(float) * k.nx),
+          *dk = pst_alloc(sizeof(float) * k.nk), *db = pst_alloc(sizeof(float) * (size_t)c->F);
     assert_true(k.x && k.kernel && k.bias && k.y && k.col && k.r && k.w && dy && dx && dk && db);
     eng_rng rng;
     eng_rng_seed(&rng, 0x57A1DEull + (uint64_t)c->H * 31 + (uint64_t)c->S);
@@ -481,7 +481,7 @@ static void run_strided(const strided_case *c, int expect_oh, int expect_ow, int
         fail_msg("%s: gradient mismatches: dx %zu, dkernel %zu, dbias %zu", c->name, fx, fk, fb);
     void *all[] = {k.x, k.kernel, k.bias, k.y, k.col, k.r, k.w, dy, dx, dk, db};
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
-        eng_free(all[i]);
+        pst_free(all[i]);
 }
 
 #define SCASE(fn, oh, ow, pt, pl, ...)                                                             \

@@ -8,7 +8,7 @@
  * with TF's tutorial shapes and parameter counts. */
 #include "engine/conv2d_transpose.h"
 
-#include "engine/base.h"
+#include "engine/base/base.h"
 #include "engine/model.h"
 #include "tests/support/testutil.h"
 
@@ -108,16 +108,16 @@ static void run_case(const ct_case *c) {
     k.nk = (size_t)c->KH * c->KW * c->F * c->Cin;
     k.ny = (size_t)c->B * k.OH * k.OW * c->F;
     k.ncol = (size_t)c->B * c->H * c->W * c->KH * c->KW * c->F;
-    k.x = eng_alloc(sizeof(float) * k.nx);
-    k.kernel = eng_alloc(sizeof(float) * k.nk);
-    k.bias = eng_alloc(sizeof(float) * (size_t)c->F);
-    k.y = eng_alloc(sizeof(float) * k.ny);
-    k.col = eng_alloc(sizeof(float) * k.ncol);
-    k.r = eng_alloc(sizeof(float) * k.ny);
-    k.w = eng_alloc(sizeof(float) * k.ny);
-    float *dy = eng_alloc(sizeof(float) * k.ny), *dx = eng_alloc(sizeof(float) * k.nx),
-          *dk = eng_alloc(sizeof(float) * k.nk), *db = eng_alloc(sizeof(float) * (size_t)c->F),
-          *dk2 = eng_alloc(sizeof(float) * k.nk), *db2 = eng_alloc(sizeof(float) * (size_t)c->F);
+    k.x = pst_alloc(sizeof(float) * k.nx);
+    k.kernel = pst_alloc(sizeof(float) * k.nk);
+    k.bias = pst_alloc(sizeof(float) * (size_t)c->F);
+    k.y = pst_alloc(sizeof(float) * k.ny);
+    k.col = pst_alloc(sizeof(float) * k.ncol);
+    k.r = pst_alloc(sizeof(float) * k.ny);
+    k.w = pst_alloc(sizeof(float) * k.ny);
+    float *dy = pst_alloc(sizeof(float) * k.ny), *dx = pst_alloc(sizeof(float) * k.nx),
+          *dk = pst_alloc(sizeof(float) * k.nk), *db = pst_alloc(sizeof(float) * (size_t)c->F),
+          *dk2 = pst_alloc(sizeof(float) * k.nk), *db2 = pst_alloc(sizeof(float) * (size_t)c->F);
     assert_true(k.x && k.kernel && k.bias && k.y && k.col && k.r && k.w && dy && dx && dk && db &&
                 dk2 && db2);
     eng_rng rng;
@@ -188,7 +188,7 @@ static void run_case(const ct_case *c) {
                      db[i]);
     void *all[] = {k.x, k.kernel, k.bias, k.y, k.col, k.r, k.w, dy, dx, dk, db, dk2, db2};
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
-        eng_free(all[i]);
+        pst_free(all[i]);
 }
 
 #define CASE(fn, ...)                                                                              \
@@ -226,7 +226,7 @@ static void same_semantics_by_hand(void **state) {
     assert_int_equal(OW, 4);
     assert_int_equal(PT, 0);
     assert_int_equal(PL, 0);
-    float *colbuf = eng_alloc(sizeof(float) * 6);
+    float *colbuf = pst_alloc(sizeof(float) * 6);
     assert_non_null(colbuf);
     eng_conv2d_transpose_forward(y, colbuf, x, kernel, bias, 1, 1, 2, 1, 1, 3, 1, 2, PT, PL, OH, OW,
                                  ENG_ACT_NONE);
@@ -238,13 +238,13 @@ static void same_semantics_by_hand(void **state) {
     eng_conv2d_transpose_size(7, 5, 2, ENG_PAD_SAME, &OH, &PT);
     assert_int_equal(OH, 14);
     assert_int_equal(PT, 1);
-    eng_free(colbuf);
+    pst_free(colbuf);
 }
 
 static int build(eng_model *m, const eng_model_def *def) {
     char err[256] = "";
     int rc = eng_model_build(m, def, err, sizeof err);
-    if (rc != ENG_OK)
+    if (rc != PST_OK)
         printf("build %s: %s\n", def->name, err);
     return rc;
 }
@@ -317,7 +317,7 @@ static void dcgan_models_build(void **state) {
     static const eng_model_def ddef = {
         "dcgan_discriminator", "mnist", "test", 2, 8, disc, 0, NULL, 0};
     static eng_model m;
-    assert_int_equal(build(&m, &gdef), ENG_OK);
+    assert_int_equal(build(&m, &gdef), PST_OK);
     eng_model_summary(&m, stdout);
     assert_int_equal(m.layout.total, 2330944); /* the TF DCGAN tutorial's generator */
     assert_int_equal(eng_layout_find(&m.layout, "dense/bias"), -1); /* use_bias=False */
@@ -359,7 +359,7 @@ static void dcgan_models_build(void **state) {
     }
     free(p);
 
-    assert_int_equal(build(&m, &ddef), ENG_OK);
+    assert_int_equal(build(&m, &ddef), PST_OK);
     eng_model_summary(&m, stdout);
     assert_int_equal(m.layout.total, 212865);
     assert_int_equal(m.layers[0].out.h, 14);

@@ -10,7 +10,7 @@
 #include "engine/dense.h"
 #include "engine/model.h"
 
-#include "engine/base.h"
+#include "engine/base/base.h"
 #include "tests/support/testutil.h"
 
 #include <math.h>
@@ -45,12 +45,12 @@ static void ctx_init(dense_ctx *k, const dense_case *c, uint64_t seed) {
     k->nx = (size_t)c->B * c->K;
     k->nk = (size_t)c->K * c->N;
     k->ny = (size_t)c->B * c->N;
-    k->x = eng_alloc(sizeof(float) * k->nx);
-    k->kernel = eng_alloc(sizeof(float) * k->nk);
-    k->bias = eng_alloc(sizeof(float) * (size_t)c->N);
-    k->y = eng_alloc(sizeof(float) * k->ny);
-    k->r = eng_alloc(sizeof(float) * k->ny);
-    k->w = eng_alloc(sizeof(float) * k->ny);
+    k->x = pst_alloc(sizeof(float) * k->nx);
+    k->kernel = pst_alloc(sizeof(float) * k->nk);
+    k->bias = pst_alloc(sizeof(float) * (size_t)c->N);
+    k->y = pst_alloc(sizeof(float) * k->ny);
+    k->r = pst_alloc(sizeof(float) * k->ny);
+    k->w = pst_alloc(sizeof(float) * k->ny);
     assert_true(k->x && k->kernel && k->bias && k->y && k->r && k->w);
     eng_rng rng;
     eng_rng_seed(&rng, seed);
@@ -63,12 +63,12 @@ static void ctx_init(dense_ctx *k, const dense_case *c, uint64_t seed) {
 }
 
 static void ctx_deinit(dense_ctx *k) {
-    eng_free(k->x);
-    eng_free(k->kernel);
-    eng_free(k->bias);
-    eng_free(k->y);
-    eng_free(k->r);
-    eng_free(k->w);
+    pst_free(k->x);
+    pst_free(k->kernel);
+    pst_free(k->bias);
+    pst_free(k->y);
+    pst_free(k->r);
+    pst_free(k->w);
 }
 
 static void forward_act(dense_ctx *k, eng_act act) {
@@ -125,9 +125,9 @@ static void run_case(const dense_case *c) {
         fail_msg("%s: %.0f%% of ReLUs active: the case does not exercise the mask", c->name,
                  100 * active);
 
-    float *dx = eng_alloc(sizeof(float) * k.nx), *dk = eng_alloc(sizeof(float) * k.nk);
-    float *db = eng_alloc(sizeof(float) * (size_t)c->N), *dy = eng_alloc(sizeof(float) * k.ny);
-    float *dk2 = eng_alloc(sizeof(float) * k.nk), *db2 = eng_alloc(sizeof(float) * (size_t)c->N);
+    float *dx = pst_alloc(sizeof(float) * k.nx), *dk = pst_alloc(sizeof(float) * k.nk);
+    float *db = pst_alloc(sizeof(float) * (size_t)c->N), *dy = pst_alloc(sizeof(float) * k.ny);
+    float *dk2 = pst_alloc(sizeof(float) * k.nk), *db2 = pst_alloc(sizeof(float) * (size_t)c->N);
     assert_true(dx && dk && db && dy && dk2 && db2);
     for (size_t i = 0; i < k.nx; i++)
         dx[i] = GARBAGE;
@@ -166,7 +166,7 @@ static void run_case(const dense_case *c) {
         dk2[i] = 0.25f * (float)(i % 7) - 0.5f;
     for (int i = 0; i < c->N; i++)
         db2[i] = 0.5f - 0.125f * (float)(i % 5);
-    float *dx2 = eng_alloc(sizeof(float) * k.nx);
+    float *dx2 = pst_alloc(sizeof(float) * k.nx);
     assert_non_null(dx2);
     for (size_t i = 0; i < k.nx; i++)
         dx2[i] = GARBAGE;
@@ -187,13 +187,13 @@ static void run_case(const dense_case *c) {
         if (fabsf(dx2[i] - dx[i]) > 1e-6f * (1.0f + fabsf(dx[i])))
             fail_msg("%s: accumulate: dx[%zu] = %g, expected %g (dx is written)", c->name, i,
                      dx2[i], dx[i]);
-    eng_free(dx2);
-    eng_free(dx);
-    eng_free(dk);
-    eng_free(db);
-    eng_free(dy);
-    eng_free(dk2);
-    eng_free(db2);
+    pst_free(dx2);
+    pst_free(dx);
+    pst_free(dk);
+    pst_free(db);
+    pst_free(dy);
+    pst_free(dk2);
+    pst_free(db2);
     ctx_deinit(&k);
 }
 
@@ -207,7 +207,7 @@ static void no_bias(void **state) {
     static const eng_model_def def = {"dense_no_bias", "none", "test", 6, 1, spec, 0, NULL, 0};
     eng_model m;
     char err[256] = "";
-    if (eng_model_build(&m, &def, err, sizeof err) != ENG_OK)
+    if (eng_model_build(&m, &def, err, sizeof err) != PST_OK)
         fail_msg("build: %s", err);
     assert_int_equal(m.layout.n, 1);
     assert_int_equal(m.layout.total, 30);

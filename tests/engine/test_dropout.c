@@ -5,7 +5,7 @@
  * depend on the sub-batch (thread) that computes it. */
 #include "engine/dropout.h"
 
-#include "engine/base.h"
+#include "engine/base/base.h"
 #include "tests/support/testutil.h"
 
 #include <math.h>
@@ -28,11 +28,11 @@ typedef struct bufs {
 
 static bufs bufs_new(int B, size_t n, uint64_t seed) {
     bufs b = {.len = (size_t)B * n};
-    b.x = eng_alloc(sizeof(float) * b.len);
-    b.y = eng_alloc(sizeof(float) * b.len);
-    b.mask = eng_alloc(sizeof(float) * b.len);
-    b.dx = eng_alloc(sizeof(float) * b.len);
-    b.dy = eng_alloc(sizeof(float) * b.len);
+    b.x = pst_alloc(sizeof(float) * b.len);
+    b.y = pst_alloc(sizeof(float) * b.len);
+    b.mask = pst_alloc(sizeof(float) * b.len);
+    b.dx = pst_alloc(sizeof(float) * b.len);
+    b.dy = pst_alloc(sizeof(float) * b.len);
     assert_true(b.x && b.y && b.mask && b.dx && b.dy);
     eng_rng r;
     eng_rng_seed(&r, seed);
@@ -44,11 +44,11 @@ static bufs bufs_new(int B, size_t n, uint64_t seed) {
 }
 
 static void bufs_free(bufs *b) {
-    eng_free(b->x);
-    eng_free(b->y);
-    eng_free(b->mask);
-    eng_free(b->dx);
-    eng_free(b->dy);
+    pst_free(b->x);
+    pst_free(b->y);
+    pst_free(b->mask);
+    pst_free(b->dx);
+    pst_free(b->dy);
 }
 
 static void training_forward_and_gradient_are_the_mask(void **state) {

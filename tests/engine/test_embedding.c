@@ -6,7 +6,7 @@
  * Keras's RandomUniform(-0.05, 0.05) initialiser). */
 #include "engine/embedding.h"
 
-#include "engine/base.h"
+#include "engine/base/base.h"
 #include "engine/model.h"
 #include "tests/support/testutil.h"
 
@@ -35,10 +35,10 @@ typedef struct emb_ctx {
  * upper half but V - 1 is never seen. */
 static void ctx_init(emb_ctx *k, int B, int T, int V, int D, uint64_t seed) {
     k->B = B, k->T = T, k->V = V, k->D = D;
-    k->x = eng_alloc(sizeof(float) * (size_t)B * T);
-    k->table = eng_alloc(sizeof(float) * (size_t)V * D);
-    k->y = eng_alloc(sizeof(float) * (size_t)B * T * D);
-    k->r = eng_alloc(sizeof(float) * (size_t)B * T * D);
+    k->x = pst_alloc(sizeof(float) * (size_t)B * T);
+    k->table = pst_alloc(sizeof(float) * (size_t)V * D);
+    k->y = pst_alloc(sizeof(float) * (size_t)B * T * D);
+    k->r = pst_alloc(sizeof(float) * (size_t)B * T * D);
     assert_true(k->x && k->table && k->y && k->r);
     eng_rng rng;
     eng_rng_seed(&rng, seed);
@@ -51,10 +51,10 @@ static void ctx_init(emb_ctx *k, int B, int T, int V, int D, uint64_t seed) {
 }
 
 static void ctx_deinit(emb_ctx *k) {
-    eng_free(k->x);
-    eng_free(k->table);
-    eng_free(k->y);
-    eng_free(k->r);
+    pst_free(k->x);
+    pst_free(k->table);
+    pst_free(k->y);
+    pst_free(k->r);
 }
 
 static double emb_loss(void *arg) {
@@ -201,7 +201,7 @@ static void in_a_model(void **state) {
     const eng_model_def def = {"emb", "none", "", 2, 3, spec, 0, NULL, 0};
     eng_model m;
     char err[256] = "";
-    if (eng_model_build(&m, &def, err, sizeof err) != ENG_OK)
+    if (eng_model_build(&m, &def, err, sizeof err) != PST_OK)
         fail_msg("eng_model_build: %s", err);
     assert_string_equal(m.layers[0].name, "embedding");
     assert_string_equal(m.layout.tensors[0].name, "embedding/embeddings");
@@ -243,7 +243,7 @@ static void in_a_model(void **state) {
     for (int i = 0; i < 3; i++) {
         const eng_model_def d = {"bad", "none", "", 10, nbad[i], bad[i], 0, NULL, 0};
         err[0] = '\0';
-        assert_int_equal(eng_model_build(&m, &d, err, sizeof err), ENG_EARG);
+        assert_int_equal(eng_model_build(&m, &d, err, sizeof err), PST_EARG);
         printf("  %s\n", err);
         assert_non_null(strstr(err, "embedding"));
     }

@@ -1,6 +1,6 @@
 /* test_gan.c: the GAN step (engine/gan.h): each network's gradient against finite
  * differences of its own loss, through the other network; the noise; generation. */
-#include "engine/base.h"
+#include "engine/base/base.h"
 #include "engine/gan.h"
 #include "engine/model.h"
 #include "engine/net.h"
@@ -65,8 +65,8 @@ static double step_loss(void *arg) {
 static void check_gradients(int threads) {
     eng_model gm, dm;
     char err[256] = "";
-    assert_int_equal(eng_model_build(&gm, &gen_def, err, sizeof err), ENG_OK);
-    assert_int_equal(eng_model_build(&dm, &disc_def, err, sizeof err), ENG_OK);
+    assert_int_equal(eng_model_build(&gm, &gen_def, err, sizeof err), PST_OK);
+    assert_int_equal(eng_model_build(&dm, &disc_def, err, sizeof err), PST_OK);
     const int B = 6;
     eng_gan *gan = eng_gan_new(&gm, &dm, B, threads, err, sizeof err);
     assert_non_null(gan);
@@ -177,8 +177,8 @@ static void generate_is_per_sample(void **state) {
     (void)state;
     eng_model gm, dm;
     char err[256] = "";
-    assert_int_equal(eng_model_build(&gm, &gen_def, err, sizeof err), ENG_OK);
-    assert_int_equal(eng_model_build(&dm, &disc_def, err, sizeof err), ENG_OK);
+    assert_int_equal(eng_model_build(&gm, &gen_def, err, sizeof err), PST_OK);
+    assert_int_equal(eng_model_build(&dm, &disc_def, err, sizeof err), PST_OK);
     eng_gan *gan = eng_gan_new(&gm, &dm, 3, 1, err, sizeof err);
     assert_non_null(gan);
     eng_model_init_params(&gm, eng_net_params(eng_gan_generator(gan)), 3);

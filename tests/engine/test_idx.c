@@ -6,7 +6,7 @@
  * contiguous per-rank shares, and labels outside 0..9. */
 #include "engine/idx.h"
 
-#include "engine/base.h"
+#include "engine/base/base.h"
 #include "engine/dataset.h"
 #include "tests/support/testutil.h"
 
@@ -104,7 +104,7 @@ static void check_read_all_share_peek(const char *name, int gz) {
     const uint32_t expect[3] = {0, 4, 5};
     eng_idx idx;
 
-    assert_int_equal(eng_idx_read(&idx, path, 3, expect, 0, SIZE_MAX, err, sizeof err), ENG_OK);
+    assert_int_equal(eng_idx_read(&idx, path, 3, expect, 0, SIZE_MAX, err, sizeof err), PST_OK);
     assert_int_equal(idx.ndim, 3);
     assert_int_equal(idx.dims[0], 7);
     assert_int_equal(idx.dims[1], 4);
@@ -117,22 +117,22 @@ static void check_read_all_share_peek(const char *name, int gz) {
     assert_null(idx.data);
 
     /* A share from the middle, and one to the end. */
-    assert_int_equal(eng_idx_read(&idx, path, 3, expect, 2, 3, err, sizeof err), ENG_OK);
+    assert_int_equal(eng_idx_read(&idx, path, 3, expect, 2, 3, err, sizeof err), PST_OK);
     assert_int_equal(idx.first, 2);
     assert_int_equal(idx.count, 3);
     assert_memory_equal(idx.data, body + 2 * 20, 3 * 20);
     eng_idx_deinit(&idx);
-    assert_int_equal(eng_idx_read(&idx, path, 3, expect, 5, SIZE_MAX, err, sizeof err), ENG_OK);
+    assert_int_equal(eng_idx_read(&idx, path, 3, expect, 5, SIZE_MAX, err, sizeof err), PST_OK);
     assert_int_equal(idx.count, 2);
     assert_memory_equal(idx.data, body + 5 * 20, 2 * 20);
     eng_idx_deinit(&idx);
     /* Without expected dimensions. */
-    assert_int_equal(eng_idx_read(&idx, path, 3, NULL, 6, 1, err, sizeof err), ENG_OK);
+    assert_int_equal(eng_idx_read(&idx, path, 3, NULL, 6, 1, err, sizeof err), PST_OK);
     assert_memory_equal(idx.data, body + 6 * 20, 20);
     eng_idx_deinit(&idx);
 
     /* A peek: the header only. */
-    assert_int_equal(eng_idx_peek(&idx, path, 3, expect, err, sizeof err), ENG_OK);
+    assert_int_equal(eng_idx_peek(&idx, path, 3, expect, err, sizeof err), PST_OK);
     assert_null(idx.data);
     assert_int_equal(idx.count, 0);
     assert_int_equal(idx.dims[0], 7);
@@ -160,8 +160,8 @@ static void raw_and_gzip_agree(void **state) {
     path_of(a, sizeof a, "same");
     path_of(b, sizeof b, "same.gz");
     eng_idx x, y;
-    assert_int_equal(eng_idx_read(&x, a, 3, NULL, 0, SIZE_MAX, err, sizeof err), ENG_OK);
-    assert_int_equal(eng_idx_read(&y, b, 3, NULL, 0, SIZE_MAX, err, sizeof err), ENG_OK);
+    assert_int_equal(eng_idx_read(&x, a, 3, NULL, 0, SIZE_MAX, err, sizeof err), PST_OK);
+    assert_int_equal(eng_idx_read(&y, b, 3, NULL, 0, SIZE_MAX, err, sizeof err), PST_OK);
     assert_int_equal(x.count * x.item_bytes, y.count * y.item_bytes);
     assert_memory_equal(x.data, y.data, x.count * x.item_bytes);
     eng_idx_deinit(&x);
@@ -179,12 +179,12 @@ static void truncated(void **state) {
         path_of(path, sizeof path, name);
         eng_idx idx;
         int rc = eng_idx_read(&idx, path, 1, NULL, 0, SIZE_MAX, err, sizeof err);
-        expect_error(rc, ENG_EFORMAT, err, path, "truncated");
+        expect_error(rc, PST_EFORMAT, err, path, "truncated");
         assert_null(idx.data);
         /* A share that runs past the end. */
         err[0] = '\0';
         rc = eng_idx_read(&idx, path, 1, NULL, 40, 20, err, sizeof err);
-        expect_error(rc, ENG_EFORMAT, err, path, "truncated");
+        expect_error(rc, PST_EFORMAT, err, path, "truncated");
     }
     /* Images: the last image is cut in half. */
     const uint32_t idims[3] = {3, 28, 28};
@@ -201,17 +201,17 @@ static void truncated(void **state) {
     eng_idx idx;
     const uint32_t expect[3] = {0, 28, 28};
     int rc = eng_idx_read(&idx, path, 3, expect, 0, SIZE_MAX, err, sizeof err);
-    expect_error(rc, ENG_EFORMAT, err, path, "truncated");
+    expect_error(rc, PST_EFORMAT, err, path, "truncated");
     /* Only part of the header. */
     write_bytes("short-header", header, 9, 0);
     path_of(path, sizeof path, "short-header");
     rc = eng_idx_read(&idx, path, 3, expect, 0, SIZE_MAX, err, sizeof err);
-    expect_error(rc, ENG_EFORMAT, err, path, "truncated");
+    expect_error(rc, PST_EFORMAT, err, path, "truncated");
     /* Empty. */
     write_bytes("empty", "", 0, 0);
     path_of(path, sizeof path, "empty");
     rc = eng_idx_read(&idx, path, 1, NULL, 0, SIZE_MAX, err, sizeof err);
-    expect_error(rc, ENG_EFORMAT, err, path, "truncated");
+    expect_error(rc, PST_EFORMAT, err, path, "truncated");
 }
 
 /* Headers that claim more than any file holds (found by tests/fuzz/fuzz_idx): a gzip file's
@@ -231,11 +231,11 @@ static void header_claims_too_much(void **state) {
         path_of(path, sizeof path, name);
         err[0] = '\0';
         int rc = eng_idx_read(&idx, path, 3, NULL, 0, SIZE_MAX, err, sizeof err);
-        expect_error(rc, ENG_EFORMAT, err, path, "truncated");
+        expect_error(rc, PST_EFORMAT, err, path, "truncated");
         assert_null(idx.data);
         err[0] = '\0';
         rc = eng_idx_read(&idx, path, 3, NULL, 5, 10, err, sizeof err); /* a share */
-        expect_error(rc, ENG_EFORMAT, err, path, "truncated");
+        expect_error(rc, PST_EFORMAT, err, path, "truncated");
     }
     const uint32_t overflow[4] = {2, 0xFFFFFFFFu, 0xFFFFFFFFu, 0xFFFFFFFFu};
     uint8_t head[20];
@@ -244,7 +244,7 @@ static void header_claims_too_much(void **state) {
     path_of(path, sizeof path, "overflow");
     err[0] = '\0';
     int rc = eng_idx_read(&idx, path, 4, NULL, 0, SIZE_MAX, err, sizeof err);
-    expect_error(rc, ENG_EFORMAT, err, path, "dimension 3 is 4294967295");
+    expect_error(rc, PST_EFORMAT, err, path, "dimension 3 is 4294967295");
     const uint32_t too_long[2] = {0xFFFFFFFFu, 0xFFFFFFFFu}; /* items fit, the file does not */
     tu_idx_header(head, 2, too_long);
     write_bytes("overflow-total", head, 12, 1);
@@ -252,9 +252,9 @@ static void header_claims_too_much(void **state) {
     err[0] = '\0';
     rc = eng_idx_read(&idx, path, 2, NULL, 0, SIZE_MAX, err, sizeof err);
     if (sizeof(size_t) == 8)
-        expect_error(rc, ENG_EFORMAT, err, path, "truncated");
+        expect_error(rc, PST_EFORMAT, err, path, "truncated");
     else
-        expect_error(rc, ENG_EFORMAT, err, path, "dimension 0");
+        expect_error(rc, PST_EFORMAT, err, path, "dimension 0");
 }
 
 /* A gzip stream cut in the middle: the decompressor's error, naming the file. */
@@ -272,7 +272,7 @@ static void corrupt_gzip(void **state) {
     free(gz);
     eng_idx idx;
     int rc = eng_idx_read(&idx, path, 3, NULL, 0, SIZE_MAX, err, sizeof err);
-    expect_error(rc, ENG_EFORMAT, err, path, NULL);
+    expect_error(rc, PST_EFORMAT, err, path, NULL);
     assert_null(idx.data);
 }
 
@@ -285,7 +285,7 @@ static void wrong_magic(void **state) {
     write_idx("images-as-labels", 3, dims, 2, 0, 0, NULL);
     path_of(path, sizeof path, "images-as-labels");
     int rc = eng_idx_read(&idx, path, 1, NULL, 0, SIZE_MAX, err, sizeof err);
-    expect_error(rc, ENG_EFORMAT, err, path, "magic");
+    expect_error(rc, PST_EFORMAT, err, path, "magic");
     assert_null(idx.data);
     /* Type 0x09 (signed byte), and bytes that are no IDX header at all, raw and gzipped. */
     for (int gz = 0; gz <= 1; gz++) {
@@ -296,13 +296,13 @@ static void wrong_magic(void **state) {
         write_bytes(name, buf, sizeof buf, gz);
         path_of(path, sizeof path, name);
         rc = eng_idx_read(&idx, path, 3, NULL, 0, SIZE_MAX, err, sizeof err);
-        expect_error(rc, ENG_EFORMAT, err, path, "magic");
+        expect_error(rc, PST_EFORMAT, err, path, "magic");
         memcpy(buf, "PK\x03\x04", 4);
         name = gz ? "zip.gz" : "zip";
         write_bytes(name, buf, sizeof buf, gz);
         path_of(path, sizeof path, name);
         rc = eng_idx_peek(&idx, path, 3, NULL, err, sizeof err);
-        expect_error(rc, ENG_EFORMAT, err, path, "magic");
+        expect_error(rc, PST_EFORMAT, err, path, "magic");
     }
 }
 
@@ -315,11 +315,11 @@ static void wrong_dimensions(void **state) {
     const uint32_t expect[3] = {0, 28, 28};
     eng_idx idx;
     int rc = eng_idx_read(&idx, path, 3, expect, 0, SIZE_MAX, err, sizeof err);
-    expect_error(rc, ENG_EFORMAT, err, path, "dimension");
+    expect_error(rc, PST_EFORMAT, err, path, "dimension");
     if (!strstr(err, "27") || !strstr(err, "28"))
         fail_msg("message '%s' does not give what was found (27) and expected (28)", err);
     rc = eng_idx_peek(&idx, path, 3, expect, err, sizeof err);
-    expect_error(rc, ENG_EFORMAT, err, path, "dimension");
+    expect_error(rc, PST_EFORMAT, err, path, "dimension");
 }
 
 static void trailing_bytes(void **state) {
@@ -332,7 +332,7 @@ static void trailing_bytes(void **state) {
         path_of(path, sizeof path, name);
         eng_idx idx;
         int rc = eng_idx_read(&idx, path, 1, NULL, 0, SIZE_MAX, err, sizeof err);
-        expect_error(rc, ENG_EFORMAT, err, path, NULL);
+        expect_error(rc, PST_EFORMAT, err, path, NULL);
         assert_null(idx.data);
     }
 }
@@ -343,9 +343,9 @@ static void missing_file(void **state) {
     path_of(path, sizeof path, "no-such-file");
     eng_idx idx;
     int rc = eng_idx_read(&idx, path, 1, NULL, 0, SIZE_MAX, err, sizeof err);
-    expect_error(rc, ENG_EIO, err, path, NULL);
+    expect_error(rc, PST_EIO, err, path, NULL);
     rc = eng_idx_peek(&idx, path, 1, NULL, err, sizeof err);
-    expect_error(rc, ENG_EIO, err, path, NULL);
+    expect_error(rc, PST_EIO, err, path, NULL);
 }
 
 /* Asking for items the file does not have is the caller's error, not the file's. */
@@ -357,9 +357,9 @@ static void share_out_of_range(void **state) {
     path_of(path, sizeof path, "ten");
     eng_idx idx;
     int rc = eng_idx_read(&idx, path, 1, NULL, 11, 1, err, sizeof err);
-    expect_error(rc, ENG_EARG, err, path, NULL);
+    expect_error(rc, PST_EARG, err, path, NULL);
     rc = eng_idx_read(&idx, path, 1, NULL, 8, 3, err, sizeof err);
-    expect_error(rc, ENG_EARG, err, path, NULL);
+    expect_error(rc, PST_EARG, err, path, NULL);
 }
 
 /* --- eng_split_load_idx on a fake MNIST directory --- */
@@ -428,7 +428,7 @@ static void expect_items(const eng_dataset *d, int tag, const uint8_t *labels, i
 static void check_split(const char *sub) {
     eng_split s;
     char err[512] = "";
-    if (eng_split_load_idx(&s, dir, sub, 0.1, 0, 1, err, sizeof err) != ENG_OK)
+    if (eng_split_load_idx(&s, dir, sub, 0.1, 0, 1, err, sizeof err) != PST_OK)
         fail_msg("eng_split_load_idx: %s", err);
     /* Keras: split_at = int(20 * (1 - 0.1)) = 18; validation is the last 2. */
     expect_items(&s.train, 0, train_labels, 0, 18, "train");
@@ -438,7 +438,7 @@ static void check_split(const char *sub) {
     assert_null(s.train.images);
 
     /* Rank 1 of 3: train [6, 12), validation [0, 1) of 2 -> item 18, test [3, 6). */
-    if (eng_split_load_idx(&s, dir, sub, 0.1, 1, 3, err, sizeof err) != ENG_OK)
+    if (eng_split_load_idx(&s, dir, sub, 0.1, 1, 3, err, sizeof err) != PST_OK)
         fail_msg("eng_split_load_idx rank 1 of 3: %s", err);
     expect_items(&s.train, 0, train_labels, 6, 6, "rank 1 of 3 train");
     expect_items(&s.val, 0, train_labels, 18, 1, "rank 1 of 3 validation");
@@ -447,7 +447,7 @@ static void check_split(const char *sub) {
     /* The ranks together hold every sample once, in order. */
     int64_t next_train = 0, next_val = 18, next_test = 0;
     for (int r = 0; r < 3; r++) {
-        if (eng_split_load_idx(&s, dir, sub, 0.1, r, 3, err, sizeof err) != ENG_OK)
+        if (eng_split_load_idx(&s, dir, sub, 0.1, r, 3, err, sizeof err) != PST_OK)
             fail_msg("rank %d of 3: %s", r, err);
         expect_items(&s.train, 0, train_labels, (int)next_train, (int)s.train.n, "share");
         expect_items(&s.val, 0, train_labels, (int)next_val, (int)s.val.n, "share");
@@ -460,11 +460,11 @@ static void check_split(const char *sub) {
     assert_int_equal(next_test, 10);
 
     /* No validation; half. */
-    assert_int_equal(eng_split_load_idx(&s, dir, sub, 0.0, 0, 1, err, sizeof err), ENG_OK);
+    assert_int_equal(eng_split_load_idx(&s, dir, sub, 0.0, 0, 1, err, sizeof err), PST_OK);
     expect_items(&s.train, 0, train_labels, 0, 20, "val_split 0 train");
     assert_int_equal(s.val.n, 0);
     eng_split_deinit(&s);
-    assert_int_equal(eng_split_load_idx(&s, dir, sub, 0.5, 0, 1, err, sizeof err), ENG_OK);
+    assert_int_equal(eng_split_load_idx(&s, dir, sub, 0.5, 0, 1, err, sizeof err), PST_OK);
     expect_items(&s.train, 0, train_labels, 0, 10, "val_split 0.5 train");
     expect_items(&s.val, 0, train_labels, 10, 10, "val_split 0.5 validation");
     eng_split_deinit(&s);
@@ -493,8 +493,8 @@ static void split_bad_val_split(void **state) {
     make_fake_mnist("vs", 0);
     eng_split s;
     char err[512] = "";
-    assert_int_equal(eng_split_load_idx(&s, dir, "vs", 1.0, 0, 1, err, sizeof err), ENG_EARG);
-    assert_int_equal(eng_split_load_idx(&s, dir, "vs", -0.1, 0, 1, err, sizeof err), ENG_EARG);
+    assert_int_equal(eng_split_load_idx(&s, dir, "vs", 1.0, 0, 1, err, sizeof err), PST_EARG);
+    assert_int_equal(eng_split_load_idx(&s, dir, "vs", -0.1, 0, 1, err, sizeof err), PST_EARG);
 }
 
 /* A label of 12 in the training file's validation part, then in the test file. */
@@ -507,11 +507,11 @@ static void split_label_out_of_range(void **state) {
     char err[512] = "", path[4200];
     path_of(path, sizeof path, "badlabel/train-labels-idx1-ubyte");
     int rc = eng_split_load_idx(&s, dir, "badlabel", 0.1, 0, 1, err, sizeof err);
-    expect_error(rc, ENG_EFORMAT, err, path, "12");
+    expect_error(rc, PST_EFORMAT, err, path, "12");
     assert_null(s.train.images);
     /* Rank 0 of 2 holds item 18 of the validation part, not 19: no error there. */
     rc = eng_split_load_idx(&s, dir, "badlabel", 0.1, 0, 2, err, sizeof err);
-    assert_int_equal(rc, ENG_OK);
+    assert_int_equal(rc, PST_OK);
     eng_split_deinit(&s);
 
     train_labels[19] = 9;
@@ -520,7 +520,7 @@ static void split_label_out_of_range(void **state) {
     write_set("badlabel", "t10k", NTEST, 100, test_labels, 0);
     path_of(path, sizeof path, "badlabel/t10k-labels-idx1-ubyte");
     rc = eng_split_load_idx(&s, dir, "badlabel", 0.1, 0, 1, err, sizeof err);
-    expect_error(rc, ENG_EFORMAT, err, path, "255");
+    expect_error(rc, PST_EFORMAT, err, path, "255");
 }
 
 static void split_missing_and_mismatched_files(void **state) {
@@ -530,7 +530,7 @@ static void split_missing_and_mismatched_files(void **state) {
     /* No such data set directory. */
     path_of(path, sizeof path, "nothing/train-images-idx3-ubyte");
     int rc = eng_split_load_idx(&s, dir, "nothing", 0.1, 0, 1, err, sizeof err);
-    expect_error(rc, ENG_EIO, err, path, NULL);
+    expect_error(rc, PST_EIO, err, path, NULL);
 
     /* 20 training images but 19 labels. */
     make_fake_mnist("mismatch", 0);
@@ -543,14 +543,14 @@ static void split_missing_and_mismatched_files(void **state) {
     free(img);
     path_of(path, sizeof path, "mismatch/train-labels-idx1-ubyte");
     rc = eng_split_load_idx(&s, dir, "mismatch", 0.1, 0, 1, err, sizeof err);
-    expect_error(rc, ENG_EFORMAT, err, path, NULL);
+    expect_error(rc, PST_EFORMAT, err, path, NULL);
 
     /* One of the four files missing. */
     make_fake_mnist("three", 0);
     path_of(path, sizeof path, "three/t10k-labels-idx1-ubyte");
     assert_int_equal(unlink(path), 0);
     rc = eng_split_load_idx(&s, dir, "three", 0.1, 0, 1, err, sizeof err);
-    expect_error(rc, ENG_EIO, err, path, NULL);
+    expect_error(rc, PST_EIO, err, path, NULL);
 }
 
 /* x = pixels / 255 as Keras converts them; gather by index, slice in order. */
@@ -559,7 +559,7 @@ static void gather_and_slice(void **state) {
     make_fake_mnist("gather", 0);
     eng_split s;
     char err[512] = "";
-    assert_int_equal(eng_split_load_idx(&s, dir, "gather", 0.1, 0, 1, err, sizeof err), ENG_OK);
+    assert_int_equal(eng_split_load_idx(&s, dir, "gather", 0.1, 0, 1, err, sizeof err), PST_OK);
     float *x = malloc(sizeof(float) * 3 * PIX);
     uint8_t labels[3];
     assert_non_null(x);

@@ -1,7 +1,7 @@
 /* test_image.c: the PNG grid, read back with libpng. */
 #include "engine/image.h"
 
-#include "engine/base.h"
+#include "engine/base/base.h"
 
 #include <math.h>
 #include <png.h>
@@ -49,7 +49,7 @@ static void grid_round_trip(void **state) {
     assert_true(fd >= 0);
     close(fd);
     char err[256] = "";
-    if (eng_image_grid_png(path, img, N, H, W, 0, -1.0f, 1.0f, err, sizeof err) != ENG_OK)
+    if (eng_image_grid_png(path, img, N, H, W, 0, -1.0f, 1.0f, err, sizeof err) != PST_OK)
         fail_msg("%s", err);
     int width, height, ew, eh;
     uint8_t *px = read_png(path, &width, &height);
@@ -87,11 +87,11 @@ static void refusals(void **state) {
     float img[4] = {0};
     char err[256] = "";
     assert_int_equal(eng_image_grid_png("/tmp/x.png", img, 0, 2, 2, 0, -1, 1, err, sizeof err),
-                     ENG_EARG);
+                     PST_EARG);
     assert_non_null(strstr(err, "/tmp/x.png"));
     assert_int_equal(
         eng_image_grid_png("/nonexistent-dir/g.png", img, 1, 2, 2, 0, -1, 1, err, sizeof err),
-        ENG_EIO);
+        PST_EIO);
     assert_non_null(strstr(err, "/nonexistent-dir/g.png"));
     assert_null(strchr(err, '\n'));
 }

@@ -8,7 +8,7 @@
  * file and the position or element. Prints the load time. */
 #include "engine/imdb.h"
 
-#include "engine/base.h"
+#include "engine/base/base.h"
 #include "engine/rng.h"
 #include "tests/support/testutil.h"
 
@@ -56,7 +56,7 @@ static void load_full(void) {
     const double t0 = now();
     const int rc = eng_split_load_imdb(&full, tu_data_dir(), NUM_WORDS, MAXLEN, 0.2, 0, 1, &vocab,
                                        NULL, err, sizeof err);
-    if (rc != ENG_OK)
+    if (rc != PST_OK)
         fail_msg("eng_split_load_imdb: %s", err);
     printf("  loaded %s in %.2f s: train %lld, validation %lld, test %lld; %d words\n",
            tu_data_dir(), now() - t0, (long long)full.train.n, (long long)full.val.n,
@@ -126,7 +126,7 @@ static void sizes_and_labels(void **state) {
     eng_split s;
     char err[512] = "";
     if (eng_split_load_imdb(&s, tu_data_dir(), NUM_WORDS, MAXLEN, 0.0, 0, 1, NULL, NULL, err,
-                            sizeof err) != ENG_OK)
+                            sizeof err) != PST_OK)
         fail_msg("eng_split_load_imdb: %s", err);
     assert_int_equal(s.train.n, NTRAIN);
     assert_int_equal(s.val.n, 0);
@@ -215,7 +215,7 @@ static void shares_partition(void **state) {
         eng_split s;
         char err[512] = "";
         if (eng_split_load_imdb(&s, tu_data_dir(), NUM_WORDS, MAXLEN, 0.2, r, 3, NULL, NULL, err,
-                                sizeof err) != ENG_OK)
+                                sizeof err) != PST_OK)
             fail_msg("rank %d of 3: %s", r, err);
         const eng_dataset *part[3] = {&s.train, &s.val, &s.test};
         for (int p = 0; p < 3; p++) {
@@ -251,7 +251,7 @@ static void vocabulary_passed_in(void **state) {
     eng_vocab *out = NULL;
     const double t0 = now();
     if (eng_split_load_imdb(&s, tu_data_dir(), NUM_WORDS, MAXLEN, 0.2, 0, 1, &out, saved, err,
-                            sizeof err) != ENG_OK)
+                            sizeof err) != PST_OK)
         fail_msg("eng_split_load_imdb with a vocabulary: %s", err);
     printf("  loaded with a given vocabulary in %.2f s\n", now() - t0);
     assert_non_null(out);
@@ -387,9 +387,9 @@ static void json_and_folders_agree(void **state) {
     snprintf(df, sizeof df, "%s/folders", tmp);
     eng_split a, b;
     eng_vocab *va = NULL, *vb = NULL;
-    if (eng_split_load_imdb(&a, dj, 20, 16, 0.25, 0, 1, &va, NULL, err, sizeof err) != ENG_OK)
+    if (eng_split_load_imdb(&a, dj, 20, 16, 0.25, 0, 1, &va, NULL, err, sizeof err) != PST_OK)
         fail_msg("%s", err);
-    if (eng_split_load_imdb(&b, df, 20, 16, 0.25, 0, 1, &vb, NULL, err, sizeof err) != ENG_OK)
+    if (eng_split_load_imdb(&b, df, 20, 16, 0.25, 0, 1, &vb, NULL, err, sizeof err) != PST_OK)
         fail_msg("%s", err);
     assert_int_equal(a.train.n, 18);
     assert_int_equal(a.val.n, 6);
@@ -451,7 +451,7 @@ static void bad_json(const char *sub, int bad, const char *elem, const char *say
     char buf[16384], path[1300];
     fake_json(buf, sizeof buf, bad, elem);
     write_json(sub, buf, strlen(buf), path, sizeof path);
-    expect_refused(sub, ENG_EFORMAT, path, say1, say2);
+    expect_refused(sub, PST_EFORMAT, path, say1, say2);
     remove_sub(sub);
 }
 
@@ -463,11 +463,11 @@ static void refusals(void **state) {
     const char *cut = strstr(buf, "B1K8");
     assert_non_null(cut);
     write_json("truncated", buf, (size_t)(cut - buf), path, sizeof path);
-    expect_refused("truncated", ENG_EFORMAT, path, "line 22, column", "invalid JSON");
+    expect_refused("truncated", PST_EFORMAT, path, "line 22, column", "invalid JSON");
     remove_sub("truncated");
     /* Not JSON at all, and a syntax error. */
     write_json("garbage", "PK\3\4", 4, path, sizeof path);
-    expect_refused("garbage", ENG_EFORMAT, path, "line 1", "invalid JSON");
+    expect_refused("garbage", PST_EFORMAT, path, "line 1", "invalid JSON");
     remove_sub("garbage");
     bad_json("syntax", 2, "{\"t\": \"x\", \"s\": 0,}", "line 4", "column");
 
@@ -481,13 +481,13 @@ static void refusals(void **state) {
     bad_json("wrong_block", 30, "{\"t\": \"x\", \"s\": 0}", "element 30", "test/pos");
 
     write_json("object", "{\"t\": \"x\", \"s\": 0}", 18, path, sizeof path);
-    expect_refused("object", ENG_EFORMAT, path, "expected a JSON array", "an object");
+    expect_refused("object", PST_EFORMAT, path, "expected a JSON array", "an object");
     remove_sub("object");
     fake_json(buf, sizeof buf, -1, NULL);
     char *last = strrchr(buf, '{');
     strcpy(last - 4, "\n]\n"); /* drop the last element: 47 */
     write_json("odd", buf, strlen(buf), path, sizeof path);
-    expect_refused("odd", ENG_EFORMAT, path, "47 reviews", "four equal blocks");
+    expect_refused("odd", PST_EFORMAT, path, "47 reviews", "four equal blocks");
     remove_sub("odd");
 
     /* Nothing there; a folder missing. */
@@ -495,12 +495,12 @@ static void refusals(void **state) {
     snprintf(d, sizeof d, "%s/empty", tmp);
     mkdir(d, 0700);
     snprintf(path, sizeof path, "%s/empty/imdb/reviews.json", tmp);
-    expect_refused("empty", ENG_EIO, path, "not found", "aclImdb");
+    expect_refused("empty", PST_EIO, path, "not found", "aclImdb");
     rmdir(d);
     write_folders("three");
     snprintf(d, sizeof d, "%s/three/aclImdb/train/pos", tmp);
     tu_rmtree(d);
-    expect_refused("three", ENG_EIO, d, "cannot open", NULL);
+    expect_refused("three", PST_EIO, d, "cannot open", NULL);
     remove_sub("three");
 }
 
@@ -511,15 +511,15 @@ static void bad_arguments(void **state) {
     char err[512] = "";
     const char *dir = tmp; /* never read: the arguments are checked first */
     assert_int_equal(eng_split_load_imdb(&s, dir, 3, 16, 0.1, 0, 1, NULL, NULL, err, sizeof err),
-                     ENG_EARG);
+                     PST_EARG);
     printf("  -> %s\n", err);
     assert_int_equal(
-        eng_split_load_imdb(&s, dir, 65537, 16, 0.1, 0, 1, NULL, NULL, err, sizeof err), ENG_EARG);
+        eng_split_load_imdb(&s, dir, 65537, 16, 0.1, 0, 1, NULL, NULL, err, sizeof err), PST_EARG);
     assert_int_equal(eng_split_load_imdb(&s, dir, 20, 0, 0.1, 0, 1, NULL, NULL, err, sizeof err),
-                     ENG_EARG);
+                     PST_EARG);
     printf("  -> %s\n", err);
     assert_int_equal(eng_split_load_imdb(&s, dir, 20, 16, 1.0, 0, 1, NULL, NULL, err, sizeof err),
-                     ENG_EARG);
+                     PST_EARG);
     printf("  -> %s\n", err);
 }
 

@@ -12,7 +12,7 @@
  * eng_judge_scores agree with the plain run, and another batch size to rounding. */
 #include "engine/judge.h"
 
-#include "engine/base.h"
+#include "engine/base/base.h"
 #include "engine/ckpt.h"
 #include "engine/dataset.h"
 #include "engine/model.h"
@@ -42,7 +42,7 @@ static double now(void) {
 
 static void build(eng_model *m, const char *name) {
     char err[256];
-    if (eng_model_build(m, eng_model_find(name), err, sizeof err) != ENG_OK)
+    if (eng_model_build(m, eng_model_find(name), err, sizeof err) != PST_OK)
         fail_msg("%s: %s", name, err);
 }
 
@@ -178,7 +178,7 @@ static void write_foreign(const char *path) {
     c.epochs = 1;
     c.worker_steps[0] = 10;
     char err[512] = "";
-    if (eng_ckpt_write(path, &c, &m, err, sizeof err) != ENG_OK)
+    if (eng_ckpt_write(path, &c, &m, err, sizeof err) != PST_OK)
         fail_msg("eng_ckpt_write: %s", err);
     eng_ckpt_free(&c);
 }
@@ -264,8 +264,8 @@ static void train_and_save(void) {
     char err[512] = "";
     snprintf(ckpt_file, sizeof ckpt_file, "%s/cnn.h5", tmp);
     snprintf(ckpt_dir, sizeof ckpt_dir, "%s/run", tmp);
-    if (eng_ckpt_write(ckpt_file, &c, &m, err, sizeof err) != ENG_OK ||
-        eng_ckpt_save(ckpt_dir, &c, &m, 0, NULL, 0, err, sizeof err) != ENG_OK)
+    if (eng_ckpt_write(ckpt_file, &c, &m, err, sizeof err) != PST_OK ||
+        eng_ckpt_save(ckpt_dir, &c, &m, 0, NULL, 0, err, sizeof err) != PST_OK)
         fail_msg("%s", err);
     free(x);
     eng_optim_free(&opt);
@@ -281,7 +281,7 @@ static void need_judge(void) {
     if (tu_check_dataset("mnist", msg, sizeof msg) != 0)
         fail_msg("%s", msg);
     if (!loaded &&
-        eng_split_load_idx(&data, tu_data_dir(), "mnist", 0.0, 0, 1, msg, sizeof msg) != ENG_OK)
+        eng_split_load_idx(&data, tu_data_dir(), "mnist", 0.0, 0, 1, msg, sizeof msg) != PST_OK)
         fail_msg("%s", msg);
     loaded = 1;
     assert_true(data.test.n >= NTEST);
@@ -321,7 +321,7 @@ static int teardown(void **state) {
 static double frechet(const float *a, size_t na, const float *b, size_t nb) {
     char err[256] = "";
     double fd = -1.0;
-    if (eng_score_frechet(a, na, b, nb, ENG_JUDGE_FEATURES, &fd, err, sizeof err) != ENG_OK)
+    if (eng_score_frechet(a, na, b, nb, ENG_JUDGE_FEATURES, &fd, err, sizeof err) != PST_OK)
         fail_msg("eng_score_frechet: %s", err);
     return fd;
 }
@@ -488,7 +488,7 @@ static void ranges_batches_and_directories_agree(void **state) {
     eng_judge_free(&b64);
     assert_memory_equal(f, fr, sizeof(float) * n * F);
     eng_ckpt c = {0};
-    if (eng_ckpt_read(ckpt_file, &c, err, sizeof err) != ENG_OK)
+    if (eng_ckpt_read(ckpt_file, &c, err, sizeof err) != PST_OK)
         fail_msg("eng_ckpt_read: %s", err);
     eng_model m;
     build(&m, "mnist_cnn");
@@ -530,19 +530,19 @@ static void scores_agree_with_run(void **state) {
     double is = 0.0, fd = 0.0;
     char err[256] = "";
     if (eng_judge_scores(judge, test_x, half, 0.0f, 1.0f, test_f + half * ENG_JUDGE_FEATURES, half,
-                         &is, &fd, err, sizeof err) != ENG_OK)
+                         &is, &fd, err, sizeof err) != PST_OK)
         fail_msg("eng_judge_scores: %s", err);
     assert_true(is == eng_score_inception(test_p, half, ENG_JUDGE_CLASSES));
     assert_true(fd == frechet(test_f, half, test_f + half * ENG_JUDGE_FEATURES, half));
     double is2 = 0.0;
     assert_int_equal(
         eng_judge_scores(judge, test_x, 1, 0.0f, 1.0f, NULL, 0, &is2, NULL, err, sizeof err),
-        ENG_OK);
+        PST_OK);
     assert_true(fabs(is2 - 1.0) < 1e-6); /* one image: p(y|x) = p(y) */
     fd = -1.0;
     assert_int_equal(
         eng_judge_scores(judge, test_x, 1, 0.0f, 1.0f, test_f, half, &is, &fd, err, sizeof err),
-        ENG_EARG);
+        PST_EARG);
     printf("one image for a distance: %s\n", err);
     assert_true(fd == -1.0);
 }

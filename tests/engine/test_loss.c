@@ -6,7 +6,7 @@
  * hit count ((z > 0) == label), and labels other than 0 and 1 refused. */
 #include "engine/loss.h"
 
-#include "engine/base.h"
+#include "engine/base/base.h"
 #include "tests/support/testutil.h"
 
 #include <float.h>
@@ -42,9 +42,9 @@ static void check_gradient(int B, int C, float scale, float spread, uint64_t see
     printf("softmax xent: B=%d C=%d scale=%g logits in +-%g\n", B, C, (double)scale,
            (double)spread);
     const size_t n = (size_t)B * C;
-    float *logits = eng_alloc(sizeof(float) * n), *probs = eng_alloc(sizeof(float) * n);
-    float *dlogits = eng_alloc(sizeof(float) * n);
-    uint8_t *labels = eng_alloc((size_t)B);
+    float *logits = pst_alloc(sizeof(float) * n), *probs = pst_alloc(sizeof(float) * n);
+    float *dlogits = pst_alloc(sizeof(float) * n);
+    uint8_t *labels = pst_alloc((size_t)B);
     assert_true(logits && probs && dlogits && labels);
     eng_rng r;
     eng_rng_seed(&r, seed);
@@ -94,7 +94,7 @@ static void check_gradient(int B, int C, float scale, float spread, uint64_t see
         fail_msg("%zu gradient mismatches", res.failed);
 
     /* In place (dlogits == probs, as the net calls it): the same values. */
-    float *inplace = eng_alloc(sizeof(float) * n);
+    float *inplace = pst_alloc(sizeof(float) * n);
     assert_non_null(inplace);
     eng_softmax_xent_forward(inplace, logits, labels, B, C, NULL);
     eng_softmax_xent_backward(inplace, inplace, labels, B, C, scale);
@@ -104,11 +104,11 @@ static void check_gradient(int B, int C, float scale, float spread, uint64_t see
     memcpy(inplace, logits, sizeof(float) * n);
     eng_softmax_xent_forward(inplace, inplace, labels, B, C, NULL);
     assert_memory_equal(inplace, probs, sizeof(float) * n);
-    eng_free(inplace);
-    eng_free(logits);
-    eng_free(probs);
-    eng_free(dlogits);
-    eng_free(labels);
+    pst_free(inplace);
+    pst_free(logits);
+    pst_free(probs);
+    pst_free(dlogits);
+    pst_free(labels);
 }
 
 static void gradient_mean_over_batch(void **state) {

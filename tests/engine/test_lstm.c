@@ -9,7 +9,7 @@
  * recurrent kernel (orthonormal rows) and a forget-gate bias of one. */
 #include "engine/lstm.h"
 
-#include "engine/base.h"
+#include "engine/base/base.h"
 #include "engine/model.h"
 #include "tests/support/testutil.h"
 
@@ -49,12 +49,12 @@ static void ctx_init(lstm_ctx *k, const lstm_case *c, uint64_t seed) {
     k->ny = (size_t)c->B * c->u;
     k->nsaved = eng_lstm_saved_floats(c->B, c->T, c->in, c->u);
     assert_true(k->nsaved <= (size_t)c->B * eng_lstm_saved_floats(1, c->T, c->in, c->u));
-    k->x = eng_alloc(sizeof(float) * k->nx);
-    k->w = eng_alloc(sizeof(float) * k->nw);
-    k->bias = eng_alloc(sizeof(float) * 4 * (size_t)c->u);
-    k->y = eng_alloc(sizeof(float) * k->ny);
-    k->r = eng_alloc(sizeof(float) * k->ny);
-    k->saved = eng_alloc(sizeof(float) * (k->nsaved + NCANARY));
+    k->x = pst_alloc(sizeof(float) * k->nx);
+    k->w = pst_alloc(sizeof(float) * k->nw);
+    k->bias = pst_alloc(sizeof(float) * 4 * (size_t)c->u);
+    k->y = pst_alloc(sizeof(float) * k->ny);
+    k->r = pst_alloc(sizeof(float) * k->ny);
+    k->saved = pst_alloc(sizeof(float) * (k->nsaved + NCANARY));
     assert_true(k->x && k->w && k->bias && k->y && k->r && k->saved);
     for (size_t i = 0; i < NCANARY; i++)
         k->saved[k->nsaved + i] = CANARY;
@@ -79,12 +79,12 @@ static void ctx_deinit(lstm_ctx *k) {
     for (size_t i = 0; i < NCANARY; i++)
         if (k->saved[k->nsaved + i] != CANARY)
             fail_msg("%s: saved memory written past its %zu floats", k->c->name, k->nsaved);
-    eng_free(k->x);
-    eng_free(k->w);
-    eng_free(k->bias);
-    eng_free(k->y);
-    eng_free(k->r);
-    eng_free(k->saved);
+    pst_free(k->x);
+    pst_free(k->w);
+    pst_free(k->bias);
+    pst_free(k->y);
+    pst_free(k->r);
+    pst_free(k->saved);
 }
 
 static void forward(lstm_ctx *k) {
@@ -163,9 +163,9 @@ static void run_case(const lstm_case *c) {
     check_forward(&k);
 
     const size_t nb = 4 * (size_t)c->u;
-    float *dx = eng_alloc(sizeof(float) * k.nx), *dw = eng_alloc(sizeof(float) * k.nw);
-    float *db = eng_alloc(sizeof(float) * nb), *dw2 = eng_alloc(sizeof(float) * k.nw);
-    float *db2 = eng_alloc(sizeof(float) * nb), *dx2 = eng_alloc(sizeof(float) * k.nx);
+    float *dx = pst_alloc(sizeof(float) * k.nx), *dw = pst_alloc(sizeof(float) * k.nw);
+    float *db = pst_alloc(sizeof(float) * nb), *dw2 = pst_alloc(sizeof(float) * k.nw);
+    float *db2 = pst_alloc(sizeof(float) * nb), *dx2 = pst_alloc(sizeof(float) * k.nx);
     assert_true(dx && dw && db && dw2 && db2 && dx2);
     for (size_t i = 0; i < k.nx; i++)
         dx[i] = dx2[i] = GARBAGE;
@@ -233,12 +233,12 @@ static void run_case(const lstm_case *c) {
     }
     assert_memory_equal(dx2, dx, sizeof(float) * k.nx);
 
-    eng_free(dx);
-    eng_free(dw);
-    eng_free(db);
-    eng_free(dw2);
-    eng_free(db2);
-    eng_free(dx2);
+    pst_free(dx);
+    pst_free(dw);
+    pst_free(db);
+    pst_free(dw2);
+    pst_free(db2);
+    pst_free(dx2);
     ctx_deinit(&k);
 }
 
@@ -333,7 +333,7 @@ static void check_init(int T, int in, int u) {
     const eng_model_def def = {"lstm_init", "none", "", 2, 2, spec, 0, NULL, 0};
     eng_model m;
     char err[256] = "";
-    if (eng_model_build(&m, &def, err, sizeof err) != ENG_OK)
+    if (eng_model_build(&m, &def, err, sizeof err) != PST_OK)
         fail_msg("eng_model_build: %s", err);
     assert_int_equal(m.layout.n, 5);
     assert_string_equal(m.layout.tensors[0].name, "lstm/lstm_cell/kernel");
@@ -418,7 +418,7 @@ static void build_errors(void **state) {
         const eng_model_def def = {"bad", "none", "", 2, 2, specs[i], 0, NULL, 0};
         eng_model m;
         char err[256] = "";
-        assert_int_equal(eng_model_build(&m, &def, err, sizeof err), ENG_EARG);
+        assert_int_equal(eng_model_build(&m, &def, err, sizeof err), PST_EARG);
         printf("  %s\n", err);
         assert_non_null(strstr(err, "lstm"));
     }

@@ -7,7 +7,7 @@
  * never change a window's winner: the loss is exactly linear in every element. */
 #include "engine/maxpool2d.h"
 
-#include "engine/base.h"
+#include "engine/base/base.h"
 #include "tests/support/testutil.h"
 
 #include <math.h>
@@ -43,11 +43,11 @@ static void ctx_init(pool_ctx *k, const pool_case *c, uint64_t seed) {
     k->OW = c->W / c->PW;
     k->nx = (size_t)c->B * c->H * c->W * c->C;
     k->ny = (size_t)c->B * k->OH * k->OW * c->C;
-    k->x = eng_alloc(sizeof(float) * k->nx);
-    k->dx = eng_alloc(sizeof(float) * k->nx);
-    k->y = eng_alloc(sizeof(float) * k->ny);
-    k->r = eng_alloc(sizeof(float) * k->ny);
-    k->argmax = eng_alloc(k->ny);
+    k->x = pst_alloc(sizeof(float) * k->nx);
+    k->dx = pst_alloc(sizeof(float) * k->nx);
+    k->y = pst_alloc(sizeof(float) * k->ny);
+    k->r = pst_alloc(sizeof(float) * k->ny);
+    k->argmax = pst_alloc(k->ny);
     assert_true(k->x && k->dx && k->y && k->r && k->argmax);
     eng_rng rng;
     eng_rng_seed(&rng, seed);
@@ -56,11 +56,11 @@ static void ctx_init(pool_ctx *k, const pool_case *c, uint64_t seed) {
 }
 
 static void ctx_deinit(pool_ctx *k) {
-    eng_free(k->x);
-    eng_free(k->dx);
-    eng_free(k->y);
-    eng_free(k->r);
-    eng_free(k->argmax);
+    pst_free(k->x);
+    pst_free(k->dx);
+    pst_free(k->y);
+    pst_free(k->r);
+    pst_free(k->argmax);
 }
 
 static void forward(pool_ctx *k) {

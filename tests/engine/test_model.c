@@ -4,7 +4,7 @@
  * imdb_lstm (Embedding + LSTM + Dropout + Dense(sigmoid), Keras's 402,561 parameters). */
 #include "engine/model.h"
 
-#include "engine/base.h"
+#include "engine/base/base.h"
 #include "engine/layout.h"
 
 #include <math.h>
@@ -23,7 +23,7 @@
 static void build_ok(eng_model *m, const eng_model_def *def) {
     char err[256] = "";
     assert_non_null(def);
-    if (eng_model_build(m, def, err, sizeof err) != ENG_OK)
+    if (eng_model_build(m, def, err, sizeof err) != PST_OK)
         fail_msg("eng_model_build(%s): %s", def->name, err);
 }
 
@@ -465,7 +465,7 @@ static void sigmoid_output_errors(void **state) {
     eng_model m;
     for (int i = 0; i < 2; i++) {
         char err[256] = "";
-        assert_int_equal(eng_model_build(&m, bad[i], err, sizeof err), ENG_EARG);
+        assert_int_equal(eng_model_build(&m, bad[i], err, sizeof err), PST_EARG);
         printf("  %s\n", err);
         assert_non_null(strstr(err, "sigmoid"));
         assert_non_null(strstr(err, bad[i]->name));
@@ -500,7 +500,7 @@ static void names_of_repeated_layers(void **state) {
     assert_int_equal(m.layout.total, (9 * 2 + 2) + (18 * 2 + 2) * 2 + (32 * 4 + 4) + (4 * 10 + 10));
 }
 
-/* Bad definitions: ENG_EARG and a message naming the layer or model. */
+/* Bad definitions: PST_EARG and a message naming the layer or model. */
 static void build_errors(void **state) {
     (void)state;
     struct {
@@ -550,8 +550,8 @@ static void build_errors(void **state) {
         char err[256] = "";
         int rc = eng_model_build(&m, &def, err, sizeof err);
         printf("  case %zu: rc %d: %s\n", i, rc, err);
-        if (rc != ENG_EARG)
-            fail_msg("case %zu: rc %d, expected ENG_EARG (%d)", i, rc, ENG_EARG);
+        if (rc != PST_EARG)
+            fail_msg("case %zu: rc %d, expected PST_EARG (%d)", i, rc, PST_EARG);
         if (!strstr(err, cases[i].needle))
             fail_msg("case %zu: message '%s' does not name '%s'", i, err, cases[i].needle);
     }
@@ -573,7 +573,7 @@ static void pool_larger_than_conv_output(void **state) {
     char err[256] = "";
     const int rc = eng_model_build(&m, &def, err, sizeof err);
     printf("  rc %d: %s\n", rc, err);
-    assert_int_equal(rc, ENG_EARG);
+    assert_int_equal(rc, PST_EARG);
     assert_non_null(strstr(err, "max_pooling2d"));
     if (!strstr(err, "(1, 1, 2)"))
         fail_msg("message '%s' does not give the pool's input as (1, 1, 2)", err);

@@ -12,7 +12,7 @@
 #include "engine/loss.h"
 #include "engine/net.h"
 
-#include "engine/base.h"
+#include "engine/base/base.h"
 #include "engine/model.h"
 #include "engine/optim.h"
 #include "tests/support/testutil.h"
@@ -88,7 +88,7 @@ typedef struct batch {
  * starting with i % T padding tokens (0) as Keras's pad_sequences leaves short reviews. */
 static batch batch_new(const eng_model *m, int B, uint64_t seed) {
     const size_t in = eng_shape_size(m->input);
-    batch b = {B, eng_alloc(sizeof(float) * (size_t)B * in), eng_alloc((size_t)B)};
+    batch b = {B, pst_alloc(sizeof(float) * (size_t)B * in), pst_alloc((size_t)B)};
     assert_true(b.x && b.labels);
     eng_rng r;
     eng_rng_seed(&r, seed);
@@ -106,8 +106,8 @@ static batch batch_new(const eng_model *m, int B, uint64_t seed) {
 }
 
 static void batch_free(batch *b) {
-    eng_free(b->x);
-    eng_free(b->labels);
+    pst_free(b->x);
+    pst_free(b->labels);
 }
 
 static eng_net *net_new(const eng_model *m, int max_batch, int threads, uint64_t seed) {
@@ -121,7 +121,7 @@ static eng_net *net_new(const eng_model *m, int max_batch, int threads, uint64_t
 
 static void build(eng_model *m, const eng_model_def *def) {
     char err[256] = "";
-    if (eng_model_build(m, def, err, sizeof err) != ENG_OK)
+    if (eng_model_build(m, def, err, sizeof err) != PST_OK)
         fail_msg("eng_model_build(%s): %s", def->name, err);
 }
 

@@ -5,7 +5,7 @@
  * apart (as threads do) adding up to one update. */
 #include "engine/optim.h"
 
-#include "engine/base.h"
+#include "engine/base/base.h"
 
 #include <float.h>
 #include <math.h>

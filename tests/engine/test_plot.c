@@ -2,7 +2,7 @@
  * text, nice ticks, and panels whose series land where their values say. */
 #include "engine/plot.h"
 
-#include "engine/base.h"
+#include "engine/base/base.h"
 
 #include <math.h>
 #include <png.h>
@@ -56,7 +56,7 @@ static void canvas_png_round_trip(void **state) {
     eng_canvas_fill(c, 110, 70, 50, 50, BLUE); /* clipped at the corner */
     char path[64], err[256] = "";
     temp_path(path, sizeof path);
-    if (eng_canvas_write_png(c, path, err, sizeof err) != ENG_OK)
+    if (eng_canvas_write_png(c, path, err, sizeof err) != PST_OK)
         fail_msg("%s", err);
     int w, h;
     uint8_t *px = read_png(path, &w, &h);
@@ -87,7 +87,7 @@ static void unwritable_png(void **state) {
     (void)state;
     eng_canvas *c = eng_canvas_new(4, 4, WHITE);
     char err[256] = "";
-    assert_int_equal(eng_canvas_write_png(c, "/nonexistent/dir/x.png", err, sizeof err), ENG_EIO);
+    assert_int_equal(eng_canvas_write_png(c, "/nonexistent/dir/x.png", err, sizeof err), PST_EIO);
     assert_non_null(strstr(err, "/nonexistent/dir/x.png"));
     eng_canvas_free(&c);
 }

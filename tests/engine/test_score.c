@@ -6,7 +6,7 @@
  * 10,000 samples of 128 features. */
 #include "engine/score.h"
 
-#include "engine/base.h"
+#include "engine/base/base.h"
 #include "tests/support/testutil.h"
 
 #include <math.h>
@@ -103,7 +103,7 @@ static void frechet_of_a_shift(void **state) {
     (void)state;
     enum { N = 300, D = 8 };
     const float shift = 0.5f;
-    float *a = eng_alloc(sizeof(float) * N * D), *b = eng_alloc(sizeof(float) * N * D);
+    float *a = pst_alloc(sizeof(float) * N * D), *b = pst_alloc(sizeof(float) * N * D);
     assert_true(a && b);
     eng_rng r;
     eng_rng_seed(&r, 5);
@@ -113,8 +113,8 @@ static void frechet_of_a_shift(void **state) {
     }
     const double want = D * (double)shift * shift;
     check_close("FD(a, a + 0.5)", frechet(a, N, b, N, D), want, 1e-6 * want);
-    eng_free(a);
-    eng_free(b);
+    pst_free(a);
+    pst_free(b);
 }
 
 /* In 1-D, FD = (mu1 - mu2)^2 + (s1 - s2)^2 with the sample means and standard deviations. */
@@ -195,25 +195,25 @@ static void frechet_refusals(void **state) {
     char err[256];
     double fd = 42.0;
     err[0] = '\0';
-    assert_int_equal(eng_score_frechet(x, 1, x, 4, 2, &fd, err, sizeof err), ENG_EARG);
+    assert_int_equal(eng_score_frechet(x, 1, x, 4, 2, &fd, err, sizeof err), PST_EARG);
     printf("na = 1: %s\n", err);
     assert_non_null(strstr(err, "at least 2 samples"));
     err[0] = '\0';
-    assert_int_equal(eng_score_frechet(x, 4, x, 0, 2, &fd, err, sizeof err), ENG_EARG);
+    assert_int_equal(eng_score_frechet(x, 4, x, 0, 2, &fd, err, sizeof err), PST_EARG);
     printf("nb = 0: %s\n", err);
     assert_non_null(strstr(err, "got 4 and 0"));
     err[0] = '\0';
-    assert_int_equal(eng_score_frechet(x, 4, x, 4, 0, &fd, err, sizeof err), ENG_EARG);
+    assert_int_equal(eng_score_frechet(x, 4, x, 4, 0, &fd, err, sizeof err), PST_EARG);
     printf("dim = 0: %s\n", err);
     assert_non_null(strstr(err, "at least 1 feature"));
     x[5] = NAN;
     err[0] = '\0';
-    assert_int_equal(eng_score_frechet(x, 4, x, 4, 2, &fd, err, sizeof err), ENG_EARG);
+    assert_int_equal(eng_score_frechet(x, 4, x, 4, 2, &fd, err, sizeof err), PST_EARG);
     printf("NaN: %s\n", err);
     assert_non_null(strstr(err, "row 2, feature 1"));
     assert_true(fd == 42.0); /* left alone */
     /* No error buffer: still refused. */
-    assert_int_equal(eng_score_frechet(x, 1, x, 4, 2, &fd, NULL, 0), ENG_EARG);
+    assert_int_equal(eng_score_frechet(x, 1, x, 4, 2, &fd, NULL, 0), PST_EARG);
 }
 
 /* The size a GAN's evaluation uses: 10,000 samples of 128 features a side. Two samples of

@@ -5,7 +5,7 @@
  * says so. */
 #include "engine/shard.h"
 
-#include "engine/base.h"
+#include "engine/base/base.h"
 #include "engine/model.h"
 
 #include <setjmp.h>
@@ -27,7 +27,7 @@ static void build_cnn(eng_model *m) {
     char err[256] = "";
     const eng_model_def *def = eng_model_find("mnist_cnn");
     assert_non_null(def);
-    if (eng_model_build(m, def, err, sizeof err) != ENG_OK)
+    if (eng_model_build(m, def, err, sizeof err) != PST_OK)
         fail_msg("eng_model_build(mnist_cnn): %s", err);
     assert_int_equal(m->layout.total, CNN_TOTAL);
 }

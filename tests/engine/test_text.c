@@ -7,7 +7,7 @@
  * lists are refused by rank. Then token data sets through eng_dataset_gather/slice. */
 #include "engine/text.h"
 
-#include "engine/base.h"
+#include "engine/base/base.h"
 #include "engine/dataset.h"
 
 #include <setjmp.h>

@@ -1,7 +1,7 @@
 /* ckpt_example.c: example checkpoints and their hollow copies (ckpt_example.h). */
 #include "tests/fuzz/ckpt_example.h"
 
-#include "engine/base.h"
+#include "engine/base/base.h"
 #include "engine/ckpt.h"
 #include "engine/model.h"
 
@@ -18,7 +18,7 @@ int fz_ckpt_write_example(const char *path, const char *model, eng_optim_kind ki
         snprintf(err, errlen, "no model %s", model);
         return -1;
     }
-    if (eng_model_build(&m, def, err, errlen) != ENG_OK)
+    if (eng_model_build(&m, def, err, errlen) != PST_OK)
         return -1;
     eng_ckpt c;
     memset(&c, 0, sizeof c);
@@ -65,7 +65,7 @@ int fz_ckpt_write_example(const char *path, const char *model, eng_optim_kind ki
     c.worker_steps[0] = c.worker_steps[1] = 7;
     c.val_split = 0.1;
     c.epochs = 2;
-    rc = eng_ckpt_write(path, &c, &m, err, errlen) == ENG_OK ? 0 : -1;
+    rc = eng_ckpt_write(path, &c, &m, err, errlen) == PST_OK ? 0 : -1;
 out:
     free(c.weights);
     for (int s = 0; s < 2; s++) {

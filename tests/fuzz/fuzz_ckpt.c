@@ -33,7 +33,7 @@
  * damaged files are suppressed (tests/fuzz/lsan.supp).
  *
  * Seeds: tests/fuzz/corpus/ckpt (make_corpus): the hollow checkpoints and edit scripts. */
-#include "engine/base.h"
+#include "engine/base/base.h"
 #include "engine/ckpt.h"
 #include "engine/model.h"
 #include "engine/text.h"
@@ -59,7 +59,7 @@ static void check_ckpt(const eng_ckpt *c) {
     fz_check(def != NULL, "model '%s' is not in the registry", c->model);
     eng_model m;
     char err[512];
-    fz_check(eng_model_build(&m, def, err, sizeof err) == ENG_OK, "%s: %s", c->model, err);
+    fz_check(eng_model_build(&m, def, err, sizeof err) == PST_OK, "%s: %s", c->model, err);
     fz_check(c->total == m.layout.total, "total %llu, %s has %zu", (unsigned long long)c->total,
              c->model, m.layout.total);
     fz_check(c->split == m.split, "split %llu, %s has %zu", (unsigned long long)c->split, c->model,
@@ -128,12 +128,12 @@ static void read_and_check(void) {
     char err[512] = "";
     const int rc = eng_ckpt_read(path, &c, err, sizeof err);
     if (getenv("FUZZ_VERBOSE")) /* to see what an input does */
-        fprintf(stderr, "eng_ckpt_read: %d %s\n", rc, rc == ENG_OK ? "ok" : err);
+        fprintf(stderr, "eng_ckpt_read: %d %s\n", rc, rc == PST_OK ? "ok" : err);
     /* Nothing may stay open: HDF5 would hand a later open of the same file its stale state. */
     const ssize_t open = H5Fget_obj_count(H5F_OBJ_ALL, H5F_OBJ_ALL);
     fz_check(open == 0, "%zd HDF5 objects left open after a read that returned %d (%s)", open, rc,
-             rc == ENG_OK ? "ok" : err);
-    if (rc != ENG_OK) {
+             rc == PST_OK ? "ok" : err);
+    if (rc != PST_OK) {
         fz_check_error(rc, err, path, "eng_ckpt_read");
         fz_check(c.weights == NULL && c.runs == NULL && c.vocab == NULL,
                  "a failed read left arrays");

@@ -4,11 +4,11 @@
  * fixed per-process file and read as the loaders read MNIST: images with the expected shape
  * (n, 28, 28), labels (n), a share of items 1..2 of a file of any row shape, the rank the
  * file's own header names (1..4, no expected shape: no check stops large dimensions early),
- * and a peek. Each call must return ENG_OK with exactly count * item_bytes bytes (every one
+ * and a peek. Each call must return PST_OK with exactly count * item_bytes bytes (every one
  * is read back, for ASan), or a negative code with one line naming the file.
  *
  * Seeds: tests/fuzz/corpus/idx (cut from the real MNIST files by make_corpus). */
-#include "engine/base.h"
+#include "engine/base/base.h"
 #include "engine/idx.h"
 #include "tests/fuzz/fuzzutil.h"
 
@@ -23,7 +23,7 @@ static void read_one(int ndim, const uint32_t *dims, size_t first, size_t count,
     eng_idx idx;
     char err[512] = "";
     const int rc = eng_idx_read(&idx, path, ndim, dims, first, count, err, sizeof err);
-    if (rc != ENG_OK) {
+    if (rc != PST_OK) {
         fz_check_error(rc, err, path, what);
         fz_check(idx.data == NULL, "%s: failed but left data", what);
         return;
@@ -61,7 +61,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     eng_idx idx;
     char err[512] = "";
     const int rc = eng_idx_peek(&idx, path, 3, images, err, sizeof err);
-    if (rc != ENG_OK)
+    if (rc != PST_OK)
         fz_check_error(rc, err, path, "peek");
     else
         fz_check(idx.data == NULL && idx.count == 0, "peek returned %zu items", idx.count);

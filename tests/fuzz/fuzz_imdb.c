@@ -9,7 +9,7 @@
  * and hold indices below num_words, or fail with one line naming reviews.json.
  *
  * Seeds: tests/fuzz/corpus/imdb (snippets of the real file in its format, by make_corpus). */
-#include "engine/base.h"
+#include "engine/base/base.h"
 #include "engine/imdb.h"
 #include "tests/fuzz/fuzzutil.h"
 
@@ -63,7 +63,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     eng_vocab *v = NULL;
     char err[512] = "";
     int rc = eng_split_load_imdb(&s, dir, NUM_WORDS, MAXLEN, 0.25, 0, 1, &v, NULL, err, sizeof err);
-    if (rc != ENG_OK) {
+    if (rc != PST_OK) {
         fz_check_error(rc, err, "reviews.json", "eng_split_load_imdb");
         fz_check(v == NULL, "a failed load returned a vocabulary");
         return 0;
@@ -79,7 +79,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     eng_split_deinit(&s);
     eng_vocab *again = NULL;
     rc = eng_split_load_imdb(&s, dir, NUM_WORDS, MAXLEN, 0.25, 1, 2, &again, v, err, sizeof err);
-    fz_check(rc == ENG_OK, "the second load of the same file failed: %s", err);
+    fz_check(rc == PST_OK, "the second load of the same file failed: %s", err);
     fz_check(again && eng_vocab_size(again) == eng_vocab_size(v), "vocabulary copy differs");
     check_split(&s, "rank 1 of 2, vocabulary given");
     eng_split_deinit(&s);

@@ -29,7 +29,7 @@
  * few refusals). fuzz_server.h holds the constants make_corpus shares. */
 #include "tests/fuzz/fuzz_server.h"
 
-#include "engine/base.h"
+#include "engine/base/base.h"
 #include "engine/model.h"
 #include "proto/wire.h"
 #include "ps/server.h"
@@ -93,7 +93,7 @@ static void hello(int i, uint32_t worker) {
     env.body_case = PSTRAIN__ENVELOPE__BODY_HELLO;
     env.hello = &h;
     char err[256];
-    fz_check(pb_send(dealers[i], NULL, 0, &env, NULL, 0, err, sizeof err) == PB_OK, "hello: %s",
+    fz_check(pb_send(dealers[i], NULL, 0, &env, NULL, 0, err, sizeof err) == PST_OK, "hello: %s",
              err);
     serve_one(i);
     drain(dealers[i], 1000);
@@ -151,7 +151,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv) {
     (void)argc;
     (void)argv;
     char err[512];
-    fz_check(eng_model_build(&model, eng_model_find(FZ_SERVER_MODEL), err, sizeof err) == ENG_OK,
+    fz_check(eng_model_build(&model, eng_model_find(FZ_SERVER_MODEL), err, sizeof err) == PST_OK,
              "%s", err);
     ctx = zmq_ctx_new();
     fz_check(ctx != NULL, "zmq_ctx_new: %s", zmq_strerror(zmq_errno()));

@@ -19,7 +19,7 @@
  *           still reads (checked here); one copy in HDF5's earliest format, which the reader
  *           refuses; and fuzz_ckpt's edit scripts, one of each kind of edit.
  * Exits 0, or 1 with a line on stderr. */
-#include "engine/base.h"
+#include "engine/base/base.h"
 #include "engine/ckpt.h"
 #include "engine/model.h"
 #include "engine/shard.h"
@@ -188,7 +188,7 @@ static void pull(const char *name, int server, uint32_t worker, uint64_t min_ver
 
 static void make_server(void) {
     char err[256];
-    if (eng_model_build(&cnn, eng_model_find(FZ_SERVER_MODEL), err, sizeof err) != ENG_OK)
+    if (eng_model_build(&cnn, eng_model_find(FZ_SERVER_MODEL), err, sizeof err) != PST_OK)
         die("%s", err);
     size_t cuts[ENG_MAX_LAYERS];
     const int ncuts = eng_model_cuts(&cnn, cuts);
@@ -419,9 +419,9 @@ static void put_ckpt(const char *tmp, const char *name, const char *model, eng_o
         die("%s", err);
     eng_ckpt c;
     const int rc = eng_ckpt_read(to, &c, err, sizeof err);
-    if (latest && rc != ENG_OK)
+    if (latest && rc != PST_OK)
         die("the copy does not read: %s", err);
-    if (!latest && (rc == ENG_OK || !strstr(err, "superblock")))
+    if (!latest && (rc == PST_OK || !strstr(err, "superblock")))
         die("%s: expected a refusal of its superblock, got %d: %s", to, rc, err);
     eng_ckpt_free(&c);
     printf("%s: %lld bytes\n", to, file_size(to));

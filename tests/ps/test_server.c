@@ -14,7 +14,7 @@
  * (it did: a heap overflow in on_pull). Every receive has a timeout and notices a dead
  * server, so a hang or a crash fails the test; every child is killed and reaped in the
  * teardowns, and dies with this process. */
-#include "engine/base.h"
+#include "engine/base/base.h"
 #include "engine/model.h"
 #include "engine/optim.h"
 #include "engine/rng.h"
@@ -80,7 +80,7 @@ static void close_all(void) {
 
 static void send_env(void *sock, Pstrain__Envelope *env, const float *payload, size_t count) {
     char err[256] = "";
-    if (pb_send(sock, NULL, 0, env, payload, count, err, sizeof err) != PB_OK)
+    if (pb_send(sock, NULL, 0, env, payload, count, err, sizeof err) != PST_OK)
         fail_msg("pb_send: %s", err);
 }
 
@@ -113,7 +113,7 @@ static void recv_msg(void *sock, pb_msg *m, const char *after) {
             break;
     }
     const int rc = pb_recv(sock, 0, m, ZMQ_DONTWAIT, err, sizeof err);
-    if (rc == PB_EAGAIN && srv.pid && !tu_psfork_running(&srv)) {
+    if (rc == PST_EAGAIN && srv.pid && !tu_psfork_running(&srv)) {
         const int ws = srv.wstatus;
         if (WIFSIGNALED(ws))
             fail_msg("no reply after %s: the server was killed by signal %d (%s)", after,
@@ -121,9 +121,9 @@ static void recv_msg(void *sock, pb_msg *m, const char *after) {
         fail_msg("no reply after %s: the server exited with status %d", after,
                  WIFEXITED(ws) ? WEXITSTATUS(ws) : -1);
     }
-    if (rc == PB_EAGAIN)
+    if (rc == PST_EAGAIN)
         fail_msg("no reply within %d ms after %s", TIMEOUT_MS, after);
-    if (rc != PB_OK)
+    if (rc != PST_OK)
         fail_msg("after %s: pb_recv returned %d: %s", after, rc, err);
 }
 
@@ -251,7 +251,7 @@ static void build_cnn(eng_model *m) {
     char err[256] = "";
     const eng_model_def *def = eng_model_find("mnist_cnn");
     assert_non_null(def);
-    if (eng_model_build(m, def, err, sizeof err) != ENG_OK)
+    if (eng_model_build(m, def, err, sizeof err) != PST_OK)
         fail_msg("eng_model_build: %s", err);
     assert_int_equal(m->layout.total, CNN_TOTAL);
 }
@@ -514,11 +514,11 @@ static void round_trip(void *from, const uint8_t *to_identity, size_t to_idlen, 
     const int with = carries_payload(body);
     char err[256] = "";
     if (pb_send(from, to_identity, to_idlen, &s.env, with ? pay : NULL, with ? NPAY : 0, err,
-                sizeof err) != PB_OK)
+                sizeof err) != PST_OK)
         fail_msg("pb_send %s: %s", pb_body_name(&s.env), err);
     pb_msg m;
     const int rc = pb_recv(to, to_router, &m, 0, err, sizeof err);
-    if (rc != PB_OK)
+    if (rc != PST_OK)
         fail_msg("pb_recv %s: %d: %s", pb_body_name(&s.env), rc, err);
     expect_same(m.env, &s);
     assert_int_equal(m.has_payload, with);
@@ -546,7 +546,7 @@ static void wire_round_trip_pair(void **state) {
     /* Nothing left over, and a non-blocking receive says so. */
     pb_msg m;
     char err[64];
-    assert_int_equal(pb_recv(b, 0, &m, ZMQ_DONTWAIT, err, sizeof err), PB_EAGAIN);
+    assert_int_equal(pb_recv(b, 0, &m, ZMQ_DONTWAIT, err, sizeof err), PST_EAGAIN);
     pb_msg_clear(&m);
     close_socket(&a);
     close_socket(&b);
@@ -589,9 +589,9 @@ static void wire_identity_of_255_bytes(void **state) {
     sample s;
     sample_init(&s, PSTRAIN__ENVELOPE__BODY_SHUTDOWN);
     char err[256] = "";
-    assert_int_equal(pb_send(d, NULL, 0, &s.env, NULL, 0, err, sizeof err), PB_OK);
+    assert_int_equal(pb_send(d, NULL, 0, &s.env, NULL, 0, err, sizeof err), PST_OK);
     pb_msg m;
-    assert_int_equal(pb_recv(r, 1, &m, 0, err, sizeof err), PB_OK);
+    assert_int_equal(pb_recv(r, 1, &m, 0, err, sizeof err), PST_OK);
     if (m.identity_len != sizeof id) {
         const size_t kept = m.identity_len;
         pb_msg_clear(&m);
@@ -600,10 +600,10 @@ static void wire_identity_of_255_bytes(void **state) {
                  kept, sizeof id, PB_MAX_IDENTITY);
     }
     assert_memory_equal(m.identity, id, sizeof id);
-    assert_int_equal(pb_send_error(r, m.identity, m.identity_len, PB_ERR_STATE, "x"), PB_OK);
+    assert_int_equal(pb_send_error(r, m.identity, m.identity_len, PB_ERR_STATE, "x"), PST_OK);
     pb_msg_clear(&m);
     pb_msg back;
-    assert_int_equal(pb_recv(d, 0, &back, 0, err, sizeof err), PB_OK);
+    assert_int_equal(pb_recv(d, 0, &back, 0, err, sizeof err), PST_OK);
     assert_int_equal(back.env->body_case, PSTRAIN__ENVELOPE__BODY_ERROR);
     pb_msg_clear(&back);
     close_socket(&d);
@@ -626,7 +626,7 @@ static int server_setup(void **state) {
     eng_model m;
     char err[640] = "";
     const eng_model_def *def = eng_model_find("mnist_cnn");
-    if (!def || eng_model_build(&m, def, err, sizeof err) != ENG_OK)
+    if (!def || eng_model_build(&m, def, err, sizeof err) != PST_OK)
         return -1;
     model = m;
     checksum = eng_layout_checksum(&model.layout);

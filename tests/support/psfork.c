@@ -1,7 +1,7 @@
 /* psfork.c: a parameter server in a child process (see psfork.h). */
 #include "tests/support/psfork.h"
 
-#include "engine/base.h"
+#include "engine/base/base.h"
 #include "engine/model.h"
 #include "engine/optim.h"
 
@@ -74,7 +74,7 @@ static _Noreturn void child_main(const tu_psfork_cfg *cfg, int fd, pid_t parent)
         write_all(fd, line);
         _exit(2);
     }
-    if (eng_model_build(&m, def, err, sizeof err) != ENG_OK) {
+    if (eng_model_build(&m, def, err, sizeof err) != PST_OK) {
         snprintf(line, sizeof line, "!eng_model_build: %s\n", err);
         write_all(fd, line);
         _exit(2);

@@ -9,7 +9,7 @@
  * goodbye with each server's counters; every server then exits 0. */
 #include "worker/client.h"
 
-#include "engine/base.h"
+#include "engine/base/base.h"
 #include "engine/model.h"
 #include "engine/optim.h"
 #include "engine/rng.h"
@@ -57,7 +57,7 @@ static void build(eng_model *m, const char *name) {
     char err[256] = "";
     const eng_model_def *def = eng_model_find(name);
     assert_non_null(def);
-    if (eng_model_build(m, def, err, sizeof err) != ENG_OK)
+    if (eng_model_build(m, def, err, sizeof err) != PST_OK)
         fail_msg("eng_model_build(%s): %s", name, err);
 }
 

@@ -3,7 +3,7 @@
  * folders made with their parents, and files replaced whole on a disk that fills up. A full
  * disk is made real with RLIMIT_FSIZE: the kernel refuses writes past the limit (EFBIG), as
  * it refuses them on a full file system (ENOSPC). */
-#include "engine/base.h"
+#include "engine/base/base.h"
 #include "tests/support/testutil.h"
 #include "worker/paths.h"
 #include "worker/progress.h"
@@ -108,27 +108,27 @@ static void folders_with_parents(void **state) {
     char dir[1200], file[1200], err[512];
     struct stat st;
     snprintf(dir, sizeof dir, "%s/x/y/z/", tmp);
-    assert_int_equal(wk_dir_usable("samples", dir, err, sizeof err), ENG_OK);
+    assert_int_equal(wk_dir_usable("samples", dir, err, sizeof err), PST_OK);
     snprintf(file, sizeof file, "%s/x", tmp);
     assert_int_not_equal(stat(file, &st), 0); /* the check made nothing */
-    assert_int_equal(wk_mkdirs("samples", dir, err, sizeof err), ENG_OK);
+    assert_int_equal(wk_mkdirs("samples", dir, err, sizeof err), PST_OK);
     assert_int_equal(stat(dir, &st), 0);
     assert_true(S_ISDIR(st.st_mode));
-    assert_int_equal(wk_mkdirs("samples", dir, err, sizeof err), ENG_OK); /* already there */
+    assert_int_equal(wk_mkdirs("samples", dir, err, sizeof err), PST_OK); /* already there */
 
     snprintf(file, sizeof file, "%s/plain", tmp);
     assert_int_equal(tu_write_file(file, "x", 1), 0);
     snprintf(dir, sizeof dir, "%s/plain/sub", tmp);
-    assert_int_equal(wk_mkdirs("checkpoint-dir", dir, err, sizeof err), ENG_EARG);
+    assert_int_equal(wk_mkdirs("checkpoint-dir", dir, err, sizeof err), PST_EARG);
     printf("%s\n", err);
     assert_non_null(strstr(err, "--checkpoint-dir "));
     assert_non_null(strstr(err, "is not a folder"));
-    assert_int_equal(wk_dir_usable("checkpoint-dir", dir, err, sizeof err), ENG_EARG);
-    assert_int_equal(wk_dir_usable("checkpoint-dir", file, err, sizeof err), ENG_EARG);
-    assert_int_equal(wk_file_usable("metrics", file, err, sizeof err), ENG_OK);
-    assert_int_equal(wk_file_usable("metrics", dir, err, sizeof err), ENG_EIO); /* no folder */
+    assert_int_equal(wk_dir_usable("checkpoint-dir", dir, err, sizeof err), PST_EARG);
+    assert_int_equal(wk_dir_usable("checkpoint-dir", file, err, sizeof err), PST_EARG);
+    assert_int_equal(wk_file_usable("metrics", file, err, sizeof err), PST_OK);
+    assert_int_equal(wk_file_usable("metrics", dir, err, sizeof err), PST_EIO); /* no folder */
     snprintf(dir, sizeof dir, "%s/x", tmp);
-    assert_int_equal(wk_file_usable("metrics", dir, err, sizeof err), ENG_EARG); /* a folder */
+    assert_int_equal(wk_file_usable("metrics", dir, err, sizeof err), PST_EARG); /* a folder */
 }
 
 /* wk_write_whole on a disk that fills up mid-file: the old file stays as it was, and no
@@ -141,7 +141,7 @@ static void whole_files_or_none(void **state) {
     memset(big, 7, sizeof big);
     const void *bufs[2] = {"old", big};
     size_t lens[2] = {3, 0};
-    assert_int_equal(wk_write_whole("dump-weights", path, bufs, lens, 1, err, sizeof err), ENG_OK);
+    assert_int_equal(wk_write_whole("dump-weights", path, bufs, lens, 1, err, sizeof err), PST_OK);
 
     struct rlimit was, full = {.rlim_cur = 16 * 1024};
     assert_int_equal(getrlimit(RLIMIT_FSIZE, &was), 0);
@@ -153,7 +153,7 @@ static void whole_files_or_none(void **state) {
     const int rc = wk_write_whole("dump-weights", path, bufs, lens, 2, err, sizeof err);
     assert_int_equal(setrlimit(RLIMIT_FSIZE, &was), 0);
     signal(SIGXFSZ, old);
-    assert_int_equal(rc, ENG_EIO);
+    assert_int_equal(rc, PST_EIO);
     printf("%s\n", err);
     assert_non_null(strstr(err, "--dump-weights "));
     assert_non_null(strstr(err, "nothing written"));
@@ -169,7 +169,7 @@ static void whole_files_or_none(void **state) {
     assert_int_not_equal(access(tmpfile, F_OK), 0);
 
     /* and with room, the new one, whole */
-    assert_int_equal(wk_write_whole("dump-weights", path, bufs, lens, 2, err, sizeof err), ENG_OK);
+    assert_int_equal(wk_write_whole("dump-weights", path, bufs, lens, 2, err, sizeof err), PST_OK);
     text = tu_read_file(path, &len);
     assert_non_null(text);
     assert_int_equal(len, 3 + sizeof big);
