@@ -64,9 +64,9 @@ static const eng_layer_spec dcgan[] = {
 
 static const eng_model_def dcgan_parts[2] = {
     {"mnist_gan.generator", "mnist", "the DCGAN's generator", 28 * 28, DCGAN_GENERATOR, dcgan, 0,
-     NULL, 0},
+     NULL, 0, 0},
     {"mnist_gan.discriminator", "mnist", "the DCGAN's discriminator", 2,
-     NLAYERS(dcgan) - DCGAN_GENERATOR, dcgan + DCGAN_GENERATOR, 0, NULL, 0},
+     NLAYERS(dcgan) - DCGAN_GENERATOR, dcgan + DCGAN_GENERATOR, 0, NULL, 0, 0},
 };
 
 /* Samples per pass of a thread: the CNN's activations stay in cache in chunks of 4 (net.c's
@@ -77,13 +77,13 @@ static const eng_model_def dcgan_parts[2] = {
 
 static const eng_model_def registry[] = {
     {"mnist_cnn", "mnist", "Keras CNN on MNIST digits (225,034 parameters)", 10, NLAYERS(keras_cnn),
-     keras_cnn, 0, NULL, 10},
+     keras_cnn, 0, NULL, 10, 0},
     {"fashion_cnn", "fashion-mnist", "the same CNN on Fashion-MNIST", 10, NLAYERS(keras_cnn),
-     keras_cnn, 0, NULL, 10},
+     keras_cnn, 0, NULL, 10, 0},
     {"imdb_lstm", "imdb", "Keras's Embedding + LSTM on IMDB reviews (402,561 parameters)", 2,
-     NLAYERS(keras_imdb_lstm), keras_imdb_lstm, CHUNK_IMDB_LSTM, NULL, 10},
+     NLAYERS(keras_imdb_lstm), keras_imdb_lstm, CHUNK_IMDB_LSTM, NULL, 10, 0},
     {"mnist_gan", "mnist", "TF's DCGAN on MNIST digits: generator and discriminator (2,543,809)", 2,
-     NLAYERS(dcgan), dcgan, 0, dcgan_parts, 50},
+     NLAYERS(dcgan), dcgan, 0, dcgan_parts, 50, 2},
 };
 
 const eng_model_def *eng_model_at(int i) {
@@ -168,6 +168,25 @@ int eng_model_build(eng_model *m, const eng_model_def *def, char *err, size_t er
     m->output = shape;
     if (def->parts) /* the generator's layers come first */
         m->split = m->layers[def->parts[0].nlayers].param_lo;
+    if (!def->parts) {
+        m->nparts = 1;
+        m->parts[0] = (eng_part_info){"model", def, 0, m->layout.total};
+    } else {
+        /* the parts' names follow the dot of their definitions' ("mnist_gan.generator") */
+        PST_ASSERT(def->nparts >= 2 && def->nparts <= ENG_MAX_PARTS, "%s: %d parts", def->name,
+                   def->nparts);
+        m->nparts = def->nparts;
+        for (int layer = 0, p = 0; p < def->nparts; p++) {
+            const char *dot = strchr(def->parts[p].name, '.');
+            const size_t lo = m->layers[layer].param_lo;
+            layer += def->parts[p].nlayers;
+            const size_t hi = layer < m->n ? m->layers[layer].param_lo : m->layout.total;
+            m->parts[p] = (eng_part_info){dot ? dot + 1 : def->parts[p].name, &def->parts[p], lo,
+                                          hi - lo};
+        }
+        PST_ASSERT(m->parts[def->nparts - 1].offset + m->parts[def->nparts - 1].total ==
+                       m->layout.total, "%s: parts do not cover the model", def->name);
+    }
     if (m->layers[m->n - 1].spec.act == ENG_ACT_SIGMOID) {
         if (eng_shape_size(shape) != 1 || def->nclasses != 2)
             return pst_err(err, errlen, PST_EARG,
@@ -251,6 +270,26 @@ static void init_tensor(const eng_model *m, int i, eng_init how, float *params, 
         for (size_t j = 0; j < t->count; j++)
             w[j] = j >= u && j < 2 * u ? 1.0f : 0.0f;
     }
+}
+
+void eng_model_part(const eng_model *m, int p, eng_model *out) {
+    PST_ASSERT(p >= 0 && p < m->nparts, "%s: part %d of %d", m->def->name, p, m->nparts);
+    if (m->nparts == 1) {
+        *out = *m;
+        return;
+    }
+    char err[256];
+    const int rc = eng_model_build(out, m->parts[p].def, err, sizeof err);
+    PST_ASSERT(rc == PST_OK, "%s: part %d: %s", m->def->name, p, err);
+    PST_ASSERT(out->layout.total == m->parts[p].total, "%s: part %d: %zu floats, expected %zu",
+               m->def->name, p, out->layout.total, m->parts[p].total);
+}
+
+int eng_model_part_find(const eng_model *m, const char *name) {
+    for (int p = 0; p < m->nparts; p++)
+        if (strcmp(m->parts[p].name, name) == 0)
+            return p;
+    return -1;
 }
 
 uint64_t eng_model_part_seed(uint64_t seed, int part) {

@@ -12,6 +12,7 @@
 #include <stdio.h>
 
 #define ENG_MAX_LAYERS 32
+#define ENG_MAX_PARTS 4 /* parameter parts of one model */
 
 typedef struct eng_model_def {
     const char *name;    /* registry key: "mnist_cnn" */
@@ -27,12 +28,23 @@ typedef struct eng_model_def {
      * checkpoint holds both under Keras's names. NULL for other models. */
     const struct eng_model_def *parts;
     int epochs; /* pstrain train's default --epochs for it (TF's DCGAN tutorial trains 50) */
+    int nparts; /* entries of parts (0 without) */
 } eng_model_def;
 
 /* The registered definition called name, or NULL. */
 const eng_model_def *eng_model_find(const char *name);
 /* The i-th registered definition, or NULL past the end: for listings. */
 const eng_model_def *eng_model_at(int i);
+
+/* A parameter part: a range of the model's flat vector that trains as a network of its own,
+ * with its own optimizer (and, above the engine, its own servers' tables and checkpoint
+ * state). A classifier is one part, the whole model; a GAN two, generator then
+ * discriminator. */
+typedef struct eng_part_info {
+    const char *name;          /* "model", or the part's name: "generator", "discriminator" */
+    const eng_model_def *def;  /* the part as a model of its own (the model's def for one part) */
+    size_t offset, total;      /* its floats: [offset, offset + total) of the flat vector */
+} eng_part_info;
 
 typedef struct eng_model {
     const eng_model_def *def;
@@ -41,7 +53,9 @@ typedef struct eng_model {
     eng_layout layout;
     eng_shape input, output;
     size_t split; /* a GAN: the generator's floats, [0, split); the discriminator's follow. 0
-                     for other models */
+                     for other models (being replaced by parts) */
+    int nparts;   /* >= 1 */
+    eng_part_info parts[ENG_MAX_PARTS];
 } eng_model;
 
 /* Builds def into m (storage provided by the caller; nothing to free). Layers get Keras
@@ -49,6 +63,13 @@ typedef struct eng_model {
  * SIGMOID output has one unit and nclasses 2, any other has nclasses units. Returns PST_OK
  * or PST_EARG with the layer's message. */
 int eng_model_build(eng_model *m, const eng_model_def *def, char *err, size_t errlen);
+
+/* Part p of m as a model of its own into out: m itself for a model of one part. Its flat
+ * vector is [m->parts[p].offset, + total) of m's. */
+void eng_model_part(const eng_model *m, int p, eng_model *out);
+
+/* The index of m's part called name, or -1. */
+int eng_model_part_find(const eng_model *m, const char *name);
 
 /* The seed a GAN's part initialises from: the job's for the generator (part 0), another
  * drawn from it for the discriminator, so that the two never share a stream. */

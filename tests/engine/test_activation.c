@@ -96,9 +96,9 @@ static void leaky_layer(void **state) {
         {.kind = ENG_LEAKY_RELU, .alpha = 0.1f, .input = {1, 1, 8}}};
     static const eng_layer_spec s3[] = {
         {.kind = ENG_LEAKY_RELU, .alpha = 1.5f, .input = {1, 1, 8}}};
-    static const eng_model_def d1 = {"l1", "mnist", "t", 8, 1, s1, 0, NULL, 0},
-                               d2 = {"l2", "mnist", "t", 8, 1, s2, 0, NULL, 0},
-                               d3 = {"l3", "mnist", "t", 8, 1, s3, 0, NULL, 0};
+    static const eng_model_def d1 = {"l1", "mnist", "t", 8, 1, s1, 0, NULL, 0, 0},
+                               d2 = {"l2", "mnist", "t", 8, 1, s2, 0, NULL, 0, 0},
+                               d3 = {"l3", "mnist", "t", 8, 1, s3, 0, NULL, 0, 0};
     static eng_model m;
     char err[256];
     const float in[8] = {-1, 2, -3, 4, -5, 6, -7, 8};
@@ -129,8 +129,8 @@ static void reshape_view(void **state) {
     };
     static const eng_layer_spec bad[] = {
         {.kind = ENG_RESHAPE, .target = {2, 3, 3}, .input = {1, 1, 12}}};
-    static const eng_model_def dok = {"r", "mnist", "t", 12, 3, ok, 0, NULL, 0},
-                               dbad = {"rb", "mnist", "t", 18, 1, bad, 0, NULL, 0};
+    static const eng_model_def dok = {"r", "mnist", "t", 12, 3, ok, 0, NULL, 0, 0},
+                               dbad = {"rb", "mnist", "t", 18, 1, bad, 0, NULL, 0, 0};
     static eng_model m;
     char err[256];
     assert_int_equal(eng_model_build(&m, &dok, err, sizeof err), PST_OK);
@@ -191,7 +191,7 @@ static void net_through_new_layers(void **state) {
         {.kind = ENG_DENSE, .units = NCLS, .act = ENG_ACT_SOFTMAX},
     };
     /* chunk = batch on one thread: BatchNormalization sees the whole batch */
-    static const eng_model_def def = {"new_layers", "mnist", "t", NCLS, 10, specs, NB, NULL, 0};
+    static const eng_model_def def = {"new_layers", "mnist", "t", NCLS, 10, specs, NB, NULL, 0, 0};
     static eng_model m;
     char err[256] = "";
     assert_int_equal(eng_model_build(&m, &def, err, sizeof err), PST_OK);

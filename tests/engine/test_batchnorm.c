@@ -180,7 +180,7 @@ static void grad_inference(void **state) {
 static void layer_entry(void **state) {
     (void)state;
     static const eng_layer_spec specs[] = {{.kind = ENG_BATCHNORM, .input = {2, 2, 3}}};
-    static const eng_model_def def = {"bn", "mnist", "test", 12, 1, specs, 0, NULL, 0};
+    static const eng_model_def def = {"bn", "mnist", "test", 12, 1, specs, 0, NULL, 0, 0};
     static eng_model m;
     char err[256] = "";
     assert_int_equal(eng_model_build(&m, &def, err, sizeof err), PST_OK);
@@ -249,7 +249,7 @@ static void layer_entry(void **state) {
     /* bad arguments are the user's: a message, no abort */
     static const eng_layer_spec bad[] = {
         {.kind = ENG_BATCHNORM, .momentum = 1.5f, .input = {1, 1, 4}}};
-    static const eng_model_def baddef = {"bn_bad", "mnist", "test", 4, 1, bad, 0, NULL, 0};
+    static const eng_model_def baddef = {"bn_bad", "mnist", "test", 4, 1, bad, 0, NULL, 0, 0};
     assert_int_equal(eng_model_build(&m, &baddef, err, sizeof err), PST_EARG);
     printf("expected error: %s\n", err);
 }

@@ -313,9 +313,9 @@ static void dcgan_models_build(void **state) {
         {.kind = ENG_DENSE, .units = 1, .act = ENG_ACT_SIGMOID},
     };
     static const eng_model_def gdef = {
-        "dcgan_generator", "mnist", "test", 784, 11, gen, 0, NULL, 0};
+        "dcgan_generator", "mnist", "test", 784, 11, gen, 0, NULL, 0, 0};
     static const eng_model_def ddef = {
-        "dcgan_discriminator", "mnist", "test", 2, 8, disc, 0, NULL, 0};
+        "dcgan_discriminator", "mnist", "test", 2, 8, disc, 0, NULL, 0, 0};
     static eng_model m;
     assert_int_equal(build(&m, &gdef), PST_OK);
     eng_model_summary(&m, stdout);

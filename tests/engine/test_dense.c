@@ -204,7 +204,7 @@ static void no_bias(void **state) {
     static const eng_layer_spec spec[] = {
         {.kind = ENG_DENSE, .units = 6, .no_bias = 1, .act = ENG_ACT_RELU, .input = {1, 1, 5}},
     };
-    static const eng_model_def def = {"dense_no_bias", "none", "test", 6, 1, spec, 0, NULL, 0};
+    static const eng_model_def def = {"dense_no_bias", "none", "test", 6, 1, spec, 0, NULL, 0, 0};
     eng_model m;
     char err[256] = "";
     if (eng_model_build(&m, &def, err, sizeof err) != PST_OK)

@@ -198,7 +198,7 @@ static void in_a_model(void **state) {
         {.kind = ENG_LSTM, .units = 3},
         {.kind = ENG_DENSE, .units = 1, .act = ENG_ACT_SIGMOID},
     };
-    const eng_model_def def = {"emb", "none", "", 2, 3, spec, 0, NULL, 0};
+    const eng_model_def def = {"emb", "none", "", 2, 3, spec, 0, NULL, 0, 0};
     eng_model m;
     char err[256] = "";
     if (eng_model_build(&m, &def, err, sizeof err) != PST_OK)
@@ -241,7 +241,7 @@ static void in_a_model(void **state) {
     const eng_layer_spec *bad[] = {second, images, no_vocabulary};
     const int nbad[] = {2, 1, 1};
     for (int i = 0; i < 3; i++) {
-        const eng_model_def d = {"bad", "none", "", 10, nbad[i], bad[i], 0, NULL, 0};
+        const eng_model_def d = {"bad", "none", "", 10, nbad[i], bad[i], 0, NULL, 0, 0};
         err[0] = '\0';
         assert_int_equal(eng_model_build(&m, &d, err, sizeof err), PST_EARG);
         printf("  %s\n", err);

@@ -44,8 +44,8 @@ static const eng_layer_spec tiny_disc[] = {
     {.kind = ENG_FLATTEN},
     {.kind = ENG_DENSE, .units = 1, .act = ENG_ACT_SIGMOID},
 };
-static const eng_model_def gen_def = {"tiny_gen", "none", "", 64, 5, tiny_gen, 0, NULL, 0};
-static const eng_model_def disc_def = {"tiny_disc", "none", "", 2, 5, tiny_disc, 0, NULL, 0};
+static const eng_model_def gen_def = {"tiny_gen", "none", "", 64, 5, tiny_gen, 0, NULL, 0, 0};
+static const eng_model_def disc_def = {"tiny_disc", "none", "", 2, 5, tiny_disc, 0, NULL, 0, 0};
 
 typedef struct gan_ctx {
     eng_gan *gan;

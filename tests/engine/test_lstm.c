@@ -330,7 +330,7 @@ static void check_init(int T, int in, int u) {
         {.kind = ENG_LSTM, .units = u, .input = {1, T, in}},
         {.kind = ENG_DENSE, .units = 1, .act = ENG_ACT_SIGMOID},
     };
-    const eng_model_def def = {"lstm_init", "none", "", 2, 2, spec, 0, NULL, 0};
+    const eng_model_def def = {"lstm_init", "none", "", 2, 2, spec, 0, NULL, 0, 0};
     eng_model m;
     char err[256] = "";
     if (eng_model_build(&m, &def, err, sizeof err) != PST_OK)
@@ -415,7 +415,7 @@ static void build_errors(void **state) {
     };
     const eng_layer_spec *specs[] = {image, no_units};
     for (int i = 0; i < 2; i++) {
-        const eng_model_def def = {"bad", "none", "", 2, 2, specs[i], 0, NULL, 0};
+        const eng_model_def def = {"bad", "none", "", 2, 2, specs[i], 0, NULL, 0, 0};
         eng_model m;
         char err[256] = "";
         assert_int_equal(eng_model_build(&m, &def, err, sizeof err), PST_EARG);

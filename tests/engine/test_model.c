@@ -278,7 +278,7 @@ static void checksum_is_stable_and_sensitive(void **state) {
     memcpy(spec, eng_model_find("mnist_cnn")->layers, sizeof spec);
     assert_int_equal(spec[5].kind, ENG_DENSE);
     spec[5].units = 129;
-    const eng_model_def def = {"changed", "mnist", "", 10, 8, spec, 0, NULL, 0};
+    const eng_model_def def = {"changed", "mnist", "", 10, 8, spec, 0, NULL, 0, 0};
     eng_model c;
     build_ok(&c, &def);
     assert_true(eng_layout_checksum(&c.layout) != h);
@@ -458,9 +458,9 @@ static void sigmoid_output_errors(void **state) {
         {.kind = ENG_FLATTEN, .input = {2, 2, 1}},
         {.kind = ENG_DENSE, .units = 1, .act = ENG_ACT_SIGMOID},
     };
-    const eng_model_def bad1 = {"bad1", "none", "", 2, 2, two_units, 0, NULL, 0};
-    const eng_model_def bad2 = {"bad2", "none", "", 10, 2, one_unit, 0, NULL, 0};
-    const eng_model_def good = {"good", "none", "", 2, 2, one_unit, 0, NULL, 0};
+    const eng_model_def bad1 = {"bad1", "none", "", 2, 2, two_units, 0, NULL, 0, 0};
+    const eng_model_def bad2 = {"bad2", "none", "", 10, 2, one_unit, 0, NULL, 0, 0};
+    const eng_model_def good = {"good", "none", "", 2, 2, one_unit, 0, NULL, 0, 0};
     const eng_model_def *bad[] = {&bad1, &bad2};
     eng_model m;
     for (int i = 0; i < 2; i++) {
@@ -490,7 +490,7 @@ static void names_of_repeated_layers(void **state) {
         {.kind = ENG_DENSE, .units = 4, .act = ENG_ACT_RELU},
         {.kind = ENG_DENSE, .units = 10, .act = ENG_ACT_SOFTMAX},
     };
-    const eng_model_def def = {"three_convs", "none", "", 10, 6, spec, 0, NULL, 0};
+    const eng_model_def def = {"three_convs", "none", "", 10, 6, spec, 0, NULL, 0, 0};
     eng_model m;
     build_ok(&m, &def);
     assert_string_equal(m.layers[2].name, "conv2d_2");
@@ -545,7 +545,7 @@ static void build_errors(void **state) {
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         const eng_model_def def = {"bad", "none", "", cases[i].nclasses, cases[i].n, cases[i].spec,
-                                   0,     NULL,   0};
+                                   0,     NULL, 0, 0};
         eng_model m;
         char err[256] = "";
         int rc = eng_model_build(&m, &def, err, sizeof err);
@@ -568,7 +568,7 @@ static void pool_larger_than_conv_output(void **state) {
         {.kind = ENG_FLATTEN},
         {.kind = ENG_DENSE, .units = 10},
     };
-    const eng_model_def def = {"small", "none", "", 10, 4, spec, 0, NULL, 0};
+    const eng_model_def def = {"small", "none", "", 10, 4, spec, 0, NULL, 0, 0};
     eng_model m;
     char err[256] = "";
     const int rc = eng_model_build(&m, &def, err, sizeof err);

@@ -36,7 +36,7 @@ static const eng_layer_spec tiny_layers[] = {
     {.kind = ENG_DENSE, .units = 10, .act = ENG_ACT_SOFTMAX},
 };
 static const eng_model_def tiny_def = {
-    "tiny", "none", "gradient check model", 10, 4, tiny_layers, 0, NULL, 0};
+    "tiny", "none", "gradient check model", 10, 4, tiny_layers, 0, NULL, 0, 0};
 
 /* Conv2D(3, 3x2) on 9x8x2 gives 7x7, which MaxPooling2D(2) floors to 3x3: the model
  * skips the conv outputs the pool never reads. */
@@ -47,7 +47,7 @@ static const eng_layer_spec odd_layers[] = {
     {.kind = ENG_DENSE, .units = 10, .act = ENG_ACT_SOFTMAX},
 };
 static const eng_model_def odd_def = {"odd", "none", "floor pooling model", 10, 4, odd_layers, 0,
-                                      NULL,  0};
+                                      NULL, 0, 0};
 
 /* Flatten first (a view at index 0), then two Dense layers. */
 static const eng_layer_spec dense_layers[] = {
@@ -55,7 +55,7 @@ static const eng_layer_spec dense_layers[] = {
     {.kind = ENG_DENSE, .units = 8, .act = ENG_ACT_RELU},
     {.kind = ENG_DENSE, .units = 10, .act = ENG_ACT_SOFTMAX},
 };
-static const eng_model_def dense_def = {"dense_only", "none", "", 10, 3, dense_layers, 0, NULL, 0};
+static const eng_model_def dense_def = {"dense_only", "none", "", 10, 3, dense_layers, 0, NULL, 0, 0};
 
 /* The same with Dropout(0) before the output layer: Keras's identity. */
 static const eng_layer_spec tiny_dropout0_layers[] = {
@@ -66,7 +66,7 @@ static const eng_layer_spec tiny_dropout0_layers[] = {
     {.kind = ENG_DENSE, .units = 10, .act = ENG_ACT_SOFTMAX},
 };
 static const eng_model_def tiny_dropout0_def = {"tiny_dropout0",      "none", "",   10, 5,
-                                                tiny_dropout0_layers, 0,      NULL, 0};
+                                                tiny_dropout0_layers, 0,      NULL, 0, 0};
 
 /* Embedding(12, 3) -> LSTM(4) -> Dense(1, sigmoid) over 6 tokens, binary cross-entropy:
  * 36 + 4 * 4 * (3 + 4 + 1) + 5 = 169 parameters, every one checked. */
@@ -76,7 +76,7 @@ static const eng_layer_spec seq_layers[] = {
     {.kind = ENG_DENSE, .units = 1, .act = ENG_ACT_SIGMOID},
 };
 static const eng_model_def seq_def = {
-    "seq", "none", "LSTM gradient check model", 2, 3, seq_layers, 0, NULL, 0};
+    "seq", "none", "LSTM gradient check model", 2, 3, seq_layers, 0, NULL, 0, 0};
 
 typedef struct batch {
     int B;
@@ -639,7 +639,7 @@ static void lstm_learns_a_memory_task(void **state) {
         {.kind = ENG_DROPOUT, .rate = 0.2f},
         {.kind = ENG_DENSE, .units = 1, .act = ENG_ACT_SIGMOID},
     };
-    const eng_model_def def = {"toy_memory", "none", "", 2, 4, spec, 0, NULL, 0};
+    const eng_model_def def = {"toy_memory", "none", "", 2, 4, spec, 0, NULL, 0, 0};
     eng_model m;
     build(&m, &def);
     eng_net *net = net_new(&m, 32, 2, 1);
