@@ -17,7 +17,7 @@
 #include "worker/check.h"
 #include "worker/checkpoint.h"
 #include "worker/cli.h"
-#include "worker/gan.h"
+#include "worker/eval.h"
 #include "worker/heartbeat.h"
 #include "worker/plot.h"
 #include "worker/preflight.h"
@@ -238,6 +238,44 @@ static void host_address(char *buf, size_t len) {
     freeifaddrs(ifs);
 }
 
+/* Part p of c (a checkpoint of model m, m->split > 0) as a checkpoint of that network alone,
+ * for a server of its vector: view borrows c's arrays except its runs (shifted to the
+ * part's offsets; free(view->runs)). Returns 0. (Until the servers serve a list of parts.) */
+static int gan_part(const eng_ckpt *c, const eng_model *m, int part, eng_ckpt *view) {
+    eng_model pm;
+    char err[256];
+    PST_ASSERT(m->split && eng_model_build(&pm, &m->def->parts[part], err, sizeof err) == PST_OK,
+               "%s: part %d: %s", m->def->name, part, err);
+    const uint64_t lo = part ? c->split : 0, n = part ? c->total - c->split : c->split;
+    *view = *c;
+    snprintf(view->model, sizeof view->model, "%s", pm.def->name);
+    view->layout_checksum = eng_layout_checksum(&pm.layout);
+    view->total = n;
+    view->weights = c->weights + lo;
+    view->optim = part ? c->optim2 : c->optim;
+    view->nslots = part ? c->nslots2 : c->nslots;
+    for (int i = 0; i < 2; i++)
+        view->slots[i] = part ? c->slots2[i] : c->slots[i];
+    view->split = 0;
+    view->nslots2 = 0;
+    view->slots2[0] = view->slots2[1] = NULL;
+    view->vocab = NULL;
+    view->vocab_bytes = 0;
+    view->ema = NULL; /* the lead's, not a server's */
+    view->nruns = 0;
+    view->runs = malloc(sizeof *view->runs * (size_t)(c->nruns ? c->nruns : 1));
+    if (!view->runs)
+        return -1;
+    for (int r = 0; r < c->nruns; r++) { /* the runs within the part, from its first float */
+        const uint64_t a = c->runs[r].lo > lo ? c->runs[r].lo : lo;
+        const uint64_t b =
+            c->runs[r].lo + c->runs[r].n < lo + n ? c->runs[r].lo + c->runs[r].n : lo + n;
+        if (a < b)
+            view->runs[view->nruns++] = (eng_ckpt_iters){a - lo, b - a, c->runs[r].iterations};
+    }
+    return 0;
+}
+
 /* Starts server `rank` of P for the vector of model m (a whole model, or one part of a GAN
  * with its optimizer and seed): initialises its shard (from the checkpoint when resuming)
  * and binds. NULL on failure (printed). */
@@ -306,14 +344,14 @@ static int start_tables(tables *t, const wk_opts *o, const eng_model *m, int ran
         return t->s[0] ? 0 : -1;
     }
     static eng_model part[2]; /* the servers borrow them until the end */
-    eng_optim_cfg cfg[2];
-    wk_gan_optims(o, resume, cfg);
+    eng_optim_cfg cfg[ENG_MAX_PARTS];
+    wk_part_optims(o, m, resume, cfg);
     for (int p = 0; p < 2; p++) {
         char err[256];
         PST_ASSERT(eng_model_build(&part[p], &m->def->parts[p], err, sizeof err) == PST_OK, "%s",
                    err);
         eng_ckpt view;
-        if (resume && wk_gan_part(resume, m, p, &view) != 0) {
+        if (resume && gan_part(resume, m, p, &view) != 0) {
             fprintf(stderr, "pstrain: server %d: out of memory\n", rank);
             return -1;
         }
@@ -477,7 +515,7 @@ static int distributed(const wk_opts *o) {
         status = serve(&server, rank, W, strcmp(o->log_level, "quiet") == 0);
         for (int t = 0; status == 0 && t < server.n; t++)
             if (ps_server_stopped(server.s[t]))
-                status = WK_STOPPED; /* the job checkpointed and stopped on request */
+                status = PST_EXIT_STOPPED; /* the job checkpointed and stopped on request */
         for (int t = 0; t < server.n; t++)
             gone |= ps_server_lost(server.s[t]) > 0;
     } else {
@@ -507,11 +545,10 @@ static int distributed(const wk_opts *o) {
         if (!hb)
             status = 1;
         else
-            status = m.split ? wk_train_gan(o, &job, from, &stop_requested, err, sizeof err)
-                             : wk_train(o, &job, from, &stop_requested, err, sizeof err);
-        if (status != 0 && status != WK_STOPPED)
+            status = pst_exit_status(wk_train(o, &job, from, &stop_requested, err, sizeof err));
+        if (status != 0 && status != PST_EXIT_STOPPED)
             fprintf(stderr, "pstrain: worker %d: %s\n", rank - P, err);
-        if (status != 0 && status != WK_STOPPED && !joined) {
+        if (status != 0 && status != PST_EXIT_STOPPED && !joined) {
             abort_job(status); /* nothing could start: the servers would wait for this worker */
         }
         char why[8];
@@ -570,11 +607,11 @@ static int run(int argc, char **argv) {
                        "%s", err);
             eng_ckpt_print(&c, &m, stdout);
         } else if (status == 0 && o.command == WK_CMD_SAMPLE) {
-            if ((status = wk_sample(&o, &c, err, sizeof err)) != 0)
+            if ((status = pst_exit_status(
+                     wk_sample(&o, &c, (int)o.n, o.live, o.out, err, sizeof err))) != 0)
                 fprintf(stderr, "pstrain: %s\n", err);
         } else if (status == 0) {
-            status = eng_model_find(c.model)->parts ? wk_gan_eval(&o, &c, err, sizeof err)
-                                                    : wk_eval(&o, &c, err, sizeof err);
+            status = pst_exit_status(wk_eval(&o, o.checkpoint, &c, o.live, err, sizeof err));
             if (status != 0)
                 fprintf(stderr, "pstrain: %s\n", err);
         }
@@ -623,10 +660,8 @@ static int run(int argc, char **argv) {
     if (o.checkpoint_dir[0])
         catch_stop_signals();
     const eng_ckpt *from = o.resume[0] && !fresh ? &resume : NULL;
-    int status = eng_model_find(o.model)->parts
-                     ? wk_train_gan(&o, NULL, from, &stop_requested, err, sizeof err)
-                     : wk_train(&o, NULL, from, &stop_requested, err, sizeof err);
-    if (status != 0 && status != WK_STOPPED)
+    int status = pst_exit_status(wk_train(&o, NULL, from, &stop_requested, err, sizeof err));
+    if (status != 0 && status != PST_EXIT_STOPPED)
         fprintf(stderr, "pstrain: %s\n", err[0] ? err : "training failed");
     eng_ckpt_free(&resume);
     return status;

@@ -8,7 +8,6 @@
 #include "engine/optim.h"
 #include "worker/check.h"
 #include "worker/checkpoint.h"
-#include "worker/loop.h"
 #include "worker/paths.h"
 
 #include <string.h>
@@ -18,14 +17,14 @@ int wk_preflight(const wk_opts *o, FILE *out, char *err, size_t errlen) {
     PST_ASSERT(def, "--model %s: wk_cli_parse lets only known models through", o->model);
     int rc = wk_check_data(o, def, err, errlen);
     if (rc != PST_OK)
-        return wk_exit_code(rc);
+        return pst_exit_status(rc);
     fprintf(out, "dry run: %s, data in %s: ok\n", def->name, o->data);
 
     if (o->resume[0]) {
         eng_ckpt c = {0};
         int fresh = 0;
         if ((rc = wk_resume_load(o, &c, &fresh, NULL, err, errlen)) != PST_OK)
-            return wk_exit_code(rc);
+            return pst_exit_status(rc);
         if (fresh) {
             fprintf(out, "dry run: --resume auto: no checkpoint in %s yet; would start fresh\n",
                     o->checkpoint_dir);
@@ -52,14 +51,14 @@ int wk_preflight(const wk_opts *o, FILE *out, char *err, size_t errlen) {
         rc = paths[i].folder ? wk_dir_usable(paths[i].flag, paths[i].value, err, errlen)
                              : wk_file_usable(paths[i].flag, paths[i].value, err, errlen);
         if (rc != PST_OK)
-            return wk_exit_code(rc);
+            return pst_exit_status(rc);
         fprintf(out, "dry run: --%s %s: writable\n", paths[i].flag, paths[i].value);
     }
     if (o->judge[0]) {
         char why[1024];
         eng_judge *j = eng_judge_new(o->judge, 1, 1, why, sizeof why);
         if (!j)
-            return wk_exit_code(pst_err(err, errlen, PST_EFORMAT, "--judge: %s", why));
+            return pst_exit_status(pst_err(err, errlen, PST_EFORMAT, "--judge: %s", why));
         eng_judge_free(&j);
         fprintf(out, "dry run: --judge %s: ok\n", o->judge);
     }
