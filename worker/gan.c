@@ -3,7 +3,6 @@
 
 #include "engine/base/base.h"
 #include "engine/gan.h"
-#include "engine/image.h"
 #include "engine/judge.h"
 #include "engine/net.h"
 #include "engine/optim.h"
@@ -14,7 +13,8 @@
 #include "worker/client.h"
 #include "worker/loop.h"
 #include "worker/paths.h"
-#include "worker/progress.h"
+#include "worker/report/grid.h"
+#include "worker/report/progress.h"
 #include "worker/stream.h"
 
 #include <math.h>
@@ -283,7 +283,7 @@ static int outputs_epoch(outputs *out, eng_gan *gan, const float *ema, size_t sp
         char path[WK_PATH_MAX + 32];
         snprintf(path, sizeof path, "%s/epoch-%lld.png", out->samples_dir, (long long)epoch);
         eng_gan_generate(gan, out->grid_z, GRID_N, out->grid);
-        rc = eng_image_grid_png(path, out->grid, GRID_N, 28, 28, 0, -1.0f, 1.0f, err, errlen);
+        rc = wk_grid_png(path, out->grid, GRID_N, 28, 28, 0, -1.0f, 1.0f, err, errlen);
     }
     if (rc == PST_OK && out->judge)
         rc = outputs_score(out, gan, &r->inception, &r->frechet, err, errlen);
@@ -670,8 +670,8 @@ int wk_sample(const wk_opts *o, const eng_ckpt *c, char *err, size_t errlen) {
     if (z && images) {
         eng_gan_noise(z, n, 0, eng_hash3((uint64_t)o->seed, KEY_GRID, 0));
         eng_gan_generate(gan, z, (size_t)n, images);
-        const int rc = eng_image_grid_png(o->out, images, n, part[0].output.h, part[0].output.w, 0,
-                                          -1.0f, 1.0f, err, errlen);
+        const int rc = wk_grid_png(o->out, images, n, part[0].output.h, part[0].output.w, 0, -1.0f,
+                                   1.0f, err, errlen);
         status = rc == PST_OK ? 0 : wk_exit_code(rc);
         if (status == 0)
             printf("%s: %d digits from %s at step %lld (noise seed %lld), %s\n", o->out, n,

@@ -3,7 +3,7 @@
 
 #include "engine/base/base.h"
 #include "engine/blas.h"
-#include "worker/progress.h"
+#include "worker/report/progress.h"
 
 #include <stdio.h>
 #include <stdlib.h>

@@ -12,7 +12,7 @@
 #include "worker/client.h"
 #include "worker/loop.h"
 #include "worker/paths.h"
-#include "worker/progress.h"
+#include "worker/report/progress.h"
 #include "worker/stream.h"
 
 #include <stdlib.h>

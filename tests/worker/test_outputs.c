@@ -6,7 +6,7 @@
 #include "engine/base/base.h"
 #include "tests/support/testutil.h"
 #include "worker/paths.h"
-#include "worker/progress.h"
+#include "worker/report/progress.h"
 
 #include <jansson.h>
 #include <math.h>
