@@ -583,6 +583,7 @@ static int run(int argc, char **argv) {
     }
     if (o.command == WK_CMD_PLOT) {
         const int rc = wk_chart(o.plot_metrics, o.plot_n, o.out, o.title, err, sizeof err);
+        wk_chart_release();
         if (rc != PST_OK) {
             fprintf(stderr, "pstrain: %s\n", err);
             return pst_exit_status(rc);

@@ -420,5 +420,7 @@ int main(void) {
         cmocka_unit_test(refusals),          cmocka_unit_test(nice_ticks),
         cmocka_unit_test(text_helpers),
     };
-    return cmocka_run_group_tests(tests, setup, teardown);
+    const int failed = cmocka_run_group_tests(tests, setup, teardown);
+    wk_chart_release();
+    return failed;
 }

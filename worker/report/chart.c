@@ -10,6 +10,7 @@
 
 #include <cairo-svg.h>
 #include <cairo.h>
+#include <fontconfig/fontconfig.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -33,6 +34,11 @@ uint32_t wk_chart_colour(int run) {
                                                   0xbcbd22u, 0x17becfu};
     PST_ASSERT(run >= 0 && run < WK_CHART_RUNS, "run %d of at most %d", run, WK_CHART_RUNS);
     return tab10[run];
+}
+
+void wk_chart_release(void) {
+    cairo_debug_reset_static_data(); /* cairo's font caches first: they hold fontconfig's */
+    FcFini();
 }
 
 typedef struct run {

@@ -41,4 +41,9 @@ int wk_chart(const char *const *metrics, int n, const char *out, const char *tit
 /* Run i's colour in an overlay, 0xRRGGBB (matplotlib's tab10, in order). */
 uint32_t wk_chart_colour(int run);
 
+/* Releases what cairo and fontconfig keep for the whole process once text was drawn (fonts,
+ * caches, the configuration), so that a leak checker (ASan) reports none. Call once, at the
+ * end (the program's main, a test's), when no chart is being drawn. */
+void wk_chart_release(void);
+
 #endif
