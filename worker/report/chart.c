@@ -93,12 +93,12 @@ static int draw_band(cairo_t *cr, const run *runs, int n, const char *title) {
                 x = 16;
                 top += WK_CHART_LEGEND_ROW;
             }
-            wk_colour(cr, wk_chart_colour(i)); /* a swatch on whole pixels: the run's colour */
+            wk_colour(cr, wk_chart_colour(i));
             cairo_rectangle(cr, x, top + 6, 12, 12);
             cairo_fill(cr);
             wk_text_draw(cr, x + 18, top + 17, shown, 0x111111u);
             wk_text_draw(cr, x + ew - sw, top + 17, sum, 0x444444u);
-            x += ew + 28;
+            x = ceil(x + ew + 28); /* swatches on whole pixels */
         }
         band = top + WK_CHART_LEGEND_ROW + 4;
     }
