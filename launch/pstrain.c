@@ -19,8 +19,8 @@
 #include "worker/cli.h"
 #include "worker/eval.h"
 #include "worker/heartbeat.h"
-#include "worker/plot.h"
 #include "worker/preflight.h"
+#include "worker/report/chart.h"
 #include "worker/train.h"
 
 #include <arpa/inet.h>
@@ -619,12 +619,17 @@ static int run(int argc, char **argv) {
         return status;
     }
     if (o.command == WK_CMD_PLOT) {
-        const int status = wk_plot(o.metrics, o.out, o.title, err, sizeof err);
-        if (status != 0)
+        const int rc = wk_chart(o.plot_metrics, o.plot_n, o.out, o.title, err, sizeof err);
+        wk_chart_release();
+        if (rc != PST_OK) {
             fprintf(stderr, "pstrain: %s\n", err);
-        else
-            printf("%s: the curves of %s\n", o.out, o.metrics);
-        return status;
+            return pst_exit_status(rc);
+        }
+        printf("%s: the curves of", o.out);
+        for (int i = 0; i < o.plot_n; i++)
+            printf(" %s", o.plot_metrics[i]);
+        printf("\n");
+        return 0;
     }
     if (o.command == WK_CMD_CHECK) {
         /* "data missing" is the stdout line's to say (a launcher reads that); only a line

@@ -136,9 +136,9 @@ static const flag flags[] = {
     {"live", F_FLAG, NUM(live), 0, 0, SAMPLE | EVAL, NULL,
      "a GAN: draw from the generator's own weights, not their moving average"},
     {"out", F_STR, STR(out), 0, 0, SAMPLE, "FILE", "the PNG of the grid to write"},
-    {"out", F_STR, STR(out), 0, 0, PLOT, "FILE", "the PNG of the curves to write"},
+    {"out", F_STR, STR(out), 0, 0, PLOT, "FILE", "the chart to write: FILE.png or FILE.svg"},
     {"title", F_STR, STR(title), 0, 0, PLOT, "TEXT",
-     "plot: the picture's title (default: the metrics file's path)"},
+     "plot: the picture's title (default: the metrics file's path, or 'N runs')"},
     {"n", F_INT, NUM(n), 1, 4096, SAMPLE, "N", "digits in the grid (default 64)"},
     {"help", F_FLAG, NUM(help), 0, 0, TRAIN | SUMMARY | EVAL | INSPECT | SAMPLE | PLOT | CHECK,
      NULL, "this help"},
@@ -153,7 +153,7 @@ static const struct {
     [WK_CMD_EVAL] = {"eval", "evaluate a checkpoint's weights on the test set"},
     [WK_CMD_INSPECT] = {"inspect", "print a checkpoint's metadata and a table of its tensors"},
     [WK_CMD_SAMPLE] = {"sample", "write a PNG grid of a GAN checkpoint's generated digits"},
-    [WK_CMD_PLOT] = {"plot", "draw a run's --metrics file as training curves in a PNG"},
+    [WK_CMD_PLOT] = {"plot", "draw runs' --metrics files as training curves (PNG or SVG)"},
     [WK_CMD_CHECK] = {"check", "one line: version, build, layout checksum, whether the data is "
                                "here (exit 2 if not)"},
 };
@@ -401,9 +401,14 @@ int wk_cli_parse(wk_opts *o, int argc, char **argv, char *err, size_t errlen) {
                 snprintf(o->checkpoint, sizeof o->checkpoint, "%s", a);
                 continue;
             }
-            /* plot takes the metrics file as its one argument */
-            if (o->command == WK_CMD_PLOT && !o->metrics[0] && strlen(a) < sizeof o->metrics) {
-                snprintf(o->metrics, sizeof o->metrics, "%s", a);
+            /* plot takes the metrics files as its arguments */
+            if (o->command == WK_CMD_PLOT) {
+                if (o->plot_n == WK_CHART_RUNS) {
+                    snprintf(err, errlen, "plot: expected at most %d metrics files, got more",
+                             WK_CHART_RUNS);
+                    return -1;
+                }
+                o->plot_metrics[o->plot_n++] = argv[i];
                 continue;
             }
             snprintf(err, errlen, "unexpected argument '%s': flags start with --", a);
@@ -450,8 +455,9 @@ int wk_cli_parse(wk_opts *o, int argc, char **argv, char *err, size_t errlen) {
         return 0;
     }
     if (o->command == WK_CMD_PLOT) {
-        if (!o->metrics[0] || !o->out[0]) {
-            snprintf(err, errlen, "plot: expected a metrics FILE (JSON lines) and --out FILE.png");
+        if (!o->plot_n || !o->out[0]) {
+            snprintf(err, errlen,
+                     "plot: expected metrics FILEs (JSON lines) and --out FILE.png|FILE.svg");
             return -1;
         }
         return 0;
@@ -581,7 +587,8 @@ void wk_cli_usage(FILE *out, const char *command) {
                 const char *args =
                     c == WK_CMD_EVAL || c == WK_CMD_INSPECT || c == WK_CMD_SAMPLE
                         ? "FILE|DIR"
-                        : (c == WK_CMD_PLOT ? "METRICS.jsonl --out FILE.png" : "--model NAME");
+                        : (c == WK_CMD_PLOT ? "METRICS.jsonl... --out FILE.png|FILE.svg"
+                                            : "--model NAME");
                 fprintf(out, "usage: pstrain %s %s [flags]\n%s\n\nflags:\n", command, args,
                         commands[c].about);
             }

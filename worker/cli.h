@@ -4,6 +4,8 @@
 #ifndef PSTRAIN_WORKER_CLI_H
 #define PSTRAIN_WORKER_CLI_H
 
+#include "worker/report/chart.h"
+
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -16,7 +18,7 @@ typedef enum wk_command {
     WK_CMD_EVAL,
     WK_CMD_INSPECT,
     WK_CMD_SAMPLE,
-    WK_CMD_PLOT, /* a run's --metrics file as a PNG of its curves */
+    WK_CMD_PLOT, /* runs' --metrics files as a PNG or SVG of their curves */
     WK_CMD_CHECK /* one line: version, build, layout checksum, whether the data is there */
 } wk_command;
 
@@ -24,7 +26,7 @@ typedef struct wk_opts {
     wk_command command;
     char model[64];
     char data[WK_PATH_MAX];    /* --data, else $PSTRAIN_DATA, else the build's default */
-    char metrics[WK_PATH_MAX]; /* train: the JSON lines to write, empty: none; plot: to read */
+    char metrics[WK_PATH_MAX]; /* train: the JSON lines to write, empty: none */
     char optimizer[16];        /* adam | rmsprop */
     int64_t epochs;
     int64_t batch;
@@ -69,9 +71,11 @@ typedef struct wk_opts {
     int64_t judge_n;         /* images generated for the scores */
     double ema_decay;        /* the generator's moving average (eng_ema_update); 0: none */
     int live;                /* sample, eval: the generator's own weights, not their average */
-    char out[WK_PATH_MAX];   /* sample, plot: the PNG to write */
+    char out[WK_PATH_MAX];   /* sample: the PNG to write; plot: the PNG or SVG */
     char title[256];         /* plot: the picture's title; empty: the metrics path */
     int64_t n;               /* sample: images in the grid */
+    const char *plot_metrics[WK_CHART_RUNS]; /* plot: the metrics files to read (argv's) */
+    int plot_n;
 } wk_opts;
 
 /* A GAN's moving average of its generator by default (TF's usual figure): TF's warm-up,
