@@ -1,0 +1,167 @@
+/* members.c: who is in the job: hello, heartbeats, goodbyes, and workers lost or failed. */
+#include "ps/internal.h"
+
+#include "engine/base/base.h"
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+
+int ps_on_hello(ps_server *s, pb_msg *m, char *err, size_t errlen) {
+    const Pstrain__Hello *h = m->env->hello;
+    const eng_layout *lay = &s->cfg.model->layout;
+    const uint64_t sum = eng_layout_checksum(lay);
+    char why[256];
+    if (strcmp(h->model, s->cfg.model->def->name) != 0) {
+        snprintf(why, sizeof why, "hello.model: expected '%s', got '%.64s'",
+                 s->cfg.model->def->name, h->model);
+        return ps_refuse(s, m, PB_ERR_LAYOUT, why);
+    }
+    if (h->param_count != lay->total || h->layout_checksum != sum) {
+        snprintf(why, sizeof why,
+                 "hello.layout: expected %zu parameters with checksum 0x%016" PRIx64
+                 ", got %" PRIu64 " with 0x%016" PRIx64,
+                 lay->total, sum, h->param_count, h->layout_checksum);
+        return ps_refuse(s, m, PB_ERR_LAYOUT, why);
+    }
+    if (h->num_workers != (uint32_t)s->W || h->worker_id >= (uint32_t)s->W) {
+        snprintf(why, sizeof why, "hello: expected worker_id 0..%d of %d workers, got %u of %u",
+                 s->W - 1, s->W, h->worker_id, h->num_workers);
+        return ps_refuse(s, m, PB_ERR_RANGE, why);
+    }
+    peer *p = &s->peers[h->worker_id];
+    memcpy(p->identity, m->identity, m->identity_len);
+    p->identity_len = m->identity_len;
+    p->said_hello = 1;
+    /* A worker that says hello again has a new connection: a pull its old one left waiting
+     * has nobody to answer to. */
+    int kept = 0;
+    for (int i = 0; i < s->npending; i++)
+        if (s->pending[i].worker_id != h->worker_id)
+            s->pending[kept++] = s->pending[i];
+    s->npending = kept;
+    p->waiting = 0;
+    p->snapshot_waiting = 0;
+    Pstrain__Slice shard = PSTRAIN__SLICE__INIT;
+    shard.offset = s->lo;
+    shard.count = s->n;
+    Pstrain__HelloReply r = PSTRAIN__HELLO_REPLY__INIT;
+    r.server_id = (uint32_t)s->cfg.server_id;
+    r.shard = &shard;
+    r.version = ps_shard_version(s);
+    r.chunk = s->cfg.chunk;
+    Pstrain__Envelope env = PSTRAIN__ENVELOPE__INIT;
+    env.body_case = PSTRAIN__ENVELOPE__BODY_HELLO_REPLY;
+    env.hello_reply = &r;
+    return pb_send(s->sock, m->identity, m->identity_len, &env, NULL, 0, err, errlen);
+}
+
+int ps_on_shutdown(ps_server *s, pb_msg *m, char *err, size_t errlen) {
+    const Pstrain__Shutdown *d = m->env->shutdown;
+    char why[256];
+    if (ps_peer_of(s, m, d->worker_id, "shutdown", why, sizeof why) != 0)
+        return ps_refuse(s, m, PB_ERR_STATE, why);
+    peer *p = &s->peers[d->worker_id];
+    if (d->failed) { /* the job goes on without it, as without a lost one */
+        char reason[400];
+        snprintf(reason, sizeof reason, "it ended on a failure: %.300s", d->reason);
+        s->nfailed++;
+        return ps_drop_worker(s, (int)d->worker_id, reason, err, errlen) == 0 ? PST_OK
+                                                                              : PST_ESOCKET;
+    }
+    if (!p->said_goodbye) {
+        p->said_goodbye = 1;
+        s->goodbyes++;
+    }
+    /* a worker that has left takes no more part in reduce rounds */
+    return ps_send_stats(s, m, err, errlen) != PST_OK ? PST_ESOCKET
+                                                      : ps_answer_reduce(s, err, errlen);
+}
+
+int ps_on_ping(ps_server *s, pb_msg *m, char *err, size_t errlen) {
+    const uint32_t w = m->env->ping->worker_id;
+    if (w >= (uint32_t)s->W) {
+        char why[96];
+        snprintf(why, sizeof why, "ping.worker_id: expected 0..%d, got %u", s->W - 1, w);
+        return ps_refuse(s, m, PB_ERR_RANGE, why);
+    }
+    if (!s->peers[w].lost)
+        s->peers[w].heard = pst_now();
+    Pstrain__Pong r = PSTRAIN__PONG__INIT;
+    r.server_id = (uint32_t)s->cfg.server_id;
+    Pstrain__Envelope env = PSTRAIN__ENVELOPE__INIT;
+    env.body_case = PSTRAIN__ENVELOPE__BODY_PONG;
+    env.pong = &r;
+    return pb_send(s->sock, m->identity, m->identity_len, &env, NULL, 0, err, errlen);
+}
+
+/* Worker w is gone: the job goes on with the others. Its gradients of clocks not yet
+ * applied are dropped (a clock then completes with the others'), so are its queued pulls
+ * and its part of a reduce round. */
+int ps_drop_worker(ps_server *s, int w, const char *why, char *err, size_t errlen) {
+    peer *p = &s->peers[w];
+    p->lost = 1;
+    s->nlost++;
+    const int left = s->W - s->nlost;
+    FILE *log = s->cfg.log ? s->cfg.log : stderr;
+    fprintf(log, "server %d: worker %d lost: %s; ", s->cfg.server_id, w, why);
+    if (left == 0)
+        fprintf(log, "no workers left\n");
+    else if (s->cfg.abort_on_worker_loss)
+        fprintf(log, "stopping the job after a checkpoint (--on-worker-loss abort)\n");
+    else
+        fprintf(log, "going on with %d worker(s)\n", left);
+    fflush(log);
+    for (size_t slot = 0; slot < (size_t)s->slots; slot++)
+        for (int k = 0; k < s->C; k++) {
+            const size_t i = (slot * (size_t)s->W + (size_t)w) * (size_t)s->C + (size_t)k;
+            s->have[i] = 0;
+            zmq_msg_close(&s->held[i]);
+            zmq_msg_init(&s->held[i]);
+        }
+    int kept = 0;
+    for (int i = 0; i < s->npending; i++)
+        if (s->pending[i].worker_id != (uint32_t)w)
+            s->pending[kept++] = s->pending[i];
+    s->npending = kept;
+    p->waiting = 0;
+    p->snapshot_waiting = 0;
+    if (s->red_have[w]) {
+        s->red_have[w] = 0;
+        s->red_count--;
+    }
+    if (s->cfg.abort_on_worker_loss && s->stop_at == UINT64_MAX) {
+        ps_stop_after_newest(s);
+    }
+    for (int k = 0; k < s->C && s->slots; k++)
+        ps_apply_complete_clocks(s, k);
+    if (ps_answer_pending(s, err, errlen) != 0)
+        return -1;
+    return ps_answer_reduce(s, err, errlen) == PST_OK ? 0 : -1;
+}
+
+/* Between messages: workers silent for too long are lost, and this process's own stop
+ * signal is turned into a version from which answers say stopping. */
+int ps_watch(ps_server *s, char *err, size_t errlen) {
+    const double now = pst_now();
+    for (int w = 0; w < s->W; w++) {
+        const peer *p = &s->peers[w];
+        if (p->lost || p->said_goodbye || now - p->heard <= s->cfg.peer_timeout)
+            continue;
+        char why[160];
+        if (p->said_hello)
+            snprintf(why, sizeof why, "nothing from it for %.1f s (--peer-timeout %g)",
+                     now - p->heard, s->cfg.peer_timeout);
+        else
+            snprintf(why, sizeof why,
+                     "not heard from within %g s of the start (--timeout) "
+                     "and %g s more",
+                     s->cfg.start_grace, s->cfg.peer_timeout);
+        if (ps_drop_worker(s, w, why, err, errlen) != 0)
+            return -1;
+    }
+    if (s->cfg.stop && *s->cfg.stop && s->stop_at == UINT64_MAX) {
+        ps_stop_after_newest(s);
+        return ps_answer_pending(s, err, errlen);
+    }
+    return 0;
+}

@@ -1,0 +1,105 @@
+/* pull.c: pulls of the weights: answered at once, or queued until their version is reached. */
+#include "ps/internal.h"
+
+#include "engine/base/base.h"
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+
+static int send_weights(ps_server *s, const uint8_t *id, size_t idlen, uint64_t offset,
+                        uint64_t count, char *err, size_t errlen) {
+    Pstrain__Slice slice = PSTRAIN__SLICE__INIT;
+    slice.offset = offset;
+    slice.count = count;
+    Pstrain__PullReply r = PSTRAIN__PULL_REPLY__INIT;
+    r.version = ps_range_version(s, offset, count);
+    r.slice = &slice;
+    r.stopping = ps_stopping(s, r.version);
+    Pstrain__Envelope env = PSTRAIN__ENVELOPE__INIT;
+    env.body_case = PSTRAIN__ENVELOPE__BODY_PULL_REPLY;
+    env.pull_reply = &r;
+    s->st.pulls++;
+    s->st.bytes_out += count * sizeof(float);
+    return pb_send(s->sock, id, idlen, &env, s->w + (offset - s->lo), (size_t)count, err, errlen);
+}
+
+/* True once every worker still counted has pushed need[w] whole steps. */
+static int settled(const ps_server *s) {
+    for (int w = 0; w < s->W; w++)
+        if (!s->peers[w].lost && s->peers[w].chunks_pushed < s->need[w] * (uint64_t)s->C)
+            return 0;
+    return 1;
+}
+
+/* Whether a queued pull can be answered: its version is reached, or the job is stopping
+ * (a worker ahead in ssp mode then learns it instead of waiting for steps nobody takes). */
+static int pull_ready(const ps_server *s, const pending_pull *p) {
+    const uint64_t v = ps_range_version(s, p->offset, p->count);
+    return (p->min_version <= v || ps_stopping(s, v)) && (!p->settle || settled(s));
+}
+
+/* Answers every queued pull whose version has been reached. */
+int ps_answer_pending(ps_server *s, char *err, size_t errlen) {
+    int kept = 0;
+    for (int i = 0; i < s->npending; i++) {
+        pending_pull *p = &s->pending[i];
+        if (pull_ready(s, p)) {
+            if (p->snapshot)
+                s->peers[p->worker_id].snapshot_waiting = 0;
+            else
+                s->peers[p->worker_id].waiting--;
+            if ((p->snapshot ? ps_send_snapshot(s, p->identity, p->identity_len, err, errlen)
+                             : send_weights(s, p->identity, p->identity_len, p->offset, p->count,
+                                            err, errlen)) != PST_OK)
+                return -1;
+        } else {
+            s->pending[kept++] = *p;
+        }
+    }
+    s->npending = kept;
+    return 0;
+}
+
+int ps_on_pull(ps_server *s, pb_msg *m, char *err, size_t errlen) {
+    const Pstrain__PullRequest *p = m->env->pull;
+    char why[256];
+    if (ps_peer_of(s, m, p->worker_id, "pull", why, sizeof why) != 0)
+        return ps_refuse(s, m, PB_ERR_STATE, why);
+    const Pstrain__Slice *sl = p->slice;
+    if (!sl || sl->count == 0 || sl->offset < s->lo || sl->count > s->n ||
+        sl->offset - s->lo > s->n - sl->count) {
+        snprintf(why, sizeof why, "pull.slice: expected a range inside [%zu, %zu)", s->lo,
+                 s->lo + s->n);
+        return ps_refuse(s, m, PB_ERR_RANGE, why);
+    }
+    if (p->n_pushes != 0 && p->n_pushes != (size_t)s->W) {
+        snprintf(why, sizeof why, "pull.pushes: expected none or %d (one per worker), got %zu",
+                 s->W, p->n_pushes);
+        return ps_refuse(s, m, PB_ERR_RANGE, why);
+    }
+    for (size_t w = 0; w < p->n_pushes; w++)
+        if (p->pushes[w] > s->need[w])
+            s->need[w] = p->pushes[w];
+    pending_pull q0 = {.min_version = p->min_version,
+                       .offset = sl->offset,
+                       .count = sl->count,
+                       .settle = p->n_pushes != 0};
+    if (pull_ready(s, &q0))
+        return send_weights(s, m->identity, m->identity_len, sl->offset, sl->count, err, errlen);
+    /* A worker may wait on one pull per chunk at most: the queue holds W * C. */
+    peer *pr = &s->peers[p->worker_id];
+    for (int i = 0; i < s->npending; i++)
+        if (s->pending[i].worker_id == p->worker_id &&
+            (s->pending[i].offset == sl->offset || pr->waiting >= s->C)) {
+            snprintf(why, sizeof why, "pull: worker %u already waits for a pull of that part",
+                     p->worker_id);
+            return ps_refuse(s, m, PB_ERR_STATE, why);
+        }
+    pr->waiting++;
+    pending_pull *q = &s->pending[s->npending++];
+    *q = q0;
+    q->worker_id = p->worker_id;
+    memcpy(q->identity, m->identity, m->identity_len);
+    q->identity_len = m->identity_len;
+    return PST_OK;
+}
