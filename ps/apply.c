@@ -131,8 +131,7 @@ void ps_apply_complete_clocks(ps_server *s, int k) {
         if (k == 0)
             s->st.barrier_wait_s += pst_now() - s->first_at[slot];
         for (int w = 0; w < s->W; w++) { /* release the payloads */
-            zmq_msg_close(&s->held[first + (size_t)w * C]);
-            zmq_msg_init(&s->held[first + (size_t)w * C]);
+            pb_frame_free(&s->held[first + (size_t)w * C]);
         }
     }
 }
@@ -140,9 +139,9 @@ void ps_apply_complete_clocks(ps_server *s, int k) {
 /* A payload's floats in place when aligned (zmq allocates large messages with malloc), else
  * copied into copy. */
 static const float *payload_floats(const pb_msg *m, float *copy, size_t n) {
-    const void *p = pb_msg_payload(m);
-    /* ZeroMQ keeps a message of up to 33 bytes inside the zmq_msg_t itself, which moves when
-     * held: those are copied too. */
+    const void *p = m->payload;
+    /* ZeroMQ keeps a message of up to 33 bytes inside its own handle, which moves when held:
+     * those are copied too. */
     if ((uintptr_t)p % _Alignof(float) == 0 && sizeof(float) * n > 64)
         return p;
     memcpy(copy, p, sizeof(float) * n);
@@ -152,11 +151,11 @@ static const float *payload_floats(const pb_msg *m, float *copy, size_t n) {
 /* A sparse push's rows spread into the dense gradient of its slice at copy: zeros where no
  * row lies (pb_recv has checked the rows against the slice and the payload's size). */
 static const float *sparse_floats(const pb_msg *m, float *copy) {
-    const Pstrain__Push *p = m->env->push;
-    const uint64_t lo = p->slice->offset, hi = lo + p->slice->count;
-    const char *src = pb_msg_payload(m);
-    memset(copy, 0, sizeof(float) * p->slice->count);
-    for (size_t i = 0; i < p->n_rows; i++) {
+    const pb_push *p = &m->push;
+    const uint64_t lo = p->slice.offset, hi = lo + p->slice.count;
+    const char *src = m->payload;
+    memset(copy, 0, sizeof(float) * p->slice.count);
+    for (size_t i = 0; i < p->nrows; i++) {
         uint64_t a, b;
         pb_row_part(p->rows_from, p->row_len, p->rows[i], lo, hi, &a, &b);
         memcpy(copy + (a - lo), src, sizeof(float) * (b - a));
@@ -165,13 +164,13 @@ static const float *sparse_floats(const pb_msg *m, float *copy) {
     return copy;
 }
 
-static int take_push(ps_server *s, pb_msg *m) {
-    const Pstrain__Push *p = m->env->push;
+static int take_push(ps_server *s, const pb_peer *from, pb_msg *m) {
+    const pb_push *p = &m->push;
     char why[256];
-    if (ps_peer_of(s, m, p->worker_id, "push", why, sizeof why) != 0)
-        return ps_refuse(s, m, PB_ERR_STATE, why);
+    if (ps_peer_of(s, from, p->worker_id, "push", why, sizeof why) != 0)
+        return ps_refuse(s, from, PB_ERR_STATE, why);
     /* A push carries a run of whole chunks: one, several, or the whole shard. */
-    const uint64_t off = p->slice->offset, cnt = p->slice->count;
+    const uint64_t off = p->slice.offset, cnt = p->slice.count;
     const int k0 = off <= SIZE_MAX ? eng_chunks_find(&s->chunks, (size_t)off) : -1;
     const int k1 =
         k0 < 0 || cnt == 0 || cnt > s->n ? -1 : eng_chunks_find(&s->chunks, off + cnt - 1);
@@ -186,7 +185,7 @@ static int take_push(ps_server *s, pb_msg *m) {
                      "push.slice: expected whole chunks of this server's %d in [%zu, %zu) (cut "
                      "at layers, at most %zu floats), got [%" PRIu64 ", +%" PRIu64 ")",
                      s->C, s->lo, s->lo + s->n, s->cfg.chunk, off, cnt);
-        return ps_refuse(s, m, PB_ERR_RANGE, why);
+        return ps_refuse(s, from, PB_ERR_RANGE, why);
     }
     const size_t slot = s->slots ? (size_t)(p->step % (uint64_t)s->slots) : 0;
     for (int k = k0; k <= k1 && s->cfg.mode != PS_ASYNC; k++) { /* refuse before changing */
@@ -195,12 +194,12 @@ static int take_push(ps_server *s, pb_msg *m) {
             snprintf(why, sizeof why,
                      "push.step: expected %" PRIu64 "..%" PRIu64 " (staleness %d), got %" PRIu64,
                      first, last, s->slots - 1, p->step);
-            return ps_refuse(s, m, PB_ERR_STATE, why);
+            return ps_refuse(s, from, PB_ERR_STATE, why);
         }
         if (s->have[(slot * (size_t)s->W + p->worker_id) * (size_t)s->C + (size_t)k]) {
             snprintf(why, sizeof why, "push.step: worker %u already pushed step %" PRIu64,
                      p->worker_id, p->step);
-            return ps_refuse(s, m, PB_ERR_STATE, why);
+            return ps_refuse(s, from, PB_ERR_STATE, why);
         }
     }
     /* The payload is used in place when aligned (ZeroMQ's usual), else copied once. */
@@ -208,7 +207,7 @@ static int take_push(ps_server *s, pb_msg *m) {
     float *copy = s->cfg.mode == PS_ASYNC
                       ? s->scratch + plo
                       : s->grads + (slot * (size_t)s->W + p->worker_id) * s->n + plo;
-    const float *g = p->n_rows ? sparse_floats(m, copy) : payload_floats(m, copy, (size_t)cnt);
+    const float *g = p->nrows ? sparse_floats(m, copy) : payload_floats(m, copy, (size_t)cnt);
     for (int k = k0; k <= k1; k++) {
         const float *gk = g + (s->chunks.start[k] - (size_t)off);
         if (s->cfg.mode == PS_ASYNC) {
@@ -228,12 +227,12 @@ static int take_push(ps_server *s, pb_msg *m) {
         }
         s->src[i] = gk;
         if (g != copy)
-            zmq_msg_copy(&s->held[i], &m->payload);
+            s->held[i] = pb_frame_hold(m);
         s->have[i] = 1;
         s->base[i] = p->base_version;
         ps_apply_complete_clocks(s, k);
     }
-    s->st.bytes_in += sizeof(float) * (p->n_rows ? (uint64_t)pb_push_floats(p) : cnt);
+    s->st.bytes_in += sizeof(float) * (p->nrows ? (uint64_t)pb_push_floats(p) : cnt);
     s->peers[p->worker_id].chunks_pushed += (uint64_t)(k1 - k0 + 1);
     if (p->stop && p->step + 1 < s->stop_at) /* answers after this step say stopping */
         s->stop_at = p->step + 1;
@@ -244,7 +243,7 @@ static int take_push(ps_server *s, pb_msg *m) {
     return PST_OK;
 }
 
-int ps_on_push(ps_server *s, pb_msg *m, char *err, size_t errlen) {
-    const int rc = take_push(s, m);
+int ps_on_push(ps_server *s, const pb_peer *from, pb_msg *m, char *err, size_t errlen) {
+    const int rc = take_push(s, from, m);
     return rc == PST_OK ? ps_answer_pending(s, err, errlen) : rc;
 }

@@ -7,15 +7,14 @@
 #include <stdlib.h>
 #include <string.h>
 
-int ps_refuse(ps_server *s, const pb_msg *m, uint32_t code, const char *msg) {
+int ps_refuse(ps_server *s, const pb_peer *from, uint32_t code, const char *msg) {
     s->st.errors++;
     if (s->cfg.log)
         fprintf(s->cfg.log, "server %d: refused a message: %s\n", s->cfg.server_id, msg);
-    return m->identity_len ? pb_send_error(s->sock, m->identity, m->identity_len, code, msg)
-                           : PST_OK;
+    return from->len ? pb_send_error(s->sock, from, code, msg) : PST_OK;
 }
 
-int ps_peer_of(ps_server *s, const pb_msg *m, uint32_t worker_id, const char *what, char *why,
+int ps_peer_of(ps_server *s, const pb_peer *from, uint32_t worker_id, const char *what, char *why,
                size_t whylen) {
     if (worker_id >= (uint32_t)s->W) {
         snprintf(why, whylen, "%s.worker_id: expected 0..%d, got %u", what, s->W - 1, worker_id);
@@ -29,8 +28,8 @@ int ps_peer_of(ps_server *s, const pb_msg *m, uint32_t worker_id, const char *wh
                  what, worker_id, s->cfg.peer_timeout);
         return -1;
     }
-    if (!p->said_hello || p->identity_len != m->identity_len ||
-        memcmp(p->identity, m->identity, m->identity_len) != 0) {
+    if (!p->said_hello || p->from.len != from->len ||
+        memcmp(p->from.id, from->id, from->len) != 0) {
         snprintf(why, whylen, "%s: worker %u has not said hello on this connection", what,
                  worker_id);
         return -1;
@@ -39,73 +38,68 @@ int ps_peer_of(ps_server *s, const pb_msg *m, uint32_t worker_id, const char *wh
 }
 
 /* The counters so far, to the peer that sent m. */
-int ps_send_stats(ps_server *s, const pb_msg *m, char *err, size_t errlen) {
-    uint64_t *per = calloc((size_t)s->W, sizeof *per);
-    if (!per)
-        return pst_err(err, errlen, PST_ESOCKET, "server %d: out of memory", s->cfg.server_id);
+int ps_send_stats(ps_server *s, const pb_peer *to, char *err, size_t errlen) {
+    uint64_t *per = pst_calloc((size_t)s->W, sizeof *per);
     for (int w = 0; w < s->W; w++)
         per[w] = s->peers[w].pushes;
-    Pstrain__ServerStats st = PSTRAIN__SERVER_STATS__INIT;
-    st.server_id = (uint32_t)s->cfg.server_id;
-    st.updates = s->st.updates;
-    st.pushes = s->st.pushes;
-    st.pulls = s->st.pulls;
-    st.bytes_in = s->st.bytes_in;
-    st.bytes_out = s->st.bytes_out;
-    st.errors = s->st.errors;
-    st.max_staleness = s->st.staleness_max;
-    st.mean_staleness =
-        s->st.staleness_n ? (double)s->st.staleness_sum / (double)s->st.staleness_n : 0.0;
-    st.n_pushes_per_worker = (size_t)s->W;
-    st.pushes_per_worker = per;
-    st.barrier_wait_s = s->st.barrier_wait_s;
-    st.strangers = s->st.strangers;
-    st.lost_workers = (uint32_t)s->nlost;
-    Pstrain__Envelope env = PSTRAIN__ENVELOPE__INIT;
-    env.body_case = PSTRAIN__ENVELOPE__BODY_STATS;
-    env.stats = &st;
-    int rc = pb_send(s->sock, m->identity, m->identity_len, &env, NULL, 0, err, errlen);
-    free(per);
+    const ps_stats *st = &s->st;
+    const pb_msg r = {
+        .kind = PB_STATS,
+        .stats = {.server_id = (uint32_t)s->cfg.server_id,
+                  .updates = st->updates,
+                  .pushes = st->pushes,
+                  .pulls = st->pulls,
+                  .bytes_in = st->bytes_in,
+                  .bytes_out = st->bytes_out,
+                  .errors = st->errors,
+                  .max_staleness = st->staleness_max,
+                  .mean_staleness =
+                      st->staleness_n ? (double)st->staleness_sum / (double)st->staleness_n : 0.0,
+                  .nworkers = (size_t)s->W,
+                  .pushes_per_worker = per,
+                  .barrier_wait_s = st->barrier_wait_s,
+                  .strangers = st->strangers,
+                  .lost_workers = (uint32_t)s->nlost}};
+    const int rc = pb_send(s->sock, to, &r, NULL, 0, err, errlen);
+    pst_free(per);
     return rc;
 }
 
-static int on_stats_request(ps_server *s, pb_msg *m, char *err, size_t errlen) {
+static int on_stats_request(ps_server *s, const pb_peer *from, pb_msg *m, char *err,
+                            size_t errlen) {
     char why[256];
-    if (ps_peer_of(s, m, m->env->stats_request->worker_id, "stats_request", why, sizeof why) != 0)
-        return ps_refuse(s, m, PB_ERR_STATE, why);
-    return ps_send_stats(s, m, err, errlen);
+    if (ps_peer_of(s, from, m->stats_request.worker_id, "stats_request", why, sizeof why) != 0)
+        return ps_refuse(s, from, PB_ERR_STATE, why);
+    return ps_send_stats(s, from, err, errlen);
 }
 
 /* The worker a request names, where it counts as a sign of life. */
-static const uint32_t *push_worker(const pb_msg *m) { return &m->env->push->worker_id; }
-static const uint32_t *pull_worker(const pb_msg *m) { return &m->env->pull->worker_id; }
-static const uint32_t *reduce_worker(const pb_msg *m) { return &m->env->reduce->worker_id; }
-static const uint32_t *hello_worker(const pb_msg *m) { return &m->env->hello->worker_id; }
+static const uint32_t *push_worker(const pb_msg *m) { return &m->push.worker_id; }
+static const uint32_t *pull_worker(const pb_msg *m) { return &m->pull.worker_id; }
+static const uint32_t *reduce_worker(const pb_msg *m) { return &m->reduce.worker_id; }
+static const uint32_t *hello_worker(const pb_msg *m) { return &m->hello.worker_id; }
 
 /* What a server answers: by message type, its handler (each checks what the peer sent
  * before using it) and where the request names its worker. */
 typedef struct handler {
-    int (*on)(ps_server *s, pb_msg *m, char *err, size_t errlen);
+    int (*on)(ps_server *s, const pb_peer *from, pb_msg *m, char *err, size_t errlen);
     const uint32_t *(*worker)(const pb_msg *m);
 } handler;
 
 static const handler handlers[] = {
-    [PSTRAIN__ENVELOPE__BODY_HELLO] = {ps_on_hello, hello_worker},
-    [PSTRAIN__ENVELOPE__BODY_PUSH] = {ps_on_push, push_worker},
-    [PSTRAIN__ENVELOPE__BODY_PULL] = {ps_on_pull, pull_worker},
-    [PSTRAIN__ENVELOPE__BODY_SNAPSHOT] = {ps_on_snapshot, NULL},
-    [PSTRAIN__ENVELOPE__BODY_SHUTDOWN] = {ps_on_shutdown, NULL},
-    [PSTRAIN__ENVELOPE__BODY_STATS_REQUEST] = {on_stats_request, NULL},
-    [PSTRAIN__ENVELOPE__BODY_PING] = {ps_on_ping, NULL},
-    [PSTRAIN__ENVELOPE__BODY_REDUCE] = {ps_on_reduce, reduce_worker},
+    [PB_HELLO] = {ps_on_hello, hello_worker}, [PB_PUSH] = {ps_on_push, push_worker},
+    [PB_PULL] = {ps_on_pull, pull_worker},    [PB_SNAPSHOT] = {ps_on_snapshot, NULL},
+    [PB_SHUTDOWN] = {ps_on_shutdown, NULL},   [PB_STATS_REQUEST] = {on_stats_request, NULL},
+    [PB_PING] = {ps_on_ping, NULL},           [PB_REDUCE] = {ps_on_reduce, reduce_worker},
 };
 
 /* Handles one received message (or a receive failure): 0, or -1 with err when the socket
  * failed. */
 int ps_dispatch(ps_server *s, char *err, size_t errlen) {
     pb_msg m;
+    pb_peer from;
     char why[256];
-    int rc = pb_recv(s->sock, 1, &m, ZMQ_DONTWAIT, why, sizeof why);
+    int rc = pb_recv(s->sock, &from, &m, ZMQ_DONTWAIT, why, sizeof why);
     if (rc == PST_EAGAIN || (rc == PST_ESOCKET && errno == EINTR)) {
         pb_msg_clear(&m);
         return 0;
@@ -121,20 +115,19 @@ int ps_dispatch(ps_server *s, char *err, size_t errlen) {
                     s->cfg.server_id, why);
         rc = PST_OK;
     } else if (rc == PST_EMALFORMED || rc == PST_EVERSION)
-        rc = ps_refuse(s, &m, rc == PST_EVERSION ? PB_ERR_VERSION : PB_ERR_MALFORMED, why);
+        rc = ps_refuse(s, &from, rc == PST_EVERSION ? PB_ERR_VERSION : PB_ERR_MALFORMED, why);
     else if (rc == PST_OK) {
-        const handler *h = (size_t)m.env->body_case < sizeof handlers / sizeof handlers[0]
-                               ? &handlers[m.env->body_case]
-                               : NULL;
+        const handler *h =
+            (size_t)m.kind < sizeof handlers / sizeof handlers[0] ? &handlers[m.kind] : NULL;
         if (h && h->on) {
             /* whatever a worker sends on its connection shows it is alive */
             const uint32_t *wid = h->worker ? h->worker(&m) : NULL;
             if (wid && *wid < (uint32_t)s->W && !s->peers[*wid].lost)
                 s->peers[*wid].heard = pst_now();
-            rc = h->on(s, &m, err, errlen);
+            rc = h->on(s, &from, &m, err, errlen);
         } else {
-            snprintf(why, sizeof why, "%s: not a request a server answers", pb_body_name(m.env));
-            rc = ps_refuse(s, &m, PB_ERR_MALFORMED, why);
+            snprintf(why, sizeof why, "%s: not a request a server answers", pb_kind_name(m.kind));
+            rc = ps_refuse(s, &from, PB_ERR_MALFORMED, why);
         }
     }
     pb_msg_clear(&m);

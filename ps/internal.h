@@ -15,10 +15,10 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <zmq.h> /* the socket and zmq_poll; messages go through proto/wire.h */
 
 typedef struct pending_pull {
-    uint8_t identity[PB_MAX_IDENTITY + 1];
-    size_t identity_len;
+    pb_peer from; /* where to answer */
     uint64_t min_version, offset, count;
     uint32_t worker_id;
     int snapshot; /* a SnapshotRequest: the whole shard and the optimizer state */
@@ -26,8 +26,7 @@ typedef struct pending_pull {
 } pending_pull;
 
 typedef struct peer {
-    uint8_t identity[PB_MAX_IDENTITY + 1];
-    size_t identity_len;
+    pb_peer from; /* where to answer */
     int said_hello, said_goodbye;
     int waiting; /* pulls queued for this worker */
     int snapshot_waiting;
@@ -65,7 +64,7 @@ struct ps_server {
     uint64_t *base;        /* (slots, W, C): the weights' version each gradient was computed on */
     pending_pull *pending; /* (W, C + 1) at most: one per worker and chunk, and a snapshot */
     eng_pool *pool;        /* threads for the update: workers wait for it in sync mode */
-    zmq_msg_t *held;       /* (slots, W, C): pushed payloads, kept uncopied until applied */
+    pb_frame **held;       /* (slots, W, C): pushed payloads, kept uncopied until applied */
     const float **src;     /* (slots, W, C): each chunk's gradient: held payload or copy */
     /* the job eng_pool_run hands apply_range: chunk k from apply_nsrc sources */
     const float *const *apply_src;
@@ -100,17 +99,17 @@ int ps_stopping(const ps_server *s, uint64_t version);
 void ps_stop_after_newest(ps_server *s);
 /* PS_SYNC / PS_SSP: applies every clock of chunk k whose gradients are all in. */
 void ps_apply_complete_clocks(ps_server *s, int k);
-int ps_on_push(ps_server *s, pb_msg *m, char *err, size_t errlen);
+int ps_on_push(ps_server *s, const pb_peer *from, pb_msg *m, char *err, size_t errlen);
 
 /* --- pull.c --- */
 /* Answers every queued pull (and snapshot) whose version has been reached: 0 or -1. */
 int ps_answer_pending(ps_server *s, char *err, size_t errlen);
-int ps_on_pull(ps_server *s, pb_msg *m, char *err, size_t errlen);
+int ps_on_pull(ps_server *s, const pb_peer *from, pb_msg *m, char *err, size_t errlen);
 
 /* --- members.c --- */
-int ps_on_hello(ps_server *s, pb_msg *m, char *err, size_t errlen);
-int ps_on_shutdown(ps_server *s, pb_msg *m, char *err, size_t errlen);
-int ps_on_ping(ps_server *s, pb_msg *m, char *err, size_t errlen);
+int ps_on_hello(ps_server *s, const pb_peer *from, pb_msg *m, char *err, size_t errlen);
+int ps_on_shutdown(ps_server *s, const pb_peer *from, pb_msg *m, char *err, size_t errlen);
+int ps_on_ping(ps_server *s, const pb_peer *from, pb_msg *m, char *err, size_t errlen);
 /* Worker w is gone (why: for the log): the job goes on with the others. 0 or -1 with err. */
 int ps_drop_worker(ps_server *s, int w, const char *why, char *err, size_t errlen);
 /* Between messages: silent workers are lost, and this process's stop signal is noted. */
@@ -119,22 +118,22 @@ int ps_watch(ps_server *s, char *err, size_t errlen);
 /* --- reduce.c --- */
 /* Answers the reduce round once every worker still counted is in. */
 int ps_answer_reduce(ps_server *s, char *err, size_t errlen);
-int ps_on_reduce(ps_server *s, pb_msg *m, char *err, size_t errlen);
+int ps_on_reduce(ps_server *s, const pb_peer *from, pb_msg *m, char *err, size_t errlen);
 
 /* --- snapshot.c --- */
 /* The whole shard for a checkpoint, to the peer id. */
-int ps_send_snapshot(ps_server *s, const uint8_t *id, size_t idlen, char *err, size_t errlen);
-int ps_on_snapshot(ps_server *s, pb_msg *m, char *err, size_t errlen);
+int ps_send_snapshot(ps_server *s, const pb_peer *to, char *err, size_t errlen);
+int ps_on_snapshot(ps_server *s, const pb_peer *from, pb_msg *m, char *err, size_t errlen);
 
 /* --- dispatch.c --- */
 /* Counts a refused message, logs it and answers the peer with an ErrorReply. */
-int ps_refuse(ps_server *s, const pb_msg *m, uint32_t code, const char *msg);
+int ps_refuse(ps_server *s, const pb_peer *from, uint32_t code, const char *msg);
 /* 0 when worker_id is a worker that said hello on m's connection and is not lost; else -1
  * with why (what: the message's name). */
-int ps_peer_of(ps_server *s, const pb_msg *m, uint32_t worker_id, const char *what, char *why,
+int ps_peer_of(ps_server *s, const pb_peer *from, uint32_t worker_id, const char *what, char *why,
                size_t whylen);
 /* The counters so far, to the peer that sent m. */
-int ps_send_stats(ps_server *s, const pb_msg *m, char *err, size_t errlen);
+int ps_send_stats(ps_server *s, const pb_peer *to, char *err, size_t errlen);
 /* Receives and handles one message (or a receive failure): 0, or -1 with err when the
  * socket failed. */
 int ps_dispatch(ps_server *s, char *err, size_t errlen);

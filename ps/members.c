@@ -6,31 +6,30 @@
 #include <stdio.h>
 #include <string.h>
 
-int ps_on_hello(ps_server *s, pb_msg *m, char *err, size_t errlen) {
-    const Pstrain__Hello *h = m->env->hello;
+int ps_on_hello(ps_server *s, const pb_peer *from, pb_msg *m, char *err, size_t errlen) {
+    const pb_hello *h = &m->hello;
     const eng_layout *lay = &s->cfg.model->layout;
     const uint64_t sum = eng_layout_checksum(lay);
     char why[256];
     if (strcmp(h->model, s->cfg.model->def->name) != 0) {
         snprintf(why, sizeof why, "hello.model: expected '%s', got '%.64s'",
                  s->cfg.model->def->name, h->model);
-        return ps_refuse(s, m, PB_ERR_LAYOUT, why);
+        return ps_refuse(s, from, PB_ERR_LAYOUT, why);
     }
     if (h->param_count != lay->total || h->layout_checksum != sum) {
         snprintf(why, sizeof why,
                  "hello.layout: expected %zu parameters with checksum 0x%016" PRIx64
                  ", got %" PRIu64 " with 0x%016" PRIx64,
                  lay->total, sum, h->param_count, h->layout_checksum);
-        return ps_refuse(s, m, PB_ERR_LAYOUT, why);
+        return ps_refuse(s, from, PB_ERR_LAYOUT, why);
     }
     if (h->num_workers != (uint32_t)s->W || h->worker_id >= (uint32_t)s->W) {
         snprintf(why, sizeof why, "hello: expected worker_id 0..%d of %d workers, got %u of %u",
                  s->W - 1, s->W, h->worker_id, h->num_workers);
-        return ps_refuse(s, m, PB_ERR_RANGE, why);
+        return ps_refuse(s, from, PB_ERR_RANGE, why);
     }
     peer *p = &s->peers[h->worker_id];
-    memcpy(p->identity, m->identity, m->identity_len);
-    p->identity_len = m->identity_len;
+    p->from = *from;
     p->said_hello = 1;
     /* A worker that says hello again has a new connection: a pull its old one left waiting
      * has nobody to answer to. */
@@ -41,25 +40,20 @@ int ps_on_hello(ps_server *s, pb_msg *m, char *err, size_t errlen) {
     s->npending = kept;
     p->waiting = 0;
     p->snapshot_waiting = 0;
-    Pstrain__Slice shard = PSTRAIN__SLICE__INIT;
-    shard.offset = s->lo;
-    shard.count = s->n;
-    Pstrain__HelloReply r = PSTRAIN__HELLO_REPLY__INIT;
-    r.server_id = (uint32_t)s->cfg.server_id;
-    r.shard = &shard;
-    r.version = ps_shard_version(s);
-    r.chunk = s->cfg.chunk;
-    Pstrain__Envelope env = PSTRAIN__ENVELOPE__INIT;
-    env.body_case = PSTRAIN__ENVELOPE__BODY_HELLO_REPLY;
-    env.hello_reply = &r;
-    return pb_send(s->sock, m->identity, m->identity_len, &env, NULL, 0, err, errlen);
+    const pb_msg r = {.kind = PB_HELLO_REPLY,
+                      .hello_reply = {.server_id = (uint32_t)s->cfg.server_id,
+                                      .nparts = 1,
+                                      .shards = {{s->lo, s->n}},
+                                      .version = ps_shard_version(s),
+                                      .chunk = s->cfg.chunk}};
+    return pb_send(s->sock, from, &r, NULL, 0, err, errlen);
 }
 
-int ps_on_shutdown(ps_server *s, pb_msg *m, char *err, size_t errlen) {
-    const Pstrain__Shutdown *d = m->env->shutdown;
+int ps_on_shutdown(ps_server *s, const pb_peer *from, pb_msg *m, char *err, size_t errlen) {
+    const pb_shutdown *d = &m->shutdown;
     char why[256];
-    if (ps_peer_of(s, m, d->worker_id, "shutdown", why, sizeof why) != 0)
-        return ps_refuse(s, m, PB_ERR_STATE, why);
+    if (ps_peer_of(s, from, d->worker_id, "shutdown", why, sizeof why) != 0)
+        return ps_refuse(s, from, PB_ERR_STATE, why);
     peer *p = &s->peers[d->worker_id];
     if (d->failed) { /* the job goes on without it, as without a lost one */
         char reason[400];
@@ -73,25 +67,21 @@ int ps_on_shutdown(ps_server *s, pb_msg *m, char *err, size_t errlen) {
         s->goodbyes++;
     }
     /* a worker that has left takes no more part in reduce rounds */
-    return ps_send_stats(s, m, err, errlen) != PST_OK ? PST_ESOCKET
-                                                      : ps_answer_reduce(s, err, errlen);
+    return ps_send_stats(s, from, err, errlen) != PST_OK ? PST_ESOCKET
+                                                         : ps_answer_reduce(s, err, errlen);
 }
 
-int ps_on_ping(ps_server *s, pb_msg *m, char *err, size_t errlen) {
-    const uint32_t w = m->env->ping->worker_id;
+int ps_on_ping(ps_server *s, const pb_peer *from, pb_msg *m, char *err, size_t errlen) {
+    const uint32_t w = m->ping.worker_id;
     if (w >= (uint32_t)s->W) {
         char why[96];
         snprintf(why, sizeof why, "ping.worker_id: expected 0..%d, got %u", s->W - 1, w);
-        return ps_refuse(s, m, PB_ERR_RANGE, why);
+        return ps_refuse(s, from, PB_ERR_RANGE, why);
     }
     if (!s->peers[w].lost)
         s->peers[w].heard = pst_now();
-    Pstrain__Pong r = PSTRAIN__PONG__INIT;
-    r.server_id = (uint32_t)s->cfg.server_id;
-    Pstrain__Envelope env = PSTRAIN__ENVELOPE__INIT;
-    env.body_case = PSTRAIN__ENVELOPE__BODY_PONG;
-    env.pong = &r;
-    return pb_send(s->sock, m->identity, m->identity_len, &env, NULL, 0, err, errlen);
+    const pb_msg r = {.kind = PB_PONG, .pong = {(uint32_t)s->cfg.server_id}};
+    return pb_send(s->sock, from, &r, NULL, 0, err, errlen);
 }
 
 /* Worker w is gone: the job goes on with the others. Its gradients of clocks not yet
@@ -115,8 +105,7 @@ int ps_drop_worker(ps_server *s, int w, const char *why, char *err, size_t errle
         for (int k = 0; k < s->C; k++) {
             const size_t i = (slot * (size_t)s->W + (size_t)w) * (size_t)s->C + (size_t)k;
             s->have[i] = 0;
-            zmq_msg_close(&s->held[i]);
-            zmq_msg_init(&s->held[i]);
+            pb_frame_free(&s->held[i]);
         }
     int kept = 0;
     for (int i = 0; i < s->npending; i++)

@@ -6,21 +6,17 @@
 #include <stdio.h>
 #include <string.h>
 
-static int send_weights(ps_server *s, const uint8_t *id, size_t idlen, uint64_t offset,
-                        uint64_t count, char *err, size_t errlen) {
-    Pstrain__Slice slice = PSTRAIN__SLICE__INIT;
-    slice.offset = offset;
-    slice.count = count;
-    Pstrain__PullReply r = PSTRAIN__PULL_REPLY__INIT;
-    r.version = ps_range_version(s, offset, count);
-    r.slice = &slice;
-    r.stopping = ps_stopping(s, r.version);
-    Pstrain__Envelope env = PSTRAIN__ENVELOPE__INIT;
-    env.body_case = PSTRAIN__ENVELOPE__BODY_PULL_REPLY;
-    env.pull_reply = &r;
+/* The weights [offset, offset + count) to `to`, with their version. */
+static int send_weights(ps_server *s, const pb_peer *to, uint64_t offset, uint64_t count, char *err,
+                        size_t errlen) {
+    const uint64_t version = ps_range_version(s, offset, count);
+    const pb_msg r = {.kind = PB_PULL_REPLY,
+                      .pull_reply = {.version = version,
+                                     .slice = {offset, count},
+                                     .stopping = ps_stopping(s, version)}};
     s->st.pulls++;
     s->st.bytes_out += count * sizeof(float);
-    return pb_send(s->sock, id, idlen, &env, s->w + (offset - s->lo), (size_t)count, err, errlen);
+    return pb_send(s->sock, to, &r, s->w + (offset - s->lo), (size_t)count, err, errlen);
 }
 
 /* True once every worker still counted has pushed need[w] whole steps. */
@@ -48,9 +44,9 @@ int ps_answer_pending(ps_server *s, char *err, size_t errlen) {
                 s->peers[p->worker_id].snapshot_waiting = 0;
             else
                 s->peers[p->worker_id].waiting--;
-            if ((p->snapshot ? ps_send_snapshot(s, p->identity, p->identity_len, err, errlen)
-                             : send_weights(s, p->identity, p->identity_len, p->offset, p->count,
-                                            err, errlen)) != PST_OK)
+            if ((p->snapshot
+                     ? ps_send_snapshot(s, &p->from, err, errlen)
+                     : send_weights(s, &p->from, p->offset, p->count, err, errlen)) != PST_OK)
                 return -1;
         } else {
             s->pending[kept++] = *p;
@@ -60,32 +56,32 @@ int ps_answer_pending(ps_server *s, char *err, size_t errlen) {
     return 0;
 }
 
-int ps_on_pull(ps_server *s, pb_msg *m, char *err, size_t errlen) {
-    const Pstrain__PullRequest *p = m->env->pull;
+int ps_on_pull(ps_server *s, const pb_peer *from, pb_msg *m, char *err, size_t errlen) {
+    const pb_pull *p = &m->pull;
     char why[256];
-    if (ps_peer_of(s, m, p->worker_id, "pull", why, sizeof why) != 0)
-        return ps_refuse(s, m, PB_ERR_STATE, why);
-    const Pstrain__Slice *sl = p->slice;
+    if (ps_peer_of(s, from, p->worker_id, "pull", why, sizeof why) != 0)
+        return ps_refuse(s, from, PB_ERR_STATE, why);
+    const pb_slice *sl = &p->slice;
     if (!sl || sl->count == 0 || sl->offset < s->lo || sl->count > s->n ||
         sl->offset - s->lo > s->n - sl->count) {
         snprintf(why, sizeof why, "pull.slice: expected a range inside [%zu, %zu)", s->lo,
                  s->lo + s->n);
-        return ps_refuse(s, m, PB_ERR_RANGE, why);
+        return ps_refuse(s, from, PB_ERR_RANGE, why);
     }
-    if (p->n_pushes != 0 && p->n_pushes != (size_t)s->W) {
+    if (p->npushes != 0 && p->npushes != (size_t)s->W) {
         snprintf(why, sizeof why, "pull.pushes: expected none or %d (one per worker), got %zu",
-                 s->W, p->n_pushes);
-        return ps_refuse(s, m, PB_ERR_RANGE, why);
+                 s->W, p->npushes);
+        return ps_refuse(s, from, PB_ERR_RANGE, why);
     }
-    for (size_t w = 0; w < p->n_pushes; w++)
+    for (size_t w = 0; w < p->npushes; w++)
         if (p->pushes[w] > s->need[w])
             s->need[w] = p->pushes[w];
     pending_pull q0 = {.min_version = p->min_version,
                        .offset = sl->offset,
                        .count = sl->count,
-                       .settle = p->n_pushes != 0};
+                       .settle = p->npushes != 0};
     if (pull_ready(s, &q0))
-        return send_weights(s, m->identity, m->identity_len, sl->offset, sl->count, err, errlen);
+        return send_weights(s, from, sl->offset, sl->count, err, errlen);
     /* A worker may wait on one pull per chunk at most: the queue holds W * C. */
     peer *pr = &s->peers[p->worker_id];
     for (int i = 0; i < s->npending; i++)
@@ -93,13 +89,12 @@ int ps_on_pull(ps_server *s, pb_msg *m, char *err, size_t errlen) {
             (s->pending[i].offset == sl->offset || pr->waiting >= s->C)) {
             snprintf(why, sizeof why, "pull: worker %u already waits for a pull of that part",
                      p->worker_id);
-            return ps_refuse(s, m, PB_ERR_STATE, why);
+            return ps_refuse(s, from, PB_ERR_STATE, why);
         }
     pr->waiting++;
     pending_pull *q = &s->pending[s->npending++];
     *q = q0;
     q->worker_id = p->worker_id;
-    memcpy(q->identity, m->identity, m->identity_len);
-    q->identity_len = m->identity_len;
+    q->from = *from;
     return PST_OK;
 }

@@ -30,57 +30,49 @@ int ps_answer_reduce(ps_server *s, char *err, size_t errlen) {
                                       : acc[i] + v[i];
         ids[nids++] = (uint32_t)w;
     }
-    Pstrain__ReduceReply r = PSTRAIN__REDUCE_REPLY__INIT;
-    r.round = s->red_round;
-    r.n_values = s->red_n;
-    r.values = acc;
-    r.n_workers = nids;
-    r.workers = ids;
-    Pstrain__Envelope env = PSTRAIN__ENVELOPE__INIT;
-    env.body_case = PSTRAIN__ENVELOPE__BODY_REDUCE_REPLY;
-    env.reduce_reply = &r;
+    const pb_msg r = {.kind = PB_REDUCE_REPLY,
+                      .reduce_reply = {s->red_round, s->red_n, acc, nids, ids}};
     for (int w = 0; w < s->W; w++) {
         if (!s->red_have[w])
             continue;
         s->red_have[w] = 0;
         const peer *p = &s->peers[w];
-        if (!p->lost &&
-            pb_send(s->sock, p->identity, p->identity_len, &env, NULL, 0, err, errlen) != PST_OK)
+        if (!p->lost && pb_send(s->sock, &p->from, &r, NULL, 0, err, errlen) != PST_OK)
             return PST_ESOCKET;
     }
     s->red_count = 0;
     return PST_OK;
 }
 
-int ps_on_reduce(ps_server *s, pb_msg *m, char *err, size_t errlen) {
-    const Pstrain__Reduce *r = m->env->reduce;
+int ps_on_reduce(ps_server *s, const pb_peer *from, pb_msg *m, char *err, size_t errlen) {
+    const pb_reduce *r = &m->reduce;
     char why[256];
-    if (ps_peer_of(s, m, r->worker_id, "reduce", why, sizeof why) != 0)
-        return ps_refuse(s, m, PB_ERR_STATE, why);
-    if (r->op > 2 || r->n_values > PS_REDUCE_MAX) {
+    if (ps_peer_of(s, from, r->worker_id, "reduce", why, sizeof why) != 0)
+        return ps_refuse(s, from, PB_ERR_STATE, why);
+    if (r->op > 2 || r->nvalues > PS_REDUCE_MAX) {
         snprintf(why, sizeof why, "reduce: expected op 0..2 and at most %d values, got op %u, %zu",
-                 PS_REDUCE_MAX, r->op, r->n_values);
-        return ps_refuse(s, m, PB_ERR_RANGE, why);
+                 PS_REDUCE_MAX, r->op, r->nvalues);
+        return ps_refuse(s, from, PB_ERR_RANGE, why);
     }
     if (s->red_count &&
-        (r->round != s->red_round || r->op != s->red_op || r->n_values != s->red_n)) {
+        (r->round != s->red_round || r->op != s->red_op || r->nvalues != s->red_n)) {
         snprintf(why, sizeof why,
                  "reduce: round %" PRIu64 " (op %u, %zu values) is in progress, got round "
                  "%" PRIu64 " (op %u, %zu values)",
-                 s->red_round, s->red_op, s->red_n, r->round, r->op, r->n_values);
-        return ps_refuse(s, m, PB_ERR_STATE, why);
+                 s->red_round, s->red_op, s->red_n, r->round, r->op, r->nvalues);
+        return ps_refuse(s, from, PB_ERR_STATE, why);
     }
     if (s->red_have[r->worker_id]) {
         snprintf(why, sizeof why, "reduce: worker %u is already in round %" PRIu64, r->worker_id,
                  r->round);
-        return ps_refuse(s, m, PB_ERR_STATE, why);
+        return ps_refuse(s, from, PB_ERR_STATE, why);
     }
     s->red_round = r->round;
     s->red_op = r->op;
-    s->red_n = r->n_values;
-    if (r->n_values) /* protobuf-c leaves values NULL when there are none */
+    s->red_n = r->nvalues;
+    if (r->nvalues) /* values is NULL when there are none */
         memcpy(s->red_vals + (size_t)r->worker_id * PS_REDUCE_MAX, r->values,
-               sizeof(double) * r->n_values);
+               sizeof(double) * r->nvalues);
     s->red_have[r->worker_id] = 1;
     s->red_count++;
     return ps_answer_reduce(s, err, errlen);

@@ -120,8 +120,6 @@ ps_server *ps_server_new(const ps_config *cfg, char *err, size_t errlen) {
         s->held = calloc(cells, sizeof *s->held);
         s->src = calloc(cells, sizeof *s->src);
         s->first_at = calloc((size_t)s->slots, sizeof *s->first_at);
-        for (size_t i = 0; s->held && i < cells; i++)
-            zmq_msg_init(&s->held[i]);
     }
     if (!full || !s->w || !s->scratch || !s->peers || !s->pending || !s->cver || !s->opt ||
         !s->pool || !s->need || !s->live || !s->red_have || !s->red_vals || !s->red_acc ||
@@ -188,7 +186,7 @@ void ps_server_free(ps_server **ps) {
     free(s->have);
     free(s->base);
     for (size_t i = 0; s->held && i < (size_t)s->slots * (size_t)s->W * (size_t)s->C; i++)
-        zmq_msg_close(&s->held[i]);
+        pb_frame_free(&s->held[i]);
     free(s->cver);
     free(s->state);
     free(s->first_at);

@@ -7,17 +7,10 @@
 
 /* The whole shard for a checkpoint: weights, the optimizer's state arrays and each chunk's
  * update count, in one message. Rare, so the payload is simply assembled in a buffer. */
-int ps_send_snapshot(ps_server *s, const uint8_t *id, size_t idlen, char *err, size_t errlen) {
+int ps_send_snapshot(ps_server *s, const pb_peer *to, char *err, size_t errlen) {
     const int nslots = eng_optim_nslots(s->cfg.optim.kind);
-    float *buf = malloc(sizeof(float) * (size_t)(nslots + 1) * (s->n ? s->n : 1));
-    Pstrain__Run *runs = calloc((size_t)s->C, sizeof *runs);
-    Pstrain__Run **rp = calloc((size_t)s->C, sizeof *rp);
-    if (!buf || !runs || !rp) {
-        free(buf);
-        free(runs);
-        free(rp);
-        return pst_err(err, errlen, PST_ESOCKET, "server %d: out of memory", s->cfg.server_id);
-    }
+    float *buf = pst_malloc(sizeof(float) * (size_t)(nslots + 1) * (s->n ? s->n : 1));
+    pb_run *runs = pst_calloc((size_t)s->C, sizeof *runs);
     memcpy(buf, s->w, sizeof(float) * s->n);
     for (int i = 0; i < nslots; i++)
         memcpy(buf + (size_t)(i + 1) * s->n, eng_optim_slot(s->opt, i), sizeof(float) * s->n);
@@ -28,51 +21,38 @@ int ps_send_snapshot(ps_server *s, const uint8_t *id, size_t idlen, char *err, s
             runs[nruns - 1].count += n;
             continue;
         }
-        pstrain__run__init(&runs[nruns]);
-        runs[nruns].offset = lo;
-        runs[nruns].count = n;
-        runs[nruns].iterations = s->cver[k];
-        rp[nruns] = &runs[nruns];
-        nruns++;
+        runs[nruns++] = (pb_run){lo, n, s->cver[k]};
     }
-    Pstrain__Slice shard = PSTRAIN__SLICE__INIT;
-    shard.offset = s->lo;
-    shard.count = s->n;
-    Pstrain__SnapshotReply r = PSTRAIN__SNAPSHOT_REPLY__INIT;
-    r.shard = &shard;
-    r.nslots = (uint32_t)nslots;
-    r.n_runs = nruns;
-    r.runs = rp;
-    r.stopping = ps_stopping(s, ps_shard_version(s));
-    Pstrain__Envelope env = PSTRAIN__ENVELOPE__INIT;
-    env.body_case = PSTRAIN__ENVELOPE__BODY_SNAPSHOT_REPLY;
-    env.snapshot_reply = &r;
+    const pb_msg r = {.kind = PB_SNAPSHOT_REPLY,
+                      .snapshot_reply = {.shard = {s->lo, s->n},
+                                         .nslots = (uint32_t)nslots,
+                                         .nruns = nruns,
+                                         .runs = runs,
+                                         .stopping = ps_stopping(s, ps_shard_version(s))}};
     s->st.bytes_out += sizeof(float) * (size_t)(nslots + 1) * s->n;
-    const int rc = pb_send(s->sock, id, idlen, &env, buf, (size_t)(nslots + 1) * s->n, err, errlen);
-    free(buf);
-    free(runs);
-    free(rp);
+    const int rc = pb_send(s->sock, to, &r, buf, (size_t)(nslots + 1) * s->n, err, errlen);
+    pst_free(buf);
+    pst_free(runs);
     return rc;
 }
 
-int ps_on_snapshot(ps_server *s, pb_msg *m, char *err, size_t errlen) {
-    const Pstrain__SnapshotRequest *p = m->env->snapshot;
+int ps_on_snapshot(ps_server *s, const pb_peer *from, pb_msg *m, char *err, size_t errlen) {
+    const pb_snapshot *p = &m->snapshot;
     char why[256];
-    if (ps_peer_of(s, m, p->worker_id, "snapshot", why, sizeof why) != 0)
-        return ps_refuse(s, m, PB_ERR_STATE, why);
+    if (ps_peer_of(s, from, p->worker_id, "snapshot", why, sizeof why) != 0)
+        return ps_refuse(s, from, PB_ERR_STATE, why);
     if (p->min_version <= ps_range_version(s, s->lo, s->n ? s->n : 1))
-        return ps_send_snapshot(s, m->identity, m->identity_len, err, errlen);
+        return ps_send_snapshot(s, from, err, errlen);
     peer *pr = &s->peers[p->worker_id];
     if (pr->snapshot_waiting) {
         snprintf(why, sizeof why, "snapshot: worker %u already waits for one", p->worker_id);
-        return ps_refuse(s, m, PB_ERR_STATE, why);
+        return ps_refuse(s, from, PB_ERR_STATE, why);
     }
     pr->snapshot_waiting = 1;
     pending_pull *q = &s->pending[s->npending++];
     memset(q, 0, sizeof *q);
     q->worker_id = p->worker_id;
-    memcpy(q->identity, m->identity, m->identity_len);
-    q->identity_len = m->identity_len;
+    q->from = *from;
     q->min_version = p->min_version;
     q->offset = s->lo;
     q->count = s->n ? s->n : 1;

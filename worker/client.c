@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <zmq.h>
 
 typedef struct server_conn {
     void *sock;
@@ -62,8 +63,7 @@ struct wk_client {
 
 /* Receives one message from server s within the timeout. An ErrorReply becomes an error
  * naming the server. */
-static int recv_from(wk_client *c, int s, pb_msg *m, Pstrain__Envelope__BodyCase want, char *err,
-                     size_t errlen) {
+static int recv_from(wk_client *c, int s, pb_msg *m, pb_kind want, char *err, size_t errlen) {
     server_conn *sc = &c->srv[s];
     memset(m, 0, sizeof *m); /* the caller clears m on every path */
     zmq_pollitem_t item = {sc->sock, 0, ZMQ_POLLIN, 0};
@@ -88,15 +88,15 @@ static int recv_from(wk_client *c, int s, pb_msg *m, Pstrain__Envelope__BodyCase
         return pst_err(err, errlen, PST_EIO, "server %d at %s: no answer in %g s", s, sc->endpoint,
                        c->timeout_ms / 1000.0);
     char why[256];
-    int rc = pb_recv(sc->sock, 0, m, 0, why, sizeof why);
+    int rc = pb_recv(sc->sock, NULL, m, 0, why, sizeof why);
     if (rc != PST_OK)
         return pst_err(err, errlen, PST_EIO, "server %d at %s: %s", s, sc->endpoint, why);
-    if (m->env->body_case == PSTRAIN__ENVELOPE__BODY_ERROR)
+    if (m->kind == PB_ERROR)
         return pst_err(err, errlen, PST_EFORMAT, "server %d at %s refused: %s", s, sc->endpoint,
-                       m->env->error->message);
-    if (m->env->body_case != want)
+                       m->error.message);
+    if (m->kind != want)
         return pst_err(err, errlen, PST_EFORMAT, "server %d at %s: unexpected %s", s, sc->endpoint,
-                       pb_body_name(m->env));
+                       pb_kind_name(m->kind));
     return PST_OK;
 }
 
@@ -144,24 +144,21 @@ wk_client *wk_client_new_keys(const char *const *endpoints, int P, int worker_id
         }
     }
     /* Hello to all, then collect the answers: the servers check in parallel. */
-    Pstrain__Hello h = PSTRAIN__HELLO__INIT;
-    h.worker_id = (uint32_t)worker_id;
-    h.num_workers = (uint32_t)num_workers;
-    h.model = (char *)m->def->name;
-    h.param_count = m->layout.total;
-    h.layout_checksum = eng_layout_checksum(&m->layout);
-    Pstrain__Envelope env = PSTRAIN__ENVELOPE__INIT;
-    env.body_case = PSTRAIN__ENVELOPE__BODY_HELLO;
-    env.hello = &h;
+    const pb_msg h = {.kind = PB_HELLO,
+                      .hello = {.worker_id = (uint32_t)worker_id,
+                                .num_workers = (uint32_t)num_workers,
+                                .model = m->def->name,
+                                .param_count = m->layout.total,
+                                .layout_checksum = eng_layout_checksum(&m->layout)}};
     for (int s = 0; s < P; s++)
-        if (pb_send(c->srv[s].sock, NULL, 0, &env, NULL, 0, err, errlen) != PST_OK)
+        if (pb_send(c->srv[s].sock, NULL, &h, NULL, 0, err, errlen) != PST_OK)
             goto fail;
     /* A path that does not work shows as silence (ZeroMQ retries the connection quietly): say
      * which one, within seconds, and what to check, rather than wait the whole timeout. */
     c->timeout_ms = c->timeout_ms < WK_HELLO_MS ? c->timeout_ms : WK_HELLO_MS;
     for (int s = 0; s < P; s++) {
         pb_msg r;
-        int rc = recv_from(c, s, &r, PSTRAIN__ENVELOPE__BODY_HELLO_REPLY, err, errlen);
+        int rc = recv_from(c, s, &r, PB_HELLO_REPLY, err, errlen);
         if (rc == PST_EIO) {
             char host[256] = "?", why[512];
             gethostname(host, sizeof host);
@@ -174,18 +171,18 @@ wk_client *wk_client_new_keys(const char *const *endpoints, int P, int worker_id
                     host, c->srv[s].endpoint, why);
         }
         if (rc == PST_OK) {
-            const Pstrain__Slice *sh = r.env->hello_reply->shard;
-            if (!sh || sh->offset != c->srv[s].lo || sh->count != c->srv[s].n)
+            const pb_slice *sh = &r.hello_reply.shards[0];
+            if (r.hello_reply.nparts < 1 || sh->offset != c->srv[s].lo || sh->count != c->srv[s].n)
                 rc = pst_err(err, errlen, PST_EFORMAT,
                              "server %d at %s: owns another shard than [%zu, %zu)", s,
                              c->srv[s].endpoint, c->srv[s].lo, c->srv[s].lo + c->srv[s].n);
             size_t cuts[ENG_MAX_LAYERS];
             const int ncuts = eng_model_cuts(m, cuts);
             if (rc == PST_OK && eng_chunks_plan(&c->srv[s].chunks, c->srv[s].lo, c->srv[s].n, cuts,
-                                                ncuts, (size_t)r.env->hello_reply->chunk) != 0)
+                                                ncuts, (size_t)r.hello_reply.chunk) != 0)
                 rc = pst_err(err, errlen, PST_ENOMEM, "worker %d: out of memory", worker_id);
             c->srv[s].C = c->srv[s].chunks.n;
-            c->srv[s].max = (size_t)r.env->hello_reply->chunk;
+            c->srv[s].max = (size_t)r.hello_reply.chunk;
         }
         pb_msg_clear(&r);
         if (rc != PST_OK)
@@ -231,30 +228,27 @@ int wk_client_pull_settled(wk_client *c, const uint64_t *pushes, char *err, size
 }
 
 int wk_client_reduce(wk_client *c, int op, double *v, int n, char *err, size_t errlen) {
-    Pstrain__Reduce r = PSTRAIN__REDUCE__INIT;
-    r.worker_id = (uint32_t)c->worker_id;
-    r.round = ++c->round;
-    r.op = (uint32_t)op;
-    r.n_values = (size_t)n;
-    r.values = v;
-    Pstrain__Envelope env = PSTRAIN__ENVELOPE__INIT;
-    env.body_case = PSTRAIN__ENVELOPE__BODY_REDUCE;
-    env.reduce = &r;
-    if (pb_send(c->srv[0].sock, NULL, 0, &env, NULL, 0, err, errlen) != PST_OK)
+    const pb_msg r = {.kind = PB_REDUCE,
+                      .reduce = {.worker_id = (uint32_t)c->worker_id,
+                                 .op = (uint32_t)op,
+                                 .round = ++c->round,
+                                 .nvalues = (size_t)n,
+                                 .values = v}};
+    if (pb_send(c->srv[0].sock, NULL, &r, NULL, 0, err, errlen) != PST_OK)
         return -1;
     pb_msg m;
-    int rc = recv_from(c, 0, &m, PSTRAIN__ENVELOPE__BODY_REDUCE_REPLY, err, errlen);
+    int rc = recv_from(c, 0, &m, PB_REDUCE_REPLY, err, errlen);
     if (rc == PST_OK) {
-        const Pstrain__ReduceReply *a = m.env->reduce_reply;
-        if (a->round != c->round || a->n_values != (size_t)n || a->n_workers > (size_t)c->W)
+        const pb_reduce_reply *a = &m.reduce_reply;
+        if (a->round != c->round || a->nvalues != (size_t)n || a->nworkers > (size_t)c->W)
             rc = pst_err(err, errlen, PST_EFORMAT,
                          "server 0 at %s: reduce reply for round %" PRIu64 " with %zu values, "
                          "expected round %" PRIu64 " with %d",
-                         c->srv[0].endpoint, a->round, a->n_values, c->round, n);
+                         c->srv[0].endpoint, a->round, a->nvalues, c->round, n);
         else {
             memcpy(v, a->values, sizeof(double) * (size_t)n);
             c->nmembers = 0;
-            for (size_t i = 0; i < a->n_workers; i++)
+            for (size_t i = 0; i < a->nworkers; i++)
                 if (a->workers[i] < (uint32_t)c->W)
                     c->members[c->nmembers++] = (int)a->workers[i];
         }
@@ -271,18 +265,12 @@ int wk_client_members(const wk_client *c, const int **ids) {
 void wk_client_fail(wk_client *c, const char *reason) {
     if (!c)
         return;
-    Pstrain__Shutdown d = PSTRAIN__SHUTDOWN__INIT;
-    d.worker_id = (uint32_t)c->worker_id;
-    d.failed = 1;
-    d.reason = (char *)reason;
-    Pstrain__Envelope env = PSTRAIN__ENVELOPE__INIT;
-    env.body_case = PSTRAIN__ENVELOPE__BODY_SHUTDOWN;
-    env.shutdown = &d;
+    const pb_msg d = {.kind = PB_SHUTDOWN, .shutdown = {(uint32_t)c->worker_id, 1, reason}};
     const int linger = 500; /* ms that closing may wait for it to go out */
     for (int s = 0; s < c->P; s++) {
         char err[64];
         zmq_setsockopt(c->srv[s].sock, ZMQ_LINGER, &linger, sizeof linger);
-        pb_send(c->srv[s].sock, NULL, 0, &env, NULL, 0, err, sizeof err);
+        pb_send(c->srv[s].sock, NULL, &d, NULL, 0, err, sizeof err);
     }
 }
 
@@ -329,50 +317,41 @@ static int send_run(wk_client *c, server_conn *sc, int k, int end, const float *
                     uint64_t step, uint64_t base_version, int pull, uint64_t min_version, char *err,
                     size_t errlen) {
     const size_t lo = sc->chunks.start[k], n = sc->chunks.start[end] - lo;
-    Pstrain__Slice slice = PSTRAIN__SLICE__INIT;
-    slice.offset = lo;
-    slice.count = n;
-    Pstrain__Envelope env = PSTRAIN__ENVELOPE__INIT;
     if (grads) {
-        Pstrain__Push p = PSTRAIN__PUSH__INIT;
-        p.worker_id = (uint32_t)c->worker_id;
-        p.step = step;
-        p.base_version = base_version;
-        p.slice = &slice;
-        p.stop = c->want_stop;
-        env.body_case = PSTRAIN__ENVELOPE__BODY_PUSH;
-        env.push = &p;
+        pb_msg m = {.kind = PB_PUSH,
+                    .push = {.worker_id = (uint32_t)c->worker_id,
+                             .step = step,
+                             .base_version = base_version,
+                             .slice = {lo, n},
+                             .stop = c->want_stop}};
+        pb_push *p = &m.push;
         size_t nvals;
         const long nrows = gather_rows(c, grads, lo, lo + n, &nvals);
         if (nrows < 0)
             return pst_err(err, errlen, PST_ENOMEM, "worker %d: out of memory", c->worker_id);
         if (nrows > 0 && nvals < n) { /* only the touched rows: the rest is 0 */
-            p.rows_from = c->sparse->from;
-            p.row_len = (uint32_t)c->sparse->row_len;
-            p.n_rows = (size_t)nrows;
-            p.rows = c->row_ids;
-            if (pb_send(sc->sock, NULL, 0, &env, c->row_vals, nvals, err, errlen) != PST_OK)
+            p->rows_from = c->sparse->from;
+            p->row_len = (uint32_t)c->sparse->row_len;
+            p->nrows = (size_t)nrows;
+            p->rows = c->row_ids;
+            if (pb_send(sc->sock, NULL, &m, c->row_vals, nvals, err, errlen) != PST_OK)
                 return -1;
             c->bytes_pushed += sizeof(float) * nvals;
         } else {
             atomic_fetch_add_explicit(&c->lent, 1, memory_order_relaxed);
-            if (pb_send_borrowed(sc->sock, &env, grads + lo, n, returned, c, err, errlen) != PST_OK)
+            if (pb_send_borrowed(sc->sock, &m, grads + lo, n, returned, c, err, errlen) != PST_OK)
                 return -1;
             c->bytes_pushed += sizeof(float) * n;
         }
     }
     if (pull) {
-        Pstrain__PullRequest p = PSTRAIN__PULL_REQUEST__INIT;
-        p.worker_id = (uint32_t)c->worker_id;
-        p.min_version = min_version;
-        p.slice = &slice;
-        if (c->settle) {
-            p.n_pushes = (size_t)c->W;
-            p.pushes = (uint64_t *)c->settle;
-        }
-        env.body_case = PSTRAIN__ENVELOPE__BODY_PULL;
-        env.pull = &p;
-        if (pb_send(sc->sock, NULL, 0, &env, NULL, 0, err, errlen) != PST_OK)
+        const pb_msg m = {.kind = PB_PULL,
+                          .pull = {.worker_id = (uint32_t)c->worker_id,
+                                   .min_version = min_version,
+                                   .slice = {lo, n},
+                                   .npushes = c->settle ? (size_t)c->W : 0,
+                                   .pushes = c->settle}};
+        if (pb_send(sc->sock, NULL, &m, NULL, 0, err, errlen) != PST_OK)
             return -1;
     }
     return 0;
@@ -465,9 +444,9 @@ int wk_client_push_pull(wk_client *c, const float *grads, uint64_t step, uint64_
 static int take_reply(wk_client *c, int s, float *params, char *err, size_t errlen) {
     server_conn *sc = &c->srv[s];
     pb_msg r;
-    int rc = recv_from(c, s, &r, PSTRAIN__ENVELOPE__BODY_PULL_REPLY, err, errlen);
+    int rc = recv_from(c, s, &r, PB_PULL_REPLY, err, errlen);
     if (rc == PST_OK) {
-        const Pstrain__Slice *sl = r.env->pull_reply->slice;
+        const pb_slice *sl = &r.pull_reply.slice;
         /* an answer to one of our pulls: a run of whole chunks of this server's */
         const int k0 = sl->offset <= SIZE_MAX ? eng_chunks_find(&sc->chunks, sl->offset) : -1;
         const int k1 = k0 < 0 || sl->count == 0 || sl->count > sc->n
@@ -479,10 +458,10 @@ static int take_reply(wk_client *c, int s, float *params, char *err, size_t errl
             rc = pst_err(err, errlen, PST_EFORMAT, "server %d at %s: pull reply for another slice",
                          s, sc->endpoint);
         else
-            memcpy(params + sl->offset, pb_msg_payload(&r), sizeof(float) * n);
-        c->stopping |= r.env->pull_reply->stopping;
-        if (r.env->pull_reply->version < sc->round)
-            sc->round = r.env->pull_reply->version;
+            memcpy(params + sl->offset, r.payload, sizeof(float) * n);
+        c->stopping |= r.pull_reply.stopping;
+        if (r.pull_reply.version < sc->round)
+            sc->round = r.pull_reply.version;
         if (--sc->waiting == 0)
             sc->version = sc->round;
     }
@@ -535,9 +514,9 @@ uint64_t wk_client_bytes_pushed(const wk_client *c) { return c->bytes_pushed; }
 static int take_snapshot(wk_client *c, int s, eng_ckpt *ck, char *err, size_t errlen) {
     server_conn *sc = &c->srv[s];
     pb_msg r;
-    int rc = recv_from(c, s, &r, PSTRAIN__ENVELOPE__BODY_SNAPSHOT_REPLY, err, errlen);
-    const Pstrain__SnapshotReply *sr = rc == PST_OK ? r.env->snapshot_reply : NULL;
-    if (sr && (sr->shard->offset != sc->lo || sr->shard->count != sc->n))
+    int rc = recv_from(c, s, &r, PB_SNAPSHOT_REPLY, err, errlen);
+    const pb_snapshot_reply *sr = rc == PST_OK ? &r.snapshot_reply : NULL;
+    if (sr && (sr->shard.offset != sc->lo || sr->shard.count != sc->n))
         rc = pst_err(err, errlen, PST_EFORMAT, "server %d at %s: snapshot of another shard", s,
                      sc->endpoint);
     else if (sr && (int)sr->nslots != ck->nslots)
@@ -545,8 +524,8 @@ static int take_snapshot(wk_client *c, int s, eng_ckpt *ck, char *err, size_t er
                      "server %d at %s: snapshot with %u optimizer arrays, expected %d", s,
                      sc->endpoint, sr->nslots, ck->nslots);
     uint64_t covered = 0;
-    for (size_t i = 0; rc == PST_OK && i < sr->n_runs; i++) {
-        const Pstrain__Run *run = sr->runs[i];
+    for (size_t i = 0; rc == PST_OK && i < sr->nruns; i++) {
+        const pb_run *run = &sr->runs[i];
         if (run->offset != sc->lo + covered || run->count > sc->n - covered) {
             rc = pst_err(err, errlen, PST_EFORMAT,
                          "server %d at %s: snapshot runs do not tile its shard", s, sc->endpoint);
@@ -558,16 +537,15 @@ static int take_snapshot(wk_client *c, int s, eng_ckpt *ck, char *err, size_t er
         rc = pst_err(err, errlen, PST_EFORMAT,
                      "server %d at %s: snapshot runs do not tile its shard", s, sc->endpoint);
     eng_ckpt_iters *runs =
-        rc == PST_OK ? realloc(ck->runs, sizeof *runs * ((size_t)ck->nruns + sr->n_runs + 1))
-                     : NULL;
+        rc == PST_OK ? realloc(ck->runs, sizeof *runs * ((size_t)ck->nruns + sr->nruns + 1)) : NULL;
     if (rc == PST_OK && !runs)
         rc = pst_err(err, errlen, PST_ENOMEM, "worker %d: out of memory", c->worker_id);
     if (rc == PST_OK) {
         ck->runs = runs;
-        for (size_t i = 0; i < sr->n_runs; i++)
-            ck->runs[ck->nruns++] = (eng_ckpt_iters){sr->runs[i]->offset, sr->runs[i]->count,
-                                                     (int64_t)sr->runs[i]->iterations};
-        const float *p = pb_msg_payload(&r);
+        for (size_t i = 0; i < sr->nruns; i++)
+            ck->runs[ck->nruns++] = (eng_ckpt_iters){sr->runs[i].offset, sr->runs[i].count,
+                                                     (int64_t)sr->runs[i].iterations};
+        const float *p = r.payload;
         memcpy(ck->weights + sc->lo, p, sizeof(float) * sc->n);
         for (int i = 0; i < ck->nslots; i++)
             memcpy(ck->slots[i] + sc->lo, p + (size_t)(i + 1) * sc->n, sizeof(float) * sc->n);
@@ -579,14 +557,11 @@ static int take_snapshot(wk_client *c, int s, eng_ckpt *ck, char *err, size_t er
 
 int wk_client_snapshot(wk_client *c, uint64_t min_version, eng_ckpt *ck, char *err, size_t errlen) {
     PST_ASSERT(!wk_client_pull_pending(c), "snapshot with a pull outstanding");
-    Pstrain__SnapshotRequest q = PSTRAIN__SNAPSHOT_REQUEST__INIT;
-    q.worker_id = (uint32_t)c->worker_id;
-    q.min_version = min_version;
-    Pstrain__Envelope env = PSTRAIN__ENVELOPE__INIT;
-    env.body_case = PSTRAIN__ENVELOPE__BODY_SNAPSHOT;
-    env.snapshot = &q;
+    const pb_msg q = {
+        .kind = PB_SNAPSHOT,
+        .snapshot = {.worker_id = (uint32_t)c->worker_id, .min_version = min_version}};
     for (int s = 0; s < c->P; s++)
-        if (pb_send(c->srv[s].sock, NULL, 0, &env, NULL, 0, err, errlen) != PST_OK)
+        if (pb_send(c->srv[s].sock, NULL, &q, NULL, 0, err, errlen) != PST_OK)
             return -1;
     ck->nruns = 0;
     for (int s = 0; s < c->P; s++)
@@ -605,9 +580,9 @@ static int take_stats(wk_client *c, char *err, size_t errlen) {
     }
     for (int s = 0; s < c->P; s++) {
         pb_msg r;
-        int rc = recv_from(c, s, &r, PSTRAIN__ENVELOPE__BODY_STATS, err, errlen);
+        int rc = recv_from(c, s, &r, PB_STATS, err, errlen);
         if (rc == PST_OK) {
-            const Pstrain__ServerStats *st = r.env->stats;
+            const pb_stats *st = &r.stats;
             wk_server_stats *o = &c->stats[s];
             *o = (wk_server_stats){.server_id = st->server_id,
                                    .updates = st->updates,
@@ -621,7 +596,7 @@ static int take_stats(wk_client *c, char *err, size_t errlen) {
                                    .barrier_wait_s = st->barrier_wait_s,
                                    .pushes_per_worker = c->per_worker + (size_t)s * c->W,
                                    .workers = c->W};
-            for (size_t w = 0; w < st->n_pushes_per_worker && w < (size_t)c->W; w++)
+            for (size_t w = 0; w < st->nworkers && w < (size_t)c->W; w++)
                 c->per_worker[(size_t)s * c->W + w] = st->pushes_per_worker[w];
         }
         pb_msg_clear(&r);
@@ -633,13 +608,9 @@ static int take_stats(wk_client *c, char *err, size_t errlen) {
 
 const wk_server_stats *wk_client_stats(wk_client *c, char *err, size_t errlen) {
     PST_ASSERT(!wk_client_pull_pending(c), "stats with a pull outstanding");
-    Pstrain__StatsRequest q = PSTRAIN__STATS_REQUEST__INIT;
-    q.worker_id = (uint32_t)c->worker_id;
-    Pstrain__Envelope env = PSTRAIN__ENVELOPE__INIT;
-    env.body_case = PSTRAIN__ENVELOPE__BODY_STATS_REQUEST;
-    env.stats_request = &q;
+    const pb_msg q = {.kind = PB_STATS_REQUEST, .stats_request = {(uint32_t)c->worker_id}};
     for (int s = 0; s < c->P; s++)
-        if (pb_send(c->srv[s].sock, NULL, 0, &env, NULL, 0, err, errlen) != PST_OK)
+        if (pb_send(c->srv[s].sock, NULL, &q, NULL, 0, err, errlen) != PST_OK)
             return NULL;
     return take_stats(c, err, errlen) == 0 ? c->stats : NULL;
 }
@@ -648,13 +619,9 @@ const wk_server_stats *wk_client_last_stats(const wk_client *c) { return c->stat
 int wk_client_servers(const wk_client *c) { return c->P; }
 
 int wk_client_shutdown(wk_client *c, FILE *out, char *err, size_t errlen) {
-    Pstrain__Shutdown d = PSTRAIN__SHUTDOWN__INIT;
-    d.worker_id = (uint32_t)c->worker_id;
-    Pstrain__Envelope env = PSTRAIN__ENVELOPE__INIT;
-    env.body_case = PSTRAIN__ENVELOPE__BODY_SHUTDOWN;
-    env.shutdown = &d;
+    const pb_msg d = {.kind = PB_SHUTDOWN, .shutdown = {.worker_id = (uint32_t)c->worker_id}};
     for (int s = 0; s < c->P; s++)
-        if (pb_send(c->srv[s].sock, NULL, 0, &env, NULL, 0, err, errlen) != PST_OK)
+        if (pb_send(c->srv[s].sock, NULL, &d, NULL, 0, err, errlen) != PST_OK)
             return -1;
     if (take_stats(c, err, errlen) != 0)
         return -1;

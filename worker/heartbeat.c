@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <zmq.h>
 
 struct wk_heartbeat {
     void *ctx;
@@ -26,11 +27,7 @@ struct wk_heartbeat {
 
 static void *beat(void *arg) {
     wk_heartbeat *hb = arg;
-    Pstrain__Ping ping = PSTRAIN__PING__INIT;
-    ping.worker_id = (uint32_t)hb->worker_id;
-    Pstrain__Envelope env = PSTRAIN__ENVELOPE__INIT;
-    env.body_case = PSTRAIN__ENVELOPE__BODY_PING;
-    env.ping = &ping;
+    const pb_msg ping = {.kind = PB_PING, .ping = {(uint32_t)hb->worker_id}};
     zmq_pollitem_t *items = calloc((size_t)hb->n, sizeof *items);
     if (!items)
         return NULL;
@@ -42,7 +39,7 @@ static void *beat(void *arg) {
         if (now >= next) {
             char err[128];
             for (int i = 0; i < hb->n; i++) /* a full queue (a server long gone) drops it */
-                pb_send(hb->socks[i], NULL, 0, &env, NULL, 0, err, sizeof err);
+                pb_send(hb->socks[i], NULL, &ping, NULL, 0, err, sizeof err);
             next = now + hb->interval;
         }
         if (zmq_poll(items, hb->n, 100) <= 0)
@@ -50,8 +47,10 @@ static void *beat(void *arg) {
         for (int i = 0; i < hb->n; i++) {
             pb_msg m;
             char why[128];
-            while (pb_recv(hb->socks[i], 0, &m, ZMQ_DONTWAIT, why, sizeof why) != PST_EAGAIN) {
-                if (m.env && m.env->body_case == PSTRAIN__ENVELOPE__BODY_PONG)
+            int rc;
+            while ((rc = pb_recv(hb->socks[i], NULL, &m, ZMQ_DONTWAIT, why, sizeof why)) !=
+                   PST_EAGAIN) {
+                if (rc == PST_OK && m.kind == PB_PONG)
                     atomic_store(&hb->heard[i], pst_now());
                 pb_msg_clear(&m);
             }
