@@ -37,11 +37,18 @@ int ps_peer_of(ps_server *s, const pb_peer *from, uint32_t worker_id, const char
     return 0;
 }
 
+ps_part *ps_part_of(ps_server *s, uint32_t part, const char *what, char *why, size_t whylen) {
+    if (part < (uint32_t)s->nparts)
+        return &s->parts[part];
+    snprintf(why, whylen, "%s.part: expected 0..%d, got %u", what, s->nparts - 1, part);
+    return NULL;
+}
+
 /* The counters so far, to the peer that sent m. */
 int ps_send_stats(ps_server *s, const pb_peer *to, char *err, size_t errlen) {
     uint64_t *per = pst_calloc((size_t)s->W, sizeof *per);
     for (int w = 0; w < s->W; w++)
-        per[w] = s->peers[w].pushes;
+        per[w] = ps_server_pushes_from(s, w);
     const ps_stats *st = &s->st;
     const pb_msg r = {
         .kind = PB_STATS,

@@ -6,6 +6,29 @@
 #include <stdio.h>
 #include <string.h>
 
+/* Whether a hello's parts are the server's: 0, or -1 with why. */
+static int same_parts(const ps_server *s, const pb_hello *h, char *why, size_t whylen) {
+    if (h->nparts != (size_t)s->nparts) {
+        snprintf(why, whylen, "hello.parts: expected %d, got %zu", s->nparts, h->nparts);
+        return -1;
+    }
+    for (int p = 0; p < s->nparts; p++) {
+        const pb_part_desc *d = &h->parts[p];
+        const eng_layout *lay = &s->parts[p].model->layout;
+        const uint64_t sum = eng_layout_checksum(lay);
+        const char *name = s->cfg.model->parts[p].name;
+        if (strcmp(d->name, name) != 0 || d->param_count != lay->total ||
+            d->layout_checksum != sum) {
+            snprintf(why, whylen,
+                     "hello.parts[%d]: expected '%s' of %zu parameters with checksum "
+                     "0x%016" PRIx64 ", got '%.32s' of %" PRIu64 " with 0x%016" PRIx64,
+                     p, name, lay->total, sum, d->name, d->param_count, d->layout_checksum);
+            return -1;
+        }
+    }
+    return 0;
+}
+
 int ps_on_hello(ps_server *s, const pb_peer *from, pb_msg *m, char *err, size_t errlen) {
     const pb_hello *h = &m->hello;
     const eng_layout *lay = &s->cfg.model->layout;
@@ -23,6 +46,8 @@ int ps_on_hello(ps_server *s, const pb_peer *from, pb_msg *m, char *err, size_t 
                  lay->total, sum, h->param_count, h->layout_checksum);
         return ps_refuse(s, from, PB_ERR_LAYOUT, why);
     }
+    if (same_parts(s, h, why, sizeof why) != 0)
+        return ps_refuse(s, from, PB_ERR_LAYOUT, why);
     if (h->num_workers != (uint32_t)s->W || h->worker_id >= (uint32_t)s->W) {
         snprintf(why, sizeof why, "hello: expected worker_id 0..%d of %d workers, got %u of %u",
                  s->W - 1, s->W, h->worker_id, h->num_workers);
@@ -38,14 +63,17 @@ int ps_on_hello(ps_server *s, const pb_peer *from, pb_msg *m, char *err, size_t 
         if (s->pending[i].worker_id != h->worker_id)
             s->pending[kept++] = s->pending[i];
     s->npending = kept;
-    p->waiting = 0;
-    p->snapshot_waiting = 0;
-    const pb_msg r = {.kind = PB_HELLO_REPLY,
-                      .hello_reply = {.server_id = (uint32_t)s->cfg.server_id,
-                                      .nparts = 1,
-                                      .shards = {{s->lo, s->n}},
-                                      .version = ps_shard_version(s),
-                                      .chunk = s->cfg.chunk}};
+    pb_msg r = {.kind = PB_HELLO_REPLY,
+                .hello_reply = {.server_id = (uint32_t)s->cfg.server_id,
+                                .nparts = (size_t)s->nparts,
+                                .version = ps_shard_version(&s->parts[0]),
+                                .chunk = s->cfg.chunk}};
+    for (int q = 0; q < s->nparts; q++) {
+        ps_part *pt = &s->parts[q];
+        pt->peers[h->worker_id].waiting = 0;
+        pt->peers[h->worker_id].snapshot_waiting = 0;
+        r.hello_reply.shards[q] = (pb_slice){pt->lo, pt->n};
+    }
     return pb_send(s->sock, from, &r, NULL, 0, err, errlen);
 }
 
@@ -101,31 +129,34 @@ int ps_drop_worker(ps_server *s, int w, const char *why, char *err, size_t errle
     else
         fprintf(log, "going on with %d worker(s)\n", left);
     fflush(log);
-    for (size_t slot = 0; slot < (size_t)s->slots; slot++)
-        for (int k = 0; k < s->C; k++) {
-            const size_t i = (slot * (size_t)s->W + (size_t)w) * (size_t)s->C + (size_t)k;
-            s->have[i] = 0;
-            pb_frame_free(&s->held[i]);
-        }
+    for (int q = 0; q < s->nparts; q++) {
+        ps_part *pt = &s->parts[q];
+        for (size_t slot = 0; slot < (size_t)s->slots; slot++)
+            for (int k = 0; k < pt->C; k++) {
+                const size_t i = (slot * (size_t)s->W + (size_t)w) * (size_t)pt->C + (size_t)k;
+                pt->have[i] = 0;
+                pb_frame_free(&pt->held[i]);
+            }
+        pt->peers[w].waiting = 0;
+        pt->peers[w].snapshot_waiting = 0;
+    }
     int kept = 0;
     for (int i = 0; i < s->npending; i++)
         if (s->pending[i].worker_id != (uint32_t)w)
             s->pending[kept++] = s->pending[i];
     s->npending = kept;
-    p->waiting = 0;
-    p->snapshot_waiting = 0;
     if (s->red_have[w]) {
         s->red_have[w] = 0;
         s->red_count--;
     }
-    if (s->cfg.abort_on_worker_loss && s->stop_at == UINT64_MAX) {
+    if (s->cfg.abort_on_worker_loss) /* lowers no part's stop already set */
         ps_stop_after_newest(s);
-    }
-    for (int k = 0; k < s->C && s->slots; k++)
-        ps_apply_complete_clocks(s, k);
-    if (ps_answer_pending(s, err, errlen) != 0)
-        return -1;
-    return ps_answer_reduce(s, err, errlen) == PST_OK ? 0 : -1;
+    for (int q = 0; q < s->nparts; q++)
+        for (int k = 0; k < s->parts[q].C && s->slots; k++)
+            ps_apply_complete_clocks(s, &s->parts[q], k);
+    if (ps_answer_pending(s, err, errlen) != PST_OK)
+        return PST_ESOCKET;
+    return ps_answer_reduce(s, err, errlen);
 }
 
 /* Between messages: workers silent for too long are lost, and this process's own stop
@@ -145,12 +176,13 @@ int ps_watch(ps_server *s, char *err, size_t errlen) {
                      "not heard from within %g s of the start (--timeout) "
                      "and %g s more",
                      s->cfg.start_grace, s->cfg.peer_timeout);
-        if (ps_drop_worker(s, w, why, err, errlen) != 0)
-            return -1;
+        if (ps_drop_worker(s, w, why, err, errlen) != PST_OK)
+            return PST_ESOCKET;
     }
-    if (s->cfg.stop && *s->cfg.stop && s->stop_at == UINT64_MAX) {
+    if (s->cfg.stop && *s->cfg.stop && !s->stop_noted) {
+        s->stop_noted = 1;
         ps_stop_after_newest(s);
         return ps_answer_pending(s, err, errlen);
     }
-    return 0;
+    return PST_OK;
 }

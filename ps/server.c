@@ -52,99 +52,126 @@ static int bind_socket(ps_server *s, char *err, size_t errlen) {
     return PST_OK;
 }
 
-/* The parts of the shard that hold state tensors (BatchNormalization's moving statistics):
+/* The parts of pt's shard that hold state tensors (BatchNormalization's moving statistics):
  * workers push their change to them, which the update adds instead of running the
- * optimizer. Returns 0, or -1 when out of memory. */
-static int find_state(ps_server *s) {
-    const eng_layout *lay = &s->cfg.model->layout;
+ * optimizer. */
+static void find_state(ps_part *pt) {
+    const eng_layout *lay = &pt->model->layout;
     for (int i = 0; i < lay->n; i++) {
         const eng_tensor_info *t = &lay->tensors[i];
-        const size_t a = t->offset > s->lo ? t->offset : s->lo;
-        const size_t b = t->offset + t->count < s->lo + s->n ? t->offset + t->count : s->lo + s->n;
+        const size_t a = t->offset > pt->lo ? t->offset : pt->lo;
+        const size_t b =
+            t->offset + t->count < pt->lo + pt->n ? t->offset + t->count : pt->lo + pt->n;
         if (!t->state || a >= b)
             continue;
-        size_t *grown = realloc(s->state, sizeof *grown * 2 * (size_t)(s->nstate + 1));
-        if (!grown)
-            return -1;
-        s->state = grown;
-        s->state[2 * s->nstate] = a - s->lo;
-        s->state[2 * s->nstate + 1] = b - s->lo;
-        s->nstate++;
+        pt->state = pst_realloc(pt->state, sizeof *pt->state * 2 * (size_t)(pt->nstate + 1));
+        pt->state[2 * pt->nstate] = a - pt->lo;
+        pt->state[2 * pt->nstate + 1] = b - pt->lo;
+        pt->nstate++;
     }
-    return 0;
+}
+
+/* Part p's shard, chunks, optimizer and clocks, its weights initialised from its seed. */
+static int part_init(ps_server *s, int p, char *err, size_t errlen) {
+    const ps_part_cfg *pc = &s->cfg.parts[p];
+    ps_part *pt = &s->parts[p];
+    const size_t W = (size_t)s->W;
+    pt->model = pc->model;
+    pt->optim = pc->optim;
+    pt->stop_at = UINT64_MAX;
+    const eng_layout *lay = &pc->model->layout;
+    eng_shard_range(lay->total, s->cfg.num_servers, s->cfg.server_id, &pt->lo, &pt->n);
+    size_t cuts[ENG_MAX_LAYERS];
+    const int ncuts = eng_model_cuts(pc->model, cuts);
+    PST_ASSERT(eng_chunks_plan(&pt->chunks, pt->lo, pt->n, cuts, ncuts, s->cfg.chunk) == 0,
+               "out of memory");
+    pt->C = pt->chunks.n;
+    const size_t cells = (size_t)s->slots * W * (size_t)pt->C, n1 = pt->n ? pt->n : 1;
+    pt->w = pst_alloc(sizeof(float) * n1);
+    pt->scratch = pst_alloc(sizeof(float) * n1);
+    pt->cver = pst_calloc((size_t)pt->C, sizeof *pt->cver);
+    pt->peers = pst_calloc(W, sizeof *pt->peers);
+    pt->apply_threads = s->cfg.threads > 0 ? s->cfg.threads : 1;
+    if (!(pt->opt = eng_optim_new(&pc->optim, pt->n)))
+        return pst_err(err, errlen, PST_EIO, "server %d: out of memory", s->cfg.server_id);
+    if (s->slots) {
+        pt->grads = pst_alloc(sizeof(float) * (size_t)s->slots * W * n1);
+        pt->have = pst_calloc(cells, 1);
+        pt->base = pst_calloc(cells, sizeof *pt->base);
+        pt->held = pst_calloc(cells, sizeof *pt->held);
+        pt->src = pst_calloc(cells, sizeof *pt->src);
+        pt->first_at = pst_calloc((size_t)s->slots, sizeof *pt->first_at);
+    }
+    find_state(pt);
+    /* Every process initialises the part's whole vector from its seed and keeps its shard,
+     * so the shards put together equal a one-process run's weights. */
+    float *full = pst_alloc(sizeof(float) * lay->total);
+    eng_model_init_params(pc->model, full, pc->seed);
+    memcpy(pt->w, full + pt->lo, sizeof(float) * pt->n);
+    pst_free(full);
+    return PST_OK;
+}
+
+static void part_free(ps_server *s, ps_part *pt) {
+    eng_optim_free(&pt->opt);
+    pst_free(pt->w);
+    pst_free(pt->scratch);
+    pst_free(pt->grads);
+    pst_free(pt->have);
+    pst_free(pt->base);
+    for (size_t i = 0; pt->held && i < (size_t)s->slots * (size_t)s->W * (size_t)pt->C; i++)
+        pb_frame_free(&pt->held[i]);
+    pst_free(pt->held);
+    pst_free(pt->src);
+    pst_free(pt->cver);
+    pst_free(pt->state);
+    pst_free(pt->first_at);
+    pst_free(pt->peers);
+    eng_chunks_free(&pt->chunks);
 }
 
 ps_server *ps_server_new(const ps_config *cfg, char *err, size_t errlen) {
     PST_ASSERT(cfg->num_servers >= 1 && cfg->server_id >= 0 && cfg->server_id < cfg->num_servers &&
-                   cfg->num_workers >= 1,
-               "server %d of %d, %d workers", cfg->server_id, cfg->num_servers, cfg->num_workers);
-    ps_server *s = calloc(1, sizeof *s);
-    if (!s)
-        return NULL;
+                   cfg->num_workers >= 1 && cfg->nparts >= 1 && cfg->nparts <= ENG_MAX_PARTS &&
+                   cfg->nparts <= PB_MAX_PARTS && cfg->nparts == cfg->model->nparts,
+               "server %d of %d, %d workers, %d parts", cfg->server_id, cfg->num_servers,
+               cfg->num_workers, cfg->nparts);
+    ps_server *s = pst_calloc(1, sizeof *s);
     s->cfg = *cfg;
     s->W = cfg->num_workers;
-    const eng_layout *lay = &cfg->model->layout;
-    eng_shard_range(lay->total, cfg->num_servers, cfg->server_id, &s->lo, &s->n);
+    s->nparts = cfg->nparts;
     s->slots = cfg->mode == PS_ASYNC ? 0 : (cfg->mode == PS_SSP ? cfg->staleness : 0) + 1;
-    size_t cuts[ENG_MAX_LAYERS];
-    const int ncuts = eng_model_cuts(cfg->model, cuts);
-    if (eng_chunks_plan(&s->chunks, s->lo, s->n, cuts, ncuts, cfg->chunk) != 0) {
-        free(s);
-        return NULL;
-    }
-    s->C = s->chunks.n;
-    const size_t cells = (size_t)s->slots * (size_t)s->W * (size_t)s->C;
-    float *full = pst_alloc(sizeof(float) * lay->total);
-    s->w = pst_alloc(sizeof(float) * (s->n ? s->n : 1));
-    s->scratch = pst_alloc(sizeof(float) * (s->n ? s->n : 1));
-    s->peers = calloc((size_t)s->W, sizeof *s->peers);
-    s->pending = calloc((size_t)s->W * (size_t)(s->C + 1), sizeof *s->pending);
-    s->cver = calloc((size_t)s->C, sizeof *s->cver);
-    s->opt = eng_optim_new(&cfg->optim, s->n);
-    s->pool = eng_pool_new(cfg->threads > 0 ? cfg->threads : 1);
-    s->need = calloc((size_t)s->W, sizeof *s->need);
-    s->live = calloc((size_t)s->W, sizeof *s->live);
-    s->red_have = calloc((size_t)s->W, 1);
-    s->red_vals = calloc((size_t)s->W * PS_REDUCE_MAX, sizeof *s->red_vals);
-    s->red_acc = calloc(PS_REDUCE_MAX, sizeof *s->red_acc);
-    s->red_ids = calloc((size_t)s->W, sizeof *s->red_ids);
-    s->stop_at = UINT64_MAX;
     if (s->cfg.peer_timeout <= 0)
         s->cfg.peer_timeout = 30.0;
-    for (int w = 0; s->peers && w < s->W; w++)
+    s->peers = pst_calloc((size_t)s->W, sizeof *s->peers);
+    for (int w = 0; w < s->W; w++)
         s->peers[w].heard = pst_now() + cfg->start_grace;
-    if (s->slots) {
-        s->grads = pst_alloc(sizeof(float) * (size_t)s->slots * (size_t)s->W * (s->n ? s->n : 1));
-        s->have = calloc(cells, 1);
-        s->base = calloc(cells, sizeof *s->base);
-        s->held = calloc(cells, sizeof *s->held);
-        s->src = calloc(cells, sizeof *s->src);
-        s->first_at = calloc((size_t)s->slots, sizeof *s->first_at);
+    s->live = pst_calloc((size_t)s->W, sizeof *s->live);
+    s->red_have = pst_calloc((size_t)s->W, 1);
+    s->red_vals = pst_calloc((size_t)s->W * PS_REDUCE_MAX, sizeof *s->red_vals);
+    s->red_acc = pst_calloc(PS_REDUCE_MAX, sizeof *s->red_acc);
+    s->red_ids = pst_calloc((size_t)s->W, sizeof *s->red_ids);
+    size_t queue = 0;
+    for (int p = 0; p < s->nparts; p++) {
+        if (part_init(s, p, err, errlen) != PST_OK) {
+            ps_server_free(&s);
+            return NULL;
+        }
+        queue += (size_t)s->parts[p].C + 1;
     }
-    if (!full || !s->w || !s->scratch || !s->peers || !s->pending || !s->cver || !s->opt ||
-        !s->pool || !s->need || !s->live || !s->red_have || !s->red_vals || !s->red_acc ||
-        !s->red_ids ||
-        (s->slots && (!s->grads || !s->have || !s->base || !s->held || !s->src || !s->first_at))) {
-        pst_free(full);
-        pst_err(err, errlen, PST_ENOMEM, "server %d: out of memory", cfg->server_id);
+    s->pending = pst_calloc((size_t)s->W * queue, sizeof *s->pending);
+    if (!(s->pool = eng_pool_new(cfg->threads > 0 ? cfg->threads : 1))) {
+        pst_err(err, errlen, PST_EIO, "server %d: cannot start %d threads", cfg->server_id,
+                cfg->threads);
         ps_server_free(&s);
         return NULL;
     }
-    if (find_state(s) != 0) {
-        pst_err(err, errlen, PST_ENOMEM, "server %d: out of memory", cfg->server_id);
-        ps_server_free(&s);
-        return NULL;
-    }
-    /* Every process initialises the whole vector from the seed and keeps its part, so the
-     * shards put together equal a one-process run's weights. */
-    eng_model_init_params(cfg->model, full, cfg->seed);
-    memcpy(s->w, full + s->lo, sizeof(float) * s->n);
-    pst_free(full);
 
     s->ctx = zmq_ctx_new();
     s->sock = s->ctx ? zmq_socket(s->ctx, ZMQ_ROUTER) : NULL;
     if (!s->sock) {
-        pst_err(err, errlen, PST_EIO, "server %d: zmq: %s", cfg->server_id, zmq_strerror(errno));
+        pst_err(err, errlen, PST_ESOCKET, "server %d: zmq: %s", cfg->server_id,
+                zmq_strerror(errno));
         ps_server_free(&s);
         return NULL;
     }
@@ -178,42 +205,36 @@ void ps_server_free(ps_server **ps) {
     pb_guard_free(&s->guard);
     if (s->ctx)
         zmq_ctx_term(s->ctx);
-    eng_optim_free(&s->opt);
     eng_pool_free(&s->pool);
-    pst_free(s->w);
-    pst_free(s->scratch);
-    pst_free(s->grads);
-    free(s->have);
-    free(s->base);
-    for (size_t i = 0; s->held && i < (size_t)s->slots * (size_t)s->W * (size_t)s->C; i++)
-        pb_frame_free(&s->held[i]);
-    free(s->cver);
-    free(s->state);
-    free(s->first_at);
-    eng_chunks_free(&s->chunks);
-    free(s->held);
-    free(s->src);
-    free(s->peers);
-    free(s->pending);
-    free(s->need);
-    free(s->live);
-    free(s->red_have);
-    free(s->red_vals);
-    free(s->red_acc);
-    free(s->red_ids);
-    free(s);
+    for (int p = 0; p < s->nparts; p++)
+        part_free(s, &s->parts[p]);
+    pst_free(s->peers);
+    pst_free(s->pending);
+    pst_free(s->live);
+    pst_free(s->red_have);
+    pst_free(s->red_vals);
+    pst_free(s->red_acc);
+    pst_free(s->red_ids);
+    pst_free(s);
     *ps = NULL;
 }
 
 const char *ps_server_endpoint(const ps_server *s) { return s->endpoint; }
 const ps_stats *ps_server_stats(const ps_server *s) { return &s->st; }
+int ps_server_parts(const ps_server *s) { return s->nparts; }
+
 uint64_t ps_server_pushes_from(const ps_server *s, int w) {
-    return w >= 0 && w < s->W ? s->peers[w].pushes : 0;
+    uint64_t n = 0;
+    for (int p = 0; w >= 0 && w < s->W && p < s->nparts; p++)
+        n += s->parts[p].peers[w].pushes;
+    return n;
 }
-const float *ps_server_weights(const ps_server *s, size_t *lo, size_t *n) {
-    *lo = s->lo;
-    *n = s->n;
-    return s->w;
+
+const float *ps_server_weights(const ps_server *s, int part, size_t *lo, size_t *n) {
+    PST_ASSERT(part >= 0 && part < s->nparts, "part %d of %d", part, s->nparts);
+    *lo = s->parts[part].lo;
+    *n = s->parts[part].n;
+    return s->parts[part].w;
 }
 
 int ps_server_poll(ps_server *s, int timeout_ms, char *err, size_t errlen) {
@@ -230,18 +251,23 @@ int ps_server_poll(ps_server *s, int timeout_ms, char *err, size_t errlen) {
 
 int ps_server_done(const ps_server *s) { return s->goodbyes + s->nlost >= s->W; }
 int ps_server_stopped(const ps_server *s) {
-    return s->stop_at != UINT64_MAX && ps_shard_version(s) >= s->stop_at;
+    for (int p = 0; p < s->nparts; p++) {
+        const ps_part *pt = &s->parts[p];
+        if (pt->stop_at != UINT64_MAX && ps_shard_version(pt) >= pt->stop_at)
+            return 1;
+    }
+    return PST_OK;
 }
 int ps_server_lost(const ps_server *s) { return s->nlost; }
 
 int ps_server_run(ps_server *s, char *err, size_t errlen) {
     while (!ps_server_done(s))
         if (ps_server_poll(s, 200, err, errlen) < 0)
-            return -1;
+            return PST_ESOCKET;
     if (s->nlost == s->W)
         return pst_err(err, errlen, PST_EIO, "server %d: every worker was lost", s->cfg.server_id);
     if (s->nfailed)
         return pst_err(err, errlen, PST_EIO, "server %d: %d worker(s) ended on a failure",
                        s->cfg.server_id, s->nfailed);
-    return 0;
+    return PST_OK;
 }

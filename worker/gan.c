@@ -118,15 +118,15 @@ static void state_to_grads(const state_delta *d, const float *params, float *gra
 /* Both parts' state in the writer's next checkpoint, then the write on its thread (the lead
  * worker, or the one process; every worker takes part in gathering positions). */
 static int checkpoint(const wk_opts *o, const wk_job *job, wk_ckpt_writer *writer,
-                      wk_client *const client[2], eng_net *const net[2], eng_optim *const opt[2],
+                      wk_client *client, eng_net *const net[2], eng_optim *const opt[2],
                       const eng_optim_cfg cfg[2], uint64_t version[2], const float *ema,
                       wk_position pos, char *err, size_t errlen) {
     eng_ckpt *c;
     double t0;
     /* Take the answers already asked for: the positions' round goes through server 0 too. */
     for (int p = 0; job && p < 2; p++)
-        if (wk_client_pull_pending(client[p]) &&
-            wk_client_pull_wait(client[p], eng_net_params(net[p]), &version[p], err, errlen) != 0)
+        if (wk_client_pull_pending(client, p) &&
+            wk_client_pull_wait(client, p, eng_net_params(net[p]), &version[p], err, errlen) != 0)
             return -1;
     if (wk_ckpt_begin(writer, o, job, pos, &c, &t0, err, errlen) != 0)
         return -1;
@@ -140,20 +140,19 @@ static int checkpoint(const wk_opts *o, const wk_job *job, wk_ckpt_writer *write
     eng_ckpt_iters *all = NULL; /* both parts' runs, in the file's offsets */
     int nall = 0;
     for (int p = 0; p < 2; p++) {
-        eng_ckpt part = {.total = n[p],
-                         .weights = c->weights + lo[p],
-                         .nslots = p ? c->nslots2 : c->nslots,
-                         .slots = {p ? c->slots2[0] : c->slots[0], p ? c->slots2[1] : c->slots[1]}};
+        wk_part_state part = {
+            .nslots = p ? c->nslots2 : c->nslots,
+            .slots = {p ? c->slots2[0] : c->slots[0], p ? c->slots2[1] : c->slots[1]}};
         int rc = 0;
         if (job) {
-            if (wk_client_pull_pending(client[p]))
-                rc = wk_client_pull_wait(client[p], eng_net_params(net[p]), &version[p], err,
+            if (wk_client_pull_pending(client, p))
+                rc = wk_client_pull_wait(client, p, eng_net_params(net[p]), &version[p], err,
                                          errlen);
             if (rc == 0)
-                rc = wk_client_snapshot(client[p], wk_needed_version(o, (uint64_t)pos.step), &part,
-                                        err, errlen);
+                rc = wk_client_snapshot(client, p, wk_needed_version(o, (uint64_t)pos.step),
+                                        c->weights + lo[p], &part, err, errlen);
         } else {
-            memcpy(part.weights, eng_net_params(net[p]), sizeof(float) * n[p]);
+            memcpy(c->weights + lo[p], eng_net_params(net[p]), sizeof(float) * n[p]);
             for (int i = 0; i < part.nslots; i++)
                 memcpy(part.slots[i], eng_optim_slot(opt[p], i), sizeof(float) * n[p]);
             if ((part.runs = malloc(sizeof *part.runs)))
@@ -305,7 +304,7 @@ int wk_train_gan(const wk_opts *o, const wk_job *job_in, const eng_ckpt *resume,
     wk_stream data = {0};
     eng_gan *gan = NULL;
     eng_optim *opt[2] = {NULL, NULL};
-    wk_client *client[2] = {NULL, NULL};
+    wk_client *client = NULL;
     wk_progress prog = {0};
     wk_ckpt_writer *writer = NULL;
     state_delta state = {0};
@@ -374,17 +373,16 @@ int wk_train_gan(const wk_opts *o, const wk_job *job_in, const eng_ckpt *resume,
         goto out;
     }
     uint64_t version[2] = {0, 0}; /* of each part's weights in its net */
-    for (int p = 0; job && p < 2; p++) {
-        const char *const *endpoints = p ? job->disc_endpoints : job->endpoints;
-        client[p] = wk_client_new_keys(endpoints, job->num_servers, rank, world, &part[p],
-                                       o->timeout, job->keys, err, errlen);
-        if (!client[p] || wk_client_pull_send(client[p], 0, err, errlen) != 0 ||
-            wk_client_pull_wait(client[p], eng_net_params(net[p]), &version[p], err, errlen) != 0)
+    if (job && !(client = wk_client_new(job->endpoints, job->num_servers, rank, world, &model,
+                                        o->timeout, job->keys, err, errlen)))
+        goto out;
+    for (int p = 0; job && p < 2; p++)
+        if (wk_client_pull_send(client, p, 0, err, errlen) != 0 ||
+            wk_client_pull_wait(client, p, eng_net_params(net[p]), &version[p], err, errlen) != 0)
             goto out;
-        wk_client_watch(client[p], job->heartbeat);
-    }
     if (job) {
-        job->coord = client[0];
+        wk_client_watch(client, job->heartbeat);
+        job->coord = client;
         if (job->joined)
             *job->joined = 1;
     }
@@ -444,14 +442,13 @@ int wk_train_gan(const wk_opts *o, const wk_job *job_in, const eng_ckpt *resume,
         wk_stream_epoch(&data, epoch);
         eng_gan_stats st = {0};
         const double t0 = pst_now();
-        const uint64_t pushed0 =
-            job ? wk_client_bytes_pushed(client[0]) + wk_client_bytes_pushed(client[1]) : 0;
+        const uint64_t pushed0 = job ? wk_client_bytes_pushed(client) : 0;
         const int64_t step0 = step;
         int64_t s;
         for (s = epoch == first_epoch ? first_step : 0;
              s < steps_per_epoch && (!o->max_steps || step < o->max_steps); s++, step++) {
             if (ckpt_on) {
-                const int halt = wk_stop_agreed(job, client, 2, stop);
+                const int halt = wk_stop_agreed(job, &client, 1, stop);
                 const int due = o->checkpoint_every && step > 0 && step % o->checkpoint_every == 0;
                 if ((halt || due) && step != last_ckpt) {
                     if (checkpoint(o, job, writer, client, net, opt, cfg, version, ema,
@@ -469,13 +466,13 @@ int wk_train_gan(const wk_opts *o, const wk_job *job_in, const eng_ckpt *resume,
                 x[i] = 2.0f * x[i] - 1.0f; /* the generator's tanh range */
             for (int p = 0; job && p < 2; p++) {
                 double t = pst_now();
-                if (wk_refresh_weights(o, client[p], eng_net_params(net[p]), &version[p],
+                if (wk_refresh_weights(o, client, p, eng_net_params(net[p]), &version[p],
                                        (uint64_t)step, err, errlen) != 0)
                     goto out;
                 times.pull_s += pst_now() - t;
                 t = pst_now();
-                if (wk_client_step_begin(client[p], eng_net_grads(net[p]), (uint64_t)step,
-                                         version[p], !wk_client_pull_pending(client[p]),
+                if (wk_client_step_begin(client, p, eng_net_grads(net[p]), (uint64_t)step,
+                                         version[p], !wk_client_pull_pending(client, p),
                                          wk_needed_version(o, (uint64_t)step + 1), err,
                                          errlen) != 0)
                     goto out;
@@ -496,7 +493,7 @@ int wk_train_gan(const wk_opts *o, const wk_job *job_in, const eng_ckpt *resume,
             times.compute_s += pst_now() - t;
             t = pst_now();
             for (int p = 1; job && p >= 0; p--)
-                if (wk_client_step_end(client[p], err, errlen) != 0)
+                if (wk_client_step_end(client, p, err, errlen) != 0)
                     goto out;
             times.push_s += pst_now() - t;
             if (lead) {
@@ -511,7 +508,7 @@ int wk_train_gan(const wk_opts *o, const wk_job *job_in, const eng_ckpt *resume,
             break;
         /* Report on every update the job has made so far. */
         for (int p = 0; job && p < 2; p++)
-            if (wk_final_weights(o, job, client[p], eng_net_params(net[p]), &version[p], step,
+            if (wk_final_weights(o, job, client, p, eng_net_params(net[p]), &version[p], step,
                                  step - from.step, err, errlen) != 0)
                 goto out;
         double dt = pst_now() - t0;
@@ -532,9 +529,8 @@ int wk_train_gan(const wk_opts *o, const wk_job *job_in, const eng_ckpt *resume,
                            .d_accuracy = sums[2] / (2.0 * sums[3]),
                            .samples_per_sec = sums[3] / dt};
         if (job && step > step0)
-            r.push_bytes_per_step = (double)(wk_client_bytes_pushed(client[0]) +
-                                             wk_client_bytes_pushed(client[1]) - pushed0) /
-                                    (double)(step - step0);
+            r.push_bytes_per_step =
+                (double)(wk_client_bytes_pushed(client) - pushed0) / (double)(step - step0);
         if (lead) {
             if ((rc = outputs_epoch(&out, gan, ema, split, epoch, &r, err, errlen)) != PST_OK) {
                 status = wk_exit_code(rc);
@@ -542,12 +538,11 @@ int wk_train_gan(const wk_opts *o, const wk_job *job_in, const eng_ckpt *resume,
             }
             r.seconds = pst_now() - prog.epoch_start;
             wk_progress_gan_epoch_end(&prog, &r);
-            for (int p = 0; job && o->metrics[0] && p < 2; p++) {
-                const wk_server_stats *ss = wk_client_stats(client[p], err, errlen);
+            if (job && o->metrics[0]) { /* one record for both parts */
+                const wk_server_stats *ss = wk_client_stats(client, err, errlen);
                 if (!ss)
                     goto out;
-                wk_progress_servers(&prog, epoch, p ? "discriminator" : "generator", ss,
-                                    job->num_servers);
+                wk_progress_servers(&prog, epoch, "all", ss, job->num_servers);
             }
             if (wk_progress_check(&prog, err, errlen) != 0)
                 goto out;
@@ -564,12 +559,12 @@ int wk_train_gan(const wk_opts *o, const wk_job *job_in, const eng_ckpt *resume,
     if (writer && wk_ckpt_writer_wait(writer, stdout, err, errlen) != 0)
         goto out;
     for (int p = 0; job && p < 2; p++) {
-        if (wk_client_pull_pending(client[p]) &&
-            wk_client_pull_wait(client[p], eng_net_params(net[p]), &version[p], err, errlen) != 0)
-            goto out;
-        if (wk_client_shutdown(client[p], NULL, err, errlen) != 0)
+        if (wk_client_pull_pending(client, p) &&
+            wk_client_pull_wait(client, p, eng_net_params(net[p]), &version[p], err, errlen) != 0)
             goto out;
     }
+    if (job && wk_client_shutdown(client, NULL, err, errlen) != 0)
+        goto out;
     if (stopped) {
         if (lead)
             printf("stopped at step %lld on request; resume with --resume %s\n", (long long)step,
@@ -589,16 +584,16 @@ int wk_train_gan(const wk_opts *o, const wk_job *job_in, const eng_ckpt *resume,
     }
     if (lead) {
         printf("trained %lld steps\n", (long long)step);
-        wk_progress_report(
-            &prog, pst_now() - t_start, train_seconds > 0 ? (double)trained / train_seconds : 0.0,
-            &times, job ? wk_client_last_stats(client[0]) : NULL, job ? job->num_servers : 0);
+        wk_progress_report(&prog, pst_now() - t_start,
+                           train_seconds > 0 ? (double)trained / train_seconds : 0.0, &times,
+                           job ? wk_client_last_stats(client) : NULL, job ? job->num_servers : 0);
     }
     if (wk_progress_check(&prog, err, errlen) != 0)
         goto out;
     status = 0;
 out:
-    for (int p = 0; status != 0 && status != WK_STOPPED && p < 2; p++)
-        wk_client_fail(client[p], err);
+    if (status != 0 && status != WK_STOPPED)
+        wk_client_fail(client, err);
     wk_ckpt_writer_free(&writer);
     outputs_free(&out);
     wk_progress_deinit(&prog);
@@ -608,8 +603,8 @@ out:
     pst_free(labels);
     for (int p = 0; p < 2; p++) {
         eng_optim_free(&opt[p]);
-        wk_client_free(&client[p]);
     }
+    wk_client_free(&client);
     eng_gan_free(&gan);
     wk_stream_close(&data);
     return status;

@@ -31,27 +31,30 @@ uint64_t wk_needed_version(const wk_opts *o, uint64_t next) {
     return next > S ? next - S : 0;
 }
 
-int wk_refresh_weights(const wk_opts *o, wk_client *c, float *params, uint64_t *version,
+int wk_refresh_weights(const wk_opts *o, wk_client *c, int part, float *params, uint64_t *version,
                        uint64_t step, char *err, size_t errlen) {
     const uint64_t needed = wk_needed_version(o, step);
     const int wait = strcmp(o->mode, "async") == 0;
-    if (wk_client_pull_pending(c) && wk_client_pull_recv(c, params, version, wait, err, errlen) < 0)
+    if (wk_client_pull_pending(c, part) &&
+        wk_client_pull_recv(c, part, params, version, wait, err, errlen) < 0)
         return -1;
     /* Too old: wait for what is on its way, and ask again when even that is too old (no
      * pull was outstanding, or it asked for less: ssp may not run ahead of the bound). */
     while (*version < needed) {
-        if (!wk_client_pull_pending(c) && wk_client_pull_send(c, needed, err, errlen) != 0)
+        if (!wk_client_pull_pending(c, part) &&
+            wk_client_pull_send(c, part, needed, err, errlen) != 0)
             return -1;
-        if (wk_client_pull_recv(c, params, version, 1, err, errlen) < 0)
+        if (wk_client_pull_recv(c, part, params, version, 1, err, errlen) < 0)
             return -1;
     }
     return 0;
 }
 
-int wk_final_weights(const wk_opts *o, const wk_job *job, wk_client *c, float *params,
+int wk_final_weights(const wk_opts *o, const wk_job *job, wk_client *c, int part, float *params,
                      uint64_t *version, int64_t steps, int64_t run_steps, char *err,
                      size_t errlen) {
-    if (wk_client_pull_pending(c) && wk_client_pull_recv(c, params, version, 1, err, errlen) < 0)
+    if (wk_client_pull_pending(c, part) &&
+        wk_client_pull_recv(c, part, params, version, 1, err, errlen) < 0)
         return -1;
     if (strcmp(o->mode, "async") == 0) {
         /* Every update counts, and how many there are depends on who took part: each server
@@ -66,8 +69,8 @@ int wk_final_weights(const wk_opts *o, const wk_job *job, wk_client *c, float *p
         }
         for (int w = 0; rc == 0 && w < W; w++)
             pushes[w] = (uint64_t)v[w];
-        if (rc == 0 && (wk_client_pull_settled(c, pushes, err, errlen) != 0 ||
-                        wk_client_pull_recv(c, params, version, 1, err, errlen) < 0))
+        if (rc == 0 && (wk_client_pull_settled(c, part, pushes, err, errlen) != 0 ||
+                        wk_client_pull_recv(c, part, params, version, 1, err, errlen) < 0))
             rc = -1;
         free(v);
         free(pushes);
@@ -75,9 +78,9 @@ int wk_final_weights(const wk_opts *o, const wk_job *job, wk_client *c, float *p
     }
     if (*version >= (uint64_t)steps)
         return 0;
-    if (wk_client_pull_send(c, (uint64_t)steps, err, errlen) != 0)
+    if (wk_client_pull_send(c, part, (uint64_t)steps, err, errlen) != 0)
         return -1;
-    return wk_client_pull_recv(c, params, version, 1, err, errlen) < 0 ? -1 : 0;
+    return wk_client_pull_recv(c, part, params, version, 1, err, errlen) < 0 ? -1 : 0;
 }
 
 int wk_stop_agreed(const wk_job *job, wk_client *const *clients, int n,

@@ -38,13 +38,13 @@ uint64_t wk_needed_version(const wk_opts *o, uint64_t next);
  * would otherwise grow without bound whenever answers come late (a server or worker that
  * shares its core: mean staleness 21-26 updates and diverging jobs with 3 workers on 2 cores,
  * against 7 when the answers keep up). */
-int wk_refresh_weights(const wk_opts *o, wk_client *c, float *params, uint64_t *version,
+int wk_refresh_weights(const wk_opts *o, wk_client *c, int part, float *params, uint64_t *version,
                        uint64_t step, char *err, size_t errlen);
 
 /* Waits for the weights with every update of the job so far: sync and ssp make one update
  * per step (steps: the job's), async one per worker per step (run_steps: this worker's
  * since it connected; the servers wait for every worker still in the job). */
-int wk_final_weights(const wk_opts *o, const wk_job *job, wk_client *c, float *params,
+int wk_final_weights(const wk_opts *o, const wk_job *job, wk_client *c, int part, float *params,
                      uint64_t *version, int64_t steps, int64_t run_steps, char *err, size_t errlen);
 
 /* Whether every worker should stop now: a server said it is stopping (a worker got a signal

@@ -56,7 +56,7 @@ typedef struct early_send {
 static void send_ready(void *ctx, size_t lo) {
     early_send *e = ctx;
     if (e->rc == 0)
-        e->rc = wk_client_step_ready(e->client, lo, e->err, e->errlen);
+        e->rc = wk_client_step_ready(e->client, 0, lo, e->err, e->errlen);
 }
 
 /* --- text models: the tokenizer's vocabulary and the rows a batch touches --- */
@@ -168,8 +168,8 @@ static int checkpoint(const wk_opts *o, const wk_job *job, wk_ckpt_writer *write
     eng_ckpt *c;
     double t0;
     /* Take the answers already asked for: the positions' round goes through server 0 too. */
-    if (job && wk_client_pull_pending(client) &&
-        wk_client_pull_wait(client, eng_net_params(net), version, err, errlen) != 0)
+    if (job && wk_client_pull_pending(client, 0) &&
+        wk_client_pull_wait(client, 0, eng_net_params(net), version, err, errlen) != 0)
         return -1;
     if (wk_ckpt_begin(writer, o, job, pos, &c, &t0, err, errlen) != 0)
         return -1;
@@ -180,8 +180,12 @@ static int checkpoint(const wk_opts *o, const wk_job *job, wk_ckpt_writer *write
     c->optim = *cfg;
     if (job) {
         /* then the servers' state */
-        if (wk_client_snapshot(client, wk_needed_version(o, (uint64_t)pos.step), c, err, errlen) !=
-            0)
+        wk_part_state st = {c->nslots, {c->slots[0], c->slots[1]}, 0, c->runs};
+        const int rc = wk_client_snapshot(client, 0, wk_needed_version(o, (uint64_t)pos.step),
+                                          c->weights, &st, err, errlen);
+        c->runs = st.runs;
+        c->nruns = st.nruns;
+        if (rc != PST_OK)
             return -1;
     } else {
         memcpy(c->weights, eng_net_params(net), sizeof(float) * c->total);
@@ -309,10 +313,10 @@ int wk_train(const wk_opts *o, const wk_job *job_in, const eng_ckpt *resume,
     uint64_t version = 0; /* of the weights in the net */
     early_send early = {.err = err, .errlen = errlen};
     if (job) {
-        client = wk_client_new_keys(job->endpoints, job->num_servers, rank, world, &model,
-                                    o->timeout, job->keys, err, errlen);
-        if (!client || wk_client_pull_send(client, 0, err, errlen) != 0 ||
-            wk_client_pull_wait(client, eng_net_params(net), &version, err, errlen) != 0)
+        client = wk_client_new(job->endpoints, job->num_servers, rank, world, &model, o->timeout,
+                               job->keys, err, errlen);
+        if (!client || wk_client_pull_send(client, 0, 0, err, errlen) != 0 ||
+            wk_client_pull_wait(client, 0, eng_net_params(net), &version, err, errlen) != 0)
             goto out;
         /* A layer's gradients go to the servers as soon as backward has finished them, while
          * the layers below are still computed. */
@@ -385,30 +389,30 @@ int wk_train(const wk_opts *o, const wk_job *job_in, const eng_ckpt *resume,
             }
             const int B = wk_stream_batch(&data, s, x, labels);
             double t = pst_now();
-            if (job && wk_refresh_weights(o, client, eng_net_params(net), &version, (uint64_t)step,
-                                          err, errlen) != 0)
+            if (job && wk_refresh_weights(o, client, 0, eng_net_params(net), &version,
+                                          (uint64_t)step, err, errlen) != 0)
                 goto out;
             times.pull_s += pst_now() - t;
             t = pst_now();
             /* Ask for the next weights with the push, unless the last answer is still on its
              * way (async, ssp). */
             if (job &&
-                wk_client_step_begin(client, eng_net_grads(net), (uint64_t)step, version,
-                                     !wk_client_pull_pending(client),
+                wk_client_step_begin(client, 0, eng_net_grads(net), (uint64_t)step, version,
+                                     !wk_client_pull_pending(client, 0),
                                      wk_needed_version(o, (uint64_t)step + 1), err, errlen) != 0)
                 goto out;
             times.push_s += pst_now() - t;
             t = pst_now();
             if (rows.rows) { /* pushes of the embedding carry only the rows this batch used */
                 touched_collect(&rows, x, (size_t)B * eng_shape_size(model.input));
-                wk_client_step_sparse(client, &rows.sp);
+                wk_client_step_sparse(client, 0, &rows.sp);
             }
             eng_net_train_step(net, x, labels, B, wk_step_key((uint64_t)o->seed, step), &st);
             if (!job)
                 eng_net_apply(net, opt);
             times.compute_s += pst_now() - t;
             t = pst_now();
-            if (job && (early.rc != 0 || wk_client_step_end(client, err, errlen) != 0))
+            if (job && (early.rc != 0 || wk_client_step_end(client, 0, err, errlen) != 0))
                 goto out;
             times.push_s += pst_now() - t;
             if (lead) {
@@ -422,7 +426,7 @@ int wk_train(const wk_opts *o, const wk_job *job_in, const eng_ckpt *resume,
         if (stopped)
             break;
         /* Evaluate on every update the job has made so far. */
-        if (job && wk_final_weights(o, job, client, eng_net_params(net), &version, step,
+        if (job && wk_final_weights(o, job, client, 0, eng_net_params(net), &version, step,
                                     step - from.step, err, errlen) != 0)
             goto out;
         double dt = pst_now() - t0;
@@ -492,8 +496,8 @@ int wk_train(const wk_opts *o, const wk_job *job_in, const eng_ckpt *resume,
             printf("stopped at step %lld on request; resume with --resume %s\n", (long long)step,
                    o->checkpoint_dir);
         fflush(stdout);
-        if (client && wk_client_pull_pending(client) &&
-            wk_client_pull_wait(client, eng_net_params(net), &version, err, errlen) != 0)
+        if (client && wk_client_pull_pending(client, 0) &&
+            wk_client_pull_wait(client, 0, eng_net_params(net), &version, err, errlen) != 0)
             goto out;
         if (client && wk_client_shutdown(client, NULL, err, errlen) != 0)
             goto out;
