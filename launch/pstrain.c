@@ -19,8 +19,8 @@
 #include "worker/cli.h"
 #include "worker/eval.h"
 #include "worker/heartbeat.h"
-#include "worker/preflight.h"
 #include "worker/report/chart.h"
+#include "worker/preflight.h"
 #include "worker/train.h"
 
 #include <arpa/inet.h>
@@ -238,63 +238,25 @@ static void host_address(char *buf, size_t len) {
     freeifaddrs(ifs);
 }
 
-/* Part p of c (a checkpoint of model m, m->split > 0) as a checkpoint of that network alone,
- * for a server of its vector: view borrows c's arrays except its runs (shifted to the
- * part's offsets; free(view->runs)). Returns 0. (Until the servers serve a list of parts.) */
-static int gan_part(const eng_ckpt *c, const eng_model *m, int part, eng_ckpt *view) {
-    eng_model pm;
-    char err[256];
-    PST_ASSERT(m->split && eng_model_build(&pm, &m->def->parts[part], err, sizeof err) == PST_OK,
-               "%s: part %d: %s", m->def->name, part, err);
-    const uint64_t lo = part ? c->split : 0, n = part ? c->total - c->split : c->split;
-    *view = *c;
-    snprintf(view->model, sizeof view->model, "%s", pm.def->name);
-    view->layout_checksum = eng_layout_checksum(&pm.layout);
-    view->total = n;
-    view->weights = c->weights + lo;
-    view->optim = part ? c->optim2 : c->optim;
-    view->nslots = part ? c->nslots2 : c->nslots;
-    for (int i = 0; i < 2; i++)
-        view->slots[i] = part ? c->slots2[i] : c->slots[i];
-    view->split = 0;
-    view->nslots2 = 0;
-    view->slots2[0] = view->slots2[1] = NULL;
-    view->vocab = NULL;
-    view->vocab_bytes = 0;
-    view->ema = NULL; /* the lead's, not a server's */
-    view->nruns = 0;
-    view->runs = malloc(sizeof *view->runs * (size_t)(c->nruns ? c->nruns : 1));
-    if (!view->runs)
-        return -1;
-    for (int r = 0; r < c->nruns; r++) { /* the runs within the part, from its first float */
-        const uint64_t a = c->runs[r].lo > lo ? c->runs[r].lo : lo;
-        const uint64_t b =
-            c->runs[r].lo + c->runs[r].n < lo + n ? c->runs[r].lo + c->runs[r].n : lo + n;
-        if (a < b)
-            view->runs[view->nruns++] = (eng_ckpt_iters){a - lo, b - a, c->runs[r].iterations};
-    }
-    return 0;
-}
-
-/* Starts server `rank` of P for the vector of model m (a whole model, or one part of a GAN
- * with its optimizer and seed): initialises its shard (from the checkpoint when resuming)
- * and binds. NULL on failure (printed). */
+/* Starts server `rank` of P for every part of model m (each part with its optimizer and
+ * seed): initialises its shards (from the checkpoint when resuming) and binds. NULL on
+ * failure (printed). */
 static ps_server *start_server(const wk_opts *o, const eng_model *m, const eng_optim_cfg *optim,
-                               uint64_t seed, int rank, int P, int W, const eng_ckpt *resume,
+                               int rank, int P, int W, const eng_ckpt *resume,
                                const pb_keys *keys) {
     char err[512] = "", advertise[64];
     if (o->advertise[0])
         snprintf(advertise, sizeof advertise, "%s", o->advertise);
     else
         host_address(advertise, sizeof advertise);
+    static eng_model part[ENG_MAX_PARTS]; /* the server borrows them until the end */
     ps_config cfg = {.model = m,
+                     .nparts = m->nparts,
                      .server_id = rank,
                      .num_servers = P,
                      .num_workers = W,
                      .mode = (ps_mode)ps_mode_parse(o->mode),
                      .staleness = (int)o->staleness,
-                     .optim = *optim,
-                     .seed = seed,
                      .bind_host = o->bind,
                      .advertise_host = advertise,
                      .log = stderr,
@@ -306,6 +268,10 @@ static ps_server *start_server(const wk_opts *o, const eng_model *m, const eng_o
                      .start_grace = o->timeout,
                      .abort_on_worker_loss = strcmp(o->on_worker_loss, "abort") == 0,
                      .keys = keys};
+    for (int p = 0; p < m->nparts; p++) {
+        eng_model_part(m, p, &part[p]);
+        cfg.parts[p] = (ps_part_cfg){&part[p], optim[p], eng_model_part_seed((uint64_t)o->seed, p)};
+    }
     if (o->port_range[0])
         sscanf(o->port_range, "%d-%d", &cfg.port_min, &cfg.port_max);
     ps_server *s = ps_server_new(&cfg, err, sizeof err);
@@ -316,54 +282,12 @@ static ps_server *start_server(const wk_opts *o, const eng_model *m, const eng_o
     return s;
 }
 
-/* The optimizer --optimizer, --lr, --clipvalue and --decay describe, or the checkpoint's. */
-static eng_optim_cfg flags_optim(const wk_opts *o, const eng_ckpt *resume) {
-    if (resume)
-        return resume->optim;
-    eng_optim_cfg c = eng_optim_defaults((eng_optim_kind)eng_optim_kind_parse(o->optimizer));
-    if (o->lr > 0)
-        c.lr = (float)o->lr;
-    c.clipvalue = (float)o->clipvalue;
-    c.decay = (float)o->decay;
-    return c;
-}
-
-/* A server rank's tables: the model's vector, or a GAN's two (each its own ps_server). */
-typedef struct tables {
-    ps_server *s[2];
-    int n;
-} tables;
-
-static int start_tables(tables *t, const wk_opts *o, const eng_model *m, int rank, int P, int W,
-                        const eng_ckpt *resume, const pb_keys *keys) {
-    memset(t, 0, sizeof *t);
-    if (!m->split) {
-        const eng_optim_cfg c = flags_optim(o, resume);
-        t->s[0] = start_server(o, m, &c, (uint64_t)o->seed, rank, P, W, resume, keys);
-        t->n = 1;
-        return t->s[0] ? 0 : -1;
-    }
-    static eng_model part[2]; /* the servers borrow them until the end */
+/* A server rank's server: every part of the model. */
+static ps_server *start_tables(const wk_opts *o, const eng_model *m, int rank, int P, int W,
+                               const eng_ckpt *resume, const pb_keys *keys) {
     eng_optim_cfg cfg[ENG_MAX_PARTS];
     wk_part_optims(o, m, resume, cfg);
-    for (int p = 0; p < 2; p++) {
-        char err[256];
-        PST_ASSERT(eng_model_build(&part[p], &m->def->parts[p], err, sizeof err) == PST_OK, "%s",
-                   err);
-        eng_ckpt view;
-        if (resume && gan_part(resume, m, p, &view) != 0) {
-            fprintf(stderr, "pstrain: server %d: out of memory\n", rank);
-            return -1;
-        }
-        t->s[p] = start_server(o, &part[p], &cfg[p], eng_model_part_seed((uint64_t)o->seed, p),
-                               rank, P, W, resume ? &view : NULL, keys);
-        if (resume)
-            free(view.runs);
-        t->n = p + 1;
-        if (!t->s[p])
-            return -1;
-    }
-    return 0;
+    return start_server(o, m, cfg, rank, P, W, resume, keys);
 }
 
 static int serve_one(ps_server *s, int rank, int W, const char *what, int quiet) {
@@ -387,32 +311,6 @@ static int serve_one(ps_server *s, int rank, int W, const char *what, int quiet)
     printf("\n");
     fflush(stdout);
     return rc == 0 ? 0 : 1;
-}
-
-/* A GAN's second table runs on a thread of its own. */
-typedef struct table_thread {
-    ps_server *s;
-    int rank, W, quiet, status;
-} table_thread;
-
-static void *serve_main(void *arg) {
-    table_thread *t = arg;
-    t->status = serve_one(t->s, t->rank, t->W, " (discriminator)", t->quiet);
-    return NULL;
-}
-
-static int serve(tables *t, int rank, int W, int quiet) {
-    if (t->n == 1)
-        return serve_one(t->s[0], rank, W, "", quiet);
-    table_thread second = {t->s[1], rank, W, quiet, 1};
-    pthread_t th;
-    if (pthread_create(&th, NULL, serve_main, &second) != 0) {
-        fprintf(stderr, "pstrain: server %d: cannot start a thread\n", rank);
-        return 1;
-    }
-    const int status = serve_one(t->s[0], rank, W, " (generator)", quiet);
-    pthread_join(th, NULL);
-    return status ? status : second.status;
 }
 
 static int distributed(const wk_opts *o) {
@@ -468,16 +366,16 @@ static int distributed(const wk_opts *o) {
     if (rank == 0 && secure)
         printf("secure: CURVE on every connection, with keys made for this job\n");
     const eng_ckpt *from = o->resume[0] && !fresh ? &resume : NULL;
-    tables server = {0};
-    const int served =
-        rank < P && start_tables(&server, o, &m, rank, P, W, from, secure ? &keys : NULL) == 0;
+    ps_server *server =
+        rank < P ? start_tables(o, &m, rank, P, W, from, secure ? &keys : NULL) : NULL;
+    const int served = server != NULL;
 
     /* Every rank learns every server's endpoints (one per table); an empty one means that
      * server failed. */
-    const int T = m.split ? 2 : 1;
-    char mine[2][ENDPOINT_MAX] = {"", ""};
+    const int T = 1; /* one server per rank for every part */
+    char mine[1][ENDPOINT_MAX] = {""};
     for (int t = 0; served && t < T; t++)
-        snprintf(mine[t], ENDPOINT_MAX, "%s", ps_server_endpoint(server.s[t]));
+        snprintf(mine[t], ENDPOINT_MAX, "%s", ps_server_endpoint(server));
     char *all = calloc((size_t)size, sizeof mine);
     PST_ASSERT(all, "out of memory");
     MPI_Allgather(mine, (int)sizeof mine, MPI_CHAR, all, (int)sizeof mine, MPI_CHAR,
@@ -512,12 +410,10 @@ static int distributed(const wk_opts *o) {
      * the servers, and each ends on its own. */
     int gone = 0; /* this rank knows a peer is gone */
     if (served) {
-        status = serve(&server, rank, W, strcmp(o->log_level, "quiet") == 0);
-        for (int t = 0; status == 0 && t < server.n; t++)
-            if (ps_server_stopped(server.s[t]))
-                status = PST_EXIT_STOPPED; /* the job checkpointed and stopped on request */
-        for (int t = 0; t < server.n; t++)
-            gone |= ps_server_lost(server.s[t]) > 0;
+        status = serve_one(server, rank, W, "", strcmp(o->log_level, "quiet") == 0);
+        if (status == 0 && ps_server_stopped(server))
+            status = PST_EXIT_STOPPED; /* the job checkpointed and stopped on request */
+        gone |= ps_server_lost(server) > 0;
     } else {
         /* Heartbeats to every server, from a thread of this worker's own. */
         char(*name)[48] = calloc((size_t)(T * P), sizeof *name);
@@ -537,7 +433,6 @@ static int distributed(const wk_opts *o) {
                       .num_workers = W,
                       .num_servers = P,
                       .endpoints = endpoints,
-                      .disc_endpoints = T == 2 ? endpoints + P : NULL,
                       .heartbeat = hb,
                       .joined = &joined,
                       .lost = &gone,
@@ -557,8 +452,7 @@ static int distributed(const wk_opts *o) {
         free(nm);
         free(name);
     }
-    for (int t = 0; t < server.n; t++)
-        ps_server_free(&server.s[t]);
+    ps_server_free(&server);
     pb_keys_wipe(&keys);
     free(endpoints);
     free(all);
@@ -607,8 +501,8 @@ static int run(int argc, char **argv) {
                        "%s", err);
             eng_ckpt_print(&c, &m, stdout);
         } else if (status == 0 && o.command == WK_CMD_SAMPLE) {
-            if ((status = pst_exit_status(
-                     wk_sample(&o, &c, (int)o.n, o.live, o.out, err, sizeof err))) != 0)
+            if ((status = pst_exit_status(wk_sample(&o, &c, (int)o.n, o.live, o.out, err,
+                                                    sizeof err))) != 0)
                 fprintf(stderr, "pstrain: %s\n", err);
         } else if (status == 0) {
             status = pst_exit_status(wk_eval(&o, o.checkpoint, &c, o.live, err, sizeof err));

@@ -34,13 +34,14 @@ int pb_keys_new(pb_keys *k, char *err, size_t errlen) {
     memset(k, 0, sizeof *k);
     if (!zmq_has("curve"))
         return pst_err(err, errlen, PST_ESOCKET,
-                      "--secure: this libzmq was built without CURVE (zmq_has(\"curve\") is 0): "
-                      "install a libzmq with libsodium (Debian: libzmq5)");
+                       "--secure: this libzmq was built without CURVE (zmq_has(\"curve\") is 0): "
+                       "install a libzmq with libsodium (Debian: libzmq5)");
     if (zmq_curve_keypair(k->server_public, k->server_secret) != 0 ||
         zmq_curve_keypair(k->client_public, k->client_secret) != 0) {
         const int e = zmq_errno();
         pb_keys_wipe(k);
-        return pst_err(err, errlen, PST_ESOCKET, "--secure: zmq_curve_keypair: %s", zmq_strerror(e));
+        return pst_err(err, errlen, PST_ESOCKET, "--secure: zmq_curve_keypair: %s",
+                       zmq_strerror(e));
     }
     while (k->token == 0) {
         const ssize_t n = getrandom(&k->token, sizeof k->token, 0);
@@ -68,20 +69,21 @@ static int check_fresh(void *sock, const char *side, char *err, size_t errlen) {
     size_t len = sizeof last;
     if (zmq_getsockopt(sock, ZMQ_LAST_ENDPOINT, last, &len) != 0)
         return pst_err(err, errlen, PST_ESOCKET, "CURVE %s: zmq_getsockopt: %s", side,
-                      zmq_strerror(zmq_errno()));
+                       zmq_strerror(zmq_errno()));
     if (last[0])
         return pst_err(err, errlen, PST_ESOCKET,
-                      "CURVE %s: the socket already has an endpoint (%s): set keys before bind "
-                      "or connect, or that endpoint stays plain text",
-                      side, last);
+                       "CURVE %s: the socket already has an endpoint (%s): set keys before bind "
+                       "or connect, or that endpoint stays plain text",
+                       side, last);
     return PST_OK;
 }
 
 static int check_key(const char *key, const char *side, const char *what, char *err,
                      size_t errlen) {
     if (strnlen(key, KEY_Z85 + 1) != KEY_Z85)
-        return pst_err(err, errlen, PST_ESOCKET, "CURVE %s: %s: expected %d Z85 characters, got %zu",
-                      side, what, KEY_Z85, strnlen(key, KEY_Z85 + 1));
+        return pst_err(err, errlen, PST_ESOCKET,
+                       "CURVE %s: %s: expected %d Z85 characters, got %zu", side, what, KEY_Z85,
+                       strnlen(key, KEY_Z85 + 1));
     return PST_OK;
 }
 
@@ -92,7 +94,7 @@ static int set_key(void *sock, int option, const char *key, const char *side, co
         return PST_ESOCKET;
     if (zmq_setsockopt(sock, option, key, KEY_Z85 + 1) != 0)
         return pst_err(err, errlen, PST_ESOCKET, "CURVE %s: %s: %s", side, what,
-                      zmq_strerror(zmq_errno()));
+                       zmq_strerror(zmq_errno()));
     return PST_OK;
 }
 
@@ -102,13 +104,13 @@ int pb_secure_server(void *sock, const pb_keys *k, char *err, size_t errlen) {
     const int one = 1;
     if (zmq_setsockopt(sock, ZMQ_CURVE_SERVER, &one, sizeof one) != 0)
         return pst_err(err, errlen, PST_ESOCKET, "CURVE server: ZMQ_CURVE_SERVER: %s",
-                      zmq_strerror(zmq_errno()));
+                       zmq_strerror(zmq_errno()));
     if (set_key(sock, ZMQ_CURVE_SECRETKEY, k->server_secret, "server", "server secret key", err,
                 errlen) != PST_OK)
         return PST_ESOCKET;
     if (zmq_setsockopt(sock, ZMQ_ZAP_DOMAIN, PB_ZAP_DOMAIN, strlen(PB_ZAP_DOMAIN)) != 0)
         return pst_err(err, errlen, PST_ESOCKET, "CURVE server: ZMQ_ZAP_DOMAIN: %s",
-                      zmq_strerror(zmq_errno()));
+                       zmq_strerror(zmq_errno()));
     return PST_OK;
 }
 
@@ -445,7 +447,7 @@ pb_guard *pb_guard_new(void *ctx, const pb_keys *k, void *server, FILE *log, con
     if (!g->zap || zmq_bind(g->zap, ZAP_ENDPOINT) != 0) {
         const int e = zmq_errno();
         pst_err(err, errlen, PST_ESOCKET, "%s: guard: %s: %s%s", who, ZAP_ENDPOINT, zmq_strerror(e),
-               e == EADDRINUSE ? " (this context has a ZAP handler already)" : "");
+                e == EADDRINUSE ? " (this context has a ZAP handler already)" : "");
         goto fail;
     }
     if (server) {
@@ -456,7 +458,7 @@ pb_guard *pb_guard_new(void *ctx, const pb_keys *k, void *server, FILE *log, con
                            ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL | ZMQ_EVENT_MONITOR_STOPPED;
         if (zmq_socket_monitor(server, ep, events) != 0) {
             pst_err(err, errlen, PST_ESOCKET, "%s: guard: zmq_socket_monitor: %s", who,
-                   zmq_strerror(zmq_errno()));
+                    zmq_strerror(zmq_errno()));
             goto fail;
         }
         monitoring = 1;
@@ -465,7 +467,7 @@ pb_guard *pb_guard_new(void *ctx, const pb_keys *k, void *server, FILE *log, con
             zmq_setsockopt(g->mon, ZMQ_LINGER, &zero, sizeof zero);
         if (!g->mon || zmq_connect(g->mon, ep) != 0) {
             pst_err(err, errlen, PST_ESOCKET, "%s: guard: monitor %s: %s", who, ep,
-                   zmq_strerror(zmq_errno()));
+                    zmq_strerror(zmq_errno()));
             goto fail;
         }
     }

@@ -1,8 +1,9 @@
-/* server.h: a parameter server. It owns one contiguous shard of the flat parameter
- * vector (engine/shard.h) with the optimizer state for it, binds a ZeroMQ ROUTER socket,
- * and serves the job's workers until each has said goodbye. (A GAN has two vectors, each
- * with its own optimizer and sharded over all the servers: a server process runs one
- * ps_server per vector.)
+/* server.h: a parameter server. It serves every part of the model (a classifier has one, the
+ * whole flat vector; a GAN two, generator and discriminator, each a vector of its own with
+ * its own optimizer): of each part it owns one contiguous shard (engine/shard.h) with the
+ * optimizer state for it. It binds one ZeroMQ ROUTER socket and serves the job's workers
+ * until each has said goodbye; every message names its part, and within a part nothing
+ * depends on the others (its own chunks, versions and clocks).
  *
  * State tensors (eng_tensor_info.state: BatchNormalization's moving statistics) are not
  * trained: workers push the change their forward made to them since their last pull, and
@@ -43,13 +44,20 @@
 
 typedef enum ps_mode { PS_SYNC, PS_ASYNC, PS_SSP } ps_mode;
 
+/* One part of the model as the server trains it. */
+typedef struct ps_part_cfg {
+    const eng_model *model; /* the part's own (eng_model_part; borrowed): layout, initialisers */
+    eng_optim_cfg optim;
+    uint64_t seed; /* its initialisers' (eng_model_part_seed) */
+} ps_part_cfg;
+
 typedef struct ps_config {
-    const eng_model *model; /* borrowed: layout, initialisers */
+    const eng_model *model; /* the whole model (borrowed): its name and layout, for hello */
+    int nparts;             /* model->nparts */
+    ps_part_cfg parts[ENG_MAX_PARTS];
     int server_id, num_servers, num_workers;
     ps_mode mode;
-    int staleness; /* PS_SSP */
-    eng_optim_cfg optim;
-    uint64_t seed;
+    int staleness;               /* PS_SSP */
     const char *bind_host;       /* address to bind, "0.0.0.0" for all */
     const char *advertise_host;  /* address workers connect to */
     int port_min, port_max;      /* 0, 0: an ephemeral port */
@@ -70,6 +78,7 @@ typedef struct ps_config {
                                     instead of the job going on without it */
 } ps_config;
 
+/* Counters over all parts: updates and pushes count once per part and step. */
 typedef struct ps_stats {
     uint64_t updates, pushes, pulls, bytes_in, bytes_out, errors;
     uint64_t strangers; /* messages dropped for another job's token (or none) */
@@ -80,40 +89,43 @@ typedef struct ps_stats {
 
 typedef struct ps_server ps_server;
 
-/* Initialises the shard from the seed and binds. Returns NULL with a message in err (a port
- * range with no free port, an address that cannot be bound). */
+/* Initialises each part's shard from its seed and binds. Returns NULL with a message in err
+ * (a port range with no free port, an address that cannot be bound). */
 ps_server *ps_server_new(const ps_config *cfg, char *err, size_t errlen);
 void ps_server_free(ps_server **s);
 
 /* "tcp://ADDR:PORT" that workers connect to; owned by the server. */
 const char *ps_server_endpoint(const ps_server *s);
 
-/* Replaces the shard's weights, optimizer state and update counts with its part of a
- * checkpoint (re-sharded: c may come from any number of servers). Call before serving.
+/* Replaces every part's shard's weights, optimizer state and update counts with its share
+ * of a checkpoint (re-sharded: c may come from any number of servers). Call before serving.
  * Returns PST_OK, or PST_EFORMAT with err when c is for another model or optimizer. */
 int ps_server_restore(ps_server *s, const eng_ckpt *c, char *err, size_t errlen);
 
-/* Serves until every worker has sent Shutdown or is lost. Returns 0, or -1 with err on a
- * socket failure, when every worker was lost, or when a worker ended on a failure. */
+/* Serves until every worker has sent Shutdown or is lost. Returns PST_OK, or with err
+ * PST_ESOCKET on a socket failure, PST_EIO when every worker was lost or one ended on a
+ * failure. */
 int ps_server_run(ps_server *s, char *err, size_t errlen);
 
 /* One turn of ps_server_run's loop: waits up to timeout_ms for a message and handles it
  * (a refused one gets its ErrorReply). Returns 1 when a message was handled, 0 when none
- * came, -1 with err on a socket failure. */
+ * came, a negative PST code with err on a socket failure. */
 int ps_server_poll(ps_server *s, int timeout_ms, char *err, size_t errlen);
 /* True once every worker has said goodbye or is lost (ps_server_run returns then). */
 int ps_server_done(const ps_server *s);
 /* True when the job stopped on request (a signal, or a lost worker with
- * abort_on_worker_loss): it checkpointed and can be resumed. */
+ * abort_on_worker_loss): it checkpointed and can be resumed (a part reached its stop). */
 int ps_server_stopped(const ps_server *s);
 /* Workers lost so far. */
 int ps_server_lost(const ps_server *s);
 
 const ps_stats *ps_server_stats(const ps_server *s);
-/* Pushes received from worker w. */
+/* Whole pushes received from worker w (one per part and step). */
 uint64_t ps_server_pushes_from(const ps_server *s, int w);
-/* The shard's current weights ([lo, lo + n) of the flat vector). */
-const float *ps_server_weights(const ps_server *s, size_t *lo, size_t *n);
+/* The parts it serves. */
+int ps_server_parts(const ps_server *s);
+/* Part part's shard's current weights ([lo, lo + n) of the part's vector). */
+const float *ps_server_weights(const ps_server *s, int part, size_t *lo, size_t *n);
 
 /* Parses "sync", "async", "ssp"; -1 otherwise. */
 int ps_mode_parse(const char *name);

@@ -1,7 +1,8 @@
-/* client.h: a worker's connections to the parameter servers: one ZeroMQ DEALER per
- * server, a hello that checks both sides agree on the model and its layout, then pushes of
- * gradient shards and pulls of weight shards. Every wait is bounded by the timeout, and a
- * failure names the server's endpoint. */
+/* client.h: a worker's connections to the parameter servers: one ZeroMQ DEALER per server
+ * rank for every part of the model, a hello that checks both sides agree on the model, its
+ * parts and their layouts, then pushes of gradient shards and pulls of weight shards, each
+ * naming its part. Every wait is bounded by the timeout, and a failure names the server's
+ * endpoint. */
 #ifndef PSTRAIN_WORKER_CLIENT_H
 #define PSTRAIN_WORKER_CLIENT_H
 
@@ -14,44 +15,42 @@
 
 typedef struct wk_client wk_client;
 
-/* Connects to the P endpoints (server s at endpoints[s]) and says hello to each as
- * worker_id of num_workers. Returns NULL with a message in err when a server does not
- * answer within timeout_s, refuses us, or reports a shard other than ours. */
-wk_client *wk_client_new(const char *const *endpoints, int P, int worker_id, int num_workers,
-                         const eng_model *m, double timeout_s, char *err, size_t errlen);
-/* The same over CURVE with the job's keys (--secure; NULL: plain TCP). */
+/* Connects to the P endpoints (server s at endpoints[s], one per server rank, serving every
+ * part of m) and says hello to each as worker_id of num_workers: the whole model's name and
+ * layout and each part's (m->parts). keys: the job's CURVE keys (--secure; NULL: plain TCP).
+ * Returns NULL with a message in err when a server does not answer within timeout_s,
+ * refuses us, or reports a shard other than ours. m stays borrowed. */
 struct pb_keys;
-wk_client *wk_client_new_keys(const char *const *endpoints, int P, int worker_id, int num_workers,
-                              const eng_model *m, double timeout_s, const struct pb_keys *keys,
-                              char *err, size_t errlen);
+wk_client *wk_client_new(const char *const *endpoints, int P, int worker_id, int num_workers,
+                         const eng_model *m, double timeout_s, const struct pb_keys *keys,
+                         char *err, size_t errlen);
 void wk_client_free(wk_client **c);
 
-/* Sends each server its shard of grads (the flat gradient vector), computed at `step` on
- * weights of base_version. ZeroMQ sends straight from grads: the caller leaves it unchanged
- * until the next call on this client that starts a step (which waits for those sends) or
- * wk_client_free. Returns 0 or -1 with err. */
-int wk_client_push(wk_client *c, const float *grads, uint64_t step, uint64_t base_version,
+/* Every function below that names a part works on that part alone (its own vector, indexed
+ * from 0, its own chunks and versions); parts' exchanges may overlap. All return PST_OK or,
+ * with err, PST_ESOCKET (a socket failed) or PST_EPEER (a server refused, did not answer in
+ * time, was lost, or answered what was not asked). */
+
+/* A step's exchange of one part, so that it can start while backward still runs:
+ * step_begin says what the step sends: grads (the part's gradient vector, computed at `step`
+ * on weights of base_version) stays borrowed until the next step_begin of the part or
+ * wk_client_free (ZeroMQ sends straight from it): the caller must not change it before
+ * step_end. Each step_ready(lo) sends the chunks lying in [lo, total) of the part that have
+ * not gone yet (their gradients are final), and step_end sends the rest. With pull, every
+ * chunk's push is followed by its pull for min_version. */
+int wk_client_step_begin(wk_client *c, int part, const float *grads, uint64_t step,
+                         uint64_t base_version, int pull, uint64_t min_version, char *err,
+                         size_t errlen);
+int wk_client_step_ready(wk_client *c, int part, size_t lo, char *err, size_t errlen);
+int wk_client_step_end(wk_client *c, int part, char *err, size_t errlen);
+
+/* step_begin and step_end at once: a whole push, with or without its pulls. */
+int wk_client_push(wk_client *c, int part, const float *grads, uint64_t step, uint64_t base_version,
                    char *err, size_t errlen);
+int wk_client_push_pull(wk_client *c, int part, const float *grads, uint64_t step,
+                        uint64_t base_version, uint64_t min_version, char *err, size_t errlen);
 
-/* Asks every server for its shard once min_version updates are applied. */
-int wk_client_pull_send(wk_client *c, uint64_t min_version, char *err, size_t errlen);
-
-/* wk_client_push and wk_client_pull_send at once, interleaved chunk by chunk so that the
- * servers' updates and answers overlap the rest of the push on the wire. */
-int wk_client_push_pull(wk_client *c, const float *grads, uint64_t step, uint64_t base_version,
-                        uint64_t min_version, char *err, size_t errlen);
-
-/* The same exchange in parts, so that it can start while backward still runs:
- * step_begin says what the step sends (grads stays borrowed until step_end: the caller
- * must not change it before then), each step_ready(lo) sends the chunks lying in
- * [lo, total) that have not gone yet (their gradients are final), and step_end sends the
- * rest. With pull, every chunk's push is followed by its pull. */
-int wk_client_step_begin(wk_client *c, const float *grads, uint64_t step, uint64_t base_version,
-                         int pull, uint64_t min_version, char *err, size_t errlen);
-int wk_client_step_ready(wk_client *c, size_t lo, char *err, size_t errlen);
-int wk_client_step_end(wk_client *c, char *err, size_t errlen);
-
-/* The rows a step's gradient touches in a row-major tensor of the flat vector (an
+/* The rows a step's gradient touches in a row-major tensor of the part's vector (an
  * embedding): [from, from + nrows * row_len), row_len floats a row; rows ascend. Pushes of
  * chunks inside the tensor then carry only those rows (the rest of their gradient is 0).
  * Call after wk_client_step_begin; rows stay borrowed until wk_client_step_end. NULL: dense
@@ -61,37 +60,57 @@ typedef struct wk_sparse_rows {
     const uint32_t *rows;
     size_t n;
 } wk_sparse_rows;
-void wk_client_step_sparse(wk_client *c, const wk_sparse_rows *sp);
+void wk_client_step_sparse(wk_client *c, int part, const wk_sparse_rows *sp);
 
-/* Gradient bytes pushed so far (payloads only, dense or sparse). */
+/* Gradient bytes pushed so far, all parts (payloads only, dense or sparse). */
 uint64_t wk_client_bytes_pushed(const wk_client *c);
 
-/* Waits for the answers to wk_client_pull_send and copies each shard into params; *version
- * is the smallest version among them. Returns 0 or -1 with err (a timeout names the
- * server). */
-int wk_client_pull_wait(wk_client *c, float *params, uint64_t *version, char *err, size_t errlen);
+/* Asks every server for its shard of the part once min_version updates are applied. */
+int wk_client_pull_send(wk_client *c, int part, uint64_t min_version, char *err, size_t errlen);
 
-/* Takes the answers to wk_client_pull_send that have arrived; with block, waits for the
- * rest (up to the timeout). Shards are copied into params as they come, so between calls
- * params may mix versions across servers, never within one. *version is the smallest
- * version received so far. Returns 1 when no answer is outstanding, 0 when some are, -1
- * with err on failure. */
-int wk_client_pull_recv(wk_client *c, float *params, uint64_t *version, int block, char *err,
+/* Waits for the answers to the part's pulls and copies each shard into params (the part's
+ * vector); *version is the smallest version among them. */
+int wk_client_pull_wait(wk_client *c, int part, float *params, uint64_t *version, char *err,
                         size_t errlen);
 
-/* True while an answer to wk_client_pull_send is outstanding. */
-int wk_client_pull_pending(const wk_client *c);
+/* Takes the answers to the part's pulls that have arrived; with block, waits for the rest
+ * (up to the timeout). Shards are copied into params as they come, so between calls params
+ * may mix versions across servers, never within one. *version is the smallest version
+ * received so far. Returns 1 when no answer is outstanding, 0 when some are, a negative PST
+ * code with err on failure. */
+int wk_client_pull_recv(wk_client *c, int part, float *params, uint64_t *version, int block,
+                        char *err, size_t errlen);
 
-/* Asks every server for its state once min_version updates are applied and puts it
- * together in ck: weights and the nslots optimizer arrays (ck->total floats each, allocated
- * by the caller) and the update-count runs (appended to ck->runs, grown here). The caller
- * must have no pull outstanding. Returns 0 or -1 with err. */
-int wk_client_snapshot(wk_client *c, uint64_t min_version, eng_ckpt *ck, char *err, size_t errlen);
+/* True while an answer to the part's pulls is outstanding. */
+int wk_client_pull_pending(const wk_client *c, int part);
+
+/* wk_client_pull_send for the job's final weights in async mode: each server answers once
+ * every worker it still counts has pushed pushes[w] whole steps of the part (pushes: one per
+ * worker, the steps each took since it connected). */
+int wk_client_pull_settled(wk_client *c, int part, const uint64_t *pushes, char *err,
+                           size_t errlen);
+
+/* A part's optimizer state as wk_client_snapshot fills it (engine/ckpt/ckpt.h's
+ * eng_ckpt_part once the checkpoint holds a list of parts): nslots arrays of the part's
+ * total floats each (the caller's), and update-count runs relative to the part's first
+ * float (grown here with pst_realloc; the caller frees them). */
+typedef struct wk_part_state {
+    int nslots;
+    float *slots[2];
+    int nruns;
+    eng_ckpt_iters *runs;
+} wk_part_state;
+
+/* Asks every server for its state of the part once min_version updates are applied and puts
+ * it together: the part's weights in weights (its total floats) and the optimizer arrays
+ * and runs in *out. No pull of the part may be outstanding. */
+int wk_client_snapshot(wk_client *c, int part, uint64_t min_version, float *weights,
+                       wk_part_state *out, char *err, size_t errlen);
 
 /* True once a server has said it is stopping (it got SIGTERM or SIGINT). */
 int wk_client_stopping(const wk_client *c);
 
-/* A server's counters (its ServerStats). */
+/* A server's counters over all parts (its ServerStats). */
 typedef struct wk_server_stats {
     uint32_t server_id;
     uint64_t updates, pushes, pulls, bytes_in, bytes_out, errors, max_staleness;
@@ -102,7 +121,7 @@ typedef struct wk_server_stats {
 } wk_server_stats;
 
 /* Asks every server for its counters so far: an array of wk_client_servers(c) entries owned
- * by c, valid until the next call, or NULL with err. No pull may be outstanding. */
+ * by c, valid until the next call, or NULL with err. */
 const wk_server_stats *wk_client_stats(wk_client *c, char *err, size_t errlen);
 /* The counters last received (by wk_client_stats or wk_client_shutdown), or NULL. */
 const wk_server_stats *wk_client_last_stats(const wk_client *c);
@@ -117,15 +136,9 @@ void wk_client_watch(wk_client *c, const struct wk_heartbeat *hb);
  * end (every server then answers "stopping" from the next step's version on). */
 void wk_client_want_stop(wk_client *c);
 
-/* wk_client_pull_send for the job's final weights in async mode: each server answers once
- * every worker it still counts has pushed pushes[w] whole steps (pushes: one per worker,
- * the steps each took since it connected). */
-int wk_client_pull_settled(wk_client *c, const uint64_t *pushes, char *err, size_t errlen);
-
 /* The workers' control plane (never MPI collectives, which a lost worker would hang): every
  * worker still in the job calls it in the same order; v (n values, n <= 4096) becomes the
- * element-wise op over theirs: WK_REDUCE_SUM, _MAX or _MIN. Goes through server 0. Returns
- * 0 or -1 with err. */
+ * element-wise op over theirs: WK_REDUCE_SUM, _MAX or _MIN. Goes through server 0. */
 enum { WK_REDUCE_SUM = 0, WK_REDUCE_MAX = 1, WK_REDUCE_MIN = 2 };
 int wk_client_reduce(wk_client *c, int op, double *v, int n, char *err, size_t errlen);
 

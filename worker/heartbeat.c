@@ -4,13 +4,13 @@
 #include "engine/base/base.h"
 #include "proto/secure.h"
 #include "proto/wire.h"
-#include "worker/report/progress.h"
 
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <zmq.h>
 
 struct wk_heartbeat {
     void *ctx;
@@ -26,14 +26,8 @@ struct wk_heartbeat {
 
 static void *beat(void *arg) {
     wk_heartbeat *hb = arg;
-    Pstrain__Ping ping = PSTRAIN__PING__INIT;
-    ping.worker_id = (uint32_t)hb->worker_id;
-    Pstrain__Envelope env = PSTRAIN__ENVELOPE__INIT;
-    env.body_case = PSTRAIN__ENVELOPE__BODY_PING;
-    env.ping = &ping;
-    zmq_pollitem_t *items = calloc((size_t)hb->n, sizeof *items);
-    if (!items)
-        return NULL;
+    const pb_msg ping = {.kind = PB_PING, .ping = {(uint32_t)hb->worker_id}};
+    zmq_pollitem_t *items = pst_calloc((size_t)hb->n, sizeof *items);
     for (int i = 0; i < hb->n; i++)
         items[i] = (zmq_pollitem_t){hb->socks[i], 0, ZMQ_POLLIN, 0};
     double next = 0.0;
@@ -42,7 +36,7 @@ static void *beat(void *arg) {
         if (now >= next) {
             char err[128];
             for (int i = 0; i < hb->n; i++) /* a full queue (a server long gone) drops it */
-                pb_send(hb->socks[i], NULL, 0, &env, NULL, 0, err, sizeof err);
+                pb_send(hb->socks[i], NULL, &ping, NULL, 0, err, sizeof err);
             next = now + hb->interval;
         }
         if (zmq_poll(items, hb->n, 100) <= 0)
@@ -50,35 +44,35 @@ static void *beat(void *arg) {
         for (int i = 0; i < hb->n; i++) {
             pb_msg m;
             char why[128];
-            while (pb_recv(hb->socks[i], 0, &m, ZMQ_DONTWAIT, why, sizeof why) != PST_EAGAIN) {
-                if (m.env && m.env->body_case == PSTRAIN__ENVELOPE__BODY_PONG)
+            int rc;
+            while ((rc = pb_recv(hb->socks[i], NULL, &m, ZMQ_DONTWAIT, why, sizeof why)) !=
+                   PST_EAGAIN) {
+                if (rc == PST_OK && m.kind == PB_PONG)
                     atomic_store(&hb->heard[i], pst_now());
                 pb_msg_clear(&m);
             }
             pb_msg_clear(&m);
         }
     }
-    free(items);
+    pst_free(items);
     return NULL;
 }
 
 wk_heartbeat *wk_heartbeat_new(const char *const *endpoints, const char *const *names, int n,
                                int worker_id, double peer_timeout, const struct pb_keys *keys,
                                char *err, size_t errlen) {
-    wk_heartbeat *hb = calloc(1, sizeof *hb);
-    if (!hb)
-        return NULL;
+    wk_heartbeat *hb = pst_calloc(1, sizeof *hb);
     hb->endpoints = endpoints;
     hb->names = names;
     hb->n = n;
     hb->worker_id = worker_id;
     hb->timeout = peer_timeout;
     hb->interval = peer_timeout / 4 < 1.0 ? peer_timeout / 4 : 1.0;
-    hb->socks = calloc((size_t)n, sizeof *hb->socks);
-    hb->heard = calloc((size_t)n, sizeof *hb->heard);
-    hb->ctx = zmq_ctx_new();
-    if (!hb->socks || !hb->heard || !hb->ctx) {
-        pst_err(err, errlen, PST_ENOMEM, "worker %d: heartbeats: out of memory", worker_id);
+    hb->socks = pst_calloc((size_t)n, sizeof *hb->socks);
+    hb->heard = pst_calloc((size_t)n, sizeof *hb->heard);
+    if (!(hb->ctx = zmq_ctx_new())) {
+        pst_err(err, errlen, PST_ESOCKET, "worker %d: heartbeats: zmq: %s", worker_id,
+                zmq_strerror(zmq_errno()));
         goto fail;
     }
     const double now = pst_now();
@@ -93,7 +87,7 @@ wk_heartbeat *wk_heartbeat_new(const char *const *endpoints, const char *const *
         if (s && keys && pb_secure_client(s, keys, err, errlen) != PST_OK)
             goto fail;
         if (!s || zmq_connect(s, endpoints[i]) != 0) {
-            pst_err(err, errlen, PST_EIO, "worker %d: heartbeats to %s: %s", worker_id,
+            pst_err(err, errlen, PST_ESOCKET, "worker %d: heartbeats to %s: %s", worker_id,
                     endpoints[i], zmq_strerror(zmq_errno()));
             goto fail;
         }
@@ -122,9 +116,9 @@ void wk_heartbeat_free(wk_heartbeat **p) {
             zmq_close(hb->socks[i]);
     if (hb->ctx)
         zmq_ctx_term(hb->ctx);
-    free(hb->socks);
-    free(hb->heard);
-    free(hb);
+    pst_free(hb->socks);
+    pst_free(hb->heard);
+    pst_free(hb);
     *p = NULL;
 }
 

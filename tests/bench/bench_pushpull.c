@@ -129,8 +129,8 @@ static int child_server(const eng_model *m, int P, int s, int fd) {
                      .num_servers = P,
                      .num_workers = 1,
                      .mode = PS_SYNC,
-                     .optim = eng_optim_defaults(ENG_OPT_ADAM),
-                     .seed = 1,
+                     .nparts = 1, /* the bench's models are classifiers: one part */
+                     .parts = {{m, eng_optim_defaults(ENG_OPT_ADAM), 1}},
                      .bind_host = "127.0.0.1",
                      .advertise_host = "127.0.0.1",
                      .chunk = chunk_floats,
@@ -340,8 +340,8 @@ static int raw_goodbye(raw_client *r, char *err, size_t errlen) {
 static int ps_round(wk_client *c, const float *grads, float *params, uint64_t step, char *err,
                     size_t errlen) {
     uint64_t version = 0;
-    if (wk_client_push_pull(c, grads, step, step, step + 1, err, errlen) != 0 ||
-        wk_client_pull_wait(c, params, &version, err, errlen) != 0)
+    if (wk_client_push_pull(c, 0, grads, step, step, step + 1, err, errlen) != 0 ||
+        wk_client_pull_wait(c, 0, params, &version, err, errlen) != 0)
         return -1;
     if (version != step + 1)
         return pst_err(
@@ -396,7 +396,7 @@ static int measure(const eng_model *m, int P, int warmup, int rounds, const floa
             goto fail;
         ps_eps[s] = endpoints[s];
     }
-    c = wk_client_new(ps_eps, P, 0, 1, m, TIMEOUT_MS / 1000.0, err, errlen);
+    c = wk_client_new(ps_eps, P, 0, 1, m, TIMEOUT_MS / 1000.0, NULL, err, errlen);
     if (!c || raw_open(&raw, endpoints + P, P, m->layout.total, err, errlen) != 0)
         goto fail;
     for (int i = 0; i < warmup; i++, step++)

@@ -24,7 +24,7 @@
  * input alone: run the crash file with -runs=1 first, and if it passes, rerun the fuzzer
  * with the same -seed to see the sequence.
  *
- * Seeds: tests/fuzz/corpus/server (valid envelopes packed with protobuf-c by make_corpus:
+ * Seeds: tests/fuzz/corpus/server (valid messages encoded by pb_msg_encode in make_corpus:
  * Hello, dense and sparse Push, PullRequest, SnapshotRequest, StatsRequest, Shutdown, and a
  * few refusals). fuzz_server.h holds the constants make_corpus shares. */
 #include "tests/fuzz/fuzz_server.h"
@@ -83,18 +83,17 @@ static void send_frames(void *sock, const uint8_t *const *frame, const size_t *l
 }
 
 static void hello(int i, uint32_t worker) {
-    Pstrain__Hello h = PSTRAIN__HELLO__INIT;
-    h.worker_id = worker;
-    h.num_workers = FZ_SERVER_WORKERS;
-    h.model = (char *)model.def->name;
-    h.param_count = model.layout.total;
-    h.layout_checksum = eng_layout_checksum(&model.layout);
-    Pstrain__Envelope env = PSTRAIN__ENVELOPE__INIT;
-    env.body_case = PSTRAIN__ENVELOPE__BODY_HELLO;
-    env.hello = &h;
+    const uint64_t sum = eng_layout_checksum(&model.layout);
+    const pb_msg h = {.kind = PB_HELLO,
+                      .hello = {.worker_id = worker,
+                                .num_workers = FZ_SERVER_WORKERS,
+                                .model = model.def->name,
+                                .param_count = model.layout.total,
+                                .layout_checksum = sum,
+                                .nparts = 1,
+                                .parts = {{"model", model.layout.total, sum}}}};
     char err[256];
-    fz_check(pb_send(dealers[i], NULL, 0, &env, NULL, 0, err, sizeof err) == PST_OK, "hello: %s",
-             err);
+    fz_check(pb_send(dealers[i], NULL, &h, NULL, 0, err, sizeof err) == PST_OK, "hello: %s", err);
     serve_one(i);
     drain(dealers[i], 1000);
 }
@@ -108,8 +107,8 @@ static void start(int i) {
         .num_workers = FZ_SERVER_WORKERS,
         .mode = modes[i],
         .staleness = modes[i] == PS_SSP ? FZ_SERVER_STALENESS : 0,
-        .optim = eng_optim_defaults(ENG_OPT_ADAM),
-        .seed = 1,
+        .nparts = 1,
+        .parts = {{&model, eng_optim_defaults(ENG_OPT_ADAM), 1}},
         .bind_host = "127.0.0.1",
         .advertise_host = "127.0.0.1",
         .log = NULL,

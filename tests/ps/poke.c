@@ -8,8 +8,11 @@
  * otherwise. The server must drop each, log it, and go on serving its job. */
 #include "proto/wire.h"
 
+#include "engine/base/base.h"
+
 #include <stdio.h>
 #include <string.h>
+#include <zmq.h>
 
 static int ask(void *sock, const char *what, const void *frame1, size_t len1, const void *frame2,
                size_t len2) {
@@ -29,6 +32,18 @@ static int ask(void *sock, const char *what, const void *frame1, size_t len1, co
     return 1;
 }
 
+/* m encoded with that protocol version and job token, and four floats after it when
+ * payload. */
+static int ask_msg(void *sock, const char *what, const pb_msg *m, uint32_t protocol, uint64_t job,
+                   int payload) {
+    const float four[4] = {1e30f, -1e30f, 1e30f, -1e30f};
+    size_t n;
+    uint8_t *buf = pb_msg_encode(m, protocol, job, &n);
+    const int answered = ask(sock, what, buf, n, payload ? four : NULL, sizeof four);
+    pst_free(buf);
+    return answered;
+}
+
 int main(int argc, char **argv) {
     if (argc != 2) {
         fprintf(stderr, "usage: %s tcp://HOST:PORT\n", argv[0]);
@@ -46,48 +61,20 @@ int main(int argc, char **argv) {
     int bad = 0;
     bad += ask(sock, "garbage bytes:", "\xff\x01garbage", 9, NULL, 0);
 
-    uint8_t buf[512];
-    Pstrain__Envelope env = PSTRAIN__ENVELOPE__INIT;
-    Pstrain__Hello h = PSTRAIN__HELLO__INIT;
-    h.model = "mnist_cnn";
-    h.num_workers = 1;
-    h.param_count = 225034;
-    h.layout_checksum = 0x1234;
-    env.body_case = PSTRAIN__ENVELOPE__BODY_HELLO;
-    env.hello = &h;
-    env.protocol = 99;
-    size_t n = pstrain__envelope__pack(&env, buf);
-    bad += ask(sock, "protocol version 99:", buf, n, NULL, 0);
-
-    env.protocol = PB_PROTOCOL_VERSION;
-    n = pstrain__envelope__pack(&env, buf);
-    bad += ask(sock, "hello, no token:", buf, n, NULL, 0);
-    env.job = 0x6a6f62206f746865ull; /* another job's */
-    n = pstrain__envelope__pack(&env, buf);
-    bad += ask(sock, "hello from another job:", buf, n, NULL, 0);
-
-    Pstrain__Slice slice = PSTRAIN__SLICE__INIT;
-    slice.count = 4;
-    Pstrain__Push p = PSTRAIN__PUSH__INIT;
-    p.slice = &slice;
-    Pstrain__Envelope push = PSTRAIN__ENVELOPE__INIT;
-    push.protocol = PB_PROTOCOL_VERSION;
-    push.body_case = PSTRAIN__ENVELOPE__BODY_PUSH;
-    push.push = &p;
-    n = pstrain__envelope__pack(&push, buf);
-    const float four[4] = {1e30f, -1e30f, 1e30f, -1e30f};
-    bad += ask(sock, "push, no token:", buf, n, four, sizeof four);
-    push.job = 0x6a6f62206f746865ull;
-    n = pstrain__envelope__pack(&push, buf);
-    bad += ask(sock, "push from another job:", buf, n, four, sizeof four);
-    Pstrain__Ping ping = PSTRAIN__PING__INIT; /* would keep a lost worker counted */
-    Pstrain__Envelope pe = PSTRAIN__ENVELOPE__INIT;
-    pe.protocol = PB_PROTOCOL_VERSION;
-    pe.job = 0x6a6f62206f746865ull;
-    pe.body_case = PSTRAIN__ENVELOPE__BODY_PING;
-    pe.ping = &ping;
-    n = pstrain__envelope__pack(&pe, buf);
-    bad += ask(sock, "ping from another job:", buf, n, NULL, 0);
+    const uint64_t other = 0x6a6f62206f746865ull; /* another job's token */
+    const pb_msg h = {.kind = PB_HELLO,
+                      .hello = {.model = "mnist_cnn",
+                                .num_workers = 1,
+                                .param_count = 225034,
+                                .layout_checksum = 0x1234}};
+    bad += ask_msg(sock, "protocol version 99:", &h, 99, 0, 0);
+    bad += ask_msg(sock, "hello, no token:", &h, PB_PROTOCOL_VERSION, 0, 0);
+    bad += ask_msg(sock, "hello from another job:", &h, PB_PROTOCOL_VERSION, other, 0);
+    const pb_msg push = {.kind = PB_PUSH, .push = {.slice = {0, 4}}};
+    bad += ask_msg(sock, "push, no token:", &push, PB_PROTOCOL_VERSION, 0, 1);
+    bad += ask_msg(sock, "push from another job:", &push, PB_PROTOCOL_VERSION, other, 1);
+    const pb_msg ping = {.kind = PB_PING}; /* would keep a lost worker counted */
+    bad += ask_msg(sock, "ping from another job:", &ping, PB_PROTOCOL_VERSION, other, 0);
     zmq_close(sock);
     zmq_ctx_term(ctx);
     return bad ? 1 : 0;

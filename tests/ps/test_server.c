@@ -18,6 +18,7 @@
 #include "engine/model.h"
 #include "engine/optim.h"
 #include "engine/rng.h"
+#include "proto/pstrain.pb-c.h" /* to forge headers the typed API cannot say */
 #include "proto/wire.h"
 #include "tests/support/psfork.h"
 #include "tests/support/testutil.h"
@@ -78,9 +79,10 @@ static void close_all(void) {
         zmq_close(open_socks[--nopen]);
 }
 
-static void send_env(void *sock, Pstrain__Envelope *env, const float *payload, size_t count) {
+/* Sends m as pb_send does (this process's job token is 0, as the server's). */
+static void send_msg(void *sock, const pb_msg *m, const float *payload, size_t count) {
     char err[256] = "";
-    if (pb_send(sock, NULL, 0, env, payload, count, err, sizeof err) != PST_OK)
+    if (pb_send(sock, NULL, m, payload, count, err, sizeof err) != PST_OK)
         fail_msg("pb_send: %s", err);
 }
 
@@ -100,6 +102,18 @@ static uint8_t *pack_env(const Pstrain__Envelope *env, size_t *len) {
     return buf;
 }
 
+/* Sends a forged header (and a payload frame when payload is non-NULL): what the typed API
+ * cannot say (no body, no slice, a body only servers send). The protocol is set here. */
+static void send_env(void *sock, Pstrain__Envelope *env, const float *payload, size_t count) {
+    env->protocol = PB_PROTOCOL_VERSION;
+    size_t len;
+    uint8_t *buf = pack_env(env, &len);
+    const void *f[] = {buf, payload};
+    const size_t l[] = {len, count * sizeof(float)};
+    send_frames(sock, payload ? 2 : 1, f, l);
+    free(buf);
+}
+
 static tu_psfork srv; /* the server being talked to */
 
 /* Receives one message within the socket's timeout, or fails naming what we waited for and,
@@ -112,7 +126,7 @@ static void recv_msg(void *sock, pb_msg *m, const char *after) {
         if (zmq_poll(&item, 1, 100) != 0 || (srv.pid && !tu_psfork_running(&srv)))
             break;
     }
-    const int rc = pb_recv(sock, 0, m, ZMQ_DONTWAIT, err, sizeof err);
+    const int rc = pb_recv(sock, NULL, m, ZMQ_DONTWAIT, err, sizeof err);
     if (rc == PST_EAGAIN && srv.pid && !tu_psfork_running(&srv)) {
         const int ws = srv.wstatus;
         if (WIFSIGNALED(ws))
@@ -139,66 +153,47 @@ static int readable_within(void *sock, int ms) {
 
 static void send_hello(void *sock, uint32_t worker, uint32_t nworkers, const char *model,
                        uint64_t count, uint64_t checksum) {
-    Pstrain__Hello h = PSTRAIN__HELLO__INIT;
-    h.worker_id = worker;
-    h.num_workers = nworkers;
-    h.model = (char *)model;
-    h.param_count = count;
-    h.layout_checksum = checksum;
-    Pstrain__Envelope env = PSTRAIN__ENVELOPE__INIT;
-    env.body_case = PSTRAIN__ENVELOPE__BODY_HELLO;
-    env.hello = &h;
-    send_env(sock, &env, NULL, 0);
+    const pb_msg m = {.kind = PB_HELLO,
+                      .hello = {.worker_id = worker,
+                                .num_workers = nworkers,
+                                .model = model,
+                                .param_count = count,
+                                .layout_checksum = checksum,
+                                .nparts = 1,
+                                .parts = {{"model", count, checksum}}}};
+    send_msg(sock, &m, NULL, 0);
 }
 
 /* A push of payload[0..nfloats) for slice [offset, offset + count). */
 static void send_push(void *sock, uint32_t worker, uint64_t step, uint64_t base, uint64_t offset,
                       uint64_t count, const float *payload, size_t nfloats) {
-    Pstrain__Slice sl = PSTRAIN__SLICE__INIT;
-    sl.offset = offset;
-    sl.count = count;
-    Pstrain__Push p = PSTRAIN__PUSH__INIT;
-    p.worker_id = worker;
-    p.step = step;
-    p.base_version = base;
-    p.slice = &sl;
-    Pstrain__Envelope env = PSTRAIN__ENVELOPE__INIT;
-    env.body_case = PSTRAIN__ENVELOPE__BODY_PUSH;
-    env.push = &p;
-    send_env(sock, &env, payload, nfloats);
+    const pb_msg m = {
+        .kind = PB_PUSH,
+        .push = {
+            .worker_id = worker, .step = step, .base_version = base, .slice = {offset, count}}};
+    send_msg(sock, &m, payload, nfloats);
 }
 
 static void send_pull(void *sock, uint32_t worker, uint64_t min_version, uint64_t offset,
                       uint64_t count) {
-    Pstrain__Slice sl = PSTRAIN__SLICE__INIT;
-    sl.offset = offset;
-    sl.count = count;
-    Pstrain__PullRequest p = PSTRAIN__PULL_REQUEST__INIT;
-    p.worker_id = worker;
-    p.min_version = min_version;
-    p.slice = &sl;
-    Pstrain__Envelope env = PSTRAIN__ENVELOPE__INIT;
-    env.body_case = PSTRAIN__ENVELOPE__BODY_PULL;
-    env.pull = &p;
-    send_env(sock, &env, NULL, 0);
+    const pb_msg m = {
+        .kind = PB_PULL,
+        .pull = {.worker_id = worker, .min_version = min_version, .slice = {offset, count}}};
+    send_msg(sock, &m, NULL, 0);
 }
 
 static void send_shutdown(void *sock, uint32_t worker) {
-    Pstrain__Shutdown d = PSTRAIN__SHUTDOWN__INIT;
-    d.worker_id = worker;
-    Pstrain__Envelope env = PSTRAIN__ENVELOPE__INIT;
-    env.body_case = PSTRAIN__ENVELOPE__BODY_SHUTDOWN;
-    env.shutdown = &d;
-    send_env(sock, &env, NULL, 0);
+    const pb_msg m = {.kind = PB_SHUTDOWN, .shutdown = {.worker_id = worker}};
+    send_msg(sock, &m, NULL, 0);
 }
 
 /* Receives an ErrorReply with code whose message contains needle (NULL: any). */
 static void expect_refusal(void *sock, uint32_t code, const char *needle, const char *what) {
     pb_msg m;
     recv_msg(sock, &m, what);
-    if (m.env->body_case != PSTRAIN__ENVELOPE__BODY_ERROR)
-        fail_msg("%s: expected an ErrorReply, got %s", what, pb_body_name(m.env));
-    const Pstrain__ErrorReply *e = m.env->error;
+    if (m.kind != PB_ERROR)
+        fail_msg("%s: expected an ErrorReply, got %s", what, pb_kind_name(m.kind));
+    const pb_error *e = &m.error;
     printf("  %s -> code %u: %s\n", what, e->code, e->message);
     if (e->code != code)
         fail_msg("%s: ErrorReply code %u, expected %u (message: %s)", what, e->code, code,
@@ -222,17 +217,16 @@ static void expect_weights(void *sock, uint64_t version, uint64_t offset, uint64
                            float *out, const char *what) {
     pb_msg m;
     recv_msg(sock, &m, what);
-    if (m.env->body_case != PSTRAIN__ENVELOPE__BODY_PULL_REPLY)
-        fail_msg("%s: expected a PullReply, got %s%s%s", what, pb_body_name(m.env),
-                 m.env->body_case == PSTRAIN__ENVELOPE__BODY_ERROR ? ": " : "",
-                 m.env->body_case == PSTRAIN__ENVELOPE__BODY_ERROR ? m.env->error->message : "");
-    const Pstrain__PullReply *r = m.env->pull_reply;
-    if (r->version != version || r->slice->offset != offset || r->slice->count != count)
+    if (m.kind != PB_PULL_REPLY)
+        fail_msg("%s: expected a PullReply, got %s%s%s", what, pb_kind_name(m.kind),
+                 m.kind == PB_ERROR ? ": " : "", m.kind == PB_ERROR ? m.error.message : "");
+    const pb_pull_reply *r = &m.pull_reply;
+    if (r->version != version || r->slice.offset != offset || r->slice.count != count)
         fail_msg("%s: PullReply version %llu [%llu, +%llu), expected %llu [%llu, +%llu)", what,
-                 (unsigned long long)r->version, (unsigned long long)r->slice->offset,
-                 (unsigned long long)r->slice->count, (unsigned long long)version,
+                 (unsigned long long)r->version, (unsigned long long)r->slice.offset,
+                 (unsigned long long)r->slice.count, (unsigned long long)version,
                  (unsigned long long)offset, (unsigned long long)count);
-    memcpy(out, pb_msg_payload(&m), sizeof(float) * (size_t)count);
+    memcpy(out, m.payload, sizeof(float) * (size_t)count);
     pb_msg_clear(&m);
 }
 
@@ -325,210 +319,204 @@ static void payload_pattern(float *p) {
     p[NPAY - 1] = 3.4028235e38f;
 }
 
-/* One Envelope of each body, with values that use all 64 bits where the field has them. */
-typedef struct sample {
-    Pstrain__Envelope env;
-    Pstrain__Slice slice;
-    Pstrain__Hello hello;
-    Pstrain__HelloReply hello_reply;
-    Pstrain__Push push;
-    Pstrain__PullRequest pull;
-    Pstrain__PullReply pull_reply;
-    Pstrain__ErrorReply error;
-    Pstrain__Shutdown shutdown;
-    Pstrain__ServerStats stats;
-    uint64_t per_worker[3];
-} sample;
+/* One message of each kind, with values that use all 64 bits where the field has them. */
+static const uint64_t per_worker[3] = {0, 1ull << 50, 3};
+static const uint32_t sample_rows[2] = {0, 1};
+static const uint64_t sample_pushes[3] = {7, 1ull << 40, 0};
+static const pb_run sample_runs[2] = {{(1ull << 40) + 7, 400, 12},
+                                      {(1ull << 40) + 407, 600, 1ull << 62}};
+static const double sample_values[3] = {-0.0, 1e300, 2.5};
+static const uint32_t sample_workers[2] = {0, 4000000000u};
 
-static const Pstrain__Envelope__BodyCase bodies[] = {
-    PSTRAIN__ENVELOPE__BODY_HELLO,      PSTRAIN__ENVELOPE__BODY_HELLO_REPLY,
-    PSTRAIN__ENVELOPE__BODY_PUSH,       PSTRAIN__ENVELOPE__BODY_PULL,
-    PSTRAIN__ENVELOPE__BODY_PULL_REPLY, PSTRAIN__ENVELOPE__BODY_ERROR,
-    PSTRAIN__ENVELOPE__BODY_SHUTDOWN,   PSTRAIN__ENVELOPE__BODY_STATS,
+static const pb_kind kinds[] = {
+    PB_HELLO,         PB_HELLO_REPLY, PB_PUSH,  PB_PULL,     PB_PULL_REPLY,
+    PB_ERROR,         PB_SHUTDOWN,    PB_STATS, PB_SNAPSHOT, PB_SNAPSHOT_REPLY,
+    PB_STATS_REQUEST, PB_PING,        PB_PONG,  PB_REDUCE,   PB_REDUCE_REPLY,
 };
-#define NBODIES (sizeof bodies / sizeof bodies[0])
+#define NKINDS (sizeof kinds / sizeof kinds[0])
 
-static void sample_init(sample *s, Pstrain__Envelope__BodyCase body) {
-    memset(s, 0, sizeof *s);
-    pstrain__envelope__init(&s->env);
-    pstrain__slice__init(&s->slice);
-    s->slice.offset = (1ull << 40) + 7;
-    s->slice.count = NPAY;
-    s->env.body_case = body;
-    switch (body) {
-    case PSTRAIN__ENVELOPE__BODY_HELLO:
-        pstrain__hello__init(&s->hello);
-        s->hello.worker_id = 4000000000u;
-        s->hello.num_workers = 4000000001u;
-        s->hello.model = "mnist_cnn";
-        s->hello.param_count = 225034;
-        s->hello.layout_checksum = 0xfedcba9876543210ull;
-        s->env.hello = &s->hello;
+static pb_msg sample(pb_kind kind) {
+    const pb_slice sl = {(1ull << 40) + 7, NPAY};
+    pb_msg m = {.kind = kind};
+    switch (kind) {
+    case PB_HELLO:
+        m.hello =
+            (pb_hello){.worker_id = 4000000000u,
+                       .num_workers = 4000000001u,
+                       .model = "mnist_gan",
+                       .param_count = 225034,
+                       .layout_checksum = 0xfedcba9876543210ull,
+                       .nparts = 2,
+                       .parts = {{"generator", 1ull << 41, 1}, {"discriminator", 5, UINT64_MAX}}};
         break;
-    case PSTRAIN__ENVELOPE__BODY_HELLO_REPLY:
-        pstrain__hello_reply__init(&s->hello_reply);
-        s->hello_reply.server_id = 3;
-        s->hello_reply.shard = &s->slice;
-        s->hello_reply.version = UINT64_MAX;
-        s->env.hello_reply = &s->hello_reply;
+    case PB_HELLO_REPLY:
+        m.hello_reply = (pb_hello_reply){.server_id = 3,
+                                         .nparts = 2,
+                                         .shards = {sl, {9, 1ull << 35}},
+                                         .version = UINT64_MAX,
+                                         .chunk = 16384};
         break;
-    case PSTRAIN__ENVELOPE__BODY_PUSH:
-        pstrain__push__init(&s->push);
-        s->push.worker_id = 2;
-        s->push.step = UINT64_MAX - 1;
-        s->push.slice = &s->slice;
-        s->push.base_version = 0x8000000000000001ull;
-        s->env.push = &s->push;
+    case PB_PUSH: /* sparse: its payload is the two rows of 500 inside the slice */
+        m.push = (pb_push){.worker_id = 2,
+                           .part = 1,
+                           .step = UINT64_MAX - 1,
+                           .base_version = 0x8000000000000001ull,
+                           .slice = sl,
+                           .rows_from = sl.offset,
+                           .row_len = 500,
+                           .nrows = 2,
+                           .rows = sample_rows,
+                           .stop = 1};
         break;
-    case PSTRAIN__ENVELOPE__BODY_PULL:
-        pstrain__pull_request__init(&s->pull);
-        s->pull.worker_id = 1;
-        s->pull.min_version = 1ull << 63;
-        s->pull.slice = &s->slice;
-        s->env.pull = &s->pull;
+    case PB_PULL:
+        m.pull = (pb_pull){.worker_id = 1,
+                           .part = 4000000000u,
+                           .min_version = 1ull << 63,
+                           .slice = sl,
+                           .npushes = 3,
+                           .pushes = sample_pushes};
         break;
-    case PSTRAIN__ENVELOPE__BODY_PULL_REPLY:
-        pstrain__pull_reply__init(&s->pull_reply);
-        s->pull_reply.version = 123456789012345ull;
-        s->pull_reply.slice = &s->slice;
-        s->env.pull_reply = &s->pull_reply;
+    case PB_PULL_REPLY:
+        m.pull_reply =
+            (pb_pull_reply){.part = 1, .version = 123456789012345ull, .slice = sl, .stopping = 1};
         break;
-    case PSTRAIN__ENVELOPE__BODY_ERROR:
-        pstrain__error_reply__init(&s->error);
-        s->error.code = PB_ERR_RANGE;
-        s->error.message = "pull.slice: expected a range inside [0, 112517) \xc3\xa9";
-        s->env.error = &s->error;
+    case PB_ERROR:
+        m.error =
+            (pb_error){PB_ERR_RANGE, "pull.slice: expected a range inside [0, 112517) \xc3\xa9"};
         break;
-    case PSTRAIN__ENVELOPE__BODY_SHUTDOWN:
-        pstrain__shutdown__init(&s->shutdown);
-        s->shutdown.worker_id = 9;
-        s->env.shutdown = &s->shutdown;
+    case PB_SHUTDOWN:
+        m.shutdown = (pb_shutdown){9, 1, "out of \xc3\xa9nergy"};
         break;
-    case PSTRAIN__ENVELOPE__BODY_STATS:
-        pstrain__server_stats__init(&s->stats);
-        s->stats.server_id = 1;
-        s->stats.updates = 1ull << 33;
-        s->stats.pushes = 5;
-        s->stats.pulls = 6;
-        s->stats.bytes_in = UINT64_MAX;
-        s->stats.bytes_out = 8;
-        s->stats.errors = 9;
-        s->stats.max_staleness = 10;
-        s->stats.mean_staleness = 2.75;
-        s->per_worker[0] = 0;
-        s->per_worker[1] = 1ull << 50;
-        s->per_worker[2] = 3;
-        s->stats.n_pushes_per_worker = 3;
-        s->stats.pushes_per_worker = s->per_worker;
-        s->env.stats = &s->stats;
+    case PB_STATS:
+        m.stats = (pb_stats){.server_id = 1,
+                             .updates = 1ull << 33,
+                             .pushes = 5,
+                             .pulls = 6,
+                             .bytes_in = UINT64_MAX,
+                             .bytes_out = 8,
+                             .errors = 9,
+                             .max_staleness = 10,
+                             .mean_staleness = 2.75,
+                             .nworkers = 3,
+                             .pushes_per_worker = per_worker,
+                             .barrier_wait_s = 1.5,
+                             .strangers = 11,
+                             .lost_workers = 2};
+        break;
+    case PB_SNAPSHOT:
+        m.snapshot = (pb_snapshot){7, 1, UINT64_MAX};
+        break;
+    case PB_SNAPSHOT_REPLY: /* weights and one optimizer array: 2 x NPAY / 2 floats */
+        m.snapshot_reply = (pb_snapshot_reply){.part = 1,
+                                               .shard = {sl.offset, NPAY / 2},
+                                               .nslots = 1,
+                                               .nruns = 2,
+                                               .runs = sample_runs,
+                                               .stopping = 1};
+        break;
+    case PB_STATS_REQUEST:
+        m.stats_request = (pb_stats_request){5};
+        break;
+    case PB_PING:
+        m.ping = (pb_ping){4000000000u};
+        break;
+    case PB_PONG:
+        m.pong = (pb_pong){3};
+        break;
+    case PB_REDUCE:
+        m.reduce = (pb_reduce){
+            .worker_id = 1, .op = 2, .round = 1ull << 60, .nvalues = 3, .values = sample_values};
+        break;
+    case PB_REDUCE_REPLY:
+        m.reduce_reply = (pb_reduce_reply){1ull << 60, 3, sample_values, 2, sample_workers};
         break;
     default:
-        fail_msg("no sample for body %d", (int)body);
+        fail_msg("no sample for kind %d", (int)kind);
     }
+    return m;
 }
 
-static int carries_payload(Pstrain__Envelope__BodyCase b) {
-    return b == PSTRAIN__ENVELOPE__BODY_PUSH || b == PSTRAIN__ENVELOPE__BODY_PULL_REPLY;
-}
-
-static void expect_slice(const Pstrain__Slice *got, const Pstrain__Slice *want, const char *what) {
-    if (!got)
-        fail_msg("%s: slice missing", what);
-    assert_true(got->offset == want->offset);
-    assert_true(got->count == want->count);
-}
-
-/* Every field of got against the sample it was sent from, then the encodings byte for byte
- * (protobuf-c packs fields in order, so equal messages pack equally). */
-static void expect_same(const Pstrain__Envelope *got, const sample *s) {
-    const char *what = pb_body_name(&s->env);
-    assert_int_equal(got->protocol, PB_PROTOCOL_VERSION);
-    if (got->body_case != s->env.body_case)
-        fail_msg("%s: came back as %s", what, pb_body_name(got));
-    switch (got->body_case) {
-    case PSTRAIN__ENVELOPE__BODY_HELLO:
-        assert_true(got->hello->worker_id == s->hello.worker_id);
-        assert_true(got->hello->num_workers == s->hello.num_workers);
-        assert_string_equal(got->hello->model, s->hello.model);
-        assert_true(got->hello->param_count == s->hello.param_count);
-        assert_true(got->hello->layout_checksum == s->hello.layout_checksum);
-        break;
-    case PSTRAIN__ENVELOPE__BODY_HELLO_REPLY:
-        assert_true(got->hello_reply->server_id == s->hello_reply.server_id);
-        expect_slice(got->hello_reply->shard, &s->slice, what);
-        assert_true(got->hello_reply->version == s->hello_reply.version);
-        break;
-    case PSTRAIN__ENVELOPE__BODY_PUSH:
-        assert_true(got->push->worker_id == s->push.worker_id);
-        assert_true(got->push->step == s->push.step);
-        expect_slice(got->push->slice, &s->slice, what);
-        assert_true(got->push->base_version == s->push.base_version);
-        break;
-    case PSTRAIN__ENVELOPE__BODY_PULL:
-        assert_true(got->pull->worker_id == s->pull.worker_id);
-        assert_true(got->pull->min_version == s->pull.min_version);
-        expect_slice(got->pull->slice, &s->slice, what);
-        break;
-    case PSTRAIN__ENVELOPE__BODY_PULL_REPLY:
-        assert_true(got->pull_reply->version == s->pull_reply.version);
-        expect_slice(got->pull_reply->slice, &s->slice, what);
-        break;
-    case PSTRAIN__ENVELOPE__BODY_ERROR:
-        assert_true(got->error->code == s->error.code);
-        assert_string_equal(got->error->message, s->error.message);
-        break;
-    case PSTRAIN__ENVELOPE__BODY_SHUTDOWN:
-        assert_true(got->shutdown->worker_id == s->shutdown.worker_id);
-        break;
-    case PSTRAIN__ENVELOPE__BODY_STATS: {
-        const Pstrain__ServerStats *a = got->stats, *b = &s->stats;
-        assert_true(a->server_id == b->server_id && a->updates == b->updates &&
-                    a->pushes == b->pushes && a->pulls == b->pulls && a->bytes_in == b->bytes_in &&
-                    a->bytes_out == b->bytes_out && a->errors == b->errors &&
-                    a->max_staleness == b->max_staleness);
-        assert_true(a->mean_staleness == b->mean_staleness);
-        assert_int_equal(a->n_pushes_per_worker, b->n_pushes_per_worker);
-        for (size_t i = 0; i < b->n_pushes_per_worker; i++)
-            assert_true(a->pushes_per_worker[i] == b->pushes_per_worker[i]);
-        break;
-    }
-    default:
-        fail_msg("%s: unexpected body", what);
-    }
+/* The message got, received, against the one sent: their encodings byte for byte (every
+ * field, since protobuf-c packs all of them in order), and a few fields by name (what the
+ * decoder points into its own storage). */
+static void expect_same(const pb_msg *got, const pb_msg *want) {
+    const char *what = pb_kind_name(want->kind);
+    if (got->kind != want->kind)
+        fail_msg("%s: came back as %s", what, pb_kind_name(got->kind));
     size_t la, lb;
-    uint8_t *pa = pack_env(got, &la), *pb = pack_env(&s->env, &lb);
+    uint8_t *pa = pb_msg_encode(got, PB_PROTOCOL_VERSION, 0, &la);
+    uint8_t *pb = pb_msg_encode(want, PB_PROTOCOL_VERSION, 0, &lb);
     assert_int_equal(la, lb);
     assert_memory_equal(pa, pb, la);
-    free(pa);
-    free(pb);
+    pst_free(pa);
+    pst_free(pb);
+    switch (got->kind) {
+    case PB_HELLO:
+        assert_string_equal(got->hello.model, want->hello.model);
+        assert_int_equal(got->hello.nparts, 2);
+        assert_string_equal(got->hello.parts[1].name, "discriminator");
+        assert_true(got->hello.parts[1].layout_checksum == UINT64_MAX);
+        break;
+    case PB_HELLO_REPLY:
+        assert_true(got->hello_reply.shards[1].count == 1ull << 35);
+        break;
+    case PB_PUSH:
+        assert_true(got->push.part == 1 && got->push.stop == 1 && got->push.nrows == 2);
+        assert_memory_equal(got->push.rows, sample_rows, sizeof sample_rows);
+        break;
+    case PB_PULL:
+        assert_true(got->pull.part == 4000000000u && got->pull.npushes == 3);
+        assert_memory_equal(got->pull.pushes, sample_pushes, sizeof sample_pushes);
+        break;
+    case PB_ERROR:
+        assert_string_equal(got->error.message, want->error.message);
+        break;
+    case PB_SHUTDOWN:
+        assert_string_equal(got->shutdown.reason, want->shutdown.reason);
+        break;
+    case PB_STATS:
+        assert_int_equal(got->stats.nworkers, 3);
+        assert_memory_equal(got->stats.pushes_per_worker, per_worker, sizeof per_worker);
+        assert_true(got->stats.mean_staleness == 2.75);
+        break;
+    case PB_SNAPSHOT_REPLY:
+        assert_int_equal(got->snapshot_reply.nruns, 2);
+        assert_memory_equal(got->snapshot_reply.runs, sample_runs, sizeof sample_runs);
+        break;
+    case PB_REDUCE_REPLY:
+        assert_memory_equal(got->reduce_reply.values, sample_values, sizeof sample_values);
+        assert_memory_equal(got->reduce_reply.workers, sample_workers, sizeof sample_workers);
+        break;
+    default:
+        break;
+    }
 }
 
-/* Sends the sample from `from` and receives it on `to`; checks fields, payload, identity. */
-static void round_trip(void *from, const uint8_t *to_identity, size_t to_idlen, void *to,
-                       int to_router, const uint8_t *want_identity, size_t want_idlen,
-                       Pstrain__Envelope__BodyCase body) {
-    sample s;
-    sample_init(&s, body);
+/* Sends the sample of `kind` from `from` (to the peer `to` on a ROUTER) and receives it on
+ * `at` (a ROUTER when want_from is non-NULL); checks fields, payload and the peer. */
+static void round_trip(void *from, const pb_peer *to, void *at, const pb_peer *want_from,
+                       pb_kind kind) {
+    const pb_msg s = sample(kind);
     float pay[NPAY];
     payload_pattern(pay);
-    const int with = carries_payload(body);
+    const int with = pb_kind_has_payload(kind);
     char err[256] = "";
-    if (pb_send(from, to_identity, to_idlen, &s.env, with ? pay : NULL, with ? NPAY : 0, err,
-                sizeof err) != PST_OK)
-        fail_msg("pb_send %s: %s", pb_body_name(&s.env), err);
+    if (pb_send(from, to, &s, with ? pay : NULL, with ? NPAY : 0, err, sizeof err) != PST_OK)
+        fail_msg("pb_send %s: %s", pb_kind_name(kind), err);
     pb_msg m;
-    const int rc = pb_recv(to, to_router, &m, 0, err, sizeof err);
+    pb_peer peer;
+    const int rc = pb_recv(at, want_from ? &peer : NULL, &m, 0, err, sizeof err);
     if (rc != PST_OK)
-        fail_msg("pb_recv %s: %d: %s", pb_body_name(&s.env), rc, err);
-    expect_same(m.env, &s);
-    assert_int_equal(m.has_payload, with);
-    if (with)
-        assert_memory_equal(pb_msg_payload(&m), pay, sizeof pay);
-    else
-        assert_null(pb_msg_payload(&m));
-    if (to_router) {
-        assert_int_equal(m.identity_len, want_idlen);
-        assert_memory_equal(m.identity, want_identity, want_idlen);
+        fail_msg("pb_recv %s: %d: %s", pb_kind_name(kind), rc, err);
+    expect_same(&m, &s);
+    if (with) {
+        assert_int_equal(m.payload_bytes, sizeof pay);
+        assert_memory_equal(m.payload, pay, sizeof pay);
+    } else
+        assert_null(m.payload);
+    if (want_from) {
+        assert_int_equal(peer.len, want_from->len);
+        assert_memory_equal(peer.id, want_from->id, want_from->len);
     }
     pb_msg_clear(&m);
     pb_msg_clear(&m); /* idempotent */
@@ -539,14 +527,14 @@ static void wire_round_trip_pair(void **state) {
     void *a = new_socket(wctx, ZMQ_PAIR), *b = new_socket(wctx, ZMQ_PAIR);
     assert_int_equal(zmq_bind(a, "inproc://pstrain-wire"), 0);
     assert_int_equal(zmq_connect(b, "inproc://pstrain-wire"), 0);
-    for (size_t i = 0; i < NBODIES; i++) {
-        round_trip(a, NULL, 0, b, 0, NULL, 0, bodies[i]);
-        round_trip(b, NULL, 0, a, 0, NULL, 0, bodies[i]);
+    for (size_t i = 0; i < NKINDS; i++) {
+        round_trip(a, NULL, b, NULL, kinds[i]);
+        round_trip(b, NULL, a, NULL, kinds[i]);
     }
     /* Nothing left over, and a non-blocking receive says so. */
     pb_msg m;
     char err[64];
-    assert_int_equal(pb_recv(b, 0, &m, ZMQ_DONTWAIT, err, sizeof err), PST_EAGAIN);
+    assert_int_equal(pb_recv(b, NULL, &m, ZMQ_DONTWAIT, err, sizeof err), PST_EAGAIN);
     pb_msg_clear(&m);
     close_socket(&a);
     close_socket(&b);
@@ -569,9 +557,11 @@ static void wire_round_trip_dealer_router(void **state) {
     static const uint8_t id[] = "worker-7";
     void *d, *r;
     dealer_router(&d, &r, id, sizeof id - 1);
-    for (size_t i = 0; i < NBODIES; i++) {
-        round_trip(d, NULL, 0, r, 1, id, sizeof id - 1, bodies[i]);
-        round_trip(r, id, sizeof id - 1, d, 0, NULL, 0, bodies[i]);
+    pb_peer peer = {.len = sizeof id - 1};
+    memcpy(peer.id, id, sizeof id - 1);
+    for (size_t i = 0; i < NKINDS; i++) {
+        round_trip(d, NULL, r, &peer, kinds[i]);
+        round_trip(r, &peer, d, NULL, kinds[i]);
     }
     close_socket(&d);
     close_socket(&r);
@@ -586,25 +576,25 @@ static void wire_identity_of_255_bytes(void **state) {
         id[i] = (uint8_t)('a' + i % 26);
     void *d, *r;
     dealer_router(&d, &r, id, sizeof id);
-    sample s;
-    sample_init(&s, PSTRAIN__ENVELOPE__BODY_SHUTDOWN);
+    const pb_msg s = sample(PB_SHUTDOWN);
     char err[256] = "";
-    assert_int_equal(pb_send(d, NULL, 0, &s.env, NULL, 0, err, sizeof err), PST_OK);
+    assert_int_equal(pb_send(d, NULL, &s, NULL, 0, err, sizeof err), PST_OK);
     pb_msg m;
-    assert_int_equal(pb_recv(r, 1, &m, 0, err, sizeof err), PST_OK);
-    if (m.identity_len != sizeof id) {
-        const size_t kept = m.identity_len;
+    pb_peer from;
+    assert_int_equal(pb_recv(r, &from, &m, 0, err, sizeof err), PST_OK);
+    if (from.len != sizeof id) {
+        const size_t kept = from.len;
         pb_msg_clear(&m);
         fail_msg("pb_recv kept %zu bytes of a %zu-byte routing id (PB_MAX_IDENTITY %d): "
                  "replies to this peer go nowhere",
                  kept, sizeof id, PB_MAX_IDENTITY);
     }
-    assert_memory_equal(m.identity, id, sizeof id);
-    assert_int_equal(pb_send_error(r, m.identity, m.identity_len, PB_ERR_STATE, "x"), PST_OK);
+    assert_memory_equal(from.id, id, sizeof id);
+    assert_int_equal(pb_send_error(r, &from, PB_ERR_STATE, "x"), PST_OK);
     pb_msg_clear(&m);
     pb_msg back;
-    assert_int_equal(pb_recv(d, 0, &back, 0, err, sizeof err), PST_OK);
-    assert_int_equal(back.env->body_case, PSTRAIN__ENVELOPE__BODY_ERROR);
+    assert_int_equal(pb_recv(d, NULL, &back, 0, err, sizeof err), PST_OK);
+    assert_int_equal(back.kind, PB_ERROR);
     pb_msg_clear(&back);
     close_socket(&d);
     close_socket(&r);
@@ -760,12 +750,13 @@ static void refuses_other_protocol(void **state) {
     free(buf);
     pb_msg m;
     recv_msg(w0, &m, "an Envelope of protocol 99");
-    if (m.env->body_case != PSTRAIN__ENVELOPE__BODY_ERROR)
-        fail_msg("an Envelope of protocol 99: expected an ErrorReply, got %s", pb_body_name(m.env));
+    if (m.kind != PB_ERROR)
+        fail_msg("an Envelope of protocol 99: expected an ErrorReply, got %s",
+                 pb_kind_name(m.kind));
     refused++;
-    const uint32_t code = m.env->error->code;
+    const uint32_t code = m.error.code;
     char msg[256];
-    snprintf(msg, sizeof msg, "%s", m.env->error->message);
+    snprintf(msg, sizeof msg, "%s", m.error.message);
     pb_msg_clear(&m);
     printf("  an Envelope of protocol 99 -> code %u: %s\n", code, msg);
     assert_non_null(strstr(msg, "protocol"));
@@ -812,15 +803,14 @@ static void hello(void **state) {
     send_hello(w0, 0, 1, "mnist_cnn", N, checksum);
     pb_msg m;
     recv_msg(w0, &m, "a valid hello");
-    if (m.env->body_case != PSTRAIN__ENVELOPE__BODY_HELLO_REPLY)
-        fail_msg("a valid hello: got %s%s%s", pb_body_name(m.env),
-                 m.env->body_case == PSTRAIN__ENVELOPE__BODY_ERROR ? ": " : "",
-                 m.env->body_case == PSTRAIN__ENVELOPE__BODY_ERROR ? m.env->error->message : "");
-    const Pstrain__HelloReply *r = m.env->hello_reply;
+    if (m.kind != PB_HELLO_REPLY)
+        fail_msg("a valid hello: got %s%s%s", pb_kind_name(m.kind), m.kind == PB_ERROR ? ": " : "",
+                 m.kind == PB_ERROR ? m.error.message : "");
+    const pb_hello_reply *r = &m.hello_reply;
     assert_int_equal(r->server_id, 0);
-    assert_non_null(r->shard);
-    assert_int_equal(r->shard->offset, 0);
-    assert_int_equal(r->shard->count, CNN_TOTAL);
+    assert_int_equal(r->nparts, 1);
+    assert_int_equal(r->shards[0].offset, 0);
+    assert_int_equal(r->shards[0].count, CNN_TOTAL);
     assert_int_equal(r->version, 0);
     pb_msg_clear(&m);
     done();
@@ -980,9 +970,9 @@ static void shutdown_reports_stats(void **state) {
     send_shutdown(w0, 0);
     pb_msg m;
     recv_msg(w0, &m, "Shutdown");
-    if (m.env->body_case != PSTRAIN__ENVELOPE__BODY_STATS)
-        fail_msg("Shutdown: expected ServerStats, got %s", pb_body_name(m.env));
-    const Pstrain__ServerStats *st = m.env->stats;
+    if (m.kind != PB_STATS)
+        fail_msg("Shutdown: expected ServerStats, got %s", pb_kind_name(m.kind));
+    const pb_stats *st = &m.stats;
     printf("  stats: %llu updates, %llu pushes, %llu pulls, %llu B in, %llu B out, %llu errors\n",
            (unsigned long long)st->updates, (unsigned long long)st->pushes,
            (unsigned long long)st->pulls, (unsigned long long)st->bytes_in,
@@ -1000,7 +990,7 @@ static void shutdown_reports_stats(void **state) {
     assert_int_equal(st->bytes_in, N * sizeof(float));
     assert_int_equal(st->bytes_out, (3 * N + 50) * sizeof(float));
     assert_int_equal(st->max_staleness, 0);
-    assert_int_equal(st->n_pushes_per_worker, 1);
+    assert_int_equal(st->nworkers, 1);
     assert_int_equal(st->pushes_per_worker[0], 1);
     pb_msg_clear(&m);
     expect_exit_0(&srv);
@@ -1025,10 +1015,10 @@ static void sync_two_workers(void **state) {
     send_hello(b, 1, 2, "mnist_cnn", n, sum);
     pb_msg r;
     recv_msg(a, &r, "worker 0's hello");
-    assert_int_equal(r.env->body_case, PSTRAIN__ENVELOPE__BODY_HELLO_REPLY);
+    assert_int_equal(r.kind, PB_HELLO_REPLY);
     pb_msg_clear(&r);
     recv_msg(b, &r, "worker 1's hello");
-    assert_int_equal(r.env->body_case, PSTRAIN__ENVELOPE__BODY_HELLO_REPLY);
+    assert_int_equal(r.kind, PB_HELLO_REPLY);
     pb_msg_clear(&r);
 
     float *g0 = gradient(n, 100), *g1 = gradient(n, 200);
@@ -1049,7 +1039,7 @@ static void sync_two_workers(void **state) {
         pb_msg early;
         recv_msg(a, &early, "worker 0's pull");
         fail_msg("worker 0's pull for version 1 was answered (%s) before worker 1 pushed",
-                 pb_body_name(early.env));
+                 pb_kind_name(early.kind));
     }
     /* A second pull while one waits is refused. */
     send_pull(a, 0, 1, 0, n);
@@ -1065,17 +1055,17 @@ static void sync_two_workers(void **state) {
     /* The server stops after both goodbyes, not one. */
     send_shutdown(a, 0);
     recv_msg(a, &r, "worker 0's Shutdown");
-    assert_int_equal(r.env->body_case, PSTRAIN__ENVELOPE__BODY_STATS);
+    assert_int_equal(r.kind, PB_STATS);
     pb_msg_clear(&r);
     assert_true(tu_psfork_running(f));
     send_shutdown(b, 1);
     recv_msg(b, &r, "worker 1's Shutdown");
-    assert_int_equal(r.env->body_case, PSTRAIN__ENVELOPE__BODY_STATS);
-    const Pstrain__ServerStats *st = r.env->stats;
+    assert_int_equal(r.kind, PB_STATS);
+    const pb_stats *st = &r.stats;
     assert_int_equal(st->updates, 1);
     assert_int_equal(st->pushes, 2);
     assert_int_equal(st->errors, 1);
-    assert_int_equal(st->n_pushes_per_worker, 2);
+    assert_int_equal(st->nworkers, 2);
     assert_int_equal(st->pushes_per_worker[0], 1);
     assert_int_equal(st->pushes_per_worker[1], 1);
     pb_msg_clear(&r);
@@ -1121,8 +1111,8 @@ static void rehello_keeps_serving(void **state) {
         char what[80];
         snprintf(what, sizeof what, "hello number %d as worker 0, from a new connection", k + 1);
         recv_msg(d[k], &r, what);
-        if (r.env->body_case != PSTRAIN__ENVELOPE__BODY_HELLO_REPLY)
-            fail_msg("hello %d: got %s", k, pb_body_name(r.env));
+        if (r.kind != PB_HELLO_REPLY)
+            fail_msg("hello %d: got %s", k, pb_kind_name(r.kind));
         pb_msg_clear(&r);
         send_pull(d[k], 0, 1, 0, n);
         /* A message with no body is always refused, and a connection's messages are served
@@ -1130,13 +1120,13 @@ static void rehello_keeps_serving(void **state) {
         Pstrain__Envelope empty = PSTRAIN__ENVELOPE__INIT;
         send_env(d[k], &empty, NULL, 0);
         recv_msg(d[k], &r, "a pull from a new connection, then an empty message");
-        if (r.env->body_case != PSTRAIN__ENVELOPE__BODY_ERROR)
-            fail_msg("pull %d for version 1 at version 0: got %s", k + 1, pb_body_name(r.env));
-        pending_last = strstr(r.env->error->message, "body") != NULL;
+        if (r.kind != PB_ERROR)
+            fail_msg("pull %d for version 1 at version 0: got %s", k + 1, pb_kind_name(r.kind));
+        pending_last = strstr(r.error.message, "body") != NULL;
         pb_msg_clear(&r);
         if (!pending_last) { /* the pull was refused; now the empty message's reply */
             recv_msg(d[k], &r, "an empty message");
-            assert_int_equal(r.env->body_case, PSTRAIN__ENVELOPE__BODY_ERROR);
+            assert_int_equal(r.kind, PB_ERROR);
             pb_msg_clear(&r);
         }
     }
@@ -1155,8 +1145,8 @@ static void rehello_keeps_serving(void **state) {
     send_shutdown(last, 0);
     pb_msg r;
     recv_msg(last, &r, "Shutdown");
-    assert_int_equal(r.env->body_case, PSTRAIN__ENVELOPE__BODY_STATS);
-    assert_int_equal(r.env->stats->updates, 1);
+    assert_int_equal(r.kind, PB_STATS);
+    assert_int_equal(r.stats.updates, 1);
     pb_msg_clear(&r);
     expect_exit_0(f);
     for (int k = 0; k < REHELLOS; k++)

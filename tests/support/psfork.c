@@ -87,8 +87,13 @@ static _Noreturn void child_main(const tu_psfork_cfg *cfg, int fd, pid_t parent)
     pc.num_workers = cfg->num_workers;
     pc.mode = cfg->mode;
     pc.staleness = cfg->staleness;
-    pc.optim = eng_optim_defaults(ENG_OPT_ADAM);
-    pc.seed = cfg->seed;
+    static eng_model part[ENG_MAX_PARTS]; /* the server borrows them */
+    pc.nparts = m.nparts;
+    for (int p = 0; p < m.nparts; p++) {
+        eng_model_part(&m, p, &part[p]);
+        pc.parts[p] = (ps_part_cfg){&part[p], eng_optim_defaults(ENG_OPT_ADAM),
+                                    eng_model_part_seed(cfg->seed, p)};
+    }
     pc.bind_host = "127.0.0.1";
     pc.advertise_host = "127.0.0.1";
     pc.log = stderr;

@@ -111,7 +111,7 @@ static void no_server_times_out(void **state) {
     const char *eps[] = {ep};
     char err[512] = "";
     const double t0 = now_s();
-    wk_client *c = wk_client_new(eps, 1, 0, 1, &m, 0.5, err, sizeof err);
+    wk_client *c = wk_client_new(eps, 1, 0, 1, &m, 0.5, NULL, err, sizeof err);
     const double took = now_s() - t0;
     printf("  %.2f s: %s\n", took, err);
     assert_null(c);
@@ -135,7 +135,7 @@ static __attribute__((noinline)) int new_on_dirty_stack(const char *ep, const en
     const char *eps[] = {ep};
     char err[512] = "";
     dirty_stack();
-    wk_client *c = wk_client_new(eps, 1, 0, 1, m, 0.2, err, sizeof err);
+    wk_client *c = wk_client_new(eps, 1, 0, 1, m, 0.2, NULL, err, sizeof err);
     return c == NULL && strstr(err, "no answer") ? 0 : 3;
 }
 
@@ -181,7 +181,7 @@ static void refused_model_and_layout(void **state) {
 
     eng_model fashion;
     build(&fashion, "fashion_cnn");
-    wk_client *c = wk_client_new(eps, 1, 0, 1, &fashion, TIMEOUT_S, err, sizeof err);
+    wk_client *c = wk_client_new(eps, 1, 0, 1, &fashion, TIMEOUT_S, NULL, err, sizeof err);
     printf("  %s\n", err);
     assert_null(c);
     expect_in(err, f->endpoint, "another model");
@@ -193,7 +193,7 @@ static void refused_model_and_layout(void **state) {
     /* Same sizes, one tensor renamed: another meaning for the same floats. */
     skewed.layout.tensors[0].name[0] = 'K';
     err[0] = '\0';
-    c = wk_client_new(eps, 1, 0, 1, &skewed, TIMEOUT_S, err, sizeof err);
+    c = wk_client_new(eps, 1, 0, 1, &skewed, TIMEOUT_S, NULL, err, sizeof err);
     printf("  %s\n", err);
     assert_null(c);
     expect_in(err, f->endpoint, "another layout");
@@ -202,13 +202,13 @@ static void refused_model_and_layout(void **state) {
     err[0] = '\0';
     eng_model m;
     build(&m, "mnist_cnn");
-    c = wk_client_new(eps, 1, 1, 2, &m, TIMEOUT_S, err, sizeof err);
+    c = wk_client_new(eps, 1, 1, 2, &m, TIMEOUT_S, NULL, err, sizeof err);
     printf("  %s\n", err);
     assert_null(c);
     expect_in(err, "worker_id", "worker 1 of 2 against a one-worker server");
 
     /* The server still serves a client that agrees; its goodbye ends it. */
-    c = wk_client_new(eps, 1, 0, 1, &m, TIMEOUT_S, err, sizeof err);
+    c = wk_client_new(eps, 1, 0, 1, &m, TIMEOUT_S, NULL, err, sizeof err);
     if (!c)
         fail_msg("a matching client after refusals: %s", err);
     char *out = NULL;
@@ -237,7 +237,7 @@ static void refused_other_shard(void **state) {
     build(&m, "mnist_cnn");
     const char *eps[] = {f->endpoint};
     char err[512] = "";
-    wk_client *c = wk_client_new(eps, 1, 0, 1, &m, TIMEOUT_S, err, sizeof err);
+    wk_client *c = wk_client_new(eps, 1, 0, 1, &m, TIMEOUT_S, NULL, err, sizeof err);
     printf("  %s\n", err);
     assert_null(c);
     expect_in(err, f->endpoint, "another shard");
@@ -274,7 +274,7 @@ static void push_and_pull(int P) {
         eps[s] = servers[s].endpoint;
     }
     char err[512] = "";
-    wk_client *c = wk_client_new(eps, P, 0, 1, &m, TIMEOUT_S, err, sizeof err);
+    wk_client *c = wk_client_new(eps, P, 0, 1, &m, TIMEOUT_S, NULL, err, sizeof err);
     if (!c)
         fail_msg("wk_client_new: %s", err);
 
@@ -289,8 +289,8 @@ static void push_and_pull(int P) {
     eng_model_init_params(&m, want, 1);
 
     uint64_t version = 99;
-    if (wk_client_pull_send(c, 0, err, sizeof err) != 0 ||
-        wk_client_pull_wait(c, w, &version, err, sizeof err) != 0)
+    if (wk_client_pull_send(c, 0, 0, err, sizeof err) != 0 ||
+        wk_client_pull_wait(c, 0, w, &version, err, sizeof err) != 0)
         fail_msg("pull at version 0: %s", err);
     assert_int_equal(version, 0);
     expect_bits(w, want, n, "initial weights");
@@ -298,29 +298,29 @@ static void push_and_pull(int P) {
     float *g = gradient(n, 5);
     const eng_optim_cfg cfg = eng_optim_defaults(ENG_OPT_ADAM);
     eng_adam_update(want, mm, vv, g, n, 1, &cfg);
-    if (wk_client_push(c, g, 0, 0, err, sizeof err) != 0)
+    if (wk_client_push(c, 0, g, 0, 0, err, sizeof err) != 0)
         fail_msg("push: %s", err);
-    if (wk_client_pull_send(c, 1, err, sizeof err) != 0 ||
-        wk_client_pull_wait(c, w, &version, err, sizeof err) != 0)
+    if (wk_client_pull_send(c, 0, 1, err, sizeof err) != 0 ||
+        wk_client_pull_wait(c, 0, w, &version, err, sizeof err) != 0)
         fail_msg("pull at version 1: %s", err);
     assert_int_equal(version, 1);
     expect_bits(w, want, n, "weights after one push");
 
     /* A wait with nothing outstanding returns at once, with the version received last. */
-    assert_false(wk_client_pull_pending(c));
+    assert_false(wk_client_pull_pending(c, 0));
     version = 99;
-    assert_int_equal(wk_client_pull_wait(c, w, &version, err, sizeof err), 0);
+    assert_int_equal(wk_client_pull_wait(c, 0, w, &version, err, sizeof err), 0);
     assert_int_equal(version, 1);
     expect_bits(w, want, n, "weights after a wait for nothing");
 
     /* The same pull without blocking: pending until every shard is in. */
-    assert_int_equal(wk_client_pull_send(c, 1, err, sizeof err), 0);
-    assert_true(wk_client_pull_pending(c));
+    assert_int_equal(wk_client_pull_send(c, 0, 1, err, sizeof err), 0);
+    assert_true(wk_client_pull_pending(c, 0));
     for (size_t i = 0; i < n; i++)
         w[i] = NAN;
     const double deadline = now_s() + TIMEOUT_S;
     int got;
-    while ((got = wk_client_pull_recv(c, w, &version, 0, err, sizeof err)) == 0) {
+    while ((got = wk_client_pull_recv(c, 0, w, &version, 0, err, sizeof err)) == 0) {
         if (now_s() > deadline)
             fail_msg("pull_recv without blocking: no answer within %.0f s", TIMEOUT_S);
         const struct timespec ms1 = {0, 1000 * 1000};
@@ -328,7 +328,7 @@ static void push_and_pull(int P) {
     }
     if (got != 1)
         fail_msg("pull_recv: %s", err);
-    assert_false(wk_client_pull_pending(c));
+    assert_false(wk_client_pull_pending(c, 0));
     assert_int_equal(version, 1);
     expect_bits(w, want, n, "weights from pull_recv");
 
@@ -396,17 +396,17 @@ static void sparse_equals_dense(void **state) {
             eps[s] = servers[s].endpoint;
         }
         char err[512] = "";
-        wk_client *c = wk_client_new(eps, 2, 0, 1, &m, TIMEOUT_S, err, sizeof err);
+        wk_client *c = wk_client_new(eps, 2, 0, 1, &m, TIMEOUT_S, NULL, err, sizeof err);
         if (!c)
             fail_msg("wk_client_new: %s", err);
         w[sparse] = malloc(sizeof(float) * n);
         assert_non_null(w[sparse]);
         uint64_t version;
-        assert_int_equal(wk_client_step_begin(c, g, 0, 0, 1, 1, err, sizeof err), 0);
+        assert_int_equal(wk_client_step_begin(c, 0, g, 0, 0, 1, 1, err, sizeof err), 0);
         if (sparse)
-            wk_client_step_sparse(c, &sp);
-        if (wk_client_step_end(c, err, sizeof err) != 0 ||
-            wk_client_pull_wait(c, w[sparse], &version, err, sizeof err) != 0)
+            wk_client_step_sparse(c, 0, &sp);
+        if (wk_client_step_end(c, 0, err, sizeof err) != 0 ||
+            wk_client_pull_wait(c, 0, w[sparse], &version, err, sizeof err) != 0)
             fail_msg("%s push: %s", sparse ? "sparse" : "dense", err);
         assert_int_equal(version, 1);
         bytes[sparse] = wk_client_bytes_pushed(c);
@@ -437,19 +437,19 @@ static void pull_times_out(void **state) {
     start(f, 0, 1, 2);
     const char *eps[] = {f->endpoint};
     char err[512] = "";
-    wk_client *c = wk_client_new(eps, 1, 0, 2, &m, 0.5, err, sizeof err);
+    wk_client *c = wk_client_new(eps, 1, 0, 2, &m, 0.5, NULL, err, sizeof err);
     if (!c)
         fail_msg("wk_client_new: %s", err);
     float *g = gradient(m.layout.total, 9), *w = malloc(sizeof(float) * m.layout.total);
     assert_non_null(w);
-    assert_int_equal(wk_client_push(c, g, 0, 0, err, sizeof err), 0);
-    assert_int_equal(wk_client_pull_send(c, 1, err, sizeof err), 0);
+    assert_int_equal(wk_client_push(c, 0, g, 0, 0, err, sizeof err), 0);
+    assert_int_equal(wk_client_pull_send(c, 0, 1, err, sizeof err), 0);
     const double t0 = now_s();
     uint64_t version;
-    const int rc = wk_client_pull_wait(c, w, &version, err, sizeof err);
+    const int rc = wk_client_pull_wait(c, 0, w, &version, err, sizeof err);
     const double took = now_s() - t0;
     printf("  %.2f s: %s\n", took, err);
-    assert_int_equal(rc, -1);
+    assert_int_equal(rc, PST_EPEER); /* no answer in time */
     assert_true(took < 2.0);
     expect_in(err, f->endpoint, "pull timeout");
     expect_in(err, "no answer", "pull timeout");

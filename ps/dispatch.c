@@ -1,0 +1,145 @@
+/* dispatch.c: one received message to its handler, refusals, and the counters. */
+#include "ps/internal.h"
+
+#include "engine/base/base.h"
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+int ps_refuse(ps_server *s, const pb_peer *from, uint32_t code, const char *msg) {
+    s->st.errors++;
+    if (s->cfg.log)
+        fprintf(s->cfg.log, "server %d: refused a message: %s\n", s->cfg.server_id, msg);
+    return from->len ? pb_send_error(s->sock, from, code, msg) : PST_OK;
+}
+
+int ps_peer_of(ps_server *s, const pb_peer *from, uint32_t worker_id, const char *what, char *why,
+               size_t whylen) {
+    if (worker_id >= (uint32_t)s->W) {
+        snprintf(why, whylen, "%s.worker_id: expected 0..%d, got %u", what, s->W - 1, worker_id);
+        return -1;
+    }
+    peer *p = &s->peers[worker_id];
+    if (p->lost) {
+        snprintf(why, whylen,
+                 "%s: worker %u was lost (silent for over %g s, --peer-timeout) and "
+                 "the job went on without it",
+                 what, worker_id, s->cfg.peer_timeout);
+        return -1;
+    }
+    if (!p->said_hello || p->from.len != from->len ||
+        memcmp(p->from.id, from->id, from->len) != 0) {
+        snprintf(why, whylen, "%s: worker %u has not said hello on this connection", what,
+                 worker_id);
+        return -1;
+    }
+    return 0;
+}
+
+ps_part *ps_part_of(ps_server *s, uint32_t part, const char *what, char *why, size_t whylen) {
+    if (part < (uint32_t)s->nparts)
+        return &s->parts[part];
+    snprintf(why, whylen, "%s.part: expected 0..%d, got %u", what, s->nparts - 1, part);
+    return NULL;
+}
+
+/* The counters so far, to the peer that sent m. */
+int ps_send_stats(ps_server *s, const pb_peer *to, char *err, size_t errlen) {
+    uint64_t *per = pst_calloc((size_t)s->W, sizeof *per);
+    for (int w = 0; w < s->W; w++)
+        per[w] = ps_server_pushes_from(s, w);
+    const ps_stats *st = &s->st;
+    const pb_msg r = {
+        .kind = PB_STATS,
+        .stats = {.server_id = (uint32_t)s->cfg.server_id,
+                  .updates = st->updates,
+                  .pushes = st->pushes,
+                  .pulls = st->pulls,
+                  .bytes_in = st->bytes_in,
+                  .bytes_out = st->bytes_out,
+                  .errors = st->errors,
+                  .max_staleness = st->staleness_max,
+                  .mean_staleness =
+                      st->staleness_n ? (double)st->staleness_sum / (double)st->staleness_n : 0.0,
+                  .nworkers = (size_t)s->W,
+                  .pushes_per_worker = per,
+                  .barrier_wait_s = st->barrier_wait_s,
+                  .strangers = st->strangers,
+                  .lost_workers = (uint32_t)s->nlost}};
+    const int rc = pb_send(s->sock, to, &r, NULL, 0, err, errlen);
+    pst_free(per);
+    return rc;
+}
+
+static int on_stats_request(ps_server *s, const pb_peer *from, pb_msg *m, char *err,
+                            size_t errlen) {
+    char why[256];
+    if (ps_peer_of(s, from, m->stats_request.worker_id, "stats_request", why, sizeof why) != 0)
+        return ps_refuse(s, from, PB_ERR_STATE, why);
+    return ps_send_stats(s, from, err, errlen);
+}
+
+/* The worker a request names, where it counts as a sign of life. */
+static const uint32_t *push_worker(const pb_msg *m) { return &m->push.worker_id; }
+static const uint32_t *pull_worker(const pb_msg *m) { return &m->pull.worker_id; }
+static const uint32_t *reduce_worker(const pb_msg *m) { return &m->reduce.worker_id; }
+static const uint32_t *hello_worker(const pb_msg *m) { return &m->hello.worker_id; }
+
+/* What a server answers: by message type, its handler (each checks what the peer sent
+ * before using it) and where the request names its worker. */
+typedef struct handler {
+    int (*on)(ps_server *s, const pb_peer *from, pb_msg *m, char *err, size_t errlen);
+    const uint32_t *(*worker)(const pb_msg *m);
+} handler;
+
+static const handler handlers[] = {
+    [PB_HELLO] = {ps_on_hello, hello_worker}, [PB_PUSH] = {ps_on_push, push_worker},
+    [PB_PULL] = {ps_on_pull, pull_worker},    [PB_SNAPSHOT] = {ps_on_snapshot, NULL},
+    [PB_SHUTDOWN] = {ps_on_shutdown, NULL},   [PB_STATS_REQUEST] = {on_stats_request, NULL},
+    [PB_PING] = {ps_on_ping, NULL},           [PB_REDUCE] = {ps_on_reduce, reduce_worker},
+};
+
+/* Handles one received message (or a receive failure): 0, or -1 with err when the socket
+ * failed. */
+int ps_dispatch(ps_server *s, char *err, size_t errlen) {
+    pb_msg m;
+    pb_peer from;
+    char why[256];
+    int rc = pb_recv(s->sock, &from, &m, ZMQ_DONTWAIT, why, sizeof why);
+    if (rc == PST_EAGAIN || (rc == PST_ESOCKET && errno == EINTR)) {
+        pb_msg_clear(&m);
+        return 0;
+    }
+    if (rc == PST_ESOCKET) {
+        pb_msg_clear(&m);
+        return pst_err(err, errlen, PST_EIO, "server %d: %s", s->cfg.server_id, why);
+    }
+    if (rc == PST_ESTRANGER) { /* not a word back to a stranger */
+        s->st.strangers++;
+        if (s->cfg.log)
+            fprintf(s->cfg.log, "server %d: dropped a message from outside the job: %s\n",
+                    s->cfg.server_id, why);
+        rc = PST_OK;
+    } else if (rc == PST_EMALFORMED || rc == PST_EVERSION)
+        rc = ps_refuse(s, &from, rc == PST_EVERSION ? PB_ERR_VERSION : PB_ERR_MALFORMED, why);
+    else if (rc == PST_OK) {
+        const handler *h =
+            (size_t)m.kind < sizeof handlers / sizeof handlers[0] ? &handlers[m.kind] : NULL;
+        if (h && h->on) {
+            /* whatever a worker sends on its connection shows it is alive */
+            const uint32_t *wid = h->worker ? h->worker(&m) : NULL;
+            if (wid && *wid < (uint32_t)s->W && !s->peers[*wid].lost)
+                s->peers[*wid].heard = pst_now();
+            rc = h->on(s, &from, &m, err, errlen);
+        } else {
+            snprintf(why, sizeof why, "%s: not a request a server answers", pb_kind_name(m.kind));
+            rc = ps_refuse(s, &from, PB_ERR_MALFORMED, why);
+        }
+    }
+    pb_msg_clear(&m);
+    if (rc != PST_OK && rc != PST_EAGAIN)
+        return pst_err(err, errlen, PST_EIO, "server %d: send failed: %s", s->cfg.server_id,
+                       zmq_strerror(errno));
+    return 0;
+}

@@ -1,0 +1,161 @@
+/* internal.h: the parameter server's state, shared by the files of ps/ and by nothing else.
+ * Each file does one job: server.c (new, free, the loop), dispatch.c (message type to
+ * handler, refusals, stats), apply.c (the shard, its chunks' clocks and the optimizer's
+ * updates), pull.c (pulls, answered now or once a version is reached), members.c (hello,
+ * heartbeats, goodbyes and lost workers), reduce.c (the workers' reduce rounds), snapshot.c
+ * (the shard's state for a checkpoint, and restoring it). */
+#ifndef PSTRAIN_PS_INTERNAL_H
+#define PSTRAIN_PS_INTERNAL_H
+
+#include "engine/pool.h"
+#include "engine/shard.h"
+#include "proto/secure.h"
+#include "proto/wire.h"
+#include "ps/server.h"
+
+#include <stddef.h>
+#include <stdint.h>
+#include <zmq.h> /* the socket and zmq_poll; messages go through proto/wire.h */
+
+typedef struct pending_pull {
+    pb_peer from; /* where to answer */
+    int part;
+    uint64_t min_version, offset, count; /* offset: of the part's vector */
+    uint32_t worker_id;
+    int snapshot; /* a SnapshotRequest: the part's whole shard and its optimizer state */
+    int settle;   /* also wait until every counted worker has pushed need[w] steps */
+} pending_pull;
+
+typedef struct peer {
+    pb_peer from; /* where to answer */
+    int said_hello, said_goodbye;
+    double heard; /* when anything last came from it (or its deadline to start) */
+    int lost, failed;
+} peer;
+
+/* A peer's standing with one part. */
+typedef struct peer_part {
+    int waiting; /* pulls queued for this worker */
+    int snapshot_waiting;
+    uint64_t pushes;        /* whole steps pushed */
+    uint64_t chunks_pushed; /* chunks received: a whole step is C of them */
+    uint64_t need;          /* whole steps it must have pushed for a settled pull */
+} peer_part;
+
+/* One part of the model (a classifier's whole vector, a GAN's generator or discriminator):
+ * this server's shard of the part's own vector, its optimizer, and its chunks' clocks. */
+typedef struct ps_part {
+    const eng_model *model; /* the part's own (borrowed) */
+    eng_optim_cfg optim;
+    size_t lo, n;   /* the shard: [lo, lo + n) of the part's vector */
+    float *w;       /* (n) weights */
+    float *scratch; /* (n) the gradient being applied */
+    eng_optim *opt; /* its own iteration count stays 0: chunk k has had cver[k] updates */
+    size_t *state;  /* (2 * nstate): shard-local [lo, hi) of state tensors, ascending */
+    int nstate;
+    eng_chunks chunks; /* the shard's messages: one chunk each */
+    int C;             /* chunks.n */
+    uint64_t *cver;    /* (C) updates applied to each chunk */
+    /* PS_SYNC / PS_SSP: each chunk's gradients per clock slot and worker, until the chunk's
+     * clock is complete. Index (slot, w, k) = (slot * W + w) * C + k. */
+    float *grads;      /* (slots, W, n): copies of payloads that arrive unaligned */
+    uint8_t *have;     /* (slots, W, C) */
+    uint64_t *base;    /* (slots, W, C): the weights' version each gradient was computed on */
+    pb_frame **held;   /* (slots, W, C): pushed payloads, kept uncopied until applied */
+    const float **src; /* (slots, W, C): each chunk's gradient: held payload or copy */
+    double *first_at;  /* (slots): when chunk 0's first gradient of the clock came */
+    peer_part *peers;  /* (W) */
+    uint64_t stop_at;  /* answers of at least this version say stopping (UINT64_MAX: none) */
+    /* the job eng_pool_run hands apply_range: chunk k from apply_nsrc sources */
+    const float *const *apply_src;
+    size_t apply_stride; /* between consecutive workers' pointers in apply_src */
+    int apply_nsrc, apply_k, apply_threads;
+} ps_part;
+
+/* The most values one Reduce round carries: positions and sums, not tensors. */
+#define PS_REDUCE_MAX 4096
+
+struct ps_server {
+    ps_config cfg;
+    void *ctx, *sock;
+    pb_guard *guard; /* --secure: admits only the job's CURVE key */
+    char endpoint[160];
+    int nparts;
+    ps_part parts[ENG_MAX_PARTS];
+    int W;
+    peer *peers;
+    int goodbyes;
+    int slots;             /* PS_SYNC / PS_SSP: staleness + 1; 0 in PS_ASYNC */
+    pending_pull *pending; /* (W, sum of parts' C + 1) at most: one per worker, part and
+                              chunk, and a snapshot per part */
+    int npending;
+    eng_pool *pool; /* threads for the update: workers wait for it in sync mode */
+    /* membership and stopping */
+    int nlost, nfailed;
+    int stop_noted;     /* this process's stop signal has set the parts' stops */
+    const float **live; /* (W): one clock's gradients from the workers still counted */
+    /* the Reduce round in progress (one at a time: a worker sends the next only after the
+     * answer to this one) */
+    uint64_t red_round;
+    uint32_t red_op;
+    size_t red_n;
+    int red_count;
+    uint8_t *red_have; /* (W) */
+    double *red_vals;  /* (W, PS_REDUCE_MAX) */
+    double *red_acc;   /* (PS_REDUCE_MAX): the answer */
+    uint32_t *red_ids; /* (W) */
+    ps_stats st;
+};
+
+/* --- apply.c --- */
+/* Updates applied to every chunk of [offset, offset + count) of part pt's vector. */
+uint64_t ps_range_version(const ps_part *pt, uint64_t offset, uint64_t count);
+uint64_t ps_shard_version(const ps_part *pt);
+/* Whether an answer of this version of pt tells the workers to checkpoint and stop. */
+int ps_stopping(const ps_part *pt, uint64_t version);
+/* The job stops after the newest version any chunk of any part has reached. */
+void ps_stop_after_newest(ps_server *s);
+/* PS_SYNC / PS_SSP: applies every clock of pt's chunk k whose gradients are all in. */
+void ps_apply_complete_clocks(ps_server *s, ps_part *pt, int k);
+int ps_on_push(ps_server *s, const pb_peer *from, pb_msg *m, char *err, size_t errlen);
+
+/* --- pull.c --- */
+/* Answers every queued pull (and snapshot) whose version has been reached: 0 or -1. */
+int ps_answer_pending(ps_server *s, char *err, size_t errlen);
+int ps_on_pull(ps_server *s, const pb_peer *from, pb_msg *m, char *err, size_t errlen);
+
+/* --- members.c --- */
+int ps_on_hello(ps_server *s, const pb_peer *from, pb_msg *m, char *err, size_t errlen);
+int ps_on_shutdown(ps_server *s, const pb_peer *from, pb_msg *m, char *err, size_t errlen);
+int ps_on_ping(ps_server *s, const pb_peer *from, pb_msg *m, char *err, size_t errlen);
+/* Worker w is gone (why: for the log): the job goes on with the others. 0 or -1 with err. */
+int ps_drop_worker(ps_server *s, int w, const char *why, char *err, size_t errlen);
+/* Between messages: silent workers are lost, and this process's stop signal is noted. */
+int ps_watch(ps_server *s, char *err, size_t errlen);
+
+/* --- reduce.c --- */
+/* Answers the reduce round once every worker still counted is in. */
+int ps_answer_reduce(ps_server *s, char *err, size_t errlen);
+int ps_on_reduce(ps_server *s, const pb_peer *from, pb_msg *m, char *err, size_t errlen);
+
+/* --- snapshot.c --- */
+/* Part pt's whole shard for a checkpoint, to `to`. */
+int ps_send_snapshot(ps_server *s, const ps_part *pt, const pb_peer *to, char *err, size_t errlen);
+int ps_on_snapshot(ps_server *s, const pb_peer *from, pb_msg *m, char *err, size_t errlen);
+
+/* --- dispatch.c --- */
+/* Counts a refused message, logs it and answers the peer with an ErrorReply. */
+int ps_refuse(ps_server *s, const pb_peer *from, uint32_t code, const char *msg);
+/* 0 when worker_id is a worker that said hello on from's connection and is not lost; else -1
+ * with why (what: the message's name). */
+int ps_peer_of(ps_server *s, const pb_peer *from, uint32_t worker_id, const char *what, char *why,
+               size_t whylen);
+/* The part a request names: pt, or NULL with why. */
+ps_part *ps_part_of(ps_server *s, uint32_t part, const char *what, char *why, size_t whylen);
+/* The counters so far, to `to`. */
+int ps_send_stats(ps_server *s, const pb_peer *to, char *err, size_t errlen);
+/* Receives and handles one message (or a receive failure): 0, or -1 with err when the
+ * socket failed. */
+int ps_dispatch(ps_server *s, char *err, size_t errlen);
+
+#endif
