@@ -16,8 +16,7 @@ void eng_batchnorm_forward(float *y, float *xhat, float *inv_std, float *moving_
                            size_t rows, int C, float momentum, float eps, int training) {
     PST_ASSERT(rows >= 1 && C >= 1 && eps > 0.0f, "rows %zu, channels %d, epsilon %g", rows, C,
                (double)eps);
-    double *acc = calloc(2 * (size_t)C, sizeof(double));
-    PST_ASSERT(acc, "batchnorm: out of memory for %d channels", C);
+    double *acc = pst_calloc(2 * (size_t)C, sizeof(double));
     double *mean = acc, *var = acc + C;
     if (training) {
         for (size_t r = 0; r < rows; r++)
@@ -55,8 +54,7 @@ void eng_batchnorm_forward(float *y, float *xhat, float *inv_std, float *moving_
 void eng_batchnorm_backward(float *dx, float *dgamma, float *dbeta, const float *dy,
                             const float *xhat, const float *inv_std, const float *gamma,
                             size_t rows, int C, int training, int accumulate) {
-    double *acc = calloc(2 * (size_t)C, sizeof(double));
-    PST_ASSERT(acc, "batchnorm: out of memory for %d channels", C);
+    double *acc = pst_calloc(2 * (size_t)C, sizeof(double));
     double *sdy = acc, *sdyx = acc + C; /* sum(dy), sum(dy * xhat) per channel */
     for (size_t r = 0; r < rows; r++)
         for (int c = 0; c < C; c++) {

@@ -34,11 +34,7 @@ eng_gan *eng_gan_new(const eng_model *gen, const eng_model *disc, int max_batch,
                 eng_shape_size(disc->input), ENG_GAN_NOISE);
         return NULL;
     }
-    eng_gan *g = calloc(1, sizeof *g);
-    if (!g) {
-        pst_err(err, errlen, PST_ENOMEM, "gan: out of memory");
-        return NULL;
-    }
+    eng_gan *g = pst_calloc(1, sizeof *g);
     g->max_batch = max_batch;
     g->threads = threads;
     g->image = image;
@@ -56,16 +52,10 @@ eng_gan *eng_gan_new(const eng_model *gen, const eng_model *disc, int max_batch,
     g->fake = pst_alloc(sizeof(float) * B * image);
     g->dfake = pst_alloc(sizeof(float) * B * image);
     g->dreal = pst_alloc(sizeof(float) * disc->layout.total);
-    g->ones = malloc(B);
-    g->zeros = calloc(B, 1);
+    g->ones = pst_malloc(B);
+    g->zeros = pst_calloc(B, 1);
     g->pass_z = pst_alloc(sizeof(float) * ENG_GAN_PASS * ENG_GAN_NOISE);
     g->pass_img = pst_alloc(sizeof(float) * ENG_GAN_PASS * image);
-    if (!g->z || !g->fake || !g->dfake || !g->dreal || !g->ones || !g->zeros || !g->pass_z ||
-        !g->pass_img) {
-        pst_err(err, errlen, PST_ENOMEM, "gan: out of memory for batch %d", max_batch);
-        eng_gan_free(&g);
-        return NULL;
-    }
     memset(g->ones, 1, B);
     return g;
 }

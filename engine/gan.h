@@ -41,7 +41,8 @@ typedef struct eng_gan_stats {
 
 /* A step on batches of up to max_batch real images, for generator and discriminator models
  * (borrowed; they must outlive it). Parameters start at zero, as eng_net_new's. Returns NULL
- * with a message in err on failure. */
+ * with a message in err only for bad arguments (the models' shapes do not fit together, or
+ * eng_net_new's). */
 eng_gan *eng_gan_new(const eng_model *gen, const eng_model *disc, int max_batch, int threads,
                      char *err, size_t errlen);
 void eng_gan_free(eng_gan **g);

@@ -54,20 +54,12 @@ static int read_items(gzFile f, uint8_t **out, size_t len, size_t pos, size_t to
                       const char *path, char *err, size_t errlen) {
     const size_t start = (size_t)1 << 20;
     size_t cap = gzdirect(f) || len < start ? len : start, done = 0;
-    uint8_t *buf = malloc(cap ? cap : 1);
-    int rc = buf ? PST_OK
-                 : pst_err(err, errlen, PST_ENOMEM, "%s: out of memory for %zu bytes", path, cap);
+    uint8_t *buf = pst_malloc(cap);
+    int rc = PST_OK;
     while (rc == PST_OK && done < len) {
         if (done == cap) {
-            const size_t grown = cap > len / 2 ? len : 2 * cap;
-            uint8_t *more = realloc(buf, grown);
-            if (!more) {
-                rc = pst_err(err, errlen, PST_ENOMEM, "%s: out of memory for %zu bytes", path,
-                             grown);
-                break;
-            }
-            buf = more;
-            cap = grown;
+            cap = cap > len / 2 ? len : 2 * cap;
+            buf = pst_realloc(buf, cap);
         }
         size_t got = 0;
         rc = read_some(f, buf + done, cap - done, &got, path, err, errlen);

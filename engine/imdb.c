@@ -48,17 +48,13 @@ static void reviews_deinit(reviews *r) {
 }
 
 /* Arrays for n reviews. */
-static int reviews_alloc(reviews *r, int64_t n, const char *src, char *err, size_t errlen) {
+static void reviews_alloc(reviews *r, int64_t n) {
     r->n = n;
-    r->text = calloc((size_t)n, sizeof *r->text);
-    r->len = calloc((size_t)n, sizeof *r->len);
-    r->label = calloc((size_t)n, 1);
-    r->train = calloc((size_t)n, sizeof *r->train);
-    r->test = calloc((size_t)n, sizeof *r->test);
-    if (!r->text || !r->len || !r->label || !r->train || !r->test)
-        return pst_err(err, errlen, PST_ENOMEM, "%s: out of memory for %lld reviews", src,
-                       (long long)n);
-    return PST_OK;
+    r->text = pst_calloc((size_t)n, sizeof *r->text);
+    r->len = pst_calloc((size_t)n, sizeof *r->len);
+    r->label = pst_calloc((size_t)n, 1);
+    r->train = pst_calloc((size_t)n, sizeof *r->train);
+    r->test = pst_calloc((size_t)n, sizeof *r->test);
 }
 
 static const char *json_type_name(const json_t *j) {
@@ -103,9 +99,7 @@ static int read_json(reviews *r, const char *path, char *err, size_t errlen) {
                        "%s: %zu reviews, expected four equal blocks (test/neg, train/neg, "
                        "test/pos, train/pos; 12500 each in aclImdb)",
                        path, n);
-    int rc = reviews_alloc(r, (int64_t)n, path, err, errlen);
-    if (rc != PST_OK)
-        return rc;
+    reviews_alloc(r, (int64_t)n);
     const size_t q = n / NBLOCKS;
     for (size_t i = 0; i < n; i++) {
         const json_t *e = json_array_get(r->root, i);
@@ -179,7 +173,6 @@ static int list_folder(file_list *f, const char *folder, char *err, size_t errle
     DIR *d = opendir(folder);
     if (!d)
         return pst_err(err, errlen, PST_EIO, "%s: cannot open: %s", folder, strerror(errno));
-    int rc = PST_OK;
     const struct dirent *de;
     while ((de = readdir(d))) {
         const size_t len = strlen(de->d_name);
@@ -187,26 +180,16 @@ static int list_folder(file_list *f, const char *folder, char *err, size_t errle
             continue;
         if (f->n == f->cap) {
             const size_t cap = f->cap ? 2 * f->cap : 16384;
-            char **names = realloc(f->names, sizeof *names * cap);
-            if (!names) {
-                rc = pst_err(err, errlen, PST_ENOMEM, "%s: out of memory", folder);
-                break;
-            }
-            f->names = names;
+            f->names = pst_realloc(f->names, sizeof *f->names * cap);
             f->cap = cap;
         }
-        if (!(f->names[f->n] = strdup(de->d_name))) {
-            rc = pst_err(err, errlen, PST_ENOMEM, "%s: out of memory", folder);
-            break;
-        }
-        f->n++;
+        f->names[f->n++] = pst_strdup(de->d_name);
     }
     closedir(d);
-    if (rc == PST_OK && f->n == 0)
-        rc = pst_err(err, errlen, PST_EFORMAT, "%s: no review files (*.txt)", folder);
-    if (rc == PST_OK)
-        qsort(f->names, f->n, sizeof *f->names, name_cmp);
-    return rc;
+    if (f->n == 0)
+        return pst_err(err, errlen, PST_EFORMAT, "%s: no review files (*.txt)", folder);
+    qsort(f->names, f->n, sizeof *f->names, name_cmp);
+    return PST_OK;
 }
 
 /* The whole file at path, NUL-terminated, into *text (*len bytes). */
@@ -218,10 +201,8 @@ static int read_text(char **text, size_t *len, const char *path, char *err, size
     int rc = PST_OK;
     if (fstat(fileno(f), &st) != 0) {
         rc = pst_err(err, errlen, PST_EIO, "%s: cannot stat: %s", path, strerror(errno));
-    } else if (!(*text = malloc((size_t)st.st_size + 1))) {
-        rc = pst_err(err, errlen, PST_ENOMEM, "%s: out of memory for %lld bytes", path,
-                     (long long)st.st_size);
     } else {
+        *text = pst_malloc((size_t)st.st_size + 1);
         *len = fread(*text, 1, (size_t)st.st_size, f);
         (*text)[*len] = '\0';
         if (ferror(f))
@@ -244,10 +225,10 @@ static int read_folders(reviews *r, const char *root, char *err, size_t errlen) 
     }
     if (rc == PST_OK && n > UINT32_MAX)
         rc = pst_err(err, errlen, PST_EFORMAT, "%s: %lld reviews, too many", root, (long long)n);
-    if (rc == PST_OK)
-        rc = reviews_alloc(r, n, root, err, errlen);
-    if (rc == PST_OK && !(r->owned = calloc((size_t)n, sizeof *r->owned)))
-        rc = pst_err(err, errlen, PST_ENOMEM, "%s: out of memory", root);
+    if (rc == PST_OK) {
+        reviews_alloc(r, n);
+        r->owned = pst_calloc((size_t)n, sizeof *r->owned);
+    }
     int64_t i = 0;
     for (int b = 0; b < NBLOCKS && rc == PST_OK; b++)
         for (size_t k = 0; k < lists[b].n && rc == PST_OK; k++, i++) {
@@ -292,44 +273,36 @@ static void share_range(int64_t n, int rank, int world, int64_t *lo, int64_t *hi
 }
 
 /* d <- the reviews idx[0, n), tokenized. */
-static int encode_part(eng_dataset *d, const reviews *r, const uint32_t *idx, int64_t n,
-                       const eng_vocab *v, int num_words, int maxlen, char *err, size_t errlen) {
+static void encode_part(eng_dataset *d, const reviews *r, const uint32_t *idx, int64_t n,
+                        const eng_vocab *v, int num_words, int maxlen) {
     d->n = n;
     d->shape = (eng_shape){1, maxlen, 1};
     d->nclasses = 2;
     if (n == 0)
-        return PST_OK; /* an empty part holds no arrays, as eng_split_load_idx's */
-    d->tokens = malloc(sizeof *d->tokens * (size_t)n * (size_t)maxlen);
-    d->labels = malloc((size_t)n);
-    if (!d->tokens || !d->labels)
-        return pst_err(err, errlen, PST_ENOMEM, "imdb: out of memory for %lld sequences of %d",
-                       (long long)n, maxlen);
+        return; /* an empty part holds no arrays, as eng_split_load_idx's */
+    d->tokens = pst_malloc(sizeof *d->tokens * (size_t)n * (size_t)maxlen);
+    d->labels = pst_malloc((size_t)n);
     for (int64_t i = 0; i < n; i++) {
         eng_vocab_encode(v, r->text[idx[i]], r->len[idx[i]], num_words, maxlen,
                          d->tokens + (size_t)i * (size_t)maxlen);
         d->labels[i] = r->label[idx[i]];
     }
-    return PST_OK;
 }
 
 /* Every rank counts all the training reviews: the same vocabulary everywhere, without a
  * message between processes. */
-static int build_vocab(eng_vocab **v, const reviews *r, char *err, size_t errlen) {
+static eng_vocab *build_vocab(const reviews *r) {
     const size_t n = (size_t)r->ntrain;
-    const char **texts = malloc(sizeof *texts * (n ? n : 1));
-    size_t *lens = malloc(sizeof *lens * (n ? n : 1));
-    if (texts && lens) {
-        for (size_t i = 0; i < n; i++) {
-            texts[i] = r->text[r->train[i]];
-            lens[i] = r->len[r->train[i]];
-        }
-        *v = eng_vocab_build(texts, lens, n, err, errlen);
-    } else {
-        pst_err(err, errlen, PST_ENOMEM, "imdb: out of memory");
+    const char **texts = pst_malloc(sizeof *texts * (n ? n : 1));
+    size_t *lens = pst_malloc(sizeof *lens * (n ? n : 1));
+    for (size_t i = 0; i < n; i++) {
+        texts[i] = r->text[r->train[i]];
+        lens[i] = r->len[r->train[i]];
     }
+    eng_vocab *v = eng_vocab_build(texts, lens, n);
     free(texts);
     free(lens);
-    return *v ? PST_OK : PST_ENOMEM;
+    return v;
 }
 
 int eng_split_load_imdb(eng_split *s, const char *dir, int num_words, int maxlen, double val_split,
@@ -352,12 +325,10 @@ int eng_split_load_imdb(eng_split *s, const char *dir, int num_words, int maxlen
     if (rc != PST_OK)
         goto out;
     if (vocab_in) {
-        if (vocab_out && !(built = eng_vocab_copy(vocab_in))) {
-            rc = pst_err(err, errlen, PST_ENOMEM, "imdb: out of memory copying the vocabulary");
-            goto out;
-        }
-    } else if ((rc = build_vocab(&built, &r, err, errlen)) != PST_OK) {
-        goto out;
+        if (vocab_out)
+            built = eng_vocab_copy(vocab_in);
+    } else {
+        built = build_vocab(&r);
     }
     const eng_vocab *v = vocab_in ? vocab_in : built;
     /* One stream for both, as Keras's RandomState(113) shuffles train then test. */
@@ -369,15 +340,11 @@ int eng_split_load_imdb(eng_split *s, const char *dir, int num_words, int maxlen
     const int64_t split_at = (int64_t)((double)r.ntrain * (1.0 - val_split));
     int64_t lo, hi;
     share_range(split_at, rank, world, &lo, &hi);
-    if ((rc = encode_part(&s->train, &r, r.train + lo, hi - lo, v, num_words, maxlen, err, errlen)))
-        goto out;
+    encode_part(&s->train, &r, r.train + lo, hi - lo, v, num_words, maxlen);
     share_range(r.ntrain - split_at, rank, world, &lo, &hi);
-    if ((rc = encode_part(&s->val, &r, r.train + split_at + lo, hi - lo, v, num_words, maxlen, err,
-                          errlen)))
-        goto out;
+    encode_part(&s->val, &r, r.train + split_at + lo, hi - lo, v, num_words, maxlen);
     share_range(r.ntest, rank, world, &lo, &hi);
-    if ((rc = encode_part(&s->test, &r, r.test + lo, hi - lo, v, num_words, maxlen, err, errlen)))
-        goto out;
+    encode_part(&s->test, &r, r.test + lo, hi - lo, v, num_words, maxlen);
 out:
     reviews_deinit(&r);
     if (rc != PST_OK) {

@@ -56,8 +56,7 @@ eng_judge *eng_judge_new(const char *path, int max_batch, int threads, char *err
                "%s: dense_1 kernel %d, bias %d: expected (%d, %d) and (%d)", def->name, tk, tb,
                ENG_JUDGE_FEATURES, ENG_JUDGE_CLASSES, ENG_JUDGE_CLASSES);
 
-    if (!(j = calloc(1, sizeof *j)))
-        goto nomem;
+    j = pst_calloc(1, sizeof *j);
     j->def = (eng_model_def){.name = "mnist_cnn.features",
                              .dataset = def->dataset,
                              .about = "mnist_cnn up to its Dense(128)",
@@ -81,8 +80,6 @@ eng_judge *eng_judge_new(const char *path, int max_batch, int threads, char *err
     j->bias = pst_alloc(sizeof(float) * ENG_JUDGE_CLASSES);
     j->x = pst_alloc(sizeof(float) * (size_t)max_batch * ENG_JUDGE_PIXELS);
     j->f = pst_alloc(sizeof(float) * (size_t)max_batch * ENG_JUDGE_FEATURES);
-    if (!j->kernel || !j->bias || !j->x || !j->f)
-        goto nomem;
     memcpy(eng_net_params(j->net), c.weights, sizeof(float) * j->features.layout.total);
     memcpy(j->kernel, c.weights + full.layout.tensors[tk].offset,
            sizeof(float) * full.layout.tensors[tk].count);
@@ -90,8 +87,6 @@ eng_judge *eng_judge_new(const char *path, int max_batch, int threads, char *err
            sizeof(float) * full.layout.tensors[tb].count);
     eng_ckpt_free(&c);
     return j;
-nomem:
-    pst_err(err, errlen, PST_ENOMEM, "%s: out of memory for a judge of batch %d", file, max_batch);
 fail:
     eng_ckpt_free(&c);
     eng_judge_free(&j);
@@ -160,11 +155,6 @@ int eng_judge_scores(eng_judge *j, const float *images, size_t n, float lo, floa
     float *probs = pst_alloc(sizeof(float) * n * ENG_JUDGE_CLASSES);
     float *feats = frechet ? pst_alloc(sizeof(float) * n * ENG_JUDGE_FEATURES) : NULL;
     int rc = PST_OK;
-    if (!probs || (frechet && !feats)) {
-        rc = pst_err(err, errlen, PST_ENOMEM, "judge: out of memory for the outputs of %zu images",
-                     n);
-        goto done;
-    }
     eng_judge_run(j, images, n, lo, hi, probs, feats);
     double fd = 0.0;
     if (frechet && (rc = eng_score_frechet(feats, n, real_feats, nr, ENG_JUDGE_FEATURES, &fd, err,

@@ -37,8 +37,8 @@ void eng_judge_run(eng_judge *j, const float *images, size_t n, float lo, float 
  * to the features of real ones given as real_feats (nr, 128) into *frechet (when frechet is
  * NULL none is computed and real_feats is not read). Workspace for n images' outputs is
  * allocated and freed here. Returns PST_OK, or PST_EARG (n < 1; n or nr < 2 for a
- * distance; features that are not finite), PST_ENOMEM, with one line in err; the outputs are
- * then left alone. */
+ * distance; features that are not finite), with one line in err; the outputs are then left
+ * alone. */
 int eng_judge_scores(eng_judge *j, const float *images, size_t n, float lo, float hi,
                      const float *real_feats, size_t nr, double *inception, double *frechet,
                      char *err, size_t errlen);

@@ -181,11 +181,12 @@ int eng_model_build(eng_model *m, const eng_model_def *def, char *err, size_t er
             const size_t lo = m->layers[layer].param_lo;
             layer += def->parts[p].nlayers;
             const size_t hi = layer < m->n ? m->layers[layer].param_lo : m->layout.total;
-            m->parts[p] = (eng_part_info){dot ? dot + 1 : def->parts[p].name, &def->parts[p], lo,
-                                          hi - lo};
+            m->parts[p] =
+                (eng_part_info){dot ? dot + 1 : def->parts[p].name, &def->parts[p], lo, hi - lo};
         }
         PST_ASSERT(m->parts[def->nparts - 1].offset + m->parts[def->nparts - 1].total ==
-                       m->layout.total, "%s: parts do not cover the model", def->name);
+                       m->layout.total,
+                   "%s: parts do not cover the model", def->name);
     }
     if (m->layers[m->n - 1].spec.act == ENG_ACT_SIGMOID) {
         if (eng_shape_size(shape) != 1 || def->nclasses != 2)
@@ -215,8 +216,7 @@ static void init_orthogonal(float *w, int rows, int cols, eng_rng *r) {
     PST_ASSERT(rows < cols, "orthogonal initialiser for %d x %d: only rows < cols is built", rows,
                cols);
     const size_t n = (size_t)rows * cols;
-    float *a = malloc(sizeof(float) * (n + 3 * (size_t)rows));
-    PST_ASSERT(a, "orthogonal initialiser: out of memory for a %d x %d matrix", cols, rows);
+    float *a = pst_malloc(sizeof(float) * (n + 3 * (size_t)rows));
     float *tau = a + n, *work = tau + rows, *sign = work + rows;
     for (size_t i = 0; i < n; i++) /* A column-major: element (i, j) at a[i + j * cols] */
         a[i] = (float)eng_rng_normal(r);

@@ -89,17 +89,13 @@ eng_net *eng_net_new(const eng_model *m, int max_batch, int threads, char *err, 
                 threads);
         return NULL;
     }
-    eng_net *net = calloc(1, sizeof *net);
-    if (!net)
-        goto nomem;
+    eng_net *net = pst_calloc(1, sizeof *net);
     net->model = m;
     net->max_batch = max_batch;
     net->threads = threads;
     net->params = pst_alloc(sizeof(float) * m->layout.total);
     net->grads = pst_alloc(sizeof(float) * m->layout.total);
-    net->mem = calloc((size_t)threads, sizeof *net->mem);
-    if (!net->params || !net->grads || !net->mem)
-        goto nomem;
+    net->mem = pst_calloc((size_t)threads, sizeof *net->mem);
     /* BatchNormalization's statistics are over the whole batch: such a model runs it as one
      * pass on one thread. */
     int whole = 0;
@@ -133,30 +129,21 @@ eng_net *eng_net_new(const eng_model *m, int max_batch, int threads, char *err, 
                 continue;
             }
             w->act[i] = pst_alloc(sizeof(float) * rows * eng_shape_size(l->out));
-            if (!w->act[i])
-                goto nomem;
-            if (l->saved_bytes && !(w->saved[i] = pst_alloc(rows * l->saved_bytes)))
-                goto nomem;
+            if (l->saved_bytes)
+                w->saved[i] = pst_alloc(rows * l->saved_bytes);
         }
         w->dbuf[0] = pst_alloc(sizeof(float) * rows * widest);
         w->dbuf[1] = pst_alloc(sizeof(float) * rows * widest);
         w->grads = t == 0 ? net->grads : pst_alloc(sizeof(float) * m->layout.total);
-        if (!w->dbuf[0] || !w->dbuf[1] || !w->grads)
-            goto nomem;
     }
     net->pool = eng_pool_new(threads);
     if (!net->pool) {
-        pst_err(err, errlen, PST_ENOMEM, "net: cannot start %d threads", threads);
+        pst_err(err, errlen, PST_EARG, "net: cannot start %d threads", threads);
         eng_net_free(&net);
         return NULL;
     }
     openblas_set_num_threads(1);
     return net;
-nomem:
-    pst_err(err, errlen, PST_ENOMEM, "net: out of memory for batch %d on %d threads", max_batch,
-            threads);
-    eng_net_free(&net);
-    return NULL;
 }
 
 void eng_net_free(eng_net **pnet) {

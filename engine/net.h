@@ -26,7 +26,9 @@ typedef struct eng_batch_stats {
 /* A net for model m (borrowed; it must outlive the net) taking batches of up to max_batch
  * samples on `threads` threads. Parameters start at zero: call eng_model_init_params on
  * eng_net_params, or copy weights in. Sets OpenBLAS to one thread: the net's own threads
- * are the parallelism. Returns NULL with a message in err on failure. */
+ * are the parallelism. Returns NULL with a message in err (PST_EARG's) only for bad
+ * arguments: max_batch or threads < 1, several threads for a model that normalises over the
+ * whole batch, or more threads than the system will start. */
 eng_net *eng_net_new(const eng_model *m, int max_batch, int threads, char *err, size_t errlen);
 void eng_net_free(eng_net **net);
 

@@ -108,17 +108,11 @@ const char *eng_optim_kind_name(eng_optim_kind kind) {
 }
 
 eng_optim *eng_optim_new(const eng_optim_cfg *cfg, size_t n) {
-    eng_optim *o = calloc(1, sizeof *o);
-    if (!o)
-        return NULL;
+    eng_optim *o = pst_calloc(1, sizeof *o);
     o->cfg = *cfg;
     o->n = n;
     o->m = pst_alloc(sizeof(float) * n);
     o->v = cfg->kind == ENG_OPT_ADAM ? pst_alloc(sizeof(float) * n) : NULL;
-    if (!o->m || (cfg->kind == ENG_OPT_ADAM && !o->v)) {
-        eng_optim_free(&o);
-        return NULL;
-    }
     return o;
 }
 

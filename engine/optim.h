@@ -43,7 +43,7 @@ void eng_optim_format(const eng_optim_cfg *c, char *buf, size_t len);
 
 typedef struct eng_optim eng_optim;
 
-/* An optimizer owning zeroed state for n parameters. Returns NULL when out of memory. */
+/* An optimizer owning zeroed state for n parameters (owned: eng_optim_free). Never NULL. */
 eng_optim *eng_optim_new(const eng_optim_cfg *cfg, size_t n);
 void eng_optim_free(eng_optim **opt);
 

@@ -73,20 +73,14 @@ static void *helper_main(void *p) {
 
 eng_pool *eng_pool_new(int n) {
     PST_ASSERT(n >= 1, "pool of %d threads", n);
-    eng_pool *p = calloc(1, sizeof *p);
-    if (!p)
-        return NULL;
+    eng_pool *p = pst_calloc(1, sizeof *p);
     p->n = 1;
     pthread_mutex_init(&p->mu, NULL);
     pthread_cond_init(&p->start, NULL);
     pthread_cond_init(&p->done, NULL);
-    p->threads = calloc((size_t)n, sizeof *p->threads);
-    if (!p->threads)
-        goto fail;
+    p->threads = pst_calloc((size_t)n, sizeof *p->threads);
     for (int t = 1; t < n; t++) {
-        helper_arg *ha = malloc(sizeof *ha);
-        if (!ha)
-            goto fail;
+        helper_arg *ha = pst_malloc(sizeof *ha);
         *ha = (helper_arg){p, t};
         if (pthread_create(&p->threads[t], NULL, helper_main, ha) != 0) {
             free(ha);

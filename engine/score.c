@@ -30,7 +30,6 @@ void dsyevd_(const char *jobz, const char *uplo, const int *n, double *a, const 
 double eng_score_inception(const float *probs, size_t n, int classes) {
     PST_ASSERT(n >= 1 && classes >= 1, "inception score of %zu rows of %d classes", n, classes);
     double *py = pst_alloc(sizeof(double) * (size_t)classes);
-    PST_ASSERT(py, "inception score: out of memory for %d classes", classes);
     for (size_t i = 0; i < n; i++)
         for (int c = 0; c < classes; c++)
             py[c] += probs[i * (size_t)classes + c];
@@ -110,7 +109,7 @@ int eng_score_frechet(const float *a, size_t na, const float *b, size_t nb, int 
     /* mu_a, mu_b, w (d each); ca, cb, g, t (d x d each); blk (BLOCK_ROWS x d) */
     const size_t per_dim = 4 * d + 3 + BLOCK_ROWS;
     if (d > SIZE_MAX / sizeof(double) / per_dim)
-        return pst_err(err, errlen, PST_ENOMEM, "frechet distance: %d features: too many", dim);
+        return pst_err(err, errlen, PST_EARG, "frechet distance: %d features: too many", dim);
 
     /* LAPACK's workspace for dsyevd with eigenvectors (enough for without). */
     int lwork = -1, liwork = -1, info = 0, iquery = 0;
@@ -126,11 +125,6 @@ int eng_score_frechet(const float *a, size_t na, const float *b, size_t nb, int 
     double *mem = pst_alloc(sizeof(double) * (per_dim * d + (size_t)lwork));
     int *iwork = pst_alloc(sizeof(int) * (size_t)liwork);
     int rc = PST_OK;
-    if (!mem || !iwork) {
-        rc = pst_err(err, errlen, PST_ENOMEM,
-                     "frechet distance: out of memory for the workspace of %d features", dim);
-        goto done;
-    }
     double *mu_a = mem, *mu_b = mu_a + d, *w = mu_b + d;
     double *ca = w + d, *cb = ca + d * d, *g = cb + d * d, *t = g + d * d;
     double *blk = t + d * d, *work = blk + (size_t)BLOCK_ROWS * d;

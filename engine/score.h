@@ -22,8 +22,8 @@ double eng_score_inception(const float *probs, size_t n, int classes);
  *
  * with the means mu and the unbiased covariances C (divided by n - 1, as numpy.cov). On
  * success stores FD (>= 0) in *out and returns PST_OK. Returns PST_EARG for na or nb < 2,
- * dim < 1, a feature that is not finite, or LAPACK's eigensolver failing to converge;
- * PST_ENOMEM when out of memory; err (errlen bytes, may be NULL) then holds one line and
+ * dim < 1 or too large for the workspace, a feature that is not finite, or LAPACK's
+ * eigensolver failing to converge; err (errlen bytes, may be NULL) then holds one line and
  * *out is left alone. Workspace O(dim^2), freed before returning. */
 int eng_score_frechet(const float *a, size_t na, const float *b, size_t nb, int dim, double *out,
                       char *err, size_t errlen);

@@ -65,8 +65,7 @@ int eng_chunks_plan(eng_chunks *c, size_t lo, size_t n, const size_t *cuts, int 
             c->start[k] = lo + n;
         } else {
             c->n = k;
-            if (!(c->start = malloc(sizeof(size_t) * (size_t)(k + 1))))
-                return -1;
+            c->start = pst_malloc(sizeof(size_t) * (size_t)(k + 1));
         }
     }
     return 0;

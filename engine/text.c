@@ -79,21 +79,15 @@ struct eng_vocab {
 };
 
 static eng_vocab *vocab_new(int cap) {
-    eng_vocab *v = calloc(1, sizeof *v);
-    if (!v)
-        return NULL;
+    eng_vocab *v = pst_calloc(1, sizeof *v);
     size_t slots = 16;
     while (slots < 2 * (size_t)cap)
         slots *= 2;
     v->cap = cap;
     v->room = (size_t)cap * 8;
-    v->e = malloc(sizeof *v->e * (size_t)cap);
-    v->arena = malloc(v->room);
-    v->slot = malloc(sizeof *v->slot * slots);
-    if (!v->e || !v->arena || !v->slot) {
-        eng_vocab_free(&v);
-        return NULL;
-    }
+    v->e = pst_malloc(sizeof *v->e * (size_t)cap);
+    v->arena = pst_malloc(v->room);
+    v->slot = pst_malloc(sizeof *v->slot * slots);
     memset(v->slot, 0xff, sizeof *v->slot * slots);
     v->mask = slots - 1;
     return v;
@@ -129,11 +123,9 @@ static int vocab_find(const eng_vocab *v, const char *w, size_t len, uint64_t h,
 }
 
 /* Doubles the slot table once it is half full: probes stay short. */
-static int vocab_grow_slots(eng_vocab *v) {
+static void vocab_grow_slots(eng_vocab *v) {
     const size_t slots = 2 * (v->mask + 1);
-    int32_t *s = malloc(sizeof *s * slots);
-    if (!s)
-        return PST_ENOMEM;
+    int32_t *s = pst_malloc(sizeof *s * slots);
     memset(s, 0xff, sizeof *s * slots);
     for (int r = 0; r < v->n; r++) {
         size_t i = v->e[r].hash & (slots - 1);
@@ -144,30 +136,23 @@ static int vocab_grow_slots(eng_vocab *v) {
     free(v->slot);
     v->slot = s;
     v->mask = slots - 1;
-    return PST_OK;
 }
 
 /* Adds w[0, len) (hash h, lower-cased on the way), which vocab_find did not find, at slot
- * `at`, with the next rank and the given count. Returns PST_OK or PST_ENOMEM. */
-static int vocab_add(eng_vocab *v, const char *w, size_t len, uint64_t h, size_t at,
-                     int64_t count) {
+ * `at`, with the next rank and the given count. */
+static void vocab_add(eng_vocab *v, const char *w, size_t len, uint64_t h, size_t at,
+                      int64_t count) {
     PST_ASSERT(len < UINT32_MAX && v->n < INT32_MAX, "word of %zu bytes, %d words", len, v->n);
     if (v->n == v->cap) {
         const int cap = v->cap < INT32_MAX / 2 ? 2 * v->cap : INT32_MAX;
-        entry *e = realloc(v->e, sizeof *e * (size_t)cap);
-        if (!e)
-            return PST_ENOMEM;
-        v->e = e;
+        v->e = pst_realloc(v->e, sizeof *v->e * (size_t)cap);
         v->cap = cap;
     }
     if (v->used + len + 1 > v->room) {
         size_t room = 2 * v->room;
         while (v->used + len + 1 > room)
             room *= 2;
-        char *a = realloc(v->arena, room);
-        if (!a)
-            return PST_ENOMEM;
-        v->arena = a;
+        v->arena = pst_realloc(v->arena, room);
         v->room = room;
     }
     const int r = v->n++;
@@ -177,8 +162,7 @@ static int vocab_add(eng_vocab *v, const char *w, size_t len, uint64_t h, size_t
     v->used += len + 1;
     v->slot[at] = r;
     if ((size_t)v->n * 2 > v->mask + 1)
-        return vocab_grow_slots(v);
-    return PST_OK;
+        vocab_grow_slots(v);
 }
 
 typedef struct ranked {
@@ -195,12 +179,8 @@ static int ranked_cmp(const void *pa, const void *pb) {
     return strcmp(a->word, b->word);
 }
 
-eng_vocab *eng_vocab_build(const char *const *texts, const size_t *lens, size_t n, char *err,
-                           size_t errlen) {
-    eng_vocab *counts = vocab_new(1 << 16), *v = NULL;
-    ranked *order = NULL;
-    if (!counts)
-        goto oom;
+eng_vocab *eng_vocab_build(const char *const *texts, const size_t *lens, size_t n) {
+    eng_vocab *counts = vocab_new(1 << 16);
     for (size_t t = 0; t < n; t++) {
         size_t pos = 0, b, len;
         while (eng_text_next(texts[t], lens[t], &pos, &b, &len)) {
@@ -210,15 +190,13 @@ eng_vocab *eng_vocab_build(const char *const *texts, const size_t *lens, size_t 
             const int r = vocab_find(counts, w, len, h, &at);
             if (r >= 0)
                 counts->e[r].count++;
-            else if (vocab_add(counts, w, len, h, at, 1) != PST_OK)
-                goto oom;
+            else
+                vocab_add(counts, w, len, h, at, 1);
         }
     }
     /* Re-insert in rank order: a word's rank is then its position in the arrays. */
-    order = malloc(sizeof *order * (size_t)(counts->n ? counts->n : 1));
-    v = vocab_new(counts->n ? counts->n : 1);
-    if (!order || !v)
-        goto oom;
+    ranked *order = pst_malloc(sizeof *order * (size_t)(counts->n ? counts->n : 1));
+    eng_vocab *v = vocab_new(counts->n ? counts->n : 1);
     for (int r = 0; r < counts->n; r++)
         order[r] = (ranked){counts->e[r].count, counts->arena + counts->e[r].off};
     qsort(order, (size_t)counts->n, sizeof *order, ranked_cmp);
@@ -227,28 +205,16 @@ eng_vocab *eng_vocab_build(const char *const *texts, const size_t *lens, size_t 
         const uint64_t h = word_hash(order[r].word, len);
         size_t at = 0;
         vocab_find(v, order[r].word, len, h, &at); /* not there: the words are distinct */
-        if (vocab_add(v, order[r].word, len, h, at, order[r].count) != PST_OK)
-            goto oom;
+        vocab_add(v, order[r].word, len, h, at, order[r].count);
     }
     free(order);
     eng_vocab_free(&counts);
     return v;
-oom:
-    pst_err(err, errlen, PST_ENOMEM, "vocabulary: out of memory after %d distinct words",
-            counts ? counts->n : 0);
-    free(order);
-    eng_vocab_free(&counts);
-    eng_vocab_free(&v);
-    return NULL;
 }
 
 eng_vocab *eng_vocab_from_words(const char *const *words, int n, char *err, size_t errlen) {
     PST_ASSERT(n >= 0, "%d words", n);
     eng_vocab *v = vocab_new(n ? n : 1);
-    if (!v) {
-        pst_err(err, errlen, PST_ENOMEM, "vocabulary: out of memory for %d words", n);
-        return NULL;
-    }
     for (int r = 0; r < n; r++) {
         const unsigned char *w = (const unsigned char *)words[r];
         const size_t len = strlen(words[r]);
@@ -272,10 +238,7 @@ eng_vocab *eng_vocab_from_words(const char *const *words, int n, char *err, size
                     words[r], dup);
             goto fail;
         }
-        if (vocab_add(v, words[r], len, h, at, 0) != PST_OK) {
-            pst_err(err, errlen, PST_ENOMEM, "vocabulary: out of memory at word %d of %d", r, n);
-            goto fail;
-        }
+        vocab_add(v, words[r], len, h, at, 0);
     }
     return v;
 fail:
@@ -284,17 +247,11 @@ fail:
 }
 
 eng_vocab *eng_vocab_copy(const eng_vocab *v) {
-    eng_vocab *c = calloc(1, sizeof *c);
-    if (!c)
-        return NULL;
+    eng_vocab *c = pst_calloc(1, sizeof *c);
     *c = *v;
-    c->e = malloc(sizeof *c->e * (size_t)v->cap);
-    c->arena = malloc(v->room);
-    c->slot = malloc(sizeof *c->slot * (v->mask + 1));
-    if (!c->e || !c->arena || !c->slot) {
-        eng_vocab_free(&c);
-        return NULL;
-    }
+    c->e = pst_malloc(sizeof *c->e * (size_t)v->cap);
+    c->arena = pst_malloc(v->room);
+    c->slot = pst_malloc(sizeof *c->slot * (v->mask + 1));
     memcpy(c->e, v->e, sizeof *c->e * (size_t)v->n);
     memcpy(c->arena, v->arena, v->used);
     memcpy(c->slot, v->slot, sizeof *c->slot * (v->mask + 1));

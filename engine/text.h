@@ -41,17 +41,16 @@ typedef struct eng_vocab eng_vocab;
 
 /* Counts the words of texts[i] (lens[i] bytes) for i < n and ranks the distinct ones by
  * count, descending, ties in byte order (as strcmp). Returns an owned vocabulary (release
- * with eng_vocab_free), or NULL with a message in err when out of memory. */
-eng_vocab *eng_vocab_build(const char *const *texts, const size_t *lens, size_t n, char *err,
-                           size_t errlen);
+ * with eng_vocab_free); never NULL. */
+eng_vocab *eng_vocab_build(const char *const *texts, const size_t *lens, size_t n);
 
 /* Rebuilds a vocabulary from its words in rank order (eng_vocab_word's list, as a
  * checkpoint keeps it); counts are 0. Each word must be one the tokenizer can make
  * (non-empty, no A-Z, no separator byte) and appear once. Returns an owned vocabulary, or
- * NULL with a message naming the offending rank (or saying out of memory). */
+ * NULL with a message in err naming the offending rank. */
 eng_vocab *eng_vocab_from_words(const char *const *words, int n, char *err, size_t errlen);
 
-/* An owned copy of v (counts too), or NULL when out of memory. */
+/* An owned copy of v (counts too); never NULL. */
 eng_vocab *eng_vocab_copy(const eng_vocab *v);
 
 /* Releases *v (NULL is fine) and sets *v = NULL. */

@@ -140,7 +140,6 @@ wk_store *wk_store_local_new(const eng_model *m, eng_net *const *nets, const eng
     for (int p = 0; p < m->nparts; p++) {
         l->base.nets[p] = nets[p];
         l->opt[p] = eng_optim_new(&cfg[p], m->parts[p].total);
-        PST_ASSERT(l->opt[p], "out of memory for the optimizer of %s", m->parts[p].name);
         if (!resume)
             continue;
         float *const *slots = p ? resume->slots2 : resume->slots;
