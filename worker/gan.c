@@ -615,10 +615,10 @@ out:
     return status;
 }
 
-/* Which of checkpoint c's generators o asks for: the moving average, when c keeps one and o
- * does not say --live, or the generator's own weights; *what says which, for a person. */
-static const float *generator_of(const wk_opts *o, const eng_ckpt *c, char *what, size_t len) {
-    if (c->ema && !o->live) {
+/* Which of checkpoint c's generators to draw from: the moving average, when c keeps one and
+ * not live (--live), or the generator's own weights; *what says which, for a person. */
+static const float *generator_of(int live, const eng_ckpt *c, char *what, size_t len) {
+    if (c->ema && !live) {
         snprintf(what, len, "the moving average of the generator (decay %g)", c->ema_decay);
         return c->ema;
     }
@@ -627,10 +627,10 @@ static const float *generator_of(const wk_opts *o, const eng_ckpt *c, char *what
     return c->weights;
 }
 
-/* The GAN of checkpoint c (a GAN's) with the generator o asks for (*what says which), for up
+/* The GAN of checkpoint c (a GAN's) with the generator live asks for (*what says which), for up
  * to max_batch images a call on `threads` threads; part receives the two networks' models and
  * must outlive it. NULL with err and *status (wk_exit_code's) when it cannot be built. */
-static eng_gan *gan_of(const wk_opts *o, const eng_ckpt *c, eng_model part[2], int max_batch,
+static eng_gan *gan_of(int live, const eng_ckpt *c, eng_model part[2], int max_batch,
                        int threads, char *what, size_t whatlen, int *status, char *err,
                        size_t errlen) {
     const eng_model_def *def = eng_model_find(c->model);
@@ -645,23 +645,22 @@ static eng_gan *gan_of(const wk_opts *o, const eng_ckpt *c, eng_model part[2], i
         *status = 1;
         return NULL;
     }
-    memcpy(eng_net_params(eng_gan_generator(gan)), generator_of(o, c, what, whatlen),
+    memcpy(eng_net_params(eng_gan_generator(gan)), generator_of(live, c, what, whatlen),
            sizeof(float) * part[0].layout.total);
     return gan;
 }
 
-int wk_sample(const wk_opts *o, const eng_ckpt *c, char *err, size_t errlen) {
+int wk_sample(const wk_opts *o, const eng_ckpt *c, int n, int live, const char *out, char *err,
+              size_t errlen) {
     const eng_model_def *def = eng_model_find(c->model);
     if (!def->parts) {
-        pst_err(err, errlen, PST_EARG, "%s: a checkpoint of %s; sample needs a GAN's",
-                o->checkpoint, c->model);
+        pst_err(err, errlen, PST_EARG, "a checkpoint of %s; sample needs a GAN's", c->model);
         return 2;
     }
     eng_model part[2];
-    const int n = (int)o->n;
     int status = 1;
     char what[96];
-    eng_gan *gan = gan_of(o, c, part, n < 64 ? n : 64, eng_pool_cpus(), what, sizeof what, &status,
+    eng_gan *gan = gan_of(live, c, part, n < 64 ? n : 64, eng_pool_cpus(), what, sizeof what, &status,
                           err, errlen);
     if (!gan)
         return status;
@@ -670,11 +669,11 @@ int wk_sample(const wk_opts *o, const eng_ckpt *c, char *err, size_t errlen) {
     if (z && images) {
         eng_gan_noise(z, n, 0, eng_hash3((uint64_t)o->seed, KEY_GRID, 0));
         eng_gan_generate(gan, z, (size_t)n, images);
-        const int rc = eng_image_grid_png(o->out, images, n, part[0].output.h, part[0].output.w, 0,
+        const int rc = eng_image_grid_png(out, images, n, part[0].output.h, part[0].output.w, 0,
                                           -1.0f, 1.0f, err, errlen);
         status = rc == PST_OK ? 0 : wk_exit_code(rc);
         if (status == 0)
-            printf("%s: %d digits from %s at step %lld (noise seed %lld), %s\n", o->out, n,
+            printf("%s: %d digits from %s at step %lld (noise seed %lld), %s\n", out, n,
                    c->model, (long long)c->step, (long long)o->seed, what);
     } else {
         snprintf(err, errlen, "out of memory");
@@ -714,12 +713,13 @@ static void print_classes(const float *probs, size_t n) {
     printf("\n");
 }
 
-int wk_gan_eval(const wk_opts *o, const eng_ckpt *c, char *err, size_t errlen) {
+int wk_gan_eval(const wk_opts *o, const char *path, const eng_ckpt *c, int live, char *err,
+                size_t errlen) {
     if (!o->judge[0]) {
         snprintf(err, errlen,
                  "%s: a checkpoint of %s, which has no test accuracy: score it with --judge "
                  "FILE|DIR (an mnist_cnn checkpoint), or draw it with pstrain sample",
-                 o->checkpoint, c->model);
+                 path, c->model);
         return 2;
     }
     const int threads = o->threads > 0 ? (int)o->threads : eng_pool_cpus();
@@ -728,7 +728,7 @@ int wk_gan_eval(const wk_opts *o, const eng_ckpt *c, char *err, size_t errlen) {
     float *probs = NULL, *feats = NULL;
     int rc, status = 1;
     char what[96];
-    eng_gan *gan = gan_of(o, c, part, 256, threads, what, sizeof what, &status, err, errlen);
+    eng_gan *gan = gan_of(live, c, part, 256, threads, what, sizeof what, &status, err, errlen);
     if (!gan)
         return status;
     if ((rc = outputs_init(&out, o, threads, err, errlen)) != PST_OK) {

@@ -12,7 +12,7 @@
 
 #include "engine/ckpt.h"
 #include "engine/model.h"
-#include "worker/cli.h"
+#include "worker/opts.h"
 #include "worker/train.h"
 
 #include <signal.h>
@@ -24,16 +24,19 @@
 int wk_train_gan(const wk_opts *o, const wk_job *job, const eng_ckpt *resume,
                  volatile sig_atomic_t *stop, char *err, size_t errlen);
 
-/* `pstrain sample`: a grid of --n digits from the generator of checkpoint c, noise drawn
- * from --seed, written to --out. Returns 0, 2 on bad input, 1 on other failures. */
-int wk_sample(const wk_opts *o, const eng_ckpt *c, char *err, size_t errlen);
+/* `pstrain sample`: a grid of n digits from the generator of checkpoint c (its moving
+ * average unless live), noise drawn from --seed, written to the PNG out. Returns 0, 2 on bad
+ * input, 1 on other failures. */
+int wk_sample(const wk_opts *o, const eng_ckpt *c, int n, int live, const char *out, char *err,
+              size_t errlen);
 
-/* `pstrain eval` of a GAN checkpoint c: the Inception Score and Fréchet distance under
+/* `pstrain eval` of a GAN checkpoint c (read from path, for messages): the Inception Score and Fréchet distance under
  * --judge of --judge-n digits, from the noise a run with the same --seed scores at each
  * epoch's end (so it reproduces the run's figures), then what makes up the score: the
  * entropies and the share of each digit among the judge's answers. Returns 0, 2 on bad
  * input (no --judge; a judge that is not an mnist_cnn checkpoint), 1 on other failures. */
-int wk_gan_eval(const wk_opts *o, const eng_ckpt *c, char *err, size_t errlen);
+int wk_gan_eval(const wk_opts *o, const char *path, const eng_ckpt *c, int live, char *err,
+                size_t errlen);
 
 /* Part p of c (a checkpoint of model m, m->split > 0) as a checkpoint of that network alone,
  * for a server of its vector: view borrows c's arrays except its runs (shifted to the

@@ -6,7 +6,7 @@
 
 #include "engine/ckpt.h"
 #include "worker/checkpoint.h"
-#include "worker/cli.h"
+#include "worker/opts.h"
 #include "worker/client.h"
 #include "worker/train.h"
 

@@ -540,12 +540,14 @@ out:
     return status;
 }
 
-int wk_eval(const wk_opts *o, const eng_ckpt *c, char *err, size_t errlen) {
+int wk_eval(const wk_opts *o, const char *path, const eng_ckpt *c, int live, char *err,
+            size_t errlen) {
+    (void)live; /* a classifier keeps no moving average */
     const eng_model_def *def = eng_model_find(c->model);
-    PST_ASSERT(!def->parts, "%s: wk_eval of a GAN's checkpoint", o->checkpoint);
+    PST_ASSERT(!def->parts, "%s: wk_eval of a GAN's checkpoint", path);
     if (o->judge[0]) {
         snprintf(err, errlen, "--judge: %s is a checkpoint of %s; a judge scores a GAN's digits",
-                 o->checkpoint, c->model);
+                 path, c->model);
         return 2;
     }
     eng_model model;

@@ -8,7 +8,7 @@
 #define PSTRAIN_WORKER_TRAIN_H
 
 #include "engine/ckpt.h"
-#include "worker/cli.h"
+#include "worker/opts.h"
 
 #include <signal.h>
 #include <stddef.h>
@@ -41,9 +41,10 @@ typedef struct wk_job {
 int wk_train(const wk_opts *o, const wk_job *job, const eng_ckpt *resume,
              volatile sig_atomic_t *stop, char *err, size_t errlen);
 
-/* `pstrain eval` of a classifier (a GAN's is wk_gan_eval): c's weights on the test set
- * (the split c was trained with), one line to stdout. Returns 0, 2 on bad input, 1 on other
- * failures. */
-int wk_eval(const wk_opts *o, const eng_ckpt *c, char *err, size_t errlen);
+/* `pstrain eval` of a classifier (a GAN's is wk_gan_eval): c's weights (read from path, for
+ * messages) on the test set (the split c was trained with), one line to stdout; live is a
+ * GAN's. Returns 0, 2 on bad input, 1 on other failures. */
+int wk_eval(const wk_opts *o, const char *path, const eng_ckpt *c, int live, char *err,
+            size_t errlen);
 
 #endif
