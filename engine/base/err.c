@@ -18,6 +18,7 @@ const char *pst_code_name(int code) {
     case PST_ESTRANGER: return "PST_ESTRANGER";
     case PST_EPEER: return "PST_EPEER";
     case PST_ESTOPPED: return "PST_ESTOPPED";
+    case PST_EWRITE: return "PST_EWRITE";
     default: return "PST_E?";
     }
 }
