@@ -149,23 +149,11 @@ static int run(int argc, char **argv) {
         cmd_cli_usage(stdout, cmd_cli_command_name(c.command));
         return PST_OK;
     }
-    switch (c.command) {
-    case CMD_TRAIN:
-        return cmd_train(&c);
-    case CMD_SUMMARY:
-        return cmd_summary(&c);
-    case CMD_EVAL:
-        return cmd_eval(&c);
-    case CMD_INSPECT:
-        return cmd_inspect(&c);
-    case CMD_SAMPLE:
-        return cmd_sample(&c);
-    case CMD_PLOT:
-        return cmd_plot(&c);
-    case CMD_CHECK:
-        return cmd_check(&c);
-    }
-    PST_ASSERT(0, "command %d: cmd_cli_parse returns only known commands", (int)c.command);
+    static int (*const run_command[])(const cmd_config *) = {
+        [CMD_TRAIN] = cmd_train,     [CMD_SUMMARY] = cmd_summary, [CMD_EVAL] = cmd_eval,
+        [CMD_INSPECT] = cmd_inspect, [CMD_SAMPLE] = cmd_sample,   [CMD_PLOT] = cmd_plot,
+        [CMD_CHECK] = cmd_check};
+    return run_command[c.command](&c);
 }
 
 int main(int argc, char **argv) {
