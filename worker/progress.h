@@ -76,5 +76,4 @@ void wk_progress_servers(wk_progress *p, int64_t epoch, const char *vector,
 void wk_progress_report(wk_progress *p, double wall_s, double samples_per_sec,
                         const wk_time_split *t, const wk_server_stats *st, int P);
 
-
 #endif

@@ -1,6 +1,7 @@
-/* train.h: the training loop, in one process or as one worker of a parameter-server job.
+/* train.h: the training loop, for every model, in one process or as one worker of a
+ * parameter-server job.
  *
- * One process: the optimizer runs here over the whole flat vector. As a worker: the rank's
+ * One process: each part's optimizer runs here over its vector. As a worker: the rank's
  * share of the data, gradients pushed to the servers and weights pulled back each step,
  * evaluation results reduced over the workers (through server 0) and reported by worker 0.
  * The per-worker batch is --batch; the global batch is workers x batch (see README). */
@@ -8,6 +9,8 @@
 #define PSTRAIN_WORKER_TRAIN_H
 
 #include "engine/ckpt.h"
+#include "engine/model.h"
+#include "engine/optim.h"
 #include "worker/opts.h"
 
 #include <signal.h>
@@ -20,8 +23,6 @@ typedef struct wk_job {
     const char *const *endpoints; /* server s at endpoints[s] */
     /* a GAN: the servers of the discriminator's vector (endpoints: the generator's) */
     const char *const *disc_endpoints;
-    struct wk_client *coord; /* the client of server 0, through which workers agree (set by
-                                the training loop) */
     const struct wk_heartbeat *heartbeat; /* says when a server is lost (NULL: none) */
     int *joined; /* set to 1 once connected to every server: a failure before that is the
                     whole job's (nothing can start), after it only this worker's */
@@ -29,22 +30,17 @@ typedef struct wk_job {
     int *lost; /* set to 1 when the job lost workers (MPI_Finalize would wait for them) */
 } wk_job;
 
-/* wk_train's status when it stopped early on request (stop), after a last checkpoint: the
- * job can be resumed (EX_TEMPFAIL). */
-#define WK_STOPPED 75
-
-/* Runs `pstrain train` as o describes; job is NULL for one process. resume (NULL: a fresh
- * start) is the checkpoint to continue from, validated for this model. stop (may be NULL)
- * is set by a signal handler: with --checkpoint-dir, the job then writes a checkpoint at the
- * next step every worker reaches and returns WK_STOPPED. Returns 0 on success, 2 on bad
- * input (the message in err names the file or flag), 1 on other failures. */
+/* Runs `pstrain train` as o describes, for every model; job is NULL for one process.
+ * resume (NULL: a fresh start) is the checkpoint to continue from, validated for this model.
+ * stop (may be NULL) is set by a signal handler: with --checkpoint-dir, the job then writes a
+ * checkpoint at the next step every worker reaches and returns PST_ESTOPPED. Returns PST_OK,
+ * or a code with one line in err (bad input names the file or flag). */
 int wk_train(const wk_opts *o, const wk_job *job, const eng_ckpt *resume,
              volatile sig_atomic_t *stop, char *err, size_t errlen);
 
-/* `pstrain eval` of a classifier (a GAN's is wk_gan_eval): c's weights (read from path, for
- * messages) on the test set (the split c was trained with), one line to stdout; live is a
- * GAN's. Returns 0, 2 on bad input, 1 on other failures. */
-int wk_eval(const wk_opts *o, const char *path, const eng_ckpt *c, int live, char *err,
-            size_t errlen);
+/* The optimizers of the model's parts: the checkpoint's when resuming, else the flags'
+ * (--optimizer, --lr, --clipvalue, --decay; a GAN's --gen-optim and --disc-optim). */
+void wk_part_optims(const wk_opts *o, const eng_model *m, const eng_ckpt *resume,
+                    eng_optim_cfg cfg[ENG_MAX_PARTS]);
 
 #endif

@@ -52,16 +52,9 @@ int cmd_read_checkpoint(const cmd_args *a, eng_ckpt *c);
 /* Prints "pstrain: err" on stderr when rc is a failure and err says something; returns rc. */
 int cmd_said(int rc, const char *err);
 
-/* Trains o's model as one process (job NULL) or as a job's worker, from resume (NULL: fresh);
- * wk_train's contract. TODO(C4): wk_train itself, for every model. */
-struct wk_job;
-int cmd_train_model(const wk_opts *o, const struct wk_job *job, const eng_ckpt *resume,
-                    volatile sig_atomic_t *stop, char *err, size_t errlen);
-
-/* TODO(C4): today's wk_train, wk_train_gan, wk_eval, wk_gan_eval, wk_sample and wk_plot
- * return an exit status (0, 2 bad input, 75 stopped, 1); the worker's entry points of
- * contract C4 return PST codes. This takes either and returns the PST code that
- * pst_exit_status maps back to the same status; delete it once C4 has landed. */
+/* TODO(C6): today's wk_plot returns an exit status (0, 2 bad input, 1); the reporting
+ * module's chart returns a PST code. This takes either and returns the PST code that
+ * pst_exit_status maps back to the same status; delete it once C6 has landed. */
 int cmd_code(int status_or_code);
 
 /* Opens def's data set under --data as training would (check.c; the dry run's first check).

@@ -199,7 +199,7 @@ static int work(const cmd_config *c, const cmd_rank_job *rj, const char *const *
                   .joined = &joined,
                   .lost = &peer_gone,
                   .keys = rj->keys};
-    rc = hb ? cmd_train_model(&c->worker, &job, resume, stop, err, sizeof err) : PST_EPEER;
+    rc = hb ? wk_train(&c->worker, &job, resume, stop, err, sizeof err) : PST_EPEER;
     if (rc != PST_OK && rc != PST_ESTOPPED)
         fprintf(stderr, "pstrain: worker %d: %s\n", id, err);
     if (rc != PST_OK && rc != PST_ESTOPPED && !joined)

@@ -3,7 +3,7 @@
 #include "engine/ckpt.h"
 #include "engine/model.h"
 #include "launch/cmd/cmd.h"
-#include "worker/gan.h"
+#include "worker/eval.h"
 
 #include <stdio.h>
 
@@ -12,7 +12,7 @@ int cmd_sample(const cmd_config *cfg) {
     eng_ckpt c = {0};
     char err[1024] = "";
     int rc = cmd_read_checkpoint(a, &c);
-    if (rc == PST_OK && !eng_model_find(c.model)->parts)
+    if (rc == PST_OK && !eng_model_find(c.model)->parts) /* named by the file it came from */
         rc = cmd_said(pst_err(err, sizeof err, PST_EARG,
                               "%s: a checkpoint of %s; sample needs a GAN's", a->checkpoint,
                               c.model),

@@ -8,9 +8,9 @@
 #include "launch/cmd/serve.h"
 
 #include "engine/base/base.h"
-#include "engine/optim.h"
+#include "engine/layout.h"
 #include "launch/cmd/cmd.h"
-#include "worker/gan.h"
+#include "worker/train.h"
 
 #include <arpa/inet.h>
 #include <ifaddrs.h>
@@ -42,24 +42,37 @@ static void host_address(char *buf, size_t len) {
     freeifaddrs(ifs);
 }
 
-/* The servers' optimizer of each part: the checkpoint's when resuming, else the flags'
- * (--optimizer, --lr, --clipvalue and --decay; a GAN's --gen-optim and --disc-optim).
- * TODO(C4): wk_part_optims. */
-static void part_optims(const wk_opts *o, const eng_model *m, const eng_ckpt *resume,
-                        eng_optim_cfg cfg[ENG_MAX_PARTS]) {
-    if (m->nparts > 1) {
-        wk_gan_optims(o, resume, cfg);
-        return;
+/* Part p of c (a checkpoint of model m, of several parts) as a checkpoint of that part alone,
+ * for a server of its vector: view borrows c's arrays except its runs (shifted to the part's
+ * offsets; free(view->runs)). TODO(C1, C3): ps_server_restore takes the part itself. */
+static void part_view(const eng_ckpt *c, const eng_model *m, int p, eng_ckpt *view) {
+    eng_model pm;
+    eng_model_part(m, p, &pm);
+    const uint64_t lo = m->parts[p].offset, n = m->parts[p].total;
+    *view = *c;
+    snprintf(view->model, sizeof view->model, "%s", pm.def->name);
+    view->layout_checksum = eng_layout_checksum(&pm.layout);
+    view->total = n;
+    view->weights = c->weights + lo;
+    view->optim = p ? c->optim2 : c->optim;
+    view->nslots = p ? c->nslots2 : c->nslots;
+    for (int i = 0; i < 2; i++)
+        view->slots[i] = p ? c->slots2[i] : c->slots[i];
+    view->split = 0;
+    view->nslots2 = 0;
+    view->slots2[0] = view->slots2[1] = NULL;
+    view->vocab = NULL;
+    view->vocab_bytes = 0;
+    view->ema = NULL; /* the lead worker's, not a server's */
+    view->nruns = 0;
+    view->runs = pst_malloc(sizeof *view->runs * (size_t)(c->nruns ? c->nruns : 1));
+    for (int r = 0; r < c->nruns; r++) { /* the runs within the part, from its first float */
+        const uint64_t a = c->runs[r].lo > lo ? c->runs[r].lo : lo;
+        const uint64_t b =
+            c->runs[r].lo + c->runs[r].n < lo + n ? c->runs[r].lo + c->runs[r].n : lo + n;
+        if (a < b)
+            view->runs[view->nruns++] = (eng_ckpt_iters){a - lo, b - a, c->runs[r].iterations};
     }
-    if (resume) {
-        cfg[0] = resume->optim;
-        return;
-    }
-    cfg[0] = eng_optim_defaults((eng_optim_kind)eng_optim_kind_parse(o->optimizer));
-    if (o->lr > 0)
-        cfg[0].lr = (float)o->lr;
-    cfg[0].clipvalue = (float)o->clipvalue;
-    cfg[0].decay = (float)o->decay;
 }
 
 cmd_rank_server *cmd_rank_server_start(const cmd_config *c, const cmd_rank_job *job,
@@ -76,7 +89,7 @@ cmd_rank_server *cmd_rank_server_start(const cmd_config *c, const cmd_rank_job *
     else
         host_address(advertise, sizeof advertise);
     eng_optim_cfg optim[ENG_MAX_PARTS];
-    part_optims(o, job->model, resume, optim);
+    wk_part_optims(o, job->model, resume, optim);
     ps_config cfg = {.server_id = job->rank,
                      .num_servers = job->servers,
                      .num_workers = job->workers,
@@ -100,10 +113,10 @@ cmd_rank_server *cmd_rank_server_start(const cmd_config *c, const cmd_rank_job *
         cfg.model = &r->part[p];
         cfg.optim = optim[p];
         cfg.seed = eng_model_part_seed((uint64_t)o->seed, p);
-        eng_ckpt view; /* the part's share of the checkpoint (TODO(C3): ps_server_restore) */
+        eng_ckpt view; /* the part's share of the checkpoint */
         const eng_ckpt *from = resume;
         if (resume && r->nparts > 1) {
-            PST_ASSERT(wk_gan_part(resume, job->model, p, &view) == 0, "out of memory");
+            part_view(resume, job->model, p, &view);
             from = &view;
         }
         r->s[p] = ps_server_new(&cfg, err, sizeof err);

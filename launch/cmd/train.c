@@ -2,10 +2,8 @@
  * (job.c) when --servers P asks for one. */
 #include "worker/train.h"
 #include "engine/base/base.h"
-#include "engine/model.h"
 #include "launch/cmd/cmd.h"
 #include "worker/checkpoint.h"
-#include "worker/gan.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,14 +11,6 @@
 /* True when an MPI launcher started this process. */
 static int under_mpi_launcher(void) {
     return getenv("OMPI_COMM_WORLD_SIZE") || getenv("PMI_SIZE") || getenv("PMIX_RANK");
-}
-
-int cmd_train_model(const wk_opts *o, const wk_job *job, const eng_ckpt *resume,
-                    volatile sig_atomic_t *stop, char *err, size_t errlen) {
-    /* TODO(C4): wk_train trains every model. */
-    return cmd_code(eng_model_find(o->model)->parts
-                        ? wk_train_gan(o, job, resume, stop, err, errlen)
-                        : wk_train(o, job, resume, stop, err, errlen));
 }
 
 int cmd_train(const cmd_config *c) {
@@ -42,7 +32,7 @@ int cmd_train(const cmd_config *c) {
     if (rc != PST_OK)
         return cmd_said(rc, err);
     volatile sig_atomic_t *stop = cmd_stop_signals(o);
-    rc = cmd_train_model(o, NULL, o->resume[0] && !fresh ? &resume : NULL, stop, err, sizeof err);
+    rc = wk_train(o, NULL, o->resume[0] && !fresh ? &resume : NULL, stop, err, sizeof err);
     if (rc != PST_OK && rc != PST_ESTOPPED)
         fprintf(stderr, "pstrain: %s\n", err[0] ? err : "training failed");
     eng_ckpt_free(&resume);
