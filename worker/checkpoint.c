@@ -4,7 +4,7 @@
 #include "engine/base/base.h"
 #include "engine/layout.h"
 #include "worker/paths.h"
-#include "worker/progress.h"
+#include "worker/report/progress.h"
 
 #include <errno.h>
 #include <pthread.h>

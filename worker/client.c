@@ -6,7 +6,7 @@
 #include "proto/secure.h"
 #include "proto/wire.h"
 #include "worker/heartbeat.h"
-#include "worker/progress.h"
+#include "worker/report/progress.h"
 
 #include <errno.h>
 #include <inttypes.h>

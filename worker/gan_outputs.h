@@ -9,7 +9,7 @@
 #include "engine/gan.h"
 #include "engine/judge.h"
 #include "worker/opts.h"
-#include "worker/progress.h"
+#include "worker/report/progress.h"
 
 #include <stddef.h>
 

@@ -4,7 +4,7 @@
 #include "engine/base/base.h"
 #include "proto/secure.h"
 #include "proto/wire.h"
-#include "worker/progress.h"
+#include "worker/report/progress.h"
 
 #include <pthread.h>
 #include <stdatomic.h>

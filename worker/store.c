@@ -2,6 +2,8 @@
  * store_remote.c), and what both share. */
 #include "worker/store_impl.h"
 
+#include "engine/base/base.h"
+
 #include <string.h>
 
 void wk_store_free(wk_store **s) {

@@ -22,7 +22,7 @@
 #include "engine/optim.h"
 #include "worker/opts.h"
 #include "worker/client.h"
-#include "worker/progress.h"
+#include "worker/report/progress.h"
 #include "worker/train.h"
 
 #include <signal.h>

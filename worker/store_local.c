@@ -2,6 +2,8 @@
  * vector in place after the step. */
 #include "worker/store_impl.h"
 
+#include "engine/base/base.h"
+
 #include <stdlib.h>
 #include <string.h>
 

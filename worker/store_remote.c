@@ -2,6 +2,8 @@
  * pushed to the servers and its weights pulled back, through one client per part. */
 #include "worker/store_impl.h"
 
+#include "engine/base/base.h"
+
 #include <stdlib.h>
 #include <string.h>
 

@@ -17,7 +17,7 @@
 #include "engine/net.h"
 #include "engine/optim.h"
 #include "worker/opts.h"
-#include "worker/progress.h"
+#include "worker/report/progress.h"
 #include "worker/store.h"
 #include "worker/stream.h"
 

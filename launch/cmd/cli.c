@@ -148,20 +148,6 @@ static const cmd_flag *find_flag(cmd_command c, const char *a, const char *eq, c
     return NULL;
 }
 
-/* Where argument a (not a flag) goes: eval, inspect and sample take the checkpoint as their
- * one argument, plot its metrics files. NULL when the command takes no more. */
-static char *argument_slot(cmd_config *o, const char *a) {
-    if (strlen(a) >= WK_PATH_MAX)
-        return NULL;
-    if ((o->command == CMD_EVAL || o->command == CMD_INSPECT || o->command == CMD_SAMPLE) &&
-        !o->args.checkpoint[0])
-        return o->args.checkpoint;
-    for (int k = 0; o->command == CMD_PLOT && k < CMD_PLOT_INPUTS; k++)
-        if (!o->args.inputs[k][0])
-            return o->args.inputs[k];
-    return NULL;
-}
-
 int cmd_cli_parse(cmd_config *o, int argc, char **argv, char *err, size_t errlen) {
     cmd_config_defaults(o);
     char cmds[128];
@@ -214,9 +200,19 @@ int cmd_cli_parse(cmd_config *o, int argc, char **argv, char *err, size_t errlen
         if (strcmp(a, "-h") == 0)
             a = "--help";
         if (strncmp(a, "--", 2) != 0) {
-            char *into = argument_slot(o, a);
-            if (into) {
-                snprintf(into, WK_PATH_MAX, "%s", a);
+            cmd_args *args = &o->args;
+            if (o->command == CMD_PLOT) { /* plot takes the metrics files as its arguments */
+                if (args->ninputs == WK_CHART_RUNS)
+                    return pst_err(err, errlen, PST_EARG,
+                                   "plot: expected at most %d metrics files, got more",
+                                   WK_CHART_RUNS);
+                args->inputs[args->ninputs++] = argv[i];
+                continue;
+            }
+            /* eval, inspect and sample take the checkpoint as their one argument */
+            if ((o->command == CMD_EVAL || o->command == CMD_INSPECT || o->command == CMD_SAMPLE) &&
+                !args->checkpoint[0] && strlen(a) < sizeof args->checkpoint) {
+                snprintf(args->checkpoint, sizeof args->checkpoint, "%s", a);
                 continue;
             }
             return pst_err(err, errlen, PST_EARG, "unexpected argument '%s': flags start with --",
@@ -287,10 +283,10 @@ void cmd_cli_usage(FILE *out, const char *command) {
         for (size_t c = 0; c < CMD_NCOMMANDS; c++)
             if (strcmp(command, cmd_commands[c].name) == 0) {
                 bit = 1u << c;
-                const char *args =
-                    c == CMD_EVAL || c == CMD_INSPECT || c == CMD_SAMPLE
-                        ? "FILE|DIR"
-                        : (c == CMD_PLOT ? "METRICS.jsonl --out FILE.png" : "--model NAME");
+                const char *args = c == CMD_EVAL || c == CMD_INSPECT || c == CMD_SAMPLE
+                                       ? "FILE|DIR"
+                                       : (c == CMD_PLOT ? "METRICS.jsonl... --out FILE.png|FILE.svg"
+                                                        : "--model NAME");
                 fprintf(out, "usage: pstrain %s %s [flags]\n%s\n\nflags:\n", command, args,
                         cmd_commands[c].about);
             }

@@ -52,11 +52,6 @@ int cmd_read_checkpoint(const cmd_args *a, eng_ckpt *c);
 /* Prints "pstrain: err" on stderr when rc is a failure and err says something; returns rc. */
 int cmd_said(int rc, const char *err);
 
-/* TODO(C6): today's wk_plot returns an exit status (0, 2 bad input, 1); the reporting
- * module's chart returns a PST code. This takes either and returns the PST code that
- * pst_exit_status maps back to the same status; delete it once C6 has landed. */
-int cmd_code(int status_or_code);
-
 /* Opens def's data set under --data as training would (check.c; the dry run's first check).
  * Returns PST_OK or a code with err naming the file. */
 int cmd_check_data(const wk_opts *o, const eng_model_def *def, char *err, size_t errlen);

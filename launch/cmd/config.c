@@ -156,9 +156,9 @@ int cmd_config_check(cmd_config *c, char *err, size_t errlen) {
                            "sample: expected --checkpoint FILE|DIR and --out FILE.png");
         return PST_OK;
     case CMD_PLOT:
-        if (!a->inputs[0][0] || !a->out[0])
+        if (!a->ninputs || !a->out[0])
             return pst_err(err, errlen, PST_EARG,
-                           "plot: expected a metrics FILE (JSON lines) and --out FILE.png");
+                           "plot: expected metrics FILEs (JSON lines) and --out FILE.png|FILE.svg");
         return PST_OK;
     case CMD_CHECK:
         return check_model(&c->worker, err, errlen);

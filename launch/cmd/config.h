@@ -6,6 +6,7 @@
 #define PSTRAIN_CMD_CONFIG_H
 
 #include "worker/opts.h"
+#include "worker/report/chart.h"
 
 #include <stddef.h>
 #include <stdint.h>
@@ -16,7 +17,7 @@ typedef enum cmd_command {
     CMD_EVAL,
     CMD_INSPECT,
     CMD_SAMPLE,
-    CMD_PLOT, /* a run's --metrics file as a PNG of its curves */
+    CMD_PLOT, /* runs' --metrics files as a PNG or SVG of their curves */
     CMD_CHECK /* one line: version, build, layout checksum, whether the data is there */
 } cmd_command;
 
@@ -29,9 +30,6 @@ typedef struct cmd_server_cfg {
     char on_worker_loss[16]; /* continue | abort */
 } cmd_server_cfg;
 
-/* The files `plot` reads (its arguments). */
-#define CMD_PLOT_INPUTS 1
-
 /* What a command reads and no role does. */
 typedef struct cmd_args {
     int help;                     /* --help was given: print usage, run nothing */
@@ -39,10 +37,11 @@ typedef struct cmd_args {
     int dry_run;                  /* train --dry-run: check everything a run would, run nothing */
     char checkpoint[WK_PATH_MAX]; /* eval, inspect, sample: the file (or DIR) to read */
     int live;                     /* sample, eval: the generator's own weights, not their average */
-    char out[WK_PATH_MAX];        /* sample, plot: the PNG to write */
+    char out[WK_PATH_MAX];        /* sample: the PNG to write; plot: the PNG or SVG */
     char title[256];              /* plot: the picture's title; empty: the metrics path */
     int64_t n;                    /* sample: images in the grid */
-    char inputs[CMD_PLOT_INPUTS][WK_PATH_MAX]; /* plot: the metrics files; "": none */
+    const char *inputs[WK_CHART_RUNS]; /* plot: the metrics files to read (argv's) */
+    int ninputs;
 } cmd_args;
 
 typedef struct cmd_config {

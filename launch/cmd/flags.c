@@ -123,9 +123,10 @@ const cmd_flag cmd_flags[] = {
     {"live", CMD_F_FLAG, NUM(args.live), 0, 0, SAMPLE | EVAL, NULL,
      "a GAN: draw from the generator's own weights, not their moving average"},
     {"out", CMD_F_STR, STR(args.out), 0, 0, SAMPLE, "FILE", "the PNG of the grid to write"},
-    {"out", CMD_F_STR, STR(args.out), 0, 0, PLOT, "FILE", "the PNG of the curves to write"},
+    {"out", CMD_F_STR, STR(args.out), 0, 0, PLOT, "FILE",
+     "the chart to write: FILE.png or FILE.svg"},
     {"title", CMD_F_STR, STR(args.title), 0, 0, PLOT, "TEXT",
-     "plot: the picture's title (default: the metrics file's path)"},
+     "plot: the picture's title (default: the metrics file's path, or 'N runs')"},
     {"n", CMD_F_INT, NUM(args.n), 1, 4096, SAMPLE, "N", "digits in the grid (default 64)"},
     {"help", CMD_F_FLAG, NUM(args.help), 0, 0,
      TRAIN | SUMMARY | EVAL | INSPECT | SAMPLE | PLOT | CHECK, NULL, "this help"},
@@ -139,7 +140,7 @@ const cmd_command_info cmd_commands[] = {
     [CMD_EVAL] = {"eval", "evaluate a checkpoint's weights on the test set"},
     [CMD_INSPECT] = {"inspect", "print a checkpoint's metadata and a table of its tensors"},
     [CMD_SAMPLE] = {"sample", "write a PNG grid of a GAN checkpoint's generated digits"},
-    [CMD_PLOT] = {"plot", "draw a run's --metrics file as training curves in a PNG"},
+    [CMD_PLOT] = {"plot", "draw runs' --metrics files as training curves (PNG or SVG)"},
     [CMD_CHECK] = {"check", "one line: version, build, layout checksum, whether the data is "
                             "here (exit 2 if not)"},
 };

@@ -121,19 +121,6 @@ int cmd_said(int rc, const char *err) {
     return rc;
 }
 
-int cmd_code(int status) {
-    switch (status) {
-    case 0:
-        return PST_OK;
-    case 2:
-        return PST_EARG;
-    case PST_EXIT_STOPPED:
-        return PST_ESTOPPED;
-    default:
-        return status < 0 ? status : PST_EPEER; /* a code already; else any code of 1 */
-    }
-}
-
 /* The subcommand c names; PST_OK for --version and --help. */
 static int run(int argc, char **argv) {
     static cmd_config c;

@@ -18,9 +18,8 @@ int cmd_sample(const cmd_config *cfg) {
                               c.model),
                       err);
     else if (rc == PST_OK)
-        rc = cmd_said(
-            cmd_code(wk_sample(&cfg->worker, &c, (int)a->n, a->live, a->out, err, sizeof err)),
-            err);
+        rc =
+            cmd_said(wk_sample(&cfg->worker, &c, (int)a->n, a->live, a->out, err, sizeof err), err);
     eng_ckpt_free(&c);
     return rc;
 }

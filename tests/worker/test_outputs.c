@@ -6,7 +6,7 @@
 #include "engine/base/base.h"
 #include "tests/support/testutil.h"
 #include "worker/paths.h"
-#include "worker/progress.h"
+#include "worker/report/progress.h"
 
 #include <jansson.h>
 #include <math.h>
@@ -44,7 +44,7 @@ static void metrics_nan_is_null(void **state) {
     wk_progress p;
     FILE *out = fopen("/dev/null", "w");
     assert_non_null(out);
-    assert_int_equal(wk_progress_init(&p, out, path, 0, 2, 10, err, sizeof err), 0);
+    assert_int_equal(wk_progress_init(&p, out, path, 0, 2, 10, err, sizeof err), PST_OK);
     wk_epoch_report r = {.epoch = 1,
                          .loss = NAN,
                          .accuracy = 0.1,
@@ -54,7 +54,7 @@ static void metrics_nan_is_null(void **state) {
                          .seconds = 1.5};
     wk_progress_epoch_end(&p, &r);
     wk_progress_final(&p, NAN, 0.1, 100, 3.0);
-    assert_int_equal(wk_progress_check(&p, err, sizeof err), 0);
+    assert_int_equal(wk_progress_check(&p, err, sizeof err), PST_OK);
     wk_progress_deinit(&p);
     fclose(out);
 
@@ -83,18 +83,23 @@ static void metrics_nan_is_null(void **state) {
     free(text);
 }
 
-/* A metrics file on a full disk: the failed write is reported, naming the flag and file. */
+/* A metrics file that cannot be opened, and one on a full disk: the failure is reported,
+ * naming the flag and file. */
 static void metrics_full_disk_is_reported(void **state) {
     (void)state;
     char err[512];
     wk_progress p;
     FILE *out = fopen("/dev/null", "w");
     assert_non_null(out);
-    assert_int_equal(wk_progress_init(&p, out, "/dev/full", 0, 1, 10, err, sizeof err), 0);
-    assert_int_equal(wk_progress_check(&p, err, sizeof err), 0); /* nothing written yet */
+    assert_int_equal(
+        wk_progress_init(&p, out, "/nonexistent/dir/m.jsonl", 0, 1, 10, err, sizeof err), PST_EIO);
+    printf("%s\n", err);
+    assert_non_null(strstr(err, "--metrics: /nonexistent/dir/m.jsonl: "));
+    assert_int_equal(wk_progress_init(&p, out, "/dev/full", 0, 1, 10, err, sizeof err), PST_OK);
+    assert_int_equal(wk_progress_check(&p, err, sizeof err), PST_OK); /* nothing written yet */
     wk_epoch_report r = {.epoch = 1, .loss = 0.5, .accuracy = 0.9, .seconds = 1};
     wk_progress_epoch_end(&p, &r);
-    assert_int_equal(wk_progress_check(&p, err, sizeof err), -1);
+    assert_int_equal(wk_progress_check(&p, err, sizeof err), PST_EIO);
     printf("%s\n", err);
     assert_string_equal(err, "--metrics /dev/full: cannot write: No space left on device");
     wk_progress_deinit(&p);

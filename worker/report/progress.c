@@ -1,5 +1,7 @@
-/* progress.c: the bar, the epoch lines and the metrics file. */
-#include "worker/progress.h"
+/* progress.c: the bar, the epoch lines and the metrics file (jansson). */
+#include "worker/report/progress.h"
+
+#include "engine/base/base.h"
 
 #include <errno.h>
 #include <jansson.h>
@@ -19,23 +21,28 @@ int wk_progress_init(wk_progress *p, FILE *out, const char *metrics_path, int ba
         snprintf(p->metrics_path, sizeof p->metrics_path, "%s", metrics_path);
         p->metrics = fopen(metrics_path, "w");
         if (!p->metrics) {
-            snprintf(err, errlen, "--metrics: %s: cannot open for writing: %s", metrics_path,
-                     strerror(errno));
-            return -1;
+            return pst_err(err, errlen, PST_EIO, "--metrics: %s: cannot open for writing: %s",
+                           metrics_path, strerror(errno));
         }
     }
-    return 0;
+    return PST_OK;
 }
 
 /* A number for a metrics line: JSON has no NaN or infinity (a loss that diverged), so those
  * are null, as Python's json.dumps(allow_nan=False) callers write them. */
 static json_t *num(double v) { return isfinite(v) ? json_real(v) : json_null(); }
 
+/* j, a JSON value just built. jansson answers NULL only when out of memory (or for a format
+ * string of ours that is wrong): neither is recoverable here, as with the pst_ allocators. */
+static json_t *built(json_t *j) {
+    PST_ASSERT(j != NULL, "a metrics line could not be built (out of memory)");
+    return j;
+}
+
 /* Writes obj (taken) as one line of the metrics file. A failed write (a full disk) is kept in
  * p->metrics_errno, for wk_progress_check to report: metrics must not go missing quietly. */
 static void put_line(wk_progress *p, json_t *obj) {
-    if (!obj)
-        return;
+    built(obj);
     if (p->metrics && !p->metrics_errno) {
         errno = 0;
         if (json_dumpf(obj, p->metrics, JSON_COMPACT | JSON_REAL_PRECISION(6)) != 0 ||
@@ -47,10 +54,9 @@ static void put_line(wk_progress *p, json_t *obj) {
 
 int wk_progress_check(const wk_progress *p, char *err, size_t errlen) {
     if (!p->metrics_errno)
-        return 0;
-    snprintf(err, errlen, "--metrics %s: cannot write: %s", p->metrics_path,
-             strerror(p->metrics_errno));
-    return -1;
+        return PST_OK;
+    return pst_err(err, errlen, PST_EIO, "--metrics %s: cannot write: %s", p->metrics_path,
+                   strerror(p->metrics_errno));
 }
 
 void wk_progress_deinit(wk_progress *p) {
@@ -121,16 +127,16 @@ void wk_progress_gan_epoch_end(wk_progress *p, const wk_gan_report *r) {
     fputc('\n', p->out);
     fflush(p->out);
     if (p->metrics) {
-        json_t *j = json_pack("{s:s, s:I, s:o, s:o, s:o, s:o, s:o, s:o}", "event", "epoch", "epoch",
-                              (json_int_t)r->epoch, "d_loss", num(r->d_loss), "g_loss",
-                              num(r->g_loss), "d_accuracy", num(r->d_accuracy), "samples_per_sec",
-                              num(r->samples_per_sec), "push_bytes_per_step",
-                              num(r->push_bytes_per_step), "seconds", num(r->seconds));
-        if (j && r->inception > 0) {
+        json_t *j = built(json_pack(
+            "{s:s, s:I, s:o, s:o, s:o, s:o, s:o, s:o}", "event", "epoch", "epoch",
+            (json_int_t)r->epoch, "d_loss", num(r->d_loss), "g_loss", num(r->g_loss), "d_accuracy",
+            num(r->d_accuracy), "samples_per_sec", num(r->samples_per_sec), "push_bytes_per_step",
+            num(r->push_bytes_per_step), "seconds", num(r->seconds)));
+        if (r->inception > 0) {
             json_object_set_new(j, "inception_score", num(r->inception));
             json_object_set_new(j, "frechet", num(r->frechet));
         }
-        if (j && r->live_inception > 0) {
+        if (r->live_inception > 0) {
             json_object_set_new(j, "live_inception_score", num(r->live_inception));
             json_object_set_new(j, "live_frechet", num(r->live_frechet));
         }
@@ -173,20 +179,21 @@ void wk_progress_servers(wk_progress *p, int64_t epoch, const char *vector,
                          const wk_server_stats *st, int P) {
     if (!p->metrics || !st)
         return;
-    json_t *servers = json_array();
-    for (int s = 0; servers && s < P; s++) {
-        json_t *per = json_array();
-        for (int w = 0; per && w < st[s].workers; w++)
+    json_t *servers = built(json_array());
+    for (int s = 0; s < P; s++) {
+        json_t *per = built(json_array());
+        for (int w = 0; w < st[s].workers; w++)
             json_array_append_new(per, json_integer((json_int_t)st[s].pushes_per_worker[w]));
         json_array_append_new(
             servers,
-            json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:o, s:I, s:o, s:o}", "server",
-                      (json_int_t)st[s].server_id, "updates", (json_int_t)st[s].updates, "bytes_in",
-                      (json_int_t)st[s].bytes_in, "bytes_out", (json_int_t)st[s].bytes_out,
-                      "pushes", (json_int_t)st[s].pushes, "pulls", (json_int_t)st[s].pulls,
-                      "refused", (json_int_t)st[s].errors, "staleness_mean",
-                      num(st[s].mean_staleness), "staleness_max", (json_int_t)st[s].max_staleness,
-                      "barrier_wait_s", num(st[s].barrier_wait_s), "pushes_per_worker", per));
+            built(json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:o, s:I, s:o, s:o}", "server",
+                            (json_int_t)st[s].server_id, "updates", (json_int_t)st[s].updates,
+                            "bytes_in", (json_int_t)st[s].bytes_in, "bytes_out",
+                            (json_int_t)st[s].bytes_out, "pushes", (json_int_t)st[s].pushes,
+                            "pulls", (json_int_t)st[s].pulls, "refused", (json_int_t)st[s].errors,
+                            "staleness_mean", num(st[s].mean_staleness), "staleness_max",
+                            (json_int_t)st[s].max_staleness, "barrier_wait_s",
+                            num(st[s].barrier_wait_s), "pushes_per_worker", per)));
     }
     put_line(p, json_pack("{s:s, s:I, s:s, s:o}", "event", "servers", "epoch", (json_int_t)epoch,
                           "vector", vector, "servers", servers));

@@ -1,12 +1,12 @@
 /* progress.h: what a training run tells people and programs: a Keras-like live bar on a
- * terminal (one line per epoch otherwise), and JSON lines for --metrics. */
-#ifndef PSTRAIN_WORKER_PROGRESS_H
-#define PSTRAIN_WORKER_PROGRESS_H
+ * terminal (one line per epoch otherwise), and JSON lines for --metrics (what `pstrain plot`
+ * reads back: curves.h). */
+#ifndef PSTRAIN_WORKER_REPORT_PROGRESS_H
+#define PSTRAIN_WORKER_REPORT_PROGRESS_H
 
 #include "worker/client.h"
 
-#include "engine/base/base.h"
-
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 
@@ -35,13 +35,13 @@ typedef struct wk_time_split {
 } wk_time_split;
 
 /* Opens metrics_path (may be empty) for writing; bar: -1 auto, 0 off, 1 on.
- * Returns 0, or -1 with a message naming the file. */
+ * Returns PST_OK, or PST_EIO with one line in err naming --metrics and the file. */
 int wk_progress_init(wk_progress *p, FILE *out, const char *metrics_path, int bar, int64_t epochs,
                      int64_t steps_per_epoch, char *err, size_t errlen);
 void wk_progress_deinit(wk_progress *p);
 
-/* Returns 0 while every metrics line so far reached the file, else -1 with one line in err
- * naming --metrics and the reason (No space left on device). The loops call it after each
+/* Returns PST_OK while every metrics line so far reached the file, else PST_EIO with one line in
+ * err naming --metrics and the reason (No space left on device). The loops call it after each
  * epoch's lines and at the end, so a run whose metrics are lost does not end with status 0. */
 int wk_progress_check(const wk_progress *p, char *err, size_t errlen);
 

@@ -1,0 +1,100 @@
+/* grid.c: a grid of images as one grey PNG: the pixels on cairo's A8 image surface (cairo
+ * writes that format as an 8-bit grey PNG, byte for byte what is on the surface). */
+#include "worker/report/grid.h"
+
+#include "engine/base/base.h"
+
+#include <cairo.h>
+#include <errno.h>
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#define BORDER 2       /* pixels of black around and between cells */
+#define SIDE_MAX 32767 /* cairo's largest image surface */
+
+static int grid_cols(int n, int cols) {
+    if (cols > 0)
+        return cols;
+    int c = 1;
+    while (c * c < n)
+        c++;
+    return c;
+}
+
+/* cairo's write function into a file: the first failure's errno is kept for the message. */
+typedef struct sink {
+    FILE *f;
+    int error;
+} sink;
+
+static cairo_status_t to_file(void *closure, const unsigned char *data, unsigned int len) {
+    sink *k = closure;
+    errno = 0;
+    if (fwrite(data, 1, len, k->f) != len) {
+        k->error = errno ? errno : EIO;
+        return CAIRO_STATUS_WRITE_ERROR;
+    }
+    return CAIRO_STATUS_SUCCESS;
+}
+
+/* s as a PNG at path; no file is left when it cannot be written whole. */
+static int write_png(cairo_surface_t *s, const char *path, char *err, size_t errlen) {
+    sink k = {fopen(path, "wb"), 0};
+    if (!k.f)
+        return pst_err(err, errlen, PST_EIO, "%s: cannot write the PNG: %s", path, strerror(errno));
+    const cairo_status_t st = cairo_surface_write_to_png_stream(s, to_file, &k);
+    PST_ASSERT(st == CAIRO_STATUS_SUCCESS || st == CAIRO_STATUS_WRITE_ERROR, "%s: %s", path,
+               cairo_status_to_string(st));
+    errno = 0;
+    if (fclose(k.f) != 0 && !k.error)
+        k.error = errno ? errno : EIO;
+    if (st == CAIRO_STATUS_SUCCESS && !k.error)
+        return PST_OK;
+    unlink(path);
+    return pst_err(err, errlen, PST_EIO, "%s: cannot write the PNG: %s", path,
+                   strerror(k.error ? k.error : EIO));
+}
+
+void wk_grid_size(int n, int h, int w, int cols, int *width, int *height) {
+    const int c = grid_cols(n, cols), r = (n + c - 1) / c;
+    *width = BORDER + c * (w + BORDER);
+    *height = BORDER + r * (h + BORDER);
+}
+
+int wk_grid_png(const char *path, const float *images, int n, int h, int w, int cols, float lo,
+                float hi, char *err, size_t errlen) {
+    int width = 0, height = 0;
+    if (n >= 1 && h >= 1 && w >= 1 && cols >= 0 && h < SIDE_MAX && w < SIDE_MAX)
+        wk_grid_size(n, h, w, cols, &width, &height);
+    if (width < 1 || height < 1 || width > SIDE_MAX || height > SIDE_MAX || !(hi > lo))
+        return pst_err(err, errlen, PST_EARG,
+                       "%s: a grid of %d images of %dx%d in %d columns, values in [%g, %g]: "
+                       "expected at most %d pixels a side and lo < hi",
+                       path, n, h, w, cols, (double)lo, (double)hi, SIDE_MAX);
+    const int c = grid_cols(n, cols);
+    cairo_surface_t *s = cairo_image_surface_create(CAIRO_FORMAT_A8, width, height);
+    PST_ASSERT(cairo_surface_status(s) == CAIRO_STATUS_SUCCESS, "a %dx%d surface: %s", width,
+               height, cairo_status_to_string(cairo_surface_status(s)));
+    cairo_surface_flush(s);
+    uint8_t *pixels = cairo_image_surface_get_data(s);
+    const size_t stride = (size_t)cairo_image_surface_get_stride(s);
+    memset(pixels, 0, stride * (size_t)height); /* black */
+    const float scale = 255.0f / (hi - lo);
+    for (int i = 0; i < n; i++) {
+        const int x0 = BORDER + (i % c) * (w + BORDER), y0 = BORDER + (i / c) * (h + BORDER);
+        const float *img = images + (size_t)i * (size_t)h * (size_t)w;
+        for (int y = 0; y < h; y++)
+            for (int x = 0; x < w; x++) {
+                float v = (img[y * w + x] - lo) * scale;
+                v = v < 0.0f ? 0.0f : (v > 255.0f ? 255.0f : v);
+                pixels[(size_t)(y0 + y) * stride + (size_t)(x0 + x)] = (uint8_t)lrintf(v);
+            }
+    }
+    cairo_surface_mark_dirty(s);
+    const int rc = write_png(s, path, err, errlen);
+    cairo_surface_destroy(s);
+    return rc;
+}
