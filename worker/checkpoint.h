@@ -7,7 +7,7 @@
 
 #include "engine/ckpt.h"
 #include "engine/model.h"
-#include "worker/cli.h"
+#include "worker/opts.h"
 
 #include <stddef.h>
 #include <stdio.h>

@@ -3,7 +3,7 @@
 #define PSTRAIN_WORKER_EVAL_H
 
 #include "engine/ckpt.h"
-#include "worker/cli.h"
+#include "worker/opts.h"
 
 #include <stddef.h>
 

@@ -8,7 +8,7 @@
 
 #include "engine/gan.h"
 #include "engine/judge.h"
-#include "worker/cli.h"
+#include "worker/opts.h"
 #include "worker/report/progress.h"
 
 #include <stddef.h>

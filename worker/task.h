@@ -16,7 +16,7 @@
 #include "engine/model.h"
 #include "engine/net.h"
 #include "engine/optim.h"
-#include "worker/cli.h"
+#include "worker/opts.h"
 #include "worker/report/progress.h"
 #include "worker/store.h"
 #include "worker/stream.h"

@@ -11,7 +11,7 @@
 #include "engine/ckpt.h"
 #include "engine/model.h"
 #include "engine/optim.h"
-#include "worker/cli.h"
+#include "worker/opts.h"
 
 #include <signal.h>
 #include <stddef.h>

@@ -255,6 +255,24 @@ static void did_you_mean(void **state) {
                      ARGS("--batch: expected a value"));
 }
 
+/* Each flag lands in its role's config (launch/cmd/config.h) and keeps its checks there: the
+ * servers' own flags, and the commands' own, which train does not take. */
+static void flags_of_each_role(void **state) {
+    (void)state;
+    expect_bad_input(ARGS("train", "--model", "mnist_cnn", "--server-threads", "0"),
+                     ARGS("--server-threads", "[1, 64]", "'0'"));
+    expect_bad_input(ARGS("train", "--model", "mnist_cnn", "--port-range", "9-3"),
+                     ARGS("--port-range", "A <= B", "'9-3'"));
+    expect_bad_input(ARGS("train", "--model", "mnist_cnn", "--on-worker-loss", "wait"),
+                     ARGS("--on-worker-loss", "continue or abort", "'wait'"));
+    expect_bad_input(ARGS("eval", "ck.h5", "--bind", "127.0.0.1"),
+                     ARGS("--bind: not a flag of 'eval'", "train"));
+    expect_bad_input(ARGS("train", "--model", "mnist_cnn", "--live"),
+                     ARGS("--live: not a flag of 'train'", "eval, sample"));
+    expect_bad_input(ARGS("train", "--model", "mnist_cnn", "--out", "x.png"),
+                     ARGS("--out: not a flag of 'train'", "sample, plot"));
+}
+
 /* train --dry-run checks what a run would refuse and makes nothing. */
 static void dry_run(void **state) {
     (void)state;
@@ -624,6 +642,7 @@ int main(int argc, char **argv) {
         cmocka_unit_test(help_exits_zero),
         cmocka_unit_test(version_and_help_command),
         cmocka_unit_test(did_you_mean),
+        cmocka_unit_test(flags_of_each_role),
         cmocka_unit_test(dry_run),
         cmocka_unit_test(metrics_on_a_full_disk),
         cmocka_unit_test(summary_prints_the_model),

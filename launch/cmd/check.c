@@ -1,11 +1,23 @@
-/* check.c: `pstrain check` (worker/check.h). */
-#include "worker/check.h"
-
+/* check.c: `pstrain check`, what a launcher runs on every host before it starts a job, so
+ * that a host with another build, another model definition or missing data is refused by
+ * name before any rank starts; and `pstrain --version`. The line:
+ *
+ *   pstrain VERSION build BUILD model NAME layout 0xCHECKSUM data ok
+ *   pstrain VERSION build BUILD model NAME layout 0xCHECKSUM data missing: REASON
+ *
+ * VERSION is the project's (CMake's PROJECT_VERSION), BUILD `git describe --always --dirty`
+ * of the source tree when the build was configured ("unknown" without git), CHECKSUM the
+ * model's eng_layout_checksum as 16 hex digits; REASON names the file. Hosts agree when
+ * their lines are equal. A second line names the OpenBLAS kernel (engine/blas.h), which may
+ * differ between hosts. The data is checked the way training opens it (MNIST and
+ * Fashion-MNIST: loads the IDX train and test files; IMDB: opens reviews.json and reads its
+ * first bytes, or the aclImdb/ folders). */
 #include "engine/base/base.h"
 #include "engine/blas.h"
 #include "engine/dataset.h"
 #include "engine/layout.h"
 #include "engine/model.h"
+#include "launch/cmd/cmd.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -13,7 +25,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
-/* Set by worker/CMakeLists.txt; these fallbacks are for a build that forgot to. */
+/* Set by launch/CMakeLists.txt; these fallbacks are for a build that forgot to. */
 #ifndef PSTRAIN_VERSION
 #define PSTRAIN_VERSION "unknown"
 #endif
@@ -72,7 +84,7 @@ static int check_imdb(const char *dir, char *err, size_t errlen) {
     return PST_OK;
 }
 
-int wk_check_data(const wk_opts *o, const eng_model_def *def, char *err, size_t errlen) {
+int cmd_check_data(const wk_opts *o, const eng_model_def *def, char *err, size_t errlen) {
     if (strcmp(def->dataset, "imdb") == 0)
         return check_imdb(o->data, err, errlen);
     eng_split s;
@@ -82,33 +94,36 @@ int wk_check_data(const wk_opts *o, const eng_model_def *def, char *err, size_t 
     return rc;
 }
 
-int wk_check(const wk_opts *o, FILE *out, char *err, size_t errlen) {
+/* Prints the line (and the kernel's) to stdout. Returns PST_OK (data ok), the data's code
+ * with the line saying why (data missing), or PST_EARG with nothing printed but one line on
+ * stderr (a model that cannot be built). */
+int cmd_check(const cmd_config *c) {
+    const wk_opts *o = &c->worker;
     const eng_model_def *def = eng_model_find(o->model);
     eng_model m;
-    if (errlen)
-        err[0] = '\0';
-    if (!def || eng_model_build(&m, def, err, errlen) != PST_OK) {
-        if (!def)
-            snprintf(err, errlen, "--model: unknown model '%s'", o->model);
-        return 2;
-    }
+    char err[1024] = "";
+    PST_ASSERT(def, "--model %s: cmd_cli_parse lets only known models through", o->model);
+    int rc = eng_model_build(&m, def, err, sizeof err);
+    if (rc != PST_OK)
+        return cmd_said(rc, err);
     char why[2048] = "";
-    const int rc = wk_check_data(o, def, why, sizeof why);
+    rc = cmd_check_data(o, def, why, sizeof why);
     for (char *p = why; *p; p++) /* the reason stays on the one line */
         if (*p == '\n' || *p == '\r')
             *p = ' ';
-    fprintf(out, "pstrain %s build %s model %s layout 0x%016llx %s%s\n", PSTRAIN_VERSION,
-            PSTRAIN_BUILD_ID, def->name, (unsigned long long)eng_layout_checksum(&m.layout),
-            rc == PST_OK ? "data ok" : "data missing: ", rc == PST_OK ? "" : why);
+    /* "data missing" is the stdout line's to say (a launcher reads that) */
+    printf("pstrain %s build %s model %s layout 0x%016llx %s%s\n", PSTRAIN_VERSION,
+           PSTRAIN_BUILD_ID, def->name, (unsigned long long)eng_layout_checksum(&m.layout),
+           rc == PST_OK ? "data ok" : "data missing: ", rc == PST_OK ? "" : why);
     /* A second line, for people: the kernel differs between hosts of one job without harm
      * (a launcher compares only the first line). */
     char blas[160];
-    fprintf(out, "%s\n", eng_blas_describe(blas, sizeof blas));
-    fflush(out);
-    return rc == PST_OK ? 0 : 2;
+    printf("%s\n", eng_blas_describe(blas, sizeof blas));
+    fflush(stdout);
+    return rc;
 }
 
-void wk_version_print(FILE *out) {
+void cmd_version_print(FILE *out) {
     char blas[160];
     fprintf(out, "pstrain %s (build %s)\n%s\n", PSTRAIN_VERSION, PSTRAIN_BUILD_ID,
             eng_blas_describe(blas, sizeof blas));

@@ -1,30 +1,40 @@
-/* preflight.c: `pstrain train --dry-run` (worker/preflight.h). */
-#include "worker/preflight.h"
-
+/* preflight.c: `pstrain train --dry-run`: everything a run would refuse, found before
+ * anything runs, so that a launcher can check a job's flags on the machine it starts from and
+ * give pstrain's own one-line error and status before mpirun starts a rank.
+ *
+ * It checks, in the order a run meets them and without making or changing any file: the
+ * data (as `pstrain check` opens it), the checkpoint --resume names, the folders
+ * --checkpoint-dir and --samples (they, or their nearest existing parent, must be writable
+ * folders), the files --metrics and --dump-weights, and the --judge checkpoint; and prints
+ * what the run would do. */
 #include "engine/base/base.h"
 #include "engine/ckpt.h"
 #include "engine/judge.h"
 #include "engine/model.h"
 #include "engine/optim.h"
-#include "worker/check.h"
+#include "launch/cmd/cmd.h"
 #include "worker/checkpoint.h"
 #include "worker/paths.h"
 
+#include <stdio.h>
 #include <string.h>
 
-int wk_preflight(const wk_opts *o, FILE *out, char *err, size_t errlen) {
+int cmd_preflight(const cmd_config *cfg) {
+    const wk_opts *o = &cfg->worker;
+    FILE *out = stdout;
+    char err[1024] = "";
     const eng_model_def *def = eng_model_find(o->model);
-    PST_ASSERT(def, "--model %s: wk_cli_parse lets only known models through", o->model);
-    int rc = wk_check_data(o, def, err, errlen);
+    PST_ASSERT(def, "--model %s: cmd_cli_parse lets only known models through", o->model);
+    int rc = cmd_check_data(o, def, err, sizeof err);
     if (rc != PST_OK)
-        return pst_exit_status(rc);
+        return cmd_said(rc, err);
     fprintf(out, "dry run: %s, data in %s: ok\n", def->name, o->data);
 
     if (o->resume[0]) {
         eng_ckpt c = {0};
         int fresh = 0;
-        if ((rc = wk_resume_load(o, &c, &fresh, NULL, err, errlen)) != PST_OK)
-            return pst_exit_status(rc);
+        if ((rc = wk_resume_load(o, &c, &fresh, NULL, err, sizeof err)) != PST_OK)
+            return cmd_said(rc, err);
         if (fresh) {
             fprintf(out, "dry run: --resume auto: no checkpoint in %s yet; would start fresh\n",
                     o->checkpoint_dir);
@@ -48,17 +58,17 @@ int wk_preflight(const wk_opts *o, FILE *out, char *err, size_t errlen) {
     for (size_t i = 0; i < sizeof paths / sizeof paths[0]; i++) {
         if (!paths[i].value[0])
             continue;
-        rc = paths[i].folder ? wk_dir_usable(paths[i].flag, paths[i].value, err, errlen)
-                             : wk_file_usable(paths[i].flag, paths[i].value, err, errlen);
+        rc = paths[i].folder ? wk_dir_usable(paths[i].flag, paths[i].value, err, sizeof err)
+                             : wk_file_usable(paths[i].flag, paths[i].value, err, sizeof err);
         if (rc != PST_OK)
-            return pst_exit_status(rc);
+            return cmd_said(rc, err);
         fprintf(out, "dry run: --%s %s: writable\n", paths[i].flag, paths[i].value);
     }
     if (o->judge[0]) {
         char why[1024];
         eng_judge *j = eng_judge_new(o->judge, 1, 1, why, sizeof why);
         if (!j)
-            return pst_exit_status(pst_err(err, errlen, PST_EFORMAT, "--judge: %s", why));
+            return cmd_said(pst_err(err, sizeof err, PST_EFORMAT, "--judge: %s", why), err);
         eng_judge_free(&j);
         fprintf(out, "dry run: --judge %s: ok\n", o->judge);
     }
@@ -66,5 +76,5 @@ int wk_preflight(const wk_opts *o, FILE *out, char *err, size_t errlen) {
             (long long)o->batch,
             o->servers > 0 ? "a parameter-server job (mpirun)" : "one process");
     fflush(out);
-    return 0;
+    return PST_OK;
 }

@@ -1,0 +1,263 @@
+/* job.c: a rank of a parameter-server job (mpirun or srun with --servers P): MPI's start-up,
+ * then the rank's role. Ranks 0..P-1 serve (serve.c), P..N-1 are workers (worker/).
+ *
+ * MPI is the control plane only: the job's keys and token, the checkpoint to resume from,
+ * every server's endpoints, the placement map. From there on no MPI collective (a lost
+ * process would hang it): the ranks agree through the servers, gradients and weights travel
+ * over ZeroMQ, and each rank ends on its own (cmd_job_end). */
+#include "engine/base/base.h"
+#include "engine/ckpt.h"
+#include "engine/model.h"
+#include "engine/shard.h"
+#include "launch/cmd/cmd.h"
+#include "launch/cmd/serve.h"
+#include "proto/secure.h"
+#include "proto/wire.h"
+#include "worker/checkpoint.h"
+#include "worker/heartbeat.h"
+#include "worker/train.h"
+
+#include <mpi.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <unistd.h>
+
+#define ENDPOINT_MAX 160
+
+/* --- how a rank ends ------------------------------------------------------------------
+ * MPI_Finalize waits for every rank, a dead one too (Open MPI 4.1 with --enable-recovery):
+ * a rank that knows a peer is gone ends without it, and a rank that does not know gives the
+ * others the peer timeout and this long to get there. */
+#define FINALIZE_GRACE_S 10
+
+static int started;    /* MPI_Init was called */
+static int peer_gone;  /* this rank knows a peer is gone */
+static double grace_s; /* --peer-timeout */
+static volatile sig_atomic_t exit_status;
+
+static void on_finalize_alarm(int sig) {
+    (void)sig;
+    _exit(exit_status);
+}
+
+void cmd_job_end(int status) {
+    if (!started)
+        return;
+    if (peer_gone)
+        _exit(status);
+    exit_status = status;
+    signal(SIGALRM, on_finalize_alarm);
+    alarm((unsigned)grace_s + FINALIZE_GRACE_S);
+    MPI_Finalize();
+    alarm(0);
+}
+
+/* Rank 0 reads the checkpoint; every rank gets a copy over MPI (no shared file system
+ * needed). Returns PST_OK, or a code with err on every rank.
+ * TODO(C1): rank 0 sends the file's bytes and every rank parses them (eng_ckpt_read_image). */
+static int bcast_resume(const wk_opts *o, int rank, eng_ckpt *c, int *fresh, char *err,
+                        size_t errlen) {
+    int rc = rank == 0 ? wk_resume_load(o, c, fresh, stdout, err, errlen) : PST_OK;
+    MPI_Bcast(&rc, 1, MPI_INT, 0, MPI_COMM_WORLD);
+    if (rc != PST_OK) {
+        MPI_Bcast(err, (int)errlen, MPI_CHAR, 0, MPI_COMM_WORLD);
+        return rc;
+    }
+    MPI_Bcast(fresh, 1, MPI_INT, 0, MPI_COMM_WORLD);
+    if (*fresh)
+        return PST_OK;
+    eng_ckpt head = *c; /* the scalars; the arrays follow */
+    MPI_Bcast(&head, (int)sizeof head, MPI_BYTE, 0, MPI_COMM_WORLD);
+    if (rank != 0) {
+        *c = head;
+        c->weights = pst_malloc(sizeof(float) * c->total);
+        c->slots[0] = c->slots[1] = c->slots2[0] = c->slots2[1] = NULL;
+        for (int i = 0; i < c->nslots; i++)
+            c->slots[i] = pst_malloc(sizeof(float) * (c->split ? c->split : c->total));
+        for (int i = 0; i < c->nslots2; i++)
+            c->slots2[i] = pst_malloc(sizeof(float) * (c->total - c->split));
+        c->runs = pst_malloc(sizeof *c->runs * (size_t)c->nruns);
+        c->worker_steps = pst_malloc(sizeof *c->worker_steps * (size_t)c->workers);
+        c->vocab = c->vocab_bytes ? pst_malloc(c->vocab_bytes + 1) : NULL;
+        c->ema = head.ema ? pst_malloc(sizeof(float) * c->split) : NULL; /* rank 0's says if any */
+    }
+    MPI_Bcast(c->weights, (int)c->total, MPI_FLOAT, 0, MPI_COMM_WORLD);
+    for (int i = 0; i < c->nslots; i++)
+        MPI_Bcast(c->slots[i], (int)(c->split ? c->split : c->total), MPI_FLOAT, 0, MPI_COMM_WORLD);
+    for (int i = 0; i < c->nslots2; i++)
+        MPI_Bcast(c->slots2[i], (int)(c->total - c->split), MPI_FLOAT, 0, MPI_COMM_WORLD);
+    MPI_Bcast(c->runs, (int)(sizeof *c->runs * (size_t)c->nruns), MPI_BYTE, 0, MPI_COMM_WORLD);
+    MPI_Bcast(c->worker_steps, c->workers, MPI_INT64_T, 0, MPI_COMM_WORLD);
+    if (c->vocab_bytes)
+        MPI_Bcast(c->vocab, (int)c->vocab_bytes + 1, MPI_CHAR, 0, MPI_COMM_WORLD);
+    if (c->ema)
+        MPI_Bcast(c->ema, (int)c->split, MPI_FLOAT, 0, MPI_COMM_WORLD);
+    return PST_OK;
+}
+
+/* --secure on|off|auto (auto: on when the job's ranks are on more than one host). */
+static int wants_secure(const wk_opts *o, int rank) {
+    if (strcmp(o->secure, "auto") != 0)
+        return strcmp(o->secure, "on") == 0;
+    char here[MPI_MAX_PROCESSOR_NAME] = "", first[MPI_MAX_PROCESSOR_NAME] = "";
+    int len;
+    MPI_Get_processor_name(here, &len);
+    if (rank == 0)
+        memcpy(first, here, sizeof first);
+    MPI_Bcast(first, (int)sizeof first, MPI_CHAR, 0, MPI_COMM_WORLD);
+    int other = strcmp(here, first) != 0;
+    MPI_Allreduce(MPI_IN_PLACE, &other, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD);
+    return other;
+}
+
+/* The job's keys and token, fresh for each job and handed out here, over MPI: never on disk
+ * or a command line. Every message carries the token, and one without it (a stranger's,
+ * another job's) is dropped; with --secure every connection is CURVE too, and servers admit
+ * only the job's key. Returns PST_OK on every rank, or a code with err on rank 0. */
+static int hand_out_keys(const wk_opts *o, int rank, pb_keys *keys, int *secure, char *err,
+                         size_t errlen) {
+    *secure = wants_secure(o, rank);
+    int rc = PST_OK;
+    if (rank == 0) {
+        if (*secure)
+            rc = pb_keys_new(keys, err, errlen);
+        else if (getrandom(&keys->token, sizeof keys->token, 0) != (ssize_t)sizeof keys->token)
+            rc = pst_err(err, errlen, PST_EIO, "getrandom: cannot draw the job's token");
+    }
+    MPI_Bcast(&rc, 1, MPI_INT, 0, MPI_COMM_WORLD);
+    if (rc != PST_OK)
+        return rc;
+    MPI_Bcast(keys, (int)sizeof *keys, MPI_BYTE, 0, MPI_COMM_WORLD);
+    pb_set_job_token(keys->token);
+    if (rank == 0 && *secure)
+        printf("secure: CURVE on every connection, with keys made for this job\n");
+    return PST_OK;
+}
+
+/* Every rank learns every server's endpoint: server r's at endpoints[r], in *all (free both).
+ * mine: this rank's server (NULL on a worker, or a server that failed). Returns PST_OK, or
+ * PST_EPEER when a server rank has none (it failed to start). */
+static int gather_endpoints(const cmd_rank_server *mine, int P, int size, char **all,
+                            const char ***endpoints) {
+    char own[ENDPOINT_MAX] = "";
+    if (mine)
+        snprintf(own, ENDPOINT_MAX, "%s", cmd_rank_server_endpoint(mine));
+    *all = pst_calloc((size_t)size, ENDPOINT_MAX);
+    MPI_Allgather(own, ENDPOINT_MAX, MPI_CHAR, *all, ENDPOINT_MAX, MPI_CHAR, MPI_COMM_WORLD);
+    *endpoints = pst_calloc((size_t)P, sizeof **endpoints);
+    int rc = PST_OK;
+    for (int r = 0; r < P; r++) {
+        (*endpoints)[r] = *all + (size_t)ENDPOINT_MAX * (size_t)r;
+        if ((*endpoints)[r][0] == '\0')
+            rc = PST_EPEER;
+    }
+    return rc;
+}
+
+/* The first worker says where the servers are, and which server holds what of each part. */
+static void print_placement(const eng_model *m, const char *const *endpoints, int P) {
+    for (int r = 0; r < P; r++)
+        printf("server %d at %s\n", r, endpoints[r]);
+    for (int p = 0; p < m->nparts; p++) {
+        eng_model part;
+        eng_model_part(m, p, &part);
+        if (m->nparts > 1)
+            printf("%s:\n", m->parts[p].name);
+        eng_shard_print(&part.layout, P, stdout);
+    }
+    fflush(stdout);
+}
+
+/* A worker rank: heartbeats to every server from a thread of its own, and training. A failure
+ * before it has joined the job ends the whole job (the servers would wait for it). */
+static int work(const cmd_config *c, const cmd_rank_job *rj, const char *const *endpoints,
+                const eng_ckpt *resume, volatile sig_atomic_t *stop) {
+    const int P = rj->servers, id = rj->rank - P;
+    char(*name)[48] = pst_calloc((size_t)P, sizeof *name);
+    const char **names = pst_calloc((size_t)P, sizeof *names);
+    for (int i = 0; i < P; i++) {
+        snprintf(name[i], sizeof name[i], "server %d", i);
+        names[i] = name[i];
+    }
+    char err[1024] = "";
+    int joined = 0, rc;
+    wk_heartbeat *hb = wk_heartbeat_new(endpoints, names, P, id, c->worker.peer_timeout, rj->keys,
+                                        err, sizeof err);
+    wk_job job = {.worker_id = id,
+                  .num_workers = rj->workers,
+                  .num_servers = P,
+                  .endpoints = endpoints,
+                  .heartbeat = hb,
+                  .joined = &joined,
+                  .lost = &peer_gone,
+                  .keys = rj->keys};
+    rc = hb ? wk_train(&c->worker, &job, resume, stop, err, sizeof err) : PST_EPEER;
+    if (rc != PST_OK && rc != PST_ESTOPPED)
+        fprintf(stderr, "pstrain: worker %d: %s\n", id, err);
+    if (rc != PST_OK && rc != PST_ESTOPPED && !joined)
+        cmd_abort_job(rc); /* nothing could start: the servers would wait for this worker */
+    char why[8];
+    peer_gone |= wk_heartbeat_lost(hb, why, sizeof why);
+    wk_heartbeat_free(&hb);
+    free(names);
+    free(name);
+    return rc;
+}
+
+int cmd_job(const cmd_config *c) {
+    const wk_opts *o = &c->worker;
+    int provided, rank, size;
+    MPI_Init_thread(NULL, NULL, MPI_THREAD_FUNNELED, &provided);
+    started = 1;
+    grace_s = o->peer_timeout;
+    MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+    MPI_Comm_size(MPI_COMM_WORLD, &size);
+    const int P = (int)o->servers, W = size - P;
+    if (W < 1) {
+        if (rank == 0)
+            fprintf(stderr,
+                    "pstrain: --servers %d: needs at least %d ranks (servers and a worker), "
+                    "mpirun started %d\n",
+                    P, P + 1, size);
+        return PST_EARG;
+    }
+    static eng_model m; /* the servers and the worker borrow it until the end */
+    char err[1024] = "";
+    PST_ASSERT(eng_model_build(&m, eng_model_find(o->model), err, sizeof err) == PST_OK, "%s", err);
+    eng_ckpt resume = {0};
+    int fresh = 1, rc;
+    if (o->resume[0] && (rc = bcast_resume(o, rank, &resume, &fresh, err, sizeof err)) != PST_OK)
+        return rank == 0 ? cmd_said(rc, err) : rc;
+    volatile sig_atomic_t *stop = cmd_stop_signals(o);
+    static pb_keys keys;
+    int secure;
+    if ((rc = hand_out_keys(o, rank, &keys, &secure, err, sizeof err)) != PST_OK) {
+        if (rank == 0)
+            fprintf(stderr, "pstrain: --secure: %s\n", err);
+        return PST_EARG;
+    }
+    const eng_ckpt *from = o->resume[0] && !fresh ? &resume : NULL;
+    const cmd_rank_job rj = {
+        .rank = rank, .servers = P, .workers = W, .model = &m, .keys = secure ? &keys : NULL};
+    cmd_rank_server *server = rank < P ? cmd_rank_server_start(c, &rj, from, stop) : NULL;
+    char *all;
+    const char **endpoints;
+    rc = gather_endpoints(server, P, size, &all, &endpoints);
+    if (rc == PST_OK && rank == P)
+        print_placement(&m, endpoints, P);
+    if (rc != PST_OK || (rank < P && !server)) /* nothing has started: the workers would wait */
+        cmd_abort_job(PST_EPEER);
+    if (server)
+        rc = cmd_rank_server_run(server, W, strcmp(o->log_level, "quiet") == 0, &peer_gone);
+    else
+        rc = work(c, &rj, endpoints, from, stop);
+    cmd_rank_server_free(&server);
+    pb_keys_wipe(&keys);
+    free(endpoints);
+    free(all);
+    eng_ckpt_free(&resume);
+    return rc;
+}
