@@ -135,6 +135,24 @@ static const char *quoted(char *buf, size_t len, const char *s, size_t n) {
     return buf;
 }
 
+/* m's parts (name, offset, total) into c->nparts and c->parts. */
+static void set_parts(eng_ckpt *c, const eng_model *m) {
+    c->nparts = m->nparts;
+    for (int p = 0; p < m->nparts; p++) {
+        snprintf(c->parts[p].name, sizeof c->parts[p].name, "%s", m->parts[p].name);
+        c->parts[p].offset = m->parts[p].offset;
+        c->parts[p].total = m->parts[p].total;
+    }
+}
+
+void eng_ckpt_init(eng_ckpt *c, const eng_model *m) {
+    memset(c, 0, sizeof *c);
+    snprintf(c->model, sizeof c->model, "%s", m->def->name);
+    c->layout_checksum = eng_layout_checksum(&m->layout);
+    c->total = m->layout.total;
+    set_parts(c, m);
+}
+
 /* --- checks shared by writing and reading: never write what reading would refuse --- */
 
 /* An optimizer's hyperparameters: finite, lr > 0. which is "optimizer" or "optimizer_2", for
@@ -153,7 +171,7 @@ static int check_optim(const eng_optim_cfg *o, const char *which, const char *pa
     return PST_OK;
 }
 
-/* The scalar fields' ranges (and the first optimizer's). Returns PST_OK or code with a message
+/* The scalar fields' ranges. Returns PST_OK or code with a message
  * naming path. */
 static int check_fields(const eng_ckpt *c, const char *path, int code, char *err, size_t errlen) {
     if (c->step < 0)
@@ -187,7 +205,7 @@ static int check_fields(const eng_ckpt *c, const char *path, int code, char *err
     if (c->epochs < 1)
         return pst_err(err, errlen, code, "%s: epochs %lld, expected >= 1", path,
                        (long long)c->epochs);
-    return check_optim(&c->optim, "optimizer", path, code, err, errlen);
+    return PST_OK;
 }
 
 /* The update-count runs tile [0, total) in order, each non-empty with iterations >= 0. */
@@ -227,6 +245,15 @@ static int check_runs(const eng_ckpt_iters *runs, int nruns, uint64_t total, con
     return PST_OK;
 }
 
+/* The file's group of part p's optimizer: "optimizer" (in /pstrain), "optimizer_2", ... */
+static const char *optim_group(int p, char *buf, size_t len) {
+    if (p == 0)
+        snprintf(buf, len, "optimizer");
+    else
+        snprintf(buf, len, "optimizer_%d", p + 1);
+    return buf;
+}
+
 /* What eng_ckpt_write checks before it creates anything. */
 static int check_ckpt(const eng_ckpt *c, const eng_model *m, const char *path, char *err,
                       size_t errlen) {
@@ -241,39 +268,53 @@ static int check_ckpt(const eng_ckpt *c, const eng_model *m, const char *path, c
     if (c->total != m->layout.total)
         return pst_err(err, errlen, PST_EARG, "%s: total %llu does not match %s's %zu floats", path,
                        (unsigned long long)c->total, m->def->name, m->layout.total);
-    if (c->split != m->split)
-        return pst_err(err, errlen, PST_EARG, "%s: split %llu does not match %s's %zu", path,
-                       (unsigned long long)c->split, m->def->name, m->split);
+    if (c->nparts != m->nparts)
+        return pst_err(err, errlen, PST_EARG, "%s: %d parts, %s has %d", path, c->nparts,
+                       m->def->name, m->nparts);
     int rc = check_fields(c, path, PST_EARG, err, errlen);
     if (rc != PST_OK)
         return rc;
     if (!c->weights)
         return pst_err(err, errlen, PST_EARG, "%s: no weights", path);
-    /* One optimizer, or with a split one per part: the second is ignored without one. */
-    for (int part = 0; part < (c->split > 0 ? 2 : 1); part++) {
-        const eng_optim_cfg *o = part ? &c->optim2 : &c->optim;
-        const char *which = part ? "optimizer_2" : "optimizer";
-        const int nslots = part ? c->nslots2 : c->nslots;
-        float *const *slots = part ? c->slots2 : c->slots;
-        if (part && (rc = check_optim(o, which, path, PST_EARG, err, errlen)) != PST_OK)
+    for (int p = 0; p < c->nparts; p++) {
+        const eng_ckpt_part *part = &c->parts[p];
+        const eng_part_info *want = &m->parts[p];
+        char which[32];
+        optim_group(p, which, sizeof which);
+        if (!memchr(part->name, '\0', sizeof part->name) || strcmp(part->name, want->name) != 0 ||
+            part->offset != want->offset || part->total != want->total)
+            return pst_err(err, errlen, PST_EARG,
+                           "%s: part %d is '%.*s' at %llu with %llu floats, %s's is %s at %zu "
+                           "with %zu",
+                           path, p, (int)sizeof part->name, part->name,
+                           (unsigned long long)part->offset, (unsigned long long)part->total,
+                           m->def->name, want->name, want->offset, want->total);
+        const eng_optim_cfg *o = &part->optim;
+        if ((rc = check_optim(o, which, path, PST_EARG, err, errlen)) != PST_OK)
             return rc;
         if (o->kind != ENG_OPT_ADAM && o->kind != ENG_OPT_RMSPROP)
             return pst_err(err, errlen, PST_EARG, "%s: %s kind %d unknown", path, which,
                            (int)o->kind);
-        const int want = eng_optim_nslots(o->kind);
-        if (nslots != want)
-            return pst_err(err, errlen, PST_EARG, "%s: %s %d, %s keeps %d", path,
-                           part ? "nslots2" : "nslots", nslots, eng_optim_kind_name(o->kind), want);
-        for (int s = 0; s < want; s++)
-            if (!slots[s])
+        const int nslots = eng_optim_nslots(o->kind);
+        if (part->nslots != nslots)
+            return pst_err(err, errlen, PST_EARG, "%s: %s nslots %d, %s keeps %d", path, which,
+                           part->nslots, eng_optim_kind_name(o->kind), nslots);
+        for (int s = 0; s < nslots; s++)
+            if (!part->slots[s])
                 return pst_err(err, errlen, PST_EARG, "%s: %s slot %s missing", path, which,
                                slot_name(o->kind, s));
+        char where[96];
+        snprintf(where, sizeof where, "%s part %s", path, want->name);
+        if ((rc = check_runs(part->runs, part->nruns, part->total, where, PST_EARG, err, errlen)) !=
+            PST_OK)
+            return rc;
+        /* The file keeps a moving average of the first of several parts only. */
+        if (part->ema &&
+            (p > 0 || c->nparts == 1 || !(part->ema_decay > 0.0 && part->ema_decay < 1.0)))
+            return pst_err(err, errlen, PST_EARG, "%s: part %s: ema %s", path, want->name,
+                           p > 0 || c->nparts == 1 ? "kept only for the first of several parts"
+                                                   : "decay not in (0, 1)");
     }
-    if ((rc = check_runs(c->runs, c->nruns, c->total, path, PST_EARG, err, errlen)) != PST_OK)
-        return rc;
-    if (c->ema && (c->split == 0 || !(c->ema_decay > 0.0 && c->ema_decay < 1.0)))
-        return pst_err(err, errlen, PST_EARG, "%s: ema %s", path,
-                       c->split == 0 ? "without a split" : "decay not in (0, 1)");
     if (!c->worker_steps)
         return pst_err(err, errlen, PST_EARG, "%s: no worker_steps", path);
     for (int i = 0; i < c->workers; i++)
@@ -575,38 +616,47 @@ static void write_pstrain(writer *w, hid_t file, const eng_ckpt *c, const eng_mo
         else
             w_attr(w, g, f->name, file_type(f->type), mem_type(f->type), -1, p);
     }
-    write_optim(w, g, &c->optim);
-    /* Only models in two parts say so: files of one optimizer stay as they were. */
-    if (c->split > 0)
-        w_attr(w, g, "split", H5T_STD_U64LE, H5T_NATIVE_UINT64, -1, &c->split);
-
-    const hsize_t n1 = c->split > 0 ? c->split : c->total, n2 = c->total - c->split;
-    for (int s = 0; s < c->nslots; s++) {
-        char path[64];
-        snprintf(path, sizeof path, "optimizer/%s", slot_name(c->optim.kind, s));
-        w_dataset(w, g, path, H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, 1, &n1, c->slots[s]);
-    }
-    if (c->split > 0) {
-        hid_t g2 = w_group(w, g, "optimizer_2");
-        write_optim(w, g2, &c->optim2);
-        for (int s = 0; s < c->nslots2; s++)
-            w_dataset(w, g2, slot_name(c->optim2.kind, s), H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, 1, &n2,
-                      c->slots2[s]);
-        close_group(g2);
-        if (c->ema) {
-            w_attr(w, g, "ema_decay", H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, -1, &c->ema_decay);
-            w_dataset(w, g, "ema", H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, 1, &n1, c->ema);
+    const eng_ckpt_part *first = &c->parts[0];
+    write_optim(w, g, &first->optim);
+    /* Only models of several parts say where the second starts: files of one part stay as
+     * they were. */
+    if (c->nparts > 1)
+        w_attr(w, g, "split", H5T_STD_U64LE, H5T_NATIVE_UINT64, -1, &c->parts[1].offset);
+    for (int p = 0; p < c->nparts; p++) {
+        const eng_ckpt_part *part = &c->parts[p];
+        const hsize_t n = part->total;
+        char group[32];
+        optim_group(p, group, sizeof group);
+        hid_t og = p == 0 ? g : w_group(w, g, group);
+        if (p > 0)
+            write_optim(w, og, &part->optim);
+        for (int s = 0; s < part->nslots; s++) {
+            char path[64];
+            snprintf(path, sizeof path, "%s%s", p == 0 ? "optimizer/" : "",
+                     slot_name(part->optim.kind, s));
+            w_dataset(w, og, path, H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, 1, &n, part->slots[s]);
         }
+        if (p > 0)
+            close_group(og);
     }
-    int64_t *rows = malloc(sizeof(int64_t) * 3 * (size_t)c->nruns);
-    if (!rows)
-        w_fail(w, g, "optimizer/iterations", "dataset", "out of memory");
-    for (int i = 0; rows && i < c->nruns; i++) {
-        rows[3 * i] = (int64_t)c->runs[i].lo;
-        rows[3 * i + 1] = (int64_t)c->runs[i].n;
-        rows[3 * i + 2] = c->runs[i].iterations;
+    if (c->nparts > 1 && first->ema) {
+        const hsize_t n = first->total;
+        w_attr(w, g, "ema_decay", H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, -1, &first->ema_decay);
+        w_dataset(w, g, "ema", H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, 1, &n, first->ema);
     }
-    const hsize_t rdims[2] = {(hsize_t)c->nruns, 3};
+    /* Every part's runs in one table, at their offsets in the whole vector. */
+    int nruns = 0;
+    for (int p = 0; p < c->nparts; p++)
+        nruns += c->parts[p].nruns;
+    int64_t *rows = pst_malloc(sizeof(int64_t) * 3 * (size_t)nruns);
+    for (int p = 0, i = 0; p < c->nparts; p++)
+        for (int r = 0; r < c->parts[p].nruns; r++, i++) {
+            const eng_ckpt_iters *run = &c->parts[p].runs[r];
+            rows[3 * i] = (int64_t)(run->lo + c->parts[p].offset);
+            rows[3 * i + 1] = (int64_t)run->n;
+            rows[3 * i + 2] = run->iterations;
+        }
+    const hsize_t rdims[2] = {(hsize_t)nruns, 3};
     w_dataset(w, g, "optimizer/iterations", H5T_STD_I64LE, H5T_NATIVE_INT64, 2, rdims, rows);
     free(rows);
     const hsize_t nw = (hsize_t)c->workers;
@@ -693,10 +743,10 @@ static int build_image(const char *path, const eng_ckpt *c, const eng_model *m, 
     *image = NULL;
     h5_quiet();
     /* Room for the data and the metadata at once: the core driver then never reallocates. */
-    const uint64_t n1 = c->split > 0 ? c->split : c->total;
-    const uint64_t n2 = c->split > 0 ? (c->total - c->split) * (uint64_t)c->nslots2 : 0;
-    const size_t guess =
-        sizeof(float) * (c->total + n1 * (size_t)(c->nslots + !!c->ema) + n2) + ((size_t)1 << 20);
+    uint64_t floats = c->total;
+    for (int p = 0; p < c->nparts; p++)
+        floats += c->parts[p].total * (uint64_t)(c->parts[p].nslots + !!c->parts[p].ema);
+    const size_t guess = sizeof(float) * floats + ((size_t)1 << 20);
     hid_t fapl = h5_fapl(guess), fcpl = H5Pcreate(H5P_FILE_CREATE), file = -1;
     if (fapl >= 0 && fcpl >= 0 && H5Pset_obj_track_times(fcpl, 0) >= 0) /* the root group's */
         file = H5Fcreate(path, H5F_ACC_TRUNC, fcpl, fapl);
@@ -1121,8 +1171,7 @@ static void read_slots(reader *r, hid_t g, const char *name, eng_optim_kind kind
     for (int s = 0; s < *nslots && r->rc == PST_OK; s++) {
         char path[64];
         snprintf(path, sizeof path, "%s/%s", name, slot_name(kind, s));
-        if (!(slots[s] = pst_alloc(sizeof(float) * n)))
-            r_fail(r, PST_ENOMEM, "out of memory for %llu floats", (unsigned long long)n);
+        slots[s] = pst_alloc(sizeof(float) * n);
         r_dataset(r, g, path, F_F32, 1, &dim, slots[s]);
     }
 }
@@ -1147,37 +1196,40 @@ static void read_optim_kind(reader *r, hid_t loc, eng_optim_cfg *o, const char *
     o->kind = k < 0 ? ENG_OPT_ADAM : (eng_optim_kind)k;
 }
 
-/* With a split, /pstrain/optimizer_2: the second part's optimizer (its slots are read by
- * read_slots). Without one, the group must not be there: a file that half says it has two
- * parts is refused. */
-static void read_optim2(reader *r, hid_t g, eng_ckpt *c, const eng_model *m) {
-    if (r->rc != PST_OK)
-        return;
-    const int present = path_exists(g, "optimizer_2");
-    if (c->split == 0) {
-        if (present)
+/* Part p >= 1's optimizer, /pstrain/optimizer_<p + 1> (its slots are read by read_slots). A
+ * group for a part the model does not have must not be there: a file that half says it has
+ * more parts is refused. */
+static void read_part_optims(reader *r, hid_t g, eng_ckpt *c, const eng_model *m) {
+    char name[32], where[64];
+    optim_group(c->nparts, name, sizeof name);
+    if (r->rc == PST_OK && path_exists(g, name))
+        r_fail(r, PST_EFORMAT, "group /pstrain/%s: present, but %s has %d optimizer%s", name,
+               m->def->name, c->nparts, c->nparts == 1 ? " (no split)" : "s, one a part");
+    for (int p = 1; p < c->nparts && r->rc == PST_OK; p++) {
+        eng_ckpt_part *part = &c->parts[p];
+        optim_group(p, name, sizeof name);
+        const int present = path_exists(g, name);
+        hid_t og = present ? H5Gopen2(g, name, H5P_DEFAULT) : -1;
+        if (og < 0) {
             r_fail(r, PST_EFORMAT,
-                   "group /pstrain/optimizer_2: present, but %s has one optimizer (no split)",
-                   m->def->name);
-        return;
+                   "group /pstrain/%s: %s (%s keeps an optimizer for its %s, elements "
+                   "%llu..%llu)",
+                   name, present ? "damaged (unreadable)" : "missing", m->def->name, part->name,
+                   (unsigned long long)part->offset,
+                   (unsigned long long)(part->offset + part->total));
+            return;
+        }
+        snprintf(where, sizeof where, "/pstrain/%s: ", name);
+        read_optim_fields(r, og, &part->optim);
+        read_optim_kind(r, og, &part->optim, where);
+        if (r->rc == PST_OK)
+            r->rc = check_optim(&part->optim, name, r->path, PST_EFORMAT, r->err, r->errlen);
+        H5Gclose(og);
     }
-    hid_t g2 = present ? H5Gopen2(g, "optimizer_2", H5P_DEFAULT) : -1;
-    if (g2 < 0) {
-        r_fail(
-            r, PST_EFORMAT,
-            "group /pstrain/optimizer_2: %s (%s keeps a second optimizer for elements %llu..%llu)",
-            present ? "damaged (unreadable)" : "missing", m->def->name,
-            (unsigned long long)c->split, (unsigned long long)c->total);
-        return;
-    }
-    read_optim_fields(r, g2, &c->optim2);
-    read_optim_kind(r, g2, &c->optim2, "/pstrain/optimizer_2: ");
-    if (r->rc == PST_OK)
-        r->rc = check_optim(&c->optim2, "optimizer_2", r->path, PST_EFORMAT, r->err, r->errlen);
-    H5Gclose(g2);
 }
 
-/* optimizer/iterations, (nruns, 3) rows of (lo, n, iterations), into c->runs. */
+/* optimizer/iterations, (nruns, 3) rows of (lo, n, iterations) tiling [0, total), into each
+ * part's runs, relative to the part (a run across a part's end is cut there). */
 static void read_runs(reader *r, hid_t g, eng_ckpt *c) {
     char lab[LABEL_LEN];
     hsize_t dims[2];
@@ -1193,26 +1245,35 @@ static void read_runs(reader *r, hid_t g, eng_ckpt *c) {
         r_too_big(r, lab, dims[0], 3 * sizeof(int64_t));
     if (r->rc != PST_OK)
         return;
-    int64_t *rows = malloc(sizeof(int64_t) * 3 * dims[0]);
-    c->runs = pst_alloc(sizeof *c->runs * dims[0]);
-    if (!rows || !c->runs)
-        r_fail(r, PST_ENOMEM, "out of memory for %llu update-count runs",
-               (unsigned long long)dims[0]);
+    int64_t *rows = pst_malloc(sizeof(int64_t) * 3 * dims[0]);
+    eng_ckpt_iters *all = pst_malloc(sizeof *all * dims[0]);
     r_dataset(r, g, "optimizer/iterations", F_I64, 2, dims, rows);
-    if (r->rc == PST_OK) {
-        c->nruns = (int)dims[0];
-        for (int i = 0; i < c->nruns; i++) {
-            /* Negative lo or n become huge here, which check_runs refuses. */
-            c->runs[i].lo = (uint64_t)rows[3 * i];
-            c->runs[i].n = (uint64_t)rows[3 * i + 1];
-            c->runs[i].iterations = rows[3 * i + 2];
-        }
-        r->rc = check_runs(c->runs, c->nruns, c->total, r->path, PST_EFORMAT, r->err, r->errlen);
+    const int nruns = (int)dims[0];
+    for (int i = 0; i < nruns && r->rc == PST_OK; i++) {
+        /* Negative lo or n become huge here, which check_runs refuses. */
+        all[i].lo = (uint64_t)rows[3 * i];
+        all[i].n = (uint64_t)rows[3 * i + 1];
+        all[i].iterations = rows[3 * i + 2];
     }
+    if (r->rc == PST_OK)
+        r->rc = check_runs(all, nruns, c->total, r->path, PST_EFORMAT, r->err, r->errlen);
+    for (int p = 0; p < c->nparts && r->rc == PST_OK; p++) {
+        eng_ckpt_part *part = &c->parts[p];
+        const uint64_t lo = part->offset, hi = part->offset + part->total;
+        part->runs = pst_alloc(sizeof *part->runs * (size_t)nruns);
+        for (int i = 0; i < nruns; i++) {
+            const uint64_t a = all[i].lo > lo ? all[i].lo : lo;
+            const uint64_t b = all[i].lo + all[i].n < hi ? all[i].lo + all[i].n : hi;
+            if (a < b)
+                part->runs[part->nruns++] = (eng_ckpt_iters){a - lo, b - a, all[i].iterations};
+        }
+    }
+    free(all);
     free(rows);
 }
 
-/* /pstrain/ema and @ema_decay, both or neither, and only in a model of two parts. */
+/* /pstrain/ema and @ema_decay, both or neither, and only in a model of several parts: a
+ * moving average of the first. */
 static void read_ema(reader *r, hid_t g, eng_ckpt *c) {
     if (r->rc != PST_OK)
         return;
@@ -1225,17 +1286,18 @@ static void read_ema(reader *r, hid_t g, eng_ckpt *c) {
     }
     if (!has_ema)
         return;
-    if (c->split == 0) {
+    if (c->nparts < 2) {
         r_fail(r, PST_EFORMAT, "/pstrain/ema: only models in two parts keep one, not %s", c->model);
         return;
     }
-    r_attr(r, g, "ema_decay", F_F64, &c->ema_decay);
-    if (r->rc == PST_OK && !(c->ema_decay > 0.0 && c->ema_decay < 1.0))
-        r_fail(r, PST_EFORMAT, "/pstrain/@ema_decay is %g, expected in (0, 1)", c->ema_decay);
-    const hsize_t n = c->split;
-    if (r->rc == PST_OK && !(c->ema = pst_alloc(sizeof(float) * c->split)))
-        r_fail(r, PST_ENOMEM, "out of memory for %llu floats", (unsigned long long)c->split);
-    r_dataset(r, g, "ema", F_F32, 1, &n, c->ema);
+    eng_ckpt_part *first = &c->parts[0];
+    r_attr(r, g, "ema_decay", F_F64, &first->ema_decay);
+    if (r->rc == PST_OK && !(first->ema_decay > 0.0 && first->ema_decay < 1.0))
+        r_fail(r, PST_EFORMAT, "/pstrain/@ema_decay is %g, expected in (0, 1)", first->ema_decay);
+    const hsize_t n = first->total;
+    if (r->rc == PST_OK)
+        first->ema = pst_alloc(sizeof(float) * first->total);
+    r_dataset(r, g, "ema", F_F32, 1, &n, first->ema);
 }
 
 /* /pstrain/vocab, when the model reads text: the tokenizer's words, one a line. */
@@ -1293,6 +1355,8 @@ static void read_ckpt(reader *r, hid_t file, eng_ckpt *c, eng_model *m) {
     char msg[256];
     if (r->rc == PST_OK && eng_model_build(m, def, msg, sizeof msg) != PST_OK)
         r_fail(r, PST_EFORMAT, "%s", msg);
+    if (r->rc == PST_OK)
+        set_parts(c, m);
     for (int i = 0; i < NFIELDS; i++) {
         void *p = (char *)c + fields[i].offset;
         if (fields[i].type == F_STR)
@@ -1300,7 +1364,7 @@ static void read_ckpt(reader *r, hid_t file, eng_ckpt *c, eng_model *m) {
         else
             r_attr(r, g, fields[i].name, fields[i].type, p);
     }
-    read_optim_fields(r, g, &c->optim);
+    read_optim_fields(r, g, &c->parts[0].optim);
     const uint64_t sum = r->rc == PST_OK ? eng_layout_checksum(&m->layout) : 0;
     if (r->rc == PST_OK && c->layout_checksum != sum)
         r_fail(r, PST_EFORMAT, "layout checksum 0x%016llx does not match %s's 0x%016llx",
@@ -1308,31 +1372,36 @@ static void read_ckpt(reader *r, hid_t file, eng_ckpt *c, eng_model *m) {
     if (r->rc == PST_OK && c->total != m->layout.total)
         r_fail(r, PST_EFORMAT, "total %llu does not match %s's %zu floats",
                (unsigned long long)c->total, m->def->name, m->layout.total);
-    /* Absent in files of one optimizer: 0, which must then be the model's split too. */
+    /* Where the second part starts; absent in files of one part: 0, which must then be the
+     * model's too. */
     const htri_t has_split = H5Aexists(g, "split"); /* < 0: r_attr says what is wrong */
+    uint64_t split = 0;
+    const uint64_t want = r->rc == PST_OK && m->nparts > 1 ? m->parts[1].offset : 0;
     if (r->rc == PST_OK && has_split != 0)
-        r_attr(r, g, "split", F_U64, &c->split);
-    if (r->rc == PST_OK && c->split != m->split)
-        r_fail(r, PST_EFORMAT, "/pstrain/@split is %llu%s, expected %zu for %s",
-               (unsigned long long)c->split, has_split > 0 ? "" : " (absent)", m->split,
-               m->def->name);
-    read_optim_kind(r, g, &c->optim, "");
+        r_attr(r, g, "split", F_U64, &split);
+    if (r->rc == PST_OK && split != want)
+        r_fail(r, PST_EFORMAT, "/pstrain/@split is %llu%s, expected %llu for %s",
+               (unsigned long long)split, has_split > 0 ? "" : " (absent)",
+               (unsigned long long)want, m->def->name);
+    read_optim_kind(r, g, &c->parts[0].optim, "");
     if (r->rc == PST_OK)
         r->rc = check_fields(c, r->path, PST_EFORMAT, r->err, r->errlen);
-    read_optim2(r, g, c, m);
+    if (r->rc == PST_OK)
+        r->rc =
+            check_optim(&c->parts[0].optim, "optimizer", r->path, PST_EFORMAT, r->err, r->errlen);
+    read_part_optims(r, g, c, m);
     if (r->rc != PST_OK)
         goto out;
 
     c->weights = pst_alloc(sizeof(float) * c->total); /* total is the model's: checked */
-    if (!c->weights)
-        r_fail(r, PST_ENOMEM, "out of memory for %llu floats", (unsigned long long)c->total);
     read_keras(r, file, c, m);
     read_layout(r, g, m);
-    read_slots(r, g, "optimizer", c->optim.kind, c->split > 0 ? c->split : c->total, c->slots,
-               &c->nslots);
-    if (c->split > 0)
-        read_slots(r, g, "optimizer_2", c->optim2.kind, c->total - c->split, c->slots2,
-                   &c->nslots2);
+    for (int p = 0; p < c->nparts; p++) {
+        char name[32];
+        eng_ckpt_part *part = &c->parts[p];
+        read_slots(r, g, optim_group(p, name, sizeof name), part->optim.kind, part->total,
+                   part->slots, &part->nslots);
+    }
     read_ema(r, g, c);
     read_runs(r, g, c);
     /* workers is only an attribute: its dataset's shape must agree before it sizes memory. */
@@ -1423,12 +1492,12 @@ int eng_ckpt_read(const char *path, eng_ckpt *c, char *err, size_t errlen) {
 
 void eng_ckpt_free(eng_ckpt *c) {
     pst_free(c->weights);
-    pst_free(c->slots[0]);
-    pst_free(c->slots[1]);
-    pst_free(c->slots2[0]);
-    pst_free(c->slots2[1]);
-    pst_free(c->ema);
-    pst_free(c->runs);
+    for (int p = 0; p < ENG_MAX_PARTS; p++) {
+        pst_free(c->parts[p].slots[0]);
+        pst_free(c->parts[p].slots[1]);
+        pst_free(c->parts[p].ema);
+        pst_free(c->parts[p].runs);
+    }
     pst_free(c->worker_steps);
     pst_free(c->vocab);
     memset(c, 0, sizeof *c);
@@ -1632,7 +1701,6 @@ static void print_optim(FILE *out, const char *which, const eng_optim_cfg *o) {
 }
 
 void eng_ckpt_print(const eng_ckpt *c, const eng_model *m, FILE *out) {
-    const eng_optim_cfg *o = &c->optim;
     fprintf(out, "checkpoint format %d: model %s, %llu floats, layout checksum 0x%016llx\n",
             ENG_CKPT_FORMAT, c->model, (unsigned long long)c->total,
             (unsigned long long)c->layout_checksum);
@@ -1643,25 +1711,33 @@ void eng_ckpt_print(const eng_ckpt *c, const eng_model *m, FILE *out) {
             "val_split %g, epochs %lld\n",
             c->mode, c->staleness, c->batch, (long long)c->seed, c->servers, c->workers,
             c->val_split, (long long)c->epochs);
-    if (c->split == 0) {
-        print_optim(out, "optimizer", o);
+    if (c->nparts == 1) {
+        print_optim(out, "optimizer", &c->parts[0].optim);
     } else {
-        char which[96];
-        snprintf(which, sizeof which, "optimizer 1 (elements 0..%llu)",
-                 (unsigned long long)c->split);
-        print_optim(out, which, o);
-        snprintf(which, sizeof which, "optimizer 2 (elements %llu..%llu)",
-                 (unsigned long long)c->split, (unsigned long long)c->total);
-        print_optim(out, which, &c->optim2);
-        if (c->ema)
+        for (int p = 0; p < c->nparts; p++) {
+            const eng_ckpt_part *part = &c->parts[p];
+            char which[96];
+            snprintf(which, sizeof which, "optimizer %d (elements %llu..%llu)", p + 1,
+                     (unsigned long long)part->offset,
+                     (unsigned long long)(part->offset + part->total));
+            print_optim(out, which, &part->optim);
+        }
+        if (c->parts[0].ema)
             fprintf(out, "moving average of elements 0..%llu: decay %g\n",
-                    (unsigned long long)c->split, c->ema_decay);
+                    (unsigned long long)c->parts[0].total, c->parts[0].ema_decay);
     }
-    fprintf(out, "update counts: %d run%s\n", c->nruns, c->nruns == 1 ? "" : "s");
-    for (int i = 0; i < c->nruns; i++)
-        fprintf(out, "  [%llu, %llu): %lld\n", (unsigned long long)c->runs[i].lo,
-                (unsigned long long)(c->runs[i].lo + c->runs[i].n),
-                (long long)c->runs[i].iterations);
+    int nruns = 0;
+    for (int p = 0; p < c->nparts; p++)
+        nruns += c->parts[p].nruns;
+    fprintf(out, "update counts: %d run%s\n", nruns, nruns == 1 ? "" : "s");
+    for (int p = 0; p < c->nparts; p++)
+        for (int i = 0; i < c->parts[p].nruns; i++) {
+            const eng_ckpt_iters *run = &c->parts[p].runs[i];
+            fprintf(out, "  [%llu, %llu): %lld\n",
+                    (unsigned long long)(c->parts[p].offset + run->lo),
+                    (unsigned long long)(c->parts[p].offset + run->lo + run->n),
+                    (long long)run->iterations);
+        }
     fprintf(out, "worker steps:");
     for (int i = 0; i < c->workers; i++)
         fprintf(out, " %lld", (long long)c->worker_steps[i]);

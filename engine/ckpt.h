@@ -70,37 +70,40 @@
 
 #define ENG_CKPT_FORMAT 1 /* /pstrain attribute format_version */
 
-/* Update counts of a range of the flat vector: the optimizer's `iterations` for elements
- * [lo, lo + n). A checkpoint's runs tile [0, total) in order. */
+/* Update counts of a range of a part's vector: the optimizer's `iterations` for its elements
+ * [lo, lo + n), lo relative to the part's first float. A part's runs tile [0, total) in order. */
 typedef struct eng_ckpt_iters {
     uint64_t lo, n;
     int64_t iterations;
 } eng_ckpt_iters;
 
+/* A parameter part's training state (eng_model.parts): its range of the flat vector, its
+ * optimizer with the optimizer's arrays and update counts, and a moving average of its
+ * weights when the run kept one. */
+typedef struct eng_ckpt_part {
+    char name[32];          /* the model's part name: "model", "generator", "discriminator" */
+    uint64_t offset, total; /* [offset, offset + total) of the whole vector */
+    eng_optim_cfg optim;    /* kind, lr, beta1, beta2, rho, epsilon, clipvalue, decay */
+    int nslots;             /* eng_optim_nslots(optim.kind): 2 for Adam (m, v), 1 for RMSprop */
+    float *slots[2];        /* (total) each; unused ones NULL */
+    int nruns;
+    eng_ckpt_iters *runs; /* (nruns): tile [0, total) in order */
+    /* A moving average of the part's weights (eng_ema_update), (total); NULL: none. The file
+     * keeps one for part 0 of a model of several parts only (a GAN's generator). */
+    float *ema;
+    double ema_decay; /* in (0, 1) with an ema */
+} eng_ckpt_part;
+
 typedef struct eng_ckpt {
     char model[64];           /* registry name, e.g. "mnist_cnn" */
     uint64_t layout_checksum; /* eng_layout_checksum of the model */
     uint64_t total;           /* floats in the flat vector */
-    float *weights;           /* (total) */
-    eng_optim_cfg optim;      /* kind, lr, beta1, beta2, rho, epsilon, clipvalue, decay */
-    int nslots;      /* 2 for Adam (slots[0] = m, slots[1] = v), 1 for RMSprop (accumulator) */
-    float *slots[2]; /* (total) each; unused ones NULL */
-    /* Models in two parts (eng_model.split > 0, a GAN: generator then discriminator) keep one
-     * optimizer per part: optim, nslots and slots then cover [0, split) (slots are split floats
-     * each) and these cover [split, total). split is 0 for every other model. */
-    uint64_t split;
-    eng_optim_cfg optim2;
-    int nslots2;
-    float *slots2[2]; /* (total - split) each; unused ones NULL */
-    /* With a split, a moving average of [0, split) the run kept (split floats; NULL: none),
-     * and its decay (0 < ema_decay < 1). */
-    float *ema;
-    double ema_decay;
-    int nruns;
-    eng_ckpt_iters *runs; /* (nruns) */
-    int64_t step;         /* global step: training steps completed by the job */
-    int64_t epoch;        /* the epoch in progress, 1-based */
-    int64_t epoch_step;   /* steps of that epoch already done (0 = at its start) */
+    float *weights;           /* (total): every part, in the model's (Keras) order */
+    int nparts;               /* the model's: 1, or a GAN's 2 */
+    eng_ckpt_part parts[ENG_MAX_PARTS];
+    int64_t step;       /* global step: training steps completed by the job */
+    int64_t epoch;      /* the epoch in progress, 1-based */
+    int64_t epoch_step; /* steps of that epoch already done (0 = at its start) */
     /* the run's configuration */
     char mode[8]; /* "sync", "async", "ssp", or "local" (one process) */
     int32_t staleness;
@@ -114,6 +117,10 @@ typedef struct eng_ckpt {
     char *vocab;
     uint64_t vocab_bytes;
 } eng_ckpt;
+
+/* Zeroes c and gives it m's identity: model name, layout checksum, total, and each part's
+ * name, offset and total (no arrays: the caller allocates those it fills). */
+void eng_ckpt_init(eng_ckpt *c, const eng_model *m);
 
 /* Writes c as an HDF5 file at path, replacing any file there (not atomic: see
  * eng_ckpt_save). m is the model c->model built (its layout names the tensors). c is checked

@@ -173,33 +173,32 @@ static int bcast_resume(const wk_opts *o, int rank, eng_ckpt *c, int *fresh, cha
     MPI_Bcast(&head, (int)sizeof head, MPI_BYTE, 0, MPI_COMM_WORLD);
     if (rank != 0) {
         *c = head;
-        c->weights = malloc(sizeof(float) * c->total);
-        c->slots[0] = c->slots[1] = c->slots2[0] = c->slots2[1] = NULL;
-        for (int i = 0; i < c->nslots; i++)
-            c->slots[i] = malloc(sizeof(float) * (c->split ? c->split : c->total));
-        for (int i = 0; i < c->nslots2; i++)
-            c->slots2[i] = malloc(sizeof(float) * (c->total - c->split));
-        c->runs = malloc(sizeof *c->runs * (size_t)c->nruns);
-        c->worker_steps = malloc(sizeof *c->worker_steps * (size_t)c->workers);
-        c->vocab = c->vocab_bytes ? malloc(c->vocab_bytes + 1) : NULL;
-        c->ema = head.ema ? malloc(sizeof(float) * c->split) : NULL; /* rank 0's says if any */
-        PST_ASSERT(c->weights && c->runs && c->worker_steps && (c->nslots < 1 || c->slots[0]) &&
-                       (c->nslots < 2 || c->slots[1]) && (c->nslots2 < 1 || c->slots2[0]) &&
-                       (c->nslots2 < 2 || c->slots2[1]) && (!c->vocab_bytes || c->vocab) &&
-                       (!head.ema || c->ema),
-                   "out of memory for a checkpoint of %llu floats", (unsigned long long)c->total);
+        c->weights = pst_alloc(sizeof(float) * c->total);
+        for (int p = 0; p < c->nparts; p++) {
+            eng_ckpt_part *part = &c->parts[p];
+            part->slots[0] = part->slots[1] = NULL;
+            for (int i = 0; i < part->nslots; i++)
+                part->slots[i] = pst_alloc(sizeof(float) * part->total);
+            part->runs = pst_alloc(sizeof *part->runs * (size_t)part->nruns);
+            /* rank 0's says if any */
+            part->ema = head.parts[p].ema ? pst_alloc(sizeof(float) * part->total) : NULL;
+        }
+        c->worker_steps = pst_alloc(sizeof *c->worker_steps * (size_t)c->workers);
+        c->vocab = c->vocab_bytes ? pst_alloc(c->vocab_bytes + 1) : NULL;
     }
     MPI_Bcast(c->weights, (int)c->total, MPI_FLOAT, 0, MPI_COMM_WORLD);
-    for (int i = 0; i < c->nslots; i++)
-        MPI_Bcast(c->slots[i], (int)(c->split ? c->split : c->total), MPI_FLOAT, 0, MPI_COMM_WORLD);
-    for (int i = 0; i < c->nslots2; i++)
-        MPI_Bcast(c->slots2[i], (int)(c->total - c->split), MPI_FLOAT, 0, MPI_COMM_WORLD);
-    MPI_Bcast(c->runs, (int)(sizeof *c->runs * (size_t)c->nruns), MPI_BYTE, 0, MPI_COMM_WORLD);
+    for (int p = 0; p < c->nparts; p++) {
+        eng_ckpt_part *part = &c->parts[p];
+        for (int i = 0; i < part->nslots; i++)
+            MPI_Bcast(part->slots[i], (int)part->total, MPI_FLOAT, 0, MPI_COMM_WORLD);
+        MPI_Bcast(part->runs, (int)(sizeof *part->runs * (size_t)part->nruns), MPI_BYTE, 0,
+                  MPI_COMM_WORLD);
+        if (part->ema)
+            MPI_Bcast(part->ema, (int)part->total, MPI_FLOAT, 0, MPI_COMM_WORLD);
+    }
     MPI_Bcast(c->worker_steps, c->workers, MPI_INT64_T, 0, MPI_COMM_WORLD);
     if (c->vocab_bytes)
         MPI_Bcast(c->vocab, (int)c->vocab_bytes + 1, MPI_CHAR, 0, MPI_COMM_WORLD);
-    if (c->ema)
-        MPI_Bcast(c->ema, (int)c->split, MPI_FLOAT, 0, MPI_COMM_WORLD);
     return PST_OK;
 }
 
@@ -243,7 +242,7 @@ static void host_address(char *buf, size_t len) {
  * and binds. NULL on failure (printed). */
 static ps_server *start_server(const wk_opts *o, const eng_model *m, const eng_optim_cfg *optim,
                                uint64_t seed, int rank, int P, int W, const eng_ckpt *resume,
-                               const pb_keys *keys) {
+                               int part, const pb_keys *keys) {
     char err[512] = "", advertise[64];
     if (o->advertise[0])
         snprintf(advertise, sizeof advertise, "%s", o->advertise);
@@ -271,7 +270,7 @@ static ps_server *start_server(const wk_opts *o, const eng_model *m, const eng_o
     if (o->port_range[0])
         sscanf(o->port_range, "%d-%d", &cfg.port_min, &cfg.port_max);
     ps_server *s = ps_server_new(&cfg, err, sizeof err);
-    if (s && resume && ps_server_restore(s, resume, err, sizeof err) != PST_OK)
+    if (s && resume && ps_server_restore(s, resume, part, err, sizeof err) != PST_OK)
         ps_server_free(&s);
     if (!s)
         fprintf(stderr, "pstrain: %s\n", err);
@@ -281,7 +280,7 @@ static ps_server *start_server(const wk_opts *o, const eng_model *m, const eng_o
 /* The optimizer --optimizer, --lr, --clipvalue and --decay describe, or the checkpoint's. */
 static eng_optim_cfg flags_optim(const wk_opts *o, const eng_ckpt *resume) {
     if (resume)
-        return resume->optim;
+        return resume->parts[0].optim;
     eng_optim_cfg c = eng_optim_defaults((eng_optim_kind)eng_optim_kind_parse(o->optimizer));
     if (o->lr > 0)
         c.lr = (float)o->lr;
@@ -301,7 +300,7 @@ static int start_tables(tables *t, const wk_opts *o, const eng_model *m, int ran
     memset(t, 0, sizeof *t);
     if (!m->split) {
         const eng_optim_cfg c = flags_optim(o, resume);
-        t->s[0] = start_server(o, m, &c, (uint64_t)o->seed, rank, P, W, resume, keys);
+        t->s[0] = start_server(o, m, &c, (uint64_t)o->seed, rank, P, W, resume, 0, keys);
         t->n = 1;
         return t->s[0] ? 0 : -1;
     }
@@ -312,15 +311,8 @@ static int start_tables(tables *t, const wk_opts *o, const eng_model *m, int ran
         char err[256];
         PST_ASSERT(eng_model_build(&part[p], &m->def->parts[p], err, sizeof err) == PST_OK, "%s",
                    err);
-        eng_ckpt view;
-        if (resume && wk_gan_part(resume, m, p, &view) != 0) {
-            fprintf(stderr, "pstrain: server %d: out of memory\n", rank);
-            return -1;
-        }
         t->s[p] = start_server(o, &part[p], &cfg[p], eng_model_part_seed((uint64_t)o->seed, p),
-                               rank, P, W, resume ? &view : NULL, keys);
-        if (resume)
-            free(view.runs);
+                               rank, P, W, resume, p, keys);
         t->n = p + 1;
         if (!t->s[p])
             return -1;

@@ -751,19 +751,19 @@ static int on_snapshot(ps_server *s, const pb_msg *m, char *err, size_t errlen) 
     return PST_OK;
 }
 
-int ps_server_restore(ps_server *s, const eng_ckpt *c, char *err, size_t errlen) {
+int ps_server_restore(ps_server *s, const eng_ckpt *ck, int part, char *err, size_t errlen) {
     const eng_layout *lay = &s->cfg.model->layout;
-    if (strcmp(c->model, s->cfg.model->def->name) != 0 || c->total != lay->total ||
-        c->layout_checksum != eng_layout_checksum(lay))
+    const eng_ckpt_part *c = part < ck->nparts ? &ck->parts[part] : NULL;
+    if (!c || c->total != lay->total)
         return pst_err(err, errlen, PST_EFORMAT,
                        "server %d: checkpoint of %s (%llu parameters), this job trains %s",
-                       s->cfg.server_id, c->model, (unsigned long long)c->total,
+                       s->cfg.server_id, ck->model, (unsigned long long)(c ? c->total : 0),
                        s->cfg.model->def->name);
     if (c->optim.kind != s->cfg.optim.kind || c->nslots != eng_optim_nslots(s->cfg.optim.kind))
         return pst_err(err, errlen, PST_EFORMAT,
                        "server %d: checkpoint's optimizer is %s, this job's %s", s->cfg.server_id,
                        eng_optim_kind_name(c->optim.kind), eng_optim_kind_name(s->cfg.optim.kind));
-    memcpy(s->w, c->weights + s->lo, sizeof(float) * s->n);
+    memcpy(s->w, ck->weights + c->offset + s->lo, sizeof(float) * s->n);
     for (int i = 0; i < c->nslots; i++)
         memcpy(eng_optim_slot(s->opt, i), c->slots[i] + s->lo, sizeof(float) * s->n);
     /* A chunk takes the count of the run its first float lies in (in sync mode every run has

@@ -88,10 +88,11 @@ void ps_server_free(ps_server **s);
 /* "tcp://ADDR:PORT" that workers connect to; owned by the server. */
 const char *ps_server_endpoint(const ps_server *s);
 
-/* Replaces the shard's weights, optimizer state and update counts with its part of a
- * checkpoint (re-sharded: c may come from any number of servers). Call before serving.
- * Returns PST_OK, or PST_EFORMAT with err when c is for another model or optimizer. */
-int ps_server_restore(ps_server *s, const eng_ckpt *c, char *err, size_t errlen);
+/* Replaces the shard's weights, optimizer state and update counts with its share of part
+ * `part` of a checkpoint (the server's vector; re-sharded: c may come from any number of
+ * servers). Call before serving. Returns PST_OK, or PST_EFORMAT with err when that part is
+ * of another size or optimizer. */
+int ps_server_restore(ps_server *s, const eng_ckpt *c, int part, char *err, size_t errlen);
 
 /* Serves until every worker has sent Shutdown or is lost. Returns 0, or -1 with err on a
  * socket failure, when every worker was lost, or when a worker ended on a failure. */

@@ -11,7 +11,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 struct wk_ckpt_writer {
@@ -28,45 +27,30 @@ struct wk_ckpt_writer {
     double seconds;
 };
 
-wk_ckpt_writer *wk_ckpt_writer_new(const eng_model *m, const char *dir, int keep, int nslots,
-                                   int nslots2, double ema_decay, char *err, size_t errlen) {
+wk_ckpt_writer *wk_ckpt_writer_new(const eng_model *m, const char *dir, int keep, const int *nslots,
+                                   double ema_decay, char *err, size_t errlen) {
     /* A directory that cannot be made or written fails now, not after an epoch of training;
      * missing parents are made, as Keras's ModelCheckpoint makes them. */
     if (wk_mkdirs("checkpoint-dir", dir, err, errlen) != PST_OK)
         return NULL;
-    wk_ckpt_writer *w = calloc(1, sizeof *w);
-    if (!w)
-        goto nomem;
+    wk_ckpt_writer *w = pst_calloc(1, sizeof *w);
     w->model = m;
     w->keep = keep;
-    w->dir = strdup(dir);
+    w->dir = pst_strdup(dir);
     eng_ckpt *c = &w->ck;
-    snprintf(c->model, sizeof c->model, "%s", m->def->name);
-    c->layout_checksum = eng_layout_checksum(&m->layout);
-    c->total = m->layout.total;
-    c->nslots = nslots;
-    c->split = m->split;
-    c->nslots2 = m->split ? nslots2 : 0;
-    c->weights = malloc(sizeof(float) * c->total);
-    const size_t first = m->split ? m->split : c->total;
-    for (int i = 0; i < nslots; i++)
-        if (!(c->slots[i] = malloc(sizeof(float) * first)))
-            goto nomem;
-    for (int i = 0; i < c->nslots2; i++)
-        if (!(c->slots2[i] = malloc(sizeof(float) * (c->total - first))))
-            goto nomem;
-    if (m->split && ema_decay > 0.0) {
-        c->ema_decay = ema_decay;
-        if (!(c->ema = malloc(sizeof(float) * first)))
-            goto nomem;
+    eng_ckpt_init(c, m);
+    c->weights = pst_alloc(sizeof(float) * c->total);
+    for (int p = 0; p < c->nparts; p++) {
+        eng_ckpt_part *part = &c->parts[p];
+        part->nslots = nslots[p];
+        for (int i = 0; i < nslots[p]; i++)
+            part->slots[i] = pst_alloc(sizeof(float) * part->total);
     }
-    if (!w->dir || !c->weights)
-        goto nomem;
+    if (c->nparts > 1 && ema_decay > 0.0) {
+        c->parts[0].ema_decay = ema_decay;
+        c->parts[0].ema = pst_alloc(sizeof(float) * c->parts[0].total);
+    }
     return w;
-nomem:
-    pst_err(err, errlen, PST_ENOMEM, "checkpoints: out of memory");
-    wk_ckpt_writer_free(&w);
-    return NULL;
 }
 
 void wk_ckpt_writer_free(wk_ckpt_writer **pw) {

@@ -15,13 +15,12 @@
 typedef struct wk_ckpt_writer wk_ckpt_writer;
 
 /* A writer of model m's checkpoints (m borrowed) into dir (made here with its parents
- * when missing), keeping the newest `keep` (0: all), with buffers for the weights and nslots
- * optimizer arrays allocated here (for a model in two parts, nslots over the first part and
- * nslots2 over the second, and with ema_decay > 0 one for a moving average of the first
- * part). Returns NULL with err naming --checkpoint-dir when the directory cannot be made or
- * written, or when out of memory. */
-wk_ckpt_writer *wk_ckpt_writer_new(const eng_model *m, const char *dir, int keep, int nslots,
-                                   int nslots2, double ema_decay, char *err, size_t errlen);
+ * when missing), keeping the newest `keep` (0: all), with buffers allocated here for the
+ * weights, each part's nslots[p] optimizer arrays (m->nparts entries) and, with ema_decay > 0
+ * in a model of several parts, a moving average of the first part. Returns NULL with err
+ * naming --checkpoint-dir when the directory cannot be made or written. */
+wk_ckpt_writer *wk_ckpt_writer_new(const eng_model *m, const char *dir, int keep, const int *nslots,
+                                   double ema_decay, char *err, size_t errlen);
 /* Waits for a write in progress and frees the writer. */
 void wk_ckpt_writer_free(wk_ckpt_writer **w);
 
@@ -29,8 +28,9 @@ void wk_ckpt_writer_free(wk_ckpt_writer **w);
  * out (NULL: quiet). Returns 0, or -1 with err when that write failed. */
 int wk_ckpt_writer_wait(wk_ckpt_writer *w, FILE *out, char *err, size_t errlen);
 
-/* The checkpoint to fill next: total, weights, slots, ema and model fields are set; the caller
- * fills the rest (runs may be replaced: the writer frees them). Valid after
+/* The checkpoint to fill next: the model's identity, the weights, each part's slots and ema
+ * are allocated; the caller fills the rest (a part's runs may be replaced: the writer frees
+ * them). Valid after
  * wk_ckpt_writer_wait, until wk_ckpt_writer_start. */
 eng_ckpt *wk_ckpt_writer_next(wk_ckpt_writer *w);
 

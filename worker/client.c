@@ -531,8 +531,9 @@ int wk_client_stopping(const wk_client *c) { return c->stopping; }
 void wk_client_step_sparse(wk_client *c, const wk_sparse_rows *sp) { c->sparse = sp; }
 uint64_t wk_client_bytes_pushed(const wk_client *c) { return c->bytes_pushed; }
 
-/* Takes server s's snapshot into ck. */
-static int take_snapshot(wk_client *c, int s, eng_ckpt *ck, char *err, size_t errlen) {
+/* Takes server s's snapshot into weights and ck. */
+static int take_snapshot(wk_client *c, int s, float *weights, eng_ckpt_part *ck, char *err,
+                         size_t errlen) {
     server_conn *sc = &c->srv[s];
     pb_msg r;
     int rc = recv_from(c, s, &r, PSTRAIN__ENVELOPE__BODY_SNAPSHOT_REPLY, err, errlen);
@@ -568,7 +569,7 @@ static int take_snapshot(wk_client *c, int s, eng_ckpt *ck, char *err, size_t er
             ck->runs[ck->nruns++] = (eng_ckpt_iters){sr->runs[i]->offset, sr->runs[i]->count,
                                                      (int64_t)sr->runs[i]->iterations};
         const float *p = pb_msg_payload(&r);
-        memcpy(ck->weights + sc->lo, p, sizeof(float) * sc->n);
+        memcpy(weights + sc->lo, p, sizeof(float) * sc->n);
         for (int i = 0; i < ck->nslots; i++)
             memcpy(ck->slots[i] + sc->lo, p + (size_t)(i + 1) * sc->n, sizeof(float) * sc->n);
         c->stopping |= sr->stopping;
@@ -577,7 +578,8 @@ static int take_snapshot(wk_client *c, int s, eng_ckpt *ck, char *err, size_t er
     return rc == PST_OK ? 0 : -1;
 }
 
-int wk_client_snapshot(wk_client *c, uint64_t min_version, eng_ckpt *ck, char *err, size_t errlen) {
+int wk_client_snapshot(wk_client *c, uint64_t min_version, float *weights, eng_ckpt_part *ck,
+                       char *err, size_t errlen) {
     PST_ASSERT(!wk_client_pull_pending(c), "snapshot with a pull outstanding");
     Pstrain__SnapshotRequest q = PSTRAIN__SNAPSHOT_REQUEST__INIT;
     q.worker_id = (uint32_t)c->worker_id;
@@ -590,7 +592,7 @@ int wk_client_snapshot(wk_client *c, uint64_t min_version, eng_ckpt *ck, char *e
             return -1;
     ck->nruns = 0;
     for (int s = 0; s < c->P; s++)
-        if (take_snapshot(c, s, ck, err, errlen) != 0)
+        if (take_snapshot(c, s, weights, ck, err, errlen) != 0)
             return -1;
     return 0;
 }

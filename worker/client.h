@@ -83,10 +83,12 @@ int wk_client_pull_recv(wk_client *c, float *params, uint64_t *version, int bloc
 int wk_client_pull_pending(const wk_client *c);
 
 /* Asks every server for its state once min_version updates are applied and puts it
- * together in ck: weights and the nslots optimizer arrays (ck->total floats each, allocated
- * by the caller) and the update-count runs (appended to ck->runs, grown here). The caller
- * must have no pull outstanding. Returns 0 or -1 with err. */
-int wk_client_snapshot(wk_client *c, uint64_t min_version, eng_ckpt *ck, char *err, size_t errlen);
+ * together: the weights (the client's whole vector) into weights, the nslots optimizer
+ * arrays into ck->slots (ck->total floats each, allocated by the caller) and the
+ * update-count runs, relative to the vector, into ck->runs (grown here). The caller must
+ * have no pull outstanding. Returns 0 or -1 with err. */
+int wk_client_snapshot(wk_client *c, uint64_t min_version, float *weights, eng_ckpt_part *ck,
+                       char *err, size_t errlen);
 
 /* True once a server has said it is stopping (it got SIGTERM or SIGINT). */
 int wk_client_stopping(const wk_client *c);

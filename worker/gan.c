@@ -27,57 +27,14 @@
 
 void wk_gan_optims(const wk_opts *o, const eng_ckpt *resume, eng_optim_cfg cfg[2]) {
     if (resume) { /* the optimizers go on as they were */
-        cfg[0] = resume->optim;
-        cfg[1] = resume->optim2;
+        cfg[0] = resume->parts[0].optim;
+        cfg[1] = resume->parts[1].optim;
         return;
     }
     char why[300];
     /* wk_cli_parse checked both */
     PST_ASSERT(eng_optim_parse(o->gen_optim, &cfg[0], why, sizeof why) == PST_OK, "%s", why);
     PST_ASSERT(eng_optim_parse(o->disc_optim, &cfg[1], why, sizeof why) == PST_OK, "%s", why);
-}
-
-int wk_gan_part(const eng_ckpt *c, const eng_model *m, int part, eng_ckpt *view) {
-    eng_model pm;
-    char err[256];
-    PST_ASSERT(m->split && eng_model_build(&pm, &m->def->parts[part], err, sizeof err) == PST_OK,
-               "%s: part %d: %s", m->def->name, part, err);
-    const uint64_t lo = part ? c->split : 0, n = part ? c->total - c->split : c->split;
-    *view = *c;
-    snprintf(view->model, sizeof view->model, "%s", pm.def->name);
-    view->layout_checksum = eng_layout_checksum(&pm.layout);
-    view->total = n;
-    view->weights = c->weights + lo;
-    view->optim = part ? c->optim2 : c->optim;
-    view->nslots = part ? c->nslots2 : c->nslots;
-    for (int i = 0; i < 2; i++)
-        view->slots[i] = part ? c->slots2[i] : c->slots[i];
-    view->split = 0;
-    view->nslots2 = 0;
-    view->slots2[0] = view->slots2[1] = NULL;
-    view->vocab = NULL;
-    view->vocab_bytes = 0;
-    view->ema = NULL; /* the lead's, not a server's */
-    view->nruns = 0;
-    view->runs = malloc(sizeof *view->runs * (size_t)(c->nruns ? c->nruns : 1));
-    if (!view->runs)
-        return -1;
-    for (int r = 0; r < c->nruns; r++) { /* the runs within the part, from its first float */
-        const uint64_t a = c->runs[r].lo > lo ? c->runs[r].lo : lo;
-        const uint64_t b =
-            c->runs[r].lo + c->runs[r].n < lo + n ? c->runs[r].lo + c->runs[r].n : lo + n;
-        if (a < b)
-            view->runs[view->nruns++] = (eng_ckpt_iters){a - lo, b - a, c->runs[r].iterations};
-    }
-    return 0;
-}
-
-/* The update count of element i in a checkpoint's runs. */
-static int64_t iterations_at(const eng_ckpt *c, uint64_t i) {
-    for (int r = 0; r < c->nruns; r++)
-        if (i >= c->runs[r].lo && i - c->runs[r].lo < c->runs[r].n)
-            return c->runs[r].iterations;
-    return 0;
 }
 
 /* The generator's state tensors (BatchNormalization's moving statistics): a worker pushes
@@ -132,52 +89,30 @@ static int checkpoint(const wk_opts *o, const wk_job *job, wk_ckpt_writer *write
         return -1;
     if (!c) /* not the lead: its part was its position */
         return 0;
-    c->optim = cfg[0];
-    c->optim2 = cfg[1];
-    if (c->ema) /* the writer has room for one when the run keeps one */
-        memcpy(c->ema, ema, sizeof(float) * c->split);
-    const uint64_t lo[2] = {0, c->split}, n[2] = {c->split, c->total - c->split};
-    eng_ckpt_iters *all = NULL; /* both parts' runs, in the file's offsets */
-    int nall = 0;
     for (int p = 0; p < 2; p++) {
-        eng_ckpt part = {.total = n[p],
-                         .weights = c->weights + lo[p],
-                         .nslots = p ? c->nslots2 : c->nslots,
-                         .slots = {p ? c->slots2[0] : c->slots[0], p ? c->slots2[1] : c->slots[1]}};
-        int rc = 0;
+        eng_ckpt_part *part = &c->parts[p];
+        part->optim = cfg[p];
+        float *weights = c->weights + part->offset;
+        if (p == 0 && part->ema) /* the writer has room for one when the run keeps one */
+            memcpy(part->ema, ema, sizeof(float) * part->total);
         if (job) {
-            if (wk_client_pull_pending(client[p]))
-                rc = wk_client_pull_wait(client[p], eng_net_params(net[p]), &version[p], err,
-                                         errlen);
-            if (rc == 0)
-                rc = wk_client_snapshot(client[p], wk_needed_version(o, (uint64_t)pos.step), &part,
-                                        err, errlen);
+            if (wk_client_pull_pending(client[p]) &&
+                wk_client_pull_wait(client[p], eng_net_params(net[p]), &version[p], err, errlen) !=
+                    0)
+                return -1;
+            part->nruns = 0;
+            if (wk_client_snapshot(client[p], wk_needed_version(o, (uint64_t)pos.step), weights,
+                                   part, err, errlen) != 0)
+                return -1;
         } else {
-            memcpy(part.weights, eng_net_params(net[p]), sizeof(float) * n[p]);
-            for (int i = 0; i < part.nslots; i++)
-                memcpy(part.slots[i], eng_optim_slot(opt[p], i), sizeof(float) * n[p]);
-            if ((part.runs = malloc(sizeof *part.runs)))
-                part.runs[part.nruns++] = (eng_ckpt_iters){0, n[p], eng_optim_iterations(opt[p])};
-            else
-                rc = pst_err(err, errlen, PST_ENOMEM, "checkpoint: out of memory");
+            memcpy(weights, eng_net_params(net[p]), sizeof(float) * part->total);
+            for (int i = 0; i < part->nslots; i++)
+                memcpy(part->slots[i], eng_optim_slot(opt[p], i), sizeof(float) * part->total);
+            part->runs = pst_realloc(part->runs, sizeof *part->runs);
+            part->runs[0] = (eng_ckpt_iters){0, part->total, eng_optim_iterations(opt[p])};
+            part->nruns = 1;
         }
-        eng_ckpt_iters *grown =
-            rc == 0 ? realloc(all, sizeof *all * (size_t)(nall + part.nruns)) : NULL;
-        if (rc == 0 && !grown)
-            pst_err(err, errlen, PST_ENOMEM, "checkpoint: out of memory");
-        for (int r = 0; grown && r < part.nruns; r++)
-            grown[nall++] =
-                (eng_ckpt_iters){part.runs[r].lo + lo[p], part.runs[r].n, part.runs[r].iterations};
-        free(part.runs);
-        if (!grown) {
-            free(all);
-            return -1;
-        }
-        all = grown;
     }
-    free(c->runs);
-    c->runs = all;
-    c->nruns = nall;
     return wk_ckpt_end(writer, pos.step, t0, err, errlen);
 }
 
@@ -330,7 +265,7 @@ int wk_train_gan(const wk_opts *o, const wk_job *job_in, const eng_ckpt *resume,
     eng_net *net[2] = {eng_gan_generator(gan), eng_gan_discriminator(gan)};
     for (int p = 0; p < 2; p++) {
         if (resume)
-            memcpy(eng_net_params(net[p]), resume->weights + (p ? model.split : 0),
+            memcpy(eng_net_params(net[p]), resume->weights + resume->parts[p].offset,
                    sizeof(float) * part[p].layout.total);
         else
             eng_model_init_params(&part[p], eng_net_params(net[p]),
@@ -342,7 +277,8 @@ int wk_train_gan(const wk_opts *o, const wk_job *job_in, const eng_ckpt *resume,
     eng_optim_cfg cfg[2];
     wk_gan_optims(o, resume, cfg);
     /* A resumed run goes on with the average it kept, as with its optimizers. */
-    const double ema_decay = resume && resume->ema ? resume->ema_decay : o->ema_decay;
+    const double ema_decay =
+        resume && resume->parts[0].ema ? resume->parts[0].ema_decay : o->ema_decay;
     const size_t split = part[0].layout.total;
     x = pst_alloc(sizeof(float) * (size_t)batch * eng_shape_size(part[1].input));
     labels = pst_alloc((size_t)batch);
@@ -357,15 +293,16 @@ int wk_train_gan(const wk_opts *o, const wk_job *job_in, const eng_ckpt *resume,
         }
         if (resume) {
             for (int i = 0; i < eng_optim_nslots(cfg[p].kind); i++)
-                memcpy(eng_optim_slot(opt[p], i), p ? resume->slots2[i] : resume->slots[i],
+                memcpy(eng_optim_slot(opt[p], i), resume->parts[p].slots[i],
                        sizeof(float) * part[p].layout.total);
-            eng_optim_set_iterations(opt[p], iterations_at(resume, p ? model.split : 0));
+            eng_optim_set_iterations(opt[p], resume->parts[p].runs[0].iterations);
         }
     }
     if (o->checkpoint_dir[0] && lead &&
-        !(writer = wk_ckpt_writer_new(&model, o->checkpoint_dir, (int)o->keep,
-                                      eng_optim_nslots(cfg[0].kind), eng_optim_nslots(cfg[1].kind),
-                                      ema_decay, err, errlen))) {
+        !(writer = wk_ckpt_writer_new(
+              &model, o->checkpoint_dir, (int)o->keep,
+              (const int[]){eng_optim_nslots(cfg[0].kind), eng_optim_nslots(cfg[1].kind)},
+              ema_decay, err, errlen))) {
         status = 2; /* a directory that cannot be used: before any training */
         goto out;
     }
@@ -394,9 +331,9 @@ int wk_train_gan(const wk_opts *o, const wk_job *job_in, const eng_ckpt *resume,
             snprintf(err, errlen, "out of memory");
             goto out;
         }
-        memcpy(ema, resume && resume->ema ? resume->ema : eng_net_params(net[0]),
+        memcpy(ema, resume && resume->parts[0].ema ? resume->parts[0].ema : eng_net_params(net[0]),
                sizeof(float) * split);
-        if (resume && !resume->ema)
+        if (resume && !resume->parts[0].ema)
             printf("the checkpoint keeps no moving average of the generator: it starts here, "
                    "decay %g\n",
                    ema_decay);
@@ -618,12 +555,13 @@ out:
 /* Which of checkpoint c's generators o asks for: the moving average, when c keeps one and o
  * does not say --live, or the generator's own weights; *what says which, for a person. */
 static const float *generator_of(const wk_opts *o, const eng_ckpt *c, char *what, size_t len) {
-    if (c->ema && !o->live) {
-        snprintf(what, len, "the moving average of the generator (decay %g)", c->ema_decay);
-        return c->ema;
+    if (c->parts[0].ema && !o->live) {
+        snprintf(what, len, "the moving average of the generator (decay %g)",
+                 c->parts[0].ema_decay);
+        return c->parts[0].ema;
     }
     snprintf(what, len, "the generator's own weights%s",
-             c->ema ? "" : " (the checkpoint keeps no moving average)");
+             c->parts[0].ema ? "" : " (the checkpoint keeps no moving average)");
     return c->weights;
 }
 

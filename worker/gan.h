@@ -35,11 +35,6 @@ int wk_sample(const wk_opts *o, const eng_ckpt *c, char *err, size_t errlen);
  * input (no --judge; a judge that is not an mnist_cnn checkpoint), 1 on other failures. */
 int wk_gan_eval(const wk_opts *o, const eng_ckpt *c, char *err, size_t errlen);
 
-/* Part p of c (a checkpoint of model m, m->split > 0) as a checkpoint of that network alone,
- * for a server of its vector: view borrows c's arrays except its runs (shifted to the
- * part's offsets; free(view->runs)). Returns 0, or -1 when out of memory. */
-int wk_gan_part(const eng_ckpt *c, const eng_model *m, int part, eng_ckpt *view);
-
 /* The optimizer configurations of a GAN run: the checkpoint's when resuming, else
  * --gen-optim and --disc-optim. */
 void wk_gan_optims(const wk_opts *o, const eng_ckpt *resume, eng_optim_cfg cfg[2]);

@@ -31,7 +31,7 @@ int wk_preflight(const wk_opts *o, FILE *out, char *err, size_t errlen) {
                     o->checkpoint_dir);
         } else {
             char how[160];
-            eng_optim_format(&c.optim, how, sizeof how);
+            eng_optim_format(&c.parts[0].optim, how, sizeof how);
             fprintf(out,
                     "dry run: --resume: would go on from step %lld, optimizer %s (the "
                     "checkpoint's)\n",

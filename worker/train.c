@@ -177,22 +177,21 @@ static int checkpoint(const wk_opts *o, const wk_job *job, wk_ckpt_writer *write
         return 0;
     if (vocab && !c->vocab && !(c->vocab = vocab_blob(vocab, &c->vocab_bytes)))
         return pst_err(err, errlen, PST_ENOMEM, "checkpoint: out of memory");
-    c->optim = *cfg;
+    eng_ckpt_part *part = &c->parts[0];
+    part->optim = *cfg;
     if (job) {
         /* then the servers' state */
-        if (wk_client_snapshot(client, wk_needed_version(o, (uint64_t)pos.step), c, err, errlen) !=
-            0)
+        if (wk_client_snapshot(client, wk_needed_version(o, (uint64_t)pos.step), c->weights, part,
+                               err, errlen) != 0)
             return -1;
     } else {
         memcpy(c->weights, eng_net_params(net), sizeof(float) * c->total);
-        for (int i = 0; i < c->nslots; i++)
-            memcpy(c->slots[i], eng_optim_slot(opt, i), sizeof(float) * c->total);
-        eng_ckpt_iters *run = realloc(c->runs, sizeof *run);
-        if (!run)
-            return pst_err(err, errlen, PST_ENOMEM, "checkpoint: out of memory");
+        for (int i = 0; i < part->nslots; i++)
+            memcpy(part->slots[i], eng_optim_slot(opt, i), sizeof(float) * c->total);
+        eng_ckpt_iters *run = pst_realloc(part->runs, sizeof *run);
         *run = (eng_ckpt_iters){0, c->total, eng_optim_iterations(opt)};
-        c->runs = run;
-        c->nruns = 1;
+        part->runs = run;
+        part->nruns = 1;
     }
     return wk_ckpt_end(writer, pos.step, t0, err, errlen);
 }
@@ -287,7 +286,7 @@ int wk_train(const wk_opts *o, const wk_job *job_in, const eng_ckpt *resume,
     cfg.clipvalue = (float)o->clipvalue;
     cfg.decay = (float)o->decay;
     if (resume) /* the optimizer goes on as it was */
-        cfg = resume->optim;
+        cfg = resume->parts[0].optim;
     const size_t nparams = model.layout.total;
     x = pst_alloc(sizeof(float) * (size_t)chunk * eng_shape_size(model.input));
     labels = pst_alloc((size_t)chunk);
@@ -296,13 +295,14 @@ int wk_train(const wk_opts *o, const wk_job *job_in, const eng_ckpt *resume,
         goto out;
     }
     if (opt && resume) {
-        for (int i = 0; i < resume->nslots; i++)
-            memcpy(eng_optim_slot(opt, i), resume->slots[i], sizeof(float) * nparams);
-        eng_optim_set_iterations(opt, resume->runs[0].iterations);
+        for (int i = 0; i < resume->parts[0].nslots; i++)
+            memcpy(eng_optim_slot(opt, i), resume->parts[0].slots[i], sizeof(float) * nparams);
+        eng_optim_set_iterations(opt, resume->parts[0].runs[0].iterations);
     }
     if (o->checkpoint_dir[0] && lead &&
-        !(writer = wk_ckpt_writer_new(&model, o->checkpoint_dir, (int)o->keep,
-                                      eng_optim_nslots(cfg.kind), 0, 0.0, err, errlen))) {
+        !(writer =
+              wk_ckpt_writer_new(&model, o->checkpoint_dir, (int)o->keep,
+                                 (const int[]){eng_optim_nslots(cfg.kind)}, 0.0, err, errlen))) {
         status = 2; /* a directory that cannot be used: before any training */
         goto out;
     }

@@ -62,28 +62,31 @@ static void check_ckpt(const eng_ckpt *c) {
     fz_check(eng_model_build(&m, def, err, sizeof err) == PST_OK, "%s: %s", c->model, err);
     fz_check(c->total == m.layout.total, "total %llu, %s has %zu", (unsigned long long)c->total,
              c->model, m.layout.total);
-    fz_check(c->split == m.split, "split %llu, %s has %zu", (unsigned long long)c->split, c->model,
-             m.split);
+    fz_check(c->nparts == m.nparts, "%d parts, %s has %d", c->nparts, c->model, m.nparts);
     fz_touch(c->weights, sizeof(float) * c->total);
-    const uint64_t n1 = c->split ? c->split : c->total;
-    fz_check(c->nslots == eng_optim_nslots(c->optim.kind), "%d slots for %s", c->nslots,
-             eng_optim_kind_name(c->optim.kind));
-    for (int s = 0; s < c->nslots; s++)
-        fz_touch(c->slots[s], sizeof(float) * n1);
-    if (c->split) {
-        fz_check(c->nslots2 == eng_optim_nslots(c->optim2.kind), "%d second slots", c->nslots2);
-        for (int s = 0; s < c->nslots2; s++)
-            fz_touch(c->slots2[s], sizeof(float) * (c->total - c->split));
+    for (int p = 0; p < c->nparts; p++) {
+        const eng_ckpt_part *part = &c->parts[p];
+        fz_check(part->offset == m.parts[p].offset && part->total == m.parts[p].total &&
+                     strcmp(part->name, m.parts[p].name) == 0,
+                 "part %d: %s at %llu, %s has %s at %zu", p, part->name,
+                 (unsigned long long)part->offset, c->model, m.parts[p].name, m.parts[p].offset);
+        fz_check(part->nslots == eng_optim_nslots(part->optim.kind), "part %d: %d slots for %s", p,
+                 part->nslots, eng_optim_kind_name(part->optim.kind));
+        for (int s = 0; s < part->nslots; s++)
+            fz_touch(part->slots[s], sizeof(float) * part->total);
+        if (part->ema)
+            fz_touch(part->ema, sizeof(float) * part->total);
+        uint64_t next = 0;
+        for (int i = 0; i < part->nruns; i++) {
+            const eng_ckpt_iters *r = &part->runs[i];
+            fz_check(r->lo == next && r->n > 0 && r->iterations >= 0,
+                     "part %d run %d: [%llu, +%llu) after %llu", p, i, (unsigned long long)r->lo,
+                     (unsigned long long)r->n, (unsigned long long)next);
+            next += r->n;
+        }
+        fz_check(part->nruns >= 1 && next == part->total, "part %d: %d runs end at %llu", p,
+                 part->nruns, (unsigned long long)next);
     }
-    uint64_t next = 0;
-    for (int i = 0; i < c->nruns; i++) {
-        fz_check(c->runs[i].lo == next && c->runs[i].n > 0 && c->runs[i].iterations >= 0,
-                 "run %d: [%llu, +%llu) after %llu", i, (unsigned long long)c->runs[i].lo,
-                 (unsigned long long)c->runs[i].n, (unsigned long long)next);
-        next += c->runs[i].n;
-    }
-    fz_check(c->nruns >= 1 && next == c->total, "%d runs end at %llu", c->nruns,
-             (unsigned long long)next);
     fz_check(c->workers >= 1, "%d workers", c->workers);
     fz_touch(c->worker_steps, sizeof(int64_t) * (size_t)c->workers);
     /* The table's statistics walk every weight (mnist_gan: 2.5M, instrumented, most of an
@@ -135,7 +138,7 @@ static void read_and_check(void) {
              rc == PST_OK ? "ok" : err);
     if (rc != PST_OK) {
         fz_check_error(rc, err, path, "eng_ckpt_read");
-        fz_check(c.weights == NULL && c.runs == NULL && c.vocab == NULL,
+        fz_check(c.weights == NULL && c.parts[0].runs == NULL && c.vocab == NULL,
                  "a failed read left arrays");
         return;
     }
