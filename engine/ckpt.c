@@ -43,17 +43,6 @@ typedef struct field {
 static const field fields[] = {
     FIELD("layout_checksum", F_U64, layout_checksum),
     FIELD("total", F_U64, total),
-    FIELD("step", F_I64, step),
-    FIELD("epoch", F_I64, epoch),
-    FIELD("epoch_step", F_I64, epoch_step),
-    FIELD("mode", F_STR, mode),
-    FIELD("staleness", F_I32, staleness),
-    FIELD("batch", F_I32, batch),
-    FIELD("seed", F_I64, seed),
-    FIELD("servers", F_I32, servers),
-    FIELD("workers", F_I32, workers),
-    FIELD("val_split", F_F64, val_split),
-    FIELD("epochs", F_I64, epochs),
 };
 #define NFIELDS ((int)(sizeof fields / sizeof fields[0]))
 
@@ -112,8 +101,6 @@ static const char *type_name(field_type t) {
     return names[t];
 }
 
-static const char *const modes[] = {"sync", "async", "ssp", "local"};
-
 static const char *slot_name(eng_optim_kind kind, int s) {
     return kind == ENG_OPT_ADAM ? (s == 0 ? "m" : "v") : "accumulator";
 }
@@ -171,43 +158,6 @@ static int check_optim(const eng_optim_cfg *o, const char *which, const char *pa
     return PST_OK;
 }
 
-/* The scalar fields' ranges. Returns PST_OK or code with a message
- * naming path. */
-static int check_fields(const eng_ckpt *c, const char *path, int code, char *err, size_t errlen) {
-    if (c->step < 0)
-        return pst_err(err, errlen, code, "%s: step %lld, expected >= 0", path, (long long)c->step);
-    if (c->epoch < 1)
-        return pst_err(err, errlen, code, "%s: epoch %lld, expected >= 1 (epochs count from 1)",
-                       path, (long long)c->epoch);
-    if (c->epoch_step < 0)
-        return pst_err(err, errlen, code, "%s: epoch_step %lld, expected >= 0", path,
-                       (long long)c->epoch_step);
-    int known = 0;
-    if (memchr(c->mode, '\0', sizeof c->mode))
-        for (size_t i = 0; i < sizeof modes / sizeof modes[0]; i++)
-            known |= strcmp(c->mode, modes[i]) == 0;
-    if (!known) {
-        char q[64];
-        return pst_err(err, errlen, code, "%s: mode '%s' is not sync, async, ssp or local", path,
-                       quoted(q, sizeof q, c->mode, strnlen(c->mode, sizeof c->mode)));
-    }
-    if (c->staleness < 0)
-        return pst_err(err, errlen, code, "%s: staleness %d, expected >= 0", path, c->staleness);
-    if (c->batch < 1)
-        return pst_err(err, errlen, code, "%s: batch %d, expected >= 1", path, c->batch);
-    if (c->servers < 0)
-        return pst_err(err, errlen, code, "%s: servers %d, expected >= 0", path, c->servers);
-    if (c->workers < 1)
-        return pst_err(err, errlen, code, "%s: workers %d, expected >= 1", path, c->workers);
-    if (!(c->val_split >= 0.0 && c->val_split < 1.0))
-        return pst_err(err, errlen, code, "%s: val_split %g, expected in [0, 1)", path,
-                       c->val_split);
-    if (c->epochs < 1)
-        return pst_err(err, errlen, code, "%s: epochs %lld, expected >= 1", path,
-                       (long long)c->epochs);
-    return PST_OK;
-}
-
 /* The update-count runs tile [0, total) in order, each non-empty with iterations >= 0. */
 static int check_runs(const eng_ckpt_iters *runs, int nruns, uint64_t total, const char *path,
                       int code, char *err, size_t errlen) {
@@ -254,6 +204,110 @@ static const char *optim_group(int p, char *buf, size_t len) {
     return buf;
 }
 
+/* Whether name is one of /pstrain's own attributes, which the meta cannot hold. */
+static int engine_attr(const char *name) {
+    static const char *const own[] = {"format_version", "model", "split", "ema_decay", "optimizer"};
+    for (size_t i = 0; i < sizeof own / sizeof own[0]; i++)
+        if (strcmp(name, own[i]) == 0)
+            return 1;
+    for (int i = 0; i < NFIELDS; i++)
+        if (strcmp(name, fields[i].name) == 0)
+            return 1;
+    for (int i = 0; i < NOPTIM_FIELDS; i++)
+        if (strcmp(name, optim_fields[i].name) == 0)
+            return 1;
+    return 0;
+}
+
+/* Whether name is one of /pstrain's own groups: optimizer, optimizer_<n>, layout. */
+static int engine_group(const char *name) {
+    if (strcmp(name, "optimizer") == 0 || strcmp(name, "layout") == 0)
+        return 1;
+    if (strncmp(name, "optimizer_", 10) != 0 || !name[10])
+        return 0;
+    return strspn(name + 10, "0123456789") == strlen(name + 10);
+}
+
+/* A meta that can be written and read back as it is. */
+static int check_meta(const eng_ckpt_meta *m, const char *path, char *err, size_t errlen) {
+    for (int i = 0; i < m->nattrs; i++) {
+        const eng_meta_attr *a = &m->attrs[i];
+        if (!a->name[0] || !memchr(a->name, '\0', sizeof a->name) || engine_attr(a->name) ||
+            eng_ckpt_meta_get(m, a->name) != a)
+            return pst_err(err, errlen, PST_EARG,
+                           "%s: meta attribute %d: name '%.*s' not unique "
+                           "or /pstrain's own",
+                           path, i, (int)sizeof a->name, a->name);
+        if (a->type == ENG_META_OTHER || (unsigned)a->type > ENG_META_OTHER ||
+            (a->type == ENG_META_STR && !memchr(a->str, '\0', sizeof a->str)))
+            return pst_err(err, errlen, PST_EARG, "%s: meta attribute %s: no value to write", path,
+                           a->name);
+    }
+    for (int i = 0; i < m->narrays; i++) {
+        const eng_meta_array *a = &m->arrays[i];
+        const char *slash = memchr(a->name, '/', sizeof a->name);
+        char group[sizeof a->name];
+        snprintf(group, sizeof group, "%.*s", slash ? (int)(slash - a->name) : 0, a->name);
+        if (!memchr(a->name, '\0', sizeof a->name) || !slash || slash == a->name ||
+            strchr(slash + 1, '/') || !slash[1] || engine_group(group) ||
+            eng_ckpt_meta_get_array(m, a->name) != a || (a->n > 0 && !a->v))
+            return pst_err(err, errlen, PST_EARG,
+                           "%s: meta array %d: '%.*s' is not a unique <group>/<name> with values",
+                           path, i, (int)sizeof a->name, a->name);
+    }
+    return PST_OK;
+}
+
+eng_meta_attr *eng_ckpt_meta_put(eng_ckpt_meta *m, const char *name, eng_meta_type type) {
+    PST_ASSERT(strlen(name) < ENG_CKPT_META_NAME, "meta attribute name '%s' too long", name);
+    eng_meta_attr *a = (eng_meta_attr *)eng_ckpt_meta_get(m, name);
+    if (!a) {
+        PST_ASSERT(m->nattrs < ENG_CKPT_META_ATTRS, "more than %d meta attributes",
+                   ENG_CKPT_META_ATTRS);
+        a = &m->attrs[m->nattrs++];
+    }
+    memset(a, 0, sizeof *a);
+    snprintf(a->name, sizeof a->name, "%s", name);
+    a->type = type;
+    return a;
+}
+
+void eng_ckpt_meta_put_array(eng_ckpt_meta *m, const char *name, const int64_t *v, uint64_t n) {
+    PST_ASSERT(strlen(name) < 2 * ENG_CKPT_META_NAME, "meta array name '%s' too long", name);
+    eng_meta_array *a = (eng_meta_array *)eng_ckpt_meta_get_array(m, name);
+    if (!a) {
+        PST_ASSERT(m->narrays < ENG_CKPT_META_ARRAYS, "more than %d meta arrays",
+                   ENG_CKPT_META_ARRAYS);
+        a = &m->arrays[m->narrays++];
+    }
+    pst_free(a->v);
+    snprintf(a->name, sizeof a->name, "%s", name);
+    a->n = n;
+    a->v = pst_alloc(sizeof(int64_t) * (n ? n : 1));
+    if (n)
+        memcpy(a->v, v, sizeof(int64_t) * n);
+}
+
+const eng_meta_attr *eng_ckpt_meta_get(const eng_ckpt_meta *m, const char *name) {
+    for (int i = 0; i < m->nattrs; i++)
+        if (strncmp(m->attrs[i].name, name, sizeof m->attrs[i].name) == 0)
+            return &m->attrs[i];
+    return NULL;
+}
+
+const eng_meta_array *eng_ckpt_meta_get_array(const eng_ckpt_meta *m, const char *name) {
+    for (int i = 0; i < m->narrays; i++)
+        if (strncmp(m->arrays[i].name, name, sizeof m->arrays[i].name) == 0)
+            return &m->arrays[i];
+    return NULL;
+}
+
+void eng_ckpt_meta_clear(eng_ckpt_meta *m) {
+    for (int i = 0; i < m->narrays; i++)
+        pst_free(m->arrays[i].v);
+    memset(m, 0, sizeof *m);
+}
+
 /* What eng_ckpt_write checks before it creates anything. */
 static int check_ckpt(const eng_ckpt *c, const eng_model *m, const char *path, char *err,
                       size_t errlen) {
@@ -271,9 +325,7 @@ static int check_ckpt(const eng_ckpt *c, const eng_model *m, const char *path, c
     if (c->nparts != m->nparts)
         return pst_err(err, errlen, PST_EARG, "%s: %d parts, %s has %d", path, c->nparts,
                        m->def->name, m->nparts);
-    int rc = check_fields(c, path, PST_EARG, err, errlen);
-    if (rc != PST_OK)
-        return rc;
+    int rc = PST_OK;
     if (!c->weights)
         return pst_err(err, errlen, PST_EARG, "%s: no weights", path);
     for (int p = 0; p < c->nparts; p++) {
@@ -315,15 +367,10 @@ static int check_ckpt(const eng_ckpt *c, const eng_model *m, const char *path, c
                            p > 0 || c->nparts == 1 ? "kept only for the first of several parts"
                                                    : "decay not in (0, 1)");
     }
-    if (!c->worker_steps)
-        return pst_err(err, errlen, PST_EARG, "%s: no worker_steps", path);
-    for (int i = 0; i < c->workers; i++)
-        if (c->worker_steps[i] < 0)
-            return pst_err(err, errlen, PST_EARG, "%s: worker_steps[%d] is %lld, expected >= 0",
-                           path, i, (long long)c->worker_steps[i]);
-    return PST_OK;
+    return check_meta(&c->meta, path, err, errlen);
 }
 
+/* --- HDF5 plumbing --- */
 /* --- HDF5 plumbing --- */
 
 /* HDF5 prints its error stack to stderr by default; we report one line instead. */
@@ -603,18 +650,32 @@ static void write_optim(writer *w, hid_t loc, const eng_optim_cfg *o) {
 static void write_pstrain(writer *w, hid_t file, const eng_ckpt *c, const eng_model *m) {
     hid_t g = w_group(w, file, "pstrain");
     close_group(w_group(w, g, "optimizer"));
-    close_group(w_group(w, g, "workers"));
+    /* the meta's groups, each once, in the order of its arrays */
+    const eng_ckpt_meta *meta = &c->meta;
+    for (int i = 0; i < meta->narrays; i++) {
+        char group[sizeof meta->arrays[i].name];
+        snprintf(group, sizeof group, "%s", meta->arrays[i].name);
+        *strchr(group, '/') = '\0'; /* check_meta: there is one */
+        if (!path_exists(g, group))
+            close_group(w_group(w, g, group));
+    }
     close_group(w_group(w, g, "layout"));
     const int32_t format = ENG_CKPT_FORMAT;
     w_attr(w, g, "format_version", H5T_STD_I32LE, H5T_NATIVE_INT32, -1, &format);
     w_str_attr(w, g, "model", c->model);
-    for (int i = 0; i < NFIELDS; i++) {
-        const field *f = &fields[i];
-        const void *p = (const char *)c + f->offset;
-        if (f->type == F_STR)
-            w_str_attr(w, g, f->name, p);
+    for (int i = 0; i < NFIELDS; i++)
+        w_attr(w, g, fields[i].name, file_type(fields[i].type), mem_type(fields[i].type), -1,
+               (const char *)c + fields[i].offset);
+    for (int i = 0; i < meta->nattrs; i++) {
+        const eng_meta_attr *a = &meta->attrs[i];
+        if (a->type == ENG_META_I32)
+            w_attr(w, g, a->name, H5T_STD_I32LE, H5T_NATIVE_INT32, -1, &a->i32);
+        else if (a->type == ENG_META_I64)
+            w_attr(w, g, a->name, H5T_STD_I64LE, H5T_NATIVE_INT64, -1, &a->i64);
+        else if (a->type == ENG_META_F64)
+            w_attr(w, g, a->name, H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, -1, &a->f64);
         else
-            w_attr(w, g, f->name, file_type(f->type), mem_type(f->type), -1, p);
+            w_str_attr(w, g, a->name, a->str);
     }
     const eng_ckpt_part *first = &c->parts[0];
     write_optim(w, g, &first->optim);
@@ -659,8 +720,11 @@ static void write_pstrain(writer *w, hid_t file, const eng_ckpt *c, const eng_mo
     const hsize_t rdims[2] = {(hsize_t)nruns, 3};
     w_dataset(w, g, "optimizer/iterations", H5T_STD_I64LE, H5T_NATIVE_INT64, 2, rdims, rows);
     free(rows);
-    const hsize_t nw = (hsize_t)c->workers;
-    w_dataset(w, g, "workers/steps", H5T_STD_I64LE, H5T_NATIVE_INT64, 1, &nw, c->worker_steps);
+    for (int i = 0; i < meta->narrays; i++) {
+        const hsize_t n = meta->arrays[i].n;
+        w_dataset(w, g, meta->arrays[i].name, H5T_STD_I64LE, H5T_NATIVE_INT64, 1, &n,
+                  meta->arrays[i].v);
+    }
     if (c->vocab_bytes > 0) {
         const hsize_t nv = (hsize_t)c->vocab_bytes;
         w_dataset(w, g, "vocab", H5T_STD_U8LE, H5T_NATIVE_UINT8, 1, &nv, c->vocab);
@@ -843,6 +907,7 @@ typedef struct reader {
     size_t errlen;
     int rc;              /* the first failure's code (its message is in err), or PST_OK */
     uint64_t file_bytes; /* the file's length: what it says of sizes is checked against it */
+    eng_ckpt_meta *meta; /* what the meta's iteration callbacks fill */
 } reader;
 
 /* Records the first failure as "path: message". Returns r->rc. */
@@ -1331,6 +1396,126 @@ static void read_vocab(reader *r, hid_t g, eng_ckpt *c) {
     c->vocab_bytes = n;
 }
 
+/* H5Aiterate2 callback: attribute name of /pstrain into the meta, unless it is the engine's.
+ * Scalars of the meta's types keep their value; anything else is kept as ENG_META_OTHER. */
+static herr_t meta_attr(hid_t g, const char *name, const H5A_info_t *info, void *data) {
+    (void)info;
+    reader *r = data;
+    eng_ckpt_meta *m = r->meta;
+    if (engine_attr(name))
+        return 0;
+    char q[200];
+    if (strlen(name) >= ENG_CKPT_META_NAME || m->nattrs == ENG_CKPT_META_ATTRS) {
+        r_fail(r, PST_EFORMAT, "attribute %s of /pstrain: %s", quoted(q, 80, name, strlen(name)),
+               m->nattrs == ENG_CKPT_META_ATTRS ? "more attributes than pstrain keeps"
+                                                : "name longer than pstrain keeps");
+        return -1;
+    }
+    eng_meta_attr *a = &m->attrs[m->nattrs++];
+    memset(a, 0, sizeof *a);
+    snprintf(a->name, sizeof a->name, "%s", name);
+    a->type = ENG_META_OTHER;
+    hid_t at = H5Aopen(g, name, H5P_DEFAULT);
+    hid_t t = at < 0 ? -1 : H5Aget_type(at), s = at < 0 ? -1 : H5Aget_space(at);
+    const int scalar = s >= 0 && H5Sget_simple_extent_type(s) == H5S_SCALAR;
+    if (t >= 0)
+        H5Tclose(t);
+    if (s >= 0)
+        H5Sclose(s);
+    if (at >= 0)
+        H5Aclose(at);
+    if (at < 0 || !scalar)
+        return r->rc == PST_OK ? 0 : -1;
+    static const struct {
+        field_type ft;
+        eng_meta_type mt;
+        size_t off;
+    } kinds[] = {{F_I32, ENG_META_I32, offsetof(eng_meta_attr, i32)},
+                 {F_I64, ENG_META_I64, offsetof(eng_meta_attr, i64)},
+                 {F_F64, ENG_META_F64, offsetof(eng_meta_attr, f64)}};
+    at = H5Aopen(g, name, H5P_DEFAULT);
+    t = H5Aget_type(at);
+    for (size_t k = 0; k < sizeof kinds / sizeof kinds[0]; k++)
+        if (H5Tequal(t, file_type(kinds[k].ft)) > 0) {
+            r_attr(r, g, name, kinds[k].ft, (char *)a + kinds[k].off);
+            a->type = kinds[k].mt;
+        }
+    const int str = H5Tget_class(t) == H5T_STRING && H5Tis_variable_str(t) == 0;
+    H5Tclose(t);
+    H5Aclose(at);
+    if (str) {
+        r_str_attr(r, g, name, a->str, sizeof a->str);
+        a->type = ENG_META_STR;
+    }
+    return r->rc == PST_OK ? 0 : -1;
+}
+
+/* The attributes of /pstrain the engine does not know, in the order of their names. */
+static void read_meta_attrs(reader *r, hid_t g, eng_ckpt_meta *m) {
+    if (r->rc != PST_OK)
+        return;
+    r->meta = m;
+    hsize_t idx = 0;
+    if (H5Aiterate2(g, H5_INDEX_NAME, H5_ITER_INC, &idx, meta_attr, r) < 0)
+        r_fail(r, PST_EFORMAT, "attributes of /pstrain: damaged (unreadable)");
+}
+
+/* H5Literate2 callback: every int64 array in a group of /pstrain the engine does not know
+ * (name) into the meta, its length checked against the file's before it is allocated. */
+static herr_t meta_group(hid_t g, const char *name, const H5L_info_t *info, void *data) {
+    (void)info;
+    reader *r = data;
+    eng_ckpt_meta *m = r->meta;
+    if (engine_group(name))
+        return 0;
+    hid_t obj = H5Oopen(g, name, H5P_DEFAULT);
+    const int group = obj >= 0 && H5Iget_type(obj) == H5I_GROUP;
+    H5G_info_t gi;
+    if (!group || H5Gget_info(obj, &gi) < 0) {
+        if (obj >= 0)
+            H5Oclose(obj);
+        return 0; /* a dataset (vocab, ema): the engine's */
+    }
+    for (hsize_t i = 0; i < gi.nlinks && r->rc == PST_OK; i++) {
+        char link[64] = "", path[2 * ENG_CKPT_META_NAME + 8], lab[LABEL_LEN], q[200];
+        const ssize_t len = H5Lget_name_by_idx(obj, ".", H5_INDEX_NAME, H5_ITER_INC, i, link,
+                                               sizeof link, H5P_DEFAULT);
+        snprintf(path, sizeof path, "%s/%s", name, link);
+        if (len < 0 || strlen(path) >= 2 * ENG_CKPT_META_NAME ||
+            m->narrays == ENG_CKPT_META_ARRAYS) {
+            r_fail(r, PST_EFORMAT, "/pstrain/%s: %s", quoted(q, 120, path, strlen(path)),
+                   m->narrays == ENG_CKPT_META_ARRAYS ? "more arrays than pstrain keeps"
+                                                      : "name longer than pstrain keeps");
+            break;
+        }
+        hsize_t n = 0;
+        hid_t d = r_open_dataset(r, g, path, 1, NULL, &n, lab);
+        if (d >= 0)
+            H5Dclose(d);
+        if (r->rc == PST_OK && !fits(r, n, sizeof(int64_t)))
+            r_too_big(r, lab, n, sizeof(int64_t));
+        if (r->rc != PST_OK)
+            break;
+        eng_meta_array *a = &m->arrays[m->narrays++];
+        snprintf(a->name, sizeof a->name, "%s", path);
+        a->n = n;
+        a->v = pst_alloc(sizeof(int64_t) * (n ? n : 1));
+        r_dataset(r, g, path, F_I64, 1, &n, a->v);
+    }
+    H5Oclose(obj);
+    return r->rc == PST_OK ? 0 : -1;
+}
+
+/* The int64 arrays in /pstrain's groups the engine does not know, in the order of names. */
+static void read_meta_arrays(reader *r, hid_t g, eng_ckpt_meta *m) {
+    if (r->rc != PST_OK)
+        return;
+    r->meta = m;
+    hsize_t idx = 0;
+    if (H5Literate(g, H5_INDEX_NAME, H5_ITER_INC, &idx, meta_group, r) < 0)
+        r_fail(r, PST_EFORMAT, "groups of /pstrain: damaged (unreadable)");
+}
+
 /* Everything, into c (whose arrays the caller frees on failure) and m. */
 static void read_ckpt(reader *r, hid_t file, eng_ckpt *c, eng_model *m) {
     if (!path_exists(file, "pstrain")) {
@@ -1357,13 +1542,9 @@ static void read_ckpt(reader *r, hid_t file, eng_ckpt *c, eng_model *m) {
         r_fail(r, PST_EFORMAT, "%s", msg);
     if (r->rc == PST_OK)
         set_parts(c, m);
-    for (int i = 0; i < NFIELDS; i++) {
-        void *p = (char *)c + fields[i].offset;
-        if (fields[i].type == F_STR)
-            r_str_attr(r, g, fields[i].name, p, fields[i].size);
-        else
-            r_attr(r, g, fields[i].name, fields[i].type, p);
-    }
+    for (int i = 0; i < NFIELDS; i++)
+        r_attr(r, g, fields[i].name, fields[i].type, (char *)c + fields[i].offset);
+    read_meta_attrs(r, g, &c->meta);
     read_optim_fields(r, g, &c->parts[0].optim);
     const uint64_t sum = r->rc == PST_OK ? eng_layout_checksum(&m->layout) : 0;
     if (r->rc == PST_OK && c->layout_checksum != sum)
@@ -1385,8 +1566,6 @@ static void read_ckpt(reader *r, hid_t file, eng_ckpt *c, eng_model *m) {
                (unsigned long long)want, m->def->name);
     read_optim_kind(r, g, &c->parts[0].optim, "");
     if (r->rc == PST_OK)
-        r->rc = check_fields(c, r->path, PST_EFORMAT, r->err, r->errlen);
-    if (r->rc == PST_OK)
         r->rc =
             check_optim(&c->parts[0].optim, "optimizer", r->path, PST_EFORMAT, r->err, r->errlen);
     read_part_optims(r, g, c, m);
@@ -1404,21 +1583,7 @@ static void read_ckpt(reader *r, hid_t file, eng_ckpt *c, eng_model *m) {
     }
     read_ema(r, g, c);
     read_runs(r, g, c);
-    /* workers is only an attribute: its dataset's shape must agree before it sizes memory. */
-    char lab[LABEL_LEN];
-    const hsize_t nw = (hsize_t)c->workers;
-    hid_t d = r_open_dataset(r, g, "workers/steps", 1, &nw, NULL, lab);
-    if (d >= 0)
-        H5Dclose(d);
-    if (r->rc == PST_OK && !fits(r, nw, sizeof(int64_t)))
-        r_too_big(r, lab, nw, sizeof(int64_t));
-    if (r->rc == PST_OK && !(c->worker_steps = pst_alloc(sizeof(int64_t) * (size_t)c->workers)))
-        r_fail(r, PST_ENOMEM, "out of memory for %d worker positions", c->workers);
-    r_dataset(r, g, "workers/steps", F_I64, 1, &nw, c->worker_steps);
-    for (int i = 0; i < c->workers && r->rc == PST_OK; i++)
-        if (c->worker_steps[i] < 0)
-            r_fail(r, PST_EFORMAT, "/pstrain/workers/steps[%d] is %lld, expected >= 0", i,
-                   (long long)c->worker_steps[i]);
+    read_meta_arrays(r, g, &c->meta);
     read_vocab(r, g, c);
 out:
     H5Gclose(g);
@@ -1475,7 +1640,7 @@ int eng_ckpt_read(const char *path, eng_ckpt *c, char *err, size_t errlen) {
                            "%s: truncated or damaged HDF5 file (cannot open it)", path);
         return pst_err(err, errlen, PST_EFORMAT, "%s: not an HDF5 file or truncated", path);
     }
-    reader r = {path, err, errlen, PST_OK, (uint64_t)st.st_size};
+    reader r = {path, err, errlen, PST_OK, (uint64_t)st.st_size, NULL};
     eng_ckpt t;
     eng_model m;
     memset(&t, 0, sizeof t);
@@ -1498,7 +1663,7 @@ void eng_ckpt_free(eng_ckpt *c) {
         pst_free(c->parts[p].ema);
         pst_free(c->parts[p].runs);
     }
-    pst_free(c->worker_steps);
+    eng_ckpt_meta_clear(&c->meta);
     pst_free(c->vocab);
     memset(c, 0, sizeof *c);
 }
@@ -1606,11 +1771,11 @@ static void prune(const char *dir, int keep, const char *latest_name) {
     free(steps);
 }
 
-int eng_ckpt_save(const char *dir, const eng_ckpt *c, const eng_model *m, int keep, char *path_out,
-                  size_t path_len, char *err, size_t errlen) {
+int eng_ckpt_save(const char *dir, int64_t step, const eng_ckpt *c, const eng_model *m, int keep,
+                  char *path_out, size_t path_len, char *err, size_t errlen) {
     char name[64], tmp_name[96], final[PATH_LEN], tmp[PATH_LEN], latest[PATH_LEN],
         latest_tmp[PATH_LEN], line[80];
-    snprintf(name, sizeof name, "ckpt-%lld.h5", (long long)c->step);
+    snprintf(name, sizeof name, "ckpt-%lld.h5", (long long)step);
     snprintf(line, sizeof line, "%s\n", name);
     snprintf(tmp_name, sizeof tmp_name, TMP_PREFIX "%ld-%s", (long)getpid(), name);
     if (join(final, sizeof final, dir, name) || join(tmp, sizeof tmp, dir, tmp_name) ||
@@ -1704,13 +1869,22 @@ void eng_ckpt_print(const eng_ckpt *c, const eng_model *m, FILE *out) {
     fprintf(out, "checkpoint format %d: model %s, %llu floats, layout checksum 0x%016llx\n",
             ENG_CKPT_FORMAT, c->model, (unsigned long long)c->total,
             (unsigned long long)c->layout_checksum);
-    fprintf(out, "progress: step %lld, epoch %lld (%lld steps into it)\n", (long long)c->step,
-            (long long)c->epoch, (long long)c->epoch_step);
-    fprintf(out,
-            "run: mode %s, staleness %d, batch %d per worker, seed %lld, servers %d, workers %d, "
-            "val_split %g, epochs %lld\n",
-            c->mode, c->staleness, c->batch, (long long)c->seed, c->servers, c->workers,
-            c->val_split, (long long)c->epochs);
+    fprintf(out, "run:");
+    for (int i = 0; i < c->meta.nattrs; i++) {
+        const eng_meta_attr *a = &c->meta.attrs[i];
+        fprintf(out, "%s %s ", i ? "," : "", a->name);
+        if (a->type == ENG_META_I32)
+            fprintf(out, "%d", a->i32);
+        else if (a->type == ENG_META_I64)
+            fprintf(out, "%lld", (long long)a->i64);
+        else if (a->type == ENG_META_F64)
+            fprintf(out, "%g", a->f64);
+        else if (a->type == ENG_META_STR)
+            fprintf(out, "%s", a->str);
+        else
+            fprintf(out, "(not a scalar pstrain reads)");
+    }
+    fprintf(out, "\n");
     if (c->nparts == 1) {
         print_optim(out, "optimizer", &c->parts[0].optim);
     } else {
@@ -1738,15 +1912,18 @@ void eng_ckpt_print(const eng_ckpt *c, const eng_model *m, FILE *out) {
                     (unsigned long long)(c->parts[p].offset + run->lo + run->n),
                     (long long)run->iterations);
         }
-    fprintf(out, "worker steps:");
-    for (int i = 0; i < c->workers; i++)
-        fprintf(out, " %lld", (long long)c->worker_steps[i]);
+    for (int i = 0; i < c->meta.narrays; i++) {
+        fprintf(out, "%s:", c->meta.arrays[i].name);
+        for (uint64_t j = 0; j < c->meta.arrays[i].n; j++)
+            fprintf(out, " %lld", (long long)c->meta.arrays[i].v[j]);
+        fprintf(out, "\n");
+    }
     int width = 6; /* the name column fits the longest name */
     for (int i = 0; i < m->layout.n; i++)
         if ((int)strlen(m->layout.tensors[i].name) > width)
             width = (int)strlen(m->layout.tensors[i].name);
-    fprintf(out, "\n%-*s %-16s %13s %13s %13s %13s\n", width, "tensor", "shape", "min", "max",
-            "mean", "l2");
+    fprintf(out, "%-*s %-16s %13s %13s %13s %13s\n", width, "tensor", "shape", "min", "max", "mean",
+            "l2");
     for (int i = 0; i < m->layout.n; i++) {
         const eng_tensor_info *t = &m->layout.tensors[i];
         const float *w = c->weights + t->offset;

@@ -94,6 +94,44 @@ typedef struct eng_ckpt_part {
     double ema_decay; /* in (0, 1) with an ema */
 } eng_ckpt_part;
 
+/* The attributes of /pstrain the engine does not know, and the int64 arrays in groups of
+ * /pstrain it does not know (a run's record: worker/ckpt/record.h names and checks them). The
+ * engine writes them as they are, attributes after @total and arrays after the update counts,
+ * in this order; it reads them in the order of their names. */
+#define ENG_CKPT_META_ATTRS 24
+#define ENG_CKPT_META_ARRAYS 4
+#define ENG_CKPT_META_NAME 32
+
+typedef enum eng_meta_type {
+    ENG_META_I32,  /* int32 scalar */
+    ENG_META_I64,  /* int64 scalar */
+    ENG_META_F64,  /* float64 scalar */
+    ENG_META_STR,  /* fixed-length string scalar, at most ENG_CKPT_META_NAME - 1 bytes */
+    ENG_META_OTHER /* anything else a file holds (read only): no value */
+} eng_meta_type;
+
+typedef struct eng_meta_attr {
+    char name[ENG_CKPT_META_NAME];
+    eng_meta_type type;
+    int32_t i32;
+    int64_t i64;
+    double f64;
+    char str[ENG_CKPT_META_NAME];
+} eng_meta_attr;
+
+typedef struct eng_meta_array {
+    char name[2 * ENG_CKPT_META_NAME]; /* "<group>/<dataset>" under /pstrain: "workers/steps" */
+    uint64_t n;
+    int64_t *v; /* (n), pst_alloc'ed: eng_ckpt_free frees it */
+} eng_meta_array;
+
+typedef struct eng_ckpt_meta {
+    int nattrs;
+    eng_meta_attr attrs[ENG_CKPT_META_ATTRS];
+    int narrays;
+    eng_meta_array arrays[ENG_CKPT_META_ARRAYS];
+} eng_ckpt_meta;
+
 typedef struct eng_ckpt {
     char model[64];           /* registry name, e.g. "mnist_cnn" */
     uint64_t layout_checksum; /* eng_layout_checksum of the model */
@@ -101,22 +139,22 @@ typedef struct eng_ckpt {
     float *weights;           /* (total): every part, in the model's (Keras) order */
     int nparts;               /* the model's: 1, or a GAN's 2 */
     eng_ckpt_part parts[ENG_MAX_PARTS];
-    int64_t step;       /* global step: training steps completed by the job */
-    int64_t epoch;      /* the epoch in progress, 1-based */
-    int64_t epoch_step; /* steps of that epoch already done (0 = at its start) */
-    /* the run's configuration */
-    char mode[8]; /* "sync", "async", "ssp", or "local" (one process) */
-    int32_t staleness;
-    int32_t batch; /* per worker */
-    int64_t seed;
-    int32_t servers, workers; /* counts of the job that wrote it */
-    double val_split;
-    int64_t epochs;        /* --epochs of that run */
-    int64_t *worker_steps; /* (workers): each worker's position (steps done) in its data stream */
     /* text models: the tokenizer's vocabulary, words by rank, each ending in '\n'; NULL: none */
     char *vocab;
     uint64_t vocab_bytes;
+    eng_ckpt_meta meta; /* the run's record, opaque to the engine */
 } eng_ckpt;
+
+/* Adds attribute name of type to m (names unique: an existing one is replaced) and returns
+ * it for the caller to set its value. Asserts room (ENG_CKPT_META_ATTRS) and a name that fits. */
+eng_meta_attr *eng_ckpt_meta_put(eng_ckpt_meta *m, const char *name, eng_meta_type type);
+/* Adds (or replaces) array name ("<group>/<dataset>") of n int64 values, copied from v. */
+void eng_ckpt_meta_put_array(eng_ckpt_meta *m, const char *name, const int64_t *v, uint64_t n);
+/* Attribute or array name of m, or NULL. */
+const eng_meta_attr *eng_ckpt_meta_get(const eng_ckpt_meta *m, const char *name);
+const eng_meta_array *eng_ckpt_meta_get_array(const eng_ckpt_meta *m, const char *name);
+/* Frees m's arrays and empties it. */
+void eng_ckpt_meta_clear(eng_ckpt_meta *m);
 
 /* Zeroes c and gives it m's identity: model name, layout checksum, total, and each part's
  * name, offset and total (no arrays: the caller allocates those it fills). */
@@ -147,7 +185,8 @@ int eng_ckpt_read(const char *path, eng_ckpt *c, char *err, size_t errlen);
 void eng_ckpt_free(eng_ckpt *c);
 
 /* Atomically adds c to directory dir (created if missing, one level): writes a temporary
- * file in dir, flushes and fsyncs it, renames it to dir/ckpt-<step>.h5, fsyncs dir, then
+ * file in dir, flushes and fsyncs it, renames it to dir/ckpt-<step>.h5 (step: the
+ * run's position, which names the file), fsyncs dir, then
  * replaces dir/latest (one line naming the checkpoint file, "ckpt-1200.h5\n") the same way,
  * then deletes all but the `keep` ckpt-*.h5 files with the highest steps (keep <= 0: keep
  * all; never the one latest names). Temporary files (".pstrain-tmp-*") that killed writers
@@ -156,8 +195,8 @@ void eng_ckpt_free(eng_ckpt *c);
  * On success writes dir/ckpt-<step>.h5 to path_out (when non-NULL). Returns PST_OK, or an
  * eng_ckpt_write code, or PST_EIO (directory, fsync, rename), with one line in err; after a failed
  * save latest names what it named before. */
-int eng_ckpt_save(const char *dir, const eng_ckpt *c, const eng_model *m, int keep, char *path_out,
-                  size_t path_len, char *err, size_t errlen);
+int eng_ckpt_save(const char *dir, int64_t step, const eng_ckpt *c, const eng_model *m, int keep,
+                  char *path_out, size_t path_len, char *err, size_t errlen);
 
 /* The checkpoint file meant by file_or_dir into out: a file is itself, a directory means the
  * file its `latest` names. Returns PST_OK, or PST_EIO (no such path, no latest: nothing

@@ -16,6 +16,7 @@
 #include "ps/server.h"
 #include "worker/check.h"
 #include "worker/checkpoint.h"
+#include "worker/ckpt/record.h"
 #include "worker/cli.h"
 #include "worker/gan.h"
 #include "worker/heartbeat.h"
@@ -183,7 +184,9 @@ static int bcast_resume(const wk_opts *o, int rank, eng_ckpt *c, int *fresh, cha
             /* rank 0's says if any */
             part->ema = head.parts[p].ema ? pst_alloc(sizeof(float) * part->total) : NULL;
         }
-        c->worker_steps = pst_alloc(sizeof *c->worker_steps * (size_t)c->workers);
+        for (int i = 0; i < c->meta.narrays; i++)
+            c->meta.arrays[i].v =
+                pst_alloc(sizeof(int64_t) * (c->meta.arrays[i].n ? c->meta.arrays[i].n : 1));
         c->vocab = c->vocab_bytes ? pst_alloc(c->vocab_bytes + 1) : NULL;
     }
     MPI_Bcast(c->weights, (int)c->total, MPI_FLOAT, 0, MPI_COMM_WORLD);
@@ -196,7 +199,8 @@ static int bcast_resume(const wk_opts *o, int rank, eng_ckpt *c, int *fresh, cha
         if (part->ema)
             MPI_Bcast(part->ema, (int)part->total, MPI_FLOAT, 0, MPI_COMM_WORLD);
     }
-    MPI_Bcast(c->worker_steps, c->workers, MPI_INT64_T, 0, MPI_COMM_WORLD);
+    for (int i = 0; i < c->meta.narrays; i++)
+        MPI_Bcast(c->meta.arrays[i].v, (int)c->meta.arrays[i].n, MPI_INT64_T, 0, MPI_COMM_WORLD);
     if (c->vocab_bytes)
         MPI_Bcast(c->vocab, (int)c->vocab_bytes + 1, MPI_CHAR, 0, MPI_COMM_WORLD);
     return PST_OK;
@@ -525,7 +529,7 @@ static int distributed(const wk_opts *o) {
 static int read_checkpoint(const wk_opts *o, eng_ckpt *c) {
     char path[WK_PATH_MAX], err[1024] = "";
     if (eng_ckpt_resolve(o->checkpoint, path, sizeof path, err, sizeof err) != PST_OK ||
-        eng_ckpt_read(path, c, err, sizeof err) != PST_OK) {
+        wk_record_read(path, c, NULL, err, sizeof err) != PST_OK) {
         fprintf(stderr, "pstrain: %s\n", err);
         return 2;
     }

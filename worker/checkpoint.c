@@ -3,6 +3,7 @@
 
 #include "engine/base/base.h"
 #include "engine/layout.h"
+#include "worker/ckpt/record.h"
 #include "worker/paths.h"
 #include "worker/progress.h"
 
@@ -68,8 +69,8 @@ void wk_ckpt_writer_free(wk_ckpt_writer **pw) {
 static void *write_main(void *arg) {
     wk_ckpt_writer *w = arg;
     const double t0 = pst_now();
-    w->rc = eng_ckpt_save(w->dir, &w->ck, w->model, w->keep, w->path, sizeof w->path, w->err,
-                          sizeof w->err);
+    w->rc = eng_ckpt_save(w->dir, wk_record_of(&w->ck).step, &w->ck, w->model, w->keep, w->path,
+                          sizeof w->path, w->err, sizeof w->err);
     w->seconds = pst_now() - t0;
     return NULL;
 }
@@ -85,7 +86,7 @@ int wk_ckpt_writer_wait(wk_ckpt_writer *w, FILE *out, char *err, size_t errlen) 
     }
     if (out) {
         fprintf(out, "checkpoint %s: step %lld, written in %.0f ms\n", w->path,
-                (long long)w->ck.step, w->seconds * 1e3);
+                (long long)wk_record_of(&w->ck).step, w->seconds * 1e3);
         fflush(out);
     }
     return 0;
@@ -122,7 +123,7 @@ int wk_resume_load(const wk_opts *o, eng_ckpt *c, int *fresh, FILE *out, char *e
     }
     int rc = eng_ckpt_resolve(from, path, sizeof path, why, sizeof why);
     if (rc == PST_OK)
-        rc = eng_ckpt_read(path, c, why, sizeof why);
+        rc = wk_record_read(path, c, NULL, why, sizeof why);
     if (rc == PST_OK && strcmp(c->model, o->model) != 0) {
         rc = pst_err(why, sizeof why, PST_EFORMAT, "%s: a checkpoint of %s, not --model %s", path,
                      c->model, o->model);

@@ -11,6 +11,7 @@
 #include "engine/rng.h"
 #include "engine/score.h"
 #include "worker/checkpoint.h"
+#include "worker/ckpt/record.h"
 #include "worker/client.h"
 #include "worker/loop.h"
 #include "worker/paths.h"
@@ -613,7 +614,7 @@ int wk_sample(const wk_opts *o, const eng_ckpt *c, char *err, size_t errlen) {
         status = rc == PST_OK ? 0 : wk_exit_code(rc);
         if (status == 0)
             printf("%s: %d digits from %s at step %lld (noise seed %lld), %s\n", o->out, n,
-                   c->model, (long long)c->step, (long long)o->seed, what);
+                   c->model, (long long)wk_record_of(c).step, (long long)o->seed, what);
     } else {
         snprintf(err, errlen, "out of memory");
     }
@@ -687,7 +688,7 @@ int wk_gan_eval(const wk_opts *o, const eng_ckpt *c, char *err, size_t errlen) {
         status = wk_exit_code(rc);
         goto done;
     }
-    printf("%s at step %lld, %s\n", c->model, (long long)c->step, what);
+    printf("%s at step %lld, %s\n", c->model, (long long)wk_record_of(c).step, what);
     printf("%zu digits (noise seed %lld): inception_score %.3f, frechet %.3f\n", out.judge_n,
            (long long)o->seed, eng_score_inception(probs, out.judge_n, ENG_JUDGE_CLASSES), frechet);
     print_classes(probs, out.judge_n);

@@ -3,6 +3,7 @@
 
 #include "engine/base/base.h"
 #include "engine/blas.h"
+#include "worker/ckpt/record.h"
 #include "worker/progress.h"
 
 #include <stdio.h>
@@ -13,9 +14,10 @@ wk_position wk_resume_position(const eng_ckpt *resume, int world, int batch,
                                int64_t steps_per_epoch, int lead) {
     if (!resume)
         return (wk_position){0, 1, 0};
-    wk_position p = {resume->step, resume->epoch, resume->epoch_step};
-    if (resume->workers != world || resume->batch != batch)
-        p.epoch_step = resume->epoch_step * resume->workers * resume->batch / (world * batch);
+    const wk_run_record rec = wk_record_of(resume);
+    wk_position p = {rec.step, rec.epoch, rec.epoch_step};
+    if (rec.workers != world || rec.batch != batch)
+        p.epoch_step = rec.epoch_step * rec.workers * rec.batch / (world * batch);
     if (p.epoch_step > steps_per_epoch)
         p.epoch_step = steps_per_epoch;
     if (lead)
@@ -156,19 +158,20 @@ int wk_ckpt_begin(wk_ckpt_writer *writer, const wk_opts *o, const wk_job *job, w
         return -1;
     }
     eng_ckpt *c = wk_ckpt_writer_next(writer);
-    free(c->worker_steps);
-    c->worker_steps = steps;
-    c->step = pos.step;
-    c->epoch = pos.epoch;
-    c->epoch_step = pos.epoch_step;
-    snprintf(c->mode, sizeof c->mode, "%.7s", job ? o->mode : "local");
-    c->staleness = (int32_t)o->staleness;
-    c->batch = (int32_t)o->batch;
-    c->seed = o->seed;
-    c->servers = job ? job->num_servers : 0;
-    c->workers = nsteps; /* the workers still in the job */
-    c->val_split = o->val_split;
-    c->epochs = o->epochs;
+    wk_run_record rec = {.step = pos.step,
+                         .epoch = pos.epoch,
+                         .epoch_step = pos.epoch_step,
+                         .staleness = (int32_t)o->staleness,
+                         .batch = (int32_t)o->batch,
+                         .seed = o->seed,
+                         .servers = job ? job->num_servers : 0,
+                         .workers = nsteps, /* the workers still in the job */
+                         .val_split = o->val_split,
+                         .epochs = o->epochs,
+                         .worker_steps = steps};
+    snprintf(rec.mode, sizeof rec.mode, "%.7s", job ? o->mode : "local");
+    wk_record_put(c, &rec);
+    free(steps);
     *out = c;
     return 0;
 }

@@ -8,6 +8,7 @@
 #include "engine/optim.h"
 #include "worker/check.h"
 #include "worker/checkpoint.h"
+#include "worker/ckpt/record.h"
 #include "worker/loop.h"
 #include "worker/paths.h"
 
@@ -35,7 +36,7 @@ int wk_preflight(const wk_opts *o, FILE *out, char *err, size_t errlen) {
             fprintf(out,
                     "dry run: --resume: would go on from step %lld, optimizer %s (the "
                     "checkpoint's)\n",
-                    (long long)c.step, how);
+                    (long long)wk_record_of(&c).step, how);
         }
         eng_ckpt_free(&c);
     }

@@ -9,6 +9,7 @@
 #include "engine/pool.h"
 #include "engine/text.h"
 #include "worker/checkpoint.h"
+#include "worker/ckpt/record.h"
 #include "worker/client.h"
 #include "worker/loop.h"
 #include "worker/paths.h"
@@ -564,8 +565,9 @@ int wk_eval(const wk_opts *o, const eng_ckpt *c, char *err, size_t errlen) {
         return 2;
     text.vocab_in = vocab_in;
     text.vocab_out = NULL;
-    rc = wk_stream_open(&data, o->data, def->dataset, is_text ? &text : NULL, c->val_split, 0, 1,
-                        (uint64_t)c->seed, chunk, err, errlen);
+    rc = wk_stream_open(&data, o->data, def->dataset, is_text ? &text : NULL,
+                        wk_record_of(c).val_split, 0, 1, (uint64_t)wk_record_of(c).seed, chunk, err,
+                        errlen);
     eng_vocab_free(&vocab_in);
     if (rc != PST_OK)
         return wk_exit_code(rc);
@@ -582,7 +584,7 @@ int wk_eval(const wk_opts *o, const eng_ckpt *c, char *err, size_t errlen) {
     double loss = 0.0, accuracy = 0.0;
     evaluate(net, NULL, &data.data.test, chunk, x, labels, &loss, &accuracy, err, errlen);
     printf("%s at step %lld: test_loss: %.4f - test_accuracy: %.4f (%lld samples)\n", c->model,
-           (long long)c->step, loss, accuracy, (long long)data.data.test.n);
+           (long long)wk_record_of(c).step, loss, accuracy, (long long)data.data.test.n);
     status = 0;
 out:
     pst_free(x);

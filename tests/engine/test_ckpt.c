@@ -61,6 +61,35 @@ static void path_of(char *buf, size_t len, const char *name) {
 
 /* --- checkpoints to write --- */
 
+/* A run's record as worker/ckpt/record.c puts it in the meta, but in the order of the names:
+ * the order reading gives, so that writing what was read gives the same bytes. */
+static void put_record(eng_ckpt *c, int64_t step, int64_t epoch, int64_t epoch_step,
+                       const char *mode, int32_t staleness, int32_t batch, int64_t seed,
+                       int32_t servers, int32_t workers, double val_split, int64_t epochs,
+                       const int64_t *worker_steps) {
+    eng_ckpt_meta *m = &c->meta;
+    eng_ckpt_meta_put(m, "batch", ENG_META_I32)->i32 = batch;
+    eng_ckpt_meta_put(m, "epoch", ENG_META_I64)->i64 = epoch;
+    eng_ckpt_meta_put(m, "epoch_step", ENG_META_I64)->i64 = epoch_step;
+    eng_ckpt_meta_put(m, "epochs", ENG_META_I64)->i64 = epochs;
+    snprintf(eng_ckpt_meta_put(m, "mode", ENG_META_STR)->str, ENG_CKPT_META_NAME, "%s", mode);
+    eng_ckpt_meta_put(m, "seed", ENG_META_I64)->i64 = seed;
+    eng_ckpt_meta_put(m, "servers", ENG_META_I32)->i32 = servers;
+    eng_ckpt_meta_put(m, "staleness", ENG_META_I32)->i32 = staleness;
+    eng_ckpt_meta_put(m, "step", ENG_META_I64)->i64 = step;
+    eng_ckpt_meta_put(m, "val_split", ENG_META_F64)->f64 = val_split;
+    eng_ckpt_meta_put(m, "workers", ENG_META_I32)->i32 = workers;
+    eng_ckpt_meta_put_array(m, "workers/steps", worker_steps, (uint64_t)workers);
+}
+
+/* The step a checkpoint's meta holds. */
+static int64_t step_of(const eng_ckpt *c) {
+    const eng_meta_attr *a = eng_ckpt_meta_get(&c->meta, "step");
+    assert_non_null(a);
+    assert_int_equal(a->type, ENG_META_I64);
+    return a->i64;
+}
+
 /* A checkpoint of mnist_cnn with content drawn from seed: 3 update-count runs, 3 workers.
  * Its arrays are malloc'ed: eng_ckpt_free releases them. */
 static void fill_random(eng_ckpt *c, eng_optim_kind kind, uint64_t seed) {
@@ -85,21 +114,8 @@ static void fill_random(eng_ckpt *c, eng_optim_kind kind, uint64_t seed) {
     p->runs[0] = (eng_ckpt_iters){0, 1000, 1200};
     p->runs[1] = (eng_ckpt_iters){1000, 99000, 1199};
     p->runs[2] = (eng_ckpt_iters){100000, c->total - 100000, 1201};
-    c->step = 1200;
-    c->epoch = 3;
-    c->epoch_step = 200;
-    snprintf(c->mode, sizeof c->mode, "%s", "ssp");
-    c->staleness = 4;
-    c->batch = 32;
-    c->seed = -1234567890123ll;
-    c->servers = 2;
-    c->workers = 3;
-    c->val_split = 0.1;
-    c->epochs = 12;
-    c->worker_steps = malloc(sizeof(int64_t) * 3);
-    assert_non_null(c->worker_steps);
-    for (int w = 0; w < 3; w++)
-        c->worker_steps[w] = 400 + w;
+    static const int64_t steps[] = {400, 401, 402};
+    put_record(c, 1200, 3, 200, "ssp", 4, 32, -1234567890123ll, 2, 3, 0.1, 12, steps);
 }
 
 static void write_ok(const char *path, const eng_ckpt *c) {
@@ -157,18 +173,22 @@ static void expect_same(const eng_ckpt *a, const eng_ckpt *b) {
             assert_true(pa->runs[i].iterations == pb->runs[i].iterations);
         }
     }
-    assert_true(a->step == b->step);
-    assert_true(a->epoch == b->epoch);
-    assert_true(a->epoch_step == b->epoch_step);
-    assert_string_equal(a->mode, b->mode);
-    assert_int_equal(a->staleness, b->staleness);
-    assert_int_equal(a->batch, b->batch);
-    assert_true(a->seed == b->seed);
-    assert_int_equal(a->servers, b->servers);
-    assert_int_equal(a->workers, b->workers);
-    assert_memory_equal(&a->val_split, &b->val_split, sizeof a->val_split);
-    assert_true(a->epochs == b->epochs);
-    assert_memory_equal(a->worker_steps, b->worker_steps, sizeof(int64_t) * (size_t)a->workers);
+    assert_int_equal(a->meta.nattrs, b->meta.nattrs);
+    for (int i = 0; i < a->meta.nattrs; i++) {
+        const eng_meta_attr *x = &a->meta.attrs[i], *y = &b->meta.attrs[i];
+        assert_string_equal(x->name, y->name);
+        assert_int_equal(x->type, y->type);
+        assert_true(x->i32 == y->i32 && x->i64 == y->i64);
+        assert_memory_equal(&x->f64, &y->f64, sizeof x->f64);
+        assert_string_equal(x->str, y->str);
+    }
+    assert_int_equal(a->meta.narrays, b->meta.narrays);
+    for (int i = 0; i < a->meta.narrays; i++) {
+        assert_string_equal(a->meta.arrays[i].name, b->meta.arrays[i].name);
+        assert_true(a->meta.arrays[i].n == b->meta.arrays[i].n);
+        assert_memory_equal(a->meta.arrays[i].v, b->meta.arrays[i].v,
+                            sizeof(int64_t) * a->meta.arrays[i].n);
+    }
     assert_true(a->vocab_bytes == b->vocab_bytes);
     if (a->vocab_bytes)
         assert_memory_equal(a->vocab, b->vocab, a->vocab_bytes);
@@ -619,10 +639,20 @@ static void refuses_inconsistent_state(void **state) {
     H5Fclose(file);
     expect_refused(path, PST_EFORMAT, "tile");
 
-    write_valid(path, sizeof path, "workers.h5");
-    const int32_t zero = 0;
-    set_attr(path, "/pstrain", "workers", H5T_NATIVE_INT32, &zero);
-    expect_refused(path, PST_EFORMAT, "workers 0, expected >= 1");
+    /* The run's record is the meta's: an int32 array in its group is refused. */
+    write_valid(path, sizeof path, "steps-int32.h5");
+    file = open_rw(path);
+    assert_true(H5Ldelete(file, "/pstrain/workers/steps", H5P_DEFAULT) >= 0);
+    const hsize_t three = 3;
+    const int32_t steps32[3] = {1, 2, 3};
+    hid_t s1 = H5Screate_simple(1, &three, NULL);
+    d = H5Dcreate2(file, "/pstrain/workers/steps", H5T_STD_I32LE, s1, H5P_DEFAULT, H5P_DEFAULT,
+                   H5P_DEFAULT);
+    assert_true(H5Dwrite(d, H5T_NATIVE_INT32, H5S_ALL, H5S_ALL, H5P_DEFAULT, steps32) >= 0);
+    H5Dclose(d);
+    H5Sclose(s1);
+    H5Fclose(file);
+    expect_refused(path, PST_EFORMAT, "dataset /pstrain/workers/steps: expected int64");
 
     write_valid(path, sizeof path, "sgd.h5");
     set_string_attr(path, "/pstrain", "optimizer", "sgd");
@@ -723,22 +753,24 @@ static void write_refuses_bad_state(void **state) {
     assert_int_equal(eng_ckpt_write(path, &c, &model, err, sizeof err), PST_EARG);
     assert_non_null(strstr(err, "part 0 is 'generator'"));
     snprintf(c.parts[0].name, sizeof c.parts[0].name, "model");
-    c.workers = 0;
-    assert_int_equal(eng_ckpt_write(path, &c, &model, err, sizeof err), PST_EARG);
-    assert_non_null(strstr(err, "workers 0"));
-    c.workers = 3;
     c.layout_checksum ^= 1;
     assert_int_equal(eng_ckpt_write(path, &c, &model, err, sizeof err), PST_EARG);
     assert_non_null(strstr(err, "layout checksum"));
     c.layout_checksum ^= 1;
-    snprintf(c.mode, sizeof c.mode, "bsp");
+    /* a meta that names one of /pstrain's own attributes, or an array outside a group */
+    eng_ckpt_meta_put(&c.meta, "model", ENG_META_I32);
     assert_int_equal(eng_ckpt_write(path, &c, &model, err, sizeof err), PST_EARG);
-    assert_non_null(strstr(err, "mode 'bsp'"));
+    assert_non_null(strstr(err, "/pstrain's own"));
     assert_non_null(strstr(err, path));
+    c.meta.nattrs--;
+    eng_ckpt_meta_put_array(&c.meta, "steps", NULL, 0);
+    assert_int_equal(eng_ckpt_write(path, &c, &model, err, sizeof err), PST_EARG);
+    assert_non_null(strstr(err, "meta array 1: 'steps'"));
+    pst_free(c.meta.arrays[1].v);
+    c.meta.narrays--;
     struct stat st;
     assert_int_equal(stat(path, &st), -1);
     /* A directory that does not exist: the system's reason. */
-    snprintf(c.mode, sizeof c.mode, "sync");
     path_of(path, sizeof path, "no-dir/x.h5");
     assert_int_equal(eng_ckpt_write(path, &c, &model, err, sizeof err), PST_EIO);
     printf("  -> %s\n", err);
@@ -786,7 +818,7 @@ static void write_fails_cleanly(void **state) {
     eng_ckpt c;
     fill_random(&c, ENG_OPT_ADAM, 12);
     char err[512] = "";
-    assert_int_equal(eng_ckpt_save(sdir, &c, &model, 0, NULL, 0, err, sizeof err), PST_OK);
+    assert_int_equal(eng_ckpt_save(sdir, 1200, &c, &model, 0, NULL, 0, err, sizeof err), PST_OK);
     fflush(NULL);
     pid_t pid = fork();
     assert_true(pid >= 0);
@@ -800,8 +832,7 @@ static void write_fails_cleanly(void **state) {
         printf("  -> rc %d: %s\n", rc, err);
         bad |= rc != PST_EIO || !strstr(err, path) || !strstr(err, "File too large");
         bad |= (stat(path, &st) == 0) << 1;
-        c.step = 1300;
-        rc = eng_ckpt_save(sdir, &c, &model, 0, NULL, 0, err, sizeof err);
+        rc = eng_ckpt_save(sdir, 1300, &c, &model, 0, NULL, 0, err, sizeof err);
         printf("  -> rc %d: %s\n", rc, err);
         char listing[2048];
         list_dir(sdir, listing, sizeof listing);
@@ -825,8 +856,7 @@ static void save_latest_keep(void **state) {
     eng_ckpt c;
     fill_random(&c, ENG_OPT_RMSPROP, 11);
     for (int64_t step = 10; step <= 40; step += 10) {
-        c.step = step;
-        if (eng_ckpt_save(sdir, &c, &model, 2, out, sizeof out, err, sizeof err) != PST_OK)
+        if (eng_ckpt_save(sdir, step, &c, &model, 2, out, sizeof out, err, sizeof err) != PST_OK)
             fail_msg("eng_ckpt_save step %lld: %s", (long long)step, err);
         snprintf(want, sizeof want, "%s/ckpt-%lld.h5", sdir, (long long)step);
         assert_string_equal(out, want);
@@ -852,16 +882,15 @@ static void save_latest_keep(void **state) {
     char junk[1400];
     snprintf(junk, sizeof junk, "%s/.pstrain-tmp-99999-ckpt-50.h5", sdir);
     assert_int_equal(tu_write_file(junk, "partial", 7), 0);
-    c.step = 25;
-    assert_int_equal(eng_ckpt_save(sdir, &c, &model, 2, out, sizeof out, err, sizeof err), PST_OK);
+    assert_int_equal(eng_ckpt_save(sdir, 25, &c, &model, 2, out, sizeof out, err, sizeof err),
+                     PST_OK);
     list_dir(sdir, listing, sizeof listing);
     assert_string_equal(listing, "ckpt-25.h5 ckpt-30.h5 ckpt-40.h5 latest");
     assert_int_equal(eng_ckpt_resolve(sdir, out, sizeof out, err, sizeof err), PST_OK);
     snprintf(want, sizeof want, "%s/ckpt-25.h5", sdir);
     assert_string_equal(out, want);
     /* keep 0 keeps everything; a file resolves to itself. */
-    c.step = 50;
-    assert_int_equal(eng_ckpt_save(sdir, &c, &model, 0, NULL, 0, err, sizeof err), PST_OK);
+    assert_int_equal(eng_ckpt_save(sdir, 50, &c, &model, 0, NULL, 0, err, sizeof err), PST_OK);
     list_dir(sdir, listing, sizeof listing);
     assert_string_equal(listing, "ckpt-25.h5 ckpt-30.h5 ckpt-40.h5 ckpt-50.h5 latest");
     assert_int_equal(eng_ckpt_resolve(want, out, sizeof out, err, sizeof err), PST_OK);
@@ -909,9 +938,9 @@ enum { KILLS = 30, KEEP = 2 };
 
 /* The content a saver writes at step: every array derived from it, exactly representable. */
 static void fill_step(eng_ckpt *c, int64_t step) {
-    c->step = step;
-    c->epoch = 1 + step / 50;
-    c->epoch_step = step % 50;
+    eng_ckpt_meta_put(&c->meta, "step", ENG_META_I64)->i64 = step;
+    eng_ckpt_meta_put(&c->meta, "epoch", ENG_META_I64)->i64 = 1 + step / 50;
+    eng_ckpt_meta_put(&c->meta, "epoch_step", ENG_META_I64)->i64 = step % 50;
     const float base = (float)(step % 4096);
     for (size_t i = 0; i < c->total; i++) {
         c->weights[i] = base + (float)(i % 1024) / 1024.0f;
@@ -920,8 +949,9 @@ static void fill_step(eng_ckpt *c, int64_t step) {
     }
     for (int r = 0; r < c->parts[0].nruns; r++)
         c->parts[0].runs[r].iterations = step - r;
-    for (int w = 0; w < c->workers; w++)
-        c->worker_steps[w] = 3 * step + w;
+    const eng_meta_array *steps = eng_ckpt_meta_get_array(&c->meta, "workers/steps");
+    for (uint64_t w = 0; w < steps->n; w++)
+        steps->v[w] = 3 * step + (int64_t)w;
 }
 
 /* Saves steps first, first + 1, ... until killed; exits 1 on an error. */
@@ -931,7 +961,7 @@ static _Noreturn void saver(const char *sdir, int64_t first) {
     char err[512];
     for (int64_t step = first;; step++) {
         fill_step(&c, step);
-        if (eng_ckpt_save(sdir, &c, &model, KEEP, NULL, 0, err, sizeof err) != PST_OK) {
+        if (eng_ckpt_save(sdir, step, &c, &model, KEEP, NULL, 0, err, sizeof err) != PST_OK) {
             fprintf(stderr, "saver: %s\n", err);
             _exit(1);
         }
@@ -1004,13 +1034,13 @@ static void atomic_under_kill(void **state) {
             fail_msg("after kill %d (%ld us): %s", k, delay_us, err);
         if (eng_ckpt_read(path, &got, err, sizeof err) != PST_OK)
             fail_msg("after kill %d (%ld us), latest names a bad checkpoint: %s", k, delay_us, err);
-        if (got.step < last)
-            fail_msg("latest went back from step %lld to %lld", (long long)last,
-                     (long long)got.step);
+        const int64_t step = step_of(&got);
+        if (step < last)
+            fail_msg("latest went back from step %lld to %lld", (long long)last, (long long)step);
         /* Complete: every array is the one written at its step. */
-        fill_step(&want, got.step);
+        fill_step(&want, step);
         expect_same(&want, &got);
-        last = got.step;
+        last = step;
         eng_ckpt_free(&got);
         if (k > 0)
             count_interrupted(sdir, last, &writing, &renamed);
@@ -1022,7 +1052,8 @@ static void atomic_under_kill(void **state) {
     /* One clean save: the leftovers of killed savers are gone; latest's checkpoint and the
      * new one remain (KEEP = 2). */
     fill_step(&want, last + 1);
-    assert_int_equal(eng_ckpt_save(sdir, &want, &model, KEEP, NULL, 0, err, sizeof err), PST_OK);
+    assert_int_equal(eng_ckpt_save(sdir, last + 1, &want, &model, KEEP, NULL, 0, err, sizeof err),
+                     PST_OK);
     char listing[2048];
     list_dir(sdir, listing, sizeof listing);
     printf("  after a clean save: %s\n", listing);
@@ -1072,20 +1103,8 @@ static void fill_gan(eng_ckpt *c, eng_optim_kind kind2, uint64_t seed) {
     assert_true(g->runs && d->runs);
     g->runs[0] = (eng_ckpt_iters){0, g->total, 937};
     d->runs[0] = (eng_ckpt_iters){0, d->total, 1874}; /* the discriminator: two updates a step */
-    c->step = 937;
-    c->epoch = 2;
-    c->epoch_step = 0;
-    snprintf(c->mode, sizeof c->mode, "%s", "local");
-    c->batch = 64;
-    c->seed = 7;
-    c->servers = 0;
-    c->workers = 2;
-    c->val_split = 0.0;
-    c->epochs = 50;
-    c->worker_steps = malloc(sizeof(int64_t) * 2);
-    assert_non_null(c->worker_steps);
-    c->worker_steps[0] = 937;
-    c->worker_steps[1] = 936;
+    static const int64_t steps[] = {937, 936};
+    put_record(c, 937, 2, 0, "local", 0, 64, 7, 0, 2, 0.0, 50, steps);
 }
 
 static void write_gan_ok(const char *path, const eng_ckpt *c) {

@@ -165,17 +165,8 @@ static void write_foreign(const char *path) {
     p->slots[1] = tu_random_floats(c.total, 0.0f, 0.01f, 7);
     p->nruns = 1;
     p->runs = malloc(sizeof *p->runs);
-    c.worker_steps = malloc(sizeof *c.worker_steps);
-    assert_true(c.weights && p->slots[0] && p->slots[1] && p->runs && c.worker_steps);
+    assert_true(c.weights && p->slots[0] && p->slots[1] && p->runs);
     p->runs[0] = (eng_ckpt_iters){0, c.total, 10};
-    c.step = 10;
-    c.epoch = 1;
-    c.epoch_step = 10;
-    snprintf(c.mode, sizeof c.mode, "local");
-    c.batch = 32;
-    c.workers = 1;
-    c.epochs = 1;
-    c.worker_steps[0] = 10;
     char err[512] = "";
     if (eng_ckpt_write(path, &c, &m, err, sizeof err) != PST_OK)
         fail_msg("eng_ckpt_write: %s", err);
@@ -247,22 +238,13 @@ static void train_and_save(void) {
     c.parts[0].slots[0] = eng_optim_slot(opt, 0);
     c.parts[0].slots[1] = eng_optim_slot(opt, 1);
     eng_ckpt_iters run = {0, c.total, eng_optim_iterations(opt)};
-    int64_t worker_steps = STEPS;
     c.parts[0].nruns = 1;
     c.parts[0].runs = &run;
-    c.step = c.epoch_step = STEPS;
-    c.epoch = 1;
-    snprintf(c.mode, sizeof c.mode, "local");
-    c.batch = BATCH;
-    c.seed = SEED;
-    c.workers = 1;
-    c.epochs = 1;
-    c.worker_steps = &worker_steps;
     char err[512] = "";
     snprintf(ckpt_file, sizeof ckpt_file, "%s/cnn.h5", tmp);
     snprintf(ckpt_dir, sizeof ckpt_dir, "%s/run", tmp);
     if (eng_ckpt_write(ckpt_file, &c, &m, err, sizeof err) != PST_OK ||
-        eng_ckpt_save(ckpt_dir, &c, &m, 0, NULL, 0, err, sizeof err) != PST_OK)
+        eng_ckpt_save(ckpt_dir, STEPS, &c, &m, 0, NULL, 0, err, sizeof err) != PST_OK)
         fail_msg("%s", err);
     free(x);
     eng_optim_free(&opt);

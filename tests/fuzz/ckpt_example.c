@@ -36,22 +36,25 @@ int fz_ckpt_write_example(const char *path, const char *model, eng_optim_kind ki
         part->runs[0] = (eng_ckpt_iters){0, part->total / 2, 7};
         part->runs[1] = (eng_ckpt_iters){part->total / 2, part->total - part->total / 2, 6};
     }
-    c.workers = 2;
-    c.worker_steps = pst_alloc(2 * sizeof *c.worker_steps);
     if (vocab) {
         c.vocab = pst_strdup(vocab);
         c.vocab_bytes = strlen(vocab);
     }
-    c.step = 7;
-    c.epoch = 1;
-    c.epoch_step = 7;
-    snprintf(c.mode, sizeof c.mode, "sync");
-    c.batch = 16;
-    c.seed = 42;
-    c.servers = 1;
-    c.worker_steps[0] = c.worker_steps[1] = 7;
-    c.val_split = 0.1;
-    c.epochs = 2;
+    /* a run's record, as worker/ckpt/record.c writes it (in its order) */
+    eng_ckpt_meta *meta = &c.meta;
+    eng_ckpt_meta_put(meta, "step", ENG_META_I64)->i64 = 7;
+    eng_ckpt_meta_put(meta, "epoch", ENG_META_I64)->i64 = 1;
+    eng_ckpt_meta_put(meta, "epoch_step", ENG_META_I64)->i64 = 7;
+    snprintf(eng_ckpt_meta_put(meta, "mode", ENG_META_STR)->str, ENG_CKPT_META_NAME, "sync");
+    eng_ckpt_meta_put(meta, "staleness", ENG_META_I32)->i32 = 0;
+    eng_ckpt_meta_put(meta, "batch", ENG_META_I32)->i32 = 16;
+    eng_ckpt_meta_put(meta, "seed", ENG_META_I64)->i64 = 42;
+    eng_ckpt_meta_put(meta, "servers", ENG_META_I32)->i32 = 1;
+    eng_ckpt_meta_put(meta, "workers", ENG_META_I32)->i32 = 2;
+    eng_ckpt_meta_put(meta, "val_split", ENG_META_F64)->f64 = 0.1;
+    eng_ckpt_meta_put(meta, "epochs", ENG_META_I64)->i64 = 2;
+    const int64_t steps[2] = {7, 7};
+    eng_ckpt_meta_put_array(meta, "workers/steps", steps, 2);
     const int rc = eng_ckpt_write(path, &c, &m, err, errlen) == PST_OK ? 0 : -1;
     eng_ckpt_free(&c);
     return rc;

@@ -39,6 +39,7 @@
 #include "engine/text.h"
 #include "tests/fuzz/ckpt_example.h"
 #include "tests/fuzz/fuzzutil.h"
+#include "worker/ckpt/record.h"
 
 #include <hdf5.h>
 #include <stdint.h>
@@ -87,8 +88,20 @@ static void check_ckpt(const eng_ckpt *c) {
         fz_check(part->nruns >= 1 && next == part->total, "part %d: %d runs end at %llu", p,
                  part->nruns, (unsigned long long)next);
     }
-    fz_check(c->workers >= 1, "%d workers", c->workers);
-    fz_touch(c->worker_steps, sizeof(int64_t) * (size_t)c->workers);
+    for (int i = 0; i < c->meta.nattrs; i++) {
+        const eng_meta_attr *a = &c->meta.attrs[i];
+        fz_check(memchr(a->name, '\0', sizeof a->name) && memchr(a->str, '\0', sizeof a->str),
+                 "meta attribute %d not terminated", i);
+    }
+    for (int i = 0; i < c->meta.narrays; i++)
+        fz_touch(c->meta.arrays[i].v, sizeof(int64_t) * c->meta.arrays[i].n);
+    /* the run's record, as a resumed job and eval take it */
+    wk_run_record rec;
+    char why[512] = "";
+    if (wk_record_get(c, &rec, why, sizeof why) == PST_OK)
+        fz_touch(rec.worker_steps, sizeof(int64_t) * (size_t)rec.workers);
+    else
+        fz_check(why[0] && !strchr(why, '\n'), "record refused with '%s'", why);
     /* The table's statistics walk every weight (mnist_gan: 2.5M, instrumented, most of an
      * input's time) along the model's layout, which no file changes: one tensor, the
      * smallest, is enough to print the rest, which the file decides. */
