@@ -7,7 +7,7 @@
  * reductions and the final barrier. Gradients and weights travel over ZeroMQ. */
 #define _DEFAULT_SOURCE /* getifaddrs flags (IFF_UP) beyond POSIX */
 #include "engine/base/base.h"
-#include "engine/ckpt.h"
+#include "engine/ckpt/ckpt.h"
 #include "engine/model.h"
 #include "engine/pool.h"
 #include "engine/shard.h"
@@ -15,7 +15,7 @@
 #include "proto/wire.h"
 #include "ps/server.h"
 #include "worker/check.h"
-#include "worker/checkpoint.h"
+#include "worker/ckpt/writer.h"
 #include "worker/ckpt/record.h"
 #include "worker/cli.h"
 #include "worker/gan.h"

@@ -5,7 +5,7 @@
 #ifndef PSTRAIN_WORKER_CLIENT_H
 #define PSTRAIN_WORKER_CLIENT_H
 
-#include "engine/ckpt.h"
+#include "engine/ckpt/ckpt.h"
 #include "engine/model.h"
 
 #include <stddef.h>

@@ -10,7 +10,7 @@
 #include "engine/pool.h"
 #include "engine/rng.h"
 #include "engine/score.h"
-#include "worker/checkpoint.h"
+#include "worker/ckpt/writer.h"
 #include "worker/ckpt/record.h"
 #include "worker/client.h"
 #include "worker/loop.h"

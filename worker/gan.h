@@ -6,11 +6,11 @@
  * part). A step is engine/gan.h's; both vectors are pushed and pulled every step, in sync,
  * ssp or async mode as for any model. BatchNormalization's moving statistics travel as the
  * change the worker's forward made to them (see ps/server.h). Checkpoints hold both parts
- * in one file under Keras's names (engine/ckpt.h, @split). */
+ * in one file under Keras's names (engine/ckpt/ckpt.h, @split). */
 #ifndef PSTRAIN_WORKER_GAN_H
 #define PSTRAIN_WORKER_GAN_H
 
-#include "engine/ckpt.h"
+#include "engine/ckpt/ckpt.h"
 #include "engine/model.h"
 #include "worker/cli.h"
 #include "worker/train.h"

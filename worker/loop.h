@@ -4,8 +4,8 @@
 #ifndef PSTRAIN_WORKER_LOOP_H
 #define PSTRAIN_WORKER_LOOP_H
 
-#include "engine/ckpt.h"
-#include "worker/checkpoint.h"
+#include "engine/ckpt/ckpt.h"
+#include "worker/ckpt/writer.h"
 #include "worker/cli.h"
 #include "worker/client.h"
 #include "worker/train.h"

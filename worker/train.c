@@ -8,7 +8,7 @@
 #include "engine/optim.h"
 #include "engine/pool.h"
 #include "engine/text.h"
-#include "worker/checkpoint.h"
+#include "worker/ckpt/writer.h"
 #include "worker/ckpt/record.h"
 #include "worker/client.h"
 #include "worker/loop.h"

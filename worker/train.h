@@ -7,7 +7,7 @@
 #ifndef PSTRAIN_WORKER_TRAIN_H
 #define PSTRAIN_WORKER_TRAIN_H
 
-#include "engine/ckpt.h"
+#include "engine/ckpt/ckpt.h"
 #include "worker/cli.h"
 
 #include <signal.h>

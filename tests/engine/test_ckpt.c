@@ -1,4 +1,4 @@
-/* test_ckpt.c: checkpoints (engine/ckpt.h) in a fresh temporary directory. Round trips are
+/* test_ckpt.c: checkpoints (engine/ckpt/ckpt.h) in a fresh temporary directory. Round trips are
  * bit for bit (Adam and RMSprop); the file seen through the HDF5 C API has Keras 2's
  * structure and our checksummed datasets; truncated, damaged, foreign, future-format,
  * unknown-model, wrong-layout and inconsistent files, files in HDF5's earliest format, and
@@ -8,7 +8,7 @@
  * wrong with a directory; and a writer SIGKILLed at random moments always leaves latest
  * naming a complete checkpoint. A GAN's checkpoint keeps one optimizer per part (its split is
  * checked against the model's); other models' files have no trace of a split. */
-#include "engine/ckpt.h"
+#include "engine/ckpt/ckpt.h"
 
 #include "engine/base/base.h"
 #include "tests/support/testutil.h"
@@ -1502,6 +1502,58 @@ static void print_summary_gan(void **state) {
     eng_ckpt_free(&c);
 }
 
+/* --- a file's bytes in memory --- */
+
+/* Reading the image of a file (its bytes, as an MPI broadcast carries them) gives what reading
+ * the file gives, for one part and for two with a moving average; a cut or foreign image is
+ * refused with a line naming it. */
+static void read_image_equals_read(void **state) {
+    (void)state;
+    char path[1200], err[1024] = "";
+    for (int k = 0; k < 2; k++) {
+        eng_ckpt c, from_file, from_image;
+        if (k == 0) {
+            fill_random(&c, ENG_OPT_ADAM, 61);
+            path_of(path, sizeof path, "image.h5");
+            write_ok(path, &c);
+        } else {
+            fill_gan(&c, ENG_OPT_RMSPROP, 62);
+            c.parts[0].ema = tu_random_floats(c.parts[0].total, -1.0f, 1.0f, 63);
+            c.parts[0].ema_decay = 0.999;
+            path_of(path, sizeof path, "image-gan.h5");
+            write_gan_ok(path, &c);
+        }
+        void *bytes;
+        size_t len;
+        assert_int_equal(eng_ckpt_load_bytes(path, &bytes, &len, err, sizeof err), PST_OK);
+        read_ok(path, &from_file);
+        if (eng_ckpt_read_image(bytes, len, path, &from_image, err, sizeof err) != PST_OK)
+            fail_msg("eng_ckpt_read_image: %s", err);
+        expect_same(&from_file, &from_image);
+        expect_same(&c, &from_image);
+        eng_ckpt_free(&from_image);
+        /* cut short, and not HDF5 at all */
+        assert_int_equal(eng_ckpt_read_image(bytes, len / 2, "half", &from_image, err, sizeof err),
+                         PST_EFORMAT);
+        printf("  -> %s\n", err);
+        assert_non_null(strstr(err, "half: truncated or damaged"));
+        expect_zeroed(&from_image);
+        assert_int_equal(eng_ckpt_read_image("not hdf5", 8, "text", &from_image, err, sizeof err),
+                         PST_EFORMAT);
+        assert_non_null(strstr(err, "text: not an HDF5 file"));
+        expect_zeroed(&from_image);
+        free(bytes);
+        eng_ckpt_free(&from_file);
+        eng_ckpt_free(&c);
+    }
+    void *bytes;
+    size_t len;
+    assert_int_equal(eng_ckpt_load_bytes(dir, &bytes, &len, err, sizeof err), PST_EARG);
+    path_of(path, sizeof path, "nothing-here.h5");
+    assert_int_equal(eng_ckpt_load_bytes(path, &bytes, &len, err, sizeof err), PST_EIO);
+    assert_non_null(strstr(err, path));
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(round_trip_adam),         cmocka_unit_test(round_trip_rmsprop),
@@ -1516,7 +1568,7 @@ int main(void) {
         cmocka_unit_test(refuses_gan_split),       cmocka_unit_test(refuses_gan_optimizer_2),
         cmocka_unit_test(write_refuses_bad_gan),   cmocka_unit_test(cnn_has_no_split),
         cmocka_unit_test(print_summary_gan),       cmocka_unit_test(refuses_huge_vocab),
-        cmocka_unit_test(refuses_huge_workers),
+        cmocka_unit_test(refuses_huge_workers),    cmocka_unit_test(read_image_equals_read),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

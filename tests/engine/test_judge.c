@@ -13,7 +13,7 @@
 #include "engine/judge.h"
 
 #include "engine/base/base.h"
-#include "engine/ckpt.h"
+#include "engine/ckpt/ckpt.h"
 #include "engine/dataset.h"
 #include "engine/model.h"
 #include "engine/net.h"

@@ -2,7 +2,7 @@
 #include "tests/fuzz/ckpt_example.h"
 
 #include "engine/base/base.h"
-#include "engine/ckpt.h"
+#include "engine/ckpt/ckpt.h"
 #include "engine/model.h"
 
 #include <hdf5.h>

@@ -1,4 +1,4 @@
-/* fuzz_ckpt.c: libFuzzer harness for the checkpoint reader (engine/ckpt.h).
+/* fuzz_ckpt.c: libFuzzer harness for the checkpoint reader (engine/ckpt/ckpt.h).
  *
  * Two kinds of input:
  *   - the bytes of a checkpoint file (anything not starting with 'E'): written to a fixed
@@ -34,7 +34,7 @@
  *
  * Seeds: tests/fuzz/corpus/ckpt (make_corpus): the hollow checkpoints and edit scripts. */
 #include "engine/base/base.h"
-#include "engine/ckpt.h"
+#include "engine/ckpt/ckpt.h"
 #include "engine/model.h"
 #include "engine/text.h"
 #include "tests/fuzz/ckpt_example.h"
@@ -149,12 +149,27 @@ static void read_and_check(void) {
     const ssize_t open = H5Fget_obj_count(H5F_OBJ_ALL, H5F_OBJ_ALL);
     fz_check(open == 0, "%zd HDF5 objects left open after a read that returned %d (%s)", open, rc,
              rc == PST_OK ? "ok" : err);
+    /* The same bytes from memory (a checkpoint broadcast as its file) read the same way. */
+    void *bytes;
+    size_t len;
+    eng_ckpt img;
+    char err2[512] = "";
+    fz_check(eng_ckpt_load_bytes(path, &bytes, &len, err2, sizeof err2) == PST_OK, "%s", err2);
+    const int rc2 = eng_ckpt_read_image(bytes, len, path, &img, err2, sizeof err2);
+    free(bytes);
+    fz_check(H5Fget_obj_count(H5F_OBJ_ALL, H5F_OBJ_ALL) == 0, "objects left open by an image");
+    fz_check((rc == PST_OK) == (rc2 == PST_OK), "the file read %d (%s), its image %d (%s)", rc,
+             rc == PST_OK ? "ok" : err, rc2, rc2 == PST_OK ? "ok" : err2);
     if (rc != PST_OK) {
         fz_check_error(rc, err, path, "eng_ckpt_read");
+        fz_check_error(rc2, err2, path, "eng_ckpt_read_image");
         fz_check(c.weights == NULL && c.parts[0].runs == NULL && c.vocab == NULL,
                  "a failed read left arrays");
         return;
     }
+    fz_check(memcmp(c.weights, img.weights, sizeof(float) * c.total) == 0,
+             "the image's weights differ from the file's");
+    eng_ckpt_free(&img);
     check_ckpt(&c);
     eng_ckpt_free(&c);
 }

@@ -13,7 +13,7 @@
 #include <cmocka.h>
 
 #include "engine/base/base.h"
-#include "engine/ckpt.h"
+#include "engine/ckpt/ckpt.h"
 #include "engine/model.h"
 #include "tests/support/testutil.h"
 #include "worker/ckpt/record.h"

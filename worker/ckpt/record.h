@@ -11,7 +11,7 @@
 #ifndef PSTRAIN_WORKER_CKPT_RECORD_H
 #define PSTRAIN_WORKER_CKPT_RECORD_H
 
-#include "engine/ckpt.h"
+#include "engine/ckpt/ckpt.h"
 
 #include <stddef.h>
 #include <stdint.h>

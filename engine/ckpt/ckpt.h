@@ -1,6 +1,12 @@
-/* ckpt.h: a job's checkpoint as one self-contained HDF5 file: the weights in Keras 2's
- * layout, so that Keras and h5py read them as they are, and pstrain's own state (optimizer
- * slots and update counts, progress, the run's configuration) beside them.
+/* ckpt.h: a model's checkpoint as one self-contained HDF5 file: the weights in Keras 2's
+ * layout, so that Keras and h5py read them as they are, and pstrain's own state beside them:
+ * each parameter part's optimizer (slots and update counts) and moving average, and a meta
+ * the engine keeps without knowing it (a run's record: worker/ckpt/record.h).
+ *
+ * Files of engine/ckpt/: state.c (the checkpoint in memory, checks), meta.c (the meta),
+ * h5write.c and h5read.c (typed HDF5 helpers), image.c (a file's bytes: head check,
+ * superblock checksum), write.c (the format, written), read.c (read and validated), dir.c
+ * (a directory: atomic saves, latest, keep; resolve), print.c (inspect).
  *
  * File layout (format_version 1):
  *
@@ -15,26 +21,25 @@
  *                                     dense kernels (in, out), biases (out,)
  *   /pstrain/                         ours
  *     @format_version int32 (1), @model string, @layout_checksum uint64, @total uint64
- *     @step, @epoch (1-based), @epoch_step int64
- *     @mode string ("sync", "async", "ssp", "local"), @staleness int32, @batch int32,
- *     @seed int64, @servers int32, @workers int32, @val_split float64, @epochs int64
+ *     @<meta>                         the meta's attributes, in its order (a run's record:
+ *                                     @step, @epoch, ..., @epochs)
  *     @optimizer string ("adam", "rmsprop"), @lr, @beta1, @beta2, @rho, @epsilon,
- *     @clipvalue, @decay float32 (all seven, whichever the optimizer uses)
- *     @split uint64                   models in two parts (a GAN) only: the first part's floats;
- *                                     absent means 0 (one optimizer for all)
- *     optimizer/m, optimizer/v        Adam's moments, float32 (total, or split with @split)
- *     optimizer/accumulator           RMSprop's instead, float32 (total, or split with @split)
+ *     @clipvalue, @decay float32: part 0's optimizer (all seven, whichever it uses)
+ *     @split uint64                   models of several parts (a GAN) only: part 1's offset;
+ *                                     absent means one part
+ *     optimizer/m, optimizer/v        part 0's Adam moments, float32 (its total)
+ *     optimizer/accumulator           RMSprop's instead
+ *     optimizer_<p+1>/                part p >= 1's optimizer (a GAN's discriminator:
+ *       @lr, ..., @decay, @optimizer  optimizer_2), attributes as /pstrain's own, and its
+ *       m, v or accumulator           slots, float32 (its total)
+ *     @ema_decay float64, ema         models of several parts only, when the run kept one: an
+ *                                     exponential moving average of part 0 (a GAN's
+ *                                     generator, weights and state), float32 (its total),
+ *                                     and its decay (eng_ema_update)
  *     optimizer/iterations            int64 (nruns, 3): rows (lo, n, iterations) tiling
- *                                     [0, total) in order (both parts with @split)
- *     @ema_decay float64, ema         with @split only, and only when the run kept one: an
- *                                     exponential moving average of the first part (a GAN's
- *                                     generator, weights and state), float32 (split), and
- *                                     its decay (eng_ema_update)
- *     optimizer_2/                    with @split only: the optimizer of [split, total)
- *       @optimizer string, @lr, @beta1, @beta2, @rho, @epsilon, @clipvalue, @decay float32
- *                                     (as /pstrain's own)
- *       m, v or accumulator           its slots, float32 (total - split)
- *     workers/steps                   int64 (workers): each worker's position in its data
+ *                                     [0, total) in order, every part's runs at their
+ *                                     offsets in the whole vector
+ *     <group>/<name>                  the meta's int64 arrays, in its order (workers/steps)
  *     vocab                           uint8 (bytes), text models only: the tokenizer's words
  *                                     by rank, each followed by '\n' (evaluation and resumed
  *                                     runs tokenize with it)
@@ -47,7 +52,7 @@
  * (1.8, latest) so object headers carry checksums; HDF5 refuses a truncated file at open.
  * Reading refuses files of older formats (superblock before version 2: no metadata checksums)
  * before HDF5 parses them: libhdf5 1.10 is not safe on damaged files of that kind. Sizes a
- * file gives (its vocabulary's length, its workers, its update-count runs, string lengths)
+ * file gives (its vocabulary's length, the meta's arrays, its update-count runs, strings)
  * are checked against the file's length before memory is allocated for them.
  * Reading validates everything against the model the file names and returns all or nothing.
  * Objects carry no timestamps: the same checkpoint is always the same bytes.
@@ -58,8 +63,8 @@
  *
  * Not thread-safe (HDF5 is not): one thread at a time. The functions turn off HDF5's own
  * error printing for the process, so a failure reads as one line in the caller's buffer. */
-#ifndef PSTRAIN_ENGINE_CKPT_H
-#define PSTRAIN_ENGINE_CKPT_H
+#ifndef PSTRAIN_ENGINE_CKPT_CKPT_H
+#define PSTRAIN_ENGINE_CKPT_CKPT_H
 
 #include "engine/model.h"
 #include "engine/optim.h"
@@ -163,22 +168,34 @@ void eng_ckpt_init(eng_ckpt *c, const eng_model *m);
 /* Writes c as an HDF5 file at path, replacing any file there (not atomic: see
  * eng_ckpt_save). m is the model c->model built (its layout names the tensors). c is checked
  * first as eng_ckpt_read would check it: PST_EARG for a checkpoint it would refuse (model,
- * checksum, total or split not m's, nslots or nslots2 wrong for its optimizer, a missing
- * slot, runs that do not tile [0, total), workers < 1, ...); with split 0, optim2, nslots2
- * and slots2 are ignored. Returns PST_OK, or PST_EARG, PST_ENOMEM or PST_EIO (the file
+ * checksum, total or parts not m's, nslots wrong for a part's optimizer, a missing slot,
+ * runs that do not tile a part, an ema other than part 0's of several, a meta that names
+ * /pstrain's own attributes, ...). Returns PST_OK, or PST_EARG, PST_ENOMEM or PST_EIO (the file
  * cannot be written; nothing is left at path) with one line in err naming the path and what
  * failed. */
 int eng_ckpt_write(const char *path, const eng_ckpt *c, const eng_model *m, char *err,
                    size_t errlen);
 
 /* Reads and fully validates the checkpoint at path into *c, allocating its arrays (free
- * with eng_ckpt_free). On any failure nothing is returned (c is left zeroed, all memory
- * freed) and err holds one line naming the file and the problem: PST_EIO (cannot open),
- * PST_EARG (a directory: see eng_ckpt_resolve), PST_EFORMAT (not HDF5, truncated, damaged, not a
- * checkpoint, an HDF5 format older than pstrain writes, another format version, a model or
- * layout this pstrain does not have, a split that is not the model's, a missing or misshapen
- * field), PST_ENOMEM. */
+ * with eng_ckpt_free): every part of the model it names, runs relative to each part (a run
+ * of the file across a part's end is cut there), and the meta in the order of its names. On any
+ * failure nothing is returned (c is left zeroed, all memory freed) and err holds one line naming
+ * the file and the problem: PST_EIO (cannot open), PST_EARG (a directory: see eng_ckpt_resolve),
+ * PST_EFORMAT (not HDF5, truncated, damaged, not a checkpoint, an HDF5 format older than pstrain
+ * writes, another format version, a model or layout this pstrain does not have, a split that is not
+ * the model's, a missing or misshapen field). */
 int eng_ckpt_read(const char *path, eng_ckpt *c, char *err, size_t errlen);
+
+/* eng_ckpt_read of a file's bytes in memory (bytes[0, len), borrowed; name names it in
+ * messages): a checkpoint sent as its file's bytes (an MPI broadcast) reads as the file
+ * would, with the same checks and the same codes, PST_EIO and PST_EARG aside. */
+int eng_ckpt_read_image(const void *bytes, size_t len, const char *name, eng_ckpt *c, char *err,
+                        size_t errlen);
+
+/* The bytes of the file at path into *bytes (pst_malloc'ed: free them), *len of them, for
+ * eng_ckpt_read_image elsewhere. Returns PST_OK, PST_EIO (cannot open or read) or PST_EARG
+ * (a directory), with one line naming path. */
+int eng_ckpt_load_bytes(const char *path, void **bytes, size_t *len, char *err, size_t errlen);
 
 /* Frees the arrays of a checkpoint eng_ckpt_read filled (or whose arrays the caller got
  * from pst_alloc or malloc) and zeroes it. Accepts a zeroed checkpoint. */
@@ -204,10 +221,10 @@ int eng_ckpt_save(const char *dir, int64_t step, const eng_ckpt *c, const eng_mo
  * does not exist) or PST_EARG (out too small), with one line in err naming the path. */
 int eng_ckpt_resolve(const char *file_or_dir, char *out, size_t outlen, char *err, size_t errlen);
 
-/* For `pstrain inspect`: the metadata (format, model, step, epoch, the run's configuration,
- * the optimizer and its hyperparameters, or with split > 0 each part's optimizer and the
- * range it updates, update-count runs, worker positions), then one row
- * per tensor of m's layout: name, shape, min, max, mean and L2 norm of its weights. */
+/* For `pstrain inspect`: the metadata (format, model, the meta's attributes, the optimizer
+ * and its hyperparameters, or with several parts each part's optimizer and the range it
+ * updates, update-count runs, the meta's arrays), then one row per tensor of m's layout:
+ * name, shape, min, max, mean and L2 norm of its weights. */
 void eng_ckpt_print(const eng_ckpt *c, const eng_model *m, FILE *out);
 
 #endif

@@ -1,5 +1,6 @@
-/* checkpoint.c: writing checkpoints on a thread while training goes on. */
-#include "worker/checkpoint.h"
+/* writer.c: writing checkpoints on a thread while training goes on, and reading the one
+ * --resume names. */
+#include "worker/ckpt/writer.h"
 
 #include "engine/base/base.h"
 #include "engine/layout.h"

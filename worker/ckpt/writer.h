@@ -1,11 +1,11 @@
-/* checkpoint.h: the writing side of a job's checkpoints. The lead worker (or the one
+/* writer.h: the writing side of a job's checkpoints. The lead worker (or the one
  * process) fills the next checkpoint's state, then a thread of the writer's own writes it
  * with eng_ckpt_save while training goes on: training pauses only to gather the state, not
  * for the file. One write at a time; the next checkpoint first waits for the last. */
-#ifndef PSTRAIN_WORKER_CHECKPOINT_H
-#define PSTRAIN_WORKER_CHECKPOINT_H
+#ifndef PSTRAIN_WORKER_CKPT_WRITER_H
+#define PSTRAIN_WORKER_CKPT_WRITER_H
 
-#include "engine/ckpt.h"
+#include "engine/ckpt/ckpt.h"
 #include "engine/model.h"
 #include "worker/cli.h"
 
