@@ -170,7 +170,7 @@ void eng_ckpt_init(eng_ckpt *c, const eng_model *m);
  * first as eng_ckpt_read would check it: PST_EARG for a checkpoint it would refuse (model,
  * checksum, total or parts not m's, nslots wrong for a part's optimizer, a missing slot,
  * runs that do not tile a part, an ema other than part 0's of several, a meta that names
- * /pstrain's own attributes, ...). Returns PST_OK, or PST_EARG, PST_ENOMEM or PST_EIO (the file
+ * /pstrain's own attributes, ...). Returns PST_OK, or PST_EARG or PST_EIO (the file
  * cannot be written; nothing is left at path) with one line in err naming the path and what
  * failed. */
 int eng_ckpt_write(const char *path, const eng_ckpt *c, const eng_model *m, char *err,

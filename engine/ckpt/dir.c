@@ -126,12 +126,8 @@ static void prune(const char *dir, int keep, const char *latest_name) {
     while ((e = readdir(d)) != NULL) {
         if (!ckpt_step(e->d_name, &step))
             continue;
-        if (n == cap) {
-            int64_t *more = realloc(steps, sizeof *steps * (cap = cap ? 2 * cap : 16));
-            if (!more)
-                break;
-            steps = more;
-        }
+        if (n == cap)
+            steps = pst_realloc(steps, sizeof *steps * (cap = cap ? 2 * cap : 16));
         steps[n++] = step;
     }
     closedir(d);

@@ -111,9 +111,7 @@ void ckpt_r_str_attr(ckpt_reader *r, hid_t loc, const char *name, char *out, siz
         ckpt_r_fail(r, PST_EFORMAT, "%s: expected a scalar", lab);
     else if (!ckpt_fits(r, 1, size))
         ckpt_r_too_big(r, lab, 1, size);
-    else if (!(buf = calloc(1, size + 1)))
-        ckpt_r_fail(r, PST_ENOMEM, "%s: out of memory", lab);
-    else if (H5Aread(a, t, buf) < 0)
+    else if (H5Aread(a, t, buf = pst_calloc(1, size + 1)) < 0)
         ckpt_r_fail(r, PST_EFORMAT, "%s: damaged (unreadable)", lab);
     else if (strlen(buf) >= outlen) {
         char q[200];
@@ -223,10 +221,9 @@ void ckpt_r_check_strs(ckpt_reader *r, hid_t loc, const char *name, int dataset,
                     n);
     else if (!ckpt_fits(r, (uint64_t)n, size))
         ckpt_r_too_big(r, lab, (uint64_t)n, size);
-    else if (!(buf = calloc(n > 0 ? (size_t)n : 1, size)))
-        ckpt_r_fail(r, PST_ENOMEM, "%s: out of memory", lab);
-    else if (n > 0 && (dataset ? H5Dread(obj, t, H5S_ALL, H5S_ALL, H5P_DEFAULT, buf)
-                               : H5Aread(obj, t, buf)) < 0)
+    else if ((buf = pst_calloc(n > 0 ? (size_t)n : 1, size)) && n > 0 &&
+             (dataset ? H5Dread(obj, t, H5S_ALL, H5S_ALL, H5P_DEFAULT, buf)
+                      : H5Aread(obj, t, buf)) < 0)
         ckpt_r_fail(r, PST_EFORMAT, "%s: damaged (checksum mismatch or unreadable)", lab);
     for (int i = 0; buf && r->rc == PST_OK && i < n; i++) {
         const char *e = buf + (size_t)i * size;

@@ -241,13 +241,12 @@ void ckpt_w_strs(ckpt_writer *w, hid_t loc, const char *name, const char *const 
     for (int i = 0; i < n; i++)
         if (strlen(s[i]) > size)
             size = strlen(s[i]);
-    char *buf = calloc(n > 0 ? (size_t)n : 1, size);
-    hid_t t = buf ? str_type(size) : -1;
+    hid_t t = str_type(size);
     if (t < 0) {
-        ckpt_w_fail(w, loc, name, dataset ? "dataset" : "attribute", buf ? NULL : "out of memory");
-        free(buf);
+        ckpt_w_fail(w, loc, name, dataset ? "dataset" : "attribute", NULL);
         return;
     }
+    char *buf = pst_calloc(n > 0 ? (size_t)n : 1, size);
     for (int i = 0; i < n; i++)
         memcpy(buf + (size_t)i * size, s[i], strlen(s[i]));
     const hsize_t dim = (hsize_t)n;

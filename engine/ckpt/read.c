@@ -257,11 +257,7 @@ static void read_vocab(ckpt_reader *r, hid_t g, eng_ckpt *c) {
         ckpt_r_too_big(r, "dataset /pstrain/vocab", n, 1);
         return;
     }
-    if (!(c->vocab = pst_alloc((size_t)n + 1))) {
-        ckpt_r_fail(r, PST_ENOMEM, "out of memory for a vocabulary of %llu bytes",
-                    (unsigned long long)n);
-        return;
-    }
+    c->vocab = pst_alloc((size_t)n + 1);
     ckpt_r_dataset(r, g, "vocab", F_U8, 1, &n, c->vocab);
     c->vocab[n] = '\0';
     c->vocab_bytes = n;

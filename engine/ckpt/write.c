@@ -216,7 +216,8 @@ static void write_pstrain(ckpt_writer *w, hid_t file, const eng_ckpt *c, const e
     ckpt_close_group(g);
 }
 
-/* c as the bytes of an HDF5 file, built in memory, into *image (malloc'ed, *len bytes). */
+/* c as the bytes of an HDF5 file, built in memory, into *image (pst_malloc'ed, *len bytes).
+ * Returns PST_OK, or PST_EIO when HDF5 cannot build it. */
 static int build_image(const char *path, const eng_ckpt *c, const eng_model *m, void **image,
                        size_t *len, char *err, size_t errlen) {
     *image = NULL;
@@ -236,7 +237,7 @@ static int build_image(const char *path, const eng_ckpt *c, const eng_model *m, 
         ckpt_h5_reason(why);
         if (fapl >= 0)
             H5Pclose(fapl);
-        return pst_err(err, errlen, PST_ENOMEM, "%s: cannot create in memory: %s", path, why);
+        return pst_err(err, errlen, PST_EIO, "%s: cannot create in memory: %s", path, why);
     }
     ckpt_writer w = {0};
     write_keras(&w, file, c, m);
@@ -244,12 +245,11 @@ static int build_image(const char *path, const eng_ckpt *c, const eng_model *m, 
     /* The flush puts everything HDF5 still caches into the image. */
     const ssize_t n =
         w.failed || H5Fflush(file, H5F_SCOPE_GLOBAL) < 0 ? -1 : H5Fget_file_image(file, NULL, 0);
-    if (!w.failed && (n <= 0 || !(*image = malloc((size_t)n)) ||
-                      H5Fget_file_image(file, *image, (size_t)n) != n ||
-                      ckpt_fix_superblock(*image, (size_t)n) != 0)) {
+    if (!w.failed &&
+        (n <= 0 || H5Fget_file_image(file, *image = pst_malloc((size_t)n), (size_t)n) != n ||
+         ckpt_fix_superblock(*image, (size_t)n) != 0)) {
         char why[CKPT_REASON_LEN];
-        snprintf(w.what, sizeof w.what, "file image: %s",
-                 n > 0 && !*image ? "out of memory" : ckpt_h5_reason(why));
+        snprintf(w.what, sizeof w.what, "file image: %s", ckpt_h5_reason(why));
         w.failed = 1;
     }
     H5Fclose(file);
@@ -257,7 +257,7 @@ static int build_image(const char *path, const eng_ckpt *c, const eng_model *m, 
     if (w.failed) {
         free(*image);
         *image = NULL;
-        return pst_err(err, errlen, PST_ENOMEM, "%s: cannot build %s", path, w.what);
+        return pst_err(err, errlen, PST_EIO, "%s: cannot build %s", path, w.what);
     }
     *len = (size_t)n;
     return PST_OK;

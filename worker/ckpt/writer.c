@@ -78,19 +78,17 @@ static void *write_main(void *arg) {
 
 int wk_ckpt_writer_wait(wk_ckpt_writer *w, FILE *out, char *err, size_t errlen) {
     if (!w->running)
-        return 0;
+        return PST_OK;
     pthread_join(w->thread, NULL);
     w->running = 0;
-    if (w->rc != PST_OK) {
-        snprintf(err, errlen, "checkpoint: %s", w->err);
-        return -1;
-    }
+    if (w->rc != PST_OK)
+        return pst_err(err, errlen, w->rc, "checkpoint: %s", w->err);
     if (out) {
         fprintf(out, "checkpoint %s: step %lld, written in %.0f ms\n", w->path,
                 (long long)wk_record_of(&w->ck).step, w->seconds * 1e3);
         fflush(out);
     }
-    return 0;
+    return PST_OK;
 }
 
 eng_ckpt *wk_ckpt_writer_next(wk_ckpt_writer *w) {
@@ -101,9 +99,9 @@ eng_ckpt *wk_ckpt_writer_next(wk_ckpt_writer *w) {
 int wk_ckpt_writer_start(wk_ckpt_writer *w, char *err, size_t errlen) {
     PST_ASSERT(!w->running, "two checkpoint writes at once");
     if (pthread_create(&w->thread, NULL, write_main, w) != 0)
-        return pst_err(err, errlen, PST_ENOMEM, "checkpoint: cannot start the writer thread");
+        return pst_err(err, errlen, PST_EIO, "checkpoint: cannot start the writer thread");
     w->running = 1;
-    return 0;
+    return PST_OK;
 }
 
 int wk_resume_load(const wk_opts *o, eng_ckpt *c, int *fresh, FILE *out, char *err, size_t errlen) {

@@ -25,7 +25,7 @@ wk_ckpt_writer *wk_ckpt_writer_new(const eng_model *m, const char *dir, int keep
 void wk_ckpt_writer_free(wk_ckpt_writer **w);
 
 /* Waits for the write in progress, if any, and prints where it went and how long it took to
- * out (NULL: quiet). Returns 0, or -1 with err when that write failed. */
+ * out (NULL: quiet). Returns PST_OK, or the write's code (eng_ckpt_save's) with err. */
 int wk_ckpt_writer_wait(wk_ckpt_writer *w, FILE *out, char *err, size_t errlen);
 
 /* The checkpoint to fill next: the model's identity, the weights, each part's slots and ema
@@ -34,7 +34,7 @@ int wk_ckpt_writer_wait(wk_ckpt_writer *w, FILE *out, char *err, size_t errlen);
  * wk_ckpt_writer_wait, until wk_ckpt_writer_start. */
 eng_ckpt *wk_ckpt_writer_next(wk_ckpt_writer *w);
 
-/* Starts writing the filled checkpoint on the writer's thread. Returns 0, or -1 with err
+/* Starts writing the filled checkpoint on the writer's thread. Returns PST_OK, or PST_EIO with err
  * when the thread cannot start. */
 int wk_ckpt_writer_start(wk_ckpt_writer *w, char *err, size_t errlen);
 
