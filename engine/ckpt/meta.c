@@ -109,38 +109,38 @@ static herr_t meta_attr(hid_t g, const char *name, const H5A_info_t *info, void 
     memset(a, 0, sizeof *a);
     snprintf(a->name, sizeof a->name, "%s", name);
     a->type = ENG_META_OTHER;
-    hid_t at = H5Aopen(g, name, H5P_DEFAULT);
-    hid_t t = at < 0 ? -1 : H5Aget_type(at), s = at < 0 ? -1 : H5Aget_space(at);
-    const int scalar = s >= 0 && H5Sget_simple_extent_type(s) == H5S_SCALAR;
-    if (t >= 0)
-        H5Tclose(t);
-    if (s >= 0)
-        H5Sclose(s);
-    if (at >= 0)
-        H5Aclose(at);
-    if (at < 0 || !scalar)
-        return r->rc == PST_OK ? 0 : -1;
+    /* The kind first (a scalar of one of the meta's types), then the value, read as the
+     * engine's own attributes are: strings checked against the file's length. */
     static const struct {
         ckpt_type ft;
         eng_meta_type mt;
         size_t off;
     } kinds[] = {{F_I32, ENG_META_I32, offsetof(eng_meta_attr, i32)},
                  {F_I64, ENG_META_I64, offsetof(eng_meta_attr, i64)},
-                 {F_F64, ENG_META_F64, offsetof(eng_meta_attr, f64)}};
-    at = H5Aopen(g, name, H5P_DEFAULT);
-    t = H5Aget_type(at);
-    for (size_t k = 0; k < sizeof kinds / sizeof kinds[0]; k++)
-        if (H5Tequal(t, ckpt_file_type(kinds[k].ft)) > 0) {
-            ckpt_r_attr(r, g, name, kinds[k].ft, (char *)a + kinds[k].off);
-            a->type = kinds[k].mt;
-        }
-    const int str = H5Tget_class(t) == H5T_STRING && H5Tis_variable_str(t) == 0;
-    H5Tclose(t);
-    H5Aclose(at);
-    if (str) {
-        ckpt_r_str_attr(r, g, name, a->str, sizeof a->str);
-        a->type = ENG_META_STR;
+                 {F_F64, ENG_META_F64, offsetof(eng_meta_attr, f64)},
+                 {F_STR, ENG_META_STR, offsetof(eng_meta_attr, str)}};
+    int kind = -1;
+    hid_t at = H5Aopen(g, name, H5P_DEFAULT);
+    hid_t t = at < 0 ? -1 : H5Aget_type(at), s = at < 0 ? -1 : H5Aget_space(at);
+    if (t >= 0 && s >= 0 && H5Sget_simple_extent_type(s) == H5S_SCALAR) {
+        for (int k = 0; k < 3; k++)
+            if (H5Tequal(t, ckpt_file_type(kinds[k].ft)) > 0)
+                kind = k;
+        if (H5Tget_class(t) == H5T_STRING && H5Tis_variable_str(t) == 0)
+            kind = 3;
     }
+    if (t >= 0)
+        H5Tclose(t);
+    if (s >= 0)
+        H5Sclose(s);
+    if (at >= 0)
+        H5Aclose(at);
+    if (kind == 3)
+        ckpt_r_str_attr(r, g, name, a->str, sizeof a->str);
+    else if (kind >= 0)
+        ckpt_r_attr(r, g, name, kinds[kind].ft, (char *)a + kinds[kind].off);
+    if (kind >= 0)
+        a->type = kinds[kind].mt;
     return r->rc == PST_OK ? 0 : -1;
 }
 
@@ -154,7 +154,7 @@ void ckpt_read_meta_attrs(ckpt_reader *r, hid_t g, eng_ckpt_meta *m) {
         ckpt_r_fail(r, PST_EFORMAT, "attributes of /pstrain: damaged (unreadable)");
 }
 
-/* H5Literate2 callback: every int64 array in a group of /pstrain the engine does not know
+/* H5Literate callback: every int64 array in a group of /pstrain the engine does not know
  * (name) into the meta, its length checked against the file's before it is allocated. */
 static herr_t meta_group(hid_t g, const char *name, const H5L_info_t *info, void *data) {
     (void)info;

@@ -35,6 +35,14 @@ static const field fields[] = {
 #define NFIELDS ((int)(sizeof fields / sizeof fields[0]))
 
 static const char *const type_names[] = {"int32", "int64", "float64", "string"};
+
+/* Whether name is a field of the record. */
+static int is_field(const char *name) {
+    for (int i = 0; i < NFIELDS; i++)
+        if (strcmp(name, fields[i].name) == 0)
+            return 1;
+    return 0;
+}
 static const char *const modes[] = {"sync", "async", "ssp", "local"};
 
 int wk_record_check(const wk_run_record *r, char *err, size_t errlen) {
@@ -141,6 +149,28 @@ wk_run_record wk_record_of(const eng_ckpt *c) {
     return r;
 }
 
+/* c's meta in the record's order (the file's: main's), anything else after it as it was: the
+ * engine reads the meta in the order of its names. Written again, the file's bytes. */
+static void file_order(eng_ckpt *c) {
+    eng_ckpt_meta *m = &c->meta;
+    eng_meta_attr attrs[ENG_CKPT_META_ATTRS];
+    int n = 0;
+    for (int i = 0; i < NFIELDS; i++)
+        for (int j = 0; j < m->nattrs; j++)
+            if (strcmp(m->attrs[j].name, fields[i].name) == 0)
+                attrs[n++] = m->attrs[j];
+    for (int j = 0; j < m->nattrs; j++)
+        if (!is_field(m->attrs[j].name))
+            attrs[n++] = m->attrs[j];
+    memcpy(m->attrs, attrs, sizeof attrs[0] * (size_t)n);
+    for (int j = 1; j < m->narrays; j++)
+        if (strcmp(m->arrays[j].name, STEPS) == 0) {
+            const eng_meta_array steps = m->arrays[j];
+            memmove(&m->arrays[1], &m->arrays[0], sizeof steps * (size_t)j);
+            m->arrays[0] = steps;
+        }
+}
+
 int wk_record_read(const char *path, eng_ckpt *c, wk_run_record *r, char *err, size_t errlen) {
     int rc = eng_ckpt_read(path, c, err, errlen);
     if (rc != PST_OK)
@@ -151,6 +181,7 @@ int wk_record_read(const char *path, eng_ckpt *c, wk_run_record *r, char *err, s
         eng_ckpt_free(c);
         return pst_err(err, errlen, rc, "%s: %s", path, why);
     }
+    file_order(c);
     if (r)
         *r = rec;
     return PST_OK;

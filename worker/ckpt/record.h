@@ -47,7 +47,8 @@ void wk_record_put(eng_ckpt *c, const wk_run_record *r);
 wk_run_record wk_record_of(const eng_ckpt *c);
 
 /* eng_ckpt_read of path, then wk_record_get: c filled and its record in *r (NULL: not
- * wanted), or nothing (c zeroed) and one line in err naming path. Returns PST_OK or an
+ * wanted), c's meta put back in the record's order (the file's: written again, a file read
+ * here has its bytes), or nothing (c zeroed) and one line in err naming path. Returns PST_OK or an
  * eng_ckpt_read code or PST_EFORMAT. */
 int wk_record_read(const char *path, eng_ckpt *c, wk_run_record *r, char *err, size_t errlen);
 
