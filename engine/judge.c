@@ -5,7 +5,7 @@
 #include "engine/judge.h"
 
 #include "engine/base/base.h"
-#include "engine/ckpt.h"
+#include "engine/ckpt/ckpt.h"
 #include "engine/model.h"
 #include "engine/net.h"
 #include "engine/score.h"

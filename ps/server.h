@@ -33,7 +33,7 @@
 #ifndef PSTRAIN_PS_SERVER_H
 #define PSTRAIN_PS_SERVER_H
 
-#include "engine/ckpt.h"
+#include "engine/ckpt/ckpt.h"
 #include "engine/model.h"
 #include "engine/optim.h"
 

@@ -65,21 +65,20 @@ int ps_on_snapshot(ps_server *s, const pb_peer *from, pb_msg *m, char *err, size
     return PST_OK;
 }
 
-/* Part pt's share of a checkpoint's state of that part: weights (the part's floats), the
- * optimizer's arrays (the same) and the update counts, runs [lo, lo + n) less `base` (the
- * part's offset while runs count from the whole vector's start). */
-static void restore_part(ps_part *pt, const float *weights, float *const *slots, int nslots,
-                         const eng_ckpt_iters *runs, int nruns, uint64_t base) {
+/* Part pt's share of a checkpoint's state of that part: weights (the part's floats: its
+ * share [lo, lo + n) of them), the optimizer's arrays and the update counts (runs relative
+ * to the part's first float). */
+static void restore_part(ps_part *pt, const float *weights, const eng_ckpt_part *cp) {
     memcpy(pt->w, weights + pt->lo, sizeof(float) * pt->n);
-    for (int i = 0; i < nslots; i++)
-        memcpy(eng_optim_slot(pt->opt, i), slots[i] + pt->lo, sizeof(float) * pt->n);
+    for (int i = 0; i < cp->nslots; i++)
+        memcpy(eng_optim_slot(pt->opt, i), cp->slots[i] + pt->lo, sizeof(float) * pt->n);
     /* A chunk takes the count of the run its first float lies in (in sync mode every run has
      * the same count, the job's step). */
     for (int k = 0; k < pt->C; k++) {
-        const uint64_t at = pt->chunks.start[k] + base;
-        for (int r = 0; r < nruns; r++)
-            if (at >= runs[r].lo && at - runs[r].lo < runs[r].n)
-                pt->cver[k] = (uint64_t)runs[r].iterations;
+        const uint64_t at = pt->chunks.start[k];
+        for (int r = 0; r < cp->nruns; r++)
+            if (at >= cp->runs[r].lo && at - cp->runs[r].lo < cp->runs[r].n)
+                pt->cver[k] = (uint64_t)cp->runs[r].iterations;
     }
 }
 
@@ -90,22 +89,17 @@ int ps_server_restore(ps_server *s, const eng_ckpt *c, char *err, size_t errlen)
         return pst_err(err, errlen, PST_EFORMAT,
                        "server %d: checkpoint of %s (%llu parameters), this job trains %s",
                        s->cfg.server_id, c->model, (unsigned long long)c->total, m->def->name);
-    /* Until the checkpoint holds a list of parts: part 0's optimizer is optim, part 1's
-     * optim2 (a GAN). */
     for (int p = 0; p < s->nparts; p++) {
         ps_part *pt = &s->parts[p];
-        const eng_optim_cfg *optim = p ? &c->optim2 : &c->optim;
-        const int nslots = p ? c->nslots2 : c->nslots;
+        const eng_optim_cfg *optim = &c->parts[p].optim;
+        const int nslots = c->parts[p].nslots;
         if (optim->kind != pt->optim.kind || nslots != eng_optim_nslots(pt->optim.kind))
             return pst_err(err, errlen, PST_EFORMAT,
                            "server %d: checkpoint's optimizer of %s is %s, this job's %s",
                            s->cfg.server_id, m->parts[p].name, eng_optim_kind_name(optim->kind),
                            eng_optim_kind_name(pt->optim.kind));
     }
-    for (int p = 0; p < s->nparts; p++) {
-        const size_t off = m->parts[p].offset;
-        restore_part(&s->parts[p], c->weights + off, p ? c->slots2 : c->slots,
-                     p ? c->nslots2 : c->nslots, c->runs, c->nruns, off);
-    }
+    for (int p = 0; p < s->nparts; p++)
+        restore_part(&s->parts[p], c->weights + c->parts[p].offset, &c->parts[p]);
     return PST_OK;
 }

@@ -585,7 +585,7 @@ void wk_client_step_sparse(wk_client *c, int part, const wk_sparse_rows *sp) {
 uint64_t wk_client_bytes_pushed(const wk_client *c) { return c->bytes_pushed; }
 
 /* Takes server s's snapshot of part into weights and *out. */
-static int take_snapshot(wk_client *c, int s, int part, float *weights, wk_part_state *out,
+static int take_snapshot(wk_client *c, int s, int part, float *weights, eng_ckpt_part *out,
                          char *err, size_t errlen) {
     server_conn *sc = &c->srv[s];
     const conn_part *cp = &sc->parts[part];
@@ -627,7 +627,7 @@ static int take_snapshot(wk_client *c, int s, int part, float *weights, wk_part_
 }
 
 int wk_client_snapshot(wk_client *c, int part, uint64_t min_version, float *weights,
-                       wk_part_state *out, char *err, size_t errlen) {
+                       eng_ckpt_part *out, char *err, size_t errlen) {
     PST_ASSERT(!wk_client_pull_pending(c, part), "snapshot of part %d with a pull outstanding",
                part);
     const pb_msg q = {.kind = PB_SNAPSHOT,

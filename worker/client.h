@@ -6,7 +6,7 @@
 #ifndef PSTRAIN_WORKER_CLIENT_H
 #define PSTRAIN_WORKER_CLIENT_H
 
-#include "engine/ckpt.h"
+#include "engine/ckpt/ckpt.h"
 #include "engine/model.h"
 
 #include <stddef.h>
@@ -90,22 +90,13 @@ int wk_client_pull_pending(const wk_client *c, int part);
 int wk_client_pull_settled(wk_client *c, int part, const uint64_t *pushes, char *err,
                            size_t errlen);
 
-/* A part's optimizer state as wk_client_snapshot fills it (engine/ckpt/ckpt.h's
- * eng_ckpt_part once the checkpoint holds a list of parts): nslots arrays of the part's
- * total floats each (the caller's), and update-count runs relative to the part's first
- * float (grown here with pst_realloc; the caller frees them). */
-typedef struct wk_part_state {
-    int nslots;
-    float *slots[2];
-    int nruns;
-    eng_ckpt_iters *runs;
-} wk_part_state;
-
 /* Asks every server for its state of the part once min_version updates are applied and puts
- * it together: the part's weights in weights (its total floats) and the optimizer arrays
- * and runs in *out. No pull of the part may be outstanding. */
+ * it together: the part's weights in weights (its total floats), and in *out the optimizer
+ * arrays (out->nslots of the part's total floats each, the caller's) and the update-count
+ * runs relative to the part's first float (grown here with pst_realloc; freed with the
+ * checkpoint). No pull of the part may be outstanding. */
 int wk_client_snapshot(wk_client *c, int part, uint64_t min_version, float *weights,
-                       wk_part_state *out, char *err, size_t errlen);
+                       eng_ckpt_part *out, char *err, size_t errlen);
 
 /* True once a server has said it is stopping (it got SIGTERM or SIGINT). */
 int wk_client_stopping(const wk_client *c);

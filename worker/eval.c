@@ -3,13 +3,14 @@
 
 #include "engine/base/base.h"
 #include "engine/gan.h"
-#include "worker/report/grid.h"
 #include "engine/judge.h"
 #include "engine/net.h"
 #include "engine/pool.h"
 #include "engine/rng.h"
 #include "engine/score.h"
+#include "worker/ckpt/record.h"
 #include "worker/gan_outputs.h"
+#include "worker/report/grid.h"
 #include "worker/stream.h"
 #include "worker/task.h"
 #include "worker/vocab.h"
@@ -43,8 +44,9 @@ static int eval_classifier(const wk_opts *o, const char *path, const eng_ckpt *c
         return PST_EFORMAT;
     text.vocab_in = vocab_in;
     text.vocab_out = NULL;
-    rc = wk_stream_open(&data, o->data, model.def->dataset, is_text ? &text : NULL, c->val_split, 0,
-                        1, (uint64_t)c->seed, chunk, err, errlen);
+    const wk_run_record rec = wk_record_of(c);
+    rc = wk_stream_open(&data, o->data, model.def->dataset, is_text ? &text : NULL, rec.val_split,
+                        0, 1, (uint64_t)rec.seed, chunk, err, errlen);
     eng_vocab_free(&vocab_in);
     if (rc != PST_OK)
         return rc;
@@ -59,7 +61,7 @@ static int eval_classifier(const wk_opts *o, const char *path, const eng_ckpt *c
     double loss = 0.0, accuracy = 0.0;
     wk_evaluate(net, NULL, &data.data.test, chunk, x, labels, &loss, &accuracy, err, errlen);
     printf("%s at step %lld: test_loss: %.4f - test_accuracy: %.4f (%lld samples)\n", c->model,
-           (long long)c->step, loss, accuracy, (long long)data.data.test.n);
+           (long long)rec.step, loss, accuracy, (long long)data.data.test.n);
     pst_free(x);
     pst_free(labels);
     eng_net_free(&net);
@@ -70,13 +72,14 @@ static int eval_classifier(const wk_opts *o, const char *path, const eng_ckpt *c
 /* Which of checkpoint c's generators to draw with: the moving average, when c keeps one and
  * not live, or the generator's own weights; *what says which, for a person. */
 static const float *generator_of(const eng_ckpt *c, int live, char *what, size_t len) {
-    if (c->ema && !live) {
-        snprintf(what, len, "the moving average of the generator (decay %g)", c->ema_decay);
-        return c->ema;
+    const eng_ckpt_part *gen = &c->parts[0];
+    if (gen->ema && !live) {
+        snprintf(what, len, "the moving average of the generator (decay %g)", gen->ema_decay);
+        return gen->ema;
     }
     snprintf(what, len, "the generator's own weights%s",
-             c->ema ? "" : " (the checkpoint keeps no moving average)");
-    return c->weights;
+             gen->ema ? "" : " (the checkpoint keeps no moving average)");
+    return c->weights + gen->offset;
 }
 
 /* The GAN of checkpoint c with the generator asked for (*what says which), for up to
@@ -117,10 +120,10 @@ int wk_sample(const wk_opts *o, const eng_ckpt *c, int n, int live, const char *
     eng_gan_noise(z, n, 0, eng_hash3((uint64_t)o->seed, WK_GAN_KEY_GRID, 0));
     eng_gan_generate(gan, z, (size_t)n, images);
     rc = wk_grid_png(out, images, n, part[0].output.h, part[0].output.w, 0, -1.0f, 1.0f, err,
-                            errlen);
+                     errlen);
     if (rc == PST_OK)
         printf("%s: %d digits from %s at step %lld (noise seed %lld), %s\n", out, n, c->model,
-               (long long)c->step, (long long)o->seed, what);
+               (long long)wk_record_of(c).step, (long long)o->seed, what);
     free(z);
     free(images);
     eng_gan_free(&gan);
@@ -179,7 +182,7 @@ static int eval_gan(const wk_opts *o, const char *path, const eng_ckpt *c, int l
         double frechet;
         if ((rc = eng_score_frechet(feats, out.judge_n, out.real_feats, out.real_n,
                                     ENG_JUDGE_FEATURES, &frechet, err, errlen)) == PST_OK) {
-            printf("%s at step %lld, %s\n", c->model, (long long)c->step, what);
+            printf("%s at step %lld, %s\n", c->model, (long long)wk_record_of(c).step, what);
             printf("%zu digits (noise seed %lld): inception_score %.3f, frechet %.3f\n",
                    out.judge_n, (long long)o->seed,
                    eng_score_inception(probs, out.judge_n, ENG_JUDGE_CLASSES), frechet);

@@ -2,7 +2,7 @@
 #ifndef PSTRAIN_WORKER_EVAL_H
 #define PSTRAIN_WORKER_EVAL_H
 
-#include "engine/ckpt.h"
+#include "engine/ckpt/ckpt.h"
 #include "worker/opts.h"
 
 #include <stddef.h>

@@ -2,6 +2,7 @@
 #include "worker/save.h"
 
 #include "engine/base/base.h"
+#include "worker/ckpt/record.h"
 #include "worker/vocab.h"
 
 #include <stdio.h>
@@ -12,9 +13,10 @@ wk_position wk_resume_position(const eng_ckpt *resume, int world, int batch,
                                int64_t steps_per_epoch, int lead) {
     if (!resume)
         return (wk_position){0, 1, 0};
-    wk_position p = {resume->step, resume->epoch, resume->epoch_step};
-    if (resume->workers != world || resume->batch != batch)
-        p.epoch_step = resume->epoch_step * resume->workers * resume->batch / (world * batch);
+    const wk_run_record rec = wk_record_of(resume);
+    wk_position p = {rec.step, rec.epoch, rec.epoch_step};
+    if (rec.workers != world || rec.batch != batch)
+        p.epoch_step = rec.epoch_step * rec.workers * rec.batch / (world * batch);
     if (p.epoch_step > steps_per_epoch)
         p.epoch_step = steps_per_epoch;
     if (lead)
@@ -63,28 +65,29 @@ int wk_save(const wk_run *r, wk_task *t, wk_ckpt_writer *writer, wk_position pos
     }
     eng_ckpt *c = wk_ckpt_writer_next(writer);
     const int remote = wk_store_remote(r->store);
-    free(c->worker_steps);
-    c->worker_steps = steps;
-    c->step = pos.step;
-    c->epoch = pos.epoch;
-    c->epoch_step = pos.epoch_step;
-    snprintf(c->mode, sizeof c->mode, "%.7s", remote ? o->mode : "local");
-    c->staleness = (int32_t)o->staleness;
-    c->batch = (int32_t)o->batch;
-    c->seed = o->seed;
-    c->servers = remote ? wk_store_servers(r->store) : 0;
-    c->workers = nsteps; /* the workers still in the job */
-    c->val_split = o->val_split;
-    c->epochs = o->epochs;
+    wk_run_record rec = {.step = pos.step,
+                         .epoch = pos.epoch,
+                         .epoch_step = pos.epoch_step,
+                         .staleness = (int32_t)o->staleness,
+                         .batch = (int32_t)o->batch,
+                         .seed = o->seed,
+                         .servers = remote ? wk_store_servers(r->store) : 0,
+                         .workers = nsteps, /* the workers still in the job */
+                         .val_split = o->val_split,
+                         .epochs = o->epochs,
+                         .worker_steps = steps};
+    snprintf(rec.mode, sizeof rec.mode, "%.7s", remote ? o->mode : "local");
+    wk_record_put(c, &rec);
+    free(steps);
     if (r->vocab && !c->vocab)
         c->vocab = wk_vocab_blob(r->vocab, &c->vocab_bytes);
-    c->optim = r->cfg[0];
-    if (r->model->nparts > 1)
-        c->optim2 = r->cfg[1];
-    double decay;
-    const float *ema = t->ops->average(t, 0, &decay);
-    if (c->ema && ema) /* the writer has room for one when the run keeps one */
-        memcpy(c->ema, ema, sizeof(float) * r->model->parts[0].total);
+    for (int p = 0; p < c->nparts; p++) {
+        c->parts[p].optim = r->cfg[p];
+        double decay;
+        const float *ema = t->ops->average(t, p, &decay);
+        if (c->parts[p].ema && ema) /* the writer has room for one when the run keeps one */
+            memcpy(c->parts[p].ema, ema, sizeof(float) * c->parts[p].total);
+    }
     /* then every part's state (the servers' in sync mode at exactly version pos.step: the
      * lead pushes no more until it has it, so no update can slip in) */
     if ((rc = wk_store_snapshot(r->store, (uint64_t)pos.step, c, err, errlen)) != PST_OK)

@@ -4,8 +4,8 @@
 #ifndef PSTRAIN_WORKER_SAVE_H
 #define PSTRAIN_WORKER_SAVE_H
 
-#include "engine/ckpt.h"
-#include "worker/checkpoint.h"
+#include "engine/ckpt/ckpt.h"
+#include "worker/ckpt/writer.h"
 #include "worker/task.h"
 
 #include <stdint.h>

@@ -16,7 +16,7 @@
 #ifndef PSTRAIN_WORKER_STORE_H
 #define PSTRAIN_WORKER_STORE_H
 
-#include "engine/ckpt.h"
+#include "engine/ckpt/ckpt.h"
 #include "engine/model.h"
 #include "engine/net.h"
 #include "engine/optim.h"

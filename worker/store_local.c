@@ -76,16 +76,14 @@ static int local_stop_agreed(wk_store *s, volatile sig_atomic_t *stop) {
 static int local_snapshot(wk_store *s, uint64_t step, eng_ckpt *c, char *err, size_t errlen) {
     (void)step, (void)err, (void)errlen;
     local_store *l = (local_store *)s;
-    const eng_model *m = s->model;
-    c->nruns = 0;
-    c->runs = pst_realloc(c->runs, sizeof *c->runs * (size_t)m->nparts);
-    for (int p = 0; p < m->nparts; p++) {
-        const size_t off = m->parts[p].offset, n = m->parts[p].total;
-        memcpy(c->weights + off, eng_net_params(s->nets[p]), sizeof(float) * n);
-        float *const *slots = p ? c->slots2 : c->slots;
-        for (int i = 0; i < eng_optim_nslots(eng_optim_config(l->opt[p])->kind); i++)
-            memcpy(slots[i], eng_optim_slot(l->opt[p], i), sizeof(float) * n);
-        c->runs[c->nruns++] = (eng_ckpt_iters){off, n, eng_optim_iterations(l->opt[p])};
+    for (int p = 0; p < s->model->nparts; p++) {
+        eng_ckpt_part *part = &c->parts[p];
+        memcpy(c->weights + part->offset, eng_net_params(s->nets[p]), sizeof(float) * part->total);
+        for (int i = 0; i < part->nslots; i++)
+            memcpy(part->slots[i], eng_optim_slot(l->opt[p], i), sizeof(float) * part->total);
+        part->runs = pst_realloc(part->runs, sizeof *part->runs);
+        part->runs[0] = (eng_ckpt_iters){0, part->total, eng_optim_iterations(l->opt[p])};
+        part->nruns = 1;
     }
     return PST_OK;
 }
@@ -124,15 +122,6 @@ static const wk_store_ops local_ops = {
     local_shutdown, local_fail,
 };
 
-/* Update count of element i (part-relative lo in the runs of part p): a resumed run goes
- * on from the count of the part's first element (one process keeps one count a part). */
-static int64_t resume_iterations(const eng_ckpt *c, uint64_t i) {
-    for (int r = 0; r < c->nruns; r++)
-        if (i >= c->runs[r].lo && i - c->runs[r].lo < c->runs[r].n)
-            return c->runs[r].iterations;
-    return 0;
-}
-
 wk_store *wk_store_local_new(const eng_model *m, eng_net *const *nets, const eng_optim_cfg *cfg,
                              const eng_ckpt *resume) {
     local_store *l = pst_calloc(1, sizeof *l);
@@ -142,10 +131,11 @@ wk_store *wk_store_local_new(const eng_model *m, eng_net *const *nets, const eng
         l->opt[p] = eng_optim_new(&cfg[p], m->parts[p].total);
         if (!resume)
             continue;
-        float *const *slots = p ? resume->slots2 : resume->slots;
-        for (int i = 0; i < eng_optim_nslots(cfg[p].kind); i++)
-            memcpy(eng_optim_slot(l->opt[p], i), slots[i], sizeof(float) * m->parts[p].total);
-        eng_optim_set_iterations(l->opt[p], resume_iterations(resume, m->parts[p].offset));
+        /* one process keeps one update count a part: the one of the part's first element */
+        const eng_ckpt_part *part = &resume->parts[p];
+        for (int i = 0; i < part->nslots; i++)
+            memcpy(eng_optim_slot(l->opt[p], i), part->slots[i], sizeof(float) * part->total);
+        eng_optim_set_iterations(l->opt[p], part->runs[0].iterations);
     }
     return &l->base;
 }

@@ -201,30 +201,13 @@ static int remote_stop_agreed(wk_store *s, volatile sig_atomic_t *stop) {
 
 static int remote_snapshot(wk_store *s, uint64_t step, eng_ckpt *c, char *err, size_t errlen) {
     remote_store *r = (remote_store *)s;
-    const eng_model *m = s->model;
-    eng_ckpt_iters *all = NULL; /* every part's runs, in the file's offsets */
-    int nall = 0;
-    for (int p = 0; p < m->nparts; p++) {
-        const uint64_t lo = m->parts[p].offset;
-        wk_part_state part = {
-            .nslots = p ? c->nslots2 : c->nslots,
-            .slots = {p ? c->slots2[0] : c->slots[0], p ? c->slots2[1] : c->slots[1]}};
+    for (int p = 0; p < s->model->nparts; p++) {
+        eng_ckpt_part *part = &c->parts[p];
         const int rc = wk_client_snapshot(r->client, p, wk_needed_version(r->o, step),
-                                          c->weights + lo, &part, err, errlen);
-        if (rc != PST_OK) {
-            free(part.runs);
-            free(all);
+                                          c->weights + part->offset, part, err, errlen);
+        if (rc != PST_OK)
             return rc;
-        }
-        all = pst_realloc(all, sizeof *all * (size_t)(nall + part.nruns));
-        for (int k = 0; k < part.nruns; k++)
-            all[nall++] =
-                (eng_ckpt_iters){part.runs[k].lo + lo, part.runs[k].n, part.runs[k].iterations};
-        free(part.runs);
     }
-    free(c->runs);
-    c->runs = all;
-    c->nruns = nall;
     return PST_OK;
 }
 

@@ -12,7 +12,7 @@
 #ifndef PSTRAIN_WORKER_TASK_H
 #define PSTRAIN_WORKER_TASK_H
 
-#include "engine/ckpt.h"
+#include "engine/ckpt/ckpt.h"
 #include "engine/model.h"
 #include "engine/net.h"
 #include "engine/optim.h"

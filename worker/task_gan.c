@@ -47,7 +47,8 @@ static int gan_open(wk_task **t, const wk_run *r, char *err, size_t errlen) {
      * masks are those one process training on the combined batch would draw. */
     eng_gan_set_sample_base(g->gan, (int64_t)r->rank * r->batch);
     /* A resumed run goes on with the average it kept, as with its optimizers. */
-    g->ema_decay = r->resume && r->resume->ema ? r->resume->ema_decay : r->o->ema_decay;
+    const eng_ckpt_part *gen = r->resume ? &r->resume->parts[0] : NULL;
+    g->ema_decay = gen && gen->ema ? gen->ema_decay : r->o->ema_decay;
     const int rc = r->lead ? wk_gan_outputs_init(&g->out, r->o, r->threads, err, errlen) : PST_OK;
     if (rc != PST_OK) {
         gan_close(&g->base);
@@ -80,9 +81,9 @@ static int gan_start(wk_task *t, const wk_run *r, char *err, size_t errlen) {
     if (g->ema_decay > 0.0) {
         const size_t n = g->part[0].layout.total;
         g->ema = pst_malloc(sizeof(float) * n);
-        memcpy(g->ema, r->resume && r->resume->ema ? r->resume->ema : eng_net_params(gan_net(t, 0)),
-               sizeof(float) * n);
-        if (r->resume && !r->resume->ema)
+        const float *from = r->resume ? r->resume->parts[0].ema : NULL;
+        memcpy(g->ema, from ? from : eng_net_params(gan_net(t, 0)), sizeof(float) * n);
+        if (r->resume && !from)
             printf("the checkpoint keeps no moving average of the generator: it starts here, "
                    "decay %g\n",
                    g->ema_decay);

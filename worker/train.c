@@ -9,7 +9,7 @@
 #include "engine/blas.h"
 #include "engine/pool.h"
 #include "engine/text.h"
-#include "worker/checkpoint.h"
+#include "worker/ckpt/writer.h"
 #include "worker/paths.h"
 #include "worker/save.h"
 #include "worker/task.h"
@@ -22,9 +22,8 @@
 void wk_part_optims(const wk_opts *o, const eng_model *m, const eng_ckpt *resume,
                     eng_optim_cfg cfg[ENG_MAX_PARTS]) {
     if (resume) { /* the optimizers go on as they were */
-        cfg[0] = resume->optim;
-        if (m->nparts > 1)
-            cfg[1] = resume->optim2;
+        for (int p = 0; p < m->nparts; p++)
+            cfg[p] = resume->parts[p].optim;
         return;
     }
     if (m->nparts == 1) {
@@ -265,9 +264,11 @@ int wk_train(const wk_opts *o, const wk_job *job, const eng_ckpt *resume,
     if (o->checkpoint_dir[0] && r.lead) {
         double decay = 0.0; /* > 0: the run keeps a moving average (the lead's, from start) */
         task->ops->average(task, 0, &decay);
-        if (!(writer = wk_ckpt_writer_new(
-                  &model, o->checkpoint_dir, (int)o->keep, eng_optim_nslots(cfg[0].kind),
-                  model.nparts > 1 ? eng_optim_nslots(cfg[1].kind) : 0, decay, err, errlen))) {
+        int nslots[ENG_MAX_PARTS];
+        for (int p = 0; p < model.nparts; p++)
+            nslots[p] = eng_optim_nslots(cfg[p].kind);
+        if (!(writer = wk_ckpt_writer_new(&model, o->checkpoint_dir, (int)o->keep, nslots, decay,
+                                          err, errlen))) {
             rc = PST_EARG; /* a directory that cannot be used: before any training */
             goto out;
         }

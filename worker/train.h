@@ -8,7 +8,7 @@
 #ifndef PSTRAIN_WORKER_TRAIN_H
 #define PSTRAIN_WORKER_TRAIN_H
 
-#include "engine/ckpt.h"
+#include "engine/ckpt/ckpt.h"
 #include "engine/model.h"
 #include "engine/optim.h"
 #include "worker/opts.h"

@@ -9,7 +9,7 @@
 #ifndef PSTRAIN_CMD_H
 #define PSTRAIN_CMD_H
 
-#include "engine/ckpt.h"
+#include "engine/ckpt/ckpt.h"
 #include "engine/model.h"
 #include "launch/cmd/config.h"
 

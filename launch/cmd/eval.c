@@ -3,7 +3,7 @@
 #include "worker/eval.h"
 
 #include "engine/base/base.h"
-#include "engine/ckpt.h"
+#include "engine/ckpt/ckpt.h"
 #include "launch/cmd/cmd.h"
 
 int cmd_eval(const cmd_config *cfg) {

@@ -6,17 +6,18 @@
  * process would hang it): the ranks agree through the servers, gradients and weights travel
  * over ZeroMQ, and each rank ends on its own (cmd_job_end). */
 #include "engine/base/base.h"
-#include "engine/ckpt.h"
+#include "engine/ckpt/ckpt.h"
 #include "engine/model.h"
 #include "engine/shard.h"
 #include "launch/cmd/cmd.h"
 #include "launch/cmd/serve.h"
 #include "proto/secure.h"
 #include "proto/wire.h"
-#include "worker/checkpoint.h"
+#include "worker/ckpt/writer.h"
 #include "worker/heartbeat.h"
 #include "worker/train.h"
 
+#include <limits.h>
 #include <mpi.h>
 #include <signal.h>
 #include <stdio.h>
@@ -55,12 +56,17 @@ void cmd_job_end(int status) {
     alarm(0);
 }
 
-/* Rank 0 reads the checkpoint; every rank gets a copy over MPI (no shared file system
- * needed). Returns PST_OK, or a code with err on every rank.
- * TODO(C1): rank 0 sends the file's bytes and every rank parses them (eng_ckpt_read_image). */
+/* Rank 0 reads and checks the checkpoint; every other rank gets its file's bytes over MPI
+ * (no shared file system needed) and parses them as rank 0 parsed the file. Returns PST_OK,
+ * or a code with err on every rank. */
 static int bcast_resume(const wk_opts *o, int rank, eng_ckpt *c, int *fresh, char *err,
                         size_t errlen) {
-    int rc = rank == 0 ? wk_resume_load(o, c, fresh, stdout, err, errlen) : PST_OK;
+    void *bytes = NULL;
+    size_t len = 0;
+    char name[WK_PATH_MAX] = "";
+    int rc = rank == 0 ? wk_resume_load_bytes(o, c, fresh, &bytes, &len, name, sizeof name, stdout,
+                                              err, errlen)
+                       : PST_OK;
     MPI_Bcast(&rc, 1, MPI_INT, 0, MPI_COMM_WORLD);
     if (rc != PST_OK) {
         MPI_Bcast(err, (int)errlen, MPI_CHAR, 0, MPI_COMM_WORLD);
@@ -69,33 +75,27 @@ static int bcast_resume(const wk_opts *o, int rank, eng_ckpt *c, int *fresh, cha
     MPI_Bcast(fresh, 1, MPI_INT, 0, MPI_COMM_WORLD);
     if (*fresh)
         return PST_OK;
-    eng_ckpt head = *c; /* the scalars; the arrays follow */
-    MPI_Bcast(&head, (int)sizeof head, MPI_BYTE, 0, MPI_COMM_WORLD);
-    if (rank != 0) {
-        *c = head;
-        c->weights = pst_malloc(sizeof(float) * c->total);
-        c->slots[0] = c->slots[1] = c->slots2[0] = c->slots2[1] = NULL;
-        for (int i = 0; i < c->nslots; i++)
-            c->slots[i] = pst_malloc(sizeof(float) * (c->split ? c->split : c->total));
-        for (int i = 0; i < c->nslots2; i++)
-            c->slots2[i] = pst_malloc(sizeof(float) * (c->total - c->split));
-        c->runs = pst_malloc(sizeof *c->runs * (size_t)c->nruns);
-        c->worker_steps = pst_malloc(sizeof *c->worker_steps * (size_t)c->workers);
-        c->vocab = c->vocab_bytes ? pst_malloc(c->vocab_bytes + 1) : NULL;
-        c->ema = head.ema ? pst_malloc(sizeof(float) * c->split) : NULL; /* rank 0's says if any */
+    uint64_t n = len;
+    MPI_Bcast(&n, 1, MPI_UINT64_T, 0, MPI_COMM_WORLD);
+    MPI_Bcast(name, (int)sizeof name, MPI_CHAR, 0, MPI_COMM_WORLD);
+    if (rank != 0)
+        bytes = pst_malloc(n);
+    /* MPI counts in int: a checkpoint of 2 GiB or more goes in pieces */
+    for (uint64_t at = 0; at < n; at += INT_MAX)
+        MPI_Bcast((char *)bytes + at, (int)(n - at < INT_MAX ? n - at : INT_MAX), MPI_BYTE, 0,
+                  MPI_COMM_WORLD);
+    if (rank != 0)
+        rc = wk_resume_parse(o, bytes, n, name, c, err, errlen);
+    free(bytes);
+    /* every rank goes on, or none: a rank that could not parse what rank 0 could says why */
+    int worst = rc;
+    MPI_Allreduce(&rc, &worst, 1, MPI_INT, MPI_MIN, MPI_COMM_WORLD);
+    if (worst != PST_OK && rc == PST_OK) {
+        eng_ckpt_free(c);
+        return pst_err(err, errlen, worst, "--resume: %s: another rank could not read its bytes",
+                       name);
     }
-    MPI_Bcast(c->weights, (int)c->total, MPI_FLOAT, 0, MPI_COMM_WORLD);
-    for (int i = 0; i < c->nslots; i++)
-        MPI_Bcast(c->slots[i], (int)(c->split ? c->split : c->total), MPI_FLOAT, 0, MPI_COMM_WORLD);
-    for (int i = 0; i < c->nslots2; i++)
-        MPI_Bcast(c->slots2[i], (int)(c->total - c->split), MPI_FLOAT, 0, MPI_COMM_WORLD);
-    MPI_Bcast(c->runs, (int)(sizeof *c->runs * (size_t)c->nruns), MPI_BYTE, 0, MPI_COMM_WORLD);
-    MPI_Bcast(c->worker_steps, c->workers, MPI_INT64_T, 0, MPI_COMM_WORLD);
-    if (c->vocab_bytes)
-        MPI_Bcast(c->vocab, (int)c->vocab_bytes + 1, MPI_CHAR, 0, MPI_COMM_WORLD);
-    if (c->ema)
-        MPI_Bcast(c->ema, (int)c->split, MPI_FLOAT, 0, MPI_COMM_WORLD);
-    return PST_OK;
+    return rc;
 }
 
 /* --secure on|off|auto (auto: on when the job's ranks are on more than one host). */

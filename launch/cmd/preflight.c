@@ -8,12 +8,13 @@
  * folders), the files --metrics and --dump-weights, and the --judge checkpoint; and prints
  * what the run would do. */
 #include "engine/base/base.h"
-#include "engine/ckpt.h"
+#include "engine/ckpt/ckpt.h"
 #include "engine/judge.h"
 #include "engine/model.h"
 #include "engine/optim.h"
 #include "launch/cmd/cmd.h"
-#include "worker/checkpoint.h"
+#include "worker/ckpt/record.h"
+#include "worker/ckpt/writer.h"
 #include "worker/paths.h"
 
 #include <stdio.h>
@@ -40,11 +41,11 @@ int cmd_preflight(const cmd_config *cfg) {
                     o->checkpoint_dir);
         } else {
             char how[160];
-            eng_optim_format(&c.optim, how, sizeof how);
+            eng_optim_format(&c.parts[0].optim, how, sizeof how);
             fprintf(out,
                     "dry run: --resume: would go on from step %lld, optimizer %s (the "
                     "checkpoint's)\n",
-                    (long long)c.step, how);
+                    (long long)wk_record_of(&c).step, how);
         }
         eng_ckpt_free(&c);
     }

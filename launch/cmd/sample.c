@@ -1,6 +1,6 @@
 /* sample.c: `pstrain sample`: a PNG grid of a GAN checkpoint's generated digits. */
 #include "engine/base/base.h"
-#include "engine/ckpt.h"
+#include "engine/ckpt/ckpt.h"
 #include "engine/model.h"
 #include "launch/cmd/cmd.h"
 #include "worker/eval.h"

@@ -3,7 +3,7 @@
 #ifndef PSTRAIN_CMD_SERVE_H
 #define PSTRAIN_CMD_SERVE_H
 
-#include "engine/ckpt.h"
+#include "engine/ckpt/ckpt.h"
 #include "engine/model.h"
 #include "launch/cmd/config.h"
 #include "proto/secure.h"

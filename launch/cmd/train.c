@@ -3,7 +3,7 @@
 #include "worker/train.h"
 #include "engine/base/base.h"
 #include "launch/cmd/cmd.h"
-#include "worker/checkpoint.h"
+#include "worker/ckpt/writer.h"
 
 #include <stdio.h>
 #include <stdlib.h>

@@ -1,4 +1,4 @@
-/* test_ckpt.c: checkpoints (engine/ckpt.h) in a fresh temporary directory. Round trips are
+/* test_ckpt.c: checkpoints (engine/ckpt/ckpt.h) in a fresh temporary directory. Round trips are
  * bit for bit (Adam and RMSprop); the file seen through the HDF5 C API has Keras 2's
  * structure and our checksummed datasets; truncated, damaged, foreign, future-format,
  * unknown-model, wrong-layout and inconsistent files, files in HDF5's earliest format, and
@@ -8,7 +8,7 @@
  * wrong with a directory; and a writer SIGKILLed at random moments always leaves latest
  * naming a complete checkpoint. A GAN's checkpoint keeps one optimizer per part (its split is
  * checked against the model's); other models' files have no trace of a split. */
-#include "engine/ckpt.h"
+#include "engine/ckpt/ckpt.h"
 
 #include "engine/base/base.h"
 #include "tests/support/testutil.h"
@@ -61,45 +61,61 @@ static void path_of(char *buf, size_t len, const char *name) {
 
 /* --- checkpoints to write --- */
 
+/* A run's record as worker/ckpt/record.c puts it in the meta, but in the order of the names:
+ * the order reading gives, so that writing what was read gives the same bytes. */
+static void put_record(eng_ckpt *c, int64_t step, int64_t epoch, int64_t epoch_step,
+                       const char *mode, int32_t staleness, int32_t batch, int64_t seed,
+                       int32_t servers, int32_t workers, double val_split, int64_t epochs,
+                       const int64_t *worker_steps) {
+    eng_ckpt_meta *m = &c->meta;
+    eng_ckpt_meta_put(m, "batch", ENG_META_I32)->i32 = batch;
+    eng_ckpt_meta_put(m, "epoch", ENG_META_I64)->i64 = epoch;
+    eng_ckpt_meta_put(m, "epoch_step", ENG_META_I64)->i64 = epoch_step;
+    eng_ckpt_meta_put(m, "epochs", ENG_META_I64)->i64 = epochs;
+    snprintf(eng_ckpt_meta_put(m, "mode", ENG_META_STR)->str, ENG_CKPT_META_NAME, "%s", mode);
+    eng_ckpt_meta_put(m, "seed", ENG_META_I64)->i64 = seed;
+    eng_ckpt_meta_put(m, "servers", ENG_META_I32)->i32 = servers;
+    eng_ckpt_meta_put(m, "staleness", ENG_META_I32)->i32 = staleness;
+    eng_ckpt_meta_put(m, "step", ENG_META_I64)->i64 = step;
+    eng_ckpt_meta_put(m, "val_split", ENG_META_F64)->f64 = val_split;
+    eng_ckpt_meta_put(m, "workers", ENG_META_I32)->i32 = workers;
+    eng_ckpt_meta_put_array(m, "workers/steps", worker_steps, (uint64_t)workers);
+}
+
+/* The step a checkpoint's meta holds. */
+static int64_t step_of(const eng_ckpt *c) {
+    const eng_meta_attr *a = eng_ckpt_meta_get(&c->meta, "step");
+    assert_non_null(a);
+    assert_int_equal(a->type, ENG_META_I64);
+    return a->i64;
+}
+
 /* A checkpoint of mnist_cnn with content drawn from seed: 3 update-count runs, 3 workers.
  * Its arrays are malloc'ed: eng_ckpt_free releases them. */
 static void fill_random(eng_ckpt *c, eng_optim_kind kind, uint64_t seed) {
-    memset(c, 0, sizeof *c);
-    snprintf(c->model, sizeof c->model, "%s", model.def->name);
-    c->layout_checksum = eng_layout_checksum(&model.layout);
-    c->total = model.layout.total;
+    eng_ckpt_init(c, &model);
+    assert_int_equal(c->nparts, 1);
+    assert_string_equal(c->parts[0].name, "model");
     c->weights = tu_random_floats(c->total, -1.0f, 1.0f, seed);
     assert_non_null(c->weights);
-    c->optim = eng_optim_defaults(kind);
-    c->optim.lr = 0.0025f;
-    c->optim.clipvalue = kind == ENG_OPT_RMSPROP ? 0.5f : 0.0f;
-    c->optim.decay = kind == ENG_OPT_RMSPROP ? 1e-4f : 0.0f;
-    c->nslots = kind == ENG_OPT_ADAM ? 2 : 1;
-    for (int s = 0; s < c->nslots; s++) {
-        c->slots[s] = tu_random_floats(c->total, 0.0f, 0.01f, seed + 1 + (uint64_t)s);
-        assert_non_null(c->slots[s]);
+    eng_ckpt_part *p = &c->parts[0];
+    p->optim = eng_optim_defaults(kind);
+    p->optim.lr = 0.0025f;
+    p->optim.clipvalue = kind == ENG_OPT_RMSPROP ? 0.5f : 0.0f;
+    p->optim.decay = kind == ENG_OPT_RMSPROP ? 1e-4f : 0.0f;
+    p->nslots = kind == ENG_OPT_ADAM ? 2 : 1;
+    for (int s = 0; s < p->nslots; s++) {
+        p->slots[s] = tu_random_floats(c->total, 0.0f, 0.01f, seed + 1 + (uint64_t)s);
+        assert_non_null(p->slots[s]);
     }
-    c->nruns = 3;
-    c->runs = malloc(sizeof *c->runs * 3);
-    assert_non_null(c->runs);
-    c->runs[0] = (eng_ckpt_iters){0, 1000, 1200};
-    c->runs[1] = (eng_ckpt_iters){1000, 99000, 1199};
-    c->runs[2] = (eng_ckpt_iters){100000, c->total - 100000, 1201};
-    c->step = 1200;
-    c->epoch = 3;
-    c->epoch_step = 200;
-    snprintf(c->mode, sizeof c->mode, "%s", "ssp");
-    c->staleness = 4;
-    c->batch = 32;
-    c->seed = -1234567890123ll;
-    c->servers = 2;
-    c->workers = 3;
-    c->val_split = 0.1;
-    c->epochs = 12;
-    c->worker_steps = malloc(sizeof(int64_t) * 3);
-    assert_non_null(c->worker_steps);
-    for (int w = 0; w < 3; w++)
-        c->worker_steps[w] = 400 + w;
+    p->nruns = 3;
+    p->runs = malloc(sizeof *p->runs * 3);
+    assert_non_null(p->runs);
+    p->runs[0] = (eng_ckpt_iters){0, 1000, 1200};
+    p->runs[1] = (eng_ckpt_iters){1000, 99000, 1199};
+    p->runs[2] = (eng_ckpt_iters){100000, c->total - 100000, 1201};
+    static const int64_t steps[] = {400, 401, 402};
+    put_record(c, 1200, 3, 200, "ssp", 4, 32, -1234567890123ll, 2, 3, 0.1, 12, steps);
 }
 
 static void write_ok(const char *path, const eng_ckpt *c) {
@@ -120,63 +136,59 @@ static void expect_same(const eng_ckpt *a, const eng_ckpt *b) {
     assert_true(a->layout_checksum == b->layout_checksum);
     assert_true(a->total == b->total);
     assert_memory_equal(a->weights, b->weights, sizeof(float) * a->total);
-    assert_int_equal(a->optim.kind, b->optim.kind);
-    const float fa[] = {a->optim.lr,      a->optim.beta1,     a->optim.beta2, a->optim.rho,
-                        a->optim.epsilon, a->optim.clipvalue, a->optim.decay};
-    const float fb[] = {b->optim.lr,      b->optim.beta1,     b->optim.beta2, b->optim.rho,
-                        b->optim.epsilon, b->optim.clipvalue, b->optim.decay};
-    assert_memory_equal(fa, fb, sizeof fa);
-    assert_int_equal(a->nslots, b->nslots);
-    assert_true(a->split == b->split);
-    const uint64_t n1 = a->split > 0 ? a->split : a->total;
-    for (int s = 0; s < 2; s++) {
-        if (s < a->nslots)
-            assert_memory_equal(a->slots[s], b->slots[s], sizeof(float) * n1);
-        else
-            assert_null(b->slots[s]);
+    assert_int_equal(a->nparts, b->nparts);
+    for (int p = 0; p < ENG_MAX_PARTS; p++) {
+        const eng_ckpt_part *pa = &a->parts[p], *pb = &b->parts[p];
+        if (p >= a->nparts) { /* nothing of a part the model lacks comes back */
+            static const eng_ckpt_part zero;
+            assert_memory_equal(pb, &zero, sizeof zero);
+            continue;
+        }
+        assert_string_equal(pa->name, pb->name);
+        assert_true(pa->offset == pb->offset && pa->total == pb->total);
+        assert_int_equal(pa->optim.kind, pb->optim.kind);
+        const float fa[] = {pa->optim.lr,      pa->optim.beta1,     pa->optim.beta2, pa->optim.rho,
+                            pa->optim.epsilon, pa->optim.clipvalue, pa->optim.decay};
+        const float fb[] = {pb->optim.lr,      pb->optim.beta1,     pb->optim.beta2, pb->optim.rho,
+                            pb->optim.epsilon, pb->optim.clipvalue, pb->optim.decay};
+        assert_memory_equal(fa, fb, sizeof fa);
+        assert_int_equal(pa->nslots, pb->nslots);
+        for (int s = 0; s < 2; s++) {
+            if (s < pa->nslots)
+                assert_memory_equal(pa->slots[s], pb->slots[s], sizeof(float) * pa->total);
+            else
+                assert_null(pb->slots[s]);
+        }
+        if (pa->ema) {
+            assert_non_null(pb->ema);
+            assert_memory_equal(pa->ema, pb->ema, sizeof(float) * pa->total);
+            assert_memory_equal(&pa->ema_decay, &pb->ema_decay, sizeof pa->ema_decay);
+        } else {
+            assert_null(pb->ema);
+        }
+        assert_int_equal(pa->nruns, pb->nruns);
+        for (int i = 0; i < pa->nruns; i++) {
+            assert_true(pa->runs[i].lo == pb->runs[i].lo);
+            assert_true(pa->runs[i].n == pb->runs[i].n);
+            assert_true(pa->runs[i].iterations == pb->runs[i].iterations);
+        }
     }
-    if (a->split > 0) {
-        assert_int_equal(a->optim2.kind, b->optim2.kind);
-        const float ga[] = {a->optim2.lr,      a->optim2.beta1,     a->optim2.beta2, a->optim2.rho,
-                            a->optim2.epsilon, a->optim2.clipvalue, a->optim2.decay};
-        const float gb[] = {b->optim2.lr,      b->optim2.beta1,     b->optim2.beta2, b->optim2.rho,
-                            b->optim2.epsilon, b->optim2.clipvalue, b->optim2.decay};
-        assert_memory_equal(ga, gb, sizeof ga);
-        assert_int_equal(a->nslots2, b->nslots2);
-    } else {
-        assert_int_equal(b->nslots2, 0); /* nothing of a second optimizer comes back */
+    assert_int_equal(a->meta.nattrs, b->meta.nattrs);
+    for (int i = 0; i < a->meta.nattrs; i++) {
+        const eng_meta_attr *x = &a->meta.attrs[i], *y = &b->meta.attrs[i];
+        assert_string_equal(x->name, y->name);
+        assert_int_equal(x->type, y->type);
+        assert_true(x->i32 == y->i32 && x->i64 == y->i64);
+        assert_memory_equal(&x->f64, &y->f64, sizeof x->f64);
+        assert_string_equal(x->str, y->str);
     }
-    for (int s = 0; s < 2; s++) {
-        if (a->split > 0 && s < a->nslots2)
-            assert_memory_equal(a->slots2[s], b->slots2[s], sizeof(float) * (a->total - a->split));
-        else
-            assert_null(b->slots2[s]);
+    assert_int_equal(a->meta.narrays, b->meta.narrays);
+    for (int i = 0; i < a->meta.narrays; i++) {
+        assert_string_equal(a->meta.arrays[i].name, b->meta.arrays[i].name);
+        assert_true(a->meta.arrays[i].n == b->meta.arrays[i].n);
+        assert_memory_equal(a->meta.arrays[i].v, b->meta.arrays[i].v,
+                            sizeof(int64_t) * a->meta.arrays[i].n);
     }
-    if (a->ema) {
-        assert_non_null(b->ema);
-        assert_memory_equal(a->ema, b->ema, sizeof(float) * a->split);
-        assert_memory_equal(&a->ema_decay, &b->ema_decay, sizeof a->ema_decay);
-    } else {
-        assert_null(b->ema);
-    }
-    assert_int_equal(a->nruns, b->nruns);
-    for (int i = 0; i < a->nruns; i++) {
-        assert_true(a->runs[i].lo == b->runs[i].lo);
-        assert_true(a->runs[i].n == b->runs[i].n);
-        assert_true(a->runs[i].iterations == b->runs[i].iterations);
-    }
-    assert_true(a->step == b->step);
-    assert_true(a->epoch == b->epoch);
-    assert_true(a->epoch_step == b->epoch_step);
-    assert_string_equal(a->mode, b->mode);
-    assert_int_equal(a->staleness, b->staleness);
-    assert_int_equal(a->batch, b->batch);
-    assert_true(a->seed == b->seed);
-    assert_int_equal(a->servers, b->servers);
-    assert_int_equal(a->workers, b->workers);
-    assert_memory_equal(&a->val_split, &b->val_split, sizeof a->val_split);
-    assert_true(a->epochs == b->epochs);
-    assert_memory_equal(a->worker_steps, b->worker_steps, sizeof(int64_t) * (size_t)a->workers);
     assert_true(a->vocab_bytes == b->vocab_bytes);
     if (a->vocab_bytes)
         assert_memory_equal(a->vocab, b->vocab, a->vocab_bytes);
@@ -380,8 +392,8 @@ static void keras_structure(void **state) {
 
     /* Ours: the flat optimizer slots, the layout for h5py users, a few attributes. */
     const hsize_t total = c.total;
-    expect_float_dataset(file, "/pstrain/optimizer/m", 1, &total, c.slots[0], c.total);
-    expect_float_dataset(file, "/pstrain/optimizer/v", 1, &total, c.slots[1], c.total);
+    expect_float_dataset(file, "/pstrain/optimizer/m", 1, &total, c.parts[0].slots[0], c.total);
+    expect_float_dataset(file, "/pstrain/optimizer/v", 1, &total, c.parts[0].slots[1], c.total);
     const char *tnames[ENG_MAX_TENSORS];
     for (int i = 0; i < model.layout.n; i++)
         tnames[i] = model.layout.tensors[i].name;
@@ -627,10 +639,20 @@ static void refuses_inconsistent_state(void **state) {
     H5Fclose(file);
     expect_refused(path, PST_EFORMAT, "tile");
 
-    write_valid(path, sizeof path, "workers.h5");
-    const int32_t zero = 0;
-    set_attr(path, "/pstrain", "workers", H5T_NATIVE_INT32, &zero);
-    expect_refused(path, PST_EFORMAT, "workers 0, expected >= 1");
+    /* The run's record is the meta's: an int32 array in its group is refused. */
+    write_valid(path, sizeof path, "steps-int32.h5");
+    file = open_rw(path);
+    assert_true(H5Ldelete(file, "/pstrain/workers/steps", H5P_DEFAULT) >= 0);
+    const hsize_t three = 3;
+    const int32_t steps32[3] = {1, 2, 3};
+    hid_t s1 = H5Screate_simple(1, &three, NULL);
+    d = H5Dcreate2(file, "/pstrain/workers/steps", H5T_STD_I32LE, s1, H5P_DEFAULT, H5P_DEFAULT,
+                   H5P_DEFAULT);
+    assert_true(H5Dwrite(d, H5T_NATIVE_INT32, H5S_ALL, H5S_ALL, H5P_DEFAULT, steps32) >= 0);
+    H5Dclose(d);
+    H5Sclose(s1);
+    H5Fclose(file);
+    expect_refused(path, PST_EFORMAT, "dataset /pstrain/workers/steps: expected int64");
 
     write_valid(path, sizeof path, "sgd.h5");
     set_string_attr(path, "/pstrain", "optimizer", "sgd");
@@ -719,30 +741,36 @@ static void write_refuses_bad_state(void **state) {
     path_of(path, sizeof path, "never.h5");
     eng_ckpt c;
     fill_random(&c, ENG_OPT_ADAM, 5);
-    c.nslots = 1;
+    c.parts[0].nslots = 1;
     assert_int_equal(eng_ckpt_write(path, &c, &model, err, sizeof err), PST_EARG);
-    assert_non_null(strstr(err, "nslots"));
-    c.nslots = 2;
-    c.runs[1].lo += 1;
+    assert_non_null(strstr(err, "optimizer nslots 1, adam keeps 2"));
+    c.parts[0].nslots = 2;
+    c.parts[0].runs[1].lo += 1;
     assert_int_equal(eng_ckpt_write(path, &c, &model, err, sizeof err), PST_EARG);
     assert_non_null(strstr(err, "tile"));
-    c.runs[1].lo -= 1;
-    c.workers = 0;
+    c.parts[0].runs[1].lo -= 1;
+    snprintf(c.parts[0].name, sizeof c.parts[0].name, "generator");
     assert_int_equal(eng_ckpt_write(path, &c, &model, err, sizeof err), PST_EARG);
-    assert_non_null(strstr(err, "workers 0"));
-    c.workers = 3;
+    assert_non_null(strstr(err, "part 0 is 'generator'"));
+    snprintf(c.parts[0].name, sizeof c.parts[0].name, "model");
     c.layout_checksum ^= 1;
     assert_int_equal(eng_ckpt_write(path, &c, &model, err, sizeof err), PST_EARG);
     assert_non_null(strstr(err, "layout checksum"));
     c.layout_checksum ^= 1;
-    snprintf(c.mode, sizeof c.mode, "bsp");
+    /* a meta that names one of /pstrain's own attributes, or an array outside a group */
+    eng_ckpt_meta_put(&c.meta, "model", ENG_META_I32);
     assert_int_equal(eng_ckpt_write(path, &c, &model, err, sizeof err), PST_EARG);
-    assert_non_null(strstr(err, "mode 'bsp'"));
+    assert_non_null(strstr(err, "/pstrain's own"));
     assert_non_null(strstr(err, path));
+    c.meta.nattrs--;
+    eng_ckpt_meta_put_array(&c.meta, "steps", NULL, 0);
+    assert_int_equal(eng_ckpt_write(path, &c, &model, err, sizeof err), PST_EARG);
+    assert_non_null(strstr(err, "meta array 1: 'steps'"));
+    pst_free(c.meta.arrays[1].v);
+    c.meta.narrays--;
     struct stat st;
     assert_int_equal(stat(path, &st), -1);
     /* A directory that does not exist: the system's reason. */
-    snprintf(c.mode, sizeof c.mode, "sync");
     path_of(path, sizeof path, "no-dir/x.h5");
     assert_int_equal(eng_ckpt_write(path, &c, &model, err, sizeof err), PST_EIO);
     printf("  -> %s\n", err);
@@ -790,7 +818,7 @@ static void write_fails_cleanly(void **state) {
     eng_ckpt c;
     fill_random(&c, ENG_OPT_ADAM, 12);
     char err[512] = "";
-    assert_int_equal(eng_ckpt_save(sdir, &c, &model, 0, NULL, 0, err, sizeof err), PST_OK);
+    assert_int_equal(eng_ckpt_save(sdir, 1200, &c, &model, 0, NULL, 0, err, sizeof err), PST_OK);
     fflush(NULL);
     pid_t pid = fork();
     assert_true(pid >= 0);
@@ -804,8 +832,7 @@ static void write_fails_cleanly(void **state) {
         printf("  -> rc %d: %s\n", rc, err);
         bad |= rc != PST_EIO || !strstr(err, path) || !strstr(err, "File too large");
         bad |= (stat(path, &st) == 0) << 1;
-        c.step = 1300;
-        rc = eng_ckpt_save(sdir, &c, &model, 0, NULL, 0, err, sizeof err);
+        rc = eng_ckpt_save(sdir, 1300, &c, &model, 0, NULL, 0, err, sizeof err);
         printf("  -> rc %d: %s\n", rc, err);
         char listing[2048];
         list_dir(sdir, listing, sizeof listing);
@@ -829,8 +856,7 @@ static void save_latest_keep(void **state) {
     eng_ckpt c;
     fill_random(&c, ENG_OPT_RMSPROP, 11);
     for (int64_t step = 10; step <= 40; step += 10) {
-        c.step = step;
-        if (eng_ckpt_save(sdir, &c, &model, 2, out, sizeof out, err, sizeof err) != PST_OK)
+        if (eng_ckpt_save(sdir, step, &c, &model, 2, out, sizeof out, err, sizeof err) != PST_OK)
             fail_msg("eng_ckpt_save step %lld: %s", (long long)step, err);
         snprintf(want, sizeof want, "%s/ckpt-%lld.h5", sdir, (long long)step);
         assert_string_equal(out, want);
@@ -856,16 +882,15 @@ static void save_latest_keep(void **state) {
     char junk[1400];
     snprintf(junk, sizeof junk, "%s/.pstrain-tmp-99999-ckpt-50.h5", sdir);
     assert_int_equal(tu_write_file(junk, "partial", 7), 0);
-    c.step = 25;
-    assert_int_equal(eng_ckpt_save(sdir, &c, &model, 2, out, sizeof out, err, sizeof err), PST_OK);
+    assert_int_equal(eng_ckpt_save(sdir, 25, &c, &model, 2, out, sizeof out, err, sizeof err),
+                     PST_OK);
     list_dir(sdir, listing, sizeof listing);
     assert_string_equal(listing, "ckpt-25.h5 ckpt-30.h5 ckpt-40.h5 latest");
     assert_int_equal(eng_ckpt_resolve(sdir, out, sizeof out, err, sizeof err), PST_OK);
     snprintf(want, sizeof want, "%s/ckpt-25.h5", sdir);
     assert_string_equal(out, want);
     /* keep 0 keeps everything; a file resolves to itself. */
-    c.step = 50;
-    assert_int_equal(eng_ckpt_save(sdir, &c, &model, 0, NULL, 0, err, sizeof err), PST_OK);
+    assert_int_equal(eng_ckpt_save(sdir, 50, &c, &model, 0, NULL, 0, err, sizeof err), PST_OK);
     list_dir(sdir, listing, sizeof listing);
     assert_string_equal(listing, "ckpt-25.h5 ckpt-30.h5 ckpt-40.h5 ckpt-50.h5 latest");
     assert_int_equal(eng_ckpt_resolve(want, out, sizeof out, err, sizeof err), PST_OK);
@@ -913,19 +938,20 @@ enum { KILLS = 30, KEEP = 2 };
 
 /* The content a saver writes at step: every array derived from it, exactly representable. */
 static void fill_step(eng_ckpt *c, int64_t step) {
-    c->step = step;
-    c->epoch = 1 + step / 50;
-    c->epoch_step = step % 50;
+    eng_ckpt_meta_put(&c->meta, "step", ENG_META_I64)->i64 = step;
+    eng_ckpt_meta_put(&c->meta, "epoch", ENG_META_I64)->i64 = 1 + step / 50;
+    eng_ckpt_meta_put(&c->meta, "epoch_step", ENG_META_I64)->i64 = step % 50;
     const float base = (float)(step % 4096);
     for (size_t i = 0; i < c->total; i++) {
         c->weights[i] = base + (float)(i % 1024) / 1024.0f;
-        c->slots[0][i] = -c->weights[i];
-        c->slots[1][i] = c->weights[i] * 0.5f;
+        c->parts[0].slots[0][i] = -c->weights[i];
+        c->parts[0].slots[1][i] = c->weights[i] * 0.5f;
     }
-    for (int r = 0; r < c->nruns; r++)
-        c->runs[r].iterations = step - r;
-    for (int w = 0; w < c->workers; w++)
-        c->worker_steps[w] = 3 * step + w;
+    for (int r = 0; r < c->parts[0].nruns; r++)
+        c->parts[0].runs[r].iterations = step - r;
+    const eng_meta_array *steps = eng_ckpt_meta_get_array(&c->meta, "workers/steps");
+    for (uint64_t w = 0; w < steps->n; w++)
+        steps->v[w] = 3 * step + (int64_t)w;
 }
 
 /* Saves steps first, first + 1, ... until killed; exits 1 on an error. */
@@ -935,7 +961,7 @@ static _Noreturn void saver(const char *sdir, int64_t first) {
     char err[512];
     for (int64_t step = first;; step++) {
         fill_step(&c, step);
-        if (eng_ckpt_save(sdir, &c, &model, KEEP, NULL, 0, err, sizeof err) != PST_OK) {
+        if (eng_ckpt_save(sdir, step, &c, &model, KEEP, NULL, 0, err, sizeof err) != PST_OK) {
             fprintf(stderr, "saver: %s\n", err);
             _exit(1);
         }
@@ -1008,13 +1034,13 @@ static void atomic_under_kill(void **state) {
             fail_msg("after kill %d (%ld us): %s", k, delay_us, err);
         if (eng_ckpt_read(path, &got, err, sizeof err) != PST_OK)
             fail_msg("after kill %d (%ld us), latest names a bad checkpoint: %s", k, delay_us, err);
-        if (got.step < last)
-            fail_msg("latest went back from step %lld to %lld", (long long)last,
-                     (long long)got.step);
+        const int64_t step = step_of(&got);
+        if (step < last)
+            fail_msg("latest went back from step %lld to %lld", (long long)last, (long long)step);
         /* Complete: every array is the one written at its step. */
-        fill_step(&want, got.step);
+        fill_step(&want, step);
         expect_same(&want, &got);
-        last = got.step;
+        last = step;
         eng_ckpt_free(&got);
         if (k > 0)
             count_interrupted(sdir, last, &writing, &renamed);
@@ -1026,7 +1052,8 @@ static void atomic_under_kill(void **state) {
     /* One clean save: the leftovers of killed savers are gone; latest's checkpoint and the
      * new one remain (KEEP = 2). */
     fill_step(&want, last + 1);
-    assert_int_equal(eng_ckpt_save(sdir, &want, &model, KEEP, NULL, 0, err, sizeof err), PST_OK);
+    assert_int_equal(eng_ckpt_save(sdir, last + 1, &want, &model, KEEP, NULL, 0, err, sizeof err),
+                     PST_OK);
     char listing[2048];
     list_dir(sdir, listing, sizeof listing);
     printf("  after a clean save: %s\n", listing);
@@ -1046,50 +1073,38 @@ static void atomic_under_kill(void **state) {
  * generator) for [0, split), kind2 for [split, total), update-count runs that change at the
  * split, 2 workers. Its arrays are malloc'ed: eng_ckpt_free releases them. */
 static void fill_gan(eng_ckpt *c, eng_optim_kind kind2, uint64_t seed) {
-    memset(c, 0, sizeof *c);
-    snprintf(c->model, sizeof c->model, "%s", gan.def->name);
-    c->layout_checksum = eng_layout_checksum(&gan.layout);
-    c->total = gan.layout.total;
-    c->split = gan.split;
-    const uint64_t n2 = c->total - c->split;
+    eng_ckpt_init(c, &gan);
+    assert_int_equal(c->nparts, 2);
+    assert_string_equal(c->parts[0].name, "generator");
+    assert_string_equal(c->parts[1].name, "discriminator");
+    eng_ckpt_part *g = &c->parts[0], *d = &c->parts[1];
     c->weights = tu_random_floats(c->total, -1.0f, 1.0f, seed);
     assert_non_null(c->weights);
-    c->optim = eng_optim_defaults(ENG_OPT_ADAM);
-    c->optim.lr = 0.0002f;
-    c->optim.beta1 = 0.5f;
-    c->nslots = 2;
+    g->optim = eng_optim_defaults(ENG_OPT_ADAM);
+    g->optim.lr = 0.0002f;
+    g->optim.beta1 = 0.5f;
+    g->nslots = 2;
     for (int s = 0; s < 2; s++) {
-        c->slots[s] = tu_random_floats(c->split, 0.0f, 0.01f, seed + 1 + (uint64_t)s);
-        assert_non_null(c->slots[s]);
+        g->slots[s] = tu_random_floats(g->total, 0.0f, 0.01f, seed + 1 + (uint64_t)s);
+        assert_non_null(g->slots[s]);
     }
-    c->optim2 = eng_optim_defaults(kind2);
-    c->optim2.lr = 0.0008f;
-    c->optim2.clipvalue = kind2 == ENG_OPT_RMSPROP ? 1.0f : 0.0f;
-    c->optim2.decay = kind2 == ENG_OPT_RMSPROP ? 1e-8f : 0.0f;
-    c->nslots2 = kind2 == ENG_OPT_ADAM ? 2 : 1;
-    for (int s = 0; s < c->nslots2; s++) {
-        c->slots2[s] = tu_random_floats(n2, 0.0f, 0.02f, seed + 3 + (uint64_t)s);
-        assert_non_null(c->slots2[s]);
+    d->optim = eng_optim_defaults(kind2);
+    d->optim.lr = 0.0008f;
+    d->optim.clipvalue = kind2 == ENG_OPT_RMSPROP ? 1.0f : 0.0f;
+    d->optim.decay = kind2 == ENG_OPT_RMSPROP ? 1e-8f : 0.0f;
+    d->nslots = kind2 == ENG_OPT_ADAM ? 2 : 1;
+    for (int s = 0; s < d->nslots; s++) {
+        d->slots[s] = tu_random_floats(d->total, 0.0f, 0.02f, seed + 3 + (uint64_t)s);
+        assert_non_null(d->slots[s]);
     }
-    c->nruns = 2;
-    c->runs = malloc(sizeof *c->runs * 2);
-    assert_non_null(c->runs);
-    c->runs[0] = (eng_ckpt_iters){0, c->split, 937};
-    c->runs[1] = (eng_ckpt_iters){c->split, n2, 1874}; /* the discriminator: two updates a step */
-    c->step = 937;
-    c->epoch = 2;
-    c->epoch_step = 0;
-    snprintf(c->mode, sizeof c->mode, "%s", "local");
-    c->batch = 64;
-    c->seed = 7;
-    c->servers = 0;
-    c->workers = 2;
-    c->val_split = 0.0;
-    c->epochs = 50;
-    c->worker_steps = malloc(sizeof(int64_t) * 2);
-    assert_non_null(c->worker_steps);
-    c->worker_steps[0] = 937;
-    c->worker_steps[1] = 936;
+    g->nruns = d->nruns = 1;
+    g->runs = malloc(sizeof *g->runs);
+    d->runs = malloc(sizeof *d->runs);
+    assert_true(g->runs && d->runs);
+    g->runs[0] = (eng_ckpt_iters){0, g->total, 937};
+    d->runs[0] = (eng_ckpt_iters){0, d->total, 1874}; /* the discriminator: two updates a step */
+    static const int64_t steps[] = {937, 936};
+    put_record(c, 937, 2, 0, "local", 0, 64, 7, 0, 2, 0.0, 50, steps);
 }
 
 static void write_gan_ok(const char *path, const eng_ckpt *c) {
@@ -1117,7 +1132,7 @@ static float float_attr(hid_t loc, const char *name) {
  * the same bytes. */
 static void round_trip_gan(void **state) {
     (void)state;
-    assert_true(gan.split == 2330944 && gan.layout.total == 2543809);
+    assert_true(gan.parts[1].offset == 2330944 && gan.layout.total == 2543809);
     eng_ckpt c, back;
     fill_gan(&c, ENG_OPT_RMSPROP, 2024);
     char path[1200], again[1300];
@@ -1125,8 +1140,8 @@ static void round_trip_gan(void **state) {
     write_gan_ok(path, &c);
     read_ok(path, &back);
     expect_same(&c, &back);
-    assert_int_equal(back.optim2.kind, ENG_OPT_RMSPROP);
-    assert_true(back.optim2.clipvalue == 1.0f && back.optim2.decay == 1e-8f);
+    assert_int_equal(back.parts[1].optim.kind, ENG_OPT_RMSPROP);
+    assert_true(back.parts[1].optim.clipvalue == 1.0f && back.parts[1].optim.decay == 1e-8f);
     snprintf(again, sizeof again, "%s.again", path);
     write_gan_ok(again, &back);
     size_t n1, n2;
@@ -1151,22 +1166,29 @@ static void round_trip_gan(void **state) {
     assert_true(H5Aread(a, H5T_NATIVE_UINT64, &split) >= 0);
     H5Tclose(t);
     H5Aclose(a);
-    assert_true(split == c.split);
+    assert_true(split == c.parts[1].offset);
     expect_scalar_string(g, "optimizer", "adam");
-    const hsize_t first = c.split, second = c.total - c.split;
-    expect_float_dataset(file, "/pstrain/optimizer/m", 1, &first, c.slots[0], c.split);
-    expect_float_dataset(file, "/pstrain/optimizer/v", 1, &first, c.slots[1], c.split);
+    const hsize_t first = c.parts[0].total, second = c.parts[1].total;
+    expect_float_dataset(file, "/pstrain/optimizer/m", 1, &first, c.parts[0].slots[0], first);
+    expect_float_dataset(file, "/pstrain/optimizer/v", 1, &first, c.parts[0].slots[1], first);
+    /* the runs, at their offsets in the whole vector */
+    int64_t rows[6];
+    hid_t d = H5Dopen2(g, "optimizer/iterations", H5P_DEFAULT);
+    assert_true(H5Dread(d, H5T_NATIVE_INT64, H5S_ALL, H5S_ALL, H5P_DEFAULT, rows) >= 0);
+    H5Dclose(d);
+    assert_true(rows[0] == 0 && rows[1] == (int64_t)first && rows[2] == 937);
+    assert_true(rows[3] == (int64_t)first && rows[4] == (int64_t)second && rows[5] == 1874);
     hid_t g2 = H5Gopen2(g, "optimizer_2", H5P_DEFAULT);
     assert_true(g2 >= 0);
     expect_scalar_string(g2, "optimizer", "rmsprop");
     assert_true(float_attr(g2, "lr") == 0.0008f);
-    assert_true(float_attr(g2, "rho") == c.optim2.rho);
+    assert_true(float_attr(g2, "rho") == c.parts[1].optim.rho);
     assert_true(float_attr(g2, "clipvalue") == 1.0f);
     assert_true(float_attr(g2, "decay") == 1e-8f);
-    assert_true(float_attr(g2, "beta1") == c.optim2.beta1);
-    assert_true(float_attr(g2, "beta2") == c.optim2.beta2);
-    assert_true(float_attr(g2, "epsilon") == c.optim2.epsilon);
-    expect_float_dataset(file, "/pstrain/optimizer_2/accumulator", 1, &second, c.slots2[0],
+    assert_true(float_attr(g2, "beta1") == c.parts[1].optim.beta1);
+    assert_true(float_attr(g2, "beta2") == c.parts[1].optim.beta2);
+    assert_true(float_attr(g2, "epsilon") == c.parts[1].optim.epsilon);
+    expect_float_dataset(file, "/pstrain/optimizer_2/accumulator", 1, &second, c.parts[1].slots[0],
                          (size_t)second);
     assert_int_equal(H5Lexists(g2, "m", H5P_DEFAULT), 0);
     assert_int_equal(H5Lexists(g, "ema", H5P_DEFAULT), 0); /* no average kept: none written */
@@ -1182,7 +1204,7 @@ static void round_trip_gan(void **state) {
     write_gan_ok(path, &c);
     read_ok(path, &back);
     expect_same(&c, &back);
-    assert_int_equal(back.nslots2, 2);
+    assert_int_equal(back.parts[1].nslots, 2);
     eng_ckpt_free(&back);
     eng_ckpt_free(&c);
 }
@@ -1193,9 +1215,9 @@ static void gan_ema(void **state) {
     (void)state;
     eng_ckpt c, back;
     fill_gan(&c, ENG_OPT_RMSPROP, 31);
-    c.ema = tu_random_floats(c.split, -1.0f, 1.0f, 32);
-    assert_non_null(c.ema);
-    c.ema_decay = 0.9995;
+    c.parts[0].ema = tu_random_floats(c.parts[0].total, -1.0f, 1.0f, 32);
+    assert_non_null(c.parts[0].ema);
+    c.parts[0].ema_decay = 0.9995;
     char path[1200];
     path_of(path, sizeof path, "gan-ema.h5");
     write_gan_ok(path, &c);
@@ -1204,8 +1226,8 @@ static void gan_ema(void **state) {
     eng_ckpt_free(&back);
     hid_t file = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
     assert_true(file >= 0);
-    const hsize_t first = c.split;
-    expect_float_dataset(file, "/pstrain/ema", 1, &first, c.ema, c.split);
+    const hsize_t first = c.parts[0].total;
+    expect_float_dataset(file, "/pstrain/ema", 1, &first, c.parts[0].ema, first);
     H5Fclose(file);
 
     const double bad = 1.5;
@@ -1218,9 +1240,18 @@ static void gan_ema(void **state) {
     expect_refused(path, PST_EFORMAT, "ema and @ema_decay go together, found @ema_decay alone");
 
     char err[512] = "";
-    c.ema_decay = 1.0;
+    c.parts[0].ema_decay = 1.0;
     assert_int_equal(eng_ckpt_write(path, &c, &gan, err, sizeof err), PST_EARG);
     assert_non_null(strstr(err, "ema decay not in (0, 1)"));
+    /* The file keeps a moving average of the first part only. */
+    c.parts[0].ema_decay = 0.9995;
+    c.parts[1].ema = c.parts[0].ema;
+    c.parts[1].ema_decay = 0.9995;
+    c.parts[0].ema = NULL;
+    assert_int_equal(eng_ckpt_write(path, &c, &gan, err, sizeof err), PST_EARG);
+    assert_non_null(strstr(err, "part discriminator: ema kept only for the first"));
+    c.parts[0].ema = c.parts[1].ema;
+    c.parts[1].ema = NULL;
     eng_ckpt_free(&c);
 }
 
@@ -1281,7 +1312,7 @@ static void refuses_gan_optimizer_2(void **state) {
     write_gan_ok(path, &c);
     file = open_rw(path);
     assert_true(H5Ldelete(file, "/pstrain/optimizer_2/accumulator", H5P_DEFAULT) >= 0);
-    const hsize_t dim = c.split; /* the first part's length, not the second's */
+    const hsize_t dim = c.parts[0].total; /* the first part's length, not the second's */
     float *zeros = calloc((size_t)dim, sizeof(float));
     assert_non_null(zeros);
     hid_t s = H5Screate_simple(1, &dim, NULL);
@@ -1320,7 +1351,8 @@ static void refuses_gan_optimizer_2(void **state) {
     assert_true(g >= 0);
     H5Gclose(g);
     H5Fclose(file);
-    expect_refused(path, PST_EFORMAT, "optimizer_2: present, but mnist_cnn has one optimizer");
+    expect_refused(path, PST_EFORMAT,
+                   "optimizer_2: present, but mnist_cnn has 1 optimizer (no split)");
 }
 
 /* eng_ckpt_write refuses a GAN checkpoint reading would refuse, and leaves no file. */
@@ -1330,30 +1362,38 @@ static void write_refuses_bad_gan(void **state) {
     path_of(path, sizeof path, "never-gan.h5");
     eng_ckpt c;
     fill_gan(&c, ENG_OPT_RMSPROP, 8);
-    c.split = 5;
+    c.parts[1].offset = 5;
     assert_int_equal(eng_ckpt_write(path, &c, &gan, err, sizeof err), PST_EARG);
     printf("  -> %s\n", err);
-    assert_non_null(strstr(err, "split 5 does not match mnist_gan's 2330944"));
-    c.split = 0;
+    assert_non_null(strstr(err, "part 1 is 'discriminator' at 5 with 212865 floats, mnist_gan's "
+                                "is discriminator at 2330944"));
+    c.parts[1].offset = gan.parts[1].offset;
+    c.nparts = 1;
     assert_int_equal(eng_ckpt_write(path, &c, &gan, err, sizeof err), PST_EARG);
-    assert_non_null(strstr(err, "split 0"));
-    c.split = gan.split;
-    c.nslots2 = 2;
+    assert_non_null(strstr(err, "1 parts, mnist_gan has 2"));
+    c.nparts = 2;
+    eng_ckpt_part *d = &c.parts[1];
+    d->nslots = 2;
     assert_int_equal(eng_ckpt_write(path, &c, &gan, err, sizeof err), PST_EARG);
     printf("  -> %s\n", err);
-    assert_non_null(strstr(err, "nslots2 2, rmsprop keeps 1"));
-    c.nslots2 = 1;
-    float *acc = c.slots2[0];
-    c.slots2[0] = NULL;
+    assert_non_null(strstr(err, "optimizer_2 nslots 2, rmsprop keeps 1"));
+    d->nslots = 1;
+    float *acc = d->slots[0];
+    d->slots[0] = NULL;
     assert_int_equal(eng_ckpt_write(path, &c, &gan, err, sizeof err), PST_EARG);
     printf("  -> %s\n", err);
     assert_non_null(strstr(err, "optimizer_2 slot accumulator missing"));
-    c.slots2[0] = acc;
-    c.optim2.kind = ENG_OPT_ADAM; /* Adam keeps 2 */
+    d->slots[0] = acc;
+    d->optim.kind = ENG_OPT_ADAM; /* Adam keeps 2 */
     assert_int_equal(eng_ckpt_write(path, &c, &gan, err, sizeof err), PST_EARG);
-    assert_non_null(strstr(err, "nslots2 1, adam keeps 2"));
-    c.optim2.kind = ENG_OPT_RMSPROP;
-    c.optim2.lr = -1.0f;
+    assert_non_null(strstr(err, "optimizer_2 nslots 1, adam keeps 2"));
+    d->optim.kind = ENG_OPT_RMSPROP;
+    d->runs[0].n -= 1; /* the discriminator's runs stop one short of its end */
+    assert_int_equal(eng_ckpt_write(path, &c, &gan, err, sizeof err), PST_EARG);
+    printf("  -> %s\n", err);
+    assert_non_null(strstr(err, "part discriminator: update-count runs end at 212864"));
+    d->runs[0].n += 1;
+    d->optim.lr = -1.0f;
     assert_int_equal(eng_ckpt_write(path, &c, &gan, err, sizeof err), PST_EARG);
     assert_non_null(strstr(err, "optimizer_2 lr -1"));
     assert_non_null(strstr(err, path));
@@ -1362,9 +1402,9 @@ static void write_refuses_bad_gan(void **state) {
     /* A GAN's split on a one-optimizer model. */
     eng_ckpt cnn;
     fill_random(&cnn, ENG_OPT_ADAM, 9);
-    cnn.split = 1000;
+    cnn.nparts = 2;
     assert_int_equal(eng_ckpt_write(path, &cnn, &model, err, sizeof err), PST_EARG);
-    assert_non_null(strstr(err, "split 1000 does not match mnist_cnn's 0"));
+    assert_non_null(strstr(err, "2 parts, mnist_cnn has 1"));
     assert_int_equal(stat(path, &st), -1);
     eng_ckpt_free(&cnn);
     eng_ckpt_free(&c);
@@ -1373,7 +1413,7 @@ static void write_refuses_bad_gan(void **state) {
 /* A one-optimizer model: split 0, and the file has neither @split nor optimizer_2. */
 static void cnn_has_no_split(void **state) {
     (void)state;
-    assert_true(model.split == 0);
+    assert_true(model.nparts == 1);
     eng_ckpt c, back;
     fill_random(&c, ENG_OPT_RMSPROP, 31);
     char path[1200];
@@ -1381,17 +1421,18 @@ static void cnn_has_no_split(void **state) {
     write_ok(path, &c);
     read_ok(path, &back);
     expect_same(&c, &back);
-    assert_true(back.split == 0);
-    assert_int_equal(back.nslots2, 0);
-    assert_null(back.slots2[0]);
-    assert_null(back.slots2[1]);
+    assert_int_equal(back.nparts, 1);
+    assert_int_equal(back.parts[1].nslots, 0);
+    assert_null(back.parts[1].slots[0]);
+    assert_null(back.parts[1].slots[1]);
     hid_t file = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
     assert_true(file >= 0);
     hid_t g = H5Gopen2(file, "pstrain", H5P_DEFAULT);
     assert_int_equal(H5Aexists(g, "split"), 0);
     assert_int_equal(H5Lexists(g, "optimizer_2", H5P_DEFAULT), 0);
     const hsize_t total = c.total;
-    expect_float_dataset(file, "/pstrain/optimizer/accumulator", 1, &total, c.slots[0], c.total);
+    expect_float_dataset(file, "/pstrain/optimizer/accumulator", 1, &total, c.parts[0].slots[0],
+                         c.total);
     H5Gclose(g);
     H5Fclose(file);
     eng_ckpt_free(&back);
@@ -1461,6 +1502,58 @@ static void print_summary_gan(void **state) {
     eng_ckpt_free(&c);
 }
 
+/* --- a file's bytes in memory --- */
+
+/* Reading the image of a file (its bytes, as an MPI broadcast carries them) gives what reading
+ * the file gives, for one part and for two with a moving average; a cut or foreign image is
+ * refused with a line naming it. */
+static void read_image_equals_read(void **state) {
+    (void)state;
+    char path[1200], err[1024] = "";
+    for (int k = 0; k < 2; k++) {
+        eng_ckpt c, from_file, from_image;
+        if (k == 0) {
+            fill_random(&c, ENG_OPT_ADAM, 61);
+            path_of(path, sizeof path, "image.h5");
+            write_ok(path, &c);
+        } else {
+            fill_gan(&c, ENG_OPT_RMSPROP, 62);
+            c.parts[0].ema = tu_random_floats(c.parts[0].total, -1.0f, 1.0f, 63);
+            c.parts[0].ema_decay = 0.999;
+            path_of(path, sizeof path, "image-gan.h5");
+            write_gan_ok(path, &c);
+        }
+        void *bytes;
+        size_t len;
+        assert_int_equal(eng_ckpt_load_bytes(path, &bytes, &len, err, sizeof err), PST_OK);
+        read_ok(path, &from_file);
+        if (eng_ckpt_read_image(bytes, len, path, &from_image, err, sizeof err) != PST_OK)
+            fail_msg("eng_ckpt_read_image: %s", err);
+        expect_same(&from_file, &from_image);
+        expect_same(&c, &from_image);
+        eng_ckpt_free(&from_image);
+        /* cut short, and not HDF5 at all */
+        assert_int_equal(eng_ckpt_read_image(bytes, len / 2, "half", &from_image, err, sizeof err),
+                         PST_EFORMAT);
+        printf("  -> %s\n", err);
+        assert_non_null(strstr(err, "half: truncated or damaged"));
+        expect_zeroed(&from_image);
+        assert_int_equal(eng_ckpt_read_image("not hdf5", 8, "text", &from_image, err, sizeof err),
+                         PST_EFORMAT);
+        assert_non_null(strstr(err, "text: not an HDF5 file"));
+        expect_zeroed(&from_image);
+        free(bytes);
+        eng_ckpt_free(&from_file);
+        eng_ckpt_free(&c);
+    }
+    void *bytes;
+    size_t len;
+    assert_int_equal(eng_ckpt_load_bytes(dir, &bytes, &len, err, sizeof err), PST_EARG);
+    path_of(path, sizeof path, "nothing-here.h5");
+    assert_int_equal(eng_ckpt_load_bytes(path, &bytes, &len, err, sizeof err), PST_EIO);
+    assert_non_null(strstr(err, path));
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(round_trip_adam),         cmocka_unit_test(round_trip_rmsprop),
@@ -1475,7 +1568,7 @@ int main(void) {
         cmocka_unit_test(refuses_gan_split),       cmocka_unit_test(refuses_gan_optimizer_2),
         cmocka_unit_test(write_refuses_bad_gan),   cmocka_unit_test(cnn_has_no_split),
         cmocka_unit_test(print_summary_gan),       cmocka_unit_test(refuses_huge_vocab),
-        cmocka_unit_test(refuses_huge_workers),
+        cmocka_unit_test(refuses_huge_workers),    cmocka_unit_test(read_image_equals_read),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -13,7 +13,7 @@
 #include "engine/judge.h"
 
 #include "engine/base/base.h"
-#include "engine/ckpt.h"
+#include "engine/ckpt/ckpt.h"
 #include "engine/dataset.h"
 #include "engine/model.h"
 #include "engine/net.h"
@@ -155,28 +155,18 @@ static void expect_refused(const char *path, const char *expect) {
 static void write_foreign(const char *path) {
     eng_model m;
     build(&m, "imdb_lstm");
-    eng_ckpt c = {0};
-    snprintf(c.model, sizeof c.model, "%s", m.def->name);
-    c.layout_checksum = eng_layout_checksum(&m.layout);
-    c.total = m.layout.total;
+    eng_ckpt c;
+    eng_ckpt_init(&c, &m);
+    eng_ckpt_part *p = &c.parts[0];
     c.weights = tu_random_floats(c.total, -0.1f, 0.1f, 5);
-    c.optim = eng_optim_defaults(ENG_OPT_ADAM);
-    c.nslots = 2;
-    c.slots[0] = tu_random_floats(c.total, 0.0f, 0.01f, 6);
-    c.slots[1] = tu_random_floats(c.total, 0.0f, 0.01f, 7);
-    c.nruns = 1;
-    c.runs = malloc(sizeof *c.runs);
-    c.worker_steps = malloc(sizeof *c.worker_steps);
-    assert_true(c.weights && c.slots[0] && c.slots[1] && c.runs && c.worker_steps);
-    c.runs[0] = (eng_ckpt_iters){0, c.total, 10};
-    c.step = 10;
-    c.epoch = 1;
-    c.epoch_step = 10;
-    snprintf(c.mode, sizeof c.mode, "local");
-    c.batch = 32;
-    c.workers = 1;
-    c.epochs = 1;
-    c.worker_steps[0] = 10;
+    p->optim = eng_optim_defaults(ENG_OPT_ADAM);
+    p->nslots = 2;
+    p->slots[0] = tu_random_floats(c.total, 0.0f, 0.01f, 6);
+    p->slots[1] = tu_random_floats(c.total, 0.0f, 0.01f, 7);
+    p->nruns = 1;
+    p->runs = malloc(sizeof *p->runs);
+    assert_true(c.weights && p->slots[0] && p->slots[1] && p->runs);
+    p->runs[0] = (eng_ckpt_iters){0, c.total, 10};
     char err[512] = "";
     if (eng_ckpt_write(path, &c, &m, err, sizeof err) != PST_OK)
         fail_msg("eng_ckpt_write: %s", err);
@@ -240,32 +230,21 @@ static void train_and_save(void) {
            BATCH, now() - t0, st.loss_sum / (double)st.count,
            (double)st.correct / (double)st.count);
 
-    eng_ckpt c = {0}; /* borrows the net's and optimizer's arrays: nothing to free */
-    snprintf(c.model, sizeof c.model, "%s", m.def->name);
-    c.layout_checksum = eng_layout_checksum(&m.layout);
-    c.total = m.layout.total;
+    eng_ckpt c; /* borrows the net's and optimizer's arrays: nothing to free */
+    eng_ckpt_init(&c, &m);
     c.weights = eng_net_params(net);
-    c.optim = cfg;
-    c.nslots = 2;
-    c.slots[0] = eng_optim_slot(opt, 0);
-    c.slots[1] = eng_optim_slot(opt, 1);
+    c.parts[0].optim = cfg;
+    c.parts[0].nslots = 2;
+    c.parts[0].slots[0] = eng_optim_slot(opt, 0);
+    c.parts[0].slots[1] = eng_optim_slot(opt, 1);
     eng_ckpt_iters run = {0, c.total, eng_optim_iterations(opt)};
-    int64_t worker_steps = STEPS;
-    c.nruns = 1;
-    c.runs = &run;
-    c.step = c.epoch_step = STEPS;
-    c.epoch = 1;
-    snprintf(c.mode, sizeof c.mode, "local");
-    c.batch = BATCH;
-    c.seed = SEED;
-    c.workers = 1;
-    c.epochs = 1;
-    c.worker_steps = &worker_steps;
+    c.parts[0].nruns = 1;
+    c.parts[0].runs = &run;
     char err[512] = "";
     snprintf(ckpt_file, sizeof ckpt_file, "%s/cnn.h5", tmp);
     snprintf(ckpt_dir, sizeof ckpt_dir, "%s/run", tmp);
     if (eng_ckpt_write(ckpt_file, &c, &m, err, sizeof err) != PST_OK ||
-        eng_ckpt_save(ckpt_dir, &c, &m, 0, NULL, 0, err, sizeof err) != PST_OK)
+        eng_ckpt_save(ckpt_dir, STEPS, &c, &m, 0, NULL, 0, err, sizeof err) != PST_OK)
         fail_msg("%s", err);
     free(x);
     eng_optim_free(&opt);

@@ -2,7 +2,7 @@
 #include "tests/fuzz/ckpt_example.h"
 
 #include "engine/base/base.h"
-#include "engine/ckpt.h"
+#include "engine/ckpt/ckpt.h"
 #include "engine/model.h"
 
 #include <hdf5.h>
@@ -21,60 +21,42 @@ int fz_ckpt_write_example(const char *path, const char *model, eng_optim_kind ki
     if (eng_model_build(&m, def, err, errlen) != PST_OK)
         return -1;
     eng_ckpt c;
-    memset(&c, 0, sizeof c);
-    snprintf(c.model, sizeof c.model, "%s", model);
-    c.layout_checksum = eng_layout_checksum(&m.layout);
-    c.total = m.layout.total;
-    c.split = m.split;
-    const uint64_t n1 = c.split ? c.split : c.total;
-    c.optim = eng_optim_defaults(kind);
-    c.nslots = eng_optim_nslots(kind);
-    if (c.split) {
-        c.optim2 = eng_optim_defaults(kind2);
-        c.nslots2 = eng_optim_nslots(kind2);
-    }
-    int rc = -1;
-    c.weights = calloc(c.total, sizeof(float));
-    for (int s = 0; s < c.nslots; s++)
-        c.slots[s] = calloc(n1, sizeof(float));
-    for (int s = 0; s < c.nslots2; s++)
-        c.slots2[s] = calloc(c.total - c.split, sizeof(float));
-    c.nruns = 2;
-    c.runs = calloc(2, sizeof *c.runs);
-    c.workers = 2;
-    c.worker_steps = calloc(2, sizeof *c.worker_steps);
-    if (vocab) {
-        c.vocab = strdup(vocab);
-        c.vocab_bytes = strlen(vocab);
-    }
-    if (!c.weights || !c.runs || !c.worker_steps || (vocab && !c.vocab)) {
-        snprintf(err, errlen, "out of memory");
-        goto out;
-    }
+    eng_ckpt_init(&c, &m);
+    c.weights = pst_alloc(sizeof(float) * c.total);
     for (uint64_t i = 0; i < c.total; i++)
         c.weights[i] = 0.001f * (float)(i % 17);
-    c.runs[0] = (eng_ckpt_iters){0, c.total / 2, 7};
-    c.runs[1] = (eng_ckpt_iters){c.total / 2, c.total - c.total / 2, 6};
-    c.step = 7;
-    c.epoch = 1;
-    c.epoch_step = 7;
-    snprintf(c.mode, sizeof c.mode, "sync");
-    c.batch = 16;
-    c.seed = 42;
-    c.servers = 1;
-    c.worker_steps[0] = c.worker_steps[1] = 7;
-    c.val_split = 0.1;
-    c.epochs = 2;
-    rc = eng_ckpt_write(path, &c, &m, err, errlen) == PST_OK ? 0 : -1;
-out:
-    free(c.weights);
-    for (int s = 0; s < 2; s++) {
-        free(c.slots[s]);
-        free(c.slots2[s]);
+    for (int p = 0; p < c.nparts; p++) {
+        eng_ckpt_part *part = &c.parts[p];
+        part->optim = eng_optim_defaults(p ? kind2 : kind);
+        part->nslots = eng_optim_nslots(part->optim.kind);
+        for (int s = 0; s < part->nslots; s++)
+            part->slots[s] = pst_alloc(sizeof(float) * part->total);
+        part->nruns = 2; /* two update counts in each part */
+        part->runs = pst_alloc(2 * sizeof *part->runs);
+        part->runs[0] = (eng_ckpt_iters){0, part->total / 2, 7};
+        part->runs[1] = (eng_ckpt_iters){part->total / 2, part->total - part->total / 2, 6};
     }
-    free(c.runs);
-    free(c.worker_steps);
-    free(c.vocab);
+    if (vocab) {
+        c.vocab = pst_strdup(vocab);
+        c.vocab_bytes = strlen(vocab);
+    }
+    /* a run's record, as worker/ckpt/record.c writes it (in its order) */
+    eng_ckpt_meta *meta = &c.meta;
+    eng_ckpt_meta_put(meta, "step", ENG_META_I64)->i64 = 7;
+    eng_ckpt_meta_put(meta, "epoch", ENG_META_I64)->i64 = 1;
+    eng_ckpt_meta_put(meta, "epoch_step", ENG_META_I64)->i64 = 7;
+    snprintf(eng_ckpt_meta_put(meta, "mode", ENG_META_STR)->str, ENG_CKPT_META_NAME, "sync");
+    eng_ckpt_meta_put(meta, "staleness", ENG_META_I32)->i32 = 0;
+    eng_ckpt_meta_put(meta, "batch", ENG_META_I32)->i32 = 16;
+    eng_ckpt_meta_put(meta, "seed", ENG_META_I64)->i64 = 42;
+    eng_ckpt_meta_put(meta, "servers", ENG_META_I32)->i32 = 1;
+    eng_ckpt_meta_put(meta, "workers", ENG_META_I32)->i32 = 2;
+    eng_ckpt_meta_put(meta, "val_split", ENG_META_F64)->f64 = 0.1;
+    eng_ckpt_meta_put(meta, "epochs", ENG_META_I64)->i64 = 2;
+    const int64_t steps[2] = {7, 7};
+    eng_ckpt_meta_put_array(meta, "workers/steps", steps, 2);
+    const int rc = eng_ckpt_write(path, &c, &m, err, errlen) == PST_OK ? 0 : -1;
+    eng_ckpt_free(&c);
     return rc;
 }
 

@@ -1,4 +1,4 @@
-/* fuzz_ckpt.c: libFuzzer harness for the checkpoint reader (engine/ckpt.h).
+/* fuzz_ckpt.c: libFuzzer harness for the checkpoint reader (engine/ckpt/ckpt.h).
  *
  * Two kinds of input:
  *   - the bytes of a checkpoint file (anything not starting with 'E'): written to a fixed
@@ -34,11 +34,12 @@
  *
  * Seeds: tests/fuzz/corpus/ckpt (make_corpus): the hollow checkpoints and edit scripts. */
 #include "engine/base/base.h"
-#include "engine/ckpt.h"
+#include "engine/ckpt/ckpt.h"
 #include "engine/model.h"
 #include "engine/text.h"
 #include "tests/fuzz/ckpt_example.h"
 #include "tests/fuzz/fuzzutil.h"
+#include "worker/ckpt/record.h"
 
 #include <hdf5.h>
 #include <stdint.h>
@@ -62,30 +63,45 @@ static void check_ckpt(const eng_ckpt *c) {
     fz_check(eng_model_build(&m, def, err, sizeof err) == PST_OK, "%s: %s", c->model, err);
     fz_check(c->total == m.layout.total, "total %llu, %s has %zu", (unsigned long long)c->total,
              c->model, m.layout.total);
-    fz_check(c->split == m.split, "split %llu, %s has %zu", (unsigned long long)c->split, c->model,
-             m.split);
+    fz_check(c->nparts == m.nparts, "%d parts, %s has %d", c->nparts, c->model, m.nparts);
     fz_touch(c->weights, sizeof(float) * c->total);
-    const uint64_t n1 = c->split ? c->split : c->total;
-    fz_check(c->nslots == eng_optim_nslots(c->optim.kind), "%d slots for %s", c->nslots,
-             eng_optim_kind_name(c->optim.kind));
-    for (int s = 0; s < c->nslots; s++)
-        fz_touch(c->slots[s], sizeof(float) * n1);
-    if (c->split) {
-        fz_check(c->nslots2 == eng_optim_nslots(c->optim2.kind), "%d second slots", c->nslots2);
-        for (int s = 0; s < c->nslots2; s++)
-            fz_touch(c->slots2[s], sizeof(float) * (c->total - c->split));
+    for (int p = 0; p < c->nparts; p++) {
+        const eng_ckpt_part *part = &c->parts[p];
+        fz_check(part->offset == m.parts[p].offset && part->total == m.parts[p].total &&
+                     strcmp(part->name, m.parts[p].name) == 0,
+                 "part %d: %s at %llu, %s has %s at %zu", p, part->name,
+                 (unsigned long long)part->offset, c->model, m.parts[p].name, m.parts[p].offset);
+        fz_check(part->nslots == eng_optim_nslots(part->optim.kind), "part %d: %d slots for %s", p,
+                 part->nslots, eng_optim_kind_name(part->optim.kind));
+        for (int s = 0; s < part->nslots; s++)
+            fz_touch(part->slots[s], sizeof(float) * part->total);
+        if (part->ema)
+            fz_touch(part->ema, sizeof(float) * part->total);
+        uint64_t next = 0;
+        for (int i = 0; i < part->nruns; i++) {
+            const eng_ckpt_iters *r = &part->runs[i];
+            fz_check(r->lo == next && r->n > 0 && r->iterations >= 0,
+                     "part %d run %d: [%llu, +%llu) after %llu", p, i, (unsigned long long)r->lo,
+                     (unsigned long long)r->n, (unsigned long long)next);
+            next += r->n;
+        }
+        fz_check(part->nruns >= 1 && next == part->total, "part %d: %d runs end at %llu", p,
+                 part->nruns, (unsigned long long)next);
     }
-    uint64_t next = 0;
-    for (int i = 0; i < c->nruns; i++) {
-        fz_check(c->runs[i].lo == next && c->runs[i].n > 0 && c->runs[i].iterations >= 0,
-                 "run %d: [%llu, +%llu) after %llu", i, (unsigned long long)c->runs[i].lo,
-                 (unsigned long long)c->runs[i].n, (unsigned long long)next);
-        next += c->runs[i].n;
+    for (int i = 0; i < c->meta.nattrs; i++) {
+        const eng_meta_attr *a = &c->meta.attrs[i];
+        fz_check(memchr(a->name, '\0', sizeof a->name) && memchr(a->str, '\0', sizeof a->str),
+                 "meta attribute %d not terminated", i);
     }
-    fz_check(c->nruns >= 1 && next == c->total, "%d runs end at %llu", c->nruns,
-             (unsigned long long)next);
-    fz_check(c->workers >= 1, "%d workers", c->workers);
-    fz_touch(c->worker_steps, sizeof(int64_t) * (size_t)c->workers);
+    for (int i = 0; i < c->meta.narrays; i++)
+        fz_touch(c->meta.arrays[i].v, sizeof(int64_t) * c->meta.arrays[i].n);
+    /* the run's record, as a resumed job and eval take it */
+    wk_run_record rec;
+    char why[512] = "";
+    if (wk_record_get(c, &rec, why, sizeof why) == PST_OK)
+        fz_touch(rec.worker_steps, sizeof(int64_t) * (size_t)rec.workers);
+    else
+        fz_check(why[0] && !strchr(why, '\n'), "record refused with '%s'", why);
     /* The table's statistics walk every weight (mnist_gan: 2.5M, instrumented, most of an
      * input's time) along the model's layout, which no file changes: one tensor, the
      * smallest, is enough to print the rest, which the file decides. */
@@ -133,12 +149,27 @@ static void read_and_check(void) {
     const ssize_t open = H5Fget_obj_count(H5F_OBJ_ALL, H5F_OBJ_ALL);
     fz_check(open == 0, "%zd HDF5 objects left open after a read that returned %d (%s)", open, rc,
              rc == PST_OK ? "ok" : err);
+    /* The same bytes from memory (a checkpoint broadcast as its file) read the same way. */
+    void *bytes;
+    size_t len;
+    eng_ckpt img;
+    char err2[512] = "";
+    fz_check(eng_ckpt_load_bytes(path, &bytes, &len, err2, sizeof err2) == PST_OK, "%s", err2);
+    const int rc2 = eng_ckpt_read_image(bytes, len, path, &img, err2, sizeof err2);
+    free(bytes);
+    fz_check(H5Fget_obj_count(H5F_OBJ_ALL, H5F_OBJ_ALL) == 0, "objects left open by an image");
+    fz_check((rc == PST_OK) == (rc2 == PST_OK), "the file read %d (%s), its image %d (%s)", rc,
+             rc == PST_OK ? "ok" : err, rc2, rc2 == PST_OK ? "ok" : err2);
     if (rc != PST_OK) {
         fz_check_error(rc, err, path, "eng_ckpt_read");
-        fz_check(c.weights == NULL && c.runs == NULL && c.vocab == NULL,
+        fz_check_error(rc2, err2, path, "eng_ckpt_read_image");
+        fz_check(c.weights == NULL && c.parts[0].runs == NULL && c.vocab == NULL,
                  "a failed read left arrays");
         return;
     }
+    fz_check(memcmp(c.weights, img.weights, sizeof(float) * c.total) == 0,
+             "the image's weights differ from the file's");
+    eng_ckpt_free(&img);
     check_ckpt(&c);
     eng_ckpt_free(&c);
 }

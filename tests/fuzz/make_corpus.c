@@ -20,7 +20,7 @@
  *           refuses; and fuzz_ckpt's edit scripts, one of each kind of edit.
  * Exits 0, or 1 with a line on stderr. */
 #include "engine/base/base.h"
-#include "engine/ckpt.h"
+#include "engine/ckpt/ckpt.h"
 #include "engine/model.h"
 #include "engine/shard.h"
 #include "proto/wire.h"

@@ -1,0 +1,184 @@
+/* state.c: the checkpoint in memory: the fields of /pstrain as tables both directions walk,
+ * a model's identity and parts, and the checks writing and reading share (never write what
+ * reading would refuse). */
+#include "engine/ckpt/format.h"
+
+#include "engine/base/base.h"
+#include "engine/ckpt/h5.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+const ckpt_field ckpt_fields[CKPT_NFIELDS] = {
+    {"layout_checksum", F_U64, offsetof(eng_ckpt, layout_checksum), sizeof(uint64_t)},
+    {"total", F_U64, offsetof(eng_ckpt, total), sizeof(uint64_t)},
+};
+
+#define OPTIM_FIELD(name, member)                                                                  \
+    { name, F_F32, offsetof(eng_optim_cfg, member), sizeof(float) }
+
+const ckpt_field ckpt_optim_fields[CKPT_NOPTIM_FIELDS] = {
+    OPTIM_FIELD("lr", lr),           OPTIM_FIELD("beta1", beta1),
+    OPTIM_FIELD("beta2", beta2),     OPTIM_FIELD("rho", rho),
+    OPTIM_FIELD("epsilon", epsilon), OPTIM_FIELD("clipvalue", clipvalue),
+    OPTIM_FIELD("decay", decay),
+};
+
+const char *ckpt_slot_name(eng_optim_kind kind, int s) {
+    return kind == ENG_OPT_ADAM ? (s == 0 ? "m" : "v") : "accumulator";
+}
+
+/* s[0, n) for a message, into buf (len bytes, cut to fit): bytes outside printable ASCII as
+ * \xHH, so that what a file holds cannot break the one line it is quoted in (a name with a
+ * newline, found by tests/fuzz/fuzz_ckpt) or send control codes to a terminal. Returns buf. */
+const char *ckpt_quoted(char *buf, size_t len, const char *s, size_t n) {
+    size_t used = 0;
+    for (size_t i = 0; i < n && used + 5 <= len; i++) {
+        const unsigned char b = (unsigned char)s[i];
+        if (b >= 0x20 && b < 0x7f)
+            buf[used++] = (char)b;
+        else
+            used += (size_t)snprintf(buf + used, len - used, "\\x%02x", b);
+    }
+    if (len)
+        buf[used < len ? used : len - 1] = '\0';
+    return buf;
+}
+
+/* m's parts (name, offset, total) into c->nparts and c->parts. */
+void ckpt_set_parts(eng_ckpt *c, const eng_model *m) {
+    c->nparts = m->nparts;
+    for (int p = 0; p < m->nparts; p++) {
+        snprintf(c->parts[p].name, sizeof c->parts[p].name, "%s", m->parts[p].name);
+        c->parts[p].offset = m->parts[p].offset;
+        c->parts[p].total = m->parts[p].total;
+    }
+}
+
+void eng_ckpt_init(eng_ckpt *c, const eng_model *m) {
+    memset(c, 0, sizeof *c);
+    snprintf(c->model, sizeof c->model, "%s", m->def->name);
+    c->layout_checksum = eng_layout_checksum(&m->layout);
+    c->total = m->layout.total;
+    ckpt_set_parts(c, m);
+}
+
+/* --- checks shared by writing and reading: never write what reading would refuse --- */
+
+/* An optimizer's hyperparameters: finite, lr > 0. which is "optimizer" or "optimizer_2", for
+ * messages. Returns PST_OK or code with a message naming path. */
+int ckpt_check_optim(const eng_optim_cfg *o, const char *which, const char *path, int code,
+                     char *err, size_t errlen) {
+    for (int i = 0; i < CKPT_NOPTIM_FIELDS; i++) {
+        float v;
+        memcpy(&v, (const char *)o + ckpt_optim_fields[i].offset, sizeof v);
+        if (!isfinite(v))
+            return pst_err(err, errlen, code, "%s: %s %s is %g, expected a finite number", path,
+                           which, ckpt_optim_fields[i].name, v);
+    }
+    if (!(o->lr > 0.0f))
+        return pst_err(err, errlen, code, "%s: %s lr %g, expected > 0", path, which, o->lr);
+    return PST_OK;
+}
+
+/* The update-count runs tile [0, total) in order, each non-empty with iterations >= 0. */
+int ckpt_check_runs(const eng_ckpt_iters *runs, int nruns, uint64_t total, const char *path,
+                    int code, char *err, size_t errlen) {
+    if (nruns < 1 || !runs)
+        return pst_err(err, errlen, code,
+                       "%s: no update-count runs, expected runs that tile [0, %llu)", path,
+                       (unsigned long long)total);
+    uint64_t next = 0;
+    for (int i = 0; i < nruns; i++) {
+        const eng_ckpt_iters *r = &runs[i];
+        if (r->lo != next)
+            return pst_err(err, errlen, code,
+                           "%s: update-count run %d starts at %llu, expected %llu (runs must tile "
+                           "[0, %llu) in order)",
+                           path, i, (unsigned long long)r->lo, (unsigned long long)next,
+                           (unsigned long long)total);
+        if (r->n == 0 || r->n > total - r->lo)
+            return pst_err(err, errlen, code,
+                           "%s: update-count run %d covers %llu elements from %llu, past the end "
+                           "or none (runs must tile [0, %llu))",
+                           path, i, (unsigned long long)r->n, (unsigned long long)r->lo,
+                           (unsigned long long)total);
+        if (r->iterations < 0)
+            return pst_err(err, errlen, code,
+                           "%s: update-count run %d has iterations %lld, expected >= 0", path, i,
+                           (long long)r->iterations);
+        next = r->lo + r->n;
+    }
+    if (next != total)
+        return pst_err(err, errlen, code,
+                       "%s: update-count runs end at %llu, expected %llu (runs must tile [0, "
+                       "%llu))",
+                       path, (unsigned long long)next, (unsigned long long)total,
+                       (unsigned long long)total);
+    return PST_OK;
+}
+
+/* The file's group of part p's optimizer: "optimizer" (in /pstrain), "optimizer_2", ... */
+const char *ckpt_optim_group(int p, char *buf, size_t len) {
+    if (p == 0)
+        snprintf(buf, len, "optimizer");
+    else
+        snprintf(buf, len, "optimizer_%d", p + 1);
+    return buf;
+}
+
+/* Whether name is one of /pstrain's own attributes, which the meta cannot hold. */
+int ckpt_engine_attr(const char *name) {
+    static const char *const own[] = {"format_version", "model", "split", "ema_decay", "optimizer"};
+    for (size_t i = 0; i < sizeof own / sizeof own[0]; i++)
+        if (strcmp(name, own[i]) == 0)
+            return 1;
+    for (int i = 0; i < CKPT_NFIELDS; i++)
+        if (strcmp(name, ckpt_fields[i].name) == 0)
+            return 1;
+    for (int i = 0; i < CKPT_NOPTIM_FIELDS; i++)
+        if (strcmp(name, ckpt_optim_fields[i].name) == 0)
+            return 1;
+    return 0;
+}
+
+/* Whether name is one of /pstrain's own groups: optimizer, optimizer_<n>, layout. */
+int ckpt_engine_group(const char *name) {
+    if (strcmp(name, "optimizer") == 0 || strcmp(name, "layout") == 0)
+        return 1;
+    if (strncmp(name, "optimizer_", 10) != 0 || !name[10])
+        return 0;
+    return strspn(name + 10, "0123456789") == strlen(name + 10);
+}
+
+/* Indices of the layout's tensors that belong to layer (named "<layer>/..."), in layout
+ * order (Keras's: kernel, then bias). Returns how many. */
+int ckpt_layer_tensors(const eng_model *m, const char *layer, int *idx) {
+    const size_t len = strlen(layer);
+    int n = 0;
+    for (int i = 0; i < m->layout.n; i++) {
+        const char *name = m->layout.tensors[i].name;
+        if (strncmp(name, layer, len) == 0 && name[len] == '/')
+            idx[n++] = i;
+    }
+    return n;
+}
+
+void ckpt_tensor_dims(const eng_tensor_info *t, hsize_t *dims) {
+    for (int d = 0; d < t->ndim; d++)
+        dims[d] = (hsize_t)t->shape[d];
+}
+
+void eng_ckpt_free(eng_ckpt *c) {
+    pst_free(c->weights);
+    for (int p = 0; p < ENG_MAX_PARTS; p++) {
+        pst_free(c->parts[p].slots[0]);
+        pst_free(c->parts[p].slots[1]);
+        pst_free(c->parts[p].ema);
+        pst_free(c->parts[p].runs);
+    }
+    eng_ckpt_meta_clear(&c->meta);
+    pst_free(c->vocab);
+    memset(c, 0, sizeof *c);
+}
