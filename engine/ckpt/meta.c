@@ -191,7 +191,7 @@ static herr_t meta_group(hid_t g, const char *name, const H5L_info_t *info, void
         if (r->rc != PST_OK)
             break;
         eng_meta_array *a = &m->arrays[m->narrays++];
-        snprintf(a->name, sizeof a->name, "%s", path);
+        snprintf(a->name, sizeof a->name, "%.*s", (int)sizeof a->name - 1, path); /* fits */
         a->n = n;
         a->v = pst_alloc(sizeof(int64_t) * (n ? n : 1));
         ckpt_r_dataset(r, g, path, F_I64, 1, &n, a->v);
