@@ -83,8 +83,7 @@ static int part_init(ps_server *s, int p, char *err, size_t errlen) {
     eng_shard_range(lay->total, s->cfg.num_servers, s->cfg.server_id, &pt->lo, &pt->n);
     size_t cuts[ENG_MAX_LAYERS];
     const int ncuts = eng_model_cuts(pc->model, cuts);
-    PST_ASSERT(eng_chunks_plan(&pt->chunks, pt->lo, pt->n, cuts, ncuts, s->cfg.chunk) == 0,
-               "out of memory");
+    eng_chunks_plan(&pt->chunks, pt->lo, pt->n, cuts, ncuts, s->cfg.chunk);
     pt->C = pt->chunks.n;
     const size_t cells = (size_t)s->slots * W * (size_t)pt->C, n1 = pt->n ? pt->n : 1;
     pt->w = pst_alloc(sizeof(float) * n1);

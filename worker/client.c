@@ -127,8 +127,7 @@ static int take_hello(wk_client *c, int s, char *err, size_t errlen) {
         }
         size_t cuts[ENG_MAX_LAYERS];
         const int ncuts = eng_model_cuts(&c->parts[p].model, cuts);
-        PST_ASSERT(eng_chunks_plan(&cp->chunks, cp->lo, cp->n, cuts, ncuts, sc->max) == 0,
-                   "out of memory");
+        eng_chunks_plan(&cp->chunks, cp->lo, cp->n, cuts, ncuts, sc->max);
         cp->C = cp->chunks.n;
     }
     pb_msg_clear(&r);
