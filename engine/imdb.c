@@ -4,6 +4,7 @@
 #include "engine/imdb.h"
 
 #include "engine/base/base.h"
+#include "engine/json.h"
 #include "engine/rng.h"
 
 #include <dirent.h>
@@ -57,27 +58,6 @@ static void reviews_alloc(reviews *r, int64_t n) {
     r->test = pst_calloc((size_t)n, sizeof *r->test);
 }
 
-static const char *json_type_name(const json_t *j) {
-    switch (json_typeof(j)) {
-    case JSON_OBJECT:
-        return "an object";
-    case JSON_ARRAY:
-        return "an array";
-    case JSON_STRING:
-        return "a string";
-    case JSON_INTEGER:
-        return "an integer";
-    case JSON_REAL:
-        return "a real number";
-    case JSON_TRUE:
-    case JSON_FALSE:
-        return "a boolean";
-    case JSON_NULL:
-        return "null";
-    }
-    return "something else";
-}
-
 /* path: a JSON array of {"t": text, "s": 0 or 1} in four equal blocks (BLOCK_NAME), each
  * element's label the block's. */
 static int read_json(reviews *r, const char *path, char *err, size_t errlen) {
@@ -92,7 +72,7 @@ static int read_json(reviews *r, const char *path, char *err, size_t errlen) {
     if (!json_is_array(r->root))
         return pst_err(err, errlen, PST_EFORMAT,
                        "%s: expected a JSON array of {\"t\": text, \"s\": label}, found %s", path,
-                       json_type_name(r->root));
+                       eng_json_kind(r->root));
     const size_t n = json_array_size(r->root);
     if (n == 0 || n % NBLOCKS != 0 || n > UINT32_MAX)
         return pst_err(err, errlen, PST_EFORMAT,
@@ -106,7 +86,7 @@ static int read_json(reviews *r, const char *path, char *err, size_t errlen) {
         if (!json_is_object(e))
             return pst_err(err, errlen, PST_EFORMAT,
                            "%s: element %zu is %s, expected an object {\"t\": text, \"s\": label}",
-                           path, i, json_type_name(e));
+                           path, i, eng_json_kind(e));
         const json_t *t = json_object_get(e, "t"), *s = json_object_get(e, "s");
         if (!t)
             return pst_err(err, errlen, PST_EFORMAT, "%s: element %zu has no \"t\" (the text)",
@@ -114,14 +94,14 @@ static int read_json(reviews *r, const char *path, char *err, size_t errlen) {
         if (!json_is_string(t))
             return pst_err(err, errlen, PST_EFORMAT,
                            "%s: element %zu: \"t\" is %s, expected a string", path, i,
-                           json_type_name(t));
+                           eng_json_kind(t));
         if (!s)
             return pst_err(err, errlen, PST_EFORMAT,
                            "%s: element %zu has no \"s\" (the label, 0 or 1)", path, i);
         if (!json_is_integer(s))
             return pst_err(err, errlen, PST_EFORMAT,
                            "%s: element %zu: \"s\" is %s, expected the integer 0 or 1", path, i,
-                           json_type_name(s));
+                           eng_json_kind(s));
         const json_int_t label = json_integer_value(s);
         if (label != 0 && label != 1)
             return pst_err(err, errlen, PST_EFORMAT,

@@ -166,8 +166,6 @@ int eng_model_build(eng_model *m, const eng_model_def *def, char *err, size_t er
         m->n = i + 1;
     }
     m->output = shape;
-    if (def->parts) /* the generator's layers come first */
-        m->split = m->layers[def->parts[0].nlayers].param_lo;
     if (!def->parts) {
         m->nparts = 1;
         m->parts[0] = (eng_part_info){"model", def, 0, m->layout.total};

@@ -41,9 +41,9 @@ const eng_model_def *eng_model_at(int i);
  * state). A classifier is one part, the whole model; a GAN two, generator then
  * discriminator. */
 typedef struct eng_part_info {
-    const char *name;          /* "model", or the part's name: "generator", "discriminator" */
-    const eng_model_def *def;  /* the part as a model of its own (the model's def for one part) */
-    size_t offset, total;      /* its floats: [offset, offset + total) of the flat vector */
+    const char *name;         /* "model", or the part's name: "generator", "discriminator" */
+    const eng_model_def *def; /* the part as a model of its own (the model's def for one part) */
+    size_t offset, total;     /* its floats: [offset, offset + total) of the flat vector */
 } eng_part_info;
 
 typedef struct eng_model {
@@ -52,9 +52,7 @@ typedef struct eng_model {
     eng_layer layers[ENG_MAX_LAYERS];
     eng_layout layout;
     eng_shape input, output;
-    size_t split; /* a GAN: the generator's floats, [0, split); the discriminator's follow. 0
-                     for other models (being replaced by parts) */
-    int nparts;   /* >= 1 */
+    int nparts; /* >= 1 */
     eng_part_info parts[ENG_MAX_PARTS];
 } eng_model;
 

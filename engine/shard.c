@@ -41,7 +41,8 @@ void eng_shard_print(const eng_layout *lay, int P, FILE *out) {
     }
 }
 
-int eng_chunks_plan(eng_chunks *c, size_t lo, size_t n, const size_t *cuts, int ncuts, size_t max) {
+void eng_chunks_plan(eng_chunks *c, size_t lo, size_t n, const size_t *cuts, int ncuts,
+                     size_t max) {
     /* Pass 0 counts the chunks, pass 1 writes their starts. */
     c->start = NULL;
     c->n = 0;
@@ -68,7 +69,6 @@ int eng_chunks_plan(eng_chunks *c, size_t lo, size_t n, const size_t *cuts, int 
             c->start = pst_malloc(sizeof(size_t) * (size_t)(k + 1));
         }
     }
-    return 0;
 }
 
 void eng_chunks_free(eng_chunks *c) {

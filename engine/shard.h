@@ -28,9 +28,8 @@ typedef struct eng_chunks {
     int n;
 } eng_chunks;
 
-/* Fills c (freed with eng_chunks_free). cuts need not be sorted. Returns 0 (PST_OK): it
- * cannot fail; the int stays for the callers that still check it. */
-int eng_chunks_plan(eng_chunks *c, size_t lo, size_t n, const size_t *cuts, int ncuts, size_t max);
+/* Fills c (freed with eng_chunks_free). cuts need not be sorted. */
+void eng_chunks_plan(eng_chunks *c, size_t lo, size_t n, const size_t *cuts, int ncuts, size_t max);
 void eng_chunks_free(eng_chunks *c);
 
 /* The chunk holding absolute offset off, or -1 when off lies outside the shard. */

@@ -309,10 +309,7 @@ static void on_accepted(pb_guard *g, int fd) {
     guard_conn *c = find_conn(g, fd);
     if (!c && g->nconns == g->capconns) {
         const size_t cap = g->capconns ? 2 * g->capconns : 16;
-        guard_conn *p = realloc(g->conns, cap * sizeof *p);
-        if (!p)
-            return; /* its address will read "an unknown address" */
-        g->conns = p;
+        g->conns = pst_realloc(g->conns, cap * sizeof *g->conns);
         g->capconns = cap;
     }
     if (!c)
@@ -419,11 +416,7 @@ static void close_fds(pb_guard *g) {
 pb_guard *pb_guard_new(void *ctx, const pb_keys *k, void *server, FILE *log, const char *who,
                        char *err, size_t errlen) {
     who = who ? who : "pstrain";
-    pb_guard *g = calloc(1, sizeof *g);
-    if (!g) {
-        pst_err(err, errlen, PST_ESOCKET, "%s: guard: out of memory", who);
-        return NULL;
-    }
+    pb_guard *g = pst_calloc(1, sizeof *g);
     g->wake[0] = g->wake[1] = -1;
     g->log = log;
     atomic_init(&g->refused, 0);
@@ -485,7 +478,7 @@ fail:
     if (g->zap)
         zmq_close(g->zap);
     close_fds(g);
-    free(g);
+    pst_free(g);
     return NULL;
 }
 
@@ -503,7 +496,7 @@ void pb_guard_free(pb_guard **pg) {
         if (g->quiet[i].why != WHY_NONE && g->quiet[i].more)
             write_rest(g, &g->quiet[i]);
     close_fds(g);
-    free(g->conns);
-    free(g);
+    pst_free(g->conns);
+    pst_free(g);
     *pg = NULL;
 }

@@ -170,12 +170,11 @@ static const float *sparse_floats(const pb_msg *m, float *copy) {
 
 static int take_push(ps_server *s, const pb_peer *from, pb_msg *m) {
     const pb_push *p = &m->push;
-    char why[256];
-    if (ps_peer_of(s, from, p->worker_id, "push", why, sizeof why) != 0)
-        return ps_refuse(s, from, PB_ERR_STATE, why);
-    ps_part *pt = ps_part_of(s, p->part, "push", why, sizeof why);
+    int rc;
+    ps_part *pt = ps_request_part(s, from, p->worker_id, p->part, "push", &rc);
     if (!pt)
-        return ps_refuse(s, from, PB_ERR_RANGE, why);
+        return rc;
+    char why[256];
     /* A push carries a run of whole chunks: one, several, or the whole shard. */
     const uint64_t off = p->slice.offset, cnt = p->slice.count;
     const int k0 = off <= SIZE_MAX ? eng_chunks_find(&pt->chunks, (size_t)off) : -1;

@@ -18,7 +18,7 @@ int ps_peer_of(ps_server *s, const pb_peer *from, uint32_t worker_id, const char
                size_t whylen) {
     if (worker_id >= (uint32_t)s->W) {
         snprintf(why, whylen, "%s.worker_id: expected 0..%d, got %u", what, s->W - 1, worker_id);
-        return -1;
+        return PST_EPEER;
     }
     peer *p = &s->peers[worker_id];
     if (p->lost) {
@@ -26,22 +26,31 @@ int ps_peer_of(ps_server *s, const pb_peer *from, uint32_t worker_id, const char
                  "%s: worker %u was lost (silent for over %g s, --peer-timeout) and "
                  "the job went on without it",
                  what, worker_id, s->cfg.peer_timeout);
-        return -1;
+        return PST_EPEER;
     }
     if (!p->said_hello || p->from.len != from->len ||
         memcmp(p->from.id, from->id, from->len) != 0) {
         snprintf(why, whylen, "%s: worker %u has not said hello on this connection", what,
                  worker_id);
-        return -1;
+        return PST_EPEER;
     }
-    return 0;
+    return PST_OK;
 }
 
-ps_part *ps_part_of(ps_server *s, uint32_t part, const char *what, char *why, size_t whylen) {
-    if (part < (uint32_t)s->nparts)
-        return &s->parts[part];
-    snprintf(why, whylen, "%s.part: expected 0..%d, got %u", what, s->nparts - 1, part);
-    return NULL;
+ps_part *ps_request_part(ps_server *s, const pb_peer *from, uint32_t worker_id, uint32_t part,
+                         const char *what, int *rc) {
+    char why[256];
+    if (ps_peer_of(s, from, worker_id, what, why, sizeof why) != PST_OK) {
+        *rc = ps_refuse(s, from, PB_ERR_STATE, why);
+        return NULL;
+    }
+    if (part >= (uint32_t)s->nparts) {
+        snprintf(why, sizeof why, "%s.part: expected 0..%d, got %u", what, s->nparts - 1, part);
+        *rc = ps_refuse(s, from, PB_ERR_RANGE, why);
+        return NULL;
+    }
+    *rc = PST_OK;
+    return &s->parts[part];
 }
 
 /* The counters so far, to the peer that sent m. */
@@ -75,7 +84,7 @@ int ps_send_stats(ps_server *s, const pb_peer *to, char *err, size_t errlen) {
 static int on_stats_request(ps_server *s, const pb_peer *from, pb_msg *m, char *err,
                             size_t errlen) {
     char why[256];
-    if (ps_peer_of(s, from, m->stats_request.worker_id, "stats_request", why, sizeof why) != 0)
+    if (ps_peer_of(s, from, m->stats_request.worker_id, "stats_request", why, sizeof why) != PST_OK)
         return ps_refuse(s, from, PB_ERR_STATE, why);
     return ps_send_stats(s, from, err, errlen);
 }
@@ -100,8 +109,8 @@ static const handler handlers[] = {
     [PB_PING] = {ps_on_ping, NULL},           [PB_REDUCE] = {ps_on_reduce, reduce_worker},
 };
 
-/* Handles one received message (or a receive failure): 0, or -1 with err when the socket
- * failed. */
+/* Handles one received message (or a receive failure): PST_OK, or PST_ESOCKET with err when
+ * the socket failed. */
 int ps_dispatch(ps_server *s, char *err, size_t errlen) {
     pb_msg m;
     pb_peer from;
@@ -109,11 +118,11 @@ int ps_dispatch(ps_server *s, char *err, size_t errlen) {
     int rc = pb_recv(s->sock, &from, &m, ZMQ_DONTWAIT, why, sizeof why);
     if (rc == PST_EAGAIN || (rc == PST_ESOCKET && errno == EINTR)) {
         pb_msg_clear(&m);
-        return 0;
+        return PST_OK;
     }
     if (rc == PST_ESOCKET) {
         pb_msg_clear(&m);
-        return pst_err(err, errlen, PST_EIO, "server %d: %s", s->cfg.server_id, why);
+        return pst_err(err, errlen, PST_ESOCKET, "server %d: %s", s->cfg.server_id, why);
     }
     if (rc == PST_ESTRANGER) { /* not a word back to a stranger */
         s->st.strangers++;
@@ -139,7 +148,7 @@ int ps_dispatch(ps_server *s, char *err, size_t errlen) {
     }
     pb_msg_clear(&m);
     if (rc != PST_OK && rc != PST_EAGAIN)
-        return pst_err(err, errlen, PST_EIO, "server %d: send failed: %s", s->cfg.server_id,
+        return pst_err(err, errlen, PST_ESOCKET, "server %d: send failed: %s", s->cfg.server_id,
                        zmq_strerror(errno));
-    return 0;
+    return PST_OK;
 }

@@ -120,7 +120,8 @@ void ps_apply_complete_clocks(ps_server *s, ps_part *pt, int k);
 int ps_on_push(ps_server *s, const pb_peer *from, pb_msg *m, char *err, size_t errlen);
 
 /* --- pull.c --- */
-/* Answers every queued pull (and snapshot) whose version has been reached: 0 or -1. */
+/* Answers every queued pull (and snapshot) whose version has been reached: PST_OK, or a
+ * negative PST code with err when an answer could not be sent. */
 int ps_answer_pending(ps_server *s, char *err, size_t errlen);
 int ps_on_pull(ps_server *s, const pb_peer *from, pb_msg *m, char *err, size_t errlen);
 
@@ -128,7 +129,8 @@ int ps_on_pull(ps_server *s, const pb_peer *from, pb_msg *m, char *err, size_t e
 int ps_on_hello(ps_server *s, const pb_peer *from, pb_msg *m, char *err, size_t errlen);
 int ps_on_shutdown(ps_server *s, const pb_peer *from, pb_msg *m, char *err, size_t errlen);
 int ps_on_ping(ps_server *s, const pb_peer *from, pb_msg *m, char *err, size_t errlen);
-/* Worker w is gone (why: for the log): the job goes on with the others. 0 or -1 with err. */
+/* Worker w is gone (why: for the log): the job goes on with the others. PST_OK, or a
+ * negative PST code with err when an answer it allows could not be sent. */
 int ps_drop_worker(ps_server *s, int w, const char *why, char *err, size_t errlen);
 /* Between messages: silent workers are lost, and this process's stop signal is noted. */
 int ps_watch(ps_server *s, char *err, size_t errlen);
@@ -146,16 +148,19 @@ int ps_on_snapshot(ps_server *s, const pb_peer *from, pb_msg *m, char *err, size
 /* --- dispatch.c --- */
 /* Counts a refused message, logs it and answers the peer with an ErrorReply. */
 int ps_refuse(ps_server *s, const pb_peer *from, uint32_t code, const char *msg);
-/* 0 when worker_id is a worker that said hello on from's connection and is not lost; else -1
- * with why (what: the message's name). */
+/* PST_OK when worker_id is a worker that said hello on from's connection and is not lost;
+ * else PST_EPEER with why (what: the message's name). */
 int ps_peer_of(ps_server *s, const pb_peer *from, uint32_t worker_id, const char *what, char *why,
                size_t whylen);
-/* The part a request names: pt, or NULL with why. */
-ps_part *ps_part_of(ps_server *s, uint32_t part, const char *what, char *why, size_t whylen);
+/* The part a worker's request names (what: the message's name), or NULL once the request is
+ * refused: its worker may not send it (ps_peer_of) or the part does not exist. *rc: PST_OK,
+ * or ps_refuse's code. */
+ps_part *ps_request_part(ps_server *s, const pb_peer *from, uint32_t worker_id, uint32_t part,
+                         const char *what, int *rc);
 /* The counters so far, to `to`. */
 int ps_send_stats(ps_server *s, const pb_peer *to, char *err, size_t errlen);
-/* Receives and handles one message (or a receive failure): 0, or -1 with err when the
- * socket failed. */
+/* Receives and handles one message (or a receive failure): PST_OK, or PST_ESOCKET with err
+ * when the socket failed. */
 int ps_dispatch(ps_server *s, char *err, size_t errlen);
 
 #endif

@@ -6,11 +6,11 @@
 #include <stdio.h>
 #include <string.h>
 
-/* Whether a hello's parts are the server's: 0, or -1 with why. */
+/* Whether a hello's parts are the server's: PST_OK, or PST_EPEER with why. */
 static int same_parts(const ps_server *s, const pb_hello *h, char *why, size_t whylen) {
     if (h->nparts != (size_t)s->nparts) {
         snprintf(why, whylen, "hello.parts: expected %d, got %zu", s->nparts, h->nparts);
-        return -1;
+        return PST_EPEER;
     }
     for (int p = 0; p < s->nparts; p++) {
         const pb_part_desc *d = &h->parts[p];
@@ -23,10 +23,10 @@ static int same_parts(const ps_server *s, const pb_hello *h, char *why, size_t w
                      "hello.parts[%d]: expected '%s' of %zu parameters with checksum "
                      "0x%016" PRIx64 ", got '%.32s' of %" PRIu64 " with 0x%016" PRIx64,
                      p, name, lay->total, sum, d->name, d->param_count, d->layout_checksum);
-            return -1;
+            return PST_EPEER;
         }
     }
-    return 0;
+    return PST_OK;
 }
 
 int ps_on_hello(ps_server *s, const pb_peer *from, pb_msg *m, char *err, size_t errlen) {
@@ -46,7 +46,7 @@ int ps_on_hello(ps_server *s, const pb_peer *from, pb_msg *m, char *err, size_t 
                  lay->total, sum, h->param_count, h->layout_checksum);
         return ps_refuse(s, from, PB_ERR_LAYOUT, why);
     }
-    if (same_parts(s, h, why, sizeof why) != 0)
+    if (same_parts(s, h, why, sizeof why) != PST_OK)
         return ps_refuse(s, from, PB_ERR_LAYOUT, why);
     if (h->num_workers != (uint32_t)s->W || h->worker_id >= (uint32_t)s->W) {
         snprintf(why, sizeof why, "hello: expected worker_id 0..%d of %d workers, got %u of %u",
@@ -80,23 +80,22 @@ int ps_on_hello(ps_server *s, const pb_peer *from, pb_msg *m, char *err, size_t 
 int ps_on_shutdown(ps_server *s, const pb_peer *from, pb_msg *m, char *err, size_t errlen) {
     const pb_shutdown *d = &m->shutdown;
     char why[256];
-    if (ps_peer_of(s, from, d->worker_id, "shutdown", why, sizeof why) != 0)
+    if (ps_peer_of(s, from, d->worker_id, "shutdown", why, sizeof why) != PST_OK)
         return ps_refuse(s, from, PB_ERR_STATE, why);
     peer *p = &s->peers[d->worker_id];
     if (d->failed) { /* the job goes on without it, as without a lost one */
         char reason[400];
         snprintf(reason, sizeof reason, "it ended on a failure: %.300s", d->reason);
         s->nfailed++;
-        return ps_drop_worker(s, (int)d->worker_id, reason, err, errlen) == 0 ? PST_OK
-                                                                              : PST_ESOCKET;
+        return ps_drop_worker(s, (int)d->worker_id, reason, err, errlen);
     }
     if (!p->said_goodbye) {
         p->said_goodbye = 1;
         s->goodbyes++;
     }
     /* a worker that has left takes no more part in reduce rounds */
-    return ps_send_stats(s, from, err, errlen) != PST_OK ? PST_ESOCKET
-                                                         : ps_answer_reduce(s, err, errlen);
+    const int rc = ps_send_stats(s, from, err, errlen);
+    return rc == PST_OK ? ps_answer_reduce(s, err, errlen) : rc;
 }
 
 int ps_on_ping(ps_server *s, const pb_peer *from, pb_msg *m, char *err, size_t errlen) {
@@ -154,9 +153,8 @@ int ps_drop_worker(ps_server *s, int w, const char *why, char *err, size_t errle
     for (int q = 0; q < s->nparts; q++)
         for (int k = 0; k < s->parts[q].C && s->slots; k++)
             ps_apply_complete_clocks(s, &s->parts[q], k);
-    if (ps_answer_pending(s, err, errlen) != PST_OK)
-        return PST_ESOCKET;
-    return ps_answer_reduce(s, err, errlen);
+    const int rc = ps_answer_pending(s, err, errlen);
+    return rc == PST_OK ? ps_answer_reduce(s, err, errlen) : rc;
 }
 
 /* Between messages: workers silent for too long are lost, and this process's own stop
@@ -176,8 +174,9 @@ int ps_watch(ps_server *s, char *err, size_t errlen) {
                      "not heard from within %g s of the start (--timeout) "
                      "and %g s more",
                      s->cfg.start_grace, s->cfg.peer_timeout);
-        if (ps_drop_worker(s, w, why, err, errlen) != PST_OK)
-            return PST_ESOCKET;
+        const int rc = ps_drop_worker(s, w, why, err, errlen);
+        if (rc != PST_OK)
+            return rc;
     }
     if (s->cfg.stop && *s->cfg.stop && !s->stop_noted) {
         s->stop_noted = 1;

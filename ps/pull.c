@@ -47,10 +47,11 @@ int ps_answer_pending(ps_server *s, char *err, size_t errlen) {
                 pt->peers[p->worker_id].snapshot_waiting = 0;
             else
                 pt->peers[p->worker_id].waiting--;
-            if ((p->snapshot
-                     ? ps_send_snapshot(s, pt, &p->from, err, errlen)
-                     : send_weights(s, pt, &p->from, p->offset, p->count, err, errlen)) != PST_OK)
-                return PST_ESOCKET;
+            const int rc = p->snapshot
+                               ? ps_send_snapshot(s, pt, &p->from, err, errlen)
+                               : send_weights(s, pt, &p->from, p->offset, p->count, err, errlen);
+            if (rc != PST_OK)
+                return rc;
         } else {
             s->pending[kept++] = *p;
         }
@@ -61,12 +62,11 @@ int ps_answer_pending(ps_server *s, char *err, size_t errlen) {
 
 int ps_on_pull(ps_server *s, const pb_peer *from, pb_msg *m, char *err, size_t errlen) {
     const pb_pull *p = &m->pull;
-    char why[256];
-    if (ps_peer_of(s, from, p->worker_id, "pull", why, sizeof why) != 0)
-        return ps_refuse(s, from, PB_ERR_STATE, why);
-    ps_part *pt = ps_part_of(s, p->part, "pull", why, sizeof why);
+    int rc;
+    ps_part *pt = ps_request_part(s, from, p->worker_id, p->part, "pull", &rc);
     if (!pt)
-        return ps_refuse(s, from, PB_ERR_RANGE, why);
+        return rc;
+    char why[256];
     const pb_slice *sl = &p->slice;
     if (sl->count == 0 || sl->offset < pt->lo || sl->count > pt->n ||
         sl->offset - pt->lo > pt->n - sl->count) {

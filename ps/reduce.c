@@ -37,8 +37,9 @@ int ps_answer_reduce(ps_server *s, char *err, size_t errlen) {
             continue;
         s->red_have[w] = 0;
         const peer *p = &s->peers[w];
-        if (!p->lost && pb_send(s->sock, &p->from, &r, NULL, 0, err, errlen) != PST_OK)
-            return PST_ESOCKET;
+        const int rc = p->lost ? PST_OK : pb_send(s->sock, &p->from, &r, NULL, 0, err, errlen);
+        if (rc != PST_OK)
+            return rc;
     }
     s->red_count = 0;
     return PST_OK;
@@ -47,7 +48,7 @@ int ps_answer_reduce(ps_server *s, char *err, size_t errlen) {
 int ps_on_reduce(ps_server *s, const pb_peer *from, pb_msg *m, char *err, size_t errlen) {
     const pb_reduce *r = &m->reduce;
     char why[256];
-    if (ps_peer_of(s, from, r->worker_id, "reduce", why, sizeof why) != 0)
+    if (ps_peer_of(s, from, r->worker_id, "reduce", why, sizeof why) != PST_OK)
         return ps_refuse(s, from, PB_ERR_STATE, why);
     if (r->op > 2 || r->nvalues > PS_REDUCE_MAX) {
         snprintf(why, sizeof why, "reduce: expected op 0..2 and at most %d values, got op %u, %zu",

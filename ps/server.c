@@ -83,8 +83,7 @@ static int part_init(ps_server *s, int p, char *err, size_t errlen) {
     eng_shard_range(lay->total, s->cfg.num_servers, s->cfg.server_id, &pt->lo, &pt->n);
     size_t cuts[ENG_MAX_LAYERS];
     const int ncuts = eng_model_cuts(pc->model, cuts);
-    PST_ASSERT(eng_chunks_plan(&pt->chunks, pt->lo, pt->n, cuts, ncuts, s->cfg.chunk) == 0,
-               "out of memory");
+    eng_chunks_plan(&pt->chunks, pt->lo, pt->n, cuts, ncuts, s->cfg.chunk);
     pt->C = pt->chunks.n;
     const size_t cells = (size_t)s->slots * W * (size_t)pt->C, n1 = pt->n ? pt->n : 1;
     pt->w = pst_alloc(sizeof(float) * n1);
@@ -241,12 +240,12 @@ int ps_server_poll(ps_server *s, int timeout_ms, char *err, size_t errlen) {
     zmq_pollitem_t item = {s->sock, 0, ZMQ_POLLIN, 0};
     const int ready = zmq_poll(&item, 1, timeout_ms);
     if (ready < 0 && errno != EINTR)
-        return pst_err(err, errlen, PST_EIO, "server %d: %s", s->cfg.server_id,
+        return pst_err(err, errlen, PST_ESOCKET, "server %d: %s", s->cfg.server_id,
                        zmq_strerror(errno));
-    const int handled = ready > 0 ? (ps_dispatch(s, err, errlen) == 0 ? 1 : -1) : 0;
-    if (handled < 0 || ps_watch(s, err, errlen) != 0)
-        return -1;
-    return handled;
+    int rc = ready > 0 ? ps_dispatch(s, err, errlen) : PST_OK;
+    if (rc == PST_OK)
+        rc = ps_watch(s, err, errlen);
+    return rc != PST_OK ? rc : ready > 0;
 }
 
 int ps_server_done(const ps_server *s) { return s->goodbyes + s->nlost >= s->W; }
@@ -256,14 +255,16 @@ int ps_server_stopped(const ps_server *s) {
         if (pt->stop_at != UINT64_MAX && ps_shard_version(pt) >= pt->stop_at)
             return 1;
     }
-    return PST_OK;
+    return 0;
 }
 int ps_server_lost(const ps_server *s) { return s->nlost; }
 
 int ps_server_run(ps_server *s, char *err, size_t errlen) {
-    while (!ps_server_done(s))
-        if (ps_server_poll(s, 200, err, errlen) < 0)
-            return PST_ESOCKET;
+    while (!ps_server_done(s)) {
+        const int rc = ps_server_poll(s, 200, err, errlen);
+        if (rc < 0)
+            return rc;
+    }
     if (s->nlost == s->W)
         return pst_err(err, errlen, PST_EIO, "server %d: every worker was lost", s->cfg.server_id);
     if (s->nfailed)

@@ -40,12 +40,11 @@ int ps_send_snapshot(ps_server *s, const ps_part *pt, const pb_peer *to, char *e
 
 int ps_on_snapshot(ps_server *s, const pb_peer *from, pb_msg *m, char *err, size_t errlen) {
     const pb_snapshot *p = &m->snapshot;
-    char why[256];
-    if (ps_peer_of(s, from, p->worker_id, "snapshot", why, sizeof why) != 0)
-        return ps_refuse(s, from, PB_ERR_STATE, why);
-    ps_part *pt = ps_part_of(s, p->part, "snapshot", why, sizeof why);
+    int rc;
+    ps_part *pt = ps_request_part(s, from, p->worker_id, p->part, "snapshot", &rc);
     if (!pt)
-        return ps_refuse(s, from, PB_ERR_RANGE, why);
+        return rc;
+    char why[256];
     if (p->min_version <= ps_range_version(pt, pt->lo, pt->n ? pt->n : 1))
         return ps_send_snapshot(s, pt, from, err, errlen);
     peer_part *pr = &pt->peers[p->worker_id];

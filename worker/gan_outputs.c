@@ -3,10 +3,10 @@
 
 #include "engine/base/base.h"
 #include "engine/dataset.h"
-#include "worker/report/grid.h"
 #include "engine/rng.h"
 #include "engine/score.h"
 #include "worker/paths.h"
+#include "worker/report/grid.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -73,7 +73,7 @@ int wk_gan_outputs_score(wk_gan_outputs *out, eng_gan *gan, double *inception, d
                             out->real_n, inception, frechet, err, errlen);
 }
 
-int wk_gan_outputs_epoch(wk_gan_outputs *out, eng_gan *gan, const float *ema, size_t split,
+int wk_gan_outputs_epoch(wk_gan_outputs *out, eng_gan *gan, const float *ema, size_t gen_total,
                          int64_t epoch, wk_gan_report *r, char *err, size_t errlen) {
     const double t0 = pst_now();
     float *params = eng_net_params(eng_gan_generator(gan));
@@ -83,21 +83,20 @@ int wk_gan_outputs_epoch(wk_gan_outputs *out, eng_gan *gan, const float *ema, si
     const int swap = ema && rc == PST_OK;
     if (swap) {
         if (!out->live)
-            out->live = pst_malloc(sizeof(float) * split);
-        memcpy(out->live, params, sizeof(float) * split);
-        memcpy(params, ema, sizeof(float) * split);
+            out->live = pst_malloc(sizeof(float) * gen_total);
+        memcpy(out->live, params, sizeof(float) * gen_total);
+        memcpy(params, ema, sizeof(float) * gen_total);
     }
     if (rc == PST_OK && out->samples_dir[0]) {
         char path[WK_PATH_MAX + 32];
         snprintf(path, sizeof path, "%s/epoch-%lld.png", out->samples_dir, (long long)epoch);
         eng_gan_generate(gan, out->grid_z, WK_GAN_GRID_N, out->grid);
-        rc =
-            wk_grid_png(path, out->grid, WK_GAN_GRID_N, 28, 28, 0, -1.0f, 1.0f, err, errlen);
+        rc = wk_grid_png(path, out->grid, WK_GAN_GRID_N, 28, 28, 0, -1.0f, 1.0f, err, errlen);
     }
     if (rc == PST_OK && out->judge)
         rc = wk_gan_outputs_score(out, gan, &r->inception, &r->frechet, err, errlen);
     if (swap)
-        memcpy(params, out->live, sizeof(float) * split);
+        memcpy(params, out->live, sizeof(float) * gen_total);
     r->score_seconds = pst_now() - t0;
     return rc;
 }

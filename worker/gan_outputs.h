@@ -41,10 +41,10 @@ void wk_gan_outputs_free(wk_gan_outputs *out);
 int wk_gan_outputs_score(wk_gan_outputs *out, eng_gan *gan, double *inception, double *frechet,
                          char *err, size_t errlen);
 
-/* The epoch's grid and scores into r: of the moving average ema of the generator (split
- * floats) when the run keeps one, the live generator then scored too. Returns PST_OK or a
- * code with err. */
-int wk_gan_outputs_epoch(wk_gan_outputs *out, eng_gan *gan, const float *ema, size_t split,
+/* The epoch's grid and scores into r: of the moving average ema of the generator (gen_total
+ * floats, the generator part's) when the run keeps one, the live generator then scored too. Returns
+ * PST_OK or a code with err. */
+int wk_gan_outputs_epoch(wk_gan_outputs *out, eng_gan *gan, const float *ema, size_t gen_total,
                          int64_t epoch, wk_gan_report *r, char *err, size_t errlen);
 
 #endif

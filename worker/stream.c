@@ -5,7 +5,6 @@
 #include "engine/imdb.h"
 #include "engine/rng.h"
 
-#include <stdlib.h>
 #include <string.h>
 
 /* Keys that separate the random streams drawn from one seed. */
@@ -26,12 +25,7 @@ int wk_stream_open(wk_stream *s, const char *dir, const char *dataset, const wk_
                        "--val-split %g leaves worker %d of %d no training samples", val_split, rank,
                        world);
     }
-    s->order = malloc(sizeof(uint32_t) * (size_t)s->data.train.n);
-    if (!s->order) {
-        wk_stream_close(s);
-        return pst_err(err, errlen, PST_ENOMEM, "out of memory for %lld samples",
-                       (long long)s->data.train.n);
-    }
+    s->order = pst_malloc(sizeof(uint32_t) * (size_t)s->data.train.n);
     s->rank = rank;
     s->world = world;
     s->batch = batch;
@@ -43,7 +37,7 @@ int wk_stream_open(wk_stream *s, const char *dir, const char *dataset, const wk_
 
 void wk_stream_close(wk_stream *s) {
     eng_split_deinit(&s->data);
-    free(s->order);
+    pst_free(s->order);
     s->order = NULL;
 }
 

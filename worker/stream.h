@@ -32,7 +32,7 @@ typedef struct wk_text {
 } wk_text;
 
 /* Loads the share and prepares epoch 1; text (NULL for image data sets) as above. Returns
- * PST_OK or a negative ENG_E* code with a message naming the file. Release with
+ * PST_OK or a negative PST code with a message naming the file. Release with
  * wk_stream_close. */
 int wk_stream_open(wk_stream *s, const char *dir, const char *dataset, const wk_text *text,
                    double val_split, int rank, int world, uint64_t seed, int batch, char *err,

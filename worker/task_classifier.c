@@ -136,8 +136,10 @@ static int classifier_step(wk_task *t, const wk_run *r, int B, uint64_t key, cha
 
 static void classifier_progress(wk_task *t, const wk_run *r, int64_t s, double elapsed) {
     const eng_batch_stats *st = &((classifier *)t)->st;
-    wk_progress_step(r->prog, s, st->loss_sum / (double)st->count,
-                     (double)st->correct / (double)st->count,
+    char figures[96];
+    snprintf(figures, sizeof figures, "loss: %.4f - accuracy: %.4f",
+             st->loss_sum / (double)st->count, (double)st->correct / (double)st->count);
+    wk_progress_step(r->prog, s, figures,
                      elapsed > 0 ? (double)st->count * r->world / elapsed : 0.0);
 }
 

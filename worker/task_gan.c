@@ -127,9 +127,11 @@ static int gan_step(wk_task *t, const wk_run *r, int B, uint64_t key, char *err,
 
 static void gan_progress(wk_task *t, const wk_run *r, int64_t s, double elapsed) {
     const eng_gan_stats *st = &((gan_task *)t)->st;
-    wk_progress_gan_step(r->prog, s, st->d_loss_sum / (double)st->count,
-                         st->g_loss_sum / (double)st->count,
-                         elapsed > 0 ? (double)st->count * r->world / elapsed : 0.0);
+    char figures[96];
+    snprintf(figures, sizeof figures, "d_loss: %.4f - g_loss: %.4f",
+             st->d_loss_sum / (double)st->count, st->g_loss_sum / (double)st->count);
+    wk_progress_step(r->prog, s, figures,
+                     elapsed > 0 ? (double)st->count * r->world / elapsed : 0.0);
 }
 
 static int gan_epoch_end(wk_task *t, const wk_run *r, int64_t epoch, double dt, double bytes,

@@ -14,10 +14,10 @@
 
 enum {
     PST_OK = 0,
-    PST_EIO = -1,        /* a file could not be opened, read or written */
-    PST_EFORMAT = -2,    /* a file is not what was expected */
-    PST_EARG = -3,       /* a bad argument from the user (flag, model name) */
-    PST_ENOMEM = -4,     /* being retired: the pst_ allocators abort instead */
+    PST_EIO = -1,     /* a file could not be opened, read or written */
+    PST_EFORMAT = -2, /* a file is not what was expected */
+    PST_EARG = -3,    /* a bad argument from the user (flag, model name) */
+    /* -4 is unused: out of memory is no code (the pst_ allocators abort) */
     PST_EAGAIN = -5,     /* nothing to receive yet (non-blocking, or timed out) */
     PST_ESOCKET = -6,    /* a socket failed */
     PST_EMALFORMED = -7, /* a message arrived and was refused */

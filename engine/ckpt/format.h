@@ -42,8 +42,15 @@ void ckpt_set_parts(eng_ckpt *c, const eng_model *m);
  * layout), which the meta cannot hold. */
 int ckpt_engine_attr(const char *name);
 int ckpt_engine_group(const char *name);
-/* Indices of the layout's tensors of layer ("<layer>/..."), in layout order; how many. */
-int ckpt_layer_tensors(const eng_model *m, const char *layer, int *idx);
+/* A layer's weights as Keras stores them: the layout's tensors of the layer ("<layer>/..."),
+ * in layout order (Keras's: kernel, then bias), and their Keras names ("<tensor>:0"). */
+typedef struct ckpt_keras_layer {
+    int n;
+    int idx[ENG_MAX_TENSORS];                      /* the tensors' indices in the layout */
+    char names[ENG_MAX_TENSORS][ENG_NAME_MAX + 2]; /* "<tensor>:0" */
+    const char *wn[ENG_MAX_TENSORS];               /* names[j], as weight_names lists them */
+} ckpt_keras_layer;
+void ckpt_keras_layer_of(const eng_model *m, const char *layer, ckpt_keras_layer *kl);
 
 /* Checks that return PST_OK or code with one line naming path: an optimizer's
  * hyperparameters (which: "optimizer", "optimizer_2", ...); update-count runs that tile

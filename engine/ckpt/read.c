@@ -20,14 +20,8 @@ static void read_keras(ckpt_reader *r, hid_t file, eng_ckpt *c, const eng_model 
         layers[i] = m->layers[i].name;
     ckpt_r_check_strs(r, file, "layer_names", 0, layers, m->n);
     for (int i = 0; i < m->n && r->rc == PST_OK; i++) {
-        int idx[ENG_MAX_TENSORS];
-        const int nt = ckpt_layer_tensors(m, layers[i], idx);
-        char names[ENG_MAX_TENSORS][ENG_NAME_MAX + 2];
-        const char *wn[ENG_MAX_TENSORS];
-        for (int j = 0; j < nt; j++) {
-            snprintf(names[j], sizeof names[j], "%s:0", m->layout.tensors[idx[j]].name);
-            wn[j] = names[j];
-        }
+        ckpt_keras_layer kl;
+        ckpt_keras_layer_of(m, layers[i], &kl);
         if (!ckpt_path_exists(file, layers[i])) {
             ckpt_r_fail(r, PST_EFORMAT, "group /%s (a layer of %s): missing", layers[i], c->model);
             break;
@@ -37,12 +31,12 @@ static void read_keras(ckpt_reader *r, hid_t file, eng_ckpt *c, const eng_model 
             ckpt_r_fail(r, PST_EFORMAT, "group /%s: damaged (unreadable)", layers[i]);
             break;
         }
-        ckpt_r_check_strs(r, g, "weight_names", 0, wn, nt);
-        for (int j = 0; j < nt; j++) {
-            const eng_tensor_info *t = &m->layout.tensors[idx[j]];
+        ckpt_r_check_strs(r, g, "weight_names", 0, kl.wn, kl.n);
+        for (int j = 0; j < kl.n; j++) {
+            const eng_tensor_info *t = &m->layout.tensors[kl.idx[j]];
             hsize_t dims[ENG_MAX_DIMS];
             ckpt_tensor_dims(t, dims);
-            ckpt_r_dataset(r, g, names[j], F_F32, t->ndim, dims, c->weights + t->offset);
+            ckpt_r_dataset(r, g, kl.names[j], F_F32, t->ndim, dims, c->weights + t->offset);
         }
         H5Gclose(g);
     }
@@ -356,14 +350,23 @@ static int read_file(hid_t file, const char *name, uint64_t bytes, eng_ckpt *c, 
     return PST_OK;
 }
 
+/* path's stat into *st: PST_EIO when it cannot be read, PST_EARG when it is a directory (a
+ * checkpoint directory is resolved first, by its latest). */
+static int stat_file(const char *path, struct stat *st, char *err, size_t errlen) {
+    if (stat(path, st) != 0)
+        return pst_err(err, errlen, PST_EIO, "%s: cannot open: %s", path, strerror(errno));
+    if (S_ISDIR(st->st_mode))
+        return pst_err(err, errlen, PST_EARG,
+                       "%s: is a directory, not a checkpoint file (its latest names one)", path);
+    return PST_OK;
+}
+
 int eng_ckpt_read(const char *path, eng_ckpt *c, char *err, size_t errlen) {
     memset(c, 0, sizeof *c);
     struct stat st;
-    if (stat(path, &st) != 0)
-        return pst_err(err, errlen, PST_EIO, "%s: cannot open: %s", path, strerror(errno));
-    if (S_ISDIR(st.st_mode))
-        return pst_err(err, errlen, PST_EARG,
-                       "%s: is a directory, not a checkpoint file (its latest names one)", path);
+    const int found = stat_file(path, &st, err, errlen);
+    if (found != PST_OK)
+        return found;
     const int pre = ckpt_check_head(path, err, errlen);
     if (pre != PST_OK)
         return pre;
@@ -400,9 +403,7 @@ int eng_ckpt_read_image(const void *bytes, size_t len, const char *name, eng_ckp
         H5Pclose(fapl);
     if (file < 0)
         return pst_err(err, errlen, PST_EFORMAT,
-                       "%s: truncated or damaged HDF5 file (cannot "
-                       "open it)",
-                       name);
+                       "%s: truncated or damaged HDF5 file (cannot open it)", name);
     return read_file(file, name, (uint64_t)len, c, err, errlen);
 }
 
@@ -410,11 +411,9 @@ int eng_ckpt_load_bytes(const char *path, void **bytes, size_t *len, char *err, 
     *bytes = NULL;
     *len = 0;
     struct stat st;
-    if (stat(path, &st) != 0)
-        return pst_err(err, errlen, PST_EIO, "%s: cannot open: %s", path, strerror(errno));
-    if (S_ISDIR(st.st_mode))
-        return pst_err(err, errlen, PST_EARG,
-                       "%s: is a directory, not a checkpoint file (its latest names one)", path);
+    const int found = stat_file(path, &st, err, errlen);
+    if (found != PST_OK)
+        return found;
     FILE *f = fopen(path, "rb");
     if (!f)
         return pst_err(err, errlen, PST_EIO, "%s: cannot open: %s", path, strerror(errno));

@@ -152,17 +152,18 @@ int ckpt_engine_group(const char *name) {
     return strspn(name + 10, "0123456789") == strlen(name + 10);
 }
 
-/* Indices of the layout's tensors that belong to layer (named "<layer>/..."), in layout
- * order (Keras's: kernel, then bias). Returns how many. */
-int ckpt_layer_tensors(const eng_model *m, const char *layer, int *idx) {
+void ckpt_keras_layer_of(const eng_model *m, const char *layer, ckpt_keras_layer *kl) {
     const size_t len = strlen(layer);
-    int n = 0;
+    kl->n = 0;
     for (int i = 0; i < m->layout.n; i++) {
         const char *name = m->layout.tensors[i].name;
-        if (strncmp(name, layer, len) == 0 && name[len] == '/')
-            idx[n++] = i;
+        if (strncmp(name, layer, len) != 0 || name[len] != '/')
+            continue;
+        kl->idx[kl->n] = i;
+        snprintf(kl->names[kl->n], sizeof kl->names[kl->n], "%s:0", name);
+        kl->wn[kl->n] = kl->names[kl->n];
+        kl->n++;
     }
-    return n;
 }
 
 void ckpt_tensor_dims(const eng_tensor_info *t, hsize_t *dims) {

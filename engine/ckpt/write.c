@@ -84,23 +84,17 @@ static void write_keras(ckpt_writer *w, hid_t file, const eng_ckpt *c, const eng
     ckpt_w_str_attr(w, file, "backend", KERAS_BACKEND);
     ckpt_w_str_attr(w, file, "keras_version", KERAS_VERSION);
     for (int i = 0; i < m->n && !w->failed; i++) {
-        int idx[ENG_MAX_TENSORS];
-        const int nt = ckpt_layer_tensors(m, layers[i], idx);
-        char names[ENG_MAX_TENSORS][ENG_NAME_MAX + 2];
-        const char *wn[ENG_MAX_TENSORS];
-        for (int j = 0; j < nt; j++) {
-            snprintf(names[j], sizeof names[j], "%s:0", m->layout.tensors[idx[j]].name);
-            wn[j] = names[j];
-        }
+        ckpt_keras_layer kl;
+        ckpt_keras_layer_of(m, layers[i], &kl);
         hid_t g = ckpt_w_group(w, file, layers[i]);
-        ckpt_w_strs(w, g, "weight_names", wn, nt, 0);
+        ckpt_w_strs(w, g, "weight_names", kl.wn, kl.n, 0);
         /* Keras's "conv2d/kernel:0" inside group /conv2d: dataset kernel:0 of /conv2d/conv2d. */
-        hid_t sub = nt > 0 ? ckpt_w_group(w, g, layers[i]) : -1;
-        for (int j = 0; j < nt; j++) {
-            const eng_tensor_info *t = &m->layout.tensors[idx[j]];
+        hid_t sub = kl.n > 0 ? ckpt_w_group(w, g, layers[i]) : -1;
+        for (int j = 0; j < kl.n; j++) {
+            const eng_tensor_info *t = &m->layout.tensors[kl.idx[j]];
             hsize_t dims[ENG_MAX_DIMS];
             ckpt_tensor_dims(t, dims);
-            ckpt_w_dataset(w, sub, names[j] + strlen(layers[i]) + 1, H5T_IEEE_F32LE,
+            ckpt_w_dataset(w, sub, kl.names[j] + strlen(layers[i]) + 1, H5T_IEEE_F32LE,
                            H5T_NATIVE_FLOAT, t->ndim, dims, c->weights + t->offset);
         }
         ckpt_close_group(sub);

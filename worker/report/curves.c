@@ -3,6 +3,7 @@
 #include "worker/report/curves.h"
 
 #include "engine/base/base.h"
+#include "engine/json.h"
 
 #include <errno.h>
 #include <jansson.h>
@@ -36,22 +37,6 @@ static void grow(wk_curves *c) {
         c->v[k] = pst_realloc(c->v[k], sizeof *c->v[k] * (size_t)c->cap);
 }
 
-static const char *json_kind(const json_t *j) {
-    switch (json_typeof(j)) {
-    case JSON_OBJECT:
-        return "an object";
-    case JSON_ARRAY:
-        return "an array";
-    case JSON_STRING:
-        return "a string";
-    case JSON_TRUE:
-    case JSON_FALSE:
-        return "a boolean";
-    default:
-        return "a number";
-    }
-}
-
 /* *out <- obj[key] as a number; NAN when absent or null (a writer's "no value"). Returns
  * PST_OK, or PST_EFORMAT naming the line when it is something else. */
 static int number(const json_t *obj, const char *key, double *out, const char *path, long line,
@@ -62,7 +47,7 @@ static int number(const json_t *obj, const char *key, double *out, const char *p
         return PST_OK;
     if (!json_is_number(j))
         return pst_err(err, errlen, PST_EFORMAT, "%s: line %ld: \"%s\": expected a number, got %s",
-                       path, line, key, json_kind(j));
+                       path, line, key, eng_json_kind(j));
     *out = json_number_value(j);
     return PST_OK;
 }
@@ -78,7 +63,7 @@ static int read_line(wk_curves *c, const char *text, size_t len, const char *pat
                        line, je.text);
     if (!json_is_object(j)) {
         pst_err(err, errlen, PST_EFORMAT, "%s: line %ld: expected a JSON object, got %s", path,
-                line, json_kind(j));
+                line, eng_json_kind(j));
         json_decref(j);
         return PST_EFORMAT;
     }

@@ -164,7 +164,7 @@ void wk_ticks_label(const wk_ticks *t, int i, char *buf, size_t len) {
 
 void wk_panel_to_pixel(const wk_panel_axes *a, int right, double vx, double vy, double *px,
                        double *py) {
-    const wk_ticks *yt = right ? &a->yt2 : &a->yt;
+    const wk_ticks *yt = right ? &a->yt_right : &a->yt;
     const double fx = (vx - a->xt.lo) / (a->xt.hi - a->xt.lo);
     const double fy = (vy - yt->lo) / (yt->hi - yt->lo);
     *px = a->x + INSET + fx * (a->w - 2 * INSET);
@@ -286,15 +286,15 @@ static void draw_axes(cairo_t *cr, const wk_panel_axes *a, int right) {
         wk_ticks_label(&a->yt, i, buf, sizeof buf);
         wk_text_draw(cr, a->x - TICK - 4 - wk_text_width(cr, buf), ly + lift, buf, INK);
     }
-    for (int i = 0; right && i < a->yt2.n; i++) {
+    for (int i = 0; right && i < a->yt_right.n; i++) {
         double px, py;
-        wk_panel_to_pixel(a, 1, a->xt.lo, a->yt2.v[i], &px, &py);
+        wk_panel_to_pixel(a, 1, a->xt.lo, a->yt_right.v[i], &px, &py);
         const double ly = floor(py) + 0.5;
         wk_colour(cr, AXIS);
         cairo_move_to(cr, a->x + a->w, ly);
         cairo_line_to(cr, a->x + a->w + TICK, ly);
         cairo_stroke(cr);
-        wk_ticks_label(&a->yt2, i, buf, sizeof buf);
+        wk_ticks_label(&a->yt_right, i, buf, sizeof buf);
         wk_text_draw(cr, a->x + a->w + TICK + 4, ly + lift, buf, INK);
     }
     for (int i = 0; i < a->xt.n; i++) {
@@ -374,10 +374,10 @@ void wk_panel_draw(cairo_t *cr, int x, int y, int w, int h, const wk_panel *p,
     const int ytarget = a.h / 60 < 2 ? 2 : (a.h / 60 > 10 ? 10 : a.h / 60);
     wk_ticks_make(any ? ylo : 0.0, any ? yhi : 1.0, ytarget, 0, &a.yt);
     if (right)
-        wk_ticks_make(rlo, rhi, ytarget, 0, &a.yt2);
+        wk_ticks_make(rlo, rhi, ytarget, 0, &a.yt_right);
     wk_text_font(cr, LABEL_SIZE, 0);
     const int left_w = (int)ceil(labels_width(cr, &a.yt));
-    const int right_w = right ? (int)ceil(labels_width(cr, &a.yt2)) : 0;
+    const int right_w = right ? (int)ceil(labels_width(cr, &a.yt_right)) : 0;
     a.x = x + PAD + left_w + TICK + 4;
     a.w = x + w - PAD - (right ? right_w + TICK + 4 : 2 * (int)LABEL_SIZE) - a.x;
     const int xtarget = a.w / 90 < 2 ? 2 : (a.w / 90 > 12 ? 12 : a.w / 90);

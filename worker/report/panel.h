@@ -63,9 +63,9 @@ typedef struct wk_panel {
 
 /* Where a panel put its data, for tests. */
 typedef struct wk_panel_axes {
-    int x, y, w, h;  /* the frame around the data, in the context's units (pixels) */
-    wk_ticks xt, yt; /* x and the left y axis */
-    wk_ticks yt2;    /* the right y axis; n == 0 when no curve uses it */
+    int x, y, w, h;    /* the frame around the data, in the context's units (pixels) */
+    wk_ticks xt, yt;   /* x and the left y axis */
+    wk_ticks yt_right; /* the right y axis; n == 0 when no curve uses it */
 } wk_panel_axes;
 
 /* Draws p into the rectangle (x, y, w, h); points with a non-finite x or y are skipped and

@@ -90,23 +90,11 @@ static void draw_bar(wk_progress *p, int64_t step, const char *what) {
     fflush(p->out);
 }
 
-void wk_progress_step(wk_progress *p, int64_t step, double loss, double accuracy,
-                      double samples_per_sec) {
+void wk_progress_step(wk_progress *p, int64_t step, const char *figures, double samples_per_sec) {
     if (!p->bar)
         return;
-    char what[128];
-    snprintf(what, sizeof what, "loss: %.4f - accuracy: %.4f - %.0f samples/s", loss, accuracy,
-             samples_per_sec);
-    draw_bar(p, step, what);
-}
-
-void wk_progress_gan_step(wk_progress *p, int64_t step, double d_loss, double g_loss,
-                          double samples_per_sec) {
-    if (!p->bar)
-        return;
-    char what[128];
-    snprintf(what, sizeof what, "d_loss: %.4f - g_loss: %.4f - %.0f samples/s", d_loss, g_loss,
-             samples_per_sec);
+    char what[160];
+    snprintf(what, sizeof what, "%s - %.0f samples/s", figures, samples_per_sec);
     draw_bar(p, step, what);
 }
 

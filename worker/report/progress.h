@@ -46,9 +46,9 @@ void wk_progress_deinit(wk_progress *p);
 int wk_progress_check(const wk_progress *p, char *err, size_t errlen);
 
 void wk_progress_epoch_begin(wk_progress *p, int64_t epoch);
-/* After each step: redraws the bar at most ten times a second. */
-void wk_progress_step(wk_progress *p, int64_t step, double loss, double accuracy,
-                      double samples_per_sec);
+/* After each step: redraws the bar at most ten times a second with figures (the model's
+ * running figures, "loss: 0.1234 - accuracy: 0.9876") and the throughput. */
+void wk_progress_step(wk_progress *p, int64_t step, const char *figures, double samples_per_sec);
 void wk_progress_epoch_end(wk_progress *p, const wk_epoch_report *r);
 
 /* A GAN's epoch: both losses, the discriminator's accuracy over real and generated
@@ -59,8 +59,6 @@ typedef struct wk_gan_report {
     double inception, frechet, score_seconds;
     double live_inception, live_frechet; /* with a moving average: the live generator's */
 } wk_gan_report;
-void wk_progress_gan_step(wk_progress *p, int64_t step, double d_loss, double g_loss,
-                          double samples_per_sec);
 void wk_progress_gan_epoch_end(wk_progress *p, const wk_gan_report *r);
 void wk_progress_final(wk_progress *p, double test_loss, double test_accuracy,
                        double samples_per_sec, double wall_s);

@@ -1,0 +1,74 @@
+/* client_impl.h: the client's state, private to client*.c: client.c connects, says hello and
+ * runs the control plane (reduce, members, stats, stop, fail, shutdown); client_step.c sends a
+ * step's pushes and pulls (dense or sparse rows) and takes pull answers and snapshots. */
+#ifndef PSTRAIN_WORKER_CLIENT_IMPL_H
+#define PSTRAIN_WORKER_CLIENT_IMPL_H
+
+#include "engine/shard.h"
+#include "proto/msg.h"
+#include "worker/client.h"
+
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* One part's shard on one server. */
+typedef struct conn_part {
+    size_t lo, n;      /* [lo, lo + n) of the part's vector */
+    eng_chunks chunks; /* the shard's chunks, planned as the server plans them */
+    int C;             /* chunks.n */
+    int waiting;       /* pull answers outstanding */
+    int unsent;        /* this step's chunks [0, unsent) are still to be sent */
+    uint64_t version;  /* of the shard's weights last received in full */
+    uint64_t round;    /* the smallest version among this pull's answers so far */
+} conn_part;
+
+typedef struct server_conn {
+    void *sock;
+    const char *endpoint;
+    size_t max; /* the most floats in one message, as the server said (0: no limit) */
+    conn_part parts[ENG_MAX_PARTS];
+    pb_msg *stash; /* pull answers that came while another message was awaited, in order */
+    int nstash, stash_cap;
+} server_conn;
+
+/* One part's step being sent (wk_client_step_begin .. wk_client_step_end). */
+typedef struct part_step {
+    eng_model model; /* the part's own */
+    const float *grads;
+    uint64_t step, base_version, min_version;
+    int pull;
+    atomic_int lent;              /* pushes ZeroMQ is still sending straight from grads */
+    const wk_sparse_rows *sparse; /* this step's touched rows, or NULL */
+    const uint64_t *settle;       /* the next pulls' pushes (W), or NULL */
+} part_step;
+
+struct wk_client {
+    void *ctx;
+    int P, worker_id, W, nparts;
+    const eng_model *model;
+    int timeout_ms;
+    server_conn *srv;
+    part_step parts[ENG_MAX_PARTS];
+    float *row_vals;   /* a sparse push's payload: the rows' values */
+    uint32_t *row_ids; /* and their ids */
+    size_t row_cap;    /* floats row_vals holds */
+    uint64_t bytes_pushed;
+    int stopping;                  /* a server said it is stopping */
+    wk_server_stats *stats;        /* (P): the servers' counters as last asked for */
+    uint64_t *per_worker;          /* (P, W): their pushes_per_worker */
+    const struct wk_heartbeat *hb; /* says when a server is lost (NULL: only the timeout does) */
+    int want_stop;                 /* pushes carry stop */
+    uint64_t round;                /* reduce rounds done */
+    int *members;                  /* (W): the workers of the last reduce round, ascending */
+    int nmembers;
+};
+
+/* Receives from server s the next message of kind want (for part, when it is a pull answer)
+ * within the timeout: pull answers of other parts that come first are stashed for their
+ * part. wait 0: PST_EAGAIN at once when nothing awaited has arrived. An ErrorReply becomes
+ * an error naming the server. The caller clears m on every path. */
+int wk_client_recv(wk_client *c, int s, pb_msg *m, pb_kind want, int part, int wait, char *err,
+                   size_t errlen);
+
+#endif
