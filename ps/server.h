@@ -74,7 +74,7 @@ typedef struct ps_config {
     double start_grace;          /* s: how long a worker may take to be heard from at all */
     const struct pb_keys *keys;  /* --secure: CURVE with the job's keys, and a guard that
                                     admits only the job's workers (NULL: plain TCP) */
-    int abort_on_worker_loss;    /* a lost worker stops the job (a checkpoint, then WK_STOPPED)
+    int abort_on_worker_loss;    /* a lost worker stops the job (a checkpoint, then PST_ESTOPPED)
                                     instead of the job going on without it */
 } ps_config;
 

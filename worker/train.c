@@ -35,7 +35,7 @@ void wk_part_optims(const wk_opts *o, const eng_model *m, const eng_ckpt *resume
         return;
     }
     char why[300];
-    /* wk_cli_parse checked both */
+    /* the command line checked both (launch/cmd/config.c) */
     PST_ASSERT(eng_optim_parse(o->gen_optim, &cfg[0], why, sizeof why) == PST_OK, "%s", why);
     PST_ASSERT(eng_optim_parse(o->disc_optim, &cfg[1], why, sizeof why) == PST_OK, "%s", why);
 }
