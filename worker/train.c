@@ -161,7 +161,7 @@ static int epochs(wk_run *r, wk_task *t, const wk_job *job, wk_ckpt_writer *writ
             times->compute_s += pst_now() - tc;
             if (rc != PST_OK || (rc = wk_store_step_end(r->store, times, err, errlen)) != PST_OK)
                 return rc;
-            if (r->lead)
+            if (r->lead && r->prog->bar) /* the live bar: nothing to do without one */
                 t->ops->progress(t, r, s + 1, pst_now() - t0);
         }
         times->total_s += pst_now() - t0;
