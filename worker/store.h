@@ -20,8 +20,8 @@
 #include "engine/model.h"
 #include "engine/net.h"
 #include "engine/optim.h"
-#include "worker/opts.h"
 #include "worker/client.h"
+#include "worker/opts.h"
 #include "worker/report/progress.h"
 #include "worker/train.h"
 

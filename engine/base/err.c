@@ -7,30 +7,47 @@
 
 const char *pst_code_name(int code) {
     switch (code) {
-    case PST_OK: return "PST_OK";
-    case PST_EIO: return "PST_EIO";
-    case PST_EFORMAT: return "PST_EFORMAT";
-    case PST_EARG: return "PST_EARG";
-    case PST_EAGAIN: return "PST_EAGAIN";
-    case PST_ESOCKET: return "PST_ESOCKET";
-    case PST_EMALFORMED: return "PST_EMALFORMED";
-    case PST_EVERSION: return "PST_EVERSION";
-    case PST_ESTRANGER: return "PST_ESTRANGER";
-    case PST_EPEER: return "PST_EPEER";
-    case PST_ESTOPPED: return "PST_ESTOPPED";
-    case PST_EWRITE: return "PST_EWRITE";
-    default: return "PST_E?";
+    case PST_OK:
+        return "PST_OK";
+    case PST_EIO:
+        return "PST_EIO";
+    case PST_EFORMAT:
+        return "PST_EFORMAT";
+    case PST_EARG:
+        return "PST_EARG";
+    case PST_EAGAIN:
+        return "PST_EAGAIN";
+    case PST_ESOCKET:
+        return "PST_ESOCKET";
+    case PST_EMALFORMED:
+        return "PST_EMALFORMED";
+    case PST_EVERSION:
+        return "PST_EVERSION";
+    case PST_ESTRANGER:
+        return "PST_ESTRANGER";
+    case PST_EPEER:
+        return "PST_EPEER";
+    case PST_ESTOPPED:
+        return "PST_ESTOPPED";
+    case PST_EWRITE:
+        return "PST_EWRITE";
+    default:
+        return "PST_E?";
     }
 }
 
 int pst_exit_status(int code) {
     switch (code) {
-    case PST_OK: return 0;
+    case PST_OK:
+        return 0;
     case PST_EARG:
     case PST_EFORMAT:
-    case PST_EIO: return 2;
-    case PST_ESTOPPED: return PST_EXIT_STOPPED;
-    default: return 1;
+    case PST_EIO:
+        return 2;
+    case PST_ESTOPPED:
+        return PST_EXIT_STOPPED;
+    default:
+        return 1;
     }
 }
 

@@ -544,8 +544,8 @@ static void build_errors(void **state) {
         {{{.kind = ENG_FLATTEN, .input = {4, 4, 1}}}, 0, 10, "bad"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-        const eng_model_def def = {"bad", "none", "", cases[i].nclasses, cases[i].n, cases[i].spec,
-                                   0,     NULL, 0, 0};
+        const eng_model_def def = {
+            "bad", "none", "", cases[i].nclasses, cases[i].n, cases[i].spec, 0, NULL, 0, 0};
         eng_model m;
         char err[256] = "";
         int rc = eng_model_build(&m, &def, err, sizeof err);

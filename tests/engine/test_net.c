@@ -46,8 +46,8 @@ static const eng_layer_spec odd_layers[] = {
     {.kind = ENG_FLATTEN},
     {.kind = ENG_DENSE, .units = 10, .act = ENG_ACT_SOFTMAX},
 };
-static const eng_model_def odd_def = {"odd", "none", "floor pooling model", 10, 4, odd_layers, 0,
-                                      NULL, 0, 0};
+static const eng_model_def odd_def = {
+    "odd", "none", "floor pooling model", 10, 4, odd_layers, 0, NULL, 0, 0};
 
 /* Flatten first (a view at index 0), then two Dense layers. */
 static const eng_layer_spec dense_layers[] = {
@@ -55,7 +55,8 @@ static const eng_layer_spec dense_layers[] = {
     {.kind = ENG_DENSE, .units = 8, .act = ENG_ACT_RELU},
     {.kind = ENG_DENSE, .units = 10, .act = ENG_ACT_SOFTMAX},
 };
-static const eng_model_def dense_def = {"dense_only", "none", "", 10, 3, dense_layers, 0, NULL, 0, 0};
+static const eng_model_def dense_def = {"dense_only", "none", "",   10, 3,
+                                        dense_layers, 0,      NULL, 0,  0};
 
 /* The same with Dropout(0) before the output layer: Keras's identity. */
 static const eng_layer_spec tiny_dropout0_layers[] = {
@@ -66,7 +67,7 @@ static const eng_layer_spec tiny_dropout0_layers[] = {
     {.kind = ENG_DENSE, .units = 10, .act = ENG_ACT_SOFTMAX},
 };
 static const eng_model_def tiny_dropout0_def = {"tiny_dropout0",      "none", "",   10, 5,
-                                                tiny_dropout0_layers, 0,      NULL, 0, 0};
+                                                tiny_dropout0_layers, 0,      NULL, 0,  0};
 
 /* Embedding(12, 3) -> LSTM(4) -> Dense(1, sigmoid) over 6 tokens, binary cross-entropy:
  * 36 + 4 * 4 * (3 + 4 + 1) + 5 = 169 parameters, every one checked. */

@@ -14,8 +14,8 @@
 #include "engine/ckpt/ckpt.h"
 
 #include <stddef.h>
-#include <stdio.h>
 #include <stdint.h>
+#include <stdio.h>
 
 typedef struct wk_run_record {
     int64_t step;       /* global step: training steps completed by the job */

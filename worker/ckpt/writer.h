@@ -50,7 +50,7 @@ int wk_resume_load(const wk_opts *o, eng_ckpt *c, int *fresh, FILE *out, char *e
  * wk_resume_parse, so no rank but the first needs to see the file. */
 int wk_resume_load_bytes(const wk_opts *o, eng_ckpt *c, int *fresh, void **bytes, size_t *len,
                          char *name, size_t namelen, FILE *out, char *err, size_t errlen);
-int wk_resume_parse(const wk_opts *o, const void *bytes, size_t len, const char *name,
-                    eng_ckpt *c, char *err, size_t errlen);
+int wk_resume_parse(const wk_opts *o, const void *bytes, size_t len, const char *name, eng_ckpt *c,
+                    char *err, size_t errlen);
 
 #endif
