@@ -151,40 +151,41 @@ static int remote_reduce(wk_store *s, int op, double *v, int n, char *err, size_
 
 static int remote_final(wk_store *s, int64_t steps, int64_t run_steps, char *err, size_t errlen) {
     remote_store *r = (remote_store *)s;
-    for (int p = 0; p < r->nparts; p++) {
-        wk_client *c = r->client;
-        float *params = eng_net_params(s->nets[p]);
-        int rc;
+    wk_client *c = r->client;
+    int rc;
+    for (int p = 0; p < r->nparts; p++)
         if (wk_client_pull_pending(c, p) &&
-            (rc = wk_client_pull_recv(c, p, params, &r->version[p], 1, err, errlen)) < 0)
+            (rc = wk_client_pull_recv(c, p, eng_net_params(s->nets[p]), &r->version[p], 1, err,
+                                      errlen)) < 0)
             return rc;
-        if (strcmp(r->o->mode, "async") == 0) {
-            /* Every update counts, and how many there are depends on who took part: each
-             * server answers once it has every step each worker still in the job says it
-             * pushed. */
-            const int W = s->num_workers;
-            double *v = pst_calloc((size_t)W, sizeof *v);
-            uint64_t *pushes = pst_calloc((size_t)W, sizeof *pushes);
-            v[s->worker_id] = (double)run_steps;
-            rc = remote_reduce(s, WK_REDUCE_SUM, v, W, err, errlen);
-            for (int w = 0; rc == PST_OK && w < W; w++)
-                pushes[w] = (uint64_t)v[w];
-            if (rc == PST_OK && (rc = wk_client_pull_settled(c, p, pushes, err, errlen)) == PST_OK)
-                rc = wk_client_pull_recv(c, p, params, &r->version[p], 1, err, errlen);
-            rc = rc < 0 ? rc : PST_OK;
-            free(v);
-            free(pushes);
-            if (rc != PST_OK)
+    if (strcmp(r->o->mode, "async") != 0) { /* sync and ssp: one update a step */
+        for (int p = 0; p < r->nparts; p++)
+            if (r->version[p] < (uint64_t)steps &&
+                ((rc = wk_client_pull_send(c, p, (uint64_t)steps, err, errlen)) != PST_OK ||
+                 (rc = wk_client_pull_recv(c, p, eng_net_params(s->nets[p]), &r->version[p], 1, err,
+                                           errlen)) < 0))
                 return rc;
-            continue;
-        }
-        if (r->version[p] >= (uint64_t)steps)
-            continue;
-        if ((rc = wk_client_pull_send(c, p, (uint64_t)steps, err, errlen)) != PST_OK ||
-            (rc = wk_client_pull_recv(c, p, params, &r->version[p], 1, err, errlen)) < 0)
-            return rc;
+        return PST_OK;
     }
-    return PST_OK;
+    /* async: every update counts, and how many there are depends on who took part: each
+     * server answers once it has every step each worker still in the job says it pushed
+     * (one round tells every part's servers). */
+    const int W = s->num_workers;
+    double *v = pst_calloc((size_t)W, sizeof *v);
+    uint64_t *pushes = pst_calloc((size_t)W, sizeof *pushes);
+    v[s->worker_id] = (double)run_steps;
+    rc = remote_reduce(s, WK_REDUCE_SUM, v, W, err, errlen);
+    for (int w = 0; rc == PST_OK && w < W; w++)
+        pushes[w] = (uint64_t)v[w];
+    for (int p = 0; rc == PST_OK && p < r->nparts; p++)
+        if ((rc = wk_client_pull_settled(c, p, pushes, err, errlen)) == PST_OK) {
+            rc = wk_client_pull_recv(c, p, eng_net_params(s->nets[p]), &r->version[p], 1, err,
+                                     errlen);
+            rc = rc < 0 ? rc : PST_OK;
+        }
+    free(v);
+    free(pushes);
+    return rc;
 }
 
 static int remote_member_ids(const wk_store *s, const int **ids) {

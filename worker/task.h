@@ -40,7 +40,6 @@ typedef struct wk_run {
     float *x;               /* (chunk, the data's sample shape) */
     uint8_t *labels;        /* (chunk) */
     int64_t step;           /* the global step in progress */
-    double train_s;         /* the epoch's training time so far, the job's */
     const eng_vocab *vocab; /* a text model's tokenizer; NULL otherwise */
 } wk_run;
 
