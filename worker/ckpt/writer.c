@@ -147,14 +147,17 @@ int wk_resume_load_bytes(const wk_opts *o, eng_ckpt *c, int *fresh, void **bytes
     int rc = resume_path(o, path, sizeof path, fresh, out, why, sizeof why);
     if (rc == PST_OK && *fresh)
         return PST_OK;
-    if (rc == PST_OK)
+    if (rc == PST_OK && !bytes)
         rc = wk_record_read(path, c, NULL, why, sizeof why);
-    if ((rc = of_model(o, rc, path, c, why, err, errlen)) != PST_OK || !bytes)
-        return rc;
-    snprintf(name, namelen, "%s", path);
-    if ((rc = eng_ckpt_load_bytes(path, bytes, len, why, sizeof why)) != PST_OK) {
-        eng_ckpt_free(c);
-        snprintf(err, errlen, "--resume: %.1000s", why);
+    else if (rc == PST_OK &&
+             (rc = eng_ckpt_load_bytes(path, bytes, len, why, sizeof why)) == PST_OK) {
+        /* the bytes the other ranks get are the ones checked here, read once */
+        snprintf(name, namelen, "%s", path);
+        rc = wk_record_read_image(*bytes, *len, path, c, NULL, why, sizeof why);
+    }
+    if ((rc = of_model(o, rc, path, c, why, err, errlen)) != PST_OK && bytes) {
+        free(*bytes);
+        *bytes = NULL;
     }
     return rc;
 }

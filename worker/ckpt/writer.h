@@ -45,9 +45,10 @@ int wk_ckpt_writer_start(wk_ckpt_writer *w, char *err, size_t errlen);
  * --resume. */
 int wk_resume_load(const wk_opts *o, eng_ckpt *c, int *fresh, FILE *out, char *err, size_t errlen);
 
-/* wk_resume_load that also hands back the file's bytes (*bytes: release with free) and its
- * path (into name), for the other ranks of a job: they parse the same bytes with
- * wk_resume_parse, so no rank but the first needs to see the file. */
+/* wk_resume_load that reads the file once into *bytes (release with free) and parses those
+ * bytes, its path into name, for the other ranks of a job: they parse the same bytes with
+ * wk_resume_parse, so every rank resumes from what rank 0 checked and no rank but the first
+ * needs to see the file. */
 int wk_resume_load_bytes(const wk_opts *o, eng_ckpt *c, int *fresh, void **bytes, size_t *len,
                          char *name, size_t namelen, FILE *out, char *err, size_t errlen);
 int wk_resume_parse(const wk_opts *o, const void *bytes, size_t len, const char *name, eng_ckpt *c,
