@@ -63,7 +63,13 @@ static void fixture_reads(void **state) {
     assert_int_equal(r.servers, 0);
     assert_int_equal(r.workers, 1);
     assert_true(r.worker_steps[0] == 20);
-    assert_true(r.epochs >= 1 && r.batch >= 1);
+    /* written by `pstrain train --model mnist_cnn --optimizer rmsprop --max-steps 20
+     * --epochs 1 --batch 32` with the defaults of a026ab0 (seed 1, val_split 0.1) */
+    assert_int_equal(r.epochs, 1);
+    assert_int_equal(r.batch, 32);
+    assert_int_equal(r.seed, 1);
+    assert_int_equal(r.staleness, 2);
+    assert_true(r.val_split == 0.1);
     printf("  fixture: step %lld, epoch %lld, mode %s, batch %d, seed %lld, val_split %g, "
            "epochs %lld\n",
            (long long)r.step, (long long)r.epoch, r.mode, r.batch, (long long)r.seed, r.val_split,
