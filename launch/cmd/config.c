@@ -10,10 +10,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#ifndef PSTRAIN_DATA_DIR /* set by launch/CMakeLists.txt */
-#define PSTRAIN_DATA_DIR "data"
-#endif
-
 void cmd_config_defaults(cmd_config *c) {
     memset(c, 0, sizeof *c);
     wk_opts *o = &c->worker;

@@ -11,6 +11,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#ifndef PSTRAIN_DATA_DIR /* set by launch/CMakeLists.txt: --data's default after $PSTRAIN_DATA */
+#define PSTRAIN_DATA_DIR "data"
+#endif
+
 typedef enum cmd_command {
     CMD_TRAIN,
     CMD_SUMMARY,

@@ -6,10 +6,6 @@
 
 #include <stddef.h>
 
-#ifndef PSTRAIN_DATA_DIR /* set by launch/CMakeLists.txt */
-#define PSTRAIN_DATA_DIR "data"
-#endif
-
 #define TRAIN (1u << CMD_TRAIN)
 #define SUMMARY (1u << CMD_SUMMARY)
 #define EVAL (1u << CMD_EVAL)
