@@ -119,7 +119,7 @@ int wk_sample(const wk_opts *o, const eng_ckpt *c, int n, int live, const char *
     float *images = pst_malloc(sizeof(float) * (size_t)n * eng_shape_size(part[0].output));
     eng_gan_noise(z, n, 0, eng_hash3((uint64_t)o->seed, WK_GAN_KEY_GRID, 0));
     eng_gan_generate(gan, z, (size_t)n, images);
-    rc = wk_grid_png(out, images, n, part[0].output.h, part[0].output.w, 0, -1.0f, 1.0f, err,
+    rc = wk_grid_png("out", out, images, n, part[0].output.h, part[0].output.w, 0, -1.0f, 1.0f, err,
                      errlen);
     if (rc == PST_OK)
         printf("%s: %d digits from %s at step %lld (noise seed %lld), %s\n", out, n, c->model,

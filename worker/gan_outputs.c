@@ -91,7 +91,8 @@ int wk_gan_outputs_epoch(wk_gan_outputs *out, eng_gan *gan, const float *ema, si
         char path[WK_PATH_MAX + 32];
         snprintf(path, sizeof path, "%s/epoch-%lld.png", out->samples_dir, (long long)epoch);
         eng_gan_generate(gan, out->grid_z, WK_GAN_GRID_N, out->grid);
-        rc = wk_grid_png(path, out->grid, WK_GAN_GRID_N, 28, 28, 0, -1.0f, 1.0f, err, errlen);
+        rc = wk_grid_png("samples", path, out->grid, WK_GAN_GRID_N, 28, 28, 0, -1.0f, 1.0f, err,
+                         errlen);
     }
     if (rc == PST_OK && out->judge)
         rc = wk_gan_outputs_score(out, gan, &r->inception, &r->frechet, err, errlen);

@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -70,7 +71,7 @@ static void grid_round_trip(void **state) {
     assert_true(fd >= 0);
     close(fd);
     char err[256] = "";
-    if (wk_grid_png(path, img, N, H, W, 0, -1.0f, 1.0f, err, sizeof err) != PST_OK)
+    if (wk_grid_png("out", path, img, N, H, W, 0, -1.0f, 1.0f, err, sizeof err) != PST_OK)
         fail_msg("%s", err);
     int width, height, ew, eh;
     uint8_t *px = read_png(path, &width, &height);
@@ -107,20 +108,25 @@ static void refusals(void **state) {
     (void)state;
     float img[4] = {0};
     char err[256] = "";
-    assert_int_equal(wk_grid_png("/tmp/x.png", img, 0, 2, 2, 0, -1, 1, err, sizeof err), PST_EARG);
+    assert_int_equal(wk_grid_png("out", "/tmp/x.png", img, 0, 2, 2, 0, -1, 1, err, sizeof err),
+                     PST_EARG);
     assert_non_null(strstr(err, "/tmp/x.png"));
-    assert_int_equal(wk_grid_png("/nonexistent-dir/g.png", img, 1, 2, 2, 0, -1, 1, err, sizeof err),
-                     PST_EIO);
+    assert_int_equal(
+        wk_grid_png("out", "/nonexistent-dir/g.png", img, 1, 2, 2, 0, -1, 1, err, sizeof err),
+        PST_EIO);
     assert_non_null(strstr(err, "/nonexistent-dir/g.png"));
     assert_null(strchr(err, '\n'));
+    assert_int_equal(access("/nonexistent-dir/g.png", F_OK), -1);
     /* Larger than a picture can be (cairo's 32767 pixels a side). */
-    assert_int_equal(wk_grid_png("/tmp/x.png", img, 4096, 28, 28, 4096, -1, 1, err, sizeof err),
-                     PST_EARG);
+    assert_int_equal(
+        wk_grid_png("out", "/tmp/x.png", img, 4096, 28, 28, 4096, -1, 1, err, sizeof err),
+        PST_EARG);
     assert_non_null(strstr(err, "at most 32767"));
 }
 
 /* A disk that fills up mid-file (RLIMIT_FSIZE: the kernel refuses writes past it, as a full
- * file system does): PST_EIO naming the path and the reason, and no partial file left. */
+ * file system does): PST_EIO naming the path and the reason, no partial file left, and the
+ * grid an earlier epoch wrote there still whole. */
 static void full_disk_leaves_no_file(void **state) {
     (void)state;
     enum { N = 256, SIDE = 28 };
@@ -128,21 +134,27 @@ static void full_disk_leaves_no_file(void **state) {
     char dir[1024], path[1100], err[512] = "";
     assert_int_equal(tu_mkdtemp(dir, sizeof dir, "grid"), 0);
     snprintf(path, sizeof path, "%s/g.png", dir);
+    assert_int_equal(wk_grid_png("out", path, img, 4, SIDE, SIDE, 0, -1, 1, err, sizeof err),
+                     PST_OK);
+    struct stat before, after;
+    assert_int_equal(stat(path, &before), 0);
     struct rlimit was, full = {.rlim_cur = 16 * 1024};
     assert_int_equal(getrlimit(RLIMIT_FSIZE, &was), 0);
     full.rlim_max = was.rlim_max;
     void (*old)(int) = signal(SIGXFSZ, SIG_IGN); /* the write fails with EFBIG instead */
     assert_int_equal(setrlimit(RLIMIT_FSIZE, &full), 0);
-    const int rc = wk_grid_png(path, img, N, SIDE, SIDE, 0, -1, 1, err, sizeof err);
+    const int rc = wk_grid_png("out", path, img, N, SIDE, SIDE, 0, -1, 1, err, sizeof err);
     assert_int_equal(setrlimit(RLIMIT_FSIZE, &was), 0);
     signal(SIGXFSZ, old);
     printf("%s\n", err);
     assert_int_equal(rc, PST_EIO);
     assert_non_null(strstr(err, path));
     assert_non_null(strstr(err, "File too large"));
-    assert_int_equal(access(path, F_OK), -1);
+    assert_int_equal(stat(path, &after), 0); /* the earlier grid, as it was */
+    assert_true(after.st_size == before.st_size && after.st_ino == before.st_ino);
     /* and with room, the whole grid */
-    assert_int_equal(wk_grid_png(path, img, N, SIDE, SIDE, 0, -1, 1, err, sizeof err), PST_OK);
+    assert_int_equal(wk_grid_png("out", path, img, N, SIDE, SIDE, 0, -1, 1, err, sizeof err),
+                     PST_OK);
     assert_int_equal(access(path, F_OK), 0);
     free(img);
     tu_rmtree(dir);

@@ -3,14 +3,14 @@
 #include "worker/report/grid.h"
 
 #include "engine/base/base.h"
+#include "worker/paths.h"
 
 #include <cairo.h>
-#include <errno.h>
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #define BORDER 2       /* pixels of black around and between cells */
 #define SIDE_MAX 32767 /* cairo's largest image surface */
@@ -24,38 +24,33 @@ static int grid_cols(int n, int cols) {
     return c;
 }
 
-/* cairo's write function into a file: the first failure's errno is kept for the message. */
-typedef struct sink {
-    FILE *f;
-    int error;
-} sink;
+/* What cairo writes, kept in memory until it is whole. */
+typedef struct png_bytes {
+    unsigned char *data;
+    size_t len, cap;
+} png_bytes;
 
-static cairo_status_t to_file(void *closure, const unsigned char *data, unsigned int len) {
-    sink *k = closure;
-    errno = 0;
-    if (fwrite(data, 1, len, k->f) != len) {
-        k->error = errno ? errno : EIO;
-        return CAIRO_STATUS_WRITE_ERROR;
+static cairo_status_t to_bytes(void *closure, const unsigned char *data, unsigned int len) {
+    png_bytes *b = closure;
+    if (b->len + len > b->cap) {
+        b->cap = 2 * (b->len + len);
+        b->data = pst_realloc(b->data, b->cap);
     }
+    memcpy(b->data + b->len, data, len);
+    b->len += len;
     return CAIRO_STATUS_SUCCESS;
 }
 
-/* s as a PNG at path; no file is left when it cannot be written whole. */
-static int write_png(cairo_surface_t *s, const char *path, char *err, size_t errlen) {
-    sink k = {fopen(path, "wb"), 0};
-    if (!k.f)
-        return pst_err(err, errlen, PST_EIO, "%s: cannot write the PNG: %s", path, strerror(errno));
-    const cairo_status_t st = cairo_surface_write_to_png_stream(s, to_file, &k);
-    PST_ASSERT(st == CAIRO_STATUS_SUCCESS || st == CAIRO_STATUS_WRITE_ERROR, "%s: %s", path,
-               cairo_status_to_string(st));
-    errno = 0;
-    if (fclose(k.f) != 0 && !k.error)
-        k.error = errno ? errno : EIO;
-    if (st == CAIRO_STATUS_SUCCESS && !k.error)
-        return PST_OK;
-    unlink(path);
-    return pst_err(err, errlen, PST_EIO, "%s: cannot write the PNG: %s", path,
-                   strerror(k.error ? k.error : EIO));
+/* s as a PNG at path, written whole (wk_write_whole: a failure leaves what was there). */
+static int write_png(cairo_surface_t *s, const char *flag, const char *path, char *err,
+                     size_t errlen) {
+    png_bytes b = {0};
+    const cairo_status_t st = cairo_surface_write_to_png_stream(s, to_bytes, &b);
+    PST_ASSERT(st == CAIRO_STATUS_SUCCESS, "%s: %s", path, cairo_status_to_string(st));
+    const void *buf = b.data;
+    const int rc = wk_write_whole(flag, path, &buf, &b.len, 1, err, errlen);
+    free(b.data);
+    return rc;
 }
 
 void wk_grid_size(int n, int h, int w, int cols, int *width, int *height) {
@@ -64,8 +59,8 @@ void wk_grid_size(int n, int h, int w, int cols, int *width, int *height) {
     *height = BORDER + r * (h + BORDER);
 }
 
-int wk_grid_png(const char *path, const float *images, int n, int h, int w, int cols, float lo,
-                float hi, char *err, size_t errlen) {
+int wk_grid_png(const char *flag, const char *path, const float *images, int n, int h, int w,
+                int cols, float lo, float hi, char *err, size_t errlen) {
     int width = 0, height = 0;
     if (n >= 1 && h >= 1 && w >= 1 && cols >= 0 && h < SIDE_MAX && w < SIDE_MAX)
         wk_grid_size(n, h, w, cols, &width, &height);
@@ -94,7 +89,7 @@ int wk_grid_png(const char *path, const float *images, int n, int h, int w, int 
             }
     }
     cairo_surface_mark_dirty(s);
-    const int rc = write_png(s, path, err, errlen);
+    const int rc = write_png(s, flag, path, err, errlen);
     cairo_surface_destroy(s);
     return rc;
 }

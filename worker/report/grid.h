@@ -9,10 +9,11 @@
 /* Writes images (n, h, w, 1), values in [lo, hi] (the generator's tanh: -1, 1; clamped
  * outside), as a grid of `cols` columns (0: the smallest square that holds n) with a 2-pixel
  * black border around and between cells, to path: grey level lrintf(255 (v - lo) / (hi - lo)).
- * Returns PST_OK, or PST_EARG (a bad shape) / PST_EIO (path cannot be written; no file is
- * left) with one line in err naming the path. */
-int wk_grid_png(const char *path, const float *images, int n, int h, int w, int cols, float lo,
-                float hi, char *err, size_t errlen);
+ * The file is written whole or not at all (wk_write_whole: what was at path stays when it
+ * cannot be). Returns PST_OK, or PST_EARG (a bad shape) / PST_EIO (path cannot be written)
+ * with one line in err naming the path (and flag, the option that named it: "samples"). */
+int wk_grid_png(const char *flag, const char *path, const float *images, int n, int h, int w,
+                int cols, float lo, float hi, char *err, size_t errlen);
 
 /* The grid's size in pixels, as wk_grid_png lays it out. */
 void wk_grid_size(int n, int h, int w, int cols, int *width, int *height);
