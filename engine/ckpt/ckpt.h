@@ -227,6 +227,10 @@ int eng_ckpt_resolve(const char *file_or_dir, char *out, size_t outlen, char *er
  * name, shape, min, max, mean and L2 norm of its weights. */
 void eng_ckpt_print(const eng_ckpt *c, const eng_model *m, FILE *out);
 
+/* s[0, n) for a message into buf (len bytes, cut to fit): bytes outside printable ASCII as
+ * \xHH, so that what a file holds cannot break the one line it is quoted in. Returns buf. */
+const char *eng_ckpt_quoted(char *buf, size_t len, const char *s, size_t n);
+
 /* Its pieces, for a caller that prints the meta in words of its own (`pstrain inspect`):
  * the format line; each part's optimizer, moving average and update-count runs; the table
  * of tensors. */

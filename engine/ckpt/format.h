@@ -33,9 +33,6 @@ extern const ckpt_field ckpt_optim_fields[CKPT_NOPTIM_FIELDS];
 const char *ckpt_slot_name(eng_optim_kind kind, int s);
 /* Part p's optimizer group: "optimizer" (in /pstrain), "optimizer_2", ... into buf. */
 const char *ckpt_optim_group(int p, char *buf, size_t len);
-/* s[0, n) for a message into buf (len bytes, cut to fit): bytes outside printable ASCII as
- * \xHH, so that what a file holds cannot break the one line it is quoted in. Returns buf. */
-const char *ckpt_quoted(char *buf, size_t len, const char *s, size_t n);
 /* m's parts (name, offset, total) into c->nparts and c->parts. */
 void ckpt_set_parts(eng_ckpt *c, const eng_model *m);
 /* Whether name is one of /pstrain's own attributes / groups (optimizer, optimizer_<n>,

@@ -116,7 +116,7 @@ void ckpt_r_str_attr(ckpt_reader *r, hid_t loc, const char *name, char *out, siz
     else if (strlen(buf) >= outlen) {
         char q[200];
         ckpt_r_fail(r, PST_EFORMAT, "%s: '%s' is longer than %zu characters", lab,
-                    ckpt_quoted(q, sizeof q, buf, strnlen(buf, 40)), outlen - 1);
+                    eng_ckpt_quoted(q, sizeof q, buf, strnlen(buf, 40)), outlen - 1);
     } else
         memcpy(out, buf, strlen(buf) + 1);
     free(buf);
@@ -231,7 +231,7 @@ void ckpt_r_check_strs(ckpt_reader *r, hid_t loc, const char *name, int dataset,
         char q[200];
         if (len != strlen(expect[i]) || memcmp(e, expect[i], len) != 0)
             ckpt_r_fail(r, PST_EFORMAT, "%s: entry %d is '%s', expected '%s'", lab, i,
-                        ckpt_quoted(q, sizeof q, e, len), expect[i]);
+                        eng_ckpt_quoted(q, sizeof q, e, len), expect[i]);
     }
     free(buf);
     if (s >= 0)

@@ -100,7 +100,7 @@ static herr_t meta_attr(hid_t g, const char *name, const H5A_info_t *info, void 
     char q[200];
     if (strlen(name) >= ENG_CKPT_META_NAME || m->nattrs == ENG_CKPT_META_ATTRS) {
         ckpt_r_fail(r, PST_EFORMAT, "attribute %s of /pstrain: %s",
-                    ckpt_quoted(q, 80, name, strlen(name)),
+                    eng_ckpt_quoted(q, 80, name, strlen(name)),
                     m->nattrs == ENG_CKPT_META_ATTRS ? "more attributes than pstrain keeps"
                                                      : "name longer than pstrain keeps");
         return -1;
@@ -177,7 +177,8 @@ static herr_t meta_group(hid_t g, const char *name, const H5L_info_t *info, void
         snprintf(path, sizeof path, "%s/%s", name, link);
         if (len < 0 || strlen(path) >= 2 * ENG_CKPT_META_NAME ||
             m->narrays == ENG_CKPT_META_ARRAYS) {
-            ckpt_r_fail(r, PST_EFORMAT, "/pstrain/%s: %s", ckpt_quoted(q, 120, path, strlen(path)),
+            ckpt_r_fail(r, PST_EFORMAT, "/pstrain/%s: %s",
+                        eng_ckpt_quoted(q, 120, path, strlen(path)),
                         m->narrays == ENG_CKPT_META_ARRAYS ? "more arrays than pstrain keeps"
                                                            : "name longer than pstrain keeps");
             break;

@@ -89,7 +89,7 @@ static void read_slots(ckpt_reader *r, hid_t g, const char *name, eng_optim_kind
         char q[200];
         if (!known)
             ckpt_r_fail(r, PST_EFORMAT, "/pstrain/%s/%s is not a slot of %s (it keeps %s)", name,
-                        ckpt_quoted(q, sizeof q, link, strlen(link)), kname,
+                        eng_ckpt_quoted(q, sizeof q, link, strlen(link)), kname,
                         kind == ENG_OPT_ADAM ? "m and v" : "accumulator");
     }
     H5Gclose(opt);
@@ -120,7 +120,7 @@ static void read_optim_kind(ckpt_reader *r, hid_t loc, eng_optim_cfg *o, const c
     const int k = eng_optim_kind_parse(kind);
     if (k < 0)
         ckpt_r_fail(r, PST_EFORMAT, "%soptimizer '%s' is not one pstrain knows (adam, rmsprop)",
-                    where, ckpt_quoted(q, sizeof q, kind, strlen(kind)));
+                    where, eng_ckpt_quoted(q, sizeof q, kind, strlen(kind)));
     o->kind = k < 0 ? ENG_OPT_ADAM : (eng_optim_kind)k;
 }
 
@@ -278,7 +278,7 @@ static void read_ckpt(ckpt_reader *r, hid_t file, eng_ckpt *c, eng_model *m) {
     char q[300];
     if (r->rc == PST_OK && !def)
         ckpt_r_fail(r, PST_EFORMAT, "model '%s' is not one pstrain knows",
-                    ckpt_quoted(q, sizeof q, c->model, strlen(c->model)));
+                    eng_ckpt_quoted(q, sizeof q, c->model, strlen(c->model)));
     char msg[256];
     if (r->rc == PST_OK && eng_model_build(m, def, msg, sizeof msg) != PST_OK)
         ckpt_r_fail(r, PST_EFORMAT, "%s", msg);

@@ -32,7 +32,7 @@ const char *ckpt_slot_name(eng_optim_kind kind, int s) {
 /* s[0, n) for a message, into buf (len bytes, cut to fit): bytes outside printable ASCII as
  * \xHH, so that what a file holds cannot break the one line it is quoted in (a name with a
  * newline, found by tests/fuzz/fuzz_ckpt) or send control codes to a terminal. Returns buf. */
-const char *ckpt_quoted(char *buf, size_t len, const char *s, size_t n) {
+const char *eng_ckpt_quoted(char *buf, size_t len, const char *s, size_t n) {
     size_t used = 0;
     for (size_t i = 0; i < n && used + 5 <= len; i++) {
         const unsigned char b = (unsigned char)s[i];

@@ -59,12 +59,9 @@ int wk_record_check(const wk_run_record *r, char *err, size_t errlen) {
         for (size_t i = 0; i < sizeof modes / sizeof modes[0]; i++)
             known |= strcmp(r->mode, modes[i]) == 0;
     if (!known) {
-        char q[64] = "";
-        for (size_t i = 0, n = 0; i < sizeof r->mode && r->mode[i] && n + 5 < sizeof q; i++) {
-            const unsigned char b = (unsigned char)r->mode[i];
-            n += (size_t)snprintf(q + n, sizeof q - n, b >= 0x20 && b < 0x7f ? "%c" : "\\x%02x", b);
-        }
-        return pst_err(err, errlen, PST_EFORMAT, "mode '%s' is not sync, async, ssp or local", q);
+        char q[64];
+        return pst_err(err, errlen, PST_EFORMAT, "mode '%s' is not sync, async, ssp or local",
+                       eng_ckpt_quoted(q, sizeof q, r->mode, strnlen(r->mode, sizeof r->mode)));
     }
     if (r->staleness < 0)
         return pst_err(err, errlen, PST_EFORMAT, "staleness %d, expected >= 0", r->staleness);
@@ -87,6 +84,13 @@ int wk_record_check(const wk_run_record *r, char *err, size_t errlen) {
     return PST_OK;
 }
 
+/* Where a numeric attribute of type t keeps its value. */
+static size_t value_at(eng_meta_type t) {
+    return t == ENG_META_I32   ? offsetof(eng_meta_attr, i32)
+           : t == ENG_META_I64 ? offsetof(eng_meta_attr, i64)
+                               : offsetof(eng_meta_attr, f64);
+}
+
 int wk_record_get(const eng_ckpt *c, wk_run_record *r, char *err, size_t errlen) {
     memset(r, 0, sizeof *r);
     for (int i = 0; i < NFIELDS; i++) {
@@ -99,18 +103,15 @@ int wk_record_get(const eng_ckpt *c, wk_run_record *r, char *err, size_t errlen)
                            "attribute %s of /pstrain: expected %s, found another type", f->name,
                            type_names[f->type]);
         char *p = (char *)r + f->offset;
+        char q[64];
         if (f->type == ENG_META_STR && strlen(a->str) >= f->size)
             return pst_err(err, errlen, PST_EFORMAT,
-                           "attribute %s of /pstrain: '%.40s' is longer than %zu characters",
-                           f->name, a->str, f->size - 1);
+                           "attribute %s of /pstrain: '%s' is longer than %zu characters", f->name,
+                           eng_ckpt_quoted(q, 44, a->str, strlen(a->str)), f->size - 1);
         if (f->type == ENG_META_STR)
             memcpy(p, a->str, strlen(a->str) + 1);
         else
-            memcpy(p,
-                   f->type == ENG_META_I32   ? (const void *)&a->i32
-                   : f->type == ENG_META_I64 ? (const void *)&a->i64
-                                             : (const void *)&a->f64,
-                   f->size);
+            memcpy(p, (const char *)a + value_at(a->type), f->size);
     }
     const eng_meta_array *steps = eng_ckpt_meta_get_array(&c->meta, STEPS);
     if (!steps)
@@ -134,10 +135,7 @@ void wk_record_put(eng_ckpt *c, const wk_run_record *r) {
         if (f->type == ENG_META_STR)
             snprintf(a->str, sizeof a->str, "%s", p);
         else
-            memcpy(f->type == ENG_META_I32   ? (void *)&a->i32
-                   : f->type == ENG_META_I64 ? (void *)&a->i64
-                                             : (void *)&a->f64,
-                   p, f->size);
+            memcpy((char *)a + value_at(a->type), p, f->size);
     }
     eng_ckpt_meta_put_array(&c->meta, STEPS, r->worker_steps, (uint64_t)r->workers);
 }
