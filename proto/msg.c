@@ -440,7 +440,8 @@ int pb_kind_has_payload(pb_kind kind) {
     return c && c->payload;
 }
 
-uint8_t *pb_msg_encode(const pb_msg *m, uint32_t protocol, uint64_t job, size_t *len) {
+size_t pb_msg_encode_to(const pb_msg *m, uint32_t protocol, uint64_t job, uint8_t *buf,
+                        size_t cap) {
     const codec *c = codec_of(m->kind);
     PST_ASSERT(c, "encode of message kind %d", (int)m->kind);
     enc e = {.runs = NULL};
@@ -449,11 +450,22 @@ uint8_t *pb_msg_encode(const pb_msg *m, uint32_t protocol, uint64_t job, size_t 
     e.env.job = job;
     e.env.body_case = (Pstrain__Envelope__BodyCase)m->kind;
     c->encode(m, &e);
-    *len = pstrain__envelope__get_packed_size(&e.env);
-    uint8_t *buf = pst_malloc(*len ? *len : 1);
-    pstrain__envelope__pack(&e.env, buf);
+    const size_t len = pstrain__envelope__get_packed_size(&e.env);
+    if (len <= cap)
+        pstrain__envelope__pack(&e.env, buf);
     pst_free(e.runs);
     pst_free(e.runp);
+    return len;
+}
+
+uint8_t *pb_msg_encode(const pb_msg *m, uint32_t protocol, uint64_t job, size_t *len) {
+    uint8_t small[PB_SMALL_HEADER];
+    *len = pb_msg_encode_to(m, protocol, job, small, sizeof small);
+    uint8_t *buf = pst_malloc(*len ? *len : 1);
+    if (*len <= sizeof small)
+        memcpy(buf, small, *len);
+    else
+        pb_msg_encode_to(m, protocol, job, buf, *len);
     return buf;
 }
 

@@ -13,6 +13,7 @@
 
 #define PB_PROTOCOL_VERSION 2 /* 2: messages name their part of the model */
 #define PB_MAX_HEADER 65536   /* bytes: a header is tens of bytes; more is hostile */
+#define PB_SMALL_HEADER 512   /* bytes: a buffer on the stack holds nearly every header */
 
 /* The message types (the values are pstrain.proto's Envelope body numbers). */
 typedef enum pb_kind {
@@ -197,6 +198,11 @@ typedef struct pb_msg {
 /* Encodes m as the header frame, with the protocol version `protocol` and the job's token:
  * an owned buffer of *len bytes (pst_free). Never fails (allocation aborts). */
 uint8_t *pb_msg_encode(const pb_msg *m, uint32_t protocol, uint64_t job, size_t *len);
+
+/* Encodes m as pb_msg_encode does, into buf when it holds the encoding (cap bytes or more).
+ * Returns the encoding's size in bytes: when that is over cap, buf is left untouched and the
+ * caller encodes again into a buffer of that size. Never fails. */
+size_t pb_msg_encode_to(const pb_msg *m, uint32_t protocol, uint64_t job, uint8_t *buf, size_t cap);
 
 /* Decodes a header frame of len bytes into m (zeroed first), its protocol version and job
  * token. Returns PST_OK, or PST_ESTRANGER with why when the bytes are no pstrain header

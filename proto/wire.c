@@ -162,8 +162,12 @@ int pb_recv(void *sock, pb_peer *from, pb_msg *m, int flags, char *err, size_t e
  * frame when payload is non-NULL (which this takes: sent or closed). */
 static int send_msg(void *sock, const pb_peer *to, const pb_msg *m, zmq_msg_t *payload, char *err,
                     size_t errlen) {
-    size_t len;
-    uint8_t *buf = pb_msg_encode(m, PB_PROTOCOL_VERSION, job_token, &len);
+    uint8_t small[PB_SMALL_HEADER], *heap = NULL, *buf = small;
+    const size_t len = pb_msg_encode_to(m, PB_PROTOCOL_VERSION, job_token, small, sizeof small);
+    if (len > sizeof small) { /* a header of many parts, rows or runs: the heap */
+        buf = heap = pst_malloc(len);
+        pb_msg_encode_to(m, PB_PROTOCOL_VERSION, job_token, heap, len);
+    }
     int rc = 0;
     if (to && zmq_send(sock, to->id, to->len, ZMQ_SNDMORE) < 0)
         rc = -1;
@@ -173,7 +177,7 @@ static int send_msg(void *sock, const pb_peer *to, const pb_msg *m, zmq_msg_t *p
         rc = -1;
         zmq_msg_close(payload); /* a sent message is ZeroMQ's; an unsent one is still ours */
     }
-    pst_free(buf);
+    pst_free(heap);
     if (rc < 0)
         return pst_err(err, errlen, PST_ESOCKET, "send: %s", zmq_strerror(errno));
     return PST_OK;

@@ -240,7 +240,8 @@ static int take_push(ps_server *s, const pb_peer *from, pb_msg *m) {
         pt->base[i] = p->base_version;
         ps_apply_complete_clocks(s, pt, k);
     }
-    s->st.bytes_in += sizeof(float) * (p->nrows ? (uint64_t)pb_push_floats(p) : cnt);
+    /* a sparse push's payload: pb_recv has checked it holds exactly its rows' floats */
+    s->st.bytes_in += p->nrows ? (uint64_t)m->payload_bytes : sizeof(float) * cnt;
     pt->peers[p->worker_id].chunks_pushed += (uint64_t)(k1 - k0 + 1);
     if (p->stop && p->step + 1 < pt->stop_at) /* answers after this step say stopping */
         pt->stop_at = p->step + 1;

@@ -30,7 +30,7 @@ typedef struct peer {
     pb_peer from; /* where to answer */
     int said_hello, said_goodbye;
     double heard; /* when anything last came from it (or its deadline to start) */
-    int lost, failed;
+    int lost;
 } peer;
 
 /* A peer's standing with one part. */

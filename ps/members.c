@@ -29,6 +29,20 @@ static int same_parts(const ps_server *s, const pb_hello *h, char *why, size_t w
     return PST_OK;
 }
 
+/* Forgets the pulls worker w has queued: its pending ones and their counts in every part
+ * (its connection is new, or it is gone: nobody is left to answer). */
+static void forget_pulls(ps_server *s, uint32_t w) {
+    int kept = 0;
+    for (int i = 0; i < s->npending; i++)
+        if (s->pending[i].worker_id != w)
+            s->pending[kept++] = s->pending[i];
+    s->npending = kept;
+    for (int q = 0; q < s->nparts; q++) {
+        s->parts[q].peers[w].waiting = 0;
+        s->parts[q].peers[w].snapshot_waiting = 0;
+    }
+}
+
 int ps_on_hello(ps_server *s, const pb_peer *from, pb_msg *m, char *err, size_t errlen) {
     const pb_hello *h = &m->hello;
     const eng_layout *lay = &s->cfg.model->layout;
@@ -58,11 +72,7 @@ int ps_on_hello(ps_server *s, const pb_peer *from, pb_msg *m, char *err, size_t 
     p->said_hello = 1;
     /* A worker that says hello again has a new connection: a pull its old one left waiting
      * has nobody to answer to. */
-    int kept = 0;
-    for (int i = 0; i < s->npending; i++)
-        if (s->pending[i].worker_id != h->worker_id)
-            s->pending[kept++] = s->pending[i];
-    s->npending = kept;
+    forget_pulls(s, h->worker_id);
     pb_msg r = {.kind = PB_HELLO_REPLY,
                 .hello_reply = {.server_id = (uint32_t)s->cfg.server_id,
                                 .nparts = (size_t)s->nparts,
@@ -70,8 +80,6 @@ int ps_on_hello(ps_server *s, const pb_peer *from, pb_msg *m, char *err, size_t 
                                 .chunk = s->cfg.chunk}};
     for (int q = 0; q < s->nparts; q++) {
         ps_part *pt = &s->parts[q];
-        pt->peers[h->worker_id].waiting = 0;
-        pt->peers[h->worker_id].snapshot_waiting = 0;
         r.hello_reply.shards[q] = (pb_slice){pt->lo, pt->n};
     }
     return pb_send(s->sock, from, &r, NULL, 0, err, errlen);
@@ -136,14 +144,8 @@ int ps_drop_worker(ps_server *s, int w, const char *why, char *err, size_t errle
                 pt->have[i] = 0;
                 pb_frame_free(&pt->held[i]);
             }
-        pt->peers[w].waiting = 0;
-        pt->peers[w].snapshot_waiting = 0;
     }
-    int kept = 0;
-    for (int i = 0; i < s->npending; i++)
-        if (s->pending[i].worker_id != (uint32_t)w)
-            s->pending[kept++] = s->pending[i];
-    s->npending = kept;
+    forget_pulls(s, (uint32_t)w);
     if (s->red_have[w]) {
         s->red_have[w] = 0;
         s->red_count--;

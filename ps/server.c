@@ -17,10 +17,6 @@ int ps_mode_parse(const char *name) {
     return -1;
 }
 
-const char *ps_mode_name(ps_mode mode) {
-    return mode == PS_SYNC ? "sync" : mode == PS_ASYNC ? "async" : "ssp";
-}
-
 static int bind_socket(ps_server *s, char *err, size_t errlen) {
     const ps_config *c = &s->cfg;
     char addr[160];
@@ -220,20 +216,12 @@ void ps_server_free(ps_server **ps) {
 
 const char *ps_server_endpoint(const ps_server *s) { return s->endpoint; }
 const ps_stats *ps_server_stats(const ps_server *s) { return &s->st; }
-int ps_server_parts(const ps_server *s) { return s->nparts; }
 
 uint64_t ps_server_pushes_from(const ps_server *s, int w) {
     uint64_t n = 0;
     for (int p = 0; w >= 0 && w < s->W && p < s->nparts; p++)
         n += s->parts[p].peers[w].pushes;
     return n;
-}
-
-const float *ps_server_weights(const ps_server *s, int part, size_t *lo, size_t *n) {
-    PST_ASSERT(part >= 0 && part < s->nparts, "part %d of %d", part, s->nparts);
-    *lo = s->parts[part].lo;
-    *n = s->parts[part].n;
-    return s->parts[part].w;
 }
 
 int ps_server_poll(ps_server *s, int timeout_ms, char *err, size_t errlen) {

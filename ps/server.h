@@ -122,13 +122,8 @@ int ps_server_lost(const ps_server *s);
 const ps_stats *ps_server_stats(const ps_server *s);
 /* Whole pushes received from worker w (one per part and step). */
 uint64_t ps_server_pushes_from(const ps_server *s, int w);
-/* The parts it serves. */
-int ps_server_parts(const ps_server *s);
-/* Part part's shard's current weights ([lo, lo + n) of the part's vector). */
-const float *ps_server_weights(const ps_server *s, int part, size_t *lo, size_t *n);
 
 /* Parses "sync", "async", "ssp"; -1 otherwise. */
 int ps_mode_parse(const char *name);
-const char *ps_mode_name(ps_mode mode);
 
 #endif

@@ -144,7 +144,6 @@ wk_client *wk_client_new(const char *const *endpoints, int P, int worker_id, int
     c->worker_id = worker_id;
     c->W = num_workers;
     c->nparts = m->nparts;
-    c->model = m;
     c->timeout_ms = (int)(timeout_s * 1000.0);
     c->srv = pst_calloc((size_t)P, sizeof *c->srv);
     c->members = pst_calloc((size_t)num_workers, sizeof *c->members);

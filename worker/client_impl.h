@@ -46,7 +46,6 @@ typedef struct part_step {
 struct wk_client {
     void *ctx;
     int P, worker_id, W, nparts;
-    const eng_model *model;
     int timeout_ms;
     server_conn *srv;
     part_step parts[ENG_MAX_PARTS];
