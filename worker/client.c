@@ -70,9 +70,11 @@ int wk_client_recv(wk_client *c, int s, pb_msg *m, pb_kind want, int part, int w
         if (ready < 0)
             return pst_err(err, errlen, PST_ESOCKET, "server %d at %s: %s", s, sc->endpoint,
                            zmq_strerror(errno));
-        if (ready == 0)
+        if (ready == 0) {
+            c->timed_out = 1;
             return pst_err(err, errlen, PST_EPEER, "server %d at %s: no answer in %g s", s,
                            sc->endpoint, c->timeout_ms / 1000.0);
+        }
         char why[256];
         const int rc = pb_recv(sc->sock, NULL, m, 0, why, sizeof why);
         if (rc == PST_ESOCKET)
@@ -100,8 +102,9 @@ int wk_client_recv(wk_client *c, int s, pb_msg *m, pb_kind want, int part, int w
 static int take_hello(wk_client *c, int s, char *err, size_t errlen) {
     server_conn *sc = &c->srv[s];
     pb_msg r;
+    c->timed_out = 0;
     int rc = wk_client_recv(c, s, &r, PB_HELLO_REPLY, 0, 1, err, errlen);
-    if (rc == PST_EPEER && strstr(err, "no answer")) {
+    if (rc == PST_EPEER && c->timed_out) { /* not a refusal nor a lost heartbeat: silence */
         char host[256] = "?", why[512];
         gethostname(host, sizeof host);
         host[sizeof host - 1] = '\0';

@@ -47,6 +47,7 @@ struct wk_client {
     void *ctx;
     int P, worker_id, W, nparts;
     int timeout_ms;
+    int timed_out; /* the last wk_client_recv ended at its deadline with nothing from its server */
     server_conn *srv;
     part_step parts[ENG_MAX_PARTS];
     float *row_vals;   /* a sparse push's payload: the rows' values */
