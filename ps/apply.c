@@ -102,7 +102,6 @@ static void apply(ps_server *s, ps_part *pt, int k, const float *const *src, siz
     pt->apply_stride = stride;
     pt->apply_nsrc = nsrc;
     pt->apply_k = k;
-    pt->apply_threads = eng_pool_size(s->pool);
     eng_pool_run(s->pool, apply_range, pt);
     pt->cver[k]++;
     if (k == 0) /* a shard's update counts once (per part) */

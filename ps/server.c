@@ -68,7 +68,7 @@ static void find_state(ps_part *pt) {
 }
 
 /* Part p's shard, chunks, optimizer and clocks, its weights initialised from its seed. */
-static int part_init(ps_server *s, int p, char *err, size_t errlen) {
+static void part_init(ps_server *s, int p) {
     const ps_part_cfg *pc = &s->cfg.parts[p];
     ps_part *pt = &s->parts[p];
     const size_t W = (size_t)s->W;
@@ -86,9 +86,8 @@ static int part_init(ps_server *s, int p, char *err, size_t errlen) {
     pt->scratch = pst_alloc(sizeof(float) * n1);
     pt->cver = pst_calloc((size_t)pt->C, sizeof *pt->cver);
     pt->peers = pst_calloc(W, sizeof *pt->peers);
-    pt->apply_threads = s->cfg.threads > 0 ? s->cfg.threads : 1;
-    if (!(pt->opt = eng_optim_new(&pc->optim, pt->n)))
-        return pst_err(err, errlen, PST_EIO, "server %d: out of memory", s->cfg.server_id);
+    pt->apply_threads = eng_pool_size(s->pool);
+    pt->opt = eng_optim_new(&pc->optim, pt->n);
     if (s->slots) {
         pt->grads = pst_alloc(sizeof(float) * (size_t)s->slots * W * n1);
         pt->have = pst_calloc(cells, 1);
@@ -104,7 +103,6 @@ static int part_init(ps_server *s, int p, char *err, size_t errlen) {
     eng_model_init_params(pc->model, full, pc->seed);
     memcpy(pt->w, full + pt->lo, sizeof(float) * pt->n);
     pst_free(full);
-    return PST_OK;
 }
 
 static void part_free(ps_server *s, ps_part *pt) {
@@ -147,20 +145,18 @@ ps_server *ps_server_new(const ps_config *cfg, char *err, size_t errlen) {
     s->red_acc = pst_calloc(PS_REDUCE_MAX, sizeof *s->red_acc);
     s->red_ids = pst_calloc((size_t)s->W, sizeof *s->red_ids);
     size_t queue = 0;
-    for (int p = 0; p < s->nparts; p++) {
-        if (part_init(s, p, err, errlen) != PST_OK) {
-            ps_server_free(&s);
-            return NULL;
-        }
-        queue += (size_t)s->parts[p].C + 1;
-    }
-    s->pending = pst_calloc((size_t)s->W * queue, sizeof *s->pending);
+    /* first: each part splits its updates over the pool's threads */
     if (!(s->pool = eng_pool_new(cfg->threads > 0 ? cfg->threads : 1))) {
         pst_err(err, errlen, PST_EIO, "server %d: cannot start %d threads", cfg->server_id,
                 cfg->threads);
         ps_server_free(&s);
         return NULL;
     }
+    for (int p = 0; p < s->nparts; p++) {
+        part_init(s, p);
+        queue += (size_t)s->parts[p].C + 1;
+    }
+    s->pending = pst_calloc((size_t)s->W * queue, sizeof *s->pending);
 
     s->ctx = zmq_ctx_new();
     s->sock = s->ctx ? zmq_socket(s->ctx, ZMQ_ROUTER) : NULL;
