@@ -40,6 +40,10 @@ typedef struct wk_opts {
     char resume[WK_PATH_MAX];         /* FILE, DIR (its latest) or "auto"; empty: fresh */
     char log_level[8];                /* quiet | info | debug */
     int dense_pushes;                 /* push an embedding's whole gradient, not its rows */
+    char wire[8];                     /* fp32 | bf16 | fp16: pushes' and pull answers' values */
+    char compress[32];                /* none | topk:F */
+    double topk;                      /* --compress topk:F's F; 0: none */
+    double simulate_ms; /* > 0: each step waits this long instead of computing (the lab) */
     /* GANs (a model with parts) */
     char gen_optim[128], disc_optim[128]; /* eng_optim_parse specs of each network's optimizer */
     char samples[WK_PATH_MAX];            /* a grid of generated digits per epoch; empty: none */

@@ -2,6 +2,7 @@
 #include "worker/task.h"
 
 #include "engine/base/base.h"
+#include "worker/simulate.h"
 #include "worker/vocab.h"
 
 #include <stdio.h>
@@ -15,6 +16,7 @@ typedef struct classifier {
     wk_touched rows;    /* a text model's: pushes carry the rows a batch used */
     /* the net's gradients-ready calls, turned into early sends of the step's chunks */
     wk_store *store;
+    wk_sim *sim; /* --simulate-compute: steps played back, not computed; NULL: real steps */
     int early_rc;
     char *err;
     size_t errlen;
@@ -67,6 +69,7 @@ static int classifier_open(wk_task **t, const wk_run *r, char *err, size_t errle
 static void classifier_close(wk_task *t) {
     classifier *c = (classifier *)t;
     wk_touched_free(&c->rows);
+    free(c->sim);
     eng_net_free(&c->net);
     free(c);
 }
@@ -78,13 +81,20 @@ static eng_net *classifier_net(wk_task *t, int part) {
 
 static void send_ready(void *ctx, size_t lo) {
     classifier *c = ctx;
-    if (c->early_rc == PST_OK)
+    if (c->sim && !wk_sim_playing(c->sim))
+        wk_sim_note(c->sim, lo);
+    if (c->store && c->early_rc == PST_OK)
         c->early_rc = wk_store_ready(c->store, 0, lo, c->err, c->errlen);
 }
 
 static int classifier_start(wk_task *t, const wk_run *r, char *err, size_t errlen) {
     (void)err, (void)errlen;
     classifier *c = (classifier *)t;
+    if (r->o->simulate_ms > 0) {
+        c->sim = pst_malloc(sizeof *c->sim);
+        wk_sim_init(c->sim, r->o->simulate_ms);
+        eng_net_on_grads_ready(c->net, send_ready, c);
+    }
     if (!wk_store_remote(r->store))
         return PST_OK;
     /* A layer's gradients go to the servers as soon as backward has finished them, while the
@@ -130,7 +140,16 @@ static int classifier_step(wk_task *t, const wk_run *r, int B, uint64_t key, cha
     }
     c->err = err;
     c->errlen = errlen;
+    if (c->sim && wk_sim_playing(c->sim)) { /* the lab: the last real gradient, sent in time */
+        wk_sim_step(c->sim, send_ready, c);
+        c->st.count += B;
+        return c->early_rc;
+    }
+    if (c->sim)
+        wk_sim_begin(c->sim);
     eng_net_train_step(c->net, r->x, r->labels, B, key, &c->st);
+    if (c->sim)
+        wk_sim_end(c->sim);
     return c->early_rc;
 }
 

@@ -25,6 +25,8 @@ void cmd_config_defaults(cmd_config *c) {
     snprintf(o->mode, sizeof o->mode, "sync");
     o->staleness = 2;
     o->chunk = 0;
+    snprintf(o->wire, sizeof o->wire, "fp32");
+    snprintf(o->compress, sizeof o->compress, "none");
     o->timeout = 60.0;
     o->peer_timeout = 30.0;
     snprintf(o->secure, sizeof o->secure, "auto");
@@ -91,6 +93,30 @@ static int check_parts(wk_opts *o, const eng_model_def *def, char *err, size_t e
     return PST_OK;
 }
 
+/* --wire, --compress and --simulate-compute. */
+static int check_wire(wk_opts *o, const eng_model_def *def, char *err, size_t errlen) {
+    if (!one_of(o->wire, (const char *const[]){"fp32", "bf16", "fp16", NULL}))
+        return pst_err(err, errlen, PST_EARG, "--wire: expected fp32, bf16 or fp16, got '%s'",
+                       o->wire);
+    o->topk = 0.0;
+    if (strcmp(o->compress, "none") != 0) {
+        double f;
+        int used = 0;
+        if (sscanf(o->compress, "topk:%lf%n", &f, &used) != 1 || used != (int)strlen(o->compress) ||
+            !(f > 0.0 && f <= 1.0))
+            return pst_err(err, errlen, PST_EARG,
+                           "--compress: expected none or topk:F with 0 < F <= 1, got '%s'",
+                           o->compress);
+        o->topk = f;
+    }
+    if (o->simulate_ms > 0 && def->parts)
+        return pst_err(err, errlen, PST_EARG,
+                       "--simulate-compute: only for a classifier, not %s (a GAN's step is two "
+                       "networks')",
+                       o->model);
+    return PST_OK;
+}
+
 /* train's flags, checked in the order a person reads them (the first problem is the one
  * said): the worker's and the servers' together. */
 static int check_train(cmd_config *c, char *err, size_t errlen) {
@@ -131,6 +157,8 @@ static int check_train(cmd_config *c, char *err, size_t errlen) {
                            s->port_range);
     }
     if ((rc = check_parts(o, def, err, errlen)) != PST_OK)
+        return rc;
+    if ((rc = check_wire(o, def, err, errlen)) != PST_OK)
         return rc;
     if (strcmp(o->optimizer, "adam") == 0 && (o->clipvalue > 0 || o->decay > 0))
         return pst_err(err, errlen, PST_EARG, "--clipvalue/--decay: only with --optimizer rmsprop");

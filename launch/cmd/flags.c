@@ -78,6 +78,17 @@ const cmd_flag cmd_flags[] = {
      "between layers: a worker sends a layer's gradient as soon as backward has finished it"},
     {"dense-pushes", CMD_F_FLAG, NUM(worker.dense_pushes), 0, 0, TRAIN, NULL,
      "push an embedding's whole gradient, not just the rows a batch used (to compare)"},
+    {"wire", CMD_F_STR, STR(worker.wire), 0, 0, TRAIN, "fp32|bf16|fp16",
+     "the values' type in pushes and pull answers (default fp32). bf16 and fp16 halve the bytes; "
+     "pulls then send each worker the change since its last pull, so no update is lost to "
+     "rounding. Checkpoints and optimizer state stay fp32"},
+    {"compress", CMD_F_STR, STR(worker.compress), 0, 0, TRAIN, "none|topk:F",
+     "topk:F sends only the largest fraction F of each push and of each pull's change, keeping "
+     "what was not sent for the next step (error feedback) (default none)"},
+    {"simulate-compute", CMD_F_REAL, NUM(worker.simulate_ms), 0, 1e6, TRAIN, "MS",
+     "the scaling lab (tests/scale): a classifier's steps do no arithmetic but wait MS "
+     "milliseconds, sending each layer's gradient when a real step would (measured on 3 real "
+     "steps at start)"},
     {"dry-run", CMD_F_FLAG, NUM(args.dry_run), 0, 0, TRAIN, NULL,
      "check the flags, the data, the checkpoint to resume from and the paths to write, say what "
      "would run, and exit (0, or 2 with the first problem); launch/ scripts run it before mpirun"},
