@@ -329,6 +329,7 @@ void pb_wire_encode_ef(pb_wire w, float *acc, size_t n, void *out) {
 /* --- Top-k. --- */
 
 #define SAMPLE_MIN 4096 /* entries: fewer gives a noisy quantile */
+#define SAMPLE_HITS 32  /* sampled entries above the quantile, where n / 8 allows */
 #define BLOCK 16        /* entries tested at once for any above the threshold */
 
 /* |x| as an integer that orders like it (non-negative floats order as their bits), with
@@ -459,7 +460,13 @@ size_t pb_topk_encode(pb_wire w, double frac, float *acc, size_t n, void *out) {
 
     /* The threshold: the k-th largest key of all of acc when n is small or everything is
      * wanted, else the same quantile of a strided sample. */
-    const size_t want = n / 100 > SAMPLE_MIN ? n / 100 : SAMPLE_MIN;
+    /* 1% of acc, at least SAMPLE_MIN, and enough for SAMPLE_HITS of the sample to be above
+     * the quantile (a small frac), unless that is over n / 8: the count's relative error is
+     * about 1 / sqrt(hits). */
+    size_t want = n / 100 > SAMPLE_MIN ? n / 100 : SAMPLE_MIN;
+    const double for_hits = SAMPLE_HITS / frac;
+    if (for_hits > (double)want)
+        want = for_hits < (double)(n / 8) ? (size_t)for_hits : n / 8 > want ? n / 8 : want;
     const size_t stride = want >= n / 2 ? 1 : n / want;
     const size_t s = n / stride;
     const size_t ks = ceil_frac(frac, s);
