@@ -467,6 +467,27 @@ static void topk_chooses_the_largest(void **state) {
             }
 }
 
+/* A sample that misleads: large distinct values at odd indices, tiny ones at even indices,
+ * where the sample (at an even stride for this n) sees only tiny ones. Its threshold lets
+ * every large value through, far over the cap: exactly k, the largest, are kept. */
+static void topk_cut_when_the_sample_misleads(void **state) {
+    (void)state;
+    enum { N = 100000 };
+    float *x = random_floats(N, 51), *acc = malloc(N * sizeof *acc);
+    assert_non_null(acc);
+    for (size_t i = 0; i < N; i++)
+        x[i] = i % 2 ? 1.0f + fabsf(x[i]) : x[i] * 1e-6f;
+    for (size_t wi = 0; wi < 3; wi++) {
+        memcpy(acc, x, sizeof(float) * N);
+        topk_run r = run_topk(all_wires[wi], 0.01, acc, N);
+        assert_int_equal(r.nnz, 1000);
+        check_topk(all_wires[wi], x, acc, N, &r);
+        topk_run_free(&r);
+    }
+    free(x);
+    free(acc);
+}
+
 /* Ties: all equal magnitudes, too many over any threshold: exactly k, the lowest indices. */
 static void topk_ties_go_to_the_lowest_index(void **state) {
     (void)state;
@@ -562,9 +583,10 @@ static void topk_sends_nans(void **state) {
             assert_true(r.sent[77] == INFINITY && acc[77] == 0.0f);
         topk_run_free(&r);
     }
-    /* more NaNs than the cap: k of them, the lowest indices */
+    /* more NaNs than the cap: k of them, the lowest indices, whatever their payloads */
+    const uint32_t nans[] = {0x7f800001, 0xffc00000, 0x7fffffff, 0x7fc00000};
     for (size_t i = 0; i < N; i += 2)
-        x[i] = NAN;
+        x[i] = from_bits(nans[(i / 2) % 4]);
     memcpy(acc, x, sizeof(float) * N);
     topk_run r = run_topk(PB_WIRE_BF16, 0.001, acc, N);
     assert_int_equal(r.nnz, 300);
@@ -731,6 +753,7 @@ int main(void) {
         cmocka_unit_test(dense_round_trips),
         cmocka_unit_test(dense_error_feedback),
         cmocka_unit_test(topk_chooses_the_largest),
+        cmocka_unit_test(topk_cut_when_the_sample_misleads),
         cmocka_unit_test(topk_ties_go_to_the_lowest_index),
         cmocka_unit_test(topk_zeros_and_frac_one),
         cmocka_unit_test(topk_sends_nans),
