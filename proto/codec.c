@@ -104,17 +104,17 @@ static inline uint16_t bf16_from_bits(uint32_t u) {
     return (uint16_t)((u & 0x7fffffffu) > 0x7f800000u ? nan : rounded);
 }
 
-static void bf16_encode(const float *x, size_t n, unsigned char *out) {
+static void bf16_encode(const float *restrict x, size_t n, unsigned char *restrict out) {
     for (size_t i = 0; i < n; i++)
         put16(out + 2 * i, bf16_from_bits(f2u(x[i])));
 }
 
-static void bf16_decode(const unsigned char *in, size_t n, float *y) {
+static void bf16_decode(const unsigned char *restrict in, size_t n, float *restrict y) {
     for (size_t i = 0; i < n; i++)
         y[i] = u2f((uint32_t)get16(in + 2 * i) << 16);
 }
 
-static void bf16_decode_add(const unsigned char *in, size_t n, float *y) {
+static void bf16_decode_add(const unsigned char *restrict in, size_t n, float *restrict y) {
     for (size_t i = 0; i < n; i++)
         y[i] += u2f((uint32_t)get16(in + 2 * i) << 16);
 }
@@ -155,12 +155,13 @@ float pb_fp16_to_float(uint16_t h) {
     return u2f(sign | ((e + 112) << 23) | (m << 13));
 }
 
-static void fp16_encode_portable(const float *x, size_t n, unsigned char *out) {
+static void fp16_encode_portable(const float *restrict x, size_t n, unsigned char *restrict out) {
     for (size_t i = 0; i < n; i++)
         put16(out + 2 * i, pb_fp16_from_float(x[i]));
 }
 
-static void fp16_decode_portable(const unsigned char *in, size_t n, float *y, int add) {
+static void fp16_decode_portable(const unsigned char *restrict in, size_t n, float *restrict y,
+                                 int add) {
     for (size_t i = 0; i < n; i++) {
         const float v = pb_fp16_to_float(get16(in + 2 * i));
         y[i] = add ? y[i] + v : v;
@@ -235,15 +236,30 @@ static void fp16_decode(const unsigned char *in, size_t n, float *y, int add) {
     fp16_decode_portable(in, n, y, add);
 }
 
-/* --- Dense. --- */
+/* --- Dense. The payload never overlaps the floats (restrict: the compiler need not check
+ * for overlap before it vectorises). Release builds (-O3) vectorise every loop here; GCC 12's
+ * -O2 leaves the bf16 encode and the residuals scalar, still over 1 G floats/s. --- */
+
+static void fp32_encode(const float *restrict x, size_t n, unsigned char *restrict out) {
+    for (size_t i = 0; i < n; i++)
+        put32(out + 4 * i, f2u(x[i]));
+}
+
+static void fp32_decode(const unsigned char *restrict in, size_t n, float *restrict y, int add) {
+    if (add)
+        for (size_t i = 0; i < n; i++)
+            y[i] += u2f(get32(in + 4 * i));
+    else
+        for (size_t i = 0; i < n; i++)
+            y[i] = u2f(get32(in + 4 * i));
+}
 
 void pb_wire_encode(pb_wire w, const float *x, size_t n, void *out) {
     check_wire(w);
     unsigned char *o = out;
     switch (w) {
     case PB_WIRE_FP32:
-        for (size_t i = 0; i < n; i++)
-            put32(o + 4 * i, f2u(x[i]));
+        fp32_encode(x, n, o);
         break;
     case PB_WIRE_BF16:
         bf16_encode(x, n, o);
@@ -259,8 +275,7 @@ void pb_wire_decode(pb_wire w, const void *in, size_t n, float *y) {
     const unsigned char *p = in;
     switch (w) {
     case PB_WIRE_FP32:
-        for (size_t i = 0; i < n; i++)
-            y[i] = u2f(get32(p + 4 * i));
+        fp32_decode(p, n, y, 0);
         break;
     case PB_WIRE_BF16:
         bf16_decode(p, n, y);
@@ -276,8 +291,7 @@ void pb_wire_decode_add(pb_wire w, const void *in, size_t n, float *y) {
     const unsigned char *p = in;
     switch (w) {
     case PB_WIRE_FP32:
-        for (size_t i = 0; i < n; i++)
-            y[i] += u2f(get32(p + 4 * i));
+        fp32_decode(p, n, y, 1);
         break;
     case PB_WIRE_BF16:
         bf16_decode_add(p, n, y);
@@ -292,7 +306,7 @@ void pb_wire_decode_add(pb_wire w, const void *in, size_t n, float *y) {
  * inf residual would poison every later message). Exact where d[i] is finite: d[i] is acc[i]
  * rounded to fewer bits, so the difference is representable (Sterbenz, or a multiple of
  * acc[i]'s ulp smaller than acc[i]). */
-static void residual(float *acc, const float *d, size_t n) {
+static void residual(float *restrict acc, const float *restrict d, size_t n) {
     for (size_t i = 0; i < n; i++) {
         const float r = acc[i] - d[i];
         acc[i] = (f2u(d[i]) & 0x7f800000u) != 0x7f800000u ? r : 0.0f;
@@ -301,19 +315,20 @@ static void residual(float *acc, const float *d, size_t n) {
 
 void pb_wire_encode_ef(pb_wire w, float *acc, size_t n, void *out) {
     check_wire(w);
-    unsigned char *o = out;
+    unsigned char *restrict o = out;
     if (w == PB_WIRE_FP32) {
         pb_wire_encode(w, acc, n, o);
         memset(acc, 0, n * sizeof(float));
         return;
     }
     if (w == PB_WIRE_BF16) { /* fused: one pass */
+        float *restrict a = acc;
         for (size_t i = 0; i < n; i++) {
-            const uint16_t h = bf16_from_bits(f2u(acc[i]));
+            const uint16_t h = bf16_from_bits(f2u(a[i]));
             const float d = u2f((uint32_t)h << 16);
-            const float r = acc[i] - d;
+            const float r = a[i] - d;
             put16(o + 2 * i, h);
-            acc[i] = (h & 0x7f80u) != 0x7f80u ? r : 0.0f;
+            a[i] = (h & 0x7f80u) != 0x7f80u ? r : 0.0f;
         }
         return;
     }
