@@ -30,6 +30,7 @@ typedef struct enc {
         Pstrain__ReduceReply reduce_reply;
     };
     Pstrain__Slice slice;
+    Pstrain__Coding coding;
     Pstrain__Slice slices[PB_MAX_PARTS];
     Pstrain__Slice *slicep[PB_MAX_PARTS];
     Pstrain__PartDesc parts[PB_MAX_PARTS];
@@ -47,6 +48,21 @@ static Pstrain__Slice *slice_to(Pstrain__Slice *out, pb_slice s) {
 
 static pb_slice slice_from(const Pstrain__Slice *s) {
     return s ? (pb_slice){s->offset, s->count} : (pb_slice){0, 0};
+}
+
+/* A coding on the wire: none for fp32 dense, the default (the header stays as it was). */
+static Pstrain__Coding *coding_to(Pstrain__Coding *out, const pb_coding *c) {
+    if (!c->wire && !c->topk)
+        return NULL;
+    pstrain__coding__init(out);
+    out->wire = c->wire;
+    out->topk = c->topk != 0;
+    out->nnz = c->nnz;
+    return out;
+}
+
+static pb_coding coding_from(const Pstrain__Coding *c) {
+    return c ? (pb_coding){c->wire, c->topk, c->nnz} : (pb_coding){0, 0, 0};
 }
 
 static void hello_encode(const pb_msg *m, enc *e) {
@@ -126,6 +142,7 @@ static void push_encode(const pb_msg *m, enc *e) {
     e->push.n_rows = p->nrows;
     e->push.rows = (uint32_t *)p->rows;
     e->push.stop = p->stop != 0;
+    e->push.coding = coding_to(&e->coding, &p->coding);
     e->env.push = &e->push;
 }
 
@@ -142,7 +159,8 @@ static int push_decode(const Pstrain__Envelope *env, pb_msg *m, char *why, size_
                         .row_len = p->row_len,
                         .nrows = p->n_rows,
                         .rows = p->rows,
-                        .stop = p->stop};
+                        .stop = p->stop,
+                        .coding = coding_from(p->coding)};
     return PST_OK;
 }
 
@@ -155,6 +173,8 @@ static void pull_encode(const pb_msg *m, enc *e) {
     e->pull.slice = slice_to(&e->slice, p->slice);
     e->pull.n_pushes = p->npushes;
     e->pull.pushes = (uint64_t *)p->pushes;
+    e->pull.wire = p->wire;
+    e->pull.topk = p->topk;
     e->env.pull = &e->pull;
 }
 
@@ -166,7 +186,9 @@ static int pull_decode(const Pstrain__Envelope *env, pb_msg *m, char *why, size_
                         .min_version = p->min_version,
                         .slice = slice_from(p->slice),
                         .npushes = p->n_pushes,
-                        .pushes = p->pushes};
+                        .pushes = p->pushes,
+                        .wire = p->wire,
+                        .topk = p->topk};
     return PST_OK;
 }
 
@@ -177,6 +199,8 @@ static void pull_reply_encode(const pb_msg *m, enc *e) {
     e->pull_reply.version = r->version;
     e->pull_reply.slice = slice_to(&e->slice, r->slice);
     e->pull_reply.stopping = r->stopping != 0;
+    e->pull_reply.coding = coding_to(&e->coding, &r->coding);
+    e->pull_reply.delta = r->delta != 0;
     e->env.pull_reply = &e->pull_reply;
 }
 
@@ -187,7 +211,9 @@ static int pull_reply_decode(const Pstrain__Envelope *env, pb_msg *m, char *why,
     m->pull_reply = (pb_pull_reply){.part = r->part,
                                     .version = r->version,
                                     .slice = slice_from(r->slice),
-                                    .stopping = r->stopping};
+                                    .stopping = r->stopping,
+                                    .coding = coding_from(r->coding),
+                                    .delta = r->delta};
     return PST_OK;
 }
 

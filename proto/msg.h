@@ -11,7 +11,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define PB_PROTOCOL_VERSION 2 /* 2: messages name their part of the model */
+#define PB_PROTOCOL_VERSION 3 /* 2: messages name their part; 3: payloads carry a coding */
 #define PB_MAX_HEADER 65536   /* bytes: a header is tens of bytes; more is hostile */
 #define PB_SMALL_HEADER 512   /* bytes: a buffer on the stack holds nearly every header */
 
@@ -50,6 +50,15 @@ typedef struct pb_slice {
     uint64_t offset, count;
 } pb_slice;
 
+/* How a payload holds its values (pstrain.proto's Coding): wire, a pb_wire (proto/codec.h):
+ * the values' type; topk: nnz uint32 indices, then nnz values (else slice.count values, or a
+ * sparse push's rows). Zeroed: fp32, dense. */
+typedef struct pb_coding {
+    uint32_t wire;
+    int topk;
+    uint64_t nnz;
+} pb_coding;
+
 /* What a worker says of one part of its model in its hello. */
 typedef struct pb_part_desc {
     const char *name;
@@ -85,6 +94,7 @@ typedef struct pb_push {
     size_t nrows;
     const uint32_t *rows;
     int stop;
+    pb_coding coding;
 } pb_push;
 
 typedef struct pb_pull {
@@ -93,6 +103,8 @@ typedef struct pb_pull {
     pb_slice slice;
     size_t npushes; /* 0, or one per worker */
     const uint64_t *pushes;
+    uint32_t wire; /* the answer's values (a pb_wire); with topk > 0 or another wire than fp32, */
+    double topk;   /* a delta against the server's last answer to this worker */
 } pb_pull;
 
 typedef struct pb_pull_reply {
@@ -100,6 +112,8 @@ typedef struct pb_pull_reply {
     uint64_t version;
     pb_slice slice;
     int stopping;
+    pb_coding coding;
+    int delta; /* the payload is the change since this server's last answer to the worker */
 } pb_pull_reply;
 
 typedef struct pb_snapshot {
@@ -219,8 +233,9 @@ void pb_msg_clear(pb_msg *m);
 /* The kind's name, "push", for logs and refusals ("unknown" for others). */
 const char *pb_kind_name(pb_kind kind);
 
-/* Whether messages of this kind carry a payload frame after the header, and how many arrays
- * of slice.count floats it holds (a SnapshotReply: weights and nslots optimizer arrays). */
+/* Whether messages of this kind carry a payload frame after the header (its size: a
+ * SnapshotReply holds weights and nslots optimizer arrays of floats; a push or pull answer
+ * slice.count values of its coding, or its top-k entries or sparse rows). */
 int pb_kind_has_payload(pb_kind kind);
 
 /* The part [*a, *b) of row r of a sparse push's tensor (row_len floats a row from

@@ -1,6 +1,7 @@
 /* wire.c: framing pstrain messages on ZeroMQ sockets, and the checks on what arrives. */
 #include "proto/wire.h"
 
+#include "proto/codec.h"
 #include "proto/internal.h"
 
 #include <errno.h>
@@ -49,22 +50,63 @@ static pb_slice payload_slice(const pb_msg *m, uint64_t *arrays) {
     }
 }
 
-/* Checks the payload frame m has just received against its body. */
-static int check_payload(const pb_msg *m, char *err, size_t errlen) {
-    const size_t bytes = m->payload_bytes;
+/* Checks a push's or a pull answer's payload against its coding: the values' type, and the
+ * size of its top-k entries, sparse rows or dense slice (top-k indices are the decoder's to
+ * check, pb_topk_decode). */
+static int check_coded(const pb_msg *m, const pb_coding *cd, pb_slice slice, char *err,
+                       size_t errlen) {
+    const uint64_t bytes = m->payload_bytes;
     const char *name = pb_kind_name(m->kind);
-    if (m->kind == PB_PUSH && m->push.nrows > 0) {
+    if (cd->wire >= PB_WIRE_END)
+        return pst_err(err, errlen, PST_EMALFORMED,
+                       "%s.coding.wire: expected 0 (fp32), 1 (bf16) or 2 (fp16), got %u", name,
+                       cd->wire);
+    const uint64_t size = pb_wire_size((pb_wire)cd->wire);
+    const int rows = m->kind == PB_PUSH && m->push.nrows > 0;
+    if (cd->topk) {
+        if (rows)
+            return pst_err(err, errlen, PST_EMALFORMED, "push: top-k and rows in one push");
+        if (cd->nnz > slice.count)
+            return pst_err(err, errlen, PST_EMALFORMED,
+                           "%s.coding.nnz: %llu entries in a slice of %llu", name,
+                           (unsigned long long)cd->nnz, (unsigned long long)slice.count);
+        if (bytes != cd->nnz * (sizeof(uint32_t) + size))
+            return pst_err(err, errlen, PST_EMALFORMED,
+                           "%s: payload is %llu bytes, %llu top-k entries of %s take %llu", name,
+                           (unsigned long long)bytes, (unsigned long long)cd->nnz,
+                           pb_wire_name((pb_wire)cd->wire),
+                           (unsigned long long)(cd->nnz * (sizeof(uint32_t) + size)));
+        return PST_OK;
+    }
+    if (rows) {
         const int64_t want = pb_push_floats(&m->push);
         if (want < 0)
             return pst_err(
                 err, errlen, PST_EMALFORMED,
                 "push.rows: expected ascending rows of row_len >= 1 that meet the slice");
-        if (bytes != (uint64_t)want * sizeof(float))
+        if (bytes != (uint64_t)want * size)
             return pst_err(err, errlen, PST_EMALFORMED,
-                           "push: payload is %lld bytes, its %zu rows hold %lld floats",
-                           (long long)bytes, m->push.nrows, (long long)want);
+                           "push: payload is %llu bytes, its %zu rows hold %lld values of %s",
+                           (unsigned long long)bytes, m->push.nrows, (long long)want,
+                           pb_wire_name((pb_wire)cd->wire));
         return PST_OK;
     }
+    if (slice.count > (uint64_t)(SIZE_MAX / sizeof(float)) || bytes != slice.count * size)
+        return pst_err(err, errlen, PST_EMALFORMED,
+                       "%s: payload is %llu bytes, slice.count says %llu values of %s", name,
+                       (unsigned long long)bytes, (unsigned long long)slice.count,
+                       pb_wire_name((pb_wire)cd->wire));
+    return PST_OK;
+}
+
+/* Checks the payload frame m has just received against its body. */
+static int check_payload(const pb_msg *m, char *err, size_t errlen) {
+    const size_t bytes = m->payload_bytes;
+    const char *name = pb_kind_name(m->kind);
+    if (m->kind == PB_PUSH)
+        return check_coded(m, &m->push.coding, m->push.slice, err, errlen);
+    if (m->kind == PB_PULL_REPLY)
+        return check_coded(m, &m->pull_reply.coding, m->pull_reply.slice, err, errlen);
     uint64_t arrays;
     const pb_slice slice = payload_slice(m, &arrays);
     if (arrays > 3 || slice.count > (uint64_t)(SIZE_MAX / sizeof(float) / 3) ||
@@ -183,15 +225,21 @@ static int send_msg(void *sock, const pb_peer *to, const pb_msg *m, zmq_msg_t *p
     return PST_OK;
 }
 
-int pb_send(void *sock, const pb_peer *to, const pb_msg *m, const float *payload, size_t count,
-            char *err, size_t errlen) {
+int pb_send_bytes(void *sock, const pb_peer *to, const pb_msg *m, const void *payload, size_t bytes,
+                  char *err, size_t errlen) {
     zmq_msg_t msg;
     if (payload) {
-        if (zmq_msg_init_size(&msg, count * sizeof(float)) != 0)
+        if (zmq_msg_init_size(&msg, bytes) != 0)
             return pst_err(err, errlen, PST_ESOCKET, "send: %s", zmq_strerror(errno));
-        memcpy(zmq_msg_data(&msg), payload, count * sizeof(float));
+        if (bytes)
+            memcpy(zmq_msg_data(&msg), payload, bytes);
     }
     return send_msg(sock, to, m, payload ? &msg : NULL, err, errlen);
+}
+
+int pb_send(void *sock, const pb_peer *to, const pb_msg *m, const float *payload, size_t count,
+            char *err, size_t errlen) {
+    return pb_send_bytes(sock, to, m, payload, count * sizeof(float), err, errlen);
 }
 
 int pb_send_borrowed(void *sock, const pb_msg *m, const float *payload, size_t count,

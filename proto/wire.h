@@ -44,6 +44,10 @@ int pb_recv(void *sock, pb_peer *from, pb_msg *m, int flags, char *err, size_t e
 int pb_send(void *sock, const pb_peer *to, const pb_msg *m, const float *payload, size_t count,
             char *err, size_t errlen);
 
+/* pb_send with a payload of any bytes (a coded one: proto/codec.h), copied. */
+int pb_send_bytes(void *sock, const pb_peer *to, const pb_msg *m, const void *payload, size_t bytes,
+                  char *err, size_t errlen);
+
 /* pb_send (on a DEALER) without the payload's copy: ZeroMQ sends from payload itself, which
  * must stay unchanged until done(payload, hint) is called from ZeroMQ's I/O thread (on
  * failure too). */

@@ -3,6 +3,7 @@
 #include "ps/internal.h"
 
 #include "engine/base/base.h"
+#include "proto/codec.h"
 #include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
@@ -156,15 +157,35 @@ static const float *payload_floats(const pb_msg *m, float *copy, size_t n) {
 static const float *sparse_floats(const pb_msg *m, float *copy) {
     const pb_push *p = &m->push;
     const uint64_t lo = p->slice.offset, hi = lo + p->slice.count;
+    const pb_wire wire = (pb_wire)p->coding.wire;
     const char *src = m->payload;
     memset(copy, 0, sizeof(float) * p->slice.count);
     for (size_t i = 0; i < p->nrows; i++) {
         uint64_t a, b;
         pb_row_part(p->rows_from, p->row_len, p->rows[i], lo, hi, &a, &b);
-        memcpy(copy + (a - lo), src, sizeof(float) * (b - a));
-        src += sizeof(float) * (b - a);
+        pb_wire_decode(wire, src, (size_t)(b - a), copy + (a - lo));
+        src += pb_wire_size(wire) * (b - a);
     }
     return copy;
+}
+
+/* A push's gradient as floats: its payload in place (fp32, dense and aligned), or decoded
+ * into copy (rows, bf16, fp16, top-k). NULL with why when a top-k payload's indices are bad. */
+static const float *push_floats(const pb_msg *m, float *copy, char *why, size_t whylen) {
+    const pb_push *p = &m->push;
+    const size_t n = (size_t)p->slice.count;
+    if (p->coding.topk)
+        return pb_topk_decode((pb_wire)p->coding.wire, m->payload, (size_t)p->coding.nnz, n, copy,
+                              0, why, whylen) == PST_OK
+                   ? copy
+                   : NULL;
+    if (p->nrows)
+        return sparse_floats(m, copy);
+    if (p->coding.wire != PB_WIRE_FP32) {
+        pb_wire_decode((pb_wire)p->coding.wire, m->payload, n, copy);
+        return copy;
+    }
+    return payload_floats(m, copy, n);
 }
 
 static int take_push(ps_server *s, const pb_peer *from, pb_msg *m) {
@@ -213,7 +234,9 @@ static int take_push(ps_server *s, const pb_peer *from, pb_msg *m) {
     float *copy = s->cfg.mode == PS_ASYNC
                       ? pt->scratch + plo
                       : pt->grads + (slot * (size_t)s->W + p->worker_id) * pt->n + plo;
-    const float *g = p->nrows ? sparse_floats(m, copy) : payload_floats(m, copy, (size_t)cnt);
+    const float *g = push_floats(m, copy, why, sizeof why);
+    if (!g)
+        return ps_refuse(s, from, PB_ERR_MALFORMED, why);
     for (int k = k0; k <= k1; k++) {
         const float *gk = g + (pt->chunks.start[k] - (size_t)off);
         if (s->cfg.mode == PS_ASYNC) {
@@ -239,8 +262,8 @@ static int take_push(ps_server *s, const pb_peer *from, pb_msg *m) {
         pt->base[i] = p->base_version;
         ps_apply_complete_clocks(s, pt, k);
     }
-    /* a sparse push's payload: pb_recv has checked it holds exactly its rows' floats */
-    s->st.bytes_in += p->nrows ? (uint64_t)m->payload_bytes : sizeof(float) * cnt;
+    /* pb_recv has checked the payload's size against the push's rows or coding */
+    s->st.bytes_in += (uint64_t)m->payload_bytes;
     pt->peers[p->worker_id].chunks_pushed += (uint64_t)(k1 - k0 + 1);
     if (p->stop && p->step + 1 < pt->stop_at) /* answers after this step say stopping */
         pt->stop_at = p->step + 1;

@@ -22,8 +22,10 @@ typedef struct pending_pull {
     int part;
     uint64_t min_version, offset, count; /* offset: of the part's vector */
     uint32_t worker_id;
-    int snapshot; /* a SnapshotRequest: the part's whole shard and its optimizer state */
-    int settle;   /* also wait until every counted worker has pushed need[w] steps */
+    int snapshot;  /* a SnapshotRequest: the part's whole shard and its optimizer state */
+    int settle;    /* also wait until every counted worker has pushed need[w] steps */
+    uint32_t wire; /* the answer's coding (a pb_wire, and top-k's fraction; 0: dense) */
+    double topk;
 } pending_pull;
 
 typedef struct peer {
@@ -40,6 +42,11 @@ typedef struct peer_part {
     uint64_t pushes;        /* whole steps pushed */
     uint64_t chunks_pushed; /* chunks received: a whole step is C of them */
     uint64_t need;          /* whole steps it must have pushed for a settled pull */
+    /* Coded pulls (--wire bf16|fp16, --compress): what this worker has of the shard, as the
+     * sum of what was sent it; a coded answer is the change since, and what it leaves out
+     * stays in w - view for the next. */
+    float *view;     /* (n), or NULL until the worker's first coded pull */
+    uint8_t *viewed; /* (C): view holds chunk k (it was sent whole once) */
 } peer_part;
 
 /* One part of the model (a classifier's whole vector, a GAN's generator or discriminator):
@@ -104,6 +111,8 @@ struct ps_server {
     double *red_vals;  /* (W, PS_REDUCE_MAX) */
     double *red_acc;   /* (PS_REDUCE_MAX): the answer */
     uint32_t *red_ids; /* (W) */
+    float *acc;        /* (the largest shard): a coded answer's change, then what it left out */
+    uint8_t *coded;    /* (8 x the largest shard bytes): a coded payload */
     ps_stats st;
 };
 

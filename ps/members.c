@@ -30,7 +30,8 @@ static int same_parts(const ps_server *s, const pb_hello *h, char *why, size_t w
 }
 
 /* Forgets the pulls worker w has queued: its pending ones and their counts in every part
- * (its connection is new, or it is gone: nobody is left to answer). */
+ * (its connection is new, or it is gone: nobody is left to answer), and what it was sent:
+ * its next coded pulls start from the weights. */
 static void forget_pulls(ps_server *s, uint32_t w) {
     int kept = 0;
     for (int i = 0; i < s->npending; i++)
@@ -38,8 +39,11 @@ static void forget_pulls(ps_server *s, uint32_t w) {
             s->pending[kept++] = s->pending[i];
     s->npending = kept;
     for (int q = 0; q < s->nparts; q++) {
-        s->parts[q].peers[w].waiting = 0;
-        s->parts[q].peers[w].snapshot_waiting = 0;
+        peer_part *pr = &s->parts[q].peers[w];
+        pr->waiting = 0;
+        pr->snapshot_waiting = 0;
+        if (pr->viewed)
+            memset(pr->viewed, 0, (size_t)s->parts[q].C);
     }
 }
 

@@ -1,21 +1,91 @@
-/* pull.c: pulls of the weights: answered at once, or queued until their version is reached. */
+/* pull.c: pulls of the weights: answered at once, or queued until their version is reached;
+ * as the weights in fp32, or coded (bf16, fp16, top-k) as the change since the last answer
+ * to that worker. */
 #include "ps/internal.h"
 
 #include "engine/base/base.h"
+#include "proto/codec.h"
 #include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
 
-/* The weights [offset, offset + count) to `to`, with their version. */
-static int send_weights(ps_server *s, const ps_part *pt, const pb_peer *to, uint64_t offset,
-                        uint64_t count, char *err, size_t errlen) {
+/* Whether [offset, offset + count) is a run of whole chunks that worker w's view holds (a
+ * coded answer can be made of it). */
+static int viewed(const ps_part *pt, const peer_part *pr, uint64_t offset, uint64_t count) {
+    const int k0 = eng_chunks_find(&pt->chunks, offset);
+    const int k1 = eng_chunks_find(&pt->chunks, offset + count - 1);
+    if (pt->chunks.start[k0] != offset || pt->chunks.start[k1 + 1] != offset + count)
+        return 0;
+    for (int k = k0; k <= k1; k++)
+        if (!pr->viewed[k])
+            return 0;
+    return 1;
+}
+
+/* The worker is sent the weights of [offset, offset + count) as they are: its view of them,
+ * and of the chunks that lie wholly inside. */
+static void view_sent(ps_part *pt, peer_part *pr, uint64_t offset, uint64_t count) {
+    const size_t at = (size_t)(offset - pt->lo);
+    memcpy(pr->view + at, pt->w + at, sizeof(float) * count);
+    for (int k = eng_chunks_find(&pt->chunks, offset); k < pt->C; k++) {
+        if (pt->chunks.start[k + 1] > offset + count)
+            break;
+        if (pt->chunks.start[k] >= offset)
+            pr->viewed[k] = 1;
+    }
+}
+
+/* The coded change of [offset, offset + count) since worker w's view, into s->coded: its
+ * bytes, r's coding, and the view moved by exactly what the worker will add. */
+static size_t code_change(ps_server *s, ps_part *pt, peer_part *pr, uint64_t offset, uint64_t count,
+                          pb_wire wire, double topk, pb_pull_reply *r) {
+    const size_t at = (size_t)(offset - pt->lo), n = (size_t)count;
+    float *acc = s->acc, *view = pr->view + at;
+    const float *w = pt->w + at;
+    for (size_t i = 0; i < n; i++)
+        acc[i] = w[i] - view[i];
+    r->delta = 1;
+    r->coding.wire = wire;
+    if (topk > 0) {
+        const size_t nnz = pb_topk_encode(wire, topk, acc, n, s->coded);
+        char why[160];
+        PST_ASSERT(pb_topk_decode(wire, s->coded, nnz, n, view, 1, why, sizeof why) == PST_OK,
+                   "server: own top-k refused: %s", why);
+        r->coding.topk = 1;
+        r->coding.nnz = nnz;
+        return pb_topk_bytes(wire, nnz);
+    }
+    pb_wire_encode(wire, acc, n, s->coded);
+    pb_wire_decode_add(wire, s->coded, n, view);
+    return n * pb_wire_size(wire);
+}
+
+/* The weights [offset, offset + count) to worker w at `to`, with their version: as they are
+ * (fp32 asked, or the worker's first answer of that run), or coded as the change since the
+ * last answer to it. */
+static int send_weights(ps_server *s, ps_part *pt, const pb_peer *to, uint32_t w, uint64_t offset,
+                        uint64_t count, uint32_t wire, double topk, char *err, size_t errlen) {
     const uint64_t version = ps_range_version(pt, offset, count);
-    const pb_msg r = {.kind = PB_PULL_REPLY,
-                      .pull_reply = {.part = (uint32_t)(pt - s->parts),
-                                     .version = version,
-                                     .slice = {offset, count},
-                                     .stopping = ps_stopping(pt, version)}};
+    pb_msg r = {.kind = PB_PULL_REPLY,
+                .pull_reply = {.part = (uint32_t)(pt - s->parts),
+                               .version = version,
+                               .slice = {offset, count},
+                               .stopping = ps_stopping(pt, version)}};
     s->st.pulls++;
+    peer_part *pr = &pt->peers[w];
+    const int coded = wire != PB_WIRE_FP32 || topk > 0;
+    if (coded && !pr->view) {
+        pr->view = pst_alloc(sizeof(float) * (pt->n ? pt->n : 1));
+        pr->viewed = pst_calloc((size_t)pt->C, 1);
+    }
+    if (coded && viewed(pt, pr, offset, count)) {
+        const size_t bytes =
+            code_change(s, pt, pr, offset, count, (pb_wire)wire, topk, &r.pull_reply);
+        s->st.bytes_out += bytes;
+        return pb_send_bytes(s->sock, to, &r, s->coded, bytes, err, errlen);
+    }
+    if (pr->view) /* the worker has these weights now: later changes are from them */
+        view_sent(pt, pr, offset, count);
     s->st.bytes_out += count * sizeof(float);
     return pb_send(s->sock, to, &r, pt->w + (offset - pt->lo), (size_t)count, err, errlen);
 }
@@ -47,9 +117,9 @@ int ps_answer_pending(ps_server *s, char *err, size_t errlen) {
                 pt->peers[p->worker_id].snapshot_waiting = 0;
             else
                 pt->peers[p->worker_id].waiting--;
-            const int rc = p->snapshot
-                               ? ps_send_snapshot(s, pt, &p->from, err, errlen)
-                               : send_weights(s, pt, &p->from, p->offset, p->count, err, errlen);
+            const int rc = p->snapshot ? ps_send_snapshot(s, pt, &p->from, err, errlen)
+                                       : send_weights(s, pt, &p->from, p->worker_id, p->offset,
+                                                      p->count, p->wire, p->topk, err, errlen);
             if (rc != PST_OK)
                 return rc;
         } else {
@@ -79,6 +149,12 @@ int ps_on_pull(ps_server *s, const pb_peer *from, pb_msg *m, char *err, size_t e
                  s->W, p->npushes);
         return ps_refuse(s, from, PB_ERR_RANGE, why);
     }
+    if (p->wire >= PB_WIRE_END || !(p->topk >= 0.0 && p->topk <= 1.0)) {
+        snprintf(why, sizeof why,
+                 "pull: expected wire 0..2 (fp32, bf16, fp16) and topk in [0, 1], got %u and %g",
+                 p->wire, p->topk);
+        return ps_refuse(s, from, PB_ERR_RANGE, why);
+    }
     for (size_t w = 0; w < p->npushes; w++)
         if (p->pushes[w] > pt->peers[w].need)
             pt->peers[w].need = p->pushes[w];
@@ -86,9 +162,12 @@ int ps_on_pull(ps_server *s, const pb_peer *from, pb_msg *m, char *err, size_t e
                        .min_version = p->min_version,
                        .offset = sl->offset,
                        .count = sl->count,
-                       .settle = p->npushes != 0};
+                       .settle = p->npushes != 0,
+                       .wire = p->wire,
+                       .topk = p->topk};
     if (pull_ready(s, &q0))
-        return send_weights(s, pt, from, sl->offset, sl->count, err, errlen);
+        return send_weights(s, pt, from, p->worker_id, sl->offset, sl->count, p->wire, p->topk, err,
+                            errlen);
     /* A worker may wait on one pull per chunk of a part at most: the queue has room. */
     peer_part *pr = &pt->peers[p->worker_id];
     for (int i = 0; i < s->npending; i++)

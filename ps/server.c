@@ -119,6 +119,10 @@ static void part_free(ps_server *s, ps_part *pt) {
     pst_free(pt->cver);
     pst_free(pt->state);
     pst_free(pt->first_at);
+    for (int w = 0; pt->peers && w < s->W; w++) {
+        pst_free(pt->peers[w].view);
+        pst_free(pt->peers[w].viewed);
+    }
     pst_free(pt->peers);
     eng_chunks_free(&pt->chunks);
 }
@@ -152,10 +156,14 @@ ps_server *ps_server_new(const ps_config *cfg, char *err, size_t errlen) {
         ps_server_free(&s);
         return NULL;
     }
+    size_t largest = 1;
     for (int p = 0; p < s->nparts; p++) {
         part_init(s, p);
         queue += (size_t)s->parts[p].C + 1;
+        largest = s->parts[p].n > largest ? s->parts[p].n : largest;
     }
+    s->acc = pst_alloc(sizeof(float) * largest);
+    s->coded = pst_alloc(2 * sizeof(float) * largest); /* top-k of every fp32 value: 8 bytes */
     s->pending = pst_calloc((size_t)s->W * queue, sizeof *s->pending);
 
     s->ctx = zmq_ctx_new();
@@ -206,6 +214,8 @@ void ps_server_free(ps_server **ps) {
     pst_free(s->red_vals);
     pst_free(s->red_acc);
     pst_free(s->red_ids);
+    pst_free(s->acc);
+    pst_free(s->coded);
     pst_free(s);
     *ps = NULL;
 }

@@ -203,6 +203,13 @@ fail:
     return NULL;
 }
 
+void wk_client_set_coding(wk_client *c, int wire, double topk) {
+    PST_ASSERT(wire >= 0 && wire < PB_WIRE_END && topk >= 0.0 && topk <= 1.0, "wire %d, topk %g",
+               wire, topk);
+    c->wire = (pb_wire)wire;
+    c->topk = topk;
+}
+
 void wk_client_free(wk_client **pc) {
     if (!pc || !*pc)
         return;
@@ -220,6 +227,11 @@ void wk_client_free(wk_client **pc) {
     if (c->ctx) /* waits for ZeroMQ to hand back the pushes it sends from the callers' grads */
         zmq_ctx_term(c->ctx);
     pst_free(c->srv);
+    for (int p = 0; p < c->nparts; p++) {
+        pst_free(c->parts[p].resid);
+        pst_free(c->parts[p].sent);
+    }
+    pst_free(c->coded);
     pst_free(c->row_vals);
     pst_free(c->row_ids);
     pst_free(c->stats);

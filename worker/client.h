@@ -26,6 +26,14 @@ wk_client *wk_client_new(const char *const *endpoints, int P, int worker_id, int
                          char *err, size_t errlen);
 void wk_client_free(wk_client **c);
 
+/* How pushes and pull answers carry their values from now on: wire, a pb_wire
+ * (proto/codec.h); topk > 0: only that fraction of each push (the largest), the rest kept
+ * and added to the next (error feedback), and likewise of each pull's change. Coded pushes
+ * also keep what rounding to bf16 or fp16 left out; coded pulls are changes since the
+ * server's last answer (the servers keep what they left out). Settled pulls (the job's
+ * final weights) always come in fp32, whole. Default: fp32, dense, as before. */
+void wk_client_set_coding(wk_client *c, int wire, double topk);
+
 /* Every function below that names a part works on that part alone (its own vector, indexed
  * from 0, its own chunks and versions); parts' exchanges may overlap. All return PST_OK or,
  * with err, PST_ESOCKET (a socket failed) or PST_EPEER (a server refused, did not answer in

@@ -5,6 +5,7 @@
 #define PSTRAIN_WORKER_CLIENT_IMPL_H
 
 #include "engine/shard.h"
+#include "proto/codec.h"
 #include "proto/msg.h"
 #include "worker/client.h"
 
@@ -41,6 +42,10 @@ typedef struct part_step {
     atomic_int lent;              /* pushes ZeroMQ is still sending straight from grads */
     const wk_sparse_rows *sparse; /* this step's touched rows, or NULL */
     const uint64_t *settle;       /* the next pulls' pushes (W), or NULL */
+    /* coded pushes and pulls (wk_client_set_coding), allocated at first use: */
+    float *resid; /* (total): what the part's pushes have left out so far (error feedback) */
+    float *sent;  /* (total): what the servers have sent of the weights (coded answers are
+                     changes to it) */
 } part_step;
 
 struct wk_client {
@@ -53,6 +58,10 @@ struct wk_client {
     float *row_vals;   /* a sparse push's payload: the rows' values */
     uint32_t *row_ids; /* and their ids */
     size_t row_cap;    /* floats row_vals holds */
+    pb_wire wire;      /* pushes' and pull answers' values (wk_client_set_coding) */
+    double topk;       /* > 0: top-k of that fraction, with error feedback */
+    uint8_t *coded;    /* a coded push's payload */
+    size_t coded_cap;  /* bytes */
     uint64_t bytes_pushed;
     int stopping;                  /* a server said it is stopping */
     wk_server_stats *stats;        /* (P): the servers' counters as last asked for */

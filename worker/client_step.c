@@ -50,6 +50,43 @@ static size_t gather_rows(wk_client *c, const wk_sparse_rows *sp, const float *g
     return n;
 }
 
+/* c's buffer for a coded payload, grown to hold bytes. */
+static uint8_t *coded_buf(wk_client *c, size_t bytes) {
+    if (c->coded_cap < bytes) {
+        c->coded = pst_realloc(c->coded, bytes);
+        c->coded_cap = bytes;
+    }
+    return c->coded;
+}
+
+/* Pushes [lo, lo + n) of part's gradient coded as c says: the gradient plus what earlier
+ * pushes left out, in bf16 or fp16 values, or its top-k; what this one leaves out stays in
+ * the part's residual for the next step. */
+static int push_coded(wk_client *c, server_conn *sc, int part, pb_msg *m, size_t lo, size_t n,
+                      char *err, size_t errlen) {
+    part_step *ps = &c->parts[part];
+    if (!ps->resid)
+        ps->resid = pst_calloc(ps->model.layout.total, sizeof(float));
+    float *acc = ps->resid + lo;
+    const float *g = ps->grads + lo;
+    for (size_t i = 0; i < n; i++)
+        acc[i] += g[i];
+    size_t bytes;
+    m->push.coding.wire = c->wire;
+    if (c->topk > 0) {
+        uint8_t *buf = coded_buf(c, pb_topk_bytes(c->wire, pb_topk_cap(n, c->topk)));
+        const size_t nnz = pb_topk_encode(c->wire, c->topk, acc, n, buf);
+        m->push.coding.topk = 1;
+        m->push.coding.nnz = nnz;
+        bytes = pb_topk_bytes(c->wire, nnz);
+    } else {
+        bytes = n * pb_wire_size(c->wire);
+        pb_wire_encode_ef(c->wire, acc, n, coded_buf(c, bytes));
+    }
+    c->bytes_pushed += bytes;
+    return pb_send_bytes(sc->sock, NULL, m, c->coded, bytes, err, errlen);
+}
+
 /* Sends server s chunks [k, end) of part's step in one push, and when pulling, one pull of
  * them. */
 static int send_run(wk_client *c, server_conn *sc, int part, int k, int end, char *err,
@@ -57,7 +94,19 @@ static int send_run(wk_client *c, server_conn *sc, int part, int k, int end, cha
     part_step *ps = &c->parts[part];
     const conn_part *cp = &sc->parts[part];
     const size_t lo = cp->chunks.start[k], n = cp->chunks.start[end] - lo;
-    if (ps->grads) {
+    if (ps->grads && (c->topk > 0 || (c->wire != PB_WIRE_FP32 && !ps->sparse))) {
+        /* top-k is sparse already: it needs no rows */
+        pb_msg m = {.kind = PB_PUSH,
+                    .push = {.worker_id = (uint32_t)c->worker_id,
+                             .part = (uint32_t)part,
+                             .step = ps->step,
+                             .base_version = ps->base_version,
+                             .slice = {lo, n},
+                             .stop = c->want_stop}};
+        const int rc = push_coded(c, sc, part, &m, lo, n, err, errlen);
+        if (rc != PST_OK)
+            return rc;
+    } else if (ps->grads) {
         pb_msg m = {.kind = PB_PUSH,
                     .push = {.worker_id = (uint32_t)c->worker_id,
                              .part = (uint32_t)part,
@@ -73,8 +122,15 @@ static int send_run(wk_client *c, server_conn *sc, int part, int k, int end, cha
             m.push.row_len = (uint32_t)ps->sparse->row_len;
             m.push.nrows = nrows;
             m.push.rows = c->row_ids;
-            rc = pb_send(sc->sock, NULL, &m, c->row_vals, nvals, err, errlen);
-            c->bytes_pushed += sizeof(float) * nvals;
+            /* rows are rounded, not fed back: a row's residual would have to be sent when
+             * the row is not touched, and the push would no longer be sparse */
+            m.push.coding.wire = c->wire;
+            const size_t bytes = nvals * pb_wire_size(c->wire);
+            pb_wire_encode(c->wire, c->row_vals, nvals, coded_buf(c, bytes));
+            rc = pb_send_bytes(sc->sock, NULL, &m, c->coded, bytes, err, errlen);
+            c->bytes_pushed += bytes;
+        } else if (c->wire != PB_WIRE_FP32) {
+            rc = push_coded(c, sc, part, &m, lo, n, err, errlen);
         } else {
             atomic_fetch_add_explicit(&ps->lent, 1, memory_order_relaxed);
             rc =
@@ -92,7 +148,10 @@ static int send_run(wk_client *c, server_conn *sc, int part, int k, int end, cha
                                .min_version = ps->min_version,
                                .slice = {lo, n},
                                .npushes = ps->settle ? (size_t)c->W : 0,
-                               .pushes = ps->settle}};
+                               .pushes = ps->settle,
+                               /* the job's final weights come whole */
+                               .wire = ps->settle ? PB_WIRE_FP32 : c->wire,
+                               .topk = ps->settle ? 0.0 : c->topk}};
     return pb_send(sc->sock, NULL, &m, NULL, 0, err, errlen);
 }
 
@@ -185,6 +244,37 @@ int wk_client_pull_send(wk_client *c, int part, uint64_t min_version, char *err,
     return rc == PST_OK ? wk_client_step_end(c, part, err, errlen) : rc;
 }
 
+/* A pull answer's weights into params: as sent, or the sent ones moved by its change (a coded
+ * answer). */
+static int take_weights(wk_client *c, int s, int part, const pb_msg *r, float *params, char *err,
+                        size_t errlen) {
+    part_step *ps = &c->parts[part];
+    const pb_pull_reply *pr = &r->pull_reply;
+    const size_t at = (size_t)pr->slice.offset, n = (size_t)pr->slice.count;
+    const pb_wire wire = (pb_wire)pr->coding.wire;
+    if (!pr->delta && !pr->coding.topk) {
+        pb_wire_decode(wire, r->payload, n, params + at);
+        if (!ps->sent && (c->wire != PB_WIRE_FP32 || c->topk > 0)) /* changes will follow */
+            ps->sent = pst_alloc(sizeof(float) * ps->model.layout.total);
+        if (ps->sent)
+            memcpy(ps->sent + at, params + at, sizeof(float) * n);
+        return PST_OK;
+    }
+    if (!pr->delta || !ps->sent)
+        return pst_err(err, errlen, PST_EPEER,
+                       "server %d at %s: a %s pull answer of part %d before its weights", s,
+                       c->srv[s].endpoint, pr->delta ? "change as" : "top-k, not change, as", part);
+    char why[160];
+    if (pr->coding.topk && pb_topk_decode(wire, r->payload, (size_t)pr->coding.nnz, n,
+                                          ps->sent + at, 1, why, sizeof why) != PST_OK)
+        return pst_err(err, errlen, PST_EPEER, "server %d at %s: pull answer: %s", s,
+                       c->srv[s].endpoint, why);
+    if (!pr->coding.topk)
+        pb_wire_decode_add(wire, r->payload, n, ps->sent + at);
+    memcpy(params + at, ps->sent + at, sizeof(float) * n);
+    return PST_OK;
+}
+
 /* Copies one of server s's pull answers of part (a run of whole chunks) into params. wait 0:
  * PST_EAGAIN when none has arrived. */
 static int take_reply(wk_client *c, int s, int part, float *params, int wait, char *err,
@@ -207,7 +297,7 @@ static int take_reply(wk_client *c, int s, int part, float *params, int wait, ch
                          "server %d at %s: pull reply for another slice of part %d", s,
                          sc->endpoint, part);
         else
-            memcpy(params + sl->offset, r.payload, sizeof(float) * n);
+            rc = take_weights(c, s, part, &r, params, err, errlen);
         c->stopping |= r.pull_reply.stopping;
         if (r.pull_reply.version < cp->round)
             cp->round = r.pull_reply.version;

@@ -3,6 +3,7 @@
 #include "worker/store_impl.h"
 
 #include "engine/base/base.h"
+#include "proto/codec.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -261,6 +262,10 @@ wk_store *wk_store_remote_new(const wk_opts *o, const wk_job *job, const eng_mod
     int rc = PST_EPEER;
     r->client = wk_client_new(job->endpoints, job->num_servers, job->worker_id, job->num_workers, m,
                               o->timeout, job->keys, err, errlen);
+    pb_wire wire = PB_WIRE_FP32;
+    pb_wire_parse(o->wire, &wire); /* the command line checked it */
+    if (r->client)
+        wk_client_set_coding(r->client, wire, o->topk);
     for (int p = 0; r->client && p < m->nparts; p++)
         if ((rc = wk_client_pull_send(r->client, p, 0, err, errlen)) != PST_OK ||
             (rc = wk_client_pull_wait(r->client, p, eng_net_params(nets[p]), &r->version[p], err,
