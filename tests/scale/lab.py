@@ -143,6 +143,7 @@ def figure(rundir):
         "steps": round(steps, 1),
         "r1": r1,
         "compute": c.get("compute", "simulated"),
+        "loadavg_before": float(c["loadavg"]) if c.get("loadavg") else None,
     }
     if bits > 0 and r1:
         worst = max(max(a, b) for a, b in zip(outs, ins))
@@ -190,12 +191,13 @@ def cpu_cell(f):
 
 def row(f):
     return ("hosts %d link %s %s K=%d S=%d D=%d: %s samples/s, efficiency %s, bound %s, "
-            "bytes/step out %s in %s (max %s / %s), CPU %s, step %.2f ms" % (
+            "bytes/step out %s in %s (max %s / %s), CPU %s, step %.2f ms, load before %s" % (
                 f["hosts"], f["link"], setting(f), f["servers_per_host"], f["server_hosts"],
                 f["dilation"], fmt_num(f["samples_per_sec"]), fmt_num(f["efficiency"], 3),
                 fmt_num(f["bound_efficiency"], 3), fmt_bytes(f["bytes_out_per_step"]),
                 fmt_bytes(f["bytes_in_per_step"]), fmt_bytes(f.get("bytes_out_per_step_max")),
-                fmt_bytes(f.get("bytes_in_per_step_max")), cpu_cell(f), f["step_ms"]))
+                fmt_bytes(f.get("bytes_in_per_step_max")), cpu_cell(f), f["step_ms"],
+                fmt_num(f.get("loadavg_before"), 2)))
 
 
 def tables(jsonl, tsv):
