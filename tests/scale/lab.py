@@ -131,6 +131,7 @@ def figure(rundir):
         "servers_per_host": int(c["servers_per_host"]),
         "server_hosts": int(c["server_hosts"]),
         "dilation": d,
+        "extra": c.get("extra", ""),
         "samples_per_sec": round(sps, 1),
         "efficiency": round(sps / (workers * r1), 4) if r1 else None,
         "bound_efficiency": None,
