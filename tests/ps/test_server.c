@@ -9,7 +9,11 @@
  * and the server goes on: afterwards its initial weights equal eng_model_init_params bit for
  * bit, one push moves them by exactly one Adam step, and Shutdown reports the refusals and
  * updates counted here. In sync mode with two workers a pull waits for both gradients and
- * the update is Adam on their mean. A worker that says hello again from 64 new connections,
+ * the update is Adam on their mean. Coded pushes (bf16, fp16, top-k) are one Adam step on
+ * what their payload decodes to, bit for bit; coded pulls are answered first with the
+ * weights, then with the change since the worker's view, coded byte for byte as the codec
+ * codes it, the view moved by exactly what the worker adds; malformed codings are refused
+ * naming the field. A worker that says hello again from 64 new connections,
  * each leaving a pull waiting, must not make the server keep more pulls than it has room for
  * (it did: a heap overflow in on_pull). Every receive has a timeout and notices a dead
  * server, so a hang or a crash fails the test; every child is killed and reaped in the
@@ -18,6 +22,7 @@
 #include "engine/model.h"
 #include "engine/optim.h"
 #include "engine/rng.h"
+#include "proto/codec.h"
 #include "proto/pstrain.pb-c.h" /* to forge headers the typed API cannot say */
 #include "proto/wire.h"
 #include "tests/support/psfork.h"
@@ -182,6 +187,38 @@ static void send_pull(void *sock, uint32_t worker, uint64_t min_version, uint64_
     send_msg(sock, &m, NULL, 0);
 }
 
+/* A push of step (its base version the same) for [offset, offset + count) whose payload is
+ * len bytes coded as coding says; rows: a sparse push's, or NULL. */
+static void send_coded_push(void *sock, uint64_t step, uint64_t offset, uint64_t count,
+                            pb_coding coding, const uint32_t *rows, size_t nrows, const void *bytes,
+                            size_t len) {
+    const pb_msg m = {.kind = PB_PUSH,
+                      .push = {.worker_id = 0,
+                               .step = step,
+                               .base_version = step,
+                               .slice = {offset, count},
+                               .rows_from = offset,
+                               .row_len = rows ? 10 : 0,
+                               .nrows = nrows,
+                               .rows = rows,
+                               .coding = coding}};
+    char err[256] = "";
+    if (pb_send_bytes(sock, NULL, &m, bytes, len, err, sizeof err) != PST_OK)
+        fail_msg("pb_send_bytes: %s", err);
+}
+
+/* A pull whose answer is to come coded: values of wire, top-k of that fraction when > 0. */
+static void send_coded_pull(void *sock, uint32_t worker, uint64_t min_version, uint64_t offset,
+                            uint64_t count, uint32_t wire, double topk) {
+    const pb_msg m = {.kind = PB_PULL,
+                      .pull = {.worker_id = worker,
+                               .min_version = min_version,
+                               .slice = {offset, count},
+                               .wire = wire,
+                               .topk = topk}};
+    send_msg(sock, &m, NULL, 0);
+}
+
 static void send_shutdown(void *sock, uint32_t worker) {
     const pb_msg m = {.kind = PB_SHUTDOWN, .shutdown = {.worker_id = worker}};
     send_msg(sock, &m, NULL, 0);
@@ -212,20 +249,42 @@ static void expect_silence(void *sock, const char *what) {
     printf("  %s -> no answer\n", what);
 }
 
-/* Receives a PullReply for [offset, offset + count) at version and copies its payload. */
-static void expect_weights(void *sock, uint64_t version, uint64_t offset, uint64_t count,
-                           float *out, const char *what) {
-    pb_msg m;
-    recv_msg(sock, &m, what);
-    if (m.kind != PB_PULL_REPLY)
-        fail_msg("%s: expected a PullReply, got %s%s%s", what, pb_kind_name(m.kind),
-                 m.kind == PB_ERROR ? ": " : "", m.kind == PB_ERROR ? m.error.message : "");
-    const pb_pull_reply *r = &m.pull_reply;
+/* Receives a PullReply for [offset, offset + count) at version into m (the caller clears
+ * it), or fails naming what came instead. */
+static void expect_reply(void *sock, uint64_t version, uint64_t offset, uint64_t count, pb_msg *m,
+                         const char *what) {
+    recv_msg(sock, m, what);
+    if (m->kind != PB_PULL_REPLY)
+        fail_msg("%s: expected a PullReply, got %s%s%s", what, pb_kind_name(m->kind),
+                 m->kind == PB_ERROR ? ": " : "", m->kind == PB_ERROR ? m->error.message : "");
+    const pb_pull_reply *r = &m->pull_reply;
     if (r->version != version || r->slice.offset != offset || r->slice.count != count)
         fail_msg("%s: PullReply version %llu [%llu, +%llu), expected %llu [%llu, +%llu)", what,
                  (unsigned long long)r->version, (unsigned long long)r->slice.offset,
                  (unsigned long long)r->slice.count, (unsigned long long)version,
                  (unsigned long long)offset, (unsigned long long)count);
+}
+
+/* A reply's coding and delta are what is expected, and its payload has their size. */
+static void expect_coding(const pb_msg *m, int delta, pb_wire wire, int topk, const char *what) {
+    const pb_pull_reply *r = &m->pull_reply;
+    if (r->delta != delta || r->coding.wire != (uint32_t)wire || (r->coding.topk != 0) != topk)
+        fail_msg("%s: PullReply delta %d, wire %u, topk %d; expected delta %d, wire %u, topk %d",
+                 what, r->delta, r->coding.wire, r->coding.topk, delta, (unsigned)wire, topk);
+    const size_t want = topk ? pb_topk_bytes(wire, (size_t)r->coding.nnz)
+                             : (size_t)r->slice.count * pb_wire_size(wire);
+    if (m->payload_bytes != want)
+        fail_msg("%s: payload of %zu bytes, expected %zu", what, m->payload_bytes, want);
+}
+
+/* Receives a PullReply for [offset, offset + count) at version, the weights themselves in
+ * fp32 (what an fp32 pull, or a worker's first coded one, is answered with), and copies its
+ * payload. */
+static void expect_weights(void *sock, uint64_t version, uint64_t offset, uint64_t count,
+                           float *out, const char *what) {
+    pb_msg m;
+    expect_reply(sock, version, offset, count, &m, what);
+    expect_coding(&m, 0, PB_WIRE_FP32, 0, what);
     memcpy(out, m.payload, sizeof(float) * (size_t)count);
     pb_msg_clear(&m);
 }
@@ -939,6 +998,85 @@ static void refuses_bad_pulls(void **state) {
     done();
 }
 
+/* Puts nnz top-k entries (the indices idx, every value 0.5 in bf16) at buf; returns the bytes. */
+static size_t forge_topk(uint8_t *buf, const uint32_t *idx, size_t nnz) {
+    for (size_t j = 0; j < nnz; j++) { /* little-endian, as the wire says */
+        const uint32_t v = idx[j];
+        const uint8_t le[4] = {(uint8_t)v, (uint8_t)(v >> 8), (uint8_t)(v >> 16),
+                               (uint8_t)(v >> 24)};
+        memcpy(buf + 4 * j, le, 4);
+    }
+    const float half = 0.5f;
+    for (size_t j = 0; j < nnz; j++)
+        pb_wire_encode(PB_WIRE_BF16, &half, 1, buf + 4 * nnz + 2 * j);
+    return pb_topk_bytes(PB_WIRE_BF16, nnz);
+}
+
+/* Coded pushes that do not add up: refused before anything changes (the pushes and pulls
+ * that follow see the initial weights, then one Adam step). */
+static void refuses_bad_coded_pushes(void **state) {
+    (void)state;
+    begin();
+    uint8_t *buf = calloc(N + 1, 8);
+    assert_non_null(buf);
+    const pb_coding bf16 = {PB_WIRE_BF16, 0, 0};
+    send_coded_push(w0, 0, 0, N, (pb_coding){7, 0, 0}, NULL, 0, buf, N * 4);
+    refuse(PB_ERR_MALFORMED, "coding.wire", "a push of wire 7");
+    send_coded_push(w0, 0, 0, N, (pb_coding){7, 1, 3}, NULL, 0, buf, 3 * 8);
+    refuse(PB_ERR_MALFORMED, "coding.wire", "a top-k push of wire 7");
+    send_coded_push(w0, 0, 0, N, bf16, NULL, 0, buf, N * 4);
+    refuse(PB_ERR_MALFORMED, "values of bf16", "a bf16 push with an fp32 payload's size");
+    send_coded_push(w0, 0, 0, N, (pb_coding){PB_WIRE_FP16, 0, 0}, NULL, 0, buf, N * 2 - 1);
+    refuse(PB_ERR_MALFORMED, "values of fp16", "an fp16 push one byte short");
+
+    const uint32_t up[3] = {5, 7, 9}, down[3] = {5, 3, 9}, dup[3] = {5, 5, 9};
+    const uint32_t out[3] = {5, 7, (uint32_t)N}, rows[3] = {1, 2, 3};
+    size_t len = forge_topk(buf, up, 3);
+    send_coded_push(w0, 0, 0, N, (pb_coding){PB_WIRE_BF16, 1, 3}, NULL, 0, buf, len - 1);
+    refuse(PB_ERR_MALFORMED, "top-k entries", "a top-k push one byte short of its 3 entries");
+    send_coded_push(w0, 0, 0, N, (pb_coding){PB_WIRE_BF16, 1, 4}, NULL, 0, buf, len);
+    refuse(PB_ERR_MALFORMED, "top-k entries", "a top-k push of 3 entries that says 4");
+    send_coded_push(w0, 0, 0, N, (pb_coding){PB_WIRE_BF16, 1, 3}, rows, 3, buf, len);
+    refuse(PB_ERR_MALFORMED, "top-k and rows", "a top-k push with rows");
+    len = forge_topk(buf, down, 3);
+    send_coded_push(w0, 0, 0, N, (pb_coding){PB_WIRE_BF16, 1, 3}, NULL, 0, buf, len);
+    refuse(PB_ERR_MALFORMED, "ascending", "a top-k push with indices 5, 3, 9");
+    len = forge_topk(buf, dup, 3);
+    send_coded_push(w0, 0, 0, N, (pb_coding){PB_WIRE_BF16, 1, 3}, NULL, 0, buf, len);
+    refuse(PB_ERR_MALFORMED, "duplicate", "a top-k push with indices 5, 5, 9");
+    len = forge_topk(buf, out, 3);
+    send_coded_push(w0, 0, 0, N, (pb_coding){PB_WIRE_BF16, 1, 3}, NULL, 0, buf, len);
+    refuse(PB_ERR_MALFORMED, "expected <", "a top-k push with index N (past the slice)");
+    /* N + 1 entries: every index of the slice and one more (the size agrees with nnz). */
+    uint32_t *all = malloc(sizeof(uint32_t) * (N + 1));
+    assert_non_null(all);
+    for (size_t i = 0; i <= N; i++)
+        all[i] = (uint32_t)i;
+    len = forge_topk(buf, all, N + 1);
+    send_coded_push(w0, 0, 0, N, (pb_coding){PB_WIRE_BF16, 1, N + 1}, NULL, 0, buf, len);
+    refuse(PB_ERR_MALFORMED, "coding.nnz", "a top-k push of N + 1 entries");
+    free(all);
+    /* A sparse bf16 push whose payload holds its rows' floats in fp32. */
+    send_coded_push(w0, 0, 0, N, bf16, rows, 3, buf, 30 * 4);
+    refuse(PB_ERR_MALFORMED, "rows hold", "a sparse bf16 push with fp32's size");
+    free(buf);
+    done();
+}
+
+static void refuses_bad_coded_pulls(void **state) {
+    (void)state;
+    begin();
+    send_coded_pull(w0, 0, 0, 0, N, 9, 0.0);
+    refuse(PB_ERR_RANGE, "pull: expected wire", "a pull asking wire 9");
+    send_coded_pull(w0, 0, 0, 0, N, PB_WIRE_BF16, 2.0);
+    refuse(PB_ERR_RANGE, "pull: expected wire", "a pull asking top-k of 2.0");
+    send_coded_pull(w0, 0, 0, 0, N, PB_WIRE_BF16, -0.5);
+    refuse(PB_ERR_RANGE, "pull: expected wire", "a pull asking top-k of -0.5");
+    send_coded_pull(w0, 0, 0, 0, N, PB_WIRE_FP16, (double)NAN);
+    refuse(PB_ERR_RANGE, "pull: expected wire", "a pull asking top-k of NaN");
+    done();
+}
+
 /* Before any update the shard is the seed-1 initialisation, bit for bit. */
 static void pull_initial_weights(void **state) {
     (void)state;
@@ -1038,6 +1176,246 @@ static void shutdown_reports_stats(void **state) {
     pb_msg_clear(&m);
     expect_exit_0(&srv);
     done();
+}
+
+/* ============ coded pushes and pulls (--wire, --compress), a fresh server each ============ */
+
+/* A server of its own, worker 0's hello answered. */
+static int coded_setup(void **state) {
+    if (server_setup(state) != 0)
+        return -1;
+    send_hello(w0, 0, 1, "mnist_cnn", N, checksum);
+    pb_msg m;
+    char err[256] = "";
+    const int rc = pb_recv(w0, NULL, &m, 0, err, sizeof err);
+    const int ok = rc == PST_OK && m.kind == PB_HELLO_REPLY;
+    if (rc == PST_OK)
+        pb_msg_clear(&m);
+    return ok ? 0 : -1;
+}
+
+/* The seed-1 initial weights w0, and in w their image after k Adam steps (t = 1..k) on g[0],
+ * ..., g[k - 1] (what a one-worker sync server does with k pushes). */
+static void adam_steps(const float *const *g, int k, float *w0v, float *w) {
+    eng_model_init_params(&model, w0v, 1);
+    memcpy(w, w0v, sizeof(float) * N);
+    float *mm = calloc(N, sizeof(float)), *vv = calloc(N, sizeof(float));
+    assert_non_null(mm);
+    assert_non_null(vv);
+    const eng_optim_cfg cfg = eng_optim_defaults(ENG_OPT_ADAM);
+    for (int t = 0; t < k; t++)
+        eng_adam_update(w, mm, vv, g[t], N, t + 1, &cfg);
+    free(mm);
+    free(vv);
+}
+
+/* A coded push is one Adam step on the gradient its payload says (decoded, and for top-k
+ * scattered into zeros), bit for bit: bf16 dense, fp16 dense, then top-k of bf16 values. */
+static void coded_pushes(void **state) {
+    (void)state;
+    float *g[3], *dec[3];
+    float *w0v = malloc(sizeof(float) * N), *want = malloc(sizeof(float) * N),
+          *got = malloc(sizeof(float) * N);
+    uint8_t *buf[3];
+    size_t len[3];
+    assert_non_null(w0v);
+    assert_non_null(want);
+    assert_non_null(got);
+    for (int t = 0; t < 3; t++) {
+        g[t] = gradient(N, 300 + (uint64_t)t);
+        dec[t] = malloc(sizeof(float) * N);
+        buf[t] = malloc(pb_topk_bytes(PB_WIRE_FP32, N)); /* the most any coding takes */
+        assert_non_null(dec[t]);
+        assert_non_null(buf[t]);
+    }
+    const pb_wire dense[2] = {PB_WIRE_BF16, PB_WIRE_FP16};
+    for (int t = 0; t < 2; t++) {
+        pb_wire_encode(dense[t], g[t], N, buf[t]);
+        pb_wire_decode(dense[t], buf[t], N, dec[t]);
+        len[t] = N * pb_wire_size(dense[t]);
+    }
+    float *acc = malloc(sizeof(float) * N);
+    assert_non_null(acc);
+    memcpy(acc, g[2], sizeof(float) * N);
+    const size_t nnz = pb_topk_encode(PB_WIRE_BF16, 0.01, acc, N, buf[2]);
+    free(acc);
+    char why[160];
+    assert_int_equal(pb_topk_decode(PB_WIRE_BF16, buf[2], nnz, N, dec[2], 0, why, sizeof why),
+                     PST_OK);
+    len[2] = pb_topk_bytes(PB_WIRE_BF16, nnz);
+    assert_true(nnz > 0 && nnz <= pb_topk_cap(N, 0.01));
+    printf("  top-k push: %zu of %zu entries\n", nnz, N);
+
+    const pb_coding coding[3] = {
+        {PB_WIRE_BF16, 0, 0}, {PB_WIRE_FP16, 0, 0}, {PB_WIRE_BF16, 1, nnz}};
+    const char *what[3] = {"after a bf16 push", "after an fp16 push", "after a top-k push"};
+    for (int t = 0; t < 3; t++) {
+        send_coded_push(w0, (uint64_t)t, 0, N, coding[t], NULL, 0, buf[t], len[t]);
+        send_pull(w0, 0, (uint64_t)t + 1, 0, N);
+        expect_weights(w0, (uint64_t)t + 1, 0, N, got, what[t]);
+        adam_steps((const float *const *)dec, t + 1, w0v, want);
+        expect_bits(got, want, N, what[t]);
+    }
+    /* The server counts the bytes that came, not the floats they stand for. */
+    send_shutdown(w0, 0);
+    pb_msg m;
+    recv_msg(w0, &m, "Shutdown");
+    assert_int_equal(m.kind, PB_STATS);
+    assert_int_equal(m.stats.updates, 3);
+    assert_int_equal(m.stats.bytes_in, len[0] + len[1] + len[2]);
+    pb_msg_clear(&m);
+    expect_exit_0(&srv);
+    for (int t = 0; t < 3; t++) {
+        free(g[t]);
+        free(dec[t]);
+        free(buf[t]);
+    }
+    free(w0v);
+    free(want);
+    free(got);
+}
+
+/* Receives a coded answer (a change) at version, checks its coding, and adds its decoded
+ * change to view: what the worker does with it. Returns its nnz (its count when dense). */
+static size_t take_change(uint64_t version, pb_wire wire, int topk, float *view, uint8_t *bytes,
+                          const char *what) {
+    pb_msg m;
+    expect_reply(w0, version, 0, N, &m, what);
+    expect_coding(&m, 1, wire, topk, what);
+    const size_t nnz = topk ? (size_t)m.pull_reply.coding.nnz : N;
+    memcpy(bytes, m.payload, m.payload_bytes);
+    char why[160];
+    if (topk && pb_topk_decode(wire, m.payload, nnz, N, view, 1, why, sizeof why) != PST_OK)
+        fail_msg("%s: %s", what, why);
+    if (!topk)
+        pb_wire_decode_add(wire, m.payload, N, view);
+    pb_msg_clear(&m);
+    return nnz;
+}
+
+/* What the server's answer to a coded pull must be: the change w - view coded, byte for
+ * byte (the codec is deterministic); diff is scratch (N). Returns the payload's bytes. */
+static size_t code_expected(pb_wire wire, double topk, const float *w, const float *view,
+                            float *diff, uint8_t *out) {
+    for (size_t i = 0; i < N; i++)
+        diff[i] = w[i] - view[i];
+    if (topk > 0)
+        return pb_topk_bytes(wire, pb_topk_encode(wire, topk, diff, N, out));
+    pb_wire_encode(wire, diff, N, out);
+    return N * pb_wire_size(wire);
+}
+
+static void expect_bytes(const uint8_t *got, const uint8_t *want, size_t n, const char *what) {
+    for (size_t i = 0; i < n; i++)
+        if (got[i] != want[i])
+            fail_msg("%s: payload byte %zu of %zu is 0x%02x, expected 0x%02x", what, i, n, got[i],
+                     want[i]);
+}
+
+/* A worker's coded pulls: its first is answered with the weights; later ones with the change
+ * since what it was sent, which moves the server's view of it by exactly what the worker
+ * adds (a second pull with no push between gets what the first left out); an fp32 pull gets
+ * the weights and sets the view to them; a second hello starts over. */
+static void coded_pulls(void **state) {
+    (void)state;
+    float *g[2] = {gradient(N, 500), gradient(N, 501)};
+    float *init = malloc(sizeof(float) * N), *w1 = malloc(sizeof(float) * N),
+          *w2 = malloc(sizeof(float) * N), *view = malloc(sizeof(float) * N),
+          *diff = malloc(sizeof(float) * N), *two = malloc(sizeof(float) * N);
+    uint8_t *got = malloc(pb_topk_bytes(PB_WIRE_FP32, N)),
+            *want = malloc(pb_topk_bytes(PB_WIRE_FP32, N));
+    assert_non_null(init);
+    assert_non_null(w1);
+    assert_non_null(w2);
+    assert_non_null(view);
+    assert_non_null(diff);
+    assert_non_null(two);
+    assert_non_null(got);
+    assert_non_null(want);
+    adam_steps((const float *const *)g, 1, init, w1);
+
+    /* The first coded pull: the weights, fp32, not a change. */
+    send_coded_pull(w0, 0, 0, 0, N, PB_WIRE_BF16, 0.0);
+    expect_weights(w0, 0, 0, N, view, "a worker's first bf16 pull");
+    expect_bits(view, init, N, "the first bf16 pull's weights");
+
+    /* After a push: the change w1 - init in bf16. */
+    send_push(w0, 0, 0, 0, 0, N, g[0], N);
+    send_coded_pull(w0, 0, 1, 0, N, PB_WIRE_BF16, 0.0);
+    size_t len = code_expected(PB_WIRE_BF16, 0.0, w1, view, diff, want);
+    take_change(1, PB_WIRE_BF16, 0, view, got, "a bf16 pull after a push");
+    expect_bytes(got, want, len, "the bf16 change w1 - w0");
+    /* bf16 keeps 8 significant bits (7 stored): rounded to nearest, each element of the change
+     * is off by at most half an ulp, 2^-8 of it (not 2^-9: seen 3.0e-3 of a change of 1e-3),
+     * plus the rounding of the sum into the weight (2^-24 of it). */
+    double worst = 0.0;
+    for (size_t i = 0; i < N; i++) {
+        const double change = (double)w1[i] - init[i], err = fabs((double)view[i] - w1[i]);
+        if (err > ldexp(fabs(change), -8) + ldexp(fabs((double)w1[i]), -24))
+            fail_msg("element %zu: w0 %.9g + bf16 change is %.9g, w1 is %.9g: off by more than "
+                     "2^-8 of the change %.3g",
+                     i, (double)init[i], (double)view[i], (double)w1[i], change);
+        if (change != 0.0 && err / fabs(change) > worst)
+            worst = err / fabs(change);
+    }
+    printf("  bf16 change: largest error %.3g of the change (bound 2^-8 = %.3g)\n", worst,
+           ldexp(1.0, -8));
+
+    /* No push between: the next answer is what the first left out (the server moved its view
+     * by the decoded change, not by the exact one, nor not at all). */
+    send_coded_pull(w0, 0, 1, 0, N, PB_WIRE_BF16, 0.0);
+    len = code_expected(PB_WIRE_BF16, 0.0, w1, view, diff, want);
+    take_change(1, PB_WIRE_BF16, 0, view, got, "a second bf16 pull, no push between");
+    expect_bytes(got, want, len, "what the first bf16 answer left out");
+
+    /* Top-k pulls of 1% (fp16 values) after another push: at most the cap of entries, each
+     * exactly the top-k of w2 - view (w2: two Adam steps, which the fp32 pull confirms); the
+     * second, with no push between, is the top-k of what the first left out. */
+    send_push(w0, 0, 1, 1, 0, N, g[1], N);
+    adam_steps((const float *const *)g, 2, init, two);
+    for (int k = 0; k < 2; k++) {
+        const char *what = k ? "a second top-k pull, no push between" : "a top-k pull";
+        send_coded_pull(w0, 0, 2, 0, N, PB_WIRE_FP16, 0.01);
+        len = code_expected(PB_WIRE_FP16, 0.01, two, view, diff, want);
+        const size_t nnz = take_change(2, PB_WIRE_FP16, 1, view, got, what);
+        printf("  %s: %zu of %zu entries (cap %zu)\n", what, nnz, N, pb_topk_cap(N, 0.01));
+        assert_true(nnz > 0 && nnz <= pb_topk_cap(N, 0.01));
+        assert_int_equal(len, pb_topk_bytes(PB_WIRE_FP16, nnz));
+        expect_bytes(got, want, len, what);
+    }
+    send_pull(w0, 0, 2, 0, N);
+    expect_weights(w0, 2, 0, N, w2, "an fp32 pull after the top-k ones");
+    expect_bits(w2, two, N, "the fp32 pull's weights: two Adam steps");
+
+    /* The fp32 answer set the view to w2: a coded pull now is a change of zeros. */
+    send_coded_pull(w0, 0, 2, 0, N, PB_WIRE_BF16, 0.0);
+    take_change(2, PB_WIRE_BF16, 0, w2, got, "a bf16 pull after an fp32 one");
+    expect_bits(w2, two, N, "w2 after a change that should be zero");
+    for (size_t i = 0; i < 2 * N; i++)
+        if (got[i] != 0)
+            fail_msg("a bf16 pull after an fp32 one: byte %zu is 0x%02x, expected a zero change", i,
+                     got[i]);
+
+    /* A second hello (a restarted worker): its next coded pull is the weights again. */
+    send_hello(w0, 0, 1, "mnist_cnn", N, checksum);
+    pb_msg m;
+    recv_msg(w0, &m, "a second hello");
+    assert_int_equal(m.kind, PB_HELLO_REPLY);
+    pb_msg_clear(&m);
+    send_coded_pull(w0, 0, 2, 0, N, PB_WIRE_BF16, 0.5);
+    expect_weights(w0, 2, 0, N, w2, "a top-k bf16 pull after a second hello");
+    expect_bits(w2, two, N, "the weights after a second hello");
+
+    for (int t = 0; t < 2; t++)
+        free(g[t]);
+    free(init);
+    free(w1);
+    free(w2);
+    free(view);
+    free(diff);
+    free(two);
+    free(got);
+    free(want);
 }
 
 /* ============ sync mode, two workers: a pull waits for both gradients ============ */
@@ -1227,10 +1605,17 @@ int main(void) {
         cmocka_unit_test(hello),
         cmocka_unit_test(refuses_bad_pushes),
         cmocka_unit_test(refuses_bad_pulls),
+        cmocka_unit_test(refuses_bad_coded_pushes),
+        cmocka_unit_test(refuses_bad_coded_pulls),
         cmocka_unit_test(pull_initial_weights),
         cmocka_unit_test(push_then_pull),
         cmocka_unit_test(refuses_steps_outside_window),
         cmocka_unit_test(shutdown_reports_stats),
+    };
+    /* Each with a server of its own. */
+    const struct CMUnitTest coded[] = {
+        cmocka_unit_test_setup_teardown(coded_pushes, coded_setup, server_teardown),
+        cmocka_unit_test_setup_teardown(coded_pulls, coded_setup, server_teardown),
     };
     const struct CMUnitTest others[] = {
         cmocka_unit_test_teardown(sync_two_workers, solo_teardown),
@@ -1238,6 +1623,7 @@ int main(void) {
     };
     int failed = cmocka_run_group_tests_name("wire", wire, wire_setup, wire_teardown);
     failed += cmocka_run_group_tests_name("server", one_worker, server_setup, server_teardown);
+    failed += cmocka_run_group_tests_name("coded", coded, NULL, NULL);
     failed += cmocka_run_group_tests_name("server_modes", others, NULL, NULL);
     return failed;
 }
