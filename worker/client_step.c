@@ -87,6 +87,36 @@ static int push_coded(wk_client *c, server_conn *sc, int part, pb_msg *m, size_t
     return pb_send_bytes(sc->sock, NULL, m, c->coded, bytes, err, errlen);
 }
 
+/* Codes the nrows gathered rows of a sparse push of [lo, hi) (c->row_vals, nvals values) into
+ * out. bf16 and fp16 feed back per row: each row part gets what rounding left out of it at
+ * its last push, and keeps what this one leaves out until the row is touched again (a
+ * residual sent with untouched rows would make the push dense). */
+static void code_rows(wk_client *c, part_step *ps, size_t nrows, size_t lo, size_t hi, size_t nvals,
+                      void *out) {
+    if (c->wire == PB_WIRE_FP32) {
+        pb_wire_encode(c->wire, c->row_vals, nvals, out);
+        return;
+    }
+    if (!ps->resid)
+        ps->resid = pst_calloc(ps->model.layout.total, sizeof(float));
+    const wk_sparse_rows *sp = ps->sparse;
+    float *v = c->row_vals;
+    for (size_t i = 0; i < nrows; i++) {
+        uint64_t a, b;
+        pb_row_part(sp->from, sp->row_len, c->row_ids[i], lo, hi, &a, &b);
+        for (uint64_t j = a; j < b; j++)
+            *v++ += ps->resid[j];
+    }
+    pb_wire_encode_ef(c->wire, c->row_vals, nvals, out);
+    v = c->row_vals;
+    for (size_t i = 0; i < nrows; i++) {
+        uint64_t a, b;
+        pb_row_part(sp->from, sp->row_len, c->row_ids[i], lo, hi, &a, &b);
+        memcpy(ps->resid + a, v, sizeof(float) * (b - a));
+        v += b - a;
+    }
+}
+
 /* Sends server s chunks [k, end) of part's step in one push, and when pulling, one pull of
  * them. */
 static int send_run(wk_client *c, server_conn *sc, int part, int k, int end, char *err,
@@ -122,11 +152,9 @@ static int send_run(wk_client *c, server_conn *sc, int part, int k, int end, cha
             m.push.row_len = (uint32_t)ps->sparse->row_len;
             m.push.nrows = nrows;
             m.push.rows = c->row_ids;
-            /* rows are rounded, not fed back: a row's residual would have to be sent when
-             * the row is not touched, and the push would no longer be sparse */
             m.push.coding.wire = c->wire;
             const size_t bytes = nvals * pb_wire_size(c->wire);
-            pb_wire_encode(c->wire, c->row_vals, nvals, coded_buf(c, bytes));
+            code_rows(c, ps, nrows, lo, lo + n, nvals, coded_buf(c, bytes));
             rc = pb_send_bytes(sc->sock, NULL, &m, c->coded, bytes, err, errlen);
             c->bytes_pushed += bytes;
         } else if (c->wire != PB_WIRE_FP32) {
