@@ -23,6 +23,7 @@
 #include "engine/ckpt/ckpt.h"
 #include "engine/model.h"
 #include "engine/shard.h"
+#include "proto/codec.h"
 #include "proto/wire.h"
 #include "tests/fuzz/ckpt_example.h"
 #include "tests/fuzz/fuzz_server.h"
@@ -68,13 +69,14 @@ static void put(const char *kind, const char *name, const void *data, size_t len
 static eng_model cnn;
 static eng_chunks chunks; /* the servers' plan of their one shard */
 
-/* Writes one input: selector byte, frame lengths, frames. payload may be NULL (one frame
- * unless extra); extra adds a third frame. */
-static void put_message(const char *name, int server, const pb_msg *m, const float *payload,
-                        size_t count, const char *extra) {
+/* Writes one input: selector byte, frame lengths, frames. payload (plen bytes) may be NULL
+ * (one frame unless extra); extra adds a third frame. */
+static void put_bytes(const char *name, int server, const pb_msg *m, const void *payload,
+                      size_t plen, const char *extra) {
     size_t hlen;
     uint8_t *hdr = pb_msg_encode(m, PB_PROTOCOL_VERSION, 0, &hlen);
-    const size_t plen = payload ? count * sizeof(float) : 0;
+    if (!payload)
+        plen = 0;
     const int frames = 1 + (payload != NULL) + (extra != NULL);
     if (hlen > 0xffff || plen > 0xffff)
         die("%s: message too large", name);
@@ -99,6 +101,36 @@ static void put_message(const char *name, int server, const pb_msg *m, const flo
     put("server", name, buf, pos);
     pst_free(buf);
     pst_free(hdr);
+}
+
+/* put_bytes with a payload of count floats. */
+static void put_message(const char *name, int server, const pb_msg *m, const float *payload,
+                        size_t count, const char *extra) {
+    put_bytes(name, server, m, payload, count * sizeof(float), extra);
+}
+
+/* A coded push of chunk k (proto/codec.h): bf16 values, or their top-k at frac. */
+static void push_coded(const char *name, int server, uint32_t worker, int k, pb_wire wire,
+                       double frac) {
+    const uint64_t off = chunks.start[k], count = chunks.start[k + 1] - off;
+    float *g = pst_malloc(sizeof(float) * count);
+    for (size_t i = 0; i < count; i++)
+        g[i] = 0.001f * (float)((i * 7 + worker) % 13) - 0.006f;
+    uint8_t *out = pst_malloc(pb_topk_bytes(PB_WIRE_FP32, count));
+    pb_msg m = {.kind = PB_PUSH,
+                .push = {.worker_id = worker, .slice = {off, count}, .coding = {.wire = wire}}};
+    size_t bytes = count * pb_wire_size(wire);
+    if (frac > 0) {
+        const size_t nnz = pb_topk_encode(wire, frac, g, count, out);
+        m.push.coding.topk = 1;
+        m.push.coding.nnz = nnz;
+        bytes = pb_topk_bytes(wire, nnz);
+    } else {
+        pb_wire_encode(wire, g, count, out);
+    }
+    put_bytes(name, server, &m, out, bytes, NULL);
+    pst_free(out);
+    pst_free(g);
 }
 
 /* One frame of raw bytes for server 0. */
@@ -195,6 +227,10 @@ static void make_server(void) {
     push("push-three-frames", 0, 0, 0, last, 0, 0, 1, "extra");
     push_sparse("push-sparse-w0", 0, 0);
     push_sparse("push-sparse-w1-async", 1, 1);
+    push_coded("push-bf16-w0", 0, 0, 0, PB_WIRE_BF16, 0.0);
+    push_coded("push-fp16-w1-async", 1, 1, last, PB_WIRE_FP16, 0.0);
+    push_coded("push-topk-bf16-w0", 0, 0, last, PB_WIRE_BF16, 0.01);
+    push_coded("push-topk-fp32-w0-ssp", 2, 0, 0, PB_WIRE_FP32, 0.1);
 
     const uint64_t c0 = chunks.start[1], lo_last = chunks.start[last];
     pull("pull-w0-chunk0", 0, 0, 0, 0, c0);
@@ -202,6 +238,9 @@ static void make_server(void) {
     pull("pull-w0-chunk0-v1-async", 1, 0, 1, 0, c0);
     pull("pull-w0-middle-v2-ssp", 2, 0, 2, 1000, 5000);
     pull("pull-w0-past-shard", 0, 0, 0, total - 5, 10);
+    const pb_msg coded = {.kind = PB_PULL,
+                          .pull = {.slice = {0, c0}, .wire = PB_WIRE_BF16, .topk = 0.01}};
+    put_message("pull-w0-chunk0-topk-bf16", 0, &coded, NULL, 0, NULL);
 
     pb_msg snap = {.kind = PB_SNAPSHOT};
     put_message("snapshot-w0-v0", 0, &snap, NULL, 0, NULL);
@@ -219,8 +258,8 @@ static void make_server(void) {
     /* Not requests, or not messages. */
     const pb_msg er = {.kind = PB_ERROR, .error = {PB_ERR_STATE, "no"}};
     put_message("error-reply", 0, &er, NULL, 0, NULL);
-    _Static_assert(PB_PROTOCOL_VERSION == 2, "no-body and other-protocol spell out versions");
-    put_raw("no-body", "\x08\x02", 2);                    /* protocol 2, no body */
+    _Static_assert(PB_PROTOCOL_VERSION == 3, "no-body and other-protocol spell out versions");
+    put_raw("no-body", "\x08\x03", 2);                    /* protocol 3, no body */
     put_raw("other-protocol", "\x08\x01\xa2\x01\x00", 5); /* protocol 1, stats_request {} */
     put_raw("not-protobuf", "\xff\xff\xff\xff garbage", 13);
     put_raw("empty", "", 0);
