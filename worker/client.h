@@ -73,6 +73,10 @@ void wk_client_step_sparse(wk_client *c, int part, const wk_sparse_rows *sp);
 /* Gradient bytes pushed so far, all parts (payloads only, dense or sparse). */
 uint64_t wk_client_bytes_pushed(const wk_client *c);
 
+/* For tests: the part's residual (its layout's total floats, owned by c), what its coded
+ * pushes have left out so far and the next will carry; NULL before its first coded push. */
+const float *wk_client_residual(const wk_client *c, int part);
+
 /* Asks every server for its shard of the part once min_version updates are applied. */
 int wk_client_pull_send(wk_client *c, int part, uint64_t min_version, char *err, size_t errlen);
 

@@ -376,6 +376,7 @@ void wk_client_step_sparse(wk_client *c, int part, const wk_sparse_rows *sp) {
     c->parts[part].sparse = sp;
 }
 uint64_t wk_client_bytes_pushed(const wk_client *c) { return c->bytes_pushed; }
+const float *wk_client_residual(const wk_client *c, int part) { return c->parts[part].resid; }
 
 /* Takes server s's snapshot of part into weights and *out. */
 static int take_snapshot(wk_client *c, int s, int part, float *weights, eng_ckpt_part *out,

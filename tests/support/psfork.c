@@ -27,6 +27,7 @@ tu_psfork_cfg tu_psfork_defaults(void) {
     c.num_workers = 1;
     c.mode = PS_SYNC;
     c.seed = 1;
+    c.optim = eng_optim_defaults(ENG_OPT_ADAM);
     return c;
 }
 
@@ -91,8 +92,7 @@ static _Noreturn void child_main(const tu_psfork_cfg *cfg, int fd, pid_t parent)
     pc.nparts = m.nparts;
     for (int p = 0; p < m.nparts; p++) {
         eng_model_part(&m, p, &part[p]);
-        pc.parts[p] = (ps_part_cfg){&part[p], eng_optim_defaults(ENG_OPT_ADAM),
-                                    eng_model_part_seed(cfg->seed, p)};
+        pc.parts[p] = (ps_part_cfg){&part[p], cfg->optim, eng_model_part_seed(cfg->seed, p)};
     }
     pc.bind_host = "127.0.0.1";
     pc.advertise_host = "127.0.0.1";

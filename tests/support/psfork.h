@@ -21,6 +21,7 @@ typedef struct tu_psfork_cfg {
     ps_mode mode;
     int staleness; /* PS_SSP */
     uint64_t seed;
+    eng_optim_cfg optim; /* every part's */
 } tu_psfork_cfg;
 
 typedef struct tu_psfork {
@@ -29,7 +30,8 @@ typedef struct tu_psfork {
     int reaped, wstatus; /* set once waitpid has returned the child */
 } tu_psfork;
 
-/* cfg's defaults: mnist_cnn, server 0 of 1, one worker, PS_SYNC, seed 1. */
+/* cfg's defaults: mnist_cnn, server 0 of 1, one worker, PS_SYNC, seed 1, Adam with Keras's
+ * defaults. */
 tu_psfork_cfg tu_psfork_defaults(void);
 
 /* Forks the server and waits (10 s at most) for its endpoint. Returns 0, or -1 with a

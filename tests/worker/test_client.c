@@ -6,13 +6,17 @@
  * the endpoint and the reason; a pull that is never answered times out the same way. A
  * client that agrees with its servers (one, or two splitting the vector) pulls the initial
  * weights bit for bit, pushes a gradient, pulls exactly one Adam step later, and says
- * goodbye with each server's counters; every server then exits 0. */
+ * goodbye with each server's counters; every server then exits 0. Coded pushes (top-k of
+ * bf16 values) lose nothing: what the server applied plus the client's residual is the sum of
+ * the gradients; coded pulls (bf16 changes) keep the weights within bf16's rounding of each
+ * change of the server's, and a settled pull makes them equal bit for bit. */
 #include "worker/client.h"
 
 #include "engine/base/base.h"
 #include "engine/model.h"
 #include "engine/optim.h"
 #include "engine/rng.h"
+#include "proto/codec.h"
 #include "tests/support/psfork.h"
 #include "tests/support/testutil.h"
 
@@ -61,15 +65,19 @@ static void build(eng_model *m, const char *name) {
         fail_msg("eng_model_build(%s): %s", name, err);
 }
 
-/* Server id of num_servers, for num_workers, in sync mode, seed 1. */
-static void start(tu_psfork *f, int id, int num_servers, int num_workers) {
+static void start_cfg(tu_psfork *f, const tu_psfork_cfg *cfg) {
     char err[640] = "";
+    if (tu_psfork_start(f, cfg, err, sizeof err) != 0)
+        fail_msg("%s", err);
+}
+
+/* Server id of num_servers, for num_workers, in sync mode, seed 1, Adam. */
+static void start(tu_psfork *f, int id, int num_servers, int num_workers) {
     tu_psfork_cfg cfg = tu_psfork_defaults();
     cfg.server_id = id;
     cfg.num_servers = num_servers;
     cfg.num_workers = num_workers;
-    if (tu_psfork_start(f, &cfg, err, sizeof err) != 0)
-        fail_msg("%s", err);
+    start_cfg(f, &cfg);
 }
 
 static void expect_exit_0(tu_psfork *f) {
@@ -427,6 +435,193 @@ static void sparse_equals_dense(void **state) {
     free(g);
 }
 
+/* The server's weights of part 0 once it has applied `version` updates, exactly (fp32,
+ * whatever the client's coding): a snapshot, its optimizer arrays (nslots) dropped. */
+static void server_weights(wk_client *c, size_t n, int nslots, uint64_t version, float *w) {
+    eng_ckpt_part cp;
+    memset(&cp, 0, sizeof cp);
+    cp.nslots = nslots;
+    for (int i = 0; i < nslots; i++) {
+        cp.slots[i] = malloc(sizeof(float) * n);
+        assert_non_null(cp.slots[i]);
+    }
+    char err[512] = "";
+    if (wk_client_snapshot(c, 0, version, w, &cp, err, sizeof err) != PST_OK)
+        fail_msg("snapshot at version %llu: %s", (unsigned long long)version, err);
+    for (int i = 0; i < nslots; i++)
+        free(cp.slots[i]);
+    pst_free(cp.runs);
+}
+
+/* Error feedback: pushes of each gradient's largest 1% (top-k, bf16 values) lose nothing,
+ * they only delay it: after K pushes, the sum of the decoded gradients the server applied
+ * plus the client's residual is the sum of the K gradients. The server runs RMSprop with rho
+ * 1, epsilon 1 and lr 1, which is plain SGD: its accumulator stays 0 and each update is
+ * w -= g / (sqrt(0) + 1), so w_0 - w_K is the sum of what it received.
+ *
+ * Rounding, per element, with G = sum |g_k|: the client's acc += g rounds once a push
+ * (<= 2^-24 |acc|, |acc| <= G (1 + 2^-8)); taking the sent bf16 value out of acc is exact
+ * (pb_topk_encode); the server's w -= r rounds once a push (<= 2^-24 |w_k|, |w_k| <= |w_0| +
+ * G (1 + 2^-8)). So |(w_0 - w_K + resid) - sum g| <= K 2^-24 (|w_0| + 3 G), all sums in
+ * double. A client that drops or overwrites its residual is off by about |resid| (~1e-3,
+ * against a bound of ~1e-8). */
+static void coded_pushes_feed_back(void **state) {
+    (void)state;
+    eng_model m;
+    build(&m, "mnist_cnn");
+    assert_int_equal(eng_model_state_floats(&m), 0); /* state tensors move by +g, not -g */
+    const size_t n = m.layout.total;
+    tu_psfork_cfg cfg = tu_psfork_defaults();
+    cfg.optim = eng_optim_defaults(ENG_OPT_RMSPROP);
+    cfg.optim.lr = 1.0f;
+    cfg.optim.rho = 1.0f;
+    cfg.optim.epsilon = 1.0f;
+    start_cfg(&servers[0], &cfg);
+    const char *eps[] = {servers[0].endpoint};
+    char err[512] = "";
+    wk_client *c = wk_client_new(eps, 1, 0, 1, &m, TIMEOUT_S, NULL, err, sizeof err);
+    if (!c)
+        fail_msg("wk_client_new: %s", err);
+    float *w0 = malloc(sizeof(float) * n), *wk = malloc(sizeof(float) * n);
+    assert_non_null(w0);
+    assert_non_null(wk);
+    server_weights(c, n, 1, 0, w0);
+
+    wk_client_set_coding(c, PB_WIRE_BF16, 0.01);
+    assert_null(wk_client_residual(c, 0));
+    enum { K = 5 };
+    float *g[K];
+    for (int k = 0; k < K; k++) {
+        g[k] = gradient(n, 20 + (uint64_t)k);
+        if (wk_client_push(c, 0, g[k], (uint64_t)k, (uint64_t)k, err, sizeof err) != PST_OK)
+            fail_msg("coded push %d: %s", k, err);
+    }
+    server_weights(c, n, 1, K, wk);
+    const float *resid = wk_client_residual(c, 0);
+    assert_non_null(resid);
+
+    size_t moved = 0, kept = 0;
+    double worst = 0; /* the largest error as a share of its bound */
+    for (size_t i = 0; i < n; i++) {
+        double sum = 0, mag = 0;
+        for (int k = 0; k < K; k++) {
+            sum += g[k][i];
+            mag += fabs(g[k][i]);
+        }
+        const double got = (double)w0[i] - (double)wk[i] + (double)resid[i];
+        const double bound = K * 0x1p-24 * (fabs(w0[i]) + 3 * mag);
+        if (fabs(got - sum) > bound)
+            fail_msg("element %zu: server's change %.9g + residual %.9g = %.9g, expected the "
+                     "gradients' sum %.9g (within %.3g)",
+                     i, (double)w0[i] - wk[i], (double)resid[i], got, sum, bound);
+        if (fabs(got - sum) > worst * bound)
+            worst = fabs(got - sum) / bound;
+        moved += wk[i] != w0[i];
+        kept += resid[i] != 0.0f;
+    }
+    printf("  %d pushes: %zu of %zu weights moved, %zu residuals kept, %llu bytes pushed, worst "
+           "error %.2f of its bound\n",
+           K, moved, n, kept, (unsigned long long)wk_client_bytes_pushed(c), worst);
+    /* top-k sent a few % of the entries and kept the rest */
+    assert_true(moved > 0 && moved < n / 10);
+    assert_true(kept > n / 2);
+
+    assert_int_equal(wk_client_shutdown(c, NULL, err, sizeof err), 0);
+    wk_client_free(&c);
+    expect_exit_0(&servers[0]);
+    for (int k = 0; k < K; k++)
+        free(g[k]);
+    free(w0);
+    free(wk);
+}
+
+/* p, pulled coded, against the server's weights w, which moved from prev (what p held before
+ * the pull): the change comes in bf16, so each error is at most bf16's rounding of the change
+ * (2^-9 |w - prev|, and 2^-24 of it from the server's float subtraction) plus the client's
+ * float addition (2^-24 |p|); bounded here by 2^-8 |w - prev| + 2^-23 |w|. Some must differ:
+ * the answers were coded, not fp32. */
+static void expect_tracks(const float *p, const float *prev, const float *w, size_t n,
+                          const char *what) {
+    size_t rounded = 0;
+    for (size_t i = 0; i < n; i++) {
+        const double change = (double)w[i] - (double)prev[i];
+        const double e = fabs((double)p[i] - (double)w[i]);
+        if (e > 0x1p-8 * fabs(change) + 0x1p-23 * fabs((double)w[i]))
+            fail_msg("%s: element %zu is %.9g, the server's %.9g (it was %.9g): off by more than "
+                     "bf16's rounding of the change",
+                     what, i, (double)p[i], (double)w[i], (double)prev[i]);
+        rounded += p[i] != w[i];
+    }
+    printf("  %s: %zu of %zu weights rounded\n", what, rounded, n);
+    if (rounded == 0)
+        fail_msg("%s: every weight exact: the pulls were not coded", what);
+}
+
+/* Coded pulls (bf16 changes against the server's view of what this worker has, Adam on the
+ * server): after each push and pull the weights are the server's to bf16's rounding of the
+ * change, round after round (the client's copy and the server's view move together); a
+ * settled pull makes them the server's bit for bit, and coded pulls go on from there. */
+static void coded_pulls_track(void **state) {
+    (void)state;
+    eng_model m;
+    build(&m, "mnist_cnn");
+    const size_t n = m.layout.total;
+    start(&servers[0], 0, 1, 1);
+    const char *eps[] = {servers[0].endpoint};
+    char err[512] = "";
+    wk_client *c = wk_client_new(eps, 1, 0, 1, &m, TIMEOUT_S, NULL, err, sizeof err);
+    if (!c)
+        fail_msg("wk_client_new: %s", err);
+    wk_client_set_coding(c, PB_WIRE_BF16, 0);
+    float *p = malloc(sizeof(float) * n), *prev = malloc(sizeof(float) * n);
+    float *w = malloc(sizeof(float) * n);
+    assert_non_null(p);
+    assert_non_null(prev);
+    assert_non_null(w);
+    for (size_t i = 0; i < n; i++)
+        p[i] = NAN;
+    uint64_t version = 99;
+    if (wk_client_pull_send(c, 0, 0, err, sizeof err) != PST_OK ||
+        wk_client_pull_wait(c, 0, p, &version, err, sizeof err) != PST_OK)
+        fail_msg("pull at version 0: %s", err);
+    assert_int_equal(version, 0);
+    eng_model_init_params(&m, w, 1);
+    expect_bits(p, w, n, "first coded pull (the weights as they are)");
+
+    enum { K = 4 };
+    float *g[K];
+    for (int k = 0; k < K; k++) {
+        g[k] = gradient(n, 30 + (uint64_t)k);
+        if (k == K - 1) { /* a settled pull before the last round */
+            const uint64_t pushes[1] = {K - 1};
+            if (wk_client_pull_settled(c, 0, pushes, err, sizeof err) != PST_OK ||
+                wk_client_pull_wait(c, 0, p, &version, err, sizeof err) != PST_OK)
+                fail_msg("settled pull: %s", err);
+            expect_bits(p, w, n, "weights from a settled pull");
+        }
+        memcpy(prev, p, sizeof(float) * n);
+        if (wk_client_push_pull(c, 0, g[k], (uint64_t)k, (uint64_t)k, (uint64_t)k + 1, err,
+                                sizeof err) != PST_OK ||
+            wk_client_pull_wait(c, 0, p, &version, err, sizeof err) != PST_OK)
+            fail_msg("push and coded pull %d: %s", k, err);
+        assert_int_equal(version, k + 1);
+        server_weights(c, n, 2, (uint64_t)k + 1, w);
+        char what[64];
+        snprintf(what, sizeof what, "coded pull %d%s", k + 1,
+                 k == K - 1 ? " (after the settled one)" : "");
+        expect_tracks(p, prev, w, n, what);
+    }
+
+    assert_int_equal(wk_client_shutdown(c, NULL, err, sizeof err), 0);
+    wk_client_free(&c);
+    expect_exit_0(&servers[0]);
+    for (int k = 0; k < K; k++)
+        free(g[k]);
+    free(p);
+    free(prev);
+    free(w);
+}
+
 /* A pull for a version that never comes (the other worker never pushes) times out naming
  * the server. */
 static void pull_times_out(void **state) {
@@ -469,6 +664,8 @@ int main(void) {
         cmocka_unit_test_teardown(two_servers, kill_servers),
         cmocka_unit_test_teardown(sparse_equals_dense, kill_servers),
         cmocka_unit_test_teardown(pull_times_out, kill_servers),
+        cmocka_unit_test_teardown(coded_pushes_feed_back, kill_servers),
+        cmocka_unit_test_teardown(coded_pulls_track, kill_servers),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
