@@ -9,6 +9,7 @@
 
 #include "engine/base/base.h"
 
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -229,7 +230,16 @@ static int detect_f16c(void) {
 #endif
 }
 
-int pb_fp16_f16c(void) { return detect_f16c(); } /* ~100 cycles, once per message */
+int pb_fp16_f16c(void) {
+    /* CPUID traps to the hypervisor on a VM (tens of microseconds): ask once. -1: not yet. */
+    static _Atomic int known = -1;
+    int k = atomic_load_explicit(&known, memory_order_relaxed);
+    if (k < 0) {
+        k = detect_f16c();
+        atomic_store_explicit(&known, k, memory_order_relaxed);
+    }
+    return k;
+}
 
 static void fp16_encode(const float *x, size_t n, unsigned char *out) {
 #if PB_HAVE_X86
