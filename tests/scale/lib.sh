@@ -45,15 +45,20 @@ lab_burst_bytes() {
 }
 
 # Shapes both ends of one host's cable at BITS/s (0: removes any shaping).
-#   lab_shape NETNS ROOT_IF BITS
+#   lab_shape NETNS ROOT_IF BITS [LATENCY_MS]
+# LATENCY_MS (default 50) sizes each queue: it holds that long at BITS/s. Under dilation D
+# run-lab passes 50 x D, so that the queue holds the same bytes as a 50 ms queue at the
+# undilated rate: a switch's buffer is bytes, and a queue D times smaller would drop the
+# bursts of many senders D times sooner.
 lab_shape() {
-    local ns=$1 rif=$2 bits=$3 burst
+    local ns=$1 rif=$2 bits=$3 lat=${4:-50} burst
     if [[ $bits == 0 ]]; then
         tc qdisc del dev "$rif" root 2>/dev/null || true
         ip netns exec "$ns" tc qdisc del dev eth0 root 2>/dev/null || true
         return 0
     fi
     burst=$(lab_burst_bytes "$bits")
-    tc qdisc replace dev "$rif" root tbf rate "${bits}bit" burst "$burst" latency 50ms
-    ip netns exec "$ns" tc qdisc replace dev eth0 root tbf rate "${bits}bit" burst "$burst" latency 50ms
+    tc qdisc replace dev "$rif" root tbf rate "${bits}bit" burst "$burst" latency "${lat}ms"
+    ip netns exec "$ns" tc qdisc replace dev eth0 root tbf rate "${bits}bit" burst "$burst" \
+        latency "${lat}ms"
 }
