@@ -255,6 +255,49 @@ def best(jsonl, link, n):
     print(f["wire"] + ("" if f["compress"] == "none" else "+" + f["compress"]))
 
 
+RATE_UNITS = {"kbit": 1e3, "mbit": 1e6, "gbit": 1e9, "bit": 1.0,
+              "kbps": 8e3, "mbps": 8e6, "gbps": 8e9, "bps": 8.0}
+
+
+def rate_bits(link):
+    """A tc rate (100mbit, 1gbit, 12mbps) in bits/s; 0 for none."""
+    if link == "none":
+        return 0.0
+    for unit in sorted(RATE_UNITS, key=len, reverse=True):
+        if link.endswith(unit):
+            return float(link[: -len(unit)]) * RATE_UNITS[unit]
+    return float(link)
+
+
+def rebase(jsonl, out):
+    """Rewrites each figure's efficiency and bound against r1 measured at the figure's own
+    dilation (OUT/r1-MODE-MS-dD.json), where that cache exists: one host's rate under the
+    same emulation, so that what dilation hides of a step's CPU work is hidden on both sides
+    of the ratio. Figures whose r1 is missing keep theirs."""
+    figs = metrics_lines(jsonl)
+    for f in figs:
+        path = os.path.join(out, "r1-%s-%s-d%d.json" % (f["mode"], f["step_ms"], f["dilation"]))
+        if not os.path.exists(path):
+            path = os.path.join(out, "r1-%s-%g-d%d.json" % (f["mode"], f["step_ms"], f["dilation"]))
+        if not os.path.exists(path):
+            continue
+        with open(path) as g:
+            r1 = json.loads(g.readline())["samples_per_sec"]
+        workers = f["hosts"]
+        f["r1"] = r1
+        f["efficiency"] = round(f["samples_per_sec"] / (workers * r1), 4)
+        bits = rate_bits(f["link"])
+        worst = max(f.get("bytes_out_per_step_max", 0), f.get("bytes_in_per_step_max", 0))
+        if bits > 0 and worst > 0:
+            t_link = worst / (bits / 8)
+            f["bound_efficiency"] = round(min(1.0, (BATCH / t_link) / r1), 4)
+        else:
+            f["bound_efficiency"] = 1.0
+    with open(jsonl, "w") as g:
+        for f in figs:
+            g.write(json.dumps(f, separators=(",", ":")) + "\n")
+
+
 def main():
     a = sys.argv[1:]
     if len(a) == 3 and a[0] == "sample":
@@ -265,6 +308,8 @@ def main():
         print(row(json.loads(a[1])))
     elif len(a) == 3 and a[0] == "tables":
         tables(a[1], a[2])
+    elif len(a) == 3 and a[0] == "rebase":
+        rebase(a[1], a[2])
     elif len(a) == 4 and a[0] == "best":
         best(a[1], a[2], a[3])
     else:
