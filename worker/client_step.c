@@ -124,8 +124,7 @@ static int send_run(wk_client *c, server_conn *sc, int part, int k, int end, cha
     part_step *ps = &c->parts[part];
     const conn_part *cp = &sc->parts[part];
     const size_t lo = cp->chunks.start[k], n = cp->chunks.start[end] - lo;
-    if (ps->grads && (c->topk > 0 || (c->wire != PB_WIRE_FP32 && !ps->sparse))) {
-        /* top-k is sparse already: it needs no rows */
+    if (ps->grads) {
         pb_msg m = {.kind = PB_PUSH,
                     .push = {.worker_id = (uint32_t)c->worker_id,
                              .part = (uint32_t)part,
@@ -133,19 +132,9 @@ static int send_run(wk_client *c, server_conn *sc, int part, int k, int end, cha
                              .base_version = ps->base_version,
                              .slice = {lo, n},
                              .stop = c->want_stop}};
-        const int rc = push_coded(c, sc, part, &m, lo, n, err, errlen);
-        if (rc != PST_OK)
-            return rc;
-    } else if (ps->grads) {
-        pb_msg m = {.kind = PB_PUSH,
-                    .push = {.worker_id = (uint32_t)c->worker_id,
-                             .part = (uint32_t)part,
-                             .step = ps->step,
-                             .base_version = ps->base_version,
-                             .slice = {lo, n},
-                             .stop = c->want_stop}};
-        size_t nvals;
-        const size_t nrows = gather_rows(c, ps->sparse, ps->grads, lo, lo + n, &nvals);
+        size_t nvals = 0; /* top-k is sparse already: it needs no rows */
+        const size_t nrows =
+            c->topk > 0 ? 0 : gather_rows(c, ps->sparse, ps->grads, lo, lo + n, &nvals);
         int rc;
         if (nrows > 0 && nvals < n) { /* only the touched rows: the rest is 0 */
             m.push.rows_from = ps->sparse->from;
@@ -157,7 +146,7 @@ static int send_run(wk_client *c, server_conn *sc, int part, int k, int end, cha
             code_rows(c, ps, nrows, lo, lo + n, nvals, coded_buf(c, bytes));
             rc = pb_send_bytes(sc->sock, NULL, &m, c->coded, bytes, err, errlen);
             c->bytes_pushed += bytes;
-        } else if (c->wire != PB_WIRE_FP32) {
+        } else if (c->topk > 0 || c->wire != PB_WIRE_FP32) {
             rc = push_coded(c, sc, part, &m, lo, n, err, errlen);
         } else {
             atomic_fetch_add_explicit(&ps->lent, 1, memory_order_relaxed);
