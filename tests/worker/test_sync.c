@@ -143,15 +143,21 @@ static float *run_reference(const eng_model *m) {
     return w;
 }
 
-static void sync_job_equals_one_process_on_combined_batches(void **state) {
-    (void)state;
-    char msg[512], dir[256];
+/* A test's start: the data is here, m is mnist_cnn, dir a new temp dir; returns m's size. */
+static size_t start(eng_model *m, char *dir, size_t dirlen, const char *tag) {
+    char msg[512];
     if (tu_check_dataset("mnist", msg, sizeof msg) != 0)
         fail_msg("%s", msg);
+    assert_int_equal(eng_model_build(m, eng_model_find("mnist_cnn"), msg, sizeof msg), 0);
+    assert_int_equal(tu_mkdtemp(dir, dirlen, tag), 0);
+    return m->layout.total;
+}
+
+static void sync_job_equals_one_process_on_combined_batches(void **state) {
+    (void)state;
+    char dir[256];
     eng_model m;
-    assert_int_equal(eng_model_build(&m, eng_model_find("mnist_cnn"), msg, sizeof msg), 0);
-    const size_t n = m.layout.total;
-    assert_int_equal(tu_mkdtemp(dir, sizeof dir, "sync"), 0);
+    const size_t n = start(&m, dir, sizeof dir, "sync");
     const char *none[] = {NULL};
     float *a = run_job(dir, "a", n, none), *b = run_job(dir, "b", n, none);
     float *ref = run_reference(&m);
@@ -243,13 +249,9 @@ static void check_coded(const char *dir, const char *tag, const char *const *fla
 
 static void coded_jobs_are_deterministic_and_near_fp32(void **state) {
     (void)state;
-    char msg[512], dir[256];
-    if (tu_check_dataset("mnist", msg, sizeof msg) != 0)
-        fail_msg("%s", msg);
+    char dir[256];
     eng_model m;
-    assert_int_equal(eng_model_build(&m, eng_model_find("mnist_cnn"), msg, sizeof msg), 0);
-    const size_t n = m.layout.total;
-    assert_int_equal(tu_mkdtemp(dir, sizeof dir, "coded"), 0);
+    const size_t n = start(&m, dir, sizeof dir, "coded");
     float *init = malloc(sizeof(float) * n);
     assert_non_null(init);
     eng_model_init_params(&m, init, SEED);
