@@ -63,9 +63,10 @@ size_t pb_topk_bytes(pb_wire w, size_t nnz);
  *
  * How many: the threshold is estimated from a strided sample of acc (1%, at least 4096
  * entries, and for a small frac enough for 32 sampled entries above it, up to n/8; all of acc
- * when n <= 8192, which makes the choice exact), so nnz is k within the sample's error (about
- * 10-15% on random data): a count above the cap is cut to exactly k, and one below k/2 has
- * its threshold lowered once; fewer than k is fine, error feedback carries the rest. */
+ * when n <= 8192, which makes the count k but for ties at the threshold), so nnz is k within the
+ * sample's error (about 10-15% on random data): a count above the cap is cut to exactly k, and one
+ * below k/2 has its threshold lowered once; fewer than k is fine, error feedback carries the rest.
+ */
 size_t pb_topk_encode(pb_wire w, double frac, float *acc, size_t n, void *out);
 
 /* Checks a received top-k payload of nnz entries for a slice of n floats (at least

@@ -104,7 +104,8 @@ typedef struct pb_pull {
     size_t npushes; /* 0, or one per worker */
     const uint64_t *pushes;
     uint32_t wire; /* the answer's values (a pb_wire); with topk > 0 or another wire than fp32, */
-    double topk;   /* a delta against the server's last answer to this worker */
+    double topk;   /* a change since the server's last answer to this worker where the server
+                      keeps one for the whole run (else the fp32 weights) */
 } pb_pull;
 
 typedef struct pb_pull_reply {

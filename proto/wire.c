@@ -65,8 +65,10 @@ static int check_coded(const pb_msg *m, const pb_coding *cd, pb_slice slice, cha
     const int rows = m->kind == PB_PUSH && m->push.nrows > 0;
     if (cd->topk) {
         if (rows)
-            return pst_err(err, errlen, PST_EMALFORMED, "push: top-k and rows in one push");
-        if (cd->nnz > slice.count)
+            return pst_err(err, errlen, PST_EMALFORMED,
+                           "push.coding.topk: expected no push.rows with top-k, got %zu",
+                           m->push.nrows);
+        if (cd->nnz > slice.count || cd->nnz > SIZE_MAX / 8) /* 8: the most bytes an entry takes */
             return pst_err(err, errlen, PST_EMALFORMED,
                            "%s.coding.nnz: %llu entries in a slice of %llu", name,
                            (unsigned long long)cd->nnz, (unsigned long long)slice.count);

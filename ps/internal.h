@@ -112,7 +112,7 @@ struct ps_server {
     double *red_acc;   /* (PS_REDUCE_MAX): the answer */
     uint32_t *red_ids; /* (W) */
     float *acc;        /* (the largest shard): a coded answer's change, then what it left out */
-    uint8_t *coded;    /* (8 x the largest shard bytes): a coded payload */
+    uint8_t *coded;    /* (8 bytes a float of the largest shard): a coded payload */
     ps_stats st;
 };
 

@@ -149,10 +149,13 @@ int ps_on_pull(ps_server *s, const pb_peer *from, pb_msg *m, char *err, size_t e
                  s->W, p->npushes);
         return ps_refuse(s, from, PB_ERR_RANGE, why);
     }
-    if (p->wire >= PB_WIRE_END || !(p->topk >= 0.0 && p->topk <= 1.0)) {
-        snprintf(why, sizeof why,
-                 "pull: expected wire 0..2 (fp32, bf16, fp16) and topk in [0, 1], got %u and %g",
-                 p->wire, p->topk);
+    if (p->wire >= PB_WIRE_END) {
+        snprintf(why, sizeof why, "pull.wire: expected 0, 1 or 2 (fp32, bf16, fp16), got %u",
+                 p->wire);
+        return ps_refuse(s, from, PB_ERR_RANGE, why);
+    }
+    if (!(p->topk >= 0.0 && p->topk <= 1.0)) {
+        snprintf(why, sizeof why, "pull.topk: expected a fraction in [0, 1], got %g", p->topk);
         return ps_refuse(s, from, PB_ERR_RANGE, why);
     }
     for (size_t w = 0; w < p->npushes; w++)

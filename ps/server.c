@@ -121,7 +121,7 @@ static void part_free(ps_server *s, ps_part *pt) {
     pst_free(pt->first_at);
     for (int w = 0; pt->peers && w < s->W; w++) {
         pst_free(pt->peers[w].view);
-        pst_free(pt->peers[w].viewed);
+        free(pt->peers[w].viewed); /* pst_calloc's */
     }
     pst_free(pt->peers);
     eng_chunks_free(&pt->chunks);

@@ -12,6 +12,7 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 #include <zmq.h>
@@ -228,10 +229,10 @@ void wk_client_free(wk_client **pc) {
         zmq_ctx_term(c->ctx);
     pst_free(c->srv);
     for (int p = 0; p < c->nparts; p++) {
-        pst_free(c->parts[p].resid);
+        free(c->parts[p].resid); /* pst_calloc's */
         pst_free(c->parts[p].sent);
     }
-    pst_free(c->coded);
+    free(c->coded); /* pst_realloc's */
     pst_free(c->row_vals);
     pst_free(c->row_ids);
     pst_free(c->stats);

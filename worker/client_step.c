@@ -277,10 +277,15 @@ static int take_weights(wk_client *c, int s, int part, const pb_msg *r, float *p
             memcpy(ps->sent + at, params + at, sizeof(float) * n);
         return PST_OK;
     }
-    if (!pr->delta || !ps->sent)
+    if (!pr->delta)
         return pst_err(err, errlen, PST_EPEER,
-                       "server %d at %s: a %s pull answer of part %d before its weights", s,
-                       c->srv[s].endpoint, pr->delta ? "change as" : "top-k, not change, as", part);
+                       "server %d at %s: pull_reply.coding.topk of part %d: expected top-k only "
+                       "in a change (pull_reply.delta)",
+                       s, c->srv[s].endpoint, part);
+    if (!ps->sent)
+        return pst_err(err, errlen, PST_EPEER,
+                       "server %d at %s: pull_reply.delta of part %d: a change before any weights",
+                       s, c->srv[s].endpoint, part);
     char why[160];
     if (pr->coding.topk && pb_topk_decode(wire, r->payload, (size_t)pr->coding.nnz, n,
                                           ps->sent + at, 1, why, sizeof why) != PST_OK)

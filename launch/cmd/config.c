@@ -109,6 +109,10 @@ static int check_wire(wk_opts *o, const eng_model_def *def, char *err, size_t er
                            o->compress);
         o->topk = f;
     }
+    if (o->simulate_ms > 0 && o->servers == 0)
+        return pst_err(err, errlen, PST_EARG,
+                       "--simulate-compute: only for the workers of a job (--servers P): one "
+                       "process would play back steps that change nothing");
     if (o->simulate_ms > 0 && def->parts)
         return pst_err(err, errlen, PST_EARG,
                        "--simulate-compute: only for a classifier, not %s (a GAN's step is two "

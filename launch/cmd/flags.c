@@ -86,9 +86,9 @@ const cmd_flag cmd_flags[] = {
      "topk:F sends only the largest fraction F of each push and of each pull's change, keeping "
      "what was not sent for the next step (error feedback) (default none)"},
     {"simulate-compute", CMD_F_REAL, NUM(worker.simulate_ms), 0, 1e6, TRAIN, "MS",
-     "the scaling lab (tests/scale): a classifier's steps do no arithmetic but wait MS "
-     "milliseconds, sending each layer's gradient when a real step would (measured on 3 real "
-     "steps at start)"},
+     "the scaling lab (tests/scale): a job's workers (a classifier's) do no arithmetic but "
+     "wait MS milliseconds a step, sending each layer's gradient when a real step would "
+     "(measured on 3 real steps at start); the loss and accuracy they report then mean nothing"},
     {"dry-run", CMD_F_FLAG, NUM(args.dry_run), 0, 0, TRAIN, NULL,
      "check the flags, the data, the checkpoint to resume from and the paths to write, say what "
      "would run, and exit (0, or 2 with the first problem); launch/ scripts run it before mpirun"},

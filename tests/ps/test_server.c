@@ -1037,7 +1037,7 @@ static void refuses_bad_coded_pushes(void **state) {
     send_coded_push(w0, 0, 0, N, (pb_coding){PB_WIRE_BF16, 1, 4}, NULL, 0, buf, len);
     refuse(PB_ERR_MALFORMED, "top-k entries", "a top-k push of 3 entries that says 4");
     send_coded_push(w0, 0, 0, N, (pb_coding){PB_WIRE_BF16, 1, 3}, rows, 3, buf, len);
-    refuse(PB_ERR_MALFORMED, "top-k and rows", "a top-k push with rows");
+    refuse(PB_ERR_MALFORMED, "push.coding.topk: expected no push.rows", "a top-k push with rows");
     len = forge_topk(buf, down, 3);
     send_coded_push(w0, 0, 0, N, (pb_coding){PB_WIRE_BF16, 1, 3}, NULL, 0, buf, len);
     refuse(PB_ERR_MALFORMED, "ascending", "a top-k push with indices 5, 3, 9");
@@ -1067,13 +1067,13 @@ static void refuses_bad_coded_pulls(void **state) {
     (void)state;
     begin();
     send_coded_pull(w0, 0, 0, 0, N, 9, 0.0);
-    refuse(PB_ERR_RANGE, "pull: expected wire", "a pull asking wire 9");
+    refuse(PB_ERR_RANGE, "pull.wire: expected 0, 1 or 2", "a pull asking wire 9");
     send_coded_pull(w0, 0, 0, 0, N, PB_WIRE_BF16, 2.0);
-    refuse(PB_ERR_RANGE, "pull: expected wire", "a pull asking top-k of 2.0");
+    refuse(PB_ERR_RANGE, "pull.topk: expected a fraction", "a pull asking top-k of 2.0");
     send_coded_pull(w0, 0, 0, 0, N, PB_WIRE_BF16, -0.5);
-    refuse(PB_ERR_RANGE, "pull: expected wire", "a pull asking top-k of -0.5");
+    refuse(PB_ERR_RANGE, "pull.topk: expected a fraction", "a pull asking top-k of -0.5");
     send_coded_pull(w0, 0, 0, 0, N, PB_WIRE_FP16, (double)NAN);
-    refuse(PB_ERR_RANGE, "pull: expected wire", "a pull asking top-k of NaN");
+    refuse(PB_ERR_RANGE, "pull.topk: expected a fraction", "a pull asking top-k of NaN");
     done();
 }
 
