@@ -21,12 +21,17 @@ void openblas_set_num_threads(int num_threads);
  * (eng_model_def.chunk): an LSTM's sgemms want more rows. */
 #define ENG_NET_CHUNK 4
 
-/* Samples in a thread's last pass when someone waits for gradients (eng_net_on_grads_ready):
- * the later layers' gradients are final once this pass's backward has left them, and the
- * earlier layers' backward over these samples is the time there is to send them. mnist_cnn
- * on 1 thread of 2-core Zen 4: ~1.2 ms of conv backward, about what its dense layers' 0.8 MB
- * need for the round trip through a server on loopback. */
-#define ENG_NET_TAIL 16
+/* The most samples of a thread's last pass when someone waits for gradients
+ * (eng_net_on_grads_ready): a share up to this size runs as one pass. The layers' gradients
+ * are final only once the last pass's backward has left them, and what is left of its
+ * backward is the time there is to send them: the larger the pass, the earlier the dense
+ * layers' 0.8 MB (mnist_cnn) leave. Measured on a 2-core Xeon (SkylakeX) in a 1 server + 1
+ * worker job, alternating, three rounds: the whole share (32 samples on 1 thread, 16 on 2)
+ * against its last 16 (8) samples: the same compute time, 3-4% more samples/s end to end;
+ * on 1 Gbit/s links (tests/scale, 8 hosts, fp16) 0.549 of linear against 0.504. (It was 16,
+ * tuned on a Zen 4, where larger passes computed more slowly: measure there before
+ * lowering it again.) */
+#define ENG_NET_TAIL 32
 
 typedef struct worker_mem {
     float *act[ENG_MAX_LAYERS];  /* act[i]: layer i's output (B, out); views alias their input */
@@ -305,8 +310,8 @@ static void run_share(void *arg, int t) {
     if (B == 0 && net->training)
         memset(w->grads, 0, sizeof(float) * net->model->layout.total);
     int tail = net->chunk;
-    if (net->early) /* at most half the share, so most of it runs in cache-sized chunks */
-        tail = B / 2 < net->tail ? (B / 2 > net->chunk ? B / 2 : net->chunk) : net->tail;
+    if (net->early) /* the share in one pass, up to net->tail samples */
+        tail = B < net->tail ? B : net->tail;
     for (int done = 0, n; done < B; done += n) {
         n = B - done <= tail ? B - done : net->chunk;
         run_chunk(net, t, first + done, n, done > 0, done + n == B);
