@@ -5,7 +5,9 @@
 
 #include "engine/base/base.h"
 #include "proto/codec.h"
+#include <float.h>
 #include <inttypes.h>
+#include <math.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -36,14 +38,23 @@ static void view_sent(ps_part *pt, peer_part *pr, uint64_t offset, uint64_t coun
 }
 
 /* The coded change of [offset, offset + count) since worker w's view, into s->coded: its
- * bytes, r's coding, and the view moved by exactly what the worker will add. */
-static size_t code_change(ps_server *s, ps_part *pt, peer_part *pr, uint64_t offset, uint64_t count,
-                          pb_wire wire, double topk, pb_pull_reply *r) {
+ * bytes in *bytes, r's coding, and the view moved by exactly what the worker will add.
+ * Returns 0, changing nothing, when the change is not finite or out of the wire type's
+ * range (a NaN weight, an fp16 overflow): it would stay in the view and the worker's copy
+ * for good, so the caller sends the weights themselves instead. */
+static int code_change(ps_server *s, ps_part *pt, peer_part *pr, uint64_t offset, uint64_t count,
+                       pb_wire wire, double topk, pb_pull_reply *r, size_t *bytes) {
     const size_t at = (size_t)(offset - pt->lo), n = (size_t)count;
     float *acc = s->acc, *view = pr->view + at;
     const float *w = pt->w + at;
-    for (size_t i = 0; i < n; i++)
+    const float limit = wire == PB_WIRE_FP16 ? 65504.0f : FLT_MAX;
+    int bad = 0;
+    for (size_t i = 0; i < n; i++) {
         acc[i] = w[i] - view[i];
+        bad |= !(fabsf(acc[i]) <= limit); /* NaN too */
+    }
+    if (bad)
+        return 0;
     r->delta = 1;
     r->coding.wire = wire;
     if (topk > 0) {
@@ -53,11 +64,13 @@ static size_t code_change(ps_server *s, ps_part *pt, peer_part *pr, uint64_t off
                    "server: own top-k refused: %s", why);
         r->coding.topk = 1;
         r->coding.nnz = nnz;
-        return pb_topk_bytes(wire, nnz);
+        *bytes = pb_topk_bytes(wire, nnz);
+        return 1;
     }
     pb_wire_encode(wire, acc, n, s->coded);
     pb_wire_decode_add(wire, s->coded, n, view);
-    return n * pb_wire_size(wire);
+    *bytes = n * pb_wire_size(wire);
+    return 1;
 }
 
 /* The weights [offset, offset + count) to worker w at `to`, with their version: as they are
@@ -78,9 +91,9 @@ static int send_weights(ps_server *s, ps_part *pt, const pb_peer *to, uint32_t w
         pr->view = pst_alloc(sizeof(float) * (pt->n ? pt->n : 1));
         pr->viewed = pst_calloc((size_t)pt->C, 1);
     }
-    if (coded && viewed(pt, pr, offset, count)) {
-        const size_t bytes =
-            code_change(s, pt, pr, offset, count, (pb_wire)wire, topk, &r.pull_reply);
+    size_t bytes;
+    if (coded && viewed(pt, pr, offset, count) &&
+        code_change(s, pt, pr, offset, count, (pb_wire)wire, topk, &r.pull_reply, &bytes)) {
         s->st.bytes_out += bytes;
         return pb_send_bytes(s->sock, to, &r, s->coded, bytes, err, errlen);
     }

@@ -1406,6 +1406,16 @@ static void coded_pulls(void **state) {
     expect_weights(w0, 2, 0, N, w2, "a top-k bf16 pull after a second hello");
     expect_bits(w2, two, N, "the weights after a second hello");
 
+    /* A NaN weight: its change is NaN, which a view and the worker's copy would keep for
+     * good. Such a run is answered with the weights themselves, every time. */
+    g[0][5] = NAN;
+    send_push(w0, 0, 2, 2, 0, N, g[0], N);
+    for (int t = 0; t < 2; t++) {
+        send_coded_pull(w0, 0, 3, 0, N, PB_WIRE_FP16, 0.0);
+        expect_weights(w0, 3, 0, N, w2, "an fp16 pull of weights with a NaN");
+        assert_true(isnan(w2[5]));
+    }
+
     for (int t = 0; t < 2; t++)
         free(g[t]);
     free(init);
