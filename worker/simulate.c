@@ -16,10 +16,10 @@ void wk_sim_begin(wk_sim *s) {
 }
 
 void wk_sim_note(wk_sim *s, size_t lo) {
-    if (s->n < WK_SIM_EVENTS) {
-        s->lo[s->n] = lo;
-        s->share[s->n++] = pst_now() - s->began;
-    }
+    PST_ASSERT(s->n < WK_SIM_EVENTS, "a step with more than %d gradients-ready calls",
+               WK_SIM_EVENTS);
+    s->lo[s->n] = lo;
+    s->share[s->n++] = pst_now() - s->began;
 }
 
 void wk_sim_end(wk_sim *s) {
