@@ -28,7 +28,8 @@ void openblas_set_num_threads(int num_threads);
  * layers' 0.8 MB (mnist_cnn) leave. Measured on a 2-core Xeon (SkylakeX) in a 1 server + 1
  * worker job, alternating, three rounds: the whole share (32 samples on 1 thread, 16 on 2)
  * against its last 16 (8) samples: the same compute time, 3-4% more samples/s end to end;
- * on 1 Gbit/s links (tests/scale, 8 hosts, fp16) 0.549 of linear against 0.504. (It was 16,
+ * on 1 Gbit/s links (tests/scale's sweep, 8 hosts) fp32 0.33 of linear against 0.29,
+ * fp16+topk:0.1 0.95 against 0.91, fp16 0.50 either way. (It was 16,
  * tuned on a Zen 4, where larger passes computed more slowly: measure there before
  * lowering it again.) */
 #define ENG_NET_TAIL 32
