@@ -175,6 +175,13 @@ ps_server *ps_server_new(const ps_config *cfg, char *err, size_t errlen) {
         return NULL;
     }
     int zero = 0, hwm = 0;
+    /* The largest frame a worker may send: a push of a whole shard as top-k of fp32 (8 bytes
+     * an entry), or a header. ZeroMQ drops the connection of a peer that declares more,
+     * before reading it: a stranger cannot make the server hold gigabytes. */
+    int64_t maxmsg = (int64_t)(2 * sizeof(float) * largest);
+    if (maxmsg < PB_MAX_HEADER)
+        maxmsg = PB_MAX_HEADER;
+    zmq_setsockopt(s->sock, ZMQ_MAXMSGSIZE, &maxmsg, sizeof maxmsg);
     zmq_setsockopt(s->sock, ZMQ_LINGER, &zero, sizeof zero);
     zmq_setsockopt(s->sock, ZMQ_SNDHWM, &hwm, sizeof hwm);
     zmq_setsockopt(s->sock, ZMQ_RCVHWM, &hwm, sizeof hwm);

@@ -784,6 +784,22 @@ static void refuses_bad_frames(void **state) {
     expect_silence(w0, "a header of PB_MAX_HEADER + 1 bytes");
     dropped++;
 
+    /* A frame larger than any legal message (a push of the whole shard as top-k of fp32, 8
+     * bytes an entry): ZeroMQ cuts the connection (ZMQ_MAXMSGSIZE), so the server never
+     * sees it: it is not counted among the strangers (the count is checked at shutdown). */
+    {
+        void *x = dealer(ctx, srv.endpoint);
+        const size_t over = 2 * sizeof(float) * N + 1;
+        uint8_t *frame = calloc(over, 1);
+        assert_non_null(frame);
+        const void *f3[] = {frame};
+        const size_t l3[] = {over};
+        send_frames(x, 1, f3, l3);
+        free(frame);
+        expect_silence(x, "a frame one byte over the largest legal message");
+        close_socket(&x);
+    }
+
     /* A well-formed hello from another job (another token). */
     {
         Pstrain__Hello oh = PSTRAIN__HELLO__INIT;
