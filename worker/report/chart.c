@@ -172,60 +172,43 @@ static void draw(cairo_t *cr, const run *runs, int n, const char *title, int tim
 
 /* --- the file --- */
 
-/* What cairo writes, kept in memory until it is whole. */
-typedef struct bytes {
-    unsigned char *data;
-    size_t len, cap;
-} bytes;
-
-static cairo_status_t to_bytes(void *closure, const unsigned char *data, unsigned int len) {
-    bytes *b = closure;
-    if (b->len + len > b->cap) {
-        b->cap = 2 * (b->len + len);
-        b->data = pst_realloc(b->data, b->cap);
-    }
-    memcpy(b->data + b->len, data, len);
-    b->len += len;
-    return CAIRO_STATUS_SUCCESS;
-}
-
 /* s as XML character data: valid UTF-8, markup escaped, control characters dropped. */
-static void xml_text(const char *s, bytes *b) {
+static void xml_text(const char *s, wk_bytes *b) {
     char clean[1024];
     wk_text_utf8(s, clean, sizeof clean);
     for (const char *p = clean; *p; p++) {
         const char *e = *p == '&' ? "&amp;" : *p == '<' ? "&lt;" : *p == '>' ? "&gt;" : NULL;
         if (e)
-            to_bytes(b, (const unsigned char *)e, (unsigned)strlen(e));
+            wk_bytes_append(b, (const unsigned char *)e, (unsigned)strlen(e));
         else if ((unsigned char)*p >= 0x20 || *p == '\n' || *p == '\t')
-            to_bytes(b, (const unsigned char *)p, 1);
+            wk_bytes_append(b, (const unsigned char *)p, 1);
     }
 }
 
 /* The SVG's <title> and <desc> (one line a run), the text that readers and searches see:
  * cairo draws text as glyph outlines. */
-static void svg_head(const run *runs, int n, const char *title, bytes *b) {
+static void svg_head(const run *runs, int n, const char *title, wk_bytes *b) {
     static const char t0[] = "\n<title>", t1[] = "</title>\n<desc>", t2[] = "</desc>";
-    to_bytes(b, (const unsigned char *)t0, sizeof t0 - 1);
+    wk_bytes_append(b, (const unsigned char *)t0, sizeof t0 - 1);
     xml_text(title, b);
-    to_bytes(b, (const unsigned char *)t1, sizeof t1 - 1);
+    wk_bytes_append(b, (const unsigned char *)t1, sizeof t1 - 1);
     for (int i = 0; i < n; i++) {
         char line[1200], sum[160];
         summary(&runs[i], sum, sizeof sum);
         snprintf(line, sizeof line, "%s%s: %s", i ? "\n" : "", runs[i].path, sum);
         xml_text(line, b);
     }
-    to_bytes(b, (const unsigned char *)t2, sizeof t2 - 1);
+    wk_bytes_append(b, (const unsigned char *)t2, sizeof t2 - 1);
 }
 
 /* Draws and writes out (svg or PNG); title: valid UTF-8. */
 static int render(const run *runs, int n, const char *title, int timed, int svg, const char *out,
                   char *err, size_t errlen) {
     const int height = timed ? WK_CHART_HEIGHT : WK_CHART_HEIGHT_EPOCHS;
-    bytes b = {0}, head = {0};
+    wk_bytes b = {0}, head = {0};
     cairo_surface_t *s;
     if (svg) {
-        s = cairo_svg_surface_create_for_stream(to_bytes, &b, W, height);
+        s = cairo_svg_surface_create_for_stream(wk_bytes_append, &b, W, height);
         cairo_svg_surface_set_document_unit(s, CAIRO_SVG_UNIT_PX);
     } else {
         s = cairo_image_surface_create(CAIRO_FORMAT_RGB24, W, height);
@@ -237,14 +220,14 @@ static int render(const run *runs, int n, const char *title, int timed, int svg,
     if (svg)
         cairo_surface_finish(s); /* the rest of the document into b */
     else
-        st = cairo_surface_write_to_png_stream(s, to_bytes, &b);
+        st = cairo_surface_write_to_png_stream(s, wk_bytes_append, &b);
     if (st == CAIRO_STATUS_SUCCESS)
         st = cairo_surface_status(s);
     PST_ASSERT(st == CAIRO_STATUS_SUCCESS, "%s: %s", out, cairo_status_to_string(st));
     cairo_surface_destroy(s);
     int rc;
     if (svg) { /* the head goes right after the <svg ...> tag */
-        to_bytes(&b, (const unsigned char *)"", 1); /* a C string, for strstr */
+        wk_bytes_append(&b, (const unsigned char *)"", 1); /* a C string, for strstr */
         b.len--;
         const char *tag = strstr((const char *)b.data, "<svg");
         const char *end = tag ? strchr(tag, '>') : NULL;

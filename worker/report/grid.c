@@ -4,6 +4,7 @@
 
 #include "engine/base/base.h"
 #include "worker/paths.h"
+#include "worker/report/panel.h"
 
 #include <cairo.h>
 #include <math.h>
@@ -24,28 +25,11 @@ static int grid_cols(int n, int cols) {
     return c;
 }
 
-/* What cairo writes, kept in memory until it is whole. */
-typedef struct png_bytes {
-    unsigned char *data;
-    size_t len, cap;
-} png_bytes;
-
-static cairo_status_t to_bytes(void *closure, const unsigned char *data, unsigned int len) {
-    png_bytes *b = closure;
-    if (b->len + len > b->cap) {
-        b->cap = 2 * (b->len + len);
-        b->data = pst_realloc(b->data, b->cap);
-    }
-    memcpy(b->data + b->len, data, len);
-    b->len += len;
-    return CAIRO_STATUS_SUCCESS;
-}
-
 /* s as a PNG at path, written whole (wk_write_whole: a failure leaves what was there). */
 static int write_png(cairo_surface_t *s, const char *flag, const char *path, char *err,
                      size_t errlen) {
-    png_bytes b = {0};
-    const cairo_status_t st = cairo_surface_write_to_png_stream(s, to_bytes, &b);
+    wk_bytes b = {0};
+    const cairo_status_t st = cairo_surface_write_to_png_stream(s, wk_bytes_append, &b);
     PST_ASSERT(st == CAIRO_STATUS_SUCCESS, "%s: %s", path, cairo_status_to_string(st));
     const void *buf = b.data;
     const int rc = wk_write_whole(flag, path, &buf, &b.len, 1, err, errlen);

@@ -9,6 +9,17 @@
 #include <stdio.h>
 #include <string.h>
 
+cairo_status_t wk_bytes_append(void *closure, const unsigned char *data, unsigned int len) {
+    wk_bytes *b = closure;
+    if (b->len + len > b->cap) {
+        b->cap = 2 * (b->len + len);
+        b->data = pst_realloc(b->data, b->cap);
+    }
+    memcpy(b->data + b->len, data, len);
+    b->len += len;
+    return CAIRO_STATUS_SUCCESS;
+}
+
 #define PAD 10          /* pixels around a panel's contents */
 #define INSET 8         /* the axes' ends lie this far inside the frame, so end points show */
 #define TICK 4          /* tick marks' length, outside the frame */

@@ -77,6 +77,19 @@ void wk_panel_draw(cairo_t *cr, int x, int y, int w, int h, const wk_panel *p, w
 void wk_panel_to_pixel(const wk_panel_axes *a, int right, double vx, double vy, double *px,
                        double *py);
 
+/* --- bytes --- */
+
+/* What cairo writes (a PNG or an SVG stream), kept in memory until it is whole, so that the
+ * file is written whole or not at all. The caller frees data. */
+typedef struct wk_bytes {
+    unsigned char *data;
+    size_t len, cap;
+} wk_bytes;
+
+/* A cairo_write_func_t: appends len bytes to the wk_bytes at closure. Never fails
+ * (allocation aborts). */
+cairo_status_t wk_bytes_append(void *closure, const unsigned char *data, unsigned int len);
+
 /* --- text --- */
 
 /* Sets the font: the system's sans-serif (fontconfig), size in pixels, bold or not. */
