@@ -59,15 +59,23 @@ static uint8_t *coded_buf(wk_client *c, size_t bytes) {
     return c->coded;
 }
 
+/* Whether c codes its pushes and pulls (wk_client_set_coding): not plain fp32. */
+static int coded(const wk_client *c) { return c->wire != PB_WIRE_FP32 || c->topk > 0; }
+
+/* The part's residual (error feedback), zeroed at its first use. */
+static float *residual(part_step *ps) {
+    if (!ps->resid)
+        ps->resid = pst_calloc(ps->model.layout.total, sizeof(float));
+    return ps->resid;
+}
+
 /* Pushes [lo, lo + n) of part's gradient coded as c says: the gradient plus what earlier
  * pushes left out, in bf16 or fp16 values, or its top-k; what this one leaves out stays in
  * the part's residual for the next step. */
 static int push_coded(wk_client *c, server_conn *sc, int part, pb_msg *m, size_t lo, size_t n,
                       char *err, size_t errlen) {
     part_step *ps = &c->parts[part];
-    if (!ps->resid)
-        ps->resid = pst_calloc(ps->model.layout.total, sizeof(float));
-    float *acc = ps->resid + lo;
+    float *acc = residual(ps) + lo;
     const float *g = ps->grads + lo;
     for (size_t i = 0; i < n; i++)
         acc[i] += g[i];
@@ -88,31 +96,26 @@ static int push_coded(wk_client *c, server_conn *sc, int part, pb_msg *m, size_t
 }
 
 /* Codes the nrows gathered rows of a sparse push of [lo, hi) (c->row_vals, nvals values) into
- * out. bf16 and fp16 feed back per row: each row part gets what rounding left out of it at
- * its last push, and keeps what this one leaves out until the row is touched again (a
+ * out as bf16 or fp16 values, fed back per row: each row part gets what rounding left out of
+ * it at its last push, and keeps what this one leaves out until the row is touched again (a
  * residual sent with untouched rows would make the push dense). */
 static void code_rows(wk_client *c, part_step *ps, size_t nrows, size_t lo, size_t hi, size_t nvals,
                       void *out) {
-    if (c->wire == PB_WIRE_FP32) {
-        pb_wire_encode(c->wire, c->row_vals, nvals, out);
-        return;
-    }
-    if (!ps->resid)
-        ps->resid = pst_calloc(ps->model.layout.total, sizeof(float));
+    float *resid = residual(ps);
     const wk_sparse_rows *sp = ps->sparse;
     float *v = c->row_vals;
     for (size_t i = 0; i < nrows; i++) {
         uint64_t a, b;
         pb_row_part(sp->from, sp->row_len, c->row_ids[i], lo, hi, &a, &b);
         for (uint64_t j = a; j < b; j++)
-            *v++ += ps->resid[j];
+            *v++ += resid[j];
     }
     pb_wire_encode_ef(c->wire, c->row_vals, nvals, out);
     v = c->row_vals;
     for (size_t i = 0; i < nrows; i++) {
         uint64_t a, b;
         pb_row_part(sp->from, sp->row_len, c->row_ids[i], lo, hi, &a, &b);
-        memcpy(ps->resid + a, v, sizeof(float) * (b - a));
+        memcpy(resid + a, v, sizeof(float) * (b - a));
         v += b - a;
     }
 }
@@ -143,10 +146,14 @@ static int send_run(wk_client *c, server_conn *sc, int part, int k, int end, cha
             m.push.rows = c->row_ids;
             m.push.coding.wire = c->wire;
             const size_t bytes = nvals * pb_wire_size(c->wire);
-            code_rows(c, ps, nrows, lo, lo + n, nvals, coded_buf(c, bytes));
-            rc = pb_send_bytes(sc->sock, NULL, &m, c->coded, bytes, err, errlen);
+            const void *payload = c->row_vals; /* fp32: the rows as gathered */
+            if (c->wire != PB_WIRE_FP32) {
+                code_rows(c, ps, nrows, lo, lo + n, nvals, coded_buf(c, bytes));
+                payload = c->coded;
+            }
+            rc = pb_send_bytes(sc->sock, NULL, &m, payload, bytes, err, errlen);
             c->bytes_pushed += bytes;
-        } else if (c->topk > 0 || c->wire != PB_WIRE_FP32) {
+        } else if (coded(c)) {
             rc = push_coded(c, sc, part, &m, lo, n, err, errlen);
         } else {
             atomic_fetch_add_explicit(&ps->lent, 1, memory_order_relaxed);
@@ -271,7 +278,7 @@ static int take_weights(wk_client *c, int s, int part, const pb_msg *r, float *p
     const pb_wire wire = (pb_wire)pr->coding.wire;
     if (!pr->delta && !pr->coding.topk) {
         pb_wire_decode(wire, r->payload, n, params + at);
-        if (!ps->sent && (c->wire != PB_WIRE_FP32 || c->topk > 0)) /* changes will follow */
+        if (!ps->sent && coded(c)) /* changes will follow */
             ps->sent = pst_alloc(sizeof(float) * ps->model.layout.total);
         if (ps->sent)
             memcpy(ps->sent + at, params + at, sizeof(float) * n);
