@@ -295,37 +295,29 @@ void pb_wire_encode(pb_wire w, const float *x, size_t n, void *out) {
     }
 }
 
-void pb_wire_decode(pb_wire w, const void *in, size_t n, float *y) {
+/* n values of w at in into y: y[i] = value i, or y[i] += value i (add). */
+static void decode(pb_wire w, const void *in, size_t n, float *y, int add) {
     check_wire(w);
     const unsigned char *p = in;
     switch (w) {
     case PB_WIRE_FP32:
-        fp32_decode(p, n, y, 0);
+        fp32_decode(p, n, y, add);
         break;
     case PB_WIRE_BF16:
-        bf16_decode(p, n, y);
+        if (add)
+            bf16_decode_add(p, n, y);
+        else
+            bf16_decode(p, n, y);
         break;
     default:
-        fp16_decode(p, n, y, 0);
+        fp16_decode(p, n, y, add);
         break;
     }
 }
 
-void pb_wire_decode_add(pb_wire w, const void *in, size_t n, float *y) {
-    check_wire(w);
-    const unsigned char *p = in;
-    switch (w) {
-    case PB_WIRE_FP32:
-        fp32_decode(p, n, y, 1);
-        break;
-    case PB_WIRE_BF16:
-        bf16_decode_add(p, n, y);
-        break;
-    default:
-        fp16_decode(p, n, y, 1);
-        break;
-    }
-}
+void pb_wire_decode(pb_wire w, const void *in, size_t n, float *y) { decode(w, in, n, y, 0); }
+
+void pb_wire_decode_add(pb_wire w, const void *in, size_t n, float *y) { decode(w, in, n, y, 1); }
 
 /* acc[i] -= d[i], or 0 where d[i] is not finite (what was sent is lost there, and a NaN or
  * inf residual would poison every later message). Exact where d[i] is finite: d[i] is acc[i]
