@@ -111,8 +111,10 @@ struct ps_server {
     double *red_vals;  /* (W, PS_REDUCE_MAX) */
     double *red_acc;   /* (PS_REDUCE_MAX): the answer */
     uint32_t *red_ids; /* (W) */
-    float *acc;        /* (the largest shard): a coded answer's change, then what it left out */
-    uint8_t *coded;    /* (8 bytes a float of the largest shard): a coded payload */
+    size_t largest;    /* floats in the largest part's shard */
+    /* allocated at the first coded pull (an fp32 job needs neither): */
+    float *acc;     /* (largest): a coded answer's change, then what it left out */
+    uint8_t *coded; /* (8 bytes a float of largest: top-k of fp32): a coded payload */
     ps_stats st;
 };
 

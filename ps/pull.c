@@ -87,6 +87,10 @@ static int send_weights(ps_server *s, ps_part *pt, const pb_peer *to, uint32_t w
     s->st.pulls++;
     peer_part *pr = &pt->peers[w];
     const int coded = wire != PB_WIRE_FP32 || topk > 0;
+    if (coded && !s->acc) {
+        s->acc = pst_alloc(sizeof(float) * s->largest);
+        s->coded = pst_alloc(2 * sizeof(float) * s->largest);
+    }
     if (coded && !pr->view) {
         pr->view = pst_alloc(sizeof(float) * (pt->n ? pt->n : 1));
         pr->viewed = pst_calloc((size_t)pt->C, 1);

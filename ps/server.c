@@ -156,14 +156,13 @@ ps_server *ps_server_new(const ps_config *cfg, char *err, size_t errlen) {
         ps_server_free(&s);
         return NULL;
     }
-    size_t largest = 1;
+    size_t largest = 1; /* floats of the largest shard */
     for (int p = 0; p < s->nparts; p++) {
         part_init(s, p);
         queue += (size_t)s->parts[p].C + 1;
         largest = s->parts[p].n > largest ? s->parts[p].n : largest;
     }
-    s->acc = pst_alloc(sizeof(float) * largest);
-    s->coded = pst_alloc(2 * sizeof(float) * largest); /* top-k of every fp32 value: 8 bytes */
+    s->largest = largest;
     s->pending = pst_calloc((size_t)s->W * queue, sizeof *s->pending);
 
     s->ctx = zmq_ctx_new();
