@@ -47,10 +47,8 @@ int wk_store_members(wk_store *s, int *rank, int *world, char *err, size_t errle
     const int n = wk_store_member_ids(s, &ids);
     if (n == *world)
         return 0;
-    if (n == 0 || ids[0] != 0)
-        return pst_err(err, errlen, PST_EPEER,
-                       "worker 0 (the lead: it writes checkpoints and reports) was lost; the job "
-                       "stops: start it again with --resume auto");
+    if (n == 0)
+        return pst_err(err, errlen, PST_EPEER, "no worker is left in the job");
     for (int i = 0; i < n; i++)
         if (ids[i] == s->worker_id)
             *rank = i;

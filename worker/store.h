@@ -78,7 +78,7 @@ int wk_store_reduce(wk_store *s, int op, double *v, int n, char *err, size_t err
 
 /* After a reduce: whether the job has lost workers since *world was set. 0 when not; 1
  * with this worker's new rank and the new world when it has (the survivors share the data
- * from then on); PST_EPEER with err when the lead is among the lost. */
+ * from then on, in the order of their ids: the first leads). */
 int wk_store_members(wk_store *s, int *rank, int *world, char *err, size_t errlen);
 
 /* The ids of the workers in the last reduce round (all of them before the first), *ids

@@ -33,7 +33,8 @@ typedef struct wk_run {
     wk_store *store;
     wk_stream *data;
     wk_progress *prog;
-    int lead, rank, world;      /* the lead (worker 0, or the one process) reports */
+    int lead, rank, world;      /* the lead (the first worker left, or the one process) reports */
+    int lead_id;                /* the worker that leads: 0 until it is lost */
     int worker_id, num_workers; /* in the job as it started (0 of 1 in one process) */
     int threads, batch;
     int chunk;              /* samples x and labels hold (>= batch) */
@@ -78,6 +79,9 @@ typedef struct wk_task_ops {
      * time from t_start). */
     int (*finish)(wk_task *t, const wk_run *r, double samples_per_sec, double t_start, char *err,
                   size_t errlen);
+    /* This worker leads from now on (the one that led was lost): the lead's outputs, and a
+     * moving average that starts here. Returns PST_OK, or a code with err. */
+    int (*lead)(wk_task *t, const wk_run *r, char *err, size_t errlen);
 } wk_task_ops;
 
 /* Every task starts with this. */

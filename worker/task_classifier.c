@@ -201,10 +201,16 @@ static int classifier_finish(wk_task *t, const wk_run *r, double samples_per_sec
     return rc;
 }
 
+static int classifier_lead(wk_task *t, const wk_run *r, char *err, size_t errlen) {
+    (void)t, (void)r, (void)err, (void)errlen;
+    return PST_OK; /* a classifier's lead keeps nothing of its own */
+}
+
 const wk_task_ops wk_task_classifier = {
     classifier_open,     classifier_close,     classifier_net,         classifier_start,
     classifier_banner,   classifier_reshard,   classifier_epoch_begin, classifier_step,
     classifier_progress, classifier_epoch_end, classifier_average,     classifier_finish,
+    classifier_lead,
 };
 
 const wk_task_ops *wk_task_of(const eng_model *m) {

@@ -72,22 +72,29 @@ static eng_net *gan_net(wk_task *t, int part) {
     return part ? eng_gan_discriminator(g->gan) : eng_gan_generator(g->gan);
 }
 
+/* The lead's moving average of the generator, from `from` (NULL: the generator's weights
+ * now), when the run keeps one: returns whether it does. */
+static int start_average(gan_task *g, const float *from) {
+    if (g->ema_decay <= 0.0)
+        return 0;
+    const size_t n = g->part[0].layout.total;
+    if (!g->ema)
+        g->ema = pst_malloc(sizeof(float) * n);
+    memcpy(g->ema, from ? from : eng_net_params(eng_gan_generator(g->gan)), sizeof(float) * n);
+    return 1;
+}
+
 static int gan_start(wk_task *t, const wk_run *r, char *err, size_t errlen) {
     gan_task *g = (gan_task *)t;
     (void)err, (void)errlen;
     if (!r->lead)
         return PST_OK;
     /* The average starts from the weights the first step trains with. */
-    if (g->ema_decay > 0.0) {
-        const size_t n = g->part[0].layout.total;
-        g->ema = pst_malloc(sizeof(float) * n);
-        const float *from = r->resume ? r->resume->parts[0].ema : NULL;
-        memcpy(g->ema, from ? from : eng_net_params(gan_net(t, 0)), sizeof(float) * n);
-        if (r->resume && !from)
-            printf("the checkpoint keeps no moving average of the generator: it starts here, "
-                   "decay %g\n",
-                   g->ema_decay);
-    }
+    const float *from = r->resume ? r->resume->parts[0].ema : NULL;
+    if (start_average(g, from) && r->resume && !from)
+        printf("the checkpoint keeps no moving average of the generator: it starts here, "
+               "decay %g\n",
+               g->ema_decay);
     return PST_OK;
 }
 
@@ -173,7 +180,19 @@ static int gan_finish(wk_task *t, const wk_run *r, double samples_per_sec, doubl
     return PST_OK;
 }
 
+/* A worker that takes over: the lead's grids and scores from here, and its moving average,
+ * which went with the lead that kept it, starts again from the generator as it is. */
+static int gan_lead(wk_task *t, const wk_run *r, char *err, size_t errlen) {
+    gan_task *g = (gan_task *)t;
+    const int rc = wk_gan_outputs_init(&g->out, r->o, r->threads, err, errlen);
+    if (rc == PST_OK && start_average(g, NULL))
+        printf("the moving average of the generator went with the lead that kept it: it starts "
+               "again here, decay %g\n",
+               g->ema_decay);
+    return rc;
+}
+
 const wk_task_ops wk_task_gan = {
-    gan_open,        gan_close, gan_net,      gan_start,     gan_banner,  gan_reshard,
-    gan_epoch_begin, gan_step,  gan_progress, gan_epoch_end, gan_average, gan_finish,
+    gan_open, gan_close,    gan_net,       gan_start,   gan_banner, gan_reshard, gan_epoch_begin,
+    gan_step, gan_progress, gan_epoch_end, gan_average, gan_finish, gan_lead,
 };

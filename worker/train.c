@@ -1,6 +1,7 @@
 /* train.c: the one training loop, for every model, in one process or as a worker of a
  * parameter-server job: steps, the checkpoint schedule, the stop vote, evaluation and the
- * epoch report, and worker loss with the data split again among the survivors. What is
+ * epoch report, and worker loss: the data split again among the survivors, and the lead's
+ * duties handed to the next worker when the lead is lost. What is
  * model-specific is the task's (worker/task.h); where the weights live, the store's
  * (worker/store.h). */
 #include "worker/train.h"
@@ -73,6 +74,57 @@ static int agree_usable(wk_store *s, wk_stream *data, char *err, size_t errlen) 
     return rc;
 }
 
+/* The lead's checkpoint writer into *writer (with the moving average the task keeps). */
+static int make_writer(const wk_run *r, wk_task *t, wk_ckpt_writer **writer, char *err,
+                       size_t errlen) {
+    double decay = 0.0; /* > 0: the run keeps a moving average (the lead's) */
+    t->ops->average(t, 0, &decay);
+    int nslots[ENG_MAX_PARTS];
+    for (int p = 0; p < r->model->nparts; p++)
+        nslots[p] = eng_optim_nslots(r->cfg[p].kind);
+    *writer = wk_ckpt_writer_new(r->model, r->o->checkpoint_dir, (int)r->o->keep, nslots, decay,
+                                 err, errlen);
+    return *writer ? PST_OK : PST_EARG;
+}
+
+/* After a reduce round: the lead is the first worker still in the job. When the one that led
+ * is gone, the next takes over its duties (checkpoints, reports, the GAN's grids and judge)
+ * and says so; every worker learns it from the same round's answer, so all agree. Returns 1
+ * when the lead changed, 0 when not, or a negative code with err when this worker could not
+ * take over. */
+static int follow_lead(wk_run *r, wk_task *t, wk_ckpt_writer **writer, char *err, size_t errlen) {
+    const int *ids;
+    const int n = wk_store_member_ids(r->store, &ids);
+    if (n == 0 || ids[0] == r->lead_id)
+        return 0;
+    const int was = r->lead_id;
+    r->lead_id = ids[0];
+    if (ids[0] != r->worker_id)
+        return 1;
+    r->lead = 1;
+    printf("worker %d leads from step %lld: worker %d, which led, was lost; checkpoints and "
+           "reports come from here\n",
+           r->worker_id, (long long)r->step, was);
+    fflush(stdout);
+    int rc = wk_progress_lead(r->prog, r->o->metrics, (int)r->o->progress, err, errlen);
+    if (rc == PST_OK)
+        rc = t->ops->lead(t, r, err, errlen);
+    if (rc == PST_OK && r->o->checkpoint_dir[0] && !*writer)
+        rc = make_writer(r, t, writer, err, errlen);
+    return rc == PST_OK ? 1 : rc;
+}
+
+/* A checkpoint at pos, by whoever leads. A lead lost before the round that gathers the
+ * workers' positions writes nothing: the round names the new lead, and every worker then
+ * takes part in the checkpoint again, now with a writer. */
+static int checkpoint(wk_run *r, wk_task *t, wk_ckpt_writer **writer, wk_position pos, char *err,
+                      size_t errlen) {
+    int rc = wk_save(r, t, *writer, pos, err, errlen);
+    if (rc == PST_OK && (rc = follow_lead(r, t, writer, err, errlen)) == 1)
+        rc = wk_save(r, t, *writer, pos, err, errlen);
+    return rc < 0 ? rc : PST_OK;
+}
+
 /* After an epoch: workers lost during it leave their data to the others from the next
  * epoch on (and their share of the test set, which the last evaluation covered whole). */
 static int survivors(wk_run *r, wk_task *t, const wk_job *job, int64_t epoch, char *err,
@@ -116,7 +168,7 @@ static int dump_weights(const wk_run *r, wk_task *t, char *err, size_t errlen) {
 
 /* The epochs, from `from` on. Sets *stopped when the job stopped on request (after a last
  * checkpoint) and fills *times, *trained and *train_s. */
-static int epochs(wk_run *r, wk_task *t, const wk_job *job, wk_ckpt_writer *writer,
+static int epochs(wk_run *r, wk_task *t, const wk_job *job, wk_ckpt_writer **writer,
                   volatile sig_atomic_t *stop, wk_position from, int *stopped, wk_time_split *times,
                   int64_t *trained, double *train_s, char *err, size_t errlen) {
     const wk_opts *o = r->o;
@@ -127,6 +179,8 @@ static int epochs(wk_run *r, wk_task *t, const wk_job *job, wk_ckpt_writer *writ
          epoch++) {
         if (r->lead)
             wk_progress_epoch_begin(r->prog, epoch);
+        else /* a worker that takes over during the epoch reports its time */
+            r->prog->epoch_start = pst_now();
         wk_stream_epoch(r->data, epoch);
         t->ops->epoch_begin(t);
         const double t0 = pst_now();
@@ -141,8 +195,8 @@ static int epochs(wk_run *r, wk_task *t, const wk_job *job, wk_ckpt_writer *writ
                 const int halt = wk_store_stop_agreed(r->store, stop);
                 const int due = o->checkpoint_every && step > 0 && step % o->checkpoint_every == 0;
                 if ((halt || due) && step != last_ckpt) {
-                    if ((rc = wk_save(r, t, writer, (wk_position){step, epoch, s}, err, errlen)) !=
-                        PST_OK)
+                    if ((rc = checkpoint(r, t, writer, (wk_position){step, epoch, s}, err,
+                                         errlen)) != PST_OK)
                         return rc;
                     last_ckpt = step;
                 }
@@ -170,7 +224,8 @@ static int epochs(wk_run *r, wk_task *t, const wk_job *job, wk_ckpt_writer *writ
         if ((rc = wk_store_final(r->store, step, step - from.step, err, errlen)) != PST_OK)
             return rc;
         double dt = pst_now() - t0; /* the job's rate: all samples over the slowest's time */
-        if ((rc = wk_store_reduce(r->store, WK_REDUCE_MAX, &dt, 1, err, errlen)) != PST_OK)
+        if ((rc = wk_store_reduce(r->store, WK_REDUCE_MAX, &dt, 1, err, errlen)) != PST_OK ||
+            (rc = follow_lead(r, t, writer, err, errlen)) < 0)
             return rc;
         const double bytes = step > step0 ? (double)(wk_store_bytes_pushed(r->store) - pushed0) /
                                                 (double)(step - step0)
@@ -194,7 +249,7 @@ static int epochs(wk_run *r, wk_task *t, const wk_job *job, wk_ckpt_writer *writ
         const wk_position end =
             s < steps_per_epoch ? (wk_position){step, epoch, s} : (wk_position){step, epoch + 1, 0};
         if (ckpt_on && step != last_ckpt) {
-            if ((rc = wk_save(r, t, writer, end, err, errlen)) != PST_OK)
+            if ((rc = checkpoint(r, t, writer, end, err, errlen)) != PST_OK)
                 return rc;
             last_ckpt = step;
         }
@@ -261,18 +316,10 @@ int wk_train(const wk_opts *o, const wk_job *job, const eng_ckpt *resume,
     eng_net *nets[ENG_MAX_PARTS];
     for (int p = 0; p < model.nparts; p++)
         nets[p] = ops->net(task, p);
-    if (o->checkpoint_dir[0] && r.lead) {
-        double decay = 0.0; /* > 0: the run keeps a moving average (the lead's, from start) */
-        task->ops->average(task, 0, &decay);
-        int nslots[ENG_MAX_PARTS];
-        for (int p = 0; p < model.nparts; p++)
-            nslots[p] = eng_optim_nslots(cfg[p].kind);
-        if (!(writer = wk_ckpt_writer_new(&model, o->checkpoint_dir, (int)o->keep, nslots, decay,
-                                          err, errlen))) {
-            rc = PST_EARG; /* a directory that cannot be used: before any training */
-            goto out;
-        }
-    }
+    /* a directory that cannot be used fails before any training */
+    if (o->checkpoint_dir[0] && r.lead &&
+        (rc = make_writer(&r, task, &writer, err, errlen)) != PST_OK)
+        goto out;
     if (job) {
         if (!(store = wk_store_remote_new(o, job, &model, nets, err, errlen))) {
             rc = PST_EPEER;
@@ -302,7 +349,7 @@ int wk_train(const wk_opts *o, const wk_job *job, const eng_ckpt *resume,
     wk_time_split times = {0}; /* this worker's, for the report */
     int64_t trained = 0;
     double train_s = 0.0;
-    if ((rc = epochs(&r, task, job, writer, stop, from, &stopped, &times, &trained, &train_s, err,
+    if ((rc = epochs(&r, task, job, &writer, stop, from, &stopped, &times, &trained, &train_s, err,
                      errlen)) != PST_OK)
         goto out;
     if (writer && wk_ckpt_writer_wait(writer, stdout, err, errlen) != 0) {

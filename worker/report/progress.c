@@ -10,6 +10,19 @@
 #include <time.h>
 #include <unistd.h>
 
+/* Opens the metrics file with mode ("w": a new run's, "a": a lead's that takes over). */
+static int open_metrics(wk_progress *p, const char *metrics_path, const char *mode, char *err,
+                        size_t errlen) {
+    if (!metrics_path || !metrics_path[0])
+        return PST_OK;
+    snprintf(p->metrics_path, sizeof p->metrics_path, "%s", metrics_path);
+    p->metrics = fopen(metrics_path, mode);
+    if (!p->metrics)
+        return pst_err(err, errlen, PST_EIO, "--metrics: %s: cannot open for writing: %s",
+                       metrics_path, strerror(errno));
+    return PST_OK;
+}
+
 int wk_progress_init(wk_progress *p, FILE *out, const char *metrics_path, int bar, int64_t epochs,
                      int64_t steps_per_epoch, char *err, size_t errlen) {
     memset(p, 0, sizeof *p);
@@ -17,15 +30,12 @@ int wk_progress_init(wk_progress *p, FILE *out, const char *metrics_path, int ba
     p->bar = bar < 0 ? isatty(fileno(out)) : bar;
     p->epochs = epochs;
     p->steps_per_epoch = steps_per_epoch;
-    if (metrics_path && metrics_path[0]) {
-        snprintf(p->metrics_path, sizeof p->metrics_path, "%s", metrics_path);
-        p->metrics = fopen(metrics_path, "w");
-        if (!p->metrics) {
-            return pst_err(err, errlen, PST_EIO, "--metrics: %s: cannot open for writing: %s",
-                           metrics_path, strerror(errno));
-        }
-    }
-    return PST_OK;
+    return open_metrics(p, metrics_path, "w", err, errlen);
+}
+
+int wk_progress_lead(wk_progress *p, const char *metrics_path, int bar, char *err, size_t errlen) {
+    p->bar = bar < 0 ? isatty(fileno(p->out)) : bar;
+    return p->metrics ? PST_OK : open_metrics(p, metrics_path, "a", err, errlen);
 }
 
 /* A number for a metrics line: JSON has no NaN or infinity (a loss that diverged), so those

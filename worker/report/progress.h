@@ -39,6 +39,10 @@ typedef struct wk_time_split {
 int wk_progress_init(wk_progress *p, FILE *out, const char *metrics_path, int bar, int64_t epochs,
                      int64_t steps_per_epoch, char *err, size_t errlen);
 void wk_progress_deinit(wk_progress *p);
+/* This worker reports from now on (the lead was lost): metrics_path (may be empty) is opened
+ * for appending, after the lines the lead wrote; bar as for wk_progress_init. Returns PST_OK,
+ * or PST_EIO with one line in err naming --metrics. */
+int wk_progress_lead(wk_progress *p, const char *metrics_path, int bar, char *err, size_t errlen);
 
 /* Returns PST_OK while every metrics line so far reached the file, else PST_EIO with one line in
  * err naming --metrics and the reason (No space left on device). The loops call it after each
