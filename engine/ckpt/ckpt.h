@@ -75,6 +75,13 @@
 
 #define ENG_CKPT_FORMAT 1 /* /pstrain attribute format_version */
 
+/* The largest count a checkpoint may hold (update counts here; a run's steps in its record):
+ * 2^53. Counts pass through doubles (positions gathered by a reduce, Adam's pow(beta, t),
+ * logs and JSON), which hold integers exactly only up to 2^53, and a count there is so far
+ * from INT64_MAX that no run can overflow it by counting on (2^53 steps at a million a second
+ * take 285 years): a file holding more is refused. */
+#define ENG_CKPT_COUNT_MAX ((int64_t)1 << 53)
+
 /* Update counts of a range of a part's vector: the optimizer's `iterations` for its elements
  * [lo, lo + n), lo relative to the part's first float. A part's runs tile [0, total) in order. */
 typedef struct eng_ckpt_iters {

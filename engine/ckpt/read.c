@@ -329,6 +329,10 @@ static void read_ckpt(ckpt_reader *r, hid_t file, eng_ckpt *c, eng_model *m) {
     read_runs(r, g, c);
     ckpt_read_meta_arrays(r, g, &c->meta);
     read_vocab(r, g, c);
+    /* shapes and sums say the file is whole; the values must also be ones training could
+     * have produced, or the run goes on from garbage */
+    if (r->rc == PST_OK)
+        r->rc = ckpt_check_values(c, m, r->path, PST_EFORMAT, r->err, r->errlen);
 out:
     H5Gclose(g);
 }
