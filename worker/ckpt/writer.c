@@ -132,7 +132,15 @@ static int of_model(const wk_opts *o, int rc, const char *name, eng_ckpt *c, cha
                      c->model, o->model);
         eng_ckpt_free(c);
     }
-    if (rc != PST_OK) /* the reasons name the file; the line names the flag too */
+    if (rc != PST_OK && strcmp(o->resume, "auto") == 0 && name[0] &&
+        strncmp(why, name, strlen(name)) == 0)
+        /* a file was found and refused: say it was the newest, and that nothing falls back */
+        snprintf(err, errlen,
+                 "--resume auto: the newest checkpoint in %.400s is refused (nothing trained; "
+                 "point its latest at an older checkpoint, or move the directory aside to start "
+                 "fresh): %.1000s",
+                 o->checkpoint_dir, why);
+    else if (rc != PST_OK) /* the reasons name the file; the line names the flag too */
         snprintf(err, errlen, "--resume: %.1000s", why);
     return rc;
 }
@@ -143,7 +151,7 @@ int wk_resume_load(const wk_opts *o, eng_ckpt *c, int *fresh, FILE *out, char *e
 
 int wk_resume_load_bytes(const wk_opts *o, eng_ckpt *c, int *fresh, void **bytes, size_t *len,
                          char *name, size_t namelen, FILE *out, char *err, size_t errlen) {
-    char path[WK_PATH_MAX], why[1024] = "";
+    char path[WK_PATH_MAX] = "", why[1024] = "";
     int rc = resume_path(o, path, sizeof path, fresh, out, why, sizeof why);
     if (rc == PST_OK && *fresh)
         return PST_OK;

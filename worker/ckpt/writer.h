@@ -40,9 +40,11 @@ int wk_ckpt_writer_start(wk_ckpt_writer *w, char *err, size_t errlen);
 
 /* Reads the checkpoint --resume names (FILE, DIR's latest, or auto: --checkpoint-dir's latest)
  * and checks that it is one of --model. --resume auto with no checkpoint there yet sets
- * *fresh instead and says so on out (NULL: quiet): a restart loop's first run. Returns
- * PST_OK (c filled: release with eng_ckpt_free) or a code with one line in err naming
- * --resume. */
+ * *fresh instead and says so on out (NULL: quiet): a restart loop's first run. A checkpoint
+ * that is there but refused (damaged, edited, another model's) is an error for auto too,
+ * never a fresh start nor a silent fall back to an older file, which would lose or repeat
+ * training unseen: the line says it is the newest and what to do. Returns PST_OK (c filled:
+ * release with eng_ckpt_free) or a code with one line in err naming --resume. */
 int wk_resume_load(const wk_opts *o, eng_ckpt *c, int *fresh, FILE *out, char *err, size_t errlen);
 
 /* wk_resume_load that reads the file once into *bytes (release with free) and parses those
