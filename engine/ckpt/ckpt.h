@@ -54,7 +54,10 @@
  * before HDF5 parses them: libhdf5 1.10 is not safe on damaged files of that kind. Sizes a
  * file gives (its vocabulary's length, the meta's arrays, its update-count runs, strings)
  * are checked against the file's length before memory is allocated for them.
- * Reading validates everything against the model the file names and returns all or nothing.
+ * Reading validates everything against the model the file names and returns all or nothing,
+ * values included (state.c: ckpt_check_values, ckpt_check_optim): a file whose checksums hold
+ * but whose weights are NaN or 1e30, whose second moments are negative, whose optimizer is
+ * outside the flags' ranges or whose counts could overflow is refused as damaged is.
  * Objects carry no timestamps: the same checkpoint is always the same bytes.
  *
  * HDF5 builds each file in memory and pstrain writes it out: a full disk is then an error
@@ -214,7 +217,8 @@ void eng_ckpt_free(eng_ckpt *c);
  * replaces dir/latest (one line naming the checkpoint file, "ckpt-1200.h5\n") the same way,
  * then deletes all but the `keep` ckpt-*.h5 files with the highest steps (keep <= 0: keep
  * all; never the one latest names). Temporary files (".pstrain-tmp-*") that killed writers
- * left are removed first: one writer per directory. A process killed at any point leaves
+ * left are removed first: one writer per directory (worker/ckpt/writer.c holds the directory's
+ * lock while it writes). A process killed at any point leaves
  * latest naming a complete, loadable checkpoint, or no latest if none was ever completed.
  * On success writes dir/ckpt-<step>.h5 to path_out (when non-NULL). Returns PST_OK, or an
  * eng_ckpt_write code, or PST_EIO (directory, fsync, rename), with one line in err; after a failed

@@ -99,7 +99,8 @@ static int by_step_desc(const void *a, const void *b) {
     return (x < y) - (x > y);
 }
 
-/* Removes what killed writers left: files named TMP_PREFIX... (one writer per directory). */
+/* Removes what killed writers left: files named TMP_PREFIX... (one writer per directory: the
+ * directory's lock, worker/paths.h wk_dir_lock, keeps a second job out). */
 static void remove_leftovers(const char *dir) {
     DIR *d = opendir(dir);
     if (!d)

@@ -18,6 +18,7 @@
 struct wk_ckpt_writer {
     const eng_model *model;
     char *dir;
+    int lock; /* dir's lock (wk_dir_lock): one job per checkpoint directory */
     int keep;
     eng_ckpt ck; /* the state being filled or written */
     pthread_t thread;
@@ -35,7 +36,14 @@ wk_ckpt_writer *wk_ckpt_writer_new(const eng_model *m, const char *dir, int keep
      * missing parents are made, as Keras's ModelCheckpoint makes them. */
     if (wk_mkdirs("checkpoint-dir", dir, err, errlen) != PST_OK)
         return NULL;
+    /* Before anything is cleaned up or written: two jobs in one directory would overwrite
+     * each other's checkpoints, and each save removes temporary files it takes for a killed
+     * writer's. Here, not at start-up, so that a lead that takes over mid-job locks it too. */
+    int lock;
+    if (wk_dir_lock("checkpoint-dir", dir, &lock, err, errlen) != PST_OK)
+        return NULL;
     wk_ckpt_writer *w = pst_calloc(1, sizeof *w);
+    w->lock = lock;
     w->model = m;
     w->keep = keep;
     w->dir = pst_strdup(dir);
@@ -62,6 +70,7 @@ void wk_ckpt_writer_free(wk_ckpt_writer **pw) {
     if (w->running)
         pthread_join(w->thread, NULL);
     eng_ckpt_free(&w->ck);
+    wk_dir_unlock(&w->lock); /* after the last write */
     free(w->dir);
     free(w);
     *pw = NULL;

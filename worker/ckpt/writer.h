@@ -17,8 +17,10 @@ typedef struct wk_ckpt_writer wk_ckpt_writer;
 /* A writer of model m's checkpoints (m borrowed) into dir (made here with its parents
  * when missing), keeping the newest `keep` (0: all), with buffers allocated here for the
  * weights, each part's nslots[p] optimizer arrays (m->nparts entries) and, with ema_decay > 0
- * in a model of several parts, a moving average of the first part. Returns NULL with err
- * naming --checkpoint-dir when the directory cannot be made or written. */
+ * in a model of several parts, a moving average of the first part. The writer holds dir's
+ * lock (wk_dir_lock) until wk_ckpt_writer_free, or the process's end. Returns NULL with err
+ * naming --checkpoint-dir when the directory cannot be made or written, or when another job
+ * holds it (err names the holder: host, pid, start time). */
 wk_ckpt_writer *wk_ckpt_writer_new(const eng_model *m, const char *dir, int keep, const int *nslots,
                                    double ema_decay, char *err, size_t errlen);
 /* Waits for a write in progress and frees the writer. */
