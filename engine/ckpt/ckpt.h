@@ -190,7 +190,8 @@ int eng_ckpt_write(const char *path, const eng_ckpt *c, const eng_model *m, char
  * with eng_ckpt_free): every part of the model it names, runs relative to each part (a run
  * of the file across a part's end is cut there), and the meta in the order of its names. On any
  * failure nothing is returned (c is left zeroed, all memory freed) and err holds one line naming
- * the file and the problem: PST_EIO (cannot open), PST_EARG (a directory: see eng_ckpt_resolve),
+ * the file and the problem: PST_EIO (cannot open; not a regular file: a FIFO is refused, not
+ * waited on), PST_EARG (a directory: see eng_ckpt_resolve),
  * PST_EFORMAT (not HDF5, truncated, damaged, not a checkpoint, an HDF5 format older than pstrain
  * writes, another format version, a model or layout this pstrain does not have, a split that is not
  * the model's, a missing or misshapen field). */
@@ -229,7 +230,9 @@ int eng_ckpt_save(const char *dir, int64_t step, const eng_ckpt *c, const eng_mo
 /* The checkpoint file meant by file_or_dir into out: a file is itself, a directory means the
  * file its `latest` names. Returns PST_OK, or PST_EIO (no such path, no latest: nothing
  * saved yet), PST_EFORMAT (latest empty, naming something with a '/', or naming a file that
- * does not exist) or PST_EARG (out too small), with one line in err naming the path. */
+ * does not exist or is not a regular file) or PST_EARG (out too small), with one line in err
+ * naming the path; a FIFO, given or as latest, is refused without being opened for reading
+ * (PST_EIO). */
 int eng_ckpt_resolve(const char *file_or_dir, char *out, size_t outlen, char *err, size_t errlen);
 
 /* For `pstrain inspect`: the metadata (format, model, the meta's attributes, the optimizer
