@@ -2,12 +2,14 @@
 #include "engine/idx.h"
 
 #include "engine/base/base.h"
+#include "engine/base/file.h"
 
 #include <errno.h>
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 #include <zlib.h>
 
 /* Reads up to len bytes; *got tells how many arrived before the end of the file.
@@ -79,12 +81,18 @@ static int read_items(gzFile f, uint8_t **out, size_t len, size_t pos, size_t to
 int eng_idx_read(eng_idx *idx, const char *path, int expect_ndim, const uint32_t *expect_dims,
                  size_t first, size_t count, char *err, size_t errlen) {
     memset(idx, 0, sizeof *idx);
-    gzFile f = gzopen(path, "rb");
-    if (!f)
+    int fd;
+    struct stat st;
+    int rc = pst_open_regular(path, &fd, &st, err, errlen); /* a FIFO would block gzopen */
+    if (rc != PST_OK)
+        return rc;
+    gzFile f = gzdopen(fd, "rb"); /* owns fd from here */
+    if (!f) {
+        close(fd);
         return pst_err(err, errlen, PST_EIO, "%s: cannot open: %s", path,
                        errno ? strerror(errno) : "out of memory");
+    }
     gzbuffer(f, 1 << 17);
-    int rc;
     unsigned char head[4];
     if ((rc = read_exact(f, head, 4, 0, 4, path, err, errlen)) != PST_OK)
         goto out;
@@ -125,8 +133,7 @@ int eng_idx_read(eng_idx *idx, const char *path, int expect_ndim, const uint32_t
         goto out;
     }
     const size_t total = header + (size_t)idx->dims[0] * idx->item_bytes;
-    struct stat st;
-    if (gzdirect(f) && stat(path, &st) == 0 && (size_t)st.st_size != total) {
+    if (gzdirect(f) && (size_t)st.st_size != total) {
         /* A raw file's length is known up front: check it before seeking into it. */
         rc = pst_err(err, errlen, PST_EFORMAT,
                      "%s: %s: expected %zu bytes (header + %u items), got %lld", path,

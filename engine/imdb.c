@@ -4,6 +4,7 @@
 #include "engine/imdb.h"
 
 #include "engine/base/base.h"
+#include "engine/base/file.h"
 #include "engine/json.h"
 #include "engine/rng.h"
 
@@ -62,9 +63,12 @@ static void reviews_alloc(reviews *r, int64_t n) {
  * element's label the block's. */
 static int read_json(reviews *r, const char *path, char *err, size_t errlen) {
     json_error_t jerr;
-    r->root = json_load_file(path, 0, &jerr);
-    if (!r->root && json_error_code(&jerr) == json_error_cannot_open_file)
-        return pst_err(err, errlen, PST_EIO, "%s: %s", path, jerr.text);
+    int rc;
+    FILE *f = pst_fopen_regular(path, &rc, err, errlen); /* a FIFO would block json_load_file */
+    if (!f)
+        return rc;
+    r->root = json_loadf(f, 0, &jerr);
+    fclose(f);
     if (!r->root)
         return pst_err(err, errlen, PST_EFORMAT,
                        "%s: invalid JSON at line %d, column %d (byte %d): %s", path, jerr.line,
@@ -174,11 +178,11 @@ static int list_folder(file_list *f, const char *folder, char *err, size_t errle
 
 /* The whole file at path, NUL-terminated, into *text (*len bytes). */
 static int read_text(char **text, size_t *len, const char *path, char *err, size_t errlen) {
-    FILE *f = fopen(path, "rb");
+    int rc;
+    FILE *f = pst_fopen_regular(path, &rc, err, errlen);
     if (!f)
-        return pst_err(err, errlen, PST_EIO, "%s: cannot open: %s", path, strerror(errno));
+        return rc;
     struct stat st;
-    int rc = PST_OK;
     if (fstat(fileno(f), &st) != 0) {
         rc = pst_err(err, errlen, PST_EIO, "%s: cannot stat: %s", path, strerror(errno));
     } else {

@@ -4,9 +4,12 @@
 #include "engine/base/base.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #define PATH_LEN 4096
@@ -131,4 +134,77 @@ int wk_write_whole(const char *flag, const char *path, const void *const *bufs, 
                        path, strerror(why));
     }
     return PST_OK;
+}
+
+/* The holder's line in the lock file at fd into buf, printable, "" when it has not written it
+ * yet (it writes it just after it takes the lock). */
+static void lock_holder(int fd, char *buf, size_t len) {
+    ssize_t n = pread(fd, buf, len - 1, 0);
+    n = n < 0 ? 0 : n;
+    buf[n] = '\0';
+    for (ssize_t i = 0; i < n; i++)
+        if (buf[i] == '\n') {
+            buf[i] = '\0';
+            break;
+        } else if ((unsigned char)buf[i] < 0x20 || (unsigned char)buf[i] >= 0x7f) {
+            buf[i] = '?';
+        }
+}
+
+int wk_dir_lock(const char *flag, const char *dir, int *fd, char *err, size_t errlen) {
+    char path[PATH_LEN + 32];
+    *fd = -1;
+    if ((size_t)snprintf(path, sizeof path, "%s/%s", dir, WK_DIR_LOCK) >= sizeof path)
+        return pst_err(err, errlen, PST_EARG, "--%s %s: path too long", flag, dir);
+    const int f = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0666);
+    if (f < 0)
+        return pst_err(err, errlen, PST_EIO, "--%s %s: cannot open its lock %s: %s", flag, dir,
+                       path, strerror(errno));
+    int rc;
+    while ((rc = flock(f, LOCK_EX | LOCK_NB)) != 0 && errno == EINTR)
+        ;
+    if (rc != 0) {
+        const int e = errno;
+        char holder[256] = "";
+        /* the holder names itself just after it locks: give it a moment (2 s at most) */
+        for (int i = 0; i < 20 && e == EWOULDBLOCK; i++) {
+            lock_holder(f, holder, sizeof holder);
+            if (holder[0])
+                break;
+            nanosleep(&(struct timespec){0, 100 * 1000 * 1000}, NULL);
+        }
+        close(f);
+        if (e != EWOULDBLOCK)
+            return pst_err(err, errlen, PST_EIO, "--%s %s: cannot lock %s: %s", flag, dir, path,
+                           strerror(e));
+        return pst_err(err, errlen, PST_EARG,
+                       "--%s %s: in use by another job (%s; it holds %s): one job per "
+                       "checkpoint directory, give this one another --%s",
+                       flag, dir, holder[0] ? holder : "its holder has not named itself", path,
+                       flag);
+    }
+    char host[256] = "?", line[512], when[32] = "?";
+    if (gethostname(host, sizeof host) != 0)
+        snprintf(host, sizeof host, "?");
+    host[sizeof host - 1] = '\0';
+    const time_t now = time(NULL);
+    struct tm tm;
+    if (gmtime_r(&now, &tm))
+        strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    const int n =
+        snprintf(line, sizeof line, "host %s pid %ld started %s\n", host, (long)getpid(), when);
+    if (ftruncate(f, 0) != 0 || pwrite(f, line, (size_t)n, 0) != n) {
+        const int e = errno;
+        close(f);
+        return pst_err(err, errlen, PST_EIO, "--%s %s: cannot write its lock %s: %s", flag, dir,
+                       path, strerror(e));
+    }
+    *fd = f;
+    return PST_OK;
+}
+
+void wk_dir_unlock(int *fd) {
+    if (*fd >= 0)
+        close(*fd); /* drops the flock */
+    *fd = -1;
 }

@@ -27,4 +27,20 @@ int wk_file_usable(const char *flag, const char *path, char *err, size_t errlen)
 int wk_write_whole(const char *flag, const char *path, const void *const *bufs, const size_t *lens,
                    int n, char *err, size_t errlen);
 
+/* The lock file of a folder that one job at a time may write into (a checkpoint directory). */
+#define WK_DIR_LOCK ".pstrain-lock"
+
+/* Takes dir's lock for this process: an exclusive flock on dir/WK_DIR_LOCK (created when
+ * missing), which then names its holder ("host H pid P started 2026-12-07T07:30:00Z"), so
+ * that a second job is told whose the folder is. The lock goes with the descriptor: at
+ * wk_dir_unlock, at exit, and when the process dies however it dies (the kernel drops it), so
+ * a killed job never leaves the folder locked. *fd gets the descriptor (close-on-exec).
+ * Returns PST_OK, PST_EARG when another process holds the lock (err names the holder:
+ * "--FLAG DIR: in use by another job (host H pid P started T), ..."), or PST_EIO. */
+int wk_dir_lock(const char *flag, const char *dir, int *fd, char *err, size_t errlen);
+
+/* Releases a lock wk_dir_lock took and sets *fd to -1 (accepts -1). The file stays: removing
+ * it would let a third job lock a new file while a second waits on the old one. */
+void wk_dir_unlock(int *fd);
+
 #endif

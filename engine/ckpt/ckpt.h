@@ -54,7 +54,10 @@
  * before HDF5 parses them: libhdf5 1.10 is not safe on damaged files of that kind. Sizes a
  * file gives (its vocabulary's length, the meta's arrays, its update-count runs, strings)
  * are checked against the file's length before memory is allocated for them.
- * Reading validates everything against the model the file names and returns all or nothing.
+ * Reading validates everything against the model the file names and returns all or nothing,
+ * values included (state.c: ckpt_check_values, ckpt_check_optim): a file whose checksums hold
+ * but whose weights are NaN or 1e30, whose second moments are negative, whose optimizer is
+ * outside the flags' ranges or whose counts could overflow is refused as damaged is.
  * Objects carry no timestamps: the same checkpoint is always the same bytes.
  *
  * HDF5 builds each file in memory and pstrain writes it out: a full disk is then an error
@@ -74,6 +77,13 @@
 #include <stdio.h>
 
 #define ENG_CKPT_FORMAT 1 /* /pstrain attribute format_version */
+
+/* The largest count a checkpoint may hold (update counts here; a run's steps in its record):
+ * 2^53. Counts pass through doubles (positions gathered by a reduce, Adam's pow(beta, t),
+ * logs and JSON), which hold integers exactly only up to 2^53, and a count there is so far
+ * from INT64_MAX that no run can overflow it by counting on (2^53 steps at a million a second
+ * take 285 years): a file holding more is refused. */
+#define ENG_CKPT_COUNT_MAX ((int64_t)1 << 53)
 
 /* Update counts of a range of a part's vector: the optimizer's `iterations` for its elements
  * [lo, lo + n), lo relative to the part's first float. A part's runs tile [0, total) in order. */
@@ -180,7 +190,8 @@ int eng_ckpt_write(const char *path, const eng_ckpt *c, const eng_model *m, char
  * with eng_ckpt_free): every part of the model it names, runs relative to each part (a run
  * of the file across a part's end is cut there), and the meta in the order of its names. On any
  * failure nothing is returned (c is left zeroed, all memory freed) and err holds one line naming
- * the file and the problem: PST_EIO (cannot open), PST_EARG (a directory: see eng_ckpt_resolve),
+ * the file and the problem: PST_EIO (cannot open; not a regular file: a FIFO is refused, not
+ * waited on), PST_EARG (a directory: see eng_ckpt_resolve),
  * PST_EFORMAT (not HDF5, truncated, damaged, not a checkpoint, an HDF5 format older than pstrain
  * writes, another format version, a model or layout this pstrain does not have, a split that is not
  * the model's, a missing or misshapen field). */
@@ -207,7 +218,8 @@ void eng_ckpt_free(eng_ckpt *c);
  * replaces dir/latest (one line naming the checkpoint file, "ckpt-1200.h5\n") the same way,
  * then deletes all but the `keep` ckpt-*.h5 files with the highest steps (keep <= 0: keep
  * all; never the one latest names). Temporary files (".pstrain-tmp-*") that killed writers
- * left are removed first: one writer per directory. A process killed at any point leaves
+ * left are removed first: one writer per directory (worker/ckpt/writer.c holds the directory's
+ * lock while it writes). A process killed at any point leaves
  * latest naming a complete, loadable checkpoint, or no latest if none was ever completed.
  * On success writes dir/ckpt-<step>.h5 to path_out (when non-NULL). Returns PST_OK, or an
  * eng_ckpt_write code, or PST_EIO (directory, fsync, rename), with one line in err; after a failed
@@ -218,7 +230,9 @@ int eng_ckpt_save(const char *dir, int64_t step, const eng_ckpt *c, const eng_mo
 /* The checkpoint file meant by file_or_dir into out: a file is itself, a directory means the
  * file its `latest` names. Returns PST_OK, or PST_EIO (no such path, no latest: nothing
  * saved yet), PST_EFORMAT (latest empty, naming something with a '/', or naming a file that
- * does not exist) or PST_EARG (out too small), with one line in err naming the path. */
+ * does not exist or is not a regular file) or PST_EARG (out too small), with one line in err
+ * naming the path; a FIFO, given or as latest, is refused without being opened for reading
+ * (PST_EIO). */
 int eng_ckpt_resolve(const char *file_or_dir, char *out, size_t outlen, char *err, size_t errlen);
 
 /* For `pstrain inspect`: the metadata (format, model, the meta's attributes, the optimizer

@@ -3,6 +3,7 @@
 #include "engine/ckpt/format.h"
 
 #include "engine/base/base.h"
+#include "engine/base/file.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -98,7 +99,8 @@ static int by_step_desc(const void *a, const void *b) {
     return (x < y) - (x > y);
 }
 
-/* Removes what killed writers left: files named TMP_PREFIX... (one writer per directory). */
+/* Removes what killed writers left: files named TMP_PREFIX... (one writer per directory: the
+ * directory's lock, worker/paths.h wk_dir_lock, keeps a second job out). */
 static void remove_leftovers(const char *dir) {
     DIR *d = opendir(dir);
     if (!d)
@@ -187,6 +189,8 @@ int eng_ckpt_resolve(const char *file_or_dir, char *out, size_t outlen, char *er
     if (stat(file_or_dir, &st) != 0)
         return pst_err(err, errlen, PST_EIO, "%s: cannot open: %s", file_or_dir, strerror(errno));
     if (!S_ISDIR(st.st_mode)) {
+        if (!S_ISREG(st.st_mode)) /* a FIFO would block its reader for ever */
+            return pst_stat_regular(file_or_dir, &st, err, errlen);
         if ((size_t)snprintf(out, outlen, "%s", file_or_dir) >= outlen)
             return pst_err(err, errlen, PST_EARG, "%s: path too long", file_or_dir);
         return PST_OK;
@@ -194,12 +198,13 @@ int eng_ckpt_resolve(const char *file_or_dir, char *out, size_t outlen, char *er
     char latest[CKPT_PATH_LEN];
     if (join(latest, sizeof latest, file_or_dir, "latest"))
         return pst_err(err, errlen, PST_EARG, "%s: path too long", file_or_dir);
-    FILE *f = fopen(latest, "rb");
-    if (!f && errno == ENOENT)
+    if (stat(latest, &st) != 0 && errno == ENOENT)
         return pst_err(err, errlen, PST_EIO, "%s: no checkpoint in it (no %s)", file_or_dir,
                        latest);
+    int rc;
+    FILE *f = pst_fopen_regular(latest, &rc, err, errlen);
     if (!f)
-        return pst_err(err, errlen, PST_EIO, "%s: cannot open: %s", latest, strerror(errno));
+        return rc;
     char name[300];
     size_t n = fread(name, 1, sizeof name - 1, f);
     fclose(f);
@@ -218,8 +223,11 @@ int eng_ckpt_resolve(const char *file_or_dir, char *out, size_t outlen, char *er
                        file_or_dir);
     if (join(out, outlen, file_or_dir, name))
         return pst_err(err, errlen, PST_EARG, "%s: path too long", file_or_dir);
-    if (stat(out, &st) != 0 || !S_ISREG(st.st_mode))
+    if (stat(out, &st) != 0)
         return pst_err(err, errlen, PST_EFORMAT, "%s: names %s, which does not exist as a file",
                        latest, out);
+    if (!S_ISREG(st.st_mode))
+        return pst_err(err, errlen, PST_EFORMAT, "%s: names %s, expected a regular file, found %s",
+                       latest, out, pst_file_kind((unsigned)st.st_mode));
     return PST_OK;
 }

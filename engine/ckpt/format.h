@@ -57,6 +57,11 @@ int ckpt_check_optim(const eng_optim_cfg *o, const char *which, const char *path
 int ckpt_check_runs(const eng_ckpt_iters *runs, int nruns, uint64_t total, const char *path,
                     int code, char *err, size_t errlen);
 int ckpt_check_meta(const eng_ckpt_meta *m, const char *path, char *err, size_t errlen);
+/* The values of c's arrays (m's layout names the weights' datasets): weights, moving averages
+ * and first moments finite with magnitudes up to 2^64, second moments finite and >= 0. Returns
+ * PST_OK or code with one line naming path, the dataset, the element and what was expected. */
+int ckpt_check_values(const eng_ckpt *c, const eng_model *m, const char *path, int code, char *err,
+                      size_t errlen);
 
 /* image.c: HDF5 1.10's file images carry a stale superblock checksum: recompute it. Returns
  * 0, or -1 for bytes that do not start with a superblock. */

@@ -4,6 +4,7 @@
 #include "engine/ckpt/format.h"
 
 #include "engine/base/base.h"
+#include "engine/base/file.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -73,9 +74,10 @@ int ckpt_fix_superblock(uint8_t *img, size_t len) {
  * such files are refused here instead. Returns PST_OK, or PST_EIO / PST_EFORMAT with err. */
 int ckpt_check_head(const char *path, char *err, size_t errlen) {
     unsigned char head[9];
-    FILE *f = fopen(path, "rb");
+    int rc;
+    FILE *f = pst_fopen_regular(path, &rc, err, errlen);
     if (!f)
-        return pst_err(err, errlen, PST_EIO, "%s: cannot open: %s", path, strerror(errno));
+        return rc;
     const size_t got = fread(head, 1, sizeof head, f);
     fclose(f);
     return ckpt_check_head_bytes(head, got, path, err, errlen);

@@ -3,6 +3,7 @@
 #include "engine/ckpt/format.h"
 
 #include "engine/base/base.h"
+#include "engine/base/file.h"
 #include "engine/ckpt/h5.h"
 
 #include <errno.h>
@@ -328,6 +329,10 @@ static void read_ckpt(ckpt_reader *r, hid_t file, eng_ckpt *c, eng_model *m) {
     read_runs(r, g, c);
     ckpt_read_meta_arrays(r, g, &c->meta);
     read_vocab(r, g, c);
+    /* shapes and sums say the file is whole; the values must also be ones training could
+     * have produced, or the run goes on from garbage */
+    if (r->rc == PST_OK)
+        r->rc = ckpt_check_values(c, m, r->path, PST_EFORMAT, r->err, r->errlen);
 out:
     H5Gclose(g);
 }
@@ -350,15 +355,16 @@ static int read_file(hid_t file, const char *name, uint64_t bytes, eng_ckpt *c, 
     return PST_OK;
 }
 
-/* path's stat into *st: PST_EIO when it cannot be read, PST_EARG when it is a directory (a
- * checkpoint directory is resolved first, by its latest). */
+/* path's stat into *st: PST_EIO when it cannot be read or is not a regular file (a FIFO would
+ * block HDF5's open for ever), PST_EARG when it is a directory (a checkpoint directory is
+ * resolved first, by its latest). */
 static int stat_file(const char *path, struct stat *st, char *err, size_t errlen) {
     if (stat(path, st) != 0)
         return pst_err(err, errlen, PST_EIO, "%s: cannot open: %s", path, strerror(errno));
     if (S_ISDIR(st->st_mode))
         return pst_err(err, errlen, PST_EARG,
                        "%s: is a directory, not a checkpoint file (its latest names one)", path);
-    return PST_OK;
+    return pst_stat_regular(path, st, err, errlen);
 }
 
 int eng_ckpt_read(const char *path, eng_ckpt *c, char *err, size_t errlen) {
@@ -414,9 +420,10 @@ int eng_ckpt_load_bytes(const char *path, void **bytes, size_t *len, char *err, 
     const int found = stat_file(path, &st, err, errlen);
     if (found != PST_OK)
         return found;
-    FILE *f = fopen(path, "rb");
+    int rc;
+    FILE *f = pst_fopen_regular(path, &rc, err, errlen);
     if (!f)
-        return pst_err(err, errlen, PST_EIO, "%s: cannot open: %s", path, strerror(errno));
+        return rc;
     char *buf = pst_malloc((size_t)st.st_size ? (size_t)st.st_size : 1);
     const size_t got = fread(buf, 1, (size_t)st.st_size, f);
     const int bad = ferror(f) || got != (size_t)st.st_size;

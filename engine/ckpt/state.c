@@ -6,6 +6,7 @@
 #include "engine/base/base.h"
 #include "engine/ckpt/h5.h"
 
+#include <float.h>
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
@@ -66,20 +67,90 @@ void eng_ckpt_init(eng_ckpt *c, const eng_model *m) {
 
 /* --- checks shared by writing and reading: never write what reading would refuse --- */
 
-/* An optimizer's hyperparameters: finite, lr > 0. which is "optimizer" or "optimizer_2", for
- * messages. Returns PST_OK or code with a message naming path. */
+/* The ranges a run can be given its optimizer in, in ckpt_optim_fields' order: those of
+ * eng_optim_parse's keys (engine/optim.c: --gen-optim, --disc-optim) and of --lr, --clipvalue
+ * and --decay (launch/cmd/flags.c), so that a file holds nothing a run could not have been
+ * started with. beta1, beta2 and rho below 1 keep 1 - beta from vanishing (beta1 = 1 divides
+ * by 1 - beta1^t = 0; beta2 = 1 freezes the second moment); epsilon >= 1e-12 keeps the
+ * division by sqrt(v) + epsilon finite while v is 0. A kind's unused fields are written as 0,
+ * which every range holds. */
+static const float optim_min[CKPT_NOPTIM_FIELDS] = {1e-12f, 0.0f, 0.0f, 0.0f, 1e-12f, 0.0f, 0.0f};
+static const float optim_max[CKPT_NOPTIM_FIELDS] = {10.0f, 0.999999f, 0.999999f, 0.999999f,
+                                                    1.0f,  1e6f,      1.0f};
+
+/* An optimizer's hyperparameters, each within the range a run can be given it. which is
+ * "optimizer" or "optimizer_2", for messages. Returns PST_OK or code with a message naming
+ * path and the attribute. */
 int ckpt_check_optim(const eng_optim_cfg *o, const char *which, const char *path, int code,
                      char *err, size_t errlen) {
+    /* part 0's hyperparameters are attributes of /pstrain itself, the others' of their group */
+    const int own = strcmp(which, "optimizer") != 0;
     for (int i = 0; i < CKPT_NOPTIM_FIELDS; i++) {
         float v;
         memcpy(&v, (const char *)o + ckpt_optim_fields[i].offset, sizeof v);
-        if (!isfinite(v))
-            return pst_err(err, errlen, code, "%s: %s %s is %g, expected a finite number", path,
-                           which, ckpt_optim_fields[i].name, v);
+        if (!(v >= optim_min[i] && v <= optim_max[i])) /* NaN fails both */
+            return pst_err(err, errlen, code,
+                           "%s: attribute %s of /pstrain%s%s is %g, expected a number in [%g, %g]",
+                           path, ckpt_optim_fields[i].name, own ? "/" : "", own ? which : "",
+                           (double)v, (double)optim_min[i], (double)optim_max[i]);
     }
-    if (!(o->lr > 0.0f))
-        return pst_err(err, errlen, code, "%s: %s lr %g, expected > 0", path, which, o->lr);
     return PST_OK;
+}
+
+/* Weights, moving averages and first moments above 2^64 (about 1.8e19, the square root of
+ * float32's largest value) are refused: their square overflows to Inf (a second moment g*g,
+ * the L2 norm inspect prints), and a network with such a weight produces Inf within a layer or
+ * two, so no run of ours that was still finite ever saved one (training stops on a non-finite
+ * loss or gradient). Below it nothing is refused: a real model's weights are far smaller (ours
+ * start under 1 and move by at most lr <= 10 a step, times a bounded ratio), and a bound so
+ * wide cannot refuse an unusual run's honest values. Second moments must be >= 0 and finite. */
+#define CKPT_VALUE_MAX 18446744073709551616.0f /* 2^64 */
+
+/* x[0, n) of the dataset named lab, each finite and within [lo, hi]; what a value is, for the
+ * message ("a weight"). */
+static int check_floats(const float *x, uint64_t n, float lo, float hi, const char *lab,
+                        const char *what, const char *path, int code, char *err, size_t errlen) {
+    for (uint64_t i = 0; i < n; i++)
+        if (!(x[i] >= lo && x[i] <= hi)) /* NaN fails both */
+            return pst_err(err, errlen, code,
+                           "%s: dataset %s, element %llu (row-major) is %g, expected %s: finite, "
+                           "in [%g, %g]",
+                           path, lab, (unsigned long long)i, (double)x[i], what, (double)lo,
+                           (double)hi);
+    return PST_OK;
+}
+
+int ckpt_check_values(const eng_ckpt *c, const eng_model *m, const char *path, int code, char *err,
+                      size_t errlen) {
+    char lab[ENG_NAME_MAX * 2 + 64];
+    int rc = PST_OK;
+    for (int i = 0; i < m->layout.n && rc == PST_OK; i++) {
+        const eng_tensor_info *t = &m->layout.tensors[i];
+        const char *slash = strchr(t->name, '/');
+        /* Keras's dataset: /<layer>/<tensor>:0, the layer the part of the name before '/' */
+        snprintf(lab, sizeof lab, "/%.*s/%s:0", slash ? (int)(slash - t->name) : 0, t->name,
+                 t->name);
+        rc = check_floats(c->weights + t->offset, t->count, -CKPT_VALUE_MAX, CKPT_VALUE_MAX, lab,
+                          "a weight", path, code, err, errlen);
+    }
+    for (int p = 0; p < c->nparts && rc == PST_OK; p++) {
+        const eng_ckpt_part *part = &c->parts[p];
+        char group[32];
+        ckpt_optim_group(p, group, sizeof group);
+        for (int s = 0; s < part->nslots && rc == PST_OK; s++) {
+            /* Adam's v and RMSprop's accumulator are averages of squares */
+            const int second = part->optim.kind == ENG_OPT_ADAM ? s == 1 : 1;
+            snprintf(lab, sizeof lab, "/pstrain/%s/%s", group, ckpt_slot_name(part->optim.kind, s));
+            rc = check_floats(part->slots[s], part->total, second ? 0.0f : -CKPT_VALUE_MAX,
+                              second ? FLT_MAX : CKPT_VALUE_MAX, lab,
+                              second ? "a second moment (>= 0)" : "a first moment", path, code, err,
+                              errlen);
+        }
+        if (part->ema && rc == PST_OK)
+            rc = check_floats(part->ema, part->total, -CKPT_VALUE_MAX, CKPT_VALUE_MAX,
+                              "/pstrain/ema", "a weight's moving average", path, code, err, errlen);
+    }
+    return rc;
 }
 
 /* The update-count runs tile [0, total) in order, each non-empty with iterations >= 0. */
@@ -104,10 +175,11 @@ int ckpt_check_runs(const eng_ckpt_iters *runs, int nruns, uint64_t total, const
                            "or none (runs must tile [0, %llu))",
                            path, i, (unsigned long long)r->n, (unsigned long long)r->lo,
                            (unsigned long long)total);
-        if (r->iterations < 0)
+        if (r->iterations < 0 || r->iterations > ENG_CKPT_COUNT_MAX)
             return pst_err(err, errlen, code,
-                           "%s: update-count run %d has iterations %lld, expected >= 0", path, i,
-                           (long long)r->iterations);
+                           "%s: dataset /pstrain/optimizer/iterations, run %d: iterations %lld, "
+                           "expected 0 to %lld",
+                           path, i, (long long)r->iterations, (long long)ENG_CKPT_COUNT_MAX);
         next = r->lo + r->n;
     }
     if (next != total)

@@ -72,6 +72,8 @@ static int check_ckpt(const eng_ckpt *c, const eng_model *m, const char *path, c
                            p > 0 || c->nparts == 1 ? "kept only for the first of several parts"
                                                    : "decay not in (0, 1)");
     }
+    if ((rc = ckpt_check_values(c, m, path, PST_EARG, err, errlen)) != PST_OK)
+        return rc;
     return ckpt_check_meta(&c->meta, path, err, errlen);
 }
 

@@ -13,6 +13,7 @@
  * Fashion-MNIST: loads the IDX train and test files; IMDB: opens reviews.json and reads its
  * first bytes, or the aclImdb/ folders). */
 #include "engine/base/base.h"
+#include "engine/base/file.h"
 #include "engine/blas.h"
 #include "engine/dataset.h"
 #include "engine/layout.h"
@@ -51,11 +52,10 @@ static int check_imdb(const char *dir, char *err, size_t errlen) {
     snprintf(path, sizeof path, "%s/imdb/reviews.json", dir);
     struct stat st;
     if (stat(path, &st) == 0) {
-        if (!S_ISREG(st.st_mode))
-            return pst_err(err, errlen, PST_EIO, "%s: not a regular file", path);
-        FILE *f = fopen(path, "rb");
+        int rc;
+        FILE *f = pst_fopen_regular(path, &rc, err, errlen); /* a FIFO is refused, not waited on */
         if (!f)
-            return pst_err(err, errlen, PST_EIO, "%s: cannot open: %s", path, strerror(errno));
+            return rc;
         char head[4096];
         const size_t got = fread(head, 1, sizeof head, f);
         const int bad = ferror(f);

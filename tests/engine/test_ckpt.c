@@ -779,6 +779,64 @@ static void write_refuses_bad_state(void **state) {
     eng_ckpt_free(&c);
 }
 
+/* Values no run could produce: refused before anything is written, and on reading, from a
+ * file and from its bytes (what other ranks parse) alike (issue 19). */
+static void refuses_bad_values(void **state) {
+    (void)state;
+    char path[1200], err[512];
+    path_of(path, sizeof path, "never-values.h5");
+    eng_ckpt c;
+    fill_random(&c, ENG_OPT_ADAM, 9);
+    static const struct {
+        int what; /* 0 weight, 1 m, 2 v */
+        size_t at;
+        float v;
+        const char *word;
+    } bad[] = {
+        {0, 3, NAN, "dataset /conv2d/conv2d/kernel:0, element 3 (row-major) is nan"},
+        {0, 288, INFINITY, "dataset /conv2d/conv2d/bias:0, element 0 (row-major) is inf"},
+        {0, 320, 1e30f, "dataset /conv2d_1/conv2d_1/kernel:0, element 0 (row-major) is 1e+30"},
+        {1, 5, -2e19f, "dataset /pstrain/optimizer/m, element 5 (row-major) is -2e+19"},
+        {2, 7, -1e-9f,
+         "dataset /pstrain/optimizer/v, element 7 (row-major) is -1e-09, expected "
+         "a second moment (>= 0)"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        float *x = bad[i].what == 0 ? c.weights : c.parts[0].slots[bad[i].what - 1];
+        const float keep = x[bad[i].at];
+        x[bad[i].at] = bad[i].v;
+        assert_int_equal(eng_ckpt_write(path, &c, &model, err, sizeof err), PST_EARG);
+        printf("  -> %s\n", err);
+        if (!strstr(err, bad[i].word) || !strstr(err, path))
+            fail_msg("'%s' does not say '%s'", err, bad[i].word);
+        x[bad[i].at] = keep;
+    }
+    /* the largest magnitude let through, and -0 as a second moment */
+    c.weights[0] = 18446744073709551616.0f;
+    c.parts[0].slots[1][0] = -0.0f;
+    c.parts[0].runs[0].iterations = (int64_t)1 << 53;
+    write_ok(path, &c);
+    c.parts[0].runs[0].iterations = ((int64_t)1 << 53) + 1;
+    assert_int_equal(eng_ckpt_write(path, &c, &model, err, sizeof err), PST_EARG);
+    assert_non_null(strstr(err, "iterations 9007199254740993, expected 0 to 9007199254740992"));
+    c.parts[0].runs[0].iterations = 1;
+    eng_ckpt_free(&c);
+    /* a valid file whose lr is then set to 1e30 in place (HDF5 keeps its checksums) */
+    struct stat st;
+    assert_int_equal(stat(path, &st), 0);
+    const float lr = 1e30f;
+    set_attr(path, "/pstrain", "lr", H5T_NATIVE_FLOAT, &lr);
+    const char *word = "attribute lr of /pstrain is 1e+30, expected a number in [1e-12, 10]";
+    expect_refused(path, PST_EFORMAT, word);
+    void *bytes;
+    size_t len;
+    assert_int_equal(eng_ckpt_load_bytes(path, &bytes, &len, err, sizeof err), PST_OK);
+    assert_int_equal(eng_ckpt_read_image(bytes, len, "image", &c, err, sizeof err), PST_EFORMAT);
+    free(bytes);
+    assert_non_null(strstr(err, word));
+    expect_zeroed(&c);
+}
+
 /* --- save, latest, keep, resolve --- */
 
 static int count_words(const char *s) {
@@ -1341,7 +1399,8 @@ static void refuses_gan_optimizer_2(void **state) {
     write_gan_ok(path, &c);
     const float zero = 0.0f;
     set_attr(path, "/pstrain/optimizer_2", "lr", H5T_NATIVE_FLOAT, &zero);
-    expect_refused(path, PST_EFORMAT, "optimizer_2 lr 0, expected > 0");
+    expect_refused(path, PST_EFORMAT,
+                   "attribute lr of /pstrain/optimizer_2 is 0, expected a number in [1e-12, 10]");
     eng_ckpt_free(&c);
 
     /* A one-optimizer model's file that grew a second optimizer. */
@@ -1395,7 +1454,7 @@ static void write_refuses_bad_gan(void **state) {
     d->runs[0].n += 1;
     d->optim.lr = -1.0f;
     assert_int_equal(eng_ckpt_write(path, &c, &gan, err, sizeof err), PST_EARG);
-    assert_non_null(strstr(err, "optimizer_2 lr -1"));
+    assert_non_null(strstr(err, "attribute lr of /pstrain/optimizer_2 is -1"));
     assert_non_null(strstr(err, path));
     struct stat st;
     assert_int_equal(stat(path, &st), -1);
@@ -1569,6 +1628,7 @@ int main(void) {
         cmocka_unit_test(write_refuses_bad_gan),   cmocka_unit_test(cnn_has_no_split),
         cmocka_unit_test(print_summary_gan),       cmocka_unit_test(refuses_huge_vocab),
         cmocka_unit_test(refuses_huge_workers),    cmocka_unit_test(read_image_equals_read),
+        cmocka_unit_test(refuses_bad_values),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -161,7 +161,7 @@ static void round_trip_and_refusals(void **state) {
     assert_true(r.worker_steps == c.meta.arrays[0].v && r.worker_steps[2] == 42);
 
     eng_ckpt_meta_put(&c.meta, "workers", ENG_META_I32)->i32 = 0;
-    expect_refused(&c, "workers 0, expected >= 1");
+    expect_refused(&c, "attribute workers of /pstrain is 0, expected 1 to 32768");
     eng_ckpt_meta_put(&c.meta, "workers", ENG_META_I64)->i64 = 3;
     expect_refused(&c, "attribute workers of /pstrain: expected int32, found another type");
     eng_ckpt_meta_put(&c.meta, "workers", ENG_META_I32)->i32 = 4;
@@ -174,13 +174,14 @@ static void round_trip_and_refusals(void **state) {
     expect_refused(&c, "attribute mode of /pstrain: 'synchronous' is longer than 7 characters");
     put_valid(&c);
     eng_ckpt_meta_put(&c.meta, "epoch", ENG_META_I64)->i64 = 0;
-    expect_refused(&c, "epoch 0, expected >= 1");
+    expect_refused(&c, "attribute epoch of /pstrain is 0, expected 1 to 9007199254740992");
     put_valid(&c);
     eng_ckpt_meta_put(&c.meta, "val_split", ENG_META_F64)->f64 = 1.0;
-    expect_refused(&c, "val_split 1, expected in [0, 1)");
+    expect_refused(&c, "attribute val_split of /pstrain is 1, expected in [0, 1)");
     put_valid(&c);
     c.meta.arrays[0].v[1] = -1;
-    expect_refused(&c, "/pstrain/workers/steps[1] is -1, expected >= 0");
+    expect_refused(
+        &c, "dataset /pstrain/workers/steps, element 1 is -1, expected 0 to 9007199254740992");
     put_valid(&c);
     c.meta.attrs[0] = c.meta.attrs[--c.meta.nattrs]; /* step gone */
     expect_refused(&c, "attribute step of /pstrain: missing");
@@ -209,7 +210,7 @@ static void read_names_the_file(void **state) {
     assert_int_equal(wk_record_read(path, &c, NULL, err, sizeof err), PST_EFORMAT);
     printf("  -> %s\n", err);
     char want[1300];
-    snprintf(want, sizeof want, "%s: batch 0, expected >= 1", path);
+    snprintf(want, sizeof want, "%s: attribute batch of /pstrain is 0, expected 1 to 65536", path);
     assert_string_equal(err, want);
     static const eng_ckpt zero;
     assert_memory_equal(&c, &zero, sizeof zero);

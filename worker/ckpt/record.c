@@ -4,6 +4,7 @@
 #include "engine/base/base.h"
 
 #include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -45,15 +46,30 @@ static int is_field(const char *name) {
 }
 static const char *const modes[] = {"sync", "async", "ssp", "local"};
 
+/* Bounds that keep the record's arithmetic in int64: a resumed run counts on from step and
+ * epoch (ENG_CKPT_COUNT_MAX: see ckpt.h), and rescales epoch_step by workers * batch to
+ * another job's shape (worker/save.c), which stays below 2^63 with an epoch of fewer than
+ * 2^32 steps (a data set's count is 32-bit: IDX, IMDB), at most 2^15 workers and batches of at
+ * most 65536 (--batch's bound). */
+#define MAX_EPOCH_STEP INT64_C(4294967295)
+#define MAX_WORKERS 32768
+#define MAX_BATCH 65536
+
+/* lo <= v <= hi, or PST_EFORMAT naming the attribute. */
+static int in_range(const char *name, int64_t v, int64_t lo, int64_t hi, char *err, size_t errlen) {
+    if (v >= lo && v <= hi)
+        return PST_OK;
+    return pst_err(err, errlen, PST_EFORMAT,
+                   "attribute %s of /pstrain is %lld, expected %lld to %lld", name, (long long)v,
+                   (long long)lo, (long long)hi);
+}
+
 int wk_record_check(const wk_run_record *r, char *err, size_t errlen) {
-    if (r->step < 0)
-        return pst_err(err, errlen, PST_EFORMAT, "step %lld, expected >= 0", (long long)r->step);
-    if (r->epoch < 1)
-        return pst_err(err, errlen, PST_EFORMAT, "epoch %lld, expected >= 1 (epochs count from 1)",
-                       (long long)r->epoch);
-    if (r->epoch_step < 0)
-        return pst_err(err, errlen, PST_EFORMAT, "epoch_step %lld, expected >= 0",
-                       (long long)r->epoch_step);
+    int rc;
+    if ((rc = in_range("step", r->step, 0, ENG_CKPT_COUNT_MAX, err, errlen)) ||
+        (rc = in_range("epoch", r->epoch, 1, ENG_CKPT_COUNT_MAX, err, errlen)) ||
+        (rc = in_range("epoch_step", r->epoch_step, 0, MAX_EPOCH_STEP, err, errlen)))
+        return rc;
     int known = 0;
     if (memchr(r->mode, '\0', sizeof r->mode))
         for (size_t i = 0; i < sizeof modes / sizeof modes[0]; i++)
@@ -63,24 +79,22 @@ int wk_record_check(const wk_run_record *r, char *err, size_t errlen) {
         return pst_err(err, errlen, PST_EFORMAT, "mode '%s' is not sync, async, ssp or local",
                        eng_ckpt_quoted(q, sizeof q, r->mode, strnlen(r->mode, sizeof r->mode)));
     }
-    if (r->staleness < 0)
-        return pst_err(err, errlen, PST_EFORMAT, "staleness %d, expected >= 0", r->staleness);
-    if (r->batch < 1)
-        return pst_err(err, errlen, PST_EFORMAT, "batch %d, expected >= 1", r->batch);
-    if (r->servers < 0)
-        return pst_err(err, errlen, PST_EFORMAT, "servers %d, expected >= 0", r->servers);
-    if (r->workers < 1)
-        return pst_err(err, errlen, PST_EFORMAT, "workers %d, expected >= 1", r->workers);
+    /* staleness and servers as their flags bound them (launch/cmd/flags.c) */
+    if ((rc = in_range("staleness", r->staleness, 0, 1000, err, errlen)) ||
+        (rc = in_range("batch", r->batch, 1, MAX_BATCH, err, errlen)) ||
+        (rc = in_range("servers", r->servers, 0, 4096, err, errlen)) ||
+        (rc = in_range("workers", r->workers, 1, MAX_WORKERS, err, errlen)))
+        return rc;
     if (!(r->val_split >= 0.0 && r->val_split < 1.0))
-        return pst_err(err, errlen, PST_EFORMAT, "val_split %g, expected in [0, 1)", r->val_split);
-    if (r->epochs < 1)
-        return pst_err(err, errlen, PST_EFORMAT, "epochs %lld, expected >= 1",
-                       (long long)r->epochs);
+        return pst_err(err, errlen, PST_EFORMAT,
+                       "attribute val_split of /pstrain is %g, expected in [0, 1)", r->val_split);
+    if ((rc = in_range("epochs", r->epochs, 1, ENG_CKPT_COUNT_MAX, err, errlen)))
+        return rc;
     for (int i = 0; i < r->workers; i++)
-        if (r->worker_steps[i] < 0)
+        if (r->worker_steps[i] < 0 || r->worker_steps[i] > ENG_CKPT_COUNT_MAX)
             return pst_err(err, errlen, PST_EFORMAT,
-                           "/pstrain/" STEPS "[%d] is %lld, expected >= 0", i,
-                           (long long)r->worker_steps[i]);
+                           "dataset /pstrain/" STEPS ", element %d is %lld, expected 0 to %lld", i,
+                           (long long)r->worker_steps[i], (long long)ENG_CKPT_COUNT_MAX);
     return PST_OK;
 }
 

@@ -32,9 +32,10 @@ typedef struct wk_run_record {
 } wk_run_record;
 
 /* The record of checkpoint c into *r (r->worker_steps borrows c's meta), checked: every field
- * present with its type and in its range, workers/steps of workers entries >= 0. Returns
- * PST_OK, or PST_EFORMAT with one line naming the file's field ("attribute step of /pstrain:
- * missing", "workers 0, expected >= 1"); the caller adds the file's name. */
+ * present with its type and in its range (counts up to ENG_CKPT_COUNT_MAX), workers/steps of
+ * workers entries in [0, ENG_CKPT_COUNT_MAX]. Returns PST_OK, or PST_EFORMAT with one line
+ * naming the file's field ("attribute step of /pstrain: missing", "attribute workers of
+ * /pstrain is 0, expected 1 to 32768"); the caller adds the file's name. */
 int wk_record_get(const eng_ckpt *c, wk_run_record *r, char *err, size_t errlen);
 
 /* r's ranges as wk_record_get checks them: PST_OK or PST_EFORMAT with one line. */

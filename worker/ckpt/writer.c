@@ -18,6 +18,7 @@
 struct wk_ckpt_writer {
     const eng_model *model;
     char *dir;
+    int lock; /* dir's lock (wk_dir_lock): one job per checkpoint directory */
     int keep;
     eng_ckpt ck; /* the state being filled or written */
     pthread_t thread;
@@ -35,7 +36,14 @@ wk_ckpt_writer *wk_ckpt_writer_new(const eng_model *m, const char *dir, int keep
      * missing parents are made, as Keras's ModelCheckpoint makes them. */
     if (wk_mkdirs("checkpoint-dir", dir, err, errlen) != PST_OK)
         return NULL;
+    /* Before anything is cleaned up or written: two jobs in one directory would overwrite
+     * each other's checkpoints, and each save removes temporary files it takes for a killed
+     * writer's. Here, not at start-up, so that a lead that takes over mid-job locks it too. */
+    int lock;
+    if (wk_dir_lock("checkpoint-dir", dir, &lock, err, errlen) != PST_OK)
+        return NULL;
     wk_ckpt_writer *w = pst_calloc(1, sizeof *w);
+    w->lock = lock;
     w->model = m;
     w->keep = keep;
     w->dir = pst_strdup(dir);
@@ -62,6 +70,7 @@ void wk_ckpt_writer_free(wk_ckpt_writer **pw) {
     if (w->running)
         pthread_join(w->thread, NULL);
     eng_ckpt_free(&w->ck);
+    wk_dir_unlock(&w->lock); /* after the last write */
     free(w->dir);
     free(w);
     *pw = NULL;
@@ -132,7 +141,15 @@ static int of_model(const wk_opts *o, int rc, const char *name, eng_ckpt *c, cha
                      c->model, o->model);
         eng_ckpt_free(c);
     }
-    if (rc != PST_OK) /* the reasons name the file; the line names the flag too */
+    if (rc != PST_OK && strcmp(o->resume, "auto") == 0 && name[0] &&
+        strncmp(why, name, strlen(name)) == 0)
+        /* a file was found and refused: say it was the newest, and that nothing falls back */
+        snprintf(err, errlen,
+                 "--resume auto: the newest checkpoint in %.400s is refused (nothing trained; "
+                 "point its latest at an older checkpoint, or move the directory aside to start "
+                 "fresh): %.1000s",
+                 o->checkpoint_dir, why);
+    else if (rc != PST_OK) /* the reasons name the file; the line names the flag too */
         snprintf(err, errlen, "--resume: %.1000s", why);
     return rc;
 }
@@ -143,7 +160,7 @@ int wk_resume_load(const wk_opts *o, eng_ckpt *c, int *fresh, FILE *out, char *e
 
 int wk_resume_load_bytes(const wk_opts *o, eng_ckpt *c, int *fresh, void **bytes, size_t *len,
                          char *name, size_t namelen, FILE *out, char *err, size_t errlen) {
-    char path[WK_PATH_MAX], why[1024] = "";
+    char path[WK_PATH_MAX] = "", why[1024] = "";
     int rc = resume_path(o, path, sizeof path, fresh, out, why, sizeof why);
     if (rc == PST_OK && *fresh)
         return PST_OK;

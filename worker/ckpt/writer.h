@@ -17,8 +17,10 @@ typedef struct wk_ckpt_writer wk_ckpt_writer;
 /* A writer of model m's checkpoints (m borrowed) into dir (made here with its parents
  * when missing), keeping the newest `keep` (0: all), with buffers allocated here for the
  * weights, each part's nslots[p] optimizer arrays (m->nparts entries) and, with ema_decay > 0
- * in a model of several parts, a moving average of the first part. Returns NULL with err
- * naming --checkpoint-dir when the directory cannot be made or written. */
+ * in a model of several parts, a moving average of the first part. The writer holds dir's
+ * lock (wk_dir_lock) until wk_ckpt_writer_free, or the process's end. Returns NULL with err
+ * naming --checkpoint-dir when the directory cannot be made or written, or when another job
+ * holds it (err names the holder: host, pid, start time). */
 wk_ckpt_writer *wk_ckpt_writer_new(const eng_model *m, const char *dir, int keep, const int *nslots,
                                    double ema_decay, char *err, size_t errlen);
 /* Waits for a write in progress and frees the writer. */
@@ -40,9 +42,11 @@ int wk_ckpt_writer_start(wk_ckpt_writer *w, char *err, size_t errlen);
 
 /* Reads the checkpoint --resume names (FILE, DIR's latest, or auto: --checkpoint-dir's latest)
  * and checks that it is one of --model. --resume auto with no checkpoint there yet sets
- * *fresh instead and says so on out (NULL: quiet): a restart loop's first run. Returns
- * PST_OK (c filled: release with eng_ckpt_free) or a code with one line in err naming
- * --resume. */
+ * *fresh instead and says so on out (NULL: quiet): a restart loop's first run. A checkpoint
+ * that is there but refused (damaged, edited, another model's) is an error for auto too,
+ * never a fresh start nor a silent fall back to an older file, which would lose or repeat
+ * training unseen: the line says it is the newest and what to do. Returns PST_OK (c filled:
+ * release with eng_ckpt_free) or a code with one line in err naming --resume. */
 int wk_resume_load(const wk_opts *o, eng_ckpt *c, int *fresh, FILE *out, char *err, size_t errlen);
 
 /* wk_resume_load that reads the file once into *bytes (release with free) and parses those
