@@ -205,6 +205,7 @@ void ps_server_free(ps_server **ps) {
     if (!ps || !*ps)
         return;
     ps_server *s = *ps;
+    ps_strangers_flush(s);
     if (s->sock) /* before the guard: without it, any CURVE client would be let in */
         zmq_close(s->sock);
     pb_guard_free(&s->guard);
