@@ -109,6 +109,44 @@ static const handler handlers[] = {
     [PB_PING] = {ps_on_ping, NULL},           [PB_REDUCE] = {ps_on_reduce, reduce_worker},
 };
 
+/* Counts a message dropped from outside the job, and logs it unless a line about strangers
+ * was written within PS_STRANGER_QUIET_S: a flood costs a line a second, not one a message
+ * (a million empty frames once wrote 117 MB). Each line says how many went unlogged since the
+ * one before, so the lines' counts add up to st.strangers. */
+static void stranger_log(ps_server *s, const char *why) {
+    s->st.strangers++;
+    if (!s->cfg.log)
+        return;
+    const double t = pst_now();
+    if (s->stranger_logged > 0 && t - s->stranger_logged < PS_STRANGER_QUIET_S) {
+        s->stranger_quiet++;
+        return;
+    }
+    if (s->stranger_quiet)
+        fprintf(s->cfg.log,
+                "server %d: dropped a message from outside the job (and %llu more since the "
+                "last line): %s\n",
+                s->cfg.server_id, (unsigned long long)s->stranger_quiet, why);
+    else
+        fprintf(s->cfg.log, "server %d: dropped a message from outside the job: %s\n",
+                s->cfg.server_id, why);
+    fflush(s->cfg.log);
+    s->stranger_logged = t;
+    s->stranger_quiet = 0;
+}
+
+void ps_strangers_flush(ps_server *s) {
+    if (!s->cfg.log || !s->stranger_quiet)
+        return;
+    fprintf(s->cfg.log,
+            "server %d: dropped %llu more message%s from outside the job since the "
+            "last line\n",
+            s->cfg.server_id, (unsigned long long)s->stranger_quiet,
+            s->stranger_quiet == 1 ? "" : "s");
+    fflush(s->cfg.log);
+    s->stranger_quiet = 0;
+}
+
 /* Handles one received message (or a receive failure): PST_OK, or PST_ESOCKET with err when
  * the socket failed. */
 int ps_dispatch(ps_server *s, char *err, size_t errlen) {
@@ -125,10 +163,7 @@ int ps_dispatch(ps_server *s, char *err, size_t errlen) {
         return pst_err(err, errlen, PST_ESOCKET, "server %d: %s", s->cfg.server_id, why);
     }
     if (rc == PST_ESTRANGER) { /* not a word back to a stranger */
-        s->st.strangers++;
-        if (s->cfg.log)
-            fprintf(s->cfg.log, "server %d: dropped a message from outside the job: %s\n",
-                    s->cfg.server_id, why);
+        stranger_log(s, why);
         rc = PST_OK;
     } else if (rc == PST_EMALFORMED || rc == PST_EVERSION)
         rc = ps_refuse(s, &from, rc == PST_EVERSION ? PB_ERR_VERSION : PB_ERR_MALFORMED, why);

@@ -81,6 +81,9 @@ typedef struct ps_part {
 
 /* The most values one Reduce round carries: positions and sums, not tensors. */
 #define PS_REDUCE_MAX 4096
+/* Seconds between two lines about strangers: a flood of them costs one line a second, each
+ * saying how many were dropped unlogged since the one before. */
+#define PS_STRANGER_QUIET_S 1.0
 
 struct ps_server {
     ps_config cfg;
@@ -116,6 +119,9 @@ struct ps_server {
     float *acc;     /* (largest): a coded answer's change, then what it left out */
     uint8_t *coded; /* (8 bytes a float of largest: top-k of fp32): a coded payload */
     ps_stats st;
+    /* the stranger log, one line per PS_STRANGER_QUIET_S (ps_dispatch) */
+    double stranger_logged;  /* pst_now() of the last line; 0: none yet */
+    uint64_t stranger_quiet; /* strangers dropped since that line, not logged */
 };
 
 /* --- apply.c --- */
@@ -173,5 +179,7 @@ int ps_send_stats(ps_server *s, const pb_peer *to, char *err, size_t errlen);
 /* Receives and handles one message (or a receive failure): PST_OK, or PST_ESOCKET with err
  * when the socket failed. */
 int ps_dispatch(ps_server *s, char *err, size_t errlen);
+/* Logs the strangers dropped since the last line about them, if any (the server's end). */
+void ps_strangers_flush(ps_server *s);
 
 #endif

@@ -173,17 +173,33 @@ ps_server *ps_server_new(const ps_config *cfg, char *err, size_t errlen) {
         ps_server_free(&s);
         return NULL;
     }
-    int zero = 0, hwm = 0;
-    /* The largest frame a worker may send: a push of a whole shard as top-k of fp32 (8 bytes
-     * an entry), or a header. ZeroMQ drops the connection of a peer that declares more,
-     * before reading it: a stranger cannot make the server hold gigabytes. */
-    int64_t maxmsg = (int64_t)(2 * sizeof(float) * largest);
+    int zero = 0;
+    /* The largest frame a worker may send: a push of the most floats one message carries (a
+     * whole shard, or --chunk of them: workers join chunks up to that) as top-k of fp32 (8
+     * bytes an entry, more than dense, bf16, fp16 or rows take), or a header. ZeroMQ drops
+     * the connection of a peer that declares more, before reading it: a stranger cannot
+     * make the server hold gigabytes. */
+    const size_t run = cfg->chunk && cfg->chunk < largest ? cfg->chunk : largest;
+    int64_t maxmsg = (int64_t)(2 * sizeof(float) * run);
     if (maxmsg < PB_MAX_HEADER)
         maxmsg = PB_MAX_HEADER;
+    /* Messages queued per connection before ZeroMQ stops reading it (TCP then holds the
+     * sender back; nothing is dropped, so a legal job only waits, never fails). A worker has
+     * at most the pushes of each chunk for each clock it may be ahead, a pull of each chunk,
+     * a snapshot of each part and a few control messages (hello, reduce, stats, ping,
+     * shutdown) in flight. At most 1000 (ZeroMQ's default) for tiny chunks: a stranger's
+     * connection can then hold 1000 x maxmsg, and maxmsg is small. Unbounded, a stranger's
+     * million empty messages were all held at once. */
+    size_t chunks = 0;
+    for (int p = 0; p < s->nparts; p++)
+        chunks += (size_t)s->parts[p].C;
+    const size_t clocks = s->slots ? (size_t)s->slots : 1, control = 8;
+    const size_t inflight = clocks * chunks + chunks + (size_t)s->nparts + control;
+    const int rcvhwm = inflight < 1000 ? (int)inflight : 1000;
     zmq_setsockopt(s->sock, ZMQ_MAXMSGSIZE, &maxmsg, sizeof maxmsg);
     zmq_setsockopt(s->sock, ZMQ_LINGER, &zero, sizeof zero);
-    zmq_setsockopt(s->sock, ZMQ_SNDHWM, &hwm, sizeof hwm);
-    zmq_setsockopt(s->sock, ZMQ_RCVHWM, &hwm, sizeof hwm);
+    zmq_setsockopt(s->sock, ZMQ_SNDHWM, &zero, sizeof zero); /* answers to the job's own */
+    zmq_setsockopt(s->sock, ZMQ_RCVHWM, &rcvhwm, sizeof rcvhwm);
     if (cfg->keys) { /* before bind: keys set later would not apply */
         char who[32];
         snprintf(who, sizeof who, "server %d", cfg->server_id);
@@ -205,6 +221,7 @@ void ps_server_free(ps_server **ps) {
     if (!ps || !*ps)
         return;
     ps_server *s = *ps;
+    ps_strangers_flush(s);
     if (s->sock) /* before the guard: without it, any CURVE client would be let in */
         zmq_close(s->sock);
     pb_guard_free(&s->guard);
