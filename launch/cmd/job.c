@@ -70,7 +70,7 @@ void cmd_job_end(int status) {
  * surviving rank's own watchdog ends it, and mpirun ends with the last of them.
  * A rank's own work between the waits (rank 0 reading the --resume checkpoint) is not
  * bounded: only waits are. */
-#define STARTUP_MIN_S 10.0 /* MPI_Init of 8 ranks on a loaded 2-core machine: a few seconds */
+#define STARTUP_MIN_S 10.0 /* MPI_Init of a job on a loaded machine takes seconds */
 
 static struct {
     pthread_mutex_t lock;
@@ -79,6 +79,7 @@ static struct {
     int running;
     int rank;       /* the launcher's rank until MPI_Comm_rank */
     double bound_s; /* each wait's bound */
+    int floored;    /* bound_s is STARTUP_MIN_S, more than --timeout */
     double until;   /* pst_now() when the current wait is given up */
     int waiting;    /* 0: this rank's own work, no bound */
     int over;
@@ -103,8 +104,11 @@ static void *boot_watch(void *arg) {
         at.tv_nsec = (long)((s - (double)at.tv_sec) * 1e9);
         pthread_cond_timedwait(&boot.wake, &boot.lock, &at);
     }
-    fprintf(stderr, "pstrain: rank %d: start-up did not finish within %g s (--timeout): %s\n",
-            boot.rank, boot.bound_s, boot.what);
+    char least[32] = "";
+    if (boot.floored)
+        snprintf(least, sizeof least, ", at least %g s", STARTUP_MIN_S);
+    fprintf(stderr, "pstrain: rank %d: start-up did not finish within %g s (--timeout%s): %s\n",
+            boot.rank, boot.bound_s, least, boot.what);
     cmd_exit_now(PST_EPEER); /* the lock stays held: nothing else may end this rank now */
 }
 
@@ -128,7 +132,8 @@ static void on_boot_signal(int sig) {
 /* Arms the watchdog (bound_s a wait) and the start-up signals' line; before MPI_Init. */
 static void boot_start(double bound_s) {
     boot.rank = cmd_launcher_rank();
-    boot.bound_s = bound_s > STARTUP_MIN_S ? bound_s : STARTUP_MIN_S;
+    boot.floored = bound_s < STARTUP_MIN_S;
+    boot.bound_s = boot.floored ? STARTUP_MIN_S : bound_s;
     for (size_t i = 0; i < sizeof boot_signals / sizeof boot_signals[0]; i++) {
         snprintf(boot_signal_line[i], sizeof boot_signal_line[i],
                  "pstrain: rank %d: ended by %s during start-up: the job cannot start without "
@@ -302,8 +307,8 @@ static void name_ranks(MPI_Request *req, int size, const char *did, char *out, s
         shown++;
     }
     if (n < outlen)
-        snprintf(out + n, outlen - n, " never %s (%s died or did not start)", did,
-                 missing > 1 ? "they" : "it");
+        snprintf(out + n, outlen - n, " never %s (%s died%s)", did, missing > 1 ? "they" : "it",
+                 strcmp(did, "arrived") == 0 ? " or did not start" : "");
 }
 
 /* Waits for every request in req[0..size) while the watchdog's line names the ranks whose
@@ -328,18 +333,20 @@ static void wait_naming(MPI_Request *req, int size, const char *did) {
     free(done);
 }
 
-/* A check-in: every rank sends rank 0 its len bytes (own), which rank 0 keeps in all
- * (all + r * len is rank r's; rank 0 copies its own), and rank 0 answers every rank with
- * back's backlen bytes (back may be all). Point to point only, no collective: a rank waits
- * on rank 0 alone, and rank 0 names the ranks that never came or never took the answer. */
-static void check_in(int rank, int size, const void *own, void *all, int len, void *back,
-                     int backlen) {
+/* MPI_Allgather of len bytes a rank (own, into all: all + r * len is rank r's) as a
+ * check-in: every rank sends rank 0 its bytes, and rank 0 sends every rank the lot. Point to
+ * point only, no collective: a rank waits on rank 0 alone, and rank 0 names the ranks that
+ * never came ("rank 3 never " did) or never took the answer. */
+static void allgather_named(const void *own, void *all, int len, const char *did) {
+    int rank, size;
+    MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+    MPI_Comm_size(MPI_COMM_WORLD, &size);
     if (rank != 0) {
         boot_wait("rank 0 never took this rank's check-in (it died)");
         MPI_Send(own, len, MPI_BYTE, 0, CHECK_IN_TAG, MPI_COMM_WORLD);
         boot_wait("rank 0 never answered this rank's check-in (it died, or waits for a rank "
                   "that did)");
-        MPI_Recv(back, backlen, MPI_BYTE, 0, CHECK_IN_TAG, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
+        MPI_Recv(all, size * len, MPI_BYTE, 0, CHECK_IN_TAG, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
         return;
     }
     MPI_Request *req = pst_calloc((size_t)size, sizeof *req);
@@ -348,9 +355,9 @@ static void check_in(int rank, int size, const void *own, void *all, int len, vo
     for (int r = 1; r < size; r++)
         MPI_Irecv((char *)all + (size_t)len * (size_t)r, len, MPI_BYTE, r, CHECK_IN_TAG,
                   MPI_COMM_WORLD, &req[r]);
-    wait_naming(req, size, "arrived");
+    wait_naming(req, size, did);
     for (int r = 1; r < size; r++)
-        MPI_Isend(back, backlen, MPI_BYTE, r, CHECK_IN_TAG, MPI_COMM_WORLD, &req[r]);
+        MPI_Isend(all, size * len, MPI_BYTE, r, CHECK_IN_TAG, MPI_COMM_WORLD, &req[r]);
     wait_naming(req, size, "took rank 0's answer to its check-in");
     free(req);
 }
@@ -358,13 +365,13 @@ static void check_in(int rank, int size, const void *own, void *all, int len, vo
 /* Every rank learns every server's endpoint: server r's at endpoints[r], in *all (free both).
  * mine: this rank's server (NULL on a worker, or a server that failed). Returns PST_OK, or
  * PST_EPEER when a server rank has none (it failed to start). */
-static int gather_endpoints(const cmd_rank_server *mine, int rank, int P, int size, char **all,
+static int gather_endpoints(const cmd_rank_server *mine, int P, int size, char **all,
                             const char ***endpoints) {
     char own[ENDPOINT_MAX] = "";
     if (mine)
         snprintf(own, ENDPOINT_MAX, "%s", cmd_rank_server_endpoint(mine));
     *all = pst_calloc((size_t)size, ENDPOINT_MAX);
-    check_in(rank, size, own, *all, ENDPOINT_MAX, *all, size * ENDPOINT_MAX);
+    allgather_named(own, *all, ENDPOINT_MAX, "sent its endpoint");
     *endpoints = pst_calloc((size_t)P, sizeof **endpoints);
     int rc = PST_OK;
     for (int r = 0; r < P; r++) {
@@ -441,7 +448,7 @@ int cmd_job(const cmd_config *c) {
     pthread_mutex_unlock(&boot.lock);
     /* every rank is there before any collective: rank 0 names one that is not */
     char here = 1, *all_here = pst_calloc((size_t)size, 1);
-    check_in(rank, size, &here, all_here, 1, &here, 1);
+    allgather_named(&here, all_here, 1, "arrived");
     free(all_here);
     boot_wait(NULL);
     const int P = (int)o->servers, W = size - P;
@@ -479,7 +486,7 @@ int cmd_job(const cmd_config *c) {
     cmd_rank_server *server = rank < P ? cmd_rank_server_start(c, &rj, from, stop) : NULL;
     char *all;
     const char **endpoints;
-    rc = gather_endpoints(server, rank, P, size, &all, &endpoints);
+    rc = gather_endpoints(server, P, size, &all, &endpoints);
     boot_over();
     if (rc == PST_OK && rank == P)
         print_placement(&m, endpoints, P);
