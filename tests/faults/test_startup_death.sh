@@ -59,7 +59,8 @@ case_() {
         fail "SIG$sig to rank $victim at start-up: the job took $took s to end (bound $bound s)"
     grep -qE "^launch/run-local: the job did not start: (.*; )?rank $victim ended (by SIG$sig|without a word)" "$dir/log" ||
         { cat "$dir/log"; fail "SIG$sig to rank $victim at start-up: no launcher line naming rank $victim"; }
-    if [[ $sig == TERM ]]; then
+    # A SIGTERM that comes before main (a very loaded machine) ends the rank without a word.
+    if grep -q "^pstrain: rank $victim ends with status 143" "$dir/log"; then
         grep -q "^pstrain: rank $victim: ended by SIGTERM during start-up" "$dir/log" ||
             fail "rank $victim did not say that SIGTERM ended it in start-up"
     fi
