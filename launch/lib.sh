@@ -126,12 +126,17 @@ with_tmpdir() {
     trap 'exit 143' TERM
 }
 
+# The most a check of the flags and the data may take, here or on a host (a fraction of a
+# second when all is well): a data file that never ends (a FIFO, a hung network mount) must
+# not hang a launcher. LAUNCH_CHECK_TIMEOUT overrides it (seconds).
+CHECK_S=${LAUNCH_CHECK_TIMEOUT:-60}
+
 # check_train BUILD FLAGS...: what a launcher does with pstrain's train flags before it starts
 # mpirun, so that bad input ends the launcher as `pstrain train FLAGS` alone would end: with
 # pstrain's one line and its status (2), before a rank starts. --help prints train's help once
 # and exits 0; --dry-run prints pstrain's dry run and exits with its status. Otherwise pstrain
 # checks the flags, the data and the paths (`train --dry-run`), then train_extra sets
-# TRAIN_EXTRA.
+# TRAIN_EXTRA. The check is bounded (CHECK_S): when it runs out, one line says so (status 2).
 check_train() {
     local build=$1 a help=0 dry=0 rc=0
     shift
@@ -144,7 +149,11 @@ check_train() {
     [[ -x $build/pstrain ]] || fail 2 "$build/pstrain not built: run launch/setup (or give --build)"
     ((help)) && exec "$build/pstrain" train --help
     ((dry)) && exec "$build/pstrain" train "$@"
-    "$build/pstrain" train --dry-run "$@" >/dev/null || rc=$?
+    [[ $CHECK_S =~ ^[1-9][0-9]*$ ]] ||
+        fail 2 "LAUNCH_CHECK_TIMEOUT must be a number of seconds, not '$CHECK_S'"
+    timeout -k 2 "$CHECK_S" "$build/pstrain" train --dry-run "$@" </dev/null >/dev/null || rc=$?
+    ((rc == 124 || rc == 137)) &&
+        fail 2 "pstrain train --dry-run (the check of the flags and the data here) gave no answer within $CHECK_S s: is a data or checkpoint file a FIFO, or on a hung mount? (LAUNCH_CHECK_TIMEOUT)"
     ((rc == 0)) || exit "$rc"
     train_extra "$@"
 }
@@ -162,16 +171,86 @@ train_extra() {
     [[ -t 1 ]] || TRAIN_EXTRA+=(--progress 0)
 }
 
+# job_statuses ERRLOG SERVERS: reads the ranks' lines and prints "status N" with the job's
+# status by the rule run_job states (nothing when no rank said a non-zero status), and
+# "dropped RANK WORKER STATUS" for each worker rank whose status does not count: one the
+# servers had declared lost (silent past --peer-timeout, or reset) before it said how it
+# ended. The job went on without it, so its end is its own, as when it is killed outright
+# and says nothing (a worker SIGSTOPped past --peer-timeout, then continued, finds its server
+# silent and ends with status 1; SIGKILLed, it says nothing; the job's status is the same).
+# A worker that itself reported a failure to the servers still counts. SERVERS empty: no
+# worker is dropped.
+job_statuses() {
+    awk -v P="$2" '
+        P != "" && /^server [0-9]+: worker [0-9]+ lost: / && !/ lost: it ended on a failure/ {
+            lost[P + $4] = 1
+            next
+        }
+        /^pstrain: rank [0-9]+ ends with status [0-9]+$/ {
+            r = $3 + 0; s = $7 + 0
+            if (s == 0) next
+            if (r in lost) { print "dropped", r, r - P, s; next }
+            if (s == 75) stopped = 1
+            else if (worst == "") worst = s
+        }
+        END {
+            if (worst != "") print "status", worst
+            else if (stopped) print "status", 75
+        }' "$1"
+}
+
+# startup_failure ERRLOG RANKS: when the job's ranks gave up their start-up (main.c, job.c:
+# each waits at most --timeout for the others, then says so and ends), prints one line that
+# names the ranks that went: those ended by a signal during start-up (they say so), and,
+# when RANKS (the job's size) is known, those that ended without a word (SIGKILL, or they
+# did not start). Nothing when start-up did not fail.
+startup_failure() {
+    grep -qE '^pstrain: rank [0-9]+: (start-up did not finish|ended by SIG[A-Z]+ during start-up)' "$1" ||
+        return 0
+    awk -v N="$2" '
+        /^pstrain: rank [0-9]+: ended by SIG[A-Z]+ during start-up/ {
+            r = $3; sub(":", "", r); sig[r + 0] = $6; said[r + 0] = 1
+        }
+        /^pstrain: rank [0-9]+ ends with status [0-9]+$/ { said[$3 + 0] = 1 }
+        /^pstrain: rank [0-9]+: start-up did not finish within [0-9.]+ s/ && !within {
+            within = $9
+        }
+        END {
+            out = ""
+            for (r = 0; r < N + 0; r++)
+                if (!(r in said))
+                    out = out (out == "" ? "" : "; ") "rank " r " ended without a word (SIGKILL, or it did not start)"
+            for (r in sig)
+                out = out (out == "" ? "" : "; ") "rank " r " ended by " sig[r]
+            if (out == "") out = "a rank died or did not start"
+            if (within != "") out = out "; the others gave up after " within " s (--timeout)"
+            print "the job did not start: " out
+        }' "$1"
+}
+
 # run_job CMD...: runs an mpirun command line and exits with the job's outcome. The jobs run
 # with --enable-recovery (a lost worker must not end the others), and then Open MPI 4.1's
 # mpirun exits 0 whatever its ranks' statuses, and may wait forever for the daemon of a host
 # that vanished. So each pstrain rank says on stderr how it ends ("pstrain: rank R ends with
 # status N"); this exits with the first non-zero status that is not 75 (a stop on request),
-# else 75, else mpirun's own; and once the job is over (rank 0, a server, has ended, or a
-# worker has ended on a lost server) it gives mpirun RUN_JOB_GRACE seconds (default 30) to
-# exit before ending it. SIGTERM and SIGINT go on to mpirun (it hands them to the ranks).
+# else 75, else mpirun's own; a worker that the servers had declared lost before it ended
+# does not count (job_statuses): a lost worker ends only itself. Once the job is over (rank
+# 0, a server, has ended, or a worker has ended on a lost server) it gives mpirun
+# RUN_JOB_GRACE seconds (default 30) to exit before ending it. When the ranks gave up their
+# start-up it ends with one line naming the ranks that went (startup_failure). SIGTERM and
+# SIGINT go on to mpirun (it hands them to the ranks).
 run_job() {
-    local errlog pid rc worst over=0
+    local errlog pid rc worst='' over=0 ranks='' servers='' i j kind a b c
+    for ((i = 1; i < $#; i++)); do # the job's size and servers, from its command line
+        j=$((i + 1))
+        case ${!i} in
+            -np) ranks=${!j} ;;
+            --servers) servers=${!j} ;;
+            --servers=*) servers=${!i#*=} ;;
+        esac
+    done
+    [[ $ranks =~ ^[0-9]+$ ]] || ranks=''
+    [[ $servers =~ ^[0-9]+$ ]] || servers=''
     errlog=$(mktemp)
     "$@" 2> >(tee "$errlog" >&2) &
     pid=$!
@@ -194,8 +273,14 @@ run_job() {
     wait $pid || rc=$?
     trap - TERM INT
     sleep 0.2 # tee's last lines
-    worst=$(sed -n 's/^pstrain: rank [0-9]* ends with status \([1-9][0-9]*\)$/\1/p' "$errlog" |
-        awk '$1 != 75 { print; found = 1; exit } END { if (!found && NR) print 75 }')
+    while read -r kind a b c; do
+        case $kind in
+            status) worst=$a ;;
+            dropped) say "rank $a (worker $b) ended with status $c after the servers had gone on without it: not the job's status (a lost worker ends only itself)" ;;
+        esac
+    done < <(job_statuses "$errlog" "$servers")
+    a=$(startup_failure "$errlog" "$ranks")
+    [[ -z $a ]] || say "$a"
     rm -f "$errlog"
     if [[ -n $worst ]]; then rc=$worst; elif ((over > 0)); then rc=0; fi
     exit "$rc"

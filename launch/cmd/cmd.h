@@ -22,6 +22,16 @@
 /* Ends the whole job with MPI_Abort after saying this rank's status: code's exit status. */
 _Noreturn void cmd_abort_job(int code);
 
+/* Ends this process at once (no MPI_Finalize, no atexit) after saying this rank's status:
+ * code's exit status. For a rank whose peers cannot be waited for, from any thread. */
+_Noreturn void cmd_exit_now(int code);
+
+/* Says this rank's status line from a signal handler (write(2) only); once, as always. */
+void cmd_say_status_in_signal(int status);
+
+/* This process's rank as its MPI launcher set it (before MPI_Init too), or -1 without one. */
+int cmd_launcher_rank(void);
+
 /* The flag SIGTERM and SIGINT set when the run checkpoints (--checkpoint-dir): it then saves
  * at the next step and stops. Without --checkpoint-dir the signals keep their default (the
  * process ends) and the flag stays 0. */

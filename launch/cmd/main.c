@@ -50,7 +50,7 @@ static volatile sig_atomic_t status_said;
 
 /* This process's rank as its MPI launcher set it (Open MPI, PMIx, PMI, srun --mpi=...), or
  * -1 when no launcher started it. Known before MPI_Init, and when MPI_Init never comes. */
-static int launcher_rank(void) {
+int cmd_launcher_rank(void) {
     static const char *const vars[] = {"OMPI_COMM_WORLD_RANK", "PMIX_RANK", "PMI_RANK"};
     for (size_t i = 0; i < sizeof vars / sizeof vars[0]; i++) {
         const char *v = getenv(vars[i]);
@@ -90,6 +90,14 @@ static void say_status_from(int status, int in_signal) {
 
 static void say_status(int status) { say_status_from(status, 0); }
 
+void cmd_say_status_in_signal(int status) { say_status_from(status, 1); }
+
+_Noreturn void cmd_exit_now(int code) {
+    const int status = pst_exit_status(code);
+    say_status(status);
+    _exit(status);
+}
+
 static void on_fatal_signal(int sig) {
     say_status_from(128 + sig, 1);
     signal(sig, SIG_DFL);
@@ -99,7 +107,7 @@ static void on_fatal_signal(int sig) {
 /* Under an MPI launcher: prepares the line and catches the signals that end a rank on a
  * programming error. Nothing for a process that runs alone (its status is its own). */
 static void status_init(void) {
-    const int rank = launcher_rank();
+    const int rank = cmd_launcher_rank();
     if (rank < 0)
         return;
     snprintf(status_line, sizeof status_line, "pstrain: rank %d ends with status ", rank);
