@@ -133,7 +133,11 @@ int wk_client_servers(const wk_client *c);
 /* The heartbeats that tell when a server is lost: waits then end at once with the
  * heartbeats' reason instead of at the timeout. Borrowed; NULL: none. */
 struct wk_heartbeat;
-void wk_client_watch(wk_client *c, const struct wk_heartbeat *hb);
+void wk_client_watch(wk_client *c, struct wk_heartbeat *hb);
+
+/* --replicas: server s's shard is also kept at backups[s] (borrowed): when the heartbeats
+ * say s is lost, its connection moves there and the job goes on (NULL: none). */
+void wk_client_set_backups(wk_client *c, const char *const *backups);
 
 /* From now on pushes carry stop: this worker got a signal, and the job must checkpoint and
  * end (every server then answers "stopping" from the next step's version on). */
