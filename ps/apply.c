@@ -96,20 +96,48 @@ static void apply_range(void *arg, int t) {
     update_span(pt, clo + lo, clo + hi, g + lo, (int64_t)pt->cver[pt->apply_k]);
 }
 
-/* One update of chunk k from the mean of nsrc gradients of it: src[w * stride]; the backup
- * gets the mean the optimizer stepped with. nsrc 0: the update's number goes by without a
- * step (every gradient of that clock went with a lost primary). */
+/* Thread t's part of the mean of chunk apply_k's apply_nsrc gradients, into scratch. */
+static void mean_range(void *arg, int t) {
+    ps_part *pt = arg;
+    const size_t clo = pt->chunks.start[pt->apply_k] - pt->lo;
+    const size_t cn = pt->chunks.start[pt->apply_k + 1] - pt->chunks.start[pt->apply_k];
+    const size_t T = (size_t)pt->apply_threads;
+    const size_t lo = cn * (size_t)t / T, hi = cn * (size_t)(t + 1) / T;
+    const float inv = 1.0f / (float)pt->apply_nsrc;
+    for (size_t j = lo; j < hi; j++) {
+        float acc = pt->apply_src[0][j];
+        for (int w = 1; w < pt->apply_nsrc; w++)
+            acc += pt->apply_src[(size_t)w * pt->apply_stride][j];
+        pt->scratch[clo + j] = acc * inv;
+    }
+}
+
+/* One update of chunk k from the mean of nsrc gradients of it: src[w * stride]. nsrc 0: the
+ * update's number goes by without a step (every gradient of that clock went with a lost
+ * primary). With a backup the mean goes to it first, and both apply it at once: the same
+ * arithmetic as the one pass without (update_span from the same mean). */
 static void apply(ps_server *s, ps_part *pt, int k, const float *const *src, size_t stride,
                   int nsrc) {
+    pt->apply_k = k;
+    const float *g = nsrc > 0 ? src[0] : NULL;
+    if (nsrc > 0 && s->rsock) {
+        if (nsrc > 1) {
+            pt->apply_src = src;
+            pt->apply_stride = stride;
+            pt->apply_nsrc = nsrc;
+            eng_pool_run(s->pool, mean_range, pt);
+            g = pt->scratch + (pt->chunks.start[k] - pt->lo);
+        }
+        ps_replicate(s, pt, k, g);
+        src = &g;
+        stride = 0;
+        nsrc = 1;
+    }
     if (nsrc > 0) {
         pt->apply_src = src;
         pt->apply_stride = stride;
         pt->apply_nsrc = nsrc;
-        pt->apply_k = k;
         eng_pool_run(s->pool, apply_range, pt);
-        ps_replicate(s, pt, k,
-                     nsrc > 1 ? pt->scratch + (pt->chunks.start[k] - pt->lo)
-                              : (const float *)src[0]);
     }
     pt->cver[k]++;
     if (k == 0) /* a shard's update counts once (per part) */
