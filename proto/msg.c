@@ -278,6 +278,7 @@ static void stats_encode(const pb_msg *m, enc *e) {
     e->stats.barrier_wait_s = s->barrier_wait_s;
     e->stats.strangers = s->strangers;
     e->stats.lost_workers = s->lost_workers;
+    e->stats.copies = s->copies;
     e->env.stats = &e->stats;
 }
 
@@ -297,7 +298,8 @@ static int stats_decode(const Pstrain__Envelope *env, pb_msg *m, char *why, size
                           .pushes_per_worker = s->pushes_per_worker,
                           .barrier_wait_s = s->barrier_wait_s,
                           .strangers = s->strangers,
-                          .lost_workers = s->lost_workers};
+                          .lost_workers = s->lost_workers,
+                          .copies = s->copies};
     return PST_OK;
 }
 

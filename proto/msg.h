@@ -169,6 +169,7 @@ typedef struct pb_stats {
     double barrier_wait_s;
     uint64_t strangers;
     uint32_t lost_workers;
+    uint32_t copies; /* --replicas: live copies of the shard elsewhere */
 } pb_stats;
 
 typedef struct pb_stats_request {

@@ -344,7 +344,8 @@ static int take_stats(wk_client *c, char *err, size_t errlen) {
                                    .mean_staleness = st->mean_staleness,
                                    .barrier_wait_s = st->barrier_wait_s,
                                    .pushes_per_worker = c->per_worker + (size_t)s * c->W,
-                                   .workers = c->W};
+                                   .workers = c->W,
+                                   .copies = (int)st->copies};
             for (size_t w = 0; w < st->nworkers && w < (size_t)c->W; w++)
                 c->per_worker[(size_t)s * c->W + w] = st->pushes_per_worker[w];
         }

@@ -121,6 +121,7 @@ typedef struct wk_server_stats {
     double barrier_wait_s;             /* sync/ssp: summed over updates, first gradient to last */
     const uint64_t *pushes_per_worker; /* (workers) */
     int workers;
+    int copies; /* --replicas: live copies of its shard on other servers */
 } wk_server_stats;
 
 /* Asks every server for its counters so far: an array of wk_client_servers(c) entries owned

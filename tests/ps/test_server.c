@@ -465,7 +465,8 @@ static pb_msg sample(pb_kind kind) {
                              .pushes_per_worker = per_worker,
                              .barrier_wait_s = 1.5,
                              .strangers = 11,
-                             .lost_workers = 2};
+                             .lost_workers = 2,
+                             .copies = 1};
         break;
     case PB_SNAPSHOT:
         m.snapshot = (pb_snapshot){7, 1, UINT64_MAX};
@@ -561,6 +562,7 @@ static void expect_same(const pb_msg *got, const pb_msg *want) {
         break;
     case PB_STATS:
         SAME(stats.server_id), SAME(stats.updates), SAME(stats.pushes), SAME(stats.pulls);
+        SAME(stats.copies);
         SAME(stats.bytes_in), SAME(stats.bytes_out), SAME(stats.errors);
         SAME(stats.max_staleness), SAME_BITS(stats.mean_staleness);
         SAME_ARRAY(stats.nworkers, stats.pushes_per_worker);
