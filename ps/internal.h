@@ -121,6 +121,7 @@ struct ps_server {
     char backup[160];     /* its endpoint */
     double unacked_since; /* when the backup fell behind (0: it has every update) */
     int standby;          /* a backup that has not taken its shard over */
+    int took_over;        /* a backup that has */
     int primary_done;     /* a backup's primary said it is done */
     ps_stats st;
 };

@@ -181,6 +181,11 @@ int ps_watch(ps_server *s, char *err, size_t errlen) {
         if (p->said_hello)
             snprintf(why, sizeof why, "nothing from it for %.1f s (--peer-timeout %g)",
                      now - p->heard, s->cfg.peer_timeout);
+        else if (s->took_over)
+            snprintf(why, sizeof why,
+                     "it did not come to this copy within %g s of its taking over (2 x "
+                     "--peer-timeout): it went with the primary",
+                     2 * s->cfg.peer_timeout);
         else
             snprintf(why, sizeof why,
                      "not heard from within %g s of the start (--timeout) "

@@ -170,16 +170,18 @@ int ps_on_replica_push(ps_server *s, const pb_peer *from, pb_msg *m, char *err, 
 void ps_replica_take_over(ps_server *s, int w, const pb_hello *h) {
     if (s->standby) {
         s->standby = 0;
+        s->took_over = 1;
         fprintf(log_of(s),
                 "server %d: a backup takes its shard over (version %" PRIu64
                 "): its primary was lost; the shard goes on with no copy\n",
                 s->cfg.server_id, ps_shard_version(&s->parts[0]));
         fflush(log_of(s));
-        /* every worker has from now on to come (the primary's loss reaches each within a
-         * peer timeout) */
+        /* the others have two peer timeouts from now to come: each learns of the primary's
+         * loss within one of the others (its heartbeats), and moves at its next wait; one
+         * that does not come was lost with the primary (a host that went whole) */
         for (int v = 0; v < s->W; v++)
             if (!s->peers[v].said_hello)
-                s->peers[v].heard = pst_now() + s->cfg.start_grace;
+                s->peers[v].heard = pst_now() + s->cfg.peer_timeout;
     }
     for (size_t p = 0; p < h->npushed && p < (size_t)s->nparts; p++) {
         ps_part *pt = &s->parts[p];
