@@ -28,6 +28,7 @@ typedef struct enc {
         Pstrain__Pong pong;
         Pstrain__Reduce reduce;
         Pstrain__ReduceReply reduce_reply;
+        Pstrain__ReplicaAck replica_ack;
     };
     Pstrain__Slice slice;
     Pstrain__Coding coding;
@@ -83,6 +84,8 @@ static void hello_encode(const pb_msg *m, enc *e) {
     }
     e->hello.n_parts = h->nparts;
     e->hello.parts = e->partp;
+    e->hello.n_pushed = h->npushed;
+    e->hello.pushed = (uint64_t *)h->pushed;
     e->env.hello = &e->hello;
 }
 
@@ -91,12 +94,18 @@ static int hello_decode(const Pstrain__Envelope *env, pb_msg *m, char *why, size
     if (h->n_parts > PB_MAX_PARTS)
         return pst_err(why, whylen, PST_EMALFORMED, "hello.parts: %zu, at most %d", h->n_parts,
                        PB_MAX_PARTS);
+    if (h->n_pushed != 0 && h->n_pushed != h->n_parts)
+        return pst_err(why, whylen, PST_EMALFORMED, "hello.pushed: %zu, expected 0 or %zu",
+                       h->n_pushed, h->n_parts);
     m->hello = (pb_hello){.worker_id = h->worker_id,
                           .num_workers = h->num_workers,
                           .model = h->model,
                           .param_count = h->param_count,
                           .layout_checksum = h->layout_checksum,
-                          .nparts = h->n_parts};
+                          .nparts = h->n_parts,
+                          .npushed = h->n_pushed};
+    for (size_t p = 0; p < h->n_pushed; p++)
+        m->hello.pushed[p] = h->pushed[p];
     for (size_t p = 0; p < h->n_parts; p++)
         m->hello.parts[p] = (pb_part_desc){h->parts[p]->name, h->parts[p]->param_count,
                                            h->parts[p]->layout_checksum};
@@ -143,6 +152,9 @@ static void push_encode(const pb_msg *m, enc *e) {
     e->push.rows = (uint32_t *)p->rows;
     e->push.stop = p->stop != 0;
     e->push.coding = coding_to(&e->coding, &p->coding);
+    e->push.replica = p->replica != 0;
+    e->push.stop_at = p->stop_at;
+    e->push.resend = p->resend != 0;
     e->env.push = &e->push;
 }
 
@@ -160,7 +172,10 @@ static int push_decode(const Pstrain__Envelope *env, pb_msg *m, char *why, size_
                         .nrows = p->n_rows,
                         .rows = p->rows,
                         .stop = p->stop,
-                        .coding = coding_from(p->coding)};
+                        .coding = coding_from(p->coding),
+                        .replica = p->replica,
+                        .stop_at = p->stop_at,
+                        .resend = p->resend};
     return PST_OK;
 }
 
@@ -235,13 +250,14 @@ static void shutdown_encode(const pb_msg *m, enc *e) {
     e->shutdown.worker_id = m->shutdown.worker_id;
     e->shutdown.failed = m->shutdown.failed != 0;
     e->shutdown.reason = (char *)(m->shutdown.reason ? m->shutdown.reason : "");
+    e->shutdown.replica = m->shutdown.replica != 0;
     e->env.shutdown = &e->shutdown;
 }
 
 static int shutdown_decode(const Pstrain__Envelope *env, pb_msg *m, char *why, size_t whylen) {
     (void)why, (void)whylen;
     const Pstrain__Shutdown *d = env->shutdown;
-    m->shutdown = (pb_shutdown){d->worker_id, d->failed, d->reason};
+    m->shutdown = (pb_shutdown){d->worker_id, d->failed, d->reason, d->replica};
     return PST_OK;
 }
 
@@ -262,6 +278,7 @@ static void stats_encode(const pb_msg *m, enc *e) {
     e->stats.barrier_wait_s = s->barrier_wait_s;
     e->stats.strangers = s->strangers;
     e->stats.lost_workers = s->lost_workers;
+    e->stats.copies = s->copies;
     e->env.stats = &e->stats;
 }
 
@@ -281,7 +298,8 @@ static int stats_decode(const Pstrain__Envelope *env, pb_msg *m, char *why, size
                           .pushes_per_worker = s->pushes_per_worker,
                           .barrier_wait_s = s->barrier_wait_s,
                           .strangers = s->strangers,
-                          .lost_workers = s->lost_workers};
+                          .lost_workers = s->lost_workers,
+                          .copies = s->copies};
     return PST_OK;
 }
 
@@ -413,6 +431,21 @@ static int reduce_reply_decode(const Pstrain__Envelope *env, pb_msg *m, char *wh
     return PST_OK;
 }
 
+static void replica_ack_encode(const pb_msg *m, enc *e) {
+    pstrain__replica_ack__init(&e->replica_ack);
+    e->replica_ack.part = m->replica_ack.part;
+    e->replica_ack.offset = m->replica_ack.offset;
+    e->replica_ack.version = m->replica_ack.version;
+    e->env.replica_ack = &e->replica_ack;
+}
+
+static int replica_ack_decode(const Pstrain__Envelope *env, pb_msg *m, char *why, size_t whylen) {
+    (void)why, (void)whylen;
+    const Pstrain__ReplicaAck *a = env->replica_ack;
+    m->replica_ack = (pb_replica_ack){a->part, a->offset, a->version};
+    return PST_OK;
+}
+
 typedef struct codec {
     const char *name;
     int payload; /* carries a payload frame */
@@ -437,6 +470,7 @@ static const codec codecs[PB_KIND_END] = {
     CODEC(PB_PONG, pong, 0),
     CODEC(PB_REDUCE, reduce, 0),
     CODEC(PB_REDUCE_REPLY, reduce_reply, 0),
+    CODEC(PB_REPLICA_ACK, replica_ack, 0),
 };
 #undef CODEC
 
@@ -448,7 +482,7 @@ _Static_assert(SAME(PB_HELLO, HELLO) && SAME(PB_HELLO_REPLY, HELLO_REPLY) && SAM
                    SAME(PB_SNAPSHOT, SNAPSHOT) && SAME(PB_SNAPSHOT_REPLY, SNAPSHOT_REPLY) &&
                    SAME(PB_STATS_REQUEST, STATS_REQUEST) && SAME(PB_PING, PING) &&
                    SAME(PB_PONG, PONG) && SAME(PB_REDUCE, REDUCE) &&
-                   SAME(PB_REDUCE_REPLY, REDUCE_REPLY),
+                   SAME(PB_REDUCE_REPLY, REDUCE_REPLY) && SAME(PB_REPLICA_ACK, REPLICA_ACK),
                "pb_kind follows pstrain.proto's Envelope");
 #undef SAME
 

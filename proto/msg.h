@@ -11,9 +11,11 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define PB_PROTOCOL_VERSION 3 /* 2: messages name their part; 3: payloads carry a coding */
-#define PB_MAX_HEADER 65536   /* bytes: a header is tens of bytes; more is hostile */
-#define PB_SMALL_HEADER 512   /* bytes: a buffer on the stack holds nearly every header */
+#define PB_PROTOCOL_VERSION                                                                        \
+    4                       /* 2: messages name their part; 3: payloads carry a coding;            \
+                               4: replicas */
+#define PB_MAX_HEADER 65536 /* bytes: a header is tens of bytes; more is hostile */
+#define PB_SMALL_HEADER 512 /* bytes: a buffer on the stack holds nearly every header */
 
 /* The message types (the values are pstrain.proto's Envelope body numbers). */
 typedef enum pb_kind {
@@ -33,6 +35,7 @@ typedef enum pb_kind {
     PB_PONG = 22,
     PB_REDUCE = 23,
     PB_REDUCE_REPLY = 24,
+    PB_REPLICA_ACK = 25,
     PB_KIND_END /* one past the last */
 } pb_kind;
 
@@ -73,6 +76,8 @@ typedef struct pb_hello {
     uint64_t param_count, layout_checksum;
     size_t nparts; /* <= PB_MAX_PARTS (decode refuses more) */
     pb_part_desc parts[PB_MAX_PARTS];
+    size_t npushed; /* 0, or nparts: a worker that comes to a backup (pstrain.proto) */
+    uint64_t pushed[PB_MAX_PARTS];
 } pb_hello;
 
 typedef struct pb_hello_reply {
@@ -95,6 +100,9 @@ typedef struct pb_push {
     const uint32_t *rows;
     int stop;
     pb_coding coding;
+    int replica;      /* from a primary to its backup: step is the update's number */
+    uint64_t stop_at; /* replica: the primary's stop (0: none) */
+    int resend;       /* a worker's last step again, to a backup that took over */
 } pb_push;
 
 typedef struct pb_pull {
@@ -144,7 +152,13 @@ typedef struct pb_shutdown {
     uint32_t worker_id;
     int failed;
     const char *reason;
+    int replica; /* from a primary to its backup: it is done */
 } pb_shutdown;
+
+typedef struct pb_replica_ack {
+    uint32_t part;
+    uint64_t offset, version;
+} pb_replica_ack;
 
 typedef struct pb_stats {
     uint32_t server_id;
@@ -155,6 +169,7 @@ typedef struct pb_stats {
     double barrier_wait_s;
     uint64_t strangers;
     uint32_t lost_workers;
+    uint32_t copies; /* --replicas: live copies of the shard elsewhere */
 } pb_stats;
 
 typedef struct pb_stats_request {
@@ -204,6 +219,7 @@ typedef struct pb_msg {
         pb_pong pong;
         pb_reduce reduce;
         pb_reduce_reply reduce_reply;
+        pb_replica_ack replica_ack;
     };
     const void *payload;    /* received: the payload frame's bytes (maybe unaligned), or NULL */
     size_t payload_bytes;   /* received: its size */

@@ -96,20 +96,59 @@ static void apply_range(void *arg, int t) {
     update_span(pt, clo + lo, clo + hi, g + lo, (int64_t)pt->cver[pt->apply_k]);
 }
 
-/* One update of chunk k from the mean of nsrc gradients of it: src[w * stride]. */
+/* Thread t's part of the mean of chunk apply_k's apply_nsrc gradients, into scratch. */
+static void mean_range(void *arg, int t) {
+    ps_part *pt = arg;
+    const size_t clo = pt->chunks.start[pt->apply_k] - pt->lo;
+    const size_t cn = pt->chunks.start[pt->apply_k + 1] - pt->chunks.start[pt->apply_k];
+    const size_t T = (size_t)pt->apply_threads;
+    const size_t lo = cn * (size_t)t / T, hi = cn * (size_t)(t + 1) / T;
+    const float inv = 1.0f / (float)pt->apply_nsrc;
+    for (size_t j = lo; j < hi; j++) {
+        float acc = pt->apply_src[0][j];
+        for (int w = 1; w < pt->apply_nsrc; w++)
+            acc += pt->apply_src[(size_t)w * pt->apply_stride][j];
+        pt->scratch[clo + j] = acc * inv;
+    }
+}
+
+/* One update of chunk k from the mean of nsrc gradients of it: src[w * stride]. nsrc 0: the
+ * update's number goes by without a step (every gradient of that clock went with a lost
+ * primary). With a backup the mean goes to it first, and both apply it at once: the same
+ * arithmetic as the one pass without (update_span from the same mean). */
 static void apply(ps_server *s, ps_part *pt, int k, const float *const *src, size_t stride,
                   int nsrc) {
-    pt->apply_src = src;
-    pt->apply_stride = stride;
-    pt->apply_nsrc = nsrc;
     pt->apply_k = k;
-    eng_pool_run(s->pool, apply_range, pt);
+    const float *g = nsrc > 0 ? src[0] : NULL;
+    if (nsrc > 0 && s->rsock) {
+        if (nsrc > 1) {
+            pt->apply_src = src;
+            pt->apply_stride = stride;
+            pt->apply_nsrc = nsrc;
+            eng_pool_run(s->pool, mean_range, pt);
+            g = pt->scratch + (pt->chunks.start[k] - pt->lo);
+        }
+        ps_replicate(s, pt, k, g);
+        src = &g;
+        stride = 0;
+        nsrc = 1;
+    }
+    if (nsrc > 0) {
+        pt->apply_src = src;
+        pt->apply_stride = stride;
+        pt->apply_nsrc = nsrc;
+        eng_pool_run(s->pool, apply_range, pt);
+    }
     pt->cver[k]++;
     if (k == 0) /* a shard's update counts once (per part) */
         s->st.updates++;
     if (k == 0 && s->cfg.verbose && s->cfg.log)
         fprintf(s->cfg.log, "server %d: update %" PRIu64 " of part %d from %d gradient(s)\n",
                 s->cfg.server_id, pt->cver[0], (int)(pt - s->parts), nsrc);
+}
+
+void ps_apply_replica(ps_server *s, ps_part *pt, int k, const float *g) {
+    apply(s, pt, k, &g, 0, 1);
 }
 
 /* PS_SYNC / PS_SSP: applies every clock of chunk k whose gradients are all in. */
@@ -125,11 +164,15 @@ void ps_apply_complete_clocks(ps_server *s, ps_part *pt, int k) {
         if (s->nlost == s->W)
             return;
         for (int w = 0; w < s->W; w++) { /* in worker order: the sum is the same every time */
+            const size_t i = first + (size_t)w * C;
             if (s->peers[w].lost)
                 continue;
-            pt->have[first + (size_t)w * C] = 0;
-            note_staleness(s, pt, k, pt->base[first + (size_t)w * C]);
-            s->live[n++] = pt->src[first + (size_t)w * C];
+            const int full = pt->have[i] == PS_CELL_FULL;
+            pt->have[i] = PS_CELL_EMPTY;
+            if (!full)
+                continue;
+            note_staleness(s, pt, k, pt->base[i]);
+            s->live[n++] = pt->src[i];
         }
         apply(s, pt, k, s->live, 1, n);
         if (k == 0)
@@ -188,13 +231,29 @@ static const float *push_floats(const pb_msg *m, float *copy, char *why, size_t 
     return payload_floats(m, copy, n);
 }
 
+/* A worker's step sent again to a backup that took over (push.resend): chunk k is skipped
+ * when the backup has already updated it past that step, or holds that gradient. */
+static int resent(const ps_server *s, const ps_part *pt, const pb_push *p, size_t slot, int k) {
+    return p->resend &&
+           (pt->cver[k] > p->step ||
+            pt->have[(slot * (size_t)s->W + p->worker_id) * (size_t)pt->C + (size_t)k]);
+}
+
 static int take_push(ps_server *s, const pb_peer *from, pb_msg *m) {
     const pb_push *p = &m->push;
     int rc;
+    if (s->standby) { /* a backup serves no worker until it takes over (their hello) */
+        char why[128];
+        snprintf(why, sizeof why, "push: server %d is a backup that has not taken over",
+                 s->cfg.server_id);
+        return ps_refuse(s, from, PB_ERR_STATE, why);
+    }
     ps_part *pt = ps_request_part(s, from, p->worker_id, p->part, "push", &rc);
     if (!pt)
         return rc;
     char why[256];
+    if (p->resend && s->cfg.mode == PS_ASYNC) /* async lets in-flight gradients go */
+        return PST_OK;
     /* A push carries a run of whole chunks: one, several, or the whole shard. */
     const uint64_t off = p->slice.offset, cnt = p->slice.count;
     const int k0 = off <= SIZE_MAX ? eng_chunks_find(&pt->chunks, (size_t)off) : -1;
@@ -216,6 +275,8 @@ static int take_push(ps_server *s, const pb_peer *from, pb_msg *m) {
     }
     const size_t slot = s->slots ? (size_t)(p->step % (uint64_t)s->slots) : 0;
     for (int k = k0; k <= k1 && s->cfg.mode != PS_ASYNC; k++) { /* refuse before changing */
+        if (resent(s, pt, p, slot, k))
+            continue;
         const uint64_t first = pt->cver[k], last = pt->cver[k] + (uint64_t)s->slots - 1;
         if (p->step < first || p->step > last) {
             snprintf(why, sizeof why,
@@ -239,6 +300,8 @@ static int take_push(ps_server *s, const pb_peer *from, pb_msg *m) {
         return ps_refuse(s, from, PB_ERR_MALFORMED, why);
     for (int k = k0; k <= k1; k++) {
         const float *gk = g + (pt->chunks.start[k] - (size_t)off);
+        if (s->cfg.mode != PS_ASYNC && resent(s, pt, p, slot, k))
+            continue;
         if (s->cfg.mode == PS_ASYNC) {
             note_staleness(s, pt, k, p->base_version);
             apply(s, pt, k, &gk, 0, 1);
@@ -258,12 +321,14 @@ static int take_push(ps_server *s, const pb_peer *from, pb_msg *m) {
         pb_frame_free(&pt->held[i]);
         if (g != copy)
             pt->held[i] = pb_frame_hold(m);
-        pt->have[i] = 1;
+        pt->have[i] = PS_CELL_FULL;
         pt->base[i] = p->base_version;
         ps_apply_complete_clocks(s, pt, k);
     }
     /* pb_recv has checked the payload's size against the push's rows or coding */
     s->st.bytes_in += (uint64_t)m->payload_bytes;
+    if (p->resend) /* counted when the worker said how many steps it had pushed */
+        return PST_OK;
     pt->peers[p->worker_id].chunks_pushed += (uint64_t)(k1 - k0 + 1);
     if (p->stop && p->step + 1 < pt->stop_at) /* answers after this step say stopping */
         pt->stop_at = p->step + 1;
@@ -275,6 +340,8 @@ static int take_push(ps_server *s, const pb_peer *from, pb_msg *m) {
 }
 
 int ps_on_push(ps_server *s, const pb_peer *from, pb_msg *m, char *err, size_t errlen) {
+    if (m->push.replica)
+        return ps_on_replica_push(s, from, m, err, errlen);
     const int rc = take_push(s, from, m);
     return rc == PST_OK ? ps_answer_pending(s, err, errlen) : rc;
 }

@@ -75,7 +75,8 @@ int ps_send_stats(ps_server *s, const pb_peer *to, char *err, size_t errlen) {
                   .pushes_per_worker = per,
                   .barrier_wait_s = st->barrier_wait_s,
                   .strangers = st->strangers,
-                  .lost_workers = (uint32_t)s->nlost}};
+                  .lost_workers = (uint32_t)s->nlost,
+                  .copies = s->rsock != NULL}};
     const int rc = pb_send(s->sock, to, &r, NULL, 0, err, errlen);
     pst_free(per);
     return rc;

@@ -63,6 +63,7 @@ typedef struct ps_part {
     eng_chunks chunks; /* the shard's messages: one chunk each */
     int C;             /* chunks.n */
     uint64_t *cver;    /* (C) updates applied to each chunk */
+    uint64_t *rver;    /* (C) --replicas: updates of each chunk the backup acknowledged */
     /* PS_SYNC / PS_SSP: each chunk's gradients per clock slot and worker, until the chunk's
      * clock is complete. Index (slot, w, k) = (slot * W + w) * C + k. */
     float *grads;      /* (slots, W, n): copies of payloads that arrive unaligned */
@@ -118,6 +119,13 @@ struct ps_server {
     /* allocated at the first coded pull (an fp32 job needs neither): */
     float *acc;     /* (largest): a coded answer's change, then what it left out */
     uint8_t *coded; /* (8 bytes a float of largest: top-k of fp32): a coded payload */
+    /* --replicas */
+    void *rsock;          /* a primary's connection to its backup (NULL: none, or lost) */
+    char backup[160];     /* its endpoint */
+    double unacked_since; /* when the backup fell behind (0: it has every update) */
+    int standby;          /* a backup that has not taken its shard over */
+    int took_over;        /* a backup that has */
+    int primary_done;     /* a backup's primary said it is done */
     ps_stats st;
     /* the stranger log, one line per PS_STRANGER_QUIET_S (ps_dispatch) */
     double stranger_logged;  /* pst_now() of the last line; 0: none yet */
@@ -134,6 +142,11 @@ int ps_stopping(const ps_part *pt, uint64_t version);
 void ps_stop_after_newest(ps_server *s);
 /* PS_SYNC / PS_SSP: applies every clock of pt's chunk k whose gradients are all in. */
 void ps_apply_complete_clocks(ps_server *s, ps_part *pt, int k);
+/* One update of chunk k from the gradient g (the chunk's floats), as a primary's replica. */
+void ps_apply_replica(ps_server *s, ps_part *pt, int k, const float *g);
+/* A gradient's cells: 1 holds one, 2 counts the worker in its clock without one (the
+ * steps a worker pushed to a primary that was lost before they reached its backup). */
+enum { PS_CELL_EMPTY, PS_CELL_FULL, PS_CELL_ABSENT };
 int ps_on_push(ps_server *s, const pb_peer *from, pb_msg *m, char *err, size_t errlen);
 
 /* --- pull.c --- */
@@ -161,6 +174,26 @@ int ps_on_reduce(ps_server *s, const pb_peer *from, pb_msg *m, char *err, size_t
 /* Part pt's whole shard for a checkpoint, to `to`. */
 int ps_send_snapshot(ps_server *s, const ps_part *pt, const pb_peer *to, char *err, size_t errlen);
 int ps_on_snapshot(ps_server *s, const pb_peer *from, pb_msg *m, char *err, size_t errlen);
+
+/* --- replica.c --- */
+/* Connects to the backup (cfg.backup). PST_OK or a code with err. */
+int ps_replica_connect(ps_server *s, char *err, size_t errlen);
+void ps_replica_close(ps_server *s);
+/* After an update of pt's chunk k with gradient g: the backup gets it (nothing without one). */
+void ps_replicate(ps_server *s, ps_part *pt, int k, const float *g);
+/* Whether pulls of [offset, offset + count) of pt may be answered: the backup has every
+ * update applied there (always, without a backup). */
+int ps_replicated(const ps_server *s, const ps_part *pt, uint64_t offset, uint64_t count);
+/* The backup's acknowledgements that have come (the socket ps_server_poll watches). */
+int ps_replica_recv(ps_server *s, char *err, size_t errlen);
+/* A primary's update at a backup (a push with replica set). */
+int ps_on_replica_push(ps_server *s, const pb_peer *from, pb_msg *m, char *err, size_t errlen);
+/* A worker's hello at a backup: it takes the shard over. pushed: the hello's. */
+void ps_replica_take_over(ps_server *s, int w, const pb_hello *h);
+/* Between messages: a backup that has not acknowledged for --peer-timeout is dropped. */
+int ps_replica_watch(ps_server *s, char *err, size_t errlen);
+/* The primary is done: its backup may end. */
+void ps_replica_end(ps_server *s);
 
 /* --- dispatch.c --- */
 /* Counts a refused message, logs it and answers the peer with an ErrorReply. */

@@ -71,6 +71,8 @@ int ps_on_hello(ps_server *s, const pb_peer *from, pb_msg *m, char *err, size_t 
                  s->W - 1, s->W, h->worker_id, h->num_workers);
         return ps_refuse(s, from, PB_ERR_RANGE, why);
     }
+    if (s->standby || h->npushed)
+        ps_replica_take_over(s, (int)h->worker_id, h);
     peer *p = &s->peers[h->worker_id];
     p->from = *from;
     p->said_hello = 1;
@@ -92,6 +94,10 @@ int ps_on_hello(ps_server *s, const pb_peer *from, pb_msg *m, char *err, size_t 
 int ps_on_shutdown(ps_server *s, const pb_peer *from, pb_msg *m, char *err, size_t errlen) {
     const pb_shutdown *d = &m->shutdown;
     char why[256];
+    if (d->replica) { /* the primary is done; a backup that took over ignores it */
+        s->primary_done = 1;
+        return PST_OK;
+    }
     if (ps_peer_of(s, from, d->worker_id, "shutdown", why, sizeof why) != PST_OK)
         return ps_refuse(s, from, PB_ERR_STATE, why);
     peer *p = &s->peers[d->worker_id];
@@ -167,7 +173,7 @@ int ps_drop_worker(ps_server *s, int w, const char *why, char *err, size_t errle
  * signal is turned into a version from which answers say stopping. */
 int ps_watch(ps_server *s, char *err, size_t errlen) {
     const double now = pst_now();
-    for (int w = 0; w < s->W; w++) {
+    for (int w = 0; w < s->W && !s->standby; w++) { /* a backup expects no worker yet */
         const peer *p = &s->peers[w];
         if (p->lost || p->said_goodbye || now - p->heard <= s->cfg.peer_timeout)
             continue;
@@ -175,6 +181,11 @@ int ps_watch(ps_server *s, char *err, size_t errlen) {
         if (p->said_hello)
             snprintf(why, sizeof why, "nothing from it for %.1f s (--peer-timeout %g)",
                      now - p->heard, s->cfg.peer_timeout);
+        else if (s->took_over)
+            snprintf(why, sizeof why,
+                     "it did not come to this copy within %g s of its taking over (2 x "
+                     "--peer-timeout): it went with the primary",
+                     2 * s->cfg.peer_timeout);
         else
             snprintf(why, sizeof why,
                      "not heard from within %g s of the start (--timeout) "

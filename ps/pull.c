@@ -120,7 +120,8 @@ static int settled(const ps_server *s, const ps_part *pt) {
 static int pull_ready(const ps_server *s, const pending_pull *p) {
     const ps_part *pt = &s->parts[p->part];
     const uint64_t v = ps_range_version(pt, p->offset, p->count);
-    return (p->min_version <= v || ps_stopping(pt, v)) && (!p->settle || settled(s, pt));
+    return (p->min_version <= v || ps_stopping(pt, v)) && (!p->settle || settled(s, pt)) &&
+           ps_replicated(s, pt, p->offset, p->count);
 }
 
 /* Answers every queued pull whose version has been reached. */

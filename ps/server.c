@@ -85,6 +85,7 @@ static void part_init(ps_server *s, int p) {
     pt->w = pst_alloc(sizeof(float) * n1);
     pt->scratch = pst_alloc(sizeof(float) * n1);
     pt->cver = pst_calloc((size_t)pt->C, sizeof *pt->cver);
+    pt->rver = pst_calloc((size_t)pt->C, sizeof *pt->rver);
     pt->peers = pst_calloc(W, sizeof *pt->peers);
     pt->apply_threads = eng_pool_size(s->pool);
     pt->opt = eng_optim_new(&pc->optim, pt->n);
@@ -117,6 +118,7 @@ static void part_free(ps_server *s, ps_part *pt) {
     pst_free(pt->held);
     pst_free(pt->src);
     pst_free(pt->cver);
+    pst_free(pt->rver);
     pst_free(pt->state);
     pst_free(pt->first_at);
     for (int w = 0; pt->peers && w < s->W; w++) {
@@ -214,6 +216,7 @@ ps_server *ps_server_new(const ps_config *cfg, char *err, size_t errlen) {
         ps_server_free(&s);
         return NULL;
     }
+    s->standby = cfg->standby;
     return s;
 }
 
@@ -222,6 +225,7 @@ void ps_server_free(ps_server **ps) {
         return;
     ps_server *s = *ps;
     ps_strangers_flush(s);
+    ps_replica_close(s);
     if (s->sock) /* before the guard: without it, any CURVE client would be let in */
         zmq_close(s->sock);
     pb_guard_free(&s->guard);
@@ -244,6 +248,11 @@ void ps_server_free(ps_server **ps) {
 }
 
 const char *ps_server_endpoint(const ps_server *s) { return s->endpoint; }
+
+int ps_server_set_backup(ps_server *s, const char *endpoint, char *err, size_t errlen) {
+    snprintf(s->backup, sizeof s->backup, "%s", endpoint);
+    return ps_replica_connect(s, err, errlen);
+}
 const ps_stats *ps_server_stats(const ps_server *s) { return &s->st; }
 
 uint64_t ps_server_pushes_from(const ps_server *s, int w) {
@@ -254,18 +263,25 @@ uint64_t ps_server_pushes_from(const ps_server *s, int w) {
 }
 
 int ps_server_poll(ps_server *s, int timeout_ms, char *err, size_t errlen) {
-    zmq_pollitem_t item = {s->sock, 0, ZMQ_POLLIN, 0};
-    const int ready = zmq_poll(&item, 1, timeout_ms);
+    zmq_pollitem_t items[2] = {{s->sock, 0, ZMQ_POLLIN, 0}, {s->rsock, 0, ZMQ_POLLIN, 0}};
+    const int ready = zmq_poll(items, s->rsock ? 2 : 1, timeout_ms);
     if (ready < 0 && errno != EINTR)
         return pst_err(err, errlen, PST_ESOCKET, "server %d: %s", s->cfg.server_id,
                        zmq_strerror(errno));
-    int rc = ready > 0 ? ps_dispatch(s, err, errlen) : PST_OK;
+    int rc = ready > 0 && (items[0].revents & ZMQ_POLLIN) ? ps_dispatch(s, err, errlen) : PST_OK;
+    if (rc == PST_OK && ready > 0 && s->rsock && (items[1].revents & ZMQ_POLLIN))
+        rc = ps_replica_recv(s, err, errlen);
     if (rc == PST_OK)
         rc = ps_watch(s, err, errlen);
+    if (rc == PST_OK)
+        rc = ps_replica_watch(s, err, errlen);
     return rc != PST_OK ? rc : ready > 0;
 }
 
-int ps_server_done(const ps_server *s) { return s->goodbyes + s->nlost >= s->W; }
+int ps_server_done(const ps_server *s) {
+    return s->standby ? s->primary_done : s->goodbyes + s->nlost >= s->W;
+}
+int ps_server_standby(const ps_server *s) { return s->standby; }
 int ps_server_stopped(const ps_server *s) {
     for (int p = 0; p < s->nparts; p++) {
         const ps_part *pt = &s->parts[p];
@@ -275,6 +291,7 @@ int ps_server_stopped(const ps_server *s) {
     return 0;
 }
 int ps_server_lost(const ps_server *s) { return s->nlost; }
+int ps_server_num_servers(const ps_server *s) { return s->cfg.num_servers; }
 
 int ps_server_run(ps_server *s, char *err, size_t errlen) {
     while (!ps_server_done(s)) {
@@ -282,6 +299,9 @@ int ps_server_run(ps_server *s, char *err, size_t errlen) {
         if (rc < 0)
             return rc;
     }
+    ps_replica_end(s);
+    if (s->standby)
+        return PST_OK;
     if (s->nlost == s->W)
         return pst_err(err, errlen, PST_EIO, "server %d: every worker was lost", s->cfg.server_id);
     if (s->nfailed)

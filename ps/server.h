@@ -76,6 +76,8 @@ typedef struct ps_config {
                                     admits only the job's workers (NULL: plain TCP) */
     int abort_on_worker_loss;    /* a lost worker stops the job (a checkpoint, then PST_ESTOPPED)
                                     instead of the job going on without it */
+    int standby;                 /* --replicas: this server is the backup of server_id's shard (see
+                                    ps_server_set_backup), not its primary */
 } ps_config;
 
 /* Counters over all parts: updates and pushes count once per part and step. */
@@ -93,6 +95,15 @@ typedef struct ps_server ps_server;
  * (a port range with no free port, an address that cannot be bound). */
 ps_server *ps_server_new(const ps_config *cfg, char *err, size_t errlen);
 void ps_server_free(ps_server **s);
+
+/* --replicas 1: s passes every update it applies to its backup at endpoint (a server made
+ * with standby), and answers pulls of a version only once the backup has it, so the backup
+ * is never behind what any worker has seen; a backup that does not acknowledge for the peer
+ * timeout is dropped and the shard goes on without a copy. The backup applies the same
+ * updates with the same optimizer code (its weights and optimizer state are s's bit for
+ * bit) and takes the shard over when workers come to it. Call before serving. Returns PST_OK,
+ * or PST_ESOCKET with err. */
+int ps_server_set_backup(ps_server *s, const char *endpoint, char *err, size_t errlen);
 
 /* "tcp://ADDR:PORT" that workers connect to; owned by the server. */
 const char *ps_server_endpoint(const ps_server *s);
@@ -116,8 +127,13 @@ int ps_server_done(const ps_server *s);
 /* True when the job stopped on request (a signal, or a lost worker with
  * abort_on_worker_loss): it checkpointed and can be resumed (a part reached its stop). */
 int ps_server_stopped(const ps_server *s);
+/* The job's servers (ps_config.num_servers). */
+int ps_server_num_servers(const ps_server *s);
 /* Workers lost so far. */
 int ps_server_lost(const ps_server *s);
+/* A backup that has not taken over its shard (ps_config.standby); it is done once its
+ * primary is (ps_server_done). */
+int ps_server_standby(const ps_server *s);
 
 const ps_stats *ps_server_stats(const ps_server *s);
 /* Whole pushes received from worker w (one per part and step). */

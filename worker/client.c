@@ -53,7 +53,7 @@ int wk_client_recv(wk_client *c, int s, pb_msg *m, pb_kind want, int part, int w
     const double deadline =
         pst_now() + c->timeout_ms / 1000.0 + (c->hb ? wk_heartbeat_timeout(c->hb) : 0.0);
     for (;;) {
-        int ready;
+        int ready, gone = -1;
         char lost[384];
         /* In slices, so that a server the heartbeats say is lost ends the wait; a signal
          * (the SIGTERM that asks for a last checkpoint) interrupts a slice: go on waiting
@@ -65,8 +65,17 @@ int wk_client_recv(wk_client *c, int s, pb_msg *m, pb_kind want, int part, int w
                         : 0;
             if (ready == 0 && !wait)
                 return PST_EAGAIN;
-            if (ready == 0 && wk_heartbeat_lost(c->hb, lost, sizeof lost))
-                return pst_err(err, errlen, PST_EPEER, "%s", lost);
+            if (ready == 0 && (gone = wk_heartbeat_lost_one(c->hb, lost, sizeof lost)) >= 0) {
+                /* --replicas: its shard's copy takes over, and the wait goes on there */
+                if (!c->backups || c->srv[gone].moved)
+                    return pst_err(err, errlen, PST_EPEER, "%s", lost);
+                const int rc = wk_client_fail_over(c, gone, lost, err, errlen);
+                if (rc != PST_OK)
+                    return rc;
+                item.socket = sc->sock;
+                if (want == PB_PULL_REPLY && unstash(sc, part, m))
+                    return PST_OK;
+            }
         } while ((ready < 0 && errno == EINTR) || (ready == 0 && pst_now() < deadline));
         if (ready < 0)
             return pst_err(err, errlen, PST_ESOCKET, "server %d at %s: %s", s, sc->endpoint,
@@ -85,6 +94,10 @@ int wk_client_recv(wk_client *c, int s, pb_msg *m, pb_kind want, int part, int w
         if (m->kind == PB_ERROR)
             return pst_err(err, errlen, PST_EPEER, "server %d at %s refused: %s", s, sc->endpoint,
                            m->error.message);
+        if (m->kind == PB_STATS)
+            sc->ask_stats = 0;
+        if (m->kind == PB_SNAPSHOT_REPLY && m->snapshot_reply.part < ENG_MAX_PARTS)
+            sc->ask_snapshot[m->snapshot_reply.part] = 0;
         if (awaited(m, want, part))
             return PST_OK;
         if (m->kind != PB_PULL_REPLY || m->pull_reply.part >= (uint32_t)c->nparts)
@@ -99,8 +112,8 @@ int wk_client_recv(wk_client *c, int s, pb_msg *m, pb_kind want, int part, int w
     }
 }
 
-/* Server s's hello reply: each part's shard must be the one we computed. */
-static int take_hello(wk_client *c, int s, char *err, size_t errlen) {
+/* See client_impl.h. */
+int wk_client_take_hello(wk_client *c, int s, char *err, size_t errlen) {
     server_conn *sc = &c->srv[s];
     pb_msg r;
     c->timed_out = 0;
@@ -131,6 +144,7 @@ static int take_hello(wk_client *c, int s, char *err, size_t errlen) {
         }
         size_t cuts[ENG_MAX_LAYERS];
         const int ncuts = eng_model_cuts(&c->parts[p].model, cuts);
+        eng_chunks_free(&cp->chunks); /* a shard's copy plans them again, the same */
         eng_chunks_plan(&cp->chunks, cp->lo, cp->n, cuts, ncuts, sc->max);
         cp->C = cp->chunks.n;
     }
@@ -154,6 +168,7 @@ wk_client *wk_client_new(const char *const *endpoints, int P, int worker_id, int
     for (int w = 0; w < num_workers; w++)
         c->members[w] = w;
     c->nmembers = num_workers;
+    c->keys = keys;
     pb_msg h = {.kind = PB_HELLO,
                 .hello = {.worker_id = (uint32_t)worker_id,
                           .num_workers = (uint32_t)num_workers,
@@ -168,6 +183,7 @@ wk_client *wk_client_new(const char *const *endpoints, int P, int worker_id, int
         for (int s = 0; s < P; s++)
             eng_shard_range(lay->total, P, s, &c->srv[s].parts[p].lo, &c->srv[s].parts[p].n);
     }
+    c->hello = h.hello;
     if (!(c->ctx = zmq_ctx_new())) {
         pst_err(err, errlen, PST_ESOCKET, "worker %d: zmq: %s", worker_id, zmq_strerror(errno));
         goto fail;
@@ -195,7 +211,7 @@ wk_client *wk_client_new(const char *const *endpoints, int P, int worker_id, int
      * which one, within seconds, and what to check, rather than wait the whole timeout. */
     c->timeout_ms = c->timeout_ms < WK_HELLO_MS ? c->timeout_ms : WK_HELLO_MS;
     for (int s = 0; s < P; s++)
-        if (take_hello(c, s, err, errlen) != PST_OK)
+        if (wk_client_take_hello(c, s, err, errlen) != PST_OK)
             goto fail;
     c->timeout_ms = (int)(timeout_s * 1000.0);
     return c;
@@ -231,6 +247,7 @@ void wk_client_free(wk_client **pc) {
     for (int p = 0; p < c->nparts; p++) {
         free(c->parts[p].resid); /* pst_calloc's */
         pst_free(c->parts[p].sent);
+        pst_free(c->parts[p].settle_kept);
     }
     free(c->coded); /* pst_realloc's */
     pst_free(c->row_vals);
@@ -242,7 +259,9 @@ void wk_client_free(wk_client **pc) {
     *pc = NULL;
 }
 
-void wk_client_watch(wk_client *c, const wk_heartbeat *hb) { c->hb = hb; }
+void wk_client_watch(wk_client *c, wk_heartbeat *hb) { c->hb = hb; }
+
+void wk_client_set_backups(wk_client *c, const char *const *backups) { c->backups = backups; }
 
 void wk_client_want_stop(wk_client *c) { c->want_stop = 1; }
 
@@ -256,8 +275,13 @@ int wk_client_reduce(wk_client *c, int op, double *v, int n, char *err, size_t e
     int rc = pb_send(c->srv[0].sock, NULL, &r, NULL, 0, err, errlen);
     if (rc != PST_OK)
         return rc;
+    c->reduce_out = 1; /* for a copy of server 0 that takes over */
+    c->reduce_op = (uint32_t)op;
+    c->reduce_vals = v;
+    c->reduce_n = (size_t)n;
     pb_msg m;
     rc = wk_client_recv(c, 0, &m, PB_REDUCE_REPLY, 0, 1, err, errlen);
+    c->reduce_out = 0;
     if (rc == PST_OK) {
         const pb_reduce_reply *a = &m.reduce_reply;
         if (a->round != c->round || a->nvalues != (size_t)n || a->nworkers > (size_t)c->W)
@@ -285,7 +309,9 @@ int wk_client_members(const wk_client *c, const int **ids) {
 void wk_client_fail(wk_client *c, const char *reason) {
     if (!c)
         return;
-    const pb_msg d = {.kind = PB_SHUTDOWN, .shutdown = {(uint32_t)c->worker_id, 1, reason}};
+    const pb_msg d = {
+        .kind = PB_SHUTDOWN,
+        .shutdown = {.worker_id = (uint32_t)c->worker_id, .failed = 1, .reason = reason}};
     const int linger = 500; /* ms that closing may wait for it to go out */
     for (int s = 0; s < c->P; s++) {
         char err[64];
@@ -318,7 +344,8 @@ static int take_stats(wk_client *c, char *err, size_t errlen) {
                                    .mean_staleness = st->mean_staleness,
                                    .barrier_wait_s = st->barrier_wait_s,
                                    .pushes_per_worker = c->per_worker + (size_t)s * c->W,
-                                   .workers = c->W};
+                                   .workers = c->W,
+                                   .copies = (int)st->copies};
             for (size_t w = 0; w < st->nworkers && w < (size_t)c->W; w++)
                 c->per_worker[(size_t)s * c->W + w] = st->pushes_per_worker[w];
         }
@@ -331,9 +358,11 @@ static int take_stats(wk_client *c, char *err, size_t errlen) {
 
 const wk_server_stats *wk_client_stats(wk_client *c, char *err, size_t errlen) {
     const pb_msg q = {.kind = PB_STATS_REQUEST, .stats_request = {(uint32_t)c->worker_id}};
-    for (int s = 0; s < c->P; s++)
+    for (int s = 0; s < c->P; s++) {
         if (pb_send(c->srv[s].sock, NULL, &q, NULL, 0, err, errlen) != PST_OK)
             return NULL;
+        c->srv[s].ask_stats = 1;
+    }
     return take_stats(c, err, errlen) == PST_OK ? c->stats : NULL;
 }
 
@@ -342,10 +371,12 @@ int wk_client_servers(const wk_client *c) { return c->P; }
 
 int wk_client_shutdown(wk_client *c, FILE *out, char *err, size_t errlen) {
     const pb_msg d = {.kind = PB_SHUTDOWN, .shutdown = {.worker_id = (uint32_t)c->worker_id}};
+    c->shutting_down = 1;
     for (int s = 0; s < c->P; s++) {
         const int rc = pb_send(c->srv[s].sock, NULL, &d, NULL, 0, err, errlen);
         if (rc != PST_OK)
             return rc;
+        c->srv[s].ask_stats = 1;
     }
     const int rc = take_stats(c, err, errlen);
     if (rc != PST_OK)

@@ -121,6 +121,7 @@ typedef struct wk_server_stats {
     double barrier_wait_s;             /* sync/ssp: summed over updates, first gradient to last */
     const uint64_t *pushes_per_worker; /* (workers) */
     int workers;
+    int copies; /* --replicas: live copies of its shard on other servers */
 } wk_server_stats;
 
 /* Asks every server for its counters so far: an array of wk_client_servers(c) entries owned
@@ -133,7 +134,11 @@ int wk_client_servers(const wk_client *c);
 /* The heartbeats that tell when a server is lost: waits then end at once with the
  * heartbeats' reason instead of at the timeout. Borrowed; NULL: none. */
 struct wk_heartbeat;
-void wk_client_watch(wk_client *c, const struct wk_heartbeat *hb);
+void wk_client_watch(wk_client *c, struct wk_heartbeat *hb);
+
+/* --replicas: server s's shard is also kept at backups[s] (borrowed): when the heartbeats
+ * say s is lost, its connection moves there and the job goes on (NULL: none). */
+void wk_client_set_backups(wk_client *c, const char *const *backups);
 
 /* From now on pushes carry stop: this worker got a signal, and the job must checkpoint and
  * end (every server then answers "stopping" from the next step's version on). */

@@ -27,6 +27,11 @@ typedef struct conn_part {
 typedef struct server_conn {
     void *sock;
     const char *endpoint;
+    int moved; /* --replicas: the server was lost and this is its shard's copy */
+    /* what it still owes an answer to, for a copy that takes over to answer instead */
+    int ask_stats;                        /* a StatsRequest (or, shutting down, a Shutdown) */
+    uint8_t ask_snapshot[ENG_MAX_PARTS];  /* a SnapshotRequest of the part */
+    uint64_t snapshot_min[ENG_MAX_PARTS]; /* its min_version */
     size_t max; /* the most floats in one message, as the server said (0: no limit) */
     conn_part parts[ENG_MAX_PARTS];
     pb_msg *stash; /* pull answers that came while another message was awaited, in order */
@@ -46,6 +51,12 @@ typedef struct part_step {
     float *resid; /* (total): what the part's pushes have left out so far (error feedback) */
     float *sent;  /* (total): what the servers have sent of the weights (coded answers are
                      changes to it) */
+    /* --replicas: the last step pushed, for a server's copy that takes over (sent again) */
+    const float *last_grads; /* NULL: none yet */
+    uint64_t last_step, last_base;
+    uint64_t pushed;       /* whole steps pushed so far */
+    uint64_t *settle_kept; /* (W): the last pull's settle, while it is outstanding */
+    int settled_pull;      /* the outstanding pull is a settled one */
 } part_step;
 
 struct wk_client {
@@ -63,13 +74,22 @@ struct wk_client {
     uint8_t *coded;    /* a coded push's payload */
     size_t coded_cap;  /* bytes */
     uint64_t bytes_pushed;
-    int stopping;                  /* a server said it is stopping */
-    wk_server_stats *stats;        /* (P): the servers' counters as last asked for */
-    uint64_t *per_worker;          /* (P, W): their pushes_per_worker */
-    const struct wk_heartbeat *hb; /* says when a server is lost (NULL: only the timeout does) */
-    int want_stop;                 /* pushes carry stop */
-    uint64_t round;                /* reduce rounds done */
-    int *members;                  /* (W): the workers of the last reduce round, ascending */
+    int stopping;               /* a server said it is stopping */
+    wk_server_stats *stats;     /* (P): the servers' counters as last asked for */
+    uint64_t *per_worker;       /* (P, W): their pushes_per_worker */
+    struct wk_heartbeat *hb;    /* says when a server is lost (NULL: only the timeout does) */
+    const char *const *backups; /* --replicas: each server's shard's copy (NULL: none) */
+    const struct pb_keys *keys; /* --secure (NULL: plain) */
+    pb_hello hello;             /* what this worker says to every server */
+    /* the reduce round outstanding at server 0 (sent again to a copy that takes over) */
+    int reduce_out;
+    uint32_t reduce_op;
+    const double *reduce_vals;
+    size_t reduce_n;
+    int shutting_down; /* its Shutdowns are out: they are answered with counters */
+    int want_stop;     /* pushes carry stop */
+    uint64_t round;    /* reduce rounds done */
+    int *members;      /* (W): the workers of the last reduce round, ascending */
     int nmembers;
 };
 
@@ -79,5 +99,14 @@ struct wk_client {
  * an error naming the server. The caller clears m on every path. */
 int wk_client_recv(wk_client *c, int s, pb_msg *m, pb_kind want, int part, int wait, char *err,
                    size_t errlen);
+
+/* Server s's hello reply: each part's shard must be the one we computed (client.c). */
+int wk_client_take_hello(wk_client *c, int s, char *err, size_t errlen);
+
+/* --replicas: server s was lost (why: the heartbeats' line): the connection moves to its
+ * shard's copy, which is told how many steps this worker pushed and gets again the last step
+ * and everything s still owed an answer to (client_failover.c). PST_OK, or PST_EPEER with err
+ * when there is no copy or it cannot take over. */
+int wk_client_fail_over(wk_client *c, int s, const char *why, char *err, size_t errlen);
 
 #endif

@@ -13,9 +13,14 @@
 
 int wk_client_pull_settled(wk_client *c, int part, const uint64_t *pushes, char *err,
                            size_t errlen) {
-    c->parts[part].settle = pushes;
+    part_step *ps = &c->parts[part];
+    ps->settle = pushes;
     const int rc = wk_client_pull_send(c, part, 0, err, errlen);
-    c->parts[part].settle = NULL;
+    ps->settle = NULL;
+    if (!ps->settle_kept) /* for a server's copy that takes over while it is outstanding */
+        ps->settle_kept = pst_alloc(sizeof *ps->settle_kept * (size_t)c->W);
+    memcpy(ps->settle_kept, pushes, sizeof *ps->settle_kept * (size_t)c->W);
+    ps->settled_pull = 1;
     return rc;
 }
 
@@ -199,6 +204,13 @@ int wk_client_step_begin(wk_client *c, int part, const float *grads, uint64_t st
     ps->base_version = base_version;
     ps->pull = pull;
     ps->min_version = min_version;
+    ps->settled_pull = 0;
+    if (grads) {
+        ps->last_grads = grads;
+        ps->last_step = step;
+        ps->last_base = base_version;
+        ps->pushed++;
+    }
     for (int s = 0; s < c->P; s++) {
         conn_part *cp = &c->srv[s].parts[part];
         cp->unsent = cp->C;
@@ -433,6 +445,8 @@ int wk_client_snapshot(wk_client *c, int part, uint64_t min_version, float *weig
         const int rc = pb_send(c->srv[s].sock, NULL, &q, NULL, 0, err, errlen);
         if (rc != PST_OK)
             return rc;
+        c->srv[s].ask_snapshot[part] = 1;
+        c->srv[s].snapshot_min[part] = min_version;
     }
     out->nruns = 0;
     for (int s = 0; s < c->P; s++) {

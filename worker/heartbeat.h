@@ -26,5 +26,11 @@ double wk_heartbeat_timeout(const wk_heartbeat *hb);
 /* Whether some server has been silent for longer than the peer timeout: 1 with one line in
  * why naming it, its endpoint and the silence; 0 while all answer. Thread-safe. */
 int wk_heartbeat_lost(const wk_heartbeat *hb, char *why, size_t whylen);
+/* wk_heartbeat_lost that says which: the first silent endpoint's index, or -1. */
+int wk_heartbeat_lost_one(const wk_heartbeat *hb, char *why, size_t whylen);
+
+/* Endpoint i is now at endpoint (borrowed until wk_heartbeat_free): --replicas, a server's
+ * copy that took its shard over. Its silence counts from now. Thread-safe. */
+void wk_heartbeat_move(wk_heartbeat *hb, int i, const char *endpoint);
 
 #endif

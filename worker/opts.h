@@ -26,6 +26,7 @@ typedef struct wk_opts {
     int optim_given;  /* --optimizer, --lr, --clipvalue, --decay, --gen-optim or --disc-optim */
     /* a parameter-server job (mpirun) */
     int64_t servers;                /* ranks 0..servers-1 serve; 0: one-process training */
+    int64_t replicas;               /* copies of each shard on other servers (0 or 1) */
     char mode[16];                  /* sync | async | ssp */
     int64_t staleness;              /* ssp */
     double timeout;                 /* seconds to wait for a server before giving up */

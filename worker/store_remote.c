@@ -277,5 +277,6 @@ wk_store *wk_store_remote_new(const wk_opts *o, const wk_job *job, const eng_mod
         return NULL;
     }
     wk_client_watch(r->client, job->heartbeat);
+    wk_client_set_backups(r->client, job->backups);
     return &r->base;
 }

@@ -20,8 +20,9 @@
 typedef struct wk_job {
     int worker_id, num_workers;
     int num_servers;
-    const char *const *endpoints;         /* server s at endpoints[s]: each serves every part */
-    const struct wk_heartbeat *heartbeat; /* says when a server is lost (NULL: none) */
+    const char *const *endpoints; /* server s at endpoints[s]: each serves every part */
+    const char *const *backups; /* --replicas: server s's shard's copy at backups[s] (NULL: none) */
+    struct wk_heartbeat *heartbeat; /* says when a server is lost (NULL: none) */
     int *joined; /* set to 1 once connected to every server: a failure before that is the
                     whole job's (nothing can start), after it only this worker's */
     const struct pb_keys *keys; /* --secure: the job's CURVE keys (NULL: plain TCP) */

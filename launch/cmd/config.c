@@ -109,6 +109,11 @@ static int check_wire(wk_opts *o, const eng_model_def *def, char *err, size_t er
                            o->compress);
         o->topk = f;
     }
+    if (o->replicas > 0 && o->replicas >= o->servers)
+        return pst_err(err, errlen, PST_EARG,
+                       "--replicas %lld: needs more servers than that (--servers %lld): a copy "
+                       "lives on another server",
+                       (long long)o->replicas, (long long)o->servers);
     if (o->simulate_ms > 0 && o->servers == 0)
         return pst_err(err, errlen, PST_EARG,
                        "--simulate-compute: only for the workers of a job (--servers P): one "

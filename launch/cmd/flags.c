@@ -50,6 +50,9 @@ const cmd_flag cmd_flags[] = {
      "live bar: auto (on a terminal), off, on"},
     {"servers", CMD_F_INT, NUM(worker.servers), 0, 4096, TRAIN, "P",
      "ranks 0..P-1 are parameter servers, the rest workers (default 0: one process)"},
+    {"replicas", CMD_F_INT, NUM(worker.replicas), 0, 1, TRAIN, "R",
+     "each server's shard is also kept by the next server, which takes over when it is lost "
+     "(0 or 1; default 0)"},
     {"mode", CMD_F_STR, STR(worker.mode), 0, 0, TRAIN, "sync|async|ssp",
      "consistency with servers (default sync)"},
     {"staleness", CMD_F_INT, NUM(worker.staleness), 0, 1000, TRAIN, "S",

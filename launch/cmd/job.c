@@ -362,30 +362,39 @@ static void allgather_named(const void *own, void *all, int len, const char *did
     free(req);
 }
 
-/* Every rank learns every server's endpoint: server r's at endpoints[r], in *all (free both).
- * mine: this rank's server (NULL on a worker, or a server that failed). Returns PST_OK, or
- * PST_EPEER when a server rank has none (it failed to start). */
-static int gather_endpoints(const cmd_rank_server *mine, int P, int size, char **all,
-                            const char ***endpoints) {
-    char own[ENDPOINT_MAX] = "";
-    if (mine)
+/* Every rank learns every server's endpoint: server r's at endpoints[r], and with
+ * --replicas its backup's at backups[r] (on rank r + 1), in *all (free all three; *backups
+ * NULL without replicas). mine: this rank's server (NULL on a worker, or a server that
+ * failed). Returns PST_OK, or PST_EPEER when a server rank has none (it failed to start). */
+static int gather_endpoints(const cmd_rank_server *mine, int P, int size, int replicas, char **all,
+                            const char ***endpoints, const char ***backups) {
+    char own[2 * ENDPOINT_MAX] = "";
+    if (mine) {
         snprintf(own, ENDPOINT_MAX, "%s", cmd_rank_server_endpoint(mine));
-    *all = pst_calloc((size_t)size, ENDPOINT_MAX);
-    allgather_named(own, *all, ENDPOINT_MAX, "sent its endpoint");
+        snprintf(own + ENDPOINT_MAX, ENDPOINT_MAX, "%s", cmd_rank_server_backup_endpoint(mine));
+    }
+    *all = pst_calloc((size_t)size, 2 * ENDPOINT_MAX);
+    allgather_named(own, *all, 2 * ENDPOINT_MAX, "sent its endpoint");
     *endpoints = pst_calloc((size_t)P, sizeof **endpoints);
+    *backups = replicas ? pst_calloc((size_t)P, sizeof **backups) : NULL;
     int rc = PST_OK;
     for (int r = 0; r < P; r++) {
-        (*endpoints)[r] = *all + (size_t)ENDPOINT_MAX * (size_t)r;
+        (*endpoints)[r] = *all + (size_t)2 * ENDPOINT_MAX * (size_t)r;
         if ((*endpoints)[r][0] == '\0')
             rc = PST_EPEER;
+        if (replicas) /* shard r's copy is on the next rank */
+            (*backups)[r] = *all + (size_t)2 * ENDPOINT_MAX * (size_t)((r + 1) % P) + ENDPOINT_MAX;
     }
     return rc;
 }
 
 /* The first worker says where the servers are, and which server holds what of each part. */
-static void print_placement(const eng_model *m, const char *const *endpoints, int P) {
+static void print_placement(const eng_model *m, const char *const *endpoints,
+                            const char *const *backups, int P) {
     for (int r = 0; r < P; r++)
         printf("server %d at %s\n", r, endpoints[r]);
+    for (int r = 0; backups && r < P; r++)
+        printf("server %d's shard also on server %d, at %s\n", r, (r + 1) % P, backups[r]);
     for (int p = 0; p < m->nparts; p++) {
         eng_model part;
         eng_model_part(m, p, &part);
@@ -399,7 +408,7 @@ static void print_placement(const eng_model *m, const char *const *endpoints, in
 /* A worker rank: heartbeats to every server from a thread of its own, and training. A failure
  * before it has joined the job ends the whole job (the servers would wait for it). */
 static int work(const cmd_config *c, const cmd_rank_job *rj, const char *const *endpoints,
-                const eng_ckpt *resume, volatile sig_atomic_t *stop) {
+                const char *const *backups, const eng_ckpt *resume, volatile sig_atomic_t *stop) {
     const int P = rj->servers, id = rj->rank - P;
     char(*name)[48] = pst_calloc((size_t)P, sizeof *name);
     const char **names = pst_calloc((size_t)P, sizeof *names);
@@ -415,6 +424,7 @@ static int work(const cmd_config *c, const cmd_rank_job *rj, const char *const *
                   .num_workers = rj->workers,
                   .num_servers = P,
                   .endpoints = endpoints,
+                  .backups = backups,
                   .heartbeat = hb,
                   .joined = &joined,
                   .lost = &peer_gone,
@@ -485,20 +495,23 @@ int cmd_job(const cmd_config *c) {
     boot_wait(NULL);
     cmd_rank_server *server = rank < P ? cmd_rank_server_start(c, &rj, from, stop) : NULL;
     char *all;
-    const char **endpoints;
-    rc = gather_endpoints(server, P, size, &all, &endpoints);
+    const char **endpoints, **backups;
+    rc = gather_endpoints(server, P, size, (int)o->replicas, &all, &endpoints, &backups);
     boot_over();
     if (rc == PST_OK && rank == P)
-        print_placement(&m, endpoints, P);
+        print_placement(&m, endpoints, backups, P);
+    if (rc == PST_OK && server && backups)
+        rc = cmd_rank_server_set_backup(server, backups[rank]);
     if (rc != PST_OK || (rank < P && !server)) /* nothing has started: the workers would wait */
         cmd_abort_job(PST_EPEER);
     if (server)
         rc = cmd_rank_server_run(server, W, strcmp(o->log_level, "quiet") == 0, &peer_gone);
     else
-        rc = work(c, &rj, endpoints, from, stop);
+        rc = work(c, &rj, endpoints, backups, from, stop);
     cmd_rank_server_free(&server);
     pb_keys_wipe(&keys);
     free(endpoints);
+    free(backups);
     free(all);
     eng_ckpt_free(&resume);
     return rc;

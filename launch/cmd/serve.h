@@ -30,9 +30,15 @@ void cmd_rank_server_free(cmd_rank_server **r);
 
 /* Where r serves every part, "tcp://ADDR:PORT" (owned by r). */
 const char *cmd_rank_server_endpoint(const cmd_rank_server *r);
+/* --replicas: where r's backup (of the previous rank's shard) listens ("" without one). */
+const char *cmd_rank_server_backup_endpoint(const cmd_rank_server *r);
+/* --replicas: r's primary passes its updates to the backup at endpoint. PST_OK, or a code
+ * with its line printed. */
+int cmd_rank_server_set_backup(cmd_rank_server *r, const char *endpoint);
 
-/* Serves until every worker has said Shutdown or is lost, then (unless quiet) prints the
- * counters. Sets *peer_gone when a worker was lost. Returns PST_OK, PST_ESTOPPED when the job
+/* Serves until every worker has said Shutdown or is lost (and, with --replicas, until the
+ * backup's primary is done too, or the backup that took over is), then (unless quiet) prints
+ * the counters. Sets *peer_gone when a worker was lost. Returns PST_OK, PST_ESTOPPED when the job
  * checkpointed and stopped on request, or PST_EPEER (a server failed; its line printed). */
 int cmd_rank_server_run(cmd_rank_server *r, int workers, int quiet, int *peer_gone);
 

@@ -406,7 +406,9 @@ static pb_msg sample(pb_kind kind) {
                        .param_count = 225034,
                        .layout_checksum = 0xfedcba9876543210ull,
                        .nparts = 2,
-                       .parts = {{"generator", 1ull << 41, 1}, {"discriminator", 5, UINT64_MAX}}};
+                       .parts = {{"generator", 1ull << 41, 1}, {"discriminator", 5, UINT64_MAX}},
+                       .npushed = 2,
+                       .pushed = {UINT64_MAX, 7}};
         break;
     case PB_HELLO_REPLY:
         m.hello_reply = (pb_hello_reply){.server_id = 3,
@@ -425,7 +427,10 @@ static pb_msg sample(pb_kind kind) {
                            .row_len = 500,
                            .nrows = 2,
                            .rows = sample_rows,
-                           .stop = 1};
+                           .stop = 1,
+                           .replica = 1,
+                           .stop_at = 1ull << 62,
+                           .resend = 1};
         break;
     case PB_PULL:
         m.pull = (pb_pull){.worker_id = 1,
@@ -444,7 +449,7 @@ static pb_msg sample(pb_kind kind) {
             (pb_error){PB_ERR_RANGE, "pull.slice: expected a range inside [0, 112517) \xc3\xa9"};
         break;
     case PB_SHUTDOWN:
-        m.shutdown = (pb_shutdown){9, 1, "out of \xc3\xa9nergy"};
+        m.shutdown = (pb_shutdown){9, 1, "out of \xc3\xa9nergy", 1};
         break;
     case PB_STATS:
         m.stats = (pb_stats){.server_id = 1,
@@ -460,7 +465,8 @@ static pb_msg sample(pb_kind kind) {
                              .pushes_per_worker = per_worker,
                              .barrier_wait_s = 1.5,
                              .strangers = 11,
-                             .lost_workers = 2};
+                             .lost_workers = 2,
+                             .copies = 1};
         break;
     case PB_SNAPSHOT:
         m.snapshot = (pb_snapshot){7, 1, UINT64_MAX};
@@ -488,6 +494,9 @@ static pb_msg sample(pb_kind kind) {
         break;
     case PB_REDUCE_REPLY:
         m.reduce_reply = (pb_reduce_reply){1ull << 60, 3, sample_values, 2, sample_workers};
+        break;
+    case PB_REPLICA_ACK:
+        m.replica_ack = (pb_replica_ack){1, 1ull << 40, UINT64_MAX - 3};
         break;
     default:
         fail_msg("no sample for kind %d", (int)kind);
@@ -520,6 +529,9 @@ static void expect_same(const pb_msg *got, const pb_msg *want) {
             SAME_STR(hello.parts[i].name);
             SAME(hello.parts[i].param_count), SAME(hello.parts[i].layout_checksum);
         }
+        SAME(hello.npushed);
+        for (size_t i = 0; i < want->hello.npushed; i++)
+            SAME(hello.pushed[i]);
         break;
     case PB_HELLO_REPLY:
         SAME(hello_reply.server_id), SAME(hello_reply.nparts);
@@ -531,7 +543,7 @@ static void expect_same(const pb_msg *got, const pb_msg *want) {
         SAME(push.worker_id), SAME(push.part), SAME(push.step), SAME(push.base_version);
         SAME_SLICE(push.slice), SAME(push.rows_from), SAME(push.row_len);
         SAME_ARRAY(push.nrows, push.rows);
-        SAME(push.stop);
+        SAME(push.stop), SAME(push.replica), SAME(push.stop_at), SAME(push.resend);
         break;
     case PB_PULL:
         SAME(pull.worker_id), SAME(pull.part), SAME(pull.min_version), SAME_SLICE(pull.slice);
@@ -546,9 +558,11 @@ static void expect_same(const pb_msg *got, const pb_msg *want) {
         break;
     case PB_SHUTDOWN:
         SAME(shutdown.worker_id), SAME(shutdown.failed), SAME_STR(shutdown.reason);
+        SAME(shutdown.replica);
         break;
     case PB_STATS:
         SAME(stats.server_id), SAME(stats.updates), SAME(stats.pushes), SAME(stats.pulls);
+        SAME(stats.copies);
         SAME(stats.bytes_in), SAME(stats.bytes_out), SAME(stats.errors);
         SAME(stats.max_staleness), SAME_BITS(stats.mean_staleness);
         SAME_ARRAY(stats.nworkers, stats.pushes_per_worker);
@@ -583,6 +597,9 @@ static void expect_same(const pb_msg *got, const pb_msg *want) {
         SAME(reduce_reply.round);
         SAME_ARRAY(reduce_reply.nvalues, reduce_reply.values);
         SAME_ARRAY(reduce_reply.nworkers, reduce_reply.workers);
+        break;
+    case PB_REPLICA_ACK:
+        SAME(replica_ack.part), SAME(replica_ack.offset), SAME(replica_ack.version);
         break;
     default:
         fail_msg("%s: no field check for this kind", what);

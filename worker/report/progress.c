@@ -184,14 +184,14 @@ void wk_progress_servers(wk_progress *p, int64_t epoch, const char *vector,
             json_array_append_new(per, json_integer((json_int_t)st[s].pushes_per_worker[w]));
         json_array_append_new(
             servers,
-            built(json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:o, s:I, s:o, s:o}", "server",
-                            (json_int_t)st[s].server_id, "updates", (json_int_t)st[s].updates,
-                            "bytes_in", (json_int_t)st[s].bytes_in, "bytes_out",
-                            (json_int_t)st[s].bytes_out, "pushes", (json_int_t)st[s].pushes,
-                            "pulls", (json_int_t)st[s].pulls, "refused", (json_int_t)st[s].errors,
-                            "staleness_mean", num(st[s].mean_staleness), "staleness_max",
-                            (json_int_t)st[s].max_staleness, "barrier_wait_s",
-                            num(st[s].barrier_wait_s), "pushes_per_worker", per)));
+            built(json_pack(
+                "{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:o, s:I, s:o, s:o, s:i}", "server",
+                (json_int_t)st[s].server_id, "updates", (json_int_t)st[s].updates, "bytes_in",
+                (json_int_t)st[s].bytes_in, "bytes_out", (json_int_t)st[s].bytes_out, "pushes",
+                (json_int_t)st[s].pushes, "pulls", (json_int_t)st[s].pulls, "refused",
+                (json_int_t)st[s].errors, "staleness_mean", num(st[s].mean_staleness),
+                "staleness_max", (json_int_t)st[s].max_staleness, "barrier_wait_s",
+                num(st[s].barrier_wait_s), "pushes_per_worker", per, "copies", st[s].copies)));
     }
     put_line(p, json_pack("{s:s, s:I, s:s, s:o}", "event", "servers", "epoch", (json_int_t)epoch,
                           "vector", vector, "servers", servers));
