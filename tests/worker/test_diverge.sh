@@ -9,14 +9,14 @@
 # orders of magnitude and the losses are NaN within a few steps. The classifiers' flags cannot
 # do this (--optimizer adam|rmsprop with --lr <= 10 keeps every update near lr: their ReLUs
 # die and the loss stays finite), so a GAN it is.
-#  1. One process, a checkpoint every 2 steps: status 1, the line, no checkpoint at or after
-#     the bad step, the last one is the one the line names, it inspects with finite values,
-#     and a run resumed from it trains the step after it (status 0).
+#  1. One process, a checkpoint every 2 steps: status 1, the line, no checkpoint after the
+#     bad step, the last one is the one the line names, it inspects with finite values, and
+#     a run resumed from it trains the step it was taken before (status 0).
 #  2. Resumed from that checkpoint, the run meets the same step and names the same kept
 #     checkpoint (the one it resumed from).
 #  3. A job of 1 server and 2 workers (launch/run-local): status non-zero, a worker's line,
 #     the server says it ended on a failure, and the lead's line names the newest checkpoint,
-#     before its bad step, with finite values.
+#     not after its bad step, with finite values.
 set -euo pipefail
 pstrain=$1
 data=${PSTRAIN_DATA:?PSTRAIN_DATA must name the data directory}
@@ -26,15 +26,19 @@ tmp=$(mktemp -d)
 job=
 trap '[[ -n $job ]] && kill $job 2>/dev/null; rm -rf "$tmp"' EXIT
 
-diverge=(--model mnist_gan --epochs 1 --max-steps 40
-    --gen-optim adam:lr=1e-4 --disc-optim adam:lr=10,beta1=0.99999,beta2=0,epsilon=1e-12)
+disc=adam:lr=10,beta1=0.99999,beta2=0,epsilon=1e-12
+diverge=(--model mnist_gan --epochs 1 --max-steps 40 --gen-optim adam:lr=1e-4 --disc-optim "$disc")
 line_re='step ([0-9]+): (((discriminator|generator) loss is (nan|inf|-inf)( \(the first non-finite gradient: [^)]*\))?)|(non-finite gradient in [^ ]+( of the (generator|discriminator))? \((nan|inf|-inf)\)))'
 
 # checkpoints DIR: the steps of DIR's checkpoints, ascending.
-checkpoints() { ls "$1" | sed -n 's/^ckpt-\([0-9]*\)\.h5$/\1/p' | sort -n; }
+checkpoints() {
+    find "$1" -maxdepth 1 -name 'ckpt-*.h5' -printf '%f\n' | sed -n 's/^ckpt-\([0-9]*\)\.h5$/\1/p' |
+        sort -n
+}
 
 # kept LOG DIR: the line in LOG that names the checkpoint kept names DIR's newest, which is
-# before the line's step and loads with finite values.
+# not after the line's step and loads with finite values. (ckpt-S holds the weights of S
+# steps done: those step S, 0-based as the line counts, starts from.)
 kept() {
     local log=$1 dir=$2 line named bad newest
     line=$(grep -E 'the last checkpoint \(step [0-9]+\) is kept' "$log" | head -1)
@@ -43,7 +47,7 @@ kept() {
     bad=$(sed -n 's/.* step \([0-9]*\): .*/\1/p' <<<"$line")
     newest=$(checkpoints "$dir" | tail -1)
     [[ $newest == "$named" ]] || fail "the line keeps step $named, the newest in $dir is '$newest'"
-    ((newest < bad)) || fail "checkpoint at step $newest, at or after the bad step $bad"
+    ((newest <= bad)) || fail "checkpoint at step $newest, after the bad step $bad"
     "$pstrain" inspect "$dir/ckpt-$newest.h5" >"$tmp/inspect.log" 2>&1 ||
         { cat "$tmp/inspect.log"; fail "ckpt-$newest.h5 does not load"; }
     ! grep -qiE '\bnan\b|\binf\b' "$tmp/inspect.log" ||
