@@ -28,7 +28,11 @@ trap '[[ -n $job ]] && kill $job 2>/dev/null; rm -rf "$tmp"' EXIT
 
 disc=adam:lr=10,beta1=0.99999,beta2=0,epsilon=1e-12
 diverge=(--model mnist_gan --epochs 1 --max-steps 40 --gen-optim adam:lr=1e-4 --disc-optim "$disc")
-line_re='step ([0-9]+): (((discriminator|generator) loss is (nan|inf|-inf)( \(the first non-finite gradient: [^)]*\))?)|(non-finite gradient in [^ ]+( of the (generator|discriminator))? \((nan|inf|-inf)\)))'
+# the line: a loss (with the first non-finite gradient when there is one) or a gradient
+val='(nan|inf|-inf)' net='(generator|discriminator)'
+loss_re="$net loss is $val( \\(the first non-finite gradient: [^)]*\\))?"
+grad_re="non-finite gradient in [^ ]+( of the $net)? \\($val\\)"
+line_re="step ([0-9]+): (($loss_re)|($grad_re))"
 
 # checkpoints DIR: the steps of DIR's checkpoints, ascending.
 checkpoints() {
@@ -73,11 +77,13 @@ grep -E '^pstrain: ' "$tmp/one.log" | sed 's/^/  one process: /'
 cp -r "$tmp/one" "$tmp/again"
 status=0
 "$pstrain" train "${diverge[@]}" --threads 1 --progress 0 --data "$data" \
-    --checkpoint-dir "$tmp/again" --checkpoint-every 2 --resume auto >"$tmp/again.log" 2>&1 || status=$?
+    --checkpoint-dir "$tmp/again" --checkpoint-every 2 --resume auto >"$tmp/again.log" 2>&1 ||
+    status=$?
 ((status == 1)) || { cat "$tmp/again.log"; fail "resumed: status $status, expected 1"; }
 grep -qE "^pstrain: step $bad: .*the last checkpoint \(step $good\) is kept" "$tmp/again.log" ||
     { cat "$tmp/again.log"; fail "resumed: no line naming step $bad and checkpoint $good"; }
-[[ $(checkpoints "$tmp/again" | tail -1) == "$good" ]] || fail "resumed: a checkpoint after step $good"
+[[ $(checkpoints "$tmp/again" | tail -1) == "$good" ]] ||
+    fail "resumed: a checkpoint after step $good"
 
 # 3. A parameter-server job.
 job 1 2 "$tmp/ps.log" "${diverge[@]}" --checkpoint-dir "$tmp/ps" --checkpoint-every 2
