@@ -15,8 +15,8 @@
 #  2. Resumed from that checkpoint, the run meets the same step and names the same kept
 #     checkpoint (the one it resumed from).
 #  3. A job of 1 server and 2 workers (launch/run-local): status non-zero, a worker's line,
-#     the server says it ended on a failure, and the lead's line names the newest checkpoint,
-#     not after its bad step, with finite values.
+#     the server says it ended on a failure, the lead's line names a checkpoint not after
+#     its bad step, and every checkpoint holds finite values.
 set -euo pipefail
 pstrain=$1
 data=${PSTRAIN_DATA:?PSTRAIN_DATA must name the data directory}
@@ -40,22 +40,29 @@ checkpoints() {
         sort -n
 }
 
-# kept LOG DIR: the line in LOG that names the checkpoint kept names DIR's newest, which is
-# not after the line's step and loads with finite values. (ckpt-S holds the weights of S
-# steps done: those step S, 0-based as the line counts, starts from.)
+# finite DIR STEP: DIR's ckpt-STEP.h5 loads, and its values are finite.
+finite() {
+    "$pstrain" inspect "$1/ckpt-$2.h5" >"$tmp/inspect.log" 2>&1 ||
+        { cat "$tmp/inspect.log"; fail "$1/ckpt-$2.h5 does not load"; }
+    ! grep -qiE '\bnan\b|\binf\b' "$tmp/inspect.log" ||
+        { cat "$tmp/inspect.log"; fail "$1/ckpt-$2.h5 holds non-finite values"; }
+}
+
+# kept LOG DIR [newest]: the first line in LOG that names the checkpoint kept names one of DIR
+# not after the line's step (ckpt-S holds the weights of S steps done: those step S, 0-based
+# as the line counts, starts from); with "newest", DIR's newest. Every checkpoint of DIR
+# loads with finite values.
 kept() {
-    local log=$1 dir=$2 line named bad newest
+    local log=$1 dir=$2 line named bad step
     line=$(grep -E 'the last checkpoint \(step [0-9]+\) is kept' "$log" | head -1)
     [[ -n $line ]] || { cat "$log"; fail "no line names the checkpoint kept"; }
     named=$(sed -n 's/.*the last checkpoint (step \([0-9]*\)) is kept.*/\1/p' <<<"$line")
     bad=$(sed -n 's/.* step \([0-9]*\): .*/\1/p' <<<"$line")
-    newest=$(checkpoints "$dir" | tail -1)
-    [[ $newest == "$named" ]] || fail "the line keeps step $named, the newest in $dir is '$newest'"
-    ((newest <= bad)) || fail "checkpoint at step $newest, after the bad step $bad"
-    "$pstrain" inspect "$dir/ckpt-$newest.h5" >"$tmp/inspect.log" 2>&1 ||
-        { cat "$tmp/inspect.log"; fail "ckpt-$newest.h5 does not load"; }
-    ! grep -qiE '\bnan\b|\binf\b' "$tmp/inspect.log" ||
-        { cat "$tmp/inspect.log"; fail "ckpt-$newest.h5 holds non-finite values"; }
+    [[ -f $dir/ckpt-$named.h5 ]] || fail "the line keeps step $named: no $dir/ckpt-$named.h5"
+    ((named <= bad)) || fail "the line keeps step $named, after its bad step $bad"
+    [[ ${3:-} != newest || $(checkpoints "$dir" | tail -1) == "$named" ]] ||
+        fail "the line keeps step $named, the newest in $dir is $(checkpoints "$dir" | tail -1)"
+    for step in $(checkpoints "$dir"); do finite "$dir" "$step"; done
 }
 
 # 1. One process.
@@ -66,7 +73,7 @@ status=0
 grep -qE "^pstrain: $line_re; the job stops before applying" "$tmp/one.log" ||
     { cat "$tmp/one.log"; fail "one process: no line naming the step"; }
 bad=$(grep -oE "^pstrain: $line_re" "$tmp/one.log" | sed -n 's/^pstrain: step \([0-9]*\):.*/\1/p')
-kept "$tmp/one.log" "$tmp/one"
+kept "$tmp/one.log" "$tmp/one" newest
 good=$(checkpoints "$tmp/one" | tail -1)
 grep -E '^pstrain: ' "$tmp/one.log" | sed 's/^/  one process: /'
 "$pstrain" train "${diverge[@]}" --threads 1 --progress 0 --data "$data" \
@@ -95,8 +102,9 @@ grep -qE "^pstrain: worker [01]: $line_re; this worker stops without pushing" "$
     { cat "$tmp/ps.log"; fail "job: no worker's line naming the step"; }
 grep -qE '^server 0: worker [01] lost: it ended on a failure: step [0-9]+' "$tmp/ps.log" ||
     { cat "$tmp/ps.log"; fail "job: the server did not drop the worker for it"; }
-# the lead names the checkpoint kept (the other worker may not know one); a lead that went on
-# after the other worker's end checkpointed weights that never met its gradient
+# the lead names the checkpoint kept (the other worker may not know one); a worker that
+# went on after another's end (and may lead now) checkpoints weights that never met its
+# gradient, so a later checkpoint may be there, finite
 kept "$tmp/ps.log" "$tmp/ps"
 grep -E '^pstrain: (worker|rank)' "$tmp/ps.log" | sed 's/^/  job: /'
 echo "PASS: one process stopped at step $bad with ckpt-$good.h5 kept; the job ended with $status"
