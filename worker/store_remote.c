@@ -235,7 +235,6 @@ static int remote_stop_agreed(wk_store *s, volatile sig_atomic_t *stop) {
 
 static int remote_snapshot(wk_store *s, uint64_t step, eng_ckpt *c, char *err, size_t errlen) {
     remote_store *r = (remote_store *)s;
-    s->guard.checkpoint = (int64_t)step; /* a snapshot is taken for a checkpoint only */
     for (int p = 0; p < s->model->nparts; p++) {
         eng_ckpt_part *part = &c->parts[p];
         const int rc = wk_client_snapshot(r->client, p, wk_needed_version(r->o, step),
@@ -243,6 +242,7 @@ static int remote_snapshot(wk_store *s, uint64_t step, eng_ckpt *c, char *err, s
         if (rc != PST_OK)
             return rc;
     }
+    s->guard.checkpoint = (int64_t)step; /* a snapshot is taken for a checkpoint only */
     return PST_OK;
 }
 
