@@ -2,12 +2,19 @@
 #include "worker/guard.h"
 
 #include "engine/base/base.h"
+#include "worker/ckpt/writer.h"
 #include "worker/store_impl.h"
 
 #include <float.h>
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
+
+void wk_guard_snapshot(wk_guard *g, uint64_t step) {
+    if (g->pending >= 0) /* wk_save waited for its write, and stops the job when it failed */
+        g->checkpoint = g->pending;
+    g->pending = (int64_t)step;
+}
 
 /* Whether v[0, n) holds a NaN or an infinity: no early exit and an OR of comparisons, so the
  * loop vectorizes (NaN compares false, so !(|x| <= FLT_MAX) is exactly !isfinite(x)). */
@@ -50,14 +57,34 @@ static const char *value_str(double v) { return isnan(v) ? "nan" : v > 0 ? "inf"
 
 /* What happens now, after "step S: ...; ". */
 static void outcome(const wk_guard *g, const char *what, char *buf, size_t len) {
-    int n = g->remote ? snprintf(buf, len,
-                                 "this worker stops without pushing %s, and the servers drop it "
-                                 "as a lost worker",
-                                 what)
-                      : snprintf(buf, len, "the job stops before applying %s", what);
-    if (g->checkpoint >= 0 && n >= 0 && (size_t)n < len)
-        snprintf(buf + n, len - (size_t)n, "; the last checkpoint (step %lld) is kept",
-                 (long long)g->checkpoint);
+    if (g->remote)
+        snprintf(buf, len,
+                 "this worker stops without pushing %s, and the servers drop it as a lost worker",
+                 what);
+    else
+        snprintf(buf, len, "the job stops before applying %s", what);
+}
+
+void wk_guard_kept(const struct wk_store *s, struct wk_ckpt_writer *writer, char *err,
+                   size_t errlen) {
+    const wk_guard *g = &s->guard;
+    int64_t kept = g->checkpoint;
+    char why[1024] = "";
+    /* The newest snapshot is on disk once its write has ended well; a checkpoint refused
+     * before its write, or a full disk, leaves the one before it. */
+    if (writer && g->pending >= 0) {
+        if (wk_ckpt_writer_wait(writer, stdout, why, sizeof why) == 0)
+            kept = g->pending;
+        fflush(stdout);
+    }
+    size_t n = strlen(err);
+    if (why[0] && n < errlen) {
+        snprintf(err + n, errlen - n, "; the checkpoint of step %lld was not written (%s)",
+                 (long long)g->pending, why);
+        n = strlen(err);
+    }
+    if (kept >= 0 && n < errlen)
+        snprintf(err + n, errlen - n, "; the last checkpoint (step %lld) is kept", (long long)kept);
 }
 
 /* The first non-finite element of part p's grads in [lo, hi), named into name as

@@ -84,7 +84,7 @@ static int local_stop_agreed(wk_store *s, volatile sig_atomic_t *stop) {
 static int local_snapshot(wk_store *s, uint64_t step, eng_ckpt *c, char *err, size_t errlen) {
     (void)err, (void)errlen;
     local_store *l = (local_store *)s;
-    s->guard.checkpoint = (int64_t)step; /* a snapshot is taken for a checkpoint only */
+    wk_guard_snapshot(&s->guard, step);
     for (int p = 0; p < s->model->nparts; p++) {
         eng_ckpt_part *part = &c->parts[p];
         memcpy(c->weights + part->offset, eng_net_params(s->nets[p]), sizeof(float) * part->total);
@@ -134,11 +134,12 @@ static const wk_store_ops local_ops = {
 wk_store *wk_store_local_new(const eng_model *m, eng_net *const *nets, const eng_optim_cfg *cfg,
                              const eng_ckpt *resume) {
     local_store *l = pst_calloc(1, sizeof *l);
-    l->base = (wk_store){.ops = &local_ops,
-                         .model = m,
-                         .worker_id = 0,
-                         .num_workers = 1,
-                         .guard = {.checkpoint = resume ? wk_record_of(resume).step : -1}};
+    l->base =
+        (wk_store){.ops = &local_ops,
+                   .model = m,
+                   .worker_id = 0,
+                   .num_workers = 1,
+                   .guard = {.checkpoint = resume ? wk_record_of(resume).step : -1, .pending = -1}};
     for (int p = 0; p < m->nparts; p++) {
         l->base.nets[p] = nets[p];
         l->opt[p] = eng_optim_new(&cfg[p], m->parts[p].total);

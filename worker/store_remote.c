@@ -242,7 +242,7 @@ static int remote_snapshot(wk_store *s, uint64_t step, eng_ckpt *c, char *err, s
         if (rc != PST_OK)
             return rc;
     }
-    s->guard.checkpoint = (int64_t)step; /* a snapshot is taken for a checkpoint only */
+    wk_guard_snapshot(&s->guard, step);
     return PST_OK;
 }
 
@@ -284,7 +284,7 @@ wk_store *wk_store_remote_new(const wk_opts *o, const wk_job *job, const eng_mod
                          .model = m,
                          .worker_id = job->worker_id,
                          .num_workers = job->num_workers,
-                         .guard = {.checkpoint = -1, .remote = 1}};
+                         .guard = {.checkpoint = -1, .pending = -1, .remote = 1}};
     r->o = o;
     r->nparts = m->nparts;
     for (int p = 0; p < m->nparts; p++) {

@@ -18,6 +18,8 @@
 #include "engine/optim.h"
 #include "tests/support/psfork.h"
 #include "tests/support/testutil.h"
+#include "worker/ckpt/record.h"
+#include "worker/ckpt/writer.h"
 #include "worker/store.h"
 
 #include <float.h>
@@ -97,7 +99,7 @@ static void every_tensor_of(const eng_model *m, int p) {
     eng_model_part(m, p, &part);
     const eng_layout *lay = &part.layout;
     float *g = calloc(lay->total, sizeof(float));
-    const wk_guard guard = {.step = 1234, .checkpoint = 1200};
+    const wk_guard guard = {.step = 1234, .checkpoint = 1200, .pending = -1};
     char err[512], want[160];
     assert_int_equal(wk_guard_grads(&guard, m, p, g, 0, lay->total, err, sizeof err), PST_OK);
     for (int t = 0; t < lay->n; t++) {
@@ -118,7 +120,6 @@ static void every_tensor_of(const eng_model *m, int p) {
                     snprintf(want, sizeof want, "step 1234: non-finite gradient in %s[%zu] (%s)",
                              ti->name, at[k], bad_names[b]);
                 assert_contains(err, want);
-                assert_contains(err, "the last checkpoint (step 1200) is kept");
                 /* the range: before it, after it, and the element alone */
                 assert_int_equal(wk_guard_grads(&guard, m, p, g, 0, i, err, sizeof err), PST_OK);
                 assert_int_equal(
@@ -151,6 +152,30 @@ static void name_outside_layout(void **state) {
                         "element 225034");
 }
 
+static char dir[1024];
+
+/* A checkpoint of step into writer w, as wk_save takes it: the record, then s's state. */
+static void snapshot(wk_store *s, wk_ckpt_writer *w, int64_t step) {
+    char err[512] = "";
+    assert_int_equal(wk_ckpt_writer_wait(w, NULL, err, sizeof err), PST_OK);
+    eng_ckpt *c = wk_ckpt_writer_next(w);
+    int64_t steps[1] = {step};
+    const wk_run_record rec = {.step = step,
+                               .epoch = 1,
+                               .epoch_step = step,
+                               .mode = "local",
+                               .batch = 32,
+                               .seed = 1,
+                               .workers = 1,
+                               .val_split = 0.1,
+                               .epochs = 1,
+                               .worker_steps = steps};
+    wk_record_put(c, &rec);
+    c->parts[0].optim = eng_optim_defaults(ENG_OPT_ADAM);
+    assert_int_equal(wk_store_snapshot(s, (uint64_t)step, c, err, sizeof err), PST_OK);
+    assert_int_equal(wk_ckpt_writer_start(w, err, sizeof err), PST_OK);
+}
+
 /* A local store of mnist_cnn over net with Adam. */
 static wk_store *local_store(const eng_model *m, eng_net **net) {
     char err[256] = "";
@@ -169,6 +194,7 @@ static void local_store_refuses(void **state) {
     build(&m, "mnist_cnn");
     eng_net *net;
     wk_store *s = local_store(&m, &net);
+    assert_int_equal(tu_mkdtemp(dir, sizeof dir, "guard"), 0);
     const size_t n = m.layout.total;
     float *before = malloc(sizeof(float) * n);
     memcpy(before, eng_net_params(net), sizeof(float) * n);
@@ -179,7 +205,7 @@ static void local_store_refuses(void **state) {
     assert_true(t >= 0);
     g[m.layout.tensors[t].offset + 17] = NAN;
     wk_time_split times = {0};
-    char err[512] = "";
+    char err[2048] = "";
     assert_int_equal(wk_store_step_begin(s, 42, &times, err, sizeof err), PST_OK);
     assert_int_equal(wk_store_step_end(s, &times, err, sizeof err), PST_EDIVERGED);
     assert_string_equal(err, "step 42: non-finite gradient in dense/kernel[17] (nan); the job "
@@ -191,24 +217,37 @@ static void local_store_refuses(void **state) {
                              "dense/kernel[17], nan); the job stops before applying the step");
     assert_int_equal(wk_guard_loss(s, "loss", 2.3, err, sizeof err), PST_OK);
 
-    /* a checkpoint at step 40 is the one kept */
-    eng_ckpt c = {.total = n, .nparts = 1};
-    c.weights = malloc(sizeof(float) * n);
-    c.parts[0] = (eng_ckpt_part){.offset = 0, .total = n, .nslots = 2};
-    for (int i = 0; i < 2; i++)
-        c.parts[0].slots[i] = malloc(sizeof(float) * n);
-    assert_int_equal(wk_store_snapshot(s, 40, &c, err, sizeof err), PST_OK);
+    /* The checkpoint kept: none yet; a snapshot's is once the next snapshot is taken (wk_save
+     * waits for a write before it), or once its write has ended well; not when it failed. */
+    wk_guard_kept(s, NULL, err, sizeof err);
+    assert_string_equal(err, "step 42: loss is nan (the first non-finite gradient: "
+                             "dense/kernel[17], nan); the job stops before applying the step");
+    int nslots[1] = {2};
+    wk_ckpt_writer *w = wk_ckpt_writer_new(&m, dir, 0, nslots, 0.0, err, sizeof err);
+    if (!w)
+        fail_msg("wk_ckpt_writer_new: %s", err);
+    snapshot(s, w, 40);
     g[m.layout.tensors[t].offset + 17] = 1e-3f;
     assert_int_equal(wk_guard_loss(s, "loss", -INFINITY, err, sizeof err), PST_EDIVERGED);
+    wk_guard_kept(s, w, err, sizeof err); /* waits for the write of step 40 */
     assert_string_equal(err, "step 42: loss is -inf; the job stops before applying the step; "
                              "the last checkpoint (step 40) is kept");
+    assert_int_equal(wk_ckpt_writer_wait(w, NULL, err, sizeof err), PST_OK);
+    tu_rmtree(dir); /* the next write fails: a file where the directory was */
+    FILE *f = fopen(dir, "w");
+    assert_non_null(f);
+    fclose(f);
+    snapshot(s, w, 41);
+    assert_int_equal(wk_guard_loss(s, "loss", INFINITY, err, sizeof err), PST_EDIVERGED);
+    wk_guard_kept(s, w, err, sizeof err);
+    assert_contains(err, "step 42: loss is inf; the job stops before applying the step; the "
+                         "checkpoint of step 41 was not written (");
+    assert_contains(err, "); the last checkpoint (step 40) is kept");
+    wk_ckpt_writer_free(&w);
+    remove(dir);
     /* the same step with the gradient finite is applied */
     assert_int_equal(wk_store_step_end(s, &times, err, sizeof err), PST_OK);
     assert_true(memcmp(eng_net_params(net), before, sizeof(float) * n) != 0);
-    free(c.weights);
-    for (int i = 0; i < 2; i++)
-        free(c.parts[0].slots[i]);
-    free(c.parts[0].runs);
     free(before);
     wk_store_free(&s);
     eng_net_free(&net);
