@@ -3,6 +3,7 @@
 #ifndef PSTRAIN_WORKER_STORE_IMPL_H
 #define PSTRAIN_WORKER_STORE_IMPL_H
 
+#include "worker/guard.h"
 #include "worker/store.h"
 
 typedef struct wk_store_ops {
@@ -31,6 +32,7 @@ struct wk_store {
     const eng_model *model; /* borrowed: the parts */
     eng_net *nets[ENG_MAX_PARTS];
     int worker_id, num_workers; /* of the job at the start (0 of 1 local) */
+    wk_guard guard; /* the step in progress and the last checkpoint, for the guard's line */
 };
 
 #endif

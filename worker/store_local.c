@@ -3,6 +3,7 @@
 #include "worker/store_impl.h"
 
 #include "engine/base/base.h"
+#include "worker/ckpt/record.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -21,7 +22,8 @@ static void local_free(wk_store *s) {
 
 static int local_step_begin(wk_store *s, uint64_t step, wk_time_split *t, char *err,
                             size_t errlen) {
-    (void)s, (void)step, (void)t, (void)err, (void)errlen;
+    (void)t, (void)err, (void)errlen;
+    s->guard.step = step;
     return PST_OK;
 }
 
@@ -34,12 +36,18 @@ static int local_ready(wk_store *s, int p, size_t lo, char *err, size_t errlen) 
     return PST_OK;
 }
 
-/* The last part first: the order of a GAN's updates does not matter (the parts share
- * nothing), and this is the one earlier releases used. */
+/* Every part's gradients are checked before any is applied: a non-finite one ends the step
+ * with the weights as they were. Then the last part first: the order of a GAN's updates does
+ * not matter (the parts share nothing), and this is the one earlier releases used. */
 static int local_step_end(wk_store *s, wk_time_split *t, char *err, size_t errlen) {
-    (void)err, (void)errlen;
     local_store *l = (local_store *)s;
     const double t0 = pst_now();
+    for (int p = 0; p < s->model->nparts; p++) {
+        const int rc = wk_guard_grads(&s->guard, s->model, p, eng_net_grads(s->nets[p]), 0,
+                                      s->model->parts[p].total, err, errlen);
+        if (rc != PST_OK)
+            return rc;
+    }
     for (int p = s->model->nparts - 1; p >= 0; p--)
         eng_net_apply(s->nets[p], l->opt[p]);
     t->compute_s += pst_now() - t0;
@@ -74,8 +82,9 @@ static int local_stop_agreed(wk_store *s, volatile sig_atomic_t *stop) {
 }
 
 static int local_snapshot(wk_store *s, uint64_t step, eng_ckpt *c, char *err, size_t errlen) {
-    (void)step, (void)err, (void)errlen;
+    (void)err, (void)errlen;
     local_store *l = (local_store *)s;
+    wk_guard_snapshot(&s->guard, step);
     for (int p = 0; p < s->model->nparts; p++) {
         eng_ckpt_part *part = &c->parts[p];
         memcpy(c->weights + part->offset, eng_net_params(s->nets[p]), sizeof(float) * part->total);
@@ -125,7 +134,12 @@ static const wk_store_ops local_ops = {
 wk_store *wk_store_local_new(const eng_model *m, eng_net *const *nets, const eng_optim_cfg *cfg,
                              const eng_ckpt *resume) {
     local_store *l = pst_calloc(1, sizeof *l);
-    l->base = (wk_store){.ops = &local_ops, .model = m, .worker_id = 0, .num_workers = 1};
+    l->base =
+        (wk_store){.ops = &local_ops,
+                   .model = m,
+                   .worker_id = 0,
+                   .num_workers = 1,
+                   .guard = {.checkpoint = resume ? wk_record_of(resume).step : -1, .pending = -1}};
     for (int p = 0; p < m->nparts; p++) {
         l->base.nets[p] = nets[p];
         l->opt[p] = eng_optim_new(&cfg[p], m->parts[p].total);

@@ -22,6 +22,7 @@ typedef struct remote_store {
     wk_client *client;
     uint64_t version[ENG_MAX_PARTS]; /* of each part's weights in its net */
     state_delta state[ENG_MAX_PARTS];
+    size_t checked[ENG_MAX_PARTS]; /* this step's gradients in [checked, total) are finite */
     int nparts;
 } remote_store;
 
@@ -91,6 +92,9 @@ static int refresh(remote_store *r, int p, uint64_t step, char *err, size_t errl
 static int remote_step_begin(wk_store *s, uint64_t step, wk_time_split *t, char *err,
                              size_t errlen) {
     remote_store *r = (remote_store *)s;
+    s->guard.step = step;
+    for (int p = 0; p < r->nparts; p++)
+        r->checked[p] = s->model->parts[p].total;
     for (int p = 0; p < r->nparts; p++) {
         double t0 = pst_now();
         int rc = refresh(r, p, step, err, errlen);
@@ -117,8 +121,22 @@ static void remote_step_sparse(wk_store *s, int p, const wk_sparse_rows *sp) {
     wk_client_step_sparse(((remote_store *)s)->client, p, sp);
 }
 
+/* Checks part p's gradients in [lo, what was checked before): a non-finite value must never
+ * leave, and what was checked has been sent or is final. */
+static int check_from(remote_store *r, int p, size_t lo, char *err, size_t errlen) {
+    if (lo >= r->checked[p])
+        return PST_OK;
+    const int rc = wk_guard_grads(&r->base.guard, r->base.model, p, eng_net_grads(r->base.nets[p]),
+                                  lo, r->checked[p], err, errlen);
+    if (rc == PST_OK)
+        r->checked[p] = lo;
+    return rc;
+}
+
 static int remote_ready(wk_store *s, int p, size_t lo, char *err, size_t errlen) {
-    return wk_client_step_ready(((remote_store *)s)->client, p, lo, err, errlen);
+    remote_store *r = (remote_store *)s;
+    const int rc = check_from(r, p, lo, err, errlen);
+    return rc == PST_OK ? wk_client_step_ready(r->client, p, lo, err, errlen) : rc;
 }
 
 static int remote_step_end(wk_store *s, wk_time_split *t, char *err, size_t errlen) {
@@ -127,7 +145,21 @@ static int remote_step_end(wk_store *s, wk_time_split *t, char *err, size_t errl
     for (int p = 0; p < r->nparts; p++)
         if (r->state[p].n)
             state_to_grads(&r->state[p], eng_net_params(s->nets[p]), eng_net_grads(s->nets[p]));
+    /* Every part checked before any of the rest goes: the state tensors' changes again (they
+     * were written just now), then what no early send has checked. */
     int rc = PST_OK;
+    for (int p = 0; p < r->nparts && rc == PST_OK; p++) {
+        const state_delta *d = &r->state[p];
+        for (int i = 0; i < d->n && rc == PST_OK; i++)
+            rc = wk_guard_grads(&s->guard, s->model, p, eng_net_grads(s->nets[p]), d->off[i],
+                                d->off[i] + d->count[i], err, errlen);
+        if (rc == PST_OK)
+            rc = check_from(r, p, 0, err, errlen);
+    }
+    if (rc != PST_OK) {
+        t->push_s += pst_now() - t0;
+        return rc;
+    }
     for (int p = r->nparts - 1; p >= 0 && rc == PST_OK; p--)
         rc = wk_client_step_end(r->client, p, err, errlen);
     t->push_s += pst_now() - t0;
@@ -210,6 +242,7 @@ static int remote_snapshot(wk_store *s, uint64_t step, eng_ckpt *c, char *err, s
         if (rc != PST_OK)
             return rc;
     }
+    wk_guard_snapshot(&s->guard, step);
     return PST_OK;
 }
 
@@ -250,7 +283,8 @@ wk_store *wk_store_remote_new(const wk_opts *o, const wk_job *job, const eng_mod
     r->base = (wk_store){.ops = &remote_ops,
                          .model = m,
                          .worker_id = job->worker_id,
-                         .num_workers = job->num_workers};
+                         .num_workers = job->num_workers,
+                         .guard = {.checkpoint = -1, .pending = -1, .remote = 1}};
     r->o = o;
     r->nparts = m->nparts;
     for (int p = 0; p < m->nparts; p++) {

@@ -2,6 +2,7 @@
 #include "worker/task.h"
 
 #include "engine/base/base.h"
+#include "worker/guard.h"
 #include "worker/simulate.h"
 #include "worker/vocab.h"
 
@@ -147,10 +148,13 @@ static int classifier_step(wk_task *t, const wk_run *r, int B, uint64_t key, cha
     }
     if (c->sim)
         wk_sim_begin(c->sim);
+    const double loss0 = c->st.loss_sum;
     eng_net_train_step(c->net, r->x, r->labels, B, key, &c->st);
     if (c->sim)
         wk_sim_end(c->sim);
-    return c->early_rc;
+    if (c->early_rc != PST_OK) /* a non-finite gradient stopped the early sends */
+        return c->early_rc;
+    return wk_guard_loss(r->store, "loss", (c->st.loss_sum - loss0) / B, err, errlen);
 }
 
 static void classifier_progress(wk_task *t, const wk_run *r, int64_t s, double elapsed) {

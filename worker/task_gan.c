@@ -5,6 +5,7 @@
 #include "engine/base/base.h"
 #include "engine/gan.h"
 #include "worker/gan_outputs.h"
+#include "worker/guard.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -121,15 +122,19 @@ static void gan_reshard(wk_task *t, const wk_run *r) {
 static void gan_epoch_begin(wk_task *t) { ((gan_task *)t)->st = (eng_gan_stats){0}; }
 
 static int gan_step(wk_task *t, const wk_run *r, int B, uint64_t key, char *err, size_t errlen) {
-    (void)err, (void)errlen;
     gan_task *g = (gan_task *)t;
     for (size_t i = 0; i < (size_t)B * eng_shape_size(g->part[1].input); i++)
         r->x[i] = 2.0f * r->x[i] - 1.0f; /* the generator's tanh range */
     if (g->ema)                          /* the weights this step trains with, state included */
         eng_ema_update(g->ema, eng_net_params(gan_net(t, 0)), g->part[0].layout.total, g->ema_decay,
                        r->step);
+    const double d0 = g->st.d_loss_sum, g0 = g->st.g_loss_sum;
     eng_gan_step(g->gan, r->x, B, key, &g->st);
-    return PST_OK;
+    const int rc =
+        wk_guard_loss(r->store, "discriminator loss", (g->st.d_loss_sum - d0) / B, err, errlen);
+    return rc == PST_OK
+               ? wk_guard_loss(r->store, "generator loss", (g->st.g_loss_sum - g0) / B, err, errlen)
+               : rc;
 }
 
 static void gan_progress(wk_task *t, const wk_run *r, int64_t s, double elapsed) {

@@ -11,6 +11,7 @@
 #include "engine/pool.h"
 #include "engine/text.h"
 #include "worker/ckpt/writer.h"
+#include "worker/guard.h"
 #include "worker/paths.h"
 #include "worker/save.h"
 #include "worker/task.h"
@@ -379,6 +380,8 @@ int wk_train(const wk_opts *o, const wk_job *job, const eng_ckpt *resume,
     if (wk_progress_check(&prog, err, errlen) != 0)
         rc = PST_EWRITE;
 out:
+    if (rc == PST_EDIVERGED) /* the line names the checkpoint kept: its write has ended */
+        wk_guard_kept(store, writer, err, errlen);
     if (rc != PST_OK && rc != PST_ESTOPPED)
         wk_store_fail(store, err);
     wk_ckpt_writer_free(&writer);

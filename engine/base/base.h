@@ -26,6 +26,7 @@ enum {
     PST_EPEER = -10,     /* a peer refused us, failed, or was lost */
     PST_ESTOPPED = -11,  /* the job stopped on request after a last checkpoint: resumable */
     PST_EWRITE = -12,    /* an output could not be written (a full disk): not the input's fault */
+    PST_EDIVERGED = -13, /* training met a NaN or infinite loss or gradient, and stopped */
 };
 
 /* The code's name, "PST_EIO", for logs and tests. */
@@ -33,7 +34,7 @@ const char *pst_code_name(int code);
 
 /* The process exit status for a code: 0 for PST_OK, 2 for bad input (PST_EARG, PST_EFORMAT,
  * PST_EIO), 75 (EX_TEMPFAIL) for PST_ESTOPPED, 1 for anything else (PST_EWRITE, PST_EPEER,
- * the wire's codes). */
+ * PST_EDIVERGED, the wire's codes). */
 int pst_exit_status(int code);
 #define PST_EXIT_STOPPED 75
 

@@ -31,6 +31,8 @@ const char *pst_code_name(int code) {
         return "PST_ESTOPPED";
     case PST_EWRITE:
         return "PST_EWRITE";
+    case PST_EDIVERGED:
+        return "PST_EDIVERGED";
     default:
         return "PST_E?";
     }
