@@ -35,7 +35,18 @@ run() {
     [[ $status -eq 0 ]] || { cat "$log"; fail "$name: the job exited $status"; }
 }
 
-
+# check NAME WITHOUT TRAIN_FLAGS...: undisturbed with a copy (and without one when WITHOUT is
+# 1), then with server 1 killed.
+check() {
+    local name=$1 without=$2
+    shift 2
+    run "$name-r1" 1 0 "$@"
+    if ((without)); then
+        run "$name-r0" 0 0 "$@"
+        cmp "$tmp/$name-r0.bin" "$tmp/$name-r1.bin" ||
+            fail "$name: --replicas 1 changed the undisturbed job's weights"
+    fi
+    run "$name-kill" 1 4 "$@"
     local log=$tmp/$name-kill.log
     grep -q 'a backup takes its shard over' "$log" || { cat "$log"; fail "$name: no copy took over"; }
     grep -q "going on with its shard's copy" "$log" ||
