@@ -167,6 +167,9 @@ struct pb_guard {
     char who[64];
     /* Owned by the thread while it runs (created here before it starts). */
     void *zap, *mon;
+    void *tee; /* the server's openings and closings, passed on to pb_monitor (ZeroMQ allows
+                  one monitor a socket) */
+    char tee_ep[64];
     guard_conn *conns;
     size_t nconns, capconns;
     int pending; /* a handshake failure whose disconnect (and fd) comes next */
@@ -350,6 +353,12 @@ static int read_event(pb_guard *g) {
     zmq_msg_close(&ep);
     if (rc < 0)
         return e == ETERM ? -1 : 0;
+    if (g->tee && (event == ZMQ_EVENT_ACCEPTED || event == ZMQ_EVENT_DISCONNECTED)) {
+        uint8_t fwd[6]; /* as ZeroMQ frames it: the event, then the descriptor */
+        memcpy(fwd, &event, sizeof event);
+        memcpy(fwd + 2, &value, sizeof value);
+        zmq_send(g->tee, fwd, sizeof fwd, ZMQ_DONTWAIT); /* nobody listening: dropped */
+    }
     switch (event) {
     case ZMQ_EVENT_ACCEPTED:
         on_accepted(g, (int)value);
@@ -403,6 +412,9 @@ static void *guard_main(void *arg) {
     if (g->mon)
         zmq_close(g->mon);
     g->mon = NULL;
+    if (g->tee)
+        zmq_close(g->tee);
+    g->tee = NULL;
     return NULL;
 }
 
@@ -463,6 +475,15 @@ pb_guard *pb_guard_new(void *ctx, const pb_keys *k, void *server, FILE *log, con
                     zmq_strerror(zmq_errno()));
             goto fail;
         }
+        snprintf(g->tee_ep, sizeof g->tee_ep, "inproc://pstrain-guard-%p-conns", (void *)g);
+        g->tee = zmq_socket(ctx, ZMQ_PAIR);
+        if (g->tee)
+            zmq_setsockopt(g->tee, ZMQ_LINGER, &zero, sizeof zero);
+        if (!g->tee || zmq_bind(g->tee, g->tee_ep) != 0) {
+            pst_err(err, errlen, PST_ESOCKET, "%s: guard: %s: %s", who, g->tee_ep,
+                    zmq_strerror(zmq_errno()));
+            goto fail;
+        }
     }
     const int e = pthread_create(&g->thread, NULL, guard_main, g);
     if (e != 0) {
@@ -471,6 +492,8 @@ pb_guard *pb_guard_new(void *ctx, const pb_keys *k, void *server, FILE *log, con
     }
     return g;
 fail:
+    if (g->tee)
+        zmq_close(g->tee);
     if (g->mon)
         zmq_close(g->mon);
     if (monitoring)
@@ -483,6 +506,8 @@ fail:
 }
 
 uint64_t pb_guard_refused(const pb_guard *g) { return atomic_load(&g->refused); }
+
+const char *pb_guard_conns(const pb_guard *g) { return g && g->tee ? g->tee_ep : NULL; }
 
 void pb_guard_free(pb_guard **pg) {
     if (!pg || !*pg)

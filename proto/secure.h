@@ -97,6 +97,11 @@ pb_guard *pb_guard_new(void *ctx, const pb_keys *k, void *server, FILE *log, con
 /* Refusals so far (any thread). */
 uint64_t pb_guard_refused(const pb_guard *g);
 
+/* Where the guard passes on the watched server socket's connections opening and closing
+ * (ZeroMQ allows one monitor a socket: pb_monitor_new connects here), or NULL when it
+ * watches none. */
+const char *pb_guard_conns(const pb_guard *g);
+
 /* Stops the guard's thread, writes the refusals not yet logged, frees it and sets *g to
  * NULL. Accepts NULL and *g == NULL. See pb_guard_new for the order. */
 void pb_guard_free(pb_guard **g);

@@ -3,6 +3,7 @@
 
 #include "proto/codec.h"
 #include "proto/internal.h"
+#include "proto/secure.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -149,6 +150,8 @@ static int recv_header(void *sock, pb_peer *from, pb_msg *m, int flags, char *er
         return e == EAGAIN ? PST_EAGAIN
                            : pst_err(err, errlen, PST_ESOCKET, "receive: %s", zmq_strerror(e));
     }
+    if (from) /* deprecated in ZeroMQ but kept; a frame that came from a connection has it */
+        from->fd = zmq_msg_get(&part, ZMQ_SRCFD);
     uint32_t protocol;
     uint64_t job;
     const int rc =
@@ -168,8 +171,10 @@ static int recv_header(void *sock, pb_peer *from, pb_msg *m, int flags, char *er
 
 int pb_recv(void *sock, pb_peer *from, pb_msg *m, int flags, char *err, size_t errlen) {
     memset(m, 0, sizeof *m);
-    if (from)
+    if (from) {
         from->len = 0;
+        from->fd = -1;
+    }
     int rc = recv_header(sock, from, m, flags, err, errlen);
     if (rc == PST_EAGAIN || rc == PST_ESOCKET || (rc == PST_EMALFORMED && !m->owned))
         return rc; /* nothing of the message was read, or nothing is left of it */
@@ -278,4 +283,77 @@ void pb_frame_free(pb_frame **f) {
     zmq_msg_close(&(*f)->msg);
     pst_free(*f);
     *f = NULL;
+}
+
+struct pb_monitor {
+    void *watched; /* the socket whose monitor this started (NULL: the guard's) */
+    void *sock;    /* a PAIR receiving the events */
+};
+
+pb_monitor *pb_monitor_new(void *ctx, void *sock, const pb_guard *guard, char *err, size_t errlen) {
+    pb_monitor *m = pst_calloc(1, sizeof *m);
+    char addr[64];
+    snprintf(addr, sizeof addr, "inproc://pb-monitor-%p", sock); /* one per socket */
+    const int events = ZMQ_EVENT_CONNECTED | ZMQ_EVENT_ACCEPTED | ZMQ_EVENT_DISCONNECTED;
+    if (pb_guard_conns(guard))
+        snprintf(addr, sizeof addr, "%s", pb_guard_conns(guard));
+    else if (zmq_socket_monitor(sock, addr, events) != 0) {
+        pst_err(err, errlen, PST_ESOCKET, "monitor: %s", zmq_strerror(errno));
+        pst_free(m);
+        return NULL;
+    } else
+        m->watched = sock;
+    const int zero = 0;
+    if (!(m->sock = zmq_socket(ctx, ZMQ_PAIR)) ||
+        zmq_setsockopt(m->sock, ZMQ_LINGER, &zero, sizeof zero) != 0 ||
+        zmq_connect(m->sock, addr) != 0) {
+        pst_err(err, errlen, PST_ESOCKET, "monitor %s: %s", addr, zmq_strerror(errno));
+        pb_monitor_free(&m);
+        return NULL;
+    }
+    return m;
+}
+
+void pb_monitor_free(pb_monitor **p) {
+    if (!p || !*p)
+        return;
+    pb_monitor *m = *p;
+    if (m->watched)
+        zmq_socket_monitor(m->watched, NULL, 0);
+    if (m->sock)
+        zmq_close(m->sock);
+    pst_free(m);
+    *p = NULL;
+}
+
+void *pb_monitor_socket(const pb_monitor *m) { return m->sock; }
+
+int pb_monitor_next(pb_monitor *m, pb_conn_event *ev) {
+    for (;;) {
+        /* an event: 2 bytes of its kind and 4 of its value (here the descriptor), then a
+         * frame with the endpoint */
+        zmq_msg_t f;
+        zmq_msg_init(&f);
+        if (zmq_msg_recv(&f, m->sock, ZMQ_DONTWAIT) < 0) {
+            zmq_msg_close(&f);
+            return PST_EAGAIN;
+        }
+        uint16_t kind = 0;
+        uint32_t value = 0;
+        const int whole = zmq_msg_size(&f) >= 6;
+        if (whole) {
+            memcpy(&kind, zmq_msg_data(&f), sizeof kind);
+            memcpy(&value, (const uint8_t *)zmq_msg_data(&f) + 2, sizeof value);
+        }
+        zmq_msg_close(&f);
+        drain(m->sock);
+        if (whole && kind == ZMQ_EVENT_DISCONNECTED) {
+            *ev = (pb_conn_event){PB_CONN_CLOSED, (int)value};
+            return PST_OK;
+        }
+        if (whole && (kind == ZMQ_EVENT_ACCEPTED || kind == ZMQ_EVENT_CONNECTED)) {
+            *ev = (pb_conn_event){PB_CONN_OPENED, (int)value};
+            return PST_OK;
+        }
+    }
 }

@@ -20,10 +20,11 @@
 
 #define PB_MAX_IDENTITY 255 /* ZeroMQ routing ids are 1..255 bytes */
 
-/* A peer of a ROUTER socket: its routing id. */
+/* A peer of a ROUTER socket: its routing id, and the connection its message came on. */
 typedef struct pb_peer {
     uint8_t id[PB_MAX_IDENTITY + 1];
     size_t len; /* 0: unknown (no answer can reach it) */
+    int fd;     /* the connection's descriptor, as pb_monitor names it (-1: unknown) */
 } pb_peer;
 
 /* Sets the job's token (random, handed out at start; 0 by default): pb_send puts it on every
@@ -66,5 +67,34 @@ int pb_send_error(void *sock, const pb_peer *to, uint32_t code, const char *mess
 typedef struct pb_frame pb_frame;
 pb_frame *pb_frame_hold(const pb_msg *m);
 void pb_frame_free(pb_frame **f);
+
+/* A socket's connections opening and closing (ZeroMQ's socket monitor), so that a peer whose
+ * connection was reset (a killed process: its kernel closes its sockets) is known at once,
+ * not only after a peer timeout of silence. Events name a connection by its descriptor, as
+ * pb_recv's from->fd does. */
+typedef enum pb_conn_kind {
+    PB_CONN_OPENED = 1, /* accepted (a bound socket) or connected (a connecting one) */
+    PB_CONN_CLOSED,     /* closed by the peer or reset; a connecting socket retries on its own */
+} pb_conn_kind;
+typedef struct pb_conn_event {
+    pb_conn_kind kind;
+    int fd;
+} pb_conn_event;
+typedef struct pb_monitor pb_monitor;
+
+/* Starts watching sock's connections (call before its bind or connect, to see them all),
+ * with a socket of ctx that the caller polls (pb_monitor_socket) from the thread that reads
+ * it. guard: the socket's pb_guard (proto/secure.h), which watches it already, or NULL:
+ * ZeroMQ allows one monitor a socket, so the guard's events are taken then. Returns NULL
+ * with err when ZeroMQ refuses. */
+struct pb_guard;
+pb_monitor *pb_monitor_new(void *ctx, void *sock, const struct pb_guard *guard, char *err,
+                           size_t errlen);
+/* Stops watching (before sock is closed) and closes the monitor's socket; accepts NULL. */
+void pb_monitor_free(pb_monitor **m);
+/* The socket to poll for ZMQ_POLLIN (borrowed). */
+void *pb_monitor_socket(const pb_monitor *m);
+/* The next event, without waiting: PST_OK with *ev, or PST_EAGAIN when there is none. */
+int pb_monitor_next(pb_monitor *m, pb_conn_event *ev);
 
 #endif

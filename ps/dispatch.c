@@ -174,8 +174,8 @@ int ps_dispatch(ps_server *s, char *err, size_t errlen) {
         if (h && h->on) {
             /* whatever a worker sends on its connection shows it is alive */
             const uint32_t *wid = h->worker ? h->worker(&m) : NULL;
-            if (wid && *wid < (uint32_t)s->W && !s->peers[*wid].lost)
-                s->peers[*wid].heard = pst_now();
+            if (wid && *wid < (uint32_t)s->W)
+                ps_heard(s, (int)*wid, &from);
             rc = h->on(s, &from, &m, err, errlen);
         } else {
             snprintf(why, sizeof why, "%s: not a request a server answers", pb_kind_name(m.kind));

@@ -31,12 +31,28 @@ typedef struct pending_pull {
 typedef struct peer {
     pb_peer from; /* where to answer */
     int said_hello, said_goodbye;
-    double heard; /* when anything last came from it (or its deadline to start) */
-    int lost;     /* not counted: gone, or a place for a worker that joins (below) */
+    double heard;     /* when anything last came from it (or its deadline to start) */
+    int lost;         /* not counted: gone, or a place for a worker that joins (below) */
+    int conns;        /* open connections it has sent on (ps_conn) */
+    double closed_at; /* when the last of them closed (0: one is open, or none known) */
     /* --max-workers: a place no worker holds yet, or one a joining worker holds while it
      * waits for the next admission round (ps/join.c); both are lost and in nvacant */
     int vacant, waiting, asked; /* asked: its admission request is in, on server 0 */
 } peer;
+
+/* A connection of the server's socket, by descriptor, as the socket monitor reports it: a
+ * worker's connections (its client's and its heartbeat thread's) are known by the messages
+ * that come on them. */
+typedef struct ps_conn {
+    int open;   /* accepted and not yet closed */
+    int worker; /* whose messages came on it (-1: none yet) */
+    int early;  /* a worker heard on it before its opening was reported (-1: none) */
+} ps_conn;
+
+/* A worker whose connections have all closed and that is not heard again within this long
+ * (s) is lost: ZeroMQ reconnects a live peer after 100 ms (ZMQ_RECONNECT_IVL), and its
+ * heartbeat thread pings at once on a new connection. */
+#define PS_RESET_GRACE 1.0
 
 /* A peer's standing with one part. */
 typedef struct peer_part {
@@ -93,6 +109,9 @@ struct ps_server {
     ps_config cfg;
     void *ctx, *sock;
     pb_guard *guard; /* --secure: admits only the job's CURVE key */
+    pb_monitor *mon; /* sock's connections opening and closing */
+    ps_conn *conns;  /* (nconns) by descriptor */
+    int nconns;
     char endpoint[160];
     int nparts;
     ps_part parts[ENG_MAX_PARTS];
@@ -167,10 +186,17 @@ int ps_send_hello_reply(ps_server *s, const pb_peer *to, uint32_t w, char *err, 
 int ps_on_hello(ps_server *s, const pb_peer *from, pb_msg *m, char *err, size_t errlen);
 int ps_on_shutdown(ps_server *s, const pb_peer *from, pb_msg *m, char *err, size_t errlen);
 int ps_on_ping(ps_server *s, const pb_peer *from, pb_msg *m, char *err, size_t errlen);
+/* Something came from worker w on from's connection: it is alive, and the connection is its
+ * own (so that the connection's closing is the worker's). */
+void ps_heard(ps_server *s, int w, const pb_peer *from);
+/* A connection of the socket opened or closed (the monitor's event). */
+void ps_on_conn(ps_server *s, const pb_conn_event *ev);
 /* Worker w is gone (why: for the log): the job goes on with the others. PST_OK, or a
  * negative PST code with err when an answer it allows could not be sent. */
 int ps_drop_worker(ps_server *s, int w, const char *why, char *err, size_t errlen);
-/* Between messages: silent workers are lost, and this process's stop signal is noted. */
+/* Between messages: workers silent for the peer timeout, or whose connections closed and
+ * that were not heard again within PS_RESET_GRACE, are lost; this process's stop signal is
+ * noted. */
 int ps_watch(ps_server *s, char *err, size_t errlen);
 
 /* --- reduce.c --- */

@@ -137,10 +137,68 @@ int ps_on_ping(ps_server *s, const pb_peer *from, pb_msg *m, char *err, size_t e
         snprintf(why, sizeof why, "ping.worker_id: expected 0..%d, got %u", s->W - 1, w);
         return ps_refuse(s, from, PB_ERR_RANGE, why);
     }
-    if (!s->peers[w].lost || s->peers[w].waiting)
-        s->peers[w].heard = pst_now();
+    ps_heard(s, (int)w, from);
     const pb_msg r = {.kind = PB_PONG, .pong = {(uint32_t)s->cfg.server_id}};
     return pb_send(s->sock, from, &r, NULL, 0, err, errlen);
+}
+
+/* Worker w has one connection fewer: when it was the last, its closing is noted. */
+static void release(ps_server *s, int w) {
+    peer *p = &s->peers[w];
+    if (--p->conns == 0)
+        p->closed_at = pst_now();
+}
+
+/* Connection c is now worker w's (-1: nobody's). */
+static void own(ps_server *s, ps_conn *c, int w) {
+    if (c->worker == w)
+        return;
+    if (c->worker >= 0)
+        release(s, c->worker);
+    c->worker = w;
+    if (w >= 0) {
+        s->peers[w].conns++;
+        s->peers[w].closed_at = 0.0;
+    }
+}
+
+/* The connection on descriptor fd (>= 0), the table grown to hold it. */
+static ps_conn *conn_at(ps_server *s, int fd) {
+    if (fd >= s->nconns) {
+        int n = s->nconns ? s->nconns : 64;
+        while (n <= fd)
+            n *= 2;
+        s->conns = pst_realloc(s->conns, sizeof *s->conns * (size_t)n);
+        for (int i = s->nconns; i < n; i++)
+            s->conns[i] = (ps_conn){.open = 0, .worker = -1, .early = -1};
+        s->nconns = n;
+    }
+    return &s->conns[fd];
+}
+
+void ps_heard(ps_server *s, int w, const pb_peer *from) {
+    peer *p = &s->peers[w];
+    if (p->lost && !p->waiting) /* one waiting to join is heard too (ps_join_watch) */
+        return;
+    p->heard = pst_now();
+    if (from->fd < 0)
+        return;
+    ps_conn *c = conn_at(s, from->fd);
+    if (c->open)
+        own(s, c, w);
+    else /* a new connection whose opening the monitor has not yet reported */
+        c->early = w;
+}
+
+void ps_on_conn(ps_server *s, const pb_conn_event *ev) {
+    if (ev->fd < 0)
+        return;
+    ps_conn *c = conn_at(s, ev->fd);
+    own(s, c, -1); /* an opening too: the descriptor's previous connection is gone */
+    c->open = ev->kind == PB_CONN_OPENED;
+    if (c->open)
+        own(s, c, c->early);
+    c->early = -1;
 }
 
 /* Worker w is gone: the job goes on with the others. Its gradients of clocks not yet
@@ -189,10 +247,17 @@ int ps_watch(ps_server *s, char *err, size_t errlen) {
     const double now = pst_now();
     for (int w = 0; w < s->W && !s->standby; w++) { /* a backup expects no worker yet */
         const peer *p = &s->peers[w];
-        if (p->lost || p->said_goodbye || now - p->heard <= s->cfg.peer_timeout)
+        /* a reset: its connections closed (a killed process's kernel closes them at once)
+         * and it has not come back on a new one */
+        const int reset = p->conns == 0 && p->closed_at > 0.0 && p->heard <= p->closed_at &&
+                          now - p->closed_at >= PS_RESET_GRACE;
+        if (p->lost || p->said_goodbye || (!reset && now - p->heard <= s->cfg.peer_timeout))
             continue;
         char why[160];
-        if (p->said_hello)
+        if (reset)
+            snprintf(why, sizeof why, "its connection closed %.1f s ago (reset)",
+                     now - p->closed_at);
+        else if (p->said_hello)
             snprintf(why, sizeof why, "nothing from it for %.1f s (--peer-timeout %g)",
                      now - p->heard, s->cfg.peer_timeout);
         else if (s->took_over)

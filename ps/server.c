@@ -216,7 +216,9 @@ ps_server *ps_server_new(const ps_config *cfg, char *err, size_t errlen) {
             return NULL;
         }
     }
-    if (bind_socket(s, err, errlen) != PST_OK) {
+    /* before bind: every accepted connection is seen */
+    if (!(s->mon = pb_monitor_new(s->ctx, s->sock, s->guard, err, errlen)) ||
+        bind_socket(s, err, errlen) != PST_OK) {
         ps_server_free(&s);
         return NULL;
     }
@@ -230,6 +232,7 @@ void ps_server_free(ps_server **ps) {
     ps_server *s = *ps;
     ps_strangers_flush(s);
     ps_replica_close(s);
+    pb_monitor_free(&s->mon);
     if (s->sock) /* before the guard: without it, any CURVE client would be let in */
         zmq_close(s->sock);
     pb_guard_free(&s->guard);
@@ -247,6 +250,7 @@ void ps_server_free(ps_server **ps) {
     pst_free(s->red_ids);
     pst_free(s->acc);
     pst_free(s->coded);
+    pst_free(s->conns);
     pst_free(s);
     *ps = NULL;
 }
@@ -266,20 +270,43 @@ uint64_t ps_server_pushes_from(const ps_server *s, int w) {
     return n;
 }
 
+/* The connections opened and closed since the last turn. A closing is taken only after
+ * every message already received is handled: those that came on the connection before it
+ * closed are the worker's, and anything on its descriptor afterwards is a new
+ * connection's. */
+static int take_conn_events(ps_server *s, char *err, size_t errlen) {
+    pb_conn_event ev;
+    while (pb_monitor_next(s->mon, &ev) == PST_OK) {
+        zmq_pollitem_t item = {s->sock, 0, ZMQ_POLLIN, 0};
+        while (ev.kind == PB_CONN_CLOSED && zmq_poll(&item, 1, 0) > 0) {
+            const int rc = ps_dispatch(s, err, errlen);
+            if (rc != PST_OK)
+                return rc;
+        }
+        ps_on_conn(s, &ev);
+    }
+    return PST_OK;
+}
+
 int ps_server_poll(ps_server *s, int timeout_ms, char *err, size_t errlen) {
-    zmq_pollitem_t items[2] = {{s->sock, 0, ZMQ_POLLIN, 0}, {s->rsock, 0, ZMQ_POLLIN, 0}};
-    const int ready = zmq_poll(items, s->rsock ? 2 : 1, timeout_ms);
+    zmq_pollitem_t items[3] = {{s->sock, 0, ZMQ_POLLIN, 0},
+                               {pb_monitor_socket(s->mon), 0, ZMQ_POLLIN, 0},
+                               {s->rsock, 0, ZMQ_POLLIN, 0}};
+    const int ready = zmq_poll(items, s->rsock ? 3 : 2, timeout_ms);
     if (ready < 0 && errno != EINTR)
         return pst_err(err, errlen, PST_ESOCKET, "server %d: %s", s->cfg.server_id,
                        zmq_strerror(errno));
-    int rc = ready > 0 && (items[0].revents & ZMQ_POLLIN) ? ps_dispatch(s, err, errlen) : PST_OK;
-    if (rc == PST_OK && ready > 0 && s->rsock && (items[1].revents & ZMQ_POLLIN))
+    const int message = ready > 0 && (items[0].revents & ZMQ_POLLIN);
+    int rc = message ? ps_dispatch(s, err, errlen) : PST_OK;
+    if (rc == PST_OK && ready > 0 && (items[1].revents & ZMQ_POLLIN))
+        rc = take_conn_events(s, err, errlen);
+    if (rc == PST_OK && ready > 0 && s->rsock && (items[2].revents & ZMQ_POLLIN))
         rc = ps_replica_recv(s, err, errlen);
     if (rc == PST_OK)
         rc = ps_watch(s, err, errlen);
     if (rc == PST_OK)
         rc = ps_replica_watch(s, err, errlen);
-    return rc != PST_OK ? rc : ready > 0;
+    return rc != PST_OK ? rc : message;
 }
 
 int ps_server_done(const ps_server *s) {

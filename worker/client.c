@@ -55,13 +55,14 @@ int wk_client_recv(wk_client *c, int s, pb_msg *m, pb_kind want, int part, int w
     for (;;) {
         int ready, gone = -1;
         char lost[384];
-        /* In slices, so that a server the heartbeats say is lost ends the wait; a signal
+        /* In slices of 0.1 s, so that a server the heartbeats say is lost ends the wait soon
+         * (a reset is known within about a second: heartbeat.h); a signal
          * (the SIGTERM that asks for a last checkpoint) interrupts a slice: go on waiting
          * for the rest of the timeout. */
         do {
             const double left = wait ? deadline - pst_now() : 0.0;
             ready = left > 0 || !wait
-                        ? zmq_poll(&item, 1, (long)(left < 0.25 ? left * 1000.0 : 250.0))
+                        ? zmq_poll(&item, 1, (long)(left < 0.1 ? left * 1000.0 : 100.0))
                         : 0;
             if (ready == 0 && !wait)
                 return PST_EAGAIN;
@@ -403,7 +404,9 @@ void wk_client_fail(wk_client *c, const char *reason) {
         .shutdown = {.worker_id = (uint32_t)c->worker_id, .failed = 1, .reason = reason}};
     const int linger = 500; /* ms that closing may wait for it to go out */
     for (int s = 0; s < c->P; s++) {
-        char err[64];
+        char err[64], why[8];
+        if (wk_heartbeat_server_lost(c->hb, s, why, sizeof why))
+            continue; /* nobody to tell: closing would wait the linger out */
         zmq_setsockopt(c->srv[s].sock, ZMQ_LINGER, &linger, sizeof linger);
         pb_send(c->srv[s].sock, NULL, &d, NULL, 0, err, sizeof err);
     }
@@ -470,6 +473,7 @@ int wk_client_shutdown(wk_client *c, FILE *out, char *err, size_t errlen) {
     const int rc = take_stats(c, err, errlen);
     if (rc != PST_OK)
         return rc;
+    wk_heartbeat_leave(c->hb); /* every server has answered: they may end now */
     for (int s = 0; s < c->P && out; s++) {
         const wk_server_stats *st = &c->stats[s];
         fprintf(out,

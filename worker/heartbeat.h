@@ -1,8 +1,9 @@
 /* heartbeat.h: a worker's heartbeats. A thread of its own pings every server once a second
  * on connections of its own, so a worker busy computing (an evaluation, a judge, a long
- * step) is still heard, and it notes each server's Pong: a server silent for the peer
- * timeout is lost, and the worker's waits (worker/client.c) give up on it then instead of
- * waiting out --timeout. */
+ * step) is still heard, and it notes each server's Pong and its connection closing (ZeroMQ's
+ * socket monitor): a server whose connection was reset and not made again within about a
+ * second, or silent for the peer timeout, is lost, and the worker's waits
+ * (worker/client.c) give up on it then instead of waiting out --timeout. */
 #ifndef PSTRAIN_WORKER_HEARTBEAT_H
 #define PSTRAIN_WORKER_HEARTBEAT_H
 
@@ -23,8 +24,15 @@ void wk_heartbeat_free(wk_heartbeat **hb);
 /* The peer timeout it was started with, in seconds. */
 double wk_heartbeat_timeout(const wk_heartbeat *hb);
 
-/* Whether some server has been silent for longer than the peer timeout: 1 with one line in
- * why naming it, its endpoint and the silence; 0 while all answer. Thread-safe. */
+/* Whether server i (0..n-1) is lost: 1 with one line in why naming it, its endpoint and
+ * why ("server 1 at tcp://10.0.0.2:5000 lost: ..."), 0 while it answers. Lost: its
+ * connection closed (reset: a killed process's kernel closes its sockets) and could not be
+ * made again within about a second, unless this worker has said goodbye; or silent for
+ * longer than the peer timeout (a host gone without a reset). 0 for a NULL hb. Thread-safe. */
+int wk_heartbeat_server_lost(const wk_heartbeat *hb, int i, char *why, size_t whylen);
+
+/* Whether some server is lost (wk_heartbeat_server_lost of the first one that is); 0 for a
+ * NULL hb. Thread-safe. */
 int wk_heartbeat_lost(const wk_heartbeat *hb, char *why, size_t whylen);
 /* wk_heartbeat_lost that says which: the first silent endpoint's index, or -1. */
 int wk_heartbeat_lost_one(const wk_heartbeat *hb, char *why, size_t whylen);
@@ -32,5 +40,9 @@ int wk_heartbeat_lost_one(const wk_heartbeat *hb, char *why, size_t whylen);
 /* Endpoint i is now at endpoint (borrowed until wk_heartbeat_free): --replicas, a server's
  * copy that took its shard over. Its silence counts from now. Thread-safe. */
 void wk_heartbeat_move(wk_heartbeat *hb, int i, const char *endpoint);
+
+/* The worker has said goodbye to the servers (its Shutdown was answered): from now on their
+ * closing connections are their end, not a loss. Thread-safe; accepts NULL. */
+void wk_heartbeat_leave(const wk_heartbeat *hb);
 
 #endif
