@@ -176,7 +176,8 @@ static int survivors(wk_run *r, wk_task *t, const wk_job *job, int64_t epoch, ch
         *job->lost = 1;
     char how[64] = "";
     if (joined)
-        snprintf(how, sizeof how, " (%d joined)", joined);
+        snprintf(how, sizeof how, " (%d joined%s%.0d%s)", joined, left ? ", " : "", left,
+                 left ? " lost" : "");
     if (r->lead && epoch < r->o->epochs && !joined)
         printf("%d of %d workers go on: from epoch %lld each takes 1/%d of the data, %lld steps an "
                "epoch\n",
@@ -348,7 +349,7 @@ int wk_train(const wk_opts *o, const wk_job *job, const eng_ckpt *resume,
                 .num_workers = job ? job->num_workers : 1,
                 .batch = (int)o->batch};
     r.lead = r.rank == 0 && !(job && job->join); /* one that joins does not lead, yet */
-    r.chunk = r.batch > 128 ? r.batch : 128; /* evaluation batches */
+    r.chunk = r.batch > 128 ? r.batch : 128;     /* evaluation batches */
     wk_part_optims(o, &model, resume, cfg);
 
     /* A text model tokenizes with the checkpoint's vocabulary when resuming. */
