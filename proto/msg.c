@@ -86,6 +86,7 @@ static void hello_encode(const pb_msg *m, enc *e) {
     e->hello.parts = e->partp;
     e->hello.n_pushed = h->npushed;
     e->hello.pushed = (uint64_t *)h->pushed;
+    e->hello.join = h->join;
     e->env.hello = &e->hello;
 }
 
@@ -103,7 +104,8 @@ static int hello_decode(const Pstrain__Envelope *env, pb_msg *m, char *why, size
                           .param_count = h->param_count,
                           .layout_checksum = h->layout_checksum,
                           .nparts = h->n_parts,
-                          .npushed = h->n_pushed};
+                          .npushed = h->n_pushed,
+                          .join = h->join};
     for (size_t p = 0; p < h->n_pushed; p++)
         m->hello.pushed[p] = h->pushed[p];
     for (size_t p = 0; p < h->n_parts; p++)
@@ -123,6 +125,7 @@ static void hello_reply_encode(const pb_msg *m, enc *e) {
     e->hello_reply.shards = e->slicep;
     e->hello_reply.version = r->version;
     e->hello_reply.chunk = r->chunk;
+    e->hello_reply.worker_id = r->worker_id;
     e->env.hello_reply = &e->hello_reply;
 }
 
@@ -131,8 +134,11 @@ static int hello_reply_decode(const Pstrain__Envelope *env, pb_msg *m, char *why
     if (r->n_shards > PB_MAX_PARTS)
         return pst_err(why, whylen, PST_EMALFORMED, "hello_reply.shards: %zu, at most %d",
                        r->n_shards, PB_MAX_PARTS);
-    m->hello_reply = (pb_hello_reply){
-        .server_id = r->server_id, .nparts = r->n_shards, .version = r->version, .chunk = r->chunk};
+    m->hello_reply = (pb_hello_reply){.server_id = r->server_id,
+                                      .nparts = r->n_shards,
+                                      .version = r->version,
+                                      .chunk = r->chunk,
+                                      .worker_id = r->worker_id};
     for (size_t p = 0; p < r->n_shards; p++)
         m->hello_reply.shards[p] = slice_from(r->shards[p]);
     return PST_OK;

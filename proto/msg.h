@@ -78,7 +78,13 @@ typedef struct pb_hello {
     pb_part_desc parts[PB_MAX_PARTS];
     size_t npushed; /* 0, or nparts: a worker that comes to a backup (pstrain.proto) */
     uint64_t pushed[PB_MAX_PARTS];
+    uint32_t join; /* PB_JOIN_*: a worker that joins a running job */
 } pb_hello;
+
+/* Hello.join: a worker of the job's start; one that asks for a place in a running job and
+ * waits for the next admission round; one admitted by that round. */
+enum { PB_JOIN_NONE, PB_JOIN_ASK, PB_JOIN_ADMITTED };
+#define PB_ANY_WORKER 0xFFFFFFFFu /* Hello.worker_id of a joining worker without an id yet */
 
 typedef struct pb_hello_reply {
     uint32_t server_id;
@@ -86,6 +92,7 @@ typedef struct pb_hello_reply {
     pb_slice shards[PB_MAX_PARTS]; /* the range of each part this server owns */
     uint64_t version;              /* of part 0 */
     uint64_t chunk;                /* the most floats in one message (0: no limit) */
+    uint32_t worker_id;            /* the worker's id (a joining worker's, given here) */
 } pb_hello_reply;
 
 /* A gradient for a run of whole chunks of the server's shard of `part`; a payload follows

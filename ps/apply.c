@@ -161,7 +161,7 @@ void ps_apply_complete_clocks(ps_server *s, ps_part *pt, int k) {
         for (int w = 0; w < s->W; w++)
             if (!s->peers[w].lost && !pt->have[first + (size_t)w * C])
                 return;
-        if (s->nlost == s->W)
+        if (s->nlost + s->nvacant == s->W)
             return;
         for (int w = 0; w < s->W; w++) { /* in worker order: the sum is the same every time */
             const size_t i = first + (size_t)w * C;

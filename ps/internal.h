@@ -31,10 +31,13 @@ typedef struct pending_pull {
 typedef struct peer {
     pb_peer from; /* where to answer */
     int said_hello, said_goodbye;
-    double heard; /* when anything last came from it (or its deadline to start) */
-    int lost;
+    double heard;     /* when anything last came from it (or its deadline to start) */
+    int lost;         /* not counted: gone, or a place for a worker that joins (below) */
     int conns;        /* open connections it has sent on (ps_conn) */
     double closed_at; /* when the last of them closed (0: one is open, or none known) */
+    /* --max-workers: a place no worker holds yet, or one a joining worker holds while it
+     * waits for the next admission round (ps/join.c); both are lost and in nvacant */
+    int vacant, waiting, asked; /* asked: its admission request is in, on server 0 */
 } peer;
 
 /* A connection of the server's socket, by descriptor, as the socket monitor reports it: a
@@ -122,6 +125,7 @@ struct ps_server {
     eng_pool *pool; /* threads for the update: workers wait for it in sync mode */
     /* membership and stopping */
     int nlost, nfailed;
+    int nvacant;        /* places of W no worker is counted in yet (--max-workers) */
     int stop_noted;     /* this process's stop signal has set the parts' stops */
     const float **live; /* (W): one clock's gradients from the workers still counted */
     /* the Reduce round in progress (one at a time: a worker sends the next only after the
@@ -175,6 +179,10 @@ int ps_answer_pending(ps_server *s, char *err, size_t errlen);
 int ps_on_pull(ps_server *s, const pb_peer *from, pb_msg *m, char *err, size_t errlen);
 
 /* --- members.c --- */
+/* Forgets worker w's queued pulls and what it was sent (a new connection, or gone). */
+void ps_forget_pulls(ps_server *s, uint32_t w);
+/* The answer to worker w's hello. */
+int ps_send_hello_reply(ps_server *s, const pb_peer *to, uint32_t w, char *err, size_t errlen);
 int ps_on_hello(ps_server *s, const pb_peer *from, pb_msg *m, char *err, size_t errlen);
 int ps_on_shutdown(ps_server *s, const pb_peer *from, pb_msg *m, char *err, size_t errlen);
 int ps_on_ping(ps_server *s, const pb_peer *from, pb_msg *m, char *err, size_t errlen);
@@ -200,6 +208,18 @@ int ps_on_reduce(ps_server *s, const pb_peer *from, pb_msg *m, char *err, size_t
 /* Part pt's whole shard for a checkpoint, to `to`. */
 int ps_send_snapshot(ps_server *s, const ps_part *pt, const pb_peer *to, char *err, size_t errlen);
 int ps_on_snapshot(ps_server *s, const pb_peer *from, pb_msg *m, char *err, size_t errlen);
+
+/* --- join.c --- */
+/* A hello with join set: a place for the worker, or its admission. */
+int ps_on_join(ps_server *s, const pb_peer *from, pb_msg *m, char *err, size_t errlen);
+/* Server 0, a reduce of op PB_REDUCE_ADMIT from a waiting worker: it takes part in the next
+ * admission round. */
+int ps_join_ask(ps_server *s, const pb_peer *from, pb_msg *m, char *err, size_t errlen);
+/* Worker w, waiting, is counted from now on. */
+void ps_join_admit(ps_server *s, int w);
+/* Between messages: a waiting worker silent for --peer-timeout gives its place up. */
+void ps_join_watch(ps_server *s);
+#define PS_REDUCE_ADMIT 3
 
 /* --- replica.c --- */
 /* Connects to the backup (cfg.backup). PST_OK or a code with err. */

@@ -32,7 +32,7 @@ static int same_parts(const ps_server *s, const pb_hello *h, char *why, size_t w
 /* Forgets the pulls worker w has queued: its pending ones and their counts in every part
  * (its connection is new, or it is gone: nobody is left to answer), and what it was sent:
  * its next coded pulls start from the weights. */
-static void forget_pulls(ps_server *s, uint32_t w) {
+void ps_forget_pulls(ps_server *s, uint32_t w) {
     int kept = 0;
     for (int i = 0; i < s->npending; i++)
         if (s->pending[i].worker_id != w)
@@ -66,29 +66,43 @@ int ps_on_hello(ps_server *s, const pb_peer *from, pb_msg *m, char *err, size_t 
     }
     if (same_parts(s, h, why, sizeof why) != PST_OK)
         return ps_refuse(s, from, PB_ERR_LAYOUT, why);
+    if (h->join)
+        return ps_on_join(s, from, m, err, errlen);
     if (h->num_workers != (uint32_t)s->W || h->worker_id >= (uint32_t)s->W) {
         snprintf(why, sizeof why, "hello: expected worker_id 0..%d of %d workers, got %u of %u",
                  s->W - 1, s->W, h->worker_id, h->num_workers);
         return ps_refuse(s, from, PB_ERR_RANGE, why);
     }
+    peer *p = &s->peers[h->worker_id];
+    if (p->vacant || p->waiting) {
+        snprintf(why, sizeof why,
+                 "hello: worker %u is a place for a worker that joins (hello.join), not one "
+                 "of the job's start",
+                 h->worker_id);
+        return ps_refuse(s, from, PB_ERR_STATE, why);
+    }
     if (s->standby || h->npushed)
         ps_replica_take_over(s, (int)h->worker_id, h);
-    peer *p = &s->peers[h->worker_id];
     p->from = *from;
     p->said_hello = 1;
     /* A worker that says hello again has a new connection: a pull its old one left waiting
      * has nobody to answer to. */
-    forget_pulls(s, h->worker_id);
+    ps_forget_pulls(s, h->worker_id);
+    return ps_send_hello_reply(s, from, h->worker_id, err, errlen);
+}
+
+int ps_send_hello_reply(ps_server *s, const pb_peer *to, uint32_t w, char *err, size_t errlen) {
     pb_msg r = {.kind = PB_HELLO_REPLY,
                 .hello_reply = {.server_id = (uint32_t)s->cfg.server_id,
                                 .nparts = (size_t)s->nparts,
                                 .version = ps_shard_version(&s->parts[0]),
-                                .chunk = s->cfg.chunk}};
+                                .chunk = s->cfg.chunk,
+                                .worker_id = w}};
     for (int q = 0; q < s->nparts; q++) {
         ps_part *pt = &s->parts[q];
         r.hello_reply.shards[q] = (pb_slice){pt->lo, pt->n};
     }
-    return pb_send(s->sock, from, &r, NULL, 0, err, errlen);
+    return pb_send(s->sock, to, &r, NULL, 0, err, errlen);
 }
 
 int ps_on_shutdown(ps_server *s, const pb_peer *from, pb_msg *m, char *err, size_t errlen) {
@@ -164,7 +178,7 @@ static ps_conn *conn_at(ps_server *s, int fd) {
 
 void ps_heard(ps_server *s, int w, const pb_peer *from) {
     peer *p = &s->peers[w];
-    if (p->lost)
+    if (p->lost && !p->waiting) /* one waiting to join is heard too (ps_join_watch) */
         return;
     p->heard = pst_now();
     if (from->fd < 0)
@@ -194,7 +208,7 @@ int ps_drop_worker(ps_server *s, int w, const char *why, char *err, size_t errle
     peer *p = &s->peers[w];
     p->lost = 1;
     s->nlost++;
-    const int left = s->W - s->nlost;
+    const int left = s->W - s->nlost - s->nvacant;
     FILE *log = s->cfg.log ? s->cfg.log : stderr;
     fprintf(log, "server %d: worker %d lost: %s; ", s->cfg.server_id, w, why);
     if (left == 0)
@@ -213,7 +227,7 @@ int ps_drop_worker(ps_server *s, int w, const char *why, char *err, size_t errle
                 pb_frame_free(&pt->held[i]);
             }
     }
-    forget_pulls(s, (uint32_t)w);
+    ps_forget_pulls(s, (uint32_t)w);
     if (s->red_have[w]) {
         s->red_have[w] = 0;
         s->red_count--;
@@ -260,6 +274,7 @@ int ps_watch(ps_server *s, char *err, size_t errlen) {
         if (rc != PST_OK)
             return rc;
     }
+    ps_join_watch(s);
     if (s->cfg.stop && *s->cfg.stop && !s->stop_noted) {
         s->stop_noted = 1;
         ps_stop_after_newest(s);

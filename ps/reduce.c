@@ -18,16 +18,23 @@ int ps_answer_reduce(ps_server *s, char *err, size_t errlen) {
     double *acc = s->red_acc;
     uint32_t *ids = s->red_ids;
     size_t nids = 0;
+    /* an admission round: the workers waiting to join take part from here (ids ascend) */
+    for (int w = 0; w < s->W && s->red_op == PS_REDUCE_ADMIT; w++)
+        if (s->peers[w].waiting && s->peers[w].asked) {
+            ps_join_admit(s, w);
+            s->red_have[w] = 2; /* answered, with no values of its own */
+        }
+    const uint32_t op = s->red_op == PS_REDUCE_ADMIT ? 1 : s->red_op; /* admission: max */
     for (size_t i = 0; i < s->red_n; i++)
-        acc[i] = s->red_op == 1 ? -HUGE_VAL : s->red_op == 2 ? HUGE_VAL : 0.0;
+        acc[i] = op == 1 ? -HUGE_VAL : op == 2 ? HUGE_VAL : 0.0;
     for (int w = 0; w < s->W; w++) {
         if (!s->red_have[w])
             continue;
         const double *v = s->red_vals + (size_t)w * PS_REDUCE_MAX;
-        for (size_t i = 0; i < s->red_n; i++)
-            acc[i] = s->red_op == 1   ? (v[i] > acc[i] ? v[i] : acc[i])
-                     : s->red_op == 2 ? (v[i] < acc[i] ? v[i] : acc[i])
-                                      : acc[i] + v[i];
+        for (size_t i = 0; i < s->red_n && s->red_have[w] == 1; i++)
+            acc[i] = op == 1   ? (v[i] > acc[i] ? v[i] : acc[i])
+                     : op == 2 ? (v[i] < acc[i] ? v[i] : acc[i])
+                               : acc[i] + v[i];
         ids[nids++] = (uint32_t)w;
     }
     const pb_msg r = {.kind = PB_REDUCE_REPLY,
@@ -48,10 +55,12 @@ int ps_answer_reduce(ps_server *s, char *err, size_t errlen) {
 int ps_on_reduce(ps_server *s, const pb_peer *from, pb_msg *m, char *err, size_t errlen) {
     const pb_reduce *r = &m->reduce;
     char why[256];
+    if (r->op == PS_REDUCE_ADMIT && r->worker_id < (uint32_t)s->W && s->peers[r->worker_id].waiting)
+        return ps_join_ask(s, from, m, err, errlen);
     if (ps_peer_of(s, from, r->worker_id, "reduce", why, sizeof why) != PST_OK)
         return ps_refuse(s, from, PB_ERR_STATE, why);
-    if (r->op > 2 || r->nvalues > PS_REDUCE_MAX) {
-        snprintf(why, sizeof why, "reduce: expected op 0..2 and at most %d values, got op %u, %zu",
+    if (r->op > PS_REDUCE_ADMIT || r->nvalues > PS_REDUCE_MAX) {
+        snprintf(why, sizeof why, "reduce: expected op 0..3 and at most %d values, got op %u, %zu",
                  PS_REDUCE_MAX, r->op, r->nvalues);
         return ps_refuse(s, from, PB_ERR_RANGE, why);
     }

@@ -137,7 +137,7 @@ ps_server *ps_server_new(const ps_config *cfg, char *err, size_t errlen) {
                cfg->num_workers, cfg->nparts);
     ps_server *s = pst_calloc(1, sizeof *s);
     s->cfg = *cfg;
-    s->W = cfg->num_workers;
+    s->W = cfg->max_workers > cfg->num_workers ? cfg->max_workers : cfg->num_workers;
     s->nparts = cfg->nparts;
     s->slots = cfg->mode == PS_ASYNC ? 0 : (cfg->mode == PS_SSP ? cfg->staleness : 0) + 1;
     if (s->cfg.peer_timeout <= 0)
@@ -145,6 +145,10 @@ ps_server *ps_server_new(const ps_config *cfg, char *err, size_t errlen) {
     s->peers = pst_calloc((size_t)s->W, sizeof *s->peers);
     for (int w = 0; w < s->W; w++)
         s->peers[w].heard = pst_now() + cfg->start_grace;
+    for (int w = cfg->num_workers; w < s->W; w++) { /* places for workers that join */
+        s->peers[w].vacant = s->peers[w].lost = 1;
+        s->nvacant++;
+    }
     s->live = pst_calloc((size_t)s->W, sizeof *s->live);
     s->red_have = pst_calloc((size_t)s->W, 1);
     s->red_vals = pst_calloc((size_t)s->W * PS_REDUCE_MAX, sizeof *s->red_vals);
@@ -306,7 +310,7 @@ int ps_server_poll(ps_server *s, int timeout_ms, char *err, size_t errlen) {
 }
 
 int ps_server_done(const ps_server *s) {
-    return s->standby ? s->primary_done : s->goodbyes + s->nlost >= s->W;
+    return s->standby ? s->primary_done : s->goodbyes + s->nlost + s->nvacant >= s->W;
 }
 int ps_server_standby(const ps_server *s) { return s->standby; }
 int ps_server_stopped(const ps_server *s) {
@@ -329,7 +333,7 @@ int ps_server_run(ps_server *s, char *err, size_t errlen) {
     ps_replica_end(s);
     if (s->standby)
         return PST_OK;
-    if (s->nlost == s->W)
+    if (s->nlost + s->nvacant == s->W)
         return pst_err(err, errlen, PST_EIO, "server %d: every worker was lost", s->cfg.server_id);
     if (s->nfailed)
         return pst_err(err, errlen, PST_EIO, "server %d: %d worker(s) ended on a failure",

@@ -78,6 +78,8 @@ typedef struct ps_config {
                                     instead of the job going on without it */
     int standby;                 /* --replicas: this server is the backup of server_id's shard (see
                                     ps_server_set_backup), not its primary */
+    int max_workers;             /* --max-workers: places for workers that join the running job
+                                    (ids num_workers..max_workers-1; 0: none) */
 } ps_config;
 
 /* Counters over all parts: updates and pushes count once per part and step. */

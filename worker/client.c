@@ -153,9 +153,10 @@ int wk_client_take_hello(wk_client *c, int s, char *err, size_t errlen) {
     return rc;
 }
 
-wk_client *wk_client_new(const char *const *endpoints, int P, int worker_id, int num_workers,
-                         const eng_model *m, double timeout_s, const struct pb_keys *keys,
-                         char *err, size_t errlen) {
+/* wk_client_new, or with join a worker that asks for its place in a running job. */
+static wk_client *client_new(const char *const *endpoints, int P, int worker_id, int num_workers,
+                             const eng_model *m, double timeout_s, const struct pb_keys *keys,
+                             uint32_t join, char *err, size_t errlen) {
     PST_ASSERT(m->nparts >= 1 && m->nparts <= ENG_MAX_PARTS && m->nparts <= PB_MAX_PARTS,
                "%s: %d parts", m->def->name, m->nparts);
     wk_client *c = pst_calloc(1, sizeof *c);
@@ -168,7 +169,7 @@ wk_client *wk_client_new(const char *const *endpoints, int P, int worker_id, int
     c->members = pst_calloc((size_t)num_workers, sizeof *c->members);
     for (int w = 0; w < num_workers; w++)
         c->members[w] = w;
-    c->nmembers = num_workers;
+    c->nmembers = join ? 0 : num_workers; /* a joining worker learns them when admitted */
     c->keys = keys;
     pb_msg h = {.kind = PB_HELLO,
                 .hello = {.worker_id = (uint32_t)worker_id,
@@ -176,7 +177,8 @@ wk_client *wk_client_new(const char *const *endpoints, int P, int worker_id, int
                           .model = m->def->name,
                           .param_count = m->layout.total,
                           .layout_checksum = eng_layout_checksum(&m->layout),
-                          .nparts = (size_t)m->nparts}};
+                          .nparts = (size_t)m->nparts,
+                          .join = join}};
     for (int p = 0; p < c->nparts; p++) {
         eng_model_part(m, p, &c->parts[p].model);
         const eng_layout *lay = &c->parts[p].model.layout;
@@ -219,6 +221,91 @@ wk_client *wk_client_new(const char *const *endpoints, int P, int worker_id, int
 fail:
     wk_client_free(&c);
     return NULL;
+}
+
+wk_client *wk_client_new(const char *const *endpoints, int P, int worker_id, int num_workers,
+                         const eng_model *m, double timeout_s, const struct pb_keys *keys,
+                         char *err, size_t errlen) {
+    return client_new(endpoints, P, worker_id, num_workers, m, timeout_s, keys, PB_JOIN_NONE, err,
+                      errlen);
+}
+
+wk_client *wk_client_join(const char *const *endpoints, int P, int worker_id, int num_workers,
+                          const eng_model *m, double timeout_s, const struct pb_keys *keys,
+                          char *err, size_t errlen) {
+    return client_new(endpoints, P, worker_id, num_workers, m, timeout_s, keys, PB_JOIN_ASK, err,
+                      errlen);
+}
+
+void wk_client_set_world(wk_client *c, int world) { c->nmembers = world < c->W ? world : c->W; }
+
+int wk_client_admitted(wk_client *c, char *err, size_t errlen) {
+    pb_msg h = {.kind = PB_HELLO, .hello = c->hello};
+    h.hello.join = PB_JOIN_ADMITTED;
+    for (int s = 0; s < c->P; s++) {
+        const int rc = pb_send(c->srv[s].sock, NULL, &h, NULL, 0, err, errlen);
+        if (rc != PST_OK)
+            return rc;
+    }
+    for (int s = 0; s < c->P; s++) {
+        const int rc = wk_client_take_hello(c, s, err, errlen);
+        if (rc != PST_OK)
+            return rc;
+    }
+    c->hello.join = PB_JOIN_NONE; /* a copy that takes a shard over knows it as any worker */
+    return PST_OK;
+}
+
+int wk_client_ask_place(const char *endpoint, const eng_model *m, int num_workers, double timeout_s,
+                        const struct pb_keys *keys, int *worker_id, char *err, size_t errlen) {
+    void *ctx = zmq_ctx_new(), *sock = ctx ? zmq_socket(ctx, ZMQ_DEALER) : NULL;
+    int rc = sock ? PST_OK : pst_err(err, errlen, PST_ESOCKET, "zmq: %s", zmq_strerror(errno));
+    int zero = 0;
+    if (sock)
+        zmq_setsockopt(sock, ZMQ_LINGER, &zero, sizeof zero);
+    if (rc == PST_OK && keys)
+        rc = pb_secure_client(sock, keys, err, errlen);
+    if (rc == PST_OK && zmq_connect(sock, endpoint) != 0)
+        rc = pst_err(err, errlen, PST_ESOCKET, "server 0 at %s: cannot connect: %s", endpoint,
+                     zmq_strerror(errno));
+    pb_msg h = {.kind = PB_HELLO,
+                .hello = {.worker_id = PB_ANY_WORKER,
+                          .num_workers = (uint32_t)num_workers,
+                          .model = m->def->name,
+                          .param_count = m->layout.total,
+                          .layout_checksum = eng_layout_checksum(&m->layout),
+                          .nparts = (size_t)m->nparts,
+                          .join = PB_JOIN_ASK}};
+    for (int p = 0; p < m->nparts; p++) {
+        eng_model part;
+        eng_model_part(m, p, &part);
+        h.hello.parts[p] =
+            (pb_part_desc){m->parts[p].name, part.layout.total, eng_layout_checksum(&part.layout)};
+    }
+    if (rc == PST_OK)
+        rc = pb_send(sock, NULL, &h, NULL, 0, err, errlen);
+    zmq_pollitem_t item = {sock, 0, ZMQ_POLLIN, 0};
+    if (rc == PST_OK && zmq_poll(&item, 1, (long)(timeout_s * 1000.0)) <= 0)
+        rc = pst_err(err, errlen, PST_EPEER, "server 0 at %s: no answer in %g s", endpoint,
+                     timeout_s);
+    pb_msg r = {0};
+    char why[256];
+    if (rc == PST_OK && (rc = pb_recv(sock, NULL, &r, 0, why, sizeof why)) != PST_OK)
+        rc = pst_err(err, errlen, PST_EPEER, "server 0 at %s: %s", endpoint, why);
+    else if (rc == PST_OK && r.kind == PB_ERROR)
+        rc = pst_err(err, errlen, PST_EPEER, "server 0 at %s refused: %s", endpoint,
+                     r.error.message);
+    else if (rc == PST_OK &&
+             (r.kind != PB_HELLO_REPLY || r.hello_reply.worker_id >= (uint32_t)num_workers))
+        rc = pst_err(err, errlen, PST_EPEER, "server 0 at %s: no place in its answer", endpoint);
+    if (rc == PST_OK)
+        *worker_id = (int)r.hello_reply.worker_id;
+    pb_msg_clear(&r);
+    if (sock)
+        zmq_close(sock);
+    if (ctx)
+        zmq_ctx_term(ctx);
+    return rc;
 }
 
 void wk_client_set_coding(wk_client *c, int wire, double topk) {
@@ -283,6 +370,8 @@ int wk_client_reduce(wk_client *c, int op, double *v, int n, char *err, size_t e
     pb_msg m;
     rc = wk_client_recv(c, 0, &m, PB_REDUCE_REPLY, 0, 1, err, errlen);
     c->reduce_out = 0;
+    if (rc == PST_OK && op == WK_REDUCE_ADMIT && c->nmembers == 0)
+        c->round = m.reduce_reply.round; /* a joining worker's first round: the job's */
     if (rc == PST_OK) {
         const pb_reduce_reply *a = &m.reduce_reply;
         if (a->round != c->round || a->nvalues != (size_t)n || a->nworkers > (size_t)c->W)

@@ -26,6 +26,20 @@ wk_client *wk_client_new(const char *const *endpoints, int P, int worker_id, int
                          char *err, size_t errlen);
 void wk_client_free(wk_client **c);
 
+/* --max-workers: a worker that joins a running job (pstrain train --join). First
+ * wk_client_ask_place asks server 0 at endpoint for a place: *worker_id. Then wk_client_join
+ * connects as wk_client_new does but waits, known to every server, to be admitted: by the
+ * workers' next admission round (wk_client_reduce of WK_REDUCE_ADMIT, at an epoch's end),
+ * after which wk_client_admitted tells every server it counts from now on. */
+int wk_client_ask_place(const char *endpoint, const eng_model *m, int num_workers, double timeout_s,
+                        const struct pb_keys *keys, int *worker_id, char *err, size_t errlen);
+wk_client *wk_client_join(const char *const *endpoints, int P, int worker_id, int num_workers,
+                          const eng_model *m, double timeout_s, const struct pb_keys *keys,
+                          char *err, size_t errlen);
+int wk_client_admitted(wk_client *c, char *err, size_t errlen);
+/* The workers of the job's start are 0..world-1 (num_workers: the most it takes). */
+void wk_client_set_world(wk_client *c, int world);
+
 /* How pushes and pull answers carry their values from now on: wire, a pb_wire
  * (proto/codec.h); topk > 0: only that fraction of each push (the largest), the rest kept
  * and added to the next (error feedback), and likewise of each pull's change. Coded pushes
@@ -148,6 +162,10 @@ void wk_client_want_stop(wk_client *c);
  * worker still in the job calls it in the same order; v (n values, n <= 4096) becomes the
  * element-wise op over theirs: WK_REDUCE_SUM, _MAX or _MIN. Goes through server 0. */
 enum { WK_REDUCE_SUM = 0, WK_REDUCE_MAX = 1, WK_REDUCE_MIN = 2 };
+/* The admission round (--max-workers), at each epoch's end: the max, and the workers waiting
+ * to join take part (their values do not count) and are counted from then on. A joining
+ * worker's round is the job's: it learns the round's number from the answer. */
+enum { WK_REDUCE_ADMIT = 3 };
 int wk_client_reduce(wk_client *c, int op, double *v, int n, char *err, size_t errlen);
 
 /* The workers that took part in the last reduce round (all of them before the first):

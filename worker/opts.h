@@ -27,6 +27,9 @@ typedef struct wk_opts {
     /* a parameter-server job (mpirun) */
     int64_t servers;                /* ranks 0..servers-1 serve; 0: one-process training */
     int64_t replicas;               /* copies of each shard on other servers (0 or 1) */
+    int64_t max_workers;            /* places for workers that join (0: the job's own) */
+    char job_file[WK_PATH_MAX];     /* where rank 0 writes the job file (empty: see jobfile.h) */
+    char join[WK_PATH_MAX];         /* pstrain train --join FILE: a worker that joins */
     char mode[16];                  /* sync | async | ssp */
     int64_t staleness;              /* ssp */
     double timeout;                 /* seconds to wait for a server before giving up */

@@ -46,6 +46,11 @@ wk_store *wk_store_remote_new(const wk_opts *o, const wk_job *job, const eng_mod
 /* Accepts NULL; sets *s to NULL. */
 void wk_store_free(wk_store **s);
 
+/* A remote store of a worker that joined (wk_job.join), once the admission round has
+ * admitted it: every server counts it from now on, and the weights step `step` needs are in
+ * its nets. */
+int wk_store_admitted(wk_store *s, uint64_t step, char *err, size_t errlen);
+
 /* True for the remote store. */
 int wk_store_remote(const wk_store *s);
 

@@ -277,6 +277,17 @@ static const wk_store_ops remote_ops = {
     remote_shutdown, remote_fail,
 };
 
+int wk_store_admitted(wk_store *s, uint64_t step, char *err, size_t errlen) {
+    remote_store *r = (remote_store *)s;
+    int rc = wk_client_admitted(r->client, err, errlen);
+    for (int p = 0; rc == PST_OK && p < r->nparts; p++)
+        if ((rc = wk_client_pull_send(r->client, p, wk_needed_version(r->o, step), err, errlen)) ==
+            PST_OK)
+            rc = wk_client_pull_wait(r->client, p, eng_net_params(s->nets[p]), &r->version[p], err,
+                                     errlen);
+    return rc;
+}
+
 wk_store *wk_store_remote_new(const wk_opts *o, const wk_job *job, const eng_model *m,
                               eng_net *const *nets, char *err, size_t errlen) {
     remote_store *r = pst_calloc(1, sizeof *r);
@@ -294,17 +305,24 @@ wk_store *wk_store_remote_new(const wk_opts *o, const wk_job *job, const eng_mod
         state_init(&r->state[p], &part);
     }
     int rc = PST_EPEER;
-    r->client = wk_client_new(job->endpoints, job->num_servers, job->worker_id, job->num_workers, m,
-                              o->timeout, job->keys, err, errlen);
+    r->client = job->join ? wk_client_join(job->endpoints, job->num_servers, job->worker_id,
+                                           job->num_workers, m, o->timeout, job->keys, err, errlen)
+                          : wk_client_new(job->endpoints, job->num_servers, job->worker_id,
+                                          job->num_workers, m, o->timeout, job->keys, err, errlen);
     pb_wire wire = PB_WIRE_FP32;
     pb_wire_parse(o->wire, &wire); /* the command line checked it */
+    if (r->client && !job->join)
+        wk_client_set_world(r->client, job->world);
     if (r->client)
         wk_client_set_coding(r->client, wire, o->topk);
-    for (int p = 0; r->client && p < m->nparts; p++)
+    /* a joining worker takes the weights once admitted (wk_store_admitted) */
+    for (int p = 0; r->client && p < m->nparts && !job->join; p++)
         if ((rc = wk_client_pull_send(r->client, p, 0, err, errlen)) != PST_OK ||
             (rc = wk_client_pull_wait(r->client, p, eng_net_params(nets[p]), &r->version[p], err,
                                       errlen)) != PST_OK)
             break;
+    if (r->client && job->join)
+        rc = PST_OK;
     if (!r->client || rc != PST_OK) {
         remote_fail(&r->base, err);
         remote_free(&r->base);

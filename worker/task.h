@@ -35,6 +35,7 @@ typedef struct wk_run {
     wk_progress *prog;
     int lead, rank, world;      /* the lead (the first worker left, or the one process) reports */
     int lead_id;                /* the worker that leads: 0 until it is lost */
+    int *members, nmembers;     /* the job's workers' ids, ascending, as this epoch began */
     int worker_id, num_workers; /* in the job as it started (0 of 1 in one process) */
     int threads, batch;
     int chunk;              /* samples x and labels hold (>= batch) */

@@ -126,30 +126,92 @@ static int checkpoint(wk_run *r, wk_task *t, wk_ckpt_writer **writer, wk_positio
     return rc < 0 ? rc : PST_OK;
 }
 
-/* After an epoch: workers lost during it leave their data to the others from the next
- * epoch on (and their share of the test set, which the last evaluation covered whole). */
+/* The job's workers are ids[0..n) now (the last reduce round's): this worker's rank among
+ * them, and its share of the data (every worker agrees on the steps an epoch). */
+static int regroup(wk_run *r, wk_task *t, const int *ids, int n, char *err, size_t errlen) {
+    memcpy(r->members, ids, sizeof *ids * (size_t)n);
+    r->nmembers = n;
+    r->world = n;
+    for (int i = 0; i < n; i++)
+        if (ids[i] == r->worker_id)
+            r->rank = i;
+    wk_stream_close(r->data);
+    int rc = open_data(r->data, r->o, r->model, r->vocab, NULL, r->rank, r->world, err, errlen);
+    if (rc == PST_OK && (rc = agree_usable(r->store, r->data, err, errlen)) == PST_OK) {
+        r->prog->steps_per_epoch = r->data->steps_per_epoch;
+        t->ops->reshard(t, r);
+    }
+    return rc;
+}
+
+/* After an epoch: workers lost during it leave their data to the others from the next epoch
+ * on (and their share of the test set, which the last evaluation covered whole), and with
+ * places for more (--max-workers) the workers waiting to join are admitted in a round of
+ * their own and take their share. Every worker learns the same ids from the same round. */
 static int survivors(wk_run *r, wk_task *t, const wk_job *job, int64_t epoch, char *err,
                      size_t errlen) {
+    int rc;
+    if (job->num_workers > job->world) { /* the admission round: where the epoch ends */
+        double at[2] = {(double)r->step, (double)epoch};
+        if ((rc = wk_store_reduce(r->store, WK_REDUCE_ADMIT, at, 2, err, errlen)) != PST_OK)
+            return rc;
+    }
+    const int *ids;
+    const int n = wk_store_member_ids(r->store, &ids);
+    if (n == r->nmembers && memcmp(ids, r->members, sizeof *ids * (size_t)n) == 0)
+        return PST_OK;
+    int joined = 0, left = 0;
+    for (int i = 0, j = 0; i < n || j < r->nmembers;) { /* both ascend */
+        if (j == r->nmembers || (i < n && ids[i] < r->members[j]))
+            joined++, i++;
+        else if (i == n || r->members[j] < ids[i])
+            left++, j++;
+        else
+            i++, j++;
+    }
     const int was = r->world;
-    int rc = wk_store_members(r->store, &r->rank, &r->world, err, errlen);
-    if (rc <= 0)
+    if ((rc = regroup(r, t, ids, n, err, errlen)) != PST_OK)
         return rc;
-    wk_stream_close(r->data);
-    if ((rc = open_data(r->data, r->o, r->model, r->vocab, NULL, r->rank, r->world, err, errlen)) !=
-            PST_OK ||
-        (rc = agree_usable(r->store, r->data, err, errlen)) != PST_OK)
-        return rc;
-    r->prog->steps_per_epoch = r->data->steps_per_epoch;
-    if (job->lost)
+    if (left && job->lost)
         *job->lost = 1;
-    t->ops->reshard(t, r);
-    if (r->lead && epoch < r->o->epochs)
+    char how[64] = "";
+    if (joined)
+        snprintf(how, sizeof how, " (%d joined%s%.0d%s)", joined, left ? ", " : "", left,
+                 left ? " lost" : "");
+    if (r->lead && epoch < r->o->epochs && !joined)
         printf("%d of %d workers go on: from epoch %lld each takes 1/%d of the data, %lld steps an "
                "epoch\n",
                r->world, was, (long long)epoch + 1, r->world, (long long)r->data->steps_per_epoch);
+    else if (r->lead && epoch < r->o->epochs)
+        printf("%d workers%s: from epoch %lld each takes 1/%d of the data, %lld steps an epoch\n",
+               r->world, how, (long long)epoch + 1, r->world, (long long)r->data->steps_per_epoch);
     else if (r->lead)
-        printf("%d of %d workers go on: each evaluates 1/%d of the test set\n", r->world, was,
-               r->world);
+        printf("%d of %d workers go on%s: each evaluates 1/%d of the test set\n", r->world, was,
+               how, r->world);
+    return PST_OK;
+}
+
+/* A worker that joins a running job (pstrain train --join): it waits for the job's next
+ * admission round, at an epoch's end, then takes the weights and its share of the data with
+ * the others, and goes on from the step and epoch the round gave. */
+static int join_job(wk_run *r, wk_task *t, wk_position *from, char *err, size_t errlen) {
+    printf("worker %d: waiting to be admitted at the end of the job's epoch\n", r->worker_id);
+    fflush(stdout);
+    double at[2] = {0.0, 0.0};
+    int rc = wk_store_reduce(r->store, WK_REDUCE_ADMIT, at, 2, err, errlen);
+    const int *ids;
+    const int n = rc == PST_OK ? wk_store_member_ids(r->store, &ids) : 0;
+    if (rc != PST_OK ||
+        (rc = wk_store_admitted(r->store, (uint64_t)at[0], err, errlen)) != PST_OK ||
+        (rc = regroup(r, t, ids, n, err, errlen)) != PST_OK)
+        return rc;
+    r->lead_id = ids[0];
+    r->step = (int64_t)at[0];
+    *from = (wk_position){(int64_t)at[0], (int64_t)at[1] + 1, 0};
+    printf("worker %d joins the job at step %lld: %d workers from epoch %lld, each 1/%d of the "
+           "data\n",
+           r->worker_id, (long long)at[0], n, (long long)at[1] + 1, n);
+    fflush(stdout);
     return PST_OK;
 }
 
@@ -280,13 +342,14 @@ int wk_train(const wk_opts *o, const wk_job *job, const eng_ckpt *resume,
                 .cfg = cfg,
                 .data = &data,
                 .prog = &prog,
-                .rank = job ? job->worker_id : 0,
-                .world = job ? job->num_workers : 1,
+                /* a joining worker's share waits for its admission (join_job) */
+                .rank = job && !job->join ? job->worker_id : 0,
+                .world = job && !job->join ? job->world : 1,
                 .worker_id = job ? job->worker_id : 0,
                 .num_workers = job ? job->num_workers : 1,
                 .batch = (int)o->batch};
-    r.lead = r.rank == 0;
-    r.chunk = r.batch > 128 ? r.batch : 128; /* evaluation batches */
+    r.lead = r.rank == 0 && !(job && job->join); /* one that joins does not lead, yet */
+    r.chunk = r.batch > 128 ? r.batch : 128;     /* evaluation batches */
     wk_part_optims(o, &model, resume, cfg);
 
     /* A text model tokenizes with the checkpoint's vocabulary when resuming. */
@@ -332,8 +395,15 @@ int wk_train(const wk_opts *o, const wk_job *job, const eng_ckpt *resume,
         store = wk_store_local_new(&model, nets, cfg, resume);
     }
     r.store = store;
-    if ((rc = ops->start(task, &r, err, errlen)) != PST_OK ||
-        (rc = agree_usable(store, &data, err, errlen)) != PST_OK)
+    r.members = pst_calloc((size_t)r.num_workers, sizeof *r.members);
+    for (int i = 0; i < r.world && !(job && job->join); i++)
+        r.members[r.nmembers++] = i; /* a joining worker learns them when admitted */
+    wk_position joined_at = {0, 1, 0};
+    if (job && job->join)
+        rc = join_job(&r, task, &joined_at, err, errlen);
+    else
+        rc = agree_usable(store, &data, err, errlen);
+    if (rc != PST_OK || (rc = ops->start(task, &r, err, errlen)) != PST_OK)
         goto out;
     if (wk_progress_init(&prog, stdout, r.lead ? o->metrics : "", r.lead ? (int)o->progress : 0,
                          o->epochs, data.steps_per_epoch, err, errlen) != 0) {
@@ -345,8 +415,9 @@ int wk_train(const wk_opts *o, const wk_job *job, const eng_ckpt *resume,
         banner_more(o, resume);
     }
 
-    const wk_position from =
-        wk_resume_position(resume, r.world, r.batch, data.steps_per_epoch, r.lead);
+    const wk_position from = job && job->join ? joined_at
+                                              : wk_resume_position(resume, r.world, r.batch,
+                                                                   data.steps_per_epoch, r.lead);
     wk_time_split times = {0}; /* this worker's, for the report */
     int64_t trained = 0;
     double train_s = 0.0;
@@ -392,6 +463,7 @@ out:
     eng_vocab_free(&vocab);
     pst_free(r.x);
     pst_free(r.labels);
+    pst_free(r.members);
     wk_stream_close(&data);
     return rc;
 }

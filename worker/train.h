@@ -18,7 +18,9 @@
 
 /* The job around a worker. */
 typedef struct wk_job {
-    int worker_id, num_workers;
+    int worker_id, num_workers; /* num_workers: the most the job takes (--max-workers) */
+    int world;                  /* the workers at the job's start: 0..world-1 */
+    int join;                   /* this worker joins the running job (pstrain train --join) */
     int num_servers;
     const char *const *endpoints; /* server s at endpoints[s]: each serves every part */
     const char *const *backups; /* --replicas: server s's shard's copy at backups[s] (NULL: none) */

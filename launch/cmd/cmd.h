@@ -42,6 +42,9 @@ volatile sig_atomic_t *cmd_stop_signals(const wk_opts *o);
 int cmd_train(const cmd_config *c);     /* train.c: one process, or a job's rank */
 int cmd_preflight(const cmd_config *c); /* preflight.c: train --dry-run */
 int cmd_job(const cmd_config *c);       /* job.c: a rank of a parameter-server job */
+int cmd_join(const cmd_config *c);      /* join.c: a worker that joins a running job */
+/* main's argc and argv (the job file keeps the job's flags; a joining worker adds its own). */
+void cmd_argv(int *argc, char ***argv);
 /* job.c: after main has said the rank's exit status, MPI_Finalize (or _exit at once when a
  * peer is gone: it would wait for the dead). Nothing when this process started no job. */
 void cmd_job_end(int status);

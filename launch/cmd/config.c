@@ -196,6 +196,9 @@ int cmd_config_check(cmd_config *c, char *err, size_t errlen) {
     case CMD_CHECK:
         return check_model(&c->worker, err, errlen);
     case CMD_TRAIN:
+        if (c->worker.join[0]) /* checked with the job's own flags (join.c) */
+            return PST_OK;
+        return check_train(c, err, errlen);
     case CMD_SUMMARY:
         return check_train(c, err, errlen);
     }

@@ -53,6 +53,15 @@ const cmd_flag cmd_flags[] = {
     {"replicas", CMD_F_INT, NUM(worker.replicas), 0, 1, TRAIN, "R",
      "each server's shard is also kept by the next server, which takes over when it is lost "
      "(0 or 1; default 0)"},
+    {"max-workers", CMD_F_INT, NUM(worker.max_workers), 0, 32768, TRAIN, "N",
+     "workers may join the running job up to N in all (pstrain train --join FILE; default: "
+     "none); they are admitted at an epoch's end"},
+    {"job-file", CMD_F_STR, STR(worker.job_file), 0, 0, TRAIN, "FILE",
+     "with --max-workers, where rank 0 writes what a worker needs to join: the servers, the "
+     "job's token and keys (mode 0600; default: job.json in --checkpoint-dir)"},
+    {"join", CMD_F_STR, STR(worker.join), 0, 0, TRAIN, "FILE",
+     "join the running job FILE describes as one more worker, without mpirun (flags given "
+     "here, such as --data and --threads, override the job's)"},
     {"mode", CMD_F_STR, STR(worker.mode), 0, 0, TRAIN, "sync|async|ssp",
      "consistency with servers (default sync)"},
     {"staleness", CMD_F_INT, NUM(worker.staleness), 0, 1000, TRAIN, "S",

@@ -10,6 +10,8 @@
 #include "engine/model.h"
 #include "engine/shard.h"
 #include "launch/cmd/cmd.h"
+#include "launch/cmd/jobfile.h"
+#include "worker/paths.h"
 #include "launch/cmd/serve.h"
 #include "proto/secure.h"
 #include "proto/wire.h"
@@ -388,6 +390,49 @@ static int gather_endpoints(const cmd_rank_server *mine, int P, int size, int re
     return rc;
 }
 
+/* --max-workers: rank 0 writes what a worker needs to join (jobfile.h) where --job-file
+ * says, else into --checkpoint-dir. A job with neither says so: it takes no one. */
+static void write_job_file(const wk_opts *o, int P, int W, const char *const *endpoints,
+                           const char *const *backups, const pb_keys *keys, uint64_t token) {
+    char path[WK_PATH_MAX + 16], err[512];
+    if (o->job_file[0])
+        snprintf(path, sizeof path, "%s", o->job_file);
+    else if (o->checkpoint_dir[0]) {
+        if (wk_mkdirs("checkpoint-dir", o->checkpoint_dir, err, sizeof err) != PST_OK) {
+            fprintf(stderr, "pstrain: %s\n", err);
+            return;
+        }
+        snprintf(path, sizeof path, "%s/job.json", o->checkpoint_dir);
+    } else {
+        fprintf(stderr,
+                "pstrain: --max-workers %lld: no --job-file nor --checkpoint-dir to write "
+                "the job file in: no worker can join\n",
+                (long long)o->max_workers);
+        return;
+    }
+    int argc;
+    char **argv;
+    cmd_argv(&argc, &argv);
+    cmd_jobfile j = {.nargs = argc > 2 ? argc - 2 : 0,
+                     .args = argv + 2,
+                     .servers = P,
+                     .endpoints = (char **)endpoints,
+                     .backups = (char **)backups,
+                     .secure = keys != NULL,
+                     .workers = W,
+                     .max_workers = (int)o->max_workers};
+    if (keys)
+        j.keys = *keys;
+    j.keys.token = token;
+    if (cmd_jobfile_write(path, &j, err, sizeof err) == PST_OK)
+        printf("job file: %s (pstrain train --join %s adds a worker, up to %lld)\n", path, path,
+               (long long)o->max_workers);
+    else
+        fprintf(stderr, "pstrain: %s\n", err);
+    fflush(stdout);
+    pb_keys_wipe(&j.keys);
+}
+
 /* The first worker says where the servers are, and which server holds what of each part. */
 static void print_placement(const eng_model *m, const char *const *endpoints,
                             const char *const *backups, int P) {
@@ -420,8 +465,10 @@ static int work(const cmd_config *c, const cmd_rank_job *rj, const char *const *
     int joined = 0, rc;
     wk_heartbeat *hb = wk_heartbeat_new(endpoints, names, P, id, c->worker.peer_timeout, rj->keys,
                                         err, sizeof err);
+    const int most = c->worker.max_workers > rj->workers ? (int)c->worker.max_workers : rj->workers;
     wk_job job = {.worker_id = id,
-                  .num_workers = rj->workers,
+                  .num_workers = most,
+                  .world = rj->workers,
                   .num_servers = P,
                   .endpoints = endpoints,
                   .backups = backups,
@@ -504,8 +551,11 @@ int cmd_job(const cmd_config *c) {
         rc = cmd_rank_server_set_backup(server, backups[rank]);
     if (rc != PST_OK || (rank < P && !server)) /* nothing has started: the workers would wait */
         cmd_abort_job(PST_EPEER);
+    if (rank == 0 && o->max_workers > W)
+        write_job_file(o, P, W, endpoints, backups, secure ? &keys : NULL, keys.token);
     if (server)
-        rc = cmd_rank_server_run(server, W, strcmp(o->log_level, "quiet") == 0, &peer_gone);
+        rc = cmd_rank_server_run(server, o->max_workers > W ? (int)o->max_workers : W,
+                                 strcmp(o->log_level, "quiet") == 0, &peer_gone);
     else
         rc = work(c, &rj, endpoints, backups, from, stop);
     cmd_rank_server_free(&server);

@@ -129,8 +129,18 @@ int cmd_said(int rc, const char *err) {
     return rc;
 }
 
+static int main_argc;
+static char **main_argv;
+
+void cmd_argv(int *argc, char ***argv) {
+    *argc = main_argc;
+    *argv = main_argv;
+}
+
 /* The subcommand c names; PST_OK for --version and --help. */
 static int run(int argc, char **argv) {
+    main_argc = argc;
+    main_argv = argv;
     static cmd_config c;
     char err[1024] = "";
     const int rc = cmd_cli_parse(&c, argc, argv, err, sizeof err);

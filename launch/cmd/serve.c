@@ -61,6 +61,7 @@ cmd_rank_server *cmd_rank_server_start(const cmd_config *c, const cmd_rank_job *
                      .server_id = job->rank,
                      .num_servers = job->servers,
                      .num_workers = job->workers,
+                     .max_workers = (int)o->max_workers,
                      .mode = (ps_mode)ps_mode_parse(o->mode),
                      .staleness = (int)o->staleness,
                      .bind_host = sc->bind,

@@ -17,6 +17,8 @@ int cmd_train(const cmd_config *c) {
     const wk_opts *o = &c->worker;
     if (c->args.dry_run) /* before --servers asks for mpirun: a launcher runs this first */
         return cmd_preflight(c);
+    if (o->join[0])
+        return cmd_join(c);
     if (o->servers > 0) {
         if (!under_mpi_launcher()) {
             fprintf(stderr, "pstrain: --servers %lld: start the job with mpirun -np N (N > %lld)\n",

@@ -408,14 +408,16 @@ static pb_msg sample(pb_kind kind) {
                        .nparts = 2,
                        .parts = {{"generator", 1ull << 41, 1}, {"discriminator", 5, UINT64_MAX}},
                        .npushed = 2,
-                       .pushed = {UINT64_MAX, 7}};
+                       .pushed = {UINT64_MAX, 7},
+                       .join = PB_JOIN_ADMITTED};
         break;
     case PB_HELLO_REPLY:
         m.hello_reply = (pb_hello_reply){.server_id = 3,
                                          .nparts = 2,
                                          .shards = {sl, {9, 1ull << 35}},
                                          .version = UINT64_MAX,
-                                         .chunk = 16384};
+                                         .chunk = 16384,
+                                         .worker_id = 4000000002u};
         break;
     case PB_PUSH: /* sparse: its payload is the two rows of 500 inside the slice */
         m.push = (pb_push){.worker_id = 2,
@@ -529,7 +531,7 @@ static void expect_same(const pb_msg *got, const pb_msg *want) {
             SAME_STR(hello.parts[i].name);
             SAME(hello.parts[i].param_count), SAME(hello.parts[i].layout_checksum);
         }
-        SAME(hello.npushed);
+        SAME(hello.npushed), SAME(hello.join);
         for (size_t i = 0; i < want->hello.npushed; i++)
             SAME(hello.pushed[i]);
         break;
@@ -537,7 +539,7 @@ static void expect_same(const pb_msg *got, const pb_msg *want) {
         SAME(hello_reply.server_id), SAME(hello_reply.nparts);
         for (size_t i = 0; i < want->hello_reply.nparts; i++)
             SAME_SLICE(hello_reply.shards[i]);
-        SAME(hello_reply.version), SAME(hello_reply.chunk);
+        SAME(hello_reply.version), SAME(hello_reply.chunk), SAME(hello_reply.worker_id);
         break;
     case PB_PUSH:
         SAME(push.worker_id), SAME(push.part), SAME(push.step), SAME(push.base_version);
