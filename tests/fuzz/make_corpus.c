@@ -255,11 +255,51 @@ static void make_server(void) {
     sd.shutdown.worker_id = 1;
     put_message("shutdown-w1-async", 1, &sd, NULL, 0, NULL);
 
+    /* --replicas and --max-workers (protocol 4) */
+    const uint64_t sum = eng_layout_checksum(&cnn.layout);
+    pb_msg h = {.kind = PB_HELLO,
+                .hello = {.worker_id = PB_ANY_WORKER,
+                          .num_workers = FZ_SERVER_WORKERS,
+                          .model = FZ_SERVER_MODEL,
+                          .param_count = total,
+                          .layout_checksum = sum,
+                          .nparts = 1,
+                          .parts = {{"model", total, sum}},
+                          .join = PB_JOIN_ASK}};
+    put_message("hello-join-ask", 0, &h, NULL, 0, NULL);
+    h.hello = (pb_hello){.worker_id = 1,
+                         .num_workers = FZ_SERVER_WORKERS,
+                         .model = FZ_SERVER_MODEL,
+                         .param_count = total,
+                         .layout_checksum = sum,
+                         .nparts = 1,
+                         .parts = {{"model", total, sum}},
+                         .npushed = 1,
+                         .pushed = {3}};
+    put_message("hello-w1-failover", 0, &h, NULL, 0, NULL);
+    float g[64] = {0};
+    const uint64_t n0 =
+        chunks.start[1] - chunks.start[0] < 64 ? chunks.start[1] - chunks.start[0] : 64;
+    const pb_msg rp = {
+        .kind = PB_PUSH,
+        .push = {.worker_id = PB_ANY_WORKER, .slice = {0, n0}, .replica = 1, .stop_at = 9}};
+    put_message("push-replica", 0, &rp, g, n0, NULL);
+    const pb_msg rs = {.kind = PB_PUSH, .push = {.slice = {0, n0}, .resend = 1}};
+    put_message("push-resend-w0", 0, &rs, g, n0, NULL);
+    const pb_msg se = {.kind = PB_SHUTDOWN, .shutdown = {.worker_id = PB_ANY_WORKER, .replica = 1}};
+    put_message("shutdown-replica", 0, &se, NULL, 0, NULL);
+    const double at[2] = {4, 1};
+    const pb_msg ad = {.kind = PB_REDUCE,
+                       .reduce = {.op = 3, .round = 1, .nvalues = 2, .values = at}};
+    put_message("reduce-admit-w0", 0, &ad, NULL, 0, NULL);
+    const pb_msg ack = {.kind = PB_REPLICA_ACK, .replica_ack = {0, 0, 1}};
+    put_message("replica-ack", 0, &ack, NULL, 0, NULL);
+
     /* Not requests, or not messages. */
     const pb_msg er = {.kind = PB_ERROR, .error = {PB_ERR_STATE, "no"}};
     put_message("error-reply", 0, &er, NULL, 0, NULL);
-    _Static_assert(PB_PROTOCOL_VERSION == 3, "no-body and other-protocol spell out versions");
-    put_raw("no-body", "\x08\x03", 2);                    /* protocol 3, no body */
+    _Static_assert(PB_PROTOCOL_VERSION == 4, "no-body and other-protocol spell out versions");
+    put_raw("no-body", "\x08\x04", 2);                    /* protocol 4, no body */
     put_raw("other-protocol", "\x08\x01\xa2\x01\x00", 5); /* protocol 1, stats_request {} */
     put_raw("not-protobuf", "\xff\xff\xff\xff garbage", 13);
     put_raw("empty", "", 0);
