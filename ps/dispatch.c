@@ -21,10 +21,16 @@ int ps_peer_of(ps_server *s, const pb_peer *from, uint32_t worker_id, const char
         return PST_EPEER;
     }
     peer *p = &s->peers[worker_id];
+    if (p->vacant || p->waiting) {
+        snprintf(why, whylen,
+                 "%s: worker %u is a place for a worker that joins, and none is admitted there",
+                 what, worker_id);
+        return PST_EPEER;
+    }
     if (p->lost) {
         snprintf(why, whylen,
-                 "%s: worker %u was lost (silent for over %g s, --peer-timeout) and "
-                 "the job went on without it",
+                 "%s: worker %u was lost (its connection closed, or silent for over %g s, "
+                 "--peer-timeout) and the job went on without it",
                  what, worker_id, s->cfg.peer_timeout);
         return PST_EPEER;
     }

@@ -42,20 +42,6 @@ int wk_store_reduce(wk_store *s, int op, double *v, int n, char *err, size_t err
 
 int wk_store_member_ids(const wk_store *s, const int **ids) { return s->ops->member_ids(s, ids); }
 
-int wk_store_members(wk_store *s, int *rank, int *world, char *err, size_t errlen) {
-    const int *ids;
-    const int n = wk_store_member_ids(s, &ids);
-    if (n == *world)
-        return 0;
-    if (n == 0)
-        return pst_err(err, errlen, PST_EPEER, "no worker is left in the job");
-    for (int i = 0; i < n; i++)
-        if (ids[i] == s->worker_id)
-            *rank = i;
-    *world = n;
-    return 1;
-}
-
 int wk_store_stop_agreed(wk_store *s, volatile sig_atomic_t *stop) {
     return s->ops->stop_agreed(s, stop);
 }

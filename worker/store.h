@@ -81,11 +81,6 @@ int wk_store_final(wk_store *s, int64_t steps, int64_t run_steps, char *err, siz
 /* The element-wise op (WK_REDUCE_*) of v over the job's workers; local: v stays. */
 int wk_store_reduce(wk_store *s, int op, double *v, int n, char *err, size_t errlen);
 
-/* After a reduce: whether the job has lost workers since *world was set. 0 when not; 1
- * with this worker's new rank and the new world when it has (the survivors share the data
- * from then on, in the order of their ids: the first leads). */
-int wk_store_members(wk_store *s, int *rank, int *world, char *err, size_t errlen);
-
 /* The ids of the workers in the last reduce round (all of them before the first), *ids
  * owned by s; returns their count. Local: one, id 0. */
 int wk_store_member_ids(const wk_store *s, const int **ids);

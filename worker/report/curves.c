@@ -3,6 +3,7 @@
 #include "worker/report/curves.h"
 
 #include "engine/base/base.h"
+#include "engine/base/file.h"
 #include "engine/json.h"
 
 #include <errno.h>
@@ -93,10 +94,11 @@ static int read_line(wk_curves *c, const char *text, size_t len, const char *pat
 int wk_curves_read(wk_curves *c, const char *path, char *err, size_t errlen) {
     memset(c, 0, sizeof *c);
     c->test_loss = c->test_accuracy = c->wall_s = NAN;
-    FILE *f = fopen(path, "r");
+    int rc0;
+    char why[512];
+    FILE *f = pst_fopen_regular(path, &rc0, why, sizeof why); /* a FIFO would block */
     if (!f)
-        return pst_err(err, errlen, PST_EIO, "%s: cannot open the metrics file: %s", path,
-                       strerror(errno));
+        return pst_err(err, errlen, PST_EIO, "%s (the metrics file)", why);
     char *text = NULL;
     size_t cap = 0;
     ssize_t len;
