@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # test_join.sh PSTRAIN: workers that join a running job, on three "hosts" (network
 # namespaces; see README.md). launch/pstrain starts 1 server and 2 workers on hosts 1 and 2
-# with --max-workers 4; during epoch 1, two more workers join from host 3 with `pstrain train
-# --join JOBFILE` (no mpirun). They must be admitted at the end of epoch 1, push from epoch 2
+# with --max-workers 4; during epoch 1, two more workers join from host 3 with `launch/pstrain
+# --hosts HOST3:2 join JOBFILE` (pstrain train --join, no mpirun). They must be admitted at the end of epoch 1, push from epoch 2
 # on (the server's pushes per worker show all four), and the job must end with status 0
 # within 0.3 points of the same job started with 4 workers. Exit: 0 pass, 1 fail, 77 skip.
 set -euo pipefail
@@ -28,15 +28,14 @@ job=$!
 for _ in $(seq 600); do [[ -f $tmp/job.json ]] && grep -q '^Epoch 1/2' "$tmp/job.log" && break; sleep 0.1; done
 [[ -f $tmp/job.json ]] || { cat "$tmp/job.log"; fail "no job file"; }
 [[ $(stat -c %a "$tmp/job.json") == 600 ]] || fail "the job file's mode is $(stat -c %a "$tmp/job.json"), not 600"
-for j in 1 2; do # host 3: two more workers, no mpirun
-    ip netns exec "${netns[2]}" "$build/pstrain" train --join "$tmp/job.json" --data "$data" \
-        --threads 1 >"$tmp/join$j.log" 2>&1 &
-    joiners+=($!)
-done
+# host 3: two more workers, no mpirun (launch/pstrain join: the job file over the remote shell)
+"$root/launch/pstrain" --hosts "${hosts[2]}:2" --rsh "$agent" --build "$build" --data "$data" \
+    join "$tmp/job.json" --threads 1 >"$tmp/join.log" 2>&1 &
+joiners=$!
 status=0
 wait $job || status=$?
-for p in "${joiners[@]}"; do wait "$p" || fail "a joining worker exited $?: $(tail -3 "$tmp"/join*.log)"; done
-grep -E 'asks to join|joins the job|joined|pushes per worker|^test_loss' "$tmp/job.log" "$tmp"/join*.log | sed 's/^/  /'
+wait $joiners || { cat "$tmp/join.log"; fail "launch/pstrain join exited $?"; }
+grep -hE 'asks to join|joins the job|joined|pushes per worker|^test_loss' "$tmp/job.log" "$tmp/join.log" | sed 's/^/  /'
 [[ $status -eq 0 ]] || { cat "$tmp/job.log"; fail "launch/pstrain exited $status"; }
 pushes=$(sed -n 's/^server 0: pushes per worker: //p' "$tmp/job.log")
 read -r -a per <<<"$pushes"
