@@ -14,7 +14,7 @@ source "$(dirname "$0")/lib.sh"
 tmp=$(mktemp -d)
 job=
 joiners=()
-trap '[[ -n $job ]] && kill $job 2>/dev/null; for p in "${joiners[@]}"; do kill -9 "$p" 2>/dev/null; done; rm -rf "$tmp"' EXIT
+trap '[[ -n $job ]] && kill $job 2>/dev/null; for p in "${joiners[@]}"; do kill -9 "$p" 2>/dev/null || true; done; rm -rf "$tmp"' EXIT
 train=(--model mnist_cnn --epochs 8 --val-split 0.8 --secure on --max-workers 8 --peer-timeout 5)
 
 job 1 2 "$tmp/quiet.log" "${train[@]}" --job-file "$tmp/quiet.json"
