@@ -74,35 +74,9 @@ static void update_span(ps_part *pt, size_t a, size_t b, const float *g, int64_t
         eng_optim_update(pt->opt, pt->w + a, g, a, b - a, iterations);
 }
 
-/* Thread t's part of one update of chunk apply_k: the mean of the apply_nsrc gradients
- * (summed in worker order) and the optimizer step, over its own range of the chunk. */
-static void apply_range(void *arg, int t) {
-    ps_part *pt = arg;
-    const size_t clo = pt->chunks.start[pt->apply_k] - pt->lo;
-    const size_t cn = pt->chunks.start[pt->apply_k + 1] - pt->chunks.start[pt->apply_k];
-    const size_t T = (size_t)pt->apply_threads;
-    const size_t lo = cn * (size_t)t / T, hi = cn * (size_t)(t + 1) / T;
-    const float *g = pt->apply_src[0];
-    if (pt->apply_nsrc > 1) {
-        const float inv = 1.0f / (float)pt->apply_nsrc;
-        for (size_t j = lo; j < hi; j++) {
-            float acc = g[j];
-            for (int w = 1; w < pt->apply_nsrc; w++)
-                acc += pt->apply_src[(size_t)w * pt->apply_stride][j];
-            pt->scratch[clo + j] = acc * inv;
-        }
-        g = pt->scratch + clo;
-    }
-    update_span(pt, clo + lo, clo + hi, g + lo, (int64_t)pt->cver[pt->apply_k]);
-}
-
-/* Thread t's part of the mean of chunk apply_k's apply_nsrc gradients, into scratch. */
-static void mean_range(void *arg, int t) {
-    ps_part *pt = arg;
-    const size_t clo = pt->chunks.start[pt->apply_k] - pt->lo;
-    const size_t cn = pt->chunks.start[pt->apply_k + 1] - pt->chunks.start[pt->apply_k];
-    const size_t T = (size_t)pt->apply_threads;
-    const size_t lo = cn * (size_t)t / T, hi = cn * (size_t)(t + 1) / T;
+/* Chunk apply_k's elements [lo, hi) of the mean of the apply_nsrc gradients (summed in
+ * worker order), into scratch. */
+static void mean_span(ps_part *pt, size_t clo, size_t lo, size_t hi) {
     const float inv = 1.0f / (float)pt->apply_nsrc;
     for (size_t j = lo; j < hi; j++) {
         float acc = pt->apply_src[0][j];
@@ -110,6 +84,37 @@ static void mean_range(void *arg, int t) {
             acc += pt->apply_src[(size_t)w * pt->apply_stride][j];
         pt->scratch[clo + j] = acc * inv;
     }
+}
+
+/* Thread t's range [*lo, *hi) of chunk apply_k (its start in the shard: *clo). */
+static void thread_span(const ps_part *pt, int t, size_t *clo, size_t *lo, size_t *hi) {
+    *clo = pt->chunks.start[pt->apply_k] - pt->lo;
+    const size_t cn = pt->chunks.start[pt->apply_k + 1] - pt->chunks.start[pt->apply_k];
+    const size_t T = (size_t)pt->apply_threads;
+    *lo = cn * (size_t)t / T;
+    *hi = cn * (size_t)(t + 1) / T;
+}
+
+/* Thread t's part of one update of chunk apply_k: the mean of the apply_nsrc gradients and
+ * the optimizer step, over its own range of the chunk. */
+static void apply_range(void *arg, int t) {
+    ps_part *pt = arg;
+    size_t clo, lo, hi;
+    thread_span(pt, t, &clo, &lo, &hi);
+    const float *g = pt->apply_src[0];
+    if (pt->apply_nsrc > 1) {
+        mean_span(pt, clo, lo, hi);
+        g = pt->scratch + clo;
+    }
+    update_span(pt, clo + lo, clo + hi, g + lo, (int64_t)pt->cver[pt->apply_k]);
+}
+
+/* Thread t's part of the mean alone (a backup gets it before the update). */
+static void mean_range(void *arg, int t) {
+    ps_part *pt = arg;
+    size_t clo, lo, hi;
+    thread_span(pt, t, &clo, &lo, &hi);
+    mean_span(pt, clo, lo, hi);
 }
 
 /* One update of chunk k from the mean of nsrc gradients of it: src[w * stride]. nsrc 0: the

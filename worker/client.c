@@ -153,6 +153,26 @@ int wk_client_take_hello(wk_client *c, int s, char *err, size_t errlen) {
     return rc;
 }
 
+/* The hello of worker_id of num_workers for model m (join: PB_JOIN_*), into *h; each part's
+ * own model into parts (NULL: not wanted). */
+static void hello_of(const eng_model *m, uint32_t worker_id, int num_workers, uint32_t join,
+                     pb_msg *h, eng_model *parts) {
+    *h = (pb_msg){.kind = PB_HELLO,
+                  .hello = {.worker_id = worker_id,
+                            .num_workers = (uint32_t)num_workers,
+                            .model = m->def->name,
+                            .param_count = m->layout.total,
+                            .layout_checksum = eng_layout_checksum(&m->layout),
+                            .nparts = (size_t)m->nparts,
+                            .join = join}};
+    for (int p = 0; p < m->nparts; p++) {
+        eng_model part;
+        eng_model_part(m, p, parts ? &parts[p] : &part);
+        const eng_layout *lay = parts ? &parts[p].layout : &part.layout;
+        h->hello.parts[p] = (pb_part_desc){m->parts[p].name, lay->total, eng_layout_checksum(lay)};
+    }
+}
+
 /* wk_client_new, or with join a worker that asks for its place in a running job. */
 static wk_client *client_new(const char *const *endpoints, int P, int worker_id, int num_workers,
                              const eng_model *m, double timeout_s, const struct pb_keys *keys,
@@ -171,18 +191,12 @@ static wk_client *client_new(const char *const *endpoints, int P, int worker_id,
         c->members[w] = w;
     c->nmembers = join ? 0 : num_workers; /* a joining worker learns them when admitted */
     c->keys = keys;
-    pb_msg h = {.kind = PB_HELLO,
-                .hello = {.worker_id = (uint32_t)worker_id,
-                          .num_workers = (uint32_t)num_workers,
-                          .model = m->def->name,
-                          .param_count = m->layout.total,
-                          .layout_checksum = eng_layout_checksum(&m->layout),
-                          .nparts = (size_t)m->nparts,
-                          .join = join}};
+    eng_model parts[ENG_MAX_PARTS];
+    pb_msg h;
+    hello_of(m, (uint32_t)worker_id, num_workers, join, &h, parts);
     for (int p = 0; p < c->nparts; p++) {
-        eng_model_part(m, p, &c->parts[p].model);
+        c->parts[p].model = parts[p];
         const eng_layout *lay = &c->parts[p].model.layout;
-        h.hello.parts[p] = (pb_part_desc){m->parts[p].name, lay->total, eng_layout_checksum(lay)};
         for (int s = 0; s < P; s++)
             eng_shard_range(lay->total, P, s, &c->srv[s].parts[p].lo, &c->srv[s].parts[p].n);
     }
@@ -268,20 +282,8 @@ int wk_client_ask_place(const char *endpoint, const eng_model *m, int num_worker
     if (rc == PST_OK && zmq_connect(sock, endpoint) != 0)
         rc = pst_err(err, errlen, PST_ESOCKET, "server 0 at %s: cannot connect: %s", endpoint,
                      zmq_strerror(errno));
-    pb_msg h = {.kind = PB_HELLO,
-                .hello = {.worker_id = PB_ANY_WORKER,
-                          .num_workers = (uint32_t)num_workers,
-                          .model = m->def->name,
-                          .param_count = m->layout.total,
-                          .layout_checksum = eng_layout_checksum(&m->layout),
-                          .nparts = (size_t)m->nparts,
-                          .join = PB_JOIN_ASK}};
-    for (int p = 0; p < m->nparts; p++) {
-        eng_model part;
-        eng_model_part(m, p, &part);
-        h.hello.parts[p] =
-            (pb_part_desc){m->parts[p].name, part.layout.total, eng_layout_checksum(&part.layout)};
-    }
+    pb_msg h;
+    hello_of(m, PB_ANY_WORKER, num_workers, PB_JOIN_ASK, &h, NULL);
     if (rc == PST_OK)
         rc = pb_send(sock, NULL, &h, NULL, 0, err, errlen);
     zmq_pollitem_t item = {sock, 0, ZMQ_POLLIN, 0};
