@@ -63,4 +63,4 @@ check() {
 }
 
 check cnn 1 100 --model mnist_cnn --epochs 1 --max-steps 400 --mode sync
-check gan 0 30 --model mnist_gan --epochs 1 --val-split 0.9 --batch 32 --mode sync
+check gan 0 50 --model mnist_gan --epochs 1 --val-split 0.9 --batch 32 --mode sync
