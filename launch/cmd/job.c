@@ -11,12 +11,12 @@
 #include "engine/shard.h"
 #include "launch/cmd/cmd.h"
 #include "launch/cmd/jobfile.h"
-#include "worker/paths.h"
 #include "launch/cmd/serve.h"
 #include "proto/secure.h"
 #include "proto/wire.h"
 #include "worker/ckpt/writer.h"
 #include "worker/heartbeat.h"
+#include "worker/paths.h"
 #include "worker/train.h"
 
 #include <limits.h>
