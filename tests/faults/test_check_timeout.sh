@@ -3,9 +3,10 @@
 # 2 s here). A FIFO where MNIST's training images belong hangs pstrain's reading of the data:
 # launch/run-local and launch/pstrain, whose `pstrain train --dry-run` reads it first, must
 # stop within the bound and some seconds with one line saying so and status 2 (or with
-# pstrain's own refusal of the FIFO, once pstrain refuses one). Then a build
+# pstrain's own refusal of the FIFO, once pstrain refuses one: it does now). Then a build
 # whose `pstrain check` never answers (a stand-in script: the dry run passes) must stop
-# launch/pstrain's local check (before any host's) the same way.
+# launch/pstrain's local check (before any host's) the same way, and one whose dry run never
+# answers, launch/run-local's check of the flags.
 set -euo pipefail
 pstrain=$1
 data=${PSTRAIN_DATA:?PSTRAIN_DATA must name the data directory}
@@ -39,9 +40,10 @@ for f in "$data"/mnist/*; do ln -s "$f" "$tmp/data/mnist/"; done
 rm "$fifo"
 mkfifo "$fifo"
 said='(no answer within 2 s: is a data or checkpoint file a FIFO|train-images-idx3-ubyte)'
-expect run-local "^launch/run-local: .*$said" \
+# the launcher's line when the check hangs, or pstrain's own refusal of the FIFO (at once)
+expect run-local "^(launch/run-local|pstrain): .*$said" \
     "$root/launch/run-local" --build "$(dirname "$pstrain")" -- --model mnist_cnn --data "$tmp/data"
-expect pstrain "^launch/pstrain: .*$said" "$root/launch/pstrain" --build "$(dirname "$pstrain")" \
+expect pstrain "^(launch/pstrain|pstrain): .*$said" "$root/launch/pstrain" --build "$(dirname "$pstrain")" \
     --data "$tmp/data" --hosts 127.0.0.1:2 --rsh false train --model mnist_cnn
 
 mkdir "$tmp/build"
@@ -50,3 +52,12 @@ printf '#!/bin/sh\n[ "$1" = check ] && exec sleep 600\nexit 0\n' >"$tmp/build/ps
 chmod +x "$tmp/build/pstrain"
 expect local-check "^launch/pstrain: .*pstrain check --model mnist_cnn failed here \(status 124\): no answer within 2 s" \
     "$root/launch/pstrain" --build "$tmp/build" --hosts 127.0.0.1:2 --rsh false train --model mnist_cnn
+
+# And a build whose `pstrain train --dry-run` never answers (pstrain refuses the FIFO above at
+# once now): launch/run-local's check of the flags and the data must stop the same way.
+mkdir "$tmp/build2"
+# shellcheck disable=SC2016 # $1 is the stand-in's
+printf '#!/bin/sh\n[ "$1" = train ] && exec sleep 600\nexit 0\n' >"$tmp/build2/pstrain"
+chmod +x "$tmp/build2/pstrain"
+expect dry-run "^launch/run-local: .*no answer within 2 s" \
+    "$root/launch/run-local" --build "$tmp/build2" -- --model mnist_cnn
