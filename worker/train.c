@@ -110,8 +110,13 @@ static int follow_lead(wk_run *r, wk_task *t, wk_ckpt_writer **writer, char *err
     int rc = wk_progress_lead(r->prog, r->o->metrics, (int)r->o->progress, err, errlen);
     if (rc == PST_OK)
         rc = t->ops->lead(t, r, err, errlen);
-    if (rc == PST_OK && r->o->checkpoint_dir[0] && !*writer)
-        rc = make_writer(r, t, writer, err, errlen);
+    /* A lead that was cut off but lives (SIGSTOP, a partition) still holds the directory's
+     * lock: the job goes on without checkpoints rather than lose its new lead too. */
+    if (rc == PST_OK && r->o->checkpoint_dir[0] && !*writer &&
+        make_writer(r, t, writer, err, errlen) != PST_OK) {
+        fprintf(stderr, "pstrain: worker %d: leads without checkpoints: %s\n", r->worker_id, err);
+        err[0] = '\0';
+    }
     return rc == PST_OK ? 1 : rc;
 }
 

@@ -4,7 +4,8 @@
 # --checkpoint-every 50 and --peer-timeout 3; worker 0 is killed in the first epoch. Worker 1
 # must announce that it leads, write at least one checkpoint after the loss (one that loads
 # and is past the kill), report the epochs and the test accuracy, and the job must end with
-# status 0. Then the same for a GAN (two parts), whose new lead also draws the grids.
+# status 0. Then the same for a GAN (two parts), whose new lead also draws the grids, and a
+# lead that is SIGSTOPped, whose lock on the directory stays held.
 set -euo pipefail
 pstrain=$1
 data=${PSTRAIN_DATA:?PSTRAIN_DATA must name the data directory}
@@ -54,3 +55,25 @@ grep -q '"epoch": *2' "$tmp/cnn.jsonl" || grep -q '"epoch":2' "$tmp/cnn.jsonl" |
 lose_lead gan --model mnist_gan --val-split 0.9 --batch 32 --samples "$tmp/samples"
 grep -q '^trained [0-9]* steps' "$tmp/gan.log" || fail "gan: the new lead did not finish"
 ls "$tmp/samples" | grep -q 2 || { ls -l "$tmp/samples"; fail "gan: no grid of epoch 2 from the new lead"; }
+
+# A lead that is cut off but lives (SIGSTOP: silent past the peer timeout, no reset) still
+# holds the checkpoint directory's lock: the new lead says it leads without checkpoints and
+# the job goes on to its end, instead of losing its new lead too.
+log=$tmp/stopped.log
+job 1 3 "$log" --model mnist_cnn --epochs 1 --val-split 0.5 --peer-timeout 3 \
+    --checkpoint-dir "$tmp/stopped-ckpt" --checkpoint-every 50
+wait_for "$log" '^Epoch 1/1' 60 || { cat "$log"; fail "stopped: the job did not start"; }
+sleep 4
+victim=$(rank_pid "$tmp/stopped-ckpt" 1) || fail "stopped: no rank 1 under mpirun $job"
+kill -STOP "$victim"
+wait_for "$log" '^test_loss' 120 || { kill -KILL "$victim" 2>/dev/null || true; cat "$log"; fail "stopped: the job did not finish"; }
+kill -KILL "$victim" 2>/dev/null || true # mpirun would wait for it
+status=0
+wait $job || status=$?
+job=
+[[ $status -eq 0 ]] || { cat "$log"; fail "stopped: the job exited $status"; }
+grep -q '^worker 1 leads from step' "$log" || { cat "$log"; fail "stopped: no new lead"; }
+grep -q 'worker 1: leads without checkpoints: .*in use by another job' "$log" ||
+    { cat "$log"; fail "stopped: the new lead did not say it leads without checkpoints"; }
+grep -E 'lost|leads|^test_loss' "$log" | sed 's/^/  stopped: /'
+echo "PASS: a lead SIGSTOPped (its lock held): worker 1 leads without checkpoints; status 0"
