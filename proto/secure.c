@@ -114,6 +114,29 @@ int pb_secure_server(void *sock, const pb_keys *k, char *err, size_t errlen) {
     return PST_OK;
 }
 
+void *pb_dealer_new(void *ctx, const char *endpoint, int sndhwm, const pb_keys *k, char *err,
+                    size_t errlen) {
+    void *s = zmq_socket(ctx, ZMQ_DEALER);
+    if (!s) {
+        pst_err(err, errlen, PST_ESOCKET, "%s: zmq: %s", endpoint, zmq_strerror(errno));
+        return NULL;
+    }
+    const int zero = 0;
+    zmq_setsockopt(s, ZMQ_LINGER, &zero, sizeof zero);
+    if (sndhwm >= 0)
+        zmq_setsockopt(s, ZMQ_SNDHWM, &sndhwm, sizeof sndhwm);
+    if (k && pb_secure_client(s, k, err, errlen) != PST_OK) {
+        zmq_close(s);
+        return NULL;
+    }
+    if (zmq_connect(s, endpoint) != 0) {
+        pst_err(err, errlen, PST_ESOCKET, "%s: cannot connect: %s", endpoint, zmq_strerror(errno));
+        zmq_close(s);
+        return NULL;
+    }
+    return s;
+}
+
 int pb_secure_client(void *sock, const pb_keys *k, char *err, size_t errlen) {
     if (check_fresh(sock, "client", err, errlen) != PST_OK)
         return PST_ESOCKET;

@@ -58,6 +58,13 @@ int pb_secure_server(void *sock, const pb_keys *k, char *err, size_t errlen);
  * public key and the client key pair. Refuses a socket already bound or connected. */
 int pb_secure_client(void *sock, const pb_keys *k, char *err, size_t errlen);
 
+/* A DEALER of ctx connected to a server at endpoint: linger 0 (what a lost server's queue
+ * holds is dropped at close), send high-water mark sndhwm (< 0: ZeroMQ's), and with k a CURVE
+ * client of the job's servers (NULL: plain). The socket, or NULL with err naming endpoint
+ * (nothing left open). */
+void *pb_dealer_new(void *ctx, const char *endpoint, int sndhwm, const pb_keys *k, char *err,
+                    size_t errlen);
+
 typedef struct pb_guard pb_guard;
 
 /* Starts the ZAP handler of ctx on a thread of its own: it accepts a CURVE client whose

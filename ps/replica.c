@@ -17,19 +17,9 @@
 static FILE *log_of(const ps_server *s) { return s->cfg.log ? s->cfg.log : stderr; }
 
 int ps_replica_connect(ps_server *s, char *err, size_t errlen) {
-    int zero = 0;
-    s->rsock = zmq_socket(s->ctx, ZMQ_DEALER);
-    if (!s->rsock)
-        return pst_err(err, errlen, PST_ESOCKET, "server %d: zmq: %s", s->cfg.server_id,
-                       zmq_strerror(errno));
-    zmq_setsockopt(s->rsock, ZMQ_LINGER, &zero, sizeof zero);
-    zmq_setsockopt(s->rsock, ZMQ_SNDHWM, &zero, sizeof zero); /* updates are never dropped */
-    if (s->cfg.keys && pb_secure_client(s->rsock, s->cfg.keys, err, errlen) != PST_OK)
-        return PST_ESOCKET;
-    if (zmq_connect(s->rsock, s->backup) != 0)
-        return pst_err(err, errlen, PST_ESOCKET, "server %d: backup at %s: cannot connect: %s",
-                       s->cfg.server_id, s->backup, zmq_strerror(errno));
-    return PST_OK;
+    /* SNDHWM 0: updates are never dropped */
+    s->rsock = pb_dealer_new(s->ctx, s->backup, 0, s->cfg.keys, err, errlen);
+    return s->rsock ? PST_OK : PST_ESOCKET;
 }
 
 void ps_replica_close(ps_server *s) {

@@ -208,17 +208,8 @@ static wk_client *client_new(const char *const *endpoints, int P, int worker_id,
     for (int s = 0; s < P; s++) {
         server_conn *sc = &c->srv[s];
         sc->endpoint = endpoints[s];
-        sc->sock = zmq_socket(c->ctx, ZMQ_DEALER);
-        int zero = 0;
-        if (sc->sock)
-            zmq_setsockopt(sc->sock, ZMQ_LINGER, &zero, sizeof zero);
-        if (sc->sock && keys && pb_secure_client(sc->sock, keys, err, errlen) != PST_OK)
+        if (!(sc->sock = pb_dealer_new(c->ctx, sc->endpoint, -1, keys, err, errlen)))
             goto fail;
-        if (!sc->sock || zmq_connect(sc->sock, sc->endpoint) != 0) {
-            pst_err(err, errlen, PST_ESOCKET, "server %d at %s: cannot connect: %s", s,
-                    sc->endpoint, zmq_strerror(errno));
-            goto fail;
-        }
     }
     /* Hello to all, then collect the answers: the servers check in parallel. */
     for (int s = 0; s < P; s++)
@@ -272,16 +263,11 @@ int wk_client_admitted(wk_client *c, char *err, size_t errlen) {
 
 int wk_client_ask_place(const char *endpoint, const eng_model *m, int num_workers, double timeout_s,
                         const struct pb_keys *keys, int *worker_id, char *err, size_t errlen) {
-    void *ctx = zmq_ctx_new(), *sock = ctx ? zmq_socket(ctx, ZMQ_DEALER) : NULL;
-    int rc = sock ? PST_OK : pst_err(err, errlen, PST_ESOCKET, "zmq: %s", zmq_strerror(errno));
-    int zero = 0;
-    if (sock)
-        zmq_setsockopt(sock, ZMQ_LINGER, &zero, sizeof zero);
-    if (rc == PST_OK && keys)
-        rc = pb_secure_client(sock, keys, err, errlen);
-    if (rc == PST_OK && zmq_connect(sock, endpoint) != 0)
-        rc = pst_err(err, errlen, PST_ESOCKET, "server 0 at %s: cannot connect: %s", endpoint,
-                     zmq_strerror(errno));
+    void *ctx = zmq_ctx_new(),
+         *sock = ctx ? pb_dealer_new(ctx, endpoint, -1, keys, err, errlen) : NULL;
+    int rc = sock ? PST_OK : PST_ESOCKET;
+    if (!ctx)
+        pst_err(err, errlen, PST_ESOCKET, "zmq: %s", zmq_strerror(errno));
     pb_msg h;
     hello_of(m, PB_ANY_WORKER, num_workers, PB_JOIN_ASK, &h, NULL);
     if (rc == PST_OK)

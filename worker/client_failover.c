@@ -25,16 +25,8 @@ static int reconnect(wk_client *c, int s, const char *endpoint, char *err, size_
     sc->nstash = 0;
     sc->endpoint = endpoint;
     sc->moved = 1;
-    sc->sock = zmq_socket(c->ctx, ZMQ_DEALER);
-    int zero = 0;
-    if (sc->sock)
-        zmq_setsockopt(sc->sock, ZMQ_LINGER, &zero, sizeof zero);
-    if (sc->sock && c->keys && pb_secure_client(sc->sock, c->keys, err, errlen) != PST_OK)
-        return PST_ESOCKET;
-    if (!sc->sock || zmq_connect(sc->sock, endpoint) != 0)
-        return pst_err(err, errlen, PST_ESOCKET, "server %d's copy at %s: cannot connect: %s", s,
-                       endpoint, zmq_strerror(errno));
-    return PST_OK;
+    sc->sock = pb_dealer_new(c->ctx, endpoint, -1, c->keys, err, errlen);
+    return sc->sock ? PST_OK : PST_ESOCKET;
 }
 
 /* Part p's last step to server s again, chunk by chunk (fp32, dense: the copy never saw the

@@ -179,20 +179,16 @@ static int survivors(wk_run *r, wk_task *t, const wk_job *job, int64_t epoch, ch
         return rc;
     if (left && job->lost)
         *job->lost = 1;
-    char how[64] = "";
+    char who[96]; /* "2 of 3 workers go on", or with any joined "3 workers (1 joined, 0 lost)" */
     if (joined)
-        snprintf(how, sizeof how, " (%d joined%s%.0d%s)", joined, left ? ", " : "", left,
-                 left ? " lost" : "");
-    if (r->lead && epoch < r->o->epochs && !joined)
-        printf("%d of %d workers go on: from epoch %lld each takes 1/%d of the data, %lld steps an "
-               "epoch\n",
-               r->world, was, (long long)epoch + 1, r->world, (long long)r->data->steps_per_epoch);
-    else if (r->lead && epoch < r->o->epochs)
-        printf("%d workers%s: from epoch %lld each takes 1/%d of the data, %lld steps an epoch\n",
-               r->world, how, (long long)epoch + 1, r->world, (long long)r->data->steps_per_epoch);
+        snprintf(who, sizeof who, "%d workers (%d joined, %d lost)", r->world, joined, left);
+    else
+        snprintf(who, sizeof who, "%d of %d workers go on", r->world, was);
+    if (r->lead && epoch < r->o->epochs)
+        printf("%s: from epoch %lld each takes 1/%d of the data, %lld steps an epoch\n", who,
+               (long long)epoch + 1, r->world, (long long)r->data->steps_per_epoch);
     else if (r->lead)
-        printf("%d of %d workers go on%s: each evaluates 1/%d of the test set\n", r->world, was,
-               how, r->world);
+        printf("%s: each evaluates 1/%d of the test set\n", who, r->world);
     return PST_OK;
 }
 
