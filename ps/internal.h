@@ -181,6 +181,8 @@ int ps_on_pull(ps_server *s, const pb_peer *from, pb_msg *m, char *err, size_t e
 /* --- members.c --- */
 /* Forgets worker w's queued pulls and what it was sent (a new connection, or gone). */
 void ps_forget_pulls(ps_server *s, uint32_t w);
+/* Forgets worker w's gradients of clocks not yet applied, and its pulls (ps_forget_pulls). */
+void ps_forget_worker(ps_server *s, int w);
 /* The answer to worker w's hello. */
 int ps_send_hello_reply(ps_server *s, const pb_peer *to, uint32_t w, char *err, size_t errlen);
 int ps_on_hello(ps_server *s, const pb_peer *from, pb_msg *m, char *err, size_t errlen);

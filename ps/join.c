@@ -24,18 +24,7 @@ void ps_join_admit(ps_server *s, int w) {
     p->lost = 0;
     p->heard = pst_now();
     s->nvacant--;
-    for (int q = 0; q < s->nparts; q++) { /* a place may have been held before */
-        ps_part *pt = &s->parts[q];
-        peer_part *pr = &pt->peers[w];
-        pr->pushes = pr->chunks_pushed = pr->need = 0;
-        for (size_t slot = 0; slot < (size_t)s->slots; slot++)
-            for (int k = 0; k < pt->C; k++) {
-                const size_t i = (slot * (size_t)s->W + (size_t)w) * (size_t)pt->C + (size_t)k;
-                pt->have[i] = PS_CELL_EMPTY;
-                pb_frame_free(&pt->held[i]);
-            }
-    }
-    ps_forget_pulls(s, (uint32_t)w);
+    /* nothing of it is held: a worker waiting to join may not push or pull (it is lost) */
     fprintf(log_of(s), "server %d: worker %d joins the job: %d worker(s) now\n", s->cfg.server_id,
             w, s->W - s->nlost - s->nvacant);
     fflush(log_of(s));

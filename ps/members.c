@@ -201,6 +201,19 @@ void ps_on_conn(ps_server *s, const pb_conn_event *ev) {
     c->early = -1;
 }
 
+void ps_forget_worker(ps_server *s, int w) {
+    for (int q = 0; q < s->nparts; q++) {
+        ps_part *pt = &s->parts[q];
+        for (size_t slot = 0; slot < (size_t)s->slots; slot++)
+            for (int k = 0; k < pt->C; k++) {
+                const size_t i = (slot * (size_t)s->W + (size_t)w) * (size_t)pt->C + (size_t)k;
+                pt->have[i] = PS_CELL_EMPTY;
+                pb_frame_free(&pt->held[i]);
+            }
+    }
+    ps_forget_pulls(s, (uint32_t)w);
+}
+
 /* Worker w is gone: the job goes on with the others. Its gradients of clocks not yet
  * applied are dropped (a clock then completes with the others'), so are its queued pulls
  * and its part of a reduce round. */
@@ -218,16 +231,7 @@ int ps_drop_worker(ps_server *s, int w, const char *why, char *err, size_t errle
     else
         fprintf(log, "going on with %d worker(s)\n", left);
     fflush(log);
-    for (int q = 0; q < s->nparts; q++) {
-        ps_part *pt = &s->parts[q];
-        for (size_t slot = 0; slot < (size_t)s->slots; slot++)
-            for (int k = 0; k < pt->C; k++) {
-                const size_t i = (slot * (size_t)s->W + (size_t)w) * (size_t)pt->C + (size_t)k;
-                pt->have[i] = 0;
-                pb_frame_free(&pt->held[i]);
-            }
-    }
-    ps_forget_pulls(s, (uint32_t)w);
+    ps_forget_worker(s, w);
     if (s->red_have[w]) {
         s->red_have[w] = 0;
         s->red_count--;
