@@ -1,7 +1,7 @@
 /* cmd.h: the program's own layer, one file per job: main.c (dispatch, status lines, signals),
  * cli.c, flags.c and config.c (the flags), a file per subcommand (train, eval, inspect and summary,
  * sample, plot, check, train --dry-run's preflight), job.c (a parameter-server job's MPI
- * start-up and its worker ranks) and serve.c (its server ranks).
+ * start-up and its worker ranks) and server_rank.c (its server ranks).
  *
  * Every function here returns a PST code (engine/base/base.h), a subcommand's with its
  * message already printed; only main maps a code to the process's exit status

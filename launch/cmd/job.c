@@ -1,5 +1,5 @@
 /* job.c: a rank of a parameter-server job (mpirun or srun with --servers P): MPI's start-up,
- * then the rank's role. Ranks 0..P-1 serve (serve.c), P..N-1 are workers (worker/).
+ * then the rank's role. Ranks 0..P-1 serve (server_rank.c), P..N-1 are workers (worker/).
  *
  * MPI is the control plane only: the job's keys and token, the checkpoint to resume from,
  * every server's endpoints, the placement map. From there on no MPI collective (a lost
@@ -11,7 +11,7 @@
 #include "engine/shard.h"
 #include "launch/cmd/cmd.h"
 #include "launch/cmd/jobfile.h"
-#include "launch/cmd/serve.h"
+#include "launch/cmd/server_rank.h"
 #include "proto/secure.h"
 #include "proto/wire.h"
 #include "worker/ckpt/writer.h"

@@ -1,7 +1,7 @@
-/* serve.h: a server rank of a parameter-server job (launch/cmd/serve.c): what job.c starts on
+/* server_rank.h: a server rank of a parameter-server job (launch/cmd/server_rank.c): what job.c starts on
  * ranks 0..P-1 and runs until the workers are done. */
-#ifndef PSTRAIN_CMD_SERVE_H
-#define PSTRAIN_CMD_SERVE_H
+#ifndef PSTRAIN_CMD_SERVER_RANK_H
+#define PSTRAIN_CMD_SERVER_RANK_H
 
 #include "engine/ckpt/ckpt.h"
 #include "engine/model.h"

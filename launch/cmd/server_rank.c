@@ -1,8 +1,8 @@
-/* serve.c: a server rank of a parameter-server job: its server (every part of the model,
+/* server_rank.c: a server rank of a parameter-server job: its server (every part of the model,
  * one socket) made from the flags (the servers' own, cmd_server_cfg, and those it shares
  * with the workers), served until every worker is done, and its counters said at the end. */
 #define _DEFAULT_SOURCE /* getifaddrs flags (IFF_UP) beyond POSIX */
-#include "launch/cmd/serve.h"
+#include "launch/cmd/server_rank.h"
 
 #include "engine/base/base.h"
 #include "engine/layout.h"
