@@ -244,7 +244,7 @@ static int prepare_tokens(const wk_infer *m, const int64_t *t, size_t n, float *
                           size_t errlen) {
     const size_t maxlen = (size_t)m->text.maxlen;
     if (n < 1)
-        return pst_err(err, errlen, PST_EARG, "expected 1 to any number of token ids, got 0");
+        return pst_err(err, errlen, PST_EARG, "expected at least 1 token id, got 0");
     for (size_t i = 0; i < n; i++)
         if (t[i] < 0 || t[i] >= m->text.num_words)
             return pst_err(err, errlen, PST_EARG,
