@@ -147,6 +147,14 @@ const cmd_flag cmd_flags[] = {
     {"title", CMD_F_STR, STR(args.title), 0, 0, PLOT, "TEXT",
      "plot: the picture's title (default: the metrics file's path, or 'N runs')"},
     {"n", CMD_F_INT, NUM(args.n), 1, 4096, SAMPLE, "N", "digits in the grid (default 64)"},
+    {"inputs", CMD_F_STR, STR(args.input_file), 0, 0, EVAL, "FILE",
+     "run the model on the samples of FILE, JSON {\"input\": NAME, \"data\": [...]}, and print "
+     "its outputs as one JSON line, not the test set's figures"},
+    {"batch", CMD_F_INT, NUM(args.infer_batch), 1, 4096, EVAL, "N",
+     "with --inputs: samples per forward pass (default 1, as a server's single requests)"},
+    {"max-batch", CMD_F_INT, NUM(args.max_batch), 1, 4096, EVAL, "M",
+     "the largest forward pass the model is made for (default 64): with --threads it decides "
+     "the pass size, and so the bits"},
     {"help", CMD_F_FLAG, NUM(args.help), 0, 0,
      TRAIN | SUMMARY | EVAL | INSPECT | SAMPLE | PLOT | CHECK, NULL, "this help"},
 };
@@ -156,7 +164,8 @@ const size_t cmd_nflags = sizeof cmd_flags / sizeof cmd_flags[0];
 const cmd_command_info cmd_commands[] = {
     [CMD_TRAIN] = {"train", "train a model and report test loss and accuracy"},
     [CMD_SUMMARY] = {"summary", "print a model's layers, output shapes and parameters"},
-    [CMD_EVAL] = {"eval", "evaluate a checkpoint's weights on the test set"},
+    [CMD_EVAL] = {"eval",
+                  "evaluate a checkpoint's weights on the test set (or run it on --inputs)"},
     [CMD_INSPECT] = {"inspect", "print a checkpoint's metadata and a table of its tensors"},
     [CMD_SAMPLE] = {"sample", "write a PNG grid of a GAN checkpoint's generated digits"},
     [CMD_PLOT] = {"plot", "draw runs' --metrics files as training curves (PNG or SVG)"},
