@@ -59,9 +59,14 @@ static int eval_classifier(const wk_opts *o, const char *path, const eng_ckpt *c
     uint8_t *labels = pst_alloc((size_t)chunk);
     memcpy(eng_net_params(net), c->weights, sizeof(float) * model.layout.total);
     double loss = 0.0, accuracy = 0.0;
+    const double t0 = pst_now();
     wk_evaluate(net, NULL, &data.data.test, chunk, x, labels, &loss, &accuracy, err, errlen);
-    printf("%s at step %lld: test_loss: %.4f - test_accuracy: %.4f (%lld samples)\n", c->model,
-           (long long)rec.step, loss, accuracy, (long long)data.data.test.n);
+    const double secs = pst_now() - t0;
+    /* The forward pass's speed, loading aside: what `pstrain serve` is measured against. */
+    printf(
+        "%s at step %lld: test_loss: %.4f - test_accuracy: %.4f (%lld samples, %.0f samples/s)\n",
+        c->model, (long long)rec.step, loss, accuracy, (long long)data.data.test.n,
+        secs > 0.0 ? (double)data.data.test.n / secs : 0.0);
     pst_free(x);
     pst_free(labels);
     eng_net_free(&net);
