@@ -195,6 +195,11 @@ int cmd_config_check(cmd_config *c, char *err, size_t errlen) {
         return PST_OK;
     case CMD_CHECK:
         return check_model(&c->worker, err, errlen);
+    case CMD_EXPORT:
+        if (!a->checkpoint[0] || !a->keras[0])
+            return pst_err(err, errlen, PST_EARG,
+                           "export: expected a checkpoint FILE or DIR and --keras OUT.h5");
+        return PST_OK;
     case CMD_TRAIN:
         if (c->worker.join[0]) /* checked with the job's own flags (join.c) */
             return PST_OK;
