@@ -118,6 +118,11 @@ const cmd_flag cmd_flags[] = {
      "continue a job from a checkpoint (DIR: the one DIR/latest names), on any number of "
      "servers and workers; auto: --checkpoint-dir's latest if there is one, else start fresh "
      "(a restart loop's one flag)"},
+    {"init-from", CMD_F_STR, STR(worker.init_from), 0, 0, TRAIN, "FILE.h5[,FILE.h5]",
+     "start from the weights of a Keras weights or full-model file (model.save_weights, "
+     "model.save, pstrain export, a checkpoint) whose layers with weights match the model's in "
+     "order and shape (a GAN: the generator's file, then the discriminator's); the optimizer "
+     "starts fresh. With --resume auto, only when there is no checkpoint to resume"},
     {"log-level", CMD_F_STR, STR(worker.log_level), 0, 0, TRAIN, "quiet|info|debug",
      "servers: quiet prints nothing but errors, info (default) their counters at the end, "
      "debug also a line per update"},
