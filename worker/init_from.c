@@ -31,8 +31,8 @@ int wk_init_from_load(const wk_opts *o, const eng_model *m, float **weights, cha
     }
     if (rc == PST_OK && next < total)
         rc = pst_err(err, errlen, PST_EFORMAT,
-                     "%s: layer %s: missing (the file has %d layers with weights, %s has %d)", path,
-                     eng_keras_weighted_layer(m, next), next, m->def->name, total);
+                     "%s: layer %s: missing (the files give %d layers with weights, %s has %d)",
+                     path, eng_keras_weighted_layer(m, next), next, m->def->name, total);
     if (rc != PST_OK)
         pst_free(*weights), *weights = NULL;
     return rc;
