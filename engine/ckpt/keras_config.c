@@ -35,29 +35,29 @@ static void put(jbuf *b, const char *fmt, ...) {
     }
 }
 
-/* v as Python's repr of a float: the shortest digits that read back as v, with ".0" on an
- * integer. */
-void eng_keras_repr(char *out, size_t len, double v) {
-    for (int p = 1; p <= 17; p++) {
-        snprintf(out, len, "%.*g", p, v);
-        if (strtod(out, NULL) == v)
+/* v in the fewest significant digits (up to maxp) that read back as v (as a float32 when f32),
+ * formatted as Python's repr: positional from 1e-4 up to 1e16, with ".0" on an integer. */
+static void shortest(char *out, size_t len, double v, int maxp, int f32) {
+    int p = 1;
+    for (; p < maxp; p++) {
+        snprintf(out, len, "%.*e", p - 1, v);
+        if (f32 ? strtof(out, NULL) == (float)v : strtod(out, NULL) == v)
             break;
     }
+    snprintf(out, len, "%.*e", p - 1, v);
+    const char *e = strchr(out, 'e');
+    const int x = e ? atoi(e + 1) : 0; /* the decimal exponent */
+    /* %g goes positional when -4 <= x < precision: give it the room Python's repr takes */
+    snprintf(out, len, "%.*g", x >= -4 && x < 16 && x + 1 > p ? x + 1 : p, v);
     if (!strpbrk(out, ".en"))
         snprintf(out + strlen(out), len - strlen(out), ".0");
 }
 
+void eng_keras_repr(char *out, size_t len, double v) { shortest(out, len, v, 17, 0); }
+
 /* A float32 hyperparameter as the Python float a person wrote (0.9, not 0.8999999761581421):
  * the shortest digits that read back as the same float32. */
-static void repr32(char *out, size_t len, float v) {
-    for (int p = 1; p <= 9; p++) {
-        snprintf(out, len, "%.*g", p, (double)v);
-        if (strtof(out, NULL) == v)
-            break;
-    }
-    if (!strpbrk(out, ".en"))
-        snprintf(out + strlen(out), len - strlen(out), ".0");
-}
+static void repr32(char *out, size_t len, float v) { shortest(out, len, (double)v, 9, 1); }
 
 static void put_f64(jbuf *b, const char *key, double v) {
     char r[40];
