@@ -298,4 +298,11 @@ refused "export into a missing directory" "$tmp/nodir/x.h5: cannot create" \
     "$pstrain" export "$tmp/cnn" --keras "$tmp/nodir/x.h5"
 refused "export of a file that is not a checkpoint" "$tmp/out/cnn.h5" \
     "$pstrain" export "$tmp/out/cnn.h5" --keras "$tmp/out/again.h5"
+# the dry run checks the files a fresh start would read
+rc=0
+"$pstrain" train --model mnist_cnn --init-from "$tmp/out/imdb.h5" --dry-run "${common[@]}" \
+    >"$tmp/dry.log" 2>&1 || rc=$?
+[[ $rc -eq 2 ]] && grep -qF "layer conv2d: 2 weights expected" "$tmp/dry.log" ||
+    { cat "$tmp/dry.log"; fail "--dry-run with a mismatched --init-from: status $rc"; }
+echo "PASS: train --dry-run refuses the mismatched --init-from file"
 echo "PASS: test_keras_export"
