@@ -4,6 +4,7 @@
 #include "engine/ckpt/keras.h"
 
 #include "engine/base/base.h"
+#include "engine/base/file.h"
 #include "engine/ckpt/format.h"
 #include "engine/ckpt/h5.h"
 
@@ -12,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 /* What a full-model file holds: the part's layers [l0, l0 + nl) of m, their weights and JSON. */
 typedef struct keras_file {
@@ -224,14 +226,12 @@ int eng_keras_load_weights(const char *path, const eng_model *m, int *next, floa
     ckpt_h5_quiet();
     ckpt_reader r = {.path = path, .err = err, .errlen = errlen, .rc = PST_OK};
     /* Keras's own files have older superblocks than ours: no ckpt_check_head here. */
+    struct stat st; /* a FIFO is refused before HDF5 could wait on it */
+    int rc = pst_stat_regular(path, &st, err, errlen);
+    if (rc != PST_OK)
+        return rc;
+    r.file_bytes = (uint64_t)st.st_size;
     hid_t fapl = ckpt_h5_fapl(0);
-    FILE *probe = fopen(path, "rb");
-    if (!probe) {
-        if (fapl >= 0)
-            H5Pclose(fapl);
-        return pst_err(err, errlen, PST_EIO, "%s: cannot open", path);
-    }
-    fclose(probe);
     hid_t file = fapl >= 0 ? H5Fopen(path, H5F_ACC_RDONLY, fapl) : -1;
     if (fapl >= 0)
         H5Pclose(fapl);

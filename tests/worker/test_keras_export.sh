@@ -292,6 +292,11 @@ refused "the generator's file alone" "layer conv2d: missing" \
     "$pstrain" train --model mnist_gan --init-from "$tmp/out/gan-generator.h5" "${common[@]}"
 refused "not an HDF5 file" "$tmp/cnn/latest: not an HDF5 file" \
     "$pstrain" train --model mnist_cnn --init-from "$tmp/cnn/latest" "${common[@]}"
+mkfifo "$tmp/fifo.h5"
+refused "a FIFO" "$tmp/fifo.h5: expected a regular file, found a FIFO" \
+    timeout 20 "$pstrain" train --model mnist_cnn --init-from "$tmp/fifo.h5" "${common[@]}"
+refused "a missing file" "$tmp/none.h5: cannot open" \
+    "$pstrain" train --model mnist_cnn --init-from "$tmp/none.h5" "${common[@]}"
 refused "--init-from with --resume FILE" "--init-from: not with --resume" \
     "$pstrain" train --model mnist_cnn --init-from "$tmp/out/cnn.h5" --resume "$(ckpt cnn)"
 refused "export into a missing directory" "$tmp/nodir/x.h5: cannot create" \
