@@ -228,7 +228,8 @@ run "$tmp/i0.log" "$pstrain" train --model mnist_cnn "${still[@]}" "${common[@]}
 echo "PASS: without --init-from the same run's weights differ (the check can fail)"
 
 # as a job: the servers start from the file's weights (1 server, 1 worker)
-mpirun -np 2 --oversubscribe --bind-to none -x OPENBLAS_NUM_THREADS=1 "$pstrain" train \
+mpirun -np 2 --oversubscribe --bind-to none -x OPENBLAS_NUM_THREADS=1 \
+    -x ASAN_OPTIONS=detect_leaks=0 "$pstrain" train \
     --model mnist_cnn --init-from "$tmp/out/cnn.h5" "${still[@]}" "${common[@]}" --servers 1 \
     --bind 127.0.0.1 --advertise 127.0.0.1 --dump-weights "$tmp/j.bin" >"$tmp/j.log" 2>&1 ||
     { cat "$tmp/j.log"; fail "job with --init-from"; }
