@@ -192,10 +192,11 @@ $py "$tmp/check.py" "$(ckpt gan)" "$tmp/out/gan-discriminator.h5" discriminator 
 $py "$tmp/check.py" "$(ckpt gan)" "$tmp/out/live-generator.h5" generator || fail "live generator"
 
 # --- train --init-from ----------------------------------------------------------------------
-# A step that cannot move a weight: RMSprop's gradient clipped to 1e-30 squares to 0 in float32,
-# so each update is lr * 1e-30 / epsilon = 1e-35, below half an ulp of any weight over 1e-28
-# (and 0 where the gradient is 0). What such a run ends with is what it started from.
-still=(--optimizer rmsprop --lr 1e-12 --clipvalue 1e-30 --max-steps 1)
+# A step that cannot move a weight: RMSprop with every gradient element clipped to the
+# smallest float32 (1e-45 reads as 1.4e-45): its square is 0, and lr * 1.4e-45 underflows to 0
+# before the division, so each update is exactly 0, whatever the weight (0 included) and the
+# gradient. What such a run ends with is what it started from, bit for bit.
+still=(--optimizer rmsprop --lr 1e-12 --clipvalue 1e-45 --max-steps 1)
 # same CKPT DUMP [skip-moving]: the dumped flat vector equals the checkpoint's weights
 same() {
     $py - "$@" <<'PY'
@@ -227,14 +228,15 @@ run "$tmp/i0.log" "$pstrain" train --model mnist_cnn "${still[@]}" "${common[@]}
 ! same "$(ckpt cnn)" "$tmp/i0.bin" >/dev/null || fail "the check cannot tell a fresh run"
 echo "PASS: without --init-from the same run's weights differ (the check can fail)"
 
-# as a job: the servers start from the file's weights (1 server, 1 worker)
-mpirun -np 2 --oversubscribe --bind-to none -x OPENBLAS_NUM_THREADS=1 \
+# as a job: the servers (2, each shard also on the other) start from the file's weights, and
+# both workers pull them
+mpirun -np 4 --oversubscribe --bind-to none -x OPENBLAS_NUM_THREADS=1 \
     -x ASAN_OPTIONS=detect_leaks=0 "$pstrain" train \
-    --model mnist_cnn --init-from "$tmp/out/cnn.h5" "${still[@]}" "${common[@]}" --servers 1 \
-    --bind 127.0.0.1 --advertise 127.0.0.1 --dump-weights "$tmp/j.bin" >"$tmp/j.log" 2>&1 ||
+    --model mnist_cnn --init-from "$tmp/out/cnn.h5" "${still[@]}" "${common[@]}" --servers 2 \
+    --replicas 1 --bind 127.0.0.1 --advertise 127.0.0.1 --dump-weights "$tmp/j.bin" >"$tmp/j.log" 2>&1 ||
     { cat "$tmp/j.log"; fail "job with --init-from"; }
 same "$(ckpt cnn)" "$tmp/j.bin" || fail "job: the servers did not start from the file's weights"
-echo "PASS: a job (mpirun, 1 server + 1 worker) with --init-from starts from the file's weights"
+echo "PASS: a job (mpirun, 2 servers with replicas + 2 workers) with --init-from starts from the file's weights"
 
 # a weights file as Keras's own h5py calls write it (superblock 0, contiguous datasets)
 $py - "$(ckpt cnn)" "$tmp/keras_weights.h5" <<'PY'
@@ -257,7 +259,7 @@ same "$(ckpt cnn)" "$tmp/k.bin" || fail "init-from a Keras-written weights file"
 echo "PASS: train --init-from a weights file as Keras's save_weights writes it"
 
 # a GAN: the generator's file, then the discriminator's (live weights: the checkpoint's)
-gstill=(--gen-optim rmsprop:lr=1e-12,clipvalue=1e-30 --disc-optim rmsprop:lr=1e-12,clipvalue=1e-30
+gstill=(--gen-optim rmsprop:lr=1e-12,clipvalue=1e-45 --disc-optim rmsprop:lr=1e-12,clipvalue=1e-45
     --max-steps 1 --batch 8 --ema-decay 0)
 run "$tmp/g.log" "$pstrain" train --model mnist_gan \
     --init-from "$tmp/out/live-generator.h5,$tmp/out/live-discriminator.h5" "${gstill[@]}" \
