@@ -1,5 +1,5 @@
-/* server_rank.h: a server rank of a parameter-server job (launch/cmd/server_rank.c): what job.c starts on
- * ranks 0..P-1 and runs until the workers are done. */
+/* server_rank.h: a server rank of a parameter-server job (launch/cmd/server_rank.c): what job.c
+ * starts on ranks 0..P-1 and runs until the workers are done. */
 #ifndef PSTRAIN_CMD_SERVER_RANK_H
 #define PSTRAIN_CMD_SERVER_RANK_H
 
