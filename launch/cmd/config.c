@@ -40,6 +40,8 @@ void cmd_config_defaults(cmd_config *c) {
     snprintf(s->on_worker_loss, sizeof s->on_worker_loss, "continue");
     snprintf(s->bind, sizeof s->bind, "0.0.0.0");
     c->args.n = 64;
+    c->args.infer_batch = 1; /* as a server answering one single-sample request at a time */
+    c->args.max_batch = 64;
 }
 
 /* --model: given and registered. Returns PST_OK or PST_EARG with err listing the models. */

@@ -44,6 +44,9 @@ typedef struct cmd_args {
     char out[WK_PATH_MAX];        /* sample: the PNG to write; plot: the PNG or SVG */
     char title[256];              /* plot: the picture's title; empty: the metrics path */
     int64_t n;                    /* sample: images in the grid */
+    char input_file[WK_PATH_MAX]; /* eval --inputs: samples to run (JSON), not the test set */
+    int64_t infer_batch;          /* eval --inputs: samples per forward pass (--batch) */
+    int64_t max_batch;            /* eval --inputs, serve: the largest pass a model is made for */
     const char *inputs[WK_CHART_RUNS]; /* plot: the metrics files to read (argv's) */
     int ninputs;
 } cmd_args;

@@ -147,6 +147,14 @@ const cmd_flag cmd_flags[] = {
     {"title", CMD_F_STR, STR(args.title), 0, 0, PLOT, "TEXT",
      "plot: the picture's title (default: the metrics file's path, or 'N runs')"},
     {"n", CMD_F_INT, NUM(args.n), 1, 4096, SAMPLE, "N", "digits in the grid (default 64)"},
+    {"inputs", CMD_F_STR, STR(args.input_file), 0, 0, EVAL, "FILE",
+     "run the model on the samples of FILE, JSON {\"input\": NAME, \"data\": [...]}, and print "
+     "its outputs as one JSON line, not the test set's figures"},
+    {"batch", CMD_F_INT, NUM(args.infer_batch), 1, 4096, EVAL, "N",
+     "with --inputs: samples per forward pass (default 1, as a server's single requests)"},
+    {"max-batch", CMD_F_INT, NUM(args.max_batch), 1, 4096, EVAL, "M",
+     "the largest forward pass the model is made for (default 64): with --threads it decides "
+     "the pass size, and so the bits"},
     {"help", CMD_F_FLAG, NUM(args.help), 0, 0,
      TRAIN | SUMMARY | EVAL | INSPECT | SAMPLE | PLOT | CHECK, NULL, "this help"},
 };
