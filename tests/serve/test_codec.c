@@ -788,7 +788,7 @@ static double now_us(void) {
 
 /* Microseconds per decode of body (json_len jl): jansson's parse alone, and all of it. */
 static void time_decode(const char *what, const char *body, size_t len, size_t jl) {
-    enum { REPS = 400 };
+    enum { REPS = 200 };
     char err[256];
     sv_request r;
     double best_parse = 1e9, best_all = 1e9; /* the best of 5 rounds: a loaded machine */
