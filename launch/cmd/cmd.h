@@ -56,6 +56,7 @@ int cmd_summary(const cmd_config *c); /* inspect.c */
 int cmd_sample(const cmd_config *c);  /* sample.c */
 int cmd_plot(const cmd_config *c);    /* plot.c */
 int cmd_check(const cmd_config *c);   /* check.c */
+int cmd_serve(const cmd_config *c);   /* serve.c: launch/serve/ over HTTP */
 void cmd_version_print(FILE *out);    /* check.c: pstrain --version */
 
 /* --- shared by the subcommands --------------------------------------------------------- */
