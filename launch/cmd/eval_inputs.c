@@ -14,6 +14,7 @@
 #include "launch/cmd/cmd.h"
 #include "worker/infer.h"
 
+#include <errno.h>
 #include <jansson.h>
 #include <math.h>
 #include <stdio.h>
@@ -127,9 +128,13 @@ static const float *print_nested(const float *y, const wk_infer_io *io, int d) {
 static int read_inputs(const char *file, const wk_infer *m, json_t **root, int *input,
                        const json_t **data, char *err, size_t errlen) {
     json_error_t je;
-    if (!(*root = json_load_file(file, JSON_REJECT_DUPLICATES, &je)))
-        return pst_err(err, errlen, je.line < 0 ? PST_EIO : PST_EFORMAT, "%s: line %d: %s", file,
-                       je.line, je.text);
+    FILE *fp = fopen(file, "rb");
+    if (!fp)
+        return pst_err(err, errlen, PST_EIO, "%s: %s", file, strerror(errno));
+    *root = json_loadf(fp, JSON_REJECT_DUPLICATES, &je);
+    fclose(fp);
+    if (!*root)
+        return pst_err(err, errlen, PST_EFORMAT, "%s: line %d: %s", file, je.line, je.text);
     const wk_infer_sig *s = wk_infer_signature(m);
     const json_t *in = json_object_get(*root, "input");
     char names[128] = "";

@@ -53,6 +53,7 @@ typedef struct req {
     char *body;      /* (len) bytes, NUL after them; cap allocated */
     size_t len, cap;
     size_t json_len; /* v2's Inference-Header-Content-Length; 0 none */
+    size_t json_out; /* v2's answer with raw tensor bytes: its JSON's length; 0 all JSON */
     int status;      /* a GET's error, said at its second call (so that keep-alive holds) */
     char msg[512];
 } req;
@@ -139,7 +140,13 @@ static enum MHD_Result answer(sv_http *h, struct MHD_Connection *c, req *q, int 
         free(body);
         return MHD_NO;
     }
-    MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, type);
+    MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE,
+                            q->json_out && status == 200 ? "application/octet-stream" : type);
+    if (q->json_out && status == 200) {
+        char n[32];
+        snprintf(n, sizeof n, "%zu", q->json_out);
+        MHD_add_response_header(r, "Inference-Header-Content-Length", n);
+    }
     if (allow)
         MHD_add_response_header(r, MHD_HTTP_HEADER_ALLOW, allow);
     if (bearer)
@@ -261,6 +268,9 @@ static enum MHD_Result answer_post(sv_http *h, struct MHD_Connection *c, req *q)
         status =
             sv_response_encode(&r, m->infer, h->name, m->version, y, &body, &len, err, sizeof err);
         free(y);
+        const size_t raw = status == 0 ? sv_response_binary_len(&r, m->infer) : 0;
+        if (raw)
+            q->json_out = len - raw;
         ret = status == 0 ? answer(h, c, q, 200, body, len, JSON, NULL, 0)
                           : fail(h, c, q, status, "%s", err);
     }
