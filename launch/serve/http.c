@@ -254,10 +254,8 @@ static enum MHD_Result answer_post(sv_http *h, struct MHD_Connection *c, req *q)
                                            q->body ? q->body : "", q->len, q->json_len, m->infer,
                                            h->max_batch, err, sizeof err)) != 0) {
         stop_arriving(h, q);
-        ret = status == 413
-                  ? fail(h, c, q, 413, "%s (--max-batch %d: samples one request may carry)", err,
-                         h->max_batch)
-                  : fail(h, c, q, status, "%s", err);
+        ret = status == 413 ? fail(h, c, q, 413, "%s (--max-batch %d)", err, h->max_batch)
+                            : fail(h, c, q, status, "%s", err);
     } else {
         const size_t out = wk_infer_signature(m->infer)->out_floats;
         float *y = pst_malloc((size_t)r.n * out * sizeof(float));
