@@ -4,6 +4,7 @@
  * flight finish and exits 0. */
 #include "engine/base/base.h"
 #include "engine/base/file.h"
+#include "engine/pool.h"
 #include "launch/cmd/cmd.h"
 #include "launch/serve/batch.h"
 #include "launch/serve/http.h"
@@ -122,8 +123,10 @@ int cmd_serve(const cmd_config *cfg) {
     if (rc != PST_OK)
         goto done;
     metrics = sv_metrics_new(max_batch);
-    models = sv_models_new(a->checkpoint, max_batch, (int)cfg->worker.threads, a->live, metrics,
-                           &rc, err, sizeof err);
+    /* --threads 0: one per CPU, as eval --inputs (whose bits serve's answers equal) */
+    const int threads = cfg->worker.threads > 0 ? (int)cfg->worker.threads : eng_pool_cpus();
+    models =
+        sv_models_new(a->checkpoint, max_batch, threads, a->live, metrics, &rc, err, sizeof err);
     if (!models)
         goto done;
     sv_model *m = sv_models_acquire(models);
