@@ -123,8 +123,9 @@ static void reload(sv_models *s, const char *file, int64_t served) {
         model_free(old);
     sv_metrics_version(s->metrics, m->version);
     sv_metrics_reload(s->metrics, 1);
-    fprintf(stderr, "pstrain serve: now serving %s version %lld (%s)\n", now->model,
-            (long long)m->version, file);
+    /* the new model's name: old (and `now` with it) may be freed above */
+    fprintf(stderr, "pstrain serve: now serving %s version %lld (%s)\n",
+            wk_infer_signature(m->infer)->model, (long long)m->version, file);
 }
 
 static void *watch(void *arg) {
