@@ -14,6 +14,34 @@
 
 #define WATCH_NS 200000000L /* how often `latest` is looked at */
 
+/* What identifies one state of `latest`: a new file renamed over it changes the inode. */
+typedef struct stamp {
+    dev_t dev;
+    ino_t ino;
+    off_t size;
+    struct timespec mtime;
+    int exists;
+} stamp;
+
+static stamp stamp_of(const char *path) {
+    struct stat st;
+    stamp t;
+    memset(&t, 0, sizeof t);
+    if (stat(path, &st) == 0) {
+        t.exists = 1;
+        t.dev = st.st_dev;
+        t.ino = st.st_ino;
+        t.size = st.st_size;
+        t.mtime = st.st_mtim;
+    }
+    return t;
+}
+
+static int stamp_same(const stamp *a, const stamp *b) {
+    return a->exists == b->exists && a->dev == b->dev && a->ino == b->ino && a->size == b->size &&
+           a->mtime.tv_sec == b->mtime.tv_sec && a->mtime.tv_nsec == b->mtime.tv_nsec;
+}
+
 struct sv_models {
     pthread_mutex_t lock; /* current and every model's refs */
     sv_model *current;    /* holds one reference of its own */
@@ -23,7 +51,8 @@ struct sv_models {
     pthread_t watcher;
     int watching; /* the watcher was started */
     pthread_cond_t wake;
-    int stop; /* guarded by lock */
+    int stop;   /* guarded by lock */
+    stamp seen; /* latest as it was when looked at last (the watcher's after start-up) */
 };
 
 /* The model of the file at path, NULL with err. */
@@ -65,34 +94,6 @@ void sv_models_release(sv_models *s, sv_model **m) {
     *m = NULL;
 }
 
-/* What identifies one state of `latest`: a new file renamed over it changes the inode. */
-typedef struct stamp {
-    dev_t dev;
-    ino_t ino;
-    off_t size;
-    struct timespec mtime;
-    int exists;
-} stamp;
-
-static stamp stamp_of(const char *path) {
-    struct stat st;
-    stamp t;
-    memset(&t, 0, sizeof t);
-    if (stat(path, &st) == 0) {
-        t.exists = 1;
-        t.dev = st.st_dev;
-        t.ino = st.st_ino;
-        t.size = st.st_size;
-        t.mtime = st.st_mtim;
-    }
-    return t;
-}
-
-static int stamp_same(const stamp *a, const stamp *b) {
-    return a->exists == b->exists && a->dev == b->dev && a->ino == b->ino && a->size == b->size &&
-           a->mtime.tv_sec == b->mtime.tv_sec && a->mtime.tv_nsec == b->mtime.tv_nsec;
-}
-
 /* One look at latest: a new file loaded and swapped in, or refused in one line. */
 static void reload(sv_models *s, const char *file, int64_t served) {
     char err[4096 + 256] = "";
@@ -132,7 +133,7 @@ static void *watch(void *arg) {
     sv_models *s = arg;
     char latest[4200], file[4096], err[1024];
     snprintf(latest, sizeof latest, "%s/latest", s->dir);
-    stamp seen = stamp_of(latest);
+    stamp seen = s->seen;
     pthread_mutex_lock(&s->lock);
     while (!s->stop) {
         struct timespec until;
@@ -177,8 +178,13 @@ sv_models *sv_models_new(const char *path, int max_batch, int threads, int live,
     s->live = live;
     s->metrics = metrics;
     struct stat st;
-    if (stat(path, &st) == 0 && S_ISDIR(st.st_mode))
+    if (stat(path, &st) == 0 && S_ISDIR(st.st_mode)) {
         snprintf(s->dir, sizeof s->dir, "%s", path);
+        /* before latest is read: a change between here and the watcher's start is seen */
+        char latest[4200];
+        snprintf(latest, sizeof latest, "%s/latest", s->dir);
+        s->seen = stamp_of(latest);
+    }
     char file[4096];
     *rc = eng_ckpt_resolve(path, file, sizeof file, err, errlen);
     if (*rc == PST_OK)

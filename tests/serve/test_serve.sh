@@ -255,16 +255,23 @@ wait_version 10 && pass "reload: latest -> ckpt-10.h5, version 10 served" ||
 get /v2/models/mnist_cnn/infer "${auth[@]}" -d @"$tmp/infer.json"
 json 'j["model_version"] == "10"' && pass "reload: infer answers version 10" ||
     fail "reload: infer $(head -c 200 "$tmp/body")"
+wait_line() { # wait_line PATTERN: up to 10 s for it in serve's stderr, then 1 s more
+    for _ in $(seq 100); do
+        grep -q "$1" "$tmp/main.err" && break
+        sleep 0.1
+    done
+    sleep 1 # five more looks at latest: the refusal must not repeat
+}
 head -c 5000 /dev/urandom >"$tmp/dir/ckpt-99.h5"
 set_latest ckpt-99.h5
-sleep 1.5
+wait_line "ckpt-99.h5: "
 n=$(grep -c "ckpt-99.h5: .*; still serving version 10$" "$tmp/main.err")
 [[ $n == 1 && $(version) == 10 ]] &&
     pass "corrupt checkpoint: one line, version 10 still served: $(grep ckpt-99 "$tmp/main.err")" ||
     fail "corrupt checkpoint: $n lines, version $(version): $(cat "$tmp/main.err")"
 cp "$tmp/f/ckpt-2.h5" "$tmp/dir/ckpt-200.h5"
 set_latest ckpt-200.h5
-sleep 1.5
+wait_line "ckpt-200.h5: "
 n=$(grep -c "ckpt-200.h5: .*fashion_cnn.*; still serving version 10$" "$tmp/main.err")
 [[ $n == 1 && $(version) == 10 ]] && pass "another model's checkpoint: refused in one line" ||
     fail "another model: $n lines, version $(version): $(cat "$tmp/main.err")"
