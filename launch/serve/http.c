@@ -208,7 +208,9 @@ static enum MHD_Result answer_get(sv_http *h, struct MHD_Connection *c, req *q) 
     }
         char *body;
     case SV_EP_V2_SERVER:
-        body = json(&len, "{\"name\": \"pstrain\", \"version\": \"%s\", \"extensions\": []}",
+        body = json(&len,
+                    "{\"name\": \"pstrain\", \"version\": \"%s\", \"extensions\": "
+                    "[\"binary_tensor_data\"]}",
                     h->version);
         return answer(h, c, q, 200, body, len, JSON, NULL, 0);
     case SV_EP_V2_LIVE:
@@ -332,16 +334,16 @@ static enum MHD_Result on_headers(sv_http *h, struct MHD_Connection *c, const ch
     else if (r.name && (r.name_len != strlen(h->name) || strncmp(r.name, h->name, r.name_len) != 0))
         q->status = 404,
         snprintf(q->msg, sizeof q->msg, "model %.*s not found", (int)r.name_len, r.name);
+    const long long declared = header_number(c, MHD_HTTP_HEADER_CONTENT_LENGTH);
+    if (declared > 0 && (unsigned long long)declared > h->max_body) /* whatever the route */
+        return fail(h, c, q, 413, "body of %lld bytes: more than --max-body %zu", declared,
+                    h->max_body);
     if (q->status && !get)
         return fail(h, c, q, q->status, "%s", q->msg);
     if (!r.post)
         return MHD_YES; /* answered at the next call */
-    const long long declared = header_number(c, MHD_HTTP_HEADER_CONTENT_LENGTH);
     if (declared < 0)
         return fail(h, c, q, 400, "Content-Length: expected a number of bytes");
-    if ((unsigned long long)declared > h->max_body)
-        return fail(h, c, q, 413, "body of %lld bytes: more than --max-body %zu", declared,
-                    h->max_body);
     if (r.ep == SV_EP_V2_INFER) {
         const long long j = header_number(c, "Inference-Header-Content-Length");
         if (j < 0 || (declared && j > declared))
@@ -397,8 +399,10 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     if (*size) {
         const size_t n = *size;
         *size = 0;
-        if (q->status || !q->post) /* a GET's body: ignored */
-            return MHD_YES;
+        if (q->status || !q->post) { /* a GET's body: ignored, up to the limit */
+            q->len += n;
+            return q->len <= h->max_body ? MHD_YES : MHD_NO;
+        }
         return on_body(h, c, q, data, n);
     }
     if (q->status)

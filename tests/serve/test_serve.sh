@@ -175,6 +175,17 @@ tok = b"Authorization: Bearer pstrain-test-token-0123456789abcdef\r\n"
 if mode == "big":  # the headers of a 20 MB body, and not one byte of it
     s.sendall(b"POST /v1/models/mnist_cnn:predict HTTP/1.1\r\nHost: t\r\n" + tok +
               b"Content-Type: application/json\r\nContent-Length: 20000000\r\n\r\n")
+elif mode == "chunked":  # a chunked body without end: cut where it passes --max-body
+    s.sendall(b"POST /v1/models/mnist_cnn:predict HTTP/1.1\r\nHost: t\r\n" + tok +
+              b"Transfer-Encoding: chunked\r\n\r\n")
+    chunk, sent = b"1" * (1 << 20), 0
+    try:
+        while sent < 64:
+            s.sendall(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+            sent += 1
+    except OSError:
+        pass
+    print("%d" % sent, end=" ")
 else:  # half a request's headers, then nothing
     s.sendall(b"GET /v2/health/live HTTP/1.1\r\nHost: t\r\n")
 data = b""
@@ -198,6 +209,9 @@ up=$(curl -s -o "$tmp/body" -w '%{http_code} %{size_upload}' -H 'Expect:' "${aut
     --data-binary @"$tmp/big" "$url/v1/models/mnist_cnn:predict")
 [[ ${up% *} == 413 ]] && json '"--max-body" in j["error"]' &&
     pass "curl, 20 MB: 413 ($up bytes uploaded of 20000000)" || fail "curl, 20 MB: $up"
+read -r sent secs line < <(raw chunked)
+[[ $sent -lt 40 ]] && pass "chunked body without end: cut after ${sent} MiB sent (--max-body 16 MiB)" ||
+    fail "chunked body: $sent MiB sent, '$line'"
 read -r secs line < <(raw slow)
 [[ -z $line ]] && $py -c "import sys; sys.exit(0 if 1.5 <= $secs < 8 else 1)" &&
     pass "slow client (half its headers): closed after ${secs}s (--request-timeout 2)" ||
