@@ -4,7 +4,8 @@
 # model or path, 405 with Allow, 400 malformed JSON and NaN, 413 from Content-Length before the
 # body is sent, a slow client cut off by --request-timeout), the bearer token, TLS, /metrics,
 # hot reload of a checkpoint directory's latest (a new version swapped in; a corrupt file and
-# another model's refused in one line while the old version serves on) and SIGTERM (exit 0).
+# another model's refused in one line while the old version serves on), SIGTERM (exit 0), and a
+# GAN's and the LSTM's answers.
 # Each check prints PASS or FAIL; any FAIL fails the test.
 set -uo pipefail
 pstrain=$1
@@ -323,6 +324,25 @@ stop() { # stop PID: SIGTERM, then up to 20 s for it to end (SIGKILL after); its
 }
 stop "$pid"
 [[ $rc == 0 ]] && pass "SIGTERM: exit 0" || fail "SIGTERM: exit $rc"
+
+# --- the other models: a GAN (a seed's image, its PNG) and the LSTM (a review's text) ---
+train mnist_gan 2 "$tmp/g"
+train imdb_lstm 2 "$tmp/i"
+start gan "$tmp/g"
+url=http://127.0.0.1:$port
+get /v1/models/mnist_gan:predict -d '{"instances": [1, 2]}'
+[[ $code == 200 ]] && json 'len(j["predictions"]) == 2 and len(j["predictions"][0]) == 28 and len(j["predictions"][0][0]) == 28' &&
+    pass "mnist_gan: two seeds' images" || fail "mnist_gan: $code $(head -c 300 "$tmp/body")"
+get /v1/models/mnist_gan:predict -d '{"signature_name": "png", "instances": [7]}'
+[[ $code == 200 ]] && json '__import__("base64").b64decode(j["predictions"][0]["b64"])[:8] == b"\x89PNG\r\n\x1a\n"' &&
+    pass "mnist_gan: a seed's PNG" || fail "mnist_gan png: $code $(head -c 300 "$tmp/body")"
+stop "$pid"
+start lstm "$tmp/i"
+url=http://127.0.0.1:$port
+get /v2/models/imdb_lstm/infer -d '{"inputs": [{"name": "text", "shape": [2], "datatype": "BYTES", "data": ["a wonderful film", "boring"]}]}'
+[[ $code == 200 ]] && json 'j["outputs"][0]["shape"] == [2, 1] and all(0 < p < 1 for p in j["outputs"][0]["data"])' &&
+    pass "imdb_lstm: two reviews' probabilities" || fail "imdb_lstm: $code $(head -c 300 "$tmp/body")"
+stop "$pid"
 
 # --- TLS ---
 if ! command -v openssl >/dev/null; then
