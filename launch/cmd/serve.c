@@ -120,6 +120,15 @@ int cmd_serve(const cmd_config *cfg) {
         rc = read_small("tls-cert", v->tls_cert, 1 << 20, 0, &cert, err, sizeof err);
     if (rc == PST_OK && v->tls_key[0])
         rc = read_small("tls-key", v->tls_key, 1 << 20, 0, &key, err, sizeof err);
+    /* GnuTLS says nothing we could pass on about a file that is not PEM: say it here */
+    if (rc == PST_OK && cert && !strstr(cert, "-----BEGIN CERTIFICATE-----"))
+        rc = pst_err(err, sizeof err, PST_EARG,
+                     "--tls-cert: %s: expected a PEM certificate (-----BEGIN CERTIFICATE-----)",
+                     v->tls_cert);
+    if (rc == PST_OK && key && !strstr(key, "PRIVATE KEY-----"))
+        rc = pst_err(err, sizeof err, PST_EARG,
+                     "--tls-key: %s: expected a PEM private key (-----BEGIN ... PRIVATE KEY-----)",
+                     v->tls_key);
     if (rc != PST_OK)
         goto done;
     metrics = sv_metrics_new(max_batch);

@@ -487,12 +487,14 @@ sv_http *sv_http_start(const sv_http_cfg *cfg, sv_models *models, sv_batcher *ba
     h->d = MHD_start_daemon(flags, (uint16_t)cfg->port, NULL, NULL, on_request, h, MHD_OPTION_ARRAY,
                             ops, MHD_OPTION_END);
     if (!h->d) {
-        const int e = errno;
-        *rc = pst_err(err, errlen, PST_ESOCKET, "cannot listen on %s port %d: %s%s", cfg->bind,
-                      cfg->port, e ? strerror(e) : "libmicrohttpd refused to start",
-                      cfg->tls_cert ? " (or --tls-cert/--tls-key are not a PEM certificate and "
-                                      "its key)"
-                                    : "");
+        const int e = errno; /* 0: MHD refused without a system error (GnuTLS, the key) */
+        if (cfg->tls_cert && !e)
+            *rc = pst_err(err, errlen, PST_EARG,
+                          "--tls-cert/--tls-key: refused by GnuTLS (is --tls-key the key of "
+                          "--tls-cert?)");
+        else
+            *rc = pst_err(err, errlen, PST_ESOCKET, "cannot listen on %s port %d: %s", cfg->bind,
+                          cfg->port, e ? strerror(e) : "libmicrohttpd refused to start");
         goto fail;
     }
     const union MHD_DaemonInfo *info = MHD_get_daemon_info(h->d, MHD_DAEMON_INFO_BIND_PORT);

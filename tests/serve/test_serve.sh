@@ -363,5 +363,15 @@ code=$(curl -s -o /dev/null -w '%{http_code}' "https://127.0.0.1:$port/v2/health
 code=$(curl -s -m 5 -o /dev/null -w '%{http_code}' "http://127.0.0.1:$port/v2/health/live")
 [[ $code != 200 ]] && pass "TLS: plain HTTP to the TLS port fails ($code)" || fail "TLS: plain HTTP answered 200"
 stop "$pid"
+openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=other -keyout "$tmp/key2.pem" \
+    -out "$tmp/cert2.pem" 2>/dev/null
+for bad in "cert.pem key2.pem:refused by GnuTLS" "predict.json key.pem:expected a PEM certificate"; do
+    read -r c k <<<"${bad%%:*}"
+    rc=0
+    timeout 20 "$pstrain" serve "$tmp/a" --port 0 --tls-cert "$tmp/$c" --tls-key "$tmp/$k" \
+        >/dev/null 2>"$tmp/err" || rc=$?
+    [[ $rc == 2 ]] && grep -q "${bad#*:}" "$tmp/err" && pass "TLS $c + $k: refused: $(cat "$tmp/err")" ||
+        fail "TLS $c + $k: status $rc: $(cat "$tmp/err")"
+done
 
 exit $failed
