@@ -408,52 +408,72 @@ typedef struct walk {
     const int64_t *dims;
     int rank;
     const char *path;
-    size_t idx[SV_MAX_RANK];
+    size_t idx[SV_MAX_RANK + 1]; /* the index at each depth (rank <= SV_MAX_RANK) */
     void *out;
     size_t k;
+    char why[200]; /* number()'s refusal */
 } walk;
 
-/* path[i0][i1]...[i(depth-1)] into buf. */
-static const char *walk_path(const walk *w, int depth, char *buf, size_t len) {
-    size_t o = (size_t)snprintf(buf, len, "%s", w->path);
-    for (int k = 0; k < depth && o < len; k++)
-        o += (size_t)snprintf(buf + o, len - o, "[%zu]", w->idx[k]);
-    return buf;
+/* A refusal at depth: "path[i0]...[i(depth-1)]: " then fmt. Out of the hot loops' way. */
+static int walk_fail(walk *w, int depth, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4), noinline));
+
+static int walk_fail(walk *w, int depth, const char *fmt, ...) {
+    char p[300], msg[300];
+    size_t o = (size_t)snprintf(p, sizeof p, "%s", w->path);
+    for (int k = 0; k < depth && o < sizeof p; k++)
+        o += (size_t)snprintf(p + o, sizeof p - o, "[%zu]", w->idx[k]);
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    return sv_fail(w->d, 400, "%s: %s", p, msg);
 }
 
-static int walk_level(walk *w, const json_t *v, int depth) {
-    char p[300], why[200];
-    if (depth == w->rank) {
-        if (number(v, w->t, w->out, w->k++, why, sizeof why) != 0)
-            return sv_fail(w->d, 400, "%s: %s", walk_path(w, depth, p, sizeof p), why);
-        return 0;
-    }
+/* v, at depth (the arrays above it indexed in w->idx), must be an array of dims[depth]. */
+static inline int walk_array(walk *w, const json_t *v, int depth) {
     const int64_t want = w->dims[depth];
     const char *what = depth + 1 == w->rank ? "values" : "arrays";
     if (!json_is_array(v))
-        return sv_fail(w->d, 400, "%s: expected an array of %" PRId64 " %s, got %s",
-                       walk_path(w, depth, p, sizeof p), want, what, eng_json_kind(v));
+        return walk_fail(w, depth, "expected an array of %" PRId64 " %s, got %s", want, what,
+                         eng_json_kind(v));
+    if ((int64_t)json_array_size(v) != want)
+        return walk_fail(w, depth, "expected %" PRId64 " %s, got %zu", want, what,
+                         json_array_size(v));
+    return 0;
+}
+
+/* The innermost array v (at depth rank - 1): its numbers. The hot loop. */
+static inline int walk_leaves(walk *w, const json_t *v, int depth) {
+    const int rc = walk_array(w, v, depth);
+    if (rc)
+        return rc;
     const size_t n = json_array_size(v);
-    if ((int64_t)n != want)
-        return sv_fail(w->d, 400, "%s: expected %" PRId64 " %s, got %zu",
-                       walk_path(w, depth, p, sizeof p), want, what, n);
-    if (depth + 1 == w->rank) { /* the innermost level: the hot loop */
-        for (size_t i = 0; i < n; i++) {
-            if (number(json_array_get(v, i), w->t, w->out, w->k, why, sizeof why) != 0) {
-                w->idx[depth] = i;
-                return sv_fail(w->d, 400, "%s: %s", walk_path(w, depth + 1, p, sizeof p), why);
-            }
-            w->k++;
+    for (size_t i = 0; i < n; i++, w->k++)
+        if (number(json_array_get(v, i), w->t, w->out, w->k, w->why, sizeof w->why) != 0) {
+            w->idx[depth] = i;
+            return walk_fail(w, depth + 1, "%s", w->why);
         }
+    return 0;
+}
+
+static int walk_level(walk *w, const json_t *v, int depth) {
+    if (depth >= SV_MAX_RANK || depth >= w->rank) { /* a scalar sample (and GCC's bound) */ /* a scalar sample */
+        if (number(v, w->t, w->out, w->k++, w->why, sizeof w->why) != 0)
+            return walk_fail(w, depth, "%s", w->why);
         return 0;
     }
-    for (size_t i = 0; i < n; i++) {
+    if (depth + 1 == w->rank)
+        return walk_leaves(w, v, depth);
+    int rc = walk_array(w, v, depth);
+    const size_t n = json_array_size(v);
+    for (size_t i = 0; !rc && i < n; i++) {
         w->idx[depth] = i;
-        const int rc = walk_level(w, json_array_get(v, i), depth + 1);
-        if (rc)
-            return rc;
+        /* (28, 28, 1): the rows' pixels without a call per pixel */
+        rc = depth + 2 == w->rank ? walk_leaves(w, json_array_get(v, i), depth + 1)
+                                  : walk_level(w, json_array_get(v, i), depth + 1);
     }
-    return 0;
+    return rc;
 }
 
 int sv_json_numbers(sv_dec *d, const json_t *v, wk_dtype t, const int64_t *dims, int rank,

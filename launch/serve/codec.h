@@ -43,8 +43,8 @@ typedef struct sv_request {
     sv_proto proto;
     int input;           /* the signature's input the request gave */
     int output;          /* the signature's output asked for: 0, or 1 for a GAN's "png" (TFS's
-                            signature_name "png"; v2's outputs [{"name": "png"}]); v2: -1 for all of
-                            them (no "outputs", or every output named) */
+                            signature_name "png"; v2's outputs [{"name": "png"}]); -1 for both of a
+                            GAN's (v2 without "outputs", or both named) */
     int columnar;        /* TFS: "inputs" given, so "outputs" answered */
     int named;           /* TFS: instances were objects {"images": ...}; answers still omit the
                             name, as TFS does for a signature of one output */
