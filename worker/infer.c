@@ -72,23 +72,11 @@ static void sig_fill(wk_infer *m) {
         s->ninputs = 2;
         s->inputs[0] = io_of("images", WK_FP32, 3, in.h, in.w, in.c);
         s->inputs[1] = io_of("pixels", WK_UINT8, 3, in.h, in.w, in.c);
-        s->noutputs = 1;
-        s->outputs[0] = m->sigmoid ? io_of("probability", WK_FP32, 1, 1, 0, 0)
-                                   : io_of("probabilities", WK_FP32, 1,
-                                           (int64_t)eng_shape_size(m->model.output), 0, 0);
-        s->in_floats = eng_shape_size(in);
-        s->out_floats = eng_shape_size(m->model.output);
         break;
     case INFER_TEXT:
         s->ninputs = 2;
         s->inputs[0] = io_of("text", WK_BYTES, 0, 0, 0, 0);
         s->inputs[1] = io_of("tokens", WK_INT64, 1, m->text.maxlen, 0, 0);
-        s->noutputs = 1;
-        s->outputs[0] = m->sigmoid ? io_of("probability", WK_FP32, 1, 1, 0, 0)
-                                   : io_of("probabilities", WK_FP32, 1,
-                                           (int64_t)eng_shape_size(m->model.output), 0, 0);
-        s->in_floats = eng_shape_size(in);
-        s->out_floats = eng_shape_size(m->model.output);
         break;
     case INFER_GAN: {
         const eng_shape out = m->part[0].output;
@@ -100,9 +88,16 @@ static void sig_fill(wk_infer *m) {
         s->outputs[1] = io_of("png", WK_BYTES, 0, 0, 0, 0);
         s->in_floats = ENG_GAN_NOISE;
         s->out_floats = eng_shape_size(out);
-        break;
+        return;
     }
     }
+    /* a classifier: P(positive) from one unit, else a probability per class */
+    const size_t units = eng_shape_size(m->model.output);
+    s->noutputs = 1;
+    s->outputs[0] = m->sigmoid ? io_of("probability", WK_FP32, 1, 1, 0, 0)
+                               : io_of("probabilities", WK_FP32, 1, (int64_t)units, 0, 0);
+    s->in_floats = eng_shape_size(in);
+    s->out_floats = units;
 }
 
 /* The model of checkpoint c (weights and vocabulary; NULL: zero weights, no vocabulary), at
@@ -130,16 +125,17 @@ static wk_infer *infer_make(const char *model, const eng_ckpt *c, int64_t versio
     if (eng_model_build(&m->model, def, err, errlen) != PST_OK)
         goto fail;
     if (def->parts) {
+        /* Generation runs in passes of ENG_GAN_PASS whatever the batch: a GAN made for batches
+         * of 1 holds its generator's pass and no discriminator memory it would never use. */
         m->kind = INFER_GAN;
         char what[96];
         int rc;
         if (c) {
-            m->gan = wk_gan_of(c, live, m->part, max_batch, threads, what, sizeof what, &rc, err,
-                               errlen);
+            m->gan = wk_gan_of(c, live, m->part, 1, threads, what, sizeof what, &rc, err, errlen);
         } else {
             eng_model_part(&m->model, 0, &m->part[0]);
             eng_model_part(&m->model, 1, &m->part[1]);
-            m->gan = eng_gan_new(&m->part[0], &m->part[1], max_batch, threads, err, errlen);
+            m->gan = eng_gan_new(&m->part[0], &m->part[1], 1, threads, err, errlen);
         }
         if (!m->gan)
             goto fail;
@@ -244,7 +240,7 @@ static int prepare_tokens(const wk_infer *m, const int64_t *t, size_t n, float *
                           size_t errlen) {
     const size_t maxlen = (size_t)m->text.maxlen;
     if (n < 1)
-        return pst_err(err, errlen, PST_EARG, "expected 1 to any number of token ids, got 0");
+        return pst_err(err, errlen, PST_EARG, "expected at least 1 token id, got 0");
     for (size_t i = 0; i < n; i++)
         if (t[i] < 0 || t[i] >= m->text.num_words)
             return pst_err(err, errlen, PST_EARG,

@@ -162,6 +162,10 @@ int cmd_eval_inputs(const cmd_config *cfg) {
     const cmd_args *a = &cfg->args;
     const char *file = a->input_file;
     char err[1024] = "";
+    if (cfg->worker.judge[0])
+        return cmd_said(pst_err(err, sizeof err, PST_EARG,
+                                "--judge: scores a GAN's own noise; not with --inputs %s", file),
+                        err);
     if (a->infer_batch > a->max_batch)
         return cmd_said(pst_err(err, sizeof err, PST_EARG,
                                 "--batch: %lld samples a pass, over --max-batch %lld",

@@ -190,7 +190,8 @@ const size_t cmd_nflags = sizeof cmd_flags / sizeof cmd_flags[0];
 const cmd_command_info cmd_commands[] = {
     [CMD_TRAIN] = {"train", "train a model and report test loss and accuracy"},
     [CMD_SUMMARY] = {"summary", "print a model's layers, output shapes and parameters"},
-    [CMD_EVAL] = {"eval", "evaluate a checkpoint's weights on the test set"},
+    [CMD_EVAL] = {"eval",
+                  "evaluate a checkpoint's weights on the test set (or run it on --inputs)"},
     [CMD_INSPECT] = {"inspect", "print a checkpoint's metadata and a table of its tensors"},
     [CMD_SAMPLE] = {"sample", "write a PNG grid of a GAN checkpoint's generated digits"},
     [CMD_PLOT] = {"plot", "draw runs' --metrics files as training curves (PNG or SVG)"},

@@ -3,9 +3,9 @@
 # is compared with: a few steps of mnist_cnn (and of mnist_gan), then MNIST test images as
 # uint8 "pixels" and as float "images" (nested 28x28x1): one JSON line that parses, 10
 # probabilities a sample summing to 1, the same bits from both inputs (pixels / 255 is the
-# data set's conversion) and from any --threads at the same pass size; the GAN's seeds give
-# 28x28x1 images in [-1, 1], seed S's the first digit of `pstrain sample --seed S`; bad files
-# end with status 2 and one line naming file and field.
+# data set's conversion) and from --threads 1 and 2 where each holds a batch in one pass; the
+# GAN's seeds give 28x28x1 images in [-1, 1], seed S's the first digit of `pstrain sample
+# --seed S`; bad files end with status 2 and one line naming file and field.
 set -euo pipefail
 pstrain=$1
 data=${PSTRAIN_DATA:?PSTRAIN_DATA must name the data directory}
@@ -65,8 +65,8 @@ def load(name):
     return j["data"]
 pixels, images = load('pixels'), load('images')
 assert pixels == images, "pixels and images differ"
-# the same pass size (max_batch 8 over 1 or 2 threads: 4 or 8 rows a pass, the batch of 4 in
-# one pass either way) gives the same bits
+# max_batch 8 over 1 or 2 threads: passes of 8 or 4 rows, each batch of 4 (and the last of 2)
+# one pass either way: the same products, the same bits
 batched, threads = load('batched'), load('threads')
 assert batched == threads, "--threads 1 and 2 differ at one pass size"
 print("PASS: 6 samples, 10 probabilities each summing to 1; pixels == images; threads agree")

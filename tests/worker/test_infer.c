@@ -274,7 +274,7 @@ static void text(void **state) {
     const int64_t high[] = {1, 10000}, low[] = {-1};
     refused(m, 1, high, 2, "value 1 is 10000: expected a token id in [0, 10000)");
     refused(m, 1, low, 1, "value 0 is -1: expected a token id in [0, 10000)");
-    refused(m, 1, few, 0, "expected 1 to any number of token ids, got 0");
+    refused(m, 1, few, 0, "expected at least 1 token id, got 0");
 
     /* the output: sigmoid(logit), as eng_sigmoid_bce_backward's s for a label 0 */
     float xs[2 * 200], logits[2];
