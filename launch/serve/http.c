@@ -361,14 +361,12 @@ static enum MHD_Result on_headers(sv_http *h, struct MHD_Connection *c, const ch
 }
 
 /* A piece of body: kept while it fits --max-body. */
-static enum MHD_Result on_body(sv_http *h, struct MHD_Connection *c, req *q, const char *data,
-                               size_t n) {
+static enum MHD_Result on_body(sv_http *h, req *q, const char *data, size_t n) {
     if (q->len + n > h->max_body) {
         /* A chunked body (or one longer than it said) passes the limit: cut it. MHD takes no
          * answer mid-body, so the connection is closed without one. */
         stop_arriving(h, q);
         sv_metrics_request(h->metrics, q->ep, 413, pst_now() - q->t0);
-        (void)c;
         return MHD_NO;
     }
     if (q->len + n > q->cap) {
@@ -403,7 +401,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
             q->len += n;
             return q->len <= h->max_body ? MHD_YES : MHD_NO;
         }
-        return on_body(h, c, q, data, n);
+        return on_body(h, q, data, n);
     }
     if (q->status)
         return fail(h, c, q, q->status, "%s", q->msg);
