@@ -154,11 +154,15 @@ get /v1/models/mnist_cnn:predict "${auth[@]}" -d '{"instances": [[0.5, 0.5'
     fail "malformed JSON: $code $(cat "$tmp/body")"
 $py -c 'print("{\"instances\": [[" + ", ".join(["0.5"] * 783 + ["NaN"]) + "]]}")' >"$tmp/nan.json"
 get /v1/models/mnist_cnn:predict "${auth[@]}" -d @"$tmp/nan.json"
-[[ $code == 400 ]] && json 'j["error"]' && pass "NaN: 400: $(head -c 200 "$tmp/body")" ||
+[[ $code == 400 ]] && json 'j["error"].startswith("instances[0]")' && pass "NaN: 400: $(head -c 200 "$tmp/body")" ||
     fail "NaN: $code $(cat "$tmp/body")"
 get /v1/models/mnist_cnn:predict "${auth[@]}" -d '{"instances": [[0.5, 0.5]]}'
-[[ $code == 400 ]] && json 'j["error"]' && pass "wrong shape: 400: $(cat "$tmp/body")" ||
+[[ $code == 400 ]] && json 'j["error"].startswith("instances[0]")' && pass "wrong shape: 400: $(cat "$tmp/body")" ||
     fail "wrong shape: $code $(cat "$tmp/body")"
+get /v2/models/mnist_cnn/infer "${auth[@]}" \
+    -d '{"inputs": [{"name": "images", "shape": [1, 2], "datatype": "FP64", "data": [0.5, 0.5]}]}'
+[[ $code == 400 ]] && json '"inputs[0].datatype" in j["error"]' && pass "wrong dtype: 400: $(cat "$tmp/body")" ||
+    fail "wrong dtype: $code $(cat "$tmp/body")"
 $py -c 'import json; print(json.dumps({"instances": [[[[0.5]] * 28] * 28] * 65}))' >"$tmp/65.json"
 get /v1/models/mnist_cnn:predict "${auth[@]}" -d @"$tmp/65.json"
 [[ $code == 413 ]] && json '"--max-batch" in j["error"]' &&
