@@ -14,6 +14,10 @@
 double eng_softmax_xent_forward(float *probs, const float *logits, const uint8_t *labels, int B,
                                 int C, int *correct);
 
+/* probs (B, C) <- softmax(logits (B, C)) (probs may equal logits): the same bits as
+ * eng_softmax_xent_forward's probabilities, for inference. */
+void eng_softmax(float *probs, const float *logits, int B, int C);
+
 /* dlogits (B, C) = (probs - onehot(labels)) / scale (dlogits may equal probs); scale is the
  * number of samples the loss is averaged over (the whole step's batch). */
 void eng_softmax_xent_backward(float *dlogits, const float *probs, const uint8_t *labels, int B,
@@ -27,5 +31,9 @@ double eng_sigmoid_bce_forward(const float *logits, const uint8_t *labels, int B
 /* dlogits (B) = (sigmoid(z) - label) / scale (dlogits may equal logits); scale as above. */
 void eng_sigmoid_bce_backward(float *dlogits, const float *logits, const uint8_t *labels, int B,
                               float scale);
+
+/* probs (B) <- sigmoid(logits (B)) (probs may equal logits), as eng_sigmoid_bce_backward
+ * computes it: P(label 1), for inference. */
+void eng_sigmoid(float *probs, const float *logits, int B);
 
 #endif

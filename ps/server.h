@@ -115,6 +115,11 @@ const char *ps_server_endpoint(const ps_server *s);
  * Returns PST_OK, or PST_EFORMAT with err when c is for another model or optimizer. */
 int ps_server_restore(ps_server *s, const eng_ckpt *c, char *err, size_t errlen);
 
+/* Replaces every part's shard's weights with its share of weights (the whole model's flat
+ * vector: a fresh run's --init-from), leaving the fresh optimizer state as it is. Call
+ * before serving. */
+void ps_server_set_weights(ps_server *s, const float *weights);
+
 /* Serves until every worker has sent Shutdown or is lost. Returns PST_OK, or with err
  * PST_ESOCKET on a socket failure, PST_EIO when every worker was lost or one ended on a
  * failure. */

@@ -81,6 +81,13 @@ static void restore_part(ps_part *pt, const float *weights, const eng_ckpt_part 
     }
 }
 
+void ps_server_set_weights(ps_server *s, const float *weights) {
+    for (int p = 0; p < s->nparts; p++) {
+        ps_part *pt = &s->parts[p];
+        memcpy(pt->w, weights + s->cfg.model->parts[p].offset + pt->lo, sizeof(float) * pt->n);
+    }
+}
+
 int ps_server_restore(ps_server *s, const eng_ckpt *c, char *err, size_t errlen) {
     const eng_model *m = s->cfg.model;
     if (strcmp(c->model, m->def->name) != 0 || c->total != m->layout.total ||

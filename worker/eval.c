@@ -59,47 +59,19 @@ static int eval_classifier(const wk_opts *o, const char *path, const eng_ckpt *c
     uint8_t *labels = pst_alloc((size_t)chunk);
     memcpy(eng_net_params(net), c->weights, sizeof(float) * model.layout.total);
     double loss = 0.0, accuracy = 0.0;
+    const double t0 = pst_now();
     wk_evaluate(net, NULL, &data.data.test, chunk, x, labels, &loss, &accuracy, err, errlen);
-    printf("%s at step %lld: test_loss: %.4f - test_accuracy: %.4f (%lld samples)\n", c->model,
-           (long long)rec.step, loss, accuracy, (long long)data.data.test.n);
+    const double secs = pst_now() - t0;
+    /* The forward pass's speed, loading aside: what `pstrain serve` is measured against. */
+    printf(
+        "%s at step %lld: test_loss: %.4f - test_accuracy: %.4f (%lld samples, %.0f samples/s)\n",
+        c->model, (long long)rec.step, loss, accuracy, (long long)data.data.test.n,
+        secs > 0.0 ? (double)data.data.test.n / secs : 0.0);
     pst_free(x);
     pst_free(labels);
     eng_net_free(&net);
     wk_stream_close(&data);
     return PST_OK;
-}
-
-/* Which of checkpoint c's generators to draw with: the moving average, when c keeps one and
- * not live, or the generator's own weights; *what says which, for a person. */
-static const float *generator_of(const eng_ckpt *c, int live, char *what, size_t len) {
-    const eng_ckpt_part *gen = &c->parts[0];
-    if (gen->ema && !live) {
-        snprintf(what, len, "the moving average of the generator (decay %g)", gen->ema_decay);
-        return gen->ema;
-    }
-    snprintf(what, len, "the generator's own weights%s",
-             gen->ema ? "" : " (the checkpoint keeps no moving average)");
-    return c->weights + gen->offset;
-}
-
-/* The GAN of checkpoint c with the generator asked for (*what says which), for up to
- * max_batch images a call on `threads` threads; part receives the two networks' models and
- * must outlive it. NULL with err and *rc when it cannot be built. */
-static eng_gan *gan_of(const eng_ckpt *c, int live, eng_model part[2], int max_batch, int threads,
-                       char *what, size_t whatlen, int *rc, char *err, size_t errlen) {
-    eng_model model;
-    if ((*rc = eng_model_build(&model, eng_model_find(c->model), err, errlen)) != PST_OK)
-        return NULL;
-    eng_model_part(&model, 0, &part[0]);
-    eng_model_part(&model, 1, &part[1]);
-    eng_gan *gan = eng_gan_new(&part[0], &part[1], max_batch, threads, err, errlen);
-    if (!gan) {
-        *rc = PST_EARG;
-        return NULL;
-    }
-    memcpy(eng_net_params(eng_gan_generator(gan)), generator_of(c, live, what, whatlen),
-           sizeof(float) * part[0].layout.total);
-    return gan;
 }
 
 int wk_sample(const wk_opts *o, const eng_ckpt *c, int n, int live, const char *out, char *err,
@@ -111,8 +83,8 @@ int wk_sample(const wk_opts *o, const eng_ckpt *c, int n, int live, const char *
     eng_model part[2];
     int rc;
     char what[96];
-    eng_gan *gan = gan_of(c, live, part, n < 64 ? n : 64, eng_pool_cpus(), what, sizeof what, &rc,
-                          err, errlen);
+    eng_gan *gan = wk_gan_of(c, live, part, n < 64 ? n : 64, eng_pool_cpus(), what, sizeof what,
+                             &rc, err, errlen);
     if (!gan)
         return rc;
     float *z = pst_malloc(sizeof(float) * (size_t)n * ENG_GAN_NOISE);
@@ -171,7 +143,7 @@ static int eval_gan(const wk_opts *o, const char *path, const eng_ckpt *c, int l
     wk_gan_outputs out = {0};
     int rc;
     char what[96];
-    eng_gan *gan = gan_of(c, live, part, 256, threads, what, sizeof what, &rc, err, errlen);
+    eng_gan *gan = wk_gan_of(c, live, part, 256, threads, what, sizeof what, &rc, err, errlen);
     if (!gan)
         return rc;
     if ((rc = wk_gan_outputs_init(&out, o, threads, err, errlen)) == PST_OK) {

@@ -2,6 +2,7 @@
 #include "worker/gan_outputs.h"
 
 #include "engine/base/base.h"
+#include "engine/ckpt/ckpt.h"
 #include "engine/dataset.h"
 #include "engine/rng.h"
 #include "engine/score.h"
@@ -100,4 +101,37 @@ int wk_gan_outputs_epoch(wk_gan_outputs *out, eng_gan *gan, const float *ema, si
         memcpy(params, out->live, sizeof(float) * gen_total);
     r->score_seconds = pst_now() - t0;
     return rc;
+}
+
+/* Which of checkpoint c's generators to draw with: the moving average, when c keeps one and
+ * not live, or the generator's own weights; *what says which, for a person. */
+const float *wk_generator_of(const eng_ckpt *c, int live, char *what, size_t len) {
+    const eng_ckpt_part *gen = &c->parts[0];
+    if (gen->ema && !live) {
+        snprintf(what, len, "the moving average of the generator (decay %g)", gen->ema_decay);
+        return gen->ema;
+    }
+    snprintf(what, len, "the generator's own weights%s",
+             gen->ema ? "" : " (the checkpoint keeps no moving average)");
+    return c->weights + gen->offset;
+}
+
+/* The GAN of checkpoint c with the generator asked for (*what says which), for up to
+ * max_batch images a call on `threads` threads; part receives the two networks' models and
+ * must outlive it. NULL with err and *rc when it cannot be built. */
+eng_gan *wk_gan_of(const eng_ckpt *c, int live, eng_model part[2], int max_batch, int threads,
+                   char *what, size_t whatlen, int *rc, char *err, size_t errlen) {
+    eng_model model;
+    if ((*rc = eng_model_build(&model, eng_model_find(c->model), err, errlen)) != PST_OK)
+        return NULL;
+    eng_model_part(&model, 0, &part[0]);
+    eng_model_part(&model, 1, &part[1]);
+    eng_gan *gan = eng_gan_new(&part[0], &part[1], max_batch, threads, err, errlen);
+    if (!gan) {
+        *rc = PST_EARG;
+        return NULL;
+    }
+    memcpy(eng_net_params(eng_gan_generator(gan)), wk_generator_of(c, live, what, whatlen),
+           sizeof(float) * part[0].layout.total);
+    return gan;
 }

@@ -6,6 +6,7 @@
 #ifndef PSTRAIN_WORKER_GAN_OUTPUTS_H
 #define PSTRAIN_WORKER_GAN_OUTPUTS_H
 
+#include "engine/ckpt/ckpt.h"
 #include "engine/gan.h"
 #include "engine/judge.h"
 #include "worker/opts.h"
@@ -46,5 +47,17 @@ int wk_gan_outputs_score(wk_gan_outputs *out, eng_gan *gan, double *inception, d
  * PST_OK or a code with err. */
 int wk_gan_outputs_epoch(wk_gan_outputs *out, eng_gan *gan, const float *ema, size_t gen_total,
                          int64_t epoch, wk_gan_report *r, char *err, size_t errlen);
+
+/* Which of GAN checkpoint c's generators to draw with: the moving average, when c keeps one
+ * and not live, or the generator's own weights (borrowed from c); *what says which, for a
+ * person. */
+const float *wk_generator_of(const eng_ckpt *c, int live, char *what, size_t len);
+
+/* The GAN of checkpoint c with the generator wk_generator_of picks (*what says which), for
+ * up to max_batch images a call on `threads` threads; part receives the two networks' models
+ * and must outlive it. NULL with err and *rc when it cannot be built. `pstrain sample`,
+ * `eval` and wk_infer draw with it, so that they agree. */
+eng_gan *wk_gan_of(const eng_ckpt *c, int live, eng_model part[2], int max_batch, int threads,
+                   char *what, size_t whatlen, int *rc, char *err, size_t errlen);
 
 #endif

@@ -17,7 +17,8 @@
  *                                                            longer cut in front (pad_sequences)
  *                           out "probability" FP32 (1)       sigmoid of the logit: P(positive)
  *   mnist_gan               in  "seed"    INT64 ()           noise drawn as `pstrain sample
- *                                                            --seed S` draws its first digit
+ *                                                            --seed S` draws its first digit:
+ *                                                            seed S's image is that digit
  *                               "z"       FP32  (100)        the generator's input itself
  *                           out "images"  FP32  (28, 28, 1)  in [-1, 1] (tanh), from the
  *                                                            generator's moving average when the

@@ -42,6 +42,7 @@ typedef struct wk_opts {
     int64_t checkpoint_every;         /* steps; 0: only at epoch ends and on SIGTERM/SIGINT */
     int64_t keep;                     /* newest checkpoints kept; 0: all */
     char resume[WK_PATH_MAX];         /* FILE, DIR (its latest) or "auto"; empty: fresh */
+    char init_from[WK_PATH_MAX];      /* Keras files a fresh run takes its weights from */
     char log_level[8];                /* quiet | info | debug */
     int dense_pushes;                 /* push an embedding's whole gradient, not its rows */
     char wire[8];                     /* fp32 | bf16 | fp16: pushes' and pull answers' values */

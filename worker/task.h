@@ -29,6 +29,7 @@ typedef struct wk_run {
     const wk_opts *o;
     const eng_model *model;
     const eng_ckpt *resume;   /* NULL: a fresh start */
+    const float *init;        /* a fresh start's weights (--init-from); NULL: the initialisers' */
     const eng_optim_cfg *cfg; /* per part: what runs (the checkpoint's when resuming) */
     wk_store *store;
     wk_stream *data;

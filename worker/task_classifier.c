@@ -58,6 +58,8 @@ static int classifier_open(wk_task **t, const wk_run *r, char *err, size_t errle
     }
     if (r->resume)
         memcpy(eng_net_params(c->net), r->resume->weights, sizeof(float) * r->model->layout.total);
+    else if (r->init)
+        memcpy(eng_net_params(c->net), r->init, sizeof(float) * r->model->layout.total);
     else
         eng_model_init_params(r->model, eng_net_params(c->net), (uint64_t)r->o->seed);
     /* Worker w's samples sit at w * batch in the job's combined batch, so its dropout masks

@@ -40,6 +40,9 @@ static int gan_open(wk_task **t, const wk_run *r, char *err, size_t errlen) {
         if (r->resume)
             memcpy(eng_net_params(net[p]), r->resume->weights + r->model->parts[p].offset,
                    sizeof(float) * r->model->parts[p].total);
+        else if (r->init)
+            memcpy(eng_net_params(net[p]), r->init + r->model->parts[p].offset,
+                   sizeof(float) * r->model->parts[p].total);
         else
             eng_model_init_params(&g->part[p], eng_net_params(net[p]),
                                   eng_model_part_seed((uint64_t)r->o->seed, p));

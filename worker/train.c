@@ -49,6 +49,9 @@ static void banner_more(const wk_opts *o, const eng_ckpt *resume) {
     if (resume && o->optim_given)
         printf("--resume: the optimizer goes on as the checkpoint has it (above); the optimizer "
                "flags given were not used\n");
+    else if (!resume && o->init_from[0])
+        printf("--init-from %s: the weights are the file's; the optimizer starts fresh\n",
+               o->init_from);
     printf("%s\n", eng_blas_describe(blas, sizeof blas));
 }
 
@@ -323,7 +326,7 @@ static int epochs(wk_run *r, wk_task *t, const wk_job *job, wk_ckpt_writer **wri
     return PST_OK;
 }
 
-int wk_train(const wk_opts *o, const wk_job *job, const eng_ckpt *resume,
+int wk_train(const wk_opts *o, const wk_job *job, const eng_ckpt *resume, const float *init,
              volatile sig_atomic_t *stop, char *err, size_t errlen) {
     const double t_start = pst_now();
     eng_model model;
@@ -340,6 +343,7 @@ int wk_train(const wk_opts *o, const wk_job *job, const eng_ckpt *resume,
     wk_run r = {.o = o,
                 .model = &model,
                 .resume = resume,
+                .init = resume ? NULL : init,
                 .cfg = cfg,
                 .data = &data,
                 .prog = &prog,

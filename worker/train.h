@@ -32,11 +32,13 @@ typedef struct wk_job {
 } wk_job;
 
 /* Runs `pstrain train` as o describes, for every model; job is NULL for one process.
- * resume (NULL: a fresh start) is the checkpoint to continue from, validated for this model.
+ * resume (NULL: a fresh start) is the checkpoint to continue from, validated for this model;
+ * init (NULL: the initialisers') the whole model's weights a fresh start begins with
+ * (--init-from: worker/init_from.h), its optimizers fresh.
  * stop (may be NULL) is set by a signal handler: with --checkpoint-dir, the job then writes a
  * checkpoint at the next step every worker reaches and returns PST_ESTOPPED. Returns PST_OK,
  * or a code with one line in err (bad input names the file or flag). */
-int wk_train(const wk_opts *o, const wk_job *job, const eng_ckpt *resume,
+int wk_train(const wk_opts *o, const wk_job *job, const eng_ckpt *resume, const float *init,
              volatile sig_atomic_t *stop, char *err, size_t errlen);
 
 /* The optimizers of the model's parts: the checkpoint's when resuming, else the flags'

@@ -58,6 +58,21 @@ void ckpt_w_dataset(ckpt_writer *w, hid_t loc, const char *path, hid_t ftype, hi
 void ckpt_w_strs(ckpt_writer *w, hid_t loc, const char *name, const char *const *s, int n,
                  int dataset);
 
+/* A scalar variable-length UTF-8 string attribute: what h5py writes for a Python str. */
+void ckpt_w_vstr_attr(ckpt_writer *w, hid_t loc, const char *name, const char *s);
+
+/* write.c: Keras's save_weights_to_hdf5_group for m's layers [l0, l0 + nl) into loc
+ * (@layer_names, @backend, @keras_version, a group per layer); tensor t's values at
+ * weights + (t->offset - lo). */
+void ckpt_write_keras_layers(ckpt_writer *w, hid_t loc, const eng_model *m, int l0, int nl,
+                             const float *weights, size_t lo);
+/* write.c: an HDF5 file built in memory by fill(w, file, arg) (guess: bytes to reserve), as
+ * its bytes into *image (pst_malloc'ed: free them; *len bytes), superblock checksum fixed.
+ * Returns PST_OK, or PST_EIO with one line naming path and what failed. */
+typedef void (*ckpt_fill)(ckpt_writer *w, hid_t file, const void *arg);
+int ckpt_build_image(const char *path, size_t guess, ckpt_fill fill, const void *arg, void **image,
+                     size_t *len, char *err, size_t errlen);
+
 /* --- reading: each does nothing once r->rc != PST_OK --- */
 typedef struct ckpt_reader {
     const char *path;

@@ -179,6 +179,21 @@ void ckpt_w_str_attr(ckpt_writer *w, hid_t loc, const char *name, const char *s)
     H5Tclose(t);
 }
 
+void ckpt_w_vstr_attr(ckpt_writer *w, hid_t loc, const char *name, const char *s) {
+    if (w->failed)
+        return;
+    hid_t t = H5Tcopy(H5T_C_S1);
+    if (t < 0 || H5Tset_size(t, H5T_VARIABLE) < 0 || H5Tset_cset(t, H5T_CSET_UTF8) < 0) {
+        ckpt_w_fail(w, loc, name, "attribute", NULL);
+        if (t >= 0)
+            H5Tclose(t);
+        return;
+    }
+    const char *v[1] = {s};
+    ckpt_w_attr(w, loc, name, t, t, -1, v);
+    H5Tclose(t);
+}
+
 /* Objects carry no timestamps (h5py's default for datasets): the same checkpoint gives the
  * same bytes. Returns the group's id, or -1 with the failure recorded. */
 hid_t ckpt_w_group(ckpt_writer *w, hid_t loc, const char *name) {

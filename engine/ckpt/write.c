@@ -4,14 +4,15 @@
 
 #include "engine/base/base.h"
 #include "engine/ckpt/h5.h"
+#include "engine/ckpt/keras.h"
 
 #include <hdf5.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#define KERAS_BACKEND "tensorflow"
-#define KERAS_VERSION "2.13.1"
+#define KERAS_BACKEND ENG_KERAS_BACKEND
+#define KERAS_VERSION ENG_KERAS_VERSION
 
 /* What eng_ckpt_write checks before it creates anything. */
 static int check_ckpt(const eng_ckpt *c, const eng_model *m, const char *path, char *err,
@@ -77,27 +78,32 @@ static int check_ckpt(const eng_ckpt *c, const eng_model *m, const char *path, c
     return ckpt_check_meta(&c->meta, path, err, errlen);
 }
 
-/* The root: what Keras's load_weights and h5py read. */
-static void write_keras(ckpt_writer *w, hid_t file, const eng_ckpt *c, const eng_model *m) {
-    const char *layers[ENG_MAX_LAYERS];
-    for (int i = 0; i < m->n; i++)
-        layers[i] = m->layers[i].name;
-    ckpt_w_strs(w, file, "layer_names", layers, m->n, 0);
-    ckpt_w_str_attr(w, file, "backend", KERAS_BACKEND);
-    ckpt_w_str_attr(w, file, "keras_version", KERAS_VERSION);
-    for (int i = 0; i < m->n && !w->failed; i++) {
+/* Keras's save_weights_to_hdf5_group for m's layers [l0, l0 + nl) into loc: @layer_names,
+ * @backend and @keras_version, and a group per layer with its @weight_names and datasets.
+ * Tensor t's values are weights[t->offset - lo, + count): lo is where weights starts in the
+ * flat vector (a part's vector, or a moving average of it). */
+void ckpt_write_keras_layers(ckpt_writer *w, hid_t loc, const eng_model *m, int l0, int nl,
+                             const float *weights, size_t lo) {
+    const char *layers[ENG_MAX_LAYERS] = {0};
+    for (int i = 0; i < nl; i++)
+        layers[i] = m->layers[l0 + i].name;
+    ckpt_w_strs(w, loc, "layer_names", layers, nl, 0);
+    ckpt_w_str_attr(w, loc, "backend", KERAS_BACKEND);
+    ckpt_w_str_attr(w, loc, "keras_version", KERAS_VERSION);
+    for (int i = 0; i < nl && !w->failed; i++) {
         ckpt_keras_layer kl;
         ckpt_keras_layer_of(m, layers[i], &kl);
-        hid_t g = ckpt_w_group(w, file, layers[i]);
+        hid_t g = ckpt_w_group(w, loc, layers[i]);
         ckpt_w_strs(w, g, "weight_names", kl.wn, kl.n, 0);
         /* Keras's "conv2d/kernel:0" inside group /conv2d: dataset kernel:0 of /conv2d/conv2d. */
         hid_t sub = kl.n > 0 ? ckpt_w_group(w, g, layers[i]) : -1;
         for (int j = 0; j < kl.n; j++) {
             const eng_tensor_info *t = &m->layout.tensors[kl.idx[j]];
+            PST_ASSERT(t->offset >= lo, "%s at %zu, weights from %zu", t->name, t->offset, lo);
             hsize_t dims[ENG_MAX_DIMS];
             ckpt_tensor_dims(t, dims);
             ckpt_w_dataset(w, sub, kl.names[j] + strlen(layers[i]) + 1, H5T_IEEE_F32LE,
-                           H5T_NATIVE_FLOAT, t->ndim, dims, c->weights + t->offset);
+                           H5T_NATIVE_FLOAT, t->ndim, dims, weights + (t->offset - lo));
         }
         ckpt_close_group(sub);
         ckpt_close_group(g);
@@ -212,17 +218,10 @@ static void write_pstrain(ckpt_writer *w, hid_t file, const eng_ckpt *c, const e
     ckpt_close_group(g);
 }
 
-/* c as the bytes of an HDF5 file, built in memory, into *image (pst_malloc'ed, *len bytes).
- * Returns PST_OK, or PST_EIO when HDF5 cannot build it. */
-static int build_image(const char *path, const eng_ckpt *c, const eng_model *m, void **image,
-                       size_t *len, char *err, size_t errlen) {
+int ckpt_build_image(const char *path, size_t guess, ckpt_fill fill, const void *arg, void **image,
+                     size_t *len, char *err, size_t errlen) {
     *image = NULL;
     ckpt_h5_quiet();
-    /* Room for the data and the metadata at once: the core driver then never reallocates. */
-    uint64_t floats = c->total;
-    for (int p = 0; p < c->nparts; p++)
-        floats += c->parts[p].total * (uint64_t)(c->parts[p].nslots + !!c->parts[p].ema);
-    const size_t guess = sizeof(float) * floats + ((size_t)1 << 20);
     hid_t fapl = ckpt_h5_fapl(guess), fcpl = H5Pcreate(H5P_FILE_CREATE), file = -1;
     if (fapl >= 0 && fcpl >= 0 && H5Pset_obj_track_times(fcpl, 0) >= 0) /* the root group's */
         file = H5Fcreate(path, H5F_ACC_TRUNC, fcpl, fapl);
@@ -236,8 +235,7 @@ static int build_image(const char *path, const eng_ckpt *c, const eng_model *m, 
         return pst_err(err, errlen, PST_EIO, "%s: cannot create in memory: %s", path, why);
     }
     ckpt_writer w = {0};
-    write_keras(&w, file, c, m);
-    write_pstrain(&w, file, c, m);
+    fill(&w, file, arg);
     /* The flush puts everything HDF5 still caches into the image. */
     const ssize_t n =
         w.failed || H5Fflush(file, H5F_SCOPE_GLOBAL) < 0 ? -1 : H5Fget_file_image(file, NULL, 0);
@@ -259,6 +257,18 @@ static int build_image(const char *path, const eng_ckpt *c, const eng_model *m, 
     return PST_OK;
 }
 
+/* What ckpt_build_image puts in a checkpoint's file. */
+typedef struct ckpt_args {
+    const eng_ckpt *c;
+    const eng_model *m;
+} ckpt_args;
+
+static void fill_ckpt(ckpt_writer *w, hid_t file, const void *arg) {
+    const ckpt_args *a = arg;
+    ckpt_write_keras_layers(w, file, a->m, 0, a->m->n, a->c->weights, 0);
+    write_pstrain(w, file, a->c, a->m);
+}
+
 /* eng_ckpt_write, fsyncing the file when sync. HDF5 builds the file in memory and we write it:
  * a failed write (a full disk) is then one error we report, where HDF5 1.10 writing to disk
  * itself leaves a file it can neither close nor forget. It costs the file's size in memory,
@@ -270,7 +280,13 @@ int ckpt_write_file(const char *path, const eng_ckpt *c, const eng_model *m, int
         return rc;
     void *image;
     size_t len;
-    if ((rc = build_image(path, c, m, &image, &len, err, errlen)) != PST_OK)
+    /* Room for the data and the metadata at once: the core driver then never reallocates. */
+    uint64_t floats = c->total;
+    for (int p = 0; p < c->nparts; p++)
+        floats += c->parts[p].total * (uint64_t)(c->parts[p].nslots + !!c->parts[p].ema);
+    const size_t guess = sizeof(float) * floats + ((size_t)1 << 20);
+    const ckpt_args args = {c, m};
+    if ((rc = ckpt_build_image(path, guess, fill_ckpt, &args, &image, &len, err, errlen)) != PST_OK)
         return rc;
     rc = ckpt_write_bytes(path, image, len, sync, err, errlen);
     free(image);

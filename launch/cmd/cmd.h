@@ -48,12 +48,15 @@ void cmd_argv(int *argc, char ***argv);
 /* job.c: after main has said the rank's exit status, MPI_Finalize (or _exit at once when a
  * peer is gone: it would wait for the dead). Nothing when this process started no job. */
 void cmd_job_end(int status);
-int cmd_eval(const cmd_config *c);    /* eval.c */
+int cmd_eval(const cmd_config *c); /* eval.c */
+/* eval_inputs.c: eval --inputs FILE: a file of samples through the forward pass, as serve */
+int cmd_eval_inputs(const cmd_config *c);
 int cmd_inspect(const cmd_config *c); /* inspect.c */
 int cmd_summary(const cmd_config *c); /* inspect.c */
 int cmd_sample(const cmd_config *c);  /* sample.c */
 int cmd_plot(const cmd_config *c);    /* plot.c */
 int cmd_check(const cmd_config *c);   /* check.c */
+int cmd_export(const cmd_config *c);  /* export.c: --keras */
 void cmd_version_print(FILE *out);    /* check.c: pstrain --version */
 
 /* --- shared by the subcommands --------------------------------------------------------- */

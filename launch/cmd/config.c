@@ -40,6 +40,8 @@ void cmd_config_defaults(cmd_config *c) {
     snprintf(s->on_worker_loss, sizeof s->on_worker_loss, "continue");
     snprintf(s->bind, sizeof s->bind, "0.0.0.0");
     c->args.n = 64;
+    c->args.infer_batch = 1; /* as a server answering one single-sample request at a time */
+    c->args.max_batch = 64;
 }
 
 /* --model: given and registered. Returns PST_OK or PST_EARG with err listing the models. */
@@ -143,6 +145,11 @@ static int check_train(cmd_config *c, char *err, size_t errlen) {
     if (!one_of(o->log_level, (const char *const[]){"quiet", "info", "debug", NULL}))
         return pst_err(err, errlen, PST_EARG,
                        "--log-level: expected quiet, info or debug, got '%s'", o->log_level);
+    if (o->init_from[0] && o->resume[0] && strcmp(o->resume, "auto") != 0)
+        return pst_err(err, errlen, PST_EARG,
+                       "--init-from: not with --resume %s (a resumed run goes on from the "
+                       "checkpoint's weights; --resume auto takes --init-from when there is none)",
+                       o->resume);
     if (o->checkpoint_every && !o->checkpoint_dir[0])
         return pst_err(err, errlen, PST_EARG, "--checkpoint-every: needs --checkpoint-dir");
     int rc = check_model(o, err, errlen);
@@ -195,6 +202,11 @@ int cmd_config_check(cmd_config *c, char *err, size_t errlen) {
         return PST_OK;
     case CMD_CHECK:
         return check_model(&c->worker, err, errlen);
+    case CMD_EXPORT:
+        if (!a->checkpoint[0] || !a->keras[0])
+            return pst_err(err, errlen, PST_EARG,
+                           "export: expected a checkpoint FILE or DIR and --keras OUT.h5");
+        return PST_OK;
     case CMD_TRAIN:
         if (c->worker.join[0]) /* checked with the job's own flags (join.c) */
             return PST_OK;

@@ -21,8 +21,9 @@ typedef enum cmd_command {
     CMD_EVAL,
     CMD_INSPECT,
     CMD_SAMPLE,
-    CMD_PLOT, /* runs' --metrics files as a PNG or SVG of their curves */
-    CMD_CHECK /* one line: version, build, layout checksum, whether the data is there */
+    CMD_PLOT,  /* runs' --metrics files as a PNG or SVG of their curves */
+    CMD_CHECK, /* one line: version, build, layout checksum, whether the data is there */
+    CMD_EXPORT /* a checkpoint as Keras full-model files */
 } cmd_command;
 
 /* A server rank's own flags (the ones it shares with the workers are in wk_opts). */
@@ -41,9 +42,13 @@ typedef struct cmd_args {
     int dry_run;                  /* train --dry-run: check everything a run would, run nothing */
     char checkpoint[WK_PATH_MAX]; /* eval, inspect, sample: the file (or DIR) to read */
     int live;                     /* sample, eval: the generator's own weights, not their average */
+    char keras[WK_PATH_MAX];      /* export: the Keras full-model file to write */
     char out[WK_PATH_MAX];        /* sample: the PNG to write; plot: the PNG or SVG */
     char title[256];              /* plot: the picture's title; empty: the metrics path */
     int64_t n;                    /* sample: images in the grid */
+    char input_file[WK_PATH_MAX]; /* eval --inputs: samples to run (JSON), not the test set */
+    int64_t infer_batch;          /* eval --inputs: samples per forward pass (--batch) */
+    int64_t max_batch;            /* eval --inputs, serve: the largest pass a model is made for */
     const char *inputs[WK_CHART_RUNS]; /* plot: the metrics files to read (argv's) */
     int ninputs;
 } cmd_args;

@@ -8,6 +8,8 @@
 
 int cmd_eval(const cmd_config *cfg) {
     const cmd_args *a = &cfg->args;
+    if (a->input_file[0])
+        return cmd_eval_inputs(cfg);
     eng_ckpt c = {0};
     char err[1024] = "";
     int rc = cmd_read_checkpoint(a, &c);

@@ -13,6 +13,7 @@
 #define SAMPLE (1u << CMD_SAMPLE)
 #define PLOT (1u << CMD_PLOT)
 #define CHECK (1u << CMD_CHECK)
+#define EXPORT (1u << CMD_EXPORT)
 #define STR(field) offsetof(cmd_config, field), sizeof(((cmd_config *)0)->field)
 #define NUM(field) offsetof(cmd_config, field), 0
 #define TEXT_(x) #x
@@ -117,11 +118,16 @@ const cmd_flag cmd_flags[] = {
      "continue a job from a checkpoint (DIR: the one DIR/latest names), on any number of "
      "servers and workers; auto: --checkpoint-dir's latest if there is one, else start fresh "
      "(a restart loop's one flag)"},
+    {"init-from", CMD_F_STR, STR(worker.init_from), 0, 0, TRAIN, "FILE.h5[,FILE.h5]",
+     "start from the weights of a Keras weights or full-model file (model.save_weights, "
+     "model.save, pstrain export, a checkpoint) whose layers with weights match the model's in "
+     "order and shape (a GAN: the generator's file, then the discriminator's); the optimizer "
+     "starts fresh. With --resume auto, only when there is no checkpoint to resume"},
     {"log-level", CMD_F_STR, STR(worker.log_level), 0, 0, TRAIN, "quiet|info|debug",
      "servers: quiet prints nothing but errors, info (default) their counters at the end, "
      "debug also a line per update"},
-    {"checkpoint", CMD_F_STR, STR(args.checkpoint), 0, 0, EVAL | INSPECT | SAMPLE, "FILE|DIR",
-     "the checkpoint to read (or give it as the only argument)"},
+    {"checkpoint", CMD_F_STR, STR(args.checkpoint), 0, 0, EVAL | INSPECT | SAMPLE | EXPORT,
+     "FILE|DIR", "the checkpoint to read (or give it as the only argument)"},
     {"gen-optim", CMD_F_STR, STR(worker.gen_optim), 0, 0, TRAIN, "SPEC",
      "a GAN's generator optimizer, KIND[:KEY=VALUE,...] (default adam:lr=1e-4)"},
     {"disc-optim", CMD_F_STR, STR(worker.disc_optim), 0, 0, TRAIN, "SPEC",
@@ -141,14 +147,29 @@ const cmd_flag cmd_flags[] = {
      "(default " TEXT(CMD_EMA_DEFAULT) "; 0 = none); grids, scores, sample and eval draw from it"},
     {"live", CMD_F_FLAG, NUM(args.live), 0, 0, SAMPLE | EVAL, NULL,
      "a GAN: draw from the generator's own weights, not their moving average"},
+    {"keras", CMD_F_STR, STR(args.keras), 0, 0, EXPORT, "FILE.h5",
+     "write what Keras 2's model.save('FILE.h5') writes (keras.models.load_model opens it; no "
+     "optimizer state: Keras compiles it with a fresh optimizer). A GAN: FILE-generator.h5 and "
+     "FILE-discriminator.h5"},
+    {"live", CMD_F_FLAG, NUM(args.live), 0, 0, EXPORT, NULL,
+     "a GAN: export the generator's own weights, not their moving average (the default when "
+     "the run kept one, as sample and eval draw from it)"},
     {"out", CMD_F_STR, STR(args.out), 0, 0, SAMPLE, "FILE", "the PNG of the grid to write"},
     {"out", CMD_F_STR, STR(args.out), 0, 0, PLOT, "FILE",
      "the chart to write: FILE.png or FILE.svg"},
     {"title", CMD_F_STR, STR(args.title), 0, 0, PLOT, "TEXT",
      "plot: the picture's title (default: the metrics file's path, or 'N runs')"},
     {"n", CMD_F_INT, NUM(args.n), 1, 4096, SAMPLE, "N", "digits in the grid (default 64)"},
+    {"inputs", CMD_F_STR, STR(args.input_file), 0, 0, EVAL, "FILE",
+     "run the model on the samples of FILE, JSON {\"input\": NAME, \"data\": [...]}, and print "
+     "its outputs as one JSON line, not the test set's figures"},
+    {"batch", CMD_F_INT, NUM(args.infer_batch), 1, 4096, EVAL, "N",
+     "with --inputs: samples per forward pass (default 1, as a server's single requests)"},
+    {"max-batch", CMD_F_INT, NUM(args.max_batch), 1, 4096, EVAL, "M",
+     "the largest forward pass the model is made for (default 64): with --threads it decides "
+     "the pass size, and so the bits"},
     {"help", CMD_F_FLAG, NUM(args.help), 0, 0,
-     TRAIN | SUMMARY | EVAL | INSPECT | SAMPLE | PLOT | CHECK, NULL, "this help"},
+     TRAIN | SUMMARY | EVAL | INSPECT | SAMPLE | PLOT | CHECK | EXPORT, NULL, "this help"},
 };
 
 const size_t cmd_nflags = sizeof cmd_flags / sizeof cmd_flags[0];
@@ -156,10 +177,12 @@ const size_t cmd_nflags = sizeof cmd_flags / sizeof cmd_flags[0];
 const cmd_command_info cmd_commands[] = {
     [CMD_TRAIN] = {"train", "train a model and report test loss and accuracy"},
     [CMD_SUMMARY] = {"summary", "print a model's layers, output shapes and parameters"},
-    [CMD_EVAL] = {"eval", "evaluate a checkpoint's weights on the test set"},
+    [CMD_EVAL] = {"eval",
+                  "evaluate a checkpoint's weights on the test set (or run it on --inputs)"},
     [CMD_INSPECT] = {"inspect", "print a checkpoint's metadata and a table of its tensors"},
     [CMD_SAMPLE] = {"sample", "write a PNG grid of a GAN checkpoint's generated digits"},
     [CMD_PLOT] = {"plot", "draw runs' --metrics files as training curves (PNG or SVG)"},
     [CMD_CHECK] = {"check", "one line: version, build, layout checksum, whether the data is "
                             "here (exit 2 if not)"},
+    [CMD_EXPORT] = {"export", "write a checkpoint as Keras full-model files (--keras FILE.h5)"},
 };

@@ -16,6 +16,7 @@
 #include "proto/wire.h"
 #include "worker/ckpt/writer.h"
 #include "worker/heartbeat.h"
+#include "worker/init_from.h"
 #include "worker/paths.h"
 #include "worker/train.h"
 
@@ -248,6 +249,26 @@ static int bcast_resume(const wk_opts *o, int rank, eng_ckpt *c, int *fresh, cha
     return rc;
 }
 
+/* --init-from: rank 0 reads the files, every rank gets the weights over MPI (the servers
+ * start from them, the workers pull them). Returns PST_OK with *init (pst_alloc'ed) on every
+ * rank, or a code with err on every rank. */
+static int bcast_init(const wk_opts *o, const eng_model *m, int rank, float **init, char *err,
+                      size_t errlen) {
+    int rc = rank == 0 ? wk_init_from_load(o, m, init, err, errlen) : PST_OK;
+    boot_wait("the --init-from weights did not reach every rank (one died after it checked in)");
+    MPI_Bcast(&rc, 1, MPI_INT, 0, MPI_COMM_WORLD);
+    if (rc != PST_OK) {
+        MPI_Bcast(err, (int)errlen, MPI_CHAR, 0, MPI_COMM_WORLD);
+        return rc;
+    }
+    if (rank != 0)
+        *init = pst_alloc(sizeof(float) * m->layout.total);
+    PST_ASSERT(m->layout.total < INT_MAX, "%zu floats", m->layout.total);
+    MPI_Bcast(*init, (int)m->layout.total, MPI_FLOAT, 0, MPI_COMM_WORLD);
+    boot_wait(NULL);
+    return PST_OK;
+}
+
 /* --secure on|off|auto (auto: on when the job's ranks are on more than one host). */
 static int wants_secure(const wk_opts *o, int rank) {
     if (strcmp(o->secure, "auto") != 0)
@@ -476,7 +497,7 @@ static int work(const cmd_config *c, const cmd_rank_job *rj, const char *const *
                   .joined = &joined,
                   .lost = &peer_gone,
                   .keys = rj->keys};
-    rc = hb ? wk_train(&c->worker, &job, resume, stop, err, sizeof err) : PST_EPEER;
+    rc = hb ? wk_train(&c->worker, &job, resume, rj->init, stop, err, sizeof err) : PST_EPEER;
     if (rc != PST_OK && rc != PST_ESTOPPED)
         fprintf(stderr, "pstrain: worker %d: %s\n", id, err);
     if (rc != PST_OK && rc != PST_ESTOPPED && !joined)
@@ -527,6 +548,12 @@ int cmd_job(const cmd_config *c) {
         boot_over();
         return rank == 0 ? cmd_said(rc, err) : rc;
     }
+    float *init = NULL;
+    if (o->init_from[0] && fresh &&
+        (rc = bcast_init(o, &m, rank, &init, err, sizeof err)) != PST_OK) {
+        boot_over();
+        return rank == 0 ? cmd_said(rc, err) : rc;
+    }
     volatile sig_atomic_t *stop = cmd_stop_signals(o);
     static pb_keys keys;
     int secure;
@@ -537,8 +564,12 @@ int cmd_job(const cmd_config *c) {
         return PST_EARG;
     }
     const eng_ckpt *from = o->resume[0] && !fresh ? &resume : NULL;
-    const cmd_rank_job rj = {
-        .rank = rank, .servers = P, .workers = W, .model = &m, .keys = secure ? &keys : NULL};
+    const cmd_rank_job rj = {.rank = rank,
+                             .servers = P,
+                             .workers = W,
+                             .model = &m,
+                             .keys = secure ? &keys : NULL,
+                             .init = init};
     boot_wait(NULL);
     cmd_rank_server *server = rank < P ? cmd_rank_server_start(c, &rj, from, stop) : NULL;
     char *all;
@@ -564,5 +595,6 @@ int cmd_job(const cmd_config *c) {
     free(backups);
     free(all);
     eng_ckpt_free(&resume);
+    pst_free(init);
     return rc;
 }

@@ -94,7 +94,7 @@ int cmd_join(const cmd_config *c) {
                         .backups = (const char *const *)jf.backups,
                         .heartbeat = hb,
                         .keys = keys};
-    rc = wk_train(&jc.worker, &job, NULL, cmd_stop_signals(&jc.worker), err, sizeof err);
+    rc = wk_train(&jc.worker, &job, NULL, NULL, cmd_stop_signals(&jc.worker), err, sizeof err);
     if (rc != PST_OK && rc != PST_ESTOPPED)
         fprintf(stderr, "pstrain: worker %d: %s\n", id, err);
 out:

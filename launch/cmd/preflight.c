@@ -3,10 +3,10 @@
  * give pstrain's own one-line error and status before mpirun starts a rank.
  *
  * It checks, in the order a run meets them and without making or changing any file: the
- * data (as `pstrain check` opens it), the checkpoint --resume names, the folders
- * --checkpoint-dir and --samples (they, or their nearest existing parent, must be writable
- * folders), the files --metrics and --dump-weights, and the --judge checkpoint; and prints
- * what the run would do. */
+ * data (as `pstrain check` opens it), the checkpoint --resume names, the --init-from files
+ * (for a fresh start), the folders --checkpoint-dir and --samples (they, or their nearest
+ * existing parent, must be writable folders), the files --metrics and --dump-weights, and the
+ * --judge checkpoint; and prints what the run would do. */
 #include "engine/base/base.h"
 #include "engine/ckpt/ckpt.h"
 #include "engine/judge.h"
@@ -15,6 +15,7 @@
 #include "launch/cmd/cmd.h"
 #include "worker/ckpt/record.h"
 #include "worker/ckpt/writer.h"
+#include "worker/init_from.h"
 #include "worker/paths.h"
 
 #include <stdio.h>
@@ -31,9 +32,9 @@ int cmd_preflight(const cmd_config *cfg) {
         return cmd_said(rc, err);
     fprintf(out, "dry run: %s, data in %s: ok\n", def->name, o->data);
 
+    int fresh = 1;
     if (o->resume[0]) {
         eng_ckpt c = {0};
-        int fresh = 0;
         if ((rc = wk_resume_load(o, &c, &fresh, NULL, err, sizeof err)) != PST_OK)
             return cmd_said(rc, err);
         if (fresh) {
@@ -48,6 +49,16 @@ int cmd_preflight(const cmd_config *cfg) {
                     (long long)wk_record_of(&c).step, how);
         }
         eng_ckpt_free(&c);
+    }
+    if (o->init_from[0] && fresh) { /* the weights a fresh run would start from */
+        eng_model m;
+        float *w = NULL;
+        PST_ASSERT(eng_model_build(&m, def, err, sizeof err) == PST_OK, "%s", err);
+        if ((rc = wk_init_from_load(o, &m, &w, err, sizeof err)) != PST_OK)
+            return cmd_said(rc, err);
+        pst_free(w);
+        fprintf(out, "dry run: --init-from %s: its weights fit %s; would start from them\n",
+                o->init_from, def->name);
     }
     const struct {
         const char *flag, *value;

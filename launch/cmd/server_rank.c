@@ -86,6 +86,8 @@ cmd_rank_server *cmd_rank_server_start(const cmd_config *c, const cmd_rank_job *
     r->s = ps_server_new(&cfg, err, sizeof err);
     if (r->s && resume && ps_server_restore(r->s, resume, err, sizeof err) != PST_OK)
         ps_server_free(&r->s);
+    if (r->s && !resume && job->init)
+        ps_server_set_weights(r->s, job->init);
     if (r->s && o->replicas > 0) { /* the copy of the previous rank's shard */
         cfg.server_id = (job->rank + job->servers - 1) % job->servers;
         cfg.standby = 1;
@@ -93,6 +95,8 @@ cmd_rank_server *cmd_rank_server_start(const cmd_config *c, const cmd_rank_job *
         if (!(r->b = ps_server_new(&cfg, err, sizeof err)) ||
             (resume && ps_server_restore(r->b, resume, err, sizeof err) != PST_OK))
             ps_server_free(&r->s);
+        else if (!resume && job->init)
+            ps_server_set_weights(r->b, job->init);
     }
     if (!r->s) {
         fprintf(stderr, "pstrain: %s\n", err);

@@ -1,5 +1,5 @@
-/* server_rank.h: a server rank of a parameter-server job (launch/cmd/server_rank.c): what job.c starts on
- * ranks 0..P-1 and runs until the workers are done. */
+/* server_rank.h: a server rank of a parameter-server job (launch/cmd/server_rank.c): what job.c
+ * starts on ranks 0..P-1 and runs until the workers are done. */
 #ifndef PSTRAIN_CMD_SERVER_RANK_H
 #define PSTRAIN_CMD_SERVER_RANK_H
 
@@ -16,12 +16,13 @@ typedef struct cmd_rank_job {
     int rank, servers, workers; /* ranks 0..servers-1 serve; the workers follow */
     const eng_model *model;     /* the whole model; borrowed for the job's length */
     const pb_keys *keys;        /* --secure: the job's CURVE keys (NULL: plain TCP) */
+    const float *init;          /* a fresh job's weights (--init-from); NULL: the seed's */
 } cmd_rank_job;
 
 typedef struct cmd_rank_server cmd_rank_server;
 
 /* Starts the rank's server of job->model: its shard of every part initialised from --seed
- * (each part's stream: eng_model_part_seed), or from resume
+ * (each part's stream: eng_model_part_seed) or job->init, or from resume
  * (NULL: a fresh start), bound and listening. stop: the flag the stop signals set (used with
  * --checkpoint-dir). NULL when it cannot start, its line printed. */
 cmd_rank_server *cmd_rank_server_start(const cmd_config *c, const cmd_rank_job *job,

@@ -4,6 +4,7 @@
 #include "engine/base/base.h"
 #include "launch/cmd/cmd.h"
 #include "worker/ckpt/writer.h"
+#include "worker/init_from.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -33,8 +34,20 @@ int cmd_train(const cmd_config *c) {
     int rc = o->resume[0] ? wk_resume_load(o, &resume, &fresh, stdout, err, sizeof err) : PST_OK;
     if (rc != PST_OK)
         return cmd_said(rc, err);
+    /* --init-from: a fresh start's weights (a resumed run's are the checkpoint's) */
+    float *init = NULL;
+    if (o->init_from[0] && (!o->resume[0] || fresh)) {
+        eng_model m;
+        PST_ASSERT(eng_model_build(&m, eng_model_find(o->model), err, sizeof err) == PST_OK, "%s",
+                   err);
+        if ((rc = wk_init_from_load(o, &m, &init, err, sizeof err)) != PST_OK) {
+            eng_ckpt_free(&resume);
+            return cmd_said(rc, err);
+        }
+    }
     volatile sig_atomic_t *stop = cmd_stop_signals(o);
-    rc = wk_train(o, NULL, o->resume[0] && !fresh ? &resume : NULL, stop, err, sizeof err);
+    rc = wk_train(o, NULL, o->resume[0] && !fresh ? &resume : NULL, init, stop, err, sizeof err);
+    pst_free(init);
     if (rc != PST_OK && rc != PST_ESTOPPED)
         fprintf(stderr, "pstrain: %s\n", err[0] ? err : "training failed");
     eng_ckpt_free(&resume);

@@ -37,6 +37,19 @@ static int write_png(cairo_surface_t *s, const char *flag, const char *path, cha
     return rc;
 }
 
+/* One image (h, w) in [lo, hi] onto the A8 pixels at px (stride bytes a row): grey level
+ * lrintf(255 (v - lo) / (hi - lo)), clamped. */
+static void draw_cell(uint8_t *px, size_t stride, const float *img, int h, int w, float lo,
+                      float hi) {
+    const float scale = 255.0f / (hi - lo);
+    for (int y = 0; y < h; y++)
+        for (int x = 0; x < w; x++) {
+            float v = (img[y * w + x] - lo) * scale;
+            v = v < 0.0f ? 0.0f : (v > 255.0f ? 255.0f : v);
+            px[(size_t)y * stride + (size_t)x] = (uint8_t)lrintf(v);
+        }
+}
+
 void wk_grid_size(int n, int h, int w, int cols, int *width, int *height) {
     const int c = grid_cols(n, cols), r = (n + c - 1) / c;
     *width = BORDER + c * (w + BORDER);
@@ -61,19 +74,45 @@ int wk_grid_png(const char *flag, const char *path, const float *images, int n, 
     uint8_t *pixels = cairo_image_surface_get_data(s);
     const size_t stride = (size_t)cairo_image_surface_get_stride(s);
     memset(pixels, 0, stride * (size_t)height); /* black */
-    const float scale = 255.0f / (hi - lo);
     for (int i = 0; i < n; i++) {
         const int x0 = BORDER + (i % c) * (w + BORDER), y0 = BORDER + (i / c) * (h + BORDER);
-        const float *img = images + (size_t)i * (size_t)h * (size_t)w;
-        for (int y = 0; y < h; y++)
-            for (int x = 0; x < w; x++) {
-                float v = (img[y * w + x] - lo) * scale;
-                v = v < 0.0f ? 0.0f : (v > 255.0f ? 255.0f : v);
-                pixels[(size_t)(y0 + y) * stride + (size_t)(x0 + x)] = (uint8_t)lrintf(v);
-            }
+        draw_cell(pixels + (size_t)y0 * stride + (size_t)x0, stride,
+                  images + (size_t)i * (size_t)h * (size_t)w, h, w, lo, hi);
     }
     cairo_surface_mark_dirty(s);
     const int rc = write_png(s, flag, path, err, errlen);
     cairo_surface_destroy(s);
     return rc;
+}
+
+int wk_image_png(const float *image, int h, int w, float lo, float hi, void **png, size_t *len,
+                 char *err, size_t errlen) {
+    *png = NULL;
+    *len = 0;
+    if (h < 1 || w < 1 || h > SIDE_MAX || w > SIDE_MAX || !(hi > lo))
+        return pst_err(err, errlen, PST_EARG,
+                       "png: an image of %dx%d, values in [%g, %g]: expected at most %d pixels a "
+                       "side and lo < hi",
+                       h, w, (double)lo, (double)hi, SIDE_MAX);
+    cairo_surface_t *s = cairo_image_surface_create(CAIRO_FORMAT_A8, w, h);
+    if (cairo_surface_status(s) != CAIRO_STATUS_SUCCESS) {
+        const int rc = pst_err(err, errlen, PST_EIO, "png: a %dx%d surface: %s", w, h,
+                               cairo_status_to_string(cairo_surface_status(s)));
+        cairo_surface_destroy(s);
+        return rc;
+    }
+    cairo_surface_flush(s);
+    draw_cell(cairo_image_surface_get_data(s), (size_t)cairo_image_surface_get_stride(s), image, h,
+              w, lo, hi);
+    cairo_surface_mark_dirty(s);
+    wk_bytes b = {0};
+    const cairo_status_t st = cairo_surface_write_to_png_stream(s, wk_bytes_append, &b);
+    cairo_surface_destroy(s);
+    if (st != CAIRO_STATUS_SUCCESS) {
+        free(b.data);
+        return pst_err(err, errlen, PST_EIO, "png: %s", cairo_status_to_string(st));
+    }
+    *png = b.data;
+    *len = b.len;
+    return PST_OK;
 }

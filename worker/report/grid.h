@@ -18,4 +18,10 @@ int wk_grid_png(const char *flag, const char *path, const float *images, int n, 
 /* The grid's size in pixels, as wk_grid_png lays it out. */
 void wk_grid_size(int n, int h, int w, int cols, int *width, int *height);
 
+/* One image (h, w, 1) in [lo, hi] as an 8-bit grey PNG in memory, grey levels as
+ * wk_grid_png's, without a border: *png (malloc'ed: free it), *len bytes. Returns PST_OK, or
+ * PST_EARG (a bad shape) / PST_EIO (cairo failed) with one line in err. Safe from any thread. */
+int wk_image_png(const float *image, int h, int w, float lo, float hi, void **png, size_t *len,
+                 char *err, size_t errlen);
+
 #endif
