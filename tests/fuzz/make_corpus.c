@@ -1,7 +1,7 @@
 /* make_corpus.c: writes the seed corpus of the fuzz harnesses (tests/fuzz/corpus), from the
  * real data files where there are some. Run by hand when a format changes:
  *
- *   build-fuzz/tests/fuzz/make_corpus DATA_DIR tests/fuzz/corpus [server|idx|imdb|ckpt ...]
+ *   build-fuzz/tests/fuzz/make_corpus DATA_DIR tests/fuzz/corpus [server|idx|imdb|ckpt|serve ...]
  *
  * (DATA_DIR as launch/fetch-data fills it: mnist/, imdb/reviews.json). Each kind's files
  * replace those of the same name; other files (regression inputs) are left alone.
@@ -18,6 +18,9 @@
  *           dataset over FZ_HOLLOW bytes left unwritten (ckpt_example.h): kilobytes, and each
  *           still reads (checked here); one copy in HDF5's earliest format, which the reader
  *           refuses; and fuzz_ckpt's edit scripts, one of each kind of edit.
+ *   serve   requests in fuzz_serve's format: each form of TF Serving's predict and KServe
+ *           v2's infer (v2's binary tensor data among them) for each kind of model, and a few
+ *           that are refused (a value out of range, NaN, a wrong datatype).
  * Exits 0, or 1 with a line on stderr. */
 #include "engine/base/base.h"
 #include "engine/ckpt/ckpt.h"
@@ -511,16 +514,151 @@ static void make_ckpt(void) {
         put_edits(edits[i].name, edits[i].script, edits[i].len);
 }
 
+/* --- serve: requests in fuzz_serve's format --- */
+
+enum { SV_CNN = 0, SV_IMDB = 1, SV_GAN = 2 };
+
+/* One input: the selector (protocol | model << 1), the binary tail's code ((bytes / 16) + 1,
+ * 0 none), the JSON, the tail (a multiple of 16 bytes). */
+static void put_request(const char *name, int v2, int model, const char *json, const void *tail,
+                        size_t tlen) {
+    if (tlen % 16 || tlen / 16 + 1 > 255)
+        die("serve seed %s: a tail of %zu bytes", name, tlen);
+    const size_t jl = strlen(json);
+    unsigned char *b = malloc(2 + jl + tlen);
+    if (!b)
+        die("out of memory");
+    b[0] = (unsigned char)(v2 | model << 1);
+    b[1] = (unsigned char)(tlen ? tlen / 16 + 1 : 0);
+    memcpy(b + 2, json, jl);
+    if (tlen)
+        memcpy(b + 2 + jl, tail, tlen);
+    put("serve", name, b, 2 + jl + tlen);
+    free(b);
+}
+
+/* A 28x28 image of 0 and `hi` as JSON: flat (784), (28, 28) or (28, 28, 1); bad: one
+ * value 1.5. */
+static void image_json(char *out, size_t len, int rank, int bad, const char *hi) {
+    size_t o = 0;
+    out[o++] = '[';
+    for (int i = 0; i < 28; i++) {
+        if (rank > 1)
+            o += (size_t)snprintf(out + o, len - o, "%s[", i ? "," : "");
+        for (int j = 0; j < 28; j++) {
+            const char *v = bad && i == 3 && j == 4 ? "1.5" : (i + j) % 3 ? "0" : hi;
+            o += (size_t)snprintf(out + o, len - o, "%s%s%s%s", (j || (rank == 1 && i)) ? "," : "",
+                                  rank == 3 ? "[" : "", v, rank == 3 ? "]" : "");
+        }
+        if (rank > 1)
+            out[o++] = ']';
+    }
+    out[o++] = ']';
+    out[o] = '\0';
+}
+
+static void make_serve(void) {
+    static char img[8192], js[16384];
+    /* TF Serving: mnist_cnn */
+    for (int rank = 1; rank <= 3; rank++) {
+        image_json(img, sizeof img, rank, 0, "0.5");
+        snprintf(js, sizeof js, "{\"instances\": [%s]}", img);
+        char name[64];
+        snprintf(name, sizeof name, "tfs-cnn-rank%d", rank);
+        put_request(name, 0, SV_CNN, js, NULL, 0);
+    }
+    image_json(img, sizeof img, 2, 0, "0.5");
+    snprintf(js, sizeof js,
+             "{\"signature_name\": \"serving_default\", \"inputs\": {\"images\": [%s]}}", img);
+    put_request("tfs-cnn-columnar", 0, SV_CNN, js, NULL, 0);
+    image_json(img, sizeof img, 1, 0, "255");
+    snprintf(js, sizeof js, "{\"instances\": [{\"pixels\": %s}]}", img);
+    put_request("tfs-cnn-pixels", 0, SV_CNN, js, NULL, 0);
+    image_json(img, sizeof img, 1, 1, "0.5");
+    snprintf(js, sizeof js, "{\"instances\": [%s]}", img);
+    put_request("tfs-cnn-bad-value", 0, SV_CNN, js, NULL, 0);
+    put_request("tfs-cnn-bad-nan", 0, SV_CNN, "{\"instances\": [[0.5, NaN, 1e999]]}", NULL, 0);
+    put_request("tfs-cnn-bad-both", 0, SV_CNN, "{\"instances\": [[0]], \"inputs\": [[0]]}", NULL,
+                0);
+    /* TF Serving: imdb_lstm, mnist_gan */
+    put_request("tfs-imdb-text", 0, SV_IMDB,
+                "{\"instances\": [\"a great movie\", {\"b64\": \"ZHVsbA==\"}]}", NULL, 0);
+    put_request("tfs-imdb-tokens", 0, SV_IMDB, "{\"inputs\": {\"tokens\": [[1, 2, 3], [4]]}}", NULL,
+                0);
+    put_request("tfs-gan-png", 0, SV_GAN, "{\"signature_name\": \"png\", \"instances\": [3, 4]}",
+                NULL, 0);
+    put_request("tfs-gan-z", 0, SV_GAN,
+                "{\"instances\": [{\"z\": [0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,"
+                "0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,"
+                "0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0.5]}]}",
+                NULL, 0);
+    /* KServe v2 */
+    image_json(img, sizeof img, 1, 0, "0.5");
+    snprintf(js, sizeof js,
+             "{\"id\": \"1\", \"inputs\": [{\"name\": \"images\", \"shape\": [1, 784], "
+             "\"datatype\": \"FP32\", \"data\": %s}], \"outputs\": [{\"name\": "
+             "\"probabilities\"}]}",
+             img);
+    put_request("v2-cnn-flat", 1, SV_CNN, js, NULL, 0);
+    image_json(img, sizeof img, 3, 0, "0.5");
+    snprintf(js, sizeof js,
+             "{\"inputs\": [{\"name\": \"images\", \"shape\": [1, 28, 28, 1], \"datatype\": "
+             "\"FP32\", \"data\": [%s]}]}",
+             img);
+    put_request("v2-cnn-nested", 1, SV_CNN, js, NULL, 0);
+    static uint8_t px[784];
+    for (int k = 0; k < 784; k++)
+        px[k] = (uint8_t)(k % 256);
+    put_request("v2-cnn-pixels-binary", 1, SV_CNN,
+                "{\"inputs\": [{\"name\": \"pixels\", \"shape\": [1, 28, 28], \"datatype\": "
+                "\"UINT8\", \"parameters\": {\"binary_data_size\": 784}}]}",
+                px, sizeof px);
+    static float fl[784];
+    for (int k = 0; k < 784; k++)
+        fl[k] = (float)(k % 256) / 255.0f;
+    put_request("v2-cnn-images-binary", 1, SV_CNN,
+                "{\"parameters\": {\"binary_data_output\": true}, \"inputs\": [{\"name\": "
+                "\"images\", \"shape\": [1, 784], \"datatype\": \"FP32\", \"parameters\": "
+                "{\"binary_data_size\": 3136}}]}",
+                fl, sizeof fl);
+    put_request("v2-cnn-bad-datatype", 1, SV_CNN,
+                "{\"inputs\": [{\"name\": \"images\", \"shape\": [1, 784], \"datatype\": "
+                "\"FP64\", \"data\": [0]}]}",
+                NULL, 0);
+    put_request("v2-imdb-text", 1, SV_IMDB,
+                "{\"inputs\": [{\"name\": \"text\", \"shape\": [2, 1], \"datatype\": \"BYTES\", "
+                "\"data\": [[\"good\"], [\"bad\"]]}]}",
+                NULL, 0);
+    put_request("v2-imdb-text-binary", 1, SV_IMDB,
+                "{\"inputs\": [{\"name\": \"text\", \"shape\": [1], \"datatype\": \"BYTES\", "
+                "\"parameters\": {\"binary_data_size\": 16}}]}",
+                "\x0c\0\0\0a fine movie", 16);
+    put_request("v2-imdb-tokens", 1, SV_IMDB,
+                "{\"inputs\": [{\"name\": \"tokens\", \"shape\": [1, 3], \"datatype\": \"INT64\", "
+                "\"data\": [1, 2, 3]}]}",
+                NULL, 0);
+    put_request("v2-gan-png", 1, SV_GAN,
+                "{\"inputs\": [{\"name\": \"seed\", \"shape\": [2], \"datatype\": \"INT64\", "
+                "\"data\": [1, 2]}], \"outputs\": [{\"name\": \"png\"}, {\"name\": \"images\", "
+                "\"parameters\": {\"binary_data\": true}}]}",
+                NULL, 0);
+    const int64_t seeds[2] = {5, 6};
+    put_request("v2-gan-seed-binary", 1, SV_GAN,
+                "{\"inputs\": [{\"name\": \"seed\", \"shape\": [2, 1], \"datatype\": \"INT64\", "
+                "\"parameters\": {\"binary_data_size\": 16}}]}",
+                seeds, sizeof seeds);
+}
+
 int main(int argc, char **argv) {
     if (argc < 3) {
-        fprintf(stderr, "usage: make_corpus DATA_DIR OUT_DIR [server|idx|imdb|ckpt ...]\n");
+        fprintf(stderr, "usage: make_corpus DATA_DIR OUT_DIR [server|idx|imdb|ckpt|serve ...]\n");
         return 2;
     }
     out_dir = argv[2];
     mkdir(out_dir, 0755);
-    const char *all[] = {"server", "idx", "imdb", "ckpt"};
+    const char *all[] = {"server", "idx", "imdb", "ckpt", "serve"};
     const char *const *kinds = argc > 3 ? (const char *const *)argv + 3 : all;
-    const int n = argc > 3 ? argc - 3 : 4;
+    const int n = argc > 3 ? argc - 3 : 5;
     for (int i = 0; i < n; i++) {
         if (strcmp(kinds[i], "server") == 0)
             make_server();
@@ -530,8 +668,10 @@ int main(int argc, char **argv) {
             make_imdb(argv[1]);
         else if (strcmp(kinds[i], "ckpt") == 0)
             make_ckpt();
+        else if (strcmp(kinds[i], "serve") == 0)
+            make_serve();
         else
-            die("unknown kind '%s' (server, idx, imdb, ckpt)", kinds[i]);
+            die("unknown kind '%s' (server, idx, imdb, ckpt, serve)", kinds[i]);
     }
     return 0;
 }
