@@ -211,7 +211,7 @@ int cmd_cli_parse(cmd_config *o, int argc, char **argv, char *err, size_t errlen
             }
             /* eval, inspect and sample take the checkpoint as their one argument */
             if ((o->command == CMD_EVAL || o->command == CMD_INSPECT || o->command == CMD_SAMPLE ||
-                 o->command == CMD_EXPORT) &&
+                 o->command == CMD_EXPORT || o->command == CMD_SERVE) &&
                 !args->checkpoint[0] && strlen(a) < sizeof args->checkpoint) {
                 snprintf(args->checkpoint, sizeof args->checkpoint, "%s", a);
                 continue;
@@ -284,11 +284,12 @@ void cmd_cli_usage(FILE *out, const char *command) {
         for (size_t c = 0; c < CMD_NCOMMANDS; c++)
             if (strcmp(command, cmd_commands[c].name) == 0) {
                 bit = 1u << c;
-                const char *args = c == CMD_EVAL || c == CMD_INSPECT || c == CMD_SAMPLE ? "FILE|DIR"
-                                   : c == CMD_EXPORT
-                                       ? "FILE|DIR --keras OUT.h5"
-                                       : (c == CMD_PLOT ? "METRICS.jsonl... --out FILE.png|FILE.svg"
-                                                        : "--model NAME");
+                const char *args =
+                    c == CMD_EVAL || c == CMD_INSPECT || c == CMD_SAMPLE || c == CMD_SERVE
+                        ? "FILE|DIR"
+                    : c == CMD_EXPORT ? "FILE|DIR --keras OUT.h5"
+                                      : (c == CMD_PLOT ? "METRICS.jsonl... --out FILE.png|FILE.svg"
+                                                       : "--model NAME");
                 fprintf(out, "usage: pstrain %s %s [flags]\n%s\n\nflags:\n", command, args,
                         cmd_commands[c].about);
             }

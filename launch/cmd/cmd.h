@@ -57,6 +57,7 @@ int cmd_sample(const cmd_config *c);  /* sample.c */
 int cmd_plot(const cmd_config *c);    /* plot.c */
 int cmd_check(const cmd_config *c);   /* check.c */
 int cmd_export(const cmd_config *c);  /* export.c: --keras */
+int cmd_serve(const cmd_config *c);   /* serve.c: launch/serve/ over HTTP */
 void cmd_version_print(FILE *out);    /* check.c: pstrain --version */
 
 /* --- shared by the subcommands --------------------------------------------------------- */

@@ -40,6 +40,16 @@ void cmd_config_defaults(cmd_config *c) {
     snprintf(s->on_worker_loss, sizeof s->on_worker_loss, "continue");
     snprintf(s->bind, sizeof s->bind, "0.0.0.0");
     c->args.n = 64;
+    cmd_serve_cfg *v = &c->serve;
+    snprintf(v->bind, sizeof v->bind, "127.0.0.1");
+    v->port = 8501;
+    v->batch_timeout_us = 1000;
+    /* 16 MiB: a full --max-batch 64 of MNIST images as JSON numbers is about 1 MB, so this
+     * leaves room for larger batches and long reviews while bounding what one request may
+     * make the server hold (and connections * this, what all may) */
+    v->max_body = 16 << 20;
+    v->request_timeout = 30;
+    v->max_connections = 256;
     c->args.infer_batch = 1; /* as a server answering one single-sample request at a time */
     c->args.max_batch = 64;
 }
@@ -206,6 +216,19 @@ int cmd_config_check(cmd_config *c, char *err, size_t errlen) {
         if (!a->checkpoint[0] || !a->keras[0])
             return pst_err(err, errlen, PST_EARG,
                            "export: expected a checkpoint FILE or DIR and --keras OUT.h5");
+        return PST_OK;
+    case CMD_SERVE:
+        if (!a->checkpoint[0])
+            return pst_err(err, errlen, PST_EARG, "serve: expected a checkpoint FILE or DIR");
+        if (!c->serve.tls_cert[0] != !c->serve.tls_key[0])
+            return pst_err(err, errlen, PST_EARG, "--%s: needs --%s too",
+                           c->serve.tls_cert[0] ? "tls-cert" : "tls-key",
+                           c->serve.tls_cert[0] ? "tls-key" : "tls-cert");
+        if (strspn(c->serve.name, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_"
+                                  ".-") != strlen(c->serve.name))
+            return pst_err(err, errlen, PST_EARG,
+                           "--name: expected letters, digits, '_', '.' and '-', got '%s'",
+                           c->serve.name);
         return PST_OK;
     case CMD_TRAIN:
         if (c->worker.join[0]) /* checked with the job's own flags (join.c) */

@@ -21,9 +21,10 @@ typedef enum cmd_command {
     CMD_EVAL,
     CMD_INSPECT,
     CMD_SAMPLE,
-    CMD_PLOT,  /* runs' --metrics files as a PNG or SVG of their curves */
-    CMD_CHECK, /* one line: version, build, layout checksum, whether the data is there */
-    CMD_EXPORT /* a checkpoint as Keras full-model files */
+    CMD_PLOT,   /* runs' --metrics files as a PNG or SVG of their curves */
+    CMD_CHECK,  /* one line: version, build, layout checksum, whether the data is there */
+    CMD_EXPORT, /* a checkpoint as Keras full-model files */
+    CMD_SERVE   /* a checkpoint over REST (TF Serving's and KServe v2's), launch/serve/ */
 } cmd_command;
 
 /* A server rank's own flags (the ones it shares with the workers are in wk_opts). */
@@ -34,6 +35,21 @@ typedef struct cmd_server_cfg {
     int64_t threads;         /* --server-threads: threads for a server's optimizer update */
     char on_worker_loss[16]; /* continue | abort */
 } cmd_server_cfg;
+
+/* `pstrain serve`'s own flags (the checkpoint, --threads, --max-batch and --live are shared
+ * with eval). */
+typedef struct cmd_serve_cfg {
+    char bind[64];                /* address to listen on: 127.0.0.1 unless told */
+    int64_t port;                 /* 0: any free port */
+    char name[128];               /* the model's name in URLs; "": the checkpoint's model */
+    int64_t batch_timeout_us;     /* the most a queued sample waits for others */
+    char token_file[WK_PATH_MAX]; /* "": no token */
+    char tls_cert[WK_PATH_MAX];   /* PEM files; "": plain HTTP */
+    char tls_key[WK_PATH_MAX];
+    int64_t max_body;        /* bytes of a request body */
+    int64_t request_timeout; /* seconds a connection may stall */
+    int64_t max_connections; /* at once */
+} cmd_serve_cfg;
 
 /* What a command reads and no role does. */
 typedef struct cmd_args {
@@ -57,6 +73,7 @@ typedef struct cmd_config {
     cmd_command command;
     wk_opts worker;
     cmd_server_cfg server;
+    cmd_serve_cfg serve;
     cmd_args args;
 } cmd_config;
 

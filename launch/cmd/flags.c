@@ -14,6 +14,7 @@
 #define PLOT (1u << CMD_PLOT)
 #define CHECK (1u << CMD_CHECK)
 #define EXPORT (1u << CMD_EXPORT)
+#define SERVE (1u << CMD_SERVE)
 #define STR(field) offsetof(cmd_config, field), sizeof(((cmd_config *)0)->field)
 #define NUM(field) offsetof(cmd_config, field), 0
 #define TEXT_(x) #x
@@ -39,7 +40,7 @@ const cmd_flag cmd_flags[] = {
      "seed for weights, shuffles and dropout (default 1)"},
     {"seed", CMD_F_INT, NUM(worker.seed), 0, 9007199254740991.0, SAMPLE | EVAL, "N",
      "a GAN: seed of the noise, as a run with that seed draws it (default 1)"},
-    {"threads", CMD_F_INT, NUM(worker.threads), 0, 1024, TRAIN | EVAL, "N",
+    {"threads", CMD_F_INT, NUM(worker.threads), 0, 1024, TRAIN | EVAL | SERVE, "N",
      "compute threads (default: one per CPU)"},
     {"max-steps", CMD_F_INT, NUM(worker.max_steps), 0, 1e15, TRAIN, "N",
      "stop after N steps in all (0 = no limit)"},
@@ -126,7 +127,7 @@ const cmd_flag cmd_flags[] = {
     {"log-level", CMD_F_STR, STR(worker.log_level), 0, 0, TRAIN, "quiet|info|debug",
      "servers: quiet prints nothing but errors, info (default) their counters at the end, "
      "debug also a line per update"},
-    {"checkpoint", CMD_F_STR, STR(args.checkpoint), 0, 0, EVAL | INSPECT | SAMPLE | EXPORT,
+    {"checkpoint", CMD_F_STR, STR(args.checkpoint), 0, 0, EVAL | INSPECT | SAMPLE | EXPORT | SERVE,
      "FILE|DIR", "the checkpoint to read (or give it as the only argument)"},
     {"gen-optim", CMD_F_STR, STR(worker.gen_optim), 0, 0, TRAIN, "SPEC",
      "a GAN's generator optimizer, KIND[:KEY=VALUE,...] (default adam:lr=1e-4)"},
@@ -145,7 +146,7 @@ const cmd_flag cmd_flags[] = {
     {"ema-decay", CMD_F_REAL, NUM(worker.ema_decay), 0, 0.999999, TRAIN, "X",
      "a GAN: keep a moving average of the generator's weights, as TF's ExponentialMovingAverage "
      "(default " TEXT(CMD_EMA_DEFAULT) "; 0 = none); grids, scores, sample and eval draw from it"},
-    {"live", CMD_F_FLAG, NUM(args.live), 0, 0, SAMPLE | EVAL, NULL,
+    {"live", CMD_F_FLAG, NUM(args.live), 0, 0, SAMPLE | EVAL | SERVE, NULL,
      "a GAN: draw from the generator's own weights, not their moving average"},
     {"keras", CMD_F_STR, STR(args.keras), 0, 0, EXPORT, "FILE.h5",
      "write what Keras 2's model.save('FILE.h5') writes (keras.models.load_model opens it; no "
@@ -165,11 +166,36 @@ const cmd_flag cmd_flags[] = {
      "its outputs as one JSON line, not the test set's figures"},
     {"batch", CMD_F_INT, NUM(args.infer_batch), 1, 4096, EVAL, "N",
      "with --inputs: samples per forward pass (default 1, as a server's single requests)"},
-    {"max-batch", CMD_F_INT, NUM(args.max_batch), 1, 4096, EVAL, "M",
+    {"max-batch", CMD_F_INT, NUM(args.max_batch), 1, 4096, EVAL | SERVE, "M",
      "the largest forward pass the model is made for (default 64): with --threads it decides "
      "the pass size, and so the bits"},
+    {"bind", CMD_F_STR, STR(serve.bind), 0, 0, SERVE, "ADDR",
+     "address to listen on, IPv4 or IPv6 (default 127.0.0.1: this host only)"},
+    {"port", CMD_F_INT, NUM(serve.port), 0, 65535, SERVE, "PORT",
+     "port to listen on (default 8501, TF Serving's REST port; 0: any free port, said in the "
+     "line printed when ready)"},
+    {"name", CMD_F_STR, STR(serve.name), 0, 0, SERVE, "NAME",
+     "the model's name in URLs, /v1/models/NAME and /v2/models/NAME (default: the "
+     "checkpoint's model, e.g. mnist_cnn)"},
+    {"batch-timeout-us", CMD_F_INT, NUM(serve.batch_timeout_us), 0, 1e6, SERVE, "US",
+     "the most a request waits for others to share its forward pass (default 1000); a request "
+     "alone with none on the way runs at once"},
+    {"token-file", CMD_F_STR, STR(serve.token_file), 0, 0, SERVE, "FILE",
+     "require 'Authorization: Bearer TOKEN' (FILE: one line, mode 0600) on every route but "
+     "/v2/health/live and /v2/health/ready"},
+    {"tls-cert", CMD_F_STR, STR(serve.tls_cert), 0, 0, SERVE, "FILE",
+     "serve HTTPS with this PEM certificate (and --tls-key)"},
+    {"tls-key", CMD_F_STR, STR(serve.tls_key), 0, 0, SERVE, "FILE",
+     "the PEM private key of --tls-cert"},
+    {"max-body", CMD_F_INT, NUM(serve.max_body), 1024, 1 << 30, SERVE, "BYTES",
+     "largest request body (default 16777216); a larger Content-Length is answered 413 before "
+     "the body is read"},
+    {"request-timeout", CMD_F_INT, NUM(serve.request_timeout), 1, 86400, SERVE, "SECONDS",
+     "close a connection that sends nothing for this long, mid-request or idle (default 30)"},
+    {"max-connections", CMD_F_INT, NUM(serve.max_connections), 1, 4096, SERVE, "N",
+     "connections at once; more are refused (default 256)"},
     {"help", CMD_F_FLAG, NUM(args.help), 0, 0,
-     TRAIN | SUMMARY | EVAL | INSPECT | SAMPLE | PLOT | CHECK | EXPORT, NULL, "this help"},
+     TRAIN | SUMMARY | EVAL | INSPECT | SAMPLE | PLOT | CHECK | EXPORT | SERVE, NULL, "this help"},
 };
 
 const size_t cmd_nflags = sizeof cmd_flags / sizeof cmd_flags[0];
@@ -185,4 +211,6 @@ const cmd_command_info cmd_commands[] = {
     [CMD_CHECK] = {"check", "one line: version, build, layout checksum, whether the data is "
                             "here (exit 2 if not)"},
     [CMD_EXPORT] = {"export", "write a checkpoint as Keras full-model files (--keras FILE.h5)"},
+    [CMD_SERVE] = {"serve", "serve a checkpoint (or a directory's latest, reloaded as it "
+                            "changes) over REST: TF Serving's and KServe v2's APIs"},
 };

@@ -25,7 +25,7 @@ typedef struct cmd_command_info {
     const char *about; /* one line for the usage */
 } cmd_command_info;
 
-#define CMD_NCOMMANDS ((size_t)CMD_EXPORT + 1)
+#define CMD_NCOMMANDS ((size_t)CMD_SERVE + 1)
 
 extern const cmd_flag cmd_flags[];
 extern const size_t cmd_nflags;

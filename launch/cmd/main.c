@@ -157,7 +157,7 @@ static int run(int argc, char **argv) {
     static int (*const run_command[])(const cmd_config *) = {
         [CMD_TRAIN] = cmd_train,     [CMD_SUMMARY] = cmd_summary, [CMD_EVAL] = cmd_eval,
         [CMD_INSPECT] = cmd_inspect, [CMD_SAMPLE] = cmd_sample,   [CMD_PLOT] = cmd_plot,
-        [CMD_CHECK] = cmd_check,     [CMD_EXPORT] = cmd_export};
+        [CMD_CHECK] = cmd_check,     [CMD_EXPORT] = cmd_export,   [CMD_SERVE] = cmd_serve};
     return run_command[c.command](&c);
 }
 
