@@ -30,7 +30,8 @@ function setup(thread)
     table.insert(threads, thread)
 end
 
-local sent, answered, non200, versions, last = 0, 0, 0, "", nil
+-- Globals, so that done() can read them from each thread (thread:get).
+sent, answered, non200, versions, last = 0, 0, 0, "", nil
 function request()
     sent = sent + 1
     return wrk.format(nil, path)

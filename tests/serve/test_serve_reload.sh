@@ -57,7 +57,7 @@ PY
 train_pid=$!
 
 SERVE_BODY=$tmp/body.json SERVE_PATH=/v2/models/mnist_cnn/infer SERVE_REQUESTS=1500 SERVE_DELAY_MS=5 \
-    wrk -t2 -c2 -d60s -s "$here/load.lua" "$url" >"$tmp/wrk.log" 2>&1 &
+    wrk -t2 -c2 -d15s -s "$here/load.lua" "$url" >"$tmp/wrk.log" 2>&1 &
 wrk_pid=$!
 
 # The corrupt checkpoint, once serving has moved past the first version.
