@@ -254,12 +254,16 @@ static int prepare_tokens(const wk_infer *m, const int64_t *t, size_t n, float *
     return PST_OK;
 }
 
+/* The longest sequence a text model may take: its tokens are encoded on the stack (a request's
+ * path allocates nothing it can avoid). */
+#define INFER_MAX_SEQ 4096
+
 static void prepare_text(const wk_infer *m, const char *text, size_t n, float *x) {
-    uint16_t *seq = pst_malloc(sizeof *seq * (size_t)m->text.maxlen);
+    uint16_t seq[INFER_MAX_SEQ];
+    PST_ASSERT(m->text.maxlen <= INFER_MAX_SEQ, "maxlen %d > %d", m->text.maxlen, INFER_MAX_SEQ);
     eng_vocab_encode(m->vocab, text, n, m->text.num_words, m->text.maxlen, seq);
     for (int j = 0; j < m->text.maxlen; j++)
         x[j] = (float)seq[j]; /* as engine/dataset.c feeds token ids to an Embedding */
-    free(seq);
 }
 
 int wk_infer_prepare(const wk_infer *m, int input, const void *value, size_t n, float *x, char *err,
