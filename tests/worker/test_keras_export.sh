@@ -144,12 +144,22 @@ expect(oc["config"]["learning_rate"] == float(og.attrs["lr"]), f"lr {oc['config'
 if kind == "adam":
     expect(oc["config"]["beta_1"] == 0.9 and oc["config"]["beta_2"] == 0.999 and
            oc["config"]["epsilon"] == 1e-07, f"adam {oc}")
+elif og.attrs["decay"] > 0:
+    # the legacy RMSprop: rho a float32 variable (_set_hyper); from_config calls cls(**config),
+    # whose OptimizerV2.__init__ takes no kwarg but clipnorm, clipvalue, lr, decay,
+    # global_clipnorm (is_legacy_optimizer among the refused)
+    legacy = {"name", "learning_rate", "rho", "momentum", "epsilon", "centered", "clipnorm",
+              "clipvalue", "lr", "decay", "global_clipnorm"}
+    expect(oc["class_name"] == "RMSprop" and set(oc["config"]) <= legacy,
+           f"legacy rmsprop keys the constructor refuses: {set(oc['config']) - legacy}")
+    expect(oc["config"]["rho"] == float(og.attrs["rho"]) and
+           oc["config"].get("clipvalue") == float(og.attrs["clipvalue"]) and
+           oc["config"]["decay"] == float(str(og.attrs["decay"])), f"legacy rmsprop {oc}")
 else:
-    expect(oc["config"]["rho"] == float(str(og.attrs["rho"])) and
+    expect(oc["class_name"] == "Custom>RMSprop" and
+           oc["config"]["is_legacy_optimizer"] is False and
+           oc["config"]["rho"] == float(str(og.attrs["rho"])) and
            oc["config"].get("clipvalue") == float(og.attrs["clipvalue"]), f"rmsprop {oc}")
-    if og.attrs["decay"] > 0:
-        expect(oc["config"]["is_legacy_optimizer"] is True and
-               oc["config"]["decay"] == float(str(og.attrs["decay"])), f"legacy rmsprop {oc}")
 loss = tc["loss"]
 if model in ("generator", "discriminator"):
     expect(loss["class_name"] == "BinaryCrossentropy" and loss["config"]["from_logits"], f"{loss}")
