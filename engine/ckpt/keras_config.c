@@ -252,7 +252,10 @@ char *eng_keras_model_config(const eng_model *m, int l0, int nl, const char *nam
 
 /* The optimizer as Keras 2.13's get_config has it. Adam and RMSprop are the new optimizers
  * (is_legacy_optimizer false); an RMSprop with a legacy decay (lr / (1 + decay * iterations))
- * is the legacy one, which alone knows decay. */
+ * is the legacy one, which alone knows decay. The legacy config has no is_legacy_optimizer:
+ * OptimizerV2.get_config writes none, its __init__ refuses any kwarg outside clipnorm,
+ * clipvalue, lr, decay and global_clipnorm, and optimizers.deserialize takes a config without
+ * the key for the legacy class. */
 static void put_optimizer(jbuf *b, const eng_optim_cfg *o) {
     const int legacy = o->kind == ENG_OPT_RMSPROP && o->decay > 0.0f;
     const char *cls = o->kind == ENG_OPT_ADAM ? "Adam" : "RMSprop";
@@ -261,10 +264,11 @@ static void put_optimizer(jbuf *b, const eng_optim_cfg *o) {
     if (legacy) {
         if (o->clipvalue > 0.0f)
             put_f32(b, "clipvalue", o->clipvalue);
-        put(b, ", \"is_legacy_optimizer\": true");
+        /* learning_rate and rho are float32 hyperparameter variables (_set_hyper): json
+         * writes their doubles; decay and epsilon stay the Python floats given */
         put_f64(b, "learning_rate", (double)o->lr);
         put_f32(b, "decay", o->decay);
-        put_f32(b, "rho", o->rho);
+        put_f64(b, "rho", (double)o->rho);
         put(b, ", \"momentum\": 0.0");
         put_f32(b, "epsilon", o->epsilon);
         put(b, ", \"centered\": false}}");

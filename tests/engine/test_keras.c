@@ -2,7 +2,8 @@
  * jansson: floats as Python's repr writes them; each model's model_config a Sequential whose
  * layers carry Keras 2.13's get_config keys, in order, with the values the model has; the
  * training config's loss, metric and optimizer (new Adam and RMSprop, RMSprop with a decay
- * as the legacy optimizer); a layer Keras cannot configure refused by name. */
+ * as the legacy optimizer, without the is_legacy_optimizer its constructor refuses); a layer Keras
+ * cannot configure refused by name. */
 #include "engine/ckpt/keras.h"
 
 #include "engine/base/base.h"
@@ -168,9 +169,13 @@ static void training_configs(void **state) {
 
     rms.decay = 1e-8f; /* only the legacy RMSprop knows a decay */
     t = parse(eng_keras_training_config(&m, 0, m.n, &rms, 1));
-    oc = json_object_get(json_object_get(t, "optimizer_config"), "config");
-    assert_true(json_is_true(json_object_get(oc, "is_legacy_optimizer")));
+    json_t *legacy = json_object_get(t, "optimizer_config");
+    assert_string_equal(json_string_value(json_object_get(legacy, "class_name")), "RMSprop");
+    oc = json_object_get(legacy, "config");
+    /* the legacy RMSprop's __init__ refuses is_legacy_optimizer: its absence picks the class */
+    assert_null(json_object_get(oc, "is_legacy_optimizer"));
     assert_true(json_real_value(json_object_get(oc, "decay")) == 1e-08);
+    assert_true(json_real_value(json_object_get(oc, "rho")) == (double)0.9f);
     assert_true(json_is_true(
         json_object_get(json_object_get(json_object_get(t, "loss"), "config"), "from_logits")));
     assert_true(json_is_null(json_object_get(t, "metrics")));

@@ -134,6 +134,36 @@ for (cls, cfg), g in zip(layers, got[1:]):
                f"layer {cfg['name']}: {k} {g['config'].get(k, 'missing')!r}, expected {v!r}")
     expect(g["config"]["trainable"] is True and g["config"]["dtype"] == "float32", cfg["name"])
 
+# load_model builds each layer as cls(**config) (Layer.from_config): every key must be one of
+# Keras 2.13's __init__ arguments, or one Layer.__init__ takes (allowed_kwargs and its own);
+# an InputLayer has no "optional" before tf-keras 2.16
+base = {"name", "trainable", "dtype", "dynamic", "input_dim", "input_shape", "batch_input_shape",
+        "batch_size", "weights", "activity_regularizer", "autocast", "implementation"}
+reg = lambda *w: {f"{x}_{k}" for x in w for k in ("initializer", "regularizer", "constraint")}
+conv_args = {"filters", "kernel_size", "strides", "padding", "data_format", "dilation_rate",
+             "groups", "activation", "use_bias"} | reg("kernel", "bias")
+accepts = {
+    "InputLayer": {"input_shape", "batch_size", "dtype", "input_tensor", "sparse", "name",
+                   "ragged", "type_spec", "batch_input_shape"},
+    "Conv2D": base | conv_args, "Conv2DTranspose": base | conv_args | {"output_padding"},
+    "MaxPooling2D": base | {"pool_size", "strides", "padding", "data_format"},
+    "Flatten": base | {"data_format"}, "Reshape": base | {"target_shape"},
+    "Dense": base | {"units", "activation", "use_bias"} | reg("kernel", "bias"),
+    "Dropout": base | {"rate", "noise_shape", "seed"}, "LeakyReLU": base | {"alpha"},
+    "Embedding": base | {"input_dim", "output_dim", "mask_zero", "input_length", "sparse"} |
+                 reg("embeddings"),
+    "LSTM": base | {"units", "activation", "recurrent_activation", "use_bias", "unit_forget_bias",
+                    "dropout", "recurrent_dropout", "return_sequences", "return_state",
+                    "go_backwards", "stateful", "time_major", "unroll"} |
+            reg("kernel", "recurrent", "bias"),
+    "BatchNormalization": base | {"axis", "momentum", "epsilon", "center", "scale"} |
+                          reg("beta", "gamma") | {"moving_mean_initializer",
+                                                  "moving_variance_initializer"},
+}
+for g in got:
+    extra = set(g["config"]) - accepts[g["class_name"]]
+    expect(not extra, f"layer {g['config']['name']}: {g['class_name']} takes no {sorted(extra)}")
+
 # training_config: the checkpoint's optimizer of the part, under Keras's names
 part = {"generator": "", "discriminator": "optimizer_2/"}.get(model, "")
 og = c["pstrain/" + part] if part else c["pstrain"]
@@ -144,12 +174,22 @@ expect(oc["config"]["learning_rate"] == float(og.attrs["lr"]), f"lr {oc['config'
 if kind == "adam":
     expect(oc["config"]["beta_1"] == 0.9 and oc["config"]["beta_2"] == 0.999 and
            oc["config"]["epsilon"] == 1e-07, f"adam {oc}")
+elif og.attrs["decay"] > 0:
+    # the legacy RMSprop: rho a float32 variable (_set_hyper); from_config calls cls(**config),
+    # whose OptimizerV2.__init__ takes no kwarg but clipnorm, clipvalue, lr, decay,
+    # global_clipnorm (is_legacy_optimizer among the refused)
+    legacy = {"name", "learning_rate", "rho", "momentum", "epsilon", "centered", "clipnorm",
+              "clipvalue", "lr", "decay", "global_clipnorm"}
+    expect(oc["class_name"] == "RMSprop" and set(oc["config"]) <= legacy,
+           f"legacy rmsprop keys the constructor refuses: {set(oc['config']) - legacy}")
+    expect(oc["config"]["rho"] == float(og.attrs["rho"]) and
+           oc["config"].get("clipvalue") == float(og.attrs["clipvalue"]) and
+           oc["config"]["decay"] == float(str(og.attrs["decay"])), f"legacy rmsprop {oc}")
 else:
-    expect(oc["config"]["rho"] == float(str(og.attrs["rho"])) and
+    expect(oc["class_name"] == "Custom>RMSprop" and
+           oc["config"]["is_legacy_optimizer"] is False and
+           oc["config"]["rho"] == float(str(og.attrs["rho"])) and
            oc["config"].get("clipvalue") == float(og.attrs["clipvalue"]), f"rmsprop {oc}")
-    if og.attrs["decay"] > 0:
-        expect(oc["config"]["is_legacy_optimizer"] is True and
-               oc["config"]["decay"] == float(str(og.attrs["decay"])), f"legacy rmsprop {oc}")
 loss = tc["loss"]
 if model in ("generator", "discriminator"):
     expect(loss["class_name"] == "BinaryCrossentropy" and loss["config"]["from_logits"], f"{loss}")
