@@ -7,16 +7,13 @@
  * order:
  *
  *   mnist_cnn, fashion_cnn  in  "images"  FP32  (28, 28, 1)  values in [0, 1]
- *                               "pixels"  UINT8 (28, 28, 1)  0..255, divided by 255 as training does
- *                           out "probabilities" FP32 (10)    softmax of the logits
- *   imdb_lstm               in  "text"    BYTES ()           a review, tokenised with the
- *                                                            checkpoint's own vocabulary as
- *                                                            training tokenised (eng_vocab_encode)
- *                               "tokens"  INT64 (maxlen)     sequence ids in [0, num_words); a
- *                                                            shorter list is padded in front, a
- *                                                            longer cut in front (pad_sequences)
- *                           out "probability" FP32 (1)       sigmoid of the logit: P(positive)
- *   mnist_gan               in  "seed"    INT64 ()           noise drawn as `pstrain sample
+ *                               "pixels"  UINT8 (28, 28, 1)  0..255, divided by 255 as training
+ * does out "probabilities" FP32 (10)    softmax of the logits imdb_lstm               in  "text"
+ * BYTES ()           a review, tokenised with the checkpoint's own vocabulary as training tokenised
+ * (eng_vocab_encode) "tokens"  INT64 (maxlen)     sequence ids in [0, num_words); a shorter list is
+ * padded in front, a longer cut in front (pad_sequences) out "probability" FP32 (1)       sigmoid
+ * of the logit: P(positive) mnist_gan               in  "seed"    INT64 ()           noise drawn as
+ * `pstrain sample
  *                                                            --seed S` draws its first digit:
  *                                                            seed S's image is that digit
  *                               "z"       FP32  (100)        the generator's input itself
@@ -78,8 +75,8 @@ wk_infer *wk_infer_new(const eng_ckpt *c, int max_batch, int threads, int live, 
 /* wk_infer_new of the checkpoint at path (a file, or a directory's latest: eng_ckpt_resolve),
  * read and validated by eng_ckpt_read. NULL with one line in err naming the file, and the
  * code in *rc when rc is non-NULL. Uses HDF5: one thread at a time in the process. */
-wk_infer *wk_infer_load(const char *path, int max_batch, int threads, int live, int *rc,
-                        char *err, size_t errlen);
+wk_infer *wk_infer_load(const char *path, int max_batch, int threads, int live, int *rc, char *err,
+                        size_t errlen);
 
 /* A model with untrained (zero) weights and an empty vocabulary, for the decoder's fuzz
  * harness and tests that need a signature but no checkpoint; NULL for an unknown name. */

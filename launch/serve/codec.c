@@ -458,7 +458,8 @@ static inline int walk_leaves(walk *w, const json_t *v, int depth) {
 }
 
 static int walk_level(walk *w, const json_t *v, int depth) {
-    if (depth >= SV_MAX_RANK || depth >= w->rank) { /* a scalar sample (and GCC's bound) */ /* a scalar sample */
+    if (depth >= SV_MAX_RANK ||
+        depth >= w->rank) { /* a scalar sample (and GCC's bound) */ /* a scalar sample */
         if (number(v, w->t, w->out, w->k++, w->why, sizeof w->why) != 0)
             return walk_fail(w, depth, "%s", w->why);
         return 0;
