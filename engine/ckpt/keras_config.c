@@ -38,19 +38,25 @@ static void put(jbuf *b, const char *fmt, ...) {
 /* v in the fewest significant digits (up to maxp) that read back as v (as a float32 when f32),
  * formatted as Python's repr: positional from 1e-4 up to 1e16, with ".0" on an integer. */
 static void shortest(char *out, size_t len, double v, int maxp, int f32) {
+    /* Digits are tried in a buffer of our own, long enough for any double (%.16e is 23
+     * bytes; %.17g of 1e16 positional, 24): out gets the result once. */
+    char d[64];
     int p = 1;
     for (; p < maxp; p++) {
-        snprintf(out, len, "%.*e", p - 1, v);
-        if (f32 ? strtof(out, NULL) == (float)v : strtod(out, NULL) == v)
+        snprintf(d, sizeof d, "%.*e", p - 1, v);
+        if (f32 ? strtof(d, NULL) == (float)v : strtod(d, NULL) == v)
             break;
     }
-    snprintf(out, len, "%.*e", p - 1, v);
-    const char *e = strchr(out, 'e');
+    snprintf(d, sizeof d, "%.*e", p - 1, v);
+    const char *e = strchr(d, 'e');
     const int x = e ? atoi(e + 1) : 0; /* the decimal exponent */
     /* %g goes positional when -4 <= x < precision: give it the room Python's repr takes */
-    snprintf(out, len, "%.*g", x >= -4 && x < 16 && x + 1 > p ? x + 1 : p, v);
-    if (!strpbrk(out, ".en"))
-        snprintf(out + strlen(out), len - strlen(out), ".0");
+    snprintf(d, sizeof d, "%.*g", x >= -4 && x < 16 && x + 1 > p ? x + 1 : p, v);
+    const char *tail = strpbrk(d, ".en") ? "" : ".0";
+    const size_t n = strlen(d), t = strlen(tail);
+    PST_ASSERT(n + t < len, "%s%s needs %zu bytes, got %zu", d, tail, n + t + 1, len);
+    memcpy(out, d, n);
+    memcpy(out + n, tail, t + 1);
 }
 
 void eng_keras_repr(char *out, size_t len, double v) { shortest(out, len, v, 17, 0); }
