@@ -1,0 +1,397 @@
+/* winograd.c: Conv2D 3x3 by F(2x2, 3x3) and F(4x4, 3x3) (see winograd.h). The transforms
+ * run on blocks of up to CB channels (or filters) at once, the innermost loop over that
+ * block, so they vectorize in NHWC whatever the tile; the GEMMs are OpenBLAS's.
+ *
+ * Layouts: V (alpha^2, T, C), U (alpha^2, C, F), M and dM (alpha^2, T, F), xi = i*alpha + j
+ * the position in the tile, t = (n*tH + th)*tW + tw the tile. */
+#include "engine/winograd.h"
+
+#include "engine/activation.h"
+#include "engine/base/base.h"
+
+#include <cblas.h>
+#include <string.h>
+
+#define CB 64 /* channels per transform block: 6*6*64 floats of temporaries on the stack */
+#define MA ENG_WINOGRAD_MAX_ALPHA
+
+/* F(2x2, 3x3): Lavin and Gray's, points 0, 1, -1 and infinity. */
+static const eng_winograd_tf tf2 = {
+    .m = 2,
+    .alpha = 4,
+    .at = {{1, 1, 1, 0}, {0, 1, -1, -1}},
+    .g = {{1, 0, 0}, {0.5f, 0.5f, 0.5f}, {0.5f, -0.5f, 0.5f}, {0, 0, 1}},
+    .bt = {{1, 0, -1, 0}, {0, 1, 1, 0}, {0, -1, 1, 0}, {0, 1, 0, -1}},
+};
+
+/* F(4x4, 3x3), points 0, 1, -1, 1/2, -2 and infinity (why: winograd.h). Derived by
+ * Toom-Cook: A^T[i][j] = p_j^i, G[j][k] = p_j^k / prod_{l != j} (p_j - p_l), and B^T the
+ * unique matrix that makes y = A^T [(G g) . (B^T d)] the 1-D correlation. */
+static const eng_winograd_tf tf4 = {
+    .m = 4,
+    .alpha = 6,
+    .at = {{1, 1, 1, 1, 1, 0},
+           {0, 1, -1, 0.5f, -2, 0},
+           {0, 1, 1, 0.25f, 4, 0},
+           {0, 1, -1, 0.125f, -8, 1}},
+    .g = {{1, 0, 0},
+          {(float)(1.0 / 3), (float)(1.0 / 3), (float)(1.0 / 3)},
+          {(float)(-1.0 / 3), (float)(1.0 / 3), (float)(-1.0 / 3)},
+          {(float)(-16.0 / 15), (float)(-8.0 / 15), (float)(-4.0 / 15)},
+          {(float)(1.0 / 15), (float)(-2.0 / 15), (float)(4.0 / 15)},
+          {0, 0, 1}},
+    .bt = {{1, -1.5f, -2, 1.5f, 1, 0},
+           {0, -1, 0.5f, 2.5f, 1, 0},
+           {0, 1, -2.5f, 0.5f, 1, 0},
+           {0, -2, -1, 2, 1, 0},
+           {0, 0.5f, -1, -0.5f, 1, 0},
+           {0, 1, -1.5f, -2, 1.5f, 1}},
+};
+
+const eng_winograd_tf *eng_winograd_tf_for(int m) { return m == 2 ? &tf2 : m == 4 ? &tf4 : NULL; }
+
+static int tiles(int n, int m) { return (n + m - 1) / m; }
+
+size_t eng_winograd_saved_floats(const eng_winograd_tf *t, int B, int OH, int OW, int C) {
+    const size_t a2 = (size_t)t->alpha * t->alpha;
+    return a2 * B * tiles(OH, t->m) * tiles(OW, t->m) * C;
+}
+
+size_t eng_winograd_scratch_floats(const eng_winograd_tf *t, int B, int OH, int OW, int C, int F) {
+    const size_t a2 = (size_t)t->alpha * t->alpha;
+    return 2 * a2 * C * F + a2 * B * tiles(OH, t->m) * tiles(OW, t->m) * F;
+}
+
+/* U[xi] (C, F) = G g G^T for every (c, f), g the kernel's 3x3 of (c, f). */
+static void kernel_transform(float *restrict U, const float *restrict kernel, int C, int F,
+                             const eng_winograd_tf *t) {
+    const int a = t->alpha;
+    const size_t plane = (size_t)C * F;
+    float tmp[MA][3][CB];
+    for (int c = 0; c < C; c++)
+        for (int f0 = 0; f0 < F; f0 += CB) {
+            const int nf = F - f0 < CB ? F - f0 : CB;
+            /* tmp[i][b] = sum_a G[i][a] k[a][b] */
+            for (int i = 0; i < a; i++)
+                for (int b = 0; b < 3; b++) {
+                    float *o = tmp[i][b];
+                    for (int v = 0; v < nf; v++)
+                        o[v] = 0.0f;
+                    for (int r = 0; r < 3; r++) {
+                        const float gw = t->g[i][r];
+                        if (gw == 0.0f)
+                            continue;
+                        const float *k = kernel + ((size_t)(r * 3 + b) * C + c) * F + f0;
+                        for (int v = 0; v < nf; v++)
+                            o[v] += gw * k[v];
+                    }
+                }
+            /* U[i][j] = sum_b tmp[i][b] G[j][b] */
+            for (int i = 0; i < a; i++)
+                for (int j = 0; j < a; j++) {
+                    float *o = U + (size_t)(i * a + j) * plane + (size_t)c * F + f0;
+                    for (int v = 0; v < nf; v++)
+                        o[v] = 0.0f;
+                    for (int b = 0; b < 3; b++) {
+                        const float gw = t->g[j][b];
+                        if (gw == 0.0f)
+                            continue;
+                        for (int v = 0; v < nf; v++)
+                            o[v] += tmp[i][b][v] * gw;
+                    }
+                }
+        }
+}
+
+/* dkernel (+)= G^T dU G: the adjoint of kernel_transform. */
+static void kernel_transform_adjoint(float *restrict dkernel, const float *restrict dU, int C,
+                                     int F, const eng_winograd_tf *t, int accumulate) {
+    const int a = t->alpha;
+    const size_t plane = (size_t)C * F;
+    float tmp[3][MA][CB];
+    for (int c = 0; c < C; c++)
+        for (int f0 = 0; f0 < F; f0 += CB) {
+            const int nf = F - f0 < CB ? F - f0 : CB;
+            /* tmp[r][j] = sum_i G[i][r] dU[i][j] */
+            for (int r = 0; r < 3; r++)
+                for (int j = 0; j < a; j++) {
+                    float *o = tmp[r][j];
+                    for (int v = 0; v < nf; v++)
+                        o[v] = 0.0f;
+                    for (int i = 0; i < a; i++) {
+                        const float gw = t->g[i][r];
+                        if (gw == 0.0f)
+                            continue;
+                        const float *d = dU + (size_t)(i * a + j) * plane + (size_t)c * F + f0;
+                        for (int v = 0; v < nf; v++)
+                            o[v] += gw * d[v];
+                    }
+                }
+            /* dk[r][b] = sum_j tmp[r][j] G[j][b] */
+            for (int r = 0; r < 3; r++)
+                for (int b = 0; b < 3; b++) {
+                    float *o = dkernel + ((size_t)(r * 3 + b) * C + c) * F + f0;
+                    float s[CB];
+                    for (int v = 0; v < nf; v++)
+                        s[v] = 0.0f;
+                    for (int j = 0; j < a; j++) {
+                        const float gw = t->g[j][b];
+                        if (gw == 0.0f)
+                            continue;
+                        for (int v = 0; v < nf; v++)
+                            s[v] += tmp[r][j][v] * gw;
+                    }
+                    if (accumulate)
+                        for (int v = 0; v < nf; v++)
+                            o[v] += s[v];
+                    else
+                        for (int v = 0; v < nf; v++)
+                            o[v] = s[v];
+                }
+        }
+}
+
+/* V[xi][t] (C) = B^T d B for every tile, d the alpha x alpha inputs (zeros past the edge). */
+static void input_transform(float *restrict V, const float *restrict x, int B, int H, int W, int C,
+                            int tH, int tW, const eng_winograd_tf *t) {
+    const int a = t->alpha, m = t->m;
+    const size_t T = (size_t)B * tH * tW, plane = T * C;
+    float tmp[MA][MA][CB];
+    for (int n = 0; n < B; n++)
+        for (int th = 0; th < tH; th++)
+            for (int tw = 0; tw < tW; tw++) {
+                const size_t tile = ((size_t)n * tH + th) * tW + tw;
+                const int h0 = th * m, w0 = tw * m;
+                for (int c0 = 0; c0 < C; c0 += CB) {
+                    const int nc = C - c0 < CB ? C - c0 : CB;
+                    /* tmp[i][q] = sum_p B^T[i][p] d[p][q]: rows past H are zeros, skipped */
+                    for (int i = 0; i < a; i++)
+                        for (int q = 0; q < a; q++) {
+                            float *o = tmp[i][q];
+                            for (int v = 0; v < nc; v++)
+                                o[v] = 0.0f;
+                            if (w0 + q >= W)
+                                continue;
+                            for (int p = 0; p < a && h0 + p < H; p++) {
+                                const float bw = t->bt[i][p];
+                                if (bw == 0.0f)
+                                    continue;
+                                const float *d =
+                                    x + (((size_t)n * H + h0 + p) * W + w0 + q) * C + c0;
+                                for (int v = 0; v < nc; v++)
+                                    o[v] += bw * d[v];
+                            }
+                        }
+                    /* V[i][j] = sum_q tmp[i][q] B^T[j][q] */
+                    for (int i = 0; i < a; i++)
+                        for (int j = 0; j < a; j++) {
+                            float *o = V + (size_t)(i * a + j) * plane + tile * C + c0;
+                            for (int v = 0; v < nc; v++)
+                                o[v] = 0.0f;
+                            for (int q = 0; q < a; q++) {
+                                const float bw = t->bt[j][q];
+                                if (bw == 0.0f)
+                                    continue;
+                                for (int v = 0; v < nc; v++)
+                                    o[v] += tmp[i][q][v] * bw;
+                            }
+                        }
+                }
+            }
+}
+
+/* dx = sum over tiles of B dV B^T, placed where the tile read its inputs; those past the
+ * edge drop. dx is zeroed first. The adjoint of input_transform. */
+static void input_transform_adjoint(float *restrict dx, const float *restrict dV, int B, int H,
+                                    int W, int C, int tH, int tW, const eng_winograd_tf *t) {
+    const int a = t->alpha, m = t->m;
+    const size_t T = (size_t)B * tH * tW, plane = T * C;
+    float tmp[MA][MA][CB];
+    memset(dx, 0, sizeof(float) * (size_t)B * H * W * C);
+    for (int n = 0; n < B; n++)
+        for (int th = 0; th < tH; th++)
+            for (int tw = 0; tw < tW; tw++) {
+                const size_t tile = ((size_t)n * tH + th) * tW + tw;
+                const int h0 = th * m, w0 = tw * m;
+                for (int c0 = 0; c0 < C; c0 += CB) {
+                    const int nc = C - c0 < CB ? C - c0 : CB;
+                    /* tmp[i][q] = sum_j dV[i][j] B^T[j][q] */
+                    for (int i = 0; i < a; i++)
+                        for (int q = 0; q < a; q++) {
+                            float *o = tmp[i][q];
+                            for (int v = 0; v < nc; v++)
+                                o[v] = 0.0f;
+                            for (int j = 0; j < a; j++) {
+                                const float bw = t->bt[j][q];
+                                if (bw == 0.0f)
+                                    continue;
+                                const float *d = dV + (size_t)(i * a + j) * plane + tile * C + c0;
+                                for (int v = 0; v < nc; v++)
+                                    o[v] += d[v] * bw;
+                            }
+                        }
+                    /* dx[p][q] += sum_i B^T[i][p] tmp[i][q] */
+                    for (int p = 0; p < a && h0 + p < H; p++)
+                        for (int q = 0; q < a && w0 + q < W; q++) {
+                            float *o = dx + (((size_t)n * H + h0 + p) * W + w0 + q) * C + c0;
+                            for (int i = 0; i < a; i++) {
+                                const float bw = t->bt[i][p];
+                                if (bw == 0.0f)
+                                    continue;
+                                for (int v = 0; v < nc; v++)
+                                    o[v] += bw * tmp[i][q][v];
+                            }
+                        }
+                }
+            }
+}
+
+/* y tile = A^T M A, the outputs inside OH x OW written. */
+static void output_transform(float *restrict y, const float *restrict M, int B, int OH, int OW,
+                             int F, int tH, int tW, const eng_winograd_tf *t) {
+    const int a = t->alpha, m = t->m;
+    const size_t T = (size_t)B * tH * tW, plane = T * F;
+    float tmp[MA][MA][CB];
+    for (int n = 0; n < B; n++)
+        for (int th = 0; th < tH; th++)
+            for (int tw = 0; tw < tW; tw++) {
+                const size_t tile = ((size_t)n * tH + th) * tW + tw;
+                const int h0 = th * m, w0 = tw * m;
+                const int mh = OH - h0 < m ? OH - h0 : m, mw = OW - w0 < m ? OW - w0 : m;
+                for (int f0 = 0; f0 < F; f0 += CB) {
+                    const int nf = F - f0 < CB ? F - f0 : CB;
+                    /* tmp[r][j] = sum_i A^T[r][i] M[i][j] */
+                    for (int r = 0; r < mh; r++)
+                        for (int j = 0; j < a; j++) {
+                            float *o = tmp[r][j];
+                            for (int v = 0; v < nf; v++)
+                                o[v] = 0.0f;
+                            for (int i = 0; i < a; i++) {
+                                const float aw = t->at[r][i];
+                                if (aw == 0.0f)
+                                    continue;
+                                const float *s = M + (size_t)(i * a + j) * plane + tile * F + f0;
+                                for (int v = 0; v < nf; v++)
+                                    o[v] += aw * s[v];
+                            }
+                        }
+                    /* y[r][s] = sum_j tmp[r][j] A^T[s][j] */
+                    for (int r = 0; r < mh; r++)
+                        for (int s = 0; s < mw; s++) {
+                            float *o = y + (((size_t)n * OH + h0 + r) * OW + w0 + s) * F + f0;
+                            for (int v = 0; v < nf; v++)
+                                o[v] = 0.0f;
+                            for (int j = 0; j < a; j++) {
+                                const float aw = t->at[s][j];
+                                if (aw == 0.0f)
+                                    continue;
+                                for (int v = 0; v < nf; v++)
+                                    o[v] += tmp[r][j][v] * aw;
+                            }
+                        }
+                }
+            }
+}
+
+/* dM = A dY A^T per tile, dY the tile's output gradients (zeros for the cut outputs): the
+ * adjoint of output_transform. */
+static void output_transform_adjoint(float *restrict dM, const float *restrict dy, int B, int OH,
+                                     int OW, int F, int tH, int tW, const eng_winograd_tf *t) {
+    const int a = t->alpha, m = t->m;
+    const size_t T = (size_t)B * tH * tW, plane = T * F;
+    float tmp[MA][MA][CB];
+    for (int n = 0; n < B; n++)
+        for (int th = 0; th < tH; th++)
+            for (int tw = 0; tw < tW; tw++) {
+                const size_t tile = ((size_t)n * tH + th) * tW + tw;
+                const int h0 = th * m, w0 = tw * m;
+                const int mh = OH - h0 < m ? OH - h0 : m, mw = OW - w0 < m ? OW - w0 : m;
+                for (int f0 = 0; f0 < F; f0 += CB) {
+                    const int nf = F - f0 < CB ? F - f0 : CB;
+                    /* tmp[r][j] = sum_s dY[r][s] A^T[s][j] */
+                    for (int r = 0; r < mh; r++)
+                        for (int j = 0; j < a; j++) {
+                            float *o = tmp[r][j];
+                            for (int v = 0; v < nf; v++)
+                                o[v] = 0.0f;
+                            for (int s = 0; s < mw; s++) {
+                                const float aw = t->at[s][j];
+                                if (aw == 0.0f)
+                                    continue;
+                                const float *d =
+                                    dy + (((size_t)n * OH + h0 + r) * OW + w0 + s) * F + f0;
+                                for (int v = 0; v < nf; v++)
+                                    o[v] += d[v] * aw;
+                            }
+                        }
+                    /* dM[i][j] = sum_r A^T[r][i] tmp[r][j] */
+                    for (int i = 0; i < a; i++)
+                        for (int j = 0; j < a; j++) {
+                            float *o = dM + (size_t)(i * a + j) * plane + tile * F + f0;
+                            for (int v = 0; v < nf; v++)
+                                o[v] = 0.0f;
+                            for (int r = 0; r < mh; r++) {
+                                const float aw = t->at[r][i];
+                                if (aw == 0.0f)
+                                    continue;
+                                for (int v = 0; v < nf; v++)
+                                    o[v] += aw * tmp[r][j][v];
+                            }
+                        }
+                }
+            }
+}
+
+static void check_shape(const eng_winograd_tf *t, int B, int H, int W, int C, int F, int OH,
+                        int OW) {
+    PST_ASSERT(t && (t->m == 2 || t->m == 4) && t->alpha == t->m + 2, "tile size %d",
+               t ? t->m : -1);
+    PST_ASSERT(B >= 1 && C >= 1 && F >= 1 && OH >= 1 && OH <= H - 2 && OW >= 1 && OW <= W - 2,
+               "B %d, C %d, F %d: output %dx%d from input %dx%d, kernel 3x3", B, C, F, OH, OW, H,
+               W);
+}
+
+void eng_winograd_forward(float *y, float *saved, float *scratch, const float *x,
+                          const float *kernel, const float *bias, int B, int H, int W, int C, int F,
+                          int OH, int OW, const eng_winograd_tf *t, eng_act act) {
+    check_shape(t, B, H, W, C, F, OH, OW);
+    const int tH = tiles(OH, t->m), tW = tiles(OW, t->m), a2 = t->alpha * t->alpha;
+    const int T = B * tH * tW;
+    float *U = scratch, *M = scratch + (size_t)a2 * C * F;
+    kernel_transform(U, kernel, C, F, t);
+    input_transform(saved, x, B, H, W, C, tH, tW, t);
+    for (int xi = 0; xi < a2; xi++)
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, F, C, 1.0f,
+                    saved + (size_t)xi * T * C, C, U + (size_t)xi * C * F, F, 0.0f,
+                    M + (size_t)xi * T * F, F);
+    output_transform(y, M, B, OH, OW, F, tH, tW, t);
+    eng_bias_act_forward(y, bias, (size_t)B * OH * OW, F, act);
+}
+
+void eng_winograd_backward(float *dx, float *dkernel, float *dbias, float *dy, float *saved,
+                           float *scratch, const float *y, const float *kernel, int B, int H, int W,
+                           int C, int F, int OH, int OW, const eng_winograd_tf *t, eng_act act,
+                           int accumulate) {
+    check_shape(t, B, H, W, C, F, OH, OW);
+    const int tH = tiles(OH, t->m), tW = tiles(OW, t->m), a2 = t->alpha * t->alpha;
+    const int T = B * tH * tW;
+    const size_t M_rows = (size_t)B * OH * OW;
+    float *dU = scratch, *U = scratch + (size_t)a2 * C * F, *dM = U + (size_t)a2 * C * F;
+    eng_act_backward(dy, y, M_rows * F, act);
+    eng_bias_backward(dbias, dy, M_rows, F, accumulate);
+    output_transform_adjoint(dM, dy, B, OH, OW, F, tH, tW, t);
+    /* dU[xi] (C, F) = V[xi]^T (C, T) . dM[xi] (T, F) */
+    for (int xi = 0; xi < a2; xi++)
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, C, F, T, 1.0f,
+                    saved + (size_t)xi * T * C, C, dM + (size_t)xi * T * F, F, 0.0f,
+                    dU + (size_t)xi * C * F, F);
+    kernel_transform_adjoint(dkernel, dU, C, F, t, accumulate);
+    if (!dx)
+        return;
+    /* dV[xi] (T, C) = dM[xi] (T, F) . U[xi]^T (F, C), into saved: V is no longer needed. */
+    kernel_transform(U, kernel, C, F, t);
+    for (int xi = 0; xi < a2; xi++)
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, C, F, 1.0f, dM + (size_t)xi * T * F,
+                    F, U + (size_t)xi * C * F, F, 0.0f, saved + (size_t)xi * T * C, C);
+    input_transform_adjoint(dx, saved, B, H, W, C, tH, tW, t);
+}
