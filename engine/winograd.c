@@ -1,6 +1,6 @@
 /* winograd.c: Conv2D 3x3 by F(2x2, 3x3) and F(4x4, 3x3) (see winograd.h). The transforms
- * run on blocks of up to CB channels (or filters) at once, the innermost loop over that
- * block, so they vectorize in NHWC whatever the tile; the GEMMs are OpenBLAS's.
+ * run on vectors of VW channels (or filters) at once, contiguous in NHWC, with the sums in
+ * registers; the GEMMs are OpenBLAS's.
  *
  * Layouts: V (alpha^2, T, C), U (alpha^2, C, F), M and dM (alpha^2, T, F), xi = i*alpha + j
  * the position in the tile, t = (n*tH + th)*tW + tw the tile. */
@@ -12,7 +12,7 @@
 #include <cblas.h>
 #include <string.h>
 
-#define CB 64 /* channels per transform block: 6*6*64 floats of temporaries on the stack */
+#define VW 16 /* channels (or filters) per transform vector: one AVX-512 register */
 #define MA ENG_WINOGRAD_MAX_ALPHA
 
 /* F(2x2, 3x3): Lavin and Gray's, points 0, 1, -1 and infinity. */
@@ -62,44 +62,72 @@ size_t eng_winograd_scratch_floats(const eng_winograd_tf *t, int B, int OH, int 
     return 2 * a2 * C * F + a2 * B * tiles(OH, t->m) * tiles(OW, t->m) * F;
 }
 
+/* The transforms' matrices as square arrays, with their transposes (the adjoints use them):
+ * g (alpha, 3), gt (3, alpha), bt, b (alpha, alpha), at (m, alpha), a (alpha, m). */
+typedef struct mats {
+    float g[MA][MA], gt[MA][MA], bt[MA][MA], b[MA][MA], at[MA][MA], a[MA][MA];
+} mats;
+
+static void mats_init(mats *o, const eng_winograd_tf *t) {
+    memset(o, 0, sizeof *o);
+    for (int i = 0; i < t->alpha; i++) {
+        for (int k = 0; k < 3; k++)
+            o->g[i][k] = o->gt[k][i] = t->g[i][k];
+        for (int l = 0; l < t->alpha; l++)
+            o->bt[i][l] = o->b[l][i] = t->bt[i][l];
+        for (int r = 0; r < t->m; r++)
+            o->at[r][i] = o->a[i][r] = t->at[r][i];
+    }
+}
+
+/* VW floats, one AVX-512 register (two AVX2 ones): a GNU C vector, so that the sums below
+ * stay in registers whatever the compiler's auto-vectorizer makes of the loops around. */
+typedef float vec __attribute__((vector_size(VW * sizeof(float))));
+
+/* out[i][j] = sum_p L[i][p] sum_q in[p][q] Rt[j][q] for i < R, j < S (p < P, q < Q), on
+ * vectors of VW floats (a partial block computes garbage-free lanes it then drops): every
+ * transform and adjoint here is one of these. Zero entries are skipped. */
+static void tf2d(vec *restrict out, const vec *restrict in, const float L[MA][MA],
+                 const float Rt[MA][MA], int R, int S, int P, int Q) {
+    vec mid[MA * MA];
+    for (int p = 0; p < P; p++)
+        for (int j = 0; j < S; j++) {
+            vec acc = {0};
+            for (int q = 0; q < Q; q++)
+                if (Rt[j][q] != 0.0f)
+                    acc += Rt[j][q] * in[p * MA + q];
+            mid[p * MA + j] = acc;
+        }
+    for (int i = 0; i < R; i++)
+        for (int j = 0; j < S; j++) {
+            vec acc = {0};
+            for (int p = 0; p < P; p++)
+                if (L[i][p] != 0.0f)
+                    acc += L[i][p] * mid[p * MA + j];
+            out[i * MA + j] = acc;
+        }
+}
+
 /* U[xi] (C, F) = G g G^T for every (c, f), g the kernel's 3x3 of (c, f). */
 static void kernel_transform(float *restrict U, const float *restrict kernel, int C, int F,
                              const eng_winograd_tf *t) {
     const int a = t->alpha;
     const size_t plane = (size_t)C * F;
-    float tmp[MA][3][CB];
+    mats mt;
+    mats_init(&mt, t);
+    vec in[MA * MA] = {{0}}, out[MA * MA];
     for (int c = 0; c < C; c++)
-        for (int f0 = 0; f0 < F; f0 += CB) {
-            const int nf = F - f0 < CB ? F - f0 : CB;
-            /* tmp[i][b] = sum_a G[i][a] k[a][b] */
+        for (int f0 = 0; f0 < F; f0 += VW) {
+            const int n = F - f0 < VW ? F - f0 : VW;
+            for (int r = 0; r < 3; r++)
+                for (int s = 0; s < 3; s++)
+                    memcpy(&in[r * MA + s], kernel + ((size_t)(r * 3 + s) * C + c) * F + f0,
+                           sizeof(float) * n);
+            tf2d(out, in, mt.g, mt.g, a, a, 3, 3);
             for (int i = 0; i < a; i++)
-                for (int b = 0; b < 3; b++) {
-                    float *o = tmp[i][b];
-                    for (int v = 0; v < nf; v++)
-                        o[v] = 0.0f;
-                    for (int r = 0; r < 3; r++) {
-                        const float gw = t->g[i][r];
-                        if (gw == 0.0f)
-                            continue;
-                        const float *k = kernel + ((size_t)(r * 3 + b) * C + c) * F + f0;
-                        for (int v = 0; v < nf; v++)
-                            o[v] += gw * k[v];
-                    }
-                }
-            /* U[i][j] = sum_b tmp[i][b] G[j][b] */
-            for (int i = 0; i < a; i++)
-                for (int j = 0; j < a; j++) {
-                    float *o = U + (size_t)(i * a + j) * plane + (size_t)c * F + f0;
-                    for (int v = 0; v < nf; v++)
-                        o[v] = 0.0f;
-                    for (int b = 0; b < 3; b++) {
-                        const float gw = t->g[j][b];
-                        if (gw == 0.0f)
-                            continue;
-                        for (int v = 0; v < nf; v++)
-                            o[v] += tmp[i][b][v] * gw;
-                    }
-                }
+                for (int j = 0; j < a; j++)
+                    memcpy(U + (size_t)(i * a + j) * plane + (size_t)c * F + f0, &out[i * MA + j],
+                           sizeof(float) * n);
         }
 }
 
@@ -108,45 +136,26 @@ static void kernel_transform_adjoint(float *restrict dkernel, const float *restr
                                      int F, const eng_winograd_tf *t, int accumulate) {
     const int a = t->alpha;
     const size_t plane = (size_t)C * F;
-    float tmp[3][MA][CB];
+    mats mt;
+    mats_init(&mt, t);
+    vec in[MA * MA] = {{0}}, out[MA * MA];
     for (int c = 0; c < C; c++)
-        for (int f0 = 0; f0 < F; f0 += CB) {
-            const int nf = F - f0 < CB ? F - f0 : CB;
-            /* tmp[r][j] = sum_i G[i][r] dU[i][j] */
+        for (int f0 = 0; f0 < F; f0 += VW) {
+            const int n = F - f0 < VW ? F - f0 : VW;
+            for (int i = 0; i < a; i++)
+                for (int j = 0; j < a; j++)
+                    memcpy(&in[i * MA + j], dU + (size_t)(i * a + j) * plane + (size_t)c * F + f0,
+                           sizeof(float) * n);
+            tf2d(out, in, mt.gt, mt.gt, 3, 3, a, a);
             for (int r = 0; r < 3; r++)
-                for (int j = 0; j < a; j++) {
-                    float *o = tmp[r][j];
-                    for (int v = 0; v < nf; v++)
-                        o[v] = 0.0f;
-                    for (int i = 0; i < a; i++) {
-                        const float gw = t->g[i][r];
-                        if (gw == 0.0f)
-                            continue;
-                        const float *d = dU + (size_t)(i * a + j) * plane + (size_t)c * F + f0;
-                        for (int v = 0; v < nf; v++)
-                            o[v] += gw * d[v];
-                    }
-                }
-            /* dk[r][b] = sum_j tmp[r][j] G[j][b] */
-            for (int r = 0; r < 3; r++)
-                for (int b = 0; b < 3; b++) {
-                    float *o = dkernel + ((size_t)(r * 3 + b) * C + c) * F + f0;
-                    float s[CB];
-                    for (int v = 0; v < nf; v++)
-                        s[v] = 0.0f;
-                    for (int j = 0; j < a; j++) {
-                        const float gw = t->g[j][b];
-                        if (gw == 0.0f)
-                            continue;
-                        for (int v = 0; v < nf; v++)
-                            s[v] += tmp[r][j][v] * gw;
-                    }
+                for (int s = 0; s < 3; s++) {
+                    float *o = dkernel + ((size_t)(r * 3 + s) * C + c) * F + f0;
+                    const float *d = (const float *)&out[r * MA + s];
                     if (accumulate)
-                        for (int v = 0; v < nf; v++)
-                            o[v] += s[v];
+                        for (int v = 0; v < n; v++)
+                            o[v] += d[v];
                     else
-                        for (int v = 0; v < nf; v++)
-                            o[v] = s[v];
+                        memcpy(o, d, sizeof(float) * n);
                 }
         }
 }
@@ -156,46 +165,30 @@ static void input_transform(float *restrict V, const float *restrict x, int B, i
                             int tH, int tW, const eng_winograd_tf *t) {
     const int a = t->alpha, m = t->m;
     const size_t T = (size_t)B * tH * tW, plane = T * C;
-    float tmp[MA][MA][CB];
+    mats mt;
+    mats_init(&mt, t);
+    vec in[MA * MA] = {{0}}, out[MA * MA];
     for (int n = 0; n < B; n++)
         for (int th = 0; th < tH; th++)
             for (int tw = 0; tw < tW; tw++) {
                 const size_t tile = ((size_t)n * tH + th) * tW + tw;
                 const int h0 = th * m, w0 = tw * m;
-                for (int c0 = 0; c0 < C; c0 += CB) {
-                    const int nc = C - c0 < CB ? C - c0 : CB;
-                    /* tmp[i][q] = sum_p B^T[i][p] d[p][q]: rows past H are zeros, skipped */
-                    for (int i = 0; i < a; i++)
+                for (int c0 = 0; c0 < C; c0 += VW) {
+                    const int nc = C - c0 < VW ? C - c0 : VW;
+                    for (int p = 0; p < a; p++)
                         for (int q = 0; q < a; q++) {
-                            float *o = tmp[i][q];
-                            for (int v = 0; v < nc; v++)
-                                o[v] = 0.0f;
-                            if (w0 + q >= W)
-                                continue;
-                            for (int p = 0; p < a && h0 + p < H; p++) {
-                                const float bw = t->bt[i][p];
-                                if (bw == 0.0f)
-                                    continue;
-                                const float *d =
-                                    x + (((size_t)n * H + h0 + p) * W + w0 + q) * C + c0;
-                                for (int v = 0; v < nc; v++)
-                                    o[v] += bw * d[v];
-                            }
+                            if (h0 + p < H && w0 + q < W)
+                                memcpy(&in[p * MA + q],
+                                       x + (((size_t)n * H + h0 + p) * W + w0 + q) * C + c0,
+                                       sizeof(float) * nc);
+                            else
+                                memset(&in[p * MA + q], 0, sizeof(float) * nc);
                         }
-                    /* V[i][j] = sum_q tmp[i][q] B^T[j][q] */
+                    tf2d(out, in, mt.bt, mt.bt, a, a, a, a);
                     for (int i = 0; i < a; i++)
-                        for (int j = 0; j < a; j++) {
-                            float *o = V + (size_t)(i * a + j) * plane + tile * C + c0;
-                            for (int v = 0; v < nc; v++)
-                                o[v] = 0.0f;
-                            for (int q = 0; q < a; q++) {
-                                const float bw = t->bt[j][q];
-                                if (bw == 0.0f)
-                                    continue;
-                                for (int v = 0; v < nc; v++)
-                                    o[v] += tmp[i][q][v] * bw;
-                            }
-                        }
+                        for (int j = 0; j < a; j++)
+                            memcpy(V + (size_t)(i * a + j) * plane + tile * C + c0,
+                                   &out[i * MA + j], sizeof(float) * nc);
                 }
             }
 }
@@ -206,41 +199,29 @@ static void input_transform_adjoint(float *restrict dx, const float *restrict dV
                                     int W, int C, int tH, int tW, const eng_winograd_tf *t) {
     const int a = t->alpha, m = t->m;
     const size_t T = (size_t)B * tH * tW, plane = T * C;
-    float tmp[MA][MA][CB];
+    mats mt;
+    mats_init(&mt, t);
+    vec in[MA * MA] = {{0}}, out[MA * MA];
     memset(dx, 0, sizeof(float) * (size_t)B * H * W * C);
     for (int n = 0; n < B; n++)
         for (int th = 0; th < tH; th++)
             for (int tw = 0; tw < tW; tw++) {
                 const size_t tile = ((size_t)n * tH + th) * tW + tw;
                 const int h0 = th * m, w0 = tw * m;
-                for (int c0 = 0; c0 < C; c0 += CB) {
-                    const int nc = C - c0 < CB ? C - c0 : CB;
-                    /* tmp[i][q] = sum_j dV[i][j] B^T[j][q] */
+                for (int c0 = 0; c0 < C; c0 += VW) {
+                    const int nc = C - c0 < VW ? C - c0 : VW;
                     for (int i = 0; i < a; i++)
-                        for (int q = 0; q < a; q++) {
-                            float *o = tmp[i][q];
-                            for (int v = 0; v < nc; v++)
-                                o[v] = 0.0f;
-                            for (int j = 0; j < a; j++) {
-                                const float bw = t->bt[j][q];
-                                if (bw == 0.0f)
-                                    continue;
-                                const float *d = dV + (size_t)(i * a + j) * plane + tile * C + c0;
-                                for (int v = 0; v < nc; v++)
-                                    o[v] += d[v] * bw;
-                            }
-                        }
-                    /* dx[p][q] += sum_i B^T[i][p] tmp[i][q] */
+                        for (int j = 0; j < a; j++)
+                            memcpy(&in[i * MA + j],
+                                   dV + (size_t)(i * a + j) * plane + tile * C + c0,
+                                   sizeof(float) * nc);
+                    tf2d(out, in, mt.b, mt.b, a, a, a, a);
                     for (int p = 0; p < a && h0 + p < H; p++)
                         for (int q = 0; q < a && w0 + q < W; q++) {
                             float *o = dx + (((size_t)n * H + h0 + p) * W + w0 + q) * C + c0;
-                            for (int i = 0; i < a; i++) {
-                                const float bw = t->bt[i][p];
-                                if (bw == 0.0f)
-                                    continue;
-                                for (int v = 0; v < nc; v++)
-                                    o[v] += bw * tmp[i][q][v];
-                            }
+                            const float *d = (const float *)&out[p * MA + q];
+                            for (int v = 0; v < nc; v++)
+                                o[v] += d[v];
                         }
                 }
             }
@@ -251,44 +232,26 @@ static void output_transform(float *restrict y, const float *restrict M, int B, 
                              int F, int tH, int tW, const eng_winograd_tf *t) {
     const int a = t->alpha, m = t->m;
     const size_t T = (size_t)B * tH * tW, plane = T * F;
-    float tmp[MA][MA][CB];
+    mats mt;
+    mats_init(&mt, t);
+    vec in[MA * MA] = {{0}}, out[MA * MA];
     for (int n = 0; n < B; n++)
         for (int th = 0; th < tH; th++)
             for (int tw = 0; tw < tW; tw++) {
                 const size_t tile = ((size_t)n * tH + th) * tW + tw;
                 const int h0 = th * m, w0 = tw * m;
                 const int mh = OH - h0 < m ? OH - h0 : m, mw = OW - w0 < m ? OW - w0 : m;
-                for (int f0 = 0; f0 < F; f0 += CB) {
-                    const int nf = F - f0 < CB ? F - f0 : CB;
-                    /* tmp[r][j] = sum_i A^T[r][i] M[i][j] */
+                for (int f0 = 0; f0 < F; f0 += VW) {
+                    const int nf = F - f0 < VW ? F - f0 : VW;
+                    for (int i = 0; i < a; i++)
+                        for (int j = 0; j < a; j++)
+                            memcpy(&in[i * MA + j], M + (size_t)(i * a + j) * plane + tile * F + f0,
+                                   sizeof(float) * nf);
+                    tf2d(out, in, mt.at, mt.at, m, m, a, a);
                     for (int r = 0; r < mh; r++)
-                        for (int j = 0; j < a; j++) {
-                            float *o = tmp[r][j];
-                            for (int v = 0; v < nf; v++)
-                                o[v] = 0.0f;
-                            for (int i = 0; i < a; i++) {
-                                const float aw = t->at[r][i];
-                                if (aw == 0.0f)
-                                    continue;
-                                const float *s = M + (size_t)(i * a + j) * plane + tile * F + f0;
-                                for (int v = 0; v < nf; v++)
-                                    o[v] += aw * s[v];
-                            }
-                        }
-                    /* y[r][s] = sum_j tmp[r][j] A^T[s][j] */
-                    for (int r = 0; r < mh; r++)
-                        for (int s = 0; s < mw; s++) {
-                            float *o = y + (((size_t)n * OH + h0 + r) * OW + w0 + s) * F + f0;
-                            for (int v = 0; v < nf; v++)
-                                o[v] = 0.0f;
-                            for (int j = 0; j < a; j++) {
-                                const float aw = t->at[s][j];
-                                if (aw == 0.0f)
-                                    continue;
-                                for (int v = 0; v < nf; v++)
-                                    o[v] += tmp[r][j][v] * aw;
-                            }
-                        }
+                        for (int s = 0; s < mw; s++)
+                            memcpy(y + (((size_t)n * OH + h0 + r) * OW + w0 + s) * F + f0,
+                                   &out[r * MA + s], sizeof(float) * nf);
                 }
             }
 }
@@ -299,45 +262,30 @@ static void output_transform_adjoint(float *restrict dM, const float *restrict d
                                      int OW, int F, int tH, int tW, const eng_winograd_tf *t) {
     const int a = t->alpha, m = t->m;
     const size_t T = (size_t)B * tH * tW, plane = T * F;
-    float tmp[MA][MA][CB];
+    mats mt;
+    mats_init(&mt, t);
+    vec in[MA * MA] = {{0}}, out[MA * MA];
     for (int n = 0; n < B; n++)
         for (int th = 0; th < tH; th++)
             for (int tw = 0; tw < tW; tw++) {
                 const size_t tile = ((size_t)n * tH + th) * tW + tw;
                 const int h0 = th * m, w0 = tw * m;
-                const int mh = OH - h0 < m ? OH - h0 : m, mw = OW - w0 < m ? OW - w0 : m;
-                for (int f0 = 0; f0 < F; f0 += CB) {
-                    const int nf = F - f0 < CB ? F - f0 : CB;
-                    /* tmp[r][j] = sum_s dY[r][s] A^T[s][j] */
-                    for (int r = 0; r < mh; r++)
-                        for (int j = 0; j < a; j++) {
-                            float *o = tmp[r][j];
-                            for (int v = 0; v < nf; v++)
-                                o[v] = 0.0f;
-                            for (int s = 0; s < mw; s++) {
-                                const float aw = t->at[s][j];
-                                if (aw == 0.0f)
-                                    continue;
-                                const float *d =
-                                    dy + (((size_t)n * OH + h0 + r) * OW + w0 + s) * F + f0;
-                                for (int v = 0; v < nf; v++)
-                                    o[v] += d[v] * aw;
-                            }
+                for (int f0 = 0; f0 < F; f0 += VW) {
+                    const int nf = F - f0 < VW ? F - f0 : VW;
+                    for (int r = 0; r < m; r++)
+                        for (int s = 0; s < m; s++) {
+                            if (h0 + r < OH && w0 + s < OW)
+                                memcpy(&in[r * MA + s],
+                                       dy + (((size_t)n * OH + h0 + r) * OW + w0 + s) * F + f0,
+                                       sizeof(float) * nf);
+                            else
+                                memset(&in[r * MA + s], 0, sizeof(float) * nf);
                         }
-                    /* dM[i][j] = sum_r A^T[r][i] tmp[r][j] */
+                    tf2d(out, in, mt.a, mt.a, a, a, m, m);
                     for (int i = 0; i < a; i++)
-                        for (int j = 0; j < a; j++) {
-                            float *o = dM + (size_t)(i * a + j) * plane + tile * F + f0;
-                            for (int v = 0; v < nf; v++)
-                                o[v] = 0.0f;
-                            for (int r = 0; r < mh; r++) {
-                                const float aw = t->at[r][i];
-                                if (aw == 0.0f)
-                                    continue;
-                                for (int v = 0; v < nf; v++)
-                                    o[v] += aw * tmp[r][j][v];
-                            }
-                        }
+                        for (int j = 0; j < a; j++)
+                            memcpy(dM + (size_t)(i * a + j) * plane + tile * F + f0,
+                                   &out[i * MA + j], sizeof(float) * nf);
                 }
             }
 }
