@@ -52,14 +52,20 @@ const eng_winograd_tf *eng_winograd_tf_for(int m) { return m == 2 ? &tf2 : m == 
 
 static int tiles(int n, int m) { return (n + m - 1) / m; }
 
+/* The stride between the alpha^2 planes of U, V, M: a plane's floats plus 16. Planes of a
+ * power-of-two size (C * F = 2048 floats) would put the alpha^2 vectors a transform reads or
+ * writes at once into the same L1 set and evict each other. */
+static size_t plane_of(size_t floats) { return floats + 16; }
+
 size_t eng_winograd_saved_floats(const eng_winograd_tf *t, int B, int OH, int OW, int C) {
     const size_t a2 = (size_t)t->alpha * t->alpha;
-    return a2 * B * tiles(OH, t->m) * tiles(OW, t->m) * C;
+    return a2 * plane_of((size_t)B * tiles(OH, t->m) * tiles(OW, t->m) * C);
 }
 
 size_t eng_winograd_scratch_floats(const eng_winograd_tf *t, int B, int OH, int OW, int C, int F) {
     const size_t a2 = (size_t)t->alpha * t->alpha;
-    return 2 * a2 * C * F + a2 * B * tiles(OH, t->m) * tiles(OW, t->m) * F;
+    return 2 * a2 * plane_of((size_t)C * F) +
+           a2 * plane_of((size_t)B * tiles(OH, t->m) * tiles(OW, t->m) * F);
 }
 
 /* The transforms' matrices as square arrays, with their transposes (the adjoints use them):
@@ -81,53 +87,127 @@ static void mats_init(mats *o, const eng_winograd_tf *t) {
 }
 
 /* VW floats, one AVX-512 register (two AVX2 ones): a GNU C vector, so that the sums below
- * stay in registers whatever the compiler's auto-vectorizer makes of the loops around. */
+ * stay in registers whatever the compiler's auto-vectorizer makes of the loops around.
+ * vec_u is the same at any alignment, and may alias floats: the tensors' loads and stores,
+ * each one wide move (a memcpy became two narrower ones, and a wide load of them stalls). */
 typedef float vec __attribute__((vector_size(VW * sizeof(float))));
+typedef float vec_u __attribute__((vector_size(VW * sizeof(float)), aligned(4), may_alias));
 
 /* out[i][j] = sum_p L[i][p] sum_q in[p][q] Rt[j][q] for i < R, j < S (p < P, q < Q), on
- * vectors of VW floats (a partial block computes garbage-free lanes it then drops): every
- * transform and adjoint here is one of these. Zero entries are skipped. */
-static void tf2d(vec *restrict out, const vec *restrict in, const float L[MA][MA],
-                 const float Rt[MA][MA], int R, int S, int P, int Q) {
+ * vectors of VW floats read from src[p * MA + q] and written to dst[i * MA + j] (any
+ * alignment): every transform and adjoint here is one of these. Read straight from the
+ * tensors, not through a staging copy, whose narrower stores would stall the wide loads.
+ * Zero entries are skipped. */
+static inline __attribute__((always_inline)) void tf2d_n(float *const *dst, const float *const *src,
+                                                         const float L[MA][MA],
+                                                         const float Rt[MA][MA], int R, int S,
+                                                         int P, int Q) {
     vec mid[MA * MA];
-    for (int p = 0; p < P; p++)
+    for (int p = 0; p < P; p++) {
+        vec row[MA];
+        for (int q = 0; q < Q; q++)
+            row[q] = *(const vec_u *)src[p * MA + q];
         for (int j = 0; j < S; j++) {
             vec acc = {0};
             for (int q = 0; q < Q; q++)
                 if (Rt[j][q] != 0.0f)
-                    acc += Rt[j][q] * in[p * MA + q];
+                    acc += Rt[j][q] * row[q];
             mid[p * MA + j] = acc;
         }
+    }
     for (int i = 0; i < R; i++)
         for (int j = 0; j < S; j++) {
             vec acc = {0};
             for (int p = 0; p < P; p++)
                 if (L[i][p] != 0.0f)
                     acc += L[i][p] * mid[p * MA + j];
-            out[i * MA + j] = acc;
+            *(vec_u *)dst[i * MA + j] = acc;
         }
+}
+
+/* tf2d_n with the sizes as constants, so that its loops unroll: the shapes of the two tile
+ * sizes (alpha 4 or 6; the kernel's 3; the output tile's m = alpha - 2). */
+static void tf2d(float *const *dst, const float *const *src, const float L[MA][MA],
+                 const float Rt[MA][MA], int R, int S, int P, int Q) {
+#define TF2D_CASE(r, p)                                                                            \
+    if (R == (r) && S == (r) && P == (p) && Q == (p)) {                                            \
+        tf2d_n(dst, src, L, Rt, r, r, p, p);                                                       \
+        return;                                                                                    \
+    }
+    TF2D_CASE(6, 6)
+    TF2D_CASE(6, 3)
+    TF2D_CASE(3, 6)
+    TF2D_CASE(4, 6)
+    TF2D_CASE(6, 4)
+    TF2D_CASE(4, 4)
+    TF2D_CASE(4, 3)
+    TF2D_CASE(3, 4)
+    TF2D_CASE(2, 4)
+    TF2D_CASE(4, 2)
+#undef TF2D_CASE
+    tf2d_n(dst, src, L, Rt, R, S, P, Q);
+}
+
+/* Where a transform reads and writes one block of n <= VW channels: whole blocks inside the
+ * tensor in place; partial ones (n < VW), and positions outside it (zero inputs, cut
+ * outputs), through the staging vectors, which the caller copies out afterwards. */
+typedef struct stage {
+    vec in[MA * MA], out[MA * MA];
+    const float *src[MA * MA];
+    float *dst[MA * MA];
+} stage;
+
+static const vec zeros;
+
+/* src[k] = p (NULL: zeros) when a whole block, else a zero-padded copy of its n floats. */
+static inline void stage_src(stage *st, int k, const float *p, int n) {
+    if (p && n == VW) {
+        st->src[k] = p;
+        return;
+    }
+    if (!p) {
+        st->src[k] = (const float *)&zeros;
+        return;
+    }
+    memset(&st->in[k], 0, sizeof st->in[k]);
+    memcpy(&st->in[k], p, sizeof(float) * n);
+    st->src[k] = (const float *)&st->in[k];
+}
+
+/* dst[k] = p when a whole block, else the staging vector (NULL p: dropped). */
+static inline void stage_dst(stage *st, int k, float *p, int n) {
+    st->dst[k] = p && n == VW ? p : (float *)&st->out[k];
+}
+
+/* After tf2d: the partial blocks' n floats to p (NULL: dropped). */
+static inline void stage_flush(const stage *st, int k, float *p, int n) {
+    if (p && n < VW)
+        memcpy(p, &st->out[k], sizeof(float) * n);
 }
 
 /* U[xi] (C, F) = G g G^T for every (c, f), g the kernel's 3x3 of (c, f). */
 static void kernel_transform(float *restrict U, const float *restrict kernel, int C, int F,
                              const eng_winograd_tf *t) {
     const int a = t->alpha;
-    const size_t plane = (size_t)C * F;
+    const size_t plane = plane_of((size_t)C * F);
     mats mt;
     mats_init(&mt, t);
-    vec in[MA * MA] = {{0}}, out[MA * MA];
+    stage st;
     for (int c = 0; c < C; c++)
         for (int f0 = 0; f0 < F; f0 += VW) {
             const int n = F - f0 < VW ? F - f0 : VW;
             for (int r = 0; r < 3; r++)
                 for (int s = 0; s < 3; s++)
-                    memcpy(&in[r * MA + s], kernel + ((size_t)(r * 3 + s) * C + c) * F + f0,
-                           sizeof(float) * n);
-            tf2d(out, in, mt.g, mt.g, a, a, 3, 3);
+                    stage_src(&st, r * MA + s, kernel + ((size_t)(r * 3 + s) * C + c) * F + f0, n);
             for (int i = 0; i < a; i++)
                 for (int j = 0; j < a; j++)
-                    memcpy(U + (size_t)(i * a + j) * plane + (size_t)c * F + f0, &out[i * MA + j],
-                           sizeof(float) * n);
+                    stage_dst(&st, i * MA + j, U + (size_t)(i * a + j) * plane + (size_t)c * F + f0,
+                              n);
+            tf2d(st.dst, st.src, mt.g, mt.g, a, a, 3, 3);
+            for (int i = 0; i < a; i++)
+                for (int j = 0; j < a; j++)
+                    stage_flush(&st, i * MA + j,
+                                U + (size_t)(i * a + j) * plane + (size_t)c * F + f0, n);
         }
 }
 
@@ -135,22 +215,24 @@ static void kernel_transform(float *restrict U, const float *restrict kernel, in
 static void kernel_transform_adjoint(float *restrict dkernel, const float *restrict dU, int C,
                                      int F, const eng_winograd_tf *t, int accumulate) {
     const int a = t->alpha;
-    const size_t plane = (size_t)C * F;
+    const size_t plane = plane_of((size_t)C * F);
     mats mt;
     mats_init(&mt, t);
-    vec in[MA * MA] = {{0}}, out[MA * MA];
+    stage st;
     for (int c = 0; c < C; c++)
         for (int f0 = 0; f0 < F; f0 += VW) {
             const int n = F - f0 < VW ? F - f0 : VW;
             for (int i = 0; i < a; i++)
                 for (int j = 0; j < a; j++)
-                    memcpy(&in[i * MA + j], dU + (size_t)(i * a + j) * plane + (size_t)c * F + f0,
-                           sizeof(float) * n);
-            tf2d(out, in, mt.gt, mt.gt, 3, 3, a, a);
+                    stage_src(&st, i * MA + j,
+                              dU + (size_t)(i * a + j) * plane + (size_t)c * F + f0, n);
+            for (int k = 0; k < 9; k++) /* always staged: added to or copied */
+                st.dst[(k / 3) * MA + k % 3] = (float *)&st.out[(k / 3) * MA + k % 3];
+            tf2d(st.dst, st.src, mt.gt, mt.gt, 3, 3, a, a);
             for (int r = 0; r < 3; r++)
                 for (int s = 0; s < 3; s++) {
                     float *o = dkernel + ((size_t)(r * 3 + s) * C + c) * F + f0;
-                    const float *d = (const float *)&out[r * MA + s];
+                    const float *d = (const float *)&st.out[r * MA + s];
                     if (accumulate)
                         for (int v = 0; v < n; v++)
                             o[v] += d[v];
@@ -164,10 +246,10 @@ static void kernel_transform_adjoint(float *restrict dkernel, const float *restr
 static void input_transform(float *restrict V, const float *restrict x, int B, int H, int W, int C,
                             int tH, int tW, const eng_winograd_tf *t) {
     const int a = t->alpha, m = t->m;
-    const size_t T = (size_t)B * tH * tW, plane = T * C;
+    const size_t T = (size_t)B * tH * tW, plane = plane_of(T * C);
     mats mt;
     mats_init(&mt, t);
-    vec in[MA * MA] = {{0}}, out[MA * MA];
+    stage st;
     for (int n = 0; n < B; n++)
         for (int th = 0; th < tH; th++)
             for (int tw = 0; tw < tW; tw++) {
@@ -176,19 +258,21 @@ static void input_transform(float *restrict V, const float *restrict x, int B, i
                 for (int c0 = 0; c0 < C; c0 += VW) {
                     const int nc = C - c0 < VW ? C - c0 : VW;
                     for (int p = 0; p < a; p++)
-                        for (int q = 0; q < a; q++) {
-                            if (h0 + p < H && w0 + q < W)
-                                memcpy(&in[p * MA + q],
-                                       x + (((size_t)n * H + h0 + p) * W + w0 + q) * C + c0,
-                                       sizeof(float) * nc);
-                            else
-                                memset(&in[p * MA + q], 0, sizeof(float) * nc);
-                        }
-                    tf2d(out, in, mt.bt, mt.bt, a, a, a, a);
+                        for (int q = 0; q < a; q++)
+                            stage_src(&st, p * MA + q,
+                                      h0 + p < H && w0 + q < W
+                                          ? x + (((size_t)n * H + h0 + p) * W + w0 + q) * C + c0
+                                          : NULL,
+                                      nc);
                     for (int i = 0; i < a; i++)
                         for (int j = 0; j < a; j++)
-                            memcpy(V + (size_t)(i * a + j) * plane + tile * C + c0,
-                                   &out[i * MA + j], sizeof(float) * nc);
+                            stage_dst(&st, i * MA + j,
+                                      V + (size_t)(i * a + j) * plane + tile * C + c0, nc);
+                    tf2d(st.dst, st.src, mt.bt, mt.bt, a, a, a, a);
+                    for (int i = 0; i < a; i++)
+                        for (int j = 0; j < a; j++)
+                            stage_flush(&st, i * MA + j,
+                                        V + (size_t)(i * a + j) * plane + tile * C + c0, nc);
                 }
             }
 }
@@ -198,10 +282,10 @@ static void input_transform(float *restrict V, const float *restrict x, int B, i
 static void input_transform_adjoint(float *restrict dx, const float *restrict dV, int B, int H,
                                     int W, int C, int tH, int tW, const eng_winograd_tf *t) {
     const int a = t->alpha, m = t->m;
-    const size_t T = (size_t)B * tH * tW, plane = T * C;
+    const size_t T = (size_t)B * tH * tW, plane = plane_of(T * C);
     mats mt;
     mats_init(&mt, t);
-    vec in[MA * MA] = {{0}}, out[MA * MA];
+    stage st;
     memset(dx, 0, sizeof(float) * (size_t)B * H * W * C);
     for (int n = 0; n < B; n++)
         for (int th = 0; th < tH; th++)
@@ -212,14 +296,15 @@ static void input_transform_adjoint(float *restrict dx, const float *restrict dV
                     const int nc = C - c0 < VW ? C - c0 : VW;
                     for (int i = 0; i < a; i++)
                         for (int j = 0; j < a; j++)
-                            memcpy(&in[i * MA + j],
-                                   dV + (size_t)(i * a + j) * plane + tile * C + c0,
-                                   sizeof(float) * nc);
-                    tf2d(out, in, mt.b, mt.b, a, a, a, a);
+                            stage_src(&st, i * MA + j,
+                                      dV + (size_t)(i * a + j) * plane + tile * C + c0, nc);
+                    for (int k = 0; k < MA * MA; k++) /* added, not written: always staged */
+                        st.dst[k] = (float *)&st.out[k];
+                    tf2d(st.dst, st.src, mt.b, mt.b, a, a, a, a);
                     for (int p = 0; p < a && h0 + p < H; p++)
                         for (int q = 0; q < a && w0 + q < W; q++) {
                             float *o = dx + (((size_t)n * H + h0 + p) * W + w0 + q) * C + c0;
-                            const float *d = (const float *)&out[p * MA + q];
+                            const float *d = (const float *)&st.out[p * MA + q];
                             for (int v = 0; v < nc; v++)
                                 o[v] += d[v];
                         }
@@ -231,27 +316,34 @@ static void input_transform_adjoint(float *restrict dx, const float *restrict dV
 static void output_transform(float *restrict y, const float *restrict M, int B, int OH, int OW,
                              int F, int tH, int tW, const eng_winograd_tf *t) {
     const int a = t->alpha, m = t->m;
-    const size_t T = (size_t)B * tH * tW, plane = T * F;
+    const size_t T = (size_t)B * tH * tW, plane = plane_of(T * F);
     mats mt;
     mats_init(&mt, t);
-    vec in[MA * MA] = {{0}}, out[MA * MA];
+    stage st;
     for (int n = 0; n < B; n++)
         for (int th = 0; th < tH; th++)
             for (int tw = 0; tw < tW; tw++) {
                 const size_t tile = ((size_t)n * tH + th) * tW + tw;
                 const int h0 = th * m, w0 = tw * m;
-                const int mh = OH - h0 < m ? OH - h0 : m, mw = OW - w0 < m ? OW - w0 : m;
                 for (int f0 = 0; f0 < F; f0 += VW) {
                     const int nf = F - f0 < VW ? F - f0 : VW;
+                    float *out[MA * MA];
                     for (int i = 0; i < a; i++)
                         for (int j = 0; j < a; j++)
-                            memcpy(&in[i * MA + j], M + (size_t)(i * a + j) * plane + tile * F + f0,
-                                   sizeof(float) * nf);
-                    tf2d(out, in, mt.at, mt.at, m, m, a, a);
-                    for (int r = 0; r < mh; r++)
-                        for (int s = 0; s < mw; s++)
-                            memcpy(y + (((size_t)n * OH + h0 + r) * OW + w0 + s) * F + f0,
-                                   &out[r * MA + s], sizeof(float) * nf);
+                            stage_src(&st, i * MA + j,
+                                      M + (size_t)(i * a + j) * plane + tile * F + f0, nf);
+                    for (int r = 0; r < m; r++)
+                        for (int s = 0; s < m; s++) {
+                            out[r * MA + s] =
+                                h0 + r < OH && w0 + s < OW
+                                    ? y + (((size_t)n * OH + h0 + r) * OW + w0 + s) * F + f0
+                                    : NULL;
+                            stage_dst(&st, r * MA + s, out[r * MA + s], nf);
+                        }
+                    tf2d(st.dst, st.src, mt.at, mt.at, m, m, a, a);
+                    for (int r = 0; r < m; r++)
+                        for (int s = 0; s < m; s++)
+                            stage_flush(&st, r * MA + s, out[r * MA + s], nf);
                 }
             }
 }
@@ -261,10 +353,10 @@ static void output_transform(float *restrict y, const float *restrict M, int B, 
 static void output_transform_adjoint(float *restrict dM, const float *restrict dy, int B, int OH,
                                      int OW, int F, int tH, int tW, const eng_winograd_tf *t) {
     const int a = t->alpha, m = t->m;
-    const size_t T = (size_t)B * tH * tW, plane = T * F;
+    const size_t T = (size_t)B * tH * tW, plane = plane_of(T * F);
     mats mt;
     mats_init(&mt, t);
-    vec in[MA * MA] = {{0}}, out[MA * MA];
+    stage st;
     for (int n = 0; n < B; n++)
         for (int th = 0; th < tH; th++)
             for (int tw = 0; tw < tW; tw++) {
@@ -273,19 +365,21 @@ static void output_transform_adjoint(float *restrict dM, const float *restrict d
                 for (int f0 = 0; f0 < F; f0 += VW) {
                     const int nf = F - f0 < VW ? F - f0 : VW;
                     for (int r = 0; r < m; r++)
-                        for (int s = 0; s < m; s++) {
-                            if (h0 + r < OH && w0 + s < OW)
-                                memcpy(&in[r * MA + s],
-                                       dy + (((size_t)n * OH + h0 + r) * OW + w0 + s) * F + f0,
-                                       sizeof(float) * nf);
-                            else
-                                memset(&in[r * MA + s], 0, sizeof(float) * nf);
-                        }
-                    tf2d(out, in, mt.a, mt.a, a, a, m, m);
+                        for (int s = 0; s < m; s++)
+                            stage_src(&st, r * MA + s,
+                                      h0 + r < OH && w0 + s < OW
+                                          ? dy + (((size_t)n * OH + h0 + r) * OW + w0 + s) * F + f0
+                                          : NULL,
+                                      nf);
                     for (int i = 0; i < a; i++)
                         for (int j = 0; j < a; j++)
-                            memcpy(dM + (size_t)(i * a + j) * plane + tile * F + f0,
-                                   &out[i * MA + j], sizeof(float) * nf);
+                            stage_dst(&st, i * MA + j,
+                                      dM + (size_t)(i * a + j) * plane + tile * F + f0, nf);
+                    tf2d(st.dst, st.src, mt.a, mt.a, a, a, m, m);
+                    for (int i = 0; i < a; i++)
+                        for (int j = 0; j < a; j++)
+                            stage_flush(&st, i * MA + j,
+                                        dM + (size_t)(i * a + j) * plane + tile * F + f0, nf);
                 }
             }
 }
@@ -305,13 +399,14 @@ void eng_winograd_forward(float *y, float *saved, float *scratch, const float *x
     check_shape(t, B, H, W, C, F, OH, OW);
     const int tH = tiles(OH, t->m), tW = tiles(OW, t->m), a2 = t->alpha * t->alpha;
     const int T = B * tH * tW;
-    float *U = scratch, *M = scratch + (size_t)a2 * C * F;
+    const size_t pu = plane_of((size_t)C * F), pv = plane_of((size_t)T * C),
+                 pm = plane_of((size_t)T * F);
+    float *U = scratch, *M = scratch + (size_t)a2 * pu;
     kernel_transform(U, kernel, C, F, t);
     input_transform(saved, x, B, H, W, C, tH, tW, t);
     for (int xi = 0; xi < a2; xi++)
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, F, C, 1.0f,
-                    saved + (size_t)xi * T * C, C, U + (size_t)xi * C * F, F, 0.0f,
-                    M + (size_t)xi * T * F, F);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, F, C, 1.0f, saved + xi * pv, C,
+                    U + xi * pu, F, 0.0f, M + xi * pm, F);
     output_transform(y, M, B, OH, OW, F, tH, tW, t);
     eng_bias_act_forward(y, bias, (size_t)B * OH * OW, F, act);
 }
@@ -324,22 +419,23 @@ void eng_winograd_backward(float *dx, float *dkernel, float *dbias, float *dy, f
     const int tH = tiles(OH, t->m), tW = tiles(OW, t->m), a2 = t->alpha * t->alpha;
     const int T = B * tH * tW;
     const size_t M_rows = (size_t)B * OH * OW;
-    float *dU = scratch, *U = scratch + (size_t)a2 * C * F, *dM = U + (size_t)a2 * C * F;
+    const size_t pu = plane_of((size_t)C * F), pv = plane_of((size_t)T * C),
+                 pm = plane_of((size_t)T * F);
+    float *dU = scratch, *U = scratch + (size_t)a2 * pu, *dM = U + (size_t)a2 * pu;
     eng_act_backward(dy, y, M_rows * F, act);
     eng_bias_backward(dbias, dy, M_rows, F, accumulate);
     output_transform_adjoint(dM, dy, B, OH, OW, F, tH, tW, t);
     /* dU[xi] (C, F) = V[xi]^T (C, T) . dM[xi] (T, F) */
     for (int xi = 0; xi < a2; xi++)
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, C, F, T, 1.0f,
-                    saved + (size_t)xi * T * C, C, dM + (size_t)xi * T * F, F, 0.0f,
-                    dU + (size_t)xi * C * F, F);
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, C, F, T, 1.0f, saved + xi * pv, C,
+                    dM + xi * pm, F, 0.0f, dU + xi * pu, F);
     kernel_transform_adjoint(dkernel, dU, C, F, t, accumulate);
     if (!dx)
         return;
     /* dV[xi] (T, C) = dM[xi] (T, F) . U[xi]^T (F, C), into saved: V is no longer needed. */
     kernel_transform(U, kernel, C, F, t);
     for (int xi = 0; xi < a2; xi++)
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, C, F, 1.0f, dM + (size_t)xi * T * F,
-                    F, U + (size_t)xi * C * F, F, 0.0f, saved + (size_t)xi * T * C, C);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, C, F, 1.0f, dM + xi * pm, F,
+                    U + xi * pu, F, 0.0f, saved + xi * pv, C);
     input_transform_adjoint(dx, saved, B, H, W, C, tH, tW, t);
 }

@@ -43,8 +43,8 @@ typedef struct eng_winograd_tf {
  * may run a modified copy. */
 const eng_winograd_tf *eng_winograd_tf_for(int m);
 
-/* Floats of `saved` (alpha^2 * T * C) and of `scratch` (2 * alpha^2 * C * F +
- * alpha^2 * T * F) that forward and backward need for this shape. */
+/* Floats of `saved` (alpha^2 planes of T * C) and of `scratch` (2 alpha^2 planes of C * F
+ * and alpha^2 of T * F; each plane padded by 16 floats) that forward and backward need. */
 size_t eng_winograd_saved_floats(const eng_winograd_tf *t, int B, int OH, int OW, int C);
 size_t eng_winograd_scratch_floats(const eng_winograd_tf *t, int B, int OH, int OW, int C, int F);
 
