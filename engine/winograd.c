@@ -2,7 +2,7 @@
  * run on vectors of VW channels (or filters) at once, contiguous in NHWC, with the sums in
  * registers; the GEMMs are OpenBLAS's.
  *
- * Layouts: V (alpha^2, T, C), U (alpha^2, C, F), M and dM (alpha^2, T, F), xi = i*alpha + j
+ * Layouts: V (alpha^2, T, C), U and dU (alpha^2, C, F), M and dM (alpha^2, T, F), xi = i*alpha + j
  * the position in the tile, t = (n*tH + th)*tW + tw the tile. */
 #include "engine/winograd.h"
 
@@ -64,8 +64,12 @@ size_t eng_winograd_saved_floats(const eng_winograd_tf *t, int B, int OH, int OW
 
 size_t eng_winograd_scratch_floats(const eng_winograd_tf *t, int B, int OH, int OW, int C, int F) {
     const size_t a2 = (size_t)t->alpha * t->alpha;
-    return 2 * a2 * plane_of((size_t)C * F) +
+    return a2 * plane_of((size_t)C * F) +
            a2 * plane_of((size_t)B * tiles(OH, t->m) * tiles(OW, t->m) * F);
+}
+
+size_t eng_winograd_kernel_floats(const eng_winograd_tf *t, int C, int F) {
+    return (size_t)t->alpha * t->alpha * plane_of((size_t)C * F);
 }
 
 /* The transforms' matrices as square arrays, with their transposes (the adjoints use them):
@@ -393,16 +397,21 @@ static void check_shape(const eng_winograd_tf *t, int B, int H, int W, int C, in
                W);
 }
 
-void eng_winograd_forward(float *y, float *saved, float *scratch, const float *x,
-                          const float *kernel, const float *bias, int B, int H, int W, int C, int F,
-                          int OH, int OW, const eng_winograd_tf *t, eng_act act) {
+void eng_winograd_kernel_transform(float *U, const float *kernel, int C, int F,
+                                   const eng_winograd_tf *t) {
+    PST_ASSERT(t && C >= 1 && F >= 1, "C %d, F %d", C, F);
+    kernel_transform(U, kernel, C, F, t);
+}
+
+void eng_winograd_forward(float *y, float *saved, float *scratch, const float *x, const float *U,
+                          const float *bias, int B, int H, int W, int C, int F, int OH, int OW,
+                          const eng_winograd_tf *t, eng_act act) {
     check_shape(t, B, H, W, C, F, OH, OW);
     const int tH = tiles(OH, t->m), tW = tiles(OW, t->m), a2 = t->alpha * t->alpha;
     const int T = B * tH * tW;
     const size_t pu = plane_of((size_t)C * F), pv = plane_of((size_t)T * C),
                  pm = plane_of((size_t)T * F);
-    float *U = scratch, *M = scratch + (size_t)a2 * pu;
-    kernel_transform(U, kernel, C, F, t);
+    float *M = scratch;
     input_transform(saved, x, B, H, W, C, tH, tW, t);
     for (int xi = 0; xi < a2; xi++)
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, F, C, 1.0f, saved + xi * pv, C,
@@ -412,7 +421,7 @@ void eng_winograd_forward(float *y, float *saved, float *scratch, const float *x
 }
 
 void eng_winograd_backward(float *dx, float *dkernel, float *dbias, float *dy, float *saved,
-                           float *scratch, const float *y, const float *kernel, int B, int H, int W,
+                           float *scratch, const float *y, const float *U, int B, int H, int W,
                            int C, int F, int OH, int OW, const eng_winograd_tf *t, eng_act act,
                            int accumulate) {
     check_shape(t, B, H, W, C, F, OH, OW);
@@ -421,7 +430,7 @@ void eng_winograd_backward(float *dx, float *dkernel, float *dbias, float *dy, f
     const size_t M_rows = (size_t)B * OH * OW;
     const size_t pu = plane_of((size_t)C * F), pv = plane_of((size_t)T * C),
                  pm = plane_of((size_t)T * F);
-    float *dU = scratch, *U = scratch + (size_t)a2 * pu, *dM = U + (size_t)a2 * pu;
+    float *dU = scratch, *dM = scratch + (size_t)a2 * pu;
     eng_act_backward(dy, y, M_rows * F, act);
     eng_bias_backward(dbias, dy, M_rows, F, accumulate);
     output_transform_adjoint(dM, dy, B, OH, OW, F, tH, tW, t);
@@ -433,7 +442,6 @@ void eng_winograd_backward(float *dx, float *dkernel, float *dbias, float *dy, f
     if (!dx)
         return;
     /* dV[xi] (T, C) = dM[xi] (T, F) . U[xi]^T (F, C), into saved: V is no longer needed. */
-    kernel_transform(U, kernel, C, F, t);
     for (int xi = 0; xi < a2; xi++)
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, C, F, 1.0f, dM + xi * pm, F,
                     U + xi * pu, F, 0.0f, saved + xi * pv, C);

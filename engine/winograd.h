@@ -20,8 +20,9 @@
  * 307 instead of 860 (the growth factor of the rounding error, see tests/engine/
  * test_winograd.c) and the measured float error about 1.7x smaller. F(2x2) is Lavin's.
  *
- * Memory is the caller's: `saved` holds V from the forward for the backward (like conv2d's
- * col), `scratch` is free between calls (U, M, dU); no allocation inside. */
+ * Memory is the caller's: U the kernel's transform (made once per weight update), `saved`
+ * V from the forward for the backward (like conv2d's col), `scratch` free between calls
+ * (M, dM, dU); no allocation inside. */
 #ifndef PSTRAIN_ENGINE_WINOGRAD_H
 #define PSTRAIN_ENGINE_WINOGRAD_H
 
@@ -43,24 +44,32 @@ typedef struct eng_winograd_tf {
  * may run a modified copy. */
 const eng_winograd_tf *eng_winograd_tf_for(int m);
 
-/* Floats of `saved` (alpha^2 planes of T * C) and of `scratch` (2 alpha^2 planes of C * F
+/* The transformed kernel U (alpha^2 planes of C x F, each padded by 16 floats: the
+ * floats eng_winograd_kernel_floats says) of kernel (3, 3, C, F). It depends on the kernel
+ * alone, so a caller makes it once per weight update and every chunk's forward and backward
+ * (whatever thread) reads it. */
+size_t eng_winograd_kernel_floats(const eng_winograd_tf *t, int C, int F);
+void eng_winograd_kernel_transform(float *U, const float *kernel, int C, int F,
+                                   const eng_winograd_tf *t);
+
+/* Floats of `saved` (alpha^2 planes of T * C) and of `scratch` (alpha^2 planes of C * F
  * and alpha^2 of T * F; each plane padded by 16 floats) that forward and backward need. */
 size_t eng_winograd_saved_floats(const eng_winograd_tf *t, int B, int OH, int OW, int C);
 size_t eng_winograd_scratch_floats(const eng_winograd_tf *t, int B, int OH, int OW, int C, int F);
 
-/* y (B, OH, OW, F) = act(conv(x, kernel) + bias), the top-left OH x OW outputs; bias may be
- * NULL. Fills saved with V for the backward. */
-void eng_winograd_forward(float *y, float *saved, float *scratch, const float *x,
-                          const float *kernel, const float *bias, int B, int H, int W, int C, int F,
-                          int OH, int OW, const eng_winograd_tf *t, eng_act act);
+/* y (B, OH, OW, F) = act(conv(x, kernel) + bias), the top-left OH x OW outputs, with U the
+ * kernel's transform (above); bias may be NULL. Fills saved with V for the backward. */
+void eng_winograd_forward(float *y, float *saved, float *scratch, const float *x, const float *U,
+                          const float *bias, int B, int H, int W, int C, int F, int OH, int OW,
+                          const eng_winograd_tf *t, eng_act act);
 
 /* As eng_conv2d_backward_part: dkernel (3, 3, C, F) and dbias (F; may be NULL) written, or
  * added to when accumulate; dx (B, H, W, C; may be NULL) written (inputs that feed no
  * computed output get 0); dy is overwritten with the pre-activation gradient. saved must
  * hold what the forward left there; it is overwritten (with dV). y is the forward's output
- * (for the activation). */
+ * (for the activation), U the same kernel transform as the forward's. */
 void eng_winograd_backward(float *dx, float *dkernel, float *dbias, float *dy, float *saved,
-                           float *scratch, const float *y, const float *kernel, int B, int H, int W,
+                           float *scratch, const float *y, const float *U, int B, int H, int W,
                            int C, int F, int OH, int OW, const eng_winograd_tf *t, eng_act act,
                            int accumulate);
 
