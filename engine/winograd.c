@@ -282,9 +282,12 @@ static void input_transform(float *restrict V, const float *restrict x, int B, i
 }
 
 /* dx = sum over tiles of B dV B^T, placed where the tile read its inputs; those past the
- * edge drop. dx is zeroed first. The adjoint of input_transform. */
+ * edge drop. dx is zeroed first. The adjoint of input_transform. Only rows < HR and
+ * columns < WR (OH + 2, OW + 2: the inputs that feed a computed output) are added to: the
+ * others' sums are zero but for rounding, and stay exactly 0 as conv2d's do. */
 static void input_transform_adjoint(float *restrict dx, const float *restrict dV, int B, int H,
-                                    int W, int C, int tH, int tW, const eng_winograd_tf *t) {
+                                    int W, int C, int tH, int tW, int HR, int WR,
+                                    const eng_winograd_tf *t) {
     const int a = t->alpha, m = t->m;
     const size_t T = (size_t)B * tH * tW, plane = plane_of(T * C);
     mats mt;
@@ -305,8 +308,8 @@ static void input_transform_adjoint(float *restrict dx, const float *restrict dV
                     for (int k = 0; k < MA * MA; k++) /* added, not written: always staged */
                         st.dst[k] = (float *)&st.out[k];
                     tf2d(st.dst, st.src, mt.b, mt.b, a, a, a, a);
-                    for (int p = 0; p < a && h0 + p < H; p++)
-                        for (int q = 0; q < a && w0 + q < W; q++) {
+                    for (int p = 0; p < a && h0 + p < HR; p++)
+                        for (int q = 0; q < a && w0 + q < WR; q++) {
                             float *o = dx + (((size_t)n * H + h0 + p) * W + w0 + q) * C + c0;
                             const float *d = (const float *)&st.out[p * MA + q];
                             for (int v = 0; v < nc; v++)
@@ -445,5 +448,5 @@ void eng_winograd_backward(float *dx, float *dkernel, float *dbias, float *dy, f
     for (int xi = 0; xi < a2; xi++)
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, C, F, 1.0f, dM + xi * pm, F,
                     U + xi * pu, F, 0.0f, saved + xi * pv, C);
-    input_transform_adjoint(dx, saved, B, H, W, C, tH, tW, t);
+    input_transform_adjoint(dx, saved, B, H, W, C, tH, tW, OH + 2, OW + 2, t);
 }
