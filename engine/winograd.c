@@ -72,24 +72,6 @@ size_t eng_winograd_kernel_floats(const eng_winograd_tf *t, int C, int F) {
     return (size_t)t->alpha * t->alpha * plane_of((size_t)C * F);
 }
 
-/* The transforms' matrices as square arrays, with their transposes (the adjoints use them):
- * g (alpha, 3), gt (3, alpha), bt, b (alpha, alpha), at (m, alpha), a (alpha, m). */
-typedef struct mats {
-    float g[MA][MA], gt[MA][MA], bt[MA][MA], b[MA][MA], at[MA][MA], a[MA][MA];
-} mats;
-
-static void mats_init(mats *o, const eng_winograd_tf *t) {
-    memset(o, 0, sizeof *o);
-    for (int i = 0; i < t->alpha; i++) {
-        for (int k = 0; k < 3; k++)
-            o->g[i][k] = o->gt[k][i] = t->g[i][k];
-        for (int l = 0; l < t->alpha; l++)
-            o->bt[i][l] = o->b[l][i] = t->bt[i][l];
-        for (int r = 0; r < t->m; r++)
-            o->at[r][i] = o->a[i][r] = t->at[r][i];
-    }
-}
-
 /* VW floats, one AVX-512 register (two AVX2 ones): a GNU C vector, so that the sums below
  * stay in registers whatever the compiler's auto-vectorizer makes of the loops around.
  * vec_u is the same at any alignment, and may alias floats: the tensors' loads and stores,
@@ -97,15 +79,20 @@ static void mats_init(mats *o, const eng_winograd_tf *t) {
 typedef float vec __attribute__((vector_size(VW * sizeof(float))));
 typedef float vec_u __attribute__((vector_size(VW * sizeof(float)), aligned(4), may_alias));
 
+/* Entry (i, j) of a row-major matrix with ld columns, or of its transpose when tr. */
+#define MAT(M, ld, tr, i, j) ((tr) ? (M)[(j) * (ld) + (i)] : (M)[(i) * (ld) + (j)])
+
 /* out[i][j] = sum_p L[i][p] sum_q in[p][q] Rt[j][q] for i < R, j < S (p < P, q < Q), on
  * vectors of VW floats read from src[p * MA + q] and written to dst[i * MA + j] (any
- * alignment): every transform and adjoint here is one of these. Read straight from the
- * tensors, not through a staging copy, whose narrower stores would stall the wide loads.
- * Zero entries are skipped. */
+ * alignment): every transform and adjoint here is one of these. L and Rt are a transform's
+ * matrix (ld columns) or its transpose (tr). Read straight from the tensors, not through
+ * a staging copy, whose narrower stores would stall the wide loads. Zero entries are
+ * skipped; inlined with the static tables (below) they are folded away, as are the
+ * multiplications by 1. */
 static inline __attribute__((always_inline)) void tf2d_n(float *const *dst, const float *const *src,
-                                                         const float L[MA][MA],
-                                                         const float Rt[MA][MA], int R, int S,
-                                                         int P, int Q) {
+                                                         const float *L, int lld, int ltr,
+                                                         const float *Rt, int rld, int rtr, int R,
+                                                         int S, int P, int Q) {
     vec mid[MA * MA];
     for (int p = 0; p < P; p++) {
         vec row[MA];
@@ -113,43 +100,24 @@ static inline __attribute__((always_inline)) void tf2d_n(float *const *dst, cons
             row[q] = *(const vec_u *)src[p * MA + q];
         for (int j = 0; j < S; j++) {
             vec acc = {0};
-            for (int q = 0; q < Q; q++)
-                if (Rt[j][q] != 0.0f)
-                    acc += Rt[j][q] * row[q];
+            for (int q = 0; q < Q; q++) {
+                const float c = MAT(Rt, rld, rtr, j, q);
+                if (c != 0.0f)
+                    acc += c * row[q];
+            }
             mid[p * MA + j] = acc;
         }
     }
     for (int i = 0; i < R; i++)
         for (int j = 0; j < S; j++) {
             vec acc = {0};
-            for (int p = 0; p < P; p++)
-                if (L[i][p] != 0.0f)
-                    acc += L[i][p] * mid[p * MA + j];
+            for (int p = 0; p < P; p++) {
+                const float c = MAT(L, lld, ltr, i, p);
+                if (c != 0.0f)
+                    acc += c * mid[p * MA + j];
+            }
             *(vec_u *)dst[i * MA + j] = acc;
         }
-}
-
-/* tf2d_n with the sizes as constants, so that its loops unroll: the shapes of the two tile
- * sizes (alpha 4 or 6; the kernel's 3; the output tile's m = alpha - 2). */
-static void tf2d(float *const *dst, const float *const *src, const float L[MA][MA],
-                 const float Rt[MA][MA], int R, int S, int P, int Q) {
-#define TF2D_CASE(r, p)                                                                            \
-    if (R == (r) && S == (r) && P == (p) && Q == (p)) {                                            \
-        tf2d_n(dst, src, L, Rt, r, r, p, p);                                                       \
-        return;                                                                                    \
-    }
-    TF2D_CASE(6, 6)
-    TF2D_CASE(6, 3)
-    TF2D_CASE(3, 6)
-    TF2D_CASE(4, 6)
-    TF2D_CASE(6, 4)
-    TF2D_CASE(4, 4)
-    TF2D_CASE(4, 3)
-    TF2D_CASE(3, 4)
-    TF2D_CASE(2, 4)
-    TF2D_CASE(4, 2)
-#undef TF2D_CASE
-    tf2d_n(dst, src, L, Rt, R, S, P, Q);
 }
 
 /* Where a transform reads and writes one block of n <= VW channels: whole blocks inside the
@@ -190,12 +158,11 @@ static inline void stage_flush(const stage *st, int k, float *p, int n) {
 }
 
 /* U[xi] (C, F) = G g G^T for every (c, f), g the kernel's 3x3 of (c, f). */
-static void kernel_transform(float *restrict U, const float *restrict kernel, int C, int F,
-                             const eng_winograd_tf *t) {
+static inline __attribute__((always_inline)) void
+kernel_transform_impl(float *restrict U, const float *restrict kernel, int C, int F,
+                      const eng_winograd_tf *t) {
     const int a = t->alpha;
     const size_t plane = plane_of((size_t)C * F);
-    mats mt;
-    mats_init(&mt, t);
     stage st;
     for (int c = 0; c < C; c++)
         for (int f0 = 0; f0 < F; f0 += VW) {
@@ -207,7 +174,7 @@ static void kernel_transform(float *restrict U, const float *restrict kernel, in
                 for (int j = 0; j < a; j++)
                     stage_dst(&st, i * MA + j, U + (size_t)(i * a + j) * plane + (size_t)c * F + f0,
                               n);
-            tf2d(st.dst, st.src, mt.g, mt.g, a, a, 3, 3);
+            tf2d_n(st.dst, st.src, &t->g[0][0], 3, 0, &t->g[0][0], 3, 0, a, a, 3, 3);
             for (int i = 0; i < a; i++)
                 for (int j = 0; j < a; j++)
                     stage_flush(&st, i * MA + j,
@@ -215,13 +182,23 @@ static void kernel_transform(float *restrict U, const float *restrict kernel, in
         }
 }
 
+/* kernel_transform_impl with the static tables as constants, else (a test's copy) as data. */
+static void kernel_transform(float *restrict U, const float *restrict kernel, int C, int F,
+                             const eng_winograd_tf *t) {
+    if (t == &tf4)
+        kernel_transform_impl(U, kernel, C, F, &tf4);
+    else if (t == &tf2)
+        kernel_transform_impl(U, kernel, C, F, &tf2);
+    else
+        kernel_transform_impl(U, kernel, C, F, t);
+}
+
 /* dkernel (+)= G^T dU G: the adjoint of kernel_transform. */
-static void kernel_transform_adjoint(float *restrict dkernel, const float *restrict dU, int C,
-                                     int F, const eng_winograd_tf *t, int accumulate) {
+static inline __attribute__((always_inline)) void
+kernel_transform_adjoint_impl(float *restrict dkernel, const float *restrict dU, int C, int F,
+                              const eng_winograd_tf *t, int accumulate) {
     const int a = t->alpha;
     const size_t plane = plane_of((size_t)C * F);
-    mats mt;
-    mats_init(&mt, t);
     stage st;
     for (int c = 0; c < C; c++)
         for (int f0 = 0; f0 < F; f0 += VW) {
@@ -232,7 +209,7 @@ static void kernel_transform_adjoint(float *restrict dkernel, const float *restr
                               dU + (size_t)(i * a + j) * plane + (size_t)c * F + f0, n);
             for (int k = 0; k < 9; k++) /* always staged: added to or copied */
                 st.dst[(k / 3) * MA + k % 3] = (float *)&st.out[(k / 3) * MA + k % 3];
-            tf2d(st.dst, st.src, mt.gt, mt.gt, 3, 3, a, a);
+            tf2d_n(st.dst, st.src, &t->g[0][0], 3, 1, &t->g[0][0], 3, 1, 3, 3, a, a);
             for (int r = 0; r < 3; r++)
                 for (int s = 0; s < 3; s++) {
                     float *o = dkernel + ((size_t)(r * 3 + s) * C + c) * F + f0;
@@ -246,13 +223,24 @@ static void kernel_transform_adjoint(float *restrict dkernel, const float *restr
         }
 }
 
+/* kernel_transform_adjoint_impl with the static tables as constants, else (a test's copy) as data.
+ */
+static void kernel_transform_adjoint(float *restrict dkernel, const float *restrict dU, int C,
+                                     int F, const eng_winograd_tf *t, int accumulate) {
+    if (t == &tf4)
+        kernel_transform_adjoint_impl(dkernel, dU, C, F, &tf4, accumulate);
+    else if (t == &tf2)
+        kernel_transform_adjoint_impl(dkernel, dU, C, F, &tf2, accumulate);
+    else
+        kernel_transform_adjoint_impl(dkernel, dU, C, F, t, accumulate);
+}
+
 /* V[xi][t] (C) = B^T d B for every tile, d the alpha x alpha inputs (zeros past the edge). */
-static void input_transform(float *restrict V, const float *restrict x, int B, int H, int W, int C,
-                            int tH, int tW, const eng_winograd_tf *t) {
+static inline __attribute__((always_inline)) void
+input_transform_impl(float *restrict V, const float *restrict x, int B, int H, int W, int C, int tH,
+                     int tW, const eng_winograd_tf *t) {
     const int a = t->alpha, m = t->m;
     const size_t T = (size_t)B * tH * tW, plane = plane_of(T * C);
-    mats mt;
-    mats_init(&mt, t);
     stage st;
     for (int n = 0; n < B; n++)
         for (int th = 0; th < tH; th++)
@@ -272,7 +260,7 @@ static void input_transform(float *restrict V, const float *restrict x, int B, i
                         for (int j = 0; j < a; j++)
                             stage_dst(&st, i * MA + j,
                                       V + (size_t)(i * a + j) * plane + tile * C + c0, nc);
-                    tf2d(st.dst, st.src, mt.bt, mt.bt, a, a, a, a);
+                    tf2d_n(st.dst, st.src, &t->bt[0][0], MA, 0, &t->bt[0][0], MA, 0, a, a, a, a);
                     for (int i = 0; i < a; i++)
                         for (int j = 0; j < a; j++)
                             stage_flush(&st, i * MA + j,
@@ -281,17 +269,26 @@ static void input_transform(float *restrict V, const float *restrict x, int B, i
             }
 }
 
+/* input_transform_impl with the static tables as constants, else (a test's copy) as data. */
+static void input_transform(float *restrict V, const float *restrict x, int B, int H, int W, int C,
+                            int tH, int tW, const eng_winograd_tf *t) {
+    if (t == &tf4)
+        input_transform_impl(V, x, B, H, W, C, tH, tW, &tf4);
+    else if (t == &tf2)
+        input_transform_impl(V, x, B, H, W, C, tH, tW, &tf2);
+    else
+        input_transform_impl(V, x, B, H, W, C, tH, tW, t);
+}
+
 /* dx = sum over tiles of B dV B^T, placed where the tile read its inputs; those past the
  * edge drop. dx is zeroed first. The adjoint of input_transform. Only rows < HR and
  * columns < WR (OH + 2, OW + 2: the inputs that feed a computed output) are added to: the
  * others' sums are zero but for rounding, and stay exactly 0 as conv2d's do. */
-static void input_transform_adjoint(float *restrict dx, const float *restrict dV, int B, int H,
-                                    int W, int C, int tH, int tW, int HR, int WR,
-                                    const eng_winograd_tf *t) {
+static inline __attribute__((always_inline)) void
+input_transform_adjoint_impl(float *restrict dx, const float *restrict dV, int B, int H, int W,
+                             int C, int tH, int tW, int HR, int WR, const eng_winograd_tf *t) {
     const int a = t->alpha, m = t->m;
     const size_t T = (size_t)B * tH * tW, plane = plane_of(T * C);
-    mats mt;
-    mats_init(&mt, t);
     stage st;
     memset(dx, 0, sizeof(float) * (size_t)B * H * W * C);
     for (int n = 0; n < B; n++)
@@ -307,7 +304,7 @@ static void input_transform_adjoint(float *restrict dx, const float *restrict dV
                                       dV + (size_t)(i * a + j) * plane + tile * C + c0, nc);
                     for (int k = 0; k < MA * MA; k++) /* added, not written: always staged */
                         st.dst[k] = (float *)&st.out[k];
-                    tf2d(st.dst, st.src, mt.b, mt.b, a, a, a, a);
+                    tf2d_n(st.dst, st.src, &t->bt[0][0], MA, 1, &t->bt[0][0], MA, 1, a, a, a, a);
                     for (int p = 0; p < a && h0 + p < HR; p++)
                         for (int q = 0; q < a && w0 + q < WR; q++) {
                             float *o = dx + (((size_t)n * H + h0 + p) * W + w0 + q) * C + c0;
@@ -319,13 +316,25 @@ static void input_transform_adjoint(float *restrict dx, const float *restrict dV
             }
 }
 
+/* input_transform_adjoint_impl with the static tables as constants, else (a test's copy) as data.
+ */
+static void input_transform_adjoint(float *restrict dx, const float *restrict dV, int B, int H,
+                                    int W, int C, int tH, int tW, int HR, int WR,
+                                    const eng_winograd_tf *t) {
+    if (t == &tf4)
+        input_transform_adjoint_impl(dx, dV, B, H, W, C, tH, tW, HR, WR, &tf4);
+    else if (t == &tf2)
+        input_transform_adjoint_impl(dx, dV, B, H, W, C, tH, tW, HR, WR, &tf2);
+    else
+        input_transform_adjoint_impl(dx, dV, B, H, W, C, tH, tW, HR, WR, t);
+}
+
 /* y tile = A^T M A, the outputs inside OH x OW written. */
-static void output_transform(float *restrict y, const float *restrict M, int B, int OH, int OW,
-                             int F, int tH, int tW, const eng_winograd_tf *t) {
+static inline __attribute__((always_inline)) void
+output_transform_impl(float *restrict y, const float *restrict M, int B, int OH, int OW, int F,
+                      int tH, int tW, const eng_winograd_tf *t) {
     const int a = t->alpha, m = t->m;
     const size_t T = (size_t)B * tH * tW, plane = plane_of(T * F);
-    mats mt;
-    mats_init(&mt, t);
     stage st;
     for (int n = 0; n < B; n++)
         for (int th = 0; th < tH; th++)
@@ -347,7 +356,7 @@ static void output_transform(float *restrict y, const float *restrict M, int B, 
                                     : NULL;
                             stage_dst(&st, r * MA + s, out[r * MA + s], nf);
                         }
-                    tf2d(st.dst, st.src, mt.at, mt.at, m, m, a, a);
+                    tf2d_n(st.dst, st.src, &t->at[0][0], MA, 0, &t->at[0][0], MA, 0, m, m, a, a);
                     for (int r = 0; r < m; r++)
                         for (int s = 0; s < m; s++)
                             stage_flush(&st, r * MA + s, out[r * MA + s], nf);
@@ -355,14 +364,24 @@ static void output_transform(float *restrict y, const float *restrict M, int B, 
             }
 }
 
+/* output_transform_impl with the static tables as constants, else (a test's copy) as data. */
+static void output_transform(float *restrict y, const float *restrict M, int B, int OH, int OW,
+                             int F, int tH, int tW, const eng_winograd_tf *t) {
+    if (t == &tf4)
+        output_transform_impl(y, M, B, OH, OW, F, tH, tW, &tf4);
+    else if (t == &tf2)
+        output_transform_impl(y, M, B, OH, OW, F, tH, tW, &tf2);
+    else
+        output_transform_impl(y, M, B, OH, OW, F, tH, tW, t);
+}
+
 /* dM = A dY A^T per tile, dY the tile's output gradients (zeros for the cut outputs): the
  * adjoint of output_transform. */
-static void output_transform_adjoint(float *restrict dM, const float *restrict dy, int B, int OH,
-                                     int OW, int F, int tH, int tW, const eng_winograd_tf *t) {
+static inline __attribute__((always_inline)) void
+output_transform_adjoint_impl(float *restrict dM, const float *restrict dy, int B, int OH, int OW,
+                              int F, int tH, int tW, const eng_winograd_tf *t) {
     const int a = t->alpha, m = t->m;
     const size_t T = (size_t)B * tH * tW, plane = plane_of(T * F);
-    mats mt;
-    mats_init(&mt, t);
     stage st;
     for (int n = 0; n < B; n++)
         for (int th = 0; th < tH; th++)
@@ -382,13 +401,25 @@ static void output_transform_adjoint(float *restrict dM, const float *restrict d
                         for (int j = 0; j < a; j++)
                             stage_dst(&st, i * MA + j,
                                       dM + (size_t)(i * a + j) * plane + tile * F + f0, nf);
-                    tf2d(st.dst, st.src, mt.a, mt.a, a, a, m, m);
+                    tf2d_n(st.dst, st.src, &t->at[0][0], MA, 1, &t->at[0][0], MA, 1, a, a, m, m);
                     for (int i = 0; i < a; i++)
                         for (int j = 0; j < a; j++)
                             stage_flush(&st, i * MA + j,
                                         dM + (size_t)(i * a + j) * plane + tile * F + f0, nf);
                 }
             }
+}
+
+/* output_transform_adjoint_impl with the static tables as constants, else (a test's copy) as data.
+ */
+static void output_transform_adjoint(float *restrict dM, const float *restrict dy, int B, int OH,
+                                     int OW, int F, int tH, int tW, const eng_winograd_tf *t) {
+    if (t == &tf4)
+        output_transform_adjoint_impl(dM, dy, B, OH, OW, F, tH, tW, &tf4);
+    else if (t == &tf2)
+        output_transform_adjoint_impl(dM, dy, B, OH, OW, F, tH, tW, &tf2);
+    else
+        output_transform_adjoint_impl(dM, dy, B, OH, OW, F, tH, tW, t);
 }
 
 static void check_shape(const eng_winograd_tf *t, int B, int H, int W, int C, int F, int OH,
