@@ -2,8 +2,9 @@
  * run on vectors of VW channels (or filters) at once, contiguous in NHWC, with the sums in
  * registers; the GEMMs are OpenBLAS's.
  *
- * Layouts: V (alpha^2, T, C), U and dU (alpha^2, C, F), M and dM (alpha^2, T, F), xi = i*alpha + j
- * the position in the tile, t = (n*tH + th)*tW + tw the tile. */
+ * Layouts: V (alpha^2, T, C), U and dU (alpha^2, C, F), M and dM (alpha^2, T, F), each
+ * plane padded (plane_of); xi = i*alpha + j the position in the tile, t = (n*tH + th)*tW + tw
+ * the tile. GNU C vectors (vector_size) are the one extension used. */
 #include "engine/winograd.h"
 
 #include "engine/activation.h"

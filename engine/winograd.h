@@ -18,7 +18,8 @@
  * F(4x4) uses the points 0, 1, -1, 1/2, -2 (and infinity) rather than Lavin and Gray's
  * 0, +-1, +-2 (or 0, +-1, +-1/2): with them the transforms' product of absolute values is
  * 307 instead of 860 (the growth factor of the rounding error, see tests/engine/
- * test_winograd.c) and the measured float error about 1.7x smaller. F(2x2) is Lavin's.
+ * test_winograd.c), and in a float simulation (C = 32, uniform data) the mean and largest
+ * errors were 1.7x and 1.85x smaller. F(2x2) is Lavin's.
  *
  * Memory is the caller's: U the kernel's transform (made once per weight update), `saved`
  * V from the forward for the backward (like conv2d's col), `scratch` free between calls
