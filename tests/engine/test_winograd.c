@@ -404,6 +404,17 @@ static void gradcheck(wctx *k) {
         if (dx2[i] != dx[i])
             fail_msg("%s: accumulate: dx[%zu] = %g, expected %g (written)", c->name, i, dx2[i],
                      dx[i]);
+    /* without dx (a first layer): the same parameter gradients, bit for bit */
+    forward_act(k, c->act);
+    memcpy(dy, k->r, sizeof(float) * k->ny);
+    eng_winograd_backward(NULL, dk2, db2, dy, k->saved, k->scratch, k->y, k->U, c->B, c->H, c->W,
+                          c->C, c->F, k->OH, k->OW, k->tf, c->act, 0);
+    for (size_t i = 0; i < k->nk; i++)
+        if (dk2[i] != dk[i])
+            fail_msg("%s: dkernel[%zu] = %g without dx, %g with", c->name, i, dk2[i], dk[i]);
+    for (int i = 0; i < c->F; i++)
+        if (db2[i] != db[i])
+            fail_msg("%s: dbias[%d] = %g without dx, %g with", c->name, i, db2[i], db[i]);
     void *all[] = {dy, dx, dk, db, dk2, db2, dx2};
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
         pst_free(all[i]);
