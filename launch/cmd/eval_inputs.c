@@ -9,12 +9,12 @@
  * FILE is {"input": NAME, "data": [sample, ...]}, NAME one of the signature's inputs, a
  * sample nested as that input's shape (or flat), a string for "text", an integer for "seed". */
 #include "engine/base/base.h"
+#include "engine/base/file.h"
 #include "engine/json.h"
 #include "engine/pool.h"
 #include "launch/cmd/cmd.h"
 #include "worker/infer.h"
 
-#include <errno.h>
 #include <jansson.h>
 #include <math.h>
 #include <stdio.h>
@@ -128,9 +128,10 @@ static const float *print_nested(const float *y, const wk_infer_io *io, int d) {
 static int read_inputs(const char *file, const wk_infer *m, json_t **root, int *input,
                        const json_t **data, char *err, size_t errlen) {
     json_error_t je;
-    FILE *fp = fopen(file, "rb");
+    int rc;
+    FILE *fp = pst_fopen_regular(file, &rc, err, errlen); /* a FIFO is refused, not waited on */
     if (!fp)
-        return pst_err(err, errlen, PST_EIO, "%s: %s", file, strerror(errno));
+        return rc;
     *root = json_loadf(fp, JSON_REJECT_DUPLICATES, &je);
     fclose(fp);
     if (!*root)
