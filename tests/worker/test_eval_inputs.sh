@@ -90,7 +90,9 @@ refused "a value over 1" "$tmp/high.json: data[2]: value 17 is 1.5: expected a n
 refused "another model's input" "$tmp/name.json: input: expected \"images\" or \"pixels\"" \
     --inputs "$tmp/name.json"
 refused "broken JSON" "$tmp/broken.json: line 1" --inputs "$tmp/broken.json"
-refused "no such file" "$tmp/none.json: No such file or directory" --inputs "$tmp/none.json"
+refused "no such file" "$tmp/none.json: cannot open: No such file or directory" --inputs "$tmp/none.json"
+mkfifo "$tmp/fifo.json"
+refused "a FIFO" "$tmp/fifo.json: expected a regular file, found a FIFO" --inputs "$tmp/fifo.json"
 refused "--batch over --max-batch" "--batch: 9 samples a pass, over --max-batch 8" \
     --inputs "$tmp/pixels.json" --batch 9 --max-batch 8
 
