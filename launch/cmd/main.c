@@ -165,6 +165,7 @@ int main(int argc, char **argv) {
     /* Under mpirun or srun stdout is a pipe or a pseudo-terminal a launcher reads: a line at
      * a time, so that a job's log keeps its order ("starting fresh" before "stopped at"). */
     setvbuf(stdout, NULL, _IOLBF, 0);
+    pst_flush_denormals(); /* before any thread starts: they inherit it */
     status_init();
     const int status = pst_exit_status(run(argc, argv));
     say_status(status);

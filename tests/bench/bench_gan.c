@@ -71,6 +71,7 @@ static double step_rate(const eng_model *gm, const eng_model *dm, int batch, int
 }
 
 int main(int argc, char **argv) {
+    pst_flush_denormals(); /* as pstrain runs */
     const char *threads_list = "1,2";
     int batch = 32, steps = 200, warmup = 20, json = 0;
     for (int i = 1; i < argc; i++) {

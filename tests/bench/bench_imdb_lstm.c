@@ -151,6 +151,7 @@ static void phases(const eng_model *m, int B, int reps) {
 }
 
 int main(int argc, char **argv) {
+    pst_flush_denormals(); /* as pstrain runs */
     const char *threads_list = "1,2";
     int batch = 32, steps = 100, warmup = 10, chunk = 0, json = 0, want_phases = 0;
     for (int i = 1; i < argc; i++) {

@@ -94,6 +94,7 @@ static double train_rate(const eng_model *m, int batch, int threads, int warmup,
 }
 
 int main(int argc, char **argv) {
+    pst_flush_denormals(); /* as pstrain runs */
     const char *model = "mnist_cnn", *threads_list = "1,2";
     int batch = 32, steps = 400, warmup = 30, json = 0;
     for (int i = 1; i < argc; i++) {

@@ -432,6 +432,7 @@ fail:
 }
 
 int main(int argc, char **argv) {
+    pst_flush_denormals(); /* as pstrain runs */
     const char *model = "mnist_cnn", *servers_list = "1,2,4";
     int rounds = 300, warmup = 30, json = 0;
     for (int i = 1; i < argc; i++) {
