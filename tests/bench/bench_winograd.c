@@ -111,6 +111,9 @@ int main(int argc, char **argv) {
     static const shape shapes[] = {
         {"mnist_cnn conv2 (13x13x32 -> 10x10 of 11x11 x64)", 4, 13, 13, 32, 64, 10, 10},
         {"26x26x32 -> 24x24x64", 4, 26, 26, 32, 64, 24, 24},
+        {"mnist_cnn conv1 (28x28x1 -> 26x26x32)", 4, 28, 28, 1, 32, 26, 26},
+        {"16x16x16 -> 14x14x16", 4, 16, 16, 16, 16, 14, 14},
+        {"10x10x64 -> 8x8x64", 4, 10, 10, 64, 64, 8, 8},
     };
     for (size_t si = 0; si < sizeof shapes / sizeof shapes[0]; si++) {
         const shape *s = &shapes[si];
