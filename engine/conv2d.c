@@ -5,6 +5,7 @@
 
 #include "engine/activation.h"
 #include "engine/base/base.h"
+#include "engine/winograd.h"
 
 #include <cblas.h>
 #include <string.h>
@@ -191,12 +192,99 @@ static int conv2d_build(eng_layer *l, eng_layout *lay, char *err, size_t errlen)
         l->out.h -= l->out.h % l->crop_h;
     if (l->crop_w > 1 && l->out.w >= l->crop_w)
         l->out.w -= l->out.w % l->crop_w;
-    l->saved_bytes = sizeof(float) * (size_t)l->out.h * l->out.w * s->kh * s->kw * l->in.c;
+    eng_conv2d_plan(l);
     eng_layer_add_kernel_bias(l, lay, 4, (int[]){s->kh, s->kw, l->in.c, s->units}, s->units);
     return PST_OK;
 }
 
+/* The output tile side ENG_CONV_AUTO gives a layer Winograd can run, or 0 for im2col. From
+ * bench_winograd (tests/bench/README.md: one SkylakeX core, 4 samples, forward + both
+ * gradients, against im2col): with one input channel (conv1) F(2x2) ran at 0.59x and F(4x4)
+ * at 0.64x, since each tile position's GEMM then has an inner dimension of 1; with C = 16,
+ * 32, 64 both ran 1.5-2.2x. So Winograd from C >= 8. F(4x4) spends 36 multiplications per
+ * 4x4 outputs to F(2x2)'s 16 per 2x2, but pads the output to a multiple of 4: at conv2's
+ * 10x10 it does 0.81x F(2x2)'s GEMM work and ran no faster (1.59x against 1.58x), at 14x14
+ * 0.73x (1.08x faster), at 8x8 and 24x24 0.56x (1.17x, 1.70x). It is also the less
+ * accurate (winograd.h), so it is taken only where it saves a quarter of the work. */
+static int auto_tile(int C, int OH, int OW) {
+    if (C < 8)
+        return 0;
+    const long w2 = 16L * ((OH + 1) / 2) * ((OW + 1) / 2);
+    const long w4 = 36L * ((OH + 3) / 4) * ((OW + 3) / 4);
+    return 4 * w4 <= 3 * w2 ? 4 : 2;
+}
+
+void eng_conv2d_plan(eng_layer *l) {
+    const eng_layer_spec *s = &l->spec;
+    const int C = l->in.c, F = s->units, OH = l->out.h, OW = l->out.w;
+    const int fits = s->kh == 3 && s->kw == 3 && s->stride <= 1 && s->padding == ENG_PAD_VALID;
+    int m = 0;
+    if (fits) {
+        switch (l->conv) {
+        case ENG_CONV_AUTO:
+            m = auto_tile(C, OH, OW);
+            break;
+        case ENG_CONV_WINOGRAD:
+            m = auto_tile(C < 8 ? 8 : C, OH, OW);
+            break;
+        case ENG_CONV_WINOGRAD2:
+            m = 2;
+            break;
+        case ENG_CONV_WINOGRAD4:
+            m = 4;
+            break;
+        case ENG_CONV_IM2COL:
+            m = 0;
+            break;
+        }
+    }
+    l->wino = m;
+    l->scratch_bytes = l->scratch_sample_bytes = l->shared_bytes = 0;
+    if (!m) {
+        l->saved_bytes = sizeof(float) * (size_t)OH * OW * s->kh * s->kw * C;
+        return;
+    }
+    /* The sizes are affine in the batch: a fixed part (the C x F planes, pads) and a part
+     * per sample. */
+    const eng_winograd_tf *t = eng_winograd_tf_for(m);
+    const size_t s1 = eng_winograd_scratch_floats(t, 1, OH, OW, C, F),
+                 s2 = eng_winograd_scratch_floats(t, 2, OH, OW, C, F);
+    l->saved_bytes = sizeof(float) * eng_winograd_saved_floats(t, 1, OH, OW, C);
+    l->scratch_sample_bytes = sizeof(float) * (s2 - s1);
+    l->scratch_bytes = sizeof(float) * (s1 - (s2 - s1));
+    /* U, then the kernel it was made from */
+    l->shared_bytes = sizeof(float) * (eng_winograd_kernel_floats(t, C, F) + (size_t)9 * C * F);
+}
+
+const char *eng_conv2d_algo_name(const eng_layer *l) {
+    return l->wino == 4 ? "winograd F(4x4,3x3)" : l->wino == 2 ? "winograd F(2x2,3x3)" : "im2col";
+}
+
+/* Winograd's U from the kernel, unless the kernel is the one U was made from (inference
+ * over unchanged weights; in training they change every step and the compare stops at
+ * once). */
+static void conv2d_prepare(const eng_layer *l, const float *params, void *shared) {
+    if (!l->wino)
+        return;
+    const eng_winograd_tf *t = eng_winograd_tf_for(l->wino);
+    const int C = l->in.c, F = l->spec.units;
+    float *U = shared, *made_from = U + eng_winograd_kernel_floats(t, C, F);
+    const float *kernel = params + l->kernel;
+    const size_t n = sizeof(float) * 9 * (size_t)C * F;
+    if (memcmp(made_from, kernel, n) == 0)
+        return; /* (all zeros at first: U of a zero kernel is zeros, as allocated) */
+    eng_winograd_kernel_transform(U, kernel, C, F, t);
+    memcpy(made_from, kernel, n);
+}
+
 static void conv2d_fwd(const eng_layer *l, const eng_fwd_args *a) {
+    if (l->wino) {
+        eng_winograd_forward(a->y, a->saved, a->scratch, a->x, a->shared,
+                             l->spec.no_bias ? NULL : a->params + l->bias, a->batch, l->in.h,
+                             l->in.w, l->in.c, l->spec.units, l->out.h, l->out.w,
+                             eng_winograd_tf_for(l->wino), l->spec.act);
+        return;
+    }
     int S, PT, PL, OH, OW;
     conv2d_geom(l, &S, &PT, &PL, &OH, &OW);
     eng_conv2d_forward_strided(a->y, a->saved, a->x, a->params + l->kernel,
@@ -206,6 +294,14 @@ static void conv2d_fwd(const eng_layer *l, const eng_fwd_args *a) {
 }
 
 static void conv2d_bwd(const eng_layer *l, const eng_bwd_args *a) {
+    if (l->wino) {
+        eng_winograd_backward(a->dx, a->grads + l->kernel,
+                              l->spec.no_bias ? NULL : a->grads + l->bias, a->dy, a->saved,
+                              a->scratch, a->y, a->shared, a->batch, l->in.h, l->in.w, l->in.c,
+                              l->spec.units, l->out.h, l->out.w, eng_winograd_tf_for(l->wino),
+                              l->spec.act, a->accumulate);
+        return;
+    }
     int S, PT, PL, OH, OW;
     conv2d_geom(l, &S, &PT, &PL, &OH, &OW);
     eng_conv2d_backward_strided(
@@ -218,6 +314,7 @@ const eng_layer_ops eng_conv2d_ops = {
     .keras_class = "Conv2D",
     .keras_prefix = "conv2d",
     .build = conv2d_build,
+    .prepare = conv2d_prepare,
     .forward = conv2d_fwd,
     .backward = conv2d_bwd,
 };

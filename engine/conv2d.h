@@ -36,6 +36,14 @@ void eng_conv2d_backward_part(float *dx, float *dkernel, float *dbias, float *dy
                               const float *y, const float *kernel, int B, int H, int W, int C,
                               int KH, int KW, int F, int OH, int OW, eng_act act, int accumulate);
 
+/* The layer's algorithm from l->conv (eng_conv_algo) and its shapes: l->wino and the
+ * memory sizes (saved, scratch, shared). ENG_CONV_AUTO's rule, with its figures, is in
+ * conv2d.c; a pinned Winograd runs where the layer is 3x3, stride 1, 'valid', im2col
+ * elsewhere. Called by build, and again when the model's choice changes. */
+void eng_conv2d_plan(eng_layer *l);
+/* "im2col", "winograd F(2x2,3x3)" or "winograd F(4x4,3x3)": for summaries and logs. */
+const char *eng_conv2d_algo_name(const eng_layer *l);
+
 /* Keras/TF 'same' along one axis: *out = ceil(in / s), *pad_lo = the leading zeros. */
 void eng_conv_same(int in, int k, int s, int *out, int *pad_lo);
 

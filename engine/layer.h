@@ -61,6 +61,16 @@ typedef enum eng_init {
     ENG_INIT_ONES,             /* BatchNormalization gamma and moving_variance */
 } eng_init;
 
+/* How a Conv2D computes (eng_model_set_conv). AUTO is the engine's rule (conv2d.h); the
+ * others pin it where the layer allows, im2col elsewhere. */
+typedef enum eng_conv_algo {
+    ENG_CONV_AUTO,
+    ENG_CONV_IM2COL,    /* im2col + one sgemm: any kernel, stride, padding */
+    ENG_CONV_WINOGRAD,  /* Winograd F(m x m, 3x3), m by the rule: 3x3, stride 1, 'valid' */
+    ENG_CONV_WINOGRAD2, /* F(2x2, 3x3) */
+    ENG_CONV_WINOGRAD4, /* F(4x4, 3x3) */
+} eng_conv_algo;
+
 #define ENG_LAYER_TENSORS 4 /* the most tensors one layer owns */
 
 typedef struct eng_shape {
@@ -108,6 +118,12 @@ typedef struct eng_layer {
      * recurrent kernel, Embedding's embeddings (in kernel). */
     size_t kernel, recurrent, bias;
     size_t saved_bytes; /* per sample, kept from forward for backward */
+    /* Memory a pass may use and need not keep (per thread: scratch_bytes, plus
+     * scratch_sample_bytes per sample of the pass), and memory made from the parameters
+     * once per pass over them by ops->prepare and read by every thread (per net). */
+    size_t scratch_bytes, scratch_sample_bytes, shared_bytes;
+    eng_conv_algo conv; /* Conv2D: asked for (set by the model before build) */
+    int wino;           /* Conv2D: Winograd's output tile side (2 or 4), or 0: im2col */
 } eng_layer;
 
 /* Arguments of one forward call over a (sub-)batch. */
@@ -116,6 +132,8 @@ typedef struct eng_fwd_args {
     void *saved;         /* (B, saved_bytes): this layer's private memory */
     const float *x;      /* (B, in) */
     const float *params; /* the flat parameter vector */
+    void *scratch;       /* (scratch_bytes + batch * scratch_sample_bytes), free between calls */
+    const void *shared;  /* what prepare made from params, or NULL without prepare */
     int batch;
     int training;    /* dropout active */
     uint64_t key;    /* per-step random key (dropout) */
@@ -131,6 +149,8 @@ typedef struct eng_bwd_args {
     void *saved;        /* as forward left it; the layer may overwrite it */
     const float *x, *y; /* forward's input and output */
     const float *params;
+    void *scratch;      /* as forward's */
+    const void *shared; /* the same as the forward's */
     int batch;
     int accumulate; /* add into grads instead of overwriting them */
 } eng_bwd_args;
@@ -150,6 +170,10 @@ struct eng_layer_ops {
      * l->init where not the default. Returns PST_OK or PST_EARG with a message naming the
      * layer. */
     int (*build)(eng_layer *l, eng_layout *lay, char *err, size_t errlen);
+    /* Optional: makes the layer's shared memory (shared_bytes, zeroed at first) from the
+     * parameters (Winograd's kernel transform), called on one thread before passes over
+     * params that may have changed since the last call. */
+    void (*prepare)(const eng_layer *l, const float *params, void *shared);
     void (*forward)(const eng_layer *l, const eng_fwd_args *a);
     void (*backward)(const eng_layer *l, const eng_bwd_args *a);
 };

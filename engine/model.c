@@ -2,6 +2,7 @@
 #include "engine/model.h"
 
 #include "engine/base/base.h"
+#include "engine/conv2d.h"
 #include "engine/rng.h"
 
 #include <math.h>
@@ -279,8 +280,37 @@ void eng_model_part(const eng_model *m, int p, eng_model *out) {
     char err[256];
     const int rc = eng_model_build(out, m->parts[p].def, err, sizeof err);
     PST_ASSERT(rc == PST_OK, "%s: part %d: %s", m->def->name, p, err);
+    eng_model_set_conv(out, m->conv);
     PST_ASSERT(out->layout.total == m->parts[p].total, "%s: part %d: %zu floats, expected %zu",
                m->def->name, p, out->layout.total, m->parts[p].total);
+}
+
+void eng_model_set_conv(eng_model *m, eng_conv_algo conv) {
+    m->conv = conv;
+    for (int i = 0; i < m->n; i++)
+        if (m->layers[i].spec.kind == ENG_CONV2D) {
+            m->layers[i].conv = conv;
+            eng_conv2d_plan(&m->layers[i]);
+        }
+}
+
+static const char *const conv_names[] = {
+    [ENG_CONV_AUTO] = "auto",           [ENG_CONV_IM2COL] = "im2col",
+    [ENG_CONV_WINOGRAD] = "winograd",   [ENG_CONV_WINOGRAD2] = "winograd2",
+    [ENG_CONV_WINOGRAD4] = "winograd4",
+};
+
+int eng_conv_algo_parse(const char *s, eng_conv_algo *out) {
+    for (int i = 0; i < NLAYERS(conv_names); i++)
+        if (strcmp(s, conv_names[i]) == 0) {
+            *out = (eng_conv_algo)i;
+            return PST_OK;
+        }
+    return PST_EARG;
+}
+
+const char *eng_conv_algo_name(eng_conv_algo conv) {
+    return conv >= 0 && conv < NLAYERS(conv_names) ? conv_names[conv] : "?";
 }
 
 int eng_model_part_find(const eng_model *m, const char *name) {

@@ -54,6 +54,7 @@ typedef struct eng_model {
     eng_shape input, output;
     int nparts; /* >= 1 */
     eng_part_info parts[ENG_MAX_PARTS];
+    eng_conv_algo conv; /* how its Conv2D layers compute (eng_model_set_conv) */
 } eng_model;
 
 /* Builds def into m (storage provided by the caller; nothing to free). Layers get Keras
@@ -61,6 +62,18 @@ typedef struct eng_model {
  * SIGMOID output has one unit and nclasses 2, any other has nclasses units. Returns PST_OK
  * or PST_EARG with the layer's message. */
 int eng_model_build(eng_model *m, const eng_model_def *def, char *err, size_t errlen);
+
+/* How m's Conv2D layers compute: ENG_CONV_AUTO (what eng_model_build gives) lets the
+ * engine choose per layer by its rule (conv2d.h), the others pin it (--conv). Changes the
+ * layers' memory sizes, not the layout: call it before making a net of m. The results
+ * differ between algorithms in the last bits (and more for Winograd F(4x4)), never by
+ * more than the tolerances tests/engine/test_winograd.c derives. */
+void eng_model_set_conv(eng_model *m, eng_conv_algo conv);
+
+/* "auto", "im2col", "winograd", "winograd2", "winograd4" to *out: PST_OK, else PST_EARG
+ * (nothing written). eng_conv_algo_name is the reverse. */
+int eng_conv_algo_parse(const char *s, eng_conv_algo *out);
+const char *eng_conv_algo_name(eng_conv_algo conv);
 
 /* Part p of m as a model of its own into out: m itself for a model of one part. Its flat
  * vector is [m->parts[p].offset, + total) of m's. */

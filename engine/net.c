@@ -38,6 +38,7 @@ typedef struct worker_mem {
     float *act[ENG_MAX_LAYERS];  /* act[i]: layer i's output (B, out); views alias their input */
     void *saved[ENG_MAX_LAYERS]; /* layer i's forward-to-backward memory */
     float *dbuf[2];              /* ping-pong input/output gradients */
+    void *scratch;               /* the layers' scratch: the largest any pass needs */
     float *grads;                /* this thread's gradient vector (thread 0: the net's) */
     eng_batch_stats st;
 } worker_mem;
@@ -49,6 +50,7 @@ struct eng_net {
     int bce;   /* sigmoid output: binary cross-entropy, else softmax cross-entropy */
     int tail;  /* samples of a thread's last pass when early calls are on (>= chunk) */
     float *params, *grads;
+    void *shared[ENG_MAX_LAYERS]; /* what layer i's prepare makes from params, or NULL */
     eng_pool *pool;
     worker_mem *mem;
     eng_optim *opt; /* eng_net_apply's */
@@ -82,6 +84,7 @@ static void free_mem(eng_net *net) {
         }
         pst_free(w->dbuf[0]);
         pst_free(w->dbuf[1]);
+        pst_free(w->scratch);
         if (t > 0)
             pst_free(w->grads);
     }
@@ -126,8 +129,18 @@ eng_net *eng_net_new(const eng_model *m, int max_batch, int threads, char *err, 
     for (int i = 0; i < m->n; i++)
         if (eng_shape_size(m->layers[i].out) > widest)
             widest = eng_shape_size(m->layers[i].out);
+    size_t scratch = 0;
+    for (int i = 0; i < m->n; i++) {
+        const eng_layer *l = &m->layers[i];
+        const size_t need = l->scratch_bytes + rows * l->scratch_sample_bytes;
+        scratch = need > scratch ? need : scratch;
+        if (l->shared_bytes)
+            net->shared[i] = pst_alloc(l->shared_bytes);
+    }
     for (int t = 0; t < threads; t++) {
         worker_mem *w = &net->mem[t];
+        if (scratch)
+            w->scratch = pst_alloc(scratch);
         for (int i = 0; i < m->n; i++) {
             const eng_layer *l = &m->layers[i];
             if (l->ops->is_view) {
@@ -158,6 +171,8 @@ void eng_net_free(eng_net **pnet) {
     eng_net *net = *pnet;
     eng_pool_free(&net->pool);
     free_mem(net);
+    for (int i = 0; i < ENG_MAX_LAYERS; i++)
+        pst_free(net->shared[i]);
     pst_free(net->params);
     pst_free(net->grads);
     free(net);
@@ -217,6 +232,16 @@ static void grads_ready(eng_net *net, int t, int i) {
     net->ready_fn(net->ready_ctx, lo);
 }
 
+/* The layers' shared memory from the parameters, before passes over them (which may have
+ * changed since the last: an update, a pull, a load). On the caller's thread: Winograd's
+ * kernel transforms take microseconds. */
+static void prepare_layers(eng_net *net) {
+    const eng_model *m = net->model;
+    for (int i = 0; i < m->n; i++)
+        if (m->layers[i].ops->prepare)
+            m->layers[i].ops->prepare(&m->layers[i], net->params, net->shared[i]);
+}
+
 /* Forward over samples [first, first + B) of the step (x points at the first), B <= the
  * chunk size: each layer's output in w->act. */
 static void forward_layers(eng_net *net, worker_mem *w, const float *x, int first, int B) {
@@ -232,6 +257,8 @@ static void forward_layers(eng_net *net, worker_mem *w, const float *x, int firs
                           .saved = w->saved[i],
                           .x = in,
                           .params = net->params,
+                          .scratch = w->scratch,
+                          .shared = net->shared[i],
                           .batch = B,
                           .training = net->training,
                           .key = net->key,
@@ -262,6 +289,8 @@ static void backward_layers(eng_net *net, int t, const float *x, int first, int 
                           .x = lin,
                           .y = w->act[i],
                           .params = net->params,
+                          .scratch = w->scratch,
+                          .shared = net->shared[i],
                           .batch = B,
                           .accumulate = accumulate};
         l->ops->backward(l, &a);
@@ -366,6 +395,7 @@ static void run(eng_net *net, const float *x, const uint8_t *labels, int B, int 
     net->early = training && net->ready_fn && B >= net->threads;
     for (int i = 0; net->early && i < net->model->n; i++)
         atomic_store_explicit(&net->arrived[i], 0, memory_order_relaxed);
+    prepare_layers(net);
     eng_pool_run(net->pool, run_share, net);
     for (int t = 0; t < net->threads; t++) {
         st->loss_sum += net->mem[t].st.loss_sum;
@@ -408,6 +438,7 @@ void eng_net_forward(eng_net *net, const float *x, int B, int training, uint64_t
     net->batch = B;
     net->training = training;
     net->key = key;
+    prepare_layers(net);
     forward_layers(net, &net->mem[0], x, 0, B);
     memcpy(y, net->mem[0].act[m->n - 1],
            sizeof(float) * (size_t)B * eng_shape_size(m->layers[m->n - 1].out));
@@ -462,5 +493,6 @@ void eng_net_predict(eng_net *net, const float *x, int B, float *y) {
     net->training = 0;
     net->key = 0;
     predict_job job = {net, y};
+    prepare_layers(net);
     eng_pool_run(net->pool, predict_share, &job);
 }

@@ -33,6 +33,8 @@ static int eval_classifier(const wk_opts *o, const char *path, const eng_ckpt *c
     eng_model model;
     wk_stream data = {0};
     int rc = eng_model_build(&model, eng_model_find(c->model), err, errlen);
+    if (rc == PST_OK)
+        rc = wk_opts_conv(o, &model, err, errlen);
     if (rc != PST_OK)
         return rc;
     const int chunk = 128;

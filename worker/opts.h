@@ -4,6 +4,9 @@
 #ifndef PSTRAIN_WORKER_OPTS_H
 #define PSTRAIN_WORKER_OPTS_H
 
+#include "engine/base/base.h"
+#include "engine/model.h"
+
 #include <stdint.h>
 
 #define WK_PATH_MAX 4096
@@ -16,6 +19,7 @@ typedef struct wk_opts {
     int64_t epochs;
     int64_t batch;
     int64_t threads; /* 0: one per online CPU */
+    char conv[16];   /* --conv: auto | im2col | winograd | winograd2 | winograd4; empty: auto */
     int64_t seed;
     int64_t max_steps; /* 0: no limit */
     double lr;         /* < 0: the optimizer's Keras default */
@@ -56,5 +60,16 @@ typedef struct wk_opts {
     int64_t judge_n;         /* images generated for the scores */
     double ema_decay;        /* the generator's moving average (eng_ema_update); 0: none */
 } wk_opts;
+
+/* --conv onto m (before a net is made of it): PST_OK, or PST_EARG naming the flag. */
+static inline int wk_opts_conv(const wk_opts *o, eng_model *m, char *err, size_t errlen) {
+    eng_conv_algo conv = ENG_CONV_AUTO;
+    if (o->conv[0] && eng_conv_algo_parse(o->conv, &conv) != PST_OK)
+        return pst_err(err, errlen, PST_EARG,
+                       "--conv: expected auto, im2col, winograd, winograd2 or winograd4, got '%s'",
+                       o->conv);
+    eng_model_set_conv(m, conv);
+    return PST_OK;
+}
 
 #endif

@@ -8,6 +8,7 @@
 
 #include "engine/base/base.h"
 #include "engine/blas.h"
+#include "engine/conv2d.h"
 #include "engine/pool.h"
 #include "engine/text.h"
 #include "worker/ckpt/writer.h"
@@ -44,7 +45,7 @@ void wk_part_optims(const wk_opts *o, const eng_model *m, const eng_ckpt *resume
 
 /* The lead's lines after the task's banner: that the checkpoint's optimizer overrides the
  * optimizer flags given (a resumed run goes on as it was), and the OpenBLAS kernel. */
-static void banner_more(const wk_opts *o, const eng_ckpt *resume) {
+static void banner_more(const wk_opts *o, const eng_model *m, const eng_ckpt *resume) {
     char blas[160];
     if (resume && o->optim_given)
         printf("--resume: the optimizer goes on as the checkpoint has it (above); the optimizer "
@@ -53,6 +54,17 @@ static void banner_more(const wk_opts *o, const eng_ckpt *resume) {
         printf("--init-from %s: the weights are the file's; the optimizer starts fresh\n",
                o->init_from);
     printf("%s\n", eng_blas_describe(blas, sizeof blas));
+    /* what each convolution runs on (--conv), as one line */
+    char line[512];
+    int len = snprintf(line, sizeof line, "convolutions (--conv %s):", eng_conv_algo_name(m->conv));
+    int n = 0;
+    for (int i = 0; i < m->n && len > 0 && (size_t)len < sizeof line; i++)
+        if (m->layers[i].spec.kind == ENG_CONV2D) {
+            len += snprintf(line + len, sizeof line - (size_t)len, "%s %s %s", n++ ? "," : "",
+                            m->layers[i].name, eng_conv2d_algo_name(&m->layers[i]));
+        }
+    if (n)
+        printf("%s\n", line);
 }
 
 /* Opens the stream of rank of world, a text model's with vocab_in (NULL: build it, into
@@ -338,6 +350,8 @@ int wk_train(const wk_opts *o, const wk_job *job, const eng_ckpt *resume, const 
     wk_store *store = NULL;
     wk_ckpt_writer *writer = NULL;
     int rc = eng_model_build(&model, eng_model_find(o->model), err, errlen);
+    if (rc == PST_OK)
+        rc = wk_opts_conv(o, &model, err, errlen);
     if (rc != PST_OK)
         return rc;
     wk_run r = {.o = o,
@@ -417,7 +431,7 @@ int wk_train(const wk_opts *o, const wk_job *job, const eng_ckpt *resume, const 
     }
     if (r.lead) {
         ops->banner(task, &r);
-        banner_more(o, resume);
+        banner_more(o, r.model, resume);
     }
 
     const wk_position from = job && job->join ? joined_at

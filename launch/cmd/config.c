@@ -30,6 +30,7 @@ void cmd_config_defaults(cmd_config *c) {
     o->timeout = 60.0;
     o->peer_timeout = 30.0;
     snprintf(o->secure, sizeof o->secure, "auto");
+    snprintf(o->conv, sizeof o->conv, "auto");
     snprintf(o->log_level, sizeof o->log_level, "info");
     snprintf(o->gen_optim, sizeof o->gen_optim, "adam:lr=1e-4");
     snprintf(o->disc_optim, sizeof o->disc_optim, "rmsprop:lr=8e-4,clipvalue=1,decay=1e-8");
@@ -193,6 +194,11 @@ static int check_train(cmd_config *c, char *err, size_t errlen) {
 
 int cmd_config_check(cmd_config *c, char *err, size_t errlen) {
     const cmd_args *a = &c->args;
+    eng_conv_algo conv;
+    if (eng_conv_algo_parse(c->worker.conv, &conv) != PST_OK)
+        return pst_err(err, errlen, PST_EARG,
+                       "--conv: expected auto, im2col, winograd, winograd2 or winograd4, got '%s'",
+                       c->worker.conv);
     switch (c->command) {
     case CMD_EVAL:
     case CMD_INSPECT: /* the model is the checkpoint's */
