@@ -153,6 +153,12 @@ typedef struct eng_bwd_args {
     const void *shared; /* the same as the forward's */
     int batch;
     int accumulate; /* add into grads instead of overwriting them */
+    /* A thread's passes over its share come in windows of up to the net's pass rows
+     * (saved holds that many samples): this pass's samples are rows [row0, row0 + batch) of
+     * its window. A layer may keep rows in saved through the window and make a gradient from
+     * all of them at its last pass (flush), written, or added when flush_accumulate: one
+     * GEMM over many samples instead of a read-modify-write of the gradient per pass. */
+    int row0, flush, flush_accumulate;
 } eng_bwd_args;
 
 struct eng_layer_ops {

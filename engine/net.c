@@ -268,11 +268,17 @@ static void forward_layers(eng_net *net, worker_mem *w, const float *x, int firs
     }
 }
 
-/* Backward over the same samples from the output gradient in w->dbuf[0]; accumulate adds
- * to the thread's gradients instead of writing; last marks the thread's last chunk, where
- * gradients become final layer by layer. The first layer's dx goes to net->dx_in when set. */
-static void backward_layers(eng_net *net, int t, const float *x, int first, int B, int accumulate,
-                            int last) {
+/* One pass of a thread's share: samples [first, first + B) of the step, rows [row0, row0 + B)
+ * of the window (eng_bwd_args); accumulate adds to the thread's gradients instead of
+ * writing; last marks the share's last pass, where gradients become final layer by layer
+ * (early calls); flush the window's last, flush_acc when an earlier window wrote. */
+typedef struct pass {
+    int first, B, accumulate, last, row0, flush, flush_acc;
+} pass;
+
+/* Backward over pass p's samples from the output gradient in w->dbuf[0]. The first
+ * layer's dx goes to net->dx_in when set. */
+static void backward_layers(eng_net *net, int t, const float *x, const pass *p) {
     worker_mem *w = &net->mem[t];
     const eng_model *m = net->model;
     int cur = 0;
@@ -281,7 +287,8 @@ static void backward_layers(eng_net *net, int t, const float *x, int first, int 
         if (l->ops->is_view)
             continue;
         const float *lin = i > 0 ? w->act[i - 1] : x; /* views alias their input */
-        float *dx_in = net->dx_in ? net->dx_in + (size_t)first * eng_shape_size(m->input) : NULL;
+        float *dx_in =
+            net->dx_in ? net->dx_in + (size_t)p->first * eng_shape_size(m->input) : NULL;
         eng_bwd_args a = {.dx = i > 0 ? w->dbuf[cur ^ 1] : dx_in,
                           .grads = w->grads,
                           .dy = w->dbuf[cur],
@@ -291,19 +298,22 @@ static void backward_layers(eng_net *net, int t, const float *x, int first, int 
                           .params = net->params,
                           .scratch = w->scratch,
                           .shared = net->shared[i],
-                          .batch = B,
-                          .accumulate = accumulate};
+                          .batch = p->B,
+                          .accumulate = p->accumulate,
+                          .row0 = p->row0,
+                          .flush = p->flush,
+                          .flush_accumulate = p->flush_acc};
         l->ops->backward(l, &a);
         cur ^= 1;
-        if (last && net->early && net->ready_lo[i] > 0)
+        if (p->last && net->early && net->ready_lo[i] > 0)
             grads_ready(net, t, i);
     }
 }
 
-/* Forward (and, when training, backward) over samples [first, first + B) of the step,
- * B <= the chunk size, through the loss. */
-static void run_chunk(eng_net *net, int t, int first, int B, int accumulate, int last) {
+/* Forward (and, when training, backward) over pass p's samples, through the loss. */
+static void run_chunk(eng_net *net, int t, const pass *p) {
     worker_mem *w = &net->mem[t];
+    const int first = p->first, B = p->B;
     const eng_model *m = net->model;
     const float *x = net->x + (size_t)first * eng_shape_size(m->input);
     const uint8_t *labels = net->labels + first;
@@ -326,7 +336,7 @@ static void run_chunk(eng_net *net, int t, int first, int B, int accumulate, int
         eng_sigmoid_bce_backward(w->dbuf[0], logits, labels, B, (float)net->batch);
     else
         eng_softmax_xent_backward(probs, probs, labels, B, C, (float)net->batch);
-    backward_layers(net, t, x, first, B, accumulate, last);
+    backward_layers(net, t, x, p);
 }
 
 /* Thread t's share of the step, in chunks small enough for the activations to stay in
@@ -342,9 +352,20 @@ static void run_share(void *arg, int t) {
     int tail = net->chunk;
     if (net->early) /* the share in one pass, up to net->tail samples */
         tail = B < net->tail ? B : net->tail;
-    for (int done = 0, n; done < B; done += n) {
+    /* passes of n samples; windows of up to net->tail rows (the rows saved holds) */
+    for (int done = 0, n, w0 = 0; done < B; done += n) {
         n = B - done <= tail ? B - done : net->chunk;
-        run_chunk(net, t, first + done, n, done > 0, done + n == B);
+        const int rest = B - done - n, next = rest <= tail ? rest : net->chunk;
+        const pass p = {.first = first + done,
+                        .B = n,
+                        .accumulate = done > 0,
+                        .last = rest == 0,
+                        .row0 = done - w0,
+                        .flush = rest == 0 || done + n - w0 + next > net->tail,
+                        .flush_acc = w0 > 0};
+        run_chunk(net, t, &p);
+        if (p.flush)
+            w0 = done + n;
     }
 }
 
@@ -452,7 +473,8 @@ void eng_net_backward(eng_net *net, const float *dy, float *dx) {
     memcpy(net->mem[0].dbuf[0], dy,
            sizeof(float) * (size_t)net->batch * eng_shape_size(m->layers[m->n - 1].out));
     net->dx_in = dx;
-    backward_layers(net, 0, net->x, 0, net->batch, 0, 0);
+    const pass whole = {.B = net->batch, .flush = 1};
+    backward_layers(net, 0, net->x, &whole);
     net->dx_in = NULL;
 }
 

@@ -388,7 +388,7 @@ static void train_step_statistics_match_eval(void **state) {
 
 /* Gradients of model m (dropout included) on `threads` threads. */
 static float *model_grads(const eng_model *m, const batch *b, int threads, uint64_t key) {
-    eng_net *net = net_new(m, 32, threads, 7);
+    eng_net *net = net_new(m, b->B > 32 ? b->B : 32, threads, 7);
     eng_batch_stats st = {0};
     eng_net_train_step(net, b->x, b->labels, b->B, key, &st);
     assert_int_equal(st.count, b->B);
@@ -422,9 +422,37 @@ static void thread_counts_agree_on(const char *model, const int *sizes, int n) {
 
 static void thread_counts_agree(void **state) {
     (void)state;
-    /* 30 runs in chunks on each thread; 1 leaves a thread without samples. */
-    const int sizes[] = {8, 7, 1, 30};
-    thread_counts_agree_on("mnist_cnn", sizes, 4);
+    /* 30 runs in chunks on each thread; 1 leaves a thread without samples; 70 on one thread
+     * is three windows of passes (32, 32, 6 samples), over which the dense layer's kernel
+     * gradient is made at each window's end (eng_bwd_args). */
+    const int sizes[] = {8, 7, 1, 30, 70};
+    thread_counts_agree_on("mnist_cnn", sizes, 5);
+}
+
+/* The step's gradient is the same, to rounding, whichever algorithm the convolutions run
+ * on: mnist_cnn's conv2 (and conv1 where pinned) on im2col, Winograd F(2x2) and F(4x4). */
+static void conv_algorithms_agree(void **state) {
+    (void)state;
+    eng_model m;
+    build(&m, eng_model_find("mnist_cnn"));
+    eng_model_set_conv(&m, ENG_CONV_IM2COL);
+    batch b = batch_new(&m, 13, 77);
+    float *want = model_grads(&m, &b, 2, 5);
+    const eng_conv_algo algos[] = {ENG_CONV_AUTO, ENG_CONV_WINOGRAD2, ENG_CONV_WINOGRAD4};
+    for (int i = 0; i < 3; i++) {
+        eng_model_set_conv(&m, algos[i]);
+        assert_int_equal(m.layers[2].wino, algos[i] == ENG_CONV_WINOGRAD4 ? 4 : 2);
+        assert_int_equal(m.layers[0].wino, algos[i] == ENG_CONV_AUTO        ? 0
+                                           : algos[i] == ENG_CONV_WINOGRAD4 ? 4
+                                                                            : 2);
+        float *g = model_grads(&m, &b, 2, 5);
+        char what[64];
+        snprintf(what, sizeof what, "mnist_cnn --conv %s vs im2col", eng_conv_algo_name(algos[i]));
+        compare_close(&m, want, g, what);
+        free(g);
+    }
+    free(want);
+    batch_free(&b);
 }
 
 /* imdb_lstm: 32 is one chunk per thread on 2 threads and two on one. */
@@ -812,6 +840,7 @@ int main(void) {
         cmocka_unit_test(thread_counts_agree),
         cmocka_unit_test(thread_counts_agree_lstm),
         cmocka_unit_test(chunk_size_keeps_gradients),
+        cmocka_unit_test(conv_algorithms_agree),
         cmocka_unit_test(same_threads_same_bits),
         cmocka_unit_test(same_threads_same_bits_lstm),
         cmocka_unit_test(grads_ready_calls_see_final_gradients),
