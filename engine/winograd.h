@@ -1,7 +1,8 @@
 /* winograd.h: a 3x3, stride-1, 'valid' Conv2D by Winograd's minimal filtering, F(m x m, 3x3)
  * for m = 2 (4x4 input tiles) and m = 4 (6x6 input tiles): the same results as
  * eng_conv2d_forward_part / _backward_part with KH = KW = 3, up to rounding, with 2.25x
- * (m = 2) or 4x (m = 4) fewer multiplications in the GEMMs. Not wired into a model yet.
+ * (m = 2) or 4x (m = 4) fewer multiplications in the GEMMs. Conv2D runs on it where
+ * eng_conv2d_plan says (conv2d.c).
  *
  * x (B, H, W, C) NHWC; kernel (3, 3, C, F) as Keras stores it; y (B, OH, OW, F), the
  * top-left OH x OW outputs (OH <= H-2, OW <= W-2). The outputs are cut into tiles of m x m
@@ -45,8 +46,9 @@ typedef struct eng_winograd_tf {
  * may run a modified copy. */
 const eng_winograd_tf *eng_winograd_tf_for(int m);
 
-/* The transformed kernel U (alpha^2 planes of C x F, each padded by 16 floats: the
- * floats eng_winograd_kernel_floats says) of kernel (3, 3, C, F). It depends on the kernel
+/* The transformed kernel U (alpha^2 planes of C x F, each padded by 16 floats, then the same
+ * planes transposed, F x C, for the backward: the floats eng_winograd_kernel_floats says) of
+ * kernel (3, 3, C, F). It depends on the kernel
  * alone, so a caller makes it once per weight update and every chunk's forward and backward
  * (whatever thread) reads it. */
 size_t eng_winograd_kernel_floats(const eng_winograd_tf *t, int C, int F);
