@@ -7,7 +7,7 @@
  *
  * Summation orders, fixed: y over the taps in kernel order (across chunks through y
  * itself, exact in float); dkernel over the output pixels in (n, oh, ow) order; dx over
- * the taps that read the input, then the filters in vectors, then the vector's lanes. */
+ * the taps that read the input, then the filters in vectors, then the lanes in order. */
 #include "engine/conv2d_direct.h"
 
 #include "engine/activation.h"
@@ -207,22 +207,37 @@ void eng_conv2d_direct_forward(float *y, const float *x, const float *kernel, co
 /* --- backward --- */
 
 /* dkernel rows t0 .. t0 + nt, filters f0 .. f0 + NV*VW: the sums over every output pixel in
- * registers, then written or added. */
-ALWAYS void dk_chunk_n(float *dk, const float *x, const float *dy, const geom *g, int f0, int t0,
-                       int nt, int NV, int accumulate) {
-    vec acc[TB][NVMAX];
+ * registers, then written or added. fuse (the first chunk, when the backward fuses the
+ * epilogue's gradient): dy is first masked by the ReLU (relu; stored back) and summed into
+ * db (not NULL), from its old value when accumulate: eng_act_backward and eng_bias_backward
+ * in the same pass, with their results and order of sums. */
+ALWAYS void dk_chunk_n(float *dk, float *db, float *dy, const float *x, const float *y,
+                       const geom *g, int f0, int t0, int nt, int NV, int accumulate, int fuse,
+                       int relu) {
+    vec acc[TB][NVMAX], dbs[NVMAX];
     for (int t = 0; t < nt; t++)
         for (int v = 0; v < NV; v++)
             acc[t][v] = (vec){0};
+    for (int v = 0; v < NV; v++)
+        dbs[v] = fuse && db && accumulate ? LD(db + f0 + v * VW) : (vec){0};
     for (int n = 0; n < g->B; n++)
         for (int oh = 0; oh < g->OH; oh++) {
+            const size_t row = ((size_t)n * g->OH + oh) * g->OW * g->F + f0;
             const float *xr = x + ((size_t)n * g->H + oh) * g->W * g->C;
-            const float *dr = dy + ((size_t)n * g->OH + oh) * g->OW * g->F + f0;
             for (int ow = 0; ow < g->OW; ow++) {
                 const float *xp = xr + (size_t)ow * g->C;
+                float *dp = dy + row + (size_t)ow * g->F;
                 vec d[NVMAX];
-                for (int v = 0; v < NV; v++)
-                    d[v] = LD(dr + (size_t)ow * g->F + v * VW);
+                for (int v = 0; v < NV; v++) {
+                    d[v] = LD(dp + v * VW);
+                    if (fuse && relu) {
+                        const vec yv = LD(y + row + (size_t)ow * g->F + v * VW);
+                        d[v] = (vec)((ivec)d[v] & (ivec)(yv > (vec){0}));
+                        ST(dp + v * VW, d[v]);
+                    }
+                    if (fuse && db)
+                        dbs[v] += d[v];
+                }
                 for (int t = 0; t < nt; t++) {
                     const float s = xp[g->xoff[t]];
                     for (int v = 0; v < NV; v++)
@@ -235,18 +250,25 @@ ALWAYS void dk_chunk_n(float *dk, const float *x, const float *dy, const geom *g
             float *p = dk + (size_t)(t0 + t) * g->F + f0 + v * VW;
             ST(p, accumulate ? LD(p) + acc[t][v] : acc[t][v]);
         }
+    if (fuse && db)
+        for (int v = 0; v < NV; v++)
+            ST(db + f0 + v * VW, dbs[v]);
 }
 
 #define DK_CASE(N)                                                                                 \
     case N:                                                                                        \
-        if (NV == 2)                                                                               \
-            dk_chunk_n(dk, x, dy, g, f0, t0, N, 2, accumulate);                                    \
+        if (NV == 2 && fuse)                                                                       \
+            dk_chunk_n(dk, db, dy, x, y, g, f0, t0, N, 2, accumulate, 1, relu);                    \
+        else if (NV == 2)                                                                          \
+            dk_chunk_n(dk, db, dy, x, y, g, f0, t0, N, 2, accumulate, 0, 0);                       \
+        else if (fuse)                                                                             \
+            dk_chunk_n(dk, db, dy, x, y, g, f0, t0, N, 1, accumulate, 1, relu);                    \
         else                                                                                       \
-            dk_chunk_n(dk, x, dy, g, f0, t0, N, 1, accumulate);                                    \
+            dk_chunk_n(dk, db, dy, x, y, g, f0, t0, N, 1, accumulate, 0, 0);                       \
         break;
 
-static void dk_chunk(float *dk, const float *x, const float *dy, const geom *g, int f0, int t0,
-                     int nt, int NV, int accumulate) {
+static void dk_chunk(float *dk, float *db, float *dy, const float *x, const float *y, const geom *g,
+                     int f0, int t0, int nt, int NV, int accumulate, int fuse, int relu) {
     switch (nt) {
         DK_CASE(1)
         DK_CASE(2)
@@ -283,7 +305,8 @@ static void dk_tail(float *dk, const float *x, const float *dy, const geom *g, i
 /* dx[n, ih, iw, c] = sum over the taps (ki, kj) whose output (ih-ki, iw-kj) was computed of
  * dy[that output] . kernel[ki, kj, c]: gathered, so each element is written once, zeros
  * where no output reads it. The filters' products go into one vector, summed across its
- * lanes at the end, in lane order. */
+ * lanes in order at the end (a tree of halves measured no faster), then the tail filters'
+ * sum added. */
 static void dx_gather(float *dx, const float *dy, const float *kernel, const geom *g, int KH,
                       int KW) {
     const int F = g->F, C = g->C;
@@ -326,8 +349,13 @@ void eng_conv2d_direct_backward(float *dx, float *dkernel, float *dbias, float *
                "B %d, C %d, F %d: output %dx%d from input %dx%d, kernel %dx%d", B, C, F, OH, OW, H,
                W, KH, KW);
     const size_t M = (size_t)B * OH * OW;
-    eng_act_backward(dy, y, M * F, act);
-    eng_bias_backward(dbias, dy, M, F, accumulate);
+    /* The activation's and the bias's gradients in the first pass over dy, when every
+     * filter is in a vector block; else first, as conv2d.c. */
+    const int fused = (act == ENG_ACT_NONE || act == ENG_ACT_RELU) && F % VW == 0;
+    if (!fused) {
+        eng_act_backward(dy, y, M * F, act);
+        eng_bias_backward(dbias, dy, M, F, accumulate);
+    }
     geom g = {.B = B, .H = H, .W = W, .C = C, .F = F, .OH = OH, .OW = OW};
     const int T = KH * KW * C;
     int f0 = 0;
@@ -336,7 +364,8 @@ void eng_conv2d_direct_backward(float *dx, float *dkernel, float *dbias, float *
         for (int t0 = 0; t0 < T; t0 += TB) {
             const int nt = T - t0 < TB ? T - t0 : TB;
             chunk_offsets(&g, KW, t0, nt);
-            dk_chunk(dkernel, x, dy, &g, f0, t0, nt, NV, accumulate);
+            dk_chunk(dkernel, dbias, dy, x, y, &g, f0, t0, nt, NV, accumulate, fused && t0 == 0,
+                     act == ENG_ACT_RELU);
         }
         if (NV == 1) {
             f0 += VW;
