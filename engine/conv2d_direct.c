@@ -166,8 +166,9 @@ int eng_conv2d_direct_suits(int KH, int KW, int C, int F) {
     /* The kernel rows of a 32-filter block take 2 of the 32 AVX-512 registers per tap: 9
      * taps hold 18, and 4 pixels' accumulators 8 more (forward); the kernel gradient's 18
      * accumulators, 2 for dy and the broadcasts (backward). More taps run in chunks of 9,
-     * correct but re-reading y or dy once per chunk, where im2col's GEMM (K >= 10) starts
-     * to pay for its packing. F does not matter: filters go 32 at a time. */
+     * correct but re-reading y or dy once per chunk and not yet measured against im2col
+     * (whose packing matters less as K grows): left to im2col. F does not matter: filters
+     * go 32 at a time (a tail under 16 runs scalar). */
     (void)F;
     return KH >= 1 && KW >= 1 && C >= 1 && KH * KW * C <= ENG_CONV2D_DIRECT_MAX_TAPS;
 }
