@@ -1,7 +1,9 @@
 /* bench_winograd.c: one 3x3 convolution's forward + backward (with dx) on one thread, im2col
  * + sgemm (eng_conv2d_forward_part / _backward_part) against Winograd F(2x2) and F(4x4)
- * (engine/winograd.h), at mnist_cnn's conv2 shape per thread chunk (B 4, 13x13x32 -> the
+ * (engine/winograd.h), and against the direct loops (engine/conv2d_direct.h) where
+ * eng_conv2d_direct_suits, at mnist_cnn's conv2 shape per thread chunk (B 4, 13x13x32 -> the
  * 10x10 of 11x11 that the floor pool reads, 64 filters) and a larger 26x26x32 -> 24x24x64.
+ * "bwd no dx" is the backward without the input gradient, as a first layer runs it.
  *
  *   build/tests/bench/bench_winograd [--rounds 7] [--min-time 0.2] [--chunks 8]
  *
@@ -13,6 +15,7 @@
 #include "engine/base/base.h"
 #include "engine/blas.h"
 #include "engine/conv2d.h"
+#include "engine/conv2d_direct.h"
 #include "engine/rng.h"
 #include "engine/winograd.h"
 
@@ -38,11 +41,23 @@ typedef struct bufs {
     float *x, *k, *b, *y, *dy, *dx, *dk, *db, *col, *saved, *scratch, *U;
 } bufs;
 
-/* method 0: im2col; else the tile size m. phase 1 forward, 2 backward, 3 both, 4 the
- * kernel transform alone (once per weight update, shared by a step's chunks). */
+#define DIRECT 1 /* the method number of the direct loops */
+
+/* method 0: im2col; DIRECT; else the tile size m. phase 1 forward, 2 backward, 3 both, 4
+ * the kernel transform alone (once per weight update, shared by a step's chunks), 8 the
+ * backward without dx (a first layer's). */
 static void step(const shape *s, bufs *u, int method, int phase) {
-    const size_t ny = (size_t)s->B * s->OH * s->OW * s->F;
-    const eng_winograd_tf *t = method ? eng_winograd_tf_for(method) : NULL;
+    const eng_winograd_tf *t = method > DIRECT ? eng_winograd_tf_for(method) : NULL;
+    if (method == DIRECT) {
+        if (phase & 1)
+            eng_conv2d_direct_forward(u->y, u->x, u->k, u->b, s->B, s->H, s->W, s->C, 3, 3, s->F,
+                                      s->OH, s->OW, ENG_ACT_RELU);
+        if (phase & 10)
+            eng_conv2d_direct_backward(phase & 8 ? NULL : u->dx, u->dk, u->db, u->dy, u->y, u->x,
+                                       u->k, s->B, s->H, s->W, s->C, 3, 3, s->F, s->OH, s->OW,
+                                       ENG_ACT_RELU, 1);
+        return;
+    }
     if (phase & 4) {
         if (t)
             eng_winograd_kernel_transform(u->U, u->k, s->C, s->F, t);
@@ -55,20 +70,27 @@ static void step(const shape *s, bufs *u, int method, int phase) {
             eng_conv2d_forward_part(u->y, u->col, u->x, u->k, u->b, s->B, s->H, s->W, s->C, 3, 3,
                                     s->F, s->OH, s->OW, ENG_ACT_RELU);
     }
-    if (phase & 2) {
-        for (size_t i = 0; i < ny; i++) /* a gradient; the ReLU mask from y */
-            u->dy[i] = (float)(i % 7) * 0.1f - 0.3f;
+    if (phase & 10) {
+        float *dx = phase & 8 ? NULL : u->dx;
         if (t)
-            eng_winograd_backward(u->dx, u->dk, u->db, u->dy, u->saved, u->scratch, u->y, u->U,
-                                  s->B, s->H, s->W, s->C, s->F, s->OH, s->OW, t, ENG_ACT_RELU, 1);
+            eng_winograd_backward(dx, u->dk, u->db, u->dy, u->saved, u->scratch, u->y, u->U, s->B,
+                                  s->H, s->W, s->C, s->F, s->OH, s->OW, t, ENG_ACT_RELU, 1);
         else
-            eng_conv2d_backward_part(u->dx, u->dk, u->db, u->dy, u->col, u->y, u->k, s->B, s->H,
-                                     s->W, s->C, 3, 3, s->F, s->OH, s->OW, ENG_ACT_RELU, 1);
+            eng_conv2d_backward_part(dx, u->dk, u->db, u->dy, u->col, u->y, u->k, s->B, s->H, s->W,
+                                     s->C, 3, 3, s->F, s->OH, s->OW, ENG_ACT_RELU, 1);
     }
 }
 
+/* A gradient for the backward to consume (it overwrites dy; the ReLU mask from y): set
+ * outside the timing, whose 86k-element modulo loop took 50 us, a third of conv1's. */
+static void fill_dy(const shape *s, bufs *u) {
+    const size_t ny = (size_t)s->B * s->OH * s->OW * s->F;
+    for (size_t i = 0; i < ny; i++)
+        u->dy[i] = (float)(i % 7) * 0.1f - 0.3f;
+}
+
 /* Seconds per call of the phase, best of rounds. Backward alone re-runs the forward first
- * (untimed) since it consumes saved/col. */
+ * (untimed) since it consumes saved/col and overwrites dy. */
 static double time_phase(const shape *s, bufs *u, int method, int phase, int rounds,
                          double min_time) {
     double best = 1e30;
@@ -76,8 +98,10 @@ static double time_phase(const shape *s, bufs *u, int method, int phase, int rou
         double spent = 0;
         int reps = 0;
         while (spent < min_time) {
-            if (phase == 2)
+            if (phase == 2 || phase == 8)
                 step(s, u, method, 1);
+            if (phase & 10)
+                fill_dy(s, u);
             double t0 = now();
             step(s, u, method, phase);
             spent += now() - t0;
@@ -152,23 +176,31 @@ int main(int argc, char **argv) {
         printf("%s, B %d: direct FLOPs %.1f M (forward + dkernel + dx)\n", s->name, s->B,
                flops * 1e-6);
         double base = 0;
-        static const int methods[] = {0, 2, 4};
-        for (int mi = 0; mi < 3; mi++) {
+        static const int methods[] = {0, 2, 4, DIRECT};
+        for (int mi = 0; mi < 4; mi++) {
             const int m = methods[mi];
+            if (m == DIRECT && !eng_conv2d_direct_suits(3, 3, s->C, s->F))
+                continue;
+            fill_dy(s, &u);
             step(s, &u, m, 7); /* warm up; U for the forward */
             const double tf = time_phase(s, &u, m, 1, rounds, min_time);
             const double tb = time_phase(s, &u, m, 2, rounds, min_time);
-            const double tk = m ? time_phase(s, &u, m, 4, rounds, min_time) : 0.0;
+            const double tb0 = time_phase(s, &u, m, 8, rounds, min_time);
+            const double tk = m > DIRECT ? time_phase(s, &u, m, 4, rounds, min_time) : 0.0;
             /* a step of `chunks` chunks: one kernel transform, then each chunk's passes */
             const double tt = time_phase(s, &u, m, 3, rounds, min_time) + tk / chunks;
             if (m == 0)
                 base = tt;
             char name[16] = "im2col";
-            if (m)
+            if (m == DIRECT)
+                snprintf(name, sizeof name, "direct");
+            else if (m)
                 snprintf(name, sizeof name, "F(%dx%d)", m, m);
-            printf("  %-7s forward %7.1f us  backward %7.1f us  kernel transform %6.1f us  "
-                   "per chunk %7.1f us  %6.1f GFLOP/s effective  %.2fx im2col\n",
-                   name, tf * 1e6, tb * 1e6, tk * 1e6, tt * 1e6, flops / tt * 1e-9, base / tt);
+            printf("  %-7s forward %7.1f us  backward %7.1f us  bwd no dx %7.1f us  kernel "
+                   "transform %6.1f us  per chunk %7.1f us  %6.1f GFLOP/s effective  %.2fx "
+                   "im2col\n",
+                   name, tf * 1e6, tb * 1e6, tb0 * 1e6, tk * 1e6, tt * 1e6, flops / tt * 1e-9,
+                   base / tt);
         }
         void *all[] = {u.x, u.k, u.b, u.y, u.dy, u.dx, u.dk, u.db, u.col, u.saved, u.scratch, u.U};
         for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
