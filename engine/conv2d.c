@@ -223,7 +223,7 @@ void eng_conv2d_plan(eng_layer *l) {
     /* Few input taps (a first layer, conv1's 9): the direct loops, which ran conv1 (B 4,
      * forward + kernel gradient) at 32 us against im2col's 81 us on SkylakeX and 33 against
      * 134 on Haswell (bench_winograd); Winograd there is slower than im2col. */
-    l->direct = l->conv == ENG_CONV_AUTO && plain && eng_conv2d_direct_suits(s->kh, s->kw, C, F);
+    l->direct = l->conv != ENG_CONV_IM2COL && plain && eng_conv2d_direct_suits(s->kh, s->kw, C, F);
     int m = 0;
     if (fits && !l->direct) {
         switch (l->conv) {

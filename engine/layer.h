@@ -61,8 +61,9 @@ typedef enum eng_init {
     ENG_INIT_ONES,             /* BatchNormalization gamma and moving_variance */
 } eng_init;
 
-/* How a Conv2D computes (eng_model_set_conv). AUTO is the engine's rule (conv2d.h); the
- * others pin it where the layer allows, im2col elsewhere. */
+/* How a Conv2D computes (eng_model_set_conv). AUTO is the engine's rule (conv2d.c); IM2COL
+ * pins im2col everywhere; the Winograd ones pin it (and its tile) on the 3x3, stride-1,
+ * 'valid' layers the direct loops do not take (those of at most 9 input taps). */
 typedef enum eng_conv_algo {
     ENG_CONV_AUTO,
     ENG_CONV_IM2COL,    /* im2col + one sgemm: any kernel, stride, padding */

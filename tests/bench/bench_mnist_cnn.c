@@ -3,6 +3,11 @@
  *
  *   build/tests/bench/bench_mnist_cnn [--model mnist_cnn] [--batch 32] [--threads 1,2]
  *                                     [--steps 400] [--warmup 30] [--json]
+ *                                     [--conv auto|im2col|winograd|winograd2|winograd4]
+ *                                     [--chunk N]
+ *
+ * --conv pins how the convolutions compute (eng_model_set_conv); --chunk overrides the
+ * samples a thread runs through the layers at a time (the model definition's chunk).
  *
  * A step is what `pstrain train` does per batch: gather + forward + backward + gradient
  * reduction + Adam. Inputs are random pixels: speed does not depend on the data. The
@@ -95,8 +100,8 @@ static double train_rate(const eng_model *m, int batch, int threads, int warmup,
 
 int main(int argc, char **argv) {
     pst_flush_denormals(); /* as pstrain runs */
-    const char *model = "mnist_cnn", *threads_list = "1,2";
-    int batch = 32, steps = 400, warmup = 30, json = 0;
+    const char *model = "mnist_cnn", *threads_list = "1,2", *conv = "auto";
+    int batch = 32, steps = 400, warmup = 30, json = 0, chunk = -1;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (strcmp(a, "--json") == 0) {
@@ -117,20 +122,31 @@ int main(int argc, char **argv) {
             steps = atoi(v);
         else if (strcmp(a, "--warmup") == 0)
             warmup = atoi(v);
+        else if (strcmp(a, "--conv") == 0)
+            conv = v;
+        else if (strcmp(a, "--chunk") == 0)
+            chunk = atoi(v);
         else {
             fprintf(stderr, "bench_mnist_cnn: %s: unknown flag\n", a);
             return 2;
         }
         i++;
     }
-    const eng_model_def *def = eng_model_find(model);
-    if (!def || batch < 1 || steps < 1 || warmup < 0) {
-        fprintf(stderr, "bench_mnist_cnn: bad --model, --batch, --steps or --warmup\n");
+    const eng_model_def *found = eng_model_find(model);
+    eng_conv_algo algo;
+    if (!found || batch < 1 || steps < 1 || warmup < 0 || (chunk != -1 && chunk < 1) ||
+        eng_conv_algo_parse(conv, &algo) != PST_OK) {
+        fprintf(stderr,
+                "bench_mnist_cnn: bad --model, --batch, --steps, --warmup, --conv or --chunk\n");
         return 2;
     }
+    eng_model_def def = *found;
+    if (chunk > 0)
+        def.chunk = chunk;
     eng_model m;
     char err[256];
-    PST_ASSERT(eng_model_build(&m, def, err, sizeof err) == PST_OK, "%s", err);
+    PST_ASSERT(eng_model_build(&m, &def, err, sizeof err) == PST_OK, "%s", err);
+    eng_model_set_conv(&m, algo);
     const double flops = eng_model_flops_train(&m);
     char list[64];
     snprintf(list, sizeof list, "%s", threads_list);
