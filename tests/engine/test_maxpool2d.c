@@ -1,7 +1,7 @@
 /* test_maxpool2d.c: MaxPooling2D against a direct loop (values and winners), its gradient
  * against central differences of L = sum(y * R), and the edges: sizes that drop trailing
  * rows and columns (their gradient is exactly 0), non-square pools, ties (the first
- * position wins and alone gets the gradient), all-negative windows.
+ * position wins and alone gets the gradient, also -0 against +0), all-negative windows.
  *
  * Inputs for the difference checks are distinct values 0.05 apart, so a probe of 0.01 can
  * never change a window's winner: the loss is exactly linear in every element. */
@@ -32,8 +32,7 @@ typedef struct pool_ctx {
     const pool_case *c;
     int OH, OW;
     size_t nx, ny;
-    float *x, *y, *r, *dx;
-    uint8_t *argmax;
+    float *x, *y, *r, *dx, *dy;
 } pool_ctx;
 
 static void ctx_init(pool_ctx *k, const pool_case *c, uint64_t seed) {
@@ -47,8 +46,8 @@ static void ctx_init(pool_ctx *k, const pool_case *c, uint64_t seed) {
     k->dx = pst_alloc(sizeof(float) * k->nx);
     k->y = pst_alloc(sizeof(float) * k->ny);
     k->r = pst_alloc(sizeof(float) * k->ny);
-    k->argmax = pst_alloc(k->ny);
-    assert_true(k->x && k->dx && k->y && k->r && k->argmax);
+    k->dy = pst_alloc(sizeof(float) * k->ny);
+    assert_true(k->x && k->dx && k->y && k->r && k->dy);
     eng_rng rng;
     eng_rng_seed(&rng, seed);
     tu_fill_distinct(k->x, k->nx, -0.05f * (float)(k->nx / 2), 0.05f, &rng);
@@ -60,19 +59,20 @@ static void ctx_deinit(pool_ctx *k) {
     pst_free(k->dx);
     pst_free(k->y);
     pst_free(k->r);
-    pst_free(k->argmax);
+    pst_free(k->dy);
 }
 
 static void forward(pool_ctx *k) {
     const pool_case *c = k->c;
-    eng_maxpool2d_forward(k->y, k->argmax, k->x, c->B, c->H, c->W, c->C, c->PH, c->PW);
+    eng_maxpool2d_forward(k->y, k->x, c->B, c->H, c->W, c->C, c->PH, c->PW);
 }
 
 static void backward(pool_ctx *k, const float *dy) {
     const pool_case *c = k->c;
     for (size_t i = 0; i < k->nx; i++)
-        k->dx[i] = GARBAGE; /* "written in full" */
-    eng_maxpool2d_backward(k->dx, dy, k->argmax, c->B, c->H, c->W, c->C, c->PH, c->PW);
+        k->dx[i] = GARBAGE;                   /* "written in full" */
+    memcpy(k->dy, dy, sizeof(float) * k->ny); /* the backward may overwrite it */
+    eng_maxpool2d_backward(k->dx, k->dy, k->x, k->y, c->B, c->H, c->W, c->C, c->PH, c->PW);
 }
 
 static double pool_loss(void *arg) {
@@ -85,7 +85,7 @@ static size_t xi(const pool_case *c, int n, int h, int w, int ch) {
     return (((size_t)n * c->H + h) * c->W + w) * c->C + ch;
 }
 
-/* y and argmax against a direct loop (first maximum wins), bit for bit; then dx: each
+/* y against a direct loop (first maximum wins), bit for bit; then dx: each
  * window's winner holds dy, every other input (dropped rows and columns included) 0. */
 static void check_exact(pool_ctx *k) {
     const pool_case *c = k->c;
@@ -108,9 +108,9 @@ static void check_exact(pool_ctx *k) {
                             }
                         }
                     size_t o = (((size_t)n * k->OH + oh) * k->OW + ow) * c->C + ch;
-                    if (k->y[o] != m || k->argmax[o] != best)
-                        fail_msg("%s: output (%d,%d,%d,%d): y %g argmax %d, expected %g at %d",
-                                 c->name, n, oh, ow, ch, k->y[o], k->argmax[o], m, best);
+                    if (k->y[o] != m)
+                        fail_msg("%s: output (%d,%d,%d,%d): y %g, expected %g", c->name, n, oh, ow,
+                                 ch, k->y[o], m);
                     want_dx[xi(c, n, oh * c->PH + best / c->PW, ow * c->PW + best % c->PW, ch)] =
                         k->r[o];
                 }
@@ -175,19 +175,14 @@ static void ties_go_to_the_first(void **state) {
         /* row 1 */ 3, 9, 3, 2, 3, 0, 3, -1,
     };
     float dx[16], y2[4];
-    uint8_t argmax[4];
-    eng_maxpool2d_forward(y2, argmax, x, 1, 2, 4, 2, 2, 2);
+    eng_maxpool2d_forward(y2, x, 1, 2, 4, 2, 2, 2);
     /* window 0 (cols 0-1): ch0 all 3 -> pos 0; ch1 {1, 4, 9, 2} -> 9 at pos 2 (row 1, col 0)
      * window 1 (cols 2-3): ch0 all 3 -> pos 0; ch1 {9, 9, 0, -1} -> first 9 at pos 0 */
-    assert_int_equal(argmax[0], 0);
-    assert_int_equal(argmax[1], 2);
-    assert_int_equal(argmax[2], 0);
-    assert_int_equal(argmax[3], 0);
     assert_true(y2[0] == 3 && y2[1] == 9 && y2[2] == 3 && y2[3] == 9);
-    const float dy[4] = {10, 20, 30, 40};
+    float dy[4] = {10, 20, 30, 40};
     for (int i = 0; i < 16; i++)
         dx[i] = GARBAGE;
-    eng_maxpool2d_backward(dx, dy, argmax, 1, 2, 4, 2, 2, 2);
+    eng_maxpool2d_backward(dx, dy, x, y2, 1, 2, 4, 2, 2, 2);
     const float want[16] = {
         10, 0,  0, 0, 30, 40, 0, 0, /* row 0 */
         0,  20, 0, 0, 0,  0,  0, 0, /* row 1 */
@@ -201,11 +196,23 @@ static void ties_go_to_the_first(void **state) {
 static void negative_windows(void **state) {
     (void)state;
     const float x[4] = {-5, -2, -7, -3};
-    float y;
-    uint8_t a;
-    eng_maxpool2d_forward(&y, &a, x, 1, 2, 2, 1, 2, 2);
+    float y, dy = 1.0f, dx[4];
+    eng_maxpool2d_forward(&y, x, 1, 2, 2, 1, 2, 2);
     assert_true(y == -2.0f);
-    assert_int_equal(a, 1);
+    eng_maxpool2d_backward(dx, &dy, x, &y, 1, 2, 2, 1, 2, 2);
+    assert_true(dx[0] == 0.0f && dx[1] == 1.0f && dx[2] == 0.0f && dx[3] == 0.0f);
+}
+
+/* -0 and +0 compare equal: the first of them is the window's maximum (its bits stay in y)
+ * and alone gets the gradient, as a ReLU's zeros do. */
+static void signed_zeros_tie(void **state) {
+    (void)state;
+    const float x[4] = {-0.0f, 0.0f, -1.0f, 0.0f};
+    float y, dy = 5.0f, dx[4];
+    eng_maxpool2d_forward(&y, x, 1, 2, 2, 1, 2, 2);
+    assert_true(y == 0.0f && signbit(y));
+    eng_maxpool2d_backward(dx, &dy, x, &y, 1, 2, 2, 1, 2, 2);
+    assert_true(dx[0] == 5.0f && dx[1] == 0.0f && dx[2] == 0.0f && dx[3] == 0.0f);
 }
 
 int main(void) {
@@ -221,6 +228,7 @@ int main(void) {
         cmocka_unit_test(mnist_max_pooling2d_1_shape),
         cmocka_unit_test(ties_go_to_the_first),
         cmocka_unit_test(negative_windows),
+        cmocka_unit_test(signed_zeros_tie),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
