@@ -276,8 +276,7 @@ const char *eng_conv2d_algo_name(const eng_layer *l) {
 /* Winograd's U from the kernel, unless the kernel is the one U was made from (inference
  * over unchanged weights; in training they change every step and the compare stops at
  * once). */
-static void conv2d_prepare(const eng_layer *l, const float *params, void *shared, int training) {
-    (void)training; /* the forward reads U too */
+static void conv2d_prepare(const eng_layer *l, const float *params, void *shared) {
     if (!l->wino)
         return;
     const eng_winograd_tf *t = eng_winograd_tf_for(l->wino);

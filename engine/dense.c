@@ -45,14 +45,8 @@ static int dense_build(eng_layer *l, eng_layout *lay, char *err, size_t errlen) 
      * 4): the layer's backward went from 11% of a step to ...; a GAN's 100 -> 12544 does not
      * qualify, nor does any 10-unit output. */
     const size_t N = (size_t)l->spec.units;
-    if (((size_t)K + N) * 32 < (size_t)K * N) {
+    if (((size_t)K + N) * 32 < (size_t)K * N)
         l->saved_bytes = sizeof(float) * ((size_t)K + N);
-        /* and the kernel transposed, made once per step, for the input gradient: dy (B, N)
-         * . kernel^T as a plain product runs on OpenBLAS's small-matrix kernel (SkylakeX,
-         * B 4, 1600 -> 128: 11 us against 72 us with the transposed operand; Haswell 51
-         * against 67) */
-        l->shared_bytes = sizeof(float) * (size_t)K * N;
-    }
     /* use_bias=False (no_bias): no bias tensor at all, as in Keras's layout */
     eng_layer_add_kernel_bias(l, lay, 2, (int[]){K, l->spec.units}, l->spec.units);
     return PST_OK;
@@ -64,31 +58,17 @@ static void dense_fwd(const eng_layer *l, const eng_fwd_args *a) {
                       l->spec.units, l->spec.act);
 }
 
-/* kernel^T (N, K) from kernel (K, N), for a training pass; in blocks that stay in L1. */
-static void dense_prepare(const eng_layer *l, const float *params, void *shared, int training) {
-    if (!training || !l->shared_bytes)
-        return;
-    const int K = l->in.c, N = l->spec.units;
-    const float *w = params + l->kernel;
-    float *wt = shared;
-    enum { BLK = 32 };
-    for (int k0 = 0; k0 < K; k0 += BLK)
-        for (int n0 = 0; n0 < N; n0 += BLK)
-            for (int n = n0; n < N && n < n0 + BLK; n++)
-                for (int k = k0; k < K && k < k0 + BLK; k++)
-                    wt[(size_t)n * K + k] = w[(size_t)k * N + n];
-}
-
 /* The backward with the kernel gradient made once per window: sample r of the window keeps
  * its input and output gradient as row r of saved, (K + N) floats, x then dy. */
 static void dense_bwd_window(const eng_layer *l, const eng_bwd_args *a) {
     const int K = l->in.c, N = l->spec.units, B = a->batch;
     float *dy = a->dy, *rows = a->saved;
     eng_act_backward(dy, a->y, (size_t)B * N, l->spec.act);
-    eng_bias_backward(l->spec.no_bias ? NULL : a->grads + l->bias, dy, (size_t)B, N, a->accumulate);
-    if (a->dx) /* dx (B, K) = dy (B, N) . kernel^T (N, K), the transpose prepare made */
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, B, K, N, 1.0f, dy, N, a->shared, K,
-                    0.0f, a->dx, K);
+    eng_bias_backward(l->spec.no_bias ? NULL : a->grads + l->bias, dy, (size_t)B, N,
+                      a->accumulate);
+    if (a->dx)
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B, K, N, 1.0f, dy, N,
+                    a->params + l->kernel, N, 0.0f, a->dx, K);
     const float *x = a->x, *g = dy;
     int ld_x = K, ld_g = N, n = B;
     if (a->row0 > 0 || !a->flush) { /* keep this pass's rows; a one-pass window needs none */
@@ -120,7 +100,6 @@ const eng_layer_ops eng_dense_ops = {
     .keras_class = "Dense",
     .keras_prefix = "dense",
     .build = dense_build,
-    .prepare = dense_prepare,
     .forward = dense_fwd,
     .backward = dense_bwd,
 };

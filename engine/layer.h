@@ -180,9 +180,8 @@ struct eng_layer_ops {
     int (*build)(eng_layer *l, eng_layout *lay, char *err, size_t errlen);
     /* Optional: makes the layer's shared memory (shared_bytes, zeroed at first) from the
      * parameters (Winograd's kernel transform), called on one thread before passes over
-     * params that may have changed since the last call; training: the passes will run
-     * backward too (what only the backward reads may be left stale otherwise). */
-    void (*prepare)(const eng_layer *l, const float *params, void *shared, int training);
+     * params that may have changed since the last call. */
+    void (*prepare)(const eng_layer *l, const float *params, void *shared);
     void (*forward)(const eng_layer *l, const eng_fwd_args *a);
     void (*backward)(const eng_layer *l, const eng_bwd_args *a);
 };

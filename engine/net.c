@@ -239,7 +239,7 @@ static void prepare_layers(eng_net *net) {
     const eng_model *m = net->model;
     for (int i = 0; i < m->n; i++)
         if (m->layers[i].ops->prepare)
-            m->layers[i].ops->prepare(&m->layers[i], net->params, net->shared[i], net->training);
+            m->layers[i].ops->prepare(&m->layers[i], net->params, net->shared[i]);
 }
 
 /* Forward over samples [first, first + B) of the step (x points at the first), B <= the
@@ -287,7 +287,8 @@ static void backward_layers(eng_net *net, int t, const float *x, const pass *p) 
         if (l->ops->is_view)
             continue;
         const float *lin = i > 0 ? w->act[i - 1] : x; /* views alias their input */
-        float *dx_in = net->dx_in ? net->dx_in + (size_t)p->first * eng_shape_size(m->input) : NULL;
+        float *dx_in =
+            net->dx_in ? net->dx_in + (size_t)p->first * eng_shape_size(m->input) : NULL;
         eng_bwd_args a = {.dx = i > 0 ? w->dbuf[cur ^ 1] : dx_in,
                           .grads = w->grads,
                           .dy = w->dbuf[cur],
