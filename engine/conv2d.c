@@ -199,20 +199,34 @@ static int conv2d_build(eng_layer *l, eng_layout *lay, char *err, size_t errlen)
 }
 
 /* The output tile side ENG_CONV_AUTO gives a layer Winograd can run, or 0 for im2col. From
- * bench_winograd (tests/bench/README.md: one SkylakeX core, 4 samples, forward + both
- * gradients, against im2col): with one input channel (conv1) F(2x2) ran at 0.59x and F(4x4)
- * at 0.64x, since each tile position's GEMM then has an inner dimension of 1; with C = 16,
- * 32, 64 both ran 1.5-2.2x. So Winograd from C >= 8. F(4x4) spends 36 multiplications per
- * 4x4 outputs to F(2x2)'s 16 per 2x2, but pads the output to a multiple of 4: at conv2's
- * 10x10 it does 0.81x F(2x2)'s GEMM work and ran no faster (1.59x against 1.58x), at 14x14
- * 0.73x (1.08x faster), at 8x8 and 24x24 0.56x (1.17x, 1.70x). It is also the less
- * accurate (winograd.h), so it is taken only where it saves a quarter of the work. */
+ * bench_winograd (tests/bench/README.md; one core, 4 samples, forward + both gradients +
+ * the kernel transform once per 8 chunks, speed against im2col on SkylakeX / Haswell):
+ *
+ *   output x C -> F        F(2x2)       F(4x4)       F(5x5)
+ *   10x10 x 32 -> 64       1.90 / 1.52  1.58 / 1.57  2.31 / 1.94   (mnist_cnn's conv2)
+ *   24x24 x 32 -> 64       1.34 / 1.72  2.61 / 2.60  2.44 / 2.47
+ *   14x14 x 16 -> 16       1.71 / 1.34  1.78 / 1.57  1.91 / 1.55
+ *    8x8  x 64 -> 64       1.82 / 1.65  2.07 / 1.99  1.46 / 1.34
+ *   26x26 x 1  -> 32       0.41 / 0.38  0.48 / 0.49  0.39 / 0.42   (conv1: the direct loops')
+ *
+ * With one input channel each tile position's GEMM has an inner dimension of 1: Winograd
+ * from C >= 8. Between tiles: a tile of alpha x alpha inputs costs alpha^2 GEMM rows and
+ * transforms of about alpha^3 operations per channel, and the output is padded to whole
+ * tiles; tiles x alpha^3 picks the fastest in every row above but 14x14 (where F(5x5) and
+ * F(4x4) are within noise), and F(4x4) at 10x10, where padding 10 to 12 costs it its gain.
+ * Ties go to the smaller tile, the more accurate (winograd.h). */
 static int auto_tile(int C, int OH, int OW) {
     if (C < 8)
         return 0;
-    const long w2 = 16L * ((OH + 1) / 2) * ((OW + 1) / 2);
-    const long w4 = 36L * ((OH + 3) / 4) * ((OW + 3) / 4);
-    return 4 * w4 <= 3 * w2 ? 4 : 2;
+    static const int ms[] = {2, 4, 5};
+    int best = 0;
+    long best_cost = 0;
+    for (int i = 0; i < 3; i++) {
+        const long m = ms[i], a = m + 2, cost = ((OH + m - 1) / m) * ((OW + m - 1) / m) * a * a * a;
+        if (!best || cost < best_cost)
+            best = (int)m, best_cost = cost;
+    }
+    return best;
 }
 
 void eng_conv2d_plan(eng_layer *l) {
@@ -238,6 +252,9 @@ void eng_conv2d_plan(eng_layer *l) {
             break;
         case ENG_CONV_WINOGRAD4:
             m = 4;
+            break;
+        case ENG_CONV_WINOGRAD5:
+            m = 5;
             break;
         case ENG_CONV_IM2COL:
             m = 0;
@@ -267,7 +284,8 @@ void eng_conv2d_plan(eng_layer *l) {
 }
 
 const char *eng_conv2d_algo_name(const eng_layer *l) {
-    return l->wino == 4   ? "winograd F(4x4,3x3)"
+    return l->wino == 5   ? "winograd F(5x5,3x3)"
+           : l->wino == 4 ? "winograd F(4x4,3x3)"
            : l->wino == 2 ? "winograd F(2x2,3x3)"
            : l->direct    ? "direct"
                           : "im2col";

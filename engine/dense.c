@@ -64,8 +64,7 @@ static void dense_bwd_window(const eng_layer *l, const eng_bwd_args *a) {
     const int K = l->in.c, N = l->spec.units, B = a->batch;
     float *dy = a->dy, *rows = a->saved;
     eng_act_backward(dy, a->y, (size_t)B * N, l->spec.act);
-    eng_bias_backward(l->spec.no_bias ? NULL : a->grads + l->bias, dy, (size_t)B, N,
-                      a->accumulate);
+    eng_bias_backward(l->spec.no_bias ? NULL : a->grads + l->bias, dy, (size_t)B, N, a->accumulate);
     if (a->dx)
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B, K, N, 1.0f, dy, N,
                     a->params + l->kernel, N, 0.0f, a->dx, K);

@@ -70,6 +70,7 @@ typedef enum eng_conv_algo {
     ENG_CONV_WINOGRAD,  /* Winograd F(m x m, 3x3), m by the rule: 3x3, stride 1, 'valid' */
     ENG_CONV_WINOGRAD2, /* F(2x2, 3x3) */
     ENG_CONV_WINOGRAD4, /* F(4x4, 3x3) */
+    ENG_CONV_WINOGRAD5, /* F(5x5, 3x3) */
 } eng_conv_algo;
 
 #define ENG_LAYER_TENSORS 4 /* the most tensors one layer owns */

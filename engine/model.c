@@ -305,7 +305,7 @@ void eng_model_set_conv(eng_model *m, eng_conv_algo conv) {
 static const char *const conv_names[] = {
     [ENG_CONV_AUTO] = "auto",           [ENG_CONV_IM2COL] = "im2col",
     [ENG_CONV_WINOGRAD] = "winograd",   [ENG_CONV_WINOGRAD2] = "winograd2",
-    [ENG_CONV_WINOGRAD4] = "winograd4",
+    [ENG_CONV_WINOGRAD4] = "winograd4", [ENG_CONV_WINOGRAD5] = "winograd5",
 };
 
 int eng_conv_algo_parse(const char *s, eng_conv_algo *out) {

@@ -70,8 +70,8 @@ int eng_model_build(eng_model *m, const eng_model_def *def, char *err, size_t er
  * more than the tolerances tests/engine/test_winograd.c derives. */
 void eng_model_set_conv(eng_model *m, eng_conv_algo conv);
 
-/* "auto", "im2col", "winograd", "winograd2", "winograd4" to *out: PST_OK, else PST_EARG
- * (nothing written). eng_conv_algo_name is the reverse. */
+/* "auto", "im2col", "winograd", "winograd2", "winograd4", "winograd5" to *out: PST_OK, else
+ * PST_EARG (nothing written). eng_conv_algo_name is the reverse. */
 int eng_conv_algo_parse(const char *s, eng_conv_algo *out);
 const char *eng_conv_algo_name(eng_conv_algo conv);
 

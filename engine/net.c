@@ -287,8 +287,7 @@ static void backward_layers(eng_net *net, int t, const float *x, const pass *p) 
         if (l->ops->is_view)
             continue;
         const float *lin = i > 0 ? w->act[i - 1] : x; /* views alias their input */
-        float *dx_in =
-            net->dx_in ? net->dx_in + (size_t)p->first * eng_shape_size(m->input) : NULL;
+        float *dx_in = net->dx_in ? net->dx_in + (size_t)p->first * eng_shape_size(m->input) : NULL;
         eng_bwd_args a = {.dx = i > 0 ? w->dbuf[cur ^ 1] : dx_in,
                           .grads = w->grads,
                           .dy = w->dbuf[cur],

@@ -1,6 +1,6 @@
-/* winograd.c: Conv2D 3x3 by F(2x2, 3x3) and F(4x4, 3x3) (see winograd.h). The transforms
- * run on vectors of VW channels (or filters) at once, contiguous in NHWC, with the sums in
- * registers; the GEMMs are OpenBLAS's.
+/* winograd.c: Conv2D 3x3 by F(2x2, 3x3), F(4x4, 3x3) and F(5x5, 3x3) (see winograd.h). The
+ * transforms run on vectors of VW channels (or filters) at once, contiguous in NHWC, with the sums
+ * in registers; the GEMMs are OpenBLAS's.
  *
  * Layouts: V (alpha^2, T, C), U and dU (alpha^2, C, F), M and dM (alpha^2, T, F), each
  * plane padded (plane_of); xi = i*alpha + j the position in the tile, t = (n*tH + th)*tW + tw
@@ -49,7 +49,38 @@ static const eng_winograd_tf tf4 = {
            {0, 1, -1.5f, -2, 1.5f, 1}},
 };
 
-const eng_winograd_tf *eng_winograd_tf_for(int m) { return m == 2 ? &tf2 : m == 4 ? &tf4 : NULL; }
+/* F(5x5, 3x3), points 0, 1, -1, 1/2, -1/2, 2 and infinity, derived as tf4 (with them the
+ * growth constants of tests/engine/test_winograd.c are 1620, 796, 6637; with 0, 1, -1, 1/2,
+ * -2, 1/4 they would be 12971, 2510, 30589). Its 7x7 input tiles give 5x5 outputs: the
+ * 10x10 that mnist_cnn's conv2 computes in 2x2 tiles, with 4 x 49 products per sample
+ * against F(2x2)'s 25 x 16 and F(4x4)'s 9 x 36. */
+static const eng_winograd_tf tf5 = {
+    .m = 5,
+    .alpha = 7,
+    .at = {{1, 1, 1, 1, 1, 1, 0},
+           {0, 1, -1, 0.5f, -0.5f, 2, 0},
+           {0, 1, 1, 0.25f, 0.25f, 4, 0},
+           {0, 1, -1, 0.125f, -0.125f, 8, 0},
+           {0, 1, 1, 0.0625f, 0.0625f, 16, 1}},
+    .g = {{-2, 0, 0},
+          {(float)(-2.0 / 3), (float)(-2.0 / 3), (float)(-2.0 / 3)},
+          {(float)(-2.0 / 9), (float)(2.0 / 9), (float)(-2.0 / 9)},
+          {(float)(16.0 / 9), (float)(8.0 / 9), (float)(4.0 / 9)},
+          {(float)(16.0 / 15), (float)(-8.0 / 15), (float)(4.0 / 15)},
+          {(float)(2.0 / 45), (float)(4.0 / 45), (float)(8.0 / 45)},
+          {0, 0, 1}},
+    .bt = {{-0.5f, 0.25f, 2.5f, -1.25f, -2, 1, 0},
+           {0, 0.5f, 0.25f, -2.25f, -1, 1, 0},
+           {0, -0.5f, 0.75f, 1.75f, -3, 1, 0},
+           {0, 1, 1.5f, -2, -1.5f, 1, 0},
+           {0, -1, 2.5f, 0, -2.5f, 1, 0},
+           {0, 0.25f, 0, -1.25f, 0, 1, 0},
+           {0, -0.5f, 0.25f, 2.5f, -1.25f, -2, 1}},
+};
+
+const eng_winograd_tf *eng_winograd_tf_for(int m) {
+    return m == 2 ? &tf2 : m == 4 ? &tf4 : m == 5 ? &tf5 : NULL;
+}
 
 static int tiles(int n, int m) { return (n + m - 1) / m; }
 
@@ -189,7 +220,9 @@ kernel_transform_impl(float *restrict U, const float *restrict kernel, int C, in
 /* kernel_transform_impl with the static tables as constants, else (a test's copy) as data. */
 static void kernel_transform(float *restrict U, const float *restrict kernel, int C, int F,
                              const eng_winograd_tf *t) {
-    if (t == &tf4)
+    if (t == &tf5)
+        kernel_transform_impl(U, kernel, C, F, &tf5);
+    else if (t == &tf4)
         kernel_transform_impl(U, kernel, C, F, &tf4);
     else if (t == &tf2)
         kernel_transform_impl(U, kernel, C, F, &tf2);
@@ -231,7 +264,9 @@ kernel_transform_adjoint_impl(float *restrict dkernel, const float *restrict dU,
  */
 static void kernel_transform_adjoint(float *restrict dkernel, const float *restrict dU, int C,
                                      int F, const eng_winograd_tf *t, int accumulate) {
-    if (t == &tf4)
+    if (t == &tf5)
+        kernel_transform_adjoint_impl(dkernel, dU, C, F, &tf5, accumulate);
+    else if (t == &tf4)
         kernel_transform_adjoint_impl(dkernel, dU, C, F, &tf4, accumulate);
     else if (t == &tf2)
         kernel_transform_adjoint_impl(dkernel, dU, C, F, &tf2, accumulate);
@@ -276,7 +311,9 @@ input_transform_impl(float *restrict V, const float *restrict x, int B, int H, i
 /* input_transform_impl with the static tables as constants, else (a test's copy) as data. */
 static void input_transform(float *restrict V, const float *restrict x, int B, int H, int W, int C,
                             int tH, int tW, const eng_winograd_tf *t) {
-    if (t == &tf4)
+    if (t == &tf5)
+        input_transform_impl(V, x, B, H, W, C, tH, tW, &tf5);
+    else if (t == &tf4)
         input_transform_impl(V, x, B, H, W, C, tH, tW, &tf4);
     else if (t == &tf2)
         input_transform_impl(V, x, B, H, W, C, tH, tW, &tf2);
@@ -325,7 +362,9 @@ input_transform_adjoint_impl(float *restrict dx, const float *restrict dV, int B
 static void input_transform_adjoint(float *restrict dx, const float *restrict dV, int B, int H,
                                     int W, int C, int tH, int tW, int HR, int WR,
                                     const eng_winograd_tf *t) {
-    if (t == &tf4)
+    if (t == &tf5)
+        input_transform_adjoint_impl(dx, dV, B, H, W, C, tH, tW, HR, WR, &tf5);
+    else if (t == &tf4)
         input_transform_adjoint_impl(dx, dV, B, H, W, C, tH, tW, HR, WR, &tf4);
     else if (t == &tf2)
         input_transform_adjoint_impl(dx, dV, B, H, W, C, tH, tW, HR, WR, &tf2);
@@ -371,7 +410,9 @@ output_transform_impl(float *restrict y, const float *restrict M, int B, int OH,
 /* output_transform_impl with the static tables as constants, else (a test's copy) as data. */
 static void output_transform(float *restrict y, const float *restrict M, int B, int OH, int OW,
                              int F, int tH, int tW, const eng_winograd_tf *t) {
-    if (t == &tf4)
+    if (t == &tf5)
+        output_transform_impl(y, M, B, OH, OW, F, tH, tW, &tf5);
+    else if (t == &tf4)
         output_transform_impl(y, M, B, OH, OW, F, tH, tW, &tf4);
     else if (t == &tf2)
         output_transform_impl(y, M, B, OH, OW, F, tH, tW, &tf2);
@@ -418,7 +459,9 @@ output_transform_adjoint_impl(float *restrict dM, const float *restrict dy, int 
  */
 static void output_transform_adjoint(float *restrict dM, const float *restrict dy, int B, int OH,
                                      int OW, int F, int tH, int tW, const eng_winograd_tf *t) {
-    if (t == &tf4)
+    if (t == &tf5)
+        output_transform_adjoint_impl(dM, dy, B, OH, OW, F, tH, tW, &tf5);
+    else if (t == &tf4)
         output_transform_adjoint_impl(dM, dy, B, OH, OW, F, tH, tW, &tf4);
     else if (t == &tf2)
         output_transform_adjoint_impl(dM, dy, B, OH, OW, F, tH, tW, &tf2);
@@ -428,7 +471,7 @@ static void output_transform_adjoint(float *restrict dM, const float *restrict d
 
 static void check_shape(const eng_winograd_tf *t, int B, int H, int W, int C, int F, int OH,
                         int OW) {
-    PST_ASSERT(t && (t->m == 2 || t->m == 4) && t->alpha == t->m + 2, "tile size %d",
+    PST_ASSERT(t && (t->m == 2 || t->m == 4 || t->m == 5) && t->alpha == t->m + 2, "tile size %d",
                t ? t->m : -1);
     PST_ASSERT(B >= 1 && C >= 1 && F >= 1 && OH >= 1 && OH <= H - 2 && OW >= 1 && OW <= W - 2,
                "B %d, C %d, F %d: output %dx%d from input %dx%d, kernel 3x3", B, C, F, OH, OW, H,

@@ -1,8 +1,9 @@
 /* winograd.h: a 3x3, stride-1, 'valid' Conv2D by Winograd's minimal filtering, F(m x m, 3x3)
- * for m = 2 (4x4 input tiles) and m = 4 (6x6 input tiles): the same results as
+ * for m = 2 (4x4 input tiles), m = 4 (6x6) and m = 5 (7x7): the same results as
  * eng_conv2d_forward_part / _backward_part with KH = KW = 3, up to rounding, with 2.25x
- * (m = 2) or 4x (m = 4) fewer multiplications in the GEMMs. Conv2D runs on it where
- * eng_conv2d_plan says (conv2d.c).
+ * (m = 2), 4x (m = 4) or 4.6x (m = 5) fewer multiplications in the GEMMs, and rounding
+ * errors that grow with m (tests/engine/test_winograd.c derives the bounds). Conv2D runs on
+ * it where eng_conv2d_plan says (conv2d.c).
  *
  * x (B, H, W, C) NHWC; kernel (3, 3, C, F) as Keras stores it; y (B, OH, OW, F), the
  * top-left OH x OW outputs (OH <= H-2, OW <= W-2). The outputs are cut into tiles of m x m
@@ -32,7 +33,7 @@
 
 #include <stddef.h>
 
-#define ENG_WINOGRAD_MAX_ALPHA 6
+#define ENG_WINOGRAD_MAX_ALPHA 7
 
 /* One tile size's transforms, row-major, in the corner of the fixed arrays. */
 typedef struct eng_winograd_tf {
@@ -42,7 +43,7 @@ typedef struct eng_winograd_tf {
     float bt[ENG_WINOGRAD_MAX_ALPHA][ENG_WINOGRAD_MAX_ALPHA]; /* B^T (alpha, alpha) */
 } eng_winograd_tf;
 
-/* The transforms of F(m x m, 3x3) for m = 2 or 4, else NULL. Static: do not free. Tests
+/* The transforms of F(m x m, 3x3) for m = 2, 4 or 5, else NULL. Static: do not free. Tests
  * may run a modified copy. */
 const eng_winograd_tf *eng_winograd_tf_for(int m);
 

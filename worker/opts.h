@@ -19,7 +19,7 @@ typedef struct wk_opts {
     int64_t epochs;
     int64_t batch;
     int64_t threads; /* 0: one per online CPU */
-    char conv[16];   /* --conv: auto | im2col | winograd | winograd2 | winograd4; empty: auto */
+    char conv[16];   /* --conv: auto, im2col, winograd, winograd2, 4 or 5; empty: auto */
     int64_t seed;
     int64_t max_steps; /* 0: no limit */
     double lr;         /* < 0: the optimizer's Keras default */
@@ -65,9 +65,10 @@ typedef struct wk_opts {
 static inline int wk_opts_conv(const wk_opts *o, eng_model *m, char *err, size_t errlen) {
     eng_conv_algo conv = ENG_CONV_AUTO;
     if (o->conv[0] && eng_conv_algo_parse(o->conv, &conv) != PST_OK)
-        return pst_err(err, errlen, PST_EARG,
-                       "--conv: expected auto, im2col, winograd, winograd2 or winograd4, got '%s'",
-                       o->conv);
+        return pst_err(
+            err, errlen, PST_EARG,
+            "--conv: expected auto, im2col, winograd, winograd2, winograd4 or winograd5, got '%s'",
+            o->conv);
     eng_model_set_conv(m, conv);
     return PST_OK;
 }

@@ -44,7 +44,7 @@ const cmd_flag cmd_flags[] = {
      "compute threads (default: one per CPU)"},
     {"conv", CMD_F_STR, STR(worker.conv), 0, 0, TRAIN | EVAL, "auto|im2col|winograd",
      "how 3x3 convolutions compute: the engine's rule per layer (default), im2col + sgemm, "
-     "or Winograd F(2x2|4x4, 3x3) where a layer allows (winograd2, winograd4 pin the tile)"},
+     "or Winograd F(2x2|4x4|5x5, 3x3) where a layer allows (winograd2, 4, 5 pin the tile)"},
     {"max-steps", CMD_F_INT, NUM(worker.max_steps), 0, 1e15, TRAIN, "N",
      "stop after N steps in all (0 = no limit)"},
     {"val-split", CMD_F_REAL, NUM(worker.val_split), 0, 0.99, TRAIN, "X",

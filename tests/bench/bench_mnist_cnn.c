@@ -3,7 +3,7 @@
  *
  *   build/tests/bench/bench_mnist_cnn [--model mnist_cnn] [--batch 32] [--threads 1,2]
  *                                     [--steps 400] [--warmup 30] [--json]
- *                                     [--conv auto|im2col|winograd|winograd2|winograd4]
+ *                                     [--conv auto|im2col|winograd|winograd2|winograd4|winograd5]
  *                                     [--chunk N]
  *
  * --conv pins how the convolutions compute (eng_model_set_conv); --chunk overrides the

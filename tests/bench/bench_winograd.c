@@ -1,5 +1,5 @@
 /* bench_winograd.c: one 3x3 convolution's forward + backward (with dx) on one thread, im2col
- * + sgemm (eng_conv2d_forward_part / _backward_part) against Winograd F(2x2) and F(4x4)
+ * + sgemm (eng_conv2d_forward_part / _backward_part) against Winograd F(2x2), F(4x4) and F(5x5)
  * (engine/winograd.h), and against the direct loops (engine/conv2d_direct.h) where
  * eng_conv2d_direct_suits, at mnist_cnn's conv2 shape per thread chunk (B 4, 13x13x32 -> the
  * 10x10 of 11x11 that the floor pool reads, 64 filters) and a larger 26x26x32 -> 24x24x64.
@@ -144,7 +144,9 @@ int main(int argc, char **argv) {
         const size_t nx = (size_t)s->B * s->H * s->W * s->C, nk = (size_t)9 * s->C * s->F;
         const size_t ny = (size_t)s->B * s->OH * s->OW * s->F;
         size_t nsaved = 0, nscratch = 0;
-        for (int m = 2; m <= 4; m += 2) {
+        for (int m = 2; m <= 5; m++) {
+            if (m == 3)
+                continue;
             const eng_winograd_tf *t = eng_winograd_tf_for(m);
             size_t a = eng_winograd_saved_floats(t, s->B, s->OH, s->OW, s->C);
             size_t b = eng_winograd_scratch_floats(t, s->B, s->OH, s->OW, s->C, s->F);
@@ -164,7 +166,7 @@ int main(int argc, char **argv) {
             pst_alloc(sizeof(float) * nsaved),
             pst_alloc(sizeof(float) * nscratch),
             pst_alloc(sizeof(float) *
-                      eng_winograd_kernel_floats(eng_winograd_tf_for(4), s->C, s->F)),
+                      eng_winograd_kernel_floats(eng_winograd_tf_for(5), s->C, s->F)),
         };
         eng_rng rng;
         eng_rng_seed(&rng, 11);
@@ -176,8 +178,8 @@ int main(int argc, char **argv) {
         printf("%s, B %d: direct FLOPs %.1f M (forward + dkernel + dx)\n", s->name, s->B,
                flops * 1e-6);
         double base = 0;
-        static const int methods[] = {0, 2, 4, DIRECT};
-        for (int mi = 0; mi < 4; mi++) {
+        static const int methods[] = {0, 2, 4, 5, DIRECT};
+        for (int mi = 0; mi < 5; mi++) {
             const int m = methods[mi];
             if (m == DIRECT && !eng_conv2d_direct_suits(3, 3, s->C, s->F))
                 continue;

@@ -430,8 +430,8 @@ static void thread_counts_agree(void **state) {
 }
 
 /* The step's gradient is the same, to rounding, whichever algorithm the convolutions run
- * on: mnist_cnn's conv1 on im2col or the direct loops, conv2 on im2col, Winograd F(2x2) and
- * F(4x4). */
+ * on: mnist_cnn's conv1 on im2col or the direct loops, conv2 on im2col, Winograd F(2x2),
+ * F(4x4) and F(5x5). */
 static void conv_algorithms_agree(void **state) {
     (void)state;
     eng_model m;
@@ -439,10 +439,12 @@ static void conv_algorithms_agree(void **state) {
     eng_model_set_conv(&m, ENG_CONV_IM2COL);
     batch b = batch_new(&m, 13, 77);
     float *want = model_grads(&m, &b, 2, 5);
-    const eng_conv_algo algos[] = {ENG_CONV_AUTO, ENG_CONV_WINOGRAD2, ENG_CONV_WINOGRAD4};
-    for (int i = 0; i < 3; i++) {
+    const eng_conv_algo algos[] = {ENG_CONV_AUTO, ENG_CONV_WINOGRAD2, ENG_CONV_WINOGRAD4,
+                                   ENG_CONV_WINOGRAD5};
+    const int tiles[] = {5, 2, 4, 5}; /* auto: F(5x5) for conv2's 10x10 */
+    for (int i = 0; i < 4; i++) {
         eng_model_set_conv(&m, algos[i]);
-        assert_int_equal(m.layers[2].wino, algos[i] == ENG_CONV_WINOGRAD4 ? 4 : 2);
+        assert_int_equal(m.layers[2].wino, tiles[i]);
         assert_true(m.layers[0].direct && !m.layers[0].wino);
         float *g = model_grads(&m, &b, 2, 5);
         char what[64];
