@@ -8,6 +8,8 @@
  *
  * --conv pins how the convolutions compute (eng_model_set_conv); --chunk overrides the
  * samples a thread runs through the layers at a time (the model definition's chunk).
+ * --probe trains nothing: one JSON line per thread count with the sgemm rate, the kernel
+ * and the model's nominal MFLOP per training sample (tests/bench/compare.py's figures).
  *
  * A step is what `pstrain train` does per batch: gather + forward + backward + gradient
  * reduction + Adam. Inputs are random pixels: speed does not depend on the data. The
@@ -101,11 +103,15 @@ static double train_rate(const eng_model *m, int batch, int threads, int warmup,
 int main(int argc, char **argv) {
     pst_flush_denormals(); /* as pstrain runs */
     const char *model = "mnist_cnn", *threads_list = "1,2", *conv = "auto";
-    int batch = 32, steps = 400, warmup = 30, json = 0, chunk = -1;
+    int batch = 32, steps = 400, warmup = 30, json = 0, chunk = -1, probe = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (strcmp(a, "--json") == 0) {
             json = 1;
+            continue;
+        }
+        if (strcmp(a, "--probe") == 0) {
+            probe = 1;
             continue;
         }
         if (!v) {
@@ -158,6 +164,12 @@ int main(int argc, char **argv) {
             return 2;
         }
         const double peak = sgemm_gflops(t);
+        if (probe) {
+            printf("{\"model\":\"%s\",\"threads\":%d,\"sgemm_gflops\":%.1f,"
+                   "\"mflop_per_sample\":%.3f,\"openblas_core\":\"%s\"}\n",
+                   model, t, peak, flops * 1e-6, openblas_get_corename());
+            continue;
+        }
         const double rate = train_rate(&m, batch, t, warmup, steps);
         const double gf = rate * flops * 1e-9;
         if (json)

@@ -17,7 +17,10 @@ environment; PyTorch's from torch_kernels.py inside the run (OpenBLAS for its
 matrix products, oneDNN for its convolutions).
 
 The summary compares best against best, each side on the kernel and variant it runs best
-with, and also the best of each side per kernel setting.
+with, and also the best of each side per kernel setting. Beside pstrain's best it prints
+the GFLOP/s the direct path (every layer as im2col + sgemm, Keras's layer sizes: the
+model's nominal FLOPs per training sample) would need for the same speed, and what
+OpenBLAS's sgemm reaches under that kernel on as many threads (bench_mnist_cnn --probe).
 """
 import argparse, json, os, re, subprocess, sys, tempfile
 
@@ -45,6 +48,16 @@ def pstrain_core(a, env):
     return m.group(1) if m else "unknown"
 
 
+def probe(a, env):
+    """sgemm GFLOP/s on a.threads threads, the kernel, the model's nominal MFLOP per sample."""
+    exe = os.path.join(a.build, "tests", "bench", "bench_mnist_cnn")
+    if not os.access(exe, os.X_OK):
+        return None
+    out = subprocess.run([exe, "--model", a.model, "--threads", str(a.threads), "--probe"],
+                         env=env, check=True, stdout=subprocess.PIPE, text=True).stdout
+    return json.loads(out.strip().splitlines()[-1])
+
+
 def load():
     with open("/proc/loadavg") as f:
         return f.read().split()[0]
@@ -54,7 +67,8 @@ def run_pstrain(a, env):
     with tempfile.NamedTemporaryFile(prefix="pstrain-bench-", suffix=".json") as m:
         cmd = [os.path.join(a.build, "pstrain"), "train", "--model", a.model, "--epochs", "1",
                "--threads", str(a.threads), "--progress", "0", "--metrics", m.name,
-               "--data", a.data] + (["--max-steps", str(a.steps)] if a.steps else [])
+               "--data", a.data] + (["--max-steps", str(a.steps)] if a.steps else []) + \
+              (["--conv", a.conv] if a.conv else [])
         subprocess.run(cmd, env=env, check=True, stdout=subprocess.DEVNULL)
         rows = [json.loads(l) for l in open(m.name) if l.strip()]
     epoch = next(r for r in rows if r["event"] == "epoch")
@@ -96,6 +110,7 @@ def main():
     p.add_argument("--data", default=os.environ.get("PSTRAIN_DATA") or os.path.join(REPO, "data"))
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--threads", type=int, default=2, help="pstrain's compute threads")
+    p.add_argument("--conv", default=None, help="pstrain train --conv (default: its own, auto)")
     p.add_argument("--steps", type=int, default=0, help="steps per run (0: one whole epoch)")
     p.add_argument("--kernels", default=None,
                    help="comma-separated OpenBLAS settings: unset, or an OPENBLAS_CORETYPE "
@@ -112,6 +127,7 @@ def main():
     print(f"{a.model}: training {unit} over {what}, first steps included; pstrain on "
           f"{a.threads} threads; PyTorch variants {a.variants}; OpenBLAS settings {kernels}")
     results = []  # (side, kernel setting, core, variant, samples/s, accuracy)
+    probes = {k: probe(a, kernel_env(k)) for k in kernels} if a.model == "mnist_cnn" else {}
     for r in range(1, a.rounds + 1):
         for k in kernels:
             env = kernel_env(k)
@@ -148,6 +164,13 @@ def main():
         o, t = best("pstrain", k), best("pytorch", k)
         print(f"[{k}] pstrain {rng('pstrain', k)} (OpenBLAS {o[2]}), pytorch all variants "
               f"{rng('pytorch', k)}; best {o[4]:.0f} against {t[4]:.0f} ({t[3]}): {o[4] / t[4]:.2f}x")
+        pr = probes.get(k)
+        if pr:
+            need = o[4] * pr["mflop_per_sample"] * 1e-3
+            print(f"[{k}] the direct path would need {need:.0f} GFLOP/s for pstrain's {o[4]:.0f} "
+                  f"{unit} ({pr['mflop_per_sample']:.2f} MFLOP per training sample); OpenBLAS "
+                  f"{pr['openblas_core']} sgemm reaches {pr['sgemm_gflops']:.0f} GFLOP/s on "
+                  f"{a.threads} threads here ({need / pr['sgemm_gflops']:.2f}x of it)")
     o, t = best("pstrain"), best("pytorch")
     print(f"best against best: pstrain {o[4]:.0f} {unit} (OpenBLAS {o[2]}, setting {o[1]}), "
           f"pytorch {t[4]:.0f} {unit} ({t[3]}, OpenBLAS {t[2]}, setting {t[1]}): {o[4] / t[4]:.2f}x")
