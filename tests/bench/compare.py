@@ -172,6 +172,11 @@ def main():
                   f"{pr['openblas_core']} sgemm reaches {pr['sgemm_gflops']:.0f} GFLOP/s on "
                   f"{a.threads} threads here ({need / pr['sgemm_gflops']:.2f}x of it)")
     o, t = best("pstrain"), best("pytorch")
+    for k in kernels:
+        h = best("pstrain", k)
+        if h is not o:
+            print(f"pstrain held to [{k}] (OpenBLAS {h[2]}) against PyTorch at its best "
+                  f"({t[4]:.0f}, {t[3]}, setting {t[1]}): {h[4]:.0f} {unit}, {h[4] / t[4]:.2f}x")
     print(f"best against best: pstrain {o[4]:.0f} {unit} (OpenBLAS {o[2]}, setting {o[1]}), "
           f"pytorch {t[4]:.0f} {unit} ({t[3]}, OpenBLAS {t[2]}, setting {t[1]}): {o[4] / t[4]:.2f}x")
 
