@@ -63,7 +63,10 @@ eng_judge *eng_judge_new(const char *path, int max_batch, int threads, char *err
                              .nclasses = ENG_JUDGE_FEATURES,
                              .nlayers = JUDGE_FEATURE_LAYERS,
                              .layers = def->layers,
-                             .chunk = def->chunk,
+                             /* passes of 4 samples, at the same places for any batch
+                              * size the judge is made for that is a multiple of 4 (64,
+                              * 100): the same products, the same features */
+                             .chunk = 4,
                              .parts = NULL};
     PST_ASSERT(eng_model_build(&j->features, &j->def, NULL, 0) == PST_OK, "%s does not build",
                j->def.name);

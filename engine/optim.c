@@ -4,6 +4,7 @@
 #include "engine/base/base.h"
 
 #include <errno.h>
+#include <float.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -88,6 +89,11 @@ int eng_optim_parse(const char *spec, eng_optim_cfg *out, char *err, size_t errl
         if (errno || end == eq + 1 || *end || !(v >= keys[k].min && v <= keys[k].max))
             return pst_err(err, errlen, PST_EARG, "%s: expected %s in [%g, %g]", kv, keys[k].name,
                            (double)keys[k].min, (double)keys[k].max);
+        if (v != 0.0 && v < FLT_MIN) /* pstrain flushes denormals to zero (pst_flush_denormals) */
+            return pst_err(err, errlen, PST_EARG,
+                           "%s: expected %s 0 or at least %g, the smallest normal float32 "
+                           "(smaller ones compute as 0)",
+                           kv, keys[k].name, (double)FLT_MIN);
         *(float *)((char *)&c + keys[k].offset) = (float)v;
     }
     *out = c;

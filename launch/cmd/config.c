@@ -6,6 +6,7 @@
 #include "engine/optim.h"
 #include "launch/cmd/cli.h"
 
+#include <float.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -189,6 +190,12 @@ static int check_train(cmd_config *c, char *err, size_t errlen) {
         return rc;
     if (strcmp(o->optimizer, "adam") == 0 && (o->clipvalue > 0 || o->decay > 0))
         return pst_err(err, errlen, PST_EARG, "--clipvalue/--decay: only with --optimizer rmsprop");
+    /* pstrain flushes denormals to zero: a smaller clip would silently mean none */
+    if (o->clipvalue > 0 && o->clipvalue < FLT_MIN)
+        return pst_err(err, errlen, PST_EARG,
+                       "--clipvalue: expected 0 or at least %g, the smallest normal float32, "
+                       "got %g",
+                       (double)FLT_MIN, o->clipvalue);
     return PST_OK;
 }
 

@@ -100,6 +100,13 @@ static void bad_values(void **state) {
                      ARGS("--optimizer", "sgd"));
     expect_bad_input(ARGS("train", "--model", "mnist_cnn", "--clipvalue", "1"),
                      ARGS("--clipvalue"));
+    /* denormals compute as 0 (pst_flush_denormals): such a clip would mean none */
+    expect_bad_input(
+        ARGS("train", "--model", "mnist_cnn", "--optimizer", "rmsprop", "--clipvalue", "1e-45"),
+        ARGS("--clipvalue", "smallest normal float32"));
+    expect_bad_input(ARGS("train", "--model", "mnist_cnn", "--conv", "fft"),
+                     ARGS("--conv", "auto, im2col, winograd", "'fft'"));
+    expect_bad_input(ARGS("eval", "ck.h5", "--conv", "winograd3"), ARGS("--conv", "'winograd3'"));
     /* A flag without its value. */
     expect_bad_input(ARGS("train", "--model", "mnist_cnn", "--epochs"), ARGS("--epochs"));
 }
@@ -113,6 +120,9 @@ static void gan_flags(void **state) {
                      ARGS("--disc-optim", "lr=0", "[1e-12, 10]"));
     expect_bad_input(ARGS("train", "--model", "mnist_gan", "--disc-optim", "rmsprop:beta1=0.5"),
                      ARGS("--disc-optim", "beta1"));
+    expect_bad_input(
+        ARGS("train", "--model", "mnist_gan", "--disc-optim", "rmsprop:clipvalue=1e-40"),
+        ARGS("--disc-optim", "clipvalue 0 or at least"));
     expect_bad_input(ARGS("train", "--model", "mnist_gan", "--gen-optim", "adam:lr"),
                      ARGS("--gen-optim", "KEY=VALUE"));
     expect_bad_input(ARGS("train", "--model", "mnist_gan", "--gen-optim", "adam:momentum=0.9"),

@@ -233,10 +233,11 @@ $py "$tmp/check.py" "$(ckpt gan)" "$tmp/out/live-generator.h5" generator || fail
 
 # --- train --init-from ----------------------------------------------------------------------
 # A step that cannot move a weight: RMSprop with every gradient element clipped to the
-# smallest float32 (1e-45 reads as 1.4e-45): its square is 0, and lr * 1.4e-45 underflows to 0
-# before the division, so each update is exactly 0, whatever the weight (0 included) and the
-# gradient. What such a run ends with is what it started from, bit for bit.
-still=(--optimizer rmsprop --lr 1e-12 --clipvalue 1e-45 --max-steps 1)
+# smallest normal float32 (1.2e-38): its square is 0, and lr * 1.2e-38 underflows to 0 before
+# the division, so each update is exactly 0, whatever the weight (0 included) and the
+# gradient, with denormals flushed (as pstrain runs) or not. What such a run ends with is
+# what it started from, bit for bit.
+still=(--optimizer rmsprop --lr 1e-12 --clipvalue 1.2e-38 --max-steps 1)
 # same CKPT DUMP [skip-moving]: the dumped flat vector equals the checkpoint's weights
 same() {
     $py - "$@" <<'PY'
@@ -299,7 +300,7 @@ same "$(ckpt cnn)" "$tmp/k.bin" || fail "init-from a Keras-written weights file"
 echo "PASS: train --init-from a weights file as Keras's save_weights writes it"
 
 # a GAN: the generator's file, then the discriminator's (live weights: the checkpoint's)
-gstill=(--gen-optim rmsprop:lr=1e-12,clipvalue=1e-45 --disc-optim rmsprop:lr=1e-12,clipvalue=1e-45
+gstill=(--gen-optim rmsprop:lr=1e-12,clipvalue=1.2e-38 --disc-optim rmsprop:lr=1e-12,clipvalue=1.2e-38
     --max-steps 1 --batch 8 --ema-decay 0)
 run "$tmp/g.log" "$pstrain" train --model mnist_gan \
     --init-from "$tmp/out/live-generator.h5,$tmp/out/live-discriminator.h5" "${gstill[@]}" \
