@@ -15,12 +15,9 @@
 
 #include <string.h>
 
-/* ISO C mode (-std=c11) turns GCC's contraction of a * b + c into one FMA off; here it
- * halves the instructions of every inner loop. Each build still rounds the same way every
- * run. Clang contracts within an expression by default. */
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC optimize("fp-contract=fast")
-#endif
+/* Built with -ffp-contract=fast (engine/CMakeLists.txt): ISO C mode (-std=c11) turns GCC's
+ * contraction of a * b + c into one FMA off, and here it halves the instructions of every
+ * inner loop. Each build still rounds the same way every run. */
 
 #define VW 16   /* filters per vector: one AVX-512 register (two AVX2, four NEON ones) */
 #define NVMAX 2 /* vectors per filter block: 32 filters */
