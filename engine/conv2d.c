@@ -209,12 +209,13 @@ static int conv2d_build(eng_layer *l, eng_layout *lay, char *err, size_t errlen)
  *    8x8  x 64 -> 64       1.82 / 1.65  2.07 / 1.99  1.46 / 1.34
  *   26x26 x 1  -> 32       0.41 / 0.38  0.48 / 0.49  0.39 / 0.42   (conv1: the direct loops')
  *
- * With one input channel each tile position's GEMM has an inner dimension of 1: Winograd
- * from C >= 8. Between tiles: a tile of alpha x alpha inputs costs alpha^2 GEMM rows and
- * transforms of about alpha^3 operations per channel, and the output is padded to whole
- * tiles; tiles x alpha^3 picks the fastest in every row above but 14x14 (where F(5x5) and
- * F(4x4) are within noise), and F(4x4) at 10x10, where padding 10 to 12 costs it its gain.
- * Ties go to the smaller tile, the more accurate (winograd.h). */
+ * With one input channel each tile position's GEMM has an inner dimension of 1 and
+ * Winograd loses; from 16 it wins everywhere measured. Between, nothing was measured: the
+ * rule takes Winograd from C >= 8. Between tiles: a tile of alpha x alpha inputs costs
+ * alpha^2 GEMM rows and transforms of about alpha^3 operations per channel, and the output
+ * is padded to whole tiles (10 to 12 for F(4x4)); tiles x alpha^3 picks the fastest tile of
+ * every row on both kernels (at 14x14 on Haswell F(5x5)'s 1.55 against F(4x4)'s 1.57 is
+ * noise). Ties go to the smaller tile, the more accurate (winograd.h). */
 static int auto_tile(int C, int OH, int OW) {
     if (C < 8)
         return 0;

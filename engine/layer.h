@@ -125,7 +125,7 @@ typedef struct eng_layer {
      * once per pass over them by ops->prepare and read by every thread (per net). */
     size_t scratch_bytes, scratch_sample_bytes, shared_bytes;
     eng_conv_algo conv; /* Conv2D: asked for (set by the model before build) */
-    int wino;           /* Conv2D: Winograd's output tile side (2 or 4), or 0 */
+    int wino;           /* Conv2D: Winograd's output tile side (2, 4 or 5), or 0 */
     int direct;         /* Conv2D: the direct loops (conv2d_direct.h); neither: im2col */
 } eng_layer;
 

@@ -64,10 +64,10 @@ typedef struct eng_model {
 int eng_model_build(eng_model *m, const eng_model_def *def, char *err, size_t errlen);
 
 /* How m's Conv2D layers compute: ENG_CONV_AUTO (what eng_model_build gives) lets the
- * engine choose per layer by its rule (conv2d.h), the others pin it (--conv). Changes the
+ * engine choose per layer by its rule (conv2d.c), the others pin it (--conv). Changes the
  * layers' memory sizes, not the layout: call it before making a net of m. The results
- * differ between algorithms in the last bits (and more for Winograd F(4x4)), never by
- * more than the tolerances tests/engine/test_winograd.c derives. */
+ * differ between algorithms in the last bits (more for the larger Winograd tiles), within
+ * the tolerances tests/engine/test_winograd.c and test_conv2d_direct.c derive. */
 void eng_model_set_conv(eng_model *m, eng_conv_algo conv);
 
 /* "auto", "im2col", "winograd", "winograd2", "winograd4", "winograd5" to *out: PST_OK, else
