@@ -18,7 +18,10 @@ command -v wrk >/dev/null || { echo "FAIL: wrk not installed (launch/setup insta
 tmp=$(mktemp -d)
 serve_pid= train_pid=
 cleanup() {
-    for p in $train_pid $serve_pid; do kill "$p" 2>/dev/null || true; done
+    for p in $train_pid $serve_pid; do
+        kill "$p" 2>/dev/null || true
+        kill -CONT "$p" 2>/dev/null || true # (training is paused for a moment below)
+    done
     wait 2>/dev/null || true
     rm -rf "$tmp"
 }
@@ -66,8 +69,17 @@ for _ in $(seq 1 300); do
     sleep 0.1
 done
 sleep 1
+# Training is paused while `latest` names the corrupt file, until serve has looked at it:
+# otherwise its next checkpoint (150 steps: half a second now) could replace the name before
+# serve's next look (every 200 ms), and the refusal under test would never happen.
+kill -STOP "$train_pid"
 head -c 40000 "$dir/$(cat "$dir/latest")" >"$dir/ckpt-99999.h5" # truncated: HDF5 refuses it
 echo ckpt-99999.h5 >"$dir/.latest-test" && mv "$dir/.latest-test" "$dir/latest"
+for _ in $(seq 1 100); do
+    grep -qF ckpt-99999.h5 "$tmp/serve.log" && break
+    sleep 0.1
+done
+kill -CONT "$train_pid"
 wait "$wrk_pid" || { cat "$tmp/wrk.log"; fail "wrk"; }
 wait "$train_pid" || { tail "$tmp/train.log"; fail "training"; }
 train_pid=
