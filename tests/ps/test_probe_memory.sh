@@ -21,10 +21,12 @@ tmp=$(mktemp -d)
 job=
 trap '[[ -n $job ]] && kill $job 2>/dev/null; rm -rf "$tmp"' EXIT
 
+# (2 epochs: one, 1,688 steps, now ends about when the probes do, and a server that ends
+# then has not counted all of a flood)
 run() { # run LOG: a sync job with 1 server and 1 worker, long enough for the probes
     mpirun -np 2 --oversubscribe --bind-to none -x OPENBLAS_NUM_THREADS=1 \
         -x ASAN_OPTIONS=detect_leaks=0 "$pstrain" train \
-        --model mnist_cnn --servers 1 --epochs 1 --max-steps 2500 --threads 1 --progress 0 \
+        --model mnist_cnn --servers 1 --epochs 2 --threads 1 --progress 0 \
         --bind 127.0.0.1 --advertise 127.0.0.1 --data "$data" >"$1" 2>&1
 }
 run "$tmp/quiet.log"
