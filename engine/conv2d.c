@@ -198,7 +198,8 @@ static int conv2d_build(eng_layer *l, eng_layout *lay, char *err, size_t errlen)
     return PST_OK;
 }
 
-/* The output tile side ENG_CONV_AUTO gives a layer Winograd can run, or 0 for im2col. From
+/* The output tile side for a layer Winograd runs; ENG_CONV_AUTO runs it from C >= 8 (below),
+ * --conv winograd wherever it can. From
  * bench_winograd (tests/bench/README.md; one core, 4 samples, forward + both gradients +
  * the kernel transform once per 8 chunks, speed against im2col on SkylakeX / Haswell):
  *
@@ -216,9 +217,7 @@ static int conv2d_build(eng_layer *l, eng_layout *lay, char *err, size_t errlen)
  * is padded to whole tiles (10 to 12 for F(4x4)); tiles x alpha^3 picks the fastest tile of
  * every row on both kernels (at 14x14 on Haswell F(5x5)'s 1.55 against F(4x4)'s 1.57 is
  * noise). Ties go to the smaller tile, the more accurate (winograd.h). */
-static int auto_tile(int C, int OH, int OW) {
-    if (C < 8)
-        return 0;
+static int best_tile(int OH, int OW) {
     static const int ms[] = {2, 4, 5};
     int best = 0;
     long best_cost = 0;
@@ -243,10 +242,10 @@ void eng_conv2d_plan(eng_layer *l) {
     if (fits && !l->direct) {
         switch (l->conv) {
         case ENG_CONV_AUTO:
-            m = auto_tile(C, OH, OW);
+            m = C >= 8 ? best_tile(OH, OW) : 0;
             break;
         case ENG_CONV_WINOGRAD:
-            m = auto_tile(C < 8 ? 8 : C, OH, OW);
+            m = best_tile(OH, OW);
             break;
         case ENG_CONV_WINOGRAD2:
             m = 2;

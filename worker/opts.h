@@ -61,16 +61,24 @@ typedef struct wk_opts {
     double ema_decay;        /* the generator's moving average (eng_ema_update); 0: none */
 } wk_opts;
 
-/* --conv onto m (before a net is made of it): PST_OK, or PST_EARG naming the flag. */
-static inline int wk_opts_conv(const wk_opts *o, eng_model *m, char *err, size_t errlen) {
-    eng_conv_algo conv = ENG_CONV_AUTO;
-    if (o->conv[0] && eng_conv_algo_parse(o->conv, &conv) != PST_OK)
+/* --conv into *out (empty: auto): PST_OK, or PST_EARG naming the flag. */
+static inline int wk_opts_conv_of(const wk_opts *o, eng_conv_algo *out, char *err, size_t errlen) {
+    *out = ENG_CONV_AUTO;
+    if (o->conv[0] && eng_conv_algo_parse(o->conv, out) != PST_OK)
         return pst_err(
             err, errlen, PST_EARG,
             "--conv: expected auto, im2col, winograd, winograd2, winograd4 or winograd5, got '%s'",
             o->conv);
-    eng_model_set_conv(m, conv);
     return PST_OK;
+}
+
+/* --conv onto m (before a net is made of it): PST_OK, or PST_EARG naming the flag. */
+static inline int wk_opts_conv(const wk_opts *o, eng_model *m, char *err, size_t errlen) {
+    eng_conv_algo conv;
+    const int rc = wk_opts_conv_of(o, &conv, err, errlen);
+    if (rc == PST_OK)
+        eng_model_set_conv(m, conv);
+    return rc;
 }
 
 #endif

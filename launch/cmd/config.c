@@ -202,11 +202,9 @@ static int check_train(cmd_config *c, char *err, size_t errlen) {
 int cmd_config_check(cmd_config *c, char *err, size_t errlen) {
     const cmd_args *a = &c->args;
     eng_conv_algo conv;
-    if (eng_conv_algo_parse(c->worker.conv, &conv) != PST_OK)
-        return pst_err(
-            err, errlen, PST_EARG,
-            "--conv: expected auto, im2col, winograd, winograd2, winograd4 or winograd5, got '%s'",
-            c->worker.conv);
+    const int rc = wk_opts_conv_of(&c->worker, &conv, err, errlen);
+    if (rc != PST_OK)
+        return rc;
     switch (c->command) {
     case CMD_EVAL:
     case CMD_INSPECT: /* the model is the checkpoint's */
