@@ -78,6 +78,20 @@ static const eng_winograd_tf tf5 = {
            {0, -0.5f, 0.25f, 2.5f, -1.25f, -2, 1}},
 };
 
+/* fn(..., table) with t's static table as a constant, so that the inlined transforms fold
+ * its zeros and ones away; a table that is none of them (a test's modified copy) as data. */
+#define WITH_TABLE(t, fn, ...)                                                                     \
+    do {                                                                                           \
+        if ((t) == &tf5)                                                                           \
+            fn(__VA_ARGS__, &tf5);                                                                 \
+        else if ((t) == &tf4)                                                                      \
+            fn(__VA_ARGS__, &tf4);                                                                 \
+        else if ((t) == &tf2)                                                                      \
+            fn(__VA_ARGS__, &tf2);                                                                 \
+        else                                                                                       \
+            fn(__VA_ARGS__, (t));                                                                  \
+    } while (0)
+
 const eng_winograd_tf *eng_winograd_tf_for(int m) {
     return m == 2 ? &tf2 : m == 4 ? &tf4 : m == 5 ? &tf5 : NULL;
 }
@@ -217,23 +231,15 @@ kernel_transform_impl(float *restrict U, const float *restrict kernel, int C, in
         }
 }
 
-/* kernel_transform_impl with the static tables as constants, else (a test's copy) as data. */
 static void kernel_transform(float *restrict U, const float *restrict kernel, int C, int F,
                              const eng_winograd_tf *t) {
-    if (t == &tf5)
-        kernel_transform_impl(U, kernel, C, F, &tf5);
-    else if (t == &tf4)
-        kernel_transform_impl(U, kernel, C, F, &tf4);
-    else if (t == &tf2)
-        kernel_transform_impl(U, kernel, C, F, &tf2);
-    else
-        kernel_transform_impl(U, kernel, C, F, t);
+    WITH_TABLE(t, kernel_transform_impl, U, kernel, C, F);
 }
 
 /* dkernel (+)= G^T dU G: the adjoint of kernel_transform. */
 static inline __attribute__((always_inline)) void
 kernel_transform_adjoint_impl(float *restrict dkernel, const float *restrict dU, int C, int F,
-                              const eng_winograd_tf *t, int accumulate) {
+                              int accumulate, const eng_winograd_tf *t) {
     const int a = t->alpha;
     const size_t plane = plane_of((size_t)C * F);
     stage st;
@@ -260,18 +266,9 @@ kernel_transform_adjoint_impl(float *restrict dkernel, const float *restrict dU,
         }
 }
 
-/* kernel_transform_adjoint_impl with the static tables as constants, else (a test's copy) as data.
- */
 static void kernel_transform_adjoint(float *restrict dkernel, const float *restrict dU, int C,
                                      int F, const eng_winograd_tf *t, int accumulate) {
-    if (t == &tf5)
-        kernel_transform_adjoint_impl(dkernel, dU, C, F, &tf5, accumulate);
-    else if (t == &tf4)
-        kernel_transform_adjoint_impl(dkernel, dU, C, F, &tf4, accumulate);
-    else if (t == &tf2)
-        kernel_transform_adjoint_impl(dkernel, dU, C, F, &tf2, accumulate);
-    else
-        kernel_transform_adjoint_impl(dkernel, dU, C, F, t, accumulate);
+    WITH_TABLE(t, kernel_transform_adjoint_impl, dkernel, dU, C, F, accumulate);
 }
 
 /* V[xi][t] (C) = B^T d B for every tile, d the alpha x alpha inputs (zeros past the edge). */
@@ -308,17 +305,9 @@ input_transform_impl(float *restrict V, const float *restrict x, int B, int H, i
             }
 }
 
-/* input_transform_impl with the static tables as constants, else (a test's copy) as data. */
 static void input_transform(float *restrict V, const float *restrict x, int B, int H, int W, int C,
                             int tH, int tW, const eng_winograd_tf *t) {
-    if (t == &tf5)
-        input_transform_impl(V, x, B, H, W, C, tH, tW, &tf5);
-    else if (t == &tf4)
-        input_transform_impl(V, x, B, H, W, C, tH, tW, &tf4);
-    else if (t == &tf2)
-        input_transform_impl(V, x, B, H, W, C, tH, tW, &tf2);
-    else
-        input_transform_impl(V, x, B, H, W, C, tH, tW, t);
+    WITH_TABLE(t, input_transform_impl, V, x, B, H, W, C, tH, tW);
 }
 
 /* dx = sum over tiles of B dV B^T, placed where the tile read its inputs; those past the
@@ -357,19 +346,10 @@ input_transform_adjoint_impl(float *restrict dx, const float *restrict dV, int B
             }
 }
 
-/* input_transform_adjoint_impl with the static tables as constants, else (a test's copy) as data.
- */
 static void input_transform_adjoint(float *restrict dx, const float *restrict dV, int B, int H,
                                     int W, int C, int tH, int tW, int HR, int WR,
                                     const eng_winograd_tf *t) {
-    if (t == &tf5)
-        input_transform_adjoint_impl(dx, dV, B, H, W, C, tH, tW, HR, WR, &tf5);
-    else if (t == &tf4)
-        input_transform_adjoint_impl(dx, dV, B, H, W, C, tH, tW, HR, WR, &tf4);
-    else if (t == &tf2)
-        input_transform_adjoint_impl(dx, dV, B, H, W, C, tH, tW, HR, WR, &tf2);
-    else
-        input_transform_adjoint_impl(dx, dV, B, H, W, C, tH, tW, HR, WR, t);
+    WITH_TABLE(t, input_transform_adjoint_impl, dx, dV, B, H, W, C, tH, tW, HR, WR);
 }
 
 /* y tile = A^T M A, the outputs inside OH x OW written. */
@@ -407,17 +387,9 @@ output_transform_impl(float *restrict y, const float *restrict M, int B, int OH,
             }
 }
 
-/* output_transform_impl with the static tables as constants, else (a test's copy) as data. */
 static void output_transform(float *restrict y, const float *restrict M, int B, int OH, int OW,
                              int F, int tH, int tW, const eng_winograd_tf *t) {
-    if (t == &tf5)
-        output_transform_impl(y, M, B, OH, OW, F, tH, tW, &tf5);
-    else if (t == &tf4)
-        output_transform_impl(y, M, B, OH, OW, F, tH, tW, &tf4);
-    else if (t == &tf2)
-        output_transform_impl(y, M, B, OH, OW, F, tH, tW, &tf2);
-    else
-        output_transform_impl(y, M, B, OH, OW, F, tH, tW, t);
+    WITH_TABLE(t, output_transform_impl, y, M, B, OH, OW, F, tH, tW);
 }
 
 /* dM = A dY A^T per tile, dY the tile's output gradients (zeros for the cut outputs): the
@@ -455,18 +427,9 @@ output_transform_adjoint_impl(float *restrict dM, const float *restrict dy, int 
             }
 }
 
-/* output_transform_adjoint_impl with the static tables as constants, else (a test's copy) as data.
- */
 static void output_transform_adjoint(float *restrict dM, const float *restrict dy, int B, int OH,
                                      int OW, int F, int tH, int tW, const eng_winograd_tf *t) {
-    if (t == &tf5)
-        output_transform_adjoint_impl(dM, dy, B, OH, OW, F, tH, tW, &tf5);
-    else if (t == &tf4)
-        output_transform_adjoint_impl(dM, dy, B, OH, OW, F, tH, tW, &tf4);
-    else if (t == &tf2)
-        output_transform_adjoint_impl(dM, dy, B, OH, OW, F, tH, tW, &tf2);
-    else
-        output_transform_adjoint_impl(dM, dy, B, OH, OW, F, tH, tW, t);
+    WITH_TABLE(t, output_transform_adjoint_impl, dM, dy, B, OH, OW, F, tH, tW);
 }
 
 static void check_shape(const eng_winograd_tf *t, int B, int H, int W, int C, int F, int OH,
